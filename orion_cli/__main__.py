@@ -1,0 +1,3 @@
+from orion_cli.cli import main
+
+main()

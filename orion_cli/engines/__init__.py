@@ -1,0 +1,1 @@
+"""Simulation engines, found through the ``orion.engines`` entry-point group."""

@@ -1,0 +1,148 @@
+"""The engine contract: check parameters, write inputs, run, parse outputs.
+
+An engine never touches the scheduler or the database. ``prepare`` runs at submit time
+on the login node (so a bad input fails before anything is queued); ``run`` and ``parse``
+run inside the batch job, through :mod:`orion_cli.jobrun`.
+ASE and pymatgen are imported inside engine methods only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+#: report(step_name, progress_pct) — written as a progress event into the job directory
+ProgressFn = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class EngineParam:
+    """One parameter an engine understands, for ``orion engines`` and for validation."""
+
+    name: str
+    default: Any
+    help: str
+    unit: str = ""
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """How to run a prepared calculation.
+
+    ``command`` None means the engine runs in-process (``Engine.run``); otherwise the job
+    runs ``command`` in the work directory with stdout to ``stdout_name``. ``mpi`` says the
+    command may be prefixed by the configured launcher (srun / mpirun -np N).
+    """
+
+    command: tuple[str, ...] | None = None
+    stdout_name: str | None = None
+    mpi: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["command"] = list(self.command) if self.command else None
+        data["env"] = dict(self.env)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunSpec:
+        command = data.get("command")
+        return cls(
+            command=tuple(command) if command else None,
+            stdout_name=data.get("stdout_name"),
+            mpi=bool(data.get("mpi", False)),
+            env=dict(data.get("env") or {}),
+        )
+
+
+@dataclass
+class Result:
+    """What a calculation produced, in eV / Å units; ``error`` set means it failed.
+
+    ``final_structure`` is extended-XYZ text; ``extras`` holds engine-specific numbers
+    (raw Ry energy, SCF steps, thermo table, ...).
+    """
+
+    energy_ev: float | None = None
+    forces_ev_per_a: list[list[float]] | None = None
+    stress_ev_per_a3: list[float] | None = None
+    final_structure: str | None = None
+    converged: bool | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Result:
+        known = {f: data.get(f) for f in cls.__dataclass_fields__}
+        known["extras"] = dict(data.get("extras") or {})
+        return cls(**known)
+
+
+class Engine(Protocol):
+    """A simulation code orion can drive. Registered under the ``orion.engines`` entry point."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    parameters: ClassVar[tuple[EngineParam, ...]]
+
+    def check(self, params: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Return ``params`` completed with defaults; raise UsageError naming a bad one."""
+        ...
+
+    def binary_status(self, settings: Mapping[str, Any]) -> tuple[bool, str]:
+        """Tell whether the engine can run here (its binary found), for ``orion engines``."""
+        ...
+
+    def prepare(
+        self, atoms: Atoms, params: Mapping[str, Any], workdir: Path,
+        settings: Mapping[str, Any],
+    ) -> RunSpec:
+        """Write the input files into ``workdir``; return how to run them."""
+        ...
+
+    def run(self, workdir: Path, params: Mapping[str, Any], report: ProgressFn) -> None:
+        """Run in-process (only engines whose RunSpec has no command)."""
+        ...
+
+    def parse(self, workdir: Path, params: Mapping[str, Any]) -> Result:
+        """Read the outputs in ``workdir``; a failed calculation gives ``Result(error=...)``."""
+        ...
+
+
+def check_known_params(
+    engine_name: str, declared: tuple[EngineParam, ...], params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Fill defaults and reject names the engine does not declare (shared by engines).
+
+    >>> p = (EngineParam("steps", 10, "number of steps"),)
+    >>> check_known_params("mock", p, {})
+    {'steps': 10}
+    """
+    from orion_cli.errors import UsageError
+
+    names = {p.name for p in declared}
+    unknown = sorted(set(params) - names)
+    if unknown:
+        raise UsageError(
+            f"engine '{engine_name}' has no parameter '{unknown[0]}'",
+            f"known: {', '.join(sorted(names))} (see `orion engines`)",
+        )
+    merged = {p.name: p.default for p in declared}
+    merged.update(params)
+    for p in declared:
+        if p.choices and merged[p.name] not in p.choices:
+            raise UsageError(
+                f"engine '{engine_name}': {p.name}={merged[p.name]!r} is not allowed",
+                f"use one of: {', '.join(p.choices)}",
+            )
+    return merged

@@ -1,0 +1,29 @@
+"""Find engines by entry point (group ``orion.engines``), so labs can add their own packages."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from orion_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from orion_cli.engines.base import Engine
+
+GROUP = "orion.engines"
+
+
+@cache
+def engine_names() -> tuple[str, ...]:
+    """Names of installed engines, without importing them."""
+    return tuple(sorted({ep.name for ep in entry_points(group=GROUP)}))
+
+
+def get_engine(name: str) -> Engine:
+    """Load and instantiate the engine registered as ``name``."""
+    for ep in entry_points(group=GROUP):
+        if ep.name == name:
+            return ep.load()()  # type: ignore[no-any-return]
+    known = ", ".join(engine_names()) or "none installed"
+    raise UsageError(f"unknown engine '{name}'", f"installed engines: {known} (see `orion engines`)")

@@ -1,0 +1,56 @@
+"""Errors meant for people: what went wrong and what to do next.
+
+Every error orion raises on purpose is an :class:`OrionError`. The CLI prints
+``error: <message> — <hint>`` on one line and exits with ``exit_code``;
+anything else is a bug and gets a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class OrionError(Exception):
+    """Base class: a message, a hint naming the fix, and an exit code."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """Render as the single line the CLI prints.
+
+        >>> UsageError("priority 42 is out of range", "use 0..20").one_line()
+        'priority 42 is out of range — use 0..20'
+        """
+        text = self.message if not self.hint else f"{self.message} — {self.hint}"
+        return " ".join(text.split())
+
+
+class UsageError(OrionError):
+    """The user asked for something that cannot work (bad flag, bad file, bad value)."""
+
+    exit_code = 2
+
+
+class ConfigError(OrionError):
+    """A setting in orion.toml, the user config or ORION_* is wrong."""
+
+    exit_code = 2
+
+
+class DatabaseError(OrionError):
+    """The database cannot be reached or its schema is not what orion needs."""
+
+
+class SchedulerError(OrionError):
+    """The scheduler refused a command or did not answer."""
+
+
+class EngineError(OrionError):
+    """An engine cannot prepare or parse a calculation."""
+
+
+class IllegalTransition(OrionError):
+    """A status change that the transition table forbids (a bug, or a race)."""

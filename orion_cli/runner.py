@@ -1,0 +1,72 @@
+"""The one place where orion runs external commands (sbatch, squeue, sacct, scancel, ...).
+
+Schedulers receive a :class:`Runner`; tests may pass one that replays captured output.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    elapsed_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def error_text(self) -> str:
+        """The first non-empty line of stderr (or stdout), for one-line messages."""
+        for text in (self.stderr, self.stdout):
+            for line in text.splitlines():
+                if line.strip():
+                    return line.strip()
+        return f"exit code {self.returncode}"
+
+
+class Runner(Protocol):
+    def __call__(
+        self, argv: Sequence[str], *, input_text: str | None = None, timeout_s: float = 60.0
+    ) -> CommandResult: ...
+
+
+def run(
+    argv: Sequence[str], *, input_text: str | None = None, timeout_s: float = 60.0
+) -> CommandResult:
+    """Run ``argv`` (no shell), capture its output; a missing program or a timeout is rc 127/124."""
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            list(argv),
+            input=input_text,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+        result = CommandResult(
+            tuple(argv), proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - start
+        )
+    except FileNotFoundError:
+        result = CommandResult(
+            tuple(argv), 127, "", f"{argv[0]}: command not found", time.perf_counter() - start
+        )
+    except subprocess.TimeoutExpired:
+        result = CommandResult(
+            tuple(argv), 124, "", f"{argv[0]}: no answer within {timeout_s:g} s",
+            time.perf_counter() - start,
+        )
+    log.debug("ran %s -> %d in %.3f s", " ".join(argv), result.returncode, result.elapsed_s)
+    return result
