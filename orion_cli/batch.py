@@ -1,0 +1,107 @@
+"""Pure: a job's specification → the text of its batch script.
+
+The same script runs under SLURM (``sbatch``) and the local backend (``bash``): the
+``#SBATCH`` lines are comments to bash. The script only starts orion's job runner, which
+runs the engine and writes events into the job directory; it never opens the database.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from orion_cli.units import format_walltime
+
+SCRIPT_NAME = "job.sh"
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    orion_id: int
+    name: str
+    workdir: Path
+    python: str
+    walltime_s: int
+    attempt: int = 1
+    partition: str = ""
+    nodes: int = 1
+    ntasks: int = 1
+    cpus_per_task: int = 1
+    mem_mb: int = 0
+    account: str = ""
+    qos: str = ""
+    priority: int = 10
+    soft_margin_s: int = 300
+
+    @property
+    def output_path(self) -> Path:
+        return self.workdir / f"attempt-{self.attempt}.out"
+
+
+def nice_for_priority(priority: int) -> int:
+    """Map orion priority 0..20 (20 = most urgent) to a non-negative SLURM nice value.
+
+    Users may only raise nice, so priority 20 is nice 0 and every step down adds 100.
+
+    >>> nice_for_priority(20), nice_for_priority(10), nice_for_priority(0)
+    (0, 1000, 2000)
+    """
+    return (20 - priority) * 100
+
+
+def slurm_job_name(spec: BatchSpec) -> str:
+    """Name the SLURM job so that squeue shows orion's id first.
+
+    Characters other than letters, digits, ``._-`` become ``_`` (squeue output stays parseable).
+
+    >>> slurm_job_name(BatchSpec(7, "Si scf|x", Path("/j"), "python3", 60))
+    'orion-7-Si_scf_x'
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", spec.name)
+    return f"orion-{spec.orion_id}-{safe}"[:200]
+
+
+def sbatch_lines(spec: BatchSpec) -> list[str]:
+    """Return the ``#SBATCH`` directives for ``spec``; every user string is shell-quoted."""
+    q = shlex.quote
+    options: list[tuple[str, str | int]] = [
+        ("job-name", q(slurm_job_name(spec))),
+        ("comment", q(f"orion:{spec.orion_id}:{spec.attempt}")),
+        ("time", format_walltime(spec.walltime_s)),
+        ("nodes", spec.nodes),
+        ("ntasks", spec.ntasks),
+        ("cpus-per-task", spec.cpus_per_task),
+        ("chdir", q(str(spec.workdir))),
+        ("output", q(str(spec.output_path))),
+        ("error", q(str(spec.output_path))),
+        ("nice", nice_for_priority(spec.priority)),
+    ]
+    if spec.partition:
+        options.append(("partition", q(spec.partition)))
+    if spec.mem_mb:
+        options.append(("mem", f"{spec.mem_mb}M"))
+    if spec.account:
+        options.append(("account", q(spec.account)))
+    if spec.qos:
+        options.append(("qos", q(spec.qos)))
+    if 0 < spec.soft_margin_s < spec.walltime_s:
+        options.append(("signal", f"B:USR1@{spec.soft_margin_s}"))
+    return [f"#SBATCH --{key}={value}" for key, value in options]
+
+
+def render_script(spec: BatchSpec) -> str:
+    """Return the complete batch script for ``spec``."""
+    q = shlex.quote
+    lines = [
+        "#!/bin/bash",
+        *sbatch_lines(spec),
+        f"# orion job {spec.orion_id}, attempt {spec.attempt}",
+        f"export ORION_JOB_ID={spec.orion_id}",
+        f"export ORION_ATTEMPT={spec.attempt}",
+        f"cd {q(str(spec.workdir))} || exit 1",
+        f"exec {q(spec.python)} -m orion_cli.jobrun {q(str(spec.workdir))}",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,181 @@
+"""``orion poll | ls | show | cancel | doctor | engines | db upgrade``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from orion_cli.cli import app
+from orion_cli.cli.output import age, handle_errors, message, print_json, table
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@app.command()
+@handle_errors
+def poll(as_json: JsonOpt = False) -> None:
+    """Reconcile the scheduler and job directories into the database (cron runs this)."""
+    from orion_cli.config import load_settings
+    from orion_cli.services.poll import poll as run_poll
+
+    report = run_poll(load_settings())
+    if as_json:
+        print_json({"checked": report.checked, "changed": report.changed,
+                    "errors": report.errors, "scheduler_calls": report.scheduler_calls})
+    else:
+        for job_id, status in report.changed.items():
+            message(f"job {job_id}: {status}")
+        message(f"checked {report.checked} active jobs, {len(report.changed)} changed")
+        for line in report.errors:
+            message(f"error: {line}")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@app.command("ls")
+@handle_errors
+def list_cmd(
+    status: Annotated[list[str] | None, typer.Option("--status", "-s", help="Filter by status.")] = None,
+    engine: Annotated[str, typer.Option(help="Filter by engine.")] = "",
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Newest N jobs.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List jobs, newest first."""
+    from orion_cli.config import load_settings
+    from orion_cli.services.jobs import JobFilter, list_jobs
+
+    rows = list_jobs(load_settings(), JobFilter(tuple(status or ()), engine, None, limit))
+    if as_json:
+        print_json(rows)
+        return
+    now = datetime.now(UTC).replace(tzinfo=None)
+    table("jobs", ["id", "name", "engine", "status", "progress", "scheduler id", "age"], [
+        (r["id"], r["name"], r["engine"],
+         r["status"] + (f" ({r['failure_reason']})" if r["failure_reason"] else ""),
+         f"{r['progress_pct']:.0f}% {r['current_step']}".strip(),
+         r["scheduler_job_id"] or "-",
+         age((now - datetime.fromisoformat(r["created_at"])).total_seconds()))
+        for r in rows
+    ])
+
+
+def render_job(job: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    console = Console()
+    status = job["status"] + (f" ({job['failure_reason']})" if job["failure_reason"] else "")
+    console.print(f"[bold]job {job['id']}[/bold] {job['name']}: {status}", highlight=False)
+    for key in ("engine", "formula", "scheduler", "scheduler_job_id", "raw_state", "partition",
+                "walltime_s", "ntasks", "mem_mb", "priority", "attempt", "progress_pct",
+                "current_step", "workdir", "error_message", "created_at", "finished_at"):
+        if job.get(key) not in (None, ""):
+            console.print(f"  {key:17} {job[key]}", highlight=False, markup=False)
+    console.print(f"  {'parameters':17} {job['parameters']}", highlight=False, markup=False)
+    result = job.get("result")
+    if result:
+        console.print("  result:")
+        for key in ("energy_ev", "converged", "error"):
+            if result.get(key) is not None:
+                console.print(f"    {key:15} {result[key]}", highlight=False, markup=False)
+        if result.get("forces_ev_per_a"):
+            fmax = max(sum(c * c for c in f) ** 0.5 for f in result["forces_ev_per_a"])
+            console.print(f"    {'max force':15} {fmax:.4f} eV/Å", highlight=False)
+    console.print("  events:")
+    for event in job["events"]:
+        reason = f" ({event['reason']})" if event["reason"] else ""
+        console.print(f"    {event['at']} {event['from']} → {event['to']}{reason} "
+                      f"[{event['source']}] {event['message'] or ''}",
+                      highlight=False, markup=False)
+
+
+@app.command()
+@handle_errors
+def show(job_id: Annotated[int, typer.Argument(help="orion job id")], as_json: JsonOpt = False) -> None:
+    """Show everything about one job, including its result and events."""
+    from orion_cli.config import load_settings
+    from orion_cli.services.jobs import show_job
+
+    job = show_job(load_settings(), job_id)
+    if as_json:
+        print_json(job)
+    else:
+        render_job(job)
+
+
+@app.command()
+@handle_errors
+def cancel(job_ids: Annotated[list[int], typer.Argument(help="orion job ids")],
+           as_json: JsonOpt = False) -> None:
+    """Cancel jobs that have not ended yet."""
+    from orion_cli.config import load_settings
+    from orion_cli.services.jobs import cancel_jobs
+
+    lines = cancel_jobs(load_settings(), job_ids)
+    if as_json:
+        print_json({"cancelled": job_ids})
+    else:
+        for line in lines:
+            message(line)
+
+
+@app.command()
+@handle_errors
+def doctor(as_json: JsonOpt = False) -> None:
+    """Check database, schema, scheduler and engines; exit 1 if something is broken."""
+    from orion_cli.config import load_settings
+    from orion_cli.services.doctor import run_checks
+
+    checks = run_checks(load_settings())
+    if as_json:
+        print_json([{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks])
+    else:
+        for c in checks:
+            typer.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name:20} {c.detail}")
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def engines(as_json: JsonOpt = False) -> None:
+    """List installed engines, whether their program is found, and their parameters."""
+    from orion_cli.config import load_settings
+    from orion_cli.engines.registry import engine_names, get_engine
+
+    settings = load_settings()
+    data = []
+    for name in engine_names():
+        engine = get_engine(name)
+        found, detail = engine.binary_status(settings.engine_settings(name))
+        data.append({"name": name, "summary": engine.summary, "available": found,
+                     "detail": detail, "parameters": [
+                         {"name": p.name, "default": p.default, "unit": p.unit, "help": p.help,
+                          "choices": list(p.choices)} for p in engine.parameters]})
+    if as_json:
+        print_json(data)
+        return
+    for item in data:
+        mark = "ok" if item["available"] else "--"
+        typer.echo(f"{mark} {item['name']:8} {item['summary']} [{item['detail']}]")
+        for p in item["parameters"]:
+            unit = f" [{p['unit']}]" if p["unit"] else ""
+            typer.echo(f"     {p['name']:16} default {p['default']!r}{unit}: {p['help']}")
+
+
+@db_app.command("upgrade")
+@handle_errors
+def db_upgrade(as_json: JsonOpt = False) -> None:
+    """Create or upgrade the database schema to the version this orion needs."""
+    from orion_cli.config import load_settings
+    from orion_cli.db.session import redact, upgrade_url
+
+    settings = load_settings()
+    before, after = upgrade_url(settings.resolved_database_url)
+    if as_json:
+        print_json({"from": before, "to": after})
+    else:
+        message(f"{redact(settings.resolved_database_url)}: schema {before or 'empty'} → {after}")

@@ -1,0 +1,85 @@
+"""All terminal output: data on stdout, messages on stderr, one JSON document with --json."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+
+from orion_cli.errors import OrionError
+
+F = TypeVar("F", bound=Callable[..., Any])
+STATUS_STYLE = {"completed": "green", "failed": "red", "cancelled": "yellow",
+                "running": "cyan", "queued": "blue", "created": "white"}
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def message(text: str) -> None:
+    """Say something to the person (stderr), never mixed into data output."""
+    sys.stderr.write(text + "\n")
+
+
+def fail(exc: OrionError) -> typer.Exit:
+    message(f"error: {exc.one_line()}")
+    return typer.Exit(exc.exit_code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn OrionError into one line and its exit code; other errors only trace with --debug."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from orion_cli.cli import debug_enabled
+
+        try:
+            return func(*args, **kwargs)
+        except OrionError as exc:
+            if debug_enabled():
+                raise
+            raise fail(exc) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if debug_enabled():
+                raise
+            message(f"internal error: {type(exc).__name__}: {exc} "
+                    "(run with --debug or ORION_DEBUG=1 for the traceback, and report it)")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    tbl = Table(title=title, title_justify="left")
+    for column in columns:
+        tbl.add_column(column)
+    for row in rows:
+        tbl.add_row(*[style_cell(str(cell)) for cell in row])
+    Console().print(tbl)
+
+
+def style_cell(text: str) -> str:
+    style = STATUS_STYLE.get(text.split(" ")[0])
+    return f"[{style}]{text}[/{style}]" if style else text.replace("[", r"\[")
+
+
+def age(seconds: float) -> str:
+    """Format an age compactly.
+
+    >>> age(42), age(300), age(7200), age(200000)
+    ('42s', '5m', '2h', '2d')
+    """
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"

@@ -1,0 +1,127 @@
+"""``orion submit``: parse options, call the submit service, print ids (and wait if asked)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from orion_cli.cli import app
+from orion_cli.cli.output import handle_errors, message, print_json
+from orion_cli.errors import UsageError
+
+
+def _params(pairs: list[str], params_file: Path | None) -> dict[str, Any]:
+    from orion_cli.units import parse_param_pairs
+
+    params: dict[str, Any] = {}
+    if params_file is not None:
+        if not params_file.is_file():
+            raise UsageError(f"params file '{params_file}' does not exist", "check the path")
+        text = params_file.read_text()
+        try:
+            if params_file.suffix == ".json":
+                params = json.loads(text)
+            else:
+                import tomllib
+
+                params = tomllib.loads(text)
+        except ValueError as exc:
+            raise UsageError(f"cannot read parameters from '{params_file}': {exc}",
+                             "use a TOML or JSON file of key = value pairs") from None
+        if not isinstance(params, dict):
+            raise UsageError(f"'{params_file}' must hold a table of key = value pairs")
+    params.update(parse_param_pairs(pairs))
+    return params
+
+
+@app.command()
+@handle_errors
+def submit(
+    structures: Annotated[list[Path], typer.Argument(help="Structure files (CIF, POSCAR, xyz).")],
+    engine: Annotated[str, typer.Option("--engine", "-e", help="Engine (see `orion engines`).")],
+    name: Annotated[str, typer.Option(help="Job name (default: file name).")] = "",
+    param: Annotated[list[str] | None, typer.Option("--param", "-p",
+                                                    help="Engine parameter key=value.")] = None,
+    params: Annotated[Path | None, typer.Option("--params", help="TOML/JSON parameter file.")] = None,
+    partition: Annotated[str, typer.Option(help="SLURM partition (queue).")] = "",
+    walltime: Annotated[str, typer.Option(help="Time limit: 90m, 2h, 1:30:00 or seconds.")] = "",
+    nodes: Annotated[int | None, typer.Option(min=1)] = None,
+    ntasks: Annotated[int | None, typer.Option(min=1)] = None,
+    cpus_per_task: Annotated[int | None, typer.Option("--cpus-per-task", min=1)] = None,
+    mem: Annotated[str, typer.Option(help="Memory per node: 4G, 500M.")] = "",
+    account: Annotated[str, typer.Option()] = "",
+    qos: Annotated[str, typer.Option()] = "",
+    priority: Annotated[int | None, typer.Option(help="0..20, 20 = most urgent.")] = None,
+    scheduler: Annotated[str, typer.Option(
+        help="slurm or local (default: slurm if sbatch exists).")] = "",
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the batch script, write nothing.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Poll until the jobs end.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Submit one job per structure file."""
+    from orion_cli.config import load_settings
+    from orion_cli.services.submit import SubmitRequest
+    from orion_cli.services.submit import submit as submit_jobs
+    from orion_cli.units import parse_mem_mb, parse_walltime_s
+
+    settings = load_settings()
+    request = SubmitRequest(
+        structures=structures, engine=engine, params=_params(param or [], params), name=name,
+        scheduler=scheduler, partition=partition,
+        walltime_s=parse_walltime_s(walltime) if walltime else 0, nodes=nodes or 0,
+        ntasks=ntasks or 0, cpus_per_task=cpus_per_task or 0, mem_mb=parse_mem_mb(mem) if mem else 0,
+        account=account, qos=qos, priority=priority, dry_run=dry_run,
+    )
+    done = submit_jobs(settings, request)
+    if dry_run:
+        if as_json:
+            print_json({"scripts": done.scripts})
+        else:
+            typer.echo("\n".join(done.scripts), nl=False)
+        return
+    for line in done.errors:
+        message(f"error: {line}")
+    if as_json and not wait:
+        print_json({"id": done.ids[0] if len(done.ids) == 1 else None, "ids": done.ids,
+                    "scheduler_job_ids": done.scheduler_job_ids, "errors": done.errors})
+    elif not as_json:
+        for job_id in done.ids:
+            typer.echo(job_id)
+    if wait and done.ids:
+        _wait(settings, done.ids, as_json)
+    if done.errors:
+        raise typer.Exit(1)
+
+
+def _wait(settings: Any, ids: list[int], as_json: bool) -> None:
+    from orion_cli.services.jobs import show_job
+    from orion_cli.services.poll import poll
+
+    last: dict[int, str] = {}
+    while True:
+        report = poll(settings)
+        for line in report.errors:
+            message(f"warning: {line}")
+        jobs = [show_job(settings, job_id) for job_id in ids]
+        for job in jobs:
+            line = f"{job['status']} {job['progress_pct']:.0f}% {job['current_step']}"
+            if last.get(job["id"]) != line:
+                message(f"job {job['id']}: {line}")
+                last[job["id"]] = line
+        if all(job["status"] in ("completed", "failed", "cancelled") for job in jobs):
+            break
+        time.sleep(settings.wait_interval_s)
+    if as_json:
+        print_json(jobs[0] if len(jobs) == 1 else jobs)
+        return
+    from orion_cli.cli.commands import render_job
+
+    for job in jobs:
+        render_job(job)
+    if any(job["status"] != "completed" for job in jobs):
+        raise typer.Exit(1)

@@ -1,0 +1,92 @@
+"""All tables. Times are naive UTC. Schema changes go through an Alembic migration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text
+from pydantic import NaiveDatetime
+from sqlmodel import Field, SQLModel
+
+
+def now_utc() -> datetime:
+    """Naive UTC 'now' (SQLite keeps no zone; both databases store the same values)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "job"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    owner: str
+    engine: str = Field(index=True)
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    structure_source: str = ""
+    formula: str = ""
+    input_structure: str = Field(default="", sa_column=Column(Text))
+
+    status: str = Field(default="created", index=True)
+    failure_reason: str | None = None
+    error_message: str | None = Field(default=None, sa_column=Column(Text))
+    raw_state: str | None = None
+    exit_code: int | None = None
+
+    scheduler: str = "local"
+    scheduler_job_id: str | None = Field(default=None, index=True)
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    priority: int = 10
+    walltime_s: int = 3600
+    mem_mb: int = 0
+    nodes: int = 1
+    ntasks: int = 1
+    cpus_per_task: int = 1
+
+    progress_pct: float = 0.0
+    current_step: str = ""
+    workdir: str = ""
+    attempt: int = 1
+    max_retries: int = 3
+    events_offset: int = 0
+
+    created_at: NaiveDatetime = Field(default_factory=now_utc, index=True)
+    submitted_at: NaiveDatetime | None = None
+    started_at: NaiveDatetime | None = None
+    finished_at: NaiveDatetime | None = None
+    updated_at: NaiveDatetime = Field(default_factory=now_utc)
+    last_seen_at: NaiveDatetime | None = None
+
+
+class JobResult(SQLModel, table=True):
+    __tablename__ = "job_result"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", unique=True, index=True)
+    attempt: int = 1
+    energy_ev: float | None = None
+    forces_ev_per_a: list[list[float]] | None = Field(default=None, sa_column=Column(JSON))
+    stress_ev_per_a3: list[float] | None = Field(default=None, sa_column=Column(JSON))
+    final_structure: str | None = Field(default=None, sa_column=Column(Text))
+    converged: bool | None = None
+    extras: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: NaiveDatetime = Field(default_factory=now_utc)
+
+
+class JobEvent(SQLModel, table=True):
+    """One status change: from, to, why, who noticed, when."""
+
+    __tablename__ = "job_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    from_status: str | None = None
+    to_status: str
+    reason: str | None = None
+    source: str = ""
+    message: str | None = Field(default=None, sa_column=Column(Text))
+    attempt: int = 1
+    at: NaiveDatetime = Field(default_factory=now_utc)

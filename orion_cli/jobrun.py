@@ -1,0 +1,134 @@
+"""The job runner: what a batch script executes on the compute node.
+
+``python -m orion_cli.jobrun <workdir>`` reads ``job.json``, runs the engine, writes
+events and ``result.json`` into the job directory, and exits 0 (result stored) or
+3 (the engine failed). It never connects to the database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from orion_cli.jobdir import JOB_FILE, RESULT_FILE, append_event, read_json, write_json_atomic
+
+EXIT_ENGINE_FAILED = 3
+
+
+def launch_prefix(launcher: str, ntasks: int, in_slurm: bool, is_root: bool) -> list[str]:
+    """Return the MPI launcher words to put before an engine's command.
+
+    >>> launch_prefix("auto", 1, True, False)
+    []
+    >>> launch_prefix("auto", 4, True, False)
+    ['srun']
+    >>> launch_prefix("auto", 4, False, True)
+    ['mpirun', '-np', '4', '--allow-run-as-root']
+    >>> launch_prefix("mpirun", 2, True, False)
+    ['mpirun', '-np', '2']
+    """
+    if launcher == "none" or (launcher == "auto" and ntasks <= 1):
+        return []
+    if launcher == "srun" or (launcher == "auto" and in_slurm):
+        return ["srun"]
+    if launcher in ("auto", "mpirun"):
+        words = ["mpirun", "-np", str(ntasks)]
+        return [*words, "--allow-run-as-root"] if is_root else words
+    return launcher.split()
+
+
+class _SoftLimit:
+    """Record the soft time limit signal (SLURM's ``--signal=B:USR1@margin``)."""
+
+    def __init__(self, workdir: Path, attempt: int) -> None:
+        self.workdir = workdir
+        self.attempt = attempt
+        self.reached = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if not self.reached:
+            self.reached = True
+            append_event(self.workdir, "soft_limit", attempt=self.attempt)
+
+
+def _run_command(workdir: Path, job: Mapping[str, Any], spec: Any) -> int:
+    prefix = launch_prefix(
+        job.get("launcher", "auto"),
+        int(job.get("ntasks", 1)),
+        "SLURM_JOB_ID" in os.environ,
+        os.geteuid() == 0,
+    )
+    argv = [*prefix, *spec.command]
+    if shutil.which(argv[0]) is None:
+        raise FileNotFoundError(f"{argv[0]} not found on this node's PATH")
+    env = {**os.environ, **spec.env}
+    out_path = workdir / (spec.stdout_name or "engine.out")
+    with out_path.open("wb") as out:
+        return subprocess.call(argv, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def run_job(workdir: Path) -> int:
+    """Run the job prepared in ``workdir``; return the process exit code."""
+    from orion_cli.engines.base import Result, RunSpec
+    from orion_cli.engines.registry import get_engine
+
+    job = read_json(workdir / JOB_FILE)
+    if not isinstance(job, dict):
+        print(f"orion jobrun: {workdir / JOB_FILE} is missing or unreadable", file=sys.stderr)
+        return 2
+    attempt = int(os.environ.get("ORION_ATTEMPT", job.get("attempt", 1)))
+    soft = _SoftLimit(workdir, attempt)
+    signal.signal(signal.SIGUSR1, soft)
+    append_event(
+        workdir, "started", attempt=attempt, host=socket.gethostname(),
+        scheduler_job_id=os.environ.get("SLURM_JOB_ID"),
+    )
+
+    def report(step: str, progress_pct: float) -> None:
+        append_event(workdir, "progress", attempt=attempt, step=step,
+                     progress_pct=round(progress_pct, 1))
+
+    params = job.get("params", {})
+    try:
+        engine = get_engine(job["engine"])
+        spec = RunSpec.from_json(job.get("run_spec") or {})
+        if spec.command:
+            report("Running " + spec.command[0], 5.0)
+            returncode = _run_command(workdir, job, spec)
+            result = engine.parse(workdir, params)
+            if returncode != 0 and not result.error:
+                result.error = f"{spec.command[0]} exited with code {returncode}"
+        else:
+            engine.run(workdir, params, report)
+            result = engine.parse(workdir, params)
+    except Exception as exc:  # noqa: BLE001 - any engine failure becomes the job's error
+        result = Result(error=f"{type(exc).__name__}: {exc}")
+    if soft.reached:
+        result.extras["soft_limit_reached"] = True
+    write_json_atomic(workdir / RESULT_FILE, {"attempt": attempt, **result.to_json()})
+    if result.error:
+        append_event(workdir, "failed", attempt=attempt, error=result.error)
+        return EXIT_ENGINE_FAILED
+    report("Done", 100.0)
+    append_event(workdir, "finished", attempt=attempt, energy_ev=result.energy_ev)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m orion_cli.jobrun <job directory>", file=sys.stderr)
+        return 2
+    return run_job(Path(args[0]))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

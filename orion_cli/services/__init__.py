@@ -1,0 +1,1 @@
+"""Use cases: submit, poll (reconcile), cancel, query, doctor. The CLI calls only these."""

@@ -1,0 +1,104 @@
+"""Queries and user actions on existing jobs: list, show, cancel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from orion_cli.config import Settings
+from orion_cli.db.models import Job, JobEvent, JobResult
+from orion_cli.errors import UsageError
+from orion_cli.schedulers import get_scheduler
+from orion_cli.services.lifecycle import transition
+from orion_cli.states import JobStatus
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    statuses: tuple[str, ...] = ()
+    engine: str = ""
+    since: datetime | None = None
+    limit: int = 50
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id, "name": job.name, "engine": job.engine, "status": job.status,
+        "failure_reason": job.failure_reason, "progress_pct": job.progress_pct,
+        "current_step": job.current_step, "scheduler": job.scheduler,
+        "scheduler_job_id": job.scheduler_job_id, "created_at": job.created_at.isoformat(),
+    }
+
+
+def list_jobs(settings: Settings, flt: JobFilter) -> list[dict[str, Any]]:
+    from orion_cli.db.session import session_scope
+
+    for status in flt.statuses:
+        if status not in JobStatus.__members__.values():
+            raise UsageError(f"unknown status '{status}'",
+                             f"use one of: {', '.join(s.value for s in JobStatus)}")
+    with session_scope(settings.resolved_database_url) as session:
+        query = select(Job).order_by(col(Job.id).desc()).limit(flt.limit)
+        if flt.statuses:
+            query = query.where(col(Job.status).in_(flt.statuses))
+        if flt.engine:
+            query = query.where(Job.engine == flt.engine)
+        if flt.since:
+            query = query.where(Job.created_at >= flt.since)
+        return [job_summary(job) for job in session.exec(query).all()]
+
+
+def _get(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise UsageError(f"no job with id {job_id}", "`orion ls` lists the jobs")
+    return job
+
+
+def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
+    from orion_cli.db.session import session_scope
+
+    with session_scope(settings.resolved_database_url) as session:
+        job = _get(session, job_id)
+        data = job.model_dump(exclude={"input_structure", "events_offset"})
+        for key, value in data.items():
+            if isinstance(value, datetime):
+                data[key] = value.isoformat()
+        result = session.exec(select(JobResult).where(JobResult.job_id == job_id)).first()
+        data["result"] = None
+        if result is not None:
+            data["result"] = result.model_dump(exclude={"id", "job_id", "created_at"})
+        events = session.exec(
+            select(JobEvent).where(JobEvent.job_id == job_id).order_by(col(JobEvent.id))
+        ).all()
+        data["events"] = [
+            {"at": e.at.isoformat(), "from": e.from_status, "to": e.to_status,
+             "reason": e.reason, "source": e.source, "message": e.message,
+             "attempt": e.attempt}
+            for e in events
+        ]
+        return data
+
+
+def cancel_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
+    """Cancel each job in a non-final state; return one line per job."""
+    from orion_cli.db.session import session_scope
+
+    lines = []
+    with session_scope(settings.resolved_database_url) as session:
+        jobs = [_get(session, job_id) for job_id in job_ids]
+        for job in jobs:
+            status = JobStatus(job.status)
+            if status.is_final:
+                raise UsageError(f"job {job.id} is already {status}", "nothing to cancel")
+        for job in jobs:
+            if JobStatus(job.status).is_active and job.scheduler_job_id:
+                scheduler = get_scheduler(job.scheduler, settings.home / "local-scheduler")
+                scheduler.cancel([job.scheduler_job_id])
+            transition(session, job, JobStatus.CANCELLED, source="user",
+                       message="cancelled with orion cancel")
+            lines.append(f"cancelled job {job.id}")
+    return lines

@@ -1,0 +1,196 @@
+"""The poller: reconcile the scheduler's view and the job directories into the database.
+
+``reconcile`` is a function of rows + what the scheduler said; ``poll`` wraps it with
+one scheduler query per backend and a lock so that only one poller works at a time.
+A failed scheduler query changes nothing for that backend's jobs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from orion_cli.config import Settings
+from orion_cli.db.models import Job, JobResult, now_utc
+from orion_cli.errors import OrionError, SchedulerError
+from orion_cli.jobdir import RESULT_FILE, read_events, read_json
+from orion_cli.schedulers import get_scheduler
+from orion_cli.schedulers.base import JobInfo
+from orion_cli.services.lifecycle import transition
+from orion_cli.states import FailureReason, JobStatus
+
+
+@dataclass
+class PollReport:
+    checked: int = 0
+    changed: dict[int, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    scheduler_calls: int = 0
+
+
+def _ingest_events(job: Job) -> list[dict[str, Any]]:
+    """Apply new progress lines from the job directory; return the new events."""
+    if not job.workdir:
+        return []
+    batch = read_events(Path(job.workdir), job.events_offset)
+    if not batch.events:
+        return []
+    job.events_offset = batch.offset
+    for record in batch.events:
+        if record.get("event") == "progress" and int(record.get("attempt", 1)) == job.attempt:
+            job.progress_pct = float(record.get("progress_pct", job.progress_pct))
+            job.current_step = str(record.get("step", job.current_step))
+    return batch.events
+
+
+def _store_result(session: Session, job: Job) -> JobResult | None:
+    data = read_json(Path(job.workdir) / RESULT_FILE) if job.workdir else None
+    if not isinstance(data, dict):
+        return None
+    existing = session.exec(select(JobResult).where(JobResult.job_id == job.id)).first()
+    row = existing or JobResult(job_id=job.id or 0)
+    for key in ("energy_ev", "forces_ev_per_a", "stress_ev_per_a3", "final_structure",
+                "converged", "error"):
+        setattr(row, key, data.get(key))
+    row.extras = dict(data.get("extras") or {})
+    row.attempt = int(data.get("attempt", job.attempt))
+    session.add(row)
+    return row
+
+
+def _finish(session: Session, job: Job, info: JobInfo | None, at: datetime) -> None:
+    """Apply a final scheduler state, using the job's own result to tell why."""
+    result = _store_result(session, job)
+    status = info.status if info else JobStatus.COMPLETED
+    if info and info.exit_code is not None:
+        job.exit_code = info.exit_code
+    if status is JobStatus.CANCELLED:
+        transition(session, job, JobStatus.CANCELLED, source="poll", at=at,
+                   reason=FailureReason.CANCELLED_EXTERNALLY,
+                   message=f"scheduler reports {info.raw_state if info else 'cancelled'}")
+        return
+    if result is not None and result.error:
+        reason = info.reason if info and info.reason not in (None, FailureReason.EXIT_CODE) \
+            else FailureReason.ENGINE_ERROR
+        transition(session, job, JobStatus.FAILED, source="poll", at=at, reason=reason,
+                   message=result.error)
+    elif status is JobStatus.COMPLETED and result is not None:
+        transition(session, job, JobStatus.COMPLETED, source="poll", at=at)
+    elif status is JobStatus.COMPLETED:
+        transition(session, job, JobStatus.FAILED, source="poll", at=at,
+                   reason=FailureReason.ENGINE_ERROR,
+                   message="the job ended without writing result.json (see its output file)")
+    else:
+        reason = (info.reason if info else None) or FailureReason.EXIT_CODE
+        detail = f"scheduler reports {info.raw_state}" if info else "job failed"
+        if info and info.exit_code:
+            detail += f", exit code {info.exit_code}"
+        transition(session, job, JobStatus.FAILED, source="poll", at=at, reason=reason,
+                   message=detail)
+
+
+def reconcile_job(session: Session, job: Job, info: JobInfo | None, now: datetime,
+                  lost_grace_s: int) -> None:
+    """Bring one active job up to date with its events and the scheduler's report."""
+    events = _ingest_events(job)
+    started = any(e.get("event") == "started" for e in events)
+    if info is not None:
+        job.raw_state = info.raw_state
+        job.last_seen_at = now
+        if info.status is JobStatus.QUEUED and not started:
+            session.add(job)
+            return
+        if JobStatus(job.status) is JobStatus.QUEUED and (
+            started or info.status is JobStatus.RUNNING
+        ):
+            transition(session, job, JobStatus.RUNNING, source="poll", at=now)
+        if info.status.is_final:
+            _finish(session, job, info, now)
+        session.add(job)
+        return
+    last_seen = job.last_seen_at or job.submitted_at or job.created_at
+    if now - last_seen < timedelta(seconds=lost_grace_s):
+        session.add(job)
+        return
+    if (Path(job.workdir) / RESULT_FILE).exists():
+        _finish(session, job, None, now)  # records purged, but the job left its result
+    else:
+        transition(session, job, JobStatus.FAILED, source="poll", at=now,
+                   reason=FailureReason.LOST,
+                   message=f"scheduler has no record of job {job.scheduler_job_id} "
+                           f"for {lost_grace_s} s")
+    session.add(job)
+
+
+def reconcile(session: Session, jobs: list[Job], infos: Mapping[str, JobInfo], now: datetime,
+              lost_grace_s: int, report: PollReport) -> None:
+    for job in jobs:
+        before = job.status
+        reconcile_job(session, job, infos.get(job.scheduler_job_id or ""), now, lost_grace_s)
+        report.checked += 1
+        if job.status != before:
+            report.changed[job.id or 0] = job.status
+
+
+@contextmanager
+def poller_lock(session: Session, settings: Settings) -> Iterator[bool]:
+    """Hold the single-poller lock (advisory lock on PostgreSQL, file lock on SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        key = 0x0_5110_9011
+        got = bool(session.exec(text(f"SELECT pg_try_advisory_lock({key})")).scalar())  # type: ignore[call-overload]
+        try:
+            yield got
+        finally:
+            if got:
+                session.exec(text(f"SELECT pg_advisory_unlock({key})"))  # type: ignore[call-overload]
+        return
+    from filelock import FileLock, Timeout
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(settings.home / "poll.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def poll(settings: Settings, now: datetime | None = None) -> PollReport:
+    """Run one reconcile cycle for all active jobs."""
+    from orion_cli.db.session import session_scope
+
+    report = PollReport()
+    now = now or now_utc()
+    with session_scope(settings.resolved_database_url) as session, \
+            poller_lock(session, settings) as got_lock:
+        if not got_lock:
+            report.errors.append("another orion poll is running; this one did nothing")
+            return report
+        active = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+        jobs = session.exec(select(Job).where(col(Job.status).in_(active))).all()
+        by_scheduler: dict[str, list[Job]] = defaultdict(list)
+        for job in jobs:
+            by_scheduler[job.scheduler].append(job)
+        for name, group in by_scheduler.items():
+            try:
+                scheduler = get_scheduler(name, settings.home / "local-scheduler")
+                infos = scheduler.query([j.scheduler_job_id for j in group if j.scheduler_job_id])
+                report.scheduler_calls += 1
+            except (SchedulerError, OrionError) as exc:
+                report.errors.append(f"{name}: {exc.one_line()} — its jobs were left unchanged")
+                continue
+            reconcile(session, group, infos, now, settings.lost_grace_s, report)
+    return report

@@ -1,0 +1,118 @@
+"""Pure parsers for the values researchers type: walltimes, memory sizes, parameter values."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from orion_cli.errors import UsageError
+
+_DURATION = re.compile(r"^(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>s|sec|m|min|h|hr|d)?$", re.IGNORECASE)
+_UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
+
+
+def parse_walltime_s(text: str) -> int:
+    """Parse ``90m``, ``2h``, ``1:30:00``, ``1-00:00:00`` or plain seconds into seconds.
+
+    >>> parse_walltime_s("90m"), parse_walltime_s("2h"), parse_walltime_s("1:30:00")
+    (5400, 7200, 5400)
+    >>> parse_walltime_s("3600"), parse_walltime_s("1-02:00:00")
+    (3600, 93600)
+    """
+    raw = text.strip()
+    hint = "write e.g. 90m, 2h, 1:30:00 or a number of seconds"
+    if raw.startswith("-"):
+        raise UsageError(f"walltime '{text}' is negative", hint)
+    days = 0
+    if re.fullmatch(r"\d+-[\d:]+", raw):
+        day_text, raw = raw.split("-", 1)
+        days = int(day_text)
+    if ":" in raw:
+        parts = raw.split(":")
+        if len(parts) > 3 or not all(p.isdigit() for p in parts):
+            raise UsageError(f"walltime '{text}' is not a duration", hint)
+        seconds = 0
+        for part in parts:
+            seconds = seconds * 60 + int(part)
+        if len(parts) == 2:  # MM:SS as sbatch reads it
+            seconds = int(parts[0]) * 60 + int(parts[1])
+    else:
+        match = _DURATION.match(raw)
+        if not match:
+            raise UsageError(f"walltime '{text}' is not a duration", hint)
+        seconds = round(float(match["num"]) * _UNIT_S[(match["unit"] or "s").lower()])
+    seconds += days * 86400
+    if seconds <= 0:
+        raise UsageError(f"walltime '{text}' must be positive", hint)
+    return seconds
+
+
+def format_walltime(seconds: int) -> str:
+    """Format seconds as SLURM's ``[D-]HH:MM:SS``, rounding up to whole minutes.
+
+    SLURM time limits have minute granularity; rounding up never cuts a job short.
+
+    >>> format_walltime(5400), format_walltime(61), format_walltime(90000)
+    ('01:30:00', '00:02:00', '1-01:00:00')
+    """
+    minutes = -(-seconds // 60)
+    days, minutes = divmod(minutes, 1440)
+    hours, minutes = divmod(minutes, 60)
+    text = f"{hours:02d}:{minutes:02d}:00"
+    return f"{days}-{text}" if days else text
+
+
+_MEM = re.compile(r"^(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)(?:i?B)?$", re.IGNORECASE)
+_UNIT_MB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
+
+
+def parse_mem_mb(text: str) -> int:
+    """Parse ``4G``, ``500M``, ``2GB`` or a number of MB into MB (SLURM's unit).
+
+    >>> parse_mem_mb("4G"), parse_mem_mb("500M"), parse_mem_mb("1.5GB"), parse_mem_mb("800")
+    (4096, 500, 1536, 800)
+    """
+    match = _MEM.match(text.strip())
+    if not match:
+        raise UsageError(f"memory '{text}' is not a size", "write e.g. 4G or 500M")
+    mem_mb = round(float(match["num"]) * _UNIT_MB[match["unit"].upper()])
+    if mem_mb <= 0:
+        raise UsageError(f"memory '{text}' must be positive", "write e.g. 4G or 500M")
+    return mem_mb
+
+
+def parse_param_value(text: str) -> Any:
+    """Read a ``--param`` value: numbers, booleans and lists where they look like them.
+
+    >>> parse_param_value("30"), parse_param_value("1e-8"), parse_param_value("true")
+    (30, 1e-08, True)
+    >>> parse_param_value("[4, 4, 4]"), parse_param_value("4,4,4"), parse_param_value("scf")
+    ([4, 4, 4], [4, 4, 4], 'scf')
+    """
+    raw = text.strip()
+    if raw.lower() in ("true", "yes", "on"):
+        return True
+    if raw.lower() in ("false", "no", "off"):
+        return False
+    if "," in raw and not raw.startswith(("[", "{", '"')):
+        return [parse_param_value(part) for part in raw.split(",")]
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def parse_param_pairs(pairs: list[str]) -> dict[str, Any]:
+    """Turn repeated ``key=value`` strings into a dict.
+
+    >>> parse_param_pairs(["relax=true", "fmax_ev_per_a=0.05"])
+    {'relax': True, 'fmax_ev_per_a': 0.05}
+    """
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param '{pair}' is not key=value", "write e.g. --param relax=true")
+        params[key.strip()] = parse_param_value(value)
+    return params
