@@ -52,7 +52,7 @@ def list_cmd(
     if as_json:
         print_json(rows)
         return
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = datetime.now(UTC)
     table("jobs", ["id", "name", "engine", "status", "progress", "scheduler id", "age"], [
         (r["id"], r["name"], r["engine"],
          r["status"] + (f" ({r['failure_reason']})" if r["failure_reason"] else ""),

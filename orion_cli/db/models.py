@@ -1,4 +1,4 @@
-"""All tables. Times are naive UTC. Schema changes go through an Alembic migration."""
+"""All tables. Times are timezone-aware UTC. Schema changes go through an Alembic migration."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Text
-from pydantic import NaiveDatetime
 from sqlmodel import Field, SQLModel
 
 
 def now_utc() -> datetime:
-    """Naive UTC 'now' (SQLite keeps no zone; both databases store the same values)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Timezone-aware UTC 'now' (SQLModel's UTCDateTime columns keep the zone on both DBs)."""
+    return datetime.now(UTC)
 
 
 class Job(SQLModel, table=True):
@@ -52,12 +51,12 @@ class Job(SQLModel, table=True):
     max_retries: int = 3
     events_offset: int = 0
 
-    created_at: NaiveDatetime = Field(default_factory=now_utc, index=True)
-    submitted_at: NaiveDatetime | None = None
-    started_at: NaiveDatetime | None = None
-    finished_at: NaiveDatetime | None = None
-    updated_at: NaiveDatetime = Field(default_factory=now_utc)
-    last_seen_at: NaiveDatetime | None = None
+    created_at: datetime = Field(default_factory=now_utc, index=True)
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=now_utc)
+    last_seen_at: datetime | None = None
 
 
 class JobResult(SQLModel, table=True):
@@ -73,7 +72,7 @@ class JobResult(SQLModel, table=True):
     converged: bool | None = None
     extras: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     error: str | None = Field(default=None, sa_column=Column(Text))
-    created_at: NaiveDatetime = Field(default_factory=now_utc)
+    created_at: datetime = Field(default_factory=now_utc)
 
 
 class JobEvent(SQLModel, table=True):
@@ -89,4 +88,4 @@ class JobEvent(SQLModel, table=True):
     source: str = ""
     message: str | None = Field(default=None, sa_column=Column(Text))
     attempt: int = 1
-    at: NaiveDatetime = Field(default_factory=now_utc)
+    at: datetime = Field(default_factory=now_utc)

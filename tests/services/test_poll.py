@@ -1,0 +1,119 @@
+"""reconcile() as a function of rows + what the scheduler said, on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from orion_cli.config import load_settings
+from orion_cli.db.models import Job, JobEvent, now_utc
+from orion_cli.db.session import session_scope
+from orion_cli.errors import IllegalTransition, SchedulerError
+from orion_cli.jobdir import RESULT_FILE, append_event, write_json_atomic
+from orion_cli.schedulers.base import JobInfo
+from orion_cli.services import poll as poll_module
+from orion_cli.services.lifecycle import transition
+from orion_cli.services.poll import PollReport, reconcile
+from orion_cli.states import FailureReason, JobStatus
+
+
+def make_job(url: str, workdir: Path, status: JobStatus = JobStatus.QUEUED) -> int:
+    workdir.mkdir(parents=True, exist_ok=True)
+    with session_scope(url) as session:
+        job = Job(name="t", owner="me", engine="mock", scheduler="slurm",
+                  scheduler_job_id="501", workdir=str(workdir), submitted_at=now_utc())
+        session.add(job)
+        session.flush()
+        if status is not JobStatus.CREATED:
+            transition(session, job, JobStatus.QUEUED, source="test")
+        return job.id or 0
+
+
+def run(url: str, job_id: int, info: JobInfo | None, *, later_s: float = 0) -> Job:
+    with session_scope(url) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        reconcile(session, [job], {"501": info} if info else {},
+                  now_utc() + timedelta(seconds=later_s), 600, PollReport())
+    with session_scope(url) as session:
+        fresh = session.get(Job, job_id)
+        assert fresh is not None
+        return fresh
+
+
+def test_progress_events_then_completion(database_url: str, tmp_path: Path) -> None:
+    job_id = make_job(database_url, tmp_path / "j")
+    append_event(tmp_path / "j", "started", attempt=1)
+    append_event(tmp_path / "j", "progress", attempt=1, step="Processing", progress_pct=25.0)
+    job = run(database_url, job_id, JobInfo("501", "RUNNING", JobStatus.RUNNING))
+    assert (job.status, job.current_step, job.progress_pct) == ("running", "Processing", 25.0)
+    write_json_atomic(tmp_path / "j" / RESULT_FILE, {"energy_ev": -1.5, "attempt": 1})
+    job = run(database_url, job_id, JobInfo("501", "COMPLETED", JobStatus.COMPLETED, exit_code=0))
+    assert (job.status, job.failure_reason) == ("completed", None)
+    with session_scope(database_url) as session:
+        events = session.exec(select(JobEvent).where(JobEvent.job_id == job_id)).all()
+        assert [(e.from_status, e.to_status) for e in events] == [
+            ("created", "queued"), ("queued", "running"), ("running", "completed")]
+
+
+@pytest.mark.parametrize("info, reason", [
+    (JobInfo("501", "TIMEOUT", JobStatus.FAILED, FailureReason.TIMEOUT), "timeout"),
+    (JobInfo("501", "OUT_OF_MEMORY", JobStatus.FAILED, FailureReason.OUT_OF_MEMORY),
+     "out_of_memory"),
+    (JobInfo("501", "NODE_FAIL", JobStatus.FAILED, FailureReason.NODE_FAIL), "node_fail"),
+    (JobInfo("501", "FAILED", JobStatus.FAILED, FailureReason.EXIT_CODE, exit_code=9),
+     "exit_code"),
+    (JobInfo("501", "COMPLETED", JobStatus.COMPLETED, exit_code=0), "engine_error"),
+])
+def test_failure_reasons(database_url: str, tmp_path: Path, info: JobInfo, reason: str) -> None:
+    job = run(database_url, make_job(database_url, tmp_path / "j"), info)
+    assert (job.status, job.failure_reason) == ("failed", reason)
+
+
+def test_engine_error_from_result_wins_over_exit_code(database_url: str, tmp_path: Path) -> None:
+    job_id = make_job(database_url, tmp_path / "j")
+    write_json_atomic(tmp_path / "j" / RESULT_FILE, {"error": "SCF not converged"})
+    job = run(database_url, job_id,
+              JobInfo("501", "FAILED", JobStatus.FAILED, FailureReason.EXIT_CODE, exit_code=3))
+    assert (job.failure_reason, job.error_message) == ("engine_error", "SCF not converged")
+
+
+def test_missing_job_is_lost_only_after_grace(database_url: str, tmp_path: Path) -> None:
+    job_id = make_job(database_url, tmp_path / "j")
+    assert run(database_url, job_id, None, later_s=60).status == "queued"
+    job = run(database_url, job_id, None, later_s=601)
+    assert (job.status, job.failure_reason) == ("failed", "lost")
+
+
+def test_failed_scheduler_query_changes_nothing(database_url: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = make_job(database_url, tmp_path / "j")
+    append_event(tmp_path / "j", "started", attempt=1)
+
+    class Down:
+        name = "slurm"
+
+        def query(self, ids: Sequence[str]) -> dict[str, JobInfo]:
+            raise SchedulerError("squeue failed: Unable to contact slurm controller")
+
+    monkeypatch.setattr(poll_module, "get_scheduler", lambda name, state_dir: Down())
+    report = poll_module.poll(load_settings(), now=now_utc() + timedelta(days=1))
+    assert report.errors and "Unable to contact" in report.errors[0]
+    with session_scope(database_url) as session:
+        job = session.get(Job, job_id)
+        assert job is not None and (job.status, job.events_offset) == ("queued", 0)
+
+
+def test_illegal_transition_raises_and_writes_nothing(database_url: str, tmp_path: Path) -> None:
+    job_id = make_job(database_url, tmp_path / "j")
+    with pytest.raises(IllegalTransition), session_scope(database_url) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        transition(session, job, JobStatus.CANCELLED, source="test")
+        transition(session, job, JobStatus.RUNNING, source="test")
+    with session_scope(database_url) as session:
+        assert session.get(Job, job_id).status == "queued"  # type: ignore[union-attr]
