@@ -25,6 +25,18 @@ from orion_cli.states import FailureReason, JobStatus
 STRUCTURE_FILE = "structure.extxyz"
 
 
+STRUCTURE_SUFFIXES = frozenset({".cif", ".xyz", ".extxyz", ".vasp", ".traj", ".json", ".pdb"})
+
+
+def default_name(path: Path) -> str:
+    """Name a job after its structure file, keeping names like ``POSCAR.Al`` whole.
+
+    >>> default_name(Path("a/Si.cif")), default_name(Path("POSCAR.Al"))
+    ('Si', 'POSCAR.Al')
+    """
+    return path.stem if path.suffix.lower() in STRUCTURE_SUFFIXES else path.name
+
+
 @dataclass
 class SubmitRequest:
     structures: list[Path]
@@ -118,7 +130,7 @@ def submit(settings: Settings, request: SubmitRequest) -> Submitted:
     if r.dry_run:
         scripts = []
         for path, _ in frames:
-            name = r.name or path.stem
+            name = r.name or default_name(path)
             spec = _batch_spec(0, name, settings.work_root_path / "<id>", r, settings)
             scripts.append(render_script(spec))
         return Submitted([], [], scripts)
@@ -150,7 +162,7 @@ def _record_and_submit(settings: Settings, r: SubmitRequest, params: dict[str, A
     result = Submitted([], [], [])
     url = settings.resolved_database_url
     for path, atoms, staging, extra in staged:
-        name = r.name or path.stem
+        name = r.name or default_name(path)
         with session_scope(url) as session:
             job = Job(
                 name=name, owner=getpass.getuser(), engine=r.engine, parameters=params,
