@@ -84,7 +84,7 @@ def run_job(workdir: Path) -> int:
     if not isinstance(job, dict):
         print(f"orion jobrun: {workdir / JOB_FILE} is missing or unreadable", file=sys.stderr)
         return 2
-    attempt = int(os.environ.get("ORION_ATTEMPT", job.get("attempt", 1)))
+    attempt = int(os.environ.get("ORION_ATTEMPT") or job.get("attempt", 1))
     soft = _SoftLimit(workdir, attempt)
     signal.signal(signal.SIGUSR1, soft)
     append_event(

@@ -39,7 +39,8 @@ def poll(as_json: JsonOpt = False) -> None:
 @app.command("ls")
 @handle_errors
 def list_cmd(
-    status: Annotated[list[str] | None, typer.Option("--status", "-s", help="Filter by status.")] = None,
+    status: Annotated[list[str] | None,
+                      typer.Option("--status", "-s", help="Filter by status.")] = None,
     engine: Annotated[str, typer.Option(help="Filter by engine.")] = "",
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Newest N jobs.")] = 50,
     as_json: JsonOpt = False,
@@ -94,7 +95,8 @@ def render_job(job: dict[str, Any]) -> None:
 
 @app.command()
 @handle_errors
-def show(job_id: Annotated[int, typer.Argument(help="orion job id")], as_json: JsonOpt = False) -> None:
+def show(job_id: Annotated[int, typer.Argument(help="orion job id")],
+         as_json: JsonOpt = False) -> None:
     """Show everything about one job, including its result and events."""
     from orion_cli.config import load_settings
     from orion_cli.services.jobs import show_job
@@ -147,7 +149,7 @@ def engines(as_json: JsonOpt = False) -> None:
     from orion_cli.engines.registry import engine_names, get_engine
 
     settings = load_settings()
-    data = []
+    data: list[dict[str, Any]] = []
     for name in engine_names():
         engine = get_engine(name)
         found, detail = engine.binary_status(settings.engine_settings(name))

@@ -41,12 +41,14 @@ def _params(pairs: list[str], params_file: Path | None) -> dict[str, Any]:
 @app.command()
 @handle_errors
 def submit(
-    structures: Annotated[list[Path], typer.Argument(help="Structure files (CIF, POSCAR, xyz).")],
+    structures: Annotated[list[Path], typer.Argument(
+        help="Structure files (CIF, POSCAR, xyz).")],
     engine: Annotated[str, typer.Option("--engine", "-e", help="Engine (see `orion engines`).")],
     name: Annotated[str, typer.Option(help="Job name (default: file name).")] = "",
     param: Annotated[list[str] | None, typer.Option("--param", "-p",
                                                     help="Engine parameter key=value.")] = None,
-    params: Annotated[Path | None, typer.Option("--params", help="TOML/JSON parameter file.")] = None,
+    params: Annotated[Path | None, typer.Option(
+        "--params", help="TOML/JSON parameter file.")] = None,
     partition: Annotated[str, typer.Option(help="SLURM partition (queue).")] = "",
     walltime: Annotated[str, typer.Option(help="Time limit: 90m, 2h, 1:30:00 or seconds.")] = "",
     nodes: Annotated[int | None, typer.Option(min=1)] = None,
@@ -74,7 +76,8 @@ def submit(
         structures=structures, engine=engine, params=_params(param or [], params), name=name,
         scheduler=scheduler, partition=partition,
         walltime_s=parse_walltime_s(walltime) if walltime else 0, nodes=nodes or 0,
-        ntasks=ntasks or 0, cpus_per_task=cpus_per_task or 0, mem_mb=parse_mem_mb(mem) if mem else 0,
+        ntasks=ntasks or 0, cpus_per_task=cpus_per_task or 0,
+        mem_mb=parse_mem_mb(mem) if mem else 0,
         account=account, qos=qos, priority=priority, dry_run=dry_run,
     )
     done = submit_jobs(settings, request)

@@ -83,7 +83,7 @@ class Result:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Result:
-        known = {f: data.get(f) for f in cls.__dataclass_fields__}
+        known: dict[str, Any] = {f: data.get(f) for f in cls.__dataclass_fields__}
         known["extras"] = dict(data.get("extras") or {})
         return cls(**known)
 

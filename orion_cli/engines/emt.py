@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from orion_cli.engines.base import (
     EngineParam,
@@ -69,7 +69,7 @@ class EmtEngine:
         from ase.optimize import BFGS
 
         report("Initializing", 0.0)
-        atoms = read(workdir / INPUT_FILE, format="extxyz")
+        atoms = cast("Atoms", read(workdir / INPUT_FILE, format="extxyz"))
         atoms.calc = EMT()
         steps = 0
         converged = True
@@ -98,7 +98,7 @@ class EmtEngine:
         path = workdir / OUTPUT_FILE
         if not path.exists():
             return Result(error=f"emt: {OUTPUT_FILE} missing (the run did not finish)")
-        atoms = read(path, format="extxyz")
+        atoms = cast("Atoms", read(path, format="extxyz"))
         calc = atoms.calc
         stress = calc.results.get("stress") if calc else None
         converged = bool(atoms.info.get("orion_converged", True))

@@ -24,6 +24,7 @@ def get_engine(name: str) -> Engine:
     """Load and instantiate the engine registered as ``name``."""
     for ep in entry_points(group=GROUP):
         if ep.name == name:
-            return ep.load()()  # type: ignore[no-any-return]
+            return ep.load()()
     known = ", ".join(engine_names()) or "none installed"
-    raise UsageError(f"unknown engine '{name}'", f"installed engines: {known} (see `orion engines`)")
+    raise UsageError(f"unknown engine '{name}'",
+                     f"installed engines: {known} (see `orion engines`)")

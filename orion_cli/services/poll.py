@@ -88,11 +88,11 @@ def _finish(session: Session, job: Job, info: JobInfo | None, at: datetime) -> N
                    reason=FailureReason.ENGINE_ERROR,
                    message="the job ended without writing result.json (see its output file)")
     else:
-        reason = (info.reason if info else None) or FailureReason.EXIT_CODE
+        why = (info.reason if info else None) or FailureReason.EXIT_CODE
         detail = f"scheduler reports {info.raw_state}" if info else "job failed"
         if info and info.exit_code:
             detail += f", exit code {info.exit_code}"
-        transition(session, job, JobStatus.FAILED, source="poll", at=at, reason=reason,
+        transition(session, job, JobStatus.FAILED, source="poll", at=at, reason=why,
                    message=detail)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from orion_cli.errors import UsageError
 
@@ -20,7 +20,7 @@ def read_structure(path: Path) -> Atoms:
     if not path.is_file():
         raise UsageError(f"'{path}' is not a file", "give a structure file (CIF, POSCAR, xyz)")
     try:
-        atoms = read(path, index=0)
+        atoms = cast("Atoms", read(path, index=0))
     except Exception as exc:  # noqa: BLE001 - ASE raises many kinds for bad files
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(
@@ -29,4 +29,4 @@ def read_structure(path: Path) -> Atoms:
         ) from None
     if len(atoms) == 0:
         raise UsageError(f"'{path}' holds no atoms", "check the file")
-    return atoms  # type: ignore[no-any-return]
+    return atoms
