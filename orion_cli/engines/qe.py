@@ -1,0 +1,281 @@
+"""Quantum ESPRESSO (pw.x): plane-wave DFT, scf / relax / vc-relax.
+
+Input is written by ASE's ``espresso-in`` writer, output read by ASE's ``espresso-out``
+reader; the raw Ry energy, SCF iteration counts and pw.x's own error text come from
+``pw.out`` directly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from orion_cli.engines import _command
+from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
+from orion_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+DEFAULT_PSEUDO_DIR = "/usr/share/espresso/pseudo"
+INPUT_NAME = "pw.in"
+OUTPUT_NAME = "pw.out"
+
+SMEARINGS = ("none", "gaussian", "methfessel-paxton", "marzari-vanderbilt", "fermi-dirac")
+
+_TOTAL_ENERGY_RY = re.compile(r"^!\s+total energy\s+=\s+(-?\d+\.\d+)\s+Ry", re.M)
+_SCF_DONE = re.compile(r"convergence has been achieved in\s+(\d+) iterations")
+_SCF_FAILED = re.compile(r"^\s*(convergence NOT achieved.*)$", re.M)
+_ROUTINE_ERROR = re.compile(r"^\s*Error in routine (.+?)\s*:?\s*\n\s*(.+?)\s*$", re.M)
+_VERSION = re.compile(r"Program PWSCF (v\.\S+)")
+_PSEUDO_FILE = re.compile(r"PseudoPot\. #\s*\d+ for\s+(\S+)\s+read from file:\s*\n\s*(\S+)")
+
+
+class QeEngine:
+    """Run pw.x through ASE's Quantum ESPRESSO reader and writer."""
+
+    name: ClassVar[str] = "qe"
+    summary: ClassVar[str] = "Quantum ESPRESSO pw.x — plane-wave DFT (scf, relax, vc-relax)"
+    parameters: ClassVar[tuple[EngineParam, ...]] = (
+        EngineParam("calculation", "scf", "pw.x calculation", choices=("scf", "relax", "vc-relax")),
+        EngineParam("ecutwfc_ry", 30.0, "plane-wave cutoff for wavefunctions", unit="Ry"),
+        EngineParam(
+            "ecutrho_ry", None, "charge-density cutoff (pw.x default: 4 × ecutwfc_ry)", unit="Ry"
+        ),
+        EngineParam("kpoints", None, "Monkhorst-Pack grid [n1, n2, n3]; replaces kspacing_per_a"),
+        EngineParam(
+            "kspacing_per_a",
+            0.25,
+            "largest k-point spacing, 2π included (as VASP KSPACING)",
+            unit="1/Å",
+        ),
+        EngineParam(
+            "smearing",
+            "marzari-vanderbilt",
+            "occupation smearing ('none' = fixed)",
+            choices=SMEARINGS,
+        ),
+        EngineParam("degauss_ry", 0.01, "smearing width", unit="Ry"),
+        EngineParam(
+            "spin",
+            False,
+            "collinear spin polarisation (nspin=2); starting moments from the structure, else 0.5",
+        ),
+        EngineParam("conv_thr_ry", 1e-8, "SCF convergence threshold on the energy", unit="Ry"),
+        EngineParam("electron_maxstep", 100, "maximum SCF iterations per ionic step"),
+        EngineParam("mixing_beta", 0.7, "SCF density mixing factor"),
+        EngineParam("ion_steps", 50, "maximum ionic steps (relax, vc-relax)"),
+        EngineParam(
+            "force_conv_thr_ry_per_bohr",
+            1e-3,
+            "ionic convergence threshold on forces",
+            unit="Ry/bohr",
+        ),
+        EngineParam("press_kbar", 0.0, "target pressure (vc-relax)", unit="kbar"),
+    )
+
+    def check(self, params: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Return ``params`` completed with defaults; raise UsageError naming a bad one."""
+        merged = check_known_params(self.name, self.parameters, params)
+        _command.check_kpoints(self.name, params, merged)
+        _command.require_positive(
+            self.name,
+            merged,
+            "ecutwfc_ry",
+            "ecutrho_ry",
+            "degauss_ry",
+            "conv_thr_ry",
+            "electron_maxstep",
+            "mixing_beta",
+            "ion_steps",
+            "force_conv_thr_ry_per_bohr",
+        )
+        return merged
+
+    def binary_status(self, settings: Mapping[str, Any]) -> tuple[bool, str]:
+        """Tell whether pw.x can run here, for ``orion engines``."""
+        return _command.binary_status(self.name, settings, "pw.x")
+
+    def prepare(
+        self,
+        atoms: Atoms,
+        params: Mapping[str, Any],
+        workdir: Path,
+        settings: Mapping[str, Any],
+    ) -> RunSpec:
+        """Write ``pw.in`` into ``workdir``; return the pw.x command line."""
+        import ase.io
+
+        params = self.check(params, settings)
+        pseudo_dir = _command.setting_path(settings, "pseudo_dir", DEFAULT_PSEUDO_DIR)
+        assert pseudo_dir is not None
+        pseudos = choose_pseudopotentials(
+            sorted(set(atoms.get_chemical_symbols())),
+            pseudo_dir,
+            _command.setting_mapping(settings, self.name, "pseudopotentials"),
+            str(settings.get("pseudo_functional") or "pbe"),
+        )
+        structure = atoms.copy()
+        if params["spin"] and not structure.get_initial_magnetic_moments().any():
+            structure.set_initial_magnetic_moments([0.5] * len(structure))
+        kpoints = params["kpoints"] or _command.kpoint_grid(atoms, params["kspacing_per_a"])
+        workdir.mkdir(parents=True, exist_ok=True)
+        ase.io.write(
+            workdir / INPUT_NAME,
+            structure,
+            format="espresso-in",
+            input_data=pw_input_data(params, pseudo_dir.resolve()),
+            pseudopotentials=pseudos,
+            kpts=tuple(kpoints),
+        )
+        return RunSpec(
+            command=(*_command.command_words(settings, "pw.x"), "-in", INPUT_NAME),
+            stdout_name=OUTPUT_NAME,
+            mpi=True,
+        )
+
+    def run(self, workdir: Path, params: Mapping[str, Any], report: ProgressFn) -> None:
+        """Refuse: pw.x runs as an external command."""
+        raise NotImplementedError("qe runs pw.x as a command; see prepare()")
+
+    def parse(self, workdir: Path, params: Mapping[str, Any]) -> Result:
+        """Read ``pw.out``; a pw.x error or an unconverged SCF gives ``Result(error=...)``."""
+        text = _command.read_text(workdir / OUTPUT_NAME)
+        if text is None:
+            return Result(error=f"pw.x wrote no {OUTPUT_NAME} in {workdir}")
+        error = pw_error(text)
+        if error:
+            return Result(error=error)
+        return result_from_output(workdir / OUTPUT_NAME, text, params)
+
+
+def pw_input_data(params: Mapping[str, Any], pseudo_dir: Path) -> dict[str, dict[str, Any]]:
+    """Map orion parameters onto pw.x namelists."""
+    calculation = params["calculation"]
+    control: dict[str, Any] = {
+        "calculation": calculation,
+        "prefix": "orion",
+        "outdir": "./out",
+        "pseudo_dir": str(pseudo_dir),
+        "tprnfor": True,
+        "tstress": True,
+    }
+    if calculation != "scf":
+        control["nstep"] = int(params["ion_steps"])
+        control["forc_conv_thr"] = float(params["force_conv_thr_ry_per_bohr"])
+    system: dict[str, Any] = {"ecutwfc": float(params["ecutwfc_ry"])}
+    if params["ecutrho_ry"] is not None:
+        system["ecutrho"] = float(params["ecutrho_ry"])
+    if params["smearing"] == "none":
+        system["occupations"] = "fixed"
+    else:
+        system.update(
+            occupations="smearing", smearing=params["smearing"], degauss=float(params["degauss_ry"])
+        )
+    if params["spin"]:
+        system["nspin"] = 2
+    electrons = {
+        "conv_thr": float(params["conv_thr_ry"]),
+        "electron_maxstep": int(params["electron_maxstep"]),
+        "mixing_beta": float(params["mixing_beta"]),
+    }
+    cell = {"press": float(params["press_kbar"])} if calculation == "vc-relax" else {}
+    return {"control": control, "system": system, "electrons": electrons, "cell": cell}
+
+
+def choose_pseudopotentials(
+    elements: list[str], pseudo_dir: Path, configured: Mapping[str, str], functional: str
+) -> dict[str, str]:
+    """Pick one pseudopotential file per element: configured first, else the rule below.
+
+    Rule: files named ``<El>.*.upf`` or ``<El>_*.upf`` (any case); prefer names with
+    ``.<functional>-``, then not relativistic (``rel-``), then alphabetical.
+    """
+    if not pseudo_dir.is_dir():
+        raise UsageError(
+            f"pseudopotential directory {pseudo_dir} does not exist",
+            "set [engines.qe] pseudo_dir in orion.toml (or ORION_QE_PSEUDO_DIR)",
+        )
+    files = sorted(p.name for p in pseudo_dir.iterdir() if p.is_file())
+    chosen = {}
+    for element in elements:
+        if element in configured:
+            name = configured[element]
+            if not (pseudo_dir / name).is_file():
+                raise UsageError(
+                    f"pseudopotential {name} configured for {element} is not in {pseudo_dir}",
+                    "fix [engines.qe] pseudopotentials or pseudo_dir in orion.toml",
+                )
+            chosen[element] = name
+            continue
+        pattern = re.compile(rf"^{re.escape(element)}[._-].*\.upf$", re.I)
+        candidates = [name for name in files if pattern.match(name)]
+        if not candidates:
+            raise UsageError(
+                f"no pseudopotential for element {element} in {pseudo_dir}",
+                f"put a {element}.*.UPF file there or set [engines.qe] pseudopotentials = "
+                f'{{{element} = "<file>.UPF"}} (and pseudo_dir) in orion.toml',
+            )
+        chosen[element] = min(
+            candidates,
+            key=lambda n: (f".{functional.lower()}-" not in n.lower(), "rel-" in n.lower(), n),
+        )
+    return chosen
+
+
+def pw_error(text: str) -> str | None:
+    """Return pw.x's own failure message, or None when the run finished normally."""
+    routine = _ROUTINE_ERROR.search(text)
+    if routine:
+        return f"pw.x: Error in routine {routine.group(1)}: {routine.group(2)}"
+    failed = _SCF_FAILED.search(text)
+    if failed:
+        return f"pw.x: {failed.group(1).strip()}"
+    if "JOB DONE" not in text:
+        return (
+            f"pw.x did not finish (no 'JOB DONE' in {OUTPUT_NAME}); last line: "
+            f"{_command.last_line(text)}"
+        )
+    return None
+
+
+def result_from_output(path: Path, text: str, params: Mapping[str, Any]) -> Result:
+    """Build the Result of a finished pw.x run from ASE's reader and the raw text."""
+    import ase.io
+    import ase.units
+
+    try:
+        images = ase.io.read(path, index=":", format="espresso-out")
+    except Exception as exc:  # noqa: BLE001 — any reader failure is a parse failure
+        return Result(error=f"cannot read {path.name} with ASE: {type(exc).__name__}: {exc}")
+    assert isinstance(images, list)
+    final = images[-1]
+    calc = final.calc
+    relaxing = params.get("calculation", "scf") != "scf"
+    converged = ("bfgs converged" in text) if relaxing else True
+    energies_ry = [float(v) for v in _TOTAL_ENERGY_RY.findall(text)]
+    version = _VERSION.search(text)
+    extras: dict[str, Any] = {
+        "energy_ry": energies_ry[-1] if energies_ry else None,
+        "scf_iterations": [int(n) for n in _SCF_DONE.findall(text)],
+        "ionic_steps": len(energies_ry),
+        "pw_version": version.group(1) if version else None,
+        "pseudopotentials": {el: Path(f).name for el, f in _PSEUDO_FILE.findall(text)},
+    }
+    if relaxing and not converged:
+        extras["warning"] = "ionic relaxation not converged (pw.x: bfgs did not converge)"
+    # ASE's espresso reader converts with CODATA-2006 constants; the energy is converted from
+    # pw.x's own Ry number with ase.units.Ry (CODATA 2014) — they differ by 8e-8 relative.
+    energy_ev = energies_ry[-1] * ase.units.Ry if energies_ry else final.get_potential_energy()
+    return Result(
+        energy_ev=float(energy_ev),
+        forces_ev_per_a=_command.to_floats(calc.get_forces()) if "forces" in calc.results else None,
+        stress_ev_per_a3=_command.to_floats(calc.get_stress())
+        if "stress" in calc.results
+        else None,
+        final_structure=_command.atoms_to_extxyz(final),
+        converged=converged,
+        extras=extras,
+    )
