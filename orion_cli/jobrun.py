@@ -23,21 +23,26 @@ from orion_cli.jobdir import JOB_FILE, RESULT_FILE, append_event, read_json, wri
 EXIT_ENGINE_FAILED = 3
 
 
-def launch_prefix(launcher: str, ntasks: int, in_slurm: bool, is_root: bool) -> list[str]:
+def launch_prefix(launcher: str, ntasks: int, is_root: bool, have_mpirun: bool) -> list[str]:
     """Return the MPI launcher words to put before an engine's command.
 
-    >>> launch_prefix("auto", 1, True, False)
+    ``auto`` uses nothing for one task, else ``mpirun -np N`` where mpirun exists (Open MPI
+    inside a SLURM allocation starts its ranks through SLURM, and needs no PMIx in slurmd),
+    else ``srun``. ``srun``, ``mpirun`` and ``none`` force a choice; anything else is used
+    as written (e.g. ``"mpiexec -n 4"``).
+
+    >>> launch_prefix("auto", 1, False, True)
     []
-    >>> launch_prefix("auto", 4, True, False)
-    ['srun']
-    >>> launch_prefix("auto", 4, False, True)
+    >>> launch_prefix("auto", 4, True, True)
     ['mpirun', '-np', '4', '--allow-run-as-root']
-    >>> launch_prefix("mpirun", 2, True, False)
-    ['mpirun', '-np', '2']
+    >>> launch_prefix("auto", 4, False, False)
+    ['srun']
+    >>> launch_prefix("srun", 2, False, True), launch_prefix("mpiexec -n 2", 2, False, True)
+    (['srun'], ['mpiexec', '-n', '2'])
     """
     if launcher == "none" or (launcher == "auto" and ntasks <= 1):
         return []
-    if launcher == "srun" or (launcher == "auto" and in_slurm):
+    if launcher == "srun" or (launcher == "auto" and not have_mpirun):
         return ["srun"]
     if launcher in ("auto", "mpirun"):
         words = ["mpirun", "-np", str(ntasks)]
@@ -63,8 +68,8 @@ def _run_command(workdir: Path, job: Mapping[str, Any], spec: Any) -> int:
     prefix = launch_prefix(
         job.get("launcher", "auto"),
         int(job.get("ntasks", 1)),
-        "SLURM_JOB_ID" in os.environ,
         os.geteuid() == 0,
+        shutil.which("mpirun") is not None,
     )
     argv = [*prefix, *spec.command]
     if shutil.which(argv[0]) is None:

@@ -149,10 +149,11 @@ def submit(settings: Settings, request: SubmitRequest) -> Submitted:
         for _, _, staging, _ in staged:
             shutil.rmtree(staging, ignore_errors=True)
         raise
-    return _record_and_submit(settings, r, params, staged, scheduler)
+    return _record_and_submit(settings, r, params, engine_settings, staged, scheduler)
 
 
 def _record_and_submit(settings: Settings, r: SubmitRequest, params: dict[str, Any],
+                       engine_settings: dict[str, Any],
                        staged: list[tuple[Path, Any, Path, dict[str, Any]]],
                        scheduler: Any) -> Submitted:
     from orion_cli.db.models import Job
@@ -182,7 +183,8 @@ def _record_and_submit(settings: Settings, r: SubmitRequest, params: dict[str, A
             spec = _batch_spec(job.id, name, workdir, r, settings)
             write_json_atomic(workdir / JOB_FILE, {
                 "orion_id": job.id, "engine": r.engine, "params": params, "attempt": 1,
-                "ntasks": r.ntasks, "launcher": settings.launcher, **extra,
+                "ntasks": r.ntasks,
+                "launcher": engine_settings.get("launcher", settings.launcher), **extra,
             })
             (workdir / SCRIPT_NAME).write_text(render_script(spec))
         # the row is committed before the scheduler hears of the job
