@@ -1,0 +1,50 @@
+"""`orion engines` and `orion doctor` as a user runs them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import orion, orion_json
+
+
+def test_engines_lists_every_engine_with_parameters(orion_home: Path) -> None:
+    engines = {e["name"]: e for e in orion_json("engines")}
+    assert {"mock", "emt", "qe", "lammps", "vasp"} <= set(engines)
+    assert engines["qe"]["available"] == (shutil.which("pw.x") is not None)
+    assert engines["vasp"]["available"] == (shutil.which("vasp_std") is not None)
+    qe_params = {p["name"]: p for p in engines["qe"]["parameters"]}
+    assert qe_params["ecutwfc_ry"]["unit"] or "ry" in qe_params["ecutwfc_ry"]["name"]
+    assert "relax" in {p["name"] for p in engines["emt"]["parameters"]}
+    text = orion("engines").stdout
+    assert "ecutwfc_ry" in text and "emt" in text
+
+
+def test_doctor_reports_and_fails_on_a_broken_database(orion_home: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    checks = {c["name"]: c for c in orion_json("doctor")}
+    assert checks["database"]["ok"] and checks["schema"]["ok"]
+    assert checks["scheduler local"]["ok"]
+    monkeypatch.setenv("ORION_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    result = orion("doctor", expect=1)
+    assert "FAIL database" in result.stdout
+
+
+@pytest.mark.postgres
+def test_postgres_schema_must_be_upgraded_explicitly(orion_home: Path, postgres_url: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORION_DATABASE_URL", postgres_url)
+    result = orion("ls", expect=1)
+    assert "orion db upgrade" in result.stderr and result.stderr.count("\n") == 1
+    assert orion_json("db", "upgrade")["to"]
+    assert orion_json("ls") == []
+
+
+def test_database_down_is_one_line(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORION_DATABASE_URL", "postgresql://postgres:secret@127.0.0.1:1/orion")
+    result = orion("poll", expect=1)
+    assert result.stderr.startswith("error: cannot use database") and "secret" not in result.stderr
+    assert result.stderr.count("\n") == 1
