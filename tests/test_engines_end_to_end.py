@@ -53,9 +53,9 @@ def direct_energy_ev(case: str, workdir: Path, tmp_path: Path) -> float:
 
         lines = [ln for ln in (rerun / "pw.out").read_text().splitlines() if ln.startswith("!")]
         return float(lines[-1].split("=")[1].split()[0]) * Ry
-    from orion_cli.engines.lammps import LammpsEngine
-
     import tomllib
+
+    from orion_cli.engines.lammps import LammpsEngine
 
     engine = LammpsEngine()
     checked = engine.check(tomllib.loads(params.read_text()), {})
