@@ -34,6 +34,7 @@ class BatchSpec:
     qos: str = ""
     priority: int = 10
     soft_margin_s: int = 300
+    instance: str = ""
 
     @property
     def output_path(self) -> Path:
@@ -51,16 +52,25 @@ def nice_for_priority(priority: int) -> int:
     return (20 - priority) * 100
 
 
+def job_name_prefix(orion_id: int, instance: str) -> str:
+    """The start of every scheduler job name of orion job ``orion_id`` in database ``instance``.
+
+    >>> job_name_prefix(7, "ab12cd"), job_name_prefix(7, "")
+    ('orion-7-ab12cd-', 'orion-7-')
+    """
+    return f"orion-{orion_id}-{instance}-" if instance else f"orion-{orion_id}-"
+
+
 def slurm_job_name(spec: BatchSpec) -> str:
-    """Name the SLURM job so that squeue shows orion's id first.
+    """Name the SLURM job so that squeue shows orion's id first, then the database's id.
 
     Characters other than letters, digits, ``._-`` become ``_`` (squeue output stays parseable).
 
-    >>> slurm_job_name(BatchSpec(7, "Si scf|x", Path("/j"), "python3", 60))
-    'orion-7-Si_scf_x'
+    >>> slurm_job_name(BatchSpec(7, "Si scf|x", Path("/j"), "python3", 60, instance="ab12cd"))
+    'orion-7-ab12cd-Si_scf_x'
     """
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", spec.name)
-    return f"orion-{spec.orion_id}-{safe}"[:200]
+    return (job_name_prefix(spec.orion_id, spec.instance) + safe)[:200]
 
 
 def sbatch_lines(spec: BatchSpec) -> list[str]:

@@ -57,6 +57,7 @@ class Settings:
     max_retries: int = 3
     retry_delay_s: int = 60
     lost_grace_s: int = 600
+    submit_grace_s: int = 120
     wait_interval_s: float = 2.0
     launcher: str = "auto"
     engines: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -50,18 +50,35 @@ def launch_prefix(launcher: str, ntasks: int, is_root: bool, have_mpirun: bool) 
     return launcher.split()
 
 
+class SoftLimitReached(Exception):
+    """Raised inside an in-process engine when the soft time limit signal arrives."""
+
+
 class _SoftLimit:
-    """Record the soft time limit signal (SLURM's ``--signal=B:USR1@margin``)."""
+    """Handle the soft time limit signal (SLURM's ``--signal=B:USR1@margin``).
+
+    It records the event, then asks the engine to stop: an in-process engine is interrupted
+    with :class:`SoftLimitReached`; a command engine gets ``request_stop(workdir)`` (e.g.
+    pw.x's ``<prefix>.EXIT`` file) and finishes on its own terms.
+    """
 
     def __init__(self, workdir: Path, attempt: int) -> None:
         self.workdir = workdir
         self.attempt = attempt
         self.reached = False
+        self.engine: Any = None
+        self.in_process = False
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if not self.reached:
-            self.reached = True
-            append_event(self.workdir, "soft_limit", attempt=self.attempt)
+        if self.reached:
+            return
+        self.reached = True
+        append_event(self.workdir, "soft_limit", attempt=self.attempt)
+        if self.in_process:
+            raise SoftLimitReached("stopped at the soft time limit (SIGUSR1 from the scheduler)")
+        stop = getattr(self.engine, "request_stop", None)
+        if stop is not None:
+            stop(self.workdir)
 
 
 def _run_command(workdir: Path, job: Mapping[str, Any], spec: Any) -> int:
@@ -105,6 +122,7 @@ def run_job(workdir: Path) -> int:
     try:
         engine = get_engine(job["engine"])
         spec = RunSpec.from_json(job.get("run_spec") or {})
+        soft.engine, soft.in_process = engine, not spec.command
         if spec.command:
             report("Running " + spec.command[0], 5.0)
             returncode = _run_command(workdir, job, spec)
@@ -114,10 +132,15 @@ def run_job(workdir: Path) -> int:
         else:
             engine.run(workdir, params, report)
             result = engine.parse(workdir, params)
+    except SoftLimitReached as exc:
+        result = Result(error=str(exc))
     except Exception as exc:  # noqa: BLE001 - any engine failure becomes the job's error
         result = Result(error=f"{type(exc).__name__}: {exc}")
+    soft.in_process = False
     if soft.reached:
         result.extras["soft_limit_reached"] = True
+        if not result.error:  # finished in the margin: the result stands
+            append_event(workdir, "soft_limit_ok", attempt=attempt)
     write_json_atomic(workdir / RESULT_FILE, {"attempt": attempt, **result.to_json()})
     if result.error:
         append_event(workdir, "failed", attempt=attempt, error=result.error)

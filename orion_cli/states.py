@@ -10,6 +10,8 @@ True
 False
 >>> JobStatus.RUNNING.is_final
 False
+>>> can_transition(JobStatus.FAILED, JobStatus.QUEUED)  # a retry
+True
 """
 
 from __future__ import annotations
@@ -55,9 +57,16 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     _S.QUEUED: frozenset({_S.RUNNING, _S.COMPLETED, _S.FAILED, _S.CANCELLED}),
     _S.RUNNING: frozenset({_S.COMPLETED, _S.FAILED, _S.CANCELLED}),
     _S.COMPLETED: frozenset(),
-    _S.FAILED: frozenset(),
-    _S.CANCELLED: frozenset(),
+    # a retry (automatic or `orion retry`) submits a new attempt of the same job
+    _S.FAILED: frozenset({_S.QUEUED, _S.CANCELLED}),
+    _S.CANCELLED: frozenset({_S.QUEUED}),
 }
+
+#: failures that the poller retries by itself (with more resources where that helps)
+RETRYABLE_REASONS = frozenset({
+    FailureReason.TIMEOUT, FailureReason.OUT_OF_MEMORY, FailureReason.NODE_FAIL,
+    FailureReason.LOST, FailureReason.SUBMIT_ERROR,
+})
 
 
 def can_transition(old: JobStatus, new: JobStatus) -> bool:

@@ -24,11 +24,13 @@ def poll(as_json: JsonOpt = False) -> None:
 
     report = run_poll(load_settings())
     if as_json:
-        print_json({"checked": report.checked, "changed": report.changed,
+        print_json({"checked": report.checked, "changed": report.changed, "notes": report.notes,
                     "errors": report.errors, "scheduler_calls": report.scheduler_calls})
     else:
         for job_id, status in report.changed.items():
             message(f"job {job_id}: {status}")
+        for line in report.notes:
+            message(line)
         message(f"checked {report.checked} active jobs, {len(report.changed)} changed")
         for line in report.errors:
             message(f"error: {line}")
@@ -85,6 +87,13 @@ def render_job(job: dict[str, Any]) -> None:
         if result.get("forces_ev_per_a"):
             fmax = max(sum(c * c for c in f) ** 0.5 for f in result["forces_ev_per_a"])
             console.print(f"    {'max force':15} {fmax:.4f} eV/Å", highlight=False)
+    if len(job.get("attempts", [])) > 1 or any(a["reason"] for a in job.get("attempts", [])):
+        console.print("  attempts:")
+        for a in job["attempts"]:
+            reason = f" ({a['reason']})" if a["reason"] else ""
+            console.print(f"    #{a['attempt']} {a['scheduler_job_id'] or '-'} {a['status']}"
+                          f"{reason} walltime {a['walltime_s']} s mem {a['mem_mb'] or '-'} MB",
+                          highlight=False, markup=False)
     console.print("  events:")
     for event in job["events"]:
         reason = f" ({event['reason']})" if event["reason"] else ""
@@ -181,3 +190,60 @@ def db_upgrade(as_json: JsonOpt = False) -> None:
         print_json({"from": before, "to": after})
     else:
         message(f"{redact(settings.resolved_database_url)}: schema {before or 'empty'} → {after}")
+
+
+IdsArg = Annotated[list[int], typer.Argument(help="orion job ids")]
+
+
+def _print_lines(lines: list[str], as_json: bool, key: str, ids: list[int]) -> None:
+    if as_json:
+        print_json({key: ids, "messages": lines})
+    else:
+        for line in lines:
+            message(line)
+
+
+@app.command()
+@handle_errors
+def retry(job_ids: IdsArg, as_json: JsonOpt = False) -> None:
+    """Submit a new attempt of failed or cancelled jobs now (more walltime after a timeout)."""
+    from orion_cli.config import load_settings
+    from orion_cli.services.jobs import retry_jobs
+
+    _print_lines(retry_jobs(load_settings(), job_ids), as_json, "retried", job_ids)
+
+
+@app.command()
+@handle_errors
+def hold(job_ids: IdsArg, as_json: JsonOpt = False) -> None:
+    """Keep queued jobs from starting until `orion release`."""
+    from orion_cli.config import load_settings
+    from orion_cli.services.jobs import control_jobs
+
+    _print_lines(control_jobs(load_settings(), job_ids, "hold"), as_json, "held", job_ids)
+
+
+@app.command()
+@handle_errors
+def release(job_ids: IdsArg, as_json: JsonOpt = False) -> None:
+    """Let held jobs start."""
+    from orion_cli.config import load_settings
+    from orion_cli.services.jobs import control_jobs
+
+    _print_lines(control_jobs(load_settings(), job_ids, "release"), as_json, "released",
+                 job_ids)
+
+
+@app.command()
+@handle_errors
+def priority(
+    value: Annotated[int, typer.Argument(help="new priority 0..20 (20 = most urgent)")],
+    job_ids: IdsArg,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change the priority of queued jobs."""
+    from orion_cli.config import load_settings
+    from orion_cli.services.jobs import control_jobs
+
+    lines = control_jobs(load_settings(), job_ids, "priority", priority=value)
+    _print_lines(lines, as_json, "updated", job_ids)

@@ -58,6 +58,12 @@ def submit(
     account: Annotated[str, typer.Option()] = "",
     qos: Annotated[str, typer.Option()] = "",
     priority: Annotated[int | None, typer.Option(help="0..20, 20 = most urgent.")] = None,
+    retries: Annotated[int | None, typer.Option(
+        help="Automatic retries after timeout/OOM/node failure (default 3).")] = None,
+    retry_delay: Annotated[str, typer.Option(
+        help="First retry delay, doubled each time (default 60s).")] = "",
+    hold: Annotated[bool, typer.Option("--hold", help="Submit held; `orion release` starts.")]
+    = False,
     scheduler: Annotated[str, typer.Option(
         help="slurm or local (default: slurm if sbatch exists).")] = "",
     dry_run: Annotated[bool, typer.Option(
@@ -78,7 +84,9 @@ def submit(
         walltime_s=parse_walltime_s(walltime) if walltime else 0, nodes=nodes or 0,
         ntasks=ntasks or 0, cpus_per_task=cpus_per_task or 0,
         mem_mb=parse_mem_mb(mem) if mem else 0,
-        account=account, qos=qos, priority=priority, dry_run=dry_run,
+        account=account, qos=qos, priority=priority, dry_run=dry_run, hold=hold,
+        max_retries=retries,
+        retry_delay_s=parse_walltime_s(retry_delay) if retry_delay else None,
     )
     done = submit_jobs(settings, request)
     if dry_run:

@@ -14,6 +14,15 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+class OrionMeta(SQLModel, table=True):
+    """Facts about this database; ``instance_id`` tells its jobs apart from another orion's."""
+
+    __tablename__ = "orion_meta"
+
+    key: str = Field(primary_key=True)
+    value: str
+
+
 class Job(SQLModel, table=True):
     __tablename__ = "job"
 
@@ -49,6 +58,10 @@ class Job(SQLModel, table=True):
     workdir: str = ""
     attempt: int = 1
     max_retries: int = 3
+    retry_delay_s: int = 60
+    soft_margin_s: int = 300
+    next_attempt_at: datetime | None = Field(default=None, index=True)
+    held: bool = False
     events_offset: int = 0
 
     created_at: datetime = Field(default_factory=now_utc, index=True)
@@ -73,6 +86,26 @@ class JobResult(SQLModel, table=True):
     extras: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=now_utc)
+
+
+class JobAttempt(SQLModel, table=True):
+    """One submission of a job to the scheduler, with the resources it asked for."""
+
+    __tablename__ = "job_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    attempt: int
+    scheduler_job_id: str | None = None
+    walltime_s: int
+    mem_mb: int = 0
+    status: str = "queued"
+    reason: str | None = None
+    raw_state: str | None = None
+    message: str | None = Field(default=None, sa_column=Column(Text))
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class JobEvent(SQLModel, table=True):

@@ -14,7 +14,7 @@ from sqlmodel import Session
 from orion_cli.errors import ConfigError, DatabaseError
 
 #: the newest migration in db/migrations/versions (a test checks they agree)
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -126,6 +126,16 @@ def ready_engine(url: str) -> Engine:
         f"database schema is at {revision or 'nothing'}, orion needs {SCHEMA_HEAD}",
         "run `orion db upgrade`",
     )
+
+
+def instance_id(session: Session) -> str:
+    """Return this database's short random id (written by migration 0002)."""
+    from orion_cli.db.models import OrionMeta
+
+    row = session.get(OrionMeta, "instance_id")
+    if row is None:
+        raise DatabaseError("database has no instance_id", "run `orion db upgrade`")
+    return row.value
 
 
 @contextlib.contextmanager

@@ -118,6 +118,9 @@ class Engine(Protocol):
         """Read the outputs in ``workdir``; a failed calculation gives ``Result(error=...)``."""
         ...
 
+    # Optional: ``request_stop(workdir)`` asks a running command engine to stop cleanly when
+    # the soft time limit arrives (pw.x: a ``<prefix>.EXIT`` file). Engines without it run on.
+
 
 def check_known_params(
     engine_name: str, declared: tuple[EngineParam, ...], params: Mapping[str, Any]

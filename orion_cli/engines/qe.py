@@ -140,6 +140,12 @@ class QeEngine:
         """Refuse: pw.x runs as an external command."""
         raise NotImplementedError("qe runs pw.x as a command; see prepare()")
 
+    def request_stop(self, workdir: Path) -> None:
+        """Ask a running pw.x to stop cleanly: it polls for ``<prefix>.EXIT``."""
+        for directory in (workdir, workdir / "out"):
+            if directory.is_dir():
+                (directory / "orion.EXIT").touch()
+
     def parse(self, workdir: Path, params: Mapping[str, Any]) -> Result:
         """Read ``pw.out``; a pw.x error or an unconverged SCF gives ``Result(error=...)``."""
         text = _command.read_text(workdir / OUTPUT_NAME)

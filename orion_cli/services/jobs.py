@@ -9,7 +9,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from orion_cli.config import Settings
-from orion_cli.db.models import Job, JobEvent, JobResult
+from orion_cli.db.models import Job, JobAttempt, JobEvent, JobResult, now_utc
 from orion_cli.errors import UsageError
 from orion_cli.schedulers import get_scheduler
 from orion_cli.services.lifecycle import transition
@@ -74,6 +74,17 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
         events = session.exec(
             select(JobEvent).where(JobEvent.job_id == job_id).order_by(col(JobEvent.id))
         ).all()
+        attempts = session.exec(
+            select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(col(JobAttempt.attempt))
+        ).all()
+        data["attempts"] = [
+            {"attempt": a.attempt, "scheduler_job_id": a.scheduler_job_id, "status": a.status,
+             "reason": a.reason, "walltime_s": a.walltime_s, "mem_mb": a.mem_mb,
+             "raw_state": a.raw_state, "message": a.message,
+             "submitted_at": a.submitted_at.isoformat() if a.submitted_at else None,
+             "finished_at": a.finished_at.isoformat() if a.finished_at else None}
+            for a in attempts
+        ]
         data["events"] = [
             {"at": e.at.isoformat(), "from": e.from_status, "to": e.to_status,
              "reason": e.reason, "source": e.source, "message": e.message,
@@ -83,22 +94,81 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
         return data
 
 
+def _cancellable(job: Job) -> bool:
+    status = JobStatus(job.status)
+    return not status.is_final or (status is JobStatus.FAILED and job.next_attempt_at is not None)
+
+
 def cancel_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
-    """Cancel each job in a non-final state; return one line per job."""
+    """Cancel each job that has not ended (or whose retry is pending); one line per job."""
     from orion_cli.db.session import session_scope
 
     lines = []
     with session_scope(settings.resolved_database_url) as session:
         jobs = [_get(session, job_id) for job_id in job_ids]
         for job in jobs:
-            status = JobStatus(job.status)
-            if status.is_final:
-                raise UsageError(f"job {job.id} is already {status}", "nothing to cancel")
+            if not _cancellable(job):
+                raise UsageError(f"job {job.id} is already {job.status}", "nothing to cancel")
         for job in jobs:
             if JobStatus(job.status).is_active and job.scheduler_job_id:
                 scheduler = get_scheduler(job.scheduler, settings.home / "local-scheduler")
                 scheduler.cancel([job.scheduler_job_id])
+            job.next_attempt_at = None
             transition(session, job, JobStatus.CANCELLED, source="user",
                        message="cancelled with orion cancel")
             lines.append(f"cancelled job {job.id}")
     return lines
+
+
+def retry_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
+    """Submit a new attempt of failed or cancelled jobs now, whatever the reason."""
+    from orion_cli.db.session import session_scope
+    from orion_cli.services.retry import resubmit
+
+    with session_scope(settings.resolved_database_url) as session:
+        jobs = [_get(session, job_id) for job_id in job_ids]
+        for job in jobs:
+            if job.status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
+                raise UsageError(f"job {job.id} is {job.status}",
+                                 "only failed or cancelled jobs can be retried")
+        lines = []
+        for job in jobs:
+            scheduler = get_scheduler(job.scheduler, settings.home / "local-scheduler")
+            lines.append(resubmit(session, settings, job, scheduler, now_utc(), manual=True))
+        return lines
+
+
+def control_jobs(settings: Settings, job_ids: list[int], action: str,
+                 priority: int | None = None) -> list[str]:
+    """Hold, release or re-prioritise queued jobs (``action``: hold | release | priority)."""
+    from orion_cli.batch import nice_for_priority
+    from orion_cli.db.session import session_scope
+
+    if priority is not None and not 0 <= priority <= 20:
+        raise UsageError(f"priority {priority} is out of range", "use 0..20 (20 = most urgent)")
+    with session_scope(settings.resolved_database_url) as session:
+        jobs = [_get(session, job_id) for job_id in job_ids]
+        for job in jobs:
+            if job.status != JobStatus.QUEUED.value or not job.scheduler_job_id:
+                raise UsageError(f"job {job.id} is {job.status}",
+                                 f"only queued jobs can be given {action}")
+        by_scheduler: dict[str, list[Job]] = {}
+        for job in jobs:
+            by_scheduler.setdefault(job.scheduler, []).append(job)
+        for name, group in by_scheduler.items():
+            scheduler = get_scheduler(name, settings.home / "local-scheduler")
+            ids = [job.scheduler_job_id or "" for job in group]
+            if action == "hold":
+                scheduler.hold(ids)
+            elif action == "release":
+                scheduler.release(ids)
+            else:
+                scheduler.set_nice(ids, nice_for_priority(priority or 0))
+            for job in group:
+                if action == "priority":
+                    job.priority = priority or 0
+                else:
+                    job.held = action == "hold"
+                session.add(job)
+        return [f"job {job.id}: {action}" + (f" {priority}" if priority is not None else "")
+                for job in jobs]

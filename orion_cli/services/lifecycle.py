@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from orion_cli.db.models import Job, JobEvent, now_utc
+from orion_cli.db.models import Job, JobAttempt, JobEvent, now_utc
 from orion_cli.errors import IllegalTransition
 from orion_cli.states import FailureReason, JobStatus, can_transition
 
@@ -35,6 +35,13 @@ def transition(
         job.error_message = message
     if new is JobStatus.QUEUED:
         job.submitted_at = at
+        job.finished_at = None
+        job.next_attempt_at = None
+        if old is not JobStatus.CREATED:  # a new attempt starts from scratch
+            job.error_message = None
+            job.exit_code = None
+            job.progress_pct = 0.0
+            job.current_step = ""
     elif new is JobStatus.RUNNING:
         job.started_at = job.started_at or at
     elif new.is_final:
@@ -52,6 +59,33 @@ def transition(
         attempt=job.attempt,
         at=at,
     )
+    _track_attempt(session, job, old, new, reason, message, at)
     session.add(job)
     session.add(event)
     return event
+
+
+def _track_attempt(session: Session, job: Job, old: JobStatus, new: JobStatus,
+                   reason: FailureReason | None, message: str | None, at: datetime) -> None:
+    """Keep the job's attempt history in step with its status."""
+    if old is JobStatus.FAILED and new is JobStatus.CANCELLED:
+        return  # cancelling a pending retry: the failed attempt's record stands
+    row = session.exec(select(JobAttempt).where(
+        JobAttempt.job_id == job.id, JobAttempt.attempt == job.attempt)).first()
+    if row is None:
+        if new is JobStatus.CANCELLED and old is JobStatus.CREATED:
+            return  # never submitted, nothing was attempted
+        row = JobAttempt(job_id=job.id or 0, attempt=job.attempt, walltime_s=job.walltime_s,
+                         mem_mb=job.mem_mb)
+    if new is JobStatus.QUEUED:
+        row.scheduler_job_id = job.scheduler_job_id
+        row.submitted_at = at
+    elif new is JobStatus.RUNNING:
+        row.started_at = at
+    row.status = new.value
+    row.raw_state = job.raw_state
+    if new.is_final:
+        row.reason = reason.value if reason else None
+        row.message = message
+        row.finished_at = at
+    session.add(row)

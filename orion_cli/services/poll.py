@@ -15,15 +15,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobResult, now_utc
-from orion_cli.errors import OrionError, SchedulerError
+from orion_cli.errors import OrionError
 from orion_cli.jobdir import RESULT_FILE, read_events, read_json
 from orion_cli.schedulers import get_scheduler
 from orion_cli.schedulers.base import JobInfo
 from orion_cli.services.lifecycle import transition
+from orion_cli.services.recovery import recover_unsubmitted
+from orion_cli.services.retry import resubmit, schedule_retry
 from orion_cli.states import FailureReason, JobStatus
 
 
@@ -32,6 +35,7 @@ class PollReport:
     checked: int = 0
     changed: dict[int, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     scheduler_calls: int = 0
 
 
@@ -52,7 +56,7 @@ def _ingest_events(job: Job) -> list[dict[str, Any]]:
 
 def _store_result(session: Session, job: Job) -> JobResult | None:
     data = read_json(Path(job.workdir) / RESULT_FILE) if job.workdir else None
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or int(data.get("attempt", 1)) != job.attempt:
         return None
     existing = session.exec(select(JobResult).where(JobResult.job_id == job.id)).first()
     row = existing or JobResult(job_id=job.id or 0)
@@ -79,6 +83,8 @@ def _finish(session: Session, job: Job, info: JobInfo | None, at: datetime) -> N
     if result is not None and result.error:
         reason = info.reason if info and info.reason not in (None, FailureReason.EXIT_CODE) \
             else FailureReason.ENGINE_ERROR
+        if result.extras.get("soft_limit_reached"):
+            reason = FailureReason.TIMEOUT  # stopped cleanly at the soft limit: needs more time
         transition(session, job, JobStatus.FAILED, source="poll", at=at, reason=reason,
                    message=result.error)
     elif status is JobStatus.COMPLETED and result is not None:
@@ -137,21 +143,33 @@ def reconcile(session: Session, jobs: list[Job], infos: Mapping[str, JobInfo], n
         report.checked += 1
         if job.status != before:
             report.changed[job.id or 0] = job.status
+            if job.status == JobStatus.FAILED.value:
+                schedule_retry(job, now)
+
+
+POLL_LOCK_KEY = 0x0_5110_9011
 
 
 @contextmanager
-def poller_lock(session: Session, settings: Settings) -> Iterator[bool]:
-    """Hold the single-poller lock (advisory lock on PostgreSQL, file lock on SQLite)."""
-    if session.get_bind().dialect.name == "postgresql":
+def poller_lock(engine: Engine, settings: Settings) -> Iterator[bool]:
+    """Hold the single-poller lock: an advisory lock on PostgreSQL, a file lock on SQLite.
+
+    The advisory lock lives on a connection of its own, held for the whole cycle, so that
+    the commits of the work (which return their connections to the pool) cannot drop it.
+    """
+    if engine.dialect.name == "postgresql":
         from sqlalchemy import text
 
-        key = 0x0_5110_9011
-        got = bool(session.exec(text(f"SELECT pg_try_advisory_lock({key})")).scalar())  # type: ignore[call-overload]
-        try:
-            yield got
-        finally:
-            if got:
-                session.exec(text(f"SELECT pg_advisory_unlock({key})"))  # type: ignore[call-overload]
+        with engine.connect() as conn:
+            got = bool(conn.execute(text(f"SELECT pg_try_advisory_lock({POLL_LOCK_KEY})"))
+                       .scalar())
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(text(f"SELECT pg_advisory_unlock({POLL_LOCK_KEY})"))
+                    conn.commit()
         return
     from filelock import FileLock, Timeout
 
@@ -169,28 +187,65 @@ def poller_lock(session: Session, settings: Settings) -> Iterator[bool]:
 
 
 def poll(settings: Settings, now: datetime | None = None) -> PollReport:
-    """Run one reconcile cycle for all active jobs."""
-    from orion_cli.db.session import session_scope
+    """Run one reconcile cycle for all jobs that need the poller."""
+    from sqlalchemy.exc import OperationalError
+
+    from orion_cli.db.session import database_error, ready_engine, session_scope
 
     report = PollReport()
     now = now or now_utc()
-    with session_scope(settings.resolved_database_url) as session, \
-            poller_lock(session, settings) as got_lock:
-        if not got_lock:
-            report.errors.append("another orion poll is running; this one did nothing")
-            return report
-        active = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
-        jobs = session.exec(select(Job).where(col(Job.status).in_(active))).all()
-        by_scheduler: dict[str, list[Job]] = defaultdict(list)
-        for job in jobs:
-            by_scheduler[job.scheduler].append(job)
-        for name, group in by_scheduler.items():
-            try:
-                scheduler = get_scheduler(name, settings.home / "local-scheduler")
-                infos = scheduler.query([j.scheduler_job_id for j in group if j.scheduler_job_id])
-                report.scheduler_calls += 1
-            except (SchedulerError, OrionError) as exc:
-                report.errors.append(f"{name}: {exc.one_line()} — its jobs were left unchanged")
-                continue
-            reconcile(session, group, infos, now, settings.lost_grace_s, report)
+    url = settings.resolved_database_url
+    try:
+        with poller_lock(ready_engine(url), settings) as got_lock:
+            if not got_lock:
+                report.errors.append("another orion poll is running; this one did nothing")
+                return report
+            with session_scope(url) as session:
+                _poll_all(session, settings, now, report)
+    except OperationalError as exc:  # the database went away mid-cycle
+        raise database_error(url, exc) from None
     return report
+
+
+def _poll_all(session: Session, settings: Settings, now: datetime, report: PollReport) -> None:
+    for name, group in _jobs_by_scheduler(session, now).items():
+        try:
+            scheduler = get_scheduler(name, settings.home / "local-scheduler")
+            _poll_group(session, settings, scheduler, group, now, report)
+            session.commit()
+        except OrionError as exc:
+            session.rollback()
+            report.errors.append(f"{name}: {exc.one_line()} — its jobs were left unchanged")
+
+
+def _jobs_by_scheduler(session: Session, now: datetime) -> dict[str, list[Job]]:
+    """Jobs the poller must look at: active, never submitted, or due for a retry."""
+    watched = [JobStatus.CREATED.value, JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+    jobs = session.exec(select(Job).where(
+        col(Job.status).in_(watched)
+        | ((col(Job.status) == JobStatus.FAILED.value) & (col(Job.next_attempt_at) <= now))
+    )).all()
+    groups: dict[str, list[Job]] = defaultdict(list)
+    for job in jobs:
+        groups[job.scheduler].append(job)
+    return groups
+
+
+def _poll_group(session: Session, settings: Settings, scheduler: Any, jobs: list[Job],
+                now: datetime, report: PollReport) -> None:
+    """Recover, reconcile and retry one scheduler's jobs; a scheduler error rolls back all."""
+    by_status: dict[str, list[Job]] = defaultdict(list)
+    for job in jobs:
+        by_status[job.status].append(job)
+    report.notes += recover_unsubmitted(session, by_status[JobStatus.CREATED.value], scheduler,
+                                        now, settings.submit_grace_s)
+    active = by_status[JobStatus.QUEUED.value] + by_status[JobStatus.RUNNING.value]
+    if active:
+        infos = scheduler.query([j.scheduler_job_id for j in active if j.scheduler_job_id])
+        report.scheduler_calls += 1
+        reconcile(session, active, infos, now, settings.lost_grace_s, report)
+    due = [job for job in jobs if job.status == JobStatus.FAILED.value
+           and job.next_attempt_at is not None and job.next_attempt_at <= now]
+    for job in due:
+        report.notes.append(resubmit(session, settings, job, scheduler, now))
+        report.changed[job.id or 0] = job.status

@@ -20,6 +20,7 @@ from orion_cli.config import Settings
 from orion_cli.errors import SchedulerError, UsageError
 from orion_cli.jobdir import JOB_FILE, write_json_atomic
 from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, get_scheduler
+from orion_cli.schedulers.base import SubmitOptions
 from orion_cli.states import FailureReason, JobStatus
 
 STRUCTURE_FILE = "structure.extxyz"
@@ -53,6 +54,9 @@ class SubmitRequest:
     account: str = ""
     qos: str = ""
     priority: int | None = None
+    max_retries: int | None = None
+    retry_delay_s: int | None = None
+    hold: bool = False
     dry_run: bool = False
 
 
@@ -82,6 +86,10 @@ def _resolved(request: SubmitRequest, settings: Settings) -> SubmitRequest:
     r.account = r.account or settings.account
     r.qos = r.qos or settings.qos
     r.priority = settings.priority if r.priority is None else r.priority
+    r.max_retries = settings.max_retries if r.max_retries is None else r.max_retries
+    r.retry_delay_s = settings.retry_delay_s if r.retry_delay_s is None else r.retry_delay_s
+    if r.max_retries < 0 or r.retry_delay_s < 0:
+        raise UsageError("retries and retry delay cannot be negative", "use e.g. --retries 3")
     if not 0 <= r.priority <= 20:
         raise UsageError(f"priority {r.priority} is out of range", "use 0..20 (20 = most urgent)")
     for key in ("walltime_s", "nodes", "ntasks", "cpus_per_task"):
@@ -105,8 +113,9 @@ def _check_partition(scheduler: Any, partition: str) -> None:
 
 
 def _batch_spec(job_id: int, name: str, workdir: Path, r: SubmitRequest,
-                settings: Settings) -> BatchSpec:
+                settings: Settings, instance: str = "") -> BatchSpec:
     return BatchSpec(
+        instance=instance,
         orion_id=job_id, name=name, workdir=workdir, python=sys.executable,
         walltime_s=r.walltime_s, partition=r.partition, nodes=r.nodes, ntasks=r.ntasks,
         cpus_per_task=r.cpus_per_task, mem_mb=r.mem_mb, account=r.account, qos=r.qos,
@@ -156,9 +165,10 @@ def _record_and_submit(settings: Settings, r: SubmitRequest, params: dict[str, A
                        engine_settings: dict[str, Any],
                        staged: list[tuple[Path, Any, Path, dict[str, Any]]],
                        scheduler: Any) -> Submitted:
-    from orion_cli.db.models import Job
-    from orion_cli.db.session import session_scope
+    from orion_cli.db.models import Job, now_utc
+    from orion_cli.db.session import instance_id, session_scope
     from orion_cli.services.lifecycle import transition
+    from orion_cli.services.retry import schedule_retry
 
     result = Submitted([], [], [])
     url = settings.resolved_database_url
@@ -172,15 +182,20 @@ def _record_and_submit(settings: Settings, r: SubmitRequest, params: dict[str, A
                 scheduler=r.scheduler, partition=r.partition, account=r.account, qos=r.qos,
                 priority=r.priority or 0, walltime_s=r.walltime_s, mem_mb=r.mem_mb,
                 nodes=r.nodes, ntasks=r.ntasks, cpus_per_task=r.cpus_per_task,
-                max_retries=settings.max_retries,
+                max_retries=r.max_retries or 0, retry_delay_s=r.retry_delay_s or 0,
+                soft_margin_s=settings.soft_margin_s, held=r.hold,
             )
             session.add(job)
             session.flush()
             assert job.id is not None
-            workdir = settings.work_root_path / str(job.id)
+            instance = instance_id(session)
+            workdir = settings.work_root_path / instance / str(job.id)
+            workdir.parent.mkdir(exist_ok=True)
+            if workdir.exists():  # left by a submit that died before its row was committed
+                shutil.rmtree(workdir)
             staging.rename(workdir)
             job.workdir = str(workdir)
-            spec = _batch_spec(job.id, name, workdir, r, settings)
+            spec = _batch_spec(job.id, name, workdir, r, settings, instance)
             write_json_atomic(workdir / JOB_FILE, {
                 "orion_id": job.id, "engine": r.engine, "params": params, "attempt": 1,
                 "ntasks": r.ntasks,
@@ -191,11 +206,16 @@ def _record_and_submit(settings: Settings, r: SubmitRequest, params: dict[str, A
         with session_scope(url) as session:
             job = session.merge(job)
             try:
-                scheduler_job_id = scheduler.submit(workdir / SCRIPT_NAME)
+                scheduler_job_id = scheduler.submit(workdir / SCRIPT_NAME,
+                                                    SubmitOptions(hold=r.hold))
             except SchedulerError as exc:
-                transition(session, job, JobStatus.FAILED, source="submit",
+                now = now_utc()
+                transition(session, job, JobStatus.FAILED, source="submit", at=now,
                            reason=FailureReason.SUBMIT_ERROR, message=exc.one_line())
-                result.errors.append(f"job {job.id}: {exc.one_line()}")
+                retry = (f"orion poll retries it after {job.retry_delay_s} s"
+                         if schedule_retry(job, now) else "no retries configured")
+                result.errors.append(f"job {job.id}: {exc.one_line()} ({retry}; "
+                                     f"`orion cancel {job.id}` stops that)")
                 continue
             job.scheduler_job_id = scheduler_job_id
             job.raw_state = "SUBMITTED"
