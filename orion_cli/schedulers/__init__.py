@@ -1,4 +1,5 @@
-"""Scheduler backends: ``slurm`` (sbatch/squeue/sacct/scancel), ``local`` (background processes).
+"""Scheduler backends: ``slurm`` (sbatch/squeue/sacct/scancel/scontrol), ``pyslurm`` (the same
+through libslurm RPCs, optional) and ``local`` (background processes).
 
 Backends are imported only when asked for.
 """
@@ -14,7 +15,7 @@ from orion_cli.errors import UsageError
 if TYPE_CHECKING:
     from orion_cli.schedulers.base import Scheduler
 
-SCHEDULER_NAMES = ("slurm", "local")
+SCHEDULER_NAMES = ("slurm", "pyslurm", "local")
 
 
 def default_scheduler_name() -> str:
@@ -30,6 +31,10 @@ def get_scheduler(name: str, state_dir: Path) -> Scheduler:
         from orion_cli.schedulers.slurm_cli import SlurmCli
 
         return SlurmCli()
+    if name == "pyslurm":
+        from orion_cli.schedulers.slurm_pyslurm import SlurmPyslurm
+
+        return SlurmPyslurm()
     if name == "local":
         from orion_cli.schedulers.local import LocalScheduler
 
@@ -37,3 +42,10 @@ def get_scheduler(name: str, state_dir: Path) -> Scheduler:
     raise UsageError(
         f"unknown scheduler '{name}'", f"use one of: {', '.join(SCHEDULER_NAMES)}"
     )
+
+
+def pyslurm_status() -> tuple[bool, str]:
+    """Tell whether the ``pyslurm`` backend could be used here, and why not (``orion doctor``)."""
+    from orion_cli.schedulers.slurm_pyslurm import pyslurm_status as status
+
+    return status()

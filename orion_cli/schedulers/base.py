@@ -39,7 +39,11 @@ class SubmitOptions:
 
 
 class Scheduler(Protocol):
-    """A batch system: submit a script, ask about many jobs in one call, cancel."""
+    """A batch system: submit a script (or an array), ask about many jobs in one call, cancel,
+    hold/release, reprioritise, and find jobs by name after a crash.
+
+    Methods taking ``job_ids`` accept task ids (``123_4``) and array ids (``123``: every task).
+    """
 
     name: str
 
@@ -61,4 +65,57 @@ class Scheduler(Protocol):
 
     def check(self) -> tuple[bool, str]:
         """Tell whether the backend can be used here, with a one-line explanation (doctor)."""
+        ...
+
+    def submit_array(
+        self,
+        script_path: Path,
+        n_tasks: int,
+        options: SubmitOptions | None = None,
+        throttle: int | None = None,
+    ) -> str:
+        """Submit ``script_path`` as tasks ``0..n_tasks-1`` (at most ``throttle`` running at once).
+
+        Return the array's job id ``<id>``; its tasks are queried as ``<id>_<i>`` and see
+        ``SLURM_ARRAY_JOB_ID`` and ``SLURM_ARRAY_TASK_ID``. Raise SchedulerError.
+        """
+        ...
+
+    def max_array_size(self) -> int:
+        """Return the most tasks :meth:`submit_array` accepts in one array."""
+        ...
+
+    def hold(self, job_ids: Sequence[str]) -> None:
+        """Keep pending jobs from starting until :meth:`release`; running jobs are left alone.
+
+        An unknown or finished job raises SchedulerError (the other jobs are still held).
+        """
+        ...
+
+    def release(self, job_ids: Sequence[str]) -> None:
+        """Let held jobs start; jobs not held are left alone. Errors as for :meth:`hold`."""
+        ...
+
+    def set_nice(self, job_ids: Sequence[str], nice: int) -> None:
+        """Set the jobs' nice value (higher = starts later among the user's jobs).
+
+        Held jobs stay held. Errors as for :meth:`hold`.
+        """
+        ...
+
+    def find_by_name(self, names: Sequence[str]) -> dict[str, str]:
+        """Map each entry of ``names`` to the id of the newest of the user's jobs it matches.
+
+        An entry ending in ``-`` is a prefix (``orion-17-`` matches ``orion-17-relax`` but not
+        ``orion-170-md``); any other entry must equal the job name. Keys are the entries as
+        given, values job ids (an array's id, never one task's); names matching no job the
+        scheduler still knows are left out. Newest = highest job id.
+        """
+        ...
+
+    def partitions(self) -> dict[str, int | None]:
+        """Map partition name to its maximum walltime in s (None: unlimited).
+
+        Empty when the backend has no partitions (then any partition request is ignored).
+        """
         ...

@@ -5,6 +5,11 @@ process can read: ``job.json`` (written at submit), ``started`` (the script bega
 ``exit`` (its exit status, written by a wrapper shell when the script ends) and ``cancelled``.
 A job whose process is gone without an ``exit`` record and without ``cancelled`` is reported
 FAILED with reason LOST (raw state ``LOST``): the machine rebooted, or someone killed it.
+
+An array ``L5`` of n tasks has ``L5/job.json`` (``"array": n``) and one directory per task,
+``L5_0`` ... ``L5_<n-1>``, each an ordinary job run with ``SLURM_ARRAY_JOB_ID=L5`` and
+``SLURM_ARRAY_TASK_ID=<i>``. A throttle is honoured loosely: every task process starts at once
+and waits for one of ``throttle`` slot directories; a task killed with SIGKILL keeps its slot.
 """
 
 from __future__ import annotations
@@ -13,67 +18,27 @@ import fcntl
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
-import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from orion_cli.errors import SchedulerError
 from orion_cli.schedulers.base import JobInfo, SubmitOptions
+from orion_cli.schedulers.local_launch import (
+    alive,
+    expand_filename,
+    launch,
+    read_sbatch_options,
+)
 from orion_cli.states import FailureReason, JobStatus
 
-# $0 = script, $1 = job dir, $2 = seconds to wait before starting (for SubmitOptions.begin)
-_WRAPPER = (
-    'sleep "$2"; : > "$1/started"; bash "$0"; rc=$?; '
-    'printf "%s\\n" "$rc" > "$1/exit.tmp"; mv "$1/exit.tmp" "$1/exit"'
-)
-_SBATCH_LINE = re.compile(r"^#SBATCH\s+(?:--(output|error|job-name)=|-([oeJ])\s*)(\S+)")
-_SHORT_OPTION = {"o": "output", "e": "error", "J": "job-name"}
-
-
-def read_sbatch_options(script_text: str) -> dict[str, str]:
-    """Read ``--output``, ``--error`` and ``--job-name`` from the ``#SBATCH`` header.
-
-    >>> read_sbatch_options("#!/bin/bash\\n#SBATCH --output=run-%j.out\\n#SBATCH -J relax\\n")
-    {'output': 'run-%j.out', 'job-name': 'relax'}
-    """
-    options: dict[str, str] = {}
-    for line in script_text.splitlines():
-        if line and not line.startswith("#"):
-            break  # sbatch stops reading #SBATCH lines at the first command
-        match = _SBATCH_LINE.match(line)
-        if match:
-            key = match.group(1) or _SHORT_OPTION[match.group(2)]
-            options[key] = shlex.split(match.group(3))[0] if match.group(3) else ""
-    return options
-
-
-def expand_filename(pattern: str, job_id: str, job_name: str) -> str:
-    """Replace the ``%j``, ``%x`` and ``%%`` patterns that sbatch knows.
-
-    >>> expand_filename("out-%x-%j.log", "L7", "relax")
-    'out-relax-L7.log'
-    """
-    replacements = {"%%": "%", "%j": job_id, "%x": job_name}
-    return re.sub(r"%[%jx]", lambda m: replacements[m.group(0)], pattern)
-
-
-def _alive(pid: int) -> bool:
-    """Tell whether process ``pid`` exists (a zombie counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): trust kill(0)
+__all__ = ["LocalScheduler", "expand_filename", "read_sbatch_options"]
+MAX_ARRAY_SIZE = 100_000
+_HINT_IDS = "local job ids look like L12 or L12_3 (array task); see `orion list`"
 
 
 class LocalScheduler:
@@ -85,9 +50,26 @@ class LocalScheduler:
         self.jobs_dir = Path(state_dir) / "local-jobs"
 
     def _job_dir(self, job_id: str) -> Path:
-        if not re.fullmatch(r"L\d+", job_id):
-            raise SchedulerError(f"not a local job id: {job_id!r}", "local job ids look like L12")
+        if not re.fullmatch(r"L\d+(_\d+)?", job_id):
+            raise SchedulerError(f"not a local job id: {job_id!r}", _HINT_IDS)
         return self.jobs_dir / job_id
+
+    def _record(self, job_id: str) -> dict[str, Any] | None:
+        """Read a job's ``job.json`` (None: unknown job)."""
+        path = self._job_dir(job_id) / "job.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def _write(self, job_id: str, record: dict[str, Any]) -> None:
+        path = self._job_dir(job_id) / "job.json"
+        path.with_suffix(".tmp").write_text(json.dumps(record))
+        path.with_suffix(".tmp").replace(path)
+
+    @contextmanager
+    def _locked(self, job_id: str) -> Iterator[None]:
+        """Hold the job's lock, so that concurrent hold/release never start a job twice."""
+        with open(self._job_dir(job_id) / "lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def _new_id(self) -> str:
         """Allocate the next id under a file lock, so concurrent orion processes never clash."""
@@ -105,85 +87,93 @@ class LocalScheduler:
         (self.jobs_dir / job_id).mkdir()
         return job_id
 
+    def _expand(self, job_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """Map each id to its record, an array's id to its tasks' (None: unknown job)."""
+        records: dict[str, dict[str, Any] | None] = {}
+        for job_id in dict.fromkeys(job_ids):
+            record = self._record(job_id)
+            if record is not None and record.get("array"):
+                for task in range(record["array"]):
+                    records[f"{job_id}_{task}"] = self._record(f"{job_id}_{task}")
+            else:
+                records[job_id] = record
+        return records
+
     def submit(self, script_path: Path, options: SubmitOptions | None = None) -> str:
         """Start ``script_path`` in the background (or keep it held); return its id."""
-        options = options or SubmitOptions()
-        script_path = Path(script_path).resolve()
-        try:
-            header = read_sbatch_options(script_path.read_text())
-        except OSError as error:
-            raise SchedulerError(f"cannot read batch script {script_path}: {error}") from error
+        script_path, header = _read_script(script_path)
         job_id = self._new_id()
-        job_dir = self.jobs_dir / job_id
-        name = header.get("job-name", script_path.name)
-        record = {"script": str(script_path), "name": name, "hold": options.hold, "pid": None}
-        if not options.hold:
-            record.update(self._start(script_path, job_dir, job_id, header, options))
-        (job_dir / "job.json").write_text(json.dumps(record))
+        record = _new_record(script_path, header, options or SubmitOptions())
+        self._write(job_id, record)
+        if not record["hold"]:
+            with self._locked(job_id):
+                self._start(job_id, record)
         return job_id
 
-    def _start(
+    def submit_array(
         self,
-        script: Path,
-        job_dir: Path,
-        job_id: str,
-        header: dict[str, str],
-        options: SubmitOptions,
-    ) -> dict[str, int]:
-        """Launch the wrapper shell detached (double fork: no zombie); return pid and pgid."""
-        name = header.get("job-name", script.name)
+        script_path: Path,
+        n_tasks: int,
+        options: SubmitOptions | None = None,
+        throttle: int | None = None,
+    ) -> str:
+        """Start one process per task ``L<n>_<i>`` (throttle honoured loosely); return ``L<n>``."""
+        if not 1 <= n_tasks <= MAX_ARRAY_SIZE:
+            raise SchedulerError(f"a local array has 1..{MAX_ARRAY_SIZE} tasks, got {n_tasks}")
+        if throttle is not None and throttle < 1:
+            raise SchedulerError(f"array throttle must be at least 1, got {throttle}")
+        script_path, header = _read_script(script_path)
+        array_id = self._new_id()
+        record = _new_record(script_path, header, options or SubmitOptions())
+        self._write(array_id, {**record, "array": n_tasks, "throttle": throttle})
+        for task in range(n_tasks):
+            task_id = f"{array_id}_{task}"
+            self._job_dir(task_id).mkdir()
+            task_record = {**record, "array_id": array_id, "task": task, "throttle": throttle}
+            self._write(task_id, task_record)
+            if not record["hold"]:
+                with self._locked(task_id):
+                    self._start(task_id, task_record)
+        return array_id
+
+    def max_array_size(self) -> int:
+        """Return the most tasks one local array may have."""
+        return MAX_ARRAY_SIZE
+
+    def _start(self, job_id: str, record: dict[str, Any]) -> None:
+        """Launch the job's wrapper shell and store its pid in ``record``/``job.json``."""
+        script = Path(record["script"])
+        header = read_sbatch_options(script.read_text())
+        array_id, task = record.get("array_id", ""), record.get("task")
+        names = (job_id, record["name"], array_id, str(task) if array_id else "4294967294")
         out = header.get("output", f"local-{job_id}.out")
-        stdout_path = script.parent / expand_filename(out, job_id, name)
-        stderr_path = script.parent / expand_filename(header.get("error", out), job_id, name)
-        delay_s = 0
-        if options.begin is not None:
-            begin = options.begin if options.begin.tzinfo else options.begin.astimezone()
-            delay_s = max(0, int((begin - datetime.now().astimezone()).total_seconds()))
-        env = {**os.environ, "ORION_SCHEDULER": "local", "ORION_LOCAL_JOB_ID": job_id}
-        # the launcher backgrounds the wrapper and exits at once: the wrapper is re-parented
-        # to init (no zombie), and its process group (= launcher pid) survives for cancel
-        launcher = 'o=$1 e=$2; shift 2; sh -c "$0" "$@" </dev/null >>"$o" 2>>"$e" & echo $!'
-        argv = [
-            "sh",
-            "-c",
-            launcher,
-            _WRAPPER,
-            str(stdout_path),
-            str(stderr_path),
-            str(script),
-            str(job_dir),
-            str(delay_s),
-        ]
-        proc = subprocess.Popen(
-            argv,
-            cwd=script.parent,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # the launcher leads a new process group: pgid = its pid
+        paths = (
+            script.parent / expand_filename(out, *names),
+            script.parent / expand_filename(header.get("error", out), *names),
         )
-        pid_text, error_text = proc.communicate()
-        if proc.returncode != 0 or not pid_text.strip().isdigit():
-            raise SchedulerError(
-                f"cannot start {script}: {error_text.strip() or 'no pid'}",
-                f"check that {stdout_path.parent} is writable",
-            )
-        return {"pid": int(pid_text), "pgid": proc.pid}
+        delay_s = 0
+        if record.get("begin"):
+            begin = datetime.fromisoformat(record["begin"])
+            delay_s = max(0, int((begin - datetime.now().astimezone()).total_seconds()))
+        env = {"ORION_SCHEDULER": "local", "ORION_LOCAL_JOB_ID": job_id}
+        if array_id:
+            env.update(SLURM_ARRAY_JOB_ID=array_id, SLURM_ARRAY_TASK_ID=str(task))
+        throttle = record.get("throttle")
+        slots = (self.jobs_dir / array_id, throttle) if array_id and throttle else None
+        record.update(launch(script, self._job_dir(job_id), paths, delay_s, env, slots))
+        record["hold"] = False
+        self._write(job_id, record)
 
     def query(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
-        """Report every known job of ``job_ids`` from its directory."""
-        jobs: dict[str, JobInfo] = {}
-        for job_id in dict.fromkeys(job_ids):
-            job_dir = self._job_dir(job_id)
-            if (job_dir / "job.json").exists():
-                jobs[job_id] = self._info(job_id, job_dir)
-        return jobs
+        """Report every known job of ``job_ids`` (an array: each of its tasks) from its files."""
+        return {
+            job_id: self._info(job_id, self._job_dir(job_id), record)
+            for job_id, record in self._expand(job_ids).items()
+            if record is not None
+        }
 
-    def _info(self, job_id: str, job_dir: Path) -> JobInfo:
+    def _info(self, job_id: str, job_dir: Path, record: dict[str, Any]) -> JobInfo:
         """Derive one job's state from its files and its process."""
-        record = json.loads((job_dir / "job.json").read_text())
         name = record.get("name")
         exit_file = job_dir / "exit"
         if exit_file.exists():
@@ -198,32 +188,123 @@ class LocalScheduler:
             return JobInfo(
                 job_id, "PENDING", JobStatus.QUEUED, pending_reason="JobHeldUser", name=name
             )
-        if _alive(record["pid"]):
+        if alive(record["pid"]):
             if (job_dir / "started").exists():
                 return JobInfo(job_id, "RUNNING", JobStatus.RUNNING, name=name)
-            return JobInfo(
-                job_id, "PENDING", JobStatus.QUEUED, pending_reason="BeginTime", name=name
-            )
+            waiting = "BeginTime" if _before_begin(record) else "JobArrayTaskLimit"
+            return JobInfo(job_id, "PENDING", JobStatus.QUEUED, pending_reason=waiting, name=name)
         if exit_file.exists():  # it finished between the two checks
-            return self._info(job_id, job_dir)
+            return self._info(job_id, job_dir, record)
         return JobInfo(job_id, "LOST", JobStatus.FAILED, FailureReason.LOST, name=name)
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Mark the jobs cancelled and kill their process groups; finished jobs are left alone."""
-        for job_id in dict.fromkeys(job_ids):
+        for job_id, record in self._expand(job_ids).items():
             job_dir = self._job_dir(job_id)
-            if not (job_dir / "job.json").exists() or (job_dir / "exit").exists():
+            if record is None or (job_dir / "exit").exists():
                 continue
             (job_dir / "cancelled").touch()
-            record = json.loads((job_dir / "job.json").read_text())
-            if record.get("pgid") and _alive(record["pid"]):
-                try:
-                    os.killpg(record["pgid"], signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            _kill(record)
+
+    def _control(self, job_ids: Sequence[str], change: Any) -> None:
+        """Apply ``change(job_id, record)`` to each pending job, SLURM's errors for the others."""
+        errors = []
+        for job_id, record in self._expand(job_ids).items():
+            job_dir = self._job_dir(job_id)
+            if record is None:
+                errors.append(f"Invalid job id specified for job {job_id}")
+            elif (job_dir / "exit").exists() or (job_dir / "cancelled").exists():
+                errors.append(f"{job_id}: Job has already finished")
+            elif not (job_dir / "started").exists():
+                with self._locked(job_id):
+                    change(job_id, self._record(job_id))
+        if errors:
+            raise SchedulerError("; ".join(errors), _HINT_IDS)
+
+    def hold(self, job_ids: Sequence[str]) -> None:
+        """Keep pending jobs from starting (a waiting process is stopped); see Scheduler.hold."""
+
+        def hold_one(job_id: str, record: dict[str, Any]) -> None:
+            if record["pid"] is not None and not (self._job_dir(job_id) / "started").exists():
+                _kill(record)
+            self._write(job_id, {**record, "pid": None, "pgid": None, "hold": True})
+
+        self._control(job_ids, hold_one)
+
+    def release(self, job_ids: Sequence[str]) -> None:
+        """Start held jobs now (or wait for their begin time); see Scheduler.release."""
+
+        def release_one(job_id: str, record: dict[str, Any]) -> None:
+            if record["pid"] is None:
+                self._start(job_id, record)
+
+        self._control(job_ids, release_one)
+
+    def set_nice(self, job_ids: Sequence[str], nice: int) -> None:
+        """Record the nice value (the local backend starts jobs at once: it changes nothing)."""
+        self._control(job_ids, lambda job_id, record: self._write(job_id, {**record, "nice": nice}))
+
+    def find_by_name(self, names: Sequence[str]) -> dict[str, str]:
+        """Map each name or ``-``-ended prefix to the newest local job with it (see Scheduler)."""
+        wanted = list(dict.fromkeys(names))
+        found: dict[str, tuple[int, str]] = {}
+        dirs = self.jobs_dir.glob("L*") if wanted and self.jobs_dir.exists() else []
+        for job_dir in dirs:
+            if not re.fullmatch(r"L\d+", job_dir.name) or not (job_dir / "job.json").exists():
+                continue
+            name = json.loads((job_dir / "job.json").read_text())["name"]
+            number = int(job_dir.name[1:])
+            for key in wanted:
+                hit = name.startswith(key) if key.endswith("-") else name == key
+                if hit and number > found.get(key, (0, ""))[0]:
+                    found[key] = (number, job_dir.name)
+        return {key: found[key][1] for key in wanted if key in found}
+
+    def partitions(self) -> dict[str, int | None]:
+        """The local backend has no partitions: an empty dict."""
+        return {}
 
     def check(self) -> tuple[bool, str]:
         """Tell whether bash is available to run batch scripts."""
         if shutil.which("bash") is None:
             return False, "local: bash is not on PATH"
         return True, f"local: runs batch scripts with bash in the background ({self.jobs_dir})"
+
+
+def _read_script(script_path: Path) -> tuple[Path, dict[str, str]]:
+    """Resolve the script's path and read its ``#SBATCH`` header."""
+    script_path = Path(script_path).resolve()
+    try:
+        return script_path, read_sbatch_options(script_path.read_text())
+    except OSError as error:
+        raise SchedulerError(f"cannot read batch script {script_path}: {error}") from error
+
+
+def _new_record(script: Path, header: dict[str, str], options: SubmitOptions) -> dict[str, Any]:
+    """Build the ``job.json`` content of a job not started yet."""
+    begin = options.begin
+    if begin is not None and begin.tzinfo is None:
+        begin = begin.astimezone()
+    return {
+        "script": str(script),
+        "name": header.get("job-name", script.name),
+        "hold": options.hold,
+        "pid": None,
+        "pgid": None,
+        "begin": begin.isoformat() if begin else None,
+        "nice": 0,
+    }
+
+
+def _before_begin(record: dict[str, Any]) -> bool:
+    begin = record.get("begin")
+    return isinstance(begin, str) and datetime.fromisoformat(begin) > datetime.now().astimezone()
+
+
+def _kill(record: dict[str, Any]) -> None:
+    """Terminate the job's process group, if it still runs."""
+    if record.get("pgid") and record.get("pid") and alive(record["pid"]):
+        try:
+            os.killpg(record["pgid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass

@@ -20,7 +20,7 @@ from orion_cli.config import Settings
 from orion_cli.errors import SchedulerError, UsageError
 from orion_cli.jobdir import JOB_FILE, write_json_atomic
 from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, get_scheduler
-from orion_cli.schedulers.base import SubmitOptions
+from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.states import FailureReason, JobStatus
 
 STRUCTURE_FILE = "structure.extxyz"
@@ -100,11 +100,11 @@ def _resolved(request: SubmitRequest, settings: Settings) -> SubmitRequest:
     return r
 
 
-def _check_partition(scheduler: Any, partition: str) -> None:
-    if not partition or not hasattr(scheduler, "partitions"):
+def _check_partition(scheduler: Scheduler, partition: str) -> None:
+    if not partition:
         return
     known = scheduler.partitions()
-    if partition not in known:
+    if known and partition not in known:  # a backend without partitions ({}) takes any
         raise UsageError(
             f"partition '{partition}' does not exist on this cluster "
             f"(sinfo lists: {', '.join(sorted(known)) or 'none'})",

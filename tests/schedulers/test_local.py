@@ -81,3 +81,41 @@ def test_begin_keeps_the_job_queued_until_then(tmp_path: Path) -> None:
     assert (info.status, info.pending_reason) == (JobStatus.QUEUED, "BeginTime")
     scheduler.cancel([job_id])
     assert scheduler.query([job_id])[job_id].status is JobStatus.CANCELLED
+
+
+def test_array_throttle_is_honoured_and_tasks_see_their_index(tmp_path: Path) -> None:
+    scheduler = LocalScheduler(tmp_path / "state")
+    script = tmp_path / "job.sh"
+    script.write_text(
+        "#!/bin/bash\n#SBATCH --output=%A_%a.out\n"
+        'echo "$SLURM_ARRAY_JOB_ID $SLURM_ARRAY_TASK_ID"; ls ../slots 2>/dev/null; sleep 0.3\n'
+    )
+    array_id = scheduler.submit_array(script, 4, throttle=1)
+    tasks = [f"{array_id}_{i}" for i in range(4)]
+    end = time.monotonic() + 20
+    most_running = 0
+    while time.monotonic() < end:
+        answer = scheduler.query([array_id])
+        running = sum(info.status is JobStatus.RUNNING for info in answer.values())
+        most_running = max(most_running, running)
+        if all(info.status.is_final for info in answer.values()):
+            break
+        time.sleep(0.05)
+    assert sorted(answer) == tasks and most_running == 1
+    assert (tmp_path / f"{array_id}_3.out").read_text().split() == [array_id, "3"]
+
+
+def test_held_array_released_as_a_whole_and_found_by_name(tmp_path: Path) -> None:
+    scheduler = LocalScheduler(tmp_path / "state")
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/bash\n#SBATCH -J orion-4-relax\ntrue\n")
+    array_id = scheduler.submit_array(script, 2, SubmitOptions(hold=True))
+    assert scheduler.find_by_name(["orion-4-", "orion-40-"]) == {"orion-4-": array_id}
+    scheduler.set_nice([array_id], 5)
+    task_dir = tmp_path / "state" / "local-jobs" / f"{array_id}_1"
+    record = json.loads((task_dir / "job.json").read_text())
+    assert record["nice"] == 5 and record["hold"] is True
+    scheduler.release([array_id])
+    for task in (f"{array_id}_0", f"{array_id}_1"):
+        wait_final(scheduler, task)
+        assert scheduler.query([task])[task].status is JobStatus.COMPLETED

@@ -11,8 +11,10 @@ import pytest
 
 from orion_cli.errors import SchedulerError
 from orion_cli.runner import CommandResult
-from orion_cli.schedulers import slurm_cli as s
+from orion_cli.schedulers import slurm_commands as s
+from orion_cli.schedulers import slurm_states
 from orion_cli.schedulers.base import SubmitOptions
+from orion_cli.schedulers.slurm_cli import SlurmCli
 from orion_cli.states import FailureReason, JobStatus
 
 DATA = Path(__file__).parents[1] / "data" / "slurm"
@@ -115,14 +117,14 @@ def test_handwritten_other_states() -> None:
 def test_state_map_covers_every_man_page_state() -> None:
     words = {
         line.split()[2]
-        for line in Path(s.__file__).read_text().splitlines()
+        for line in Path(slurm_states.__file__).read_text().splitlines()
         if line.startswith("#   ") and line.split()[2].isupper()
     }
-    assert words == set(s.STATE_MAP)
+    assert words == set(slurm_states.STATE_MAP)
 
 
 def test_unknown_state_is_treated_as_queued() -> None:
-    assert s.map_state("FUTURE_STATE") == (JobStatus.QUEUED, None)
+    assert slurm_states.map_state("FUTURE_STATE") == (JobStatus.QUEUED, None)
 
 
 def test_parse_sbatch() -> None:
@@ -186,9 +188,11 @@ class ReplayRunner:
     def __init__(self, answers: dict[str, CommandResult]) -> None:
         self.answers = answers
         self.calls: list[list[str]] = []
+        self.inputs: list[str | None] = []
 
     def __call__(self, argv, *, input_text=None, timeout_s=60.0) -> CommandResult:
         self.calls.append(list(argv))
+        self.inputs.append(input_text)
         return self.answers[argv[0]]
 
 
@@ -206,7 +210,7 @@ def test_query_asks_sacct_only_for_ids_squeue_no_longer_knows() -> None:
     )
     runner = ReplayRunner({"squeue": ok(squeue_text), "sacct": ok(sacct_text)})
     wanted = [IDS["completed"], IDS["array"], IDS["failed_exit3"], "999999"]
-    jobs = s.SlurmCli(runner).query(wanted)
+    jobs = SlurmCli(runner).query(wanted)
     assert [call[0] for call in runner.calls] == ["squeue", "sacct"]
     assert runner.calls[1][-1] == f"{IDS['failed_exit3']},999999"  # not the array parent
     assert jobs[IDS["failed_exit3"]].exit_code == 3
@@ -216,31 +220,134 @@ def test_query_asks_sacct_only_for_ids_squeue_no_longer_knows() -> None:
 def test_query_with_one_purged_id_falls_back_to_sacct() -> None:
     unknown = captured_result("squeue_one_unknown.stderr", ["squeue"])
     runner = ReplayRunner({"squeue": unknown, "sacct": ok(sample("sacct.txt"))})
-    jobs = s.SlurmCli(runner).query([IDS["failed_exit3"]])
+    jobs = SlurmCli(runner).query([IDS["failed_exit3"]])
     assert jobs[IDS["failed_exit3"]].status is JobStatus.FAILED
 
 
 def test_query_when_controller_is_down_raises() -> None:
     down = captured_result("squeue_controller_down.stderr", ["squeue"])
     with pytest.raises(SchedulerError, match="Unable to contact slurm controller") as error:
-        s.SlurmCli(ReplayRunner({"squeue": down})).query(["1", "2"])
+        SlurmCli(ReplayRunner({"squeue": down})).query(["1", "2"])
     assert "scontrol ping" in error.value.one_line()
 
 
 def test_query_without_accounting_returns_what_squeue_knows() -> None:
     disabled = CommandResult(("sacct",), 1, "", "Slurm accounting storage is disabled\n", 0.0)
     runner = ReplayRunner({"squeue": ok(""), "sacct": disabled})
-    assert s.SlurmCli(runner).query(["1", "2"]) == {}
+    assert SlurmCli(runner).query(["1", "2"]) == {}
 
 
 def test_query_rejects_malformed_ids_and_skips_empty() -> None:
     runner = ReplayRunner({})
-    assert s.SlurmCli(runner).query([]) == {} and runner.calls == []
+    assert SlurmCli(runner).query([]) == {} and runner.calls == []
     with pytest.raises(SchedulerError, match="not a SLURM job id"):
-        s.SlurmCli(runner).query(["1; rm -rf /"])
+        SlurmCli(runner).query(["1; rm -rf /"])
 
 
 def test_submit_failure_raises_with_slurms_message() -> None:
     bad = captured_result("sbatch_bad_partition.stderr", ["sbatch"])
     with pytest.raises(SchedulerError, match="Invalid partition name specified"):
-        s.SlurmCli(ReplayRunner({"sbatch": bad})).submit(Path("/calc/job.sh"))
+        SlurmCli(ReplayRunner({"sbatch": bad})).submit(Path("/calc/job.sh"))
+
+
+# ---------- arrays, job control, names (tests/data/slurm/capture_arrays.py) ---------------
+
+ARRAY_IDS: dict[str, str] = json.loads((DATA / "arrays_jobs.json").read_text())
+A_SQUEUE = s.parse_squeue(sample("arrays_squeue.txt"))
+A_SACCT = s.parse_sacct(sample("arrays_sacct.txt"))
+
+
+def test_pending_array_tasks_are_expanded_by_squeue() -> None:
+    held, running = ARRAY_IDS["array_held"], ARRAY_IDS["array_running"]
+    assert [f"{held}_{i}" in A_SQUEUE for i in range(4)] == [True] * 4
+    assert A_SQUEUE[f"{held}_3"].pending_reason == "JobHeldUser"
+    assert A_SQUEUE[f"{running}_0"].status is JobStatus.RUNNING
+    assert A_SQUEUE[f"{running}_2"].pending_reason == "JobArrayTaskLimit"
+    assert A_SQUEUE[f"{ARRAY_IDS['array_done']}_1"].exit_code == 3
+    one_task = s.parse_squeue(sample("arrays_squeue_one_task.txt"))
+    assert list(one_task) == [f"{held}_2"]
+
+
+def test_sacct_grouped_array_records_are_reported_per_task() -> None:
+    held, running = ARRAY_IDS["array_held"], ARRAY_IDS["array_running"]
+    assert A_SACCT[f"{held}_3"].pending_reason == "JobHeldUser"
+    assert A_SACCT[f"{running}_0"].status is JobStatus.RUNNING
+    assert A_SACCT[f"{running}_2"].status is JobStatus.QUEUED
+    cancelled = ARRAY_IDS["held_cancelled_array"]
+    assert A_SACCT[f"{cancelled}_1"].status is JobStatus.CANCELLED
+    assert A_SACCT[f"{ARRAY_IDS['array_done']}_1"].reason is FailureReason.EXIT_CODE
+
+
+def test_purged_array_task_is_found_by_sacct() -> None:
+    purged = captured_result("arrays_purged_squeue.stderr", ["squeue"])
+    runner = ReplayRunner({"squeue": purged, "sacct": ok(sample("arrays_purged_sacct.txt"))})
+    task = f"{ARRAY_IDS['array_done']}_1"
+    never_ran = f"{ARRAY_IDS['held_cancelled_array']}_1"
+    jobs = SlurmCli(runner).query([task, never_ran])
+    assert jobs[task].exit_code == 3 and jobs[never_ran].status is JobStatus.CANCELLED
+    assert runner.calls[1][-1] == f"{ARRAY_IDS['array_done']},{ARRAY_IDS['held_cancelled_array']}"
+    assert f"{ARRAY_IDS['array_done']}_0" not in jobs  # sacct's extra lines are not reported
+
+
+def test_expand_array_tasks_and_array_spec() -> None:
+    assert s.expand_array_tasks("5_[1-2,7%3]") == ["5_1", "5_2", "5_7"]
+    assert s.array_spec(1) == "0-0"
+    for bad in ((0, None), (3, 0)):
+        with pytest.raises(SchedulerError):
+            s.array_spec(*bad)
+
+
+def test_array_and_control_argv() -> None:
+    argv = s.sbatch_array_argv(Path("/calc/a.sh"), 10, SubmitOptions(hold=True), throttle=2)
+    assert argv == ["sbatch", "--parsable", "--chdir=/calc", "-H", "--array=0-9%2", "/calc/a.sh"]
+    assert s.scontrol_argv("uhold", ["1", "2_3"]) == ["scontrol", "uhold", "1,2_3"]
+    assert s.set_nice_input(["1"], -5, {}) == "update JobId=1 Nice=-5\n"
+
+
+def test_max_array_size_is_read_once_from_scontrol_config() -> None:
+    runner = ReplayRunner({"scontrol": ok(sample("scontrol_config.txt"))})
+    scheduler = SlurmCli(runner)
+    assert scheduler.max_array_size() == scheduler.max_array_size() == 1001
+    assert runner.calls == [["scontrol", "show", "config"]]
+
+
+@pytest.mark.parametrize(
+    ("name", "verb"),
+    [("control_hold_finished.stderr", "hold"), ("control_release_unknown.stderr", "release")],
+)
+def test_job_control_errors_keep_slurms_words(name: str, verb: str) -> None:
+    result = captured_result(name, ["scontrol"])
+    scheduler = SlurmCli(ReplayRunner({"scontrol": result}))
+    words = "Job has already finished" if verb == "hold" else "Invalid job id specified"
+    with pytest.raises(SchedulerError, match=words):
+        getattr(scheduler, verb)(["1"])
+
+
+def test_set_nice_holds_held_jobs_again_in_the_same_session() -> None:
+    runner = ReplayRunner({"squeue": ok(sample("arrays_squeue.txt")), "scontrol": ok("")})
+    nice_held, done = ARRAY_IDS["nice_held"], ARRAY_IDS["array_done"]
+    SlurmCli(runner).set_nice([nice_held, done], 5)
+    assert runner.calls[1] == ["scontrol"]
+    assert runner.inputs[1] == f"update JobId={nice_held},{done} Nice=5\nuhold {nice_held}\n"
+    assert A_SQUEUE[nice_held].pending_reason == "JobHeldUser"  # captured after set_nice
+
+
+def test_find_by_name_prefixes_are_exact_on_the_orion_id() -> None:
+    records = s.parse_name_records(sample("names_squeue.txt"))
+    found = s.match_names(records, ["orion-17-", "orion-1-", "orion-170-md", "orion-99-"])
+    assert found == {
+        "orion-17-": ARRAY_IDS["array_done"],
+        "orion-1-": ARRAY_IDS["array_held"],
+        "orion-170-md": ARRAY_IDS["array_running"],
+    }
+
+
+def test_find_by_name_asks_sacct_only_for_names_squeue_lacks() -> None:
+    runner = ReplayRunner({"squeue": ok("5|orion-1-a\n"), "sacct": ok(sample("names_sacct.txt"))})
+    found = SlurmCli(runner, find_window_s=3600).find_by_name(["orion-1-", "orion-17-", "nope"])
+    assert found == {"orion-1-": "5", "orion-17-": ARRAY_IDS["array_done"]}
+    assert [call[0] for call in runner.calls] == ["squeue", "sacct"]
+    assert runner.calls[1][-4:] == ["-S", "now-3600", "-E", "now"]
+    runner.calls.clear()
+    assert SlurmCli(runner).find_by_name(["orion-1-"]) == {"orion-1-": "5"}
+    assert [call[0] for call in runner.calls] == ["squeue"]

@@ -3,7 +3,7 @@
     scripts/slurm-up.sh && .venv/bin/python tests/data/slurm/capture.py
 
 Takes ~2 minutes (one job must reach its 1-minute TIMEOUT) and rewrites the files next to this
-script. The argv comes from orion_cli.schedulers.slurm_cli, so samples match what orion runs.
+script. The argv comes from orion_cli.schedulers.slurm_commands, so samples match what orion runs.
 Samples named *handwritten* are not produced here (see their first lines).
 """
 
@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from orion_cli.schedulers import slurm_cli as s
+from orion_cli.schedulers import slurm_commands as s
 
 HERE = Path(__file__).parent
 

@@ -1,0 +1,308 @@
+"""SLURM's commands as pure argv builders and pure parsers (sbatch, squeue, sacct, scontrol, ...).
+
+:class:`~orion_cli.schedulers.slurm_cli.SlurmCli` only runs them through the injected runner.
+The parsers are tested on output captured from a real Slurm 22.05 cluster (``tests/data/slurm/``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from orion_cli.errors import SchedulerError
+from orion_cli.runner import CommandResult
+from orion_cli.schedulers.base import JobInfo, SubmitOptions
+from orion_cli.schedulers.slurm_states import (
+    map_state,
+    parse_slurm_time_s,
+    split_exit_code,
+    split_wait_status,
+)
+from orion_cli.states import JobStatus
+
+# One field per column, job name last because it may itself contain the separator.
+SQUEUE_FIELDS = ("JobArrayID", "State", "Reason", "exit_code", "Name")
+SACCT_FIELDS = ("JobID", "State", "ExitCode", "Reason", "JobName")
+JOB_ID = re.compile(r"^\d+(_\d+)?$")
+# sacct -s: every state, so that jobs never eligible (held, then cancelled) are listed too
+SACCT_ALL_STATES = "PD,R,S,CD,CA,F,TO,OOM,NF,BF,DL,PR,RQ,RV"
+HELD_REASONS = {"JobHeldUser": "uhold", "JobHeldAdmin": "hold"}
+
+
+
+def make_job_info(
+    job_id: str, raw_state: str, reason: str, name: str, exit_signal: tuple[int | None, int | None]
+) -> JobInfo:
+    """Build one JobInfo; exit code only for finished jobs, pending reason only for queued."""
+    status, failure = map_state(raw_state)
+    exit_code, signal = exit_signal if status.is_final else (None, None)
+    reason = reason.strip()
+    pending = reason if status is JobStatus.QUEUED and reason not in ("", "None") else None
+    return JobInfo(
+        scheduler_job_id=job_id,
+        raw_state=raw_state.strip(),
+        status=status,
+        reason=failure,
+        exit_code=exit_code,
+        signal=signal,
+        pending_reason=pending,
+        name=name or None,
+    )
+
+
+# ---------- argv builders (pure) -----------------------------------------------------------
+
+
+def sbatch_argv(script_path: Path, options: SubmitOptions | None = None) -> list[str]:
+    """Build the sbatch command: run ``script_path`` in its own directory, print the id."""
+    options = options or SubmitOptions()
+    argv = ["sbatch", "--parsable", f"--chdir={script_path.parent}"]
+    if options.hold:
+        argv.append("-H")
+    if options.begin is not None:
+        begin = options.begin.astimezone() if options.begin.tzinfo else options.begin
+        argv.append(f"--begin={begin.strftime('%Y-%m-%dT%H:%M:%S')}")
+    argv.append(str(script_path))
+    return argv
+
+
+def squeue_argv(job_ids: Sequence[str]) -> list[str]:
+    """Build one squeue call for ``job_ids``: all states, one line per array task."""
+    fields = ",".join(f"{name}:|" for name in SQUEUE_FIELDS[:-1]) + f",{SQUEUE_FIELDS[-1]}:"
+    return ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(job_ids), "-O", fields]
+
+
+def sacct_argv(job_ids: Sequence[str]) -> list[str]:
+    """Build one sacct call for ``job_ids``: allocations only, ``|``-separated."""
+    return ["sacct", "-P", "-n", "-X", "-o", ",".join(SACCT_FIELDS), "-j", ",".join(job_ids)]
+
+
+def scancel_argv(job_ids: Sequence[str]) -> list[str]:
+    """Build the scancel command for ``job_ids``."""
+    return ["scancel", *job_ids]
+
+
+def array_spec(n_tasks: int, throttle: int | None = None) -> str:
+    """Build sbatch's ``--array`` value for tasks ``0..n_tasks-1``, at most ``throttle`` at once.
+
+    >>> array_spec(100), array_spec(5, throttle=2)
+    ('0-99', '0-4%2')
+    """
+    if n_tasks < 1:
+        raise SchedulerError(f"a job array needs at least one task, got {n_tasks}")
+    if throttle is not None and throttle < 1:
+        raise SchedulerError(f"array throttle must be at least 1, got {throttle}")
+    return f"0-{n_tasks - 1}" + (f"%{throttle}" if throttle else "")
+
+
+def sbatch_array_argv(
+    script_path: Path, n_tasks: int, options: SubmitOptions | None = None,
+    throttle: int | None = None,
+) -> list[str]:
+    """Build the sbatch command for a job array of ``n_tasks`` tasks (ids ``<id>_<i>``)."""
+    argv = sbatch_argv(script_path, options)
+    argv.insert(-1, f"--array={array_spec(n_tasks, throttle)}")
+    return argv
+
+
+def scontrol_argv(action: str, job_ids: Sequence[str]) -> list[str]:
+    """Build ``scontrol uhold|hold|release <ids>`` (one call, comma-separated ids)."""
+    return ["scontrol", action, ",".join(job_ids)]
+
+
+def set_nice_input(job_ids: Sequence[str], nice: int, held: dict[str, str]) -> str:
+    """Build the stdin of one ``scontrol`` session: set Nice, then hold again the held jobs.
+
+    Slurm 22.05 releases a held job when its Nice changes; re-holding in the same session
+    (``held``: job id → ``uhold``/``hold``) leaves no time for the scheduler to start it.
+
+    >>> print(set_nice_input(["5", "6"], 10, {"6": "uhold"}), end="")
+    update JobId=5,6 Nice=10
+    uhold 6
+    """
+    lines = [f"update JobId={','.join(job_ids)} Nice={nice}"]
+    lines += [f"{action} {job_id}" for job_id, action in held.items()]
+    return "\n".join(lines) + "\n"
+
+
+def scontrol_config_argv() -> list[str]:
+    """Build ``scontrol show config`` (for MaxArraySize)."""
+    return ["scontrol", "show", "config"]
+
+
+def squeue_names_argv() -> list[str]:
+    """Build one squeue call listing the user's jobs (all states) by array job id and name."""
+    return ["squeue", "-h", "-t", "all", "--me", "-O", "ArrayJobID:|,Name:"]
+
+
+def sacct_names_argv(window_s: int) -> list[str]:
+    """Build one sacct call listing the user's jobs of the last ``window_s`` seconds, any state."""
+    return [
+        "sacct", "-P", "-n", "-X", "-o", "JobID,JobName", "-s", SACCT_ALL_STATES,
+        "-S", f"now-{window_s}", "-E", "now",
+    ]
+
+
+def sinfo_partitions_argv() -> list[str]:
+    """Build the sinfo command listing every partition with its time limit."""
+    return ["sinfo", "-h", "-a", "-o", "%R|%l"]
+
+
+# ---------- parsers (pure) -----------------------------------------------------------------
+
+
+def parse_sbatch(stdout: str) -> str:
+    """Read the job id from ``sbatch --parsable`` (``123`` or ``123;cluster``).
+
+    >>> parse_sbatch("4711;orion\\n")
+    '4711'
+    """
+    first = stdout.strip().splitlines()[0] if stdout.strip() else ""
+    job_id = first.split(";")[0].strip()
+    if not job_id.isdigit():
+        raise SchedulerError(
+            f"sbatch printed no job id (output: {stdout.strip()!r})",
+            "check the #SBATCH lines of the script; never combine --parsable with -Q",
+        )
+    return job_id
+
+
+def parse_squeue(stdout: str) -> dict[str, JobInfo]:
+    """Parse ``squeue -O JobArrayID:|,State:|,Reason:|,exit_code:|,Name:`` lines."""
+    jobs: dict[str, JobInfo] = {}
+    for line in stdout.splitlines():
+        fields = line.split("|", len(SQUEUE_FIELDS) - 1)
+        if len(fields) < len(SQUEUE_FIELDS):
+            continue
+        job_id, state, reason, wait_status, name = (f.strip() for f in fields)
+        jobs[job_id] = make_job_info(job_id, state, reason, name, split_wait_status(wait_status))
+    return jobs
+
+
+def parse_sacct(stdout: str) -> dict[str, JobInfo]:
+    """Parse ``sacct -P -n -X -o JobID,State,ExitCode,Reason,JobName`` lines.
+
+    A grouped record of array tasks that never started (``13_[0-2]``) is kept under its own
+    id and also reported once per task (``13_0``, ...), so a task id asked for is found.
+    """
+    jobs: dict[str, JobInfo] = {}
+    for line in stdout.splitlines():
+        fields = line.split("|", len(SACCT_FIELDS) - 1)
+        if len(fields) < len(SACCT_FIELDS):
+            continue
+        job_id, state, exit_code, reason, name = (f.strip() for f in fields)
+        jobs[job_id] = make_job_info(job_id, state, reason, name, split_exit_code(exit_code))
+        if "[" in job_id:  # explicit task lines win over the grouped record, in any order
+            for task_id in expand_array_tasks(job_id):
+                jobs.setdefault(task_id, replace(jobs[job_id], scheduler_job_id=task_id))
+    return jobs
+
+
+def expand_array_tasks(job_id: str) -> list[str]:
+    """Expand sacct's/squeue's grouped array record into task ids (others are returned as is).
+
+    >>> expand_array_tasks("13_[0-2,5%2]")
+    ['13_0', '13_1', '13_2', '13_5']
+    >>> expand_array_tasks("13_4"), expand_array_tasks("7")
+    (['13_4'], ['7'])
+    """
+    match = re.fullmatch(r"(\d+)_\[([\d,\-]+)(?:%\d+)?\]", job_id)
+    if not match:
+        return [job_id]
+    tasks: list[str] = []
+    for part in match.group(2).split(","):
+        first, _, last = part.partition("-")
+        tasks += [f"{match.group(1)}_{i}" for i in range(int(first), int(last or first) + 1)]
+    return tasks
+
+
+def array_job_id(job_id: str) -> str:
+    """Return the job id without its array task part (``123_4``, ``123_[0-9]`` → ``123``).
+
+    >>> array_job_id("123_[0-9%2]"), array_job_id("77")
+    ('123', '77')
+    """
+    return job_id.split("_", 1)[0]
+
+
+def parse_config(stdout: str) -> dict[str, str]:
+    """Parse ``scontrol show config`` lines ``Key = Value`` into a dict.
+
+    >>> parse_config("Configuration data as of x\\nMaxArraySize            = 1001\\n")
+    {'MaxArraySize': '1001'}
+    """
+    config: dict[str, str] = {}
+    for line in stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and " " not in key.strip():
+            config[key.strip()] = value.strip()
+    return config
+
+
+def parse_name_records(stdout: str) -> list[tuple[str, str]]:
+    """Parse ``<job id>|<name>`` lines (squeue_names_argv, sacct_names_argv) into pairs.
+
+    The job id is reduced to the array job id, so every task of an array names the array.
+    """
+    records = []
+    for line in stdout.splitlines():
+        job_id, sep, name = line.partition("|")
+        if sep and job_id.strip():
+            records.append((array_job_id(job_id.strip()), name.strip()))
+    return records
+
+
+def match_names(records: Iterable[tuple[str, str]], wanted: Sequence[str]) -> dict[str, str]:
+    """Map each entry of ``wanted`` to the newest job id whose name matches it.
+
+    An entry ending in ``-`` is a prefix (``orion-17-`` matches ``orion-17-relax``, never
+    ``orion-170-x``); any other entry must equal the name. Newest = highest numeric job id.
+
+    >>> recs = [("5", "orion-17-a"), ("9", "orion-17-b"), ("7", "orion-170-c"), ("8", "x")]
+    >>> match_names(recs, ["orion-17-", "orion-1-", "x", "orion-170-c"])
+    {'orion-17-': '9', 'x': '8', 'orion-170-c': '7'}
+    """
+    found: dict[str, str] = {}
+    for job_id, name in records:
+        for key in wanted:
+            hit = name.startswith(key) if key.endswith("-") else name == key
+            if hit and (key not in found or int(job_id) > int(found[key])):
+                found[key] = job_id
+    return {key: found[key] for key in wanted if key in found}
+
+
+def parse_partitions(stdout: str) -> dict[str, int | None]:
+    """Parse ``sinfo -o '%R|%l'`` into partition name → max walltime in s (None: unlimited)."""
+    partitions: dict[str, int | None] = {}
+    for line in stdout.splitlines():
+        name, sep, limit = line.strip().partition("|")
+        if sep and name:
+            partitions[name] = parse_slurm_time_s(limit)
+    return partitions
+
+
+def error_summary(result: CommandResult) -> str:
+    """Join SLURM's error lines into one, most specific last, without the ``x: error:`` prefix.
+
+    >>> from orion_cli.runner import CommandResult
+    >>> lines = "sbatch: error: bad\\nsbatch: error: worse\\n"
+    >>> error_summary(CommandResult(("sbatch",), 1, "", lines, 0))
+    'bad; worse'
+    """
+    lines = [re.sub(r"^\w+: error: ", "", line.strip()) for line in result.stderr.splitlines()]
+    lines = [line for line in lines if line]
+    return "; ".join(lines) if lines else result.error_text()
+
+
+def is_unknown_job_error(result: CommandResult) -> bool:
+    """Tell whether squeue failed only because the (single) job id is not known any more."""
+    return result.returncode == 1 and "Invalid job id specified" in result.stderr
+
+
+def is_accounting_disabled(result: CommandResult) -> bool:
+    """Tell whether sacct failed because the cluster keeps no accounting."""
+    return not result.ok and "accounting storage is disabled" in result.stderr.lower()
+
+
