@@ -80,17 +80,23 @@ def current_revision(engine: Engine) -> str | None:
         raise
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Bring the schema to the newest revision; return (before, after)."""
+def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:
+    """Bring the schema to ``target`` (default: the newest revision); return (before, after)."""
     from alembic import command
     from alembic.config import Config
 
     before = current_revision(engine)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:  # batch migrations copy tables; foreign keys would refuse the DROP
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, target)
+        conn.commit()
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
     return before, current_revision(engine) or ""
 
 

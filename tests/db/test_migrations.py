@@ -27,3 +27,33 @@ def test_upgraded_database_matches_the_models(database_url: str) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == []
+
+
+def test_upgrade_keeps_existing_jobs(database_url: str) -> None:
+    """A database created by an older orion, with jobs in it, upgrades in place."""
+    from sqlalchemy import text
+
+    from orion_cli.db.session import upgrade
+
+    engine = get_engine(database_url)
+    with engine.begin() as conn:  # start from an empty schema, even where a fixture made one
+        for table in ("job_event", "job_result", "job_attempt", "orion_meta", "job",
+                      "alembic_version"):
+            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO job (name, owner, engine, structure_source, formula, status, scheduler,"
+            " partition, account, qos, priority, walltime_s, mem_mb, nodes, ntasks,"
+            " cpus_per_task, progress_pct, current_step, workdir, attempt, max_retries,"
+            " events_offset, created_at, updated_at) VALUES ('old', 'me', 'emt', '', 'Cu',"
+            " 'completed', 'local', '', '', '', 10, 3600, 0, 1, 1, 1, 100, '', '', 1, 3, 0,"
+            " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+        conn.execute(text("INSERT INTO job_event (job_id, from_status, to_status, source,"
+                          " attempt, at) VALUES (1, 'running', 'completed', 'poll', 1,"
+                          " '2026-01-01 00:00:00')"))
+    before, after = upgrade(engine)
+    assert (before, after) == ("0001", SCHEMA_HEAD)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT name, retry_delay_s FROM job")).one() == ("old", 60)
+        assert conn.execute(text("SELECT count(*) FROM job_event")).scalar() == 1
