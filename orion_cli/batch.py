@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orion_cli.units import format_walltime
@@ -115,3 +115,49 @@ def render_script(spec: BatchSpec) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+ARRAY_SCRIPT_NAME = "array.sh"
+TASKS_FILE = "tasks.txt"
+
+
+def array_name_prefix(first_orion_id: int, instance: str) -> str:
+    """The SLURM job name (prefix) of an array whose first task is orion job ``first_orion_id``.
+
+    >>> array_name_prefix(12, "ab12cd")
+    'orion-array-12-ab12cd-'
+    """
+    return f"orion-array-{first_orion_id}-{instance}-"
+
+
+def render_array_script(spec: BatchSpec, array_dir: Path, n_tasks: int) -> str:
+    """Return one batch script for many jobs with the same resources (``sbatch --array``).
+
+    Task *i* runs the job whose directory is line *i + 1* of ``tasks.txt`` beside the script.
+    ``spec`` carries the resources; its ``orion_id`` is the first job's and its ``workdir``
+    is ignored.
+    """
+    q = shlex.quote
+    array_spec = replace(spec, workdir=array_dir)
+    lines = [
+        line for line in sbatch_lines(array_spec)
+        if not line.startswith(("#SBATCH --job-name", "#SBATCH --comment", "#SBATCH --output",
+                                "#SBATCH --error"))
+    ]
+    output = q(str(array_dir / "task-%a.out"))
+    name = array_name_prefix(spec.orion_id, spec.instance) + str(n_tasks)
+    tasks = q(str(array_dir / TASKS_FILE))
+    return "\n".join([
+        "#!/bin/bash",
+        f"#SBATCH --job-name={name}",
+        f"#SBATCH --output={output}",
+        f"#SBATCH --error={output}",
+        *lines,
+        f"# orion jobs {spec.orion_id}.. as one array of {n_tasks} tasks",
+        "export ORION_ATTEMPT=1",
+        f'workdir=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {tasks})',
+        '[ -n "$workdir" ] || { echo "no job for array task $SLURM_ARRAY_TASK_ID" >&2; exit 2; }',
+        'cd "$workdir" || exit 1',
+        f'exec {q(spec.python)} -m orion_cli.jobrun "$workdir"',
+        "",
+    ])

@@ -58,7 +58,8 @@ class Settings:
     retry_delay_s: int = 60
     lost_grace_s: int = 600
     submit_grace_s: int = 120
-    wait_interval_s: float = 2.0
+    min_query_interval_s: int = 10
+    wait_interval_s: float = 10.0
     launcher: str = "auto"
     engines: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)

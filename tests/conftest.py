@@ -34,6 +34,7 @@ def orion_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(key)
     home = tmp_path / "orion-home"
     monkeypatch.setenv("ORION_HOME", str(home))
+    monkeypatch.setenv("ORION_MIN_QUERY_INTERVAL_S", "0")  # tests poll in quick succession
     monkeypatch.chdir(tmp_path)
     return home
 

@@ -86,7 +86,7 @@ def test_refused_submission_backs_off_and_stops_after_the_budget(
     result = orion("submit", CU, "--engine", "mock", "--mem", "100G", "--retries", "2",
                    expect=1)
     assert "Requested node configuration is not available" in result.stderr
-    assert "orion poll retries it after 60 s" in result.stderr
+    assert "orion poll retries after 60 s" in result.stderr
     (job,) = orion_json("ls")
     job_id = job["id"]
     settings = load_settings()

@@ -44,19 +44,28 @@ def list_cmd(
     status: Annotated[list[str] | None,
                       typer.Option("--status", "-s", help="Filter by status.")] = None,
     engine: Annotated[str, typer.Option(help="Filter by engine.")] = "",
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Newest N jobs.")] = 50,
+    tag: Annotated[str, typer.Option(help="Filter by tag.")] = "",
+    since: Annotated[str, typer.Option(help="Only jobs created within: 2h, 3d, 90m.")] = "",
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Jobs per page.")] = 50,
+    page: Annotated[int, typer.Option(min=1, help="Page number (1 = newest).")] = 1,
     as_json: JsonOpt = False,
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first, a page at a time."""
     from orion_cli.config import load_settings
-    from orion_cli.services.jobs import JobFilter, list_jobs
+    from orion_cli.services.listing import JobFilter, list_jobs
+    from orion_cli.units import parse_walltime_s
 
-    rows = list_jobs(load_settings(), JobFilter(tuple(status or ()), engine, None, limit))
+    since_s = parse_walltime_s(since) if since else None
+    flt = JobFilter(tuple(status or ()), engine, tag, since_s, limit, (page - 1) * limit)
+    listing = list_jobs(load_settings(), flt)
+    rows = listing.rows
     if as_json:
         print_json(rows)
         return
     now = datetime.now(UTC)
-    table("jobs", ["id", "name", "engine", "status", "progress", "scheduler id", "age"], [
+    shown = f"{flt.offset + 1}-{flt.offset + len(rows)}" if rows else "none"
+    title = f"jobs {shown} of {listing.total}" + (f" (page {page})" if page > 1 else "")
+    table(title, ["id", "name", "engine", "status", "progress", "scheduler id", "age"], [
         (r["id"], r["name"], r["engine"],
          r["status"] + (f" ({r['failure_reason']})" if r["failure_reason"] else ""),
          f"{r['progress_pct']:.0f}% {r['current_step']}".strip(),

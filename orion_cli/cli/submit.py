@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +14,32 @@ import typer
 from orion_cli.cli import app
 from orion_cli.cli.output import handle_errors, message, print_json
 from orion_cli.errors import UsageError
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar on stderr that appears only for big batches (≥ 200 structures)."""
+    state: dict[str, Any] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if total < 200:
+            return
+        if "bar" not in state:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            state["bar"] = Progress(console=Console(stderr=True), transient=True)
+            state["bar"].start()
+        bar = state["bar"]
+        if stage not in state:
+            state[stage] = bar.add_task(stage, total=total)
+        bar.update(state[stage], completed=done)
+
+    try:
+        yield report
+    finally:
+        if "bar" in state:
+            state["bar"].stop()
 
 
 def _params(pairs: list[str], params_file: Path | None) -> dict[str, Any]:
@@ -42,7 +70,8 @@ def _params(pairs: list[str], params_file: Path | None) -> dict[str, Any]:
 @handle_errors
 def submit(
     structures: Annotated[list[Path], typer.Argument(
-        help="Structure files (CIF, POSCAR, xyz).")],
+        help="Structure files (CIF, POSCAR, xyz, ...), directories, globs; multi-frame "
+             "extxyz/traj files give one job per frame.")],
     engine: Annotated[str, typer.Option("--engine", "-e", help="Engine (see `orion engines`).")],
     name: Annotated[str, typer.Option(help="Job name (default: file name).")] = "",
     param: Annotated[list[str] | None, typer.Option("--param", "-p",
@@ -64,6 +93,9 @@ def submit(
         help="First retry delay, doubled each time (default 60s).")] = "",
     hold: Annotated[bool, typer.Option("--hold", help="Submit held; `orion release` starts.")]
     = False,
+    tag: Annotated[str, typer.Option(help="A label to filter by later (orion ls --tag).")] = "",
+    throttle: Annotated[int | None, typer.Option(
+        min=1, help="At most N jobs of one array run at once (sbatch --array=...%N).")] = None,
     scheduler: Annotated[str, typer.Option(
         help="slurm or local (default: slurm if sbatch exists).")] = "",
     dry_run: Annotated[bool, typer.Option(
@@ -84,11 +116,13 @@ def submit(
         walltime_s=parse_walltime_s(walltime) if walltime else 0, nodes=nodes or 0,
         ntasks=ntasks or 0, cpus_per_task=cpus_per_task or 0,
         mem_mb=parse_mem_mb(mem) if mem else 0,
-        account=account, qos=qos, priority=priority, dry_run=dry_run, hold=hold,
+        account=account, qos=qos, priority=priority, dry_run=dry_run, hold=hold, tag=tag,
+        throttle=throttle,
         max_retries=retries,
         retry_delay_s=parse_walltime_s(retry_delay) if retry_delay else None,
     )
-    done = submit_jobs(settings, request)
+    with progress_bar() as report:
+        done = submit_jobs(settings, request, report)
     if dry_run:
         if as_json:
             print_json({"scripts": done.scripts})
@@ -114,6 +148,7 @@ def _wait(settings: Any, ids: list[int], as_json: bool) -> None:
     from orion_cli.services.poll import poll
 
     last: dict[int, str] = {}
+    pause_s = 1.0  # quick jobs end quickly; long ones are asked less and less often
     while True:
         report = poll(settings)
         for line in report.errors:
@@ -126,7 +161,8 @@ def _wait(settings: Any, ids: list[int], as_json: bool) -> None:
                 last[job["id"]] = line
         if all(job["status"] in ("completed", "failed", "cancelled") for job in jobs):
             break
-        time.sleep(settings.wait_interval_s)
+        time.sleep(pause_s)
+        pause_s = min(pause_s * 2, settings.wait_interval_s)
     if as_json:
         print_json(jobs[0] if len(jobs) == 1 else jobs)
         return

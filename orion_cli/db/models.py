@@ -69,7 +69,10 @@ class Job(SQLModel, table=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime = Field(default_factory=now_utc)
-    last_seen_at: datetime | None = None
+    missing_since: datetime | None = None
+    tag: str = Field(default="", index=True)
+    array_name: str | None = None
+    array_index: int | None = None
 
 
 class JobResult(SQLModel, table=True):

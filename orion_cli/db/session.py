@@ -14,7 +14,7 @@ from sqlmodel import Session
 from orion_cli.errors import ConfigError, DatabaseError
 
 #: the newest migration in db/migrations/versions (a test checks they agree)
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 

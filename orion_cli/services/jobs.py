@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,41 +13,6 @@ from orion_cli.errors import UsageError
 from orion_cli.schedulers import get_scheduler
 from orion_cli.services.lifecycle import transition
 from orion_cli.states import JobStatus
-
-
-@dataclass(frozen=True)
-class JobFilter:
-    statuses: tuple[str, ...] = ()
-    engine: str = ""
-    since: datetime | None = None
-    limit: int = 50
-
-
-def job_summary(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id, "name": job.name, "engine": job.engine, "status": job.status,
-        "failure_reason": job.failure_reason, "progress_pct": job.progress_pct,
-        "current_step": job.current_step, "scheduler": job.scheduler,
-        "scheduler_job_id": job.scheduler_job_id, "created_at": job.created_at.isoformat(),
-    }
-
-
-def list_jobs(settings: Settings, flt: JobFilter) -> list[dict[str, Any]]:
-    from orion_cli.db.session import session_scope
-
-    for status in flt.statuses:
-        if status not in JobStatus.__members__.values():
-            raise UsageError(f"unknown status '{status}'",
-                             f"use one of: {', '.join(s.value for s in JobStatus)}")
-    with session_scope(settings.resolved_database_url) as session:
-        query = select(Job).order_by(col(Job.id).desc()).limit(flt.limit)
-        if flt.statuses:
-            query = query.where(col(Job.status).in_(flt.statuses))
-        if flt.engine:
-            query = query.where(Job.engine == flt.engine)
-        if flt.since:
-            query = query.where(Job.created_at >= flt.since)
-        return [job_summary(job) for job in session.exec(query).all()]
 
 
 def _get(session: Session, job_id: int) -> Job:

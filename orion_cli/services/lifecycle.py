@@ -70,8 +70,10 @@ def _track_attempt(session: Session, job: Job, old: JobStatus, new: JobStatus,
     """Keep the job's attempt history in step with its status."""
     if old is JobStatus.FAILED and new is JobStatus.CANCELLED:
         return  # cancelling a pending retry: the failed attempt's record stands
-    row = session.exec(select(JobAttempt).where(
-        JobAttempt.job_id == job.id, JobAttempt.attempt == job.attempt)).first()
+    row = None
+    if old is not JobStatus.CREATED:  # a job being created has no attempt yet: no query
+        row = session.exec(select(JobAttempt).where(
+            JobAttempt.job_id == job.id, JobAttempt.attempt == job.attempt)).first()
     if row is None:
         if new is JobStatus.CANCELLED and old is JobStatus.CREATED:
             return  # never submitted, nothing was attempted

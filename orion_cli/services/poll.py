@@ -104,35 +104,43 @@ def _finish(session: Session, job: Job, info: JobInfo | None, at: datetime) -> N
 
 def reconcile_job(session: Session, job: Job, info: JobInfo | None, now: datetime,
                   lost_grace_s: int) -> None:
-    """Bring one active job up to date with its events and the scheduler's report."""
+    """Bring one active job up to date with its events and the scheduler's report.
+
+    Only what changed is written: a queued job that the scheduler still reports as
+    pending is not touched at all (no file read, no row update).
+    """
+    if info is not None and info.status is JobStatus.QUEUED and job.status == "queued":
+        if job.raw_state != info.raw_state:
+            job.raw_state = info.raw_state
+        if job.missing_since is not None:
+            job.missing_since = None
+        return
     events = _ingest_events(job)
     started = any(e.get("event") == "started" for e in events)
     if info is not None:
-        job.raw_state = info.raw_state
-        job.last_seen_at = now
-        if info.status is JobStatus.QUEUED and not started:
-            session.add(job)
-            return
+        if job.raw_state != info.raw_state:
+            job.raw_state = info.raw_state
+        if job.missing_since is not None:
+            job.missing_since = None
         if JobStatus(job.status) is JobStatus.QUEUED and (
             started or info.status is JobStatus.RUNNING
         ):
             transition(session, job, JobStatus.RUNNING, source="poll", at=now)
         if info.status.is_final:
             _finish(session, job, info, now)
-        session.add(job)
         return
-    last_seen = job.last_seen_at or job.submitted_at or job.created_at
-    if now - last_seen < timedelta(seconds=lost_grace_s):
-        session.add(job)
+    if job.missing_since is None:
+        job.missing_since = now  # confirmed by sacct too; lost only after the grace period
+        return
+    if now - job.missing_since < timedelta(seconds=lost_grace_s):
         return
     if (Path(job.workdir) / RESULT_FILE).exists():
         _finish(session, job, None, now)  # records purged, but the job left its result
     else:
         transition(session, job, JobStatus.FAILED, source="poll", at=now,
                    reason=FailureReason.LOST,
-                   message=f"scheduler has no record of job {job.scheduler_job_id} "
+                   message=f"neither squeue nor sacct has known job {job.scheduler_job_id} "
                            f"for {lost_grace_s} s")
-    session.add(job)
 
 
 def reconcile(session: Session, jobs: list[Job], infos: Mapping[str, JobInfo], now: datetime,
@@ -207,8 +215,36 @@ def poll(settings: Settings, now: datetime | None = None) -> PollReport:
     return report
 
 
+def _query_allowed(settings: Settings, scheduler_name: str) -> float | None:
+    """Seconds since this scheduler was last asked, or None when it may be asked now.
+
+    SLURM sites ask users not to poll slurmctld in tight loops; orion keeps at least
+    ``min_query_interval_s`` between two polls of the same scheduler, whoever runs them.
+    """
+    import time
+
+    if scheduler_name == "local":
+        return None  # no controller to spare
+    stamp = settings.home / f"last-query-{scheduler_name}"
+    try:
+        age_s = time.time() - stamp.stat().st_mtime
+    except FileNotFoundError:
+        age_s = float("inf")
+    if 0 <= age_s < settings.min_query_interval_s:
+        return age_s
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.touch()
+    return None
+
+
 def _poll_all(session: Session, settings: Settings, now: datetime, report: PollReport) -> None:
     for name, group in _jobs_by_scheduler(session, now).items():
+        asked_s_ago = _query_allowed(settings, name)
+        if asked_s_ago is not None:
+            report.notes.append(
+                f"{name}: asked {asked_s_ago:.0f} s ago; next query after "
+                f"min_query_interval_s={settings.min_query_interval_s} s")
+            continue
         try:
             scheduler = get_scheduler(name, settings.home / "local-scheduler")
             _poll_group(session, settings, scheduler, group, now, report)

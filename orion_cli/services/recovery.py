@@ -9,50 +9,64 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlmodel import Session
 
-from orion_cli.batch import SCRIPT_NAME, job_name_prefix
+from orion_cli.batch import ARRAY_SCRIPT_NAME, SCRIPT_NAME, job_name_prefix
 from orion_cli.db.models import Job
 from orion_cli.db.session import instance_id
 from orion_cli.errors import SchedulerError
+from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.services.lifecycle import transition
 from orion_cli.services.retry import schedule_retry
 from orion_cli.states import FailureReason, JobStatus
 
 
-def recover_unsubmitted(session: Session, jobs: list[Job], scheduler: Any, now: datetime,
+def recover_unsubmitted(session: Session, jobs: list[Job], scheduler: Scheduler, now: datetime,
                         grace_s: int) -> list[str]:
-    """Adopt or submit ``created`` jobs older than ``grace_s``; return a line per job."""
-    stale = [job for job in jobs if job.workdir and (Path(job.workdir) / SCRIPT_NAME).exists()
+    """Adopt or submit ``created`` jobs older than ``grace_s``; return a line per job/array."""
+    stale = [job for job in jobs if job.workdir
              and now - job.created_at >= timedelta(seconds=grace_s)]
     if not stale:
         return []
     instance = instance_id(session)
+    groups: dict[str, list[Job]] = {}
+    for job in stale:  # an array's jobs share its name; a single job has its own
+        key = job.array_name or job_name_prefix(job.id or 0, instance)
+        groups.setdefault(key, []).append(job)
+    found = scheduler.find_by_name(list(groups))
+    return [_recover_group(session, scheduler, name, group, found.get(name), now)
+            for name, group in groups.items()]
 
-    def name_prefix(job_id: int) -> str:
-        return job_name_prefix(job_id, instance)
 
-    found = scheduler.find_by_name([name_prefix(job.id or 0) for job in stale])
-    lines = []
-    for job in stale:
-        scheduler_job_id = found.get(name_prefix(job.id or 0))
-        how = "found"
-        if scheduler_job_id is None:
-            try:
-                scheduler_job_id = scheduler.submit(Path(job.workdir) / SCRIPT_NAME)
-                how = "submitted"
-            except SchedulerError as exc:
+def _recover_group(session: Session, scheduler: Scheduler, name: str, group: list[Job],
+                   scheduler_job_id: str | None, now: datetime) -> str:
+    first = group[0]
+    is_array = first.array_name is not None
+    script = (Path(first.workdir).parent / "arrays" / str(first.id) / ARRAY_SCRIPT_NAME
+              if is_array else Path(first.workdir) / SCRIPT_NAME)
+    how = "found"
+    if scheduler_job_id is None:
+        try:
+            if is_array:
+                n_tasks = max(job.array_index or 0 for job in group) + 1
+                scheduler_job_id = scheduler.submit_array(
+                    script, n_tasks, SubmitOptions(hold=first.held))
+            else:
+                scheduler_job_id = scheduler.submit(script, SubmitOptions(hold=first.held))
+            how = "submitted"
+        except SchedulerError as exc:
+            for job in group:
                 transition(session, job, JobStatus.FAILED, source="recovery", at=now,
                            reason=FailureReason.SUBMIT_ERROR, message=exc.one_line())
                 schedule_retry(job, now)
-                lines.append(f"job {job.id}: {exc.one_line()}")
-                continue
-        job.scheduler_job_id = scheduler_job_id
+            return f"{name}*: {exc.one_line()}"
+    for job in group:
+        job.scheduler_job_id = (f"{scheduler_job_id}_{job.array_index}" if is_array
+                                else scheduler_job_id)
         job.raw_state = "SUBMITTED"
         transition(session, job, JobStatus.QUEUED, source="recovery", at=now,
-                   message=f"{how} {job.scheduler} job {scheduler_job_id} after an "
+                   message=f"{how} {job.scheduler} job {job.scheduler_job_id} after an "
                            "interrupted submit")
-        lines.append(f"job {job.id}: {how} {job.scheduler} job {scheduler_job_id}")
-    return lines
+    ids = f"jobs {first.id}-{group[-1].id}" if is_array else f"job {first.id}"
+    return f"{ids}: {how} {first.scheduler} job {scheduler_job_id}"

@@ -11,11 +11,20 @@ import getpass
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orion_cli.batch import SCRIPT_NAME, BatchSpec, render_script
+from orion_cli.batch import (
+    ARRAY_SCRIPT_NAME,
+    SCRIPT_NAME,
+    TASKS_FILE,
+    BatchSpec,
+    array_name_prefix,
+    render_array_script,
+    render_script,
+)
 from orion_cli.config import Settings
 from orion_cli.errors import SchedulerError, UsageError
 from orion_cli.jobdir import JOB_FILE, write_json_atomic
@@ -23,19 +32,11 @@ from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, get_sc
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.states import FailureReason, JobStatus
 
-STRUCTURE_FILE = "structure.extxyz"
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
-
-STRUCTURE_SUFFIXES = frozenset({".cif", ".xyz", ".extxyz", ".vasp", ".traj", ".json", ".pdb"})
-
-
-def default_name(path: Path) -> str:
-    """Name a job after its structure file, keeping names like ``POSCAR.Al`` whole.
-
-    >>> default_name(Path("a/Si.cif")), default_name(Path("POSCAR.Al"))
-    ('Si', 'POSCAR.Al')
-    """
-    return path.stem if path.suffix.lower() in STRUCTURE_SUFFIXES else path.name
+    from orion_cli.db.models import Job
+    from orion_cli.services.inputs import Frame
 
 
 @dataclass
@@ -57,6 +58,8 @@ class SubmitRequest:
     max_retries: int | None = None
     retry_delay_s: int | None = None
     hold: bool = False
+    tag: str = ""
+    throttle: int | None = None
     dry_run: bool = False
 
 
@@ -123,105 +126,179 @@ def _batch_spec(job_id: int, name: str, workdir: Path, r: SubmitRequest,
     )
 
 
-def submit(settings: Settings, request: SubmitRequest) -> Submitted:
-    """Validate and submit one job per structure; return their ids (or scripts for dry runs)."""
-    from orion_cli.engines.registry import get_engine
-    from orion_cli.services.structures import read_structure
+ProgressFn = Callable[[str, int, int], None]
 
+
+def submit(settings: Settings, request: SubmitRequest,
+           progress: ProgressFn | None = None) -> Submitted:
+    """Validate and submit one job per structure frame; many go as job arrays.
+
+    ``progress(stage, done, total)`` is called while reading and preparing, for big batches.
+    """
+    from orion_cli.engines.registry import get_engine
+    from orion_cli.services.inputs import expand_inputs, read_frames
+
+    report = progress or (lambda stage, done, total: None)
     r = _resolved(request, settings)
     engine = get_engine(r.engine)
     engine_settings = settings.engine_settings(r.engine)
     params = engine.check(r.params, engine_settings)
-    frames = [(path, read_structure(path)) for path in r.structures]
+    paths = expand_inputs(r.structures)
+    frames = []
+    for done, path in enumerate(paths, 1):
+        frames.extend(read_frames(path))
+        report("reading", done, len(paths))
+    if r.name:
+        for frame in frames:
+            frame.name = r.name if len(frames) == 1 else f"{r.name}-{frame.name}"
     scheduler = get_scheduler(r.scheduler, settings.home / "local-scheduler")
     _check_partition(scheduler, r.partition)
-
     if r.dry_run:
-        scripts = []
-        for path, _ in frames:
-            name = r.name or default_name(path)
-            spec = _batch_spec(0, name, settings.work_root_path / "<id>", r, settings)
-            scripts.append(render_script(spec))
-        return Submitted([], [], scripts)
+        return _dry_run(settings, r, frames, scheduler)
 
     work_root = settings.work_root_path
     work_root.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[Path, Any, Path, dict[str, Any]]] = []
+    staged: list[Staged] = []
     try:
-        for path, atoms in frames:
+        for done, frame in enumerate(frames, 1):
             staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=work_root))
-            staged.append((path, atoms, staging, {}))
-            atoms.write(staging / STRUCTURE_FILE, format="extxyz")
-            run_spec = engine.prepare(atoms, params, staging, engine_settings)
-            staged[-1][3]["run_spec"] = run_spec.to_json()
+            staged.append(Staged(frame, staging, {}))
+            spec = engine.prepare(frame.atoms, params, staging, engine_settings)
+            staged[-1].run_spec = spec.to_json()
+            report("preparing", done, len(frames))
     except BaseException:
-        for _, _, staging, _ in staged:
-            shutil.rmtree(staging, ignore_errors=True)
+        for item in staged:
+            shutil.rmtree(item.staging, ignore_errors=True)
         raise
-    return _record_and_submit(settings, r, params, engine_settings, staged, scheduler)
+    launcher = engine_settings.get("launcher", settings.launcher)
+    chunk = scheduler.max_array_size() if len(staged) > 1 else 1
+    result = Submitted([], [], [])
+    for start in range(0, len(staged), chunk):
+        _submit_chunk(settings, r, params, launcher, staged[start:start + chunk], scheduler,
+                      result)
+    return result
 
 
-def _record_and_submit(settings: Settings, r: SubmitRequest, params: dict[str, Any],
-                       engine_settings: dict[str, Any],
-                       staged: list[tuple[Path, Any, Path, dict[str, Any]]],
-                       scheduler: Any) -> Submitted:
-    from orion_cli.db.models import Job, now_utc
-    from orion_cli.db.session import instance_id, session_scope
+@dataclass
+class Staged:
+    frame: Frame
+    staging: Path
+    run_spec: dict[str, Any]
+
+
+def _dry_run(settings: Settings, r: SubmitRequest, frames: list[Frame],
+             scheduler: Scheduler) -> Submitted:
+    spec = _batch_spec(0, frames[0].name, settings.work_root_path / "<id>", r, settings)
+    if len(frames) == 1:
+        return Submitted([], [], [render_script(spec)])
+    size = scheduler.max_array_size()
+    scripts = [render_array_script(spec, settings.work_root_path / "arrays" / "<id>",
+                                   min(size, len(frames) - start))
+               for start in range(0, len(frames), size)]
+    return Submitted([], [], scripts)
+
+
+def _submit_chunk(settings: Settings, r: SubmitRequest, params: dict[str, Any], launcher: str,
+                  chunk: list[Staged], scheduler: Scheduler, result: Submitted) -> None:
+    """Record the chunk's rows in one transaction, then submit it (one job or one array)."""
+    from orion_cli.db.session import session_scope
+
+    url = settings.resolved_database_url
+    with session_scope(url) as session:
+        jobs, script, instance = _record(session, settings, r, params, launcher, chunk)
+    # the rows are committed before the scheduler hears of the jobs
+    with session_scope(url) as session:
+        jobs = [session.merge(job) for job in jobs]
+        options = SubmitOptions(hold=r.hold)
+        try:
+            if len(jobs) == 1:
+                ids = [scheduler.submit(script, options)]
+            else:
+                array_id = scheduler.submit_array(script, len(jobs), options, r.throttle)
+                ids = [f"{array_id}_{job.array_index}" for job in jobs]
+        except SchedulerError as exc:
+            _refused(session, jobs, exc, result)
+            return
+        _queued(session, jobs, ids, r.scheduler)
+        result.ids.extend(job.id or 0 for job in jobs)
+        result.scheduler_job_ids.extend(ids)
+
+
+def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict[str, Any],
+            launcher: str, chunk: list[Staged]) -> tuple[list[Job], Path, str]:
+    """Write the rows, move the staged directories into place, write the batch script."""
+    from orion_cli.db.models import Job
+    from orion_cli.db.session import instance_id
+
+    owner = getpass.getuser()
+    jobs = [Job(
+        name=item.frame.name, owner=owner, engine=r.engine, parameters=params, tag=r.tag,
+        structure_source=item.frame.source, formula=item.frame.atoms.get_chemical_formula(),
+        input_structure=item.frame.text, scheduler=r.scheduler, partition=r.partition,
+        account=r.account, qos=r.qos, priority=r.priority or 0, walltime_s=r.walltime_s,
+        mem_mb=r.mem_mb, nodes=r.nodes, ntasks=r.ntasks, cpus_per_task=r.cpus_per_task,
+        max_retries=r.max_retries or 0, retry_delay_s=r.retry_delay_s or 0,
+        soft_margin_s=settings.soft_margin_s, held=r.hold,
+    ) for item in chunk]
+    session.add_all(jobs)
+    session.flush()
+    instance = instance_id(session)
+    base = settings.work_root_path / instance
+    base.mkdir(exist_ok=True)
+    spec = _batch_spec(jobs[0].id or 0, jobs[0].name, base, r, settings, instance)
+    array_dir = base / "arrays" / str(jobs[0].id)
+    if len(jobs) > 1:
+        array_dir.mkdir(parents=True, exist_ok=True)
+        spec = replace(spec, name="array")
+    for index, (job, item) in enumerate(zip(jobs, chunk, strict=True)):
+        workdir = base / str(job.id)
+        if workdir.exists():  # left by a submit that died before its row was committed
+            shutil.rmtree(workdir)
+        item.staging.rename(workdir)
+        job.workdir = str(workdir)
+        if len(jobs) > 1:
+            job.array_name = array_name_prefix(jobs[0].id or 0, instance)
+            job.array_index = index
+        write_json_atomic(workdir / JOB_FILE, {
+            "orion_id": job.id, "engine": r.engine, "params": params, "attempt": 1,
+            "ntasks": r.ntasks, "launcher": launcher, "run_spec": item.run_spec,
+        })
+    if len(jobs) == 1:
+        script = Path(jobs[0].workdir) / SCRIPT_NAME
+        script.write_text(render_script(replace(spec, workdir=script.parent)))
+    else:
+        (array_dir / TASKS_FILE).write_text("".join(f"{job.workdir}\n" for job in jobs))
+        script = array_dir / ARRAY_SCRIPT_NAME
+        script.write_text(render_array_script(spec, array_dir, len(jobs)))
+    return jobs, script, instance
+
+
+def _queued(session: Session, jobs: list[Job], scheduler_job_ids: list[str],
+            scheduler_name: str) -> None:
+    from orion_cli.db.models import now_utc
+    from orion_cli.services.lifecycle import transition
+
+    now = now_utc()
+    for job, scheduler_job_id in zip(jobs, scheduler_job_ids, strict=True):
+        job.scheduler_job_id = scheduler_job_id
+        job.raw_state = "SUBMITTED"
+        transition(session, job, JobStatus.QUEUED, source="submit", at=now,
+                   message=f"{scheduler_name} job {scheduler_job_id}")
+
+
+def _refused(session: Session, jobs: list[Job], exc: SchedulerError, result: Submitted) -> None:
+    """The scheduler said no: the jobs fail with submit_error and are retried by policy."""
+    from orion_cli.db.models import now_utc
     from orion_cli.services.lifecycle import transition
     from orion_cli.services.retry import schedule_retry
 
-    result = Submitted([], [], [])
-    url = settings.resolved_database_url
-    for path, atoms, staging, extra in staged:
-        name = r.name or default_name(path)
-        with session_scope(url) as session:
-            job = Job(
-                name=name, owner=getpass.getuser(), engine=r.engine, parameters=params,
-                structure_source=str(path.resolve()), formula=atoms.get_chemical_formula(),
-                input_structure=(staging / STRUCTURE_FILE).read_text(),
-                scheduler=r.scheduler, partition=r.partition, account=r.account, qos=r.qos,
-                priority=r.priority or 0, walltime_s=r.walltime_s, mem_mb=r.mem_mb,
-                nodes=r.nodes, ntasks=r.ntasks, cpus_per_task=r.cpus_per_task,
-                max_retries=r.max_retries or 0, retry_delay_s=r.retry_delay_s or 0,
-                soft_margin_s=settings.soft_margin_s, held=r.hold,
-            )
-            session.add(job)
-            session.flush()
-            assert job.id is not None
-            instance = instance_id(session)
-            workdir = settings.work_root_path / instance / str(job.id)
-            workdir.parent.mkdir(exist_ok=True)
-            if workdir.exists():  # left by a submit that died before its row was committed
-                shutil.rmtree(workdir)
-            staging.rename(workdir)
-            job.workdir = str(workdir)
-            spec = _batch_spec(job.id, name, workdir, r, settings, instance)
-            write_json_atomic(workdir / JOB_FILE, {
-                "orion_id": job.id, "engine": r.engine, "params": params, "attempt": 1,
-                "ntasks": r.ntasks,
-                "launcher": engine_settings.get("launcher", settings.launcher), **extra,
-            })
-            (workdir / SCRIPT_NAME).write_text(render_script(spec))
-        # the row is committed before the scheduler hears of the job
-        with session_scope(url) as session:
-            job = session.merge(job)
-            try:
-                scheduler_job_id = scheduler.submit(workdir / SCRIPT_NAME,
-                                                    SubmitOptions(hold=r.hold))
-            except SchedulerError as exc:
-                now = now_utc()
-                transition(session, job, JobStatus.FAILED, source="submit", at=now,
-                           reason=FailureReason.SUBMIT_ERROR, message=exc.one_line())
-                retry = (f"orion poll retries it after {job.retry_delay_s} s"
-                         if schedule_retry(job, now) else "no retries configured")
-                result.errors.append(f"job {job.id}: {exc.one_line()} ({retry}; "
-                                     f"`orion cancel {job.id}` stops that)")
-                continue
-            job.scheduler_job_id = scheduler_job_id
-            job.raw_state = "SUBMITTED"
-            transition(session, job, JobStatus.QUEUED, source="submit",
-                       message=f"{r.scheduler} job {scheduler_job_id}")
-            result.ids.append(job.id or 0)
-            result.scheduler_job_ids.append(scheduler_job_id)
-    return result
-
+    now = now_utc()
+    for job in jobs:
+        transition(session, job, JobStatus.FAILED, source="submit", at=now,
+                   reason=FailureReason.SUBMIT_ERROR, message=exc.one_line())
+        retrying = schedule_retry(job, now)
+    first, last = jobs[0].id, jobs[-1].id
+    which = f"job {first}" if len(jobs) == 1 else f"jobs {first}-{last}"
+    retry = (f"orion poll retries after {jobs[0].retry_delay_s} s" if retrying
+             else "no retries configured")
+    result.errors.append(f"{which}: {exc.one_line()} ({retry}; `orion cancel` stops that)")

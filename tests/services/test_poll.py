@@ -84,9 +84,17 @@ def test_engine_error_from_result_wins_over_exit_code(database_url: str, tmp_pat
 
 def test_missing_job_is_lost_only_after_grace(database_url: str, tmp_path: Path) -> None:
     job_id = make_job(database_url, tmp_path / "j")
-    assert run(database_url, job_id, None, later_s=60).status == "queued"
+    assert run(database_url, job_id, None).status == "queued"  # first missing: grace starts
+    assert run(database_url, job_id, None, later_s=599).status == "queued"
     job = run(database_url, job_id, None, later_s=601)
     assert (job.status, job.failure_reason) == ("failed", "lost")
+
+
+def test_job_seen_again_restarts_the_grace_period(database_url: str, tmp_path: Path) -> None:
+    job_id = make_job(database_url, tmp_path / "j")
+    run(database_url, job_id, None)
+    run(database_url, job_id, JobInfo("501", "PENDING", JobStatus.QUEUED), later_s=300)
+    assert run(database_url, job_id, None, later_s=700).status == "queued"
 
 
 def test_failed_scheduler_query_changes_nothing(database_url: str, tmp_path: Path,

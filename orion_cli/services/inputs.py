@@ -1,0 +1,106 @@
+"""Turn what the researcher typed (files, globs, directories, multi-frame files) into frames."""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orion_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+#: file endings read as structures when a directory is given
+STRUCTURE_SUFFIXES = frozenset({".cif", ".xyz", ".extxyz", ".vasp", ".poscar", ".traj", ".pdb",
+                                ".json", ".in", ".lmp", ".data", ".cell", ".gen", ".res"})
+STRUCTURE_NAMES = ("POSCAR", "CONTCAR")
+#: formats that can hold many frames: one job per frame
+MULTI_FRAME_SUFFIXES = frozenset({".xyz", ".extxyz", ".traj"})
+ASE_FORMAT = {".xyz": "extxyz", ".extxyz": "extxyz", ".traj": "traj", ".cif": "cif"}
+
+
+def default_name(path: Path) -> str:
+    """Name a job after its structure file, keeping names like ``POSCAR.Al`` whole.
+
+    >>> default_name(Path("a/Si.cif")), default_name(Path("POSCAR.Al"))
+    ('Si', 'POSCAR.Al')
+    """
+    return path.stem if path.suffix.lower() in STRUCTURE_SUFFIXES else path.name
+
+
+def _is_structure_file(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and (
+        path.suffix.lower() in STRUCTURE_SUFFIXES or path.name.startswith(STRUCTURE_NAMES))
+
+
+def expand_inputs(args: list[str] | list[Path]) -> list[Path]:
+    """Expand directories (recursively, sorted) and globs; keep files as given."""
+    paths: list[Path] = []
+    for arg in map(str, args):
+        path = Path(arg)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if _is_structure_file(p))
+            if not found:
+                raise UsageError(f"directory '{arg}' holds no structure files",
+                                 "orion reads CIF, POSCAR, xyz/extxyz, traj, ... files")
+            paths.extend(found)
+        elif not path.exists() and glob.has_magic(arg):
+            matches = sorted(Path(p) for p in glob.glob(arg, recursive=True))
+            if not matches:
+                raise UsageError(f"no file matches '{arg}'", "check the pattern")
+            paths.extend(matches)
+        else:
+            paths.append(path)
+    return paths
+
+
+@dataclass
+class Frame:
+    """One structure to compute: where it came from, its job name, the atoms, and its text."""
+
+    source: str
+    name: str
+    atoms: Atoms
+    text: str
+
+
+def read_frames(path: Path) -> list[Frame]:
+    """Read every frame of ``path`` (one for most formats); raise UsageError naming the file."""
+    from ase.io import read
+
+    if not path.exists():
+        raise UsageError(f"structure file '{path}' does not exist", "check the path")
+    if not path.is_file():
+        raise UsageError(f"'{path}' is not a file", "give a structure file (CIF, POSCAR, xyz)")
+    suffix = path.suffix.lower()
+    index = ":" if suffix in MULTI_FRAME_SUFFIXES else 0
+    try:
+        loaded = read(path, index=index, format=ASE_FORMAT.get(suffix))
+    except Exception as exc:  # noqa: BLE001 - ASE raises many kinds for bad files
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(
+            f"cannot read a structure from '{path}': {detail}",
+            "give a CIF, POSCAR/CONTCAR, xyz/extxyz or traj file (the extension picks the format)",
+        ) from None
+    frames = loaded if isinstance(loaded, list) else [loaded]
+    if not frames or any(len(atoms) == 0 for atoms in frames):
+        raise UsageError(f"'{path}' holds no atoms", "check the file")
+    name = default_name(path)
+    source = str(path.resolve())
+    if len(frames) == 1:
+        text = path.read_text() if suffix != ".traj" else ""
+        return [Frame(source, name, frames[0], text)]
+    return [Frame(f"{source}@{i}", f"{name}-{i}", atoms, _extxyz(atoms))
+            for i, atoms in enumerate(frames)]
+
+
+def _extxyz(atoms: Atoms) -> str:
+    import io
+
+    from ase.io import write
+
+    buffer = io.StringIO()
+    write(buffer, atoms, format="extxyz")
+    return buffer.getvalue()

@@ -1,0 +1,130 @@
+"""`orion ls` without SQLAlchemy: one plain SQL query through the database's own driver.
+
+Listing is the command researchers run most; importing SQLAlchemy and SQLModel costs more
+than the query itself, so this path uses ``sqlite3`` or ``psycopg`` directly and reads only
+the columns the table shows. When the schema is not current it falls back to the full
+path, which upgrades SQLite or explains what to do for PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from orion_cli.config import Settings
+from orion_cli.errors import DatabaseError, UsageError
+from orion_cli.states import JobStatus
+
+COLUMNS = ("id", "name", "engine", "status", "failure_reason", "progress_pct", "current_step",
+           "scheduler", "scheduler_job_id", "tag", "attempt", "created_at")
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    statuses: tuple[str, ...] = ()
+    engine: str = ""
+    tag: str = ""
+    since_s: int | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass
+class Listing:
+    rows: list[dict[str, Any]]
+    total: int
+
+
+def build_query(flt: JobFilter, placeholder: str, now: datetime) -> tuple[str, str, list[Any]]:
+    """Return (select, count, params) for ``flt``; ``placeholder`` is ``?`` or ``%s``.
+
+    >>> sel, cnt, params = build_query(JobFilter(("failed",), tag="x", limit=5), "?",
+    ...                                datetime(2026, 1, 1, tzinfo=UTC))
+    >>> sel.split("WHERE")[1].strip(), params
+    ('status IN (?) AND tag = ? ORDER BY id DESC LIMIT 5 OFFSET 0', ['failed', 'x'])
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    if flt.statuses:
+        where.append(f"status IN ({', '.join([placeholder] * len(flt.statuses))})")
+        params.extend(flt.statuses)
+    if flt.engine:
+        where.append(f"engine = {placeholder}")
+        params.append(flt.engine)
+    if flt.tag:
+        where.append(f"tag = {placeholder}")
+        params.append(flt.tag)
+    if flt.since_s is not None:
+        where.append(f"created_at >= {placeholder}")
+        cutoff = (now - timedelta(seconds=flt.since_s)).astimezone(UTC)
+        params.append(cutoff if placeholder == "%s" else cutoff.strftime("%Y-%m-%d %H:%M:%S.%f"))
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    select = (f"SELECT {', '.join(COLUMNS)} FROM job{clause} ORDER BY id DESC "
+              f"LIMIT {int(flt.limit)} OFFSET {int(flt.offset)}")
+    return select, f"SELECT count(*) FROM job{clause}", params
+
+
+def _as_utc(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _connect(url: str) -> tuple[Any, str]:
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        path = url[len("sqlite:///"):]
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30), "?"
+    import psycopg
+
+    for prefix in ("postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            url = "postgresql://" + url[len(prefix):]
+    return psycopg.connect(url, connect_timeout=10), "%s"
+
+
+def list_jobs(settings: Settings, flt: JobFilter) -> Listing:
+    """List jobs, newest first, one page of them, and count all that match."""
+    from orion_cli.db.session import SCHEMA_HEAD
+
+    for status in flt.statuses:
+        if status not in JobStatus.__members__.values():
+            raise UsageError(f"unknown status '{status}'",
+                             f"use one of: {', '.join(s.value for s in JobStatus)}")
+    url = settings.resolved_database_url
+    try:
+        conn, placeholder = _connect(url)
+    except Exception:  # noqa: BLE001 - missing file, server down: the full path explains
+        return _prepare_then_list(settings, flt)
+    with conn:
+        cursor = conn.cursor()
+        try:
+            cursor.execute("SELECT version_num FROM alembic_version")
+            revision = cursor.fetchone()
+        except Exception:  # noqa: BLE001 - no schema yet
+            revision = None
+        if not revision or revision[0] != SCHEMA_HEAD:
+            conn.rollback()
+            return _prepare_then_list(settings, flt)
+        select, count, params = build_query(flt, placeholder, datetime.now(UTC))
+        cursor.execute(count, params)
+        total = int(cursor.fetchone()[0])
+        cursor.execute(select, params)
+        rows = [dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        row["created_at"] = _as_utc(row["created_at"]).isoformat()
+    return Listing(rows, total)
+
+
+def _prepare_then_list(settings: Settings, flt: JobFilter) -> Listing:
+    from orion_cli.db.session import ready_engine
+
+    ready_engine(settings.resolved_database_url)  # upgrades SQLite, explains PostgreSQL
+    try:
+        conn, _ = _connect(settings.resolved_database_url)
+        conn.close()
+    except Exception as exc:  # noqa: BLE001
+        raise DatabaseError(f"cannot read the job list: {exc}") from None
+    return list_jobs(settings, flt)

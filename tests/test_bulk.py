@@ -1,0 +1,154 @@
+"""Many structures at once: directories, globs, multi-frame files, job arrays, listing."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+
+from orion_cli.config import load_settings
+from orion_cli.db.session import get_engine
+from orion_cli.errors import UsageError
+from orion_cli.services.inputs import expand_inputs
+from orion_cli.services.poll import poll
+from tests.conftest import EXAMPLES
+from tests.helpers import orion, orion_json, poll_until_final
+
+
+def strained_copper(directory: Path, count: int) -> list[Path]:
+    from ase.build import bulk
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        atoms = bulk("Cu", "fcc", a=3.55 + 0.01 * i, cubic=True)
+        path = directory / f"cu-{i:03d}.xyz"
+        atoms.write(path, format="extxyz")
+        paths.append(path)
+    return paths
+
+
+def test_inputs_expand_directories_globs_and_files(tmp_path: Path) -> None:
+    made = strained_copper(tmp_path / "set", 3)
+    (tmp_path / "set" / "notes.txt").write_text("not a structure")
+    assert expand_inputs([str(tmp_path / "set")]) == made
+    assert expand_inputs([str(tmp_path / "set" / "cu-00[01].xyz")]) == made[:2]
+    with pytest.raises(UsageError, match="no file matches"):
+        expand_inputs([str(tmp_path / "*.cif")])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError, match="holds no structure files"):
+        expand_inputs([str(empty)])
+
+
+@pytest.fixture(params=["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+def scheduler(request: pytest.FixtureRequest, orion_home: Path,
+              monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "slurm":
+        request.getfixturevalue("slurm")
+    monkeypatch.setenv("ORION_SCHEDULER", request.param)
+    return str(request.param)
+
+
+def test_a_directory_and_a_trajectory_go_as_one_array(scheduler: str, tmp_path: Path) -> None:
+    from ase.io import read, write
+
+    strained_copper(tmp_path / "set", 4)
+    frames = [read(EXAMPLES / "Cu.cif") for _ in range(3)]
+    for i, atoms in enumerate(frames):
+        atoms.positions[0, 0] += 0.05 * i
+    write(tmp_path / "moves.extxyz", frames, format="extxyz")
+    done = orion_json("submit", str(tmp_path / "set"), str(tmp_path / "moves.extxyz"),
+                      "--engine", "emt", "--tag", "screen-1")
+    assert len(done["ids"]) == 7 and done["id"] is None
+    array_ids = {sid.split("_")[0] for sid in done["scheduler_job_ids"]}
+    assert len(array_ids) == 1  # one submission for seven jobs
+    assert sorted(int(s.split("_")[1]) for s in done["scheduler_job_ids"]) == list(range(7))
+    jobs = poll_until_final(done["ids"])
+    assert all(job["status"] == "completed" for job in jobs), [j["events"] for j in jobs]
+    by_name = {job["name"]: job for job in jobs}
+    assert set(by_name) == {"cu-000", "cu-001", "cu-002", "cu-003", "moves-0", "moves-1",
+                            "moves-2"}
+
+    from ase.calculators.emt import EMT
+
+    for i, atoms in enumerate(frames):  # each task ran its own frame
+        atoms.calc = EMT()
+        assert by_name[f"moves-{i}"]["result"]["energy_ev"] == pytest.approx(
+            atoms.get_potential_energy(), abs=1e-6)
+    assert by_name["moves-1"]["structure_source"].endswith("moves.extxyz@1")
+    listing = orion_json("ls", "--tag", "screen-1", "-n", "3")
+    assert [row["id"] for row in listing] == sorted(done["ids"], reverse=True)[:3]
+    assert orion_json("ls", "--tag", "other") == []
+    page2 = orion_json("ls", "--tag", "screen-1", "-n", "3", "--page", "2")
+    assert [row["id"] for row in page2] == sorted(done["ids"], reverse=True)[3:6]
+    assert "jobs 1-3 of 7" in orion("ls", "--tag", "screen-1", "-n", "3").stdout
+
+
+def test_dry_run_of_many_prints_array_scripts_and_writes_nothing(
+        orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    strained_copper(tmp_path / "set", 3)
+    text = orion("submit", str(tmp_path / "set"), "--engine", "emt", "--dry-run").stdout
+    assert text.count("#!/bin/bash") == 1 and "SLURM_ARRAY_TASK_ID" in text
+    assert not (orion_home / "orion.db").exists() and not (orion_home / "jobs").exists()
+
+
+@pytest.mark.slurm
+def test_held_array_throttle_and_poll_writes_only_changes(
+        orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    strained_copper(tmp_path / "set", 30)
+    done = orion_json("submit", str(tmp_path / "set"), "--engine", "mock", "--hold",
+                      "--throttle", "2")
+    array_id = done["scheduler_job_ids"][0].split("_")[0]
+    shown = subprocess.run(["scontrol", "show", "job", array_id], capture_output=True,
+                           text=True).stdout
+    assert "ArrayTaskThrottle=2" in shown
+    settings = load_settings()
+    first = poll(settings)
+    assert first.checked == 30 and first.scheduler_calls == 1 and not first.errors
+
+    statements: list[str] = []
+    engine = get_engine(settings.resolved_database_url)
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement.split()[0].upper())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        again = poll(settings)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert again.checked == 30 and not again.changed
+    assert "UPDATE" not in statements and "INSERT" not in statements
+    orion("cancel", *map(str, done["ids"]))
+
+
+@pytest.mark.slurm
+def test_array_submitted_before_a_crash_is_adopted_not_duplicated(
+        orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orion_cli.schedulers.slurm_cli import SlurmCli
+
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    strained_copper(tmp_path / "set", 5)
+    real = SlurmCli.submit_array
+    submitted: list[str] = []
+
+    def submit_then_die(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        submitted.append(real(self, *args, **kwargs))
+        raise SystemExit(137)  # orion killed right after sbatch answered
+
+    monkeypatch.setattr(SlurmCli, "submit_array", submit_then_die)
+    orion("submit", str(tmp_path / "set"), "--engine", "mock", "--hold", expect=137)
+    monkeypatch.setattr(SlurmCli, "submit_array", real)
+    assert {row["status"] for row in orion_json("ls")} == {"created"}
+    monkeypatch.setenv("ORION_SUBMIT_GRACE_S", "0")
+    orion("poll")
+    rows = orion_json("ls")
+    assert {row["status"] for row in rows} == {"queued"}
+    assert sorted(row["scheduler_job_id"] for row in rows) == \
+        [f"{submitted[0]}_{i}" for i in range(5)]
+    orion("cancel", *[str(row["id"]) for row in rows])
