@@ -48,6 +48,10 @@ class SchedulerError(OrionError):
     """The scheduler refused a command or did not answer."""
 
 
+class SubmitOutcomeUnknown(SchedulerError):
+    """The scheduler did not answer a submission: the job may or may not exist there."""
+
+
 class EngineError(OrionError):
     """An engine cannot prepare or parse a calculation."""
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 log = logging.getLogger(__name__)
+TIMEOUT_RC = 124  # like timeout(1): the command did not finish in time
+NOT_FOUND_RC = 127
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,12 @@ def run(
         )
     except FileNotFoundError:
         result = CommandResult(
-            tuple(argv), 127, "", f"{argv[0]}: command not found", time.perf_counter() - start
+            tuple(argv), NOT_FOUND_RC, "", f"{argv[0]}: command not found",
+            time.perf_counter() - start,
         )
     except subprocess.TimeoutExpired:
         result = CommandResult(
-            tuple(argv), 124, "", f"{argv[0]}: no answer within {timeout_s:g} s",
+            tuple(argv), TIMEOUT_RC, "", f"{argv[0]}: no answer within {timeout_s:g} s",
             time.perf_counter() - start,
         )
     log.debug("ran %s -> %d in %.3f s", " ".join(argv), result.returncode, result.elapsed_s)

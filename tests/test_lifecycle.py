@@ -226,3 +226,39 @@ def test_five_pollers_at_once(orion_home: Path, slurm: None, postgres_url: str,
         transitions = [(e["from"], e["to"]) for e in job["events"]]
         assert len(transitions) == len(set(transitions)), transitions  # nothing twice
         assert transitions[-1][1] == "completed"
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("reached_slurm", [True, False])
+def test_unanswered_sbatch_is_looked_up_before_submitting_again(
+        orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch,
+        reached_slurm: bool) -> None:
+    """sbatch timing out is ambiguous: the job may exist. The job stays `created` and the
+    next poll adopts the SLURM job by name, or submits it when SLURM never got it."""
+    from orion_cli.errors import SubmitOutcomeUnknown
+    from orion_cli.schedulers.slurm_cli import SlurmCli
+
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    real = SlurmCli.submit
+    sent: list[str] = []
+
+    def no_answer(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if reached_slurm:
+            sent.append(real(self, *args, **kwargs))
+        raise SubmitOutcomeUnknown("sbatch did not answer within its time limit")
+
+    monkeypatch.setattr(SlurmCli, "submit", no_answer)
+    result = orion("submit", CU, "--engine", "mock", "--hold", expect=1)
+    assert "did not answer" in result.stderr
+    monkeypatch.setattr(SlurmCli, "submit", real)
+    (row,) = orion_json("ls")
+    assert row["status"] == "created"
+    monkeypatch.setenv("ORION_SUBMIT_GRACE_S", "0")
+    orion("poll")
+    job = orion_json("show", str(row["id"]))
+    assert job["status"] == "queued"
+    (instance,) = [p.name for p in (orion_home / "jobs").iterdir() if not p.name.startswith(".")]
+    assert slurm_jobs_of(instance)[str(row["id"])] == [job["scheduler_job_id"]]
+    if reached_slurm:
+        assert job["scheduler_job_id"] == sent[0]
+    orion("cancel", str(row["id"]))

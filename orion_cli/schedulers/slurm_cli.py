@@ -11,8 +11,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from orion_cli.errors import SchedulerError
-from orion_cli.runner import CommandResult, Runner, run
+from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown
+from orion_cli.runner import TIMEOUT_RC, CommandResult, Runner, run
 from orion_cli.schedulers import slurm_commands as c
 from orion_cli.schedulers.base import JobInfo, SubmitOptions
 
@@ -40,6 +40,10 @@ class SlurmCli:
     ) -> CommandResult:
         """Run ``argv``; raise SchedulerError with SLURM's own words when it fails."""
         result = self.runner(argv, input_text=input_text)
+        if result.returncode == TIMEOUT_RC and argv[0] == "sbatch":
+            raise SubmitOutcomeUnknown(
+                f"sbatch did not answer within its time limit ({c.error_summary(result)})",
+                "`orion poll` will adopt the job if SLURM has it, or submit it if not")
         if not result.ok:
             raise SchedulerError(f"{argv[0]} failed: {c.error_summary(result)}", hint)
         return result

@@ -26,7 +26,7 @@ from orion_cli.schedulers import get_scheduler
 from orion_cli.schedulers.base import JobInfo
 from orion_cli.services.lifecycle import transition
 from orion_cli.services.recovery import recover_unsubmitted
-from orion_cli.services.retry import resubmit, schedule_retry
+from orion_cli.services.retry import adopt_or_resubmit, schedule_retry
 from orion_cli.states import FailureReason, JobStatus
 
 
@@ -283,5 +283,5 @@ def _poll_group(session: Session, settings: Settings, scheduler: Any, jobs: list
     due = [job for job in jobs if job.status == JobStatus.FAILED.value
            and job.next_attempt_at is not None and job.next_attempt_at <= now]
     for job in due:
-        report.notes.append(resubmit(session, settings, job, scheduler, now))
+        report.notes.append(adopt_or_resubmit(session, settings, job, scheduler, now))
         report.changed[job.id or 0] = job.status

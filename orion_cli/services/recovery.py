@@ -15,7 +15,7 @@ from sqlmodel import Session
 from orion_cli.batch import ARRAY_SCRIPT_NAME, SCRIPT_NAME, job_name_prefix
 from orion_cli.db.models import Job
 from orion_cli.db.session import instance_id
-from orion_cli.errors import SchedulerError
+from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.services.lifecycle import transition
 from orion_cli.services.retry import schedule_retry
@@ -55,6 +55,8 @@ def _recover_group(session: Session, scheduler: Scheduler, name: str, group: lis
             else:
                 scheduler_job_id = scheduler.submit(script, SubmitOptions(hold=first.held))
             how = "submitted"
+        except SubmitOutcomeUnknown as exc:
+            return f"{name}*: {exc.one_line()}; looked up again next poll"
         except SchedulerError as exc:
             for job in group:
                 transition(session, job, JobStatus.FAILED, source="recovery", at=now,

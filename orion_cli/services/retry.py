@@ -15,19 +15,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from orion_cli.batch import SCRIPT_NAME, BatchSpec, render_script
+from orion_cli.batch import SCRIPT_NAME, BatchSpec, job_name_prefix, render_script
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt
 from orion_cli.db.session import instance_id
-from orion_cli.errors import SchedulerError
+from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown
 from orion_cli.jobdir import JOB_FILE, RESULT_FILE, read_json, write_json_atomic
 from orion_cli.schedulers.base import SubmitOptions
 from orion_cli.services.lifecycle import transition
 from orion_cli.states import RETRYABLE_REASONS, FailureReason, JobStatus
 
 DEFAULT_BASE_MEM_MB = 2048
+UNKNOWN_SUBMIT = "SUBMIT_UNKNOWN"
 
 
 def backoff_s(base_s: int, failed_attempt: int) -> int:
@@ -91,6 +92,26 @@ def _partition_max_s(scheduler: Any, partition: str) -> int | None:
     return None if not values or None in values else max(v for v in values if v is not None)
 
 
+def adopt_or_resubmit(session: Session, settings: Settings, job: Job, scheduler: Any,
+                      now: datetime) -> str:
+    """Resubmit a job due for a retry; after an unanswered sbatch, first look for its job."""
+    if job.raw_state == UNKNOWN_SUBMIT:
+        known = {a.scheduler_job_id for a in session.exec(
+            select(JobAttempt).where(JobAttempt.job_id == job.id)).all()}
+        prefix = job_name_prefix(job.id or 0, instance_id(session))
+        found = scheduler.find_by_name([prefix]).get(prefix)
+        if found and found not in known:
+            reason = FailureReason(job.failure_reason) if job.failure_reason else None
+            res = escalate(job.walltime_s, job.mem_mb, reason,
+                           _partition_max_s(scheduler, job.partition))
+            job.attempt, job.walltime_s, job.mem_mb = job.attempt + 1, res.walltime_s, res.mem_mb
+            job.scheduler_job_id, job.raw_state = found, "SUBMITTED"
+            transition(session, job, JobStatus.QUEUED, source="recovery", at=now,
+                       message=f"found {job.scheduler} job {found} after an unanswered sbatch")
+            return f"job {job.id}: found {job.scheduler} job {found}"
+    return resubmit(session, settings, job, scheduler, now)
+
+
 def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now: datetime,
              *, manual: bool = False) -> str:
     """Submit the next attempt of a failed or cancelled job; return a line saying what happened."""
@@ -114,9 +135,16 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
     job_file = read_json(workdir / JOB_FILE) or {}
     write_json_atomic(workdir / JOB_FILE, {**job_file, "attempt": attempt})
     begin = now + timedelta(seconds=delay_s) if delay_s else None
+    previous = (job.attempt, job.walltime_s, job.mem_mb)
     job.attempt, job.walltime_s, job.mem_mb = attempt, res.walltime_s, res.mem_mb
     try:
         job.scheduler_job_id = scheduler.submit(workdir / SCRIPT_NAME, SubmitOptions(begin=begin))
+    except SubmitOutcomeUnknown as exc:
+        job.attempt, job.walltime_s, job.mem_mb = previous  # as if not tried: looked up first
+        job.raw_state = UNKNOWN_SUBMIT
+        job.next_attempt_at = now + timedelta(seconds=settings.submit_grace_s)
+        session.add(job)
+        return f"job {job.id}: attempt {attempt}: {exc.one_line()}"
     except SchedulerError as exc:
         return _resubmit_failed(session, job, exc, now)
     job.raw_state = "SUBMITTED"

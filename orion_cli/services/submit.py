@@ -26,7 +26,7 @@ from orion_cli.batch import (
     render_script,
 )
 from orion_cli.config import Settings
-from orion_cli.errors import SchedulerError, UsageError
+from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, UsageError
 from orion_cli.jobdir import JOB_FILE, write_json_atomic
 from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, get_scheduler
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
@@ -216,6 +216,10 @@ def _submit_chunk(settings: Settings, r: SubmitRequest, params: dict[str, Any], 
             else:
                 array_id = scheduler.submit_array(script, len(jobs), options, r.throttle)
                 ids = [f"{array_id}_{job.array_index}" for job in jobs]
+        except SubmitOutcomeUnknown as exc:
+            which = f"jobs {jobs[0].id}-{jobs[-1].id}" if len(jobs) > 1 else f"job {jobs[0].id}"
+            result.errors.append(f"{which}: {exc.one_line()}")
+            return  # left `created`: recovery adopts or submits them, never both
         except SchedulerError as exc:
             _refused(session, jobs, exc, result)
             return
