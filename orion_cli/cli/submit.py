@@ -22,8 +22,8 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
     state: dict[str, Any] = {}
 
     def report(stage: str, done: int, total: int) -> None:
-        if total < 200:
-            return
+        if total < 200 or (done % max(1, total // 100) and done != total):
+            return  # small batches need no bar; big ones redraw once per percent
         if "bar" not in state:
             from rich.console import Console
             from rich.progress import Progress

@@ -1,9 +1,16 @@
-"""The one function that changes a job's status, and writes the event that says so."""
+"""The one function that changes jobs' status, and writes the events that say so.
+
+It also keeps each job's attempt history in step. It takes many jobs at once so that
+bulk submission and big poll cycles write their events with one multi-row INSERT.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from orion_cli.db.models import Job, JobAttempt, JobEvent, now_utc
@@ -20,24 +27,63 @@ def transition(
     reason: FailureReason | None = None,
     message: str | None = None,
     at: datetime | None = None,
-) -> JobEvent:
-    """Move ``job`` to ``new`` (checked against the transition table) and record the event."""
+) -> None:
+    """Move one job to ``new``; see :func:`transition_many`."""
+    transition_many(session, [job], new, source=source, reason=reason, message=message, at=at)
+
+
+def transition_many(
+    session: Session,
+    jobs: Sequence[Job],
+    new: JobStatus,
+    *,
+    source: str,
+    reason: FailureReason | None = None,
+    message: str | Sequence[str] | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Move ``jobs`` to ``new`` (checked against the transition table), recording events.
+
+    ``message`` is one text for all jobs or one per job.
+    """
     at = at or now_utc()
-    old = JobStatus(job.status)
-    if not can_transition(old, new):
-        raise IllegalTransition(
-            f"job {job.id}: {old} → {new} is not allowed",
-            "this is a bug or a race between two orion processes; run `orion poll` again",
-        )
+    olds = [JobStatus(job.status) for job in jobs]
+    for job, old in zip(jobs, olds, strict=True):
+        if not can_transition(old, new):
+            raise IllegalTransition(
+                f"job {job.id}: {old} → {new} is not allowed",
+                "this is a bug or a race between two orion processes; run `orion poll` again",
+            )
+    events: list[dict[str, Any]] = []
+    new_attempts: list[dict[str, Any]] = []
+    texts = [message] * len(jobs) if message is None or isinstance(message, str) else message
+    for job, old, text in zip(jobs, olds, texts, strict=True):
+        _apply(job, old, new, reason, text, at)
+        events.append({"job_id": job.id, "from_status": old.value, "to_status": new.value,
+                       "reason": reason.value if reason else None, "source": source,
+                       "message": text, "attempt": job.attempt, "at": at})
+        row = _track_attempt(session, job, old, new, reason, text, at)
+        if row is not None:
+            new_attempts.append(row)
+        session.add(job)
+    session.flush()  # job rows first: events and attempts refer to them
+    session.execute(insert(JobEvent), events)
+    if new_attempts:
+        session.execute(insert(JobAttempt), new_attempts)
+
+
+def _apply(job: Job, old: JobStatus, new: JobStatus, reason: FailureReason | None,
+           message: str | None, at: datetime) -> None:
+    """Set the job's own fields for the move ``old`` → ``new``."""
     job.status = new.value
     job.failure_reason = reason.value if reason else None
     if message and new is JobStatus.FAILED:
         job.error_message = message
     if new is JobStatus.QUEUED:
         job.submitted_at = at
-        job.finished_at = None
-        job.next_attempt_at = None
         if old is not JobStatus.CREATED:  # a new attempt starts from scratch
+            job.finished_at = None
+            job.next_attempt_at = None
             job.error_message = None
             job.exit_code = None
             job.progress_pct = 0.0
@@ -49,45 +95,35 @@ def transition(
         if new is JobStatus.COMPLETED:
             job.progress_pct = 100.0
     job.updated_at = at
-    event = JobEvent(
-        job_id=job.id or 0,
-        from_status=old.value,
-        to_status=new.value,
-        reason=reason.value if reason else None,
-        source=source,
-        message=message,
-        attempt=job.attempt,
-        at=at,
-    )
-    _track_attempt(session, job, old, new, reason, message, at)
-    session.add(job)
-    session.add(event)
-    return event
 
 
 def _track_attempt(session: Session, job: Job, old: JobStatus, new: JobStatus,
-                   reason: FailureReason | None, message: str | None, at: datetime) -> None:
-    """Keep the job's attempt history in step with its status."""
+                   reason: FailureReason | None, message: str | None,
+                   at: datetime) -> dict[str, Any] | None:
+    """Update the job's current attempt row; return a new row's values where there is none."""
     if old is JobStatus.FAILED and new is JobStatus.CANCELLED:
-        return  # cancelling a pending retry: the failed attempt's record stands
-    row = None
-    if old is not JobStatus.CREATED:  # a job being created has no attempt yet: no query
-        row = session.exec(select(JobAttempt).where(
-            JobAttempt.job_id == job.id, JobAttempt.attempt == job.attempt)).first()
+        return None  # cancelling a pending retry: the failed attempt's record stands
+    final = new.is_final
+    values = {
+        "job_id": job.id, "attempt": job.attempt, "walltime_s": job.walltime_s,
+        "mem_mb": job.mem_mb, "status": new.value, "raw_state": job.raw_state,
+        "scheduler_job_id": job.scheduler_job_id if new is JobStatus.QUEUED else None,
+        "submitted_at": at if new is JobStatus.QUEUED else None,
+        "started_at": at if new is JobStatus.RUNNING else None,
+        "reason": reason.value if final and reason else None,
+        "message": message if final else None, "finished_at": at if final else None,
+    }
+    if old is JobStatus.CREATED or new is JobStatus.QUEUED:  # no row yet for this attempt
+        return None if new is JobStatus.CANCELLED and old is JobStatus.CREATED else values
+    row = session.exec(select(JobAttempt).where(
+        JobAttempt.job_id == job.id, JobAttempt.attempt == job.attempt)).first()
     if row is None:
-        if new is JobStatus.CANCELLED and old is JobStatus.CREATED:
-            return  # never submitted, nothing was attempted
-        row = JobAttempt(job_id=job.id or 0, attempt=job.attempt, walltime_s=job.walltime_s,
-                         mem_mb=job.mem_mb)
-    if new is JobStatus.QUEUED:
-        row.scheduler_job_id = job.scheduler_job_id
-        row.submitted_at = at
-    elif new is JobStatus.RUNNING:
+        return values
+    row.status, row.raw_state = new.value, job.raw_state
+    if new is JobStatus.RUNNING:
         row.started_at = at
-    row.status = new.value
-    row.raw_state = job.raw_state
-    if new.is_final:
+    if final:
         row.reason = reason.value if reason else None
-        row.message = message
-        row.finished_at = at
+        row.message, row.finished_at = message, at
     session.add(row)
+    return None

@@ -8,6 +8,7 @@ is called; a scheduler refusal leaves the job failed(submit_error) with SLURM's 
 from __future__ import annotations
 
 import getpass
+import json
 import shutil
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from orion_cli.batch import (
 )
 from orion_cli.config import Settings
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, UsageError
-from orion_cli.jobdir import JOB_FILE, write_json_atomic
+from orion_cli.jobdir import JOB_FILE
 from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, get_scheduler
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.states import FailureReason, JobStatus
@@ -158,24 +159,26 @@ def submit(settings: Settings, request: SubmitRequest,
 
     work_root = settings.work_root_path
     work_root.mkdir(parents=True, exist_ok=True)
+    launcher = engine_settings.get("launcher", settings.launcher)
     staged: list[Staged] = []
     try:
         for done, frame in enumerate(frames, 1):
             staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=work_root))
-            staged.append(Staged(frame, staging, {}))
+            staged.append(Staged(frame, staging))
             spec = engine.prepare(frame.atoms, params, staging, engine_settings)
-            staged[-1].run_spec = spec.to_json()
+            # written before the directory is published, so no reader sees half of it
+            (staging / JOB_FILE).write_text(json.dumps({
+                "engine": r.engine, "params": params, "attempt": 1, "ntasks": r.ntasks,
+                "launcher": launcher, "run_spec": spec.to_json()}))
             report("preparing", done, len(frames))
     except BaseException:
         for item in staged:
             shutil.rmtree(item.staging, ignore_errors=True)
         raise
-    launcher = engine_settings.get("launcher", settings.launcher)
     chunk = scheduler.max_array_size() if len(staged) > 1 else 1
     result = Submitted([], [], [])
     for start in range(0, len(staged), chunk):
-        _submit_chunk(settings, r, params, launcher, staged[start:start + chunk], scheduler,
-                      result)
+        _submit_chunk(settings, r, params, staged[start:start + chunk], scheduler, result)
     return result
 
 
@@ -183,7 +186,6 @@ def submit(settings: Settings, request: SubmitRequest,
 class Staged:
     frame: Frame
     staging: Path
-    run_spec: dict[str, Any]
 
 
 def _dry_run(settings: Settings, r: SubmitRequest, frames: list[Frame],
@@ -198,17 +200,14 @@ def _dry_run(settings: Settings, r: SubmitRequest, frames: list[Frame],
     return Submitted([], [], scripts)
 
 
-def _submit_chunk(settings: Settings, r: SubmitRequest, params: dict[str, Any], launcher: str,
+def _submit_chunk(settings: Settings, r: SubmitRequest, params: dict[str, Any],
                   chunk: list[Staged], scheduler: Scheduler, result: Submitted) -> None:
     """Record the chunk's rows in one transaction, then submit it (one job or one array)."""
     from orion_cli.db.session import session_scope
 
-    url = settings.resolved_database_url
-    with session_scope(url) as session:
-        jobs, script, instance = _record(session, settings, r, params, launcher, chunk)
-    # the rows are committed before the scheduler hears of the jobs
-    with session_scope(url) as session:
-        jobs = [session.merge(job) for job in jobs]
+    with session_scope(settings.resolved_database_url) as session:
+        jobs, script = _record(session, settings, r, params, chunk)
+        session.commit()  # the rows exist before the scheduler hears of the jobs
         options = SubmitOptions(hold=r.hold)
         try:
             if len(jobs) == 1:
@@ -229,13 +228,13 @@ def _submit_chunk(settings: Settings, r: SubmitRequest, params: dict[str, Any], 
 
 
 def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict[str, Any],
-            launcher: str, chunk: list[Staged]) -> tuple[list[Job], Path, str]:
+            chunk: list[Staged]) -> tuple[list[Job], Path]:
     """Write the rows, move the staged directories into place, write the batch script."""
-    from orion_cli.db.models import Job
+    from orion_cli.db.models import insert_jobs
     from orion_cli.db.session import instance_id
 
     owner = getpass.getuser()
-    jobs = [Job(
+    jobs = insert_jobs(session, [dict(
         name=item.frame.name, owner=owner, engine=r.engine, parameters=params, tag=r.tag,
         structure_source=item.frame.source, formula=item.frame.atoms.get_chemical_formula(),
         input_structure=item.frame.text, scheduler=r.scheduler, partition=r.partition,
@@ -243,9 +242,7 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
         mem_mb=r.mem_mb, nodes=r.nodes, ntasks=r.ntasks, cpus_per_task=r.cpus_per_task,
         max_retries=r.max_retries or 0, retry_delay_s=r.retry_delay_s or 0,
         soft_margin_s=settings.soft_margin_s, held=r.hold,
-    ) for item in chunk]
-    session.add_all(jobs)
-    session.flush()
+    ) for item in chunk])
     instance = instance_id(session)
     base = settings.work_root_path / instance
     base.mkdir(exist_ok=True)
@@ -263,10 +260,6 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
         if len(jobs) > 1:
             job.array_name = array_name_prefix(jobs[0].id or 0, instance)
             job.array_index = index
-        write_json_atomic(workdir / JOB_FILE, {
-            "orion_id": job.id, "engine": r.engine, "params": params, "attempt": 1,
-            "ntasks": r.ntasks, "launcher": launcher, "run_spec": item.run_spec,
-        })
     if len(jobs) == 1:
         script = Path(jobs[0].workdir) / SCRIPT_NAME
         script.write_text(render_script(replace(spec, workdir=script.parent)))
@@ -274,33 +267,30 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
         (array_dir / TASKS_FILE).write_text("".join(f"{job.workdir}\n" for job in jobs))
         script = array_dir / ARRAY_SCRIPT_NAME
         script.write_text(render_array_script(spec, array_dir, len(jobs)))
-    return jobs, script, instance
+    return jobs, script
 
 
 def _queued(session: Session, jobs: list[Job], scheduler_job_ids: list[str],
             scheduler_name: str) -> None:
-    from orion_cli.db.models import now_utc
-    from orion_cli.services.lifecycle import transition
+    from orion_cli.services.lifecycle import transition_many
 
-    now = now_utc()
     for job, scheduler_job_id in zip(jobs, scheduler_job_ids, strict=True):
         job.scheduler_job_id = scheduler_job_id
         job.raw_state = "SUBMITTED"
-        transition(session, job, JobStatus.QUEUED, source="submit", at=now,
-                   message=f"{scheduler_name} job {scheduler_job_id}")
+    transition_many(session, jobs, JobStatus.QUEUED, source="submit",
+                    message=[f"{scheduler_name} job {sid}" for sid in scheduler_job_ids])
 
 
 def _refused(session: Session, jobs: list[Job], exc: SchedulerError, result: Submitted) -> None:
     """The scheduler said no: the jobs fail with submit_error and are retried by policy."""
     from orion_cli.db.models import now_utc
-    from orion_cli.services.lifecycle import transition
+    from orion_cli.services.lifecycle import transition_many
     from orion_cli.services.retry import schedule_retry
 
     now = now_utc()
-    for job in jobs:
-        transition(session, job, JobStatus.FAILED, source="submit", at=now,
-                   reason=FailureReason.SUBMIT_ERROR, message=exc.one_line())
-        retrying = schedule_retry(job, now)
+    transition_many(session, jobs, JobStatus.FAILED, source="submit", at=now,
+                    reason=FailureReason.SUBMIT_ERROR, message=exc.one_line())
+    retrying = [schedule_retry(job, now) for job in jobs][-1]
     first, last = jobs[0].id, jobs[-1].id
     which = f"job {first}" if len(jobs) == 1 else f"jobs {first}-{last}"
     retry = (f"orion poll retries after {jobs[0].retry_delay_s} s" if retrying
