@@ -57,20 +57,18 @@ def handle_errors(func: F) -> F:
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Print a table on stdout: aligned columns, statuses coloured on a terminal."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    tbl = Table(title=title, title_justify="left")
+    tbl = Table(title=title, title_justify="left", box=None, pad_edge=False, highlight=False)
     for column in columns:
-        tbl.add_column(column)
+        tbl.add_column(column, no_wrap=True)
     for row in rows:
-        tbl.add_row(*[style_cell(str(cell)) for cell in row])
-    Console().print(tbl)
-
-
-def style_cell(text: str) -> str:
-    style = STATUS_STYLE.get(text.split(" ")[0])
-    return f"[{style}]{text}[/{style}]" if style else text.replace("[", r"\[")
+        cells = [str(cell) for cell in row]
+        tbl.add_row(*[Text(cell, style=STATUS_STYLE.get(cell.split(" ")[0], "")) for cell in cells])
+    Console(highlight=False).print(tbl)
 
 
 def age(seconds: float) -> str:

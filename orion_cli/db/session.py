@@ -11,10 +11,9 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session
 
+from orion_cli.db import SCHEMA_HEAD
 from orion_cli.errors import ConfigError, DatabaseError
 
-#: the newest migration in db/migrations/versions (a test checks they agree)
-SCHEMA_HEAD = "0003"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 

@@ -87,7 +87,7 @@ def _connect(url: str) -> tuple[Any, str]:
 
 def list_jobs(settings: Settings, flt: JobFilter) -> Listing:
     """List jobs, newest first, one page of them, and count all that match."""
-    from orion_cli.db.session import SCHEMA_HEAD
+    from orion_cli.db import SCHEMA_HEAD
 
     for status in flt.statuses:
         if status not in JobStatus.__members__.values():
