@@ -61,6 +61,7 @@ class Settings:
     min_query_interval_s: int = 10
     wait_interval_s: float = 10.0
     launcher: str = "auto"
+    slurm_backend: str = "auto"
     engines: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 

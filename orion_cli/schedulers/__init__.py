@@ -1,5 +1,7 @@
-"""Scheduler backends: ``slurm`` (sbatch/squeue/sacct/scancel/scontrol), ``pyslurm`` (the same
-through libslurm RPCs, optional) and ``local`` (background processes).
+"""Schedulers: ``slurm`` and ``local`` (background processes).
+
+SLURM is reached in-process through pyslurm where a matching build is installed, else through
+sbatch/squeue/sacct/scancel/scontrol; jobs only record ``slurm``, so either can poll them.
 
 Backends are imported only when asked for.
 """
@@ -10,12 +12,14 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orion_cli.errors import UsageError
+from orion_cli.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
+    from orion_cli.config import Settings
     from orion_cli.schedulers.base import Scheduler
 
-SCHEDULER_NAMES = ("slurm", "pyslurm", "local")
+SCHEDULER_NAMES = ("slurm", "local")
+SLURM_BACKENDS = ("auto", "cli", "pyslurm")
 
 
 def default_scheduler_name() -> str:
@@ -23,18 +27,37 @@ def default_scheduler_name() -> str:
     return "slurm" if shutil.which("sbatch") else "local"
 
 
-def get_scheduler(name: str, state_dir: Path) -> Scheduler:
-    """Return the backend called ``name`` (``auto`` picks the default)."""
+def slurm_backend(requested: str = "auto") -> tuple[str, str]:
+    """Choose how to talk to SLURM: ``pyslurm`` in-process where it works, else the CLI.
+
+    Return the choice and why (for ``orion doctor``).
+    """
+    if requested not in SLURM_BACKENDS:
+        raise ConfigError(f"unknown slurm_backend '{requested}'",
+                          f"use one of: {', '.join(SLURM_BACKENDS)}")
+    if requested == "cli":
+        return "cli", "slurm_backend = cli"
+    ok, why = pyslurm_status()
+    if ok:
+        return "pyslurm", why
+    if requested == "pyslurm":
+        raise ConfigError(f"slurm_backend = pyslurm, but {why}",
+                          "install a pyslurm built for this Slurm, or set slurm_backend = auto")
+    return "cli", f"sbatch/squeue/sacct (pyslurm: {why})"
+
+
+def get_scheduler(name: str, state_dir: Path, backend: str = "auto") -> Scheduler:
+    """Return the scheduler called ``name`` (``auto`` picks the default)."""
     if name == "auto":
         name = default_scheduler_name()
     if name == "slurm":
+        if slurm_backend(backend)[0] == "pyslurm":
+            from orion_cli.schedulers.slurm_pyslurm import SlurmPyslurm
+
+            return SlurmPyslurm()
         from orion_cli.schedulers.slurm_cli import SlurmCli
 
         return SlurmCli()
-    if name == "pyslurm":
-        from orion_cli.schedulers.slurm_pyslurm import SlurmPyslurm
-
-        return SlurmPyslurm()
     if name == "local":
         from orion_cli.schedulers.local import LocalScheduler
 
@@ -42,6 +65,11 @@ def get_scheduler(name: str, state_dir: Path) -> Scheduler:
     raise UsageError(
         f"unknown scheduler '{name}'", f"use one of: {', '.join(SCHEDULER_NAMES)}"
     )
+
+
+def scheduler_for(settings: Settings, name: str) -> Scheduler:
+    """Return scheduler ``name`` as configured by ``settings``."""
+    return get_scheduler(name, settings.home / "local-scheduler", settings.slurm_backend)
 
 
 def pyslurm_status() -> tuple[bool, str]:

@@ -8,6 +8,7 @@ below), :meth:`find_by_name`, :meth:`partitions` and :meth:`max_array_size`.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +19,10 @@ from orion_cli.schedulers import slurm_commands as c
 from orion_cli.schedulers.base import JobInfo, SubmitOptions
 from orion_cli.schedulers.slurm_cli import HINT_DOWN, HINT_IDS, SlurmCli, _checked_ids
 from orion_cli.schedulers.slurm_states import parse_slurm_time_s
+
+log = logging.getLogger(__name__)
+#: sbatch waits and retries while slurmctld says "Resource temporarily unavailable"; so do we
+BUSY_RETRY_PAUSES_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 def import_pyslurm() -> Any:
@@ -95,14 +100,24 @@ class SlurmPyslurm(SlurmCli):
         return desc
 
     def _submit(self, desc: Any, script_path: Path) -> str:
+        """Submit; a busy controller (EAGAIN) is asked again, as sbatch itself does."""
+        import time
+
         ps = import_pyslurm()
-        try:
-            return str(desc.submit())
-        except (ps.RPCError, ValueError) as error:
-            raise SchedulerError(
-                f"pyslurm submit failed: {error}",
-                f"check the #SBATCH lines of {script_path} and `sinfo` for partitions and limits",
-            ) from error
+        for pause_s in (*BUSY_RETRY_PAUSES_S, None):
+            try:
+                return str(desc.submit())
+            except (ps.RPCError, ValueError) as error:
+                if pause_s is not None and "temporarily unavailable" in str(error).lower():
+                    log.info("slurmctld busy (%s); submitting again in %s s", error, pause_s)
+                    time.sleep(pause_s)
+                    continue
+                raise SchedulerError(
+                    f"pyslurm submit failed: {error}",
+                    f"check the #SBATCH lines of {script_path} and `sinfo` for partitions and "
+                    "limits",
+                ) from error
+        raise AssertionError("unreachable")
 
     def submit(self, script_path: Path, options: SubmitOptions | None = None) -> str:
         """Submit ``script_path`` with one RPC; return the job id."""

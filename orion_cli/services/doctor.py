@@ -44,15 +44,23 @@ def _database_checks(settings: Settings) -> list[Check]:
 
 def run_checks(settings: Settings) -> list[Check]:
     from orion_cli.engines.registry import engine_names, get_engine
-    from orion_cli.schedulers import default_scheduler_name, get_scheduler
+    from orion_cli.schedulers import default_scheduler_name, scheduler_for
 
     checks = _database_checks(settings)
     name = settings.scheduler if settings.scheduler != "auto" else default_scheduler_name()
     try:
-        ok, detail = get_scheduler(name, settings.home / "local-scheduler").check()
+        ok, detail = scheduler_for(settings, name).check()
     except OrionError as exc:
         ok, detail = False, exc.one_line()
     checks.append(Check(f"scheduler {name}", ok, detail))
+    if name == "slurm":
+        from orion_cli.schedulers import slurm_backend
+
+        try:
+            backend, why = slurm_backend(settings.slurm_backend)
+            checks.append(Check("slurm backend", True, f"{backend}: {why}"))
+        except OrionError as exc:
+            checks.append(Check("slurm backend", False, exc.one_line()))
     work_root = settings.work_root_path
     try:
         work_root.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt, JobEvent, JobResult, now_utc
 from orion_cli.errors import UsageError
-from orion_cli.schedulers import get_scheduler
+from orion_cli.schedulers import scheduler_for
 from orion_cli.services.lifecycle import transition
 from orion_cli.states import JobStatus
 
@@ -75,7 +75,7 @@ def cancel_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
                 raise UsageError(f"job {job.id} is already {job.status}", "nothing to cancel")
         for job in jobs:
             if JobStatus(job.status).is_active and job.scheduler_job_id:
-                scheduler = get_scheduler(job.scheduler, settings.home / "local-scheduler")
+                scheduler = scheduler_for(settings, job.scheduler)
                 scheduler.cancel([job.scheduler_job_id])
             job.next_attempt_at = None
             transition(session, job, JobStatus.CANCELLED, source="user",
@@ -97,7 +97,7 @@ def retry_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
                                  "only failed or cancelled jobs can be retried")
         lines = []
         for job in jobs:
-            scheduler = get_scheduler(job.scheduler, settings.home / "local-scheduler")
+            scheduler = scheduler_for(settings, job.scheduler)
             lines.append(resubmit(session, settings, job, scheduler, now_utc(), manual=True))
         return lines
 
@@ -120,7 +120,7 @@ def control_jobs(settings: Settings, job_ids: list[int], action: str,
         for job in jobs:
             by_scheduler.setdefault(job.scheduler, []).append(job)
         for name, group in by_scheduler.items():
-            scheduler = get_scheduler(name, settings.home / "local-scheduler")
+            scheduler = scheduler_for(settings, name)
             ids = [job.scheduler_job_id or "" for job in group]
             if action == "hold":
                 scheduler.hold(ids)

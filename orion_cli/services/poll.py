@@ -22,7 +22,7 @@ from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobResult, now_utc
 from orion_cli.errors import OrionError
 from orion_cli.jobdir import RESULT_FILE, read_events, read_json
-from orion_cli.schedulers import get_scheduler
+from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import JobInfo
 from orion_cli.services.lifecycle import transition
 from orion_cli.services.recovery import recover_unsubmitted
@@ -246,7 +246,7 @@ def _poll_all(session: Session, settings: Settings, now: datetime, report: PollR
                 f"min_query_interval_s={settings.min_query_interval_s} s")
             continue
         try:
-            scheduler = get_scheduler(name, settings.home / "local-scheduler")
+            scheduler = scheduler_for(settings, name)
             _poll_group(session, settings, scheduler, group, now, report)
             session.commit()
         except OrionError as exc:

@@ -29,7 +29,7 @@ from orion_cli.batch import (
 from orion_cli.config import Settings
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, UsageError
 from orion_cli.jobdir import JOB_FILE
-from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, get_scheduler
+from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, scheduler_for
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.states import FailureReason, JobStatus
 
@@ -152,7 +152,7 @@ def submit(settings: Settings, request: SubmitRequest,
     if r.name:
         for frame in frames:
             frame.name = r.name if len(frames) == 1 else f"{r.name}-{frame.name}"
-    scheduler = get_scheduler(r.scheduler, settings.home / "local-scheduler")
+    scheduler = scheduler_for(settings, r.scheduler)
     _check_partition(scheduler, r.partition)
     if r.dry_run:
         return _dry_run(settings, r, frames, scheduler)

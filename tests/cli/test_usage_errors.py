@@ -24,6 +24,7 @@ def sbatch_spy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slurm: None) -> 
     spy.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\nexec "{real}" "$@"\n')
     spy.chmod(spy.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("ORION_SLURM_BACKEND", "cli")  # the spy watches the command line
     return log
 
 

@@ -108,7 +108,7 @@ def test_failed_scheduler_query_changes_nothing(database_url: str, tmp_path: Pat
         def query(self, ids: Sequence[str]) -> dict[str, JobInfo]:
             raise SchedulerError("squeue failed: Unable to contact slurm controller")
 
-    monkeypatch.setattr(poll_module, "get_scheduler", lambda name, state_dir: Down())
+    monkeypatch.setattr(poll_module, "scheduler_for", lambda settings, name: Down())
     report = poll_module.poll(load_settings(), now=now_utc() + timedelta(days=1))
     assert report.errors and "Unable to contact" in report.errors[0]
     with session_scope(database_url) as session:
