@@ -204,7 +204,7 @@ class LocalScheduler:
             if record is None or (job_dir / "exit").exists():
                 continue
             (job_dir / "cancelled").touch()
-            _kill(record)
+            _kill(record, started=(job_dir / "started").exists())
 
     def _control(self, job_ids: Sequence[str], change: Any) -> None:
         """Apply ``change(job_id, record)`` to each pending job, SLURM's errors for the others."""
@@ -226,7 +226,7 @@ class LocalScheduler:
 
         def hold_one(job_id: str, record: dict[str, Any]) -> None:
             if record["pid"] is not None and not (self._job_dir(job_id) / "started").exists():
-                _kill(record)
+                _kill(record, started=False)
             self._write(job_id, {**record, "pid": None, "pgid": None, "hold": True})
 
         self._control(job_ids, hold_one)
@@ -301,10 +301,14 @@ def _before_begin(record: dict[str, Any]) -> bool:
     return isinstance(begin, str) and datetime.fromisoformat(begin) > datetime.now().astimezone()
 
 
-def _kill(record: dict[str, Any]) -> None:
-    """Terminate the job's process group, if it still runs."""
+def _kill(record: dict[str, Any], started: bool = True) -> None:
+    """Terminate the job's process group, if it still runs.
+
+    A job that has not started gets SIGKILL: its waiting wrapper may be between installing
+    its TERM trap and forking ``sleep``, where a TERM would only act once the sleep ends.
+    """
     if record.get("pgid") and record.get("pid") and alive(record["pid"]):
         try:
-            os.killpg(record["pgid"], signal.SIGTERM)
+            os.killpg(record["pgid"], signal.SIGTERM if started else signal.SIGKILL)
         except ProcessLookupError:
             pass
