@@ -133,6 +133,7 @@ def test_array_submitted_before_a_crash_is_adopted_not_duplicated(
     from orion_cli.schedulers.slurm_cli import SlurmCli
 
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    monkeypatch.setenv("ORION_SLURM_BACKEND", "cli")  # the fault is injected into SlurmCli
     strained_copper(tmp_path / "set", 5)
     real = SlurmCli.submit_array
     submitted: list[str] = []

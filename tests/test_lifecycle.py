@@ -239,6 +239,7 @@ def test_unanswered_sbatch_is_looked_up_before_submitting_again(
     from orion_cli.schedulers.slurm_cli import SlurmCli
 
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    monkeypatch.setenv("ORION_SLURM_BACKEND", "cli")  # the fault is injected into SlurmCli
     real = SlurmCli.submit
     sent: list[str] = []
 

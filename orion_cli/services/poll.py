@@ -15,7 +15,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Row
+from sqlalchemy import select as sa_select
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from orion_cli.config import Settings
@@ -148,7 +150,6 @@ def reconcile(session: Session, jobs: list[Job], infos: Mapping[str, JobInfo], n
     for job in jobs:
         before = job.status
         reconcile_job(session, job, infos.get(job.scheduler_job_id or ""), now, lost_grace_s)
-        report.checked += 1
         if job.status != before:
             report.changed[job.id or 0] = job.status
             if job.status == JobStatus.FAILED.value:
@@ -254,34 +255,69 @@ def _poll_all(session: Session, settings: Settings, now: datetime, report: PollR
             report.errors.append(f"{name}: {exc.one_line()} — its jobs were left unchanged")
 
 
-def _jobs_by_scheduler(session: Session, now: datetime) -> dict[str, list[Job]]:
-    """Jobs the poller must look at: active, never submitted, or due for a retry."""
+WATCHED_COLUMNS = (col(Job.id), col(Job.status), col(Job.scheduler), col(Job.scheduler_job_id),
+                   col(Job.raw_state), col(Job.missing_since))
+LOAD_CHUNK = 5000  # ids per IN (...) list: well inside SQLite's and PostgreSQL's limits
+
+
+def _jobs_by_scheduler(session: Session, now: datetime) -> dict[str, list[Row[Any]]]:
+    """Light rows of the jobs the poller must look at: active, never submitted, due a retry.
+
+    Only these few columns are read for every job; whole rows are loaded only for jobs
+    where something may have changed.
+    """
     watched = [JobStatus.CREATED.value, JobStatus.QUEUED.value, JobStatus.RUNNING.value]
-    jobs = session.exec(select(Job).where(
+    rows = session.execute(sa_select(*WATCHED_COLUMNS).where(
         col(Job.status).in_(watched)
         | ((col(Job.status) == JobStatus.FAILED.value) & (col(Job.next_attempt_at) <= now))
     )).all()
-    groups: dict[str, list[Job]] = defaultdict(list)
-    for job in jobs:
-        groups[job.scheduler].append(job)
+    groups: dict[str, list[Row[Any]]] = defaultdict(list)
+    for row in rows:
+        groups[row.scheduler].append(row)
     return groups
 
 
-def _poll_group(session: Session, settings: Settings, scheduler: Any, jobs: list[Job],
+def _unchanged(row: Row[Any], info: JobInfo | None) -> bool:
+    """A queued job that the scheduler still reports pending, in the same words, needs nothing."""
+    return (row.status == JobStatus.QUEUED.value and info is not None
+            and info.status is JobStatus.QUEUED and info.raw_state == row.raw_state
+            and row.missing_since is None)
+
+
+def _load(session: Session, rows: list[Row[Any]]) -> list[Job]:
+    """Load whole jobs for ``rows`` (big text and JSON columns left for when they are read)."""
+    jobs: list[Job] = []
+    ids = [row.id for row in rows]
+    for start in range(0, len(ids), LOAD_CHUNK):
+        chunk = ids[start:start + LOAD_CHUNK]
+        jobs.extend(session.exec(
+            select(Job).where(col(Job.id).in_(chunk)).order_by(col(Job.id))
+            .options(defer(Job.input_structure), defer(Job.parameters))  # type: ignore[arg-type]
+        ).all())
+    return jobs
+
+
+def _poll_group(session: Session, settings: Settings, scheduler: Any, rows: list[Row[Any]],
                 now: datetime, report: PollReport) -> None:
     """Recover, reconcile and retry one scheduler's jobs; a scheduler error rolls back all."""
-    by_status: dict[str, list[Job]] = defaultdict(list)
-    for job in jobs:
-        by_status[job.status].append(job)
-    report.notes += recover_unsubmitted(session, by_status[JobStatus.CREATED.value], scheduler,
-                                        now, settings.submit_grace_s)
+    by_status: dict[str, list[Row[Any]]] = defaultdict(list)
+    for row in rows:
+        by_status[row.status].append(row)
+    created = by_status[JobStatus.CREATED.value]
+    if created:
+        report.notes += recover_unsubmitted(session, _load(session, created), scheduler,
+                                            now, settings.submit_grace_s)
     active = by_status[JobStatus.QUEUED.value] + by_status[JobStatus.RUNNING.value]
+    due = _load(session, by_status[JobStatus.FAILED.value])
     if active:
-        infos = scheduler.query([j.scheduler_job_id for j in active if j.scheduler_job_id])
+        infos = scheduler.query([r.scheduler_job_id for r in active if r.scheduler_job_id])
         report.scheduler_calls += 1
-        reconcile(session, active, infos, now, settings.lost_grace_s, report)
-    due = [job for job in jobs if job.status == JobStatus.FAILED.value
-           and job.next_attempt_at is not None and job.next_attempt_at <= now]
-    for job in due:
+        report.checked += len(active)
+        closer = _load(session, [r for r in active
+                                 if not _unchanged(r, infos.get(r.scheduler_job_id or ""))])
+        reconcile(session, closer, infos, now, settings.lost_grace_s, report)
+        due += [job for job in closer if job.status == JobStatus.FAILED.value
+                and job.next_attempt_at is not None and job.next_attempt_at <= now]
+    for job in due:  # retries that are due, including failures found just now
         report.notes.append(adopt_or_resubmit(session, settings, job, scheduler, now))
         report.changed[job.id or 0] = job.status
