@@ -66,7 +66,7 @@ def _recover_group(session: Session, scheduler: Scheduler, name: str, group: lis
     for job in group:
         job.scheduler_job_id = (f"{scheduler_job_id}_{job.array_index}" if is_array
                                 else scheduler_job_id)
-        job.raw_state = "SUBMITTED"
+        job.raw_state = "PENDING"
         transition(session, job, JobStatus.QUEUED, source="recovery", at=now,
                    message=f"{how} {job.scheduler} job {job.scheduler_job_id} after an "
                            "interrupted submit")

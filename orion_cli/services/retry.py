@@ -105,7 +105,7 @@ def adopt_or_resubmit(session: Session, settings: Settings, job: Job, scheduler:
             res = escalate(job.walltime_s, job.mem_mb, reason,
                            _partition_max_s(scheduler, job.partition))
             job.attempt, job.walltime_s, job.mem_mb = job.attempt + 1, res.walltime_s, res.mem_mb
-            job.scheduler_job_id, job.raw_state = found, "SUBMITTED"
+            job.scheduler_job_id, job.raw_state = found, "PENDING"
             transition(session, job, JobStatus.QUEUED, source="recovery", at=now,
                        message=f"found {job.scheduler} job {found} after an unanswered sbatch")
             return f"job {job.id}: found {job.scheduler} job {found}"
@@ -147,7 +147,7 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
         return f"job {job.id}: attempt {attempt}: {exc.one_line()}"
     except SchedulerError as exc:
         return _resubmit_failed(session, job, exc, now)
-    job.raw_state = "SUBMITTED"
+    job.raw_state = "PENDING"
     when = f", begins after {delay_s} s" if delay_s else ""
     message = (f"attempt {attempt} of {job.max_retries + 1} after {reason or 'request'}: "
                f"{res.note}{when}; {job.scheduler} job {job.scheduler_job_id}")

@@ -276,7 +276,7 @@ def _queued(session: Session, jobs: list[Job], scheduler_job_ids: list[str],
 
     for job, scheduler_job_id in zip(jobs, scheduler_job_ids, strict=True):
         job.scheduler_job_id = scheduler_job_id
-        job.raw_state = "SUBMITTED"
+        job.raw_state = "PENDING"  # what squeue says of a new job: a first poll changes nothing
     transition_many(session, jobs, JobStatus.QUEUED, source="submit",
                     message=[f"{scheduler_name} job {sid}" for sid in scheduler_job_ids])
 
