@@ -274,6 +274,7 @@ SelectTypeParameters=CR_Core
 EnforcePartLimits=ALL
 ReturnToService=2
 MinJobAge=300
+MaxJobCount=20000
 KillWait=5
 InactiveLimit=0
 Waittime=0
