@@ -104,6 +104,14 @@ def _finish(session: Session, job: Job, info: JobInfo | None, at: datetime) -> N
                    message=detail)
 
 
+def _seen(job: Job, info: JobInfo) -> None:
+    """Record that the scheduler knows the job; assign only values that differ (no UPDATE)."""
+    if job.raw_state != info.raw_state:
+        job.raw_state = info.raw_state
+    if job.missing_since is not None:
+        job.missing_since = None
+
+
 def reconcile_job(session: Session, job: Job, info: JobInfo | None, now: datetime,
                   lost_grace_s: int) -> None:
     """Bring one active job up to date with its events and the scheduler's report.
@@ -111,19 +119,13 @@ def reconcile_job(session: Session, job: Job, info: JobInfo | None, now: datetim
     Only what changed is written: a queued job that the scheduler still reports as
     pending is not touched at all (no file read, no row update).
     """
-    if info is not None and info.status is JobStatus.QUEUED and job.status == "queued":
-        if job.raw_state != info.raw_state:
-            job.raw_state = info.raw_state
-        if job.missing_since is not None:
-            job.missing_since = None
-        return
+    if info is not None:
+        _seen(job, info)
+        if info.status is JobStatus.QUEUED and job.status == JobStatus.QUEUED.value:
+            return
     events = _ingest_events(job)
     started = any(e.get("event") == "started" for e in events)
     if info is not None:
-        if job.raw_state != info.raw_state:
-            job.raw_state = info.raw_state
-        if job.missing_since is not None:
-            job.missing_since = None
         if JobStatus(job.status) is JobStatus.QUEUED and (
             started or info.status is JobStatus.RUNNING
         ):
