@@ -115,8 +115,61 @@ def upgrade_url(url: str) -> tuple[str | None, str]:
         raise database_error(url, exc) from None
 
 
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for memory databases and other dialects).
+
+    >>> _sqlite_path("sqlite:////tmp/o.db"), _sqlite_path("sqlite://")
+    (PosixPath('/tmp/o.db'), None)
+    """
+    url = normalize_url(url)
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1] if "///" in url else ""
+    return Path(path) if path and path != ":memory:" else None
+
+
+def create_sqlite(path: Path) -> bool:
+    """Create a new SQLite database at ``path`` from the models, stamped at the newest migration.
+
+    The file is built beside ``path`` and linked into place, which fails if ``path`` exists:
+    two first runs at once make one database, and a crash leaves no half-made one. Running
+    the migrations one by one would give the same schema (a test checks) but takes longer
+    than the rest of a first ``orion submit``. Returns False when someone else was first.
+    """
+    import os
+    import uuid
+
+    from sqlmodel import SQLModel
+
+    import orion_cli.db.models  # noqa: F401  (registers the tables)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.new-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    engine = create_engine(f"sqlite:///{scratch}")
+    try:
+        with engine.begin() as conn:
+            SQLModel.metadata.create_all(conn)
+            conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                              "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"))
+            conn.execute(text("INSERT INTO alembic_version VALUES (:head)"), {"head": SCHEMA_HEAD})
+            conn.execute(text("INSERT INTO orion_meta (key, value) VALUES ('instance_id', :v)"),
+                         {"v": uuid.uuid4().hex[:6]})
+        engine.dispose()
+        try:
+            os.link(scratch, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        engine.dispose()
+        scratch.unlink(missing_ok=True)
+
+
 def ready_engine(url: str) -> Engine:
     """Return an engine whose schema is current: SQLite upgrades itself, PostgreSQL asks."""
+    path = _sqlite_path(url)
+    if path is not None and not path.exists():
+        create_sqlite(path)
     engine = get_engine(url)
     try:
         revision = current_revision(engine)

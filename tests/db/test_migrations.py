@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -57,3 +59,35 @@ def test_upgrade_keeps_existing_jobs(database_url: str) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT name, retry_delay_s FROM job")).one() == ("old", 60)
         assert conn.execute(text("SELECT count(*) FROM job_event")).scalar() == 1
+
+
+def test_a_new_sqlite_file_is_made_from_the_models_and_stamped(tmp_path: Path) -> None:
+    """The first run builds the schema in one go; it must equal what the migrations build."""
+    from sqlalchemy import text
+
+    from orion_cli.db.session import create_sqlite, upgrade
+
+    made, migrated = tmp_path / "made.db", tmp_path / "migrated.db"
+    assert create_sqlite(made) is True
+    assert create_sqlite(made) is False  # a second first run finds it there and keeps it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["made.db"]  # no scratch file left
+    upgrade(get_engine(f"sqlite:///{migrated}"))
+
+    def schema(path: Path) -> dict[str, list[tuple[str, str, int]]]:
+        with get_engine(f"sqlite:///{path}").connect() as conn:
+            tables = [r[0] for r in conn.execute(text(
+                "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"))]
+            indexes = [r[0] for r in conn.execute(text(
+                "SELECT name FROM sqlite_master WHERE type='index' AND name NOT LIKE "
+                "'sqlite_autoindex%' ORDER BY name"))]
+            return {"indexes": indexes, **{t: sorted(
+                (r[1], r[2].upper(), r[3]) for r in conn.execute(text(f"PRAGMA table_info({t})"))
+            ) for t in tables}}
+
+    assert schema(made) == schema(migrated)
+    engine = get_engine(f"sqlite:///{made}")
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
+        instance = conn.execute(text("SELECT value FROM orion_meta")).scalar_one()
+    assert len(instance) == 6
+    assert upgrade(engine) == (SCHEMA_HEAD, SCHEMA_HEAD)  # stamped: nothing left to run
