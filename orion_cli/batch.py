@@ -118,7 +118,7 @@ def render_script(spec: BatchSpec) -> str:
 
 
 ARRAY_SCRIPT_NAME = "array.sh"
-TASKS_FILE = "tasks.txt"
+TASKS_FILE = "tasks.jsonl"  # written by orion_cli.taskfile
 
 
 def array_name_prefix(first_orion_id: int, instance: str) -> str:
@@ -130,10 +130,20 @@ def array_name_prefix(first_orion_id: int, instance: str) -> str:
     return f"orion-array-{first_orion_id}-{instance}-"
 
 
+def array_first_id(array_name: str) -> int:
+    """The first orion job id of an array, read back from its SLURM name (prefix).
+
+    >>> array_first_id("orion-array-12-ab12cd-")
+    12
+    """
+    return int(array_name.split("-")[2])
+
+
 def render_array_script(spec: BatchSpec, array_dir: Path, n_tasks: int) -> str:
     """Return one batch script for many jobs with the same resources (``sbatch --array``).
 
-    Task *i* runs the job whose directory is line *i + 1* of ``tasks.txt`` beside the script.
+    Task *i* runs the job of line *i + 1* of ``tasks.jsonl`` beside the script: the job
+    runner makes the job's directory from that line, then runs it there.
     ``spec`` carries the resources; its ``orion_id`` is the first job's and its ``workdir``
     is ignored.
     """
@@ -155,9 +165,6 @@ def render_array_script(spec: BatchSpec, array_dir: Path, n_tasks: int) -> str:
         *lines,
         f"# orion jobs {spec.orion_id}.. as one array of {n_tasks} tasks",
         "export ORION_ATTEMPT=1",
-        f'workdir=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {tasks})',
-        '[ -n "$workdir" ] || { echo "no job for array task $SLURM_ARRAY_TASK_ID" >&2; exit 2; }',
-        'cd "$workdir" || exit 1',
-        f'exec {q(spec.python)} -m orion_cli.jobrun "$workdir"',
+        f'exec {q(spec.python)} -m orion_cli.jobrun --task {tasks} "$SLURM_ARRAY_TASK_ID"',
         "",
     ])

@@ -18,6 +18,10 @@ class OrionError(Exception):
         self.message = message
         self.hint = hint
 
+    def __reduce__(self) -> tuple[type, tuple[str, str | None]]:
+        """Keep the hint when the error crosses a process boundary (staging workers)."""
+        return type(self), (self.message, self.hint)
+
     def one_line(self) -> str:
         """Render as the single line the CLI prints.
 

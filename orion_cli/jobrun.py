@@ -150,10 +150,40 @@ def run_job(workdir: Path) -> int:
     return 0
 
 
+def run_task(tasks: Path, index: int) -> int:
+    """Run array task ``index``: make its job directory from its line of ``tasks``, then run."""
+    from orion_cli.engines.base import Result
+    from orion_cli.taskfile import materialize, read_task
+
+    found = read_task(tasks, index)
+    if found is None:
+        print(f"orion jobrun: {tasks} has no line for task {index}", file=sys.stderr)
+        return 2
+    workdir, inputs = found
+    try:
+        materialize(workdir, inputs)
+    except Exception as exc:  # noqa: BLE001 - becomes the job's error, seen by the poller
+        attempt = int(os.environ.get("ORION_ATTEMPT") or inputs.attempt)
+        error = f"preparing the inputs failed: {type(exc).__name__}: {exc}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(workdir / RESULT_FILE,
+                          {"attempt": attempt, **Result(error=error).to_json()})
+        append_event(workdir, "failed", attempt=attempt, error=error)
+        return EXIT_ENGINE_FAILED
+    os.chdir(workdir)
+    return run_job(workdir)
+
+
+USAGE = ("usage: python -m orion_cli.jobrun <job directory>\n"
+         "       python -m orion_cli.jobrun --task <tasks.jsonl> <array task index>")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m orion_cli.jobrun <job directory>", file=sys.stderr)
+    if len(args) == 3 and args[0] == "--task" and args[2].isdigit():
+        return run_task(Path(args[1]), int(args[2]))
+    if len(args) != 1 or args[0].startswith("-"):
+        print(USAGE, file=sys.stderr)
         return 2
     return run_job(Path(args[0]))
 

@@ -153,3 +153,53 @@ def test_array_submitted_before_a_crash_is_adopted_not_duplicated(
     assert sorted(row["scheduler_job_id"] for row in rows) == \
         [f"{submitted[0]}_{i}" for i in range(5)]
     orion("cancel", *[str(row["id"]) for row in rows])
+
+
+def test_a_bad_file_among_many_stops_the_parallel_staging_and_leaves_nothing(
+        orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orion_cli.services.staging import PARALLEL_MIN_INPUTS, worker_count
+
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    paths = strained_copper(tmp_path / "set", PARALLEL_MIN_INPUTS + 6)
+    assert worker_count(len(paths)) >= 1  # this batch is staged by worker processes
+    paths[-3].write_text("not a structure at all\n")
+    result = orion("submit", str(tmp_path / "set"), "--engine", "mock", expect=2)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot read a structure" in lines[0], lines
+    assert paths[-3].name in lines[0] and "Traceback" not in result.output
+    work = orion_home / "jobs"
+    assert not work.exists() or not any(work.rglob("*")), list(work.rglob("*"))[:3]
+    assert not (orion_home / "orion.db").exists()
+    paths[-3].unlink()  # without it, all of them go in, in input order
+    done = orion_json("submit", str(tmp_path / "set"), "--engine", "mock", "--hold")
+    listing = orion_json("ls", "-n", "1000")
+    names = {row["id"]: row["name"] for row in listing}
+    assert [names[i] for i in done["ids"]] == [p.stem for p in paths if p.exists()]
+
+
+@pytest.mark.slurm
+def test_array_tasks_make_their_own_directories_and_an_unstarted_one_can_be_retried(
+        orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ase.calculators.emt import EMT
+    from ase.io import read
+
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    paths = strained_copper(tmp_path / "set", 3)
+    done = orion_json("submit", str(tmp_path / "set"), "--engine", "emt", "--hold")
+    first, second, third = done["ids"]
+    workdirs = [Path(orion_json("show", str(i))["workdir"]) for i in done["ids"]]
+    assert not any(w.exists() for w in workdirs)  # one tasks file, no directory per job
+    orion("cancel", str(second))
+    orion("retry", str(second))  # runs alone now: its directory is made before sbatch
+    assert (workdirs[1] / "job.json").exists() and (workdirs[1] / "job.sh").exists()
+    orion("release", str(first))  # runs as array task 0: makes its directory on the node
+    jobs = poll_until_final([first, second])
+    assert [job["status"] for job in jobs] == ["completed", "completed"], \
+        [job["events"] for job in jobs]
+    for job, path in zip(jobs, paths, strict=False):
+        atoms = read(path)
+        atoms.calc = EMT()
+        assert job["result"]["energy_ev"] == pytest.approx(atoms.get_potential_energy(),
+                                                           abs=1e-6)
+    assert jobs[1]["attempt"] == 2 and not workdirs[2].exists()
+    orion("cancel", str(third))

@@ -58,12 +58,16 @@ def expand_inputs(args: list[str] | list[Path]) -> list[Path]:
 
 @dataclass
 class Frame:
-    """One structure to compute: where it came from, its job name, the atoms, and its text."""
+    """One structure to compute: where it came from, its job name, the atoms, and its text.
+
+    ``is_extxyz`` says that ``text`` can be read back with ASE's extxyz reader.
+    """
 
     source: str
     name: str
     atoms: Atoms
     text: str
+    is_extxyz: bool = False
 
 
 def read_frames(path: Path) -> list[Frame]:
@@ -91,12 +95,13 @@ def read_frames(path: Path) -> list[Frame]:
     source = str(path.resolve())
     if len(frames) == 1:
         text = path.read_text() if suffix != ".traj" else ""
-        return [Frame(source, name, frames[0], text)]
-    return [Frame(f"{source}@{i}", f"{name}-{i}", atoms, _extxyz(atoms))
+        return [Frame(source, name, frames[0], text, ASE_FORMAT.get(suffix) == "extxyz")]
+    return [Frame(f"{source}@{i}", f"{name}-{i}", atoms, extxyz_text(atoms), True)
             for i, atoms in enumerate(frames)]
 
 
-def _extxyz(atoms: Atoms) -> str:
+def extxyz_text(atoms: Atoms) -> str:
+    """Write ``atoms`` as extended-XYZ text (how job inputs carry a structure)."""
     import io
 
     from ase.io import write

@@ -26,6 +26,7 @@ from orion_cli.jobdir import JOB_FILE, RESULT_FILE, read_json, write_json_atomic
 from orion_cli.schedulers.base import SubmitOptions
 from orion_cli.services.lifecycle import transition
 from orion_cli.states import RETRYABLE_REASONS, FailureReason, JobStatus
+from orion_cli.taskfile import ensure_made
 
 DEFAULT_BASE_MEM_MB = 2048
 UNKNOWN_SUBMIT = "SUBMIT_UNKNOWN"
@@ -120,6 +121,11 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
         else backoff_s(job.retry_delay_s, job.attempt)
     res = escalate(job.walltime_s, job.mem_mb, reason, _partition_max_s(scheduler, job.partition))
     workdir = Path(job.workdir)
+    try:
+        ensure_made(workdir, job.array_name, job.array_index)  # an array task that never ran
+    except (OSError, ValueError) as exc:
+        return _resubmit_failed(session, job, SchedulerError(
+            f"cannot make job directory {workdir}: {exc}"), now)
     old_result = workdir / RESULT_FILE
     if old_result.exists():
         old_result.replace(workdir / f"result-attempt-{job.attempt}.json")

@@ -8,10 +8,8 @@ is called; a scheduler refusal leaves the job failed(submit_error) with SLURM's 
 from __future__ import annotations
 
 import getpass
-import json
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from orion_cli.batch import (
     ARRAY_SCRIPT_NAME,
     SCRIPT_NAME,
-    TASKS_FILE,
     BatchSpec,
     array_name_prefix,
     render_array_script,
@@ -28,7 +25,6 @@ from orion_cli.batch import (
 )
 from orion_cli.config import Settings
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, UsageError
-from orion_cli.jobdir import JOB_FILE
 from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, scheduler_for
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.states import FailureReason, JobStatus
@@ -37,7 +33,7 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from orion_cli.db.models import Job
-    from orion_cli.services.inputs import Frame
+    from orion_cli.services.staging import Staged
 
 
 @dataclass
@@ -134,10 +130,13 @@ def submit(settings: Settings, request: SubmitRequest,
            progress: ProgressFn | None = None) -> Submitted:
     """Validate and submit one job per structure frame; many go as job arrays.
 
-    ``progress(stage, done, total)`` is called while reading and preparing, for big batches.
+    ``progress(stage, done, total)`` is called while preparing, for big batches. Structures
+    are read and staged (see :mod:`orion_cli.services.staging`) while this process gets
+    the scheduler and the database ready.
     """
     from orion_cli.engines.registry import get_engine
-    from orion_cli.services.inputs import expand_inputs, read_frames
+    from orion_cli.services.inputs import expand_inputs
+    from orion_cli.services.staging import StageTask, staging
 
     report = progress or (lambda stage, done, total: None)
     r = _resolved(request, settings)
@@ -145,58 +144,58 @@ def submit(settings: Settings, request: SubmitRequest,
     engine_settings = settings.engine_settings(r.engine)
     params = engine.check(r.params, engine_settings)
     paths = expand_inputs(r.structures)
-    frames = []
-    for done, path in enumerate(paths, 1):
-        frames.extend(read_frames(path))
-        report("reading", done, len(paths))
-    if r.name:
-        for frame in frames:
-            frame.name = r.name if len(frames) == 1 else f"{r.name}-{frame.name}"
-    scheduler = scheduler_for(settings, r.scheduler)
-    _check_partition(scheduler, r.partition)
     if r.dry_run:
-        return _dry_run(settings, r, frames, scheduler)
+        return _dry_run(settings, r, paths)
 
-    work_root = settings.work_root_path
-    work_root.mkdir(parents=True, exist_ok=True)
-    launcher = engine_settings.get("launcher", settings.launcher)
-    staged: list[Staged] = []
-    try:
-        for done, frame in enumerate(frames, 1):
-            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=work_root))
-            staged.append(Staged(frame, staging))
-            spec = engine.prepare(frame.atoms, params, staging, engine_settings)
-            # written before the directory is published, so no reader sees half of it
-            (staging / JOB_FILE).write_text(json.dumps({
-                "engine": r.engine, "params": params, "attempt": 1, "ntasks": r.ntasks,
-                "launcher": launcher, "run_spec": spec.to_json()}))
-            report("preparing", done, len(frames))
-    except BaseException:
+    task = StageTask(engine=r.engine, params=params, engine_settings=dict(engine_settings),
+                     launcher=engine_settings.get("launcher", settings.launcher),
+                     ntasks=r.ntasks)
+    with staging(task, paths, report) as stager:
+        scheduler = scheduler_for(settings, r.scheduler)
+        _check_partition(scheduler, r.partition)
+        chunk = scheduler.max_array_size() if len(paths) > 1 else 1
+        _import_database_layer()  # while the workers read: the imports are the slow part
+        staged = stager.collect()
+    if len(staged) > 1 and chunk == 1:
+        chunk = scheduler.max_array_size()  # one multi-frame file: many jobs after all
+    if r.name:
         for item in staged:
-            shutil.rmtree(item.staging, ignore_errors=True)
-        raise
-    chunk = scheduler.max_array_size() if len(staged) > 1 else 1
+            item.name = r.name if len(staged) == 1 else f"{r.name}-{item.name}"
+    _ready_database(settings)  # after every input was checked: a bad one leaves no file
     result = Submitted([], [], [])
     for start in range(0, len(staged), chunk):
         _submit_chunk(settings, r, params, staged[start:start + chunk], scheduler, result)
     return result
 
 
-@dataclass
-class Staged:
-    frame: Frame
-    staging: Path
+def _import_database_layer() -> None:
+    import orion_cli.db.models
+    import orion_cli.db.session  # noqa: F401
 
 
-def _dry_run(settings: Settings, r: SubmitRequest, frames: list[Frame],
-             scheduler: Scheduler) -> Submitted:
-    spec = _batch_spec(0, frames[0].name, settings.work_root_path / "<id>", r, settings)
-    if len(frames) == 1:
+def _ready_database(settings: Settings) -> None:
+    """Open the database (a new SQLite file gets the current schema) before any row."""
+    from orion_cli.db.session import ready_engine
+
+    ready_engine(settings.resolved_database_url)
+
+
+def _dry_run(settings: Settings, r: SubmitRequest, paths: list[Path]) -> Submitted:
+    """Read every structure (so that a bad one is named) and render the scripts only."""
+    from orion_cli.services.inputs import read_frames
+
+    names = [frame.name for path in paths for frame in read_frames(path)]
+    if r.name:
+        names = [r.name] if len(names) == 1 else [f"{r.name}-{n}" for n in names]
+    scheduler = scheduler_for(settings, r.scheduler)
+    _check_partition(scheduler, r.partition)
+    spec = _batch_spec(0, names[0], settings.work_root_path / "<id>", r, settings)
+    if len(names) == 1:
         return Submitted([], [], [render_script(spec)])
     size = scheduler.max_array_size()
     scripts = [render_array_script(spec, settings.work_root_path / "arrays" / "<id>",
-                                   min(size, len(frames) - start))
-               for start in range(0, len(frames), size)]
+                                   min(size, len(names) - start))
+               for start in range(0, len(names), size)]
     return Submitted([], [], scripts)
 
 
@@ -232,12 +231,13 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
     """Write the rows, move the staged directories into place, write the batch script."""
     from orion_cli.db.models import insert_jobs
     from orion_cli.db.session import instance_id
+    from orion_cli.taskfile import TASKS_FILE, materialize, task_line
 
     owner = getpass.getuser()
     jobs = insert_jobs(session, [dict(
-        name=item.frame.name, owner=owner, engine=r.engine, parameters=params, tag=r.tag,
-        structure_source=item.frame.source, formula=item.frame.atoms.get_chemical_formula(),
-        input_structure=item.frame.text, scheduler=r.scheduler, partition=r.partition,
+        name=item.name, owner=owner, engine=r.engine, parameters=params, tag=r.tag,
+        structure_source=item.source, formula=item.formula, input_structure=item.text,
+        scheduler=r.scheduler, partition=r.partition,
         account=r.account, qos=r.qos, priority=r.priority or 0, walltime_s=r.walltime_s,
         mem_mb=r.mem_mb, nodes=r.nodes, ntasks=r.ntasks, cpus_per_task=r.cpus_per_task,
         max_retries=r.max_retries or 0, retry_delay_s=r.retry_delay_s or 0,
@@ -245,28 +245,28 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
     ) for item in chunk])
     instance = instance_id(session)
     base = settings.work_root_path / instance
-    base.mkdir(exist_ok=True)
+    base.mkdir(parents=True, exist_ok=True)
     spec = _batch_spec(jobs[0].id or 0, jobs[0].name, base, r, settings, instance)
-    array_dir = base / "arrays" / str(jobs[0].id)
-    if len(jobs) > 1:
-        array_dir.mkdir(parents=True, exist_ok=True)
-        spec = replace(spec, name="array")
-    for index, (job, item) in enumerate(zip(jobs, chunk, strict=True)):
-        workdir = base / str(job.id)
+    for job in jobs:
+        job.workdir = str(base / str(job.id))
+    if len(jobs) == 1:  # made now, on the login node: its inputs can be looked at at once
+        workdir = Path(jobs[0].workdir)
         if workdir.exists():  # left by a submit that died before its row was committed
             shutil.rmtree(workdir)
-        item.staging.rename(workdir)
-        job.workdir = str(workdir)
-        if len(jobs) > 1:
-            job.array_name = array_name_prefix(jobs[0].id or 0, instance)
-            job.array_index = index
-    if len(jobs) == 1:
-        script = Path(jobs[0].workdir) / SCRIPT_NAME
-        script.write_text(render_script(replace(spec, workdir=script.parent)))
-    else:
-        (array_dir / TASKS_FILE).write_text("".join(f"{job.workdir}\n" for job in jobs))
-        script = array_dir / ARRAY_SCRIPT_NAME
-        script.write_text(render_array_script(spec, array_dir, len(jobs)))
+        materialize(workdir, chunk[0].inputs)
+        script = workdir / SCRIPT_NAME
+        script.write_text(render_script(replace(spec, workdir=workdir)))
+        return jobs, script
+    # an array: one tasks file; each task makes its own directory when it starts
+    array_dir = base / "arrays" / str(jobs[0].id)
+    array_dir.mkdir(parents=True, exist_ok=True)
+    for index, job in enumerate(jobs):
+        job.array_name = array_name_prefix(jobs[0].id or 0, instance)
+        job.array_index = index
+    (array_dir / TASKS_FILE).write_text("".join(
+        task_line(Path(job.workdir), item.inputs) for job, item in zip(jobs, chunk, strict=True)))
+    script = array_dir / ARRAY_SCRIPT_NAME
+    script.write_text(render_array_script(replace(spec, name="array"), array_dir, len(jobs)))
     return jobs, script
 
 

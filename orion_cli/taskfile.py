@@ -1,0 +1,98 @@
+"""What a job needs to make its own directory: engine, parameters, structure.
+
+A big submit does not create thousands of job directories on the shared file system (a
+metadata storm that parallel file systems handle worst). It writes one ``tasks.jsonl``
+beside the array's batch script, a line per job; each array task, when it starts on its
+compute node, makes its own directory from its line (:func:`materialize`) and runs. A
+single job is materialized at submit time, on the login node, from the same line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from orion_cli.batch import TASKS_FILE as TASKS_FILE
+from orion_cli.jobdir import JOB_FILE, write_json_atomic
+
+
+@dataclass
+class JobInputs:
+    """Everything :func:`materialize` needs; ``structure`` is extended-XYZ text."""
+
+    engine: str
+    params: dict[str, Any]
+    structure: str
+    launcher: str = "auto"
+    ntasks: int = 1
+    engine_settings: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+
+
+def task_line(workdir: Path, inputs: JobInputs) -> str:
+    """One line of ``tasks.jsonl``: the job's directory and its inputs."""
+    return json.dumps({"workdir": str(workdir), **asdict(inputs)}, separators=(",", ":")) + "\n"
+
+
+def read_task(path: Path, index: int) -> tuple[Path, JobInputs] | None:
+    """Return line ``index`` (0-based) of a tasks file, or None if there is no such line."""
+    with path.open() as handle:
+        line = next(islice(handle, index, index + 1), None)
+    if not line or not line.strip():
+        return None
+    data = json.loads(line)
+    workdir = Path(data.pop("workdir"))
+    return workdir, JobInputs(**data)
+
+
+def prepare(workdir: Path, inputs: JobInputs) -> dict[str, Any]:
+    """Let the engine write its input files into ``workdir``; return the job.json content."""
+    import io
+
+    from ase.io import read
+
+    from orion_cli.engines.registry import get_engine
+
+    atoms = read(io.StringIO(inputs.structure), format="extxyz", index=0)
+    assert not isinstance(atoms, list)
+    engine = get_engine(inputs.engine)
+    spec = engine.prepare(atoms, inputs.params, workdir, inputs.engine_settings)
+    return {"engine": inputs.engine, "params": inputs.params, "attempt": inputs.attempt,
+            "ntasks": inputs.ntasks, "launcher": inputs.launcher, "run_spec": spec.to_json()}
+
+
+def materialize(workdir: Path, inputs: JobInputs) -> bool:
+    """Make the job directory (inputs, then ``job.json`` last); False if it was already made.
+
+    ``job.json`` is written last and atomically: its presence means the directory is
+    complete, so a task that starts twice, or a retry, leaves a made directory alone.
+    """
+    if (workdir / JOB_FILE).exists():
+        return False
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(workdir / JOB_FILE, prepare(workdir, inputs))
+    return True
+
+
+def array_tasks_file(workdir: Path, array_name: str) -> Path:
+    """The tasks file of the array that job directory ``workdir`` belongs to.
+
+    >>> array_tasks_file(Path("/w/ab12cd/14"), "orion-array-12-ab12cd-")
+    PosixPath('/w/ab12cd/arrays/12/tasks.jsonl')
+    """
+    from orion_cli.batch import array_first_id
+
+    return workdir.parent / "arrays" / str(array_first_id(array_name)) / TASKS_FILE
+
+
+def ensure_made(workdir: Path, array_name: str | None, array_index: int | None) -> None:
+    """Make the directory of an array job that never started (before a retry runs it alone)."""
+    if (workdir / JOB_FILE).exists() or not array_name or array_index is None:
+        return
+    found = read_task(array_tasks_file(workdir, array_name), array_index)
+    if found is None:
+        raise FileNotFoundError(f"no line {array_index} in the tasks file of {array_name}")
+    materialize(workdir, found[1])
