@@ -69,9 +69,18 @@ def sbatch_argv(script_path: Path, options: SubmitOptions | None = None) -> list
 
 
 def squeue_argv(job_ids: Sequence[str]) -> list[str]:
-    """Build one squeue call for ``job_ids``: all states, one line per array task."""
+    """Build one squeue call for ``job_ids``: all states, one line per array task.
+
+    Array tasks are asked for by their array (``12_3``, ``12_4`` → ``12``): squeue filters
+    a list of 10,000 task ids in about a second, and 10 array ids in milliseconds; it then
+    reports every task of those arrays.
+
+    >>> squeue_argv(["7", "12_3", "12_4"])[6]
+    '7,12'
+    """
     fields = ",".join(f"{name}:|" for name in SQUEUE_FIELDS[:-1]) + f",{SQUEUE_FIELDS[-1]}:"
-    return ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(job_ids), "-O", fields]
+    asked = ",".join(dict.fromkeys(array_job_id(job_id) for job_id in job_ids))
+    return ["squeue", "-h", "-r", "-t", "all", "-j", asked, "-O", fields]
 
 
 def sacct_argv(job_ids: Sequence[str]) -> list[str]:

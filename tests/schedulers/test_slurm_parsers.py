@@ -152,7 +152,7 @@ def test_sbatch_argv() -> None:
 
 
 def test_query_argv_builders() -> None:
-    assert s.squeue_argv(["1", "2_3"])[:7] == ["squeue", "-h", "-r", "-t", "all", "-j", "1,2_3"]
+    assert s.squeue_argv(["1", "2_3"])[:7] == ["squeue", "-h", "-r", "-t", "all", "-j", "1,2"]
     assert s.sacct_argv(["5"]) == [
         "sacct",
         "-P",
