@@ -91,9 +91,11 @@ class SlurmCli:
             asked = set(missing)
             arrays = list(dict.fromkeys(c.array_job_id(job_id) for job_id in missing))
             for job_id, info in c.parse_sacct(self._sacct(c.sacct_argv(arrays))).items():
-                if "[" not in job_id and (job_id in asked or c.array_job_id(job_id) in asked):
+                if "[" not in job_id and (job_id in asked or c.array_job_id(job_id) in asked
+                                          or job_id in arrays):
                     jobs.setdefault(job_id, info)
-        return jobs
+        c.settle_collapsed_arrays(ids, jobs)
+        return c.only_asked(ids, jobs)
 
     def _squeue(self, ids: Sequence[str]) -> dict[str, JobInfo]:
         """Ask squeue about ``ids`` (empty when it knows none of them)."""

@@ -209,6 +209,41 @@ def parse_sacct(stdout: str) -> dict[str, JobInfo]:
     return jobs
 
 
+def settle_collapsed_arrays(job_ids: Sequence[str], jobs: dict[str, JobInfo]) -> None:
+    """Give asked array tasks without a record of their own the final state of their array.
+
+    ``scancel -u <user>`` (any filter) on an array whose tasks never started leaves one bare,
+    final record ``12`` in squeue and sacct: the task ids are gone. That record speaks for
+    every task of the array that has no record of its own; without this, such tasks would
+    look lost and be retried although the user cancelled them.
+
+    >>> jobs = {"12": make_job_info("12", "CANCELLED", "JobHeldUser", "x", (0, 0))}
+    >>> settle_collapsed_arrays(["12_0", "12_5", "13_0"], jobs)
+    >>> sorted(jobs), jobs["12_5"].status.value
+    (['12', '12_0', '12_5'], 'cancelled')
+    """
+    for job_id in job_ids:
+        parent = array_job_id(job_id)
+        whole = jobs.get(parent)
+        if job_id not in jobs and parent != job_id and whole is not None \
+                and whole.status.is_final:
+            jobs[job_id] = replace(whole, scheduler_job_id=job_id)
+
+
+def only_asked(job_ids: Sequence[str], jobs: dict[str, JobInfo]) -> dict[str, JobInfo]:
+    """Keep the answers about ``job_ids``: the ids themselves, and the tasks of asked arrays.
+
+    Arrays are asked for whole (squeue_argv), so the raw answer may hold more tasks.
+
+    >>> info = make_job_info("x", "PENDING", "", "x", (0, 0))
+    >>> sorted(only_asked(["12_1", "13"], {"12_0": info, "12_1": info, "13_4": info}))
+    ['12_1', '13_4']
+    """
+    asked = set(job_ids)
+    return {job_id: info for job_id, info in jobs.items()
+            if job_id in asked or array_job_id(job_id) in asked}
+
+
 def expand_array_tasks(job_id: str) -> list[str]:
     """Expand sacct's/squeue's grouped array record into task ids (others are returned as is).
 

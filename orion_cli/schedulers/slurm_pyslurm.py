@@ -93,6 +93,9 @@ def job_keys(job: Any) -> list[str]:
     waiting = re.sub(r"%\d+$", "", str(job.array_tasks_waiting or ""))
     if waiting:  # the array's record of its tasks not started yet
         return c.expand_array_tasks(f"{job.array_id}_[{waiting}]")
+    if job.id == job.array_id:  # the array's own record, with no task left: also bare
+        # (``scancel -u`` of never-started tasks leaves only this; see settle_collapsed_arrays)
+        return [f"{job.array_id}_0", str(job.array_id)]
     return [f"{job.array_id}_0"]  # pyslurm 22.5 parses task index 0 as None (zero = "no value")
 
 
@@ -171,7 +174,7 @@ class SlurmPyslurm(SlurmCli):
         if not ids:
             return {}
         ps = import_pyslurm()
-        wanted = set(ids)
+        wanted = set(ids) | {c.array_job_id(job_id) for job_id in ids}  # arrays' own records
         try:
             live = ps.Jobs.load()
         except ps.RPCError as error:
@@ -186,9 +189,11 @@ class SlurmPyslurm(SlurmCli):
             except ps.RPCError as error:
                 raise SchedulerError(f"pyslurm: accounting query failed: {error}",
                                      "is slurmdbd running? try `sacctmgr show cluster`") from error
-            for job_id, info in _select(old.values(), set(missing)).items():
+            asked = set(missing) | {str(parent) for parent in parents}
+            for job_id, info in _select(old.values(), asked).items():
                 jobs.setdefault(job_id, info)
-        return jobs
+        c.settle_collapsed_arrays(ids, jobs)
+        return c.only_asked(ids, jobs)
 
     def _each(self, job_ids: Sequence[str], action: Callable[[Any], None],
               fallback: Callable[[list[str]], None]) -> None:

@@ -6,9 +6,11 @@ SLURM and pyslurm run on the real cluster; pyslurm is skipped only where it cann
 
 from __future__ import annotations
 
+import getpass
 import os
 import random
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -275,6 +277,22 @@ def test_held_array_of_many_tasks_is_queried_in_one_answer(backend) -> None:
         assert after[task8].status is JobStatus.QUEUED
     finally:
         scheduler.cancel([array_id, *single])
+
+
+def test_array_cancelled_by_a_filter_reports_every_task_cancelled(backend) -> None:
+    """``scancel -u me -n name`` leaves one bare record for a never-started array."""
+    scheduler, name, workdir = backend
+    if name == "local":
+        pytest.skip("scancel filters are SLURM's")
+    label = f"orion-array-{random.randrange(10**6, 10**7)}-x-4"
+    array_id = scheduler.submit_array(write_script(workdir, label, f"#SBATCH -J {label}\ntrue"),
+                                      4, SubmitOptions(hold=True))
+    tasks = [f"{array_id}_{i}" for i in range(4)]
+    subprocess.run(["scancel", "-u", getpass.getuser(), "-n", label], check=True)
+    final = poll(scheduler, tasks, lambda a: all(t in a and a[t].status.is_final for t in tasks),
+                 timeout_s=10)
+    assert {final[t].status for t in tasks} == {JobStatus.CANCELLED}
+    assert set(final) == set(tasks)  # the bare record itself was not asked for
 
 
 def test_partitions_is_a_dict_of_seconds(backend) -> None:

@@ -289,6 +289,17 @@ def test_purged_array_task_is_found_by_sacct() -> None:
     assert f"{ARRAY_IDS['array_done']}_0" not in jobs  # sacct's extra lines are not reported
 
 
+def test_array_cancelled_by_a_user_filter_is_one_bare_record_for_all_tasks() -> None:
+    """Captured after ``scancel -u <user> -n <name>`` of a held array that never started."""
+    array_id = sample("arrays_user_cancel_squeue.txt").split("|")[0]
+    runner = ReplayRunner({"squeue": ok(sample("arrays_user_cancel_squeue.txt")),
+                           "sacct": ok(sample("arrays_user_cancel_sacct.txt"))})
+    tasks = [f"{array_id}_{i}" for i in range(3)]
+    jobs = SlurmCli(runner).query(tasks)
+    assert sorted(jobs) == tasks and {j.status for j in jobs.values()} == {JobStatus.CANCELLED}
+    assert runner.calls[0][6] == array_id  # squeue is asked about the array, not each task
+
+
 def test_expand_array_tasks_and_array_spec() -> None:
     assert s.expand_array_tasks("5_[1-2,7%3]") == ["5_1", "5_2", "5_7"]
     assert s.array_spec(1) == "0-0"

@@ -9,6 +9,7 @@ to this script; argv comes from orion_cli.schedulers.slurm_commands.
 
 from __future__ import annotations
 
+import getpass
 import json
 import subprocess
 import tempfile
@@ -81,6 +82,13 @@ def main() -> None:
         "".join(line for line in names.splitlines(True) if line.split("|")[0] in all_ids)
     )
     print(json.dumps(ids, indent=1), flush=True)
+    # a filter (-u, -n, ...) cancelling a never-started array leaves one bare record
+    user_cancel = sbatch(work, "true", "-H", "--array=0-9", "-J", "orion-array-4-x-10")
+    sh(["scancel", "-u", getpass.getuser(), "-n", "orion-array-4-x-10"])
+    time.sleep(2)
+    (HERE / "arrays_user_cancel_squeue.txt").write_text(
+        sh(c.squeue_argv([f"{user_cancel}_3"])).stdout)
+    (HERE / "arrays_user_cancel_sacct.txt").write_text(sh(c.sacct_argv([user_cancel])).stdout)
     sh(["scancel", ids["array_running"], ids["array_held"], ids["nice_held"]])
     min_job_age_s = int(c.parse_config(config)["MinJobAge"].split()[0])
     time.sleep(min_job_age_s + 40)  # slurmctld purges finished jobs every ~30 s after MinJobAge
