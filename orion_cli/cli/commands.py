@@ -62,8 +62,14 @@ def list_cmd(
     if as_json:
         print_json(rows)
         return
+    if not rows:
+        filtered = bool(status or engine or tag or since)
+        typer.echo("no jobs match these filters" if filtered and not listing.total else
+                   "no jobs yet (orion submit adds some)" if not listing.total else
+                   f"no jobs on page {page}: {listing.total} in all")
+        return
     now = datetime.now(UTC)
-    shown = f"{flt.offset + 1}-{flt.offset + len(rows)}" if rows else "none"
+    shown = f"{flt.offset + 1}-{flt.offset + len(rows)}"
     title = f"jobs {shown} of {listing.total}" + (f" (page {page})" if page > 1 else "")
     table(title, ["id", "name", "engine", "status", "progress", "scheduler id", "age"], [
         (r["id"], r["name"], r["engine"],
