@@ -134,12 +134,8 @@ def insert_jobs(session: Any, rows: list[dict[str, Any]]) -> list[Job]:
     than the insert itself; bulk submission of thousands of structures goes through here.
     """
     from sqlalchemy import insert
-    from sqlmodel import col, select
 
     defaults = {name: field.get_default(call_default_factory=True)
                 for name, field in Job.model_fields.items() if name != "id"}
     full = [{**defaults, **row} for row in rows]
-    ids = session.execute(insert(Job).returning(col(Job.id), sort_by_parameter_order=True),
-                          full).scalars().all()
-    loaded = {job.id: job for job in session.exec(select(Job).where(col(Job.id).in_(ids)))}
-    return [loaded[job_id] for job_id in ids]
+    return list(session.scalars(insert(Job).returning(Job, sort_by_parameter_order=True), full))

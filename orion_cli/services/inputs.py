@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import glob
+import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orion_cli.errors import UsageError
 
@@ -80,8 +81,11 @@ def read_frames(path: Path) -> list[Frame]:
         raise UsageError(f"'{path}' is not a file", "give a structure file (CIF, POSCAR, xyz)")
     suffix = path.suffix.lower()
     index = ":" if suffix in MULTI_FRAME_SUFFIXES else 0
-    try:
-        loaded = read(path, index=index, format=ASE_FORMAT.get(suffix))
+    fmt = ASE_FORMAT.get(suffix)
+    text = "" if suffix == ".traj" else _read_text(path)
+    try:  # a text format orion names is parsed from the text read once (one open per file)
+        source_arg: Any = io.StringIO(text) if fmt and text else path
+        loaded = read(source_arg, index=index, format=fmt)
     except Exception as exc:  # noqa: BLE001 - ASE raises many kinds for bad files
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(
@@ -94,10 +98,17 @@ def read_frames(path: Path) -> list[Frame]:
     name = default_name(path)
     source = str(path.resolve())
     if len(frames) == 1:
-        text = path.read_text() if suffix != ".traj" else ""
         return [Frame(source, name, frames[0], text, ASE_FORMAT.get(suffix) == "extxyz")]
     return [Frame(f"{source}@{i}", f"{name}-{i}", atoms, extxyz_text(atoms), True)
             for i, atoms in enumerate(frames)]
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise UsageError(f"'{path}' is not a text structure file",
+                         "give a CIF, POSCAR/CONTCAR, xyz/extxyz or traj file") from None
 
 
 def extxyz_text(atoms: Atoms) -> str:
