@@ -203,3 +203,28 @@ def test_array_tasks_make_their_own_directories_and_an_unstarted_one_can_be_retr
                                                            abs=1e-6)
     assert jobs[1]["attempt"] == 2 and not workdirs[2].exists()
     orion("cancel", str(third))
+
+
+@pytest.mark.slurm
+def test_a_whole_array_ending_at_once_is_written_in_a_few_statements(
+        orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    strained_copper(tmp_path / "set", 40)
+    done = orion_json("submit", str(tmp_path / "set"), "--engine", "mock", "--hold")
+    subprocess.run(["scancel", done["scheduler_job_ids"][0].split("_")[0]], check=True)
+    settings = load_settings()
+    statements: list[str] = []
+    engine = get_engine(settings.resolved_database_url)
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement.split()[0].upper())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        report = poll(settings)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert set(report.changed.values()) == {"cancelled"} and len(report.changed) == 40
+    writes = [s for s in statements if s in ("INSERT", "UPDATE")]
+    assert len(writes) <= 6, writes  # jobs, attempts, events: one executemany each, not 40 × 3
+    assert {row["status"] for row in orion_json("ls", "-n", "100")} == {"cancelled"}

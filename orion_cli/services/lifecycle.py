@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from orion_cli.db.models import Job, JobAttempt, JobEvent, now_utc
 from orion_cli.errors import IllegalTransition
@@ -39,7 +39,7 @@ def transition_many(
     *,
     source: str,
     reason: FailureReason | None = None,
-    message: str | Sequence[str] | None = None,
+    message: str | Sequence[str | None] | None = None,
     at: datetime | None = None,
 ) -> None:
     """Move ``jobs`` to ``new`` (checked against the transition table), recording events.
@@ -57,15 +57,18 @@ def transition_many(
     events: list[dict[str, Any]] = []
     new_attempts: list[dict[str, Any]] = []
     texts = [message] * len(jobs) if message is None or isinstance(message, str) else message
-    for job, old, text in zip(jobs, olds, texts, strict=True):
-        _apply(job, old, new, reason, text, at)
-        events.append({"job_id": job.id, "from_status": old.value, "to_status": new.value,
-                       "reason": reason.value if reason else None, "source": source,
-                       "message": text, "attempt": job.attempt, "at": at})
-        row = _track_attempt(session, job, old, new, reason, text, at)
-        if row is not None:
-            new_attempts.append(row)
-        session.add(job)
+    with session.no_autoflush:
+        current = _current_attempts(session, [
+            job for job, old in zip(jobs, olds, strict=True) if _updates_attempt(old, new)])
+        for job, old, text in zip(jobs, olds, texts, strict=True):
+            _apply(job, old, new, reason, text, at)
+            events.append({"job_id": job.id, "from_status": old.value, "to_status": new.value,
+                           "reason": reason.value if reason else None, "source": source,
+                           "message": text, "attempt": job.attempt, "at": at})
+            row = _track_attempt(current, job, old, new, reason, text, at)
+            if row is not None:
+                new_attempts.append(row)
+            session.add(job)
     session.flush()  # job rows first: events and attempts refer to them
     session.execute(insert(JobEvent), events)
     if new_attempts:
@@ -97,8 +100,30 @@ def _apply(job: Job, old: JobStatus, new: JobStatus, reason: FailureReason | Non
     job.updated_at = at
 
 
-def _track_attempt(session: Session, job: Job, old: JobStatus, new: JobStatus,
-                   reason: FailureReason | None, message: str | None,
+ATTEMPT_CHUNK = 5000  # job ids per IN (...) list
+
+
+def _updates_attempt(old: JobStatus, new: JobStatus) -> bool:
+    """Whether the move ``old`` → ``new`` changes an existing attempt row."""
+    return not (old is JobStatus.FAILED and new is JobStatus.CANCELLED) \
+        and not (old is JobStatus.CREATED or new is JobStatus.QUEUED)
+
+
+def _current_attempts(session: Session, jobs: Sequence[Job]) -> dict[tuple[int, int], JobAttempt]:
+    """Load the current attempt rows of ``jobs`` with one query per few thousand jobs."""
+    wanted = {(job.id or 0, job.attempt) for job in jobs}
+    ids = sorted({job_id for job_id, _ in wanted})
+    rows: dict[tuple[int, int], JobAttempt] = {}
+    for start in range(0, len(ids), ATTEMPT_CHUNK):
+        chunk = ids[start:start + ATTEMPT_CHUNK]
+        for row in session.exec(select(JobAttempt).where(col(JobAttempt.job_id).in_(chunk))):
+            if (row.job_id, row.attempt) in wanted:
+                rows[(row.job_id, row.attempt)] = row
+    return rows
+
+
+def _track_attempt(current: dict[tuple[int, int], JobAttempt], job: Job, old: JobStatus,
+                   new: JobStatus, reason: FailureReason | None, message: str | None,
                    at: datetime) -> dict[str, Any] | None:
     """Update the job's current attempt row; return a new row's values where there is none."""
     if old is JobStatus.FAILED and new is JobStatus.CANCELLED:
@@ -115,8 +140,7 @@ def _track_attempt(session: Session, job: Job, old: JobStatus, new: JobStatus,
     }
     if old is JobStatus.CREATED or new is JobStatus.QUEUED:  # no row yet for this attempt
         return None if new is JobStatus.CANCELLED and old is JobStatus.CREATED else values
-    row = session.exec(select(JobAttempt).where(
-        JobAttempt.job_id == job.id, JobAttempt.attempt == job.attempt)).first()
+    row = current.get((job.id or 0, job.attempt))
     if row is None:
         return values
     row.status, row.raw_state = new.value, job.raw_state
@@ -125,5 +149,4 @@ def _track_attempt(session: Session, job: Job, old: JobStatus, new: JobStatus,
     if final:
         row.reason = reason.value if reason else None
         row.message, row.finished_at = message, at
-    session.add(row)
-    return None
+    return None  # the row is in the session: the next flush writes it

@@ -26,7 +26,7 @@ from orion_cli.errors import OrionError
 from orion_cli.jobdir import RESULT_FILE, read_events, read_json
 from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import JobInfo
-from orion_cli.services.lifecycle import transition
+from orion_cli.services.lifecycle import transition_many
 from orion_cli.services.recovery import recover_unsubmitted
 from orion_cli.services.retry import adopt_or_resubmit, schedule_retry
 from orion_cli.states import FailureReason, JobStatus
@@ -56,11 +56,37 @@ def _ingest_events(job: Job) -> list[dict[str, Any]]:
     return batch.events
 
 
-def _store_result(session: Session, job: Job) -> JobResult | None:
+class Moves:
+    """Status changes decided in one cycle, applied together: one transition_many per
+    (step, status, reason), so that 10,000 jobs ending at once cost a few statements, not
+    10,000 flushes. A job's own moves keep their order (queued → running → completed)."""
+
+    def __init__(self) -> None:
+        self.plans: dict[int, tuple[Job, list[tuple[JobStatus, FailureReason | None,
+                                                    str | None]]]] = {}
+
+    def move(self, job: Job, new: JobStatus, *, reason: FailureReason | None = None,
+             message: str | None = None) -> None:
+        self.plans.setdefault(id(job), (job, []))[1].append((new, reason, message))
+
+    def apply(self, session: Session, at: datetime) -> None:
+        depth = max((len(steps) for _, steps in self.plans.values()), default=0)
+        for step in range(depth):
+            groups: dict[tuple[JobStatus, FailureReason | None],
+                         list[tuple[Job, str | None]]] = defaultdict(list)
+            for job, steps in self.plans.values():
+                if step < len(steps):
+                    new, reason, message = steps[step]
+                    groups[(new, reason)].append((job, message))
+            for (new, reason), items in groups.items():
+                transition_many(session, [job for job, _ in items], new, source="poll",
+                                reason=reason, message=[m for _, m in items], at=at)
+
+
+def _store_result(session: Session, job: Job, existing: JobResult | None) -> JobResult | None:
     data = read_json(Path(job.workdir) / RESULT_FILE) if job.workdir else None
     if not isinstance(data, dict) or int(data.get("attempt", 1)) != job.attempt:
         return None
-    existing = session.exec(select(JobResult).where(JobResult.job_id == job.id)).first()
     row = existing or JobResult(job_id=job.id or 0)
     for key in ("energy_ev", "forces_ev_per_a", "stress_ev_per_a3", "final_structure",
                 "converged", "error"):
@@ -71,15 +97,15 @@ def _store_result(session: Session, job: Job) -> JobResult | None:
     return row
 
 
-def _finish(session: Session, job: Job, info: JobInfo | None, at: datetime) -> None:
+def _finish(session: Session, moves: Moves, job: Job, info: JobInfo | None,
+            existing: JobResult | None) -> None:
     """Apply a final scheduler state, using the job's own result to tell why."""
-    result = _store_result(session, job)
+    result = _store_result(session, job, existing)
     status = info.status if info else JobStatus.COMPLETED
     if info and info.exit_code is not None:
         job.exit_code = info.exit_code
     if status is JobStatus.CANCELLED:
-        transition(session, job, JobStatus.CANCELLED, source="poll", at=at,
-                   reason=FailureReason.CANCELLED_EXTERNALLY,
+        moves.move(job, JobStatus.CANCELLED, reason=FailureReason.CANCELLED_EXTERNALLY,
                    message=f"scheduler reports {info.raw_state if info else 'cancelled'}")
         return
     if result is not None and result.error:
@@ -87,21 +113,18 @@ def _finish(session: Session, job: Job, info: JobInfo | None, at: datetime) -> N
             else FailureReason.ENGINE_ERROR
         if result.extras.get("soft_limit_reached"):
             reason = FailureReason.TIMEOUT  # stopped cleanly at the soft limit: needs more time
-        transition(session, job, JobStatus.FAILED, source="poll", at=at, reason=reason,
-                   message=result.error)
+        moves.move(job, JobStatus.FAILED, reason=reason, message=result.error)
     elif status is JobStatus.COMPLETED and result is not None:
-        transition(session, job, JobStatus.COMPLETED, source="poll", at=at)
+        moves.move(job, JobStatus.COMPLETED)
     elif status is JobStatus.COMPLETED:
-        transition(session, job, JobStatus.FAILED, source="poll", at=at,
-                   reason=FailureReason.ENGINE_ERROR,
+        moves.move(job, JobStatus.FAILED, reason=FailureReason.ENGINE_ERROR,
                    message="the job ended without writing result.json (see its output file)")
     else:
         why = (info.reason if info else None) or FailureReason.EXIT_CODE
         detail = f"scheduler reports {info.raw_state}" if info else "job failed"
         if info and info.exit_code:
             detail += f", exit code {info.exit_code}"
-        transition(session, job, JobStatus.FAILED, source="poll", at=at, reason=why,
-                   message=detail)
+        moves.move(job, JobStatus.FAILED, reason=why, message=detail)
 
 
 def _seen(job: Job, info: JobInfo) -> None:
@@ -112,13 +135,16 @@ def _seen(job: Job, info: JobInfo) -> None:
         job.missing_since = None
 
 
-def reconcile_job(session: Session, job: Job, info: JobInfo | None, now: datetime,
-                  lost_grace_s: int) -> None:
-    """Bring one active job up to date with its events and the scheduler's report.
+def reconcile_job(session: Session, moves: Moves, job: Job, info: JobInfo | None,
+                  now: datetime, lost_grace_s: int,
+                  results: Mapping[int, JobResult] | None = None) -> None:
+    """Decide what one active job's events and the scheduler's report change.
 
     Only what changed is written: a queued job that the scheduler still reports as
-    pending is not touched at all (no file read, no row update).
+    pending is not touched at all (no file read, no row update). Status changes go to
+    ``moves``; ``results`` holds the jobs' stored results, loaded for all of them at once.
     """
+    existing = (results or {}).get(job.id or 0)
     if info is not None:
         _seen(job, info)
         if info.status is JobStatus.QUEUED and job.status == JobStatus.QUEUED.value:
@@ -129,9 +155,9 @@ def reconcile_job(session: Session, job: Job, info: JobInfo | None, now: datetim
         if JobStatus(job.status) is JobStatus.QUEUED and (
             started or info.status is JobStatus.RUNNING
         ):
-            transition(session, job, JobStatus.RUNNING, source="poll", at=now)
+            moves.move(job, JobStatus.RUNNING)
         if info.status.is_final:
-            _finish(session, job, info, now)
+            _finish(session, moves, job, info, existing)
         return
     if job.missing_since is None:
         job.missing_since = now  # confirmed by sacct too; lost only after the grace period
@@ -139,20 +165,37 @@ def reconcile_job(session: Session, job: Job, info: JobInfo | None, now: datetim
     if now - job.missing_since < timedelta(seconds=lost_grace_s):
         return
     if (Path(job.workdir) / RESULT_FILE).exists():
-        _finish(session, job, None, now)  # records purged, but the job left its result
+        _finish(session, moves, job, None, existing)  # records purged; the job left its result
     else:
-        transition(session, job, JobStatus.FAILED, source="poll", at=now,
-                   reason=FailureReason.LOST,
+        moves.move(job, JobStatus.FAILED, reason=FailureReason.LOST,
                    message=f"neither squeue nor sacct has known job {job.scheduler_job_id} "
                            f"for {lost_grace_s} s")
 
 
+def _stored_results(session: Session, jobs: list[Job]) -> dict[int, JobResult]:
+    ids = [job.id for job in jobs if job.id is not None]
+    found: dict[int, JobResult] = {}
+    for start in range(0, len(ids), LOAD_CHUNK):
+        chunk = ids[start:start + LOAD_CHUNK]
+        for row in session.exec(select(JobResult).where(col(JobResult.job_id).in_(chunk))):
+            found[row.job_id] = row
+    return found
+
+
 def reconcile(session: Session, jobs: list[Job], infos: Mapping[str, JobInfo], now: datetime,
               lost_grace_s: int, report: PollReport) -> None:
+    before = {id(job): job.status for job in jobs}
+    ending = [job for job in jobs if (info := infos.get(job.scheduler_job_id or "")) is None
+              or info.status.is_final]
+    moves = Moves()
+    with session.no_autoflush:
+        results = _stored_results(session, ending)
+        for job in jobs:
+            reconcile_job(session, moves, job, infos.get(job.scheduler_job_id or ""), now,
+                          lost_grace_s, results)
+    moves.apply(session, now)
     for job in jobs:
-        before = job.status
-        reconcile_job(session, job, infos.get(job.scheduler_job_id or ""), now, lost_grace_s)
-        if job.status != before:
+        if job.status != before[id(job)]:
             report.changed[job.id or 0] = job.status
             if job.status == JobStatus.FAILED.value:
                 schedule_retry(job, now)
