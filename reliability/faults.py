@@ -140,6 +140,56 @@ def kill_submit(runs: int) -> Row:
     return row
 
 
+def slurm_arrays(instance: str) -> dict[str, list[str]]:
+    """SLURM arrays of this database by their first orion id: {first id: [array job ids]}."""
+    out = subprocess.run(["squeue", "-h", "--me", "-t", "all", "-o", "%j|%F"],
+                         capture_output=True, text=True, check=True).stdout
+    found: dict[str, set[str]] = {}
+    for line in out.split():
+        name, _, array_id = line.partition("|")
+        parts = name.split("-")
+        if len(parts) > 4 and parts[:2] == ["orion", "array"] and parts[3] == instance:
+            found.setdefault(parts[2], set()).add(array_id)
+    return {first: sorted(ids) for first, ids in found.items()}
+
+
+def kill_array_submit(runs: int) -> Row:
+    """kill -9 of `orion submit` of 100 structures (one array) at random points, then a poll."""
+    o = Orion("killarr")
+    row = Row("kill -9 of orion submit of 100 structures (one job array)", runs)
+    folder = o.home / "structures"
+    folder.mkdir()
+    for index in range(100):
+        (folder / f"cu-{index:03d}.cif").write_text(Path(CU).read_text())
+    started = time.monotonic()
+    o.run("submit", str(folder), "--engine", "mock", "--hold")
+    full_s = time.monotonic() - started
+    rng = random.Random(2027)
+    for _ in range(runs):
+        proc = o.popen("submit", str(folder), "--engine", "mock", "--hold")
+        time.sleep(rng.uniform(0.3 * full_s, 1.05 * full_s))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    o.run("poll")
+    jobs = o.jobs()
+    arrays = slurm_arrays(o.instance())
+    firsts = {str(min(j["id"] for j in jobs if j["scheduler_job_id"]
+                      and j["scheduler_job_id"].split("_")[0] == a)) for a in
+              {j["scheduler_job_id"].split("_")[0] for j in jobs if j["scheduler_job_id"]}}
+    row.lost += len(set(arrays) - firsts) + sum(1 for j in jobs if j["status"] == "created")
+    row.duplicated += sum(1 for ids in arrays.values() if len(ids) > 1)
+    in_squeue = {a for ids in arrays.values() for a in ids}
+    row.wrong += sum(1 for j in jobs if j["status"] != "queued"
+                     or j["scheduler_job_id"].split("_")[0] not in in_squeue)
+    recovered = sum(1 for first in firsts  # an array is recovered as a whole: ask its first
+                    if any(e["source"] == "recovery"
+                           for e in o.json("show", first)["events"]))  # type: ignore[index]
+    row.note = (f"{len(jobs) // 100 - 1} arrays of 100 rows written by killed submits; "
+                f"{recovered} recovered by the next poll")
+    o.cleanup()
+    return row
+
+
 def stop_pidfile(pidfile: str) -> None:
     pid = int(Path(pidfile).read_text().split()[0])
     os.kill(pid, signal.SIGTERM)
@@ -279,6 +329,7 @@ def failures() -> Row:
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Row]] = {
     "kill": lambda a: kill_submit(a.kill_runs),
+    "killarray": lambda a: kill_array_submit(max(10, a.kill_runs // 4)),
     "ctld": lambda a: slurmctld_outage(),
     "dbd": lambda a: slurmdbd_outage(),
     "pg": lambda a: postgres_outage(),
