@@ -10,7 +10,7 @@ single job is materialized at submit time, on the login node, from the same line
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,8 @@ class JobInputs:
 
 def task_line(workdir: Path, inputs: JobInputs) -> str:
     """One line of ``tasks.jsonl``: the job's directory and its inputs."""
-    return json.dumps({"workdir": str(workdir), **asdict(inputs)}, separators=(",", ":")) + "\n"
+    # vars, not asdict: asdict deep-copies the parameters of every one of thousands of lines
+    return json.dumps({"workdir": str(workdir), **vars(inputs)}, separators=(",", ":")) + "\n"
 
 
 def read_task(path: Path, index: int) -> tuple[Path, JobInputs] | None:

@@ -154,7 +154,7 @@ def submit(settings: Settings, request: SubmitRequest,
         scheduler = scheduler_for(settings, r.scheduler)
         _check_partition(scheduler, r.partition)
         chunk = scheduler.max_array_size() if len(paths) > 1 else 1
-        _import_database_layer()  # while the workers read: the imports are the slow part
+        _prepare_database(settings)  # while the reader reads: imports, a server's connection
         staged = stager.collect()
     if len(staged) > 1 and chunk == 1:
         chunk = scheduler.max_array_size()  # one multi-frame file: many jobs after all
@@ -168,9 +168,17 @@ def submit(settings: Settings, request: SubmitRequest,
     return result
 
 
-def _import_database_layer() -> None:
-    import orion_cli.db.models
-    import orion_cli.db.session  # noqa: F401
+def _prepare_database(settings: Settings) -> None:
+    """Import the database layer and, for a server, connect and check its schema.
+
+    A SQLite file is not touched here: it is created only once every input has passed.
+    """
+    import orion_cli.db.models  # noqa: F401
+    from orion_cli.db.session import ready_engine
+
+    url = settings.resolved_database_url
+    if not url.startswith("sqlite"):
+        ready_engine(url)
 
 
 def _ready_database(settings: Settings) -> None:
