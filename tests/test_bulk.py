@@ -228,3 +228,22 @@ def test_a_whole_array_ending_at_once_is_written_in_a_few_statements(
     writes = [s for s in statements if s in ("INSERT", "UPDATE")]
     assert len(writes) <= 6, writes  # jobs, attempts, events: one executemany each, not 40 × 3
     assert {row["status"] for row in orion_json("ls", "-n", "100")} == {"cancelled"}
+
+
+@pytest.mark.slurm
+def test_a_task_cancelled_outside_orion_before_it_started_ends_cancelled_not_lost(
+        orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLURM forgets a never-started task cancelled by ``scancel 12_1`` (no squeue/sacct record)."""
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    monkeypatch.setenv("ORION_LOST_GRACE_S", "0")  # would be called lost at once otherwise
+    strained_copper(tmp_path / "set", 3)
+    done = orion_json("submit", str(tmp_path / "set"), "--engine", "mock", "--hold")
+    subprocess.run(["scancel", done["scheduler_job_ids"][1]], check=True)
+    orion("poll")  # first miss: noted, not acted on
+    orion("poll")
+    jobs = [orion_json("show", str(i)) for i in done["ids"]]
+    assert [(j["status"], j["failure_reason"]) for j in jobs] == [
+        ("queued", None), ("cancelled", "cancelled_externally"), ("queued", None)]
+    orion("poll")
+    assert orion_json("show", str(done["ids"][1]))["attempt"] == 1  # not retried
+    orion("cancel", str(done["ids"][0]), str(done["ids"][2]))

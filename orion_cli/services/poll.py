@@ -135,9 +135,34 @@ def _seen(job: Job, info: JobInfo) -> None:
         job.missing_since = None
 
 
+def waiting_arrays(infos: Mapping[str, JobInfo]) -> set[str]:
+    """Arrays of which the scheduler still holds tasks waiting to start.
+
+    >>> from orion_cli.schedulers.base import JobInfo
+    >>> waiting_arrays({"7_1": JobInfo("7_1", "PENDING", JobStatus.QUEUED),
+    ...                 "8_0": JobInfo("8_0", "RUNNING", JobStatus.RUNNING)})
+    {'7'}
+    """
+    return {job_id.split("_")[0] for job_id, info in infos.items()
+            if "_" in job_id and info.status is JobStatus.QUEUED}
+
+
+def _dropped_before_start(job: Job, waiting: set[str]) -> bool:
+    """An array task that vanished while its array still waits, and never started.
+
+    SLURM forgets a task cancelled before it started (``scancel 12_3``) at once: squeue and
+    sacct have no record of it. A task that starts gets its own record, and makes its job
+    directory; one without either, whose array is still queued, was cancelled.
+    """
+    sid = job.scheduler_job_id or ""
+    return "_" in sid and sid.split("_")[0] in waiting and bool(job.workdir) \
+        and not Path(job.workdir).exists()
+
+
 def reconcile_job(session: Session, moves: Moves, job: Job, info: JobInfo | None,
                   now: datetime, lost_grace_s: int,
-                  results: Mapping[int, JobResult] | None = None) -> None:
+                  results: Mapping[int, JobResult] | None = None,
+                  waiting: set[str] | None = None) -> None:
     """Decide what one active job's events and the scheduler's report change.
 
     Only what changed is written: a queued job that the scheduler still reports as
@@ -161,6 +186,11 @@ def reconcile_job(session: Session, moves: Moves, job: Job, info: JobInfo | None
         return
     if job.missing_since is None:
         job.missing_since = now  # confirmed by sacct too; lost only after the grace period
+        return
+    if _dropped_before_start(job, waiting or set()):  # seen missing twice: not a hiccup
+        moves.move(job, JobStatus.CANCELLED, reason=FailureReason.CANCELLED_EXTERNALLY,
+                   message=f"task left array {job.scheduler_job_id} before it started "
+                           "(cancelled outside orion)")
         return
     if now - job.missing_since < timedelta(seconds=lost_grace_s):
         return
@@ -188,11 +218,12 @@ def reconcile(session: Session, jobs: list[Job], infos: Mapping[str, JobInfo], n
     ending = [job for job in jobs if (info := infos.get(job.scheduler_job_id or "")) is None
               or info.status.is_final]
     moves = Moves()
+    waiting = waiting_arrays(infos)
     with session.no_autoflush:
         results = _stored_results(session, ending)
         for job in jobs:
             reconcile_job(session, moves, job, infos.get(job.scheduler_job_id or ""), now,
-                          lost_grace_s, results)
+                          lost_grace_s, results, waiting)
     moves.apply(session, now)
     for job in jobs:
         if job.status != before[id(job)]:
