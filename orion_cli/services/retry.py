@@ -123,9 +123,9 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
     workdir = Path(job.workdir)
     try:
         ensure_made(workdir, job.array_name, job.array_index)  # an array task that never ran
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - recorded on the attempt; the poll goes on
         return _resubmit_failed(session, job, SchedulerError(
-            f"cannot make job directory {workdir}: {exc}"), now)
+            f"cannot make job directory {workdir}: {type(exc).__name__}: {exc}"), now)
     old_result = workdir / RESULT_FILE
     if old_result.exists():
         old_result.replace(workdir / f"result-attempt-{job.attempt}.json")

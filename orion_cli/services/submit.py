@@ -1,8 +1,10 @@
-"""Submit: validate everything, write the job row, prepare the job directory, call the scheduler.
+"""Submit: validate everything, write the job rows, their inputs, then call the scheduler.
 
-Order matters for crash safety: all checks and the engine's input writing happen before
-any row exists (inputs go to a staging directory); the row exists before the scheduler
-is called; a scheduler refusal leaves the job failed(submit_error) with SLURM's message.
+Order matters for crash safety: every check happens before any row exists (the engine
+prepares each structure in a scratch directory); in the rows' transaction, a single job's
+directory or an array's ``tasks.jsonl`` is written; the rows are committed before the
+scheduler is called; a scheduler refusal leaves the jobs failed(submit_error) with SLURM's
+message. A crash between commit and submission is recovered by the next poll.
 """
 
 from __future__ import annotations
