@@ -12,6 +12,7 @@ element, a missing pseudopotential fail here, naming the file); what is kept is 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -90,13 +91,9 @@ def worker_count(n_inputs: int) -> int:
     >>> worker_count(10), worker_count(1000) >= 1
     (0, True)
     """
-    if n_inputs < PARALLEL_MIN_INPUTS:
-        return 0
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_WORKERS))
+    if n_inputs < PARALLEL_MIN_INPUTS or not sys.platform.startswith("linux"):
+        return 0  # the reader forks; elsewhere (macOS) fork is not safe: read in-process
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
 
 
 def chunks(paths: list[Path], n_chunks: int) -> list[list[Path]]:
