@@ -247,3 +247,52 @@ def test_a_task_cancelled_outside_orion_before_it_started_ends_cancelled_not_los
     orion("poll")
     assert orion_json("show", str(done["ids"][1]))["attempt"] == 1  # not retried
     orion("cancel", str(done["ids"][0]), str(done["ids"][2]))
+
+
+@pytest.mark.slurm
+def test_an_error_found_while_the_reader_reads_stops_it_and_writes_nothing(
+        orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orion_cli.services.staging import PARALLEL_MIN_INPUTS
+
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    strained_copper(tmp_path / "set", PARALLEL_MIN_INPUTS + 6)
+    result = orion("submit", str(tmp_path / "set"), "--engine", "mock", "--partition", "gpu",
+                   expect=2)
+    assert result.stderr.count("\n") == 1 and "partition 'gpu' does not exist" in result.stderr
+    assert not (orion_home / "orion.db").exists()
+    assert not any((orion_home / "jobs").rglob("*")) if (orion_home / "jobs").exists() else True
+
+
+def test_a_killed_submit_leaves_no_reader_behind(
+        orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kill -9 of `orion submit` while its reader reads: the reader and its helpers die too
+    (else they would hold the terminal's pipes open, and a caller waiting for EOF hangs)."""
+    import signal
+    import sys
+    import time
+
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    strained_copper(tmp_path / "set", 300)
+    proc = subprocess.Popen([sys.executable, "-m", "orion_cli", "submit", str(tmp_path / "set"),
+                             "--engine", "mock", "--hold"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    children: list[str] = []
+    while not children and time.monotonic() < deadline and proc.poll() is None:
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        time.sleep(0.01)
+    assert children, "the submit never started its reader"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=10)  # EOF: no process of the submit holds its pipes any more
+
+    def alive(pid: str) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the kernel delivers the parent-death signal asynchronously
+    assert not [pid for pid in children if alive(pid)]

@@ -15,9 +15,9 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -123,30 +123,104 @@ def _count_path() -> None:
         _done_paths.value += 1
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this process when its parent dies (Linux PR_SET_PDEATHSIG).
+
+    A killed ``orion submit`` must not leave its reader or helpers behind, holding the
+    terminal's pipes open; they have written nothing, so dying is all they need to do.
+    """
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # no prctl: a dead parent still breaks the result pipe
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _child_main(conn: Any, parent_end: Any, parent_pid: int,
+                work: Callable[[], list[Staged]]) -> None:
+    """A reader or helper process: send back ("ok", staged) or ("error", exception)."""
+    _die_with_parent(parent_pid)
+    parent_end.close()  # only the parent reads: a dead parent then breaks this pipe
+    try:
+        result: tuple[str, Any] = ("ok", work())
+    except BaseException as exc:  # noqa: BLE001 - the parent raises it
+        result = ("error", exc)
+    try:
+        conn.send(result)
+    except BrokenPipeError:
+        pass  # the parent is gone; nothing to report to
+    except Exception as exc:  # noqa: BLE001 - an exception that does not pickle
+        conn.send(("error", RuntimeError(f"{type(result[1]).__name__}: {result[1]} ({exc})")))
+    finally:
+        conn.close()
+
+
+class Child:
+    """A forked process that runs ``work()`` and sends back its result (or its exception)."""
+
+    def __init__(self, name: str, work: Callable[[], list[Staged]]) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        self.conn, child_end = context.Pipe(duplex=False)
+        self.process = context.Process(target=_child_main, name=name,
+                                       args=(child_end, self.conn, os.getpid(), work))
+        self.process.start()
+        child_end.close()
+
+    def ready(self, timeout_s: float) -> bool:
+        return bool(self.conn.poll(timeout_s))
+
+    def result(self) -> list[Staged]:
+        try:
+            kind, value = self.conn.recv()
+        except EOFError:
+            self.process.join()
+            raise RuntimeError(f"{self.process.name} ended without an answer "
+                               f"(exit code {self.process.exitcode})") from None
+        self.process.join()
+        if kind == "error":
+            raise value
+        return list(value)
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join()
+
+
 def _read_all(task: StageTask, paths: list[Path], helpers: int) -> list[Staged]:
     """In the reader process: import ASE once, then fork ``helpers`` that share the import.
 
     ``import ase.io`` costs about a third of a second; paid once before forking, not once
     per worker. The reader stages the first share itself; results come back in input order.
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    import signal
 
     import ase.io  # noqa: F401
 
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(1)  # terminate() from the parent: stop the helpers too (finally)
+
+    signal.signal(signal.SIGTERM, stop)
     parts = chunks(paths, helpers + 1)
-    pool = ProcessPoolExecutor(len(parts) - 1, mp_context=multiprocessing.get_context("fork")) \
-        if len(parts) > 1 else None
+    children: list[Child] = []
     try:
-        futures = [pool.submit(stage_paths, task, part, _count_path)
-                   for part in parts[1:]] if pool else []
+        for number, part in enumerate(parts[1:], 1):
+            children.append(Child(f"orion-helper-{number}",
+                                  partial(stage_paths, task, part, _count_path)))
         staged = stage_paths(task, parts[0], _count_path)
-        for future in futures:
-            staged.extend(future.result())
+        for child in children:
+            staged.extend(child.result())
         return staged
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        for child in children:
+            child.stop()
 
 
 class Stager:
@@ -156,22 +230,19 @@ class Stager:
         global _done_paths
         self.task, self.paths, self.report = task, paths, report
         self.workers = worker_count(len(paths))
-        self.pool: Any = None
-        self.future: Future[list[Staged]] | None = None
+        self.reader: Child | None = None
         if self.workers:
             import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
 
             # fork: the reader inherits the parsed settings and the engine registry, and
             # starts before this process has opened any database connection
-            context = multiprocessing.get_context("fork")
-            _done_paths = context.Value("i", 0)
-            self.pool = ProcessPoolExecutor(1, mp_context=context)
-            self.future = self.pool.submit(_read_all, task, paths, self.workers - 1)
+            _done_paths = multiprocessing.get_context("fork").Value("i", 0)
+            self.reader = Child("orion-reader",
+                                partial(_read_all, task, paths, self.workers - 1))
 
     def collect(self) -> list[Staged]:
         total = len(self.paths)
-        if self.future is None:
+        if self.reader is None:
             done = 0
 
             def step() -> None:
@@ -180,22 +251,20 @@ class Stager:
                 self.report("preparing", done, total)
 
             return stage_paths(self.task, self.paths, step)
-        from concurrent.futures import wait
-
-        while not wait([self.future], timeout=0.1).done:
+        while not self.reader.ready(0.1):
             self.report("preparing", _done_paths.value, total)
-        staged = self.future.result()
+        staged = self.reader.result()
         self.report("preparing", total, total)
         return staged
 
     def abandon(self) -> None:
-        """Stop the reader (an error happened; nothing it wrote must be removed)."""
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the reader at once (an error happened; it wrote nothing to remove)."""
+        if self.reader is not None:
+            self.reader.stop()
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
+        if self.reader is not None:
+            self.reader.stop()
 
 
 @contextmanager
