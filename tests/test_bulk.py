@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -28,6 +29,21 @@ def strained_copper(directory: Path, count: int) -> list[Path]:
         atoms.write(path, format="extxyz")
         paths.append(path)
     return paths
+
+
+def poll_recording_statements(settings: Any) -> tuple[Any, list[str]]:
+    """Run one poll cycle; return its report and the first word of each SQL statement."""
+    statements: list[str] = []
+    engine = get_engine(settings.resolved_database_url)
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement.split()[0].upper())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        return poll(settings), statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_inputs_expand_directories_globs_and_files(tmp_path: Path) -> None:
@@ -111,17 +127,7 @@ def test_held_array_throttle_and_poll_writes_only_changes(
     first = poll(settings)
     assert first.checked == 30 and first.scheduler_calls == 1 and not first.errors
 
-    statements: list[str] = []
-    engine = get_engine(settings.resolved_database_url)
-
-    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
-        statements.append(statement.split()[0].upper())
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        again = poll(settings)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    again, statements = poll_recording_statements(settings)
     assert again.checked == 30 and not again.changed
     assert "UPDATE" not in statements and "INSERT" not in statements
     orion("cancel", *map(str, done["ids"]))
@@ -212,18 +218,7 @@ def test_a_whole_array_ending_at_once_is_written_in_a_few_statements(
     strained_copper(tmp_path / "set", 40)
     done = orion_json("submit", str(tmp_path / "set"), "--engine", "mock", "--hold")
     subprocess.run(["scancel", done["scheduler_job_ids"][0].split("_")[0]], check=True)
-    settings = load_settings()
-    statements: list[str] = []
-    engine = get_engine(settings.resolved_database_url)
-
-    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
-        statements.append(statement.split()[0].upper())
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        report = poll(settings)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    report, statements = poll_recording_statements(load_settings())
     assert set(report.changed.values()) == {"cancelled"} and len(report.changed) == 40
     writes = [s for s in statements if s in ("INSERT", "UPDATE")]
     assert len(writes) <= 6, writes  # jobs, attempts, events: one executemany each, not 40 × 3

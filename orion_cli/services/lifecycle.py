@@ -138,7 +138,7 @@ def _track_attempt(current: dict[tuple[int, int], JobAttempt], job: Job, old: Jo
         "reason": reason.value if final and reason else None,
         "message": message if final else None, "finished_at": at if final else None,
     }
-    if old is JobStatus.CREATED or new is JobStatus.QUEUED:  # no row yet for this attempt
+    if not _updates_attempt(old, new):  # created, or a new attempt queued: no row yet
         return None if new is JobStatus.CANCELLED and old is JobStatus.CREATED else values
     row = current.get((job.id or 0, job.attempt))
     if row is None:

@@ -257,23 +257,17 @@ class Stager:
         self.report("preparing", total, total)
         return staged
 
-    def abandon(self) -> None:
-        """Stop the reader at once (an error happened; it wrote nothing to remove)."""
-        if self.reader is not None:
-            self.reader.stop()
-
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Stop the reader (at once after an error; it wrote nothing that must be removed)."""
         if self.reader is not None:
             self.reader.stop()
 
 
 @contextmanager
 def staging(task: StageTask, paths: list[Path], report: ProgressFn) -> Iterator[Stager]:
-    """Start staging ``paths``; on an error inside the block, stop the workers."""
+    """Start staging ``paths``; leaving the block, by an error too, stops the reader."""
     stager = Stager(task, paths, report)
     try:
         yield stager
-    except BaseException:
-        stager.abandon()
-        raise
-    stager.close()
+    finally:
+        stager.stop()
