@@ -62,3 +62,7 @@ class EngineError(OrionError):
 
 class IllegalTransition(OrionError):
     """A status change that the transition table forbids (a bug, or a race)."""
+
+
+class RaceLost(OrionError):
+    """Another orion process changed a job's status between our read and our write."""

@@ -3,13 +3,20 @@
 Compute nodes never open the database. The job runner appends JSON lines to
 ``events.jsonl`` and writes ``result.json``; the poller reads them from the shared
 filesystem, remembering how many bytes it has already ingested.
+
+Everything the poller reads here is untrusted: a job (or whoever can write its directory)
+may leave a FIFO, a symlink to ``/dev/zero``, a gigabyte without a newline or lines that
+are not what the runner writes. Files are opened without blocking and only when they are
+regular files; reads are bounded per job and per cycle; the records are checked by
+:mod:`orion_cli.ingest` before anything reaches the database.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +24,17 @@ from typing import Any
 EVENTS_FILE = "events.jsonl"
 RESULT_FILE = "result.json"
 JOB_FILE = "job.json"
+
+#: one event line longer than this is skipped (the runner's lines are a few hundred bytes)
+MAX_EVENT_LINE_BYTES = 64 * 1024
+#: bytes of ``events.jsonl`` read per job and poll cycle; the rest waits for the next cycle
+MAX_EVENT_BYTES_PER_CYCLE = 1024 * 1024
+#: a larger ``result.json`` is refused (10,000 atoms with forces and structure: ~2 MB)
+MAX_RESULT_BYTES = 32 * 1024 * 1024
+
+
+class JobFileError(Exception):
+    """A file in a job directory that orion refuses to read (not a regular file, too big)."""
 
 
 def utcnow() -> datetime:
@@ -35,14 +53,55 @@ def append_event(workdir: Path, event: str, **fields: Any) -> dict[str, Any]:
     return record
 
 
+def open_regular(path: Path) -> int:
+    """Open ``path`` for reading only if it is a regular file; never block, never follow a link.
+
+    A FIFO would block the reader for ever and a device (``/dev/zero``) never ends, so both
+    are refused, as is a symbolic link (it may point out of the job directory).
+    Raises FileNotFoundError when there is no such file, JobFileError when it is refused.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> os.mkfifo(d / "fifo")
+    >>> open_regular(d / "fifo")
+    Traceback (most recent call last):
+    ...
+    orion_cli.jobdir.JobFileError: fifo is a FIFO, not a regular file; orion does not read it
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        if path.is_symlink():
+            raise JobFileError(f"{path.name} is a symbolic link; orion reads only regular "
+                               "files in a job directory") from None
+        raise JobFileError(f"cannot open {path.name}: {exc.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket")
+        raise JobFileError(f"{path.name} is {kind}, not a regular file; orion does not read it")
+    return fd
+
+
 @dataclass(frozen=True)
 class EventBatch:
-    events: list[dict[str, Any]]
+    """Complete lines read after an offset: parsed records, the new offset, what was skipped."""
+
+    events: list[Any]
     offset: int
+    warnings: list[str] = field(default_factory=list)
 
 
-def read_events(workdir: Path, offset: int = 0) -> EventBatch:
+def read_events(workdir: Path, offset: int = 0,
+                max_bytes: int = MAX_EVENT_BYTES_PER_CYCLE) -> EventBatch:
     """Read complete event lines after byte ``offset``; a half-written last line waits.
+
+    At most ``max_bytes`` are read; the rest is read by later calls from the returned
+    offset. A line that is not JSON, or longer than MAX_EVENT_LINE_BYTES, is skipped with
+    a warning. The records are returned as parsed, unchecked: see ``ingest``.
 
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp())
@@ -51,21 +110,97 @@ def read_events(workdir: Path, offset: int = 0) -> EventBatch:
     >>> [e["event"] for e in batch.events], read_events(d, batch.offset).events
     (['started'], [])
     """
-    path = workdir / EVENTS_FILE
     try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            data = handle.read()
+        fd = open_regular(workdir / EVENTS_FILE)
     except FileNotFoundError:
         return EventBatch([], offset)
+    warnings: list[str] = []
+    with os.fdopen(fd, "rb") as handle:
+        size = os.fstat(fd).st_size
+        if offset > size:  # the file was replaced or truncated: read it again from the start
+            warnings.append(f"{EVENTS_FILE} shrank below the {offset} bytes already read; "
+                            "read again from the start")
+            offset = 0
+        start = max(offset - 1, 0)  # one byte back: was the last read stopped mid-line?
+        handle.seek(start)
+        data = handle.read(max_bytes + (offset - start))
+    mid_line = offset > 0 and data[:1] != b"\n"
+    data = data[offset - start:]
+    position = 0
+    if mid_line:  # the rest of a line skipped as too long: drop it up to its end
+        newline = data.find(b"\n")
+        if newline < 0:
+            return EventBatch([], offset + len(data), warnings)
+        position = newline + 1
     end = data.rfind(b"\n") + 1
-    events = []
-    for raw in data[:end].splitlines():
+    events: list[Any] = []
+    for raw in data[position:end].splitlines():
+        if not raw.strip():
+            continue
+        if len(raw) > MAX_EVENT_LINE_BYTES:
+            warnings.append(f"skipped a line of {len(raw)} bytes (limit "
+                            f"{MAX_EVENT_LINE_BYTES}) in {EVENTS_FILE}")
+            continue
         try:
-            events.append(json.loads(raw))
-        except ValueError:
-            continue  # a torn line from a crashed writer is skipped, not fatal
-    return EventBatch(events, offset + end)
+            events.append(loads_untrusted(raw))
+        except ValueError as exc:
+            warnings.append(f"skipped a line that is not JSON in {EVENTS_FILE} ({exc})")
+    end = max(end, position)
+    if len(data) - end >= MAX_EVENT_LINE_BYTES:  # a line too long to read whole: skip it
+        warnings.append(f"skipped a line longer than {MAX_EVENT_LINE_BYTES} bytes in "
+                        f"{EVENTS_FILE} (at byte {offset + end})")
+        end = len(data)
+    return EventBatch(events, offset + end, warnings)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def loads_untrusted(raw: bytes | str) -> Any:
+    """Parse JSON that anyone could have written: NaN and Infinity are refused.
+
+    Deep nesting and huge integers are errors (ValueError), not crashes.
+
+    >>> loads_untrusted('{"a": 1}')
+    {'a': 1}
+    >>> loads_untrusted('[NaN]')
+    Traceback (most recent call last):
+    ...
+    ValueError: NaN is not a number JSON allows
+    >>> loads_untrusted("[" * 100_000)
+    Traceback (most recent call last):
+    ...
+    ValueError: nested too deeply
+    """
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text ({exc.reason})") from None
+
+
+def read_result(path: Path) -> Any | None:
+    """Read a ``result.json`` written by a job: None when absent; JobFileError when refused.
+
+    NaN and Infinity are read (a calculation may produce them) for ``ingest`` to judge.
+    """
+    try:
+        fd = open_regular(path)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(MAX_RESULT_BYTES + 1)
+    if len(data) > MAX_RESULT_BYTES:
+        raise JobFileError(f"{path.name} is larger than {MAX_RESULT_BYTES // 2**20} MiB; "
+                           "orion does not store it")
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise JobFileError(f"{path.name} is nested too deeply") from None
+    except ValueError as exc:
+        raise JobFileError(f"{path.name} is not JSON ({exc})") from None
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -76,7 +211,14 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any | None:
+    """Read a JSON file orion wrote itself (job.json); None when absent or unreadable."""
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
+        fd = open_regular(path)
+    except (FileNotFoundError, JobFileError):
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(MAX_RESULT_BYTES + 1)
+    try:
+        return None if len(data) > MAX_RESULT_BYTES else json.loads(data)
+    except (ValueError, RecursionError):
         return None

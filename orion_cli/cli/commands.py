@@ -23,6 +23,12 @@ def poll(as_json: JsonOpt = False) -> None:
     from orion_cli.services.poll import poll as run_poll
 
     report = run_poll(load_settings())
+    if report.overlapped:  # normal under cron: not an error, and cron must not mail
+        message("another orion poll is running; this one did nothing")
+        if as_json:
+            print_json({"checked": 0, "changed": {}, "notes": [], "errors": [],
+                        "scheduler_calls": 0, "overlapped": True})
+        return
     if as_json:
         print_json({"checked": report.checked, "changed": report.changed, "notes": report.notes,
                     "errors": report.errors, "scheduler_calls": report.scheduler_calls})
@@ -112,7 +118,8 @@ def render_job(job: dict[str, Any]) -> None:
     console.print("  events:")
     for event in job["events"]:
         reason = f" ({event['reason']})" if event["reason"] else ""
-        console.print(f"    {event['at']} {event['from']} → {event['to']}{reason} "
+        move = "note" if event["from"] == event["to"] else f"{event['from']} → {event['to']}"
+        console.print(f"    {event['at']} {move}{reason} "
                       f"[{event['source']}] {event['message'] or ''}",
                       highlight=False, markup=False)
 

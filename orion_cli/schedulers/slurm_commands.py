@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from orion_cli.errors import SchedulerError
+from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown
 from orion_cli.runner import CommandResult
 from orion_cli.schedulers.base import JobInfo, SubmitOptions
 from orion_cli.schedulers.slurm_states import (
@@ -165,17 +165,23 @@ def sinfo_partitions_argv() -> list[str]:
 def parse_sbatch(stdout: str) -> str:
     """Read the job id from ``sbatch --parsable`` (``123`` or ``123;cluster``).
 
+    Site wrappers and job-submit plugins may print lines of their own before it: the id
+    is the last line that is one. No such line raises SubmitOutcomeUnknown: sbatch said it
+    succeeded, so the job may exist, and it is looked up by name before any new submit.
+
     >>> parse_sbatch("4711;orion\\n")
     '4711'
+    >>> parse_sbatch("NOTE: you have 12 core-hours left\\n4712\\n")
+    '4712'
     """
-    first = stdout.strip().splitlines()[0] if stdout.strip() else ""
-    job_id = first.split(";")[0].strip()
-    if not job_id.isdigit():
-        raise SchedulerError(
-            f"sbatch printed no job id (output: {stdout.strip()!r})",
-            "check the #SBATCH lines of the script; never combine --parsable with -Q",
-        )
-    return job_id
+    for line in reversed(stdout.strip().splitlines()):
+        job_id = line.split(";")[0].strip()
+        if job_id.isascii() and job_id.isdigit():
+            return job_id
+    raise SubmitOutcomeUnknown(
+        f"sbatch succeeded but printed no job id (output: {stdout.strip()[:200]!r})",
+        "`orion poll` looks the job up by name and adopts it, or submits it if SLURM has none",
+    )
 
 
 def parse_squeue(stdout: str) -> dict[str, JobInfo]:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlmodel import Session, col, select
 
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt, JobEvent, JobResult, now_utc
-from orion_cli.errors import UsageError
+from orion_cli.errors import RaceLost, UsageError
 from orion_cli.schedulers import scheduler_for
 from orion_cli.services.lifecycle import transition
 from orion_cli.states import JobStatus
+
+T = TypeVar("T")
 
 
 def _get(session: Session, job_id: int) -> Job:
@@ -63,8 +66,27 @@ def _cancellable(job: Job) -> bool:
     return not status.is_final or (status is JobStatus.FAILED and job.next_attempt_at is not None)
 
 
+def again_on_race(work: Callable[[], T], tries: int = 3) -> T:
+    """Run ``work`` (one whole transaction) again when another process changed its jobs.
+
+    A poll that read a job before the user acted loses: its own write fails, and the
+    user's action is applied to the job as it now stands.
+    """
+    for attempt in range(1, tries + 1):
+        try:
+            return work()
+        except RaceLost:
+            if attempt == tries:
+                raise
+    raise AssertionError("unreachable")
+
+
 def cancel_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
     """Cancel each job that has not ended (or whose retry is pending); one line per job."""
+    return again_on_race(lambda: _cancel_jobs(settings, job_ids))
+
+
+def _cancel_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
     from orion_cli.db.session import session_scope
 
     lines = []
@@ -85,21 +107,35 @@ def cancel_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
 
 
 def retry_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
-    """Submit a new attempt of failed or cancelled jobs now, whatever the reason."""
+    """Submit a new attempt of failed or cancelled jobs now, whatever the reason.
+
+    Each job is submitted and recorded in a transaction of its own, so that a job that
+    races with a poller never takes the record of another job's submission with it.
+    """
+    from orion_cli.db.session import session_scope
+
+    with session_scope(settings.resolved_database_url) as session:
+        for job in [_get(session, job_id) for job_id in job_ids]:
+            _check_retryable(job)
+    return [again_on_race(lambda job_id=job_id: _retry_one(settings, job_id))  # type: ignore[misc]
+            for job_id in job_ids]
+
+
+def _check_retryable(job: Job) -> None:
+    if job.status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
+        raise UsageError(f"job {job.id} is {job.status}",
+                         "only failed or cancelled jobs can be retried")
+
+
+def _retry_one(settings: Settings, job_id: int) -> str:
     from orion_cli.db.session import session_scope
     from orion_cli.services.retry import resubmit
 
     with session_scope(settings.resolved_database_url) as session:
-        jobs = [_get(session, job_id) for job_id in job_ids]
-        for job in jobs:
-            if job.status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
-                raise UsageError(f"job {job.id} is {job.status}",
-                                 "only failed or cancelled jobs can be retried")
-        lines = []
-        for job in jobs:
-            scheduler = scheduler_for(settings, job.scheduler)
-            lines.append(resubmit(session, settings, job, scheduler, now_utc(), manual=True))
-        return lines
+        job = _get(session, job_id)
+        _check_retryable(job)
+        scheduler = scheduler_for(settings, job.scheduler)
+        return resubmit(session, settings, job, scheduler, now_utc(), manual=True)
 
 
 def control_jobs(settings: Settings, job_ids: list[int], action: str,

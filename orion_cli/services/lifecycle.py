@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
 from orion_cli.db.models import Job, JobAttempt, JobEvent, now_utc
-from orion_cli.errors import IllegalTransition
+from orion_cli.errors import IllegalTransition, RaceLost
 from orion_cli.states import FailureReason, JobStatus, can_transition
 
 
@@ -44,7 +44,9 @@ def transition_many(
 ) -> None:
     """Move ``jobs`` to ``new`` (checked against the transition table), recording events.
 
-    ``message`` is one text for all jobs or one per job.
+    ``message`` is one text for all jobs or one per job. The status write is a
+    compare-and-set: it names the status each job was read with, and raises RaceLost when
+    another orion process changed one of them meanwhile (the caller reads again).
     """
     at = at or now_utc()
     olds = [JobStatus(job.status) for job in jobs]
@@ -58,6 +60,7 @@ def transition_many(
     new_attempts: list[dict[str, Any]] = []
     texts = [message] * len(jobs) if message is None or isinstance(message, str) else message
     with session.no_autoflush:
+        _compare_and_set(session, jobs, olds, new)
         current = _current_attempts(session, [
             job for job, old in zip(jobs, olds, strict=True) if _updates_attempt(old, new)])
         for job, old, text in zip(jobs, olds, texts, strict=True):
@@ -73,6 +76,55 @@ def transition_many(
     session.execute(insert(JobEvent), events)
     if new_attempts:
         session.execute(insert(JobAttempt), new_attempts)
+
+
+def _compare_and_set(session: Session, jobs: Sequence[Job], olds: Sequence[JobStatus],
+                     new: JobStatus) -> None:
+    """Write the new status only where the row still has the status it was read with."""
+    rows = [{"job_id": job.id, "old": old.value, "new": new.value}
+            for job, old in zip(jobs, olds, strict=True) if job.id is not None]
+    if not rows:
+        return
+    table = Job.__table__  # type: ignore[attr-defined]
+    statement = (update(table).where(table.c.id == bindparam("job_id"))
+                 .where(table.c.status == bindparam("old")).values(status=bindparam("new")))
+    matched = session.execute(statement, rows).rowcount  # type: ignore[attr-defined]
+    if matched != len(rows):
+        raise RaceLost(
+            f"{len(rows) - matched} of {len(rows)} jobs changed status in another orion "
+            "process meanwhile", "run the command again: it reads the jobs anew")
+
+
+def claim(session: Session, job: Job, at: datetime | None = None) -> None:
+    """Lock ``job`` for this transaction if it still has the status it was read with.
+
+    Called before an action with effects outside the database (sbatch): a second process
+    trying the same job waits for this transaction, then finds the status changed and
+    stops (RaceLost) instead of submitting the job a second time.
+    """
+    at = at or now_utc()
+    table = Job.__table__  # type: ignore[attr-defined]
+    matched = session.execute(update(table).where(table.c.id == job.id)
+                              .where(table.c.status == job.status)
+                              .values(updated_at=at)).rowcount  # type: ignore[attr-defined]
+    if matched != 1:
+        raise RaceLost(f"job {job.id} changed in another orion process meanwhile",
+                       "run the command again: it reads the job anew")
+
+
+def note_many(session: Session, notes: Sequence[tuple[Job, str]], *, source: str,
+              at: datetime | None = None) -> None:
+    """Record a note on each job without changing its status (an event from X to X).
+
+    The poller notes what it skipped in a job's files, or an error it met on that job.
+    """
+    if not notes:
+        return
+    at = at or now_utc()
+    session.execute(insert(JobEvent), [
+        {"job_id": job.id, "from_status": job.status, "to_status": job.status, "reason": None,
+         "source": source, "message": text, "attempt": job.attempt, "at": at}
+        for job, text in notes])
 
 
 def _apply(job: Job, old: JobStatus, new: JobStatus, reason: FailureReason | None,

@@ -7,6 +7,7 @@ A failed scheduler query changes nothing for that backend's jobs.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,13 +24,22 @@ from sqlmodel import Session, col, select
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobResult, now_utc
 from orion_cli.errors import OrionError
-from orion_cli.jobdir import RESULT_FILE, read_events, read_json
+from orion_cli.ingest import (
+    BadRecord,
+    CheckedResult,
+    EventRecord,
+    check_events,
+    check_result,
+    clean_text,
+    result_attempt,
+)
+from orion_cli.jobdir import RESULT_FILE, JobFileError, read_events, read_result
 from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import JobInfo
-from orion_cli.services.lifecycle import transition_many
+from orion_cli.services.lifecycle import note_many, transition_many
 from orion_cli.services.recovery import recover_unsubmitted
 from orion_cli.services.retry import adopt_or_resubmit, schedule_retry
-from orion_cli.states import FailureReason, JobStatus
+from orion_cli.states import FailureReason, JobStatus, can_transition
 
 
 @dataclass
@@ -39,21 +49,57 @@ class PollReport:
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     scheduler_calls: int = 0
+    #: another poller held the lock: this one did nothing (normal under cron, not an error)
+    overlapped: bool = False
 
 
-def _ingest_events(job: Job) -> list[dict[str, Any]]:
-    """Apply new progress lines from the job directory; return the new events."""
+#: notes on one job per cycle beyond this are counted, not kept
+MAX_NOTES_PER_JOB = 3
+
+
+class JobNotes:
+    """Warnings met on jobs during one cycle, recorded as one note event per job."""
+
+    def __init__(self) -> None:
+        self.by_job: dict[int, tuple[Job, list[str]]] = {}
+
+    def add(self, job: Job, text: str) -> None:
+        self.by_job.setdefault(id(job), (job, []))[1].append(text)
+
+    def write(self, session: Session, at: datetime) -> None:
+        notes = []
+        for job, texts in self.by_job.values():
+            more = len(texts) - MAX_NOTES_PER_JOB
+            text = "warning: " + "; ".join(texts[:MAX_NOTES_PER_JOB])
+            notes.append((job, text + (f"; and {more} more" if more > 0 else "")))
+        note_many(session, notes, source="poll", at=at)
+
+
+def _ingest_events(job: Job, notes: JobNotes) -> list[EventRecord]:
+    """Apply new progress lines from the job directory; return the new, checked events.
+
+    Whatever is wrong with the file or a line is noted on the job and skipped.
+    """
     if not job.workdir:
         return []
-    batch = read_events(Path(job.workdir), job.events_offset)
-    if not batch.events:
+    try:
+        batch = read_events(Path(job.workdir), job.events_offset)
+    except JobFileError as exc:
+        notes.add(job, str(exc))
         return []
-    job.events_offset = batch.offset
-    for record in batch.events:
-        if record.get("event") == "progress" and int(record.get("attempt", 1)) == job.attempt:
-            job.progress_pct = float(record.get("progress_pct", job.progress_pct))
-            job.current_step = str(record.get("step", job.current_step))
-    return batch.events
+    except OSError as exc:
+        notes.add(job, f"cannot read {exc.filename or 'events.jsonl'}: {exc.strerror}")
+        return []
+    events, warnings = check_events(batch.events)
+    for text in batch.warnings + warnings:
+        notes.add(job, text)
+    if batch.offset != job.events_offset:
+        job.events_offset = batch.offset
+    for record in events:
+        if record.event == "progress" and record.attempt == job.attempt:
+            job.progress_pct = record.progress_pct or 0.0
+            job.current_step = record.step or ""
+    return events
 
 
 class Moves:
@@ -67,7 +113,18 @@ class Moves:
 
     def move(self, job: Job, new: JobStatus, *, reason: FailureReason | None = None,
              message: str | None = None) -> None:
-        self.plans.setdefault(id(job), (job, []))[1].append((new, reason, message))
+        """Plan ``new`` for ``job``; a move the table forbids from where it stands is dropped.
+
+        The job may have moved since the poller read the scheduler (a user's cancel): the
+        scheduler's later report of the same end is then nothing to do.
+        """
+        plan = self.plans.setdefault(id(job), (job, []))[1]
+        current = plan[-1][0] if plan else JobStatus(job.status)
+        if can_transition(current, new):
+            plan.append((new, reason, message))
+
+    def drop(self, job: Job) -> None:
+        self.plans.pop(id(job), None)
 
     def apply(self, session: Session, at: datetime) -> None:
         depth = max((len(steps) for _, steps in self.plans.values()), default=0)
@@ -83,16 +140,40 @@ class Moves:
                                 reason=reason, message=[m for _, m in items], at=at)
 
 
+def _read_checked_result(job: Job) -> CheckedResult | None:
+    """The job's result for its current attempt: None while there is none.
+
+    A result that cannot be used (not a regular file, too big, not JSON, a field of the
+    wrong type or not finite) is returned as an error result naming the problem.
+    """
+    try:
+        data = read_result(Path(job.workdir) / RESULT_FILE)
+    except JobFileError as exc:
+        return CheckedResult(attempt=job.attempt, error=f"unusable result: {exc}")
+    except OSError as exc:
+        return CheckedResult(attempt=job.attempt,
+                             error=f"cannot read {RESULT_FILE}: {exc.strerror}")
+    if data is None:
+        return None
+    attempt = result_attempt(data)
+    if attempt is not None and attempt != job.attempt:
+        return None  # an earlier attempt's result
+    try:
+        return check_result(data)
+    except BadRecord as exc:
+        return CheckedResult(attempt=job.attempt,
+                             error=f"unusable {RESULT_FILE}: {clean_text(str(exc), 400)}")
+
+
 def _store_result(session: Session, job: Job, existing: JobResult | None) -> JobResult | None:
-    data = read_json(Path(job.workdir) / RESULT_FILE) if job.workdir else None
-    if not isinstance(data, dict) or int(data.get("attempt", 1)) != job.attempt:
+    checked = _read_checked_result(job) if job.workdir else None
+    if checked is None:
         return None
     row = existing or JobResult(job_id=job.id or 0)
     for key in ("energy_ev", "forces_ev_per_a", "stress_ev_per_a3", "final_structure",
-                "converged", "error"):
-        setattr(row, key, data.get(key))
-    row.extras = dict(data.get("extras") or {})
-    row.attempt = int(data.get("attempt", job.attempt))
+                "converged", "error", "extras"):
+        setattr(row, key, getattr(checked, key))
+    row.attempt = job.attempt
     session.add(row)
     return row
 
@@ -162,7 +243,7 @@ def _dropped_before_start(job: Job, waiting: set[str]) -> bool:
 def reconcile_job(session: Session, moves: Moves, job: Job, info: JobInfo | None,
                   now: datetime, lost_grace_s: int,
                   results: Mapping[int, JobResult] | None = None,
-                  waiting: set[str] | None = None) -> None:
+                  waiting: set[str] | None = None, notes: JobNotes | None = None) -> None:
     """Decide what one active job's events and the scheduler's report change.
 
     Only what changed is written: a queued job that the scheduler still reports as
@@ -174,8 +255,8 @@ def reconcile_job(session: Session, moves: Moves, job: Job, info: JobInfo | None
         _seen(job, info)
         if info.status is JobStatus.QUEUED and job.status == JobStatus.QUEUED.value:
             return
-    events = _ingest_events(job)
-    started = any(e.get("event") == "started" for e in events)
+    events = _ingest_events(job, notes if notes is not None else JobNotes())
+    started = any(e.event == "started" for e in events)
     if info is not None:
         if JobStatus(job.status) is JobStatus.QUEUED and (
             started or info.status is JobStatus.RUNNING
@@ -194,7 +275,7 @@ def reconcile_job(session: Session, moves: Moves, job: Job, info: JobInfo | None
         return
     if now - job.missing_since < timedelta(seconds=lost_grace_s):
         return
-    if (Path(job.workdir) / RESULT_FILE).exists():
+    if os.path.lexists(Path(job.workdir) / RESULT_FILE):
         _finish(session, moves, job, None, existing)  # records purged; the job left its result
     else:
         moves.move(job, JobStatus.FAILED, reason=FailureReason.LOST,
@@ -213,23 +294,38 @@ def _stored_results(session: Session, jobs: list[Job]) -> dict[int, JobResult]:
 
 
 def reconcile(session: Session, jobs: list[Job], infos: Mapping[str, JobInfo], now: datetime,
-              lost_grace_s: int, report: PollReport) -> None:
+              lost_grace_s: int, report: PollReport) -> dict[int, str]:
+    """Decide and apply what changed for ``jobs``; return the new status of each changed job.
+
+    A job whose files or values raise anything is noted on that job and left as it was;
+    the others go on. Nothing is committed here.
+    """
     before = {id(job): job.status for job in jobs}
     ending = [job for job in jobs if (info := infos.get(job.scheduler_job_id or "")) is None
               or info.status.is_final]
     moves = Moves()
+    notes = JobNotes()
     waiting = waiting_arrays(infos)
     with session.no_autoflush:
         results = _stored_results(session, ending)
         for job in jobs:
-            reconcile_job(session, moves, job, infos.get(job.scheduler_job_id or ""), now,
-                          lost_grace_s, results, waiting)
+            try:
+                reconcile_job(session, moves, job, infos.get(job.scheduler_job_id or ""), now,
+                              lost_grace_s, results, waiting, notes)
+            except Exception as exc:  # noqa: BLE001 - one job never stops the cycle
+                moves.drop(job)
+                text = f"poll could not reconcile it: {type(exc).__name__}: {exc}"
+                notes.add(job, clean_text(text, 400))
+                report.errors.append(f"job {job.id}: {clean_text(text, 400)}")
     moves.apply(session, now)
+    notes.write(session, now)
+    changed: dict[int, str] = {}
     for job in jobs:
         if job.status != before[id(job)]:
-            report.changed[job.id or 0] = job.status
+            changed[job.id or 0] = job.status
             if job.status == JobStatus.FAILED.value:
                 schedule_retry(job, now)
+    return changed
 
 
 POLL_LOCK_KEY = 0x0_5110_9011
@@ -283,7 +379,7 @@ def poll(settings: Settings, now: datetime | None = None) -> PollReport:
     try:
         with poller_lock(ready_engine(url), settings) as got_lock:
             if not got_lock:
-                report.errors.append("another orion poll is running; this one did nothing")
+                report.overlapped = True
                 return report
             with session_scope(url) as session:
                 _poll_all(session, settings, now, report)
@@ -315,6 +411,8 @@ def _query_allowed(settings: Settings, scheduler_name: str) -> float | None:
 
 
 def _poll_all(session: Session, settings: Settings, now: datetime, report: PollReport) -> None:
+    from sqlalchemy.exc import OperationalError
+
     for name, group in _jobs_by_scheduler(session, now).items():
         asked_s_ago = _query_allowed(settings, name)
         if asked_s_ago is not None:
@@ -325,10 +423,15 @@ def _poll_all(session: Session, settings: Settings, now: datetime, report: PollR
         try:
             scheduler = scheduler_for(settings, name)
             _poll_group(session, settings, scheduler, group, now, report)
-            session.commit()
         except OrionError as exc:
             session.rollback()
             report.errors.append(f"{name}: {exc.one_line()} — its jobs were left unchanged")
+        except OperationalError:
+            raise  # the database went away: nothing more can be recorded
+        except Exception as exc:  # noqa: BLE001 - one scheduler group never stops the others
+            session.rollback()
+            report.errors.append(f"{name}: {type(exc).__name__}: {clean_text(str(exc), 400)}"
+                                 " — its remaining jobs were left unchanged")
 
 
 WATCHED_COLUMNS = (col(Job.id), col(Job.status), col(Job.scheduler), col(Job.scheduler_job_id),
@@ -360,40 +463,131 @@ def _unchanged(row: Row[Any], info: JobInfo | None) -> bool:
             and row.missing_since is None)
 
 
-def _load(session: Session, rows: list[Row[Any]]) -> list[Job]:
-    """Load whole jobs for ``rows`` (big text and JSON columns left for when they are read)."""
-    jobs: list[Job] = []
-    ids = [row.id for row in rows]
-    for start in range(0, len(ids), LOAD_CHUNK):
-        chunk = ids[start:start + LOAD_CHUNK]
-        jobs.extend(session.exec(
-            select(Job).where(col(Job.id).in_(chunk)).order_by(col(Job.id))
-            .options(defer(Job.input_structure), defer(Job.parameters))  # type: ignore[arg-type]
-        ).all())
-    return jobs
-
-
 def _poll_group(session: Session, settings: Settings, scheduler: Any, rows: list[Row[Any]],
                 now: datetime, report: PollReport) -> None:
-    """Recover, reconcile and retry one scheduler's jobs; a scheduler error rolls back all."""
+    """Recover, reconcile and retry one scheduler's jobs, committing each step.
+
+    A failed scheduler query changes nothing. What one job raises is recorded on that job;
+    the reconciliation of the others is committed all the same.
+    """
     by_status: dict[str, list[Row[Any]]] = defaultdict(list)
     for row in rows:
         by_status[row.status].append(row)
     created = by_status[JobStatus.CREATED.value]
     if created:
-        report.notes += recover_unsubmitted(session, _load(session, created), scheduler,
-                                            now, settings.submit_grace_s)
+        try:
+            report.notes += recover_unsubmitted(
+                session, _load_ids(session, [r.id for r in created]), scheduler, now,
+                settings.submit_grace_s)
+            session.commit()
+        except OrionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the queued and running jobs still go on
+            session.rollback()
+            report.errors.append(f"recovering interrupted submits: {type(exc).__name__}: "
+                                 f"{clean_text(str(exc), 400)}")
     active = by_status[JobStatus.QUEUED.value] + by_status[JobStatus.RUNNING.value]
-    due = _load(session, by_status[JobStatus.FAILED.value])
+    due_ids = [row.id for row in by_status[JobStatus.FAILED.value]]
     if active:
         infos = scheduler.query([r.scheduler_job_id for r in active if r.scheduler_job_id])
         report.scheduler_calls += 1
         report.checked += len(active)
-        closer = _load(session, [r for r in active
-                                 if not _unchanged(r, infos.get(r.scheduler_job_id or ""))])
-        reconcile(session, closer, infos, now, settings.lost_grace_s, report)
-        due += [job for job in closer if job.status == JobStatus.FAILED.value
-                and job.next_attempt_at is not None and job.next_attempt_at <= now]
-    for job in due:  # retries that are due, including failures found just now
+        closer = [r.id for r in active if not _unchanged(r, infos.get(r.scheduler_job_id or ""))]
+        _reconcile_committed(session, closer, infos, now, settings.lost_grace_s, report)
+        looked_at = set(closer)
+        due_ids += [job_id for job_id, status in report.changed.items()
+                    if job_id in looked_at and status == JobStatus.FAILED.value]
+    for job_id in due_ids:  # retries that are due, including failures found just now
+        _retry_committed(session, settings, scheduler, job_id, now, report)
+
+
+def _reconcile_committed(session: Session, ids: list[int], infos: Mapping[str, JobInfo],
+                         now: datetime, lost_grace_s: int, report: PollReport) -> None:
+    """Reconcile the jobs ``ids`` and commit; if the batch cannot be written, one job at a time.
+
+    The batch fails to commit when another orion process changed one of its jobs in the
+    meantime (the write names the status it read: StaleDataError) or when the database
+    refuses a value. Each job is then read again and reconciled on its own: a job a user
+    cancelled meanwhile is no longer active and is left alone; a job the database refuses
+    is recorded as an error on that job; every other job's change is committed.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    if not ids:
+        return
+    try:
+        changed = reconcile(session, _load_ids(session, ids), infos, now, lost_grace_s, report)
+        session.commit()
+        report.changed.update(changed)
+        return
+    except OperationalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - retried job by job below
+        session.rollback()
+        report.notes.append(f"{len(ids)} jobs reconciled one at a time after "
+                            f"{type(exc).__name__}")
+    for job_id in ids:
+        try:
+            jobs = [job for job in _load_ids(session, [job_id])
+                    if JobStatus(job.status).is_active]
+            changed = reconcile(session, jobs, infos, now, lost_grace_s, report)
+            session.commit()
+            report.changed.update(changed)
+        except OperationalError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded on the job; the others go on
+            session.rollback()
+            _record_error(session, job_id, exc, report)
+
+
+def _retry_committed(session: Session, settings: Settings, scheduler: Any, job_id: int,
+                     now: datetime, report: PollReport) -> None:
+    """Submit the next attempt of one job due a retry, and commit it on its own."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        job = session.get(Job, job_id)
+        if job is None or job.status != JobStatus.FAILED.value or job.next_attempt_at is None \
+                or _aware(job.next_attempt_at) > now:
+            return  # a user acted on it meanwhile, or it is not due
         report.notes.append(adopt_or_resubmit(session, settings, job, scheduler, now))
-        report.changed[job.id or 0] = job.status
+        session.commit()
+        report.changed[job_id] = job.status
+    except OperationalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded on the job; the others go on
+        session.rollback()
+        _record_error(session, job_id, exc, report)
+
+
+def _aware(at: datetime) -> datetime:
+    """SQLite returns naive datetimes for UTC columns; compare them as UTC."""
+    from datetime import UTC
+
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _record_error(session: Session, job_id: int, exc: Exception, report: PollReport) -> None:
+    """Note on the job what stopped the poller from handling it; go on whatever happens."""
+    text = clean_text(f"{type(exc).__name__}: {exc}", 400)
+    report.errors.append(f"job {job_id}: {text}")
+    try:
+        job = session.get(Job, job_id)
+        if job is not None:
+            note_many(session, [(job, f"poll could not handle it: {text}")], source="poll")
+            session.commit()
+    except Exception:  # noqa: BLE001 - the error is in the report either way
+        session.rollback()
+
+
+def _load_ids(session: Session, ids: list[int]) -> list[Job]:
+    """Load whole jobs by id, fresh from the database."""
+    jobs: list[Job] = []
+    for start in range(0, len(ids), LOAD_CHUNK):
+        chunk = ids[start:start + LOAD_CHUNK]
+        jobs.extend(session.exec(
+            select(Job).where(col(Job.id).in_(chunk)).order_by(col(Job.id))
+            .execution_options(populate_existing=True)
+            .options(defer(Job.input_structure), defer(Job.parameters))  # type: ignore[arg-type]
+        ).all())
+    return jobs

@@ -24,7 +24,7 @@ from orion_cli.db.session import instance_id
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown
 from orion_cli.jobdir import JOB_FILE, RESULT_FILE, read_json, write_json_atomic
 from orion_cli.schedulers.base import SubmitOptions
-from orion_cli.services.lifecycle import transition
+from orion_cli.services.lifecycle import claim, transition
 from orion_cli.states import RETRYABLE_REASONS, FailureReason, JobStatus
 from orion_cli.taskfile import ensure_made
 
@@ -116,6 +116,7 @@ def adopt_or_resubmit(session: Session, settings: Settings, job: Job, scheduler:
 def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now: datetime,
              *, manual: bool = False) -> str:
     """Submit the next attempt of a failed or cancelled job; return a line saying what happened."""
+    claim(session, job, now)  # nobody else submits this attempt while we do
     reason = FailureReason(job.failure_reason) if job.failure_reason else None
     delay_s = 0 if manual or reason is FailureReason.SUBMIT_ERROR \
         else backoff_s(job.retry_delay_s, job.attempt)
