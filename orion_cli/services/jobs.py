@@ -96,12 +96,15 @@ def _cancel_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
             if not _cancellable(job):
                 raise UsageError(f"job {job.id} is already {job.status}", "nothing to cancel")
         for job in jobs:
-            if JobStatus(job.status).is_active and job.scheduler_job_id:
-                scheduler = scheduler_for(settings, job.scheduler)
-                scheduler.cancel([job.scheduler_job_id])
+            active = JobStatus(job.status).is_active and job.scheduler_job_id
             job.next_attempt_at = None
+            # recorded first: the write locks the row until the commit, so a poll that sees
+            # the scheduler's CANCELLED meanwhile waits, then finds the job cancelled here
             transition(session, job, JobStatus.CANCELLED, source="user",
                        message="cancelled with orion cancel")
+            session.flush()
+            if active:
+                scheduler_for(settings, job.scheduler).cancel([job.scheduler_job_id or ""])
             lines.append(f"cancelled job {job.id}")
     return lines
 
