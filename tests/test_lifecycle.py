@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -263,3 +264,24 @@ def test_unanswered_sbatch_is_looked_up_before_submitting_again(
     if reached_slurm:
         assert job["scheduler_job_id"] == sent[0]
     orion("cancel", str(row["id"]))
+
+
+@pytest.mark.slurm
+def test_a_banner_before_the_job_id_submits_once(orion_home: Path, tmp_path: Path, slurm: None,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A site wrapper that prints a line before sbatch's id: one SLURM job, completed."""
+    import shutil
+
+    wrapper = tmp_path / "bin" / "sbatch"
+    wrapper.parent.mkdir()
+    wrapper.write_text("#!/bin/bash\necho 'NOTE: your account has 1234 core-hours left'\n"
+                       f"exec {shutil.which('sbatch')} \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    monkeypatch.setenv("ORION_RETRY_DELAY_S", "1")
+    job_id = submit("--engine", "mock", "-p", "duration_s=0")
+    (job,) = poll_until_final([job_id])
+    assert job["status"] == "completed" and len(job["attempts"]) == 1, job["attempts"]
+    (instance,) = [p.name for p in (orion_home / "jobs").iterdir() if not p.name.startswith(".")]
+    assert len(slurm_jobs_of(instance)[str(job_id)]) == 1

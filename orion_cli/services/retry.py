@@ -32,13 +32,17 @@ DEFAULT_BASE_MEM_MB = 2048
 UNKNOWN_SUBMIT = "SUBMIT_UNKNOWN"
 
 
-def backoff_s(base_s: int, failed_attempt: int) -> int:
-    """Delay before the attempt after ``failed_attempt``: base, 2×base, 4×base, ...
+#: no back-off is longer than this, however many attempts failed (a date must stay a date)
+MAX_BACKOFF_S = 30 * 24 * 3600
 
-    >>> [backoff_s(60, n) for n in (1, 2, 3)]
-    [60, 120, 240]
+
+def backoff_s(base_s: int, failed_attempt: int) -> int:
+    """Delay before the attempt after ``failed_attempt``: base, 2×base, 4×base, ... (≤ 30 days).
+
+    >>> [backoff_s(60, n) for n in (1, 2, 3)], backoff_s(99999999999999, 400) == MAX_BACKOFF_S
+    ([60, 120, 240], True)
     """
-    return base_s * 2 ** max(0, failed_attempt - 1)
+    return min(max(base_s, 0) * 2 ** min(max(0, failed_attempt - 1), 64), MAX_BACKOFF_S)
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,20 @@ def test_parse_sbatch() -> None:
         s.parse_sbatch("")
 
 
+def test_sbatch_id_after_a_site_banner_is_found() -> None:
+    """Real sbatch output behind a wrapper that prints a line first (captured here)."""
+    text = sample("sbatch_banner.txt")
+    assert text.splitlines()[0].startswith("NOTE:")
+    assert s.parse_sbatch(text) == text.split()[-1]
+
+
+def test_sbatch_success_without_an_id_is_an_unknown_outcome_not_a_refusal() -> None:
+    from orion_cli.errors import SubmitOutcomeUnknown
+
+    with pytest.raises(SubmitOutcomeUnknown):
+        s.parse_sbatch("Submitted to the queue, have a nice day\n")
+
+
 def test_parse_partitions() -> None:
     assert s.parse_partitions(sample("sinfo_partitions.txt")) == {"debug": None, "long": 172800}
 
