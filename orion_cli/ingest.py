@@ -171,6 +171,8 @@ def _stress(value: Any, name: str) -> list[float]:
 def _text(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise BadRecord(f"{name} is {_describe(value)}, not a text")
+    if "\x00" in value:  # PostgreSQL's text type cannot hold it
+        raise BadRecord(f"{name} contains a NUL character")
     return value
 
 

@@ -99,6 +99,7 @@ RESULT_POISONS = [
     ("energy 1e400", _raw_result('{"attempt": 1, "energy_ev": 1e400}')),
     ("forces 'abc'", _result(forces_ev_per_a="abc")),
     ("forces NaN", _result(forces_ev_per_a=[[float("nan"), 0.0, 0.0]])),
+    ("structure with NUL", _result(final_structure="1\n\nCu 0 0 0\x00")),
     ("result FIFO", _fifo("result.json")),
     ("result -> /dev/zero", _zero("result.json")),
     ("result of 40 MiB", _big_result),

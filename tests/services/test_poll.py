@@ -125,3 +125,53 @@ def test_illegal_transition_raises_and_writes_nothing(database_url: str, tmp_pat
         transition(session, job, JobStatus.RUNNING, source="test")
     with session_scope(database_url) as session:
         assert session.get(Job, job_id).status == "queued"  # type: ignore[union-attr]
+
+
+class _AllRunning:
+    name = "slurm"
+
+    def query(self, ids: Sequence[str]) -> dict[str, JobInfo]:
+        return {i: JobInfo(i, "RUNNING", JobStatus.RUNNING) for i in ids}
+
+
+def _three_jobs(url: str, tmp_path: Path) -> list[int]:
+    ids = []
+    for i in range(3):
+        job_id = make_job(url, tmp_path / f"j{i}")
+        with session_scope(url) as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            job.scheduler_job_id = f"60{i}"
+        append_event(tmp_path / f"j{i}", "started", attempt=1)
+        ids.append(job_id)
+    return ids
+
+
+@pytest.mark.parametrize("fault", ["raises", "database refuses"])
+def test_one_job_failing_never_undoes_the_others(database_url: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 fault: str) -> None:
+    """A job whose handling raises (a bug), or whose row the database refuses (an integer
+    too big for its column, on both databases), is recorded as an error on that job; the
+    other jobs' changes are committed and the report says exit 1."""
+    ids = _three_jobs(database_url, tmp_path)
+    bad = ids[1]
+    real = poll_module.reconcile_job
+
+    def faulty(session, moves, job, *args, **kwargs):  # type: ignore[no-untyped-def]
+        real(session, moves, job, *args, **kwargs)
+        if job.id == bad and fault == "raises":
+            raise RuntimeError("a bug met on this job only")
+        if job.id == bad:
+            job.walltime_s = 2**70
+
+    monkeypatch.setattr(poll_module, "reconcile_job", faulty)
+    monkeypatch.setattr(poll_module, "scheduler_for", lambda settings, name: _AllRunning())
+    report = poll_module.poll(load_settings())
+    assert len(report.errors) == 1 and report.errors[0].startswith(f"job {bad}:"), report.errors
+    with session_scope(database_url) as session:
+        statuses = {i: session.get(Job, i).status for i in ids}  # type: ignore[union-attr]
+        notes = session.exec(select(JobEvent).where(JobEvent.job_id == bad)
+                             .where(JobEvent.from_status == JobEvent.to_status)).all()
+    assert statuses == {ids[0]: "running", bad: "queued", ids[2]: "running"}
+    assert len(notes) == 1 and "poll could not" in (notes[0].message or "")
