@@ -54,15 +54,19 @@ def list_cmd(
     since: Annotated[str, typer.Option(help="Only jobs created within: 2h, 3d, 90m.")] = "",
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Jobs per page.")] = 50,
     page: Annotated[int, typer.Option(min=1, help="Page number (1 = newest).")] = 1,
+    all_users: Annotated[bool, typer.Option(
+        "--all-users", help="Every user's jobs in a shared database (read-only).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List jobs, newest first, a page at a time."""
+    """List your jobs, newest first, a page at a time."""
     from orion_cli.config import load_settings
+    from orion_cli.identity import current_user
     from orion_cli.services.listing import JobFilter, list_jobs
     from orion_cli.units import parse_walltime_s
 
     since_s = parse_walltime_s(since) if since else None
-    flt = JobFilter(tuple(status or ()), engine, tag, since_s, limit, (page - 1) * limit)
+    flt = JobFilter(tuple(status or ()), engine, tag, since_s, limit, (page - 1) * limit,
+                    owner=None if all_users else current_user())
     listing = list_jobs(load_settings(), flt)
     rows = listing.rows
     if as_json:
@@ -77,8 +81,9 @@ def list_cmd(
     now = datetime.now(UTC)
     shown = f"{flt.offset + 1}-{flt.offset + len(rows)}"
     title = f"jobs {shown} of {listing.total}" + (f" (page {page})" if page > 1 else "")
-    table(title, ["id", "name", "engine", "status", "progress", "scheduler id", "age"], [
-        (r["id"], r["name"], r["engine"],
+    owners = ["owner"] if all_users else []
+    table(title, ["id", "name", *owners, "engine", "status", "progress", "scheduler id", "age"], [
+        (r["id"], r["name"], *([r["owner"]] if all_users else []), r["engine"],
          r["status"] + (f" ({r['failure_reason']})" if r["failure_reason"] else ""),
          f"{r['progress_pct']:.0f}% {r['current_step']}".strip(),
          r["scheduler_job_id"] or "-",

@@ -16,8 +16,8 @@ from orion_cli.config import Settings
 from orion_cli.errors import DatabaseError, UsageError
 from orion_cli.states import JobStatus
 
-COLUMNS = ("id", "name", "engine", "status", "failure_reason", "progress_pct", "current_step",
-           "scheduler", "scheduler_job_id", "tag", "attempt", "created_at")
+COLUMNS = ("id", "name", "owner", "engine", "status", "failure_reason", "progress_pct",
+           "current_step", "scheduler", "scheduler_job_id", "tag", "attempt", "created_at")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class JobFilter:
     since_s: int | None = None
     limit: int = 50
     offset: int = 0
+    #: only this user's jobs; None lists every user's (``--all-users``)
+    owner: str | None = None
 
 
 @dataclass
@@ -39,13 +41,16 @@ class Listing:
 def build_query(flt: JobFilter, placeholder: str, now: datetime) -> tuple[str, str, list[Any]]:
     """Return (select, count, params) for ``flt``; ``placeholder`` is ``?`` or ``%s``.
 
-    >>> sel, cnt, params = build_query(JobFilter(("failed",), tag="x", limit=5), "?",
+    >>> sel, cnt, params = build_query(JobFilter(("failed",), limit=5, owner="ann"), "?",
     ...                                datetime(2026, 1, 1, tzinfo=UTC))
     >>> sel.split("WHERE")[1].strip(), params
-    ('status IN (?) AND tag = ? ORDER BY id DESC LIMIT 5 OFFSET 0', ['failed', 'x'])
+    ('owner = ? AND status IN (?) ORDER BY id DESC LIMIT 5 OFFSET 0', ['ann', 'failed'])
     """
     where: list[str] = []
     params: list[Any] = []
+    if flt.owner is not None:
+        where.append(f"owner = {placeholder}")
+        params.append(flt.owner)
     if flt.statuses:
         where.append(f"status IN ({', '.join([placeholder] * len(flt.statuses))})")
         params.extend(flt.statuses)

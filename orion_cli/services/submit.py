@@ -9,7 +9,6 @@ message. A crash between commit and submission is recovered by the next poll.
 
 from __future__ import annotations
 
-import getpass
 import shutil
 import sys
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from orion_cli.batch import (
 )
 from orion_cli.config import Settings
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, UsageError
+from orion_cli.identity import current_user
 from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, scheduler_for
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.states import FailureReason, JobStatus
@@ -243,7 +243,7 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
     from orion_cli.db.session import instance_id
     from orion_cli.taskfile import TASKS_FILE, materialize, task_line
 
-    owner = getpass.getuser()
+    owner = current_user()
     jobs = insert_jobs(session, [dict(
         name=item.name, owner=owner, engine=r.engine, parameters=params, tag=r.tag,
         structure_source=item.source, formula=item.formula, input_structure=item.text,
