@@ -194,13 +194,19 @@ def engines(as_json: JsonOpt = False) -> None:
 
 @db_app.command("upgrade")
 @handle_errors
-def db_upgrade(as_json: JsonOpt = False) -> None:
+def db_upgrade(
+    as_json: JsonOpt = False,
+    alongside_other_tables: Annotated[bool, typer.Option(
+        "--alongside-other-tables",
+        help="PostgreSQL: add orion's tables to a database that already holds other "
+             "applications' tables (never to one with tables named like orion's).")] = False,
+) -> None:
     """Create or upgrade the database schema to the version this orion needs."""
     from orion_cli.config import load_settings
     from orion_cli.db.session import redact, upgrade_url
 
     settings = load_settings()
-    before, after = upgrade_url(settings.resolved_database_url)
+    before, after = upgrade_url(settings.resolved_database_url, alongside_other_tables)
     if as_json:
         print_json({"from": before, "to": after})
     else:

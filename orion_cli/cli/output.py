@@ -31,6 +31,22 @@ def fail(exc: OrionError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+def _scrubbed(text: str) -> str:
+    """Remove the configured database password from an unexpected error's text."""
+    import os
+
+    from orion_cli.db.urls import scrub
+
+    url = os.environ.get("ORION_DATABASE_URL", "")
+    try:
+        from orion_cli.config import load_settings
+
+        url = load_settings().resolved_database_url
+    except Exception:  # noqa: BLE001 - a broken config must not hide the first error
+        pass
+    return scrub(scrub(text, url), os.environ.get("ORION_DATABASE_URL", ""))
+
+
 def handle_errors(func: F) -> F:
     """Turn OrionError into one line and its exit code; other errors only trace with --debug."""
 
@@ -49,7 +65,7 @@ def handle_errors(func: F) -> F:
         except Exception as exc:
             if debug_enabled():
                 raise
-            message(f"internal error: {type(exc).__name__}: {exc} "
+            message(f"internal error: {type(exc).__name__}: {_scrubbed(str(exc))} "
                     "(run with --debug or ORION_DEBUG=1 for the traceback, and report it)")
             raise typer.Exit(1) from None
 
