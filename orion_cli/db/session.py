@@ -109,7 +109,7 @@ def _other_tables(engine: Engine) -> set[str]:
             "WHERE table_schema = current_schema()"))} - {"alembic_version"}
 
 
-def _check_server_schema(url: str, engine: Engine, revision: str | None,
+def check_server_schema(url: str, engine: Engine, revision: str | None,
                          alongside_other_tables: bool = False) -> None:
     """Refuse a PostgreSQL database that is another application's; say how to proceed."""
     if revision is not None and revision not in KNOWN_REVISIONS:
@@ -151,7 +151,7 @@ def upgrade_url(url: str, alongside_other_tables: bool = False) -> tuple[str | N
                 create_sqlite(path)
             return upgrade(get_engine(url))
         engine = get_engine(url)
-        _check_server_schema(url, engine, current_revision(engine), alongside_other_tables)
+        check_server_schema(url, engine, current_revision(engine), alongside_other_tables)
         return upgrade(engine)
 
 
@@ -232,7 +232,7 @@ def ready_engine(url: str) -> Engine:
         if path is not None:
             upgrade(engine)
             return engine
-        _check_server_schema(url, engine, revision)
+        check_server_schema(url, engine, revision)
     raise DatabaseError(
         f"database schema is at {revision or 'nothing'}, orion needs {SCHEMA_HEAD}",
         "run `orion db upgrade`",

@@ -124,8 +124,10 @@ def redact(url: str) -> str:
     return scrub(parsed.render_as_string(hide_password=True), url)
 
 
-def check_url(url: str) -> None:
+def check_url(url: str, parse: bool = True) -> None:
     """Raise a ConfigError (exit 2) naming the problem if ``url`` cannot be used as written.
+
+    ``parse=False`` skips what needs SQLAlchemy's parser (port, brackets).
 
     >>> check_url("postgresql://u:p@h:notaport/db")
     Traceback (most recent call last):
@@ -145,6 +147,8 @@ def check_url(url: str) -> None:
             f"database URL '{redact(url)}' has a raw '@' in its user name or password",
             f"write '@' as %40 there; {FIX_HINT}",
         )
+    if not parse:  # the quick `orion ls` path: no SQLAlchemy import
+        return
     from sqlalchemy.engine import make_url
 
     try:

@@ -41,14 +41,22 @@ def _database_checks(settings: Settings) -> list[Check]:
         if revision == SCHEMA_HEAD:
             checks.append(Check("schema", True, f"at {revision}"))
         else:
-            checks.append(Check("schema", False,
-                                f"at {revision or 'nothing'}, needs {SCHEMA_HEAD}: "
-                                "run `orion db upgrade`"))
+            checks.append(Check("schema", False, _schema_problem(url, engine, revision)))
     if path is not None:
         checks += _sqlite_file_checks(path)
     elif engine is not None and revision == SCHEMA_HEAD:
         checks.append(_server_writable(engine))
     return checks
+
+
+def _schema_problem(url: str, engine: Any, revision: str | None) -> str:
+    from orion_cli.db.session import SCHEMA_HEAD, check_server_schema
+
+    try:
+        check_server_schema(url, engine, revision)  # another application's database?
+    except OrionError as exc:
+        return exc.one_line()
+    return f"at {revision or 'nothing'}, needs {SCHEMA_HEAD}: run `orion db upgrade`"
 
 
 def _server_engine(url: str) -> Any:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orion_cli.config import Settings
+from orion_cli.db.urls import check_url
 from orion_cli.errors import DatabaseError, UsageError
 from orion_cli.states import JobStatus
 
@@ -98,6 +99,7 @@ def list_jobs(settings: Settings, flt: JobFilter, fall_back: bool = True) -> Lis
             raise UsageError(f"unknown status '{status}'",
                              f"use one of: {', '.join(s.value for s in JobStatus)}")
     url = settings.resolved_database_url
+    check_url(url, parse=False)  # a raw '@' in a password: no DNS lookup of its tail
     try:
         conn, placeholder = _connect(url)
     except Exception as exc:  # noqa: BLE001 - missing file, server down: the full path explains

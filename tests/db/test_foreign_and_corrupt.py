@@ -215,6 +215,7 @@ def test_postgres_with_other_tables_is_changed_only_when_asked(
         result = orion(*args, expect=2)
         assert "other tables (users)" in result.stderr and result.stderr.count("\n") == 1
         assert "--alongside-other-tables" in result.stderr
+    assert "other tables (users)" in orion("doctor", expect=1).stdout
     assert _pg_tables(postgres_url) == before
     orion("db", "upgrade", "--alongside-other-tables")
     assert orion_json("ls") == []
