@@ -37,8 +37,12 @@ class BatchSpec:
     instance: str = ""
 
     @property
+    def output_name(self) -> str:
+        return f"attempt-{self.attempt}.out"
+
+    @property
     def output_path(self) -> Path:
-        return self.workdir / f"attempt-{self.attempt}.out"
+        return self.workdir / self.output_name
 
 
 def nice_for_priority(priority: int) -> int:
@@ -73,9 +77,36 @@ def slurm_job_name(spec: BatchSpec) -> str:
     return (job_name_prefix(spec.orion_id, spec.instance) + safe)[:200]
 
 
+_SBATCH_PLAIN = re.compile(r"[A-Za-z0-9_./:@%+=,-]+")
+
+
+def sbatch_quote(value: str) -> str:
+    """Quote ``value`` for an ``#SBATCH`` line so that sbatch reads back exactly ``value``.
+
+    sbatch's header parser (``_get_argument`` in src/sbatch/opt.c) is not a shell: quotes
+    ' or " group, but a backslash escapes the next character *inside quotes too*, and an
+    unquoted ``#`` ends the line. Inside double quotes with only ``\\`` and ``\"`` escaped,
+    sbatch and POSIX ``shlex`` (the local backend's reader) agree. Control characters
+    never get here (checked at submit).
+
+    >>> print(sbatch_quote("debug"), sbatch_quote("/a b/x#1"), sbatch_quote('ba\\ck"q'))
+    debug "/a b/x#1" "ba\\\\ck\\"q"
+    """
+    if _SBATCH_PLAIN.fullmatch(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def sbatch_lines(spec: BatchSpec) -> list[str]:
-    """Return the ``#SBATCH`` directives for ``spec``; every user string is shell-quoted."""
-    q = shlex.quote
+    """Return the ``#SBATCH`` directives for ``spec``; every user string is quoted for sbatch.
+
+    ``--output``/``--error`` are file names relative to ``--chdir`` (the job directory):
+    sbatch treats them as filename patterns, where ``%`` starts a replacement symbol and
+    any backslash switches replacement off and is removed (slurmstepd ``fname_create``,
+    ``is_path_escaped``), so a directory with ``%`` or ``\\`` in its name cannot be
+    written there. The directory goes in ``--chdir``, which is taken literally.
+    """
+    q = sbatch_quote
     options: list[tuple[str, str | int]] = [
         ("job-name", q(slurm_job_name(spec))),
         ("comment", q(f"orion:{spec.orion_id}:{spec.attempt}")),
@@ -84,8 +115,8 @@ def sbatch_lines(spec: BatchSpec) -> list[str]:
         ("ntasks", spec.ntasks),
         ("cpus-per-task", spec.cpus_per_task),
         ("chdir", q(str(spec.workdir))),
-        ("output", q(str(spec.output_path))),
-        ("error", q(str(spec.output_path))),
+        ("output", spec.output_name),
+        ("error", spec.output_name),
         ("nice", nice_for_priority(spec.priority)),
     ]
     if spec.partition:
@@ -154,7 +185,7 @@ def render_array_script(spec: BatchSpec, array_dir: Path, n_tasks: int) -> str:
         if not line.startswith(("#SBATCH --job-name", "#SBATCH --comment", "#SBATCH --output",
                                 "#SBATCH --error"))
     ]
-    output = q(str(array_dir / "task-%a.out"))
+    output = "task-%a.out"  # in --chdir, the array's directory (see sbatch_lines)
     name = array_name_prefix(spec.orion_id, spec.instance) + str(n_tasks)
     tasks = q(str(array_dir / TASKS_FILE))
     return "\n".join([
