@@ -97,16 +97,30 @@ def sbatch_quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def slurm_filename(path: Path) -> str | None:
+    """The ``--output`` filename pattern that names exactly ``path``, or None if none can.
+
+    sbatch's ``--output`` is a pattern: ``%`` starts a replacement symbol (``%%`` is a
+    literal ``%``), and any backslash switches every replacement off and is removed
+    (slurmstepd ``fname_create``/``is_path_escaped``). Slurm 22.05 applies this to the
+    job's directory as well when the name is relative, so the pattern is absolute. A path
+    with a backslash cannot be named at all: the script then redirects its own output.
+
+    >>> slurm_filename(Path("/w/100%/a.out")), slurm_filename(Path("/w/a\\\\b/a.out"))
+    ('/w/100%%/a.out', None)
+    """
+    text = str(path)
+    return None if "\\" in text else text.replace("%", "%%")
+
+
 def sbatch_lines(spec: BatchSpec) -> list[str]:
     """Return the ``#SBATCH`` directives for ``spec``; every user string is quoted for sbatch.
 
-    ``--output``/``--error`` are file names relative to ``--chdir`` (the job directory):
-    sbatch treats them as filename patterns, where ``%`` starts a replacement symbol and
-    any backslash switches replacement off and is removed (slurmstepd ``fname_create``,
-    ``is_path_escaped``), so a directory with ``%`` or ``\\`` in its name cannot be
-    written there. The directory goes in ``--chdir``, which is taken literally.
+    Where SLURM cannot name the output file (:func:`slurm_filename`), ``--output`` and
+    ``--error`` go to /dev/null and :func:`render_script` redirects the script's output.
     """
     q = sbatch_quote
+    output = slurm_filename(spec.output_path) or "/dev/null"
     options: list[tuple[str, str | int]] = [
         ("job-name", q(slurm_job_name(spec))),
         ("comment", q(f"orion:{spec.orion_id}:{spec.attempt}")),
@@ -115,8 +129,8 @@ def sbatch_lines(spec: BatchSpec) -> list[str]:
         ("ntasks", spec.ntasks),
         ("cpus-per-task", spec.cpus_per_task),
         ("chdir", q(str(spec.workdir))),
-        ("output", spec.output_name),
-        ("error", spec.output_name),
+        ("output", q(output)),
+        ("error", q(output)),
         ("nice", nice_for_priority(spec.priority)),
     ]
     if spec.partition:
@@ -132,6 +146,14 @@ def sbatch_lines(spec: BatchSpec) -> list[str]:
     return [f"#SBATCH --{key}={value}" for key, value in options]
 
 
+def _own_output(path: Path, shell_target: str) -> list[str]:
+    """Lines that send the script's output to ``shell_target`` where SLURM cannot name it."""
+    if slurm_filename(path) is not None:
+        return []
+    return ["# SLURM cannot write to a path with a backslash: the script writes its own output",
+            f"exec >>{shell_target} 2>&1"]
+
+
 def render_script(spec: BatchSpec) -> str:
     """Return the complete batch script for ``spec``."""
     q = shlex.quote
@@ -142,6 +164,7 @@ def render_script(spec: BatchSpec) -> str:
         f"export ORION_JOB_ID={spec.orion_id}",
         f"export ORION_ATTEMPT={spec.attempt}",
         f"cd {q(str(spec.workdir))} || exit 1",
+        *_own_output(spec.output_path, q(spec.output_name)),
         f"exec {q(spec.python)} -m orion_cli.jobrun {q(str(spec.workdir))}",
         "",
     ]
@@ -185,7 +208,8 @@ def render_array_script(spec: BatchSpec, array_dir: Path, n_tasks: int) -> str:
         if not line.startswith(("#SBATCH --job-name", "#SBATCH --comment", "#SBATCH --output",
                                 "#SBATCH --error"))
     ]
-    output = "task-%a.out"  # in --chdir, the array's directory (see sbatch_lines)
+    pattern_dir = slurm_filename(array_dir)
+    output = "/dev/null" if pattern_dir is None else sbatch_quote(f"{pattern_dir}/task-%a.out")
     name = array_name_prefix(spec.orion_id, spec.instance) + str(n_tasks)
     tasks = q(str(array_dir / TASKS_FILE))
     return "\n".join([
@@ -196,6 +220,7 @@ def render_array_script(spec: BatchSpec, array_dir: Path, n_tasks: int) -> str:
         *lines,
         f"# orion jobs {spec.orion_id}.. as one array of {n_tasks} tasks",
         "export ORION_ATTEMPT=1",
+        *_own_output(array_dir, f"{q(str(array_dir))}/task-$SLURM_ARRAY_TASK_ID.out"),
         f'exec {q(spec.python)} -m orion_cli.jobrun --task {tasks} "$SLURM_ARRAY_TASK_ID"',
         "",
     ])

@@ -6,8 +6,8 @@
 #SBATCH --ntasks=4
 #SBATCH --cpus-per-task=2
 #SBATCH --chdir="/scratch/my jobs/42"
-#SBATCH --output=attempt-1.out
-#SBATCH --error=attempt-1.out
+#SBATCH --output="/scratch/my jobs/42/attempt-1.out"
+#SBATCH --error="/scratch/my jobs/42/attempt-1.out"
 #SBATCH --nice=500
 #SBATCH --partition=debug
 #SBATCH --mem=4096M
