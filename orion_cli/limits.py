@@ -114,6 +114,17 @@ def bad_character(text: str) -> str | None:
     return None
 
 
+def printable(text: str, max_chars: int = MAX_TEXT_CHARS) -> str:
+    """``text`` with each control character replaced by ``?``, cut to ``max_chars``.
+
+    For names orion derives itself (from file names), which must not be refused.
+
+    >>> printable("Si\\x1b[31m.cif\\n")
+    'Si?[31m.cif?'
+    """
+    return "".join("?" if bad_character(char) else char for char in text[:max_chars])
+
+
 def shown(text: str, limit: int = 40) -> str:
     """Render a user's string safely on one line (escapes visible, long ones shortened).
 

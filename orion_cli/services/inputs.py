@@ -26,10 +26,14 @@ ASE_FORMAT = {".xyz": "extxyz", ".extxyz": "extxyz", ".traj": "traj", ".cif": "c
 def default_name(path: Path) -> str:
     """Name a job after its structure file, keeping names like ``POSCAR.Al`` whole.
 
+    Control characters (a file name may hold any) become ``?``; at most 200 characters.
+
     >>> default_name(Path("a/Si.cif")), default_name(Path("POSCAR.Al"))
     ('Si', 'POSCAR.Al')
     """
-    return path.stem if path.suffix.lower() in STRUCTURE_SUFFIXES else path.name
+    from orion_cli.limits import printable
+
+    return printable(path.stem if path.suffix.lower() in STRUCTURE_SUFFIXES else path.name)
 
 
 def _is_structure_file(path: Path) -> bool:

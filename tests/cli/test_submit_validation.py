@@ -423,3 +423,12 @@ def test_dry_run_runs_the_engine_check(local: Path) -> None:
 def test_dry_run_runs_the_resource_checks(local: Path, tmp_path: Path) -> None:
     refused(CU, "-e", "emt", "--dry-run", "--nodes", "0", needle="--nodes")
     refused(write(tmp_path, "o.xyz", OVERLAP), "-e", "emt", "--dry-run", needle="o.xyz")
+
+
+def test_job_names_from_file_names_are_made_printable(local: Path, tmp_path: Path) -> None:
+    odd = tmp_path / "Cu\x1b[2J\nx.xyz"
+    odd.write_text("2\n\nCu 0 0 0\nCu 2.5 0 0\n")
+    job_id = orion("submit", str(odd), "-e", "mock", "-p", "duration_s=0").stdout.strip()
+    listed = json.loads(orion("ls", "--json").stdout)
+    assert [job["name"] for job in listed] == ["Cu?[2J?x"]
+    orion("cancel", job_id, expect=None)
