@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 MIN_DISTANCE_A = 0.5
 #: a periodic cell whose lattice planes are closer than this is degenerate (or needs reducing)
 MIN_PLANE_SPACING_A = 0.1
+#: up to this many atom–point distances, compute them all (faster than a tree for small cells)
+BRUTE_FORCE_PAIRS = 200_000
 _ALLOW_HINT = "fix the structure, or pass --allow-close-atoms if this is deliberate"
 
 
@@ -99,6 +101,13 @@ def closest_pair(
         points, owner = _with_images(positions, cell, pbc, cutoff_a)
     if len(points) < 2:
         return None
+    if n_atoms * len(points) <= BRUTE_FORCE_PAIRS:  # small cells: all distances at once
+        distances = np.linalg.norm(points[:n_atoms, None, :] - points[None, :, :], axis=2)
+        distances[np.arange(n_atoms), np.arange(n_atoms)] = np.inf  # not an atom to itself
+        i, k = np.unravel_index(int(np.argmin(distances)), distances.shape)
+        if distances[i, k] >= cutoff_a:
+            return None
+        return int(i), int(owner[k]), float(distances[i, k])
     unique, first, counts = np.unique(
         points[:n_atoms], axis=0, return_index=True, return_counts=True
     )
@@ -128,12 +137,12 @@ def _with_images(positions: Any, cell: Any, pbc: Any, cutoff_a: float) -> tuple[
     spacings = _plane_spacings_a(full)
     reach = np.where(pbc, cutoff_a / spacings, 0.0)  # the margin, in fractional units
     layers = [range(-int(np.ceil(r)), int(np.ceil(r)) + 1) for r in reach]
-    points, owner = [fractional @ full], [np.arange(len(positions))]
-    for shift in itertools.product(*layers):
-        if not any(shift):
-            continue
-        moved = fractional + shift
-        keep = ((moved >= -reach) & (moved <= 1 + reach)).all(axis=1)
-        points.append(moved[keep] @ full)
-        owner.append(np.flatnonzero(keep))
-    return np.concatenate(points), np.concatenate(owner)
+    shifts = np.array([s for s in itertools.product(*layers) if any(s)], dtype=float)
+    moved = fractional[None, :, :] + shifts[:, None, :]  # (images, atoms, 3)
+    keep = ((moved >= -reach) & (moved <= 1 + reach)).all(axis=2)
+    images = moved[keep] @ full
+    owner = np.nonzero(keep)[1]
+    return (
+        np.concatenate([fractional @ full, images]),
+        np.concatenate([np.arange(len(positions)), owner]),
+    )
