@@ -104,10 +104,10 @@ def closest_pair(
     if n_atoms * len(points) <= BRUTE_FORCE_PAIRS:  # small cells: all distances at once
         distances = np.linalg.norm(points[:n_atoms, None, :] - points[None, :, :], axis=2)
         distances[np.arange(n_atoms), np.arange(n_atoms)] = np.inf  # not an atom to itself
-        i, k = np.unravel_index(int(np.argmin(distances)), distances.shape)
-        if distances[i, k] >= cutoff_a:
+        row, col = np.unravel_index(int(np.argmin(distances)), distances.shape)
+        if distances[row, col] >= cutoff_a:
             return None
-        return int(i), int(owner[k]), float(distances[i, k])
+        return int(row), int(owner[col]), float(distances[row, col])
     unique, first, counts = np.unique(
         points[:n_atoms], axis=0, return_index=True, return_counts=True
     )
