@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from orion_cli.services.physical import MIN_DISTANCE_A
 from orion_cli.taskfile import JobInputs
 
 #: fewer inputs than this are staged in the submitting process (a worker costs ~20 ms)
@@ -50,6 +51,7 @@ class StageTask:
     engine_settings: dict[str, Any]
     launcher: str
     ntasks: int
+    min_distance_a: float | None = MIN_DISTANCE_A  # None: --allow-close-atoms
 
 
 def stage_paths(task: StageTask, paths: list[Path],
@@ -67,7 +69,7 @@ def stage_paths(task: StageTask, paths: list[Path],
     prefix = f"{SCRATCH_PREFIX}{os.getpid()}-"  # whose it is, for remove_stale_scratch
     with tempfile.TemporaryDirectory(prefix=prefix, dir=_scratch_root()) as scratch:
         for path in paths:
-            for frame in read_frames(path):
+            for frame in read_frames(path, task.min_distance_a):
                 inputs = JobInputs(
                     engine=task.engine, params=task.params, launcher=task.launcher,
                     ntasks=task.ntasks, engine_settings=task.engine_settings,
