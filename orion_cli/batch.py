@@ -81,7 +81,7 @@ _SBATCH_PLAIN = re.compile(r"[A-Za-z0-9_./:@%+=,-]+")
 
 
 def sbatch_quote(value: str) -> str:
-    """Quote ``value`` for an ``#SBATCH`` line so that sbatch reads back exactly ``value``.
+    r"""Quote ``value`` for an ``#SBATCH`` line so that sbatch reads back exactly ``value``.
 
     sbatch's header parser (``_get_argument`` in src/sbatch/opt.c) is not a shell: quotes
     ' or " group, but a backslash escapes the next character *inside quotes too*, and an
@@ -90,7 +90,7 @@ def sbatch_quote(value: str) -> str:
     never get here (checked at submit).
 
     >>> print(sbatch_quote("debug"), sbatch_quote("/a b/x#1"), sbatch_quote('ba\\ck"q'))
-    debug "/a b/x#1" "ba\\\\ck\\"q"
+    debug "/a b/x#1" "ba\\ck\"q"
     """
     if _SBATCH_PLAIN.fullmatch(value):
         return value

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from orion_cli.identity import current_user
 from tests.helpers import orion
 
 ESC = "\x1b"
@@ -35,7 +36,7 @@ def make_hostile_job(url: str) -> int:
     with session_scope(url) as session:
         job = Job(
             name=NAME,
-            owner="me",
+            owner=current_user(),
             engine="mock",
             scheduler="local",
             tag=TAG,
@@ -109,7 +110,7 @@ def test_markup_in_a_name_is_printed_as_written(database_url: str) -> None:
     from orion_cli.db.session import session_scope
 
     with session_scope(database_url) as session:
-        job = Job(name="[red]x[/bold] [link=http://e.vil]y", owner="me", engine="mock")
+        job = Job(name="[red]x[/bold] [link=http://e.vil]y", owner=current_user(), engine="mock")
         session.add(job)
         session.flush()
         job_id = job.id
