@@ -62,6 +62,13 @@ class Settings:
     wait_interval_s: float = 10.0
     launcher: str = "auto"
     slurm_backend: str = "auto"
+    #: mode of the per-database job root and job directories: "0700" private, "0750" to
+    #: let the group read results (never writable by others)
+    job_dir_mode: str = "0700"
+    #: at most this many queued/running/unsubmitted jobs per user (0: no limit)
+    max_active_jobs_per_user: int = 0
+    #: at most this many jobs in one submit (0: no limit beyond the cluster's MaxArraySize)
+    max_array_size: int = 0
     engines: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -72,6 +79,11 @@ class Settings:
     @property
     def work_root_path(self) -> Path:
         return Path(self.work_root).expanduser() if self.work_root else self.home / "jobs"
+
+    @property
+    def job_dir_mode_bits(self) -> int:
+        """``job_dir_mode`` as permission bits, checked when the settings are loaded."""
+        return int(self.job_dir_mode, 8)
 
     @property
     def resolved_database_url(self) -> str:
@@ -120,12 +132,15 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> None:
         if key not in _SCALAR_FIELDS:
             known = ", ".join(sorted(_SCALAR_FIELDS))
             raise ConfigError(f"{origin}: unknown setting '{key}'", f"known settings: {known}")
+        if key == "job_dir_mode" and isinstance(value, int) and not isinstance(value, bool):
+            value = f"{value:04o}"  # TOML's 0o750
         setattr(settings, key, _coerce(key, value, origin))
         settings.sources[key] = origin
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
+        check_trusted(path)
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
@@ -134,13 +149,66 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _home_dir() -> Path | None:
+    """The user's home from the password database (not ``$HOME``)."""
+    import pwd
+
+    try:
+        return Path(pwd.getpwuid(os.getuid()).pw_dir).resolve()
+    except KeyError:
+        return None
+
+
 def find_project_file(start: Path) -> Path | None:
-    """Return the nearest ``orion.toml`` in ``start`` or a parent directory."""
+    """Return the nearest ``orion.toml`` in ``start`` or a parent directory.
+
+    The search stops at the user's home directory (included) and never crosses into
+    another filesystem: a file in ``/tmp`` or a group scratch above the project is not
+    somebody else's chance to configure orion for you.
+    """
+    start = start.resolve()
+    home = _home_dir()
+    try:
+        device = start.stat().st_dev
+    except OSError:
+        return None
     for directory in (start, *start.parents):
+        try:
+            if directory.stat().st_dev != device:
+                return None
+        except OSError:
+            return None
         candidate = directory / PROJECT_FILE
         if candidate.is_file():
             return candidate
+        if directory == home:
+            return None
     return None
+
+
+def check_trusted(path: Path) -> None:
+    """Refuse a config file that another user wrote or could write.
+
+    A config file chooses the programs orion runs (engine binaries, launcher) and the
+    database it writes: only the user's own files (or root's) that neither group nor others
+    can change are read.
+    """
+    import pwd
+
+    st = path.stat()
+    uid = os.getuid()
+    if st.st_uid not in (uid, 0):
+        try:
+            owner = pwd.getpwuid(st.st_uid).pw_name
+        except KeyError:
+            owner = f"uid {st.st_uid}"
+        raise ConfigError(
+            f"config file {path} belongs to {owner}, not to you or root; orion does not read it",
+            "remove it, or work in a directory below your home")
+    if st.st_mode & 0o022:
+        raise ConfigError(
+            f"config file {path} can be changed by others (mode {st.st_mode & 0o777:04o}); "
+            "orion does not read it", f"chmod go-w {path}")
 
 
 def config_files(cwd: Path | None = None) -> list[Path]:
@@ -163,4 +231,28 @@ def load_settings(flags: Mapping[str, Any] | None = None, cwd: Path | None = Non
     for name, value in env_values.items():
         _apply(settings, {name: value}, f"ORION_{name.upper()}")
     _apply(settings, {k: v for k, v in (flags or {}).items() if v is not None}, "command line")
+    _check_job_dir_mode(settings)
     return settings
+
+
+def _check_job_dir_mode(settings: Settings) -> None:
+    """``job_dir_mode`` is octal, gives the owner everything and others no write.
+
+    >>> _check_job_dir_mode(Settings(job_dir_mode="0750"))
+    >>> _check_job_dir_mode(Settings(job_dir_mode="0777"))
+    Traceback (most recent call last):
+    ...
+    orion_cli.errors.ConfigError: job_dir_mode '0777' lets others write job directories
+    """
+    text = settings.job_dir_mode
+    origin = settings.sources.get("job_dir_mode", "the default")
+    if not (3 <= len(text) <= 4 and all(c in "01234567" for c in text)):
+        raise ConfigError(f"job_dir_mode '{text}' is not an octal mode like 0700 or 0750",
+                          f"fix it in {origin}")
+    bits = int(text, 8)
+    if bits & 0o700 != 0o700:
+        raise ConfigError(f"job_dir_mode '{text}' does not give you rwx on your own jobs",
+                          f"fix it in {origin}")
+    if bits & 0o002 or bits & ~0o777:
+        raise ConfigError(f"job_dir_mode '{text}' lets others write job directories",
+                          f"use 0700 (private) or 0750 (group reads); fix it in {origin}")

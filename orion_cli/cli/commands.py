@@ -130,7 +130,8 @@ def render_job(job: dict[str, Any]) -> None:
     for event in job["events"]:
         reason = f" ({event['reason']})" if event["reason"] else ""
         move = "note" if event["from"] == event["to"] else f"{event['from']} → {event['to']}"
-        say(f"    {event['at']} {move}{reason} [{event['source']}] {event['message'] or ''}")
+        who = f"{event['source']}, {event['actor']}" if event.get("actor") else event["source"]
+        say(f"    {event['at']} {move}{reason} [{who}] {event['message'] or ''}")
 
 
 @app.command()
@@ -146,6 +147,36 @@ def show(job_id: Annotated[int, typer.Argument(help="orion job id")],
         print_json(job)
     else:
         render_job(job)
+
+
+@app.command()
+@handle_errors
+def audit(
+    user: Annotated[str, typer.Option(help="Only actions by or on the jobs of this user.")] = "",
+    since: Annotated[str, typer.Option(help="Only actions within: 2h, 3d, 90m.")] = "",
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Actions shown.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who did what to which job, newest first (submit, cancel, retry, hold, poll, ...)."""
+    from orion_cli.config import load_settings
+    from orion_cli.services.jobs import audit_events
+    from orion_cli.units import parse_walltime_s
+
+    rows = audit_events(load_settings(), user, parse_walltime_s(since) if since else None,
+                        limit)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("no recorded actions match")
+        return
+    table(f"{len(rows)} newest actions", ["time", "actor", "source", "job", "owner", "action",
+                                          "message"], [
+        (r["at"][:19].replace("T", " "), r["actor"] or "-", r["source"],
+         f"{r['job_id']} {r['job_name']}", r["owner"],
+         "note" if r["from"] == r["to"] else f"{r['from']} → {r['to']}"
+         + (f" ({r['reason']})" if r["reason"] else ""), (r["message"] or "")[:80])
+        for r in rows])
 
 
 @app.command()
@@ -227,6 +258,26 @@ def db_upgrade(
         print_json({"from": before, "to": after})
     else:
         message(f"{redact(settings.resolved_database_url)}: schema {before or 'empty'} → {after}")
+
+
+@db_app.command("grant")
+@handle_errors
+def db_grant(users: Annotated[list[str], typer.Argument(help="members' Unix user names")],
+             as_json: JsonOpt = False) -> None:
+    """PostgreSQL group database: let these users use orion (run by the admin).
+
+    Creates a login role named like each user where missing and grants orion's tables;
+    row-level security then lets each change only their own jobs.
+    """
+    from orion_cli.config import load_settings
+    from orion_cli.services.group import grant
+
+    lines = grant(load_settings().resolved_database_url, users)
+    if as_json:
+        print_json({"granted": users})
+    else:
+        for line in lines:
+            message(line)
 
 
 IdsArg = Annotated[list[int], typer.Argument(help="orion job ids")]

@@ -28,7 +28,7 @@ class Job(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str
-    owner: str
+    owner: str = Field(index=True)  # the Unix account that submitted it (identity.py)
     engine: str = Field(index=True)
     parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     structure_source: str = ""
@@ -112,7 +112,11 @@ class JobAttempt(SQLModel, table=True):
 
 
 class JobEvent(SQLModel, table=True):
-    """One status change: from, to, why, who noticed, when."""
+    """One status change (or a note, from X to X): from, to, why, who, by what, when.
+
+    ``actor`` is the Unix account whose orion process wrote it; ``source`` what it was doing
+    (submit, poll, retry, user, recovery). Together they are the audit trail.
+    """
 
     __tablename__ = "job_event"
 
@@ -124,7 +128,8 @@ class JobEvent(SQLModel, table=True):
     source: str = ""
     message: str | None = Field(default=None, sa_column=Column(Text))
     attempt: int = 1
-    at: datetime = Field(default_factory=now_utc)
+    at: datetime = Field(default_factory=now_utc, index=True)
+    actor: str = ""
 
 
 def insert_jobs(session: Any, rows: list[dict[str, Any]]) -> list[Job]:

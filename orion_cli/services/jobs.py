@@ -13,7 +13,8 @@ from orion_cli.db.models import Job, JobAttempt, JobEvent, JobResult, now_utc
 from orion_cli.errors import RaceLost, UsageError
 from orion_cli.identity import current_user
 from orion_cli.schedulers import scheduler_for
-from orion_cli.services.lifecycle import transition
+from orion_cli.services.group import check_role
+from orion_cli.services.lifecycle import note_many, transition
 from orion_cli.states import JobStatus
 
 T = TypeVar("T")
@@ -33,6 +34,7 @@ def _get_own(session: Session, job_id: int, verb: str) -> Job:
     if job.owner != me:
         raise UsageError(f"job {job_id} belongs to {job.owner}; you ({me}) cannot {verb} it",
                          f"ask {job.owner}, or leave it: `orion ls` shows your own jobs")
+    check_role(session, me)
     return job
 
 
@@ -66,10 +68,33 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
         data["events"] = [
             {"at": e.at.isoformat(), "from": e.from_status, "to": e.to_status,
              "reason": e.reason, "source": e.source, "message": e.message,
-             "attempt": e.attempt}
+             "attempt": e.attempt, "actor": e.actor}
             for e in events
         ]
         return data
+
+
+def audit_events(settings: Settings, user: str = "", since_s: int | None = None,
+                 limit: int = 100) -> list[dict[str, Any]]:
+    """The newest recorded actions on any job of the database, newest first.
+
+    ``user`` keeps the actions whose actor or job owner is that user.
+    """
+    from datetime import timedelta
+
+    from orion_cli.db.session import session_scope
+
+    query = select(JobEvent, Job.name, Job.owner).join(Job, col(Job.id) == JobEvent.job_id)
+    if user:
+        query = query.where((col(JobEvent.actor) == user) | (col(Job.owner) == user))
+    if since_s is not None:
+        query = query.where(col(JobEvent.at) >= now_utc() - timedelta(seconds=since_s))
+    query = query.order_by(col(JobEvent.id).desc()).limit(limit)
+    with session_scope(settings.resolved_database_url) as session:
+        return [{"at": e.at.isoformat(), "job_id": e.job_id, "job_name": name, "owner": owner,
+                 "actor": e.actor, "source": e.source, "from": e.from_status,
+                 "to": e.to_status, "reason": e.reason, "message": e.message}
+                for e, name, owner in session.exec(query).all()]
 
 
 def _cancellable(job: Job) -> bool:
@@ -185,5 +210,8 @@ def control_jobs(settings: Settings, job_ids: list[int], action: str,
                 else:
                     job.held = action == "hold"
                 session.add(job)
+        note_many(session, [(job, f"orion {action}" + (f" {priority}" if priority is not None
+                                                        else "")) for job in jobs],
+                  source="user")
         return [f"job {job.id}: {action}" + (f" {priority}" if priority is not None else "")
                 for job in jobs]

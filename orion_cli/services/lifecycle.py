@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from orion_cli.db.models import Job, JobAttempt, JobEvent, now_utc
 from orion_cli.errors import IllegalTransition, RaceLost
+from orion_cli.identity import current_user
 from orion_cli.states import FailureReason, JobStatus, can_transition
 
 
@@ -49,6 +50,7 @@ def transition_many(
     another orion process changed one of them meanwhile (the caller reads again).
     """
     at = at or now_utc()
+    actor = current_user()
     olds = [JobStatus(job.status) for job in jobs]
     for job, old in zip(jobs, olds, strict=True):
         if not can_transition(old, new):
@@ -67,7 +69,8 @@ def transition_many(
             _apply(job, old, new, reason, text, at)
             events.append({"job_id": job.id, "from_status": old.value, "to_status": new.value,
                            "reason": reason.value if reason else None, "source": source,
-                           "message": text, "attempt": job.attempt, "at": at})
+                           "message": text, "attempt": job.attempt, "at": at,
+                           "actor": actor})
             row = _track_attempt(current, job, old, new, reason, text, at)
             if row is not None:
                 new_attempts.append(row)
@@ -116,14 +119,16 @@ def note_many(session: Session, notes: Sequence[tuple[Job, str]], *, source: str
               at: datetime | None = None) -> None:
     """Record a note on each job without changing its status (an event from X to X).
 
-    The poller notes what it skipped in a job's files, or an error it met on that job.
+    The poller notes what it skipped in a job's files or an error it met on that job; a
+    user's hold, release or priority change is noted for the audit trail.
     """
     if not notes:
         return
     at = at or now_utc()
     session.execute(insert(JobEvent), [
         {"job_id": job.id, "from_status": job.status, "to_status": job.status, "reason": None,
-         "source": source, "message": text, "attempt": job.attempt, "at": at}
+         "source": source, "message": text, "attempt": job.attempt, "at": at,
+         "actor": current_user()}
         for job, text in notes])
 
 

@@ -37,6 +37,7 @@ from orion_cli.ingest import (
 from orion_cli.jobdir import RESULT_FILE, JobFileError, read_events, read_result
 from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import JobInfo
+from orion_cli.services.group import check_role
 from orion_cli.services.lifecycle import note_many, transition_many
 from orion_cli.services.recovery import recover_unsubmitted
 from orion_cli.services.retry import adopt_or_resubmit, schedule_retry
@@ -391,6 +392,7 @@ def poll(settings: Settings, now: datetime | None = None) -> PollReport:
                 report.overlapped = True
                 return report
             with session_scope(url) as session:
+                check_role(session, current_user())
                 _poll_all(session, settings, now, report)
     except OperationalError as exc:  # the database went away mid-cycle
         raise database_error(url, exc) from None

@@ -9,6 +9,7 @@ message. A crash between commit and submission is recovered by the next poll.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from orion_cli.identity import current_user
 from orion_cli.limits import BOUNDS, check_bound, check_text
 from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, scheduler_for
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
+from orion_cli.services.group import check_role
 from orion_cli.states import FailureReason, JobStatus
 
 if TYPE_CHECKING:
@@ -185,13 +187,46 @@ def submit(settings: Settings, request: SubmitRequest,
     if r.name:
         for item in staged:
             item.name = r.name if len(staged) == 1 else f"{r.name}-{item.name}"
+    _check_array_size(settings, len(staged))
     if r.dry_run:  # every check above ran, as for a real submit; nothing is written
         return _dry_run(settings, r, [item.name for item in staged], chunk)
     _ready_database(settings)  # after every input was checked: a bad one leaves no file
+    _check_active_limit(settings, len(staged))
     result = Submitted([], [], [])
     for start in range(0, len(staged), chunk):
         _submit_chunk(settings, r, params, staged[start:start + chunk], scheduler, result)
     return result
+
+
+def _check_array_size(settings: Settings, n_jobs: int) -> None:
+    """Refuse a submit of more jobs than ``max_array_size`` before anything is written."""
+    limit = settings.max_array_size
+    if limit and n_jobs > limit:
+        raise UsageError(
+            f"this submit makes {n_jobs} jobs; max_array_size allows {limit} per submit",
+            f"submit them in parts of at most {limit} (set in "
+            f"{settings.sources.get('max_array_size', 'the configuration')})")
+
+
+def _check_active_limit(settings: Settings, n_jobs: int) -> None:
+    """Refuse a submit that would take the user past ``max_active_jobs_per_user``."""
+    from sqlmodel import col, func, select
+
+    from orion_cli.db.models import Job
+    from orion_cli.db.session import session_scope
+
+    limit = settings.max_active_jobs_per_user
+    if not limit:
+        return
+    active = [JobStatus.CREATED.value, JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+    with session_scope(settings.resolved_database_url) as session:
+        count = session.exec(select(func.count()).select_from(Job).where(
+            col(Job.owner) == current_user()).where(col(Job.status).in_(active))).one()
+    if count + n_jobs > limit:
+        raise UsageError(
+            f"you have {count} active jobs; {n_jobs} more would pass "
+            f"max_active_jobs_per_user={limit}",
+            "wait for some to end (orion ls -s queued -s running) or submit fewer")
 
 
 def _prepare_database(settings: Settings) -> None:
@@ -260,6 +295,7 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
     from orion_cli.taskfile import TASKS_FILE, materialize, task_line
 
     owner = current_user()
+    check_role(session, owner)
     jobs = insert_jobs(session, [dict(
         name=item.name, owner=owner, engine=r.engine, parameters=params, tag=r.tag,
         structure_source=item.source, formula=item.formula, input_structure=item.text,
@@ -273,6 +309,8 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
     instance = instance_id(session)
     base = settings.work_root_path / instance
     base.mkdir(parents=True, exist_ok=True)
+    if base.stat().st_uid == os.getuid():  # no other user reads or enters the job dirs
+        os.chmod(base, settings.job_dir_mode_bits)
     spec = _batch_spec(jobs[0].id or 0, jobs[0].name, base, r, settings, instance)
     for job in jobs:
         job.workdir = str(base / str(job.id))
@@ -281,6 +319,7 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
         if workdir.exists():  # left by a submit that died before its row was committed
             shutil.rmtree(workdir)
         materialize(workdir, chunk[0].inputs)
+        os.chmod(workdir, settings.job_dir_mode_bits)
         script = workdir / SCRIPT_NAME
         script.write_text(render_script(replace(spec, workdir=workdir)))
         return jobs, script

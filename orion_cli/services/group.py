@@ -1,0 +1,93 @@
+"""A PostgreSQL database shared by a research group: roles, grants, who may write what.
+
+Row-level security (migration 0004) lets each PostgreSQL role change only the rows of jobs
+whose ``owner`` is that role, so a group database names each user's role like their Unix
+account. The admin who ran ``orion db upgrade`` owns the tables and is not bound by the
+policies (nor is a superuser); ``grant`` gives a member what orion needs and no more.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from orion_cli.errors import UsageError
+
+#: what a member may do per table; row-level security narrows it to their own jobs
+MEMBER_GRANTS = {
+    "job": "SELECT, INSERT, UPDATE, DELETE",
+    "job_attempt": "SELECT, INSERT, UPDATE, DELETE",
+    "job_result": "SELECT, INSERT, UPDATE, DELETE",
+    "job_event": "SELECT, INSERT",  # the audit trail is append-only
+    "orion_meta": "SELECT",
+    "alembic_version": "SELECT",
+}
+ROLE_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,62}")
+
+
+def grant_statements(role: str, database: str, quote: Any) -> list[str]:
+    """SQL that lets ``role`` use orion on ``database`` (``quote`` quotes an identifier).
+
+    >>> grant_statements("ann", "lab", lambda s: f'"{s}"')[:2]
+    ['GRANT CONNECT ON DATABASE "lab" TO "ann"', 'GRANT USAGE ON SCHEMA public TO "ann"']
+    """
+    who = quote(role)
+    return [f"GRANT CONNECT ON DATABASE {quote(database)} TO {who}",
+            f"GRANT USAGE ON SCHEMA public TO {who}",
+            *(f"GRANT {rights} ON {table} TO {who}" for table, rights in MEMBER_GRANTS.items()),
+            f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {who}"]
+
+
+def grant(url: str, roles: list[str]) -> list[str]:
+    """Create each missing login role and grant it orion's tables; one line per role."""
+    from sqlalchemy import text
+
+    from orion_cli.db.session import ready_engine, translated_errors
+
+    for role in roles:
+        if not ROLE_NAME.fullmatch(role):
+            raise UsageError(f"'{role}' is not a user name orion can use as a role",
+                             "give the member's Unix account name (lower case)")
+    engine = ready_engine(url)
+    if engine.dialect.name != "postgresql":
+        raise UsageError("orion db grant is for a PostgreSQL group database",
+                         "an SQLite file belongs to one user; share PostgreSQL instead")
+    quote = engine.dialect.identifier_preparer.quote
+    lines = []
+    with translated_errors(url), engine.begin() as conn:
+        database = conn.execute(text("SELECT current_database()")).scalar_one()
+        for role in roles:
+            exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"),
+                                  {"r": role}).first()
+            if not exists:
+                conn.exec_driver_sql(f"CREATE ROLE {quote(role)} LOGIN")
+            for statement in grant_statements(role, database, quote):
+                conn.exec_driver_sql(statement)
+            lines.append(f"{role}: {'granted' if exists else 'role created and granted'}")
+    return lines
+
+
+def check_role(session: Any, unix_user: str) -> None:
+    """On PostgreSQL, refuse to write as a role that row-level security would not let write.
+
+    A role bound by the policies writes only rows whose owner is the role's own name; the
+    jobs orion writes carry the Unix account's name. Superusers and the tables' owner are
+    not bound.
+    """
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    row = session.execute(text(
+        "SELECT current_user, r.rolsuper OR r.rolbypassrls, "
+        "pg_get_userbyid(c.relowner) = current_user, c.relrowsecurity "
+        "FROM pg_roles r, pg_class c WHERE r.rolname = current_user AND c.relname = 'job' "
+        "AND c.relnamespace = 'public'::regnamespace")).first()
+    if row is None:
+        return
+    role, exempt, owns, secured = row
+    if secured and not exempt and not owns and role != unix_user:
+        raise UsageError(
+            f"you connect to the group database as role '{role}' but run as Unix user "
+            f"'{unix_user}': row-level security lets a role write only its own jobs",
+            f"connect as role '{unix_user}' (the admin runs `orion db grant {unix_user}`)")
