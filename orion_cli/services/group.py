@@ -1,6 +1,6 @@
 """A PostgreSQL database shared by a research group: roles, grants, who may write what.
 
-Row-level security (migration 0004) lets each PostgreSQL role change only the rows of jobs
+Row-level security (migration 0005) lets each PostgreSQL role change only the rows of jobs
 whose ``owner`` is that role, so a group database names each user's role like their Unix
 account. The admin who ran ``orion db upgrade`` owns the tables and is not bound by the
 policies (nor is a superuser); ``grant`` gives a member what orion needs and no more.

@@ -1,7 +1,7 @@
 """owner index, event actor, row-level security on PostgreSQL
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-30 10:00:00
 
 On PostgreSQL each table gets row-level security: every user reads the group's rows, and
@@ -18,8 +18,8 @@ import sqlmodel
 from alembic import op
 
 
-revision = '0004'
-down_revision = '0003'
+revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
