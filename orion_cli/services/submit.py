@@ -136,7 +136,8 @@ def submit(settings: Settings, request: SubmitRequest,
     are read and staged (see :mod:`orion_cli.services.staging`) while this process gets
     the scheduler and the database ready.
     """
-    from orion_cli.engines.registry import get_engine
+    from orion_cli.engines.passthrough import engine_params
+    from orion_cli.engines.registry import engine_names, get_engine
     from orion_cli.services.inputs import expand_inputs
     from orion_cli.services.staging import StageTask, staging
 
@@ -144,7 +145,7 @@ def submit(settings: Settings, request: SubmitRequest,
     r = _resolved(request, settings)
     engine = get_engine(r.engine)
     engine_settings = settings.engine_settings(r.engine)
-    params = engine.check(r.params, engine_settings)
+    params = engine.check(engine_params(r.params, r.engine, engine_names()), engine_settings)
     paths = expand_inputs(r.structures)
     if r.dry_run:
         return _dry_run(settings, r, paths)
