@@ -62,6 +62,10 @@ class Settings:
     wait_interval_s: float = 10.0
     launcher: str = "auto"
     slurm_backend: str = "auto"
+    #: site set-up (see :mod:`orion_cli.site`): the runner's Python, lines, variables
+    python: str = ""
+    setup: list[str] = field(default_factory=list)
+    env: dict[str, Any] = field(default_factory=dict)
     engines: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -87,7 +91,8 @@ class Settings:
         return merged
 
 
-_SCALAR_FIELDS = {f.name: f for f in fields(Settings) if f.name not in ("engines", "sources")}
+_TABLE_FIELDS = ("engines", "sources", "setup", "env")
+_SCALAR_FIELDS = {f.name: f for f in fields(Settings) if f.name not in _TABLE_FIELDS}
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
@@ -117,8 +122,15 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> None:
             for engine, table in value.items():
                 settings.engines.setdefault(engine, {}).update(table)
             continue
+        if key in ("setup", "env"):  # rendered into the batch script by orion_cli.site
+            from orion_cli.site import env_lines, setup_lines
+
+            (setup_lines if key == "setup" else env_lines)(value, f"{origin}: {key}")
+            setattr(settings, key, value)
+            settings.sources[key] = origin
+            continue
         if key not in _SCALAR_FIELDS:
-            known = ", ".join(sorted(_SCALAR_FIELDS))
+            known = ", ".join(sorted([*_SCALAR_FIELDS, "engines", "setup", "env"]))
             raise ConfigError(f"{origin}: unknown setting '{key}'", f"known settings: {known}")
         setattr(settings, key, _coerce(key, value, origin))
         settings.sources[key] = origin

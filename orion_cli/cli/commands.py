@@ -99,6 +99,12 @@ def render_job(job: dict[str, Any]) -> None:
         if job.get(key) not in (None, ""):
             console.print(f"  {key:17} {job[key]}", highlight=False, markup=False)
     console.print(f"  {'parameters':17} {job['parameters']}", highlight=False, markup=False)
+    site = job.get("site") or {}
+    if site.get("python"):
+        console.print(f"  {'python':17} {site['python']}", highlight=False, markup=False)
+    for n, line in enumerate(site.get("setup") or []):
+        console.print(f"  {'site set-up' if n == 0 else '':17} {line}", highlight=False,
+                      markup=False)
     result = job.get("result")
     if result:
         console.print("  result:")
