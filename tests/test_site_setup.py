@@ -132,3 +132,23 @@ def test_site_lines_reach_pw_x_on_a_real_run(orion_home: Path, tmp_path: Path,
     shown = orion("show", str(job_id)).stdout
     assert "site set-up" in shown and f"export PATH={bin_dir}:$PATH" in shown
     assert "'nbnd': 12" in shown and str(tmp_path / "site-python") in shown
+
+
+def test_a_retry_runs_the_lines_stored_with_the_job(orion_home: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    (tmp_path / "orion.toml").write_text(
+        '[engines.mock]\nsetup = ["echo first-config > setup-ran.txt"]\n')
+    job_id = orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock",
+                        "-p", "fail=true", "-p", "duration_s=0")["id"]
+    (job,) = poll_until_final([job_id])
+    (tmp_path / "orion.toml").write_text('[engines.mock]\nsetup = ["echo changed"]\n')
+    workdir = Path(job["workdir"])
+    (workdir / "setup-ran.txt").unlink()
+
+    orion("retry", str(job_id))
+    (job,) = poll_until_final([job_id])
+
+    assert job["attempt"] == 2
+    assert "echo first-config > setup-ran.txt" in (workdir / "job.sh").read_text()
+    assert (workdir / "setup-ran.txt").read_text().strip() == "first-config"
