@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 DEFAULT_PSEUDO_DIR = "/usr/share/espresso/pseudo"
 INPUT_NAME = "pw.in"
 OUTPUT_NAME = "pw.out"
+STOP_FILE = "orion.EXIT"  # <prefix>.EXIT
 
 #: the namelists whose keys pass through (``-p system.nbnd=16``), in pw.x's order
 NAMELISTS = ("control", "system", "electrons", "ions", "cell")
@@ -55,6 +56,8 @@ _TOTAL_ENERGY_RY = re.compile(r"^!\s+total energy\s+=\s+(-?\d+\.\d+)\s+Ry", re.M
 _SCF_DONE = re.compile(r"convergence has been achieved in\s+(\d+) iterations")
 _SCF_FAILED = re.compile(r"^\s*(convergence NOT achieved.*)$", re.M)
 _ROUTINE_ERROR = re.compile(r"^\s*Error in routine (.+?)\s*:?\s*\n\s*(.+?)\s*$", re.M)
+_STOPPED = re.compile(r"Program stopped by user request")
+_STOPPED_WHERE = re.compile(r"^\s*(Calculation stopped in .+?)\s*$", re.M)
 _VERSION = re.compile(r"Program PWSCF (v\.\S+)")
 _PSEUDO_FILE = re.compile(r"PseudoPot\. #\s*\d+ for\s+(\S+)\s+read from file:\s*\n\s*(\S+)")
 
@@ -175,10 +178,29 @@ class QeEngine:
         raise NotImplementedError("qe runs pw.x as a command; see prepare()")
 
     def request_stop(self, workdir: Path) -> None:
-        """Ask a running pw.x to stop cleanly: it polls for ``<prefix>.EXIT``."""
-        for directory in (workdir, workdir / "out"):
-            if directory.is_dir():
-                (directory / "orion.EXIT").touch()
+        """Ask a running pw.x to stop cleanly: it polls for ``<prefix>.EXIT``.
+
+        pw.x looks in its working directory (the job directory) and in ``outdir`` and
+        deletes the one it finds: one file only, or the other would stop the next attempt.
+        """
+        (workdir / STOP_FILE).touch()
+
+    def prepare_attempt(self, workdir: Path, attempt: int) -> None:
+        """Before pw.x starts: clear stale stop files; a later attempt keeps the earlier output.
+
+        When the previous attempt stopped at orion's request and left its restart files,
+        this attempt continues from them (``restart_mode = 'restart'``).
+        """
+        for stale in (workdir / STOP_FILE, workdir / "out" / STOP_FILE):
+            stale.unlink(missing_ok=True)
+        previous = workdir / OUTPUT_NAME
+        if attempt <= 1 or not previous.is_file():
+            return
+        text = _command.read_text(previous) or ""
+        previous.replace(workdir / f"pw-attempt-{attempt - 1}.out")
+        if _STOPPED.search(text) and (workdir / "out" / "orion.save").is_dir():
+            script = workdir / INPUT_NAME
+            script.write_text(with_restart_mode(script.read_text()))
 
     def parse(self, workdir: Path, params: Mapping[str, Any]) -> Result:
         """Read ``pw.out``; a pw.x error or an unconverged SCF gives ``Result(error=...)``."""
@@ -314,11 +336,27 @@ def choose_pseudopotentials(
     return chosen
 
 
+def with_restart_mode(pw_in: str) -> str:
+    """Make pw.x continue from its restart files, unless the input already says how.
+
+    >>> with_restart_mode("&CONTROL\\n   calculation = 'scf'\\n/\\n").splitlines()[1]
+    "   restart_mode     = 'restart'"
+    """
+    if re.search(r"^\s*restart_mode\s*=", pw_in, re.M | re.I):
+        return pw_in
+    return re.sub(r"^(\s*&CONTROL\s*)$", r"\1\n   restart_mode     = 'restart'", pw_in,
+                  count=1, flags=re.M | re.I)
+
+
 def pw_error(text: str) -> str | None:
     """Return pw.x's own failure message, or None when the run finished normally."""
     routine = _ROUTINE_ERROR.search(text)
     if routine:
         return f"pw.x: Error in routine {routine.group(1)}: {routine.group(2)}"
+    if _STOPPED.search(text):
+        where = "; ".join(_STOPPED_WHERE.findall(text)) or "before finishing"
+        return (f"pw.x stopped at orion's request (soft time limit): {where}; a retry "
+                "continues from its restart files")
     failed = _SCF_FAILED.search(text)
     if failed:
         return f"pw.x: {failed.group(1).strip()}"
