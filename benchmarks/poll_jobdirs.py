@@ -26,6 +26,7 @@ def _populate(home: Path, n_jobs: int, oversized_mb: int) -> None:
     from orion_cli.config import load_settings
     from orion_cli.db.models import insert_jobs
     from orion_cli.db.session import session_scope
+    from orion_cli.identity import current_user
     from orion_cli.jobdir import append_event
     from orion_cli.services.lifecycle import transition_many
 
@@ -36,8 +37,9 @@ def _populate(home: Path, n_jobs: int, oversized_mb: int) -> None:
         workdir.mkdir(parents=True)
         append_event(workdir, "started", attempt=1)
         append_event(workdir, "progress", attempt=1, step="Processing", progress_pct=25.0)
-        rows.append({"name": f"j{i}", "owner": "bench", "engine": "mock", "scheduler": "slurm",
-                     "scheduler_job_id": str(1000 + i), "workdir": str(workdir)})
+        rows.append({"name": f"j{i}", "owner": current_user(), "engine": "mock",
+                     "scheduler": "slurm", "scheduler_job_id": str(1000 + i),
+                     "workdir": str(workdir)})
     if oversized_mb:
         line = json.dumps({"event": "progress", "attempt": 1, "step": "x" * 100,
                            "progress_pct": 50.0}) + "\n"

@@ -39,8 +39,12 @@ class BatchSpec:
     setup_lines: tuple[str, ...] = ()
 
     @property
+    def output_name(self) -> str:
+        return f"attempt-{self.attempt}.out"
+
+    @property
     def output_path(self) -> Path:
-        return self.workdir / f"attempt-{self.attempt}.out"
+        return self.workdir / self.output_name
 
 
 def nice_for_priority(priority: int) -> int:
@@ -75,9 +79,50 @@ def slurm_job_name(spec: BatchSpec) -> str:
     return (job_name_prefix(spec.orion_id, spec.instance) + safe)[:200]
 
 
+_SBATCH_PLAIN = re.compile(r"[A-Za-z0-9_./:@%+=,-]+")
+
+
+def sbatch_quote(value: str) -> str:
+    r"""Quote ``value`` for an ``#SBATCH`` line so that sbatch reads back exactly ``value``.
+
+    sbatch's header parser (``_get_argument`` in src/sbatch/opt.c) is not a shell: quotes
+    ' or " group, but a backslash escapes the next character *inside quotes too*, and an
+    unquoted ``#`` ends the line. Inside double quotes with only ``\\`` and ``\"`` escaped,
+    sbatch and POSIX ``shlex`` (the local backend's reader) agree. Control characters
+    never get here (checked at submit).
+
+    >>> print(sbatch_quote("debug"), sbatch_quote("/a b/x#1"), sbatch_quote('ba\\ck"q'))
+    debug "/a b/x#1" "ba\\ck\"q"
+    """
+    if _SBATCH_PLAIN.fullmatch(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def slurm_filename(path: Path) -> str | None:
+    """The ``--output`` filename pattern that names exactly ``path``, or None if none can.
+
+    sbatch's ``--output`` is a pattern: ``%`` starts a replacement symbol (``%%`` is a
+    literal ``%``), and any backslash switches every replacement off and is removed
+    (slurmstepd ``fname_create``/``is_path_escaped``). Slurm 22.05 applies this to the
+    job's directory as well when the name is relative, so the pattern is absolute. A path
+    with a backslash cannot be named at all: the script then redirects its own output.
+
+    >>> slurm_filename(Path("/w/100%/a.out")), slurm_filename(Path("/w/a\\\\b/a.out"))
+    ('/w/100%%/a.out', None)
+    """
+    text = str(path)
+    return None if "\\" in text else text.replace("%", "%%")
+
+
 def sbatch_lines(spec: BatchSpec) -> list[str]:
-    """Return the ``#SBATCH`` directives for ``spec``; every user string is shell-quoted."""
-    q = shlex.quote
+    """Return the ``#SBATCH`` directives for ``spec``; every user string is quoted for sbatch.
+
+    Where SLURM cannot name the output file (:func:`slurm_filename`), ``--output`` and
+    ``--error`` go to /dev/null and :func:`render_script` redirects the script's output.
+    """
+    q = sbatch_quote
+    output = slurm_filename(spec.output_path) or "/dev/null"
     options: list[tuple[str, str | int]] = [
         ("job-name", q(slurm_job_name(spec))),
         ("comment", q(f"orion:{spec.orion_id}:{spec.attempt}")),
@@ -86,8 +131,8 @@ def sbatch_lines(spec: BatchSpec) -> list[str]:
         ("ntasks", spec.ntasks),
         ("cpus-per-task", spec.cpus_per_task),
         ("chdir", q(str(spec.workdir))),
-        ("output", q(str(spec.output_path))),
-        ("error", q(str(spec.output_path))),
+        ("output", q(output)),
+        ("error", q(output)),
         ("nice", nice_for_priority(spec.priority)),
     ]
     if spec.partition:
@@ -111,6 +156,14 @@ def _site_lines(spec: BatchSpec) -> list[str]:
             *spec.setup_lines]
 
 
+def _own_output(path: Path, shell_target: str) -> list[str]:
+    """Lines that send the script's output to ``shell_target`` where SLURM cannot name it."""
+    if slurm_filename(path) is not None:
+        return []
+    return ["# SLURM cannot write to a path with a backslash: the script writes its own output",
+            f"exec >>{shell_target} 2>&1"]
+
+
 def render_script(spec: BatchSpec) -> str:
     """Return the complete batch script for ``spec``."""
     q = shlex.quote
@@ -122,6 +175,7 @@ def render_script(spec: BatchSpec) -> str:
         f"export ORION_ATTEMPT={spec.attempt}",
         *_site_lines(spec),
         f"cd {q(str(spec.workdir))} || exit 1",
+        *_own_output(spec.output_path, q(spec.output_name)),
         f"exec {q(spec.python)} -m orion_cli.jobrun {q(str(spec.workdir))}",
         "",
     ]
@@ -165,7 +219,8 @@ def render_array_script(spec: BatchSpec, array_dir: Path, n_tasks: int) -> str:
         if not line.startswith(("#SBATCH --job-name", "#SBATCH --comment", "#SBATCH --output",
                                 "#SBATCH --error"))
     ]
-    output = q(str(array_dir / "task-%a.out"))
+    pattern_dir = slurm_filename(array_dir)
+    output = "/dev/null" if pattern_dir is None else sbatch_quote(f"{pattern_dir}/task-%a.out")
     name = array_name_prefix(spec.orion_id, spec.instance) + str(n_tasks)
     tasks = q(str(array_dir / TASKS_FILE))
     return "\n".join([
@@ -177,6 +232,7 @@ def render_array_script(spec: BatchSpec, array_dir: Path, n_tasks: int) -> str:
         f"# orion jobs {spec.orion_id}.. as one array of {n_tasks} tasks",
         "export ORION_ATTEMPT=1",
         *_site_lines(spec),
+        *_own_output(array_dir, f"{q(str(array_dir))}/task-$SLURM_ARRAY_TASK_ID.out"),
         f'exec {q(spec.python)} -m orion_cli.jobrun --task {tasks} "$SLURM_ARRAY_TASK_ID"',
         "",
     ])

@@ -155,15 +155,18 @@ def find_project_file(start: Path) -> Path | None:
     return None
 
 
+def config_files(cwd: Path | None = None) -> list[Path]:
+    """The configuration files in effect, lowest precedence first (user file, project file)."""
+    user_file = user_config_file()
+    project_file = find_project_file(cwd or Path.cwd())
+    return [p for p in (user_file if user_file.is_file() else None, project_file) if p]
+
+
 def load_settings(flags: Mapping[str, Any] | None = None, cwd: Path | None = None) -> Settings:
     """Build settings from defaults, user config, project file, environment and flags."""
     settings = Settings()
-    user_file = user_config_file()
-    if user_file.is_file():
-        _apply(settings, _read_toml(user_file), str(user_file))
-    project_file = find_project_file(cwd or Path.cwd())
-    if project_file:
-        _apply(settings, _read_toml(project_file), str(project_file))
+    for path in config_files(cwd):
+        _apply(settings, _read_toml(path), str(path))
     env_values = {
         name: os.environ[f"ORION_{name.upper()}"]
         for name in _SCALAR_FIELDS

@@ -48,6 +48,12 @@ class DatabaseError(OrionError):
     """The database cannot be reached or its schema is not what orion needs."""
 
 
+class ForeignDatabaseError(DatabaseError):
+    """The database belongs to something else (or to a newer orion): orion leaves it alone."""
+
+    exit_code = 2
+
+
 class SchedulerError(OrionError):
     """The scheduler refused a command or did not answer."""
 

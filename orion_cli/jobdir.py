@@ -95,13 +95,14 @@ class EventBatch:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_events(workdir: Path, offset: int = 0,
-                max_bytes: int = MAX_EVENT_BYTES_PER_CYCLE) -> EventBatch:
+def read_events(workdir: Path, offset: int = 0, max_bytes: int = MAX_EVENT_BYTES_PER_CYCLE,
+                max_line_bytes: int = MAX_EVENT_LINE_BYTES) -> EventBatch:
     """Read complete event lines after byte ``offset``; a half-written last line waits.
 
-    At most ``max_bytes`` are read; the rest is read by later calls from the returned
-    offset. A line that is not JSON, or longer than MAX_EVENT_LINE_BYTES, is skipped with
-    a warning. The records are returned as parsed, unchecked: see ``ingest``.
+    At most ``max_bytes`` are read (never fewer than a whole line of ``max_line_bytes``,
+    so every call gets on); the rest is read by later calls from the returned offset. A
+    line that is not JSON, or longer than ``max_line_bytes``, is skipped with a warning.
+    The records are returned as parsed, unchecked: see ``ingest``.
 
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp())
@@ -115,6 +116,7 @@ def read_events(workdir: Path, offset: int = 0,
     except FileNotFoundError:
         return EventBatch([], offset)
     warnings: list[str] = []
+    max_bytes = max(max_bytes, max_line_bytes + 1)
     with os.fdopen(fd, "rb") as handle:
         size = os.fstat(fd).st_size
         if offset > size:  # the file was replaced or truncated: read it again from the start
@@ -137,17 +139,17 @@ def read_events(workdir: Path, offset: int = 0,
     for raw in data[position:end].splitlines():
         if not raw.strip():
             continue
-        if len(raw) > MAX_EVENT_LINE_BYTES:
+        if len(raw) > max_line_bytes:
             warnings.append(f"skipped a line of {len(raw)} bytes (limit "
-                            f"{MAX_EVENT_LINE_BYTES}) in {EVENTS_FILE}")
+                            f"{max_line_bytes}) in {EVENTS_FILE}")
             continue
         try:
             events.append(loads_untrusted(raw))
         except ValueError as exc:
             warnings.append(f"skipped a line that is not JSON in {EVENTS_FILE} ({exc})")
     end = max(end, position)
-    if len(data) - end >= MAX_EVENT_LINE_BYTES:  # a line too long to read whole: skip it
-        warnings.append(f"skipped a line longer than {MAX_EVENT_LINE_BYTES} bytes in "
+    if len(data) - end >= max_line_bytes:  # a line too long to read whole: skip it
+        warnings.append(f"skipped a line longer than {max_line_bytes} bytes in "
                         f"{EVENTS_FILE} (at byte {offset + end})")
         end = len(data)
     return EventBatch(events, offset + end, warnings)

@@ -12,7 +12,7 @@ _DURATION = re.compile(r"^(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>s|sec|m|min|h|hr|d)?
 _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
 
 
-def parse_walltime_s(text: str) -> int:
+def parse_walltime_s(text: str, what: str = "walltime") -> int:
     """Parse ``90m``, ``2h``, ``1:30:00``, ``1-00:00:00`` or plain seconds into seconds.
 
     >>> parse_walltime_s("90m"), parse_walltime_s("2h"), parse_walltime_s("1:30:00")
@@ -23,7 +23,9 @@ def parse_walltime_s(text: str) -> int:
     raw = text.strip()
     hint = "write e.g. 90m, 2h, 1:30:00 or a number of seconds"
     if raw.startswith("-"):
-        raise UsageError(f"walltime '{text}' is negative", hint)
+        raise UsageError(f"{what} '{text}' is negative", hint)
+    if len(raw) > 40:
+        raise UsageError(f"{what} '{raw[:20]}…' ({len(raw)} characters) is out of range", hint)
     days = 0
     if re.fullmatch(r"\d+-[\d:]+", raw):
         day_text, raw = raw.split("-", 1)
@@ -31,7 +33,7 @@ def parse_walltime_s(text: str) -> int:
     if ":" in raw:
         parts = raw.split(":")
         if len(parts) > 3 or not all(p.isdigit() for p in parts):
-            raise UsageError(f"walltime '{text}' is not a duration", hint)
+            raise UsageError(f"{what} '{text}' is not a duration", hint)
         seconds = 0
         for part in parts:
             seconds = seconds * 60 + int(part)
@@ -40,11 +42,11 @@ def parse_walltime_s(text: str) -> int:
     else:
         match = _DURATION.match(raw)
         if not match:
-            raise UsageError(f"walltime '{text}' is not a duration", hint)
+            raise UsageError(f"{what} '{text}' is not a duration", hint)
         seconds = round(float(match["num"]) * _UNIT_S[(match["unit"] or "s").lower()])
     seconds += days * 86400
     if seconds <= 0:
-        raise UsageError(f"walltime '{text}' must be positive", hint)
+        raise UsageError(f"{what} '{text}' must be positive", hint)
     return seconds
 
 
@@ -74,6 +76,8 @@ def parse_mem_mb(text: str) -> int:
     (4096, 500, 1536, 800)
     """
     match = _MEM.match(text.strip())
+    if len(text.strip()) > 40:
+        raise UsageError(f"memory '{text.strip()[:20]}…' is out of range", "write e.g. 4G or 500M")
     if not match:
         raise UsageError(f"memory '{text}' is not a size", "write e.g. 4G or 500M")
     mem_mb = round(float(match["num"]) * _UNIT_MB[match["unit"].upper()])
@@ -101,6 +105,9 @@ def parse_param_value(text: str) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw
+    except RecursionError:
+        raise UsageError(f"--param value '{raw[:20]}…' is nested too deeply",
+                         "write a number, true/false, a word or a flat list") from None
 
 
 def parse_param_pairs(pairs: list[str]) -> dict[str, Any]:

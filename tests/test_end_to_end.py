@@ -101,3 +101,22 @@ def test_submit_wait_prints_the_result(backend: str) -> None:
                    "-p", "duration_s=0.2", "--wait")
     assert "completed" in result.stdout and "energy_ev" in result.stdout
     assert "Finalizing" in result.stderr or "Done" in result.stderr
+
+
+@pytest.mark.parametrize("scheduler", ["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+@pytest.mark.parametrize("odd", ["pct%j%%x", "back\\slash", "quote'n\"d #x"])
+def test_work_root_with_pattern_characters(scheduler: str, odd: str, orion_home: Path,
+                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           request: pytest.FixtureRequest) -> None:
+    """``%`` and ``\\`` are sbatch filename-pattern characters; the job still runs and logs."""
+    if scheduler == "slurm":
+        request.getfixturevalue("slurm")
+    work_root = tmp_path / odd
+    monkeypatch.setenv("ORION_WORK_ROOT", str(work_root))
+    monkeypatch.setenv("ORION_SCHEDULER", scheduler)
+    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
+    job = orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "emt", "--wait")
+    assert job["status"] == "completed", (job["error_message"], job["events"])
+    workdir = Path(job["workdir"])
+    assert workdir.is_relative_to(work_root)
+    assert (workdir / "attempt-1.out").exists()

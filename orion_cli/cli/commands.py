@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from orion_cli.cli import app
-from orion_cli.cli.output import age, handle_errors, message, print_json, table
+from orion_cli.cli.output import age, handle_errors, message, print_json, table, visible
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
@@ -54,15 +54,19 @@ def list_cmd(
     since: Annotated[str, typer.Option(help="Only jobs created within: 2h, 3d, 90m.")] = "",
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Jobs per page.")] = 50,
     page: Annotated[int, typer.Option(min=1, help="Page number (1 = newest).")] = 1,
+    all_users: Annotated[bool, typer.Option(
+        "--all-users", help="Every user's jobs in a shared database (read-only).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List jobs, newest first, a page at a time."""
+    """List your jobs, newest first, a page at a time."""
     from orion_cli.config import load_settings
+    from orion_cli.identity import current_user
     from orion_cli.services.listing import JobFilter, list_jobs
     from orion_cli.units import parse_walltime_s
 
     since_s = parse_walltime_s(since) if since else None
-    flt = JobFilter(tuple(status or ()), engine, tag, since_s, limit, (page - 1) * limit)
+    flt = JobFilter(tuple(status or ()), engine, tag, since_s, limit, (page - 1) * limit,
+                    owner=None if all_users else current_user())
     listing = list_jobs(load_settings(), flt)
     rows = listing.rows
     if as_json:
@@ -77,8 +81,9 @@ def list_cmd(
     now = datetime.now(UTC)
     shown = f"{flt.offset + 1}-{flt.offset + len(rows)}"
     title = f"jobs {shown} of {listing.total}" + (f" (page {page})" if page > 1 else "")
-    table(title, ["id", "name", "engine", "status", "progress", "scheduler id", "age"], [
-        (r["id"], r["name"], r["engine"],
+    owners = ["owner"] if all_users else []
+    table(title, ["id", "name", *owners, "engine", "status", "progress", "scheduler id", "age"], [
+        (r["id"], r["name"], *([r["owner"]] if all_users else []), r["engine"],
          r["status"] + (f" ({r['failure_reason']})" if r["failure_reason"] else ""),
          f"{r['progress_pct']:.0f}% {r['current_step']}".strip(),
          r["scheduler_job_id"] or "-",
@@ -88,46 +93,49 @@ def list_cmd(
 
 
 def render_job(job: dict[str, Any]) -> None:
+    """Print one job for a person; every value from users or files has its controls escaped."""
     from rich.console import Console
+    from rich.text import Text
 
-    console = Console()
+    console = Console(highlight=False)
+
+    def say(*parts: str | tuple[str, str]) -> None:
+        console.print(Text.assemble(*(
+            (visible(p[0]), p[1]) if isinstance(p, tuple) else visible(p) for p in parts)))
+
     status = job["status"] + (f" ({job['failure_reason']})" if job["failure_reason"] else "")
-    console.print(f"[bold]job {job['id']}[/bold] {job['name']}: {status}", highlight=False)
+    say((f"job {job['id']}", "bold"), f" {job['name']}: {status}")
     for key in ("engine", "formula", "scheduler", "scheduler_job_id", "raw_state", "partition",
                 "walltime_s", "ntasks", "mem_mb", "priority", "attempt", "progress_pct",
                 "current_step", "workdir", "error_message", "created_at", "finished_at"):
         if job.get(key) not in (None, ""):
-            console.print(f"  {key:17} {job[key]}", highlight=False, markup=False)
-    console.print(f"  {'parameters':17} {job['parameters']}", highlight=False, markup=False)
+            say(f"  {key:17} {job[key]}")
+    say(f"  {'parameters':17} {job['parameters']}")
     site = job.get("site") or {}
     if site.get("python"):
-        console.print(f"  {'python':17} {site['python']}", highlight=False, markup=False)
+        say(f"  {'python':17} {site['python']}")
     for n, line in enumerate(site.get("setup") or []):
-        console.print(f"  {'site set-up' if n == 0 else '':17} {line}", highlight=False,
-                      markup=False)
+        say(f"  {'site set-up' if n == 0 else '':17} {line}")
     result = job.get("result")
     if result:
-        console.print("  result:")
+        say("  result:")
         for key in ("energy_ev", "converged", "error"):
             if result.get(key) is not None:
-                console.print(f"    {key:15} {result[key]}", highlight=False, markup=False)
+                say(f"    {key:15} {result[key]}")
         if result.get("forces_ev_per_a"):
             fmax = max(sum(c * c for c in f) ** 0.5 for f in result["forces_ev_per_a"])
-            console.print(f"    {'max force':15} {fmax:.4f} eV/Å", highlight=False)
+            say(f"    {'max force':15} {fmax:.4f} eV/Å")
     if len(job.get("attempts", [])) > 1 or any(a["reason"] for a in job.get("attempts", [])):
-        console.print("  attempts:")
+        say("  attempts:")
         for a in job["attempts"]:
             reason = f" ({a['reason']})" if a["reason"] else ""
-            console.print(f"    #{a['attempt']} {a['scheduler_job_id'] or '-'} {a['status']}"
-                          f"{reason} walltime {a['walltime_s']} s mem {a['mem_mb'] or '-'} MB",
-                          highlight=False, markup=False)
-    console.print("  events:")
+            say(f"    #{a['attempt']} {a['scheduler_job_id'] or '-'} {a['status']}"
+                f"{reason} walltime {a['walltime_s']} s mem {a['mem_mb'] or '-'} MB")
+    say("  events:")
     for event in job["events"]:
         reason = f" ({event['reason']})" if event["reason"] else ""
         move = "note" if event["from"] == event["to"] else f"{event['from']} → {event['to']}"
-        console.print(f"    {event['at']} {move}{reason} "
-                      f"[{event['source']}] {event['message'] or ''}",
-                      highlight=False, markup=False)
+        say(f"    {event['at']} {move}{reason} [{event['source']}] {event['message'] or ''}")
 
 
 @app.command()
@@ -173,7 +181,7 @@ def doctor(as_json: JsonOpt = False) -> None:
         print_json([{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks])
     else:
         for c in checks:
-            typer.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name:20} {c.detail}")
+            typer.echo(visible(f"{'ok  ' if c.ok else 'FAIL'} {c.name:20} {c.detail}"))
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
 
@@ -199,21 +207,27 @@ def engines(as_json: JsonOpt = False) -> None:
         return
     for item in data:
         mark = "ok" if item["available"] else "--"
-        typer.echo(f"{mark} {item['name']:8} {item['summary']} [{item['detail']}]")
+        typer.echo(visible(f"{mark} {item['name']:8} {item['summary']} [{item['detail']}]"))
         for p in item["parameters"]:
             unit = f" [{p['unit']}]" if p["unit"] else ""
-            typer.echo(f"     {p['name']:16} default {p['default']!r}{unit}: {p['help']}")
+            typer.echo(visible(f"     {p['name']:16} default {p['default']!r}{unit}: {p['help']}"))
 
 
 @db_app.command("upgrade")
 @handle_errors
-def db_upgrade(as_json: JsonOpt = False) -> None:
+def db_upgrade(
+    as_json: JsonOpt = False,
+    alongside_other_tables: Annotated[bool, typer.Option(
+        "--alongside-other-tables",
+        help="PostgreSQL: add orion's tables to a database that already holds other "
+             "applications' tables (never to one with tables named like orion's).")] = False,
+) -> None:
     """Create or upgrade the database schema to the version this orion needs."""
     from orion_cli.config import load_settings
     from orion_cli.db.session import redact, upgrade_url
 
     settings = load_settings()
-    before, after = upgrade_url(settings.resolved_database_url)
+    before, after = upgrade_url(settings.resolved_database_url, alongside_other_tables)
     if as_json:
         print_json({"from": before, "to": after})
     else:

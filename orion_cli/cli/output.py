@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
@@ -17,18 +19,67 @@ STATUS_STYLE = {"completed": "green", "failed": "red", "cancelled": "yellow",
                 "running": "cyan", "queued": "blue", "created": "white"}
 
 
+def finite(data: Any) -> Any:
+    """Replace NaN and infinities (not JSON) by None, in nested dicts, lists and tuples.
+
+    >>> finite({"e": float("inf"), "f": [1.5, float("nan")], "t": (float("-inf"),)})
+    {'e': None, 'f': [1.5, None], 't': [None]}
+    """
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(value) for value in data]
+    return data
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """Print one strict JSON document on stdout (no NaN/Infinity: they become null)."""
+    sys.stdout.write(json.dumps(finite(data), indent=2, default=str, allow_nan=False) + "\n")
+
+
+#: C0 and C1 control characters, DEL, and the bidirectional overrides that reorder text
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def visible(text: str) -> str:
+    r"""Make control characters visible as escapes, so that text from files and users
+    (job names, tags, paths, messages) can never drive the terminal.
+
+    >>> print(visible("Cu\x1b[31m red\nline\u202e"))
+    Cu\x1b[31m red\nline\u202e
+    """
+    return _UNPRINTABLE.sub(
+        lambda m: _NAMED.get(m[0]) or (f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100
+                                       else f"\\u{ord(m[0]):04x}"), text)
 
 
 def message(text: str) -> None:
     """Say something to the person (stderr), never mixed into data output."""
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(visible(text) + "\n")
 
 
 def fail(exc: OrionError) -> typer.Exit:
     message(f"error: {exc.one_line()}")
     return typer.Exit(exc.exit_code)
+
+
+def _scrubbed(text: str) -> str:
+    """Remove the configured database password from an unexpected error's text."""
+    import os
+
+    from orion_cli.db.urls import scrub
+
+    url = os.environ.get("ORION_DATABASE_URL", "")
+    try:
+        from orion_cli.config import load_settings
+
+        url = load_settings().resolved_database_url
+    except Exception:  # noqa: BLE001 - a broken config must not hide the first error
+        pass
+    return scrub(scrub(text, url), os.environ.get("ORION_DATABASE_URL", ""))
 
 
 def handle_errors(func: F) -> F:
@@ -44,12 +95,12 @@ def handle_errors(func: F) -> F:
             if debug_enabled():
                 raise
             raise fail(exc) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
+            raise  # a closed pipe (orion ls | head -1): click ends quietly
         except Exception as exc:
             if debug_enabled():
                 raise
-            message(f"internal error: {type(exc).__name__}: {exc} "
+            message(f"internal error: {type(exc).__name__}: {_scrubbed(str(exc))} "
                     "(run with --debug or ORION_DEBUG=1 for the traceback, and report it)")
             raise typer.Exit(1) from None
 
@@ -90,7 +141,7 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     Rich draws it on a terminal; a pipe, or a listing longer than RICH_MAX_ROWS, gets plain
     aligned text (what ``grep``/``awk`` want, and 10× quicker for thousands of rows).
     """
-    cells = [[str(cell) for cell in row] for row in rows]
+    cells = [[visible(str(cell)) for cell in row] for row in rows]
     terminal = sys.stdout.isatty()
     if not terminal or len(cells) > RICH_MAX_ROWS:
         sys.stdout.write(plain_table(title, columns, cells, colour=terminal) + "\n")

@@ -47,22 +47,39 @@ def _params(pairs: list[str], params_file: Path | None) -> dict[str, Any]:
 
     params: dict[str, Any] = {}
     if params_file is not None:
-        if not params_file.is_file():
-            raise UsageError(f"params file '{params_file}' does not exist", "check the path")
-        text = params_file.read_text()
-        try:
-            if params_file.suffix == ".json":
-                params = json.loads(text)
-            else:
-                import tomllib
-
-                params = tomllib.loads(text)
-        except ValueError as exc:
-            raise UsageError(f"cannot read parameters from '{params_file}': {exc}",
-                             "use a TOML or JSON file of key = value pairs") from None
-        if not isinstance(params, dict):
-            raise UsageError(f"'{params_file}' must hold a table of key = value pairs")
+        params = _read_params_file(params_file)
     params.update(parse_param_pairs(pairs))
+    return params
+
+
+def _read_params_file(path: Path) -> dict[str, Any]:
+    """Read a TOML or JSON table of parameters; every way it can be wrong is one UsageError."""
+    fix = "use a TOML or JSON file of key = value pairs"
+    if path.is_dir():
+        raise UsageError(f"params file '{path}' is a directory", "give the path of a file")
+    if not path.is_file():
+        raise UsageError(f"params file '{path}' does not exist", "check the path")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"params file '{path}' is not a UTF-8 text file", fix) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read params file '{path}': {exc.strerror}",
+                         "check its permissions") from None
+    try:
+        if path.suffix == ".json":
+            params = json.loads(text)
+        else:
+            import tomllib
+
+            params = tomllib.loads(text)
+    except RecursionError:
+        raise UsageError(f"params file '{path}' is nested too deeply", fix) from None
+    except ValueError as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"cannot read parameters from '{path}': {detail}", fix) from None
+    if not isinstance(params, dict):
+        raise UsageError(f"'{path}' must hold a table of key = value pairs", fix)
     return params
 
 
@@ -80,9 +97,9 @@ def submit(
         "--params", help="TOML/JSON parameter file.")] = None,
     partition: Annotated[str, typer.Option(help="SLURM partition (queue).")] = "",
     walltime: Annotated[str, typer.Option(help="Time limit: 90m, 2h, 1:30:00 or seconds.")] = "",
-    nodes: Annotated[int | None, typer.Option(min=1)] = None,
-    ntasks: Annotated[int | None, typer.Option(min=1)] = None,
-    cpus_per_task: Annotated[int | None, typer.Option("--cpus-per-task", min=1)] = None,
+    nodes: Annotated[int | None, typer.Option()] = None,
+    ntasks: Annotated[int | None, typer.Option()] = None,
+    cpus_per_task: Annotated[int | None, typer.Option("--cpus-per-task")] = None,
     mem: Annotated[str, typer.Option(help="Memory per node: 4G, 500M.")] = "",
     account: Annotated[str, typer.Option()] = "",
     qos: Annotated[str, typer.Option()] = "",
@@ -95,7 +112,10 @@ def submit(
     = False,
     tag: Annotated[str, typer.Option(help="A label to filter by later (orion ls --tag).")] = "",
     throttle: Annotated[int | None, typer.Option(
-        min=1, help="At most N jobs of one array run at once (sbatch --array=...%N).")] = None,
+        help="At most N jobs of one array run at once (sbatch --array=...%N).")] = None,
+    allow_close_atoms: Annotated[bool, typer.Option(
+        "--allow-close-atoms", help="Accept atoms closer than 0.5 Å (deliberate overlaps).")]
+    = False,
     scheduler: Annotated[str, typer.Option(
         help="slurm or local (default: slurm if sbatch exists).")] = "",
     dry_run: Annotated[bool, typer.Option(
@@ -113,13 +133,13 @@ def submit(
     request = SubmitRequest(
         structures=structures, engine=engine, params=_params(param or [], params), name=name,
         scheduler=scheduler, partition=partition,
-        walltime_s=parse_walltime_s(walltime) if walltime else 0, nodes=nodes or 0,
-        ntasks=ntasks or 0, cpus_per_task=cpus_per_task or 0,
+        walltime_s=parse_walltime_s(walltime, "--walltime") if walltime else 0, nodes=nodes,
+        ntasks=ntasks, cpus_per_task=cpus_per_task,
         mem_mb=parse_mem_mb(mem) if mem else 0,
         account=account, qos=qos, priority=priority, dry_run=dry_run, hold=hold, tag=tag,
-        throttle=throttle,
+        throttle=throttle, allow_close_atoms=allow_close_atoms,
         max_retries=retries,
-        retry_delay_s=parse_walltime_s(retry_delay) if retry_delay else None,
+        retry_delay_s=parse_walltime_s(retry_delay, "--retry-delay") if retry_delay else None,
     )
     with progress_bar() as report:
         done = submit_jobs(settings, request, report)

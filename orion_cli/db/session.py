@@ -8,48 +8,27 @@ from functools import cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlmodel import Session
 
-from orion_cli.db import SCHEMA_HEAD
-from orion_cli.errors import ConfigError, DatabaseError
+from orion_cli.db import KNOWN_REVISIONS, ORION_TABLES, SCHEMA_HEAD
+from orion_cli.db import sqlite_file as files
+from orion_cli.db.urls import check_url, normalize_url, redact, scrub
+from orion_cli.errors import DatabaseError, ForeignDatabaseError, OrionError
+
+__all__ = ["normalize_url", "redact"]  # re-exported: callers print URLs through this module
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def normalize_url(url: str) -> str:
-    """Use psycopg 3 for PostgreSQL URLs written without a driver.
-
-    >>> normalize_url("postgresql://u@h/db"), normalize_url("postgres://u@h/db")
-    ('postgresql+psycopg://u@h/db', 'postgresql+psycopg://u@h/db')
-    """
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
-
-
-def redact(url: str) -> str:
-    """Hide the password of a database URL.
-
-    >>> redact("postgresql://u:secret@h/db")
-    'postgresql://u:***@h/db'
-    """
-    head, sep, tail = url.partition("://")
-    if "@" not in tail:
-        return url
-    creds, _, rest = tail.partition("@")
-    user = creds.split(":", 1)[0]
-    return f"{head}{sep}{user}:***@{rest}" if ":" in creds else url
-
-
 @cache
 def get_engine(url: str) -> Engine:
+    check_url(url)
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_path(url)
+        if path is not None:
+            files.make_private_dir(path.parent)
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -61,14 +40,9 @@ def get_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    if url.startswith("postgresql"):
-        # psycopg parses each distinct statement text once; pages of 100 rows repeat the
-        # same text, where one page of 1,000 rows costs ~0.1 s of parsing per bulk insert
-        return create_engine(url, pool_pre_ping=True, insertmanyvalues_page_size=100)
-    raise ConfigError(
-        f"database URL '{redact(url)}' is neither sqlite nor postgresql",
-        "set ORION_DATABASE_URL to sqlite:///path/orion.db or postgresql://user@host/db",
-    )
+    # psycopg parses each distinct statement text once; pages of 100 rows repeat the
+    # same text, where one page of 1,000 rows costs ~0.1 s of parsing per bulk insert
+    return create_engine(url, pool_pre_ping=True, insertmanyvalues_page_size=100)
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -101,26 +75,90 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:
     return before, current_revision(engine) or ""
 
 
-def database_error(url: str, exc: Exception) -> DatabaseError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def database_error(url: str, exc: Exception) -> OrionError:
+    """Turn a driver error into one line: a corrupt SQLite file, or the database unreachable."""
+    path = sqlite_path(url)
+    if path is not None and files.is_corrupt(exc):
+        return files.corrupt_error(path)
+    text = scrub(str(exc).strip(), url)
+    first = text.splitlines()[0] if text else type(exc).__name__
     return DatabaseError(
         f"cannot use database {redact(url)}: {first}",
         "check that it is running and ORION_DATABASE_URL is right, then `orion doctor`",
     )
 
 
-def upgrade_url(url: str) -> tuple[str | None, str]:
-    """Upgrade the schema of the database at ``url``; unreachable is a DatabaseError."""
+@contextlib.contextmanager
+def translated_errors(url: str) -> Iterator[None]:
+    """Turn an unreachable database or a damaged SQLite file into one line (an OrionError)."""
     try:
-        return upgrade(get_engine(url))
+        yield
     except OperationalError as exc:
         raise database_error(url, exc) from None
+    except DBAPIError as exc:
+        if files.is_corrupt(exc):
+            raise database_error(url, exc) from None
+        raise
 
 
-def _sqlite_path(url: str) -> Path | None:
+def _other_tables(engine: Engine) -> set[str]:
+    """Tables of the current schema besides alembic's (PostgreSQL; SQLite is looked at first)."""
+    with engine.connect() as conn:
+        return {row[0] for row in conn.execute(text(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema()"))} - {"alembic_version"}
+
+
+def check_server_schema(url: str, engine: Engine, revision: str | None,
+                         alongside_other_tables: bool = False) -> None:
+    """Refuse a PostgreSQL database that is another application's; say how to proceed."""
+    if revision is not None and revision not in KNOWN_REVISIONS:
+        raise ForeignDatabaseError(
+            f"database {redact(url)} is stamped with schema revision '{revision}', which this "
+            "orion does not know (another application's database, or a newer orion's)",
+            "point ORION_DATABASE_URL at orion's database, or upgrade orion")
+    if revision is not None:
+        return
+    others = _other_tables(engine)
+    if not others:
+        return
+    shown = ", ".join(sorted(others)[:5]) + (", ..." if len(others) > 5 else "")
+    clashing = sorted(others & ORION_TABLES)
+    if clashing:
+        raise ForeignDatabaseError(
+            f"database {redact(url)} has tables named like orion's ({', '.join(clashing)}) "
+            "but no orion schema; orion left it unchanged",
+            "point ORION_DATABASE_URL at an empty database (or another schema)")
+    if not alongside_other_tables:
+        raise ForeignDatabaseError(
+            f"database {redact(url)} has other tables ({shown}) and no orion schema; "
+            "orion left it unchanged",
+            "`orion db upgrade --alongside-other-tables` adds orion's tables beside them, or "
+            "point ORION_DATABASE_URL at an empty database")
+
+
+def upgrade_url(url: str, alongside_other_tables: bool = False) -> tuple[str | None, str]:
+    """Upgrade the schema of the database at ``url``; refuse a foreign one, change nothing.
+
+    A new or empty SQLite file gets orion's schema; a PostgreSQL database with other
+    applications' tables only with ``alongside_other_tables`` (and never one with a table
+    named like orion's).
+    """
+    path = sqlite_path(url)
+    with translated_errors(url):
+        if path is not None:
+            if files.inspect(path) is files.FileState.MISSING:
+                create_sqlite(path)
+            return upgrade(get_engine(url))
+        engine = get_engine(url)
+        check_server_schema(url, engine, current_revision(engine), alongside_other_tables)
+        return upgrade(engine)
+
+
+def sqlite_path(url: str) -> Path | None:
     """The file of a SQLite URL (None for memory databases and other dialects).
 
-    >>> _sqlite_path("sqlite:////tmp/o.db"), _sqlite_path("sqlite://")
+    >>> sqlite_path("sqlite:////tmp/o.db"), sqlite_path("sqlite://")
     (PosixPath('/tmp/o.db'), None)
     """
     url = normalize_url(url)
@@ -136,7 +174,9 @@ def create_sqlite(path: Path) -> bool:
     The file is built beside ``path`` and linked into place, which fails if ``path`` exists:
     two first runs at once make one database, and a crash leaves no half-made one. Running
     the migrations one by one would give the same schema (a test checks) but takes longer
-    than the rest of a first ``orion submit``. Returns False when someone else was first.
+    than the rest of a first ``orion submit``. The file is private (0600) and so is a
+    directory made for it (0700), whatever the umask. Returns False when someone else was
+    first.
     """
     import os
     import uuid
@@ -145,8 +185,9 @@ def create_sqlite(path: Path) -> bool:
 
     import orion_cli.db.models  # noqa: F401  (registers the tables)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    files.make_private_dir(path.parent)
     scratch = path.with_name(f".{path.name}.new-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    files.create_private_file(scratch)  # SQLite gives its journal and WAL the same mode
     engine = create_engine(f"sqlite:///{scratch}")
     try:
         with engine.begin() as conn:
@@ -168,20 +209,30 @@ def create_sqlite(path: Path) -> bool:
 
 
 def ready_engine(url: str) -> Engine:
-    """Return an engine whose schema is current: SQLite upgrades itself, PostgreSQL asks."""
-    path = _sqlite_path(url)
-    if path is not None and not path.exists():
-        create_sqlite(path)
-    engine = get_engine(url)
-    try:
+    """Return an engine whose schema is current: SQLite upgrades itself, PostgreSQL asks.
+
+    A SQLite file is looked at read-only first: a missing one is created, an empty one gets
+    the schema, a corrupt or foreign one is refused unchanged. On PostgreSQL nothing is
+    ever created here (``orion db upgrade`` does that).
+    """
+    path = sqlite_path(url)
+    with translated_errors(url):
+        if path is not None and files.inspect(path) is files.FileState.MISSING:
+            try:
+                create_sqlite(path)
+            except OSError as exc:
+                raise DatabaseError(
+                    f"cannot create database file {path}: {exc.strerror or exc}",
+                    "make its directory writable or point ORION_DATABASE_URL elsewhere",
+                ) from None
+        engine = get_engine(url)
         revision = current_revision(engine)
         if revision == SCHEMA_HEAD:
             return engine
-        if engine.dialect.name == "sqlite":
+        if path is not None:
             upgrade(engine)
             return engine
-    except OperationalError as exc:
-        raise database_error(url, exc) from None
+        check_server_schema(url, engine, revision)
     raise DatabaseError(
         f"database schema is at {revision or 'nothing'}, orion needs {SCHEMA_HEAD}",
         "run `orion db upgrade`",
@@ -204,13 +255,12 @@ def session_scope(url: str) -> Iterator[Session]:
     engine = ready_engine(url)
     session = Session(engine, expire_on_commit=False)
     try:
-        yield session
-        session.commit()
-    except OperationalError as exc:
-        session.rollback()
-        raise database_error(url, exc) from None
-    except BaseException:
-        session.rollback()
-        raise
+        with translated_errors(url):
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
     finally:
         session.close()

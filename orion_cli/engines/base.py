@@ -124,14 +124,28 @@ class Engine(Protocol):
     # engine's command, every attempt (qe: clear stale stop files, continue from restart files).
 
 
+#: integer parameters are step counts, seeds, iteration limits: 32-bit in every engine's code
+MAX_INT_PARAM = 2**31 - 1
+#: any integer inside a parameter value (a k-point grid, a list) must fit a JSON/DB integer
+MAX_ANY_INT = 2**63 - 1
+MAX_PARAM_TEXT_CHARS = 4096
+
+
 def check_known_params(
     engine_name: str, declared: tuple[EngineParam, ...], params: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Fill defaults and reject names the engine does not declare (shared by engines).
+    """Fill defaults; reject undeclared names, ill-typed and non-finite values (all engines).
+
+    A parameter whose default is a bool takes only true/false, an int only whole numbers
+    (``2.0`` becomes ``2``), a float any finite number; a str default takes text. Whatever
+    the type, no number inside a value may be NaN or infinite and no text may hold a
+    control character (parameters end up in engines' input files).
 
     >>> p = (EngineParam("steps", 10, "number of steps"),)
     >>> check_known_params("mock", p, {})
     {'steps': 10}
+    >>> check_known_params("mock", p, {"steps": 20.0})
+    {'steps': 20}
     """
     from orion_cli.errors import UsageError
 
@@ -145,9 +159,80 @@ def check_known_params(
     merged = {p.name: p.default for p in declared}
     merged.update(params)
     for p in declared:
+        merged[p.name] = check_param_value(engine_name, p, merged[p.name])
         if p.choices and merged[p.name] not in p.choices:
             raise UsageError(
                 f"engine '{engine_name}': {p.name}={merged[p.name]!r} is not allowed",
                 f"use one of: {', '.join(p.choices)}",
             )
     return merged
+
+
+def check_param_value(engine_name: str, param: EngineParam, value: Any) -> Any:
+    """Return ``value`` checked against the type of ``param``'s default (see above)."""
+    from orion_cli.errors import UsageError
+
+    what = f"engine '{engine_name}': {param.name}={_short(value)}"
+    _check_inside(what, value)
+    default = param.default
+    if value is None or default is None:
+        return value  # optional, or a parameter of several forms: its engine checks it
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise UsageError(f"{what} must be true or false", f"write --param {param.name}=true")
+        return value
+    if isinstance(default, int | float) and (
+            isinstance(value, bool) or not isinstance(value, int | float)):
+        kind = "a whole number" if isinstance(default, int) else "a number"
+        raise UsageError(f"{what} must be {kind}", f"write e.g. --param {param.name}={default}")
+    if isinstance(default, int):
+        if isinstance(value, float) and not value.is_integer():
+            raise UsageError(f"{what} must be a whole number",
+                             f"write e.g. --param {param.name}={default}")
+        if abs(value) > MAX_INT_PARAM:
+            raise UsageError(f"{what} is out of range: must be at most {MAX_INT_PARAM} in size",
+                             f"write e.g. --param {param.name}={default}")
+        return int(value)
+    if isinstance(default, str) and not isinstance(value, str):
+        raise UsageError(f"{what} must be text", f"write e.g. --param {param.name}={default}")
+    return value
+
+
+def _check_inside(what: str, value: Any) -> None:
+    """Refuse NaN/infinity, huge integers, control characters anywhere inside ``value``.
+
+    Iterative, so a value nested as deep as JSON allows cannot exhaust the stack.
+    """
+    import math
+
+    from orion_cli.errors import UsageError
+    from orion_cli.limits import bad_character
+
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise UsageError(f"{what} must be finite (not NaN or infinity)",
+                             "write an ordinary number")
+        if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_ANY_INT:
+            raise UsageError(f"{what} is out of range: must be at most {MAX_ANY_INT} in size")
+        if isinstance(item, str):
+            if bad_character(item) is not None:
+                raise UsageError(f"{what} contains a control character "
+                                 f"({bad_character(item)!r})", "remove it")
+            if len(item) > MAX_PARAM_TEXT_CHARS:
+                raise UsageError(f"{what} is longer than {MAX_PARAM_TEXT_CHARS} characters")
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+        elif item is not None and not isinstance(item, bool | int | float):
+            raise UsageError(f"{what} has a value of type {type(item).__name__}",
+                             "use numbers, true/false, text and lists")
+
+
+def _short(value: Any) -> str:
+    """``repr`` of a parameter value, shortened for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:60]}… ({len(text)} characters)"

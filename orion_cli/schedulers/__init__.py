@@ -8,6 +8,7 @@ Backends are imported only when asked for.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,9 +23,44 @@ SCHEDULER_NAMES = ("slurm", "local")
 SLURM_BACKENDS = ("auto", "cli", "pyslurm")
 
 
+#: where Slurm's tools look for the cluster's configuration when SLURM_CONF is not set
+SLURM_CONF_DEFAULTS = ("/etc/slurm/slurm.conf", "/etc/slurm-llnl/slurm.conf")
+SLURM_CLIENTS = ("squeue", "srun", "sinfo", "scontrol")
+
+
+def slurm_cluster_sign() -> str | None:
+    """Say why this machine looks like a SLURM cluster, or None when it does not.
+
+    Signs: the slurm.conf Slurm's tools would read (``$SLURM_CONF``, else the Debian/RHEL
+    default paths) exists, or another Slurm client command is on PATH.
+    """
+    conf = os.environ.get("SLURM_CONF")
+    for candidate in (conf,) if conf else SLURM_CONF_DEFAULTS:
+        if Path(candidate).is_file():
+            return f"{candidate} exists"
+    for command in SLURM_CLIENTS:
+        found = shutil.which(command)
+        if found:
+            return f"{found} is on PATH"
+    return None
+
+
 def default_scheduler_name() -> str:
-    """``slurm`` where ``sbatch`` is on PATH, else ``local``."""
-    return "slurm" if shutil.which("sbatch") else "local"
+    """``slurm`` where ``sbatch`` is on PATH, ``local`` on a machine that is not a cluster.
+
+    A cluster whose ``sbatch`` is missing from PATH (cron without ``module load slurm``) is
+    refused: running there would put the job on the login node.
+    """
+    if shutil.which("sbatch"):
+        return "slurm"
+    sign = slurm_cluster_sign()
+    if sign:
+        raise UsageError(
+            f"scheduler = auto, but sbatch is not on PATH on what looks like a SLURM cluster "
+            f"({sign}); orion will not run the job on this machine",
+            "run `module load slurm` (or fix PATH), or choose --scheduler local",
+        )
+    return "local"
 
 
 def slurm_backend(requested: str = "auto") -> tuple[str, str]:

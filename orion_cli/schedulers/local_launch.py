@@ -28,7 +28,7 @@ _WRAPPER = (
 # the launcher backgrounds the wrapper and exits at once: the wrapper is re-parented to init
 # (no zombie), and its process group (= launcher pid) survives for cancel
 _LAUNCHER = 'o=$1 e=$2; shift 2; sh -c "$0" "$@" </dev/null >>"$o" 2>>"$e" & echo $!'
-_SBATCH_LINE = re.compile(r"^#SBATCH\s+(?:--(output|error|job-name)=|-([oeJ])\s*)(\S+)")
+_SBATCH_LINE = re.compile(r"^#SBATCH\s+(?:--(output|error|job-name)=|-([oeJ])\s*)(.*\S)")
 _SHORT_OPTION = {"o": "output", "e": "error", "J": "job-name"}
 NO_ARRAY_INDEX = "4294967294"  # what sbatch puts for %a outside arrays
 

@@ -1,9 +1,11 @@
-"""Health check: database, schema, scheduler, engines, job directory."""
+"""Health check: config files, database (schema, integrity, writability), scheduler, engines."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from orion_cli.config import Settings
 from orion_cli.errors import OrionError
@@ -19,40 +21,121 @@ class Check:
 def _database_checks(settings: Settings) -> list[Check]:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from orion_cli.db.session import SCHEMA_HEAD, current_revision, get_engine, redact
+    from orion_cli.db.session import SCHEMA_HEAD, current_revision, ready_engine, sqlite_path
+    from orion_cli.db.urls import redact, scrub
 
     url = settings.resolved_database_url
+    shown = redact(url)
+    path = sqlite_path(url)
+    checks = []
     try:
-        engine = get_engine(url)
-        if engine.dialect.name == "sqlite":
-            from orion_cli.db.session import ready_engine
-
-            ready_engine(url)  # the embedded database creates itself
+        # the embedded database creates itself; a server is only read
+        engine = ready_engine(url) if path is not None else _server_engine(url)
         revision = current_revision(engine)
-    except (SQLAlchemyError, OrionError) as exc:
-        text = exc.one_line() if isinstance(exc, OrionError) else str(exc).splitlines()[0]
-        return [Check("database", False, f"{redact(url)}: {text}")]
-    checks = [Check("database", True, f"{redact(url)} ({engine.dialect.name})")]
-    if revision == SCHEMA_HEAD:
-        checks.append(Check("schema", True, f"at {revision}"))
-    else:
-        checks.append(Check("schema", False,
-                            f"at {revision or 'nothing'}, needs {SCHEMA_HEAD}: "
-                            "run `orion db upgrade`"))
+    except (SQLAlchemyError, OrionError, OSError) as exc:
+        text = exc.one_line() if isinstance(exc, OrionError) else str(exc).strip()
+        checks.append(Check("database", False, f"{shown}: {scrub(text.splitlines()[0], url)}"))
+        engine = None
+    if engine is not None:
+        checks.append(Check("database", True, f"{shown} ({engine.dialect.name})"))
+        if revision == SCHEMA_HEAD:
+            checks.append(Check("schema", True, f"at {revision}"))
+        else:
+            checks.append(Check("schema", False, _schema_problem(url, engine, revision)))
+    if path is not None:
+        checks += _sqlite_file_checks(path)
+    elif engine is not None and revision == SCHEMA_HEAD:
+        checks.append(_server_writable(engine))
     return checks
+
+
+def _schema_problem(url: str, engine: Any, revision: str | None) -> str:
+    from orion_cli.db.session import SCHEMA_HEAD, check_server_schema
+
+    try:
+        check_server_schema(url, engine, revision)  # another application's database?
+    except OrionError as exc:
+        return exc.one_line()
+    return f"at {revision or 'nothing'}, needs {SCHEMA_HEAD}: run `orion db upgrade`"
+
+
+def _server_engine(url: str) -> Any:
+    """An engine on a database server, its schema not checked (doctor reports on it)."""
+    from orion_cli.db.session import get_engine
+
+    return get_engine(url)
+
+
+def _sqlite_file_checks(path: Path) -> list[Check]:
+    from orion_cli.db.sqlite_file import quick_check, writable_problem
+
+    checks = []
+    if path.is_file() and path.stat().st_size:
+        verdict = quick_check(path)
+        checks.append(Check("database integrity", verdict == "ok",
+                            f"PRAGMA quick_check: {verdict}"))
+    problem = writable_problem(path)
+    checks.append(Check("database writable", problem is None,
+                        problem or f"{path} and its directory are writable"))
+    return checks
+
+
+def _server_writable(engine: Any) -> Check:
+    """Whether this connection may change jobs (not a read-only replica, has the grants)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with engine.connect() as conn:
+            read_only, insert, update = conn.execute(text(
+                "SELECT current_setting('transaction_read_only'), "
+                "has_table_privilege('job', 'INSERT'), has_table_privilege('job', 'UPDATE')"
+            )).one()
+    except SQLAlchemyError as exc:
+        return Check("database writable", False, str(exc).strip().splitlines()[0])
+    if read_only == "on":
+        return Check("database writable", False, "the server is read-only (a standby?)")
+    if not (insert and update):
+        return Check("database writable", False,
+                     "this user may not insert or update jobs: GRANT INSERT, UPDATE")
+    return Check("database writable", True, "this user may insert and update jobs")
+
+
+def _config_check() -> Check:
+    from orion_cli.config import config_files
+
+    paths = [str(p) for p in config_files()]
+    env = sorted(k for k in os.environ if k.startswith("ORION_"))
+    parts = [f"files: {', '.join(paths)}" if paths else "no config file"]
+    if env:  # names only: values may hold passwords
+        parts.append(f"environment: {', '.join(env)}")
+    return Check("config", True, "; ".join(parts))
+
+
+def _scheduler_name(settings: Settings, checks: list[Check]) -> str | None:
+    from orion_cli.schedulers import default_scheduler_name
+
+    if settings.scheduler != "auto":
+        return settings.scheduler
+    try:
+        return default_scheduler_name()
+    except OrionError as exc:
+        checks.append(Check("scheduler auto", False, exc.one_line()))
+        return None
 
 
 def run_checks(settings: Settings) -> list[Check]:
     from orion_cli.engines.registry import engine_names, get_engine
-    from orion_cli.schedulers import default_scheduler_name, scheduler_for
+    from orion_cli.schedulers import scheduler_for
 
-    checks = _database_checks(settings)
-    name = settings.scheduler if settings.scheduler != "auto" else default_scheduler_name()
-    try:
-        ok, detail = scheduler_for(settings, name).check()
-    except OrionError as exc:
-        ok, detail = False, exc.one_line()
-    checks.append(Check(f"scheduler {name}", ok, detail))
+    checks = [_config_check(), *_database_checks(settings)]
+    name = _scheduler_name(settings, checks)
+    if name is not None:
+        try:
+            ok, detail = scheduler_for(settings, name).check()
+        except OrionError as exc:
+            ok, detail = False, exc.one_line()
+        checks.append(Check(f"scheduler {name}", ok, detail))
     if name == "slurm":
         from orion_cli.schedulers import slurm_backend
 

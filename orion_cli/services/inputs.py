@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orion_cli.errors import UsageError
+from orion_cli.services.physical import MIN_DISTANCE_A
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -25,10 +26,14 @@ ASE_FORMAT = {".xyz": "extxyz", ".extxyz": "extxyz", ".traj": "traj", ".cif": "c
 def default_name(path: Path) -> str:
     """Name a job after its structure file, keeping names like ``POSCAR.Al`` whole.
 
+    Control characters (a file name may hold any) become ``?``; at most 200 characters.
+
     >>> default_name(Path("a/Si.cif")), default_name(Path("POSCAR.Al"))
     ('Si', 'POSCAR.Al')
     """
-    return path.stem if path.suffix.lower() in STRUCTURE_SUFFIXES else path.name
+    from orion_cli.limits import printable
+
+    return printable(path.stem if path.suffix.lower() in STRUCTURE_SUFFIXES else path.name)
 
 
 def _is_structure_file(path: Path) -> bool:
@@ -71,9 +76,15 @@ class Frame:
     is_extxyz: bool = False
 
 
-def read_frames(path: Path) -> list[Frame]:
-    """Read every frame of ``path`` (one for most formats); raise UsageError naming the file."""
+def read_frames(path: Path, min_distance_a: float | None = MIN_DISTANCE_A) -> list[Frame]:
+    """Read every frame of ``path`` (one for most formats); raise UsageError naming the file.
+
+    Each frame is checked (:func:`~orion_cli.services.physical.check_atoms`): finite
+    numbers, a cell with volume, no two atoms closer than ``min_distance_a`` (None: any).
+    """
     from ase.io import read
+
+    from orion_cli.services.physical import check_atoms
 
     if not path.exists():
         raise UsageError(f"structure file '{path}' does not exist", "check the path")
@@ -95,6 +106,9 @@ def read_frames(path: Path) -> list[Frame]:
     frames = loaded if isinstance(loaded, list) else [loaded]
     if not frames or any(len(atoms) == 0 for atoms in frames):
         raise UsageError(f"'{path}' holds no atoms", "check the file")
+    for index, atoms in enumerate(frames):
+        check_atoms(atoms, f"'{path}'" + (f" frame {index}" if len(frames) > 1 else ""),
+                    min_distance_a)
     name = default_name(path)
     source = str(path.resolve())
     if len(frames) == 1:

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt, JobEvent, JobResult, now_utc
 from orion_cli.errors import RaceLost, UsageError
+from orion_cli.identity import current_user
 from orion_cli.schedulers import scheduler_for
 from orion_cli.services.lifecycle import transition
 from orion_cli.states import JobStatus
@@ -22,6 +23,16 @@ def _get(session: Session, job_id: int) -> Job:
     job = session.get(Job, job_id)
     if job is None:
         raise UsageError(f"no job with id {job_id}", "`orion ls` lists the jobs")
+    return job
+
+
+def _get_own(session: Session, job_id: int, verb: str) -> Job:
+    """The job ``job_id`` if it belongs to the user running orion; else a usage error."""
+    job = _get(session, job_id)
+    me = current_user()
+    if job.owner != me:
+        raise UsageError(f"job {job_id} belongs to {job.owner}; you ({me}) cannot {verb} it",
+                         f"ask {job.owner}, or leave it: `orion ls` shows your own jobs")
     return job
 
 
@@ -91,7 +102,7 @@ def _cancel_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
 
     lines = []
     with session_scope(settings.resolved_database_url) as session:
-        jobs = [_get(session, job_id) for job_id in job_ids]
+        jobs = [_get_own(session, job_id, "cancel") for job_id in job_ids]
         for job in jobs:
             if not _cancellable(job):
                 raise UsageError(f"job {job.id} is already {job.status}", "nothing to cancel")
@@ -118,7 +129,7 @@ def retry_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
     from orion_cli.db.session import session_scope
 
     with session_scope(settings.resolved_database_url) as session:
-        for job in [_get(session, job_id) for job_id in job_ids]:
+        for job in [_get_own(session, job_id, "retry") for job_id in job_ids]:
             _check_retryable(job)
     return [again_on_race(lambda job_id=job_id: _retry_one(settings, job_id))  # type: ignore[misc]
             for job_id in job_ids]
@@ -135,7 +146,7 @@ def _retry_one(settings: Settings, job_id: int) -> str:
     from orion_cli.services.retry import resubmit
 
     with session_scope(settings.resolved_database_url) as session:
-        job = _get(session, job_id)
+        job = _get_own(session, job_id, "retry")
         _check_retryable(job)
         scheduler = scheduler_for(settings, job.scheduler)
         return resubmit(session, settings, job, scheduler, now_utc(), manual=True)
@@ -150,7 +161,8 @@ def control_jobs(settings: Settings, job_ids: list[int], action: str,
     if priority is not None and not 0 <= priority <= 20:
         raise UsageError(f"priority {priority} is out of range", "use 0..20 (20 = most urgent)")
     with session_scope(settings.resolved_database_url) as session:
-        jobs = [_get(session, job_id) for job_id in job_ids]
+        verb = "change the priority of" if action == "priority" else action
+        jobs = [_get_own(session, job_id, verb) for job_id in job_ids]
         for job in jobs:
             if job.status != JobStatus.QUEUED.value or not job.scheduler_job_id:
                 raise UsageError(f"job {job.id} is {job.status}",

@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orion_cli.config import Settings
+from orion_cli.db.urls import check_url
 from orion_cli.errors import DatabaseError, UsageError
 from orion_cli.states import JobStatus
 
-COLUMNS = ("id", "name", "engine", "status", "failure_reason", "progress_pct", "current_step",
-           "scheduler", "scheduler_job_id", "tag", "attempt", "created_at")
+COLUMNS = ("id", "name", "owner", "engine", "status", "failure_reason", "progress_pct",
+           "current_step", "scheduler", "scheduler_job_id", "tag", "attempt", "created_at")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class JobFilter:
     since_s: int | None = None
     limit: int = 50
     offset: int = 0
+    #: only this user's jobs; None lists every user's (``--all-users``)
+    owner: str | None = None
 
 
 @dataclass
@@ -39,13 +42,16 @@ class Listing:
 def build_query(flt: JobFilter, placeholder: str, now: datetime) -> tuple[str, str, list[Any]]:
     """Return (select, count, params) for ``flt``; ``placeholder`` is ``?`` or ``%s``.
 
-    >>> sel, cnt, params = build_query(JobFilter(("failed",), tag="x", limit=5), "?",
+    >>> sel, cnt, params = build_query(JobFilter(("failed",), limit=5, owner="ann"), "?",
     ...                                datetime(2026, 1, 1, tzinfo=UTC))
     >>> sel.split("WHERE")[1].strip(), params
-    ('status IN (?) AND tag = ? ORDER BY id DESC LIMIT 5 OFFSET 0', ['failed', 'x'])
+    ('owner = ? AND status IN (?) ORDER BY id DESC LIMIT 5 OFFSET 0', ['ann', 'failed'])
     """
     where: list[str] = []
     params: list[Any] = []
+    if flt.owner is not None:
+        where.append(f"owner = {placeholder}")
+        params.append(flt.owner)
     if flt.statuses:
         where.append(f"status IN ({', '.join([placeholder] * len(flt.statuses))})")
         params.extend(flt.statuses)
@@ -73,58 +79,78 @@ def _as_utc(value: Any) -> datetime:
 
 def _connect(url: str) -> tuple[Any, str]:
     if url.startswith("sqlite:///"):
-        import sqlite3
+        from pathlib import Path
 
-        path = url[len("sqlite:///"):]
-        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30), "?"
+        from orion_cli.db.sqlite_file import read_only_connection
+
+        return read_only_connection(Path(url[len("sqlite:///") :])), "?"
     import psycopg
 
     for prefix in ("postgresql+psycopg://", "postgres://"):
         if url.startswith(prefix):
-            url = "postgresql://" + url[len(prefix):]
+            url = "postgresql://" + url[len(prefix) :]
     return psycopg.connect(url, connect_timeout=10), "%s"
 
 
-def list_jobs(settings: Settings, flt: JobFilter) -> Listing:
-    """List jobs, newest first, one page of them, and count all that match."""
-    from orion_cli.db import SCHEMA_HEAD
+def list_jobs(settings: Settings, flt: JobFilter, fall_back: bool = True) -> Listing:
+    """List jobs, newest first, one page of them, and count all that match.
 
+    Anything unexpected on the quick path (no schema yet, an old one, a foreign or damaged
+    database, a server down) is left to the full path, which creates or upgrades SQLite and
+    explains everything else in one line.
+    """
     for status in flt.statuses:
         if status not in JobStatus.__members__.values():
             raise UsageError(f"unknown status '{status}'",
                              f"use one of: {', '.join(s.value for s in JobStatus)}")
     url = settings.resolved_database_url
+    check_url(url, parse=False)  # a raw '@' in a password: no DNS lookup of its tail
     try:
         conn, placeholder = _connect(url)
-    except Exception:  # noqa: BLE001 - missing file, server down: the full path explains
-        return _prepare_then_list(settings, flt)
-    with conn:
-        cursor = conn.cursor()
-        try:
-            cursor.execute("SELECT version_num FROM alembic_version")
-            revision = cursor.fetchone()
-        except Exception:  # noqa: BLE001 - no schema yet
-            revision = None
-        if not revision or revision[0] != SCHEMA_HEAD:
-            conn.rollback()
-            return _prepare_then_list(settings, flt)
-        select, count, params = build_query(flt, placeholder, datetime.now(UTC))
-        cursor.execute(count, params)
-        total = int(cursor.fetchone()[0])
-        cursor.execute(select, params)
-        rows = [dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+    except Exception as exc:  # noqa: BLE001 - missing file, server down: the full path explains
+        return _prepare_then_list(settings, flt, exc, fall_back)
+    try:
+        with conn:
+            listing = _query(conn, placeholder, flt)
+    except Exception as exc:  # noqa: BLE001
+        return _prepare_then_list(settings, flt, exc, fall_back)
+    finally:
+        conn.close()
+    if listing is None:
+        return _prepare_then_list(settings, flt, None, fall_back)
+    return listing
+
+
+def _query(conn: Any, placeholder: str, flt: JobFilter) -> Listing | None:
+    """Run the listing query, or return None when the schema is not the one orion needs."""
+    from orion_cli.db import SCHEMA_HEAD
+
+    cursor = conn.cursor()
+    try:
+        cursor.execute("SELECT version_num FROM alembic_version")
+        revision = cursor.fetchone()
+    except Exception:  # noqa: BLE001 - no schema yet
+        revision = None
+    if not revision or revision[0] != SCHEMA_HEAD:
+        conn.rollback()
+        return None
+    select, count, params = build_query(flt, placeholder, datetime.now(UTC))
+    cursor.execute(count, params)
+    total = int(cursor.fetchone()[0])
+    cursor.execute(select, params)
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()]
     for row in rows:
         row["created_at"] = _as_utc(row["created_at"]).isoformat()
     return Listing(rows, total)
 
 
-def _prepare_then_list(settings: Settings, flt: JobFilter) -> Listing:
-    from orion_cli.db.session import ready_engine
+def _prepare_then_list(settings: Settings, flt: JobFilter, error: Exception | None,
+                       fall_back: bool) -> Listing:
+    from orion_cli.db.session import database_error, ready_engine
 
-    ready_engine(settings.resolved_database_url)  # upgrades SQLite, explains PostgreSQL
-    try:
-        conn, _ = _connect(settings.resolved_database_url)
-        conn.close()
-    except Exception as exc:  # noqa: BLE001
-        raise DatabaseError(f"cannot read the job list: {exc}") from None
-    return list_jobs(settings, flt)
+    url = settings.resolved_database_url
+    if not fall_back:  # the full path found the database ready, yet the quick one failed
+        raise database_error(url, error) if error else DatabaseError(
+            "cannot read the job list: the schema changed while orion read it", "try again")
+    ready_engine(url)  # creates or upgrades SQLite, refuses a foreign or corrupt database
+    return list_jobs(settings, flt, fall_back=False)

@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobResult, now_utc
 from orion_cli.errors import OrionError
+from orion_cli.identity import current_user
 from orion_cli.ingest import (
     BadRecord,
     CheckedResult,
@@ -333,7 +334,10 @@ POLL_LOCK_KEY = 0x0_5110_9011
 
 @contextmanager
 def poller_lock(engine: Engine, settings: Settings) -> Iterator[bool]:
-    """Hold the single-poller lock: an advisory lock on PostgreSQL, a file lock on SQLite.
+    """Hold this user's poller lock: an advisory lock on PostgreSQL, a file lock on SQLite.
+
+    One poller per user works at a time; pollers of different users sharing a database run
+    side by side, each on its own jobs.
 
     The advisory lock lives on a connection of its own, held for the whole cycle, so that
     the commits of the work (which return their connections to the pool) cannot drop it.
@@ -342,20 +346,20 @@ def poller_lock(engine: Engine, settings: Settings) -> Iterator[bool]:
         from sqlalchemy import text
 
         with engine.connect() as conn:
-            got = bool(conn.execute(text(f"SELECT pg_try_advisory_lock({POLL_LOCK_KEY})"))
-                       .scalar())
+            key = f"{POLL_LOCK_KEY}, {os.getuid()}"  # (class, uid): one lock per user
+            got = bool(conn.execute(text(f"SELECT pg_try_advisory_lock({key})")).scalar())
             conn.commit()
             try:
                 yield got
             finally:
                 if got:
-                    conn.execute(text(f"SELECT pg_advisory_unlock({POLL_LOCK_KEY})"))
+                    conn.execute(text(f"SELECT pg_advisory_unlock({key})"))
                     conn.commit()
         return
     from filelock import FileLock, Timeout
 
     settings.home.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(settings.home / "poll.lock"))
+    lock = FileLock(str(settings.home / f"poll-{os.getuid()}.lock"))
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -368,7 +372,12 @@ def poller_lock(engine: Engine, settings: Settings) -> Iterator[bool]:
 
 
 def poll(settings: Settings, now: datetime | None = None) -> PollReport:
-    """Run one reconcile cycle for all jobs that need the poller."""
+    """Run one reconcile cycle for this user's jobs that need the poller.
+
+    Only the jobs of the Unix user running it: a poller never queries, ingests, retries or
+    recovers another user's job, so it never runs another user's files as itself. On a
+    group database every user runs their own poller (cron).
+    """
     from sqlalchemy.exc import OperationalError
 
     from orion_cli.db.session import database_error, ready_engine, session_scope
@@ -440,13 +449,14 @@ LOAD_CHUNK = 5000  # ids per IN (...) list: well inside SQLite's and PostgreSQL'
 
 
 def _jobs_by_scheduler(session: Session, now: datetime) -> dict[str, list[Row[Any]]]:
-    """Light rows of the jobs the poller must look at: active, never submitted, due a retry.
+    """Light rows of this user's jobs the poller must look at: active, unsubmitted, due a retry.
 
     Only these few columns are read for every job; whole rows are loaded only for jobs
     where something may have changed.
     """
     watched = [JobStatus.CREATED.value, JobStatus.QUEUED.value, JobStatus.RUNNING.value]
     rows = session.execute(sa_select(*WATCHED_COLUMNS).where(
+        col(Job.owner) == current_user()).where(  # never another user's job: see poll()
         col(Job.status).in_(watched)
         | ((col(Job.status) == JobStatus.FAILED.value) & (col(Job.next_attempt_at) <= now))
     )).all()

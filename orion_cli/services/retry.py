@@ -23,6 +23,7 @@ from orion_cli.db.models import Job, JobAttempt
 from orion_cli.db.session import instance_id
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown
 from orion_cli.jobdir import JOB_FILE, RESULT_FILE, read_json, write_json_atomic
+from orion_cli.limits import MAX_MEM_MB, MAX_RETRY_DELAY_S, MAX_WALLTIME_S
 from orion_cli.schedulers.base import SubmitOptions
 from orion_cli.services.lifecycle import claim, transition
 from orion_cli.states import RETRYABLE_REASONS, FailureReason, JobStatus
@@ -32,17 +33,15 @@ DEFAULT_BASE_MEM_MB = 2048
 UNKNOWN_SUBMIT = "SUBMIT_UNKNOWN"
 
 
-#: no back-off is longer than this, however many attempts failed (a date must stay a date)
-MAX_BACKOFF_S = 30 * 24 * 3600
-
-
 def backoff_s(base_s: int, failed_attempt: int) -> int:
-    """Delay before the attempt after ``failed_attempt``: base, 2×base, 4×base, ... (≤ 30 days).
+    """Delay before the attempt after ``failed_attempt``: base, 2×base, 4×base, ... ≤ 30 days.
 
-    >>> [backoff_s(60, n) for n in (1, 2, 3)], backoff_s(99999999999999, 400) == MAX_BACKOFF_S
+    The cap keeps ``now + delay`` a valid date however many retries are allowed.
+
+    >>> [backoff_s(60, n) for n in (1, 2, 3)], backoff_s(60, 100) == MAX_RETRY_DELAY_S
     ([60, 120, 240], True)
     """
-    return min(max(base_s, 0) * 2 ** min(max(0, failed_attempt - 1), 64), MAX_BACKOFF_S)
+    return min(base_s * 2 ** max(0, failed_attempt - 1), MAX_RETRY_DELAY_S)
 
 
 @dataclass(frozen=True)
@@ -66,13 +65,13 @@ def escalate(walltime_s: int, mem_mb: int, reason: FailureReason | None,
     'same resources'
     """
     if reason is FailureReason.TIMEOUT:
-        new = walltime_s * 2 if max_walltime_s is None else min(walltime_s * 2, max_walltime_s)
+        new = min(walltime_s * 2, max_walltime_s or MAX_WALLTIME_S, MAX_WALLTIME_S)
         note = f"walltime {walltime_s} s → {new} s"
         if new == walltime_s:
             note += " (already at the partition's MaxTime)"
         return Resources(new, mem_mb, note)
     if reason is FailureReason.OUT_OF_MEMORY:
-        new_mb = 2 * (mem_mb or DEFAULT_BASE_MEM_MB)
+        new_mb = min(2 * (mem_mb or DEFAULT_BASE_MEM_MB), MAX_MEM_MB)
         return Resources(walltime_s, new_mb, f"memory {mem_mb or 'default'} MB → {new_mb} MB")
     return Resources(walltime_s, mem_mb, "same resources")
 

@@ -21,11 +21,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from orion_cli.services.physical import MIN_DISTANCE_A
 from orion_cli.taskfile import JobInputs
 
 #: fewer inputs than this are staged in the submitting process (a worker costs ~20 ms)
 PARALLEL_MIN_INPUTS = 64
 MAX_WORKERS = 8
+#: scratch directories are ``orion-check-<pid of their maker>-<random>``
+SCRATCH_PREFIX = "orion-check-"
 
 
 @dataclass
@@ -48,6 +51,7 @@ class StageTask:
     engine_settings: dict[str, Any]
     launcher: str
     ntasks: int
+    min_distance_a: float | None = MIN_DISTANCE_A  # None: --allow-close-atoms
 
 
 def stage_paths(task: StageTask, paths: list[Path],
@@ -62,9 +66,10 @@ def stage_paths(task: StageTask, paths: list[Path],
 
     engine = get_engine(task.engine)
     staged: list[Staged] = []
-    with tempfile.TemporaryDirectory(prefix="orion-check-", dir=_scratch_root()) as scratch:
+    prefix = f"{SCRATCH_PREFIX}{os.getpid()}-"  # whose it is, for remove_stale_scratch
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=_scratch_root()) as scratch:
         for path in paths:
-            for frame in read_frames(path):
+            for frame in read_frames(path, task.min_distance_a):
                 inputs = JobInputs(
                     engine=task.engine, params=task.params, launcher=task.launcher,
                     ntasks=task.ntasks, engine_settings=task.engine_settings,
@@ -83,6 +88,59 @@ def _scratch_root() -> str | None:
     """Where engines write their check inputs: memory (/dev/shm) where there is one."""
     shm = "/dev/shm"
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            return stat_file.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True  # no /proc: trust kill()
+
+
+def remove_stale_scratch(root: str | None = None) -> int:
+    """Remove the scratch directories of this user's orion processes that have died.
+
+    A killed ``orion submit`` takes its reader and helpers with it (PR_SET_PDEATHSIG: they
+    get SIGKILL), so their ``TemporaryDirectory`` in /dev/shm (memory) is never removed.
+    Each directory is named after the process that made it; the next submit removes those
+    whose process is gone. (Where several PID namespaces share one /dev/shm, a process of
+    another container may look dead: such a directory is only the check inputs of one
+    structure, and its owner then fails cleanly on its next write.)
+    """
+    import re
+    import shutil
+    import stat
+
+    root = root or _scratch_root()
+    if root is None:
+        return 0
+    name = re.compile(rf"{SCRATCH_PREFIX}(\d+)-[A-Za-z0-9_]+")
+    removed = 0
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return 0
+    for entry in entries:
+        match = name.fullmatch(entry.name)
+        if not match:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not _alive(
+                int(match[1])):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def worker_count(n_inputs: int) -> int:
@@ -229,6 +287,7 @@ class Stager:
     def __init__(self, task: StageTask, paths: list[Path], report: ProgressFn) -> None:
         global _done_paths
         self.task, self.paths, self.report = task, paths, report
+        remove_stale_scratch()  # what earlier, killed submits left in memory
         self.workers = worker_count(len(paths))
         self.reader: Child | None = None
         if self.workers:

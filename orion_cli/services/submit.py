@@ -9,7 +9,6 @@ message. A crash between commit and submission is recovered by the next poll.
 
 from __future__ import annotations
 
-import getpass
 import shutil
 import sys
 from collections.abc import Callable
@@ -27,6 +26,8 @@ from orion_cli.batch import (
 )
 from orion_cli.config import Settings
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, UsageError
+from orion_cli.identity import current_user
+from orion_cli.limits import BOUNDS, check_bound, check_text
 from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, scheduler_for
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.site import SiteSetup, site_setup
@@ -47,10 +48,10 @@ class SubmitRequest:
     name: str = ""
     scheduler: str = ""
     partition: str = ""
-    walltime_s: int = 0
-    nodes: int = 0
-    ntasks: int = 0
-    cpus_per_task: int = 0
+    walltime_s: int = 0  # 0: from settings, as are the other resources left at 0, "" or None
+    nodes: int | None = None
+    ntasks: int | None = None
+    cpus_per_task: int | None = None
     mem_mb: int = 0
     account: str = ""
     qos: str = ""
@@ -61,6 +62,7 @@ class SubmitRequest:
     tag: str = ""
     throttle: int | None = None
     dry_run: bool = False
+    allow_close_atoms: bool = False
 
 
 @dataclass
@@ -71,8 +73,21 @@ class Submitted:
     errors: list[str] = field(default_factory=list)
 
 
+#: request fields filled from settings when not given, with their flag; all are checked
+_FROM_SETTINGS = {"partition": "--partition", "walltime_s": "--walltime", "nodes": "--nodes",
+                  "ntasks": "--ntasks", "cpus_per_task": "--cpus-per-task", "mem_mb": "--mem",
+                  "account": "--account", "qos": "--qos", "priority": "--priority",
+                  "max_retries": "--retries", "retry_delay_s": "--retry-delay"}
+_TEXT_FIELDS = ("partition", "account", "qos")
+_ZERO_IS_UNSET = ("partition", "account", "qos", "walltime_s", "mem_mb")  # parsed: never 0
+
+
 def _resolved(request: SubmitRequest, settings: Settings) -> SubmitRequest:
-    """Fill unset request fields from settings and check ranges."""
+    """Fill unset request fields from settings; check every value, naming where it came from.
+
+    A value given as a flag is named by its flag; one from a setting by its origin
+    (``ORION_ACCOUNT``, the path of ``orion.toml``), so that the error says what to fix.
+    """
     r = request
     r.scheduler = r.scheduler or settings.scheduler
     if r.scheduler == "auto":
@@ -80,24 +95,23 @@ def _resolved(request: SubmitRequest, settings: Settings) -> SubmitRequest:
     if r.scheduler not in SCHEDULER_NAMES:
         raise UsageError(f"unknown scheduler '{r.scheduler}'",
                          f"use one of: {', '.join(SCHEDULER_NAMES)}")
-    r.partition = r.partition or settings.partition
-    r.walltime_s = r.walltime_s or settings.walltime_s
-    r.nodes = r.nodes or settings.nodes
-    r.ntasks = r.ntasks or settings.ntasks
-    r.cpus_per_task = r.cpus_per_task or settings.cpus_per_task
-    r.mem_mb = r.mem_mb or settings.mem_mb
-    r.account = r.account or settings.account
-    r.qos = r.qos or settings.qos
-    r.priority = settings.priority if r.priority is None else r.priority
-    r.max_retries = settings.max_retries if r.max_retries is None else r.max_retries
-    r.retry_delay_s = settings.retry_delay_s if r.retry_delay_s is None else r.retry_delay_s
-    if r.max_retries < 0 or r.retry_delay_s < 0:
-        raise UsageError("retries and retry delay cannot be negative", "use e.g. --retries 3")
-    if not 0 <= r.priority <= 20:
-        raise UsageError(f"priority {r.priority} is out of range", "use 0..20 (20 = most urgent)")
-    for key in ("walltime_s", "nodes", "ntasks", "cpus_per_task"):
-        if getattr(r, key) <= 0:
-            raise UsageError(f"{key} must be positive, got {getattr(r, key)}")
+    origins: dict[str, str] = {}
+    for key in _FROM_SETTINGS:
+        unset = getattr(r, key) is None or (key in _ZERO_IS_UNSET and not getattr(r, key))
+        if unset:
+            setattr(r, key, getattr(settings, key))
+            origins[key] = settings.sources.get(key, "the defaults")
+    for key in _TEXT_FIELDS:
+        check_text(getattr(r, key), _FROM_SETTINGS[key], origins.get(key, ""), key)
+    check_text(r.name, "--name")
+    check_text(r.tag, "--tag")
+    check_text(settings.work_root, "", settings.sources.get("work_root", ""), "work_root",
+               max_chars=4096)
+    for key in BOUNDS:
+        value = getattr(r, key, None) if key != "soft_margin_s" else settings.soft_margin_s
+        if value is not None and (key != "mem_mb" or value):
+            origin = settings.sources.get(key, "the settings") if key == "soft_margin_s" else ""
+            check_bound(key, value, origins.get(key, origin))
     if not r.structures:
         raise UsageError("no structure given", "write e.g. orion submit Si.cif --engine qe")
     return r
@@ -127,10 +141,17 @@ def _batch_spec(job_id: int, name: str, workdir: Path, r: SubmitRequest,
     return BatchSpec(
         instance=instance, setup_lines=site.lines,
         orion_id=job_id, name=name, workdir=workdir, python=site.python,
-        walltime_s=r.walltime_s, partition=r.partition, nodes=r.nodes, ntasks=r.ntasks,
-        cpus_per_task=r.cpus_per_task, mem_mb=r.mem_mb, account=r.account, qos=r.qos,
-        priority=r.priority or 0, soft_margin_s=settings.soft_margin_s,
+        walltime_s=r.walltime_s, partition=r.partition, nodes=_set(r.nodes),
+        ntasks=_set(r.ntasks), cpus_per_task=_set(r.cpus_per_task), mem_mb=r.mem_mb,
+        account=r.account, qos=r.qos, priority=r.priority or 0,
+        soft_margin_s=settings.soft_margin_s,
     )
+
+
+def _set(count: int | None) -> int:
+    """A count that :func:`_resolved` has filled in."""
+    assert count is not None, "resources are resolved before use"
+    return count
 
 
 ProgressFn = Callable[[str, int, int], None]
@@ -147,6 +168,7 @@ def submit(settings: Settings, request: SubmitRequest,
     from orion_cli.engines.passthrough import engine_params
     from orion_cli.engines.registry import engine_names, get_engine
     from orion_cli.services.inputs import expand_inputs
+    from orion_cli.services.physical import MIN_DISTANCE_A
     from orion_cli.services.staging import StageTask, staging
 
     report = progress or (lambda stage, done, total: None)
@@ -156,23 +178,25 @@ def submit(settings: Settings, request: SubmitRequest,
     params = engine.check(engine_params(r.params, r.engine, engine_names()), engine_settings)
     _site(settings, r.engine)  # a bad set-up line fails before any structure is read
     paths = expand_inputs(r.structures)
-    if r.dry_run:
-        return _dry_run(settings, r, paths)
 
     task = StageTask(engine=r.engine, params=params, engine_settings=dict(engine_settings),
                      launcher=engine_settings.get("launcher", settings.launcher),
-                     ntasks=r.ntasks)
+                     ntasks=_set(r.ntasks),
+                     min_distance_a=None if r.allow_close_atoms else MIN_DISTANCE_A)
     with staging(task, paths, report) as stager:
         scheduler = scheduler_for(settings, r.scheduler)
         _check_partition(scheduler, r.partition)
         chunk = scheduler.max_array_size() if len(paths) > 1 else 1
-        _prepare_database(settings)  # while the reader reads: imports, a server's connection
+        if not r.dry_run:
+            _prepare_database(settings)  # while the reader reads: imports, a server's connection
         staged = stager.collect()
     if len(staged) > 1 and chunk == 1:
         chunk = scheduler.max_array_size()  # one multi-frame file: many jobs after all
     if r.name:
         for item in staged:
             item.name = r.name if len(staged) == 1 else f"{r.name}-{item.name}"
+    if r.dry_run:  # every check above ran, as for a real submit; nothing is written
+        return _dry_run(settings, r, [item.name for item in staged], chunk)
     _ready_database(settings)  # after every input was checked: a bad one leaves no file
     result = Submitted([], [], [])
     for start in range(0, len(staged), chunk):
@@ -200,22 +224,14 @@ def _ready_database(settings: Settings) -> None:
     ready_engine(settings.resolved_database_url)
 
 
-def _dry_run(settings: Settings, r: SubmitRequest, paths: list[Path]) -> Submitted:
-    """Read every structure (so that a bad one is named) and render the scripts only."""
-    from orion_cli.services.inputs import read_frames
-
-    names = [frame.name for path in paths for frame in read_frames(path)]
-    if r.name:
-        names = [r.name] if len(names) == 1 else [f"{r.name}-{n}" for n in names]
-    scheduler = scheduler_for(settings, r.scheduler)
-    _check_partition(scheduler, r.partition)
+def _dry_run(settings: Settings, r: SubmitRequest, names: list[str], chunk: int) -> Submitted:
+    """Render the scripts a submit of the checked jobs ``names`` would write, and no more."""
     spec = _batch_spec(0, names[0], settings.work_root_path / "<id>", r, settings)
     if len(names) == 1:
         return Submitted([], [], [render_script(spec)])
-    size = scheduler.max_array_size()
     scripts = [render_array_script(spec, settings.work_root_path / "arrays" / "<id>",
-                                   min(size, len(names) - start))
-               for start in range(0, len(names), size)]
+                                   min(chunk, len(names) - start))
+               for start in range(0, len(names), chunk)]
     return Submitted([], [], scripts)
 
 
@@ -253,14 +269,15 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
     from orion_cli.db.session import instance_id
     from orion_cli.taskfile import TASKS_FILE, materialize, task_line
 
-    owner = getpass.getuser()
+    owner = current_user()
     site = _site(settings, r.engine).to_json()
     jobs = insert_jobs(session, [dict(
         name=item.name, owner=owner, engine=r.engine, parameters=params, tag=r.tag,
         structure_source=item.source, formula=item.formula, input_structure=item.text,
         scheduler=r.scheduler, partition=r.partition,
         account=r.account, qos=r.qos, priority=r.priority or 0, walltime_s=r.walltime_s,
-        mem_mb=r.mem_mb, nodes=r.nodes, ntasks=r.ntasks, cpus_per_task=r.cpus_per_task,
+        mem_mb=r.mem_mb, nodes=_set(r.nodes), ntasks=_set(r.ntasks),
+        cpus_per_task=_set(r.cpus_per_task),
         max_retries=r.max_retries or 0, retry_delay_s=r.retry_delay_s or 0,
         soft_margin_s=settings.soft_margin_s, held=r.hold,
         site=site,

@@ -11,13 +11,17 @@ from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
 import orion_cli.db.models  # noqa: F401
+from orion_cli.db import KNOWN_REVISIONS, ORION_TABLES
 from orion_cli.db.session import MIGRATIONS_DIR, SCHEMA_HEAD, current_revision, get_engine
 
 
 def test_schema_head_constant_is_the_newest_migration() -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_HEAD
+    scripts = ScriptDirectory.from_config(config)
+    assert scripts.get_current_head() == SCHEMA_HEAD
+    assert tuple(s.revision for s in reversed(list(scripts.walk_revisions()))) == KNOWN_REVISIONS
+    assert set(SQLModel.metadata.tables) == ORION_TABLES
 
 
 def test_upgraded_database_matches_the_models(database_url: str) -> None:

@@ -13,6 +13,7 @@ from orion_cli.config import load_settings
 from orion_cli.db.models import Job, JobEvent, now_utc
 from orion_cli.db.session import session_scope
 from orion_cli.errors import IllegalTransition, SchedulerError
+from orion_cli.identity import current_user
 from orion_cli.jobdir import RESULT_FILE, append_event, write_json_atomic
 from orion_cli.schedulers.base import JobInfo
 from orion_cli.services import poll as poll_module
@@ -24,7 +25,7 @@ from orion_cli.states import FailureReason, JobStatus
 def make_job(url: str, workdir: Path, status: JobStatus = JobStatus.QUEUED) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     with session_scope(url) as session:
-        job = Job(name="t", owner="me", engine="mock", scheduler="slurm",
+        job = Job(name="t", owner=current_user(), engine="mock", scheduler="slurm",
                   scheduler_job_id="501", workdir=str(workdir), submitted_at=now_utc())
         session.add(job)
         session.flush()

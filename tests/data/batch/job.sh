@@ -5,13 +5,13 @@
 #SBATCH --nodes=1
 #SBATCH --ntasks=4
 #SBATCH --cpus-per-task=2
-#SBATCH --chdir='/scratch/my jobs/42'
-#SBATCH --output='/scratch/my jobs/42/attempt-1.out'
-#SBATCH --error='/scratch/my jobs/42/attempt-1.out'
+#SBATCH --chdir="/scratch/my jobs/42"
+#SBATCH --output="/scratch/my jobs/42/attempt-1.out"
+#SBATCH --error="/scratch/my jobs/42/attempt-1.out"
 #SBATCH --nice=500
 #SBATCH --partition=debug
 #SBATCH --mem=4096M
-#SBATCH --account='proj$1'
+#SBATCH --account="proj$1"
 #SBATCH --qos=normal
 #SBATCH --signal=B:USR1@300
 # orion job 42, attempt 1
