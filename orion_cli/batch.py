@@ -35,6 +35,8 @@ class BatchSpec:
     priority: int = 10
     soft_margin_s: int = 300
     instance: str = ""
+    #: site set-up lines (:mod:`orion_cli.site`), run before the runner; checked at submit
+    setup_lines: tuple[str, ...] = ()
 
     @property
     def output_name(self) -> str:
@@ -146,6 +148,14 @@ def sbatch_lines(spec: BatchSpec) -> list[str]:
     return [f"#SBATCH --{key}={value}" for key, value in options]
 
 
+def _site_lines(spec: BatchSpec) -> list[str]:
+    """The site's set-up lines under a comment saying where they come from (none: nothing)."""
+    if not spec.setup_lines:
+        return []
+    return ["# site set-up: setup, env, [engines.<engine>] setup, env (orion.toml)",
+            *spec.setup_lines]
+
+
 def _own_output(path: Path, shell_target: str) -> list[str]:
     """Lines that send the script's output to ``shell_target`` where SLURM cannot name it."""
     if slurm_filename(path) is not None:
@@ -163,6 +173,7 @@ def render_script(spec: BatchSpec) -> str:
         f"# orion job {spec.orion_id}, attempt {spec.attempt}",
         f"export ORION_JOB_ID={spec.orion_id}",
         f"export ORION_ATTEMPT={spec.attempt}",
+        *_site_lines(spec),
         f"cd {q(str(spec.workdir))} || exit 1",
         *_own_output(spec.output_path, q(spec.output_name)),
         f"exec {q(spec.python)} -m orion_cli.jobrun {q(str(spec.workdir))}",
@@ -220,6 +231,7 @@ def render_array_script(spec: BatchSpec, array_dir: Path, n_tasks: int) -> str:
         *lines,
         f"# orion jobs {spec.orion_id}.. as one array of {n_tasks} tasks",
         "export ORION_ATTEMPT=1",
+        *_site_lines(spec),
         *_own_output(array_dir, f"{q(str(array_dir))}/task-$SLURM_ARRAY_TASK_ID.out"),
         f'exec {q(spec.python)} -m orion_cli.jobrun --task {tasks} "$SLURM_ARRAY_TASK_ID"',
         "",

@@ -69,6 +69,10 @@ class Settings:
     max_active_jobs_per_user: int = 0
     #: at most this many jobs in one submit (0: no limit beyond the cluster's MaxArraySize)
     max_array_size: int = 0
+    #: site set-up (see :mod:`orion_cli.site`): the runner's Python, lines, variables
+    python: str = ""
+    setup: list[str] = field(default_factory=list)
+    env: dict[str, Any] = field(default_factory=dict)
     engines: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -99,7 +103,8 @@ class Settings:
         return merged
 
 
-_SCALAR_FIELDS = {f.name: f for f in fields(Settings) if f.name not in ("engines", "sources")}
+_TABLE_FIELDS = ("engines", "sources", "setup", "env")
+_SCALAR_FIELDS = {f.name: f for f in fields(Settings) if f.name not in _TABLE_FIELDS}
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
@@ -129,8 +134,15 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> None:
             for engine, table in value.items():
                 settings.engines.setdefault(engine, {}).update(table)
             continue
+        if key in ("setup", "env"):  # rendered into the batch script by orion_cli.site
+            from orion_cli.site import env_lines, setup_lines
+
+            (setup_lines if key == "setup" else env_lines)(value, f"{origin}: {key}")
+            setattr(settings, key, value)
+            settings.sources[key] = origin
+            continue
         if key not in _SCALAR_FIELDS:
-            known = ", ".join(sorted(_SCALAR_FIELDS))
+            known = ", ".join(sorted([*_SCALAR_FIELDS, "engines", "setup", "env"]))
             raise ConfigError(f"{origin}: unknown setting '{key}'", f"known settings: {known}")
         if key == "job_dir_mode" and isinstance(value, int) and not isinstance(value, bool):
             value = f"{value:04o}"  # TOML's 0o750

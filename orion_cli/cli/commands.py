@@ -111,6 +111,11 @@ def render_job(job: dict[str, Any]) -> None:
         if job.get(key) not in (None, ""):
             say(f"  {key:17} {job[key]}")
     say(f"  {'parameters':17} {job['parameters']}")
+    site = job.get("site") or {}
+    if site.get("python"):
+        say(f"  {'python':17} {site['python']}")
+    for n, line in enumerate(site.get("setup") or []):
+        say(f"  {'site set-up' if n == 0 else '':17} {line}")
     result = job.get("result")
     if result:
         say("  result:")

@@ -73,6 +73,8 @@ class Job(SQLModel, table=True):
     tag: str = Field(default="", index=True)
     array_name: str | None = None
     array_index: int | None = None
+    #: site set-up the batch script runs: {"python": ..., "setup": [rendered lines]}
+    site: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class JobResult(SQLModel, table=True):

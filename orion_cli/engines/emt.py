@@ -6,6 +6,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from orion_cli.engines._ase_run import (
+    RELAX_PARAMS,
+    check_periodic,
+    check_relax_params,
+    parse_output,
+    run_calculation,
+)
 from orion_cli.engines.base import (
     EngineParam,
     ProgressFn,
@@ -27,22 +34,11 @@ EMT_ELEMENTS = frozenset({"Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt", "H", "C", "N
 class EmtEngine:
     name: ClassVar[str] = "emt"
     summary: ClassVar[str] = "ASE effective-medium theory (Al Cu Ag Au Ni Pd Pt; H C N O)"
-    parameters: ClassVar[tuple[EngineParam, ...]] = (
-        EngineParam("relax", False, "relax atomic positions (BFGS) before reporting"),
-        EngineParam("fmax_ev_per_a", 0.05, "force convergence criterion of the relaxation",
-                    "eV/Å"),
-        EngineParam("max_steps", 200, "maximum number of relaxation steps"),
-    )
+    parameters: ClassVar[tuple[EngineParam, ...]] = RELAX_PARAMS
 
     def check(self, params: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
         merged = check_known_params(self.name, self.parameters, params)
-        if not isinstance(merged["relax"], bool):
-            raise UsageError(f"emt: relax={merged['relax']!r} must be true or false",
-                             "write --param relax=true")
-        for key in ("fmax_ev_per_a", "max_steps"):
-            value = merged[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise UsageError(f"emt: {key}={value!r} must be a positive number")
+        check_relax_params(self.name, merged)
         return merged
 
     def binary_status(self, settings: Mapping[str, Any]) -> tuple[bool, str]:
@@ -60,58 +56,18 @@ class EmtEngine:
                 f"emt has no parameters for {', '.join(unsupported)}",
                 f"EMT covers {' '.join(sorted(EMT_ELEMENTS))}; use another engine (qe, lammps)",
             )
+        check_periodic(self.name, atoms, params)
         write(workdir / INPUT_FILE, atoms, format="extxyz")
         return RunSpec()
 
     def run(self, workdir: Path, params: Mapping[str, Any], report: ProgressFn) -> None:
         from ase.calculators.emt import EMT
-        from ase.io import read, write
-        from ase.optimize import BFGS
+        from ase.io import read
 
         report("Initializing", 0.0)
         atoms = cast("Atoms", read(workdir / INPUT_FILE, format="extxyz"))
         atoms.calc = EMT()
-        steps = 0
-        converged = True
-        if params["relax"]:
-            max_steps = int(params["max_steps"])
-            optimizer = BFGS(atoms, logfile=str(workdir / LOG_FILE))
-
-            def progress() -> None:
-                report("Relaxing", min(95.0, 100.0 * optimizer.nsteps / max_steps))
-
-            optimizer.attach(progress, interval=5)
-            converged = bool(optimizer.run(fmax=float(params["fmax_ev_per_a"]), steps=max_steps))
-            steps = optimizer.nsteps
-        report("Analyzing", 95.0)
-        atoms.get_potential_energy()
-        atoms.get_forces()
-        if all(atoms.pbc):
-            atoms.get_stress()
-        atoms.info["orion_relax_steps"] = steps
-        atoms.info["orion_converged"] = converged
-        write(workdir / OUTPUT_FILE, atoms, format="extxyz")
+        run_calculation(atoms, params, workdir, LOG_FILE, OUTPUT_FILE, report)
 
     def parse(self, workdir: Path, params: Mapping[str, Any]) -> Result:
-        from ase.io import read
-
-        path = workdir / OUTPUT_FILE
-        if not path.exists():
-            return Result(error=f"emt: {OUTPUT_FILE} missing (the run did not finish)")
-        atoms = cast("Atoms", read(path, format="extxyz"))
-        calc = atoms.calc
-        stress = calc.results.get("stress") if calc else None
-        converged = bool(atoms.info.get("orion_converged", True))
-        result = Result(
-            energy_ev=float(atoms.get_potential_energy()),
-            forces_ev_per_a=atoms.get_forces().round(8).tolist(),
-            stress_ev_per_a3=[float(x) for x in stress] if stress is not None else None,
-            final_structure=path.read_text() if params.get("relax") else None,
-            converged=converged,
-            extras={"relax_steps": int(atoms.info.get("orion_relax_steps", 0)),
-                    "natoms": len(atoms), "formula": atoms.get_chemical_formula()},
-        )
-        if not converged:
-            result.error = (f"emt: relaxation did not reach fmax {params['fmax_ev_per_a']} eV/Å "
-                            f"in {params['max_steps']} steps")
-        return result
+        return parse_output(self.name, workdir, params, OUTPUT_FILE)

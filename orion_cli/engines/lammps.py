@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from orion_cli.engines import _command
 from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
 from orion_cli.engines.lammps_input import (
+    BUILTIN_PAIR_STYLES,
     DATA_NAME,
     DUMP_NAME,
     THERMO_COLUMNS,
+    check_custom_inputs,
     input_script,
     pair_commands,
     per_species,
@@ -42,7 +44,29 @@ class LammpsEngine:
     parameters: ClassVar[tuple[EngineParam, ...]] = (
         EngineParam("task", "energy", "what to run", choices=("energy", "minimize", "md")),
         EngineParam(
-            "pair_style", "lj/cut", "interatomic potential", choices=("lj/cut", "eam", "eam/alloy")
+            "pair_style",
+            "lj/cut",
+            "lj/cut, eam, eam/alloy (orion writes pair_coeff), or any LAMMPS pair style with "
+            "its arguments ('sw', 'tersoff', 'morse 8.0'): then give pair_coeff",
+        ),
+        EngineParam(
+            "pair_coeff",
+            None,
+            "other pair styles: pair_coeff line(s), '{elements}' = elements in type order "
+            "(types are the elements sorted alphabetically), e.g. '* * Si.sw {elements}'",
+        ),
+        EngineParam(
+            "potential_files",
+            None,
+            "files pair_coeff reads (names in potentials_dir or absolute paths); copied into "
+            "the job directory, so pair_coeff names them by base name",
+        ),
+        EngineParam("before_run", None, "extra LAMMPS commands before the task (list)"),
+        EngineParam("after_run", None, "extra LAMMPS commands after the task (list)"),
+        EngineParam(
+            "dump_every",
+            0,
+            "md / minimize: write the trajectory to traj.dump every N steps (0 = no)",
         ),
         EngineParam(
             "potential_file",
@@ -99,6 +123,7 @@ class LammpsEngine:
             "seed",
             "thermo_every",
         )
+        check_custom_inputs(merged)
         if merged["pair_style"] == "lj/cut":
             for name in ("epsilon_ev", "sigma_a"):
                 if merged[name] is None:
@@ -107,7 +132,7 @@ class LammpsEngine:
                         f"add e.g. --param {name}=... (per element: 'Ar=...')",
                     )
                 per_species(name, merged[name])
-        elif merged["potential_file"] is None:
+        elif merged["pair_style"] in BUILTIN_PAIR_STYLES and merged["potential_file"] is None:
             raise UsageError(
                 f"engine 'lammps': pair_style {merged['pair_style']} needs potential_file",
                 "add e.g. --param potential_file=Cu_u3.eam (a file in potentials_dir)",
@@ -194,6 +219,13 @@ def lammps_error(log: str | None, stdout: str) -> str | None:
     return None
 
 
+def dump_files(workdir: Path) -> list[str]:
+    """Name the files the script's ``dump`` commands wrote (orion's trajectory and the user's)."""
+    script = _command.read_text(workdir / SCRIPT_NAME) or ""
+    names = re.findall(r"^\s*dump\s+\S+\s+\S+\s+\S+\s+\S+\s+(\S+)", script, re.M)
+    return [name for name in dict.fromkeys(names) if (workdir / name).is_file()]
+
+
 def thermo_rows(log: str) -> list[list[float]]:
     """Return every thermo row (all runs) as floats, columns as in THERMO_COLUMNS."""
     rows: list[list[float]] = []
@@ -241,7 +273,10 @@ def result_from_outputs(workdir: Path, log: str, params: Mapping[str, Any]) -> R
     )
     stress = -prism.tensor2_to_ase(pressure_bar) * ase.units.bar
     criterion = re.findall(r"Stopping criterion = (.+)", log)
-    converged = (criterion[-1].strip() in _CONVERGED_CRITERIA) if criterion else True
+    converged: bool | None = (criterion[-1].strip() in _CONVERGED_CRITERIA) if criterion \
+        else True
+    if params.get("task") == "md":
+        converged = None  # a trajectory, not a search for a minimum
     version = re.search(r"^LAMMPS \((.+)\)", log, re.M)
     warnings = sorted(set(re.findall(r"^WARNING: (.+)$", log, re.M)))
     return Result(
@@ -260,6 +295,7 @@ def result_from_outputs(workdir: Path, log: str, params: Mapping[str, Any]) -> R
             "stopping_criterion": criterion[-1].strip() if criterion else None,
             "thermo": {"columns": list(THERMO_COLUMNS), "rows": rows},
             "lammps_version": version.group(1) if version else None,
+            "trajectory_files": dump_files(workdir),
             "warnings": warnings[:10],
         },
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +14,12 @@ from orion_cli.errors import UsageError
 DEFAULT_POTENTIALS_DIR = "/usr/share/lammps/potentials"
 DATA_NAME = "structure.data"
 DUMP_NAME = "final.dump"
+TRAJECTORY_NAME = "traj.dump"
+BUILTIN_PAIR_STYLES = ("lj/cut", "eam", "eam/alloy")
+#: commands orion's own script and parser depend on: not allowed in before_run / after_run
+FORBIDDEN_COMMANDS = frozenset({"units", "atom_style", "read_data", "thermo_style",
+                                "thermo_modify", "log", "clear", "write_dump"})
+_PAIR_STYLE = re.compile(r"[A-Za-z0-9_/.*+-]+")
 THERMO_COLUMNS = (
     "step",
     "temp",
@@ -73,11 +80,70 @@ def lj_pair_value(name: str, table: Mapping[str, float], a: str, b: str) -> floa
     )
 
 
+def command_list(name: str, value: Any) -> list[str]:
+    """Read a list of LAMMPS command lines (one string is one line); refuse control characters.
+
+    >>> command_list("before_run", "pair_modify shift yes")
+    ['pair_modify shift yes']
+    """
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise UsageError(f"engine 'lammps': {name} must be a list of command lines",
+                         f'write {name} = ["pair_modify shift yes"] in --params')
+    for item in items:
+        if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in item):
+            raise UsageError(f"engine 'lammps': {name} holds a control character ({item!r})",
+                             "one command per list item")
+    return [item for item in items if item.strip()]
+
+
+def check_custom_inputs(params: dict[str, Any]) -> None:
+    """Check pair_coeff / potential_files / before_run / after_run / dump_every in place."""
+    style = params["pair_style"]
+    words = str(style).split()
+    if not isinstance(style, str) or not words or not _PAIR_STYLE.fullmatch(words[0]):
+        raise UsageError(f"engine 'lammps': pair_style={style!r} is not a LAMMPS pair style",
+                         "write e.g. -p pair_style=sw")
+    command_list("pair_style", style)
+    custom = style not in BUILTIN_PAIR_STYLES
+    if custom and params["pair_coeff"] is None:
+        raise UsageError(f"engine 'lammps': pair_style {style} needs pair_coeff",
+                         "add e.g. -p 'pair_coeff=* * Si.sw {elements}' -p potential_files=Si.sw")
+    if not custom and (params["pair_coeff"] is not None or params["potential_files"]):
+        raise UsageError(f"engine 'lammps': orion writes pair_coeff for {style}",
+                         "drop pair_coeff / potential_files, or use potential_file")
+    params["pair_coeff"] = command_list("pair_coeff", params["pair_coeff"]) if custom else None
+    params["potential_files"] = command_list("potential_files", params["potential_files"])
+    for name in ("before_run", "after_run"):
+        params[name] = command_list(name, params[name])
+        for line in params[name]:
+            if line.split()[0] in FORBIDDEN_COMMANDS:
+                raise UsageError(f"engine 'lammps': {name} may not use '{line.split()[0]}'",
+                                 "orion's script and result reader depend on it")
+    dump_every = params["dump_every"]
+    if isinstance(dump_every, bool) or not isinstance(dump_every, int) or dump_every < 0:
+        raise UsageError(f"engine 'lammps': dump_every={dump_every!r} must be a whole number ≥ 0")
+    if dump_every and params["task"] == "energy":
+        raise UsageError("engine 'lammps': dump_every needs task md or minimize")
+
+
 def pair_commands(
     params: Mapping[str, Any], elements: list[str], workdir: Path, settings: Mapping[str, Any]
 ) -> list[str]:
     """Return the pair_style / pair_coeff lines; copy potential files into ``workdir``."""
     style = params["pair_style"]
+    if style not in BUILTIN_PAIR_STYLES:
+        directory = _command.setting_path(settings, "potentials_dir", DEFAULT_POTENTIALS_DIR)
+        assert directory is not None
+        for name in params.get("potential_files") or []:
+            copy_potential(name, directory, workdir, elements, style)
+        lines = [f"pair_style {style}"]
+        for line in params.get("pair_coeff") or []:
+            line = line.replace("{elements}", " ".join(elements))
+            lines.append(line if line.split()[0] == "pair_coeff" else f"pair_coeff {line}")
+        return lines
     if style == "lj/cut":
         eps = per_species("epsilon_ev", params["epsilon_ev"])
         sigma = per_species("sigma_a", params["sigma_a"])
@@ -131,7 +197,7 @@ def copy_potential(
     if not source.is_absolute():
         source = potentials_dir / name
     if not source.is_file():
-        suffix = ".eam.alloy" if style == "eam/alloy" else ".eam"
+        suffix = {"eam/alloy": ".eam.alloy", "eam": ".eam"}.get(style, "")
         found = sorted(p.name for p in potentials_dir.glob(f"*{elements[0]}*{suffix}"))
         raise UsageError(
             f"potential file {source} does not exist",
@@ -170,11 +236,30 @@ def input_script(
         f"thermo_style custom {' '.join(THERMO_COLUMNS)}",
         "thermo_modify norm no format float %.15g",
         f"thermo {int(params['thermo_every'])}",
-        *task_commands(params, has_velocities),
+        *(params.get("before_run") or []),
+        *with_trajectory(params, elements, task_commands(params, has_velocities)),
+        *(params.get("after_run") or []),
         f"write_dump all custom {DUMP_NAME} id type element x y z vx vy vz fx fy fz "
         f"modify sort id element {' '.join(elements)} format float %.15g",
     ]
     return "\n".join(lines) + "\n"
+
+
+def with_trajectory(params: Mapping[str, Any], elements: list[str], task: list[str]) -> list[str]:
+    """Wrap the task's first run / minimize in a trajectory dump when ``dump_every`` is set."""
+    every = int(params.get("dump_every") or 0)
+    if not every:
+        return task
+    index = next(i for i, line in enumerate(task) if line.startswith(("run ", "minimize ")))
+    return [
+        *task[:index],
+        f"dump orion_traj all custom {every} {TRAJECTORY_NAME} id element x y z vx vy vz "
+        "fx fy fz",
+        f"dump_modify orion_traj sort id element {' '.join(elements)} format float %.15g",
+        task[index],
+        "undump orion_traj",
+        *task[index + 1:],
+    ]
 
 
 def task_commands(params: Mapping[str, Any], has_velocities: bool) -> list[str]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from orion_cli.engines import _command
 from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
+from orion_cli.engines.passthrough import check_scalar, gather_table, refuse_named
 from orion_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -22,6 +23,32 @@ if TYPE_CHECKING:
 DEFAULT_PSEUDO_DIR = "/usr/share/espresso/pseudo"
 INPUT_NAME = "pw.in"
 OUTPUT_NAME = "pw.out"
+STOP_FILE = "orion.EXIT"  # <prefix>.EXIT
+
+#: the namelists whose keys pass through (``-p system.nbnd=16``), in pw.x's order
+NAMELISTS = ("control", "system", "electrons", "ions", "cell")
+#: raw keys that duplicate a named parameter: (namelist, key) → parameter
+NAMED_KEYS = {
+    ("control", "calculation"): "calculation", ("control", "nstep"): "ion_steps",
+    ("control", "forc_conv_thr"): "force_conv_thr_ry_per_bohr",
+    ("system", "ecutwfc"): "ecutwfc_ry", ("system", "ecutrho"): "ecutrho_ry",
+    ("system", "occupations"): "smearing", ("system", "smearing"): "smearing",
+    ("system", "degauss"): "degauss_ry", ("system", "nspin"): "spin",
+    ("electrons", "conv_thr"): "conv_thr_ry", ("electrons", "electron_maxstep"): "electron_maxstep",
+    ("electrons", "mixing_beta"): "mixing_beta", ("cell", "press"): "press_kbar",
+}
+#: raw keys orion sets itself
+RESERVED_KEYS = {
+    **{("control", k): "the job directory layout" for k in ("prefix", "outdir", "pseudo_dir")},
+    **{("system", k): "from the structure"
+       for k in ("ibrav", "celldm", "a", "b", "c", "cosab", "cosac", "cosbc", "nat", "ntyp")},
+}
+#: keys pw.x ≤ 7.1 reads in &system that ASE's list (from QE 7.2+) no longer has: DFT+U
+#: moved to a HUBBARD card in 7.2; Debian's pw.x is 6.7.
+OLDER_SYSTEM_KEYS = ("lda_plus_u", "lda_plus_u_kind", "hubbard_u", "hubbard_j0", "hubbard_j",
+                     "hubbard_v", "hubbard_u_back", "lback", "l1back", "backall",
+                     "u_projection_type")
+_INDEXED = re.compile(r"^([a-z_][a-z0-9_]*)(\(\s*\d+\s*(,\s*\d+\s*)*\))?$")
 
 SMEARINGS = ("none", "gaussian", "methfessel-paxton", "marzari-vanderbilt", "fermi-dirac")
 
@@ -29,6 +56,8 @@ _TOTAL_ENERGY_RY = re.compile(r"^!\s+total energy\s+=\s+(-?\d+\.\d+)\s+Ry", re.M
 _SCF_DONE = re.compile(r"convergence has been achieved in\s+(\d+) iterations")
 _SCF_FAILED = re.compile(r"^\s*(convergence NOT achieved.*)$", re.M)
 _ROUTINE_ERROR = re.compile(r"^\s*Error in routine (.+?)\s*:?\s*\n\s*(.+?)\s*$", re.M)
+_STOPPED = re.compile(r"Program stopped by user request")
+_STOPPED_WHERE = re.compile(r"^\s*(Calculation stopped in .+?)\s*$", re.M)
 _VERSION = re.compile(r"Program PWSCF (v\.\S+)")
 _PSEUDO_FILE = re.compile(r"PseudoPot\. #\s*\d+ for\s+(\S+)\s+read from file:\s*\n\s*(\S+)")
 
@@ -74,11 +103,19 @@ class QeEngine:
             unit="Ry/bohr",
         ),
         EngineParam("press_kbar", 0.0, "target pressure (vc-relax)", unit="kbar"),
+        EngineParam(
+            "input",
+            None,
+            "raw pw.x namelist keys: -p system.nbnd=16, or [qe.input.system] in --params; "
+            "checked against pw.x's namelists",
+        ),
     )
 
     def check(self, params: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
         """Return ``params`` completed with defaults; raise UsageError naming a bad one."""
+        params = gather_table(self.name, params, "input", NAMELISTS)
         merged = check_known_params(self.name, self.parameters, params)
+        merged["input"] = check_raw_input(merged["input"] or {}, settings)
         _command.check_kpoints(self.name, params, merged)
         _command.require_positive(
             self.name,
@@ -141,10 +178,29 @@ class QeEngine:
         raise NotImplementedError("qe runs pw.x as a command; see prepare()")
 
     def request_stop(self, workdir: Path) -> None:
-        """Ask a running pw.x to stop cleanly: it polls for ``<prefix>.EXIT``."""
-        for directory in (workdir, workdir / "out"):
-            if directory.is_dir():
-                (directory / "orion.EXIT").touch()
+        """Ask a running pw.x to stop cleanly: it polls for ``<prefix>.EXIT``.
+
+        pw.x looks in its working directory (the job directory) and in ``outdir`` and
+        deletes the one it finds: one file only, or the other would stop the next attempt.
+        """
+        (workdir / STOP_FILE).touch()
+
+    def prepare_attempt(self, workdir: Path, attempt: int) -> None:
+        """Before pw.x starts: clear stale stop files; a later attempt keeps the earlier output.
+
+        When the previous attempt stopped at orion's request and left its restart files,
+        this attempt continues from them (``restart_mode = 'restart'``).
+        """
+        for stale in (workdir / STOP_FILE, workdir / "out" / STOP_FILE):
+            stale.unlink(missing_ok=True)
+        previous = workdir / OUTPUT_NAME
+        if attempt <= 1 or not previous.is_file():
+            return
+        text = _command.read_text(previous) or ""
+        previous.replace(workdir / f"pw-attempt-{attempt - 1}.out")
+        if _STOPPED.search(text) and (workdir / "out" / "orion.save").is_dir():
+            script = workdir / INPUT_NAME
+            script.write_text(with_restart_mode(script.read_text()))
 
     def parse(self, workdir: Path, params: Mapping[str, Any]) -> Result:
         """Read ``pw.out``; a pw.x error or an unconverged SCF gives ``Result(error=...)``."""
@@ -157,8 +213,53 @@ class QeEngine:
         return result_from_output(workdir / OUTPUT_NAME, text, params)
 
 
+def known_namelist_keys() -> dict[str, frozenset[str]]:
+    """pw.x's namelist keys, as ASE lists them (from QE's INPUT_PW), plus older &system keys."""
+    from ase.io.espresso_namelist.keys import pw_keys
+
+    known = {name: frozenset(pw_keys[name]) for name in NAMELISTS}
+    known["system"] |= frozenset(OLDER_SYSTEM_KEYS)
+    return known
+
+
+def check_raw_input(raw: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Check raw namelist keys; return them with lower-case names (pw.x is case-blind).
+
+    An unknown namelist is always refused; an unknown key unless the site sets
+    ``[engines.qe] check_input_keys = false`` (a newer pw.x than ASE knows).
+    """
+    checking = str(settings.get("check_input_keys", True)).lower() not in ("false", "0", "no")
+    known = known_namelist_keys() if checking and raw else {}
+    checked: dict[str, Any] = {}
+    for namelist, keys in raw.items():
+        if namelist.lower() not in NAMELISTS or not isinstance(keys, Mapping):
+            raise UsageError(
+                f"engine 'qe': '{namelist}' is not a pw.x namelist orion passes through",
+                f"use one of: {', '.join(NAMELISTS)} (e.g. -p system.nbnd=16)")
+        section = checked.setdefault(namelist.lower(), {})
+        for key, value in keys.items():
+            name = str(key).lower().replace(" ", "")
+            where = f"{namelist.lower()}.{name}"
+            match = _INDEXED.match(name)
+            if match is None:
+                raise UsageError(f"engine 'qe': '{where}' is not a namelist key name",
+                                 "write e.g. -p system.nbnd=16 or system.hubbard_u(1)=4.0")
+            base = match.group(1)
+            refuse_named("qe", where, base, {k: v for (n, k), v in NAMED_KEYS.items()
+                                             if n == namelist.lower()},
+                         {k: v for (n, k), v in RESERVED_KEYS.items() if n == namelist.lower()})
+            if checking and base not in known[namelist.lower()]:
+                raise UsageError(
+                    f"engine 'qe': pw.x has no key '{base}' in namelist &{namelist.upper()}",
+                    "check the spelling in pw.x's INPUT_PW; if your pw.x is newer, set "
+                    "[engines.qe] check_input_keys = false")
+            check_scalar("qe", where, value)
+            section[name] = value
+    return checked
+
+
 def pw_input_data(params: Mapping[str, Any], pseudo_dir: Path) -> dict[str, dict[str, Any]]:
-    """Map orion parameters onto pw.x namelists."""
+    """Map orion parameters onto pw.x namelists; raw ``input`` keys are added last."""
     calculation = params["calculation"]
     control: dict[str, Any] = {
         "calculation": calculation,
@@ -188,7 +289,11 @@ def pw_input_data(params: Mapping[str, Any], pseudo_dir: Path) -> dict[str, dict
         "mixing_beta": float(params["mixing_beta"]),
     }
     cell = {"press": float(params["press_kbar"])} if calculation == "vc-relax" else {}
-    return {"control": control, "system": system, "electrons": electrons, "cell": cell}
+    data = {"control": control, "system": system, "electrons": electrons, "ions": {},
+            "cell": cell}
+    for namelist, keys in (params.get("input") or {}).items():
+        data[namelist].update(keys)
+    return data
 
 
 def choose_pseudopotentials(
@@ -231,11 +336,27 @@ def choose_pseudopotentials(
     return chosen
 
 
+def with_restart_mode(pw_in: str) -> str:
+    """Make pw.x continue from its restart files, unless the input already says how.
+
+    >>> with_restart_mode("&CONTROL\\n   calculation = 'scf'\\n/\\n").splitlines()[1]
+    "   restart_mode     = 'restart'"
+    """
+    if re.search(r"^\s*restart_mode\s*=", pw_in, re.M | re.I):
+        return pw_in
+    return re.sub(r"^(\s*&CONTROL\s*)$", r"\1\n   restart_mode     = 'restart'", pw_in,
+                  count=1, flags=re.M | re.I)
+
+
 def pw_error(text: str) -> str | None:
     """Return pw.x's own failure message, or None when the run finished normally."""
     routine = _ROUTINE_ERROR.search(text)
     if routine:
         return f"pw.x: Error in routine {routine.group(1)}: {routine.group(2)}"
+    if _STOPPED.search(text):
+        where = "; ".join(_STOPPED_WHERE.findall(text)) or "before finishing"
+        return (f"pw.x stopped at orion's request (soft time limit): {where}; a retry "
+                "continues from its restart files")
     failed = _SCF_FAILED.search(text)
     if failed:
         return f"pw.x: {failed.group(1).strip()}"

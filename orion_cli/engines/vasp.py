@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from orion_cli.engines import _command
 from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
+from orion_cli.engines.passthrough import check_scalar, gather_table, refuse_named
 from orion_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -29,6 +30,15 @@ CALCULATION_TO_TAGS: dict[str, dict[str, int]] = {
     "relax": {"IBRION": 2, "ISIF": 2},
     "vc-relax": {"IBRION": 2, "ISIF": 3},
 }
+
+#: raw INCAR tags that duplicate a named parameter
+NAMED_TAGS = {
+    "ENCUT": "encut_ev", "EDIFF": "ediff_ev", "NELM": "electron_maxstep", "ISMEAR": "smearing",
+    "SIGMA": "sigma_ev", "ISPIN": "spin", "NSW": "ion_steps", "EDIFFG": "force_conv_ev_per_a",
+    "PSTRESS": "pressure_kbar", "PREC": "prec", "IBRION": "calculation", "ISIF": "calculation",
+    "KSPACING": "kspacing_per_a",
+}
+RESERVED_TAGS = {"KGAMMA": "orion writes KPOINTS"}
 
 
 class VaspEngine:
@@ -62,11 +72,19 @@ class VaspEngine:
         ),
         EngineParam("pressure_kbar", 0.0, "target pressure (PSTRESS; vc-relax)", unit="kbar"),
         EngineParam("prec", "Accurate", "PREC", choices=("Normal", "Accurate")),
+        EngineParam(
+            "incar",
+            None,
+            "raw INCAR tags: -p incar.ISYM=0, or [vasp.incar] in --params; checked against "
+            "pymatgen's list of INCAR tags",
+        ),
     )
 
     def check(self, params: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
         """Return ``params`` completed with defaults; raise UsageError naming a bad one."""
+        params = gather_table(self.name, params, "incar")
         merged = check_known_params(self.name, self.parameters, params)
+        merged["incar"] = check_raw_incar(merged["incar"] or {}, settings)
         _command.check_kpoints(self.name, params, merged)
         _command.require_positive(
             self.name,
@@ -137,8 +155,41 @@ class VaspEngine:
         return result_from_vasprun(vasprun)
 
 
+def known_incar_tags() -> frozenset[str]:
+    """INCAR tags pymatgen knows (its ``incar_parameters.json``)."""
+    import json
+    from importlib.resources import files
+
+    text = files("pymatgen.io.vasp").joinpath("incar_parameters.json").read_text()
+    return frozenset(json.loads(text))
+
+
+def check_raw_incar(raw: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Check raw INCAR tags; return them upper-case. Lists (MAGMOM, LDAUU) are allowed.
+
+    An unknown tag is refused unless ``[engines.vasp] check_input_keys = false``.
+    """
+    checking = str(settings.get("check_input_keys", True)).lower() not in ("false", "0", "no")
+    known = known_incar_tags() if checking and raw else frozenset()
+    checked: dict[str, Any] = {}
+    for key, value in raw.items():
+        tag = str(key).upper()
+        where = f"incar.{tag}"
+        if isinstance(value, Mapping):
+            raise UsageError(f"engine 'vasp': {where} is a table, not an INCAR value",
+                             "write e.g. -p incar.ISYM=0")
+        refuse_named("vasp", where, tag, NAMED_TAGS, RESERVED_TAGS)
+        if checking and tag not in known:
+            raise UsageError(f"engine 'vasp': '{tag}' is not an INCAR tag pymatgen knows",
+                             "check the spelling on the VASP wiki; if your VASP has it, set "
+                             "[engines.vasp] check_input_keys = false")
+        check_scalar("vasp", where, value, lists=True)
+        checked[tag] = value
+    return checked
+
+
 def incar_tags(params: Mapping[str, Any], atoms: Atoms) -> dict[str, Any]:
-    """Map orion parameters onto INCAR tags."""
+    """Map orion parameters onto INCAR tags; raw ``incar`` tags are added last."""
     tags: dict[str, Any] = {
         "SYSTEM": atoms.get_chemical_formula(),
         "PREC": params["prec"],
@@ -161,6 +212,7 @@ def incar_tags(params: Mapping[str, Any], atoms: Atoms) -> dict[str, Any]:
         moments = atoms.get_initial_magnetic_moments()
         if moments.any():
             tags["MAGMOM"] = [float(m) for m in moments]
+    tags.update(params.get("incar") or {})
     return tags
 
 

@@ -134,8 +134,11 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
     if old_result.exists():
         old_result.replace(workdir / f"result-attempt-{job.attempt}.json")
     attempt = job.attempt + 1
+    site = job.site or {}  # what the first attempt ran (jobs from before 0004: none)
     spec = BatchSpec(
-        orion_id=job.id or 0, name=job.name, workdir=workdir, python=sys.executable,
+        orion_id=job.id or 0, name=job.name, workdir=workdir,
+        python=str(site.get("python") or sys.executable),
+        setup_lines=tuple(site.get("setup") or ()),
         walltime_s=res.walltime_s, attempt=attempt, partition=job.partition, nodes=job.nodes,
         ntasks=job.ntasks, cpus_per_task=job.cpus_per_task, mem_mb=res.mem_mb,
         account=job.account, qos=job.qos, priority=job.priority, soft_margin_s=job.soft_margin_s,

@@ -32,6 +32,7 @@ from orion_cli.limits import BOUNDS, check_bound, check_text
 from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, scheduler_for
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.services.group import check_role
+from orion_cli.site import SiteSetup, site_setup
 from orion_cli.states import FailureReason, JobStatus
 
 if TYPE_CHECKING:
@@ -130,11 +131,18 @@ def _check_partition(scheduler: Scheduler, partition: str) -> None:
         )
 
 
+def _site(settings: Settings, engine: str) -> SiteSetup:
+    """The job's site set-up: global settings, then ``[engines.<engine>]`` (checked)."""
+    return site_setup({"python": settings.python, "setup": settings.setup, "env": settings.env},
+                      engine, settings.engine_settings(engine), sys.executable)
+
+
 def _batch_spec(job_id: int, name: str, workdir: Path, r: SubmitRequest,
                 settings: Settings, instance: str = "") -> BatchSpec:
+    site = _site(settings, r.engine)
     return BatchSpec(
-        instance=instance,
-        orion_id=job_id, name=name, workdir=workdir, python=sys.executable,
+        instance=instance, setup_lines=site.lines,
+        orion_id=job_id, name=name, workdir=workdir, python=site.python,
         walltime_s=r.walltime_s, partition=r.partition, nodes=_set(r.nodes),
         ntasks=_set(r.ntasks), cpus_per_task=_set(r.cpus_per_task), mem_mb=r.mem_mb,
         account=r.account, qos=r.qos, priority=r.priority or 0,
@@ -159,7 +167,8 @@ def submit(settings: Settings, request: SubmitRequest,
     are read and staged (see :mod:`orion_cli.services.staging`) while this process gets
     the scheduler and the database ready.
     """
-    from orion_cli.engines.registry import get_engine
+    from orion_cli.engines.passthrough import engine_params
+    from orion_cli.engines.registry import engine_names, get_engine
     from orion_cli.services.inputs import expand_inputs
     from orion_cli.services.physical import MIN_DISTANCE_A
     from orion_cli.services.staging import StageTask, staging
@@ -168,7 +177,8 @@ def submit(settings: Settings, request: SubmitRequest,
     r = _resolved(request, settings)
     engine = get_engine(r.engine)
     engine_settings = settings.engine_settings(r.engine)
-    params = engine.check(r.params, engine_settings)
+    params = engine.check(engine_params(r.params, r.engine, engine_names()), engine_settings)
+    _site(settings, r.engine)  # a bad set-up line fails before any structure is read
     paths = expand_inputs(r.structures)
 
     task = StageTask(engine=r.engine, params=params, engine_settings=dict(engine_settings),
@@ -296,6 +306,7 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
 
     owner = current_user()
     check_role(session, owner)
+    site = _site(settings, r.engine).to_json()
     jobs = insert_jobs(session, [dict(
         name=item.name, owner=owner, engine=r.engine, parameters=params, tag=r.tag,
         structure_source=item.source, formula=item.formula, input_structure=item.text,
@@ -305,6 +316,7 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
         cpus_per_task=_set(r.cpus_per_task),
         max_retries=r.max_retries or 0, retry_delay_s=r.retry_delay_s or 0,
         soft_margin_s=settings.soft_margin_s, held=r.hold,
+        site=site,
     ) for item in chunk])
     instance = instance_id(session)
     base = settings.work_root_path / instance

@@ -1,0 +1,141 @@
+"""Any ASE calculator importable on the node: ``-p calculator=ase.calculators.lj.LennardJones``.
+
+Keyword arguments come as ``-p calc.sigma=3.4`` (or a ``[ase.calc]`` table in ``--params``);
+the run is a single point, a relaxation or a cell relaxation, as for the emt engine. This
+is how a site runs machine-learned potentials (MACE, CHGNet, ...) it has installed: the
+calculator is imported at submit (a wrong path fails there) and again on the node.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from orion_cli.engines._ase_run import (
+    RELAX_PARAMS,
+    check_periodic,
+    check_relax_params,
+    parse_output,
+    run_calculation,
+)
+from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
+from orion_cli.engines.passthrough import check_scalar, gather_table
+from orion_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+INPUT_FILE = "ase-input.extxyz"
+OUTPUT_FILE = "ase-output.extxyz"
+LOG_FILE = "ase-relax.log"
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*([.:][A-Za-z_]\w*)")
+
+
+def load_calculator_class(path: str) -> Any:
+    """Import ``package.module.Class`` (or ``package.module:Class``); UsageError if it fails."""
+    hint = "give the dotted path of an ASE calculator class, e.g. ase.calculators.lj.LennardJones"
+    if not isinstance(path, str) or not _DOTTED.fullmatch(path):
+        raise UsageError(f"ase: calculator={path!r} is not a dotted path module.Class", hint)
+    module_name, _, attribute = path.replace(":", ".").rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"ase: cannot import {module_name} for calculator {path} ({detail})",
+                         "install it in orion's Python here and on the nodes, or fix the "
+                         "path") from None
+    found = getattr(module, attribute, None)
+    if found is None or not callable(found):
+        raise UsageError(f"ase: {module_name} has no calculator class {attribute}", hint)
+    return found
+
+
+def check_keywords(path: str, factory: Any, keywords: Mapping[str, Any]) -> None:
+    """Refuse keyword names the calculator cannot take, where it says which it takes.
+
+    An ASE ``Calculator`` takes ``**kwargs`` and silently keeps a misspelt ``sigam=3.4``;
+    its ``default_parameters`` and the named arguments of the ``__init__`` methods along
+    its class hierarchy are what it reads, so only those are let through.
+    """
+    names: set[str] = set()
+    open_ended = False
+    for owner in getattr(factory, "__mro__", (factory,)):
+        init = vars(owner).get("__init__") if isinstance(owner, type) else owner
+        if init is None or owner is object:
+            continue
+        try:
+            parameters = list(inspect.signature(init).parameters.values())
+        except (TypeError, ValueError):
+            return
+        names |= {p.name for p in parameters if p.name != "self" and p.kind in (
+            inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+        open_ended = open_ended or any(p.kind is inspect.Parameter.VAR_KEYWORD
+                                       for p in parameters)
+    defaults = getattr(factory, "default_parameters", None)
+    if open_ended and isinstance(defaults, Mapping) and defaults:
+        names |= set(defaults)
+    elif open_ended:
+        return  # takes anything and does not say what: the node finds out
+    unknown = sorted(set(keywords) - names)
+    if unknown:
+        raise UsageError(f"ase: {path} takes no keyword '{unknown[0]}'",
+                         f"it takes: {', '.join(sorted(names)) or 'none'}")
+
+
+class AseEngine:
+    name: ClassVar[str] = "ase"
+    summary: ClassVar[str] = "any ASE calculator by dotted path (LJ, Morse, EMT, MACE, ...)"
+    parameters: ClassVar[tuple[EngineParam, ...]] = (
+        EngineParam("calculator", None,
+                    "dotted path of the calculator class, e.g. ase.calculators.lj.LennardJones"),
+        EngineParam("calc", None,
+                    "calculator keyword arguments: -p calc.sigma=3.4, or [ase.calc] in --params"),
+        *RELAX_PARAMS,
+    )
+
+    def check(self, params: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Complete ``params``; import the calculator here, so a wrong path fails at submit."""
+        merged = check_known_params(self.name, self.parameters,
+                                    gather_table(self.name, params, "calc"))
+        if merged["calculator"] is None:
+            raise UsageError("engine 'ase' needs a calculator",
+                             "add e.g. -p calculator=ase.calculators.lj.LennardJones")
+        keywords = dict(merged["calc"] or {})
+        for key, value in keywords.items():
+            if not isinstance(value, Mapping):
+                check_scalar(self.name, f"calc.{key}", value, lists=True)
+        check_relax_params(self.name, merged)
+        factory = load_calculator_class(merged["calculator"])
+        check_keywords(merged["calculator"], factory, keywords)
+        merged["calc"] = keywords
+        return merged
+
+    def binary_status(self, settings: Mapping[str, Any]) -> tuple[bool, str]:
+        return True, "built in (calculators imported from orion's Python)"
+
+    def prepare(
+        self, atoms: Atoms, params: Mapping[str, Any], workdir: Path,
+        settings: Mapping[str, Any],
+    ) -> RunSpec:
+        from ase.io import write
+
+        check_periodic(self.name, atoms, params)
+        write(workdir / INPUT_FILE, atoms, format="extxyz")
+        return RunSpec()
+
+    def run(self, workdir: Path, params: Mapping[str, Any], report: ProgressFn) -> None:
+        from ase.io import read
+
+        report("Initializing", 0.0)
+        atoms = cast("Atoms", read(workdir / INPUT_FILE, format="extxyz"))
+        atoms.calc = load_calculator_class(params["calculator"])(**(params.get("calc") or {}))
+        run_calculation(atoms, params, workdir, LOG_FILE, OUTPUT_FILE, report)
+
+    def parse(self, workdir: Path, params: Mapping[str, Any]) -> Result:
+        result = parse_output(self.name, workdir, params, OUTPUT_FILE)
+        result.extras["calculator"] = params.get("calculator")
+        return result
