@@ -12,39 +12,61 @@ _DURATION = re.compile(r"^(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>s|sec|m|min|h|hr|d)?
 _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
 
 
+_CLOCK = re.compile(r"(?:(?P<days>\d+)-)?(?P<clock>\d+(?::\d+){0,2})")
+
+
+def clock_s(text: str, bare_unit_s: int = 60) -> int | None:
+    """Seconds of a SLURM time: ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``.
+
+    The one reading of SLURM's duration formats in orion (sbatch ``--time``, squeue's and
+    sinfo's limits, and what users type). A bare number counts ``bare_unit_s`` seconds
+    (minutes for SLURM). None when ``text`` has none of these forms.
+
+    >>> clock_s("1-02:30"), clock_s("1-02"), clock_s("30:00"), clock_s("1:30:00")
+    (95400, 93600, 1800, 5400)
+    >>> clock_s("1-02:30:15"), clock_s("45"), clock_s("infinite")
+    (95415, 2700, None)
+    """
+    match = _CLOCK.fullmatch(text.strip())
+    if not match:
+        return None
+    parts = [int(p) for p in match["clock"].split(":")]
+    if match["days"] is not None:  # days-hours[:minutes[:seconds]]
+        hours, minutes, seconds = (parts + [0, 0])[:3]
+        return ((int(match["days"]) * 24 + hours) * 60 + minutes) * 60 + seconds
+    if len(parts) == 1:
+        return parts[0] * bare_unit_s
+    if len(parts) == 2:  # minutes:seconds
+        return parts[0] * 60 + parts[1]
+    return (parts[0] * 60 + parts[1]) * 60 + parts[2]
+
+
 def parse_walltime_s(text: str, what: str = "walltime") -> int:
-    """Parse ``90m``, ``2h``, ``1:30:00``, ``1-00:00:00`` or plain seconds into seconds.
+    """Parse ``90m``, ``2h``, ``1:30:00``, ``1-02:30`` (SLURM's forms) or seconds.
+
+    A bare number is seconds; everything with ``:`` or ``-`` is read as SLURM reads it.
 
     >>> parse_walltime_s("90m"), parse_walltime_s("2h"), parse_walltime_s("1:30:00")
     (5400, 7200, 5400)
-    >>> parse_walltime_s("3600"), parse_walltime_s("1-02:00:00")
-    (3600, 93600)
+    >>> parse_walltime_s("3600"), parse_walltime_s("1-02:00:00"), parse_walltime_s("1-02:30")
+    (3600, 93600, 95400)
     """
     raw = text.strip()
-    hint = "write e.g. 90m, 2h, 1:30:00 or a number of seconds"
+    hint = "write e.g. 90m, 2h, 1:30:00, 1-02:30 (days-hours:minutes) or a number of seconds"
     if raw.startswith("-"):
         raise UsageError(f"{what} '{text}' is negative", hint)
     if len(raw) > 40:
         raise UsageError(f"{what} '{raw[:20]}…' ({len(raw)} characters) is out of range", hint)
-    days = 0
-    if re.fullmatch(r"\d+-[\d:]+", raw):
-        day_text, raw = raw.split("-", 1)
-        days = int(day_text)
-    if ":" in raw:
-        parts = raw.split(":")
-        if len(parts) > 3 or not all(p.isdigit() for p in parts):
+    if ":" in raw or "-" in raw:
+        clock = clock_s(raw)
+        if clock is None:
             raise UsageError(f"{what} '{text}' is not a duration", hint)
-        seconds = 0
-        for part in parts:
-            seconds = seconds * 60 + int(part)
-        if len(parts) == 2:  # MM:SS as sbatch reads it
-            seconds = int(parts[0]) * 60 + int(parts[1])
+        seconds = clock
     else:
         match = _DURATION.match(raw)
         if not match:
             raise UsageError(f"{what} '{text}' is not a duration", hint)
         seconds = round(float(match["num"]) * _UNIT_S[(match["unit"] or "s").lower()])
-    seconds += days * 86400
     if seconds <= 0:
         raise UsageError(f"{what} '{text}' must be positive", hint)
     return seconds

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from orion_cli.states import FailureReason, JobStatus
+from orion_cli.units import clock_s
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +116,4 @@ def parse_slurm_time_s(text: str) -> int | None:
     >>> parse_slurm_time_s("30:00"), parse_slurm_time_s("infinite")
     (1800, None)
     """
-    text = text.strip()
-    if not re.fullmatch(r"(\d+-)?\d+(:\d+){0,2}", text):
-        return None  # "infinite", "UNLIMITED", "n/a"
-    days_text, _, clock = text.rpartition("-")
-    parts = [int(p) for p in clock.split(":")]
-    if days_text:  # days-hours[:minutes[:seconds]]
-        hours, minutes, seconds = (parts + [0, 0])[:3]
-    else:  # minutes | minutes:seconds | hours:minutes:seconds
-        padded = {1: [0, *parts, 0], 2: [0, *parts]}.get(len(parts), parts)
-        hours, minutes, seconds = padded
-    return ((int(days_text or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
+    return clock_s(text)  # "infinite", "UNLIMITED", "n/a": None
