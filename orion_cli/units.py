@@ -115,13 +115,19 @@ def parse_param_value(text: str) -> Any:
     (30, 1e-08, True)
     >>> parse_param_value("[4, 4, 4]"), parse_param_value("4,4,4"), parse_param_value("scf")
     ([4, 4, 4], [4, 4, 4], 'scf')
+
+    A comma list of ``name=value`` items is a per-species table, kept as written for the
+    engine to read (``Ar=0.0104,Kr=0.014``), not split into a list of texts:
+
+    >>> parse_param_value("Ar=0.0104,Kr=0.014")
+    'Ar=0.0104,Kr=0.014'
     """
     raw = text.strip()
     if raw.lower() in ("true", "yes", "on"):
         return True
     if raw.lower() in ("false", "no", "off"):
         return False
-    if "," in raw and not raw.startswith(("[", "{", '"')):
+    if "," in raw and "=" not in raw and not raw.startswith(("[", "{", '"')):
         return [parse_param_value(part) for part in raw.split(",")]
     try:
         return json.loads(raw)

@@ -1,7 +1,8 @@
 """Schedulers: ``slurm`` and ``local`` (background processes).
 
-SLURM is reached in-process through pyslurm where a matching build is installed, else through
-sbatch/squeue/sacct/scancel/scontrol; jobs only record ``slurm``, so either can poll them.
+SLURM is reached through sbatch/squeue/sacct/scancel/scontrol, or in-process through pyslurm
+when asked for (``slurm_backend = pyslurm``); jobs only record ``slurm``, so either can poll
+them.
 
 Backends are imported only when asked for.
 """
@@ -64,22 +65,22 @@ def default_scheduler_name() -> str:
 
 
 def slurm_backend(requested: str = "auto") -> tuple[str, str]:
-    """Choose how to talk to SLURM: ``pyslurm`` in-process where it works, else the CLI.
+    """Choose how to talk to SLURM: the CLI, unless pyslurm is asked for by name.
 
+    ``auto`` means the CLI: it is what CI tests on every run, while no pyslurm wheel
+    matches this Slurm and pyslurm 22.5.3 drops ``--signal`` and crashes on a user hold.
     Return the choice and why (for ``orion doctor``).
     """
     if requested not in SLURM_BACKENDS:
         raise ConfigError(f"unknown slurm_backend '{requested}'",
                           f"use one of: {', '.join(SLURM_BACKENDS)}")
-    if requested == "cli":
-        return "cli", "slurm_backend = cli"
+    if requested in ("cli", "auto"):
+        return "cli", f"sbatch/squeue/sacct (slurm_backend = {requested})"
     ok, why = pyslurm_status()
-    if ok:
-        return "pyslurm", why
-    if requested == "pyslurm":
+    if not ok:
         raise ConfigError(f"slurm_backend = pyslurm, but {why}",
-                          "install a pyslurm built for this Slurm, or set slurm_backend = auto")
-    return "cli", f"sbatch/squeue/sacct (pyslurm: {why})"
+                          "install a pyslurm built for this Slurm, or set slurm_backend = cli")
+    return "pyslurm", why
 
 
 def get_scheduler(name: str, state_dir: Path, backend: str = "auto") -> Scheduler:

@@ -38,7 +38,7 @@ from orion_cli.states import FailureReason, JobStatus
 
 __all__ = ["LocalScheduler", "expand_filename", "read_sbatch_options"]
 MAX_ARRAY_SIZE = 100_000
-_HINT_IDS = "local job ids look like L12 or L12_3 (array task); see `orion list`"
+_HINT_IDS = "local job ids look like L12 or L12_3 (array task); see `orion ls`"
 
 
 class LocalScheduler:

@@ -33,7 +33,7 @@ def import_pyslurm() -> Any:
         raise SchedulerError(
             f"pyslurm cannot be imported: {error}",
             "no wheel matches Slurm 22.05: build pyslurm v22.5.x against libslurm-dev, "
-            "or use scheduler = 'slurm'",
+            "or set slurm_backend = 'cli' (sbatch, squeue, sacct)",
         ) from error
     return pyslurm
 

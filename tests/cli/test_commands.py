@@ -16,7 +16,7 @@ def test_engines_lists_every_engine_with_parameters(orion_home: Path) -> None:
     assert engines["qe"]["available"] == (shutil.which("pw.x") is not None)
     assert engines["vasp"]["available"] == (shutil.which("vasp_std") is not None)
     qe_params = {p["name"]: p for p in engines["qe"]["parameters"]}
-    assert qe_params["ecutwfc_ry"]["unit"] or "ry" in qe_params["ecutwfc_ry"]["name"]
+    assert qe_params["ecutwfc_ry"]["unit"] == "Ry"
     assert "relax" in {p["name"] for p in engines["emt"]["parameters"]}
     text = orion("engines").stdout
     assert "ecutwfc_ry" in text and "emt" in text
@@ -48,3 +48,17 @@ def test_database_down_is_one_line(orion_home: Path, monkeypatch: pytest.MonkeyP
     result = orion("poll", expect=1)
     assert result.stderr.startswith("error: cannot use database") and "secret" not in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_per_species_values_pass_through_param(orion_home: Path, tmp_path: Path) -> None:
+    """`-p epsilon_ev=Ar=0.0104,Kr=0.014` reaches the engine as the table it is."""
+    from ase.build import bulk
+    from ase.io import write
+
+    atoms = bulk("Ar", "fcc", a=5.3).repeat((2, 2, 2))
+    atoms.symbols[::3] = "Kr"
+    write(tmp_path / "ArKr.xyz", atoms, format="extxyz")
+    done = orion("submit", str(tmp_path / "ArKr.xyz"), "--engine", "lammps", "--dry-run",
+                 "-p", "epsilon_ev=Ar=0.0104,Kr=0.014", "-p", "sigma_a=Ar=3.40,Kr=3.65",
+                 "-p", "cutoff_a=8.0", "--scheduler", "local")
+    assert "pair_coeff" not in done.stderr and done.exit_code == 0

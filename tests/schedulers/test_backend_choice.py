@@ -9,11 +9,13 @@ from orion_cli.errors import ConfigError
 from orion_cli.schedulers.slurm_cli import SlurmCli
 
 
-def test_auto_falls_back_to_the_cli_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_is_the_cli_even_where_pyslurm_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyslurm runs in no CI run: it is opt-in, never chosen by `auto`."""
+    monkeypatch.setattr(schedulers, "pyslurm_status", lambda: (True, "pyslurm 22.5 matches"))
+    backend, why = schedulers.slurm_backend("auto")
+    assert backend == "cli" and "slurm_backend = auto" in why
     monkeypatch.setattr(schedulers, "pyslurm_status",
                         lambda: (False, "pyslurm is not installed"))
-    backend, why = schedulers.slurm_backend("auto")
-    assert backend == "cli" and "pyslurm is not installed" in why
     assert type(schedulers.get_scheduler("slurm", __import__("pathlib").Path("."))) is SlurmCli
     with pytest.raises(ConfigError, match="slurm_backend = pyslurm, but pyslurm is not"):
         schedulers.slurm_backend("pyslurm")
@@ -25,7 +27,7 @@ def test_explicit_cli_and_unknown_backend() -> None:
         schedulers.slurm_backend("rpc")
 
 
-def test_auto_uses_pyslurm_where_it_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pyslurm_when_asked_for_where_it_matches(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("pyslurm", reason="pyslurm is not importable (no 22.5 build)")
-    backend, why = schedulers.slurm_backend("auto")
+    backend, why = schedulers.slurm_backend("pyslurm")
     assert backend == "pyslurm" and "matches" in why
