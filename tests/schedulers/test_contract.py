@@ -207,11 +207,13 @@ def test_hold_and_set_nice_keep_a_pending_job_waiting(backend) -> None:
         scheduler.hold([job_id])
         assert scheduler.query([job_id])[job_id].pending_reason == "JobHeldUser"
         scheduler.set_nice([job_id], 10)  # Slurm 22.05 may release it: set_nice holds it again
-        time.sleep(1)
         assert scheduler.query([job_id])[job_id].pending_reason == "JobHeldUser"
         scheduler.release([job_id])
-        info = scheduler.query([job_id])[job_id]  # SLURM says "None" until its next pass
-        assert info.status is JobStatus.QUEUED and info.pending_reason in (None, "BeginTime")
+        # SLURM says "None" until its scheduler's next pass, then the begin time again
+        info = poll(scheduler, [job_id], lambda a: a[job_id].pending_reason not in (None,
+                                                                                   "JobHeldUser"),
+                    timeout_s=60)[job_id]
+        assert info.status is JobStatus.QUEUED and info.pending_reason == "BeginTime"
     finally:
         scheduler.cancel([job_id])
 
@@ -272,8 +274,12 @@ def test_held_array_of_many_tasks_is_queried_in_one_answer(backend) -> None:
         scheduler.cancel([task7])
         after = poll(scheduler, [task7, task8],
                      lambda a: task7 not in a or a[task7].status.is_final, timeout_s=10)
-        # SLURM drops a never-started task from the array at once: squeue and sacct forget it
-        assert task7 not in after or after[task7].status is JobStatus.CANCELLED
+        # SLURM drops a never-started task from the array at once: squeue and sacct forget it;
+        # the local backend keeps its record
+        if scheduler.name == "local":
+            assert after[task7].status is JobStatus.CANCELLED
+        else:
+            assert task7 not in after
         assert after[task8].status is JobStatus.QUEUED
     finally:
         scheduler.cancel([array_id, *single])
