@@ -48,14 +48,17 @@ class BatchSpec:
 
 
 def nice_for_priority(priority: int) -> int:
-    """Map orion priority 0..20 (20 = most urgent) to a non-negative SLURM nice value.
+    """Map orion priority 0..20 (20 = most urgent, 10 the default) to a SLURM nice value.
 
-    Users may only raise nice, so priority 20 is nice 0 and every step down adds 100.
+    The default is nice 0, so an orion job competes as a plain ``sbatch`` job of the same
+    user does; each step below 10 adds 100 (lets your other jobs go first). Users may not
+    set a negative nice, so 11..20 are nice 0 as well: running ahead of the default takes a
+    QOS an admin grants (``--qos``).
 
-    >>> nice_for_priority(20), nice_for_priority(10), nice_for_priority(0)
-    (0, 1000, 2000)
+    >>> [nice_for_priority(p) for p in (20, 15, 10, 9, 0)]
+    [0, 0, 0, 100, 1000]
     """
-    return (20 - priority) * 100
+    return max(0, 10 - priority) * 100
 
 
 def job_name_prefix(orion_id: int, instance: str) -> str:
@@ -133,8 +136,9 @@ def sbatch_lines(spec: BatchSpec) -> list[str]:
         ("chdir", q(str(spec.workdir))),
         ("output", q(output)),
         ("error", q(output)),
-        ("nice", nice_for_priority(spec.priority)),
     ]
+    if nice_for_priority(spec.priority):
+        options.append(("nice", nice_for_priority(spec.priority)))
     if spec.partition:
         options.append(("partition", q(spec.partition)))
     if spec.mem_mb:

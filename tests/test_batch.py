@@ -10,7 +10,7 @@ def spec(**overrides: object) -> BatchSpec:
         orion_id=42, name="Si scf; rm -rf ~", workdir=Path("/scratch/my jobs/42"),
         python="/opt/orion venv/bin/python", walltime_s=5400, partition="debug",
         nodes=1, ntasks=4, cpus_per_task=2, mem_mb=4096, account="proj$1", qos="normal",
-        priority=15, soft_margin_s=300,
+        priority=5, soft_margin_s=300,
     )
     values.update(overrides)
     return BatchSpec(**values)  # type: ignore[arg-type]

@@ -285,3 +285,20 @@ def test_a_banner_before_the_job_id_submits_once(orion_home: Path, tmp_path: Pat
     assert job["status"] == "completed" and len(job["attempts"]) == 1, job["attempts"]
     (instance,) = [p.name for p in (orion_home / "jobs").iterdir() if not p.name.startswith(".")]
     assert len(slurm_jobs_of(instance)[str(job_id)]) == 1
+
+
+@pytest.mark.slurm
+def test_default_priority_competes_as_a_plain_sbatch_job(orion_home: Path, slurm: None,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Priority 10 is nice 0 in SLURM (it was nice 1000: every orion job behind the user's
+    own plain sbatch jobs); lower priorities get a positive nice."""
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    plain, low = submit("--engine", "mock", "--hold"), submit("--engine", "mock", "--hold",
+                                                             "--priority", "4")
+    nices = {}
+    for job_id in (plain, low):
+        slurm_id = orion_json("show", str(job_id))["scheduler_job_id"]
+        nices[job_id] = subprocess.run(["squeue", "-h", "-j", slurm_id, "-o", "%y"],
+                                       capture_output=True, text=True, check=True).stdout.strip()
+    orion("cancel", str(plain), str(low))
+    assert nices == {plain: "0", low: "600"}
