@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 #: attempt numbers above this are nonsense (a job retried a million times)
@@ -77,19 +78,35 @@ def as_finite(value: Any, name: str) -> float:
 
 @dataclass(frozen=True)
 class EventRecord:
-    """One checked line of ``events.jsonl``."""
+    """One checked line of ``events.jsonl``; ``time`` when the job wrote it (UTC)."""
 
     event: str
     attempt: int
     progress_pct: float | None = None
     step: str | None = None
+    time: datetime | None = None
+
+
+def as_time(value: Any) -> datetime | None:
+    """An ISO time with its zone, as the runner writes it; None when there is none usable.
+
+    >>> as_time("2026-11-30T10:00:00+00:00").isoformat(), as_time("yesterday"), as_time(3)
+    ('2026-11-30T10:00:00+00:00', None, None)
+    """
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else None
 
 
 def check_event(record: Any) -> EventRecord:
     """Check one parsed event line; raise BadRecord saying what is wrong.
 
     >>> check_event({"event": "progress", "attempt": 2, "progress_pct": 250, "step": "x"})
-    EventRecord(event='progress', attempt=2, progress_pct=100.0, step='x')
+    EventRecord(event='progress', attempt=2, progress_pct=100.0, step='x', time=None)
     >>> check_event([1])
     Traceback (most recent call last):
     ...
@@ -102,13 +119,13 @@ def check_event(record: Any) -> EventRecord:
         raise BadRecord(f"event is {_describe(event)}, not a short text")
     attempt = as_int(record.get("attempt", 1), "attempt", 1, MAX_ATTEMPT)
     if event != "progress":
-        return EventRecord(event, attempt)
+        return EventRecord(event, attempt, time=as_time(record.get("time")))
     progress = as_finite(record.get("progress_pct", 0.0), "progress_pct")
     step = record.get("step", "")
     if not isinstance(step, str):
         raise BadRecord(f"step is {_describe(step)}, not a text")
     return EventRecord(event, attempt, min(max(progress, 0.0), 100.0),
-                       clean_text(step, MAX_STEP_CHARS))
+                       clean_text(step, MAX_STEP_CHARS), as_time(record.get("time")))
 
 
 def check_events(records: list[Any]) -> tuple[list[EventRecord], list[str]]:

@@ -302,3 +302,33 @@ def test_default_priority_competes_as_a_plain_sbatch_job(orion_home: Path, slurm
                                        capture_output=True, text=True, check=True).stdout.strip()
     orion("cancel", str(plain), str(low))
     assert nices == {plain: "0", low: "600"}
+
+
+@pytest.mark.slurm
+def test_a_requeued_job_goes_back_to_queued_in_the_same_attempt(
+        orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`scontrol requeue` of a running job (what a node failure or a preemption with
+    requeue does): orion moves it back to queued with an event, in the same attempt."""
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    job_id = submit("--engine", "mock", "-p", "duration_s=120")
+    deadline = time.monotonic() + 60
+    while orion_json("show", str(job_id))["status"] != "running":
+        assert time.monotonic() < deadline, "never ran"
+        orion("poll")
+        time.sleep(1)
+    slurm_id = orion_json("show", str(job_id))["scheduler_job_id"]
+    try:
+        subprocess.run(["scontrol", "requeue", slurm_id], check=True)
+        deadline = time.monotonic() + 30
+        while orion_json("show", str(job_id))["status"] == "running":
+            assert time.monotonic() < deadline, "requeue not noticed"
+            orion("poll")
+            time.sleep(1)
+        job = orion_json("show", str(job_id))
+        assert job["status"] == "queued" and job["attempt"] == 1 and job["started_at"] is None
+        last = job["events"][-1]
+        assert (last["from"], last["to"]) == ("running", "queued")
+        assert "requeued by the scheduler" in last["message"]
+        assert [a["status"] for a in job["attempts"]] == ["queued"]
+    finally:
+        orion("cancel", str(job_id), expect=None)

@@ -107,7 +107,8 @@ def render_job(job: dict[str, Any]) -> None:
     say((f"job {job['id']}", "bold"), f" {job['name']}: {status}")
     for key in ("engine", "formula", "scheduler", "scheduler_job_id", "raw_state", "partition",
                 "walltime_s", "ntasks", "mem_mb", "priority", "attempt", "progress_pct",
-                "current_step", "workdir", "error_message", "created_at", "finished_at"):
+                "current_step", "workdir", "error_message", "created_at", "submitted_at",
+                "started_at", "finished_at", "queue_wait_s", "run_s"):
         if job.get(key) not in (None, ""):
             say(f"  {key:17} {job[key]}")
     say(f"  {'parameters':17} {job['parameters']}")

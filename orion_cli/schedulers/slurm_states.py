@@ -59,7 +59,7 @@ STATE_MAP: dict[str, tuple[JobStatus, FailureReason | None]] = {
     "OUT_OF_MEMORY": (_F, FailureReason.OUT_OF_MEMORY),
     "NODE_FAIL": (_F, FailureReason.NODE_FAIL),
     "BOOT_FAIL": (_F, FailureReason.NODE_FAIL),
-    "PREEMPTED": (_F, FailureReason.CANCELLED_EXTERNALLY),
+    "PREEMPTED": (_F, FailureReason.PREEMPTED),  # retried by policy, like NODE_FAIL
     "REVOKED": (_F, FailureReason.CANCELLED_EXTERNALLY),
 }
 

@@ -139,7 +139,11 @@ def _apply(job: Job, old: JobStatus, new: JobStatus, reason: FailureReason | Non
     job.failure_reason = reason.value if reason else None
     if message and new is JobStatus.FAILED:
         job.error_message = message
-    if new is JobStatus.QUEUED:
+    if new is JobStatus.QUEUED and old is JobStatus.RUNNING:  # requeued: same attempt, again
+        job.started_at = None
+        job.progress_pct = 0.0
+        job.current_step = ""
+    elif new is JobStatus.QUEUED:
         job.submitted_at = at
         if old is not JobStatus.CREATED:  # a new attempt starts from scratch
             job.finished_at = None
@@ -161,7 +165,15 @@ ATTEMPT_CHUNK = 5000  # job ids per IN (...) list
 
 
 def _updates_attempt(old: JobStatus, new: JobStatus) -> bool:
-    """Whether the move ``old`` → ``new`` changes an existing attempt row."""
+    """Whether the move ``old`` → ``new`` changes an existing attempt row.
+
+    >>> _updates_attempt(JobStatus.RUNNING, JobStatus.QUEUED)  # a requeue: same attempt
+    True
+    >>> _updates_attempt(JobStatus.FAILED, JobStatus.QUEUED)  # a retry: a new attempt row
+    False
+    """
+    if old is JobStatus.RUNNING and new is JobStatus.QUEUED:
+        return True
     return not (old is JobStatus.FAILED and new is JobStatus.CANCELLED) \
         and not (old is JobStatus.CREATED or new is JobStatus.QUEUED)
 
@@ -203,6 +215,8 @@ def _track_attempt(current: dict[tuple[int, int], JobAttempt], job: Job, old: Jo
     row.status, row.raw_state = new.value, job.raw_state
     if new is JobStatus.RUNNING:
         row.started_at = at
+    if new is JobStatus.QUEUED:  # requeued by the scheduler
+        row.started_at = None
     if final:
         row.reason = reason.value if reason else None
         row.message, row.finished_at = message, at

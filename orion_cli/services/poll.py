@@ -60,10 +60,31 @@ MAX_NOTES_PER_JOB = 3
 
 
 class JobNotes:
-    """Warnings met on jobs during one cycle, recorded as one note event per job."""
+    """What one cycle learnt from the jobs' own files besides their status: warnings
+    (recorded as one note event per job) and the times the jobs say they started/ended."""
 
     def __init__(self) -> None:
         self.by_job: dict[int, tuple[Job, list[str]]] = {}
+        self.times: dict[int, tuple[Job, datetime | None, datetime | None]] = {}
+
+    def saw_times(self, job: Job, events: list[EventRecord]) -> None:
+        """Keep when the current attempt started and ended, as the job wrote it."""
+        mine = [e for e in events if e.attempt == job.attempt and e.time is not None]
+        started = next((e.time for e in mine if e.event == "started"), None)
+        ended = next((e.time for e in reversed(mine) if e.event in ("finished", "failed")),
+                     None)
+        if started or ended:
+            _, old_started, old_ended = self.times.get(id(job), (job, None, None))
+            self.times[id(job)] = (job, started or old_started, ended or old_ended)
+
+    def apply_times(self) -> None:
+        """Set true start and end times on the jobs that reached those states."""
+        for job, started, ended in self.times.values():
+            status = JobStatus(job.status)
+            if started and (status is JobStatus.RUNNING or status.is_final):
+                job.started_at = started
+            if ended and status.is_final:
+                job.finished_at = ended
 
     def add(self, job: Job, text: str) -> None:
         self.by_job.setdefault(id(job), (job, []))[1].append(text)
@@ -75,6 +96,12 @@ class JobNotes:
             text = "warning: " + "; ".join(texts[:MAX_NOTES_PER_JOB])
             notes.append((job, text + (f"; and {more} more" if more > 0 else "")))
         note_many(session, notes, source="poll", at=at)
+
+
+#: SLURM states of a job that ran and is waiting to run again (squeue(1)); SUSPENDED and
+#: CONFIGURING are not requeues
+REQUEUE_WORDS = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
+                           "SPECIAL_EXIT"})
 
 
 def _ingest_events(job: Job, notes: JobNotes) -> list[EventRecord]:
@@ -257,13 +284,19 @@ def reconcile_job(session: Session, moves: Moves, job: Job, info: JobInfo | None
         _seen(job, info)
         if info.status is JobStatus.QUEUED and job.status == JobStatus.QUEUED.value:
             return
-    events = _ingest_events(job, notes if notes is not None else JobNotes())
+    notes = notes if notes is not None else JobNotes()
+    events = _ingest_events(job, notes)
+    notes.saw_times(job, events)
     started = any(e.event == "started" for e in events)
     if info is not None:
         if JobStatus(job.status) is JobStatus.QUEUED and (
             started or info.status is JobStatus.RUNNING
         ):
             moves.move(job, JobStatus.RUNNING)
+        elif JobStatus(job.status) is JobStatus.RUNNING and not started \
+                and info.raw_state.split()[0] in REQUEUE_WORDS:
+            moves.move(job, JobStatus.QUEUED,
+                       message=f"requeued by the scheduler ({info.raw_state})")
         if info.status.is_final:
             _finish(session, moves, job, info, existing)
         return
@@ -320,6 +353,7 @@ def reconcile(session: Session, jobs: list[Job], infos: Mapping[str, JobInfo], n
                 notes.add(job, clean_text(text, 400))
                 report.errors.append(f"job {job.id}: {clean_text(text, 400)}")
     moves.apply(session, now)
+    notes.apply_times()
     notes.write(session, now)
     changed: dict[int, str] = {}
     for job in jobs:

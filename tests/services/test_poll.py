@@ -66,6 +66,7 @@ def test_progress_events_then_completion(database_url: str, tmp_path: Path) -> N
     (JobInfo("501", "OUT_OF_MEMORY", JobStatus.FAILED, FailureReason.OUT_OF_MEMORY),
      "out_of_memory"),
     (JobInfo("501", "NODE_FAIL", JobStatus.FAILED, FailureReason.NODE_FAIL), "node_fail"),
+    (JobInfo("501", "PREEMPTED", JobStatus.FAILED, FailureReason.PREEMPTED), "preempted"),
     (JobInfo("501", "FAILED", JobStatus.FAILED, FailureReason.EXIT_CODE, exit_code=9),
      "exit_code"),
     (JobInfo("501", "COMPLETED", JobStatus.COMPLETED, exit_code=0), "engine_error"),
@@ -176,3 +177,13 @@ def test_one_job_failing_never_undoes_the_others(database_url: str, tmp_path: Pa
                              .where(JobEvent.from_status == JobEvent.to_status)).all()
     assert statuses == {ids[0]: "running", bad: "queued", ids[2]: "running"}
     assert len(notes) == 1 and "poll could not" in (notes[0].message or "")
+
+
+def test_a_preempted_job_is_retried_by_policy(database_url: str, tmp_path: Path) -> None:
+    from orion_cli.schedulers.slurm_states import map_state
+
+    status, reason = map_state("PREEMPTED")
+    job = run(database_url, make_job(database_url, tmp_path / "j"),
+              JobInfo("501", "PREEMPTED", status, reason))
+    assert (job.status, job.failure_reason) == ("failed", "preempted")
+    assert job.next_attempt_at is not None  # like node_fail: the poller submits it again

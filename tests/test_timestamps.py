@@ -1,0 +1,44 @@
+"""True start and end times come from the job's own events, not from the poll.
+
+A job that ran for seconds and was noticed by one poll afterwards showed started and
+finished at the same instant (the poll's); the reference is the runner's own event lines.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES
+from tests.helpers import orion, orion_json
+
+
+def test_a_job_noticed_late_keeps_its_own_start_and_end(database_url: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    job_id = orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock",
+                        "-p", "duration_s=2")["id"]
+    workdir = Path(orion_json("show", str(job_id))["workdir"])
+    deadline = time.monotonic() + 60
+    while not (workdir / "result.json").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(2.0)  # the poll comes well after the end
+    orion("poll")
+    job = orion_json("show", str(job_id))
+    assert job["status"] == "completed"
+    events = [json.loads(line) for line in (workdir / "events.jsonl").read_text().splitlines()]
+    started = next(e["time"] for e in events if e["event"] == "started")
+    finished = next(e["time"] for e in events if e["event"] == "finished")
+    stamp = datetime.fromisoformat
+    assert stamp(job["started_at"]) == stamp(started)
+    assert stamp(job["finished_at"]) == stamp(finished)
+    assert job["run_s"] == pytest.approx((stamp(finished) - stamp(started)).total_seconds(),
+                                         abs=1e-3)
+    assert job["run_s"] >= 1.9 and job["queue_wait_s"] >= 0
+    polled = [e["at"] for e in job["events"] if e["to"] == "completed"][0]
+    assert (stamp(polled) - stamp(finished)).total_seconds() >= 1.9  # noticed later
