@@ -62,6 +62,10 @@ class SubmitOutcomeUnknown(SchedulerError):
     """The scheduler did not answer a submission: the job may or may not exist there."""
 
 
+class SubmitRefused(SchedulerError):
+    """The scheduler refused a submission for a reason a retry cannot change."""
+
+
 class EngineError(OrionError):
     """An engine cannot prepare or parse a calculation."""
 

@@ -332,3 +332,32 @@ def test_a_requeued_job_goes_back_to_queued_in_the_same_attempt(
         assert [a["status"] for a in job["attempts"]] == ["queued"]
     finally:
         orion("cancel", str(job_id), expect=None)
+
+
+@pytest.mark.slurm
+def test_a_request_the_cluster_can_never_meet_fails_at_once(
+        orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sbatch's refusal of an impossible request is final: failed(submit_error) with
+    sbatch's words and no retry (it was retried three times); a transient one is retried."""
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    done = orion("submit", CU, "--engine", "mock", "--ntasks", "100000", "--json", expect=1)
+    assert "not retried" in done.stderr and "More processors requested" in done.stderr
+    (job,) = orion_json("ls")
+    shown = orion_json("show", str(job["id"]))
+    assert (shown["status"], shown["failure_reason"]) == ("failed", "submit_error")
+    assert shown["next_attempt_at"] is None
+
+
+def test_a_transient_sbatch_failure_is_retried(orion_home: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "bin" / "sbatch"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/bash\necho 'sbatch: error: Batch job submission failed: "
+                    "Unable to contact slurm controller (connect failure)' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    done = orion("submit", CU, "--engine", "mock", "--hold", expect=1)
+    assert "retries after" in done.stderr
+    (job,) = orion_json("ls")
+    assert orion_json("show", str(job["id"]))["next_attempt_at"] is not None

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown
+from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused
 from orion_cli.runner import TIMEOUT_RC, CommandResult, Runner, run
 from orion_cli.schedulers import slurm_commands as c
 from orion_cli.schedulers.base import JobInfo, SubmitOptions
@@ -44,6 +44,9 @@ class SlurmCli:
             raise SubmitOutcomeUnknown(
                 f"sbatch did not answer within its time limit ({c.error_summary(result)})",
                 "`orion poll` will adopt the job if SLURM has it, or submit it if not")
+        if argv[0] == "sbatch" and c.is_final_refusal(result):
+            raise SubmitRefused(f"sbatch refused the job: {c.error_summary(result)}",
+                                f"{hint}; not retried: the request cannot be met here")
         if not result.ok:
             raise SchedulerError(f"{argv[0]} failed: {c.error_summary(result)}", hint)
         return result

@@ -346,6 +346,40 @@ def error_summary(result: CommandResult) -> str:
     return "; ".join(lines) if lines else result.error_text()
 
 
+#: sbatch refusals that a later try cannot pass (the request itself is impossible here);
+#: any other failure (controller busy or down, time-outs, submit limits) is retried
+FINAL_SBATCH_REFUSALS = (
+    "Requested node configuration is not available",
+    "Memory specification can not be satisfied",
+    "CPU count per node can not be satisfied",
+    "More processors requested than permitted",
+    "Invalid account or account/partition combination",
+    "Invalid qos specification",
+    "Invalid partition name specified",
+    "Requested time limit is invalid",
+    "Node count specification invalid",
+    "Invalid generic resource (gres) specification",
+    "Invalid feature specification",
+    "Requested reservation is invalid",
+    "Task count specification invalid",
+)
+
+
+def is_final_refusal(result: CommandResult) -> bool:
+    """Tell whether sbatch refused the job for good (see FINAL_SBATCH_REFUSALS).
+
+    >>> from orion_cli.runner import CommandResult
+    >>> is_final_refusal(CommandResult(("sbatch",), 1, "", "sbatch: error: Batch job "
+    ...     "submission failed: Requested node configuration is not available\\n", 0))
+    True
+    >>> is_final_refusal(CommandResult(("sbatch",), 1, "", "sbatch: error: Batch job "
+    ...     "submission failed: Unable to contact slurm controller (connect failure)\\n", 0))
+    False
+    """
+    return result.returncode not in (0, 124, 127) and any(
+        phrase.lower() in result.stderr.lower() for phrase in FINAL_SBATCH_REFUSALS)
+
+
 def is_unknown_job_error(result: CommandResult) -> bool:
     """Tell whether squeue failed only because the (single) job id is not known any more."""
     return result.returncode == 1 and "Invalid job id specified" in result.stderr

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from orion_cli.batch import ARRAY_SCRIPT_NAME, SCRIPT_NAME, job_name_prefix
 from orion_cli.db.models import Job
 from orion_cli.db.session import instance_id
-from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown
+from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.services.lifecycle import transition
 from orion_cli.services.retry import schedule_retry
@@ -61,7 +61,7 @@ def _recover_group(session: Session, scheduler: Scheduler, name: str, group: lis
             for job in group:
                 transition(session, job, JobStatus.FAILED, source="recovery", at=now,
                            reason=FailureReason.SUBMIT_ERROR, message=exc.one_line())
-                schedule_retry(job, now)
+                schedule_retry(job, now, final=isinstance(exc, SubmitRefused))
             return f"{name}*: {exc.one_line()}"
     for job in group:
         job.scheduler_job_id = (f"{scheduler_job_id}_{job.array_index}" if is_array

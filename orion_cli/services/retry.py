@@ -21,7 +21,7 @@ from orion_cli.batch import SCRIPT_NAME, BatchSpec, job_name_prefix, render_scri
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt
 from orion_cli.db.session import instance_id
-from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown
+from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused
 from orion_cli.jobdir import JOB_FILE, RESULT_FILE, read_json, write_json_atomic
 from orion_cli.limits import MAX_MEM_MB, MAX_RETRY_DELAY_S, MAX_WALLTIME_S
 from orion_cli.schedulers.base import SubmitOptions
@@ -76,10 +76,13 @@ def escalate(walltime_s: int, mem_mb: int, reason: FailureReason | None,
     return Resources(walltime_s, mem_mb, "same resources")
 
 
-def schedule_retry(job: Job, now: datetime) -> bool:
-    """Mark a just-failed job for an automatic retry if its reason and budget allow."""
+def schedule_retry(job: Job, now: datetime, final: bool = False) -> bool:
+    """Mark a just-failed job for an automatic retry if its reason and budget allow.
+
+    ``final``: the scheduler refused the job for good (SubmitRefused): never retried.
+    """
     reason = FailureReason(job.failure_reason) if job.failure_reason else None
-    if reason not in RETRYABLE_REASONS or job.attempt > job.max_retries:
+    if final or reason not in RETRYABLE_REASONS or job.attempt > job.max_retries:
         job.next_attempt_at = None
         return False
     wait_s = backoff_s(job.retry_delay_s, job.attempt) if reason is FailureReason.SUBMIT_ERROR \
@@ -179,7 +182,7 @@ def _resubmit_failed(session: Session, job: Job, exc: SchedulerError, now: datet
     job.failure_reason = FailureReason.SUBMIT_ERROR.value
     job.error_message = text
     job.scheduler_job_id = None
-    scheduled = schedule_retry(job, now)
+    scheduled = schedule_retry(job, now, final=isinstance(exc, SubmitRefused))
     session.add(job)
     tail = f"; next try at {job.next_attempt_at:%H:%M:%S}" if scheduled else "; no retries left"
     return f"job {job.id}: attempt {job.attempt} not submitted: {text}{tail}"

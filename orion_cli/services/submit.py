@@ -26,7 +26,7 @@ from orion_cli.batch import (
     render_script,
 )
 from orion_cli.config import Settings
-from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, UsageError
+from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused, UsageError
 from orion_cli.identity import current_user
 from orion_cli.limits import BOUNDS, check_bound, check_text
 from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, scheduler_for
@@ -360,7 +360,8 @@ def _queued(session: Session, jobs: list[Job], scheduler_job_ids: list[str],
 
 
 def _refused(session: Session, jobs: list[Job], exc: SchedulerError, result: Submitted) -> None:
-    """The scheduler said no: the jobs fail with submit_error and are retried by policy."""
+    """The scheduler said no: the jobs fail with submit_error, retried by policy unless the
+    refusal is final (the request cannot be met on this cluster)."""
     from orion_cli.db.models import now_utc
     from orion_cli.services.lifecycle import transition_many
     from orion_cli.services.retry import schedule_retry
@@ -368,9 +369,10 @@ def _refused(session: Session, jobs: list[Job], exc: SchedulerError, result: Sub
     now = now_utc()
     transition_many(session, jobs, JobStatus.FAILED, source="submit", at=now,
                     reason=FailureReason.SUBMIT_ERROR, message=exc.one_line())
-    retrying = [schedule_retry(job, now) for job in jobs][-1]
+    final = isinstance(exc, SubmitRefused)
+    retrying = [schedule_retry(job, now, final=final) for job in jobs][-1]
     first, last = jobs[0].id, jobs[-1].id
     which = f"job {first}" if len(jobs) == 1 else f"jobs {first}-{last}"
     retry = (f"orion poll retries after {jobs[0].retry_delay_s} s" if retrying
-             else "no retries configured")
+             else "not retried" if final else "no retries configured")
     result.errors.append(f"{which}: {exc.one_line()} ({retry}; `orion cancel` stops that)")
