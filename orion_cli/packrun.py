@@ -29,7 +29,7 @@ def run_pack(tasks: Path, packs: Path, task: int) -> int:
     Each job's own outcome is in its own directory; the task's exit code only says whether
     the pack itself could be read (2 when not).
     """
-    from orion_cli.taskfile import read_packs, read_tasks
+    from orion_cli.taskfile import CANCEL_MARKER, read_packs, read_tasks
 
     stop = PackSignal()
     signal.signal(signal.SIGUSR1, stop)
@@ -50,7 +50,7 @@ def run_pack(tasks: Path, packs: Path, task: int) -> int:
             print(f"orion jobrun: {tasks} has no line {index}", file=sys.stderr)
             continue
         workdir, inputs = found
-        if (workdir / "CANCELLED").exists():
+        if (workdir / CANCEL_MARKER).exists():
             continue  # cancelled with orion cancel while it waited in the pack
         ran += 1
         if made(workdir, inputs) and (workdir / JOB_FILE).exists():

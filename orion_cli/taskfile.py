@@ -18,6 +18,9 @@ from typing import Any
 from orion_cli.batch import TASKS_FILE as TASKS_FILE
 from orion_cli.jobdir import JOB_FILE, write_json_atomic
 
+#: left in a packed job's directory by ``orion cancel``: its task skips it (the others run)
+CANCEL_MARKER = "CANCELLED"
+
 
 @dataclass
 class JobInputs:
