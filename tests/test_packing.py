@@ -143,3 +143,26 @@ def test_pack_usage_errors(orion_home: Path, tmp_path: Path, args: list[str],
                    "--scheduler", "local", expect=2)
     assert words in result.output and len(result.output.strip().splitlines()) == 1
     assert not (orion_home / "orion.db").exists()  # nothing written
+
+
+def test_interrupted_packed_submit_is_recovered_as_packed(orion_home: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    from orion_cli.schedulers.local import LocalScheduler
+
+    _structures(tmp_path / "many.extxyz", 5)
+
+    def die(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise SystemExit(137)  # orion killed after the rows were committed, before sbatch
+
+    real = LocalScheduler.submit_array
+    monkeypatch.setattr(LocalScheduler, "submit_array", die)
+    orion("submit", str(tmp_path / "many.extxyz"), "-e", "mock", "-p", "duration_s=0.1",
+          "--pack", "2", "--scheduler", "local", expect=137)
+    monkeypatch.setattr(LocalScheduler, "submit_array", real)
+    monkeypatch.setenv("ORION_SUBMIT_GRACE_S", "0")
+    orion("poll")
+    jobs = poll_until_final([1, 2, 3, 4, 5])
+    tasks = [job["scheduler_job_id"].split("_")[1] for job in jobs]
+    assert tasks == ["0", "0", "1", "1", "2"]  # recovered as 3 packed tasks, not 5
+    assert [job["status"] for job in jobs] == ["completed"] * 5
