@@ -208,11 +208,25 @@ def array_first_id(array_name: str) -> int:
     return int(array_name.split("-")[2])
 
 
-def render_array_script(spec: BatchSpec, array_dir: Path, n_tasks: int) -> str:
+def packs_file_name(round_: int) -> str:
+    """The file that lists the jobs of each packed task of submission ``round_`` of an array.
+
+    Round 0 is ``orion submit``; later rounds resubmit the jobs a packed task never started.
+
+    >>> packs_file_name(0), packs_file_name(2)
+    ('packs-0.jsonl', 'packs-2.jsonl')
+    """
+    return f"packs-{round_}.jsonl"
+
+
+def render_array_script(spec: BatchSpec, array_dir: Path, n_tasks: int,
+                        packs_round: int | None = None) -> str:
     """Return one batch script for many jobs with the same resources (``sbatch --array``).
 
     Task *i* runs the job of line *i + 1* of ``tasks.jsonl`` beside the script: the job
-    runner makes the job's directory from that line, then runs it there.
+    runner makes the job's directory from that line, then runs it there. Packed
+    (``packs_round`` given), task *i* runs, one after the other in one process, the jobs
+    whose lines line *i + 1* of ``packs-<round>.jsonl`` lists.
     ``spec`` carries the resources; its ``orion_id`` is the first job's and its ``workdir``
     is ignored.
     """
@@ -224,19 +238,25 @@ def render_array_script(spec: BatchSpec, array_dir: Path, n_tasks: int) -> str:
                                 "#SBATCH --error"))
     ]
     pattern_dir = slurm_filename(array_dir)
-    output = "/dev/null" if pattern_dir is None else sbatch_quote(f"{pattern_dir}/task-%a.out")
+    task_out = "task-%a.out" if not packs_round else f"task-{packs_round}-%a.out"
+    output = "/dev/null" if pattern_dir is None else sbatch_quote(f"{pattern_dir}/{task_out}")
     name = array_name_prefix(spec.orion_id, spec.instance) + str(n_tasks)
     tasks = q(str(array_dir / TASKS_FILE))
+    run = f"--task {tasks}"
+    if packs_round is not None:
+        run = f"--pack {tasks} {q(str(array_dir / packs_file_name(packs_round)))}"
     return "\n".join([
         "#!/bin/bash",
         f"#SBATCH --job-name={name}",
         f"#SBATCH --output={output}",
         f"#SBATCH --error={output}",
         *lines,
-        f"# orion jobs {spec.orion_id}.. as one array of {n_tasks} tasks",
+        f"# orion jobs {spec.orion_id}.. as one array of {n_tasks} tasks"
+        + (" (packed)" if packs_round is not None else ""),
         "export ORION_ATTEMPT=1",
         *_site_lines(spec),
-        *_own_output(array_dir, f"{q(str(array_dir))}/task-$SLURM_ARRAY_TASK_ID.out"),
-        f'exec {q(spec.python)} -m orion_cli.jobrun --task {tasks} "$SLURM_ARRAY_TASK_ID"',
+        *_own_output(array_dir, f"{q(str(array_dir))}/"
+                     + task_out.replace("%a", "$SLURM_ARRAY_TASK_ID")),
+        f'exec {q(spec.python)} -m orion_cli.jobrun {run} "$SLURM_ARRAY_TASK_ID"',
         "",
     ])

@@ -81,6 +81,23 @@ class _SoftLimit:
             stop(self.workdir)
 
 
+class PackSignal:
+    """The soft-limit handler of a packed task: stop after the running calculation.
+
+    It marks the pack stopped (no further calculation starts) and passes the signal on to
+    the running calculation's :class:`_SoftLimit`, which stops it as it would alone.
+    """
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self.current: _SoftLimit | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.stopped = True
+        if self.current is not None:
+            self.current(signum, frame)
+
+
 def _run_command(workdir: Path, job: Mapping[str, Any], spec: Any) -> int:
     prefix = launch_prefix(
         job.get("launcher", "auto"),
@@ -97,8 +114,11 @@ def _run_command(workdir: Path, job: Mapping[str, Any], spec: Any) -> int:
         return subprocess.call(argv, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
-def run_job(workdir: Path) -> int:
-    """Run the job prepared in ``workdir``; return the process exit code."""
+def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
+    """Run the job prepared in ``workdir``; return the process exit code.
+
+    In a packed task, ``pack`` holds the soft-limit handler, installed once for the task.
+    """
     from orion_cli.engines.base import Result, RunSpec
     from orion_cli.engines.registry import get_engine
 
@@ -108,7 +128,12 @@ def run_job(workdir: Path) -> int:
         return 2
     attempt = int(os.environ.get("ORION_ATTEMPT") or job.get("attempt", 1))
     soft = _SoftLimit(workdir, attempt)
-    signal.signal(signal.SIGUSR1, soft)
+    if pack is None:
+        signal.signal(signal.SIGUSR1, soft)
+    else:
+        pack.current = soft
+        if pack.stopped:
+            return 0  # the signal came as this job was being read: it never started
     append_event(
         workdir, "started", attempt=attempt, host=socket.gethostname(),
         scheduler_job_id=os.environ.get("SLURM_JOB_ID"),
@@ -140,6 +165,8 @@ def run_job(workdir: Path) -> int:
     except Exception as exc:  # noqa: BLE001 - any engine failure becomes the job's error
         result = Result(error=f"{type(exc).__name__}: {exc}")
     soft.in_process = False
+    if pack is not None:
+        pack.current = None  # a signal from now on stops the pack, not this finished job
     if soft.reached:
         result.extras["soft_limit_reached"] = True
         if not result.error:  # finished in the margin: the result stands
@@ -155,14 +182,24 @@ def run_job(workdir: Path) -> int:
 
 def run_task(tasks: Path, index: int) -> int:
     """Run array task ``index``: make its job directory from its line of ``tasks``, then run."""
-    from orion_cli.engines.base import Result
-    from orion_cli.taskfile import materialize, read_task
+    from orion_cli.taskfile import read_task
 
     found = read_task(tasks, index)
     if found is None:
         print(f"orion jobrun: {tasks} has no line for task {index}", file=sys.stderr)
         return 2
     workdir, inputs = found
+    if not made(workdir, inputs):
+        return EXIT_ENGINE_FAILED
+    os.chdir(workdir)
+    return run_job(workdir)
+
+
+def made(workdir: Path, inputs: Any) -> bool:
+    """Make an array job's directory from its line; a failure becomes the job's result."""
+    from orion_cli.engines.base import Result
+    from orion_cli.taskfile import materialize
+
     try:
         materialize(workdir, inputs)
     except Exception as exc:  # noqa: BLE001 - becomes the job's error, seen by the poller
@@ -172,17 +209,21 @@ def run_task(tasks: Path, index: int) -> int:
         write_json_atomic(workdir / RESULT_FILE,
                           {"attempt": attempt, **Result(error=error).to_json()})
         append_event(workdir, "failed", attempt=attempt, error=error)
-        return EXIT_ENGINE_FAILED
-    os.chdir(workdir)
-    return run_job(workdir)
+        return False
+    return True
 
 
 USAGE = ("usage: python -m orion_cli.jobrun <job directory>\n"
-         "       python -m orion_cli.jobrun --task <tasks.jsonl> <array task index>")
+         "       python -m orion_cli.jobrun --task <tasks.jsonl> <array task index>\n"
+         "       python -m orion_cli.jobrun --pack <tasks.jsonl> <packs.jsonl> <task index>")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if len(args) == 4 and args[0] == "--pack" and args[3].isdigit():
+        from orion_cli.packrun import run_pack
+
+        return run_pack(Path(args[1]), Path(args[2]), int(args[3]))
     if len(args) == 3 and args[0] == "--task" and args[2].isdigit():
         return run_task(Path(args[1]), int(args[2]))
     if len(args) != 1 or args[0].startswith("-"):

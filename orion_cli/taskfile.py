@@ -18,6 +18,9 @@ from typing import Any
 from orion_cli.batch import TASKS_FILE as TASKS_FILE
 from orion_cli.jobdir import JOB_FILE, write_json_atomic
 
+#: left in a packed job's directory by ``orion cancel``: its task skips it (the others run)
+CANCEL_MARKER = "CANCELLED"
+
 
 @dataclass
 class JobInputs:
@@ -97,3 +100,39 @@ def ensure_made(workdir: Path, array_name: str | None, array_index: int | None) 
     if found is None:
         raise FileNotFoundError(f"no line {array_index} in the tasks file of {array_name}")
     materialize(workdir, found[1])
+
+
+def pack_groups(n_jobs: int, size: int) -> list[list[int]]:
+    """Split line indices ``0..n_jobs-1`` into packs of ``size``, in order.
+
+    >>> pack_groups(5, 2)
+    [[0, 1], [2, 3], [4]]
+    """
+    return [list(range(start, min(start + size, n_jobs))) for start in range(0, n_jobs, size)]
+
+
+def write_packs(path: Path, groups: list[list[int]]) -> None:
+    """Write one line per packed task: the ``tasks.jsonl`` line indices it runs, in order."""
+    path.write_text("".join(json.dumps(group, separators=(",", ":")) + "\n" for group in groups))
+
+
+def read_packs(path: Path) -> list[list[int]]:
+    """Every packed task's line indices (see :func:`write_packs`)."""
+    groups = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not all(isinstance(g, list) and all(isinstance(i, int) for i in g) for g in groups):
+        raise ValueError(f"{path} is not a list of line indices per task")
+    return groups
+
+
+def read_tasks(path: Path, indices: list[int]) -> dict[int, tuple[Path, JobInputs]]:
+    """Lines ``indices`` (0-based) of a tasks file, read in one pass."""
+    wanted, found = set(indices), {}
+    with path.open() as handle:
+        for index, line in enumerate(handle):
+            if index in wanted and line.strip():
+                data = json.loads(line)
+                workdir = Path(data.pop("workdir"))
+                found[index] = (workdir, JobInputs(**data))
+                if len(found) == len(wanted):
+                    break
+    return found

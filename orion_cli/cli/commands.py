@@ -105,12 +105,14 @@ def render_job(job: dict[str, Any]) -> None:
 
     status = job["status"] + (f" ({job['failure_reason']})" if job["failure_reason"] else "")
     say((f"job {job['id']}", "bold"), f" {job['name']}: {status}")
-    for key in ("engine", "formula", "scheduler", "scheduler_job_id", "raw_state", "partition",
+    for key in ("engine", "formula", "scheduler", "scheduler_job_id", "pack", "raw_state",
+                "partition",
                 "walltime_s", "ntasks", "mem_mb", "priority", "attempt", "progress_pct",
                 "current_step", "workdir", "error_message", "created_at", "submitted_at",
                 "started_at", "finished_at", "queue_wait_s", "run_s"):
-        if job.get(key) not in (None, ""):
-            say(f"  {key:17} {job[key]}")
+        if job.get(key) not in (None, "") and (key != "pack" or job[key]):
+            say(f"  {key:17} {job[key]}" + (" calculations per array task" if key == "pack"
+                                            else ""))
     say(f"  {'parameters':17} {job['parameters']}")
     site = job.get("site") or {}
     if site.get("python"):

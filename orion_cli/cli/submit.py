@@ -113,6 +113,11 @@ def submit(
     tag: Annotated[str, typer.Option(help="A label to filter by later (orion ls --tag).")] = "",
     throttle: Annotated[int | None, typer.Option(
         help="At most N jobs of one array run at once (sbatch --array=...%N).")] = None,
+    pack: Annotated[str, typer.Option(
+        help="Run N calculations one after another in each array task (one Python "
+             "process), or 'auto' (from --estimate and the walltime).")] = "",
+    estimate: Annotated[str, typer.Option(
+        help="Time one calculation takes, for --pack auto: 10s, 2m.")] = "",
     allow_close_atoms: Annotated[bool, typer.Option(
         "--allow-close-atoms", help="Accept atoms closer than 0.5 Å (deliberate overlaps).")]
     = False,
@@ -125,6 +130,7 @@ def submit(
 ) -> None:
     """Submit one job per structure file."""
     from orion_cli.config import load_settings
+    from orion_cli.services.packing import parse_estimate_s
     from orion_cli.services.submit import SubmitRequest
     from orion_cli.services.submit import submit as submit_jobs
     from orion_cli.units import parse_mem_mb, parse_walltime_s
@@ -138,7 +144,8 @@ def submit(
         mem_mb=parse_mem_mb(mem) if mem else 0,
         account=account, qos=qos, priority=priority, dry_run=dry_run, hold=hold, tag=tag,
         throttle=throttle, allow_close_atoms=allow_close_atoms,
-        max_retries=retries,
+        max_retries=retries, pack=pack,
+        estimate_s=parse_estimate_s(estimate) if estimate else None,
         retry_delay_s=parse_walltime_s(retry_delay, "--retry-delay") if retry_delay else None,
     )
     with progress_bar() as report:

@@ -73,6 +73,8 @@ class Job(SQLModel, table=True):
     tag: str = Field(default="", index=True)
     array_name: str | None = None
     array_index: int | None = None
+    #: calculations per array task when packed (``orion submit --pack``); 0: one per task
+    pack: int = 0
     #: site set-up the batch script runs: {"python": ..., "setup": [rendered lines]}
     site: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 

@@ -35,6 +35,9 @@ class EmtEngine:
     name: ClassVar[str] = "emt"
     summary: ClassVar[str] = "ASE effective-medium theory (Al Cu Ag Au Ni Pd Pt; H C N O)"
     parameters: ClassVar[tuple[EngineParam, ...]] = RELAX_PARAMS
+    #: seconds one calculation usually takes (orion submit --pack auto): a relaxation of a
+    #: small cell; a single point takes milliseconds
+    estimate_s: ClassVar[float] = 1.0
 
     def check(self, params: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
         merged = check_known_params(self.name, self.parameters, params)

@@ -41,6 +41,8 @@ class MockEngine:
         EngineParam("fail", False, "fail on purpose (tests of failure handling)"),
         EngineParam("fail_step", "Analyzing", "step at which to fail", choices=STEPS),
     )
+    #: seconds one calculation takes with the default duration_s (orion submit --pack auto)
+    estimate_s: ClassVar[float] = 2.0
 
     def check(self, params: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
         merged = check_known_params(self.name, self.parameters, params)

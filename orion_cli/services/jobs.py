@@ -156,10 +156,34 @@ def _cancel_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
             transition(session, job, JobStatus.CANCELLED, source="user",
                        message="cancelled with orion cancel")
             session.flush()
+            if active and job.pack and _pack_runs_on(session, job, job_ids):
+                lines.append(_cancel_in_pack(job))
+                continue
             if active:
                 scheduler_for(settings, job.scheduler).cancel([job.scheduler_job_id or ""])
             lines.append(f"cancelled job {job.id}")
     return lines
+
+
+def _pack_runs_on(session: Session, job: Job, cancelling: list[int]) -> bool:
+    """Whether jobs not being cancelled still wait or run in ``job``'s packed task."""
+    active = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+    others = session.exec(select(Job.id).where(Job.scheduler_job_id == job.scheduler_job_id)
+                          .where(col(Job.status).in_(active))).all()
+    return any(other not in cancelling for other in others)
+
+
+def _cancel_in_pack(job: Job) -> str:
+    """Cancel one job of a packed task that goes on for the others: its task skips it."""
+    from pathlib import Path
+
+    from orion_cli.taskfile import CANCEL_MARKER
+
+    workdir = Path(job.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / CANCEL_MARKER).touch()
+    return (f"cancelled job {job.id} (its packed task {job.scheduler_job_id} runs on for "
+            "the other jobs and skips this one)")
 
 
 def retry_jobs(settings: Settings, job_ids: list[int]) -> list[str]:

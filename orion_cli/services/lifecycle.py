@@ -132,6 +132,29 @@ def note_many(session: Session, notes: Sequence[tuple[Job, str]], *, source: str
         for job, text in notes])
 
 
+def requeue_many(session: Session, jobs: Sequence[Job], scheduler_job_ids: Sequence[str], *,
+                 source: str, message: Sequence[str], at: datetime | None = None) -> None:
+    """Give queued jobs that never started a new scheduler job, in the same attempt.
+
+    A packed task that ended before it started some of its jobs: they are submitted again
+    (no failure, no attempt spent). The attempt row follows the new scheduler job id; a
+    note event says why. The write is a compare-and-set on the queued status.
+    """
+    at = at or now_utc()
+    with session.no_autoflush:
+        _compare_and_set(session, jobs, [JobStatus.QUEUED] * len(jobs), JobStatus.QUEUED)
+        current = _current_attempts(session, jobs)
+        for job, sid in zip(jobs, scheduler_job_ids, strict=True):
+            job.scheduler_job_id, job.raw_state, job.missing_since = sid, "PENDING", None
+            job.updated_at = at
+            row = current.get((job.id or 0, job.attempt))
+            if row is not None:
+                row.scheduler_job_id = sid
+            session.add(job)
+    session.flush()
+    note_many(session, list(zip(jobs, message, strict=True)), source=source, at=at)
+
+
 def _apply(job: Job, old: JobStatus, new: JobStatus, reason: FailureReason | None,
            message: str | None, at: datetime) -> None:
     """Set the job's own fields for the move ``old`` → ``new``."""

@@ -51,6 +51,8 @@ class PollReport:
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     scheduler_calls: int = 0
+    #: packed jobs whose task ended before they started: job id → why (resubmitted after)
+    requeue: dict[int, str] = field(default_factory=dict)
     #: another poller held the lock: this one did nothing (normal under cron, not an error)
     overlapped: bool = False
 
@@ -139,6 +141,11 @@ class Moves:
     def __init__(self) -> None:
         self.plans: dict[int, tuple[Job, list[tuple[JobStatus, FailureReason | None,
                                                     str | None]]]] = {}
+        self.requeued: dict[int, tuple[Job, str]] = {}
+
+    def requeue(self, job: Job, why: str) -> None:
+        """Plan to submit again a packed job that its task never started (no status change)."""
+        self.requeued[id(job)] = (job, why)
 
     def move(self, job: Job, new: JobStatus, *, reason: FailureReason | None = None,
              message: str | None = None) -> None:
@@ -154,6 +161,7 @@ class Moves:
 
     def drop(self, job: Job) -> None:
         self.plans.pop(id(job), None)
+        self.requeued.pop(id(job), None)
 
     def apply(self, session: Session, at: datetime) -> None:
         depth = max((len(steps) for _, steps in self.plans.values()), default=0)
@@ -237,6 +245,24 @@ def _finish(session: Session, moves: Moves, job: Job, info: JobInfo | None,
         moves.move(job, JobStatus.FAILED, reason=why, message=detail)
 
 
+def _finish_packed(session: Session, moves: Moves, job: Job, info: JobInfo,
+                   existing: JobResult | None, started: bool) -> None:
+    """Settle one job of a packed task that ended, by what the job itself did.
+
+    Its result decides, whatever became of the task (a later job may have been killed); the
+    job that was running when the task ended fails as :func:`_finish` says; a job that
+    never started is planned for resubmission in a new packed task.
+    """
+    result = _store_result(session, job, existing)
+    if result is not None and not result.error:
+        moves.move(job, JobStatus.COMPLETED)
+    elif result is None and not started and job.status == JobStatus.QUEUED.value:
+        moves.requeue(job, f"packed task {job.scheduler_job_id} ended ({info.raw_state}) "
+                           "before it started")
+    else:
+        _finish(session, moves, job, info, result)
+
+
 def _seen(job: Job, info: JobInfo) -> None:
     """Record that the scheduler knows the job; assign only values that differ (no UPDATE)."""
     if job.raw_state != info.raw_state:
@@ -290,14 +316,16 @@ def reconcile_job(session: Session, moves: Moves, job: Job, info: JobInfo | None
     started = any(e.event == "started" for e in events)
     if info is not None:
         if JobStatus(job.status) is JobStatus.QUEUED and (
-            started or info.status is JobStatus.RUNNING
-        ):
+            started or (info.status is JobStatus.RUNNING and not job.pack)
+        ):  # a packed job runs when it says so, not when its task starts
             moves.move(job, JobStatus.RUNNING)
         elif JobStatus(job.status) is JobStatus.RUNNING and not started \
                 and info.raw_state.split()[0] in REQUEUE_WORDS:
             moves.move(job, JobStatus.QUEUED,
                        message=f"requeued by the scheduler ({info.raw_state})")
-        if info.status.is_final:
+        if info.status.is_final and job.pack:
+            _finish_packed(session, moves, job, info, existing, started)
+        elif info.status.is_final:
             _finish(session, moves, job, info, existing)
         return
     if job.missing_since is None:
@@ -355,6 +383,7 @@ def reconcile(session: Session, jobs: list[Job], infos: Mapping[str, JobInfo], n
     moves.apply(session, now)
     notes.apply_times()
     notes.write(session, now)
+    report.requeue.update({job.id or 0: why for job, why in moves.requeued.values()})
     changed: dict[int, str] = {}
     for job in jobs:
         if job.status != before[id(job)]:
@@ -543,6 +572,8 @@ def _poll_group(session: Session, settings: Settings, scheduler: Any, rows: list
         looked_at = set(closer)
         due_ids += [job_id for job_id, status in report.changed.items()
                     if job_id in looked_at and status == JobStatus.FAILED.value]
+    if report.requeue:
+        _requeue_committed(session, settings, scheduler, now, report)
     for job_id in due_ids:  # retries that are due, including failures found just now
         _retry_committed(session, settings, scheduler, job_id, now, report)
 
@@ -584,6 +615,28 @@ def _reconcile_committed(session: Session, ids: list[int], infos: Mapping[str, J
         except Exception as exc:  # noqa: BLE001 - recorded on the job; the others go on
             session.rollback()
             _record_error(session, job_id, exc, report)
+
+
+def _requeue_committed(session: Session, settings: Settings, scheduler: Any, now: datetime,
+                       report: PollReport) -> None:
+    """Submit again, as new packed tasks, the jobs their packed tasks never started."""
+    from sqlalchemy.exc import OperationalError
+
+    from orion_cli.services.packing import requeue_packed
+
+    why, report.requeue = report.requeue, {}
+    try:
+        jobs = [job for job in _load_ids(session, list(why))
+                if job.status == JobStatus.QUEUED.value and job.pack]
+        if jobs:
+            report.notes += requeue_packed(session, settings, scheduler, jobs, why, now)
+            session.commit()
+    except OperationalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - looked at again next cycle
+        session.rollback()
+        report.errors.append(f"resubmitting unstarted packed jobs: {type(exc).__name__}: "
+                             f"{clean_text(str(exc), 400)}")
 
 
 def _retry_committed(session: Session, settings: Settings, scheduler: Any, job_id: int,

@@ -49,7 +49,7 @@ def _recover_group(session: Session, scheduler: Scheduler, name: str, group: lis
     if scheduler_job_id is None:
         try:
             if is_array:
-                n_tasks = max(job.array_index or 0 for job in group) + 1
+                n_tasks = max(job.array_index or 0 for job in group) // max(first.pack, 1) + 1
                 scheduler_job_id = scheduler.submit_array(
                     script, n_tasks, SubmitOptions(hold=first.held))
             else:
@@ -64,8 +64,8 @@ def _recover_group(session: Session, scheduler: Scheduler, name: str, group: lis
                 schedule_retry(job, now, final=isinstance(exc, SubmitRefused))
             return f"{name}*: {exc.one_line()}"
     for job in group:
-        job.scheduler_job_id = (f"{scheduler_job_id}_{job.array_index}" if is_array
-                                else scheduler_job_id)
+        task = (job.array_index or 0) // max(job.pack, 1)  # packed: jobs i*pack.. in task i
+        job.scheduler_job_id = f"{scheduler_job_id}_{task}" if is_array else scheduler_job_id
         job.raw_state = "PENDING"
         transition(session, job, JobStatus.QUEUED, source="recovery", at=now,
                    message=f"{how} {job.scheduler} job {job.scheduler_job_id} after an "

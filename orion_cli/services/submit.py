@@ -65,6 +65,9 @@ class SubmitRequest:
     throttle: int | None = None
     dry_run: bool = False
     allow_close_atoms: bool = False
+    pack: str = ""  # --pack: "", "auto" or a count (services/packing.py)
+    estimate_s: float | None = None  # --estimate: seconds per calculation, for --pack auto
+    pack_size: int = 0  # resolved from pack: calculations per array task, 0 = not packed
 
 
 @dataclass
@@ -198,6 +201,8 @@ def submit(settings: Settings, request: SubmitRequest,
         for item in staged:
             item.name = r.name if len(staged) == 1 else f"{r.name}-{item.name}"
     _check_array_size(settings, len(staged))
+    r.pack_size = _pack_size(settings, r, len(staged))
+    chunk *= max(r.pack_size, 1)  # max_array_size counts array tasks, not packed jobs
     if r.dry_run:  # every check above ran, as for a real submit; nothing is written
         return _dry_run(settings, r, [item.name for item in staged], chunk)
     _ready_database(settings)  # after every input was checked: a bad one leaves no file
@@ -206,6 +211,16 @@ def submit(settings: Settings, request: SubmitRequest,
     for start in range(0, len(staged), chunk):
         _submit_chunk(settings, r, params, staged[start:start + chunk], scheduler, result)
     return result
+
+
+def _pack_size(settings: Settings, r: SubmitRequest, n_jobs: int) -> int:
+    """Calculations per array task (``--pack``); 0 when not packed or only one job."""
+    from orion_cli.engines.registry import get_engine
+    from orion_cli.services.packing import resolve_pack
+
+    size = resolve_pack(r.pack, r.estimate_s, get_engine(r.engine), r.walltime_s,
+                        settings.soft_margin_s, _set(r.nodes), _set(r.ntasks), n_jobs)
+    return size if n_jobs > 1 else 0
 
 
 def _check_array_size(settings: Settings, n_jobs: int) -> None:
@@ -264,8 +279,10 @@ def _dry_run(settings: Settings, r: SubmitRequest, names: list[str], chunk: int)
     spec = _batch_spec(0, names[0], settings.work_root_path / "<id>", r, settings)
     if len(names) == 1:
         return Submitted([], [], [render_script(spec)])
+    size = max(r.pack_size, 1)
     scripts = [render_array_script(spec, settings.work_root_path / "arrays" / "<id>",
-                                   min(chunk, len(names) - start))
+                                   -(-min(chunk, len(names) - start) // size),
+                                   0 if r.pack_size else None)
                for start in range(0, len(names), chunk)]
     return Submitted([], [], scripts)
 
@@ -283,8 +300,10 @@ def _submit_chunk(settings: Settings, r: SubmitRequest, params: dict[str, Any],
             if len(jobs) == 1:
                 ids = [scheduler.submit(script, options)]
             else:
-                array_id = scheduler.submit_array(script, len(jobs), options, r.throttle)
-                ids = [f"{array_id}_{job.array_index}" for job in jobs]
+                size = max(r.pack_size, 1)  # packed: jobs i*size.. run in task i
+                array_id = scheduler.submit_array(script, -(-len(jobs) // size), options,
+                                                  r.throttle)
+                ids = [f"{array_id}_{(job.array_index or 0) // size}" for job in jobs]
         except SubmitOutcomeUnknown as exc:
             which = f"jobs {jobs[0].id}-{jobs[-1].id}" if len(jobs) > 1 else f"job {jobs[0].id}"
             result.errors.append(f"{which}: {exc.one_line()}")
@@ -316,7 +335,7 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
         cpus_per_task=_set(r.cpus_per_task),
         max_retries=r.max_retries or 0, retry_delay_s=r.retry_delay_s or 0,
         soft_margin_s=settings.soft_margin_s, held=r.hold,
-        site=site,
+        site=site, pack=r.pack_size if len(chunk) > 1 else 0,
     ) for item in chunk])
     instance = instance_id(session)
     base = settings.work_root_path / instance
@@ -344,7 +363,13 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
     (array_dir / TASKS_FILE).write_text("".join(
         task_line(Path(job.workdir), item.inputs) for job, item in zip(jobs, chunk, strict=True)))
     script = array_dir / ARRAY_SCRIPT_NAME
-    script.write_text(render_array_script(replace(spec, name="array"), array_dir, len(jobs)))
+    n_tasks, packs_round = len(jobs), None
+    if r.pack_size:
+        from orion_cli.services.packing import write_packed
+
+        n_tasks, packs_round = write_packed(array_dir, len(jobs), r.pack_size)[-1] + 1, 0
+    script.write_text(render_array_script(replace(spec, name="array"), array_dir, n_tasks,
+                                          packs_round))
     return jobs, script
 
 
