@@ -75,6 +75,8 @@ class Job(SQLModel, table=True):
     array_index: int | None = None
     #: site set-up the batch script runs: {"python": ..., "setup": [rendered lines]}
     site: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    #: set by `orion rm`: the directory is gone and the job is hidden (its events stay)
+    removed_at: datetime | None = Field(default=None, index=True)
 
 
 class JobResult(SQLModel, table=True):
