@@ -40,6 +40,7 @@ class Job(SQLModel, table=True):
     error_message: str | None = Field(default=None, sa_column=Column(Text))
     raw_state: str | None = None
     exit_code: int | None = None
+    exit_signal: int | None = None  # the signal that killed the job or its engine (9: SIGKILL)
 
     scheduler: str = "local"
     scheduler_job_id: str | None = Field(default=None, index=True)

@@ -1,4 +1,4 @@
-"""job.removed_at: when `orion rm` removed a finished job's directory and record
+"""job.removed_at (`orion rm`) and job.exit_signal (the signal that killed a job)
 
 Revision ID: 0007
 Revises: 0005
@@ -24,9 +24,11 @@ def upgrade() -> None:
     with op.batch_alter_table('job', schema=None) as batch_op:
         batch_op.add_column(sa.Column('removed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
         batch_op.create_index(batch_op.f('ix_job_removed_at'), ['removed_at'], unique=False)
+        batch_op.add_column(sa.Column('exit_signal', sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('job', schema=None) as batch_op:
+        batch_op.drop_column('exit_signal')
         batch_op.drop_index(batch_op.f('ix_job_removed_at'))
         batch_op.drop_column('removed_at')
