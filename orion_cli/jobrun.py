@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -98,7 +98,14 @@ class PackSignal:
             self.current(signum, frame)
 
 
-def _run_command(workdir: Path, job: Mapping[str, Any], spec: Any) -> int:
+def _run_command(workdir: Path, job: Mapping[str, Any], spec: Any,
+                 report: Callable[[str, float], None]) -> int:
+    """Run the engine's command; report its progress from its own output while it runs.
+
+    Returns the exit code, or minus the signal number when a signal killed it.
+    """
+    from orion_cli.engines.progress import tracker_for
+
     prefix = launch_prefix(
         job.get("launcher", "auto"),
         int(job.get("ntasks", 1)),
@@ -110,8 +117,63 @@ def _run_command(workdir: Path, job: Mapping[str, Any], spec: Any) -> int:
         raise FileNotFoundError(f"{argv[0]} not found on this node's PATH")
     env = {**os.environ, **spec.env}
     out_path = workdir / (spec.stdout_name or "engine.out")
+    tracker = tracker_for(str(job.get("engine", "")), job.get("params") or {})
+    interval_s = float(os.environ.get("ORION_PROGRESS_INTERVAL_S") or PROGRESS_INTERVAL_S)
     with out_path.open("wb") as out:
-        return subprocess.call(argv, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(argv, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
+                                   env=env)
+        if tracker is None:
+            return process.wait()
+        follow = _Follow(workdir / tracker.file_name, tracker, report)
+        while True:
+            try:
+                code = process.wait(timeout=interval_s)
+            except subprocess.TimeoutExpired:
+                follow.read()
+                continue
+            follow.read()
+            return code
+
+
+PROGRESS_INTERVAL_S = 2.0  # how often the runner reads the engine's output while it runs
+PROGRESS_READ_BYTES = 1 << 20  # at most this much new output read per look
+
+
+class _Follow:
+    """Read what an output file gained since the last look; report a changed step."""
+
+    def __init__(self, path: Path, tracker: Any, report: Callable[[str, float], None]) -> None:
+        self.path, self.tracker, self.report = path, tracker, report
+        self.offset = 0
+        self.last_step = ""
+
+    def read(self) -> None:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read(PROGRESS_READ_BYTES)
+        except OSError:
+            return
+        self.offset += len(chunk)
+        state = self.tracker.feed(chunk.decode(errors="replace")) if chunk else None
+        if state is not None and state[1] != self.last_step:
+            self.last_step = state[1]
+            self.report(state[1], state[0])
+
+
+def exit_text(program: str, returncode: int) -> str:
+    """Say how a command ended, naming the signal that killed it.
+
+    >>> exit_text("pw.x", 3), exit_text("pw.x", -9)
+    ('pw.x exited with code 3', 'pw.x was killed by signal 9 (SIGKILL)')
+    """
+    if returncode >= 0:
+        return f"{program} exited with code {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = "unknown signal"
+    return f"{program} was killed by signal {-returncode} ({name})"
 
 
 def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
@@ -153,10 +215,14 @@ def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
             if prepare_attempt is not None:  # e.g. qe: stale stop files, restart files
                 prepare_attempt(workdir, attempt)
             report("Running " + spec.command[0], 5.0)
-            returncode = _run_command(workdir, job, spec)
+            returncode = _run_command(workdir, job, spec, report)
             result = engine.parse(workdir, params)
-            if returncode != 0 and not result.error:
-                result.error = f"{spec.command[0]} exited with code {returncode}"
+            if returncode < 0:  # killed (the OOM killer, kill -9): say so even if parsed
+                result.extras["signal"] = -returncode
+                killed = exit_text(spec.command[0], returncode)
+                result.error = f"{killed}; {result.error}" if result.error else killed
+            elif returncode != 0 and not result.error:
+                result.error = exit_text(spec.command[0], returncode)
         else:
             engine.run(workdir, params, report)
             result = engine.parse(workdir, params)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from orion_cli.cli import app
+from orion_cli.cli.jobargs import one_job_id
 from orion_cli.cli.output import age, handle_errors, message, print_json, table, visible
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -106,7 +107,7 @@ def render_job(job: dict[str, Any]) -> None:
     status = job["status"] + (f" ({job['failure_reason']})" if job["failure_reason"] else "")
     say((f"job {job['id']}", "bold"), f" {job['name']}: {status}")
     for key in ("engine", "formula", "scheduler", "scheduler_job_id", "pack", "raw_state",
-                "partition",
+                "exit_code", "exit_signal", "removed_at", "partition",
                 "walltime_s", "ntasks", "mem_mb", "priority", "attempt", "progress_pct",
                 "current_step", "workdir", "error_message", "created_at", "submitted_at",
                 "started_at", "finished_at", "queue_wait_s", "run_s"):
@@ -144,13 +145,16 @@ def render_job(job: dict[str, Any]) -> None:
 
 @app.command()
 @handle_errors
-def show(job_id: Annotated[int, typer.Argument(help="orion job id")],
+def show(job_id: Annotated[str, typer.Argument(help="orion job id")] = "",
+         slurm_id: Annotated[str, typer.Option(
+             "--slurm-id", help="Name the job by its SLURM id instead (1234 or 1234_5).")] = "",
          as_json: JsonOpt = False) -> None:
     """Show everything about one job, including its result and events."""
     from orion_cli.config import load_settings
     from orion_cli.services.jobs import show_job
 
-    job = show_job(load_settings(), job_id)
+    settings = load_settings()
+    job = show_job(settings, one_job_id(settings, job_id, slurm_id))
     if as_json:
         print_json(job)
     else:
@@ -185,22 +189,6 @@ def audit(
          "note" if r["from"] == r["to"] else f"{r['from']} → {r['to']}"
          + (f" ({r['reason']})" if r["reason"] else ""), (r["message"] or "")[:80])
         for r in rows])
-
-
-@app.command()
-@handle_errors
-def cancel(job_ids: Annotated[list[int], typer.Argument(help="orion job ids")],
-           as_json: JsonOpt = False) -> None:
-    """Cancel jobs that have not ended yet."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.jobs import cancel_jobs
-
-    lines = cancel_jobs(load_settings(), job_ids)
-    if as_json:
-        print_json({"cancelled": job_ids})
-    else:
-        for line in lines:
-            message(line)
 
 
 @app.command()
@@ -286,60 +274,3 @@ def db_grant(users: Annotated[list[str], typer.Argument(help="members' Unix user
     else:
         for line in lines:
             message(line)
-
-
-IdsArg = Annotated[list[int], typer.Argument(help="orion job ids")]
-
-
-def _print_lines(lines: list[str], as_json: bool, key: str, ids: list[int]) -> None:
-    if as_json:
-        print_json({key: ids, "messages": lines})
-    else:
-        for line in lines:
-            message(line)
-
-
-@app.command()
-@handle_errors
-def retry(job_ids: IdsArg, as_json: JsonOpt = False) -> None:
-    """Submit a new attempt of failed or cancelled jobs now (more walltime after a timeout)."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.jobs import retry_jobs
-
-    _print_lines(retry_jobs(load_settings(), job_ids), as_json, "retried", job_ids)
-
-
-@app.command()
-@handle_errors
-def hold(job_ids: IdsArg, as_json: JsonOpt = False) -> None:
-    """Keep queued jobs from starting until `orion release`."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.jobs import control_jobs
-
-    _print_lines(control_jobs(load_settings(), job_ids, "hold"), as_json, "held", job_ids)
-
-
-@app.command()
-@handle_errors
-def release(job_ids: IdsArg, as_json: JsonOpt = False) -> None:
-    """Let held jobs start."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.jobs import control_jobs
-
-    _print_lines(control_jobs(load_settings(), job_ids, "release"), as_json, "released",
-                 job_ids)
-
-
-@app.command()
-@handle_errors
-def priority(
-    value: Annotated[int, typer.Argument(help="new priority 0..20 (20 = most urgent)")],
-    job_ids: IdsArg,
-    as_json: JsonOpt = False,
-) -> None:
-    """Change the priority of queued jobs."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.jobs import control_jobs
-
-    lines = control_jobs(load_settings(), job_ids, "priority", priority=value)
-    _print_lines(lines, as_json, "updated", job_ids)

@@ -40,6 +40,7 @@ class Job(SQLModel, table=True):
     error_message: str | None = Field(default=None, sa_column=Column(Text))
     raw_state: str | None = None
     exit_code: int | None = None
+    exit_signal: int | None = None  # the signal that killed the job or its engine (9: SIGKILL)
 
     scheduler: str = "local"
     scheduler_job_id: str | None = Field(default=None, index=True)
@@ -77,6 +78,8 @@ class Job(SQLModel, table=True):
     pack: int = 0
     #: site set-up the batch script runs: {"python": ..., "setup": [rendered lines]}
     site: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    #: set by `orion rm`: the directory is gone and the job is hidden (its events stay)
+    removed_at: datetime | None = Field(default=None, index=True)
 
 
 class JobResult(SQLModel, table=True):

@@ -173,6 +173,7 @@ def _apply(job: Job, old: JobStatus, new: JobStatus, reason: FailureReason | Non
             job.next_attempt_at = None
             job.error_message = None
             job.exit_code = None
+            job.exit_signal = None
             job.progress_pct = 0.0
             job.current_step = ""
     elif new is JobStatus.RUNNING:

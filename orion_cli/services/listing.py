@@ -44,10 +44,12 @@ def build_query(flt: JobFilter, placeholder: str, now: datetime) -> tuple[str, s
 
     >>> sel, cnt, params = build_query(JobFilter(("failed",), limit=5, owner="ann"), "?",
     ...                                datetime(2026, 1, 1, tzinfo=UTC))
-    >>> sel.split("WHERE")[1].strip(), params
-    ('owner = ? AND status IN (?) ORDER BY id DESC LIMIT 5 OFFSET 0', ['ann', 'failed'])
+    >>> sel.split("WHERE")[1].strip()
+    'removed_at IS NULL AND owner = ? AND status IN (?) ORDER BY id DESC LIMIT 5 OFFSET 0'
+    >>> params
+    ['ann', 'failed']
     """
-    where: list[str] = []
+    where: list[str] = ["removed_at IS NULL"]  # `orion rm` hides a job; `show` still finds it
     params: list[Any] = []
     if flt.owner is not None:
         where.append(f"owner = {placeholder}")
@@ -65,7 +67,7 @@ def build_query(flt: JobFilter, placeholder: str, now: datetime) -> tuple[str, s
         where.append(f"created_at >= {placeholder}")
         cutoff = (now - timedelta(seconds=flt.since_s)).astimezone(UTC)
         params.append(cutoff if placeholder == "%s" else cutoff.strftime("%Y-%m-%d %H:%M:%S.%f"))
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    clause = f" WHERE {' AND '.join(where)}"
     select = (f"SELECT {', '.join(COLUMNS)} FROM job{clause} ORDER BY id DESC "
               f"LIMIT {int(flt.limit)} OFFSET {int(flt.offset)}")
     return select, f"SELECT count(*) FROM job{clause}", params

@@ -222,6 +222,10 @@ def _finish(session: Session, moves: Moves, job: Job, info: JobInfo | None,
     status = info.status if info else JobStatus.COMPLETED
     if info and info.exit_code is not None:
         job.exit_code = info.exit_code
+    killed_by = (info.signal if info else None) or \
+        (result.extras.get("signal") if result is not None else None)
+    if isinstance(killed_by, int) and killed_by > 0:
+        job.exit_signal = killed_by
     if status is JobStatus.CANCELLED:
         moves.move(job, JobStatus.CANCELLED, reason=FailureReason.CANCELLED_EXTERNALLY,
                    message=f"scheduler reports {info.raw_state if info else 'cancelled'}")
@@ -242,6 +246,8 @@ def _finish(session: Session, moves: Moves, job: Job, info: JobInfo | None,
         detail = f"scheduler reports {info.raw_state}" if info else "job failed"
         if info and info.exit_code:
             detail += f", exit code {info.exit_code}"
+        if job.exit_signal:
+            detail += f", killed by signal {job.exit_signal}"
         moves.move(job, JobStatus.FAILED, reason=why, message=detail)
 
 

@@ -1,0 +1,64 @@
+"""Arguments that name jobs: strict orion ids, ``--slurm-id``, ``--tag``, ``--status``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from orion_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from orion_cli.services.bulk import BulkReport, Selection
+
+IdsArg = Annotated[list[str] | None, typer.Argument(
+    help="orion job ids (whole numbers; a SLURM id goes with --slurm-id)", show_default=False)]
+SlurmIdOpt = Annotated[list[str] | None, typer.Option(
+    "--slurm-id", help="A job's SLURM id (1234, or 1234_5 for an array task); repeatable.")]
+TagOpt = Annotated[str, typer.Option("--tag", help="Jobs with this tag.")]
+StatusOpt = Annotated[list[str] | None, typer.Option(
+    "--status", "-s", help="Jobs with this status (repeatable).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def selection(ids: list[str] | None, slurm_ids: list[str] | None, tag: str,
+              statuses: list[str] | None) -> Selection:
+    """Build the selection from the command line, reading every id strictly."""
+    from orion_cli.jobids import check_slurm_id, parse_job_ids
+    from orion_cli.services.bulk import Selection
+
+    return Selection(tuple(parse_job_ids(ids)), tuple(map(check_slurm_id, slurm_ids or ())),
+                     tag, tuple(statuses or ()))
+
+
+def one_job_id(settings: Any, job_id: str, slurm_id: str) -> int:
+    """The one job a command names by orion id or by ``--slurm-id``."""
+    from orion_cli.jobids import check_slurm_id, parse_job_id
+
+    if bool(job_id) == bool(slurm_id):
+        raise UsageError("name one job: an orion id or --slurm-id",
+                         "`orion ls` lists both kinds of id")
+    if job_id:
+        return parse_job_id(job_id)
+    from orion_cli.services.jobs import job_id_for
+
+    return job_id_for(settings, check_slurm_id(slurm_id))
+
+
+def finish(report: BulkReport, as_json: bool, selection_text: str = "") -> None:
+    """Print what a bulk action did (one summary line) and exit with its code."""
+    from orion_cli.cli.output import fail, message, print_json
+
+    if as_json:
+        print_json(report.as_dict())
+    if report.named == 0:
+        message(f"no jobs of yours match {selection_text}; nothing {report.verb}")
+        return
+    if not report.done:
+        raise fail(report.failure())
+    if not as_json and len(report.notes) <= 20:
+        for line in report.notes:
+            message(line)
+    message(report.summary())
+    if report.exit_code():
+        raise typer.Exit(report.exit_code())
