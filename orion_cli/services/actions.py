@@ -56,6 +56,8 @@ def _cancel(settings: Settings, selection: Selection) -> BulkReport:
         in_pack = [job for job in active if job.pack and _pack_runs_on(session, job, cancelling)]
         for job in in_pack:  # its task goes on for the other jobs of the pack: it skips this
             _cancel_in_pack(job)
+            report.notes.append(f"job {job.id}: its packed task {job.scheduler_job_id} runs on "
+                                "for the other jobs and skips this one")
         for name, group in _by_scheduler([j for j in active if j not in in_pack]).items():
             scheduler_for(settings, name).cancel([job.scheduler_job_id or "" for job in group])
         report.done = [job.id or 0 for job in jobs]

@@ -398,6 +398,9 @@ def _refused(session: Session, jobs: list[Job], exc: SchedulerError, result: Sub
     retrying = [schedule_retry(job, now, final=final) for job in jobs][-1]
     first, last = jobs[0].id, jobs[-1].id
     which = f"job {first}" if len(jobs) == 1 else f"jobs {first}-{last}"
+    if final:  # the hint already says it is not retried
+        result.errors.append(f"{which}: {exc.one_line()}")
+        return
     retry = (f"orion poll retries after {jobs[0].retry_delay_s} s" if retrying
-             else "not retried" if final else "no retries configured")
+             else "no retries configured")
     result.errors.append(f"{which}: {exc.one_line()} ({retry}; `orion cancel` stops that)")
