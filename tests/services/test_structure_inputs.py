@@ -46,8 +46,14 @@ def pw_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params = engine.check({"calculation": "relax", "ecutwfc_ry": 15, "kpoints": [2, 2, 2]}, {})
     engine.prepare(atoms, params, workdir, {})
     with open(workdir / "pw.out", "w") as out:
-        subprocess.run(["pw.x", "-in", "pw.in"], cwd=workdir, stdout=out, check=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+        subprocess.run(
+            ["pw.x", "-in", "pw.in"],
+            cwd=workdir,
+            stdout=out,
+            check=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            timeout=300,
+        )
     assert len(read(workdir / "pw.out", index=":")) > 2  # a relaxation: several frames
     return workdir / "pw.out"
 
@@ -63,9 +69,16 @@ def lammps_dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "pair_style lj/cut 8.0\npair_coeff 1 1 0.0104 3.4\n"
         "velocity all create 60.0 4928459\nfix 1 all nve\n"
         "dump d all custom 10 traj.dump id type element x y z\ndump_modify d element Ar\n"
-        "run 40\n")
-    subprocess.run(["lmp", "-in", "in.md", "-log", "log.lammps"], cwd=workdir, check=True,
-                   capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+        "run 40\n"
+    )
+    subprocess.run(
+        ["lmp", "-in", "in.md", "-log", "log.lammps"],
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
     return workdir / "traj.dump"
 
 
@@ -84,8 +97,7 @@ def stored_job(job_id: int) -> dict[str, Any]:
     with session_scope(load_settings().resolved_database_url) as session:
         job = session.get(Job, job_id)
         assert job is not None
-        return {"name": job.name, "source": job.structure_source,
-                "structure": job.input_structure}
+        return {"name": job.name, "source": job.structure_source, "structure": job.input_structure}
 
 
 def stored_atoms(job: dict[str, Any]) -> Atoms:
@@ -97,8 +109,9 @@ def stored_atoms(job: dict[str, Any]) -> Atoms:
 
 
 @pytest.mark.engines
-def test_pw_out_gives_its_last_frame_and_says_so(orion_home: Path, pw_out: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pw_out_gives_its_last_frame_and_says_so(
+    orion_home: Path, pw_out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     frames = read(pw_out, index=":")
     [job], said = submit_held(str(pw_out), "--engine", "qe")
@@ -112,8 +125,7 @@ def test_pw_out_gives_its_last_frame_and_says_so(orion_home: Path, pw_out: Path,
     assert "note:" not in said and first["name"] == "pw.out-0"
 
     every_other = submit_held(f"{pw_out}@::2", "--engine", "qe")[0]
-    assert [job["name"] for job in every_other] == [
-        f"pw.out-{i}" for i in range(0, len(frames), 2)]
+    assert [job["name"] for job in every_other] == [f"pw.out-{i}" for i in range(0, len(frames), 2)]
     for job, reference in zip(every_other, read(pw_out, index="::2"), strict=True):
         same_structure(stored_atoms(job), reference)
 
@@ -159,7 +171,8 @@ def test_a_trajectory_is_a_batch_and_selectors_pick_frames(tmp_path: Path) -> No
 def test_frame_names_come_from_extxyz_info(tmp_path: Path) -> None:
     moves(tmp_path / "named.extxyz", names=True)
     assert [f.name for f in read_frames(StructureInput(tmp_path / "named.extxyz"))] == [
-        f"Cu-strain-{i}" for i in range(4)]
+        f"Cu-strain-{i}" for i in range(4)
+    ]
 
 
 def test_selectors_on_directories_and_globs(tmp_path: Path) -> None:
@@ -167,22 +180,29 @@ def test_selectors_on_directories_and_globs(tmp_path: Path) -> None:
         (tmp_path / "runs" / run).mkdir(parents=True)
         moves(tmp_path / "runs" / run / "moves.extxyz", count=3)
     found = expand_inputs([f"{tmp_path / 'runs'}@-1", f"{tmp_path / 'runs' / '*'}/*.extxyz@0"])
-    assert found == [StructureInput(tmp_path / "runs" / run / "moves.extxyz", index)
-                     for index in ("-1", "0") for run in ("a", "b")]
+    assert found == [
+        StructureInput(tmp_path / "runs" / run / "moves.extxyz", index)
+        for index in ("-1", "0")
+        for run in ("a", "b")
+    ]
     odd = tmp_path / "odd@name.extxyz"  # a file whose name holds @ is taken whole
     moves(odd, count=2)
     assert expand_inputs([str(odd)]) == [StructureInput(odd)]
 
 
-@pytest.mark.parametrize("index, expected", [
-    ("7", "'{path}@7': no frame 7 ('{path}' has 4 frames, 0 to 3)"),
-    ("-5", "'{path}@-5': no frame -5"),
-    ("9:", "'{path}@9:': the index selects no frame"),
-    ("x", "'{path}@x': bad frame index"),
-    ("1:2:0", "'{path}@1:2:0': bad frame index"),
-])
-def test_a_bad_index_is_exit_2_naming_the_file(orion_home: Path, tmp_path: Path, index: str,
-                                               expected: str) -> None:
+@pytest.mark.parametrize(
+    "index, expected",
+    [
+        ("7", "'{path}@7': no frame 7 ('{path}' has 4 frames, 0 to 3)"),
+        ("-5", "'{path}@-5': no frame -5"),
+        ("9:", "'{path}@9:': the index selects no frame"),
+        ("x", "'{path}@x': bad frame index"),
+        ("1:2:0", "'{path}@1:2:0': bad frame index"),
+    ],
+)
+def test_a_bad_index_is_exit_2_naming_the_file(
+    orion_home: Path, tmp_path: Path, index: str, expected: str
+) -> None:
     path = tmp_path / "moves.extxyz"
     moves(path)
     result = orion("submit", f"{path}@{index}", "--engine", "emt", expect=2)
@@ -191,8 +211,7 @@ def test_a_bad_index_is_exit_2_naming_the_file(orion_home: Path, tmp_path: Path,
     assert not orion_home.exists()  # nothing written
 
 
-def test_a_bad_frame_in_a_directory_names_file_and_frame(orion_home: Path,
-                                                         tmp_path: Path) -> None:
+def test_a_bad_frame_in_a_directory_names_file_and_frame(orion_home: Path, tmp_path: Path) -> None:
     (tmp_path / "set").mkdir()
     frames = moves(tmp_path / "set" / "a.extxyz", count=2)
     frames.append(frames[0].copy())
@@ -205,26 +224,40 @@ def test_a_bad_frame_in_a_directory_names_file_and_frame(orion_home: Path,
 
 
 def test_the_reader_process_stages_as_the_submitting_process(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Big batches are read in a forked reader: same frames, names, sources and notes."""
     from orion_cli.engines.emt import EmtEngine
 
     moves(tmp_path / "named.extxyz", names=True)
     xdatcar = tmp_path / "XDATCAR"  # an engine output (VASP MD) that ASE can write
     write(xdatcar, moves(tmp_path / "m.extxyz", count=3), format="vasp-xdatcar")
-    inputs = [StructureInput(tmp_path / "named.extxyz"),
-              StructureInput(tmp_path / "named.extxyz", "-1"), StructureInput(xdatcar)]
-    task = StageTask(engine="emt", params=EmtEngine().check({}, {}), engine_settings={},
-                     launcher="auto", ntasks=1)
+    inputs = [
+        StructureInput(tmp_path / "named.extxyz"),
+        StructureInput(tmp_path / "named.extxyz", "-1"),
+        StructureInput(xdatcar),
+    ]
+    task = StageTask(
+        engine="emt",
+        params=EmtEngine().check({}, {}),
+        engine_settings={},
+        launcher="auto",
+        ntasks=1,
+    )
     in_process = stage_paths(task, inputs)
     monkeypatch.setattr(staging, "PARALLEL_MIN_INPUTS", 1)
     with staging.staging(task, inputs, lambda *args: None) as stager:
         assert stager.reader is not None
         forked = stager.collect()
     assert [(s.name, s.source, s.note, s.inputs.structure) for s in forked] == [
-        (s.name, s.source, s.note, s.inputs.structure) for s in in_process]
+        (s.name, s.source, s.note, s.inputs.structure) for s in in_process
+    ]
     assert [s.name for s in forked] == [
-        *(f"Cu-strain-{i}" for i in range(4)), "Cu-strain-3", "XDATCAR"]
+        *(f"Cu-strain-{i}" for i in range(4)),
+        "Cu-strain-3",
+        "XDATCAR",
+    ]
     assert "vasp-xdatcar" in forked[-1].note
-    same_structure(stored_atoms({"structure": forked[-1].inputs.structure}),
-                   read(xdatcar, index=-1))
+    same_structure(
+        stored_atoms({"structure": forked[-1].inputs.structure}), read(xdatcar, index=-1)
+    )
