@@ -210,10 +210,10 @@ def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
         engine = get_engine(job["engine"])
         spec = RunSpec.from_json(job.get("run_spec") or {})
         soft.engine, soft.in_process = engine, not spec.command
+        prepare_attempt = getattr(engine, "prepare_attempt", None)
+        if prepare_attempt is not None:  # qe: stop and restart files; emt/ase: trajectory
+            prepare_attempt(workdir, attempt)
         if spec.command:
-            prepare_attempt = getattr(engine, "prepare_attempt", None)
-            if prepare_attempt is not None:  # e.g. qe: stale stop files, restart files
-                prepare_attempt(workdir, attempt)
             report("Running " + spec.command[0], 5.0)
             returncode = _run_command(workdir, job, spec, report)
             result = engine.parse(workdir, params)

@@ -49,8 +49,8 @@ def poll_recording_statements(settings: Any) -> tuple[Any, list[str]]:
 def test_inputs_expand_directories_globs_and_files(tmp_path: Path) -> None:
     made = strained_copper(tmp_path / "set", 3)
     (tmp_path / "set" / "notes.txt").write_text("not a structure")
-    assert expand_inputs([str(tmp_path / "set")]) == made
-    assert expand_inputs([str(tmp_path / "set" / "cu-00[01].xyz")]) == made[:2]
+    assert [i.path for i in expand_inputs([str(tmp_path / "set")])] == made
+    assert [i.path for i in expand_inputs([str(tmp_path / "set" / "cu-00[01].xyz")])] == made[:2]
     with pytest.raises(UsageError, match="no file matches"):
         expand_inputs([str(tmp_path / "*.cif")])
     empty = tmp_path / "empty"

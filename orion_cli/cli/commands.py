@@ -129,6 +129,7 @@ def render_job(job: dict[str, Any]) -> None:
         if result.get("forces_ev_per_a"):
             fmax = max(sum(c * c for c in f) ** 0.5 for f in result["forces_ev_per_a"])
             say(f"    {'max force':15} {fmax:.4f} eV/Å")
+        _render_derived(say, result.get("derived") or {}, bool(result.get("final_structure")))
     if len(job.get("attempts", [])) > 1 or any(a["reason"] for a in job.get("attempts", [])):
         say("  attempts:")
         for a in job["attempts"]:
@@ -141,6 +142,17 @@ def render_job(job: dict[str, Any]) -> None:
         move = "note" if event["from"] == event["to"] else f"{event['from']} → {event['to']}"
         who = f"{event['source']}, {event['actor']}" if event.get("actor") else event["source"]
         say(f"    {event['at']} {move}{reason} [{who}] {event['message'] or ''}")
+
+
+def _render_derived(say: Any, derived: dict[str, Any], final: bool) -> None:
+    """Volume, pressure and the (final) cell, computed from the stored result."""
+    if "volume_a3" in derived:
+        say(f"    {'volume':15} {derived['volume_a3']:.4f} Å³")
+    if "pressure_gpa" in derived:
+        say(f"    {'pressure':15} {derived['pressure_gpa']:.4f} GPa")
+    for n, row in enumerate(derived.get("cell_a") or []):
+        label = ("final cell (Å)" if final else "cell (Å)") if n == 0 else ""
+        say(f"    {label:15} {'abc'[n]}  " + "  ".join(f"{x:11.6f}" for x in row))
 
 
 @app.command()

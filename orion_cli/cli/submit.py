@@ -83,12 +83,26 @@ def _read_params_file(path: Path) -> dict[str, Any]:
     return params
 
 
+#: notes printed one by one; more are summed up in one line
+MAX_NOTES_SHOWN = 5
+
+
+def show_notes(notes: list[str]) -> None:
+    """Tell (on stderr) which frame orion took where it chose, e.g. an output's last one."""
+    for line in notes[:MAX_NOTES_SHOWN]:
+        message(f"note: {line}")
+    if len(notes) > MAX_NOTES_SHOWN:
+        message(f"note: and {len(notes) - MAX_NOTES_SHOWN} more engine output files: "
+                "the last frame of each (FILE@INDEX picks another)")
+
+
 @app.command()
 @handle_errors
 def submit(
     structures: Annotated[list[Path], typer.Argument(
         help="Structure files (CIF, POSCAR, xyz, ...), directories, globs; multi-frame "
-             "extxyz/traj files give one job per frame.")],
+             "extxyz/traj files give one job per frame, engine outputs (pw.out, OUTCAR, "
+             "vasprun.xml, dumps) their last frame; FILE@-1, FILE@3, FILE@::2 pick frames.")],
     engine: Annotated[str, typer.Option("--engine", "-e", help="Engine (see `orion engines`).")],
     name: Annotated[str, typer.Option(help="Job name (default: file name).")] = "",
     param: Annotated[list[str] | None, typer.Option("--param", "-p",
@@ -150,6 +164,7 @@ def submit(
     )
     with progress_bar() as report:
         done = submit_jobs(settings, request, report)
+    show_notes(done.notes)
     if dry_run:
         if as_json:
             print_json({"scripts": done.scripts})

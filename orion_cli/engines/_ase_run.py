@@ -2,12 +2,17 @@
 
 The engines' parameters ``relax``, ``relax_cell``, ``pressure_gpa``, ``fmax_ev_per_a`` and
 ``max_steps`` mean the same in both (:data:`RELAX_PARAMS`); BFGS moves the atoms, or atoms
-and cell through ASE's ``FrechetCellFilter``.
+and cell through ASE's ``FrechetCellFilter``, and writes every step to a trajectory.
+
+A retry of an interrupted relaxation (stopped at the soft time limit, or killed) continues
+from the last frame of the previous attempt's trajectory; each attempt keeps its own
+trajectory, log and output (``<engine>-relax-attempt-1.traj``, ...).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -25,6 +30,44 @@ RELAX_PARAMS = (
     EngineParam("fmax_ev_per_a", 0.05, "force convergence criterion of the relaxation", "eV/Å"),
     EngineParam("max_steps", 200, "maximum number of relaxation steps"),
 )
+
+
+@dataclass(frozen=True)
+class AseFiles:
+    """The files of an in-process engine's job directory, named after the engine."""
+
+    prefix: str
+
+    @property
+    def input(self) -> str:
+        return f"{self.prefix}-input.extxyz"
+
+    @property
+    def output(self) -> str:
+        return f"{self.prefix}-output.extxyz"
+
+    @property
+    def log(self) -> str:
+        return f"{self.prefix}-relax.log"
+
+    @property
+    def trajectory(self) -> str:
+        return f"{self.prefix}-relax.traj"
+
+    @property
+    def restart(self) -> str:
+        """Where a retry continues from: the last frame the previous attempt wrote."""
+        return f"{self.prefix}-restart.traj"  # ASE's binary format: positions in full
+
+
+def attempt_name(name: str, attempt: int) -> str:
+    """The name ``name`` keeps once attempt ``attempt`` is over.
+
+    >>> attempt_name("emt-relax.traj", 1), attempt_name("ase-output.extxyz", 2)
+    ('emt-relax-attempt-1.traj', 'ase-output-attempt-2.extxyz')
+    """
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}-attempt-{attempt}{dot}{suffix}"
 
 
 def check_relax_params(engine: str, merged: Mapping[str, Any]) -> None:
@@ -64,24 +107,95 @@ def relax_target(atoms: Atoms, params: Mapping[str, Any]) -> Any:
     return FrechetCellFilter(atoms, scalar_pressure=float(params.get("pressure_gpa", 0.0)) * GPa)
 
 
-def run_calculation(atoms: Atoms, params: Mapping[str, Any], workdir: Path, log_name: str,
-                    output_name: str, report: ProgressFn) -> None:
-    """Relax if asked, compute energy/forces (stress where periodic), write ``output_name``."""
+def prepare_attempt(files: AseFiles, workdir: Path, attempt: int) -> None:
+    """Before attempt ``attempt`` (> 1): keep the previous one's files, set up a restart.
+
+    The previous attempt was interrupted unless it wrote a result of its own without
+    reaching the soft limit (an engine error: this attempt then starts over from the
+    input); an interrupted relaxation is continued from its trajectory's last frame.
+    """
+    from orion_cli.jobdir import RESULT_FILE, read_json
+
+    if attempt <= 1:
+        return
+    previous = attempt - 1
+    result = read_json(workdir / RESULT_FILE)
+    ended_itself = isinstance(result, dict) and result.get("attempt") == previous and not (
+        result.get("extras") or {}).get("soft_limit_reached")
+    kept: Path | None = None
+    for name in (files.trajectory, files.log, files.output):
+        if (workdir / name).is_file():
+            target = workdir / attempt_name(name, previous)
+            (workdir / name).replace(target)
+            kept = target if name == files.trajectory else kept
+    if ended_itself:
+        (workdir / files.restart).unlink(missing_ok=True)
+        return
+    frame = last_frame(kept) if kept is not None else None
+    if kept is None or frame is None:
+        return  # nothing new to continue from: an earlier restart file, else the input
+    atoms, index = frame
+    atoms.calc = None
+    atoms.info["orion_continued_from"] = f"{kept.name}@{index}"
+    scratch = workdir / f".{files.restart}.tmp"
+    atoms.write(scratch, format="traj")
+    scratch.replace(workdir / files.restart)
+
+
+def last_frame(path: Path) -> tuple[Atoms, int] | None:
+    """The last readable frame of an ASE trajectory with finite positions, and its index."""
+    import numpy as np
+    from ase.io.trajectory import Trajectory
+
+    try:
+        with Trajectory(str(path)) as trajectory:
+            for index in range(len(trajectory) - 1, -1, -1):
+                try:
+                    atoms = trajectory[index]
+                except Exception:  # noqa: BLE001, S112 - a frame cut short by the stop
+                    continue
+                if np.isfinite(atoms.positions).all() and np.isfinite(atoms.cell[:]).all():
+                    return atoms, index
+    except Exception:  # noqa: BLE001 - an unreadable trajectory: start over
+        return None
+    return None
+
+
+def starting_atoms(files: AseFiles, workdir: Path, report: ProgressFn) -> Atoms:
+    """The structure this attempt starts from: the restart frame if any, else the input."""
+    from ase.io import read
+
+    restart = workdir / files.restart
+    if not restart.is_file():
+        return cast("Atoms", read(workdir / files.input, format="extxyz"))
+    atoms = cast("Atoms", read(restart, format="traj"))
+    report(f"Continuing from {atoms.info.get('orion_continued_from', files.restart)}", 0.0)
+    return atoms
+
+
+def run_calculation(atoms: Atoms, params: Mapping[str, Any], workdir: Path, files: AseFiles,
+                    report: ProgressFn) -> None:
+    """Relax if asked (every step to the trajectory), compute energy/forces (stress where
+    periodic), write the output file."""
     from ase.calculators.calculator import PropertyNotImplementedError
     from ase.io import write
+    from ase.io.trajectory import Trajectory
     from ase.optimize import BFGS
 
     steps = 0
     converged = True
     if params["relax"] or params.get("relax_cell"):
         max_steps = int(params["max_steps"])
-        optimizer = BFGS(relax_target(atoms, params), logfile=str(workdir / log_name))
+        optimizer = BFGS(relax_target(atoms, params), logfile=str(workdir / files.log))
 
         def progress() -> None:
             report("Relaxing", min(95.0, 100.0 * optimizer.nsteps / max_steps))
 
         optimizer.attach(progress, interval=5)
-        converged = bool(optimizer.run(fmax=float(params["fmax_ev_per_a"]), steps=max_steps))
+        with Trajectory(str(workdir / files.trajectory), "w", atoms) as trajectory:
+            optimizer.attach(trajectory.write, interval=1)
+            converged = bool(optimizer.run(fmax=float(params["fmax_ev_per_a"]),
+                                           steps=max_steps))
         steps = optimizer.nsteps
     report("Analyzing", 95.0)
     atoms.get_potential_energy()
@@ -93,17 +207,17 @@ def run_calculation(atoms: Atoms, params: Mapping[str, Any], workdir: Path, log_
             pass  # a calculator without stress: no stress in the result
     atoms.info["orion_relax_steps"] = steps
     atoms.info["orion_converged"] = converged
-    write(workdir / output_name, atoms, format="extxyz")
+    write(workdir / files.output, atoms, format="extxyz")
 
 
 def parse_output(engine: str, workdir: Path, params: Mapping[str, Any],
-                 output_name: str) -> Result:
+                 files: AseFiles) -> Result:
     """Read what :func:`run_calculation` wrote; an unconverged relaxation is an error."""
     from ase.io import read
 
-    path = workdir / output_name
+    path = workdir / files.output
     if not path.exists():
-        return Result(error=f"{engine}: {output_name} missing (the run did not finish)")
+        return Result(error=f"{engine}: {files.output} missing (the run did not finish)")
     atoms = cast("Atoms", read(path, format="extxyz"))
     calc = atoms.calc
     stress = calc.results.get("stress") if calc else None
@@ -119,7 +233,9 @@ def parse_output(engine: str, workdir: Path, params: Mapping[str, Any],
                 "natoms": len(atoms), "formula": atoms.get_chemical_formula(),
                 **({"volume_a3": float(atoms.get_volume()),
                     "cell_a": atoms.cell.array.round(10).tolist()}
-                   if all(atoms.pbc) else {})},
+                   if all(atoms.pbc) else {}),
+                **({"continued_from": str(atoms.info["orion_continued_from"])}
+                   if "orion_continued_from" in atoms.info else {})},
     )
     if not converged:
         result.error = (f"{engine}: relaxation did not reach fmax {params['fmax_ev_per_a']} "

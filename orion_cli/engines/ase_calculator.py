@@ -13,14 +13,17 @@ import inspect
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from orion_cli.engines._ase_run import (
     RELAX_PARAMS,
+    AseFiles,
     check_periodic,
     check_relax_params,
     parse_output,
+    prepare_attempt,
     run_calculation,
+    starting_atoms,
 )
 from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
 from orion_cli.engines.passthrough import check_scalar, gather_table
@@ -29,9 +32,7 @@ from orion_cli.errors import UsageError
 if TYPE_CHECKING:
     from ase import Atoms
 
-INPUT_FILE = "ase-input.extxyz"
-OUTPUT_FILE = "ase-output.extxyz"
-LOG_FILE = "ase-relax.log"
+FILES = AseFiles("ase")
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*([.:][A-Za-z_]\w*)")
 
 
@@ -124,18 +125,21 @@ class AseEngine:
         from ase.io import write
 
         check_periodic(self.name, atoms, params)
-        write(workdir / INPUT_FILE, atoms, format="extxyz")
+        write(workdir / FILES.input, atoms, format="extxyz")
         return RunSpec()
 
     def run(self, workdir: Path, params: Mapping[str, Any], report: ProgressFn) -> None:
-        from ase.io import read
 
         report("Initializing", 0.0)
-        atoms = cast("Atoms", read(workdir / INPUT_FILE, format="extxyz"))
+        atoms = starting_atoms(FILES, workdir, report)
         atoms.calc = load_calculator_class(params["calculator"])(**(params.get("calc") or {}))
-        run_calculation(atoms, params, workdir, LOG_FILE, OUTPUT_FILE, report)
+        run_calculation(atoms, params, workdir, FILES, report)
+
+    def prepare_attempt(self, workdir: Path, attempt: int) -> None:
+        """A retry keeps the earlier attempt's files and continues an interrupted relaxation."""
+        prepare_attempt(FILES, workdir, attempt)
 
     def parse(self, workdir: Path, params: Mapping[str, Any]) -> Result:
-        result = parse_output(self.name, workdir, params, OUTPUT_FILE)
+        result = parse_output(self.name, workdir, params, FILES)
         result.extras["calculator"] = params.get("calculator")
         return result

@@ -120,8 +120,9 @@ class Engine(Protocol):
 
     # Optional: ``request_stop(workdir)`` asks a running command engine to stop cleanly when
     # the soft time limit arrives (pw.x: a ``<prefix>.EXIT`` file). Engines without it run on.
-    # Optional: ``prepare_attempt(workdir, attempt)`` runs on the node before a command
-    # engine's command, every attempt (qe: clear stale stop files, continue from restart files).
+    # Optional: ``prepare_attempt(workdir, attempt)`` runs on the node before every attempt
+    # (qe: clear stale stop files, continue from restart files; emt/ase: keep the previous
+    # attempt's files, continue an interrupted relaxation from its trajectory).
 
 
 #: integer parameters are step counts, seeds, iteration limits: 32-bit in every engine's code

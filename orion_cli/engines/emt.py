@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from orion_cli.engines._ase_run import (
     RELAX_PARAMS,
+    AseFiles,
     check_periodic,
     check_relax_params,
     parse_output,
+    prepare_attempt,
     run_calculation,
+    starting_atoms,
 )
 from orion_cli.engines.base import (
     EngineParam,
@@ -25,9 +28,7 @@ from orion_cli.errors import UsageError
 if TYPE_CHECKING:
     from ase import Atoms
 
-INPUT_FILE = "emt-input.extxyz"
-OUTPUT_FILE = "emt-output.extxyz"
-LOG_FILE = "emt-relax.log"
+FILES = AseFiles("emt")
 EMT_ELEMENTS = frozenset({"Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt", "H", "C", "N", "O"})
 
 
@@ -60,17 +61,20 @@ class EmtEngine:
                 f"EMT covers {' '.join(sorted(EMT_ELEMENTS))}; use another engine (qe, lammps)",
             )
         check_periodic(self.name, atoms, params)
-        write(workdir / INPUT_FILE, atoms, format="extxyz")
+        write(workdir / FILES.input, atoms, format="extxyz")
         return RunSpec()
 
     def run(self, workdir: Path, params: Mapping[str, Any], report: ProgressFn) -> None:
         from ase.calculators.emt import EMT
-        from ase.io import read
 
         report("Initializing", 0.0)
-        atoms = cast("Atoms", read(workdir / INPUT_FILE, format="extxyz"))
+        atoms = starting_atoms(FILES, workdir, report)
         atoms.calc = EMT()
-        run_calculation(atoms, params, workdir, LOG_FILE, OUTPUT_FILE, report)
+        run_calculation(atoms, params, workdir, FILES, report)
+
+    def prepare_attempt(self, workdir: Path, attempt: int) -> None:
+        """A retry keeps the earlier attempt's files and continues an interrupted relaxation."""
+        prepare_attempt(FILES, workdir, attempt)
 
     def parse(self, workdir: Path, params: Mapping[str, Any]) -> Result:
-        return parse_output(self.name, workdir, params, OUTPUT_FILE)
+        return parse_output(self.name, workdir, params, FILES)

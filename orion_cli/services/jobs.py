@@ -46,7 +46,11 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
         result = session.exec(select(JobResult).where(JobResult.job_id == job_id)).first()
         data["result"] = None
         if result is not None:
+            from orion_cli.services.derived import derived_quantities
+
             data["result"] = result.model_dump(exclude={"id", "job_id", "created_at"})
+            # computed from the stored result: volume, pressure, final cell
+            data["result"]["derived"] = derived_quantities(data["result"])
         events = session.exec(
             select(JobEvent).where(JobEvent.job_id == job_id).order_by(col(JobEvent.id))
         ).all()

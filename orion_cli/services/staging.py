@@ -19,10 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from orion_cli.services.physical import MIN_DISTANCE_A
 from orion_cli.taskfile import JobInputs
+
+if TYPE_CHECKING:
+    from orion_cli.services.inputs import StructureInput
+
+Item = TypeVar("Item")
 
 #: fewer inputs than this are staged in the submitting process (a worker costs ~20 ms)
 PARALLEL_MIN_INPUTS = 64
@@ -33,13 +38,17 @@ SCRATCH_PREFIX = "orion-check-"
 
 @dataclass
 class Staged:
-    """One checked frame: where it came from, its job name, its formula, text and inputs."""
+    """One checked frame: where it came from, its job name, its formula, text and inputs.
+
+    ``note`` tells the researcher which frame was taken, where that was orion's choice.
+    """
 
     source: str
     name: str
     formula: str
     text: str
     inputs: JobInputs
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -54,9 +63,9 @@ class StageTask:
     min_distance_a: float | None = MIN_DISTANCE_A  # None: --allow-close-atoms
 
 
-def stage_paths(task: StageTask, paths: list[Path],
+def stage_paths(task: StageTask, paths: list[StructureInput],
                 on_path: Callable[[], None] | None = None) -> list[Staged]:
-    """Read ``paths`` (every frame), check each frame with the engine, keep the inputs.
+    """Read ``paths`` (the frames each selects), check each frame with the engine, keep inputs.
 
     Nothing outside a scratch directory is written; a bad file raises a UsageError naming it.
     ``on_path()`` is called after each path.
@@ -78,7 +87,8 @@ def stage_paths(task: StageTask, paths: list[Path],
                 # ``structure`` there): a bad element or a missing pseudopotential fails now
                 engine.prepare(frame.atoms, task.params, Path(scratch), task.engine_settings)
                 staged.append(Staged(frame.source, frame.name,
-                                     frame.atoms.get_chemical_formula(), frame.text, inputs))
+                                     frame.atoms.get_chemical_formula(), frame.text, inputs,
+                                     frame.note))
             if on_path is not None:
                 on_path()
     return staged
@@ -154,7 +164,7 @@ def worker_count(n_inputs: int) -> int:
     return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
 
 
-def chunks(paths: list[Path], n_chunks: int) -> list[list[Path]]:
+def chunks(paths: list[Item], n_chunks: int) -> list[list[Item]]:
     """Split ``paths`` into at most ``n_chunks`` consecutive, nearly equal chunks.
 
     >>> [len(c) for c in chunks([Path(str(i)) for i in range(10)], 4)]
@@ -162,7 +172,8 @@ def chunks(paths: list[Path], n_chunks: int) -> list[list[Path]]:
     """
     n_chunks = max(1, min(n_chunks, len(paths)))
     size, extra = divmod(len(paths), n_chunks)
-    out, start = [], 0
+    out: list[list[Item]] = []
+    start = 0
     for index in range(n_chunks):
         end = start + size + (1 if index < extra else 0)
         out.append(paths[start:end])
@@ -252,7 +263,7 @@ class Child:
         self.process.join()
 
 
-def _read_all(task: StageTask, paths: list[Path], helpers: int) -> list[Staged]:
+def _read_all(task: StageTask, paths: list[StructureInput], helpers: int) -> list[Staged]:
     """In the reader process: import ASE once, then fork ``helpers`` that share the import.
 
     ``import ase.io`` costs about a third of a second; paid once before forking, not once
@@ -284,7 +295,8 @@ def _read_all(task: StageTask, paths: list[Path], helpers: int) -> list[Staged]:
 class Stager:
     """Stage in the background; ``collect`` waits and returns the jobs in input order."""
 
-    def __init__(self, task: StageTask, paths: list[Path], report: ProgressFn) -> None:
+    def __init__(self, task: StageTask, paths: list[StructureInput],
+                 report: ProgressFn) -> None:
         global _done_paths
         self.task, self.paths, self.report = task, paths, report
         remove_stale_scratch()  # what earlier, killed submits left in memory
@@ -323,7 +335,7 @@ class Stager:
 
 
 @contextmanager
-def staging(task: StageTask, paths: list[Path], report: ProgressFn) -> Iterator[Stager]:
+def staging(task: StageTask, paths: list[StructureInput], report: ProgressFn) -> Iterator[Stager]:
     """Start staging ``paths``; leaving the block, by an error too, stops the reader."""
     stager = Stager(task, paths, report)
     try:

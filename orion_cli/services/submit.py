@@ -76,6 +76,7 @@ class Submitted:
     scheduler_job_ids: list[str]
     scripts: list[str]
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. which frame of an output was taken
 
 
 #: request fields filled from settings when not given, with their flag; all are checked
@@ -203,11 +204,12 @@ def submit(settings: Settings, request: SubmitRequest,
     _check_array_size(settings, len(staged))
     r.pack_size = _pack_size(settings, r, len(staged))
     chunk *= max(r.pack_size, 1)  # max_array_size counts array tasks, not packed jobs
+    notes = list(dict.fromkeys(item.note for item in staged if item.note))
     if r.dry_run:  # every check above ran, as for a real submit; nothing is written
-        return _dry_run(settings, r, [item.name for item in staged], chunk)
+        return replace(_dry_run(settings, r, [item.name for item in staged], chunk), notes=notes)
     _ready_database(settings)  # after every input was checked: a bad one leaves no file
     _check_active_limit(settings, len(staged))
-    result = Submitted([], [], [])
+    result = Submitted([], [], [], notes=notes)
     for start in range(0, len(staged), chunk):
         _submit_chunk(settings, r, params, staged[start:start + chunk], scheduler, result)
     return result
