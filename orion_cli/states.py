@@ -46,6 +46,8 @@ class FailureReason(StrEnum):
     LOST = "lost"
     SUBMIT_ERROR = "submit_error"
     CANCELLED_EXTERNALLY = "cancelled_externally"
+    #: a parent it waited for (``--after``) failed or was cancelled for good
+    DEPENDENCY_FAILED = "dependency_failed"
 
 
 FINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})

@@ -84,7 +84,8 @@ def list_cmd(
     owners = ["owner"] if all_users else []
     table(title, ["id", "name", *owners, "engine", "status", "progress", "scheduler id", "age"], [
         (r["id"], r["name"], *([r["owner"]] if all_users else []), r["engine"],
-         r["status"] + (f" ({r['failure_reason']})" if r["failure_reason"] else ""),
+         r["status"] + (f" ({r['failure_reason']})" if r["failure_reason"] else "")
+         + (f"; {r['dependency']}" if r.get("dependency") else ""),
          f"{r['progress_pct']:.0f}% {r['current_step']}".strip(),
          r["scheduler_job_id"] or "-",
          age((now - datetime.fromisoformat(r["created_at"])).total_seconds()))
@@ -104,6 +105,7 @@ def render_job(job: dict[str, Any]) -> None:
             (visible(p[0]), p[1]) if isinstance(p, tuple) else visible(p) for p in parts)))
 
     status = job["status"] + (f" ({job['failure_reason']})" if job["failure_reason"] else "")
+    status += f"; {job['dependency']}" if job.get("dependency") else ""
     say((f"job {job['id']}", "bold"), f" {job['name']}: {status}")
     for key in ("engine", "formula", "scheduler", "scheduler_job_id", "raw_state", "partition",
                 "walltime_s", "ntasks", "mem_mb", "priority", "attempt", "progress_pct",
@@ -116,6 +118,11 @@ def render_job(job: dict[str, Any]) -> None:
         say(f"  {'python':17} {site['python']}")
     for n, line in enumerate(site.get("setup") or []):
         say(f"  {'site set-up' if n == 0 else '':17} {line}")
+    for key in ("parents", "children"):
+        for n, other in enumerate(job.get(key) or []):
+            why = f" ({other['failure_reason']})" if other["failure_reason"] else ""
+            say(f"  {key if n == 0 else '':17} {other['id']} {other['name']}: "
+                f"{other['status']}{why} [{other['kind']}]")
     result = job.get("result")
     if result:
         say("  result:")
@@ -187,14 +194,16 @@ def audit(
 @app.command()
 @handle_errors
 def cancel(job_ids: Annotated[list[int], typer.Argument(help="orion job ids")],
+           with_dependents: Annotated[bool, typer.Option(
+               "--with-dependents", help="Also cancel every job waiting for these.")] = False,
            as_json: JsonOpt = False) -> None:
     """Cancel jobs that have not ended yet."""
     from orion_cli.config import load_settings
     from orion_cli.services.jobs import cancel_jobs
 
-    lines = cancel_jobs(load_settings(), job_ids)
+    lines = cancel_jobs(load_settings(), job_ids, with_dependents)
     if as_json:
-        print_json({"cancelled": job_ids})
+        print_json({"cancelled": job_ids, "messages": lines})
     else:
         for line in lines:
             message(line)

@@ -118,6 +118,10 @@ def submit(
     = False,
     scheduler: Annotated[str, typer.Option(
         help="slurm or local (default: slurm if sbatch exists).")] = "",
+    after: Annotated[list[str] | None, typer.Option(
+        "--after", help="Start only after these jobs completed: ID[,ID...].")] = None,
+    after_any: Annotated[list[str] | None, typer.Option(
+        "--after-any", help="Start after these jobs ended, however: ID[,ID...].")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the batch script, write nothing.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the jobs end.")] = False,
@@ -125,12 +129,15 @@ def submit(
 ) -> None:
     """Submit one job per structure file."""
     from orion_cli.config import load_settings
+    from orion_cli.services.depgraph import parse_ids
     from orion_cli.services.submit import SubmitRequest
     from orion_cli.services.submit import submit as submit_jobs
     from orion_cli.units import parse_mem_mb, parse_walltime_s
 
     settings = load_settings()
     request = SubmitRequest(
+        after=parse_ids(after or [], "--after"),
+        after_any=parse_ids(after_any or [], "--after-any"),
         structures=structures, engine=engine, params=_params(param or [], params), name=name,
         scheduler=scheduler, partition=partition,
         walltime_s=parse_walltime_s(walltime, "--walltime") if walltime else 0, nodes=nodes,

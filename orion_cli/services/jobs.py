@@ -48,6 +48,9 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
             if isinstance(value, datetime):
                 data[key] = value.isoformat()
         result = session.exec(select(JobResult).where(JobResult.job_id == job_id)).first()
+        from orion_cli.services.dependencies import links_of
+
+        data.update(links_of(session, job))
         data["result"] = None
         if result is not None:
             data["result"] = result.model_dump(exclude={"id", "job_id", "created_at"})
@@ -117,13 +120,18 @@ def again_on_race(work: Callable[[], T], tries: int = 3) -> T:
     raise AssertionError("unreachable")
 
 
-def cancel_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
-    """Cancel each job that has not ended (or whose retry is pending); one line per job."""
-    return again_on_race(lambda: _cancel_jobs(settings, job_ids))
+def cancel_jobs(settings: Settings, job_ids: list[int],
+                with_dependents: bool = False) -> list[str]:
+    """Cancel each job that has not ended (or whose retry is pending); one line per job.
+
+    ``with_dependents`` cancels every job waiting for them too (those not ended yet).
+    """
+    return again_on_race(lambda: _cancel_jobs(settings, job_ids, with_dependents))
 
 
-def _cancel_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
+def _cancel_jobs(settings: Settings, job_ids: list[int], with_dependents: bool) -> list[str]:
     from orion_cli.db.session import session_scope
+    from orion_cli.services.dependencies import children_of, descendants
 
     lines = []
     with session_scope(settings.resolved_database_url) as session:
@@ -131,6 +139,17 @@ def _cancel_jobs(settings: Settings, job_ids: list[int]) -> list[str]:
         for job in jobs:
             if not _cancellable(job):
                 raise UsageError(f"job {job.id} is already {job.status}", "nothing to cancel")
+        if with_dependents:
+            jobs += [job for job in (_get_own(session, child, "cancel") for child in
+                                     descendants(session, job_ids)) if _cancellable(job)]
+        else:
+            waiting = {child for child, _, kind in children_of(session, job_ids)
+                       if kind == "afterok" and child not in job_ids
+                       and _cancellable(_get(session, child))}
+            if waiting:
+                which = ", ".join(map(str, sorted(waiting)))
+                lines.append(f"jobs {which} wait for these: the next `orion poll` cancels "
+                             "them (dependency_failed); --with-dependents cancels them now")
         for job in jobs:
             active = JobStatus(job.status).is_active and job.scheduler_job_id
             job.next_attempt_at = None

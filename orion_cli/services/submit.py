@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from orion_cli.db.models import Job
+    from orion_cli.services.dependencies import Links
     from orion_cli.services.staging import Staged
 
 
@@ -65,6 +66,9 @@ class SubmitRequest:
     throttle: int | None = None
     dry_run: bool = False
     allow_close_atoms: bool = False
+    after: list[int] = field(default_factory=list)  # parents: start after they completed
+    after_any: list[int] = field(default_factory=list)  # parents: start after they ended
+    study_id: int | None = None
 
 
 @dataclass
@@ -169,12 +173,14 @@ def submit(settings: Settings, request: SubmitRequest,
     """
     from orion_cli.engines.passthrough import engine_params
     from orion_cli.engines.registry import engine_names, get_engine
+    from orion_cli.services.dependencies import check_links
     from orion_cli.services.inputs import expand_inputs
     from orion_cli.services.physical import MIN_DISTANCE_A
     from orion_cli.services.staging import StageTask, staging
 
     report = progress or (lambda stage, done, total: None)
     r = _resolved(request, settings)
+    links = check_links(settings, r.after, r.after_any, r.scheduler)
     engine = get_engine(r.engine)
     engine_settings = settings.engine_settings(r.engine)
     params = engine.check(engine_params(r.params, r.engine, engine_names()), engine_settings)
@@ -204,7 +210,8 @@ def submit(settings: Settings, request: SubmitRequest,
     _check_active_limit(settings, len(staged))
     result = Submitted([], [], [])
     for start in range(0, len(staged), chunk):
-        _submit_chunk(settings, r, params, staged[start:start + chunk], scheduler, result)
+        _submit_chunk(settings, r, params, staged[start:start + chunk], scheduler, result,
+                      links)
     return result
 
 
@@ -271,14 +278,17 @@ def _dry_run(settings: Settings, r: SubmitRequest, names: list[str], chunk: int)
 
 
 def _submit_chunk(settings: Settings, r: SubmitRequest, params: dict[str, Any],
-                  chunk: list[Staged], scheduler: Scheduler, result: Submitted) -> None:
+                  chunk: list[Staged], scheduler: Scheduler, result: Submitted,
+                  links: Links) -> None:
     """Record the chunk's rows in one transaction, then submit it (one job or one array)."""
     from orion_cli.db.session import session_scope
+    from orion_cli.services.dependencies import add_edges
 
     with session_scope(settings.resolved_database_url) as session:
         jobs, script = _record(session, settings, r, params, chunk)
+        add_edges(session, jobs, links)
         session.commit()  # the rows exist before the scheduler hears of the jobs
-        options = SubmitOptions(hold=r.hold)
+        options = SubmitOptions(hold=r.hold, after=links.after)
         try:
             if len(jobs) == 1:
                 ids = [scheduler.submit(script, options)]
@@ -316,7 +326,7 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
         cpus_per_task=_set(r.cpus_per_task),
         max_retries=r.max_retries or 0, retry_delay_s=r.retry_delay_s or 0,
         soft_margin_s=settings.soft_margin_s, held=r.hold,
-        site=site,
+        site=site, study_id=r.study_id,
     ) for item in chunk])
     instance = instance_id(session)
     base = settings.work_root_path / instance
