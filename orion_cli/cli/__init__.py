@@ -40,7 +40,7 @@ def root(
     _state["debug"] = debug
 
 
-from orion_cli.cli import commands, submit  # noqa: E402,F401  (registers the commands)
+from orion_cli.cli import commands, study, submit  # noqa: E402,F401  (registers the commands)
 
 
 def main() -> None:

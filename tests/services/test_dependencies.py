@@ -190,7 +190,8 @@ def test_bad_dependencies_exit_2_and_write_nothing(database_url: str, orion_home
     for args, text in cases:
         result = orion("submit", CU, "--engine", "emt", *args, expect=2)
         assert text in result.stderr and "Traceback" not in result.output, args
-    from sqlalchemy import create_engine, text as sql
+    from sqlalchemy import create_engine
+    from sqlalchemy import text as sql
 
     with create_engine(database_url).begin() as conn:
         conn.execute(sql("UPDATE job SET owner = 'someone-else' WHERE id = :i"), {"i": running})
