@@ -107,7 +107,8 @@ def render_job(job: dict[str, Any]) -> None:
     status = job["status"] + (f" ({job['failure_reason']})" if job["failure_reason"] else "")
     status += f"; {job['dependency']}" if job.get("dependency") else ""
     say((f"job {job['id']}", "bold"), f" {job['name']}: {status}")
-    for key in ("engine", "formula", "scheduler", "scheduler_job_id", "raw_state", "partition",
+    for key in ("engine", "formula", "structure_source", "structure_from_id", "study_id",
+                "scheduler", "scheduler_job_id", "raw_state", "partition",
                 "walltime_s", "ntasks", "mem_mb", "priority", "attempt", "progress_pct",
                 "current_step", "workdir", "error_message", "created_at", "finished_at"):
         if job.get(key) not in (None, ""):

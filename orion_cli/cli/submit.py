@@ -86,10 +86,10 @@ def _read_params_file(path: Path) -> dict[str, Any]:
 @app.command()
 @handle_errors
 def submit(
-    structures: Annotated[list[Path], typer.Argument(
-        help="Structure files (CIF, POSCAR, xyz, ...), directories, globs; multi-frame "
-             "extxyz/traj files give one job per frame.")],
     engine: Annotated[str, typer.Option("--engine", "-e", help="Engine (see `orion engines`).")],
+    structures: Annotated[list[Path] | None, typer.Argument(
+        help="Structure files (CIF, POSCAR, xyz, ...), directories, globs; multi-frame "
+             "extxyz/traj files give one job per frame.")] = None,
     name: Annotated[str, typer.Option(help="Job name (default: file name).")] = "",
     param: Annotated[list[str] | None, typer.Option("--param", "-p",
                                                     help="Engine parameter key=value.")] = None,
@@ -122,6 +122,8 @@ def submit(
         "--after", help="Start only after these jobs completed: ID[,ID...].")] = None,
     after_any: Annotated[list[str] | None, typer.Option(
         "--after-any", help="Start after these jobs ended, however: ID[,ID...].")] = None,
+    structure_from: Annotated[int | None, typer.Option(
+        "--from", help="Start from this job's final structure (implies --after).")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the batch script, write nothing.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the jobs end.")] = False,
@@ -138,7 +140,8 @@ def submit(
     request = SubmitRequest(
         after=parse_ids(after or [], "--after"),
         after_any=parse_ids(after_any or [], "--after-any"),
-        structures=structures, engine=engine, params=_params(param or [], params), name=name,
+        structures=structures or [], structure_from=structure_from, engine=engine,
+        params=_params(param or [], params), name=name,
         scheduler=scheduler, partition=partition,
         walltime_s=parse_walltime_s(walltime, "--walltime") if walltime else 0, nodes=nodes,
         ntasks=ntasks, cpus_per_task=cpus_per_task,

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from orion_cli.db.models import Job
     from orion_cli.services.dependencies import Links
     from orion_cli.services.staging import Staged
+    from orion_cli.services.structure_from import Handoff
 
 
 @dataclass
@@ -69,6 +70,7 @@ class SubmitRequest:
     after: list[int] = field(default_factory=list)  # parents: start after they completed
     after_any: list[int] = field(default_factory=list)  # parents: start after they ended
     study_id: int | None = None
+    structure_from: int | None = None  # start from this job's final structure (--from)
 
 
 @dataclass
@@ -169,8 +171,19 @@ def submit(settings: Settings, request: SubmitRequest,
 
     ``progress(stage, done, total)`` is called while preparing, for big batches. Structures
     are read and staged (see :mod:`orion_cli.services.staging`) while this process gets
-    the scheduler and the database ready.
+    the scheduler and the database ready. ``structure_from`` starts the job from another
+    job's final structure (:mod:`orion_cli.services.structure_from`).
     """
+    if request.structure_from is None:
+        return _submit(settings, request, progress, None)
+    from orion_cli.services.structure_from import prepared_from
+
+    with prepared_from(settings, request) as handoff:
+        return _submit(settings, request, progress, handoff)
+
+
+def _submit(settings: Settings, request: SubmitRequest, progress: ProgressFn | None,
+            handoff: Handoff | None) -> Submitted:
     from orion_cli.engines.passthrough import engine_params
     from orion_cli.engines.registry import engine_names, get_engine
     from orion_cli.services.dependencies import check_links
@@ -198,6 +211,9 @@ def submit(settings: Settings, request: SubmitRequest,
         if not r.dry_run:
             _prepare_database(settings)  # while the reader reads: imports, a server's connection
         staged = stager.collect()
+    for item in staged if handoff else ():  # the node takes the parent's final structure
+        item.inputs.structure_from = handoff.result_path  # type: ignore[union-attr]
+        item.source = f"from:{handoff.parent_id}"  # type: ignore[union-attr]
     if len(staged) > 1 and chunk == 1:
         chunk = scheduler.max_array_size()  # one multi-frame file: many jobs after all
     if r.name:
@@ -326,7 +342,7 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
         cpus_per_task=_set(r.cpus_per_task),
         max_retries=r.max_retries or 0, retry_delay_s=r.retry_delay_s or 0,
         soft_margin_s=settings.soft_margin_s, held=r.hold,
-        site=site, study_id=r.study_id,
+        site=site, study_id=r.study_id, structure_from_id=r.structure_from,
     ) for item in chunk])
     instance = instance_id(session)
     base = settings.work_root_path / instance
