@@ -207,6 +207,10 @@ def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
 
     params = job.get("params", {})
     try:
+        if job.get("structure_from"):  # --from: the parent's final structure, from its files
+            from orion_cli.handoff import take_parent_structure
+
+            job = take_parent_structure(workdir, job)
         engine = get_engine(job["engine"])
         spec = RunSpec.from_json(job.get("run_spec") or {})
         soft.engine, soft.in_process = engine, not spec.command

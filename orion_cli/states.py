@@ -47,6 +47,8 @@ class FailureReason(StrEnum):
     SUBMIT_ERROR = "submit_error"
     CANCELLED_EXTERNALLY = "cancelled_externally"
     PREEMPTED = "preempted"
+    #: a parent it waited for (``--after``) failed or was cancelled for good
+    DEPENDENCY_FAILED = "dependency_failed"
 
 
 FINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
@@ -87,8 +89,8 @@ def transition_table() -> str:
     cancelled  queued                               orion retry
     <BLANKLINE>
     failure reasons: timeout, out_of_memory, node_fail, exit_code, engine_error, lost,
-    submit_error, cancelled_externally, preempted; retried by policy: lost, node_fail,
-    out_of_memory, preempted, submit_error, timeout
+    submit_error, cancelled_externally, preempted, dependency_failed; retried by policy: lost,
+    node_fail, out_of_memory, preempted, submit_error, timeout
     """
     rows = [("from", "to", "when")]
     for status, targets in TRANSITIONS.items():

@@ -33,6 +33,8 @@ class JobInputs:
     ntasks: int = 1
     engine_settings: dict[str, Any] = field(default_factory=dict)
     attempt: int = 1
+    #: the parent's result.json whose final structure replaces ``structure`` on the node
+    structure_from: str = ""
 
 
 def task_line(workdir: Path, inputs: JobInputs) -> str:
@@ -64,8 +66,12 @@ def prepare(workdir: Path, inputs: JobInputs) -> dict[str, Any]:
     assert not isinstance(atoms, list)
     engine = get_engine(inputs.engine)
     spec = engine.prepare(atoms, inputs.params, workdir, inputs.engine_settings)
-    return {"engine": inputs.engine, "params": inputs.params, "attempt": inputs.attempt,
-            "ntasks": inputs.ntasks, "launcher": inputs.launcher, "run_spec": spec.to_json()}
+    job = {"engine": inputs.engine, "params": inputs.params, "attempt": inputs.attempt,
+           "ntasks": inputs.ntasks, "launcher": inputs.launcher, "run_spec": spec.to_json()}
+    if inputs.structure_from:  # read on the node when the job starts (orion_cli.handoff)
+        job.update(structure_from=inputs.structure_from,
+                   engine_settings=inputs.engine_settings)
+    return job
 
 
 def materialize(workdir: Path, inputs: JobInputs) -> bool:

@@ -23,13 +23,16 @@ from orion_cli.errors import UsageError
 @app.command()
 @handle_errors
 def cancel(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = "",
-           status: StatusOpt = None, as_json: JsonOpt = False) -> None:
+           status: StatusOpt = None,
+           with_dependents: Annotated[bool, typer.Option(
+               "--with-dependents", help="Also cancel every job waiting for these.")] = False,
+           as_json: JsonOpt = False) -> None:
     """Cancel jobs that have not ended yet (the others are reported, not refused)."""
     from orion_cli.config import load_settings
     from orion_cli.services.actions import cancel as run
 
     chosen = selection(job_ids, slurm_id, tag, status)
-    finish(run(load_settings(), chosen), as_json, chosen.describe())
+    finish(run(load_settings(), chosen, with_dependents), as_json, chosen.describe())
 
 
 @app.command()

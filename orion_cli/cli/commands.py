@@ -85,7 +85,8 @@ def list_cmd(
     owners = ["owner"] if all_users else []
     table(title, ["id", "name", *owners, "engine", "status", "progress", "scheduler id", "age"], [
         (r["id"], r["name"], *([r["owner"]] if all_users else []), r["engine"],
-         r["status"] + (f" ({r['failure_reason']})" if r["failure_reason"] else ""),
+         r["status"] + (f" ({r['failure_reason']})" if r["failure_reason"] else "")
+         + (f"; {r['dependency']}" if r.get("dependency") else ""),
          f"{r['progress_pct']:.0f}% {r['current_step']}".strip(),
          r["scheduler_job_id"] or "-",
          age((now - datetime.fromisoformat(r["created_at"])).total_seconds()))
@@ -105,9 +106,11 @@ def render_job(job: dict[str, Any]) -> None:
             (visible(p[0]), p[1]) if isinstance(p, tuple) else visible(p) for p in parts)))
 
     status = job["status"] + (f" ({job['failure_reason']})" if job["failure_reason"] else "")
+    status += f"; {job['dependency']}" if job.get("dependency") else ""
     say((f"job {job['id']}", "bold"), f" {job['name']}: {status}")
-    for key in ("engine", "formula", "scheduler", "scheduler_job_id", "pack", "raw_state",
-                "exit_code", "exit_signal", "removed_at", "partition",
+    for key in ("engine", "formula", "structure_source", "structure_from_id", "study_id",
+                "scheduler", "scheduler_job_id", "pack", "raw_state", "exit_code",
+                "exit_signal", "removed_at", "partition",
                 "walltime_s", "ntasks", "mem_mb", "priority", "attempt", "progress_pct",
                 "current_step", "workdir", "error_message", "created_at", "submitted_at",
                 "started_at", "finished_at", "queue_wait_s", "run_s"):
@@ -120,6 +123,11 @@ def render_job(job: dict[str, Any]) -> None:
         say(f"  {'python':17} {site['python']}")
     for n, line in enumerate(site.get("setup") or []):
         say(f"  {'site set-up' if n == 0 else '':17} {line}")
+    for key in ("parents", "children"):
+        for n, other in enumerate(job.get(key) or []):
+            why = f" ({other['failure_reason']})" if other["failure_reason"] else ""
+            say(f"  {key if n == 0 else '':17} {other['id']} {other['name']}: "
+                f"{other['status']}{why} [{other['kind']}]")
     result = job.get("result")
     if result:
         say("  result:")

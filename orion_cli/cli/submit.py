@@ -99,11 +99,12 @@ def show_notes(notes: list[str]) -> None:
 @app.command()
 @handle_errors
 def submit(
-    structures: Annotated[list[Path], typer.Argument(
+    engine: Annotated[str, typer.Option("--engine", "-e", help="Engine (see `orion engines`).")],
+    structures: Annotated[list[Path] | None, typer.Argument(
         help="Structure files (CIF, POSCAR, xyz, ...), directories, globs; multi-frame "
              "extxyz/traj files give one job per frame, engine outputs (pw.out, OUTCAR, "
-             "vasprun.xml, dumps) their last frame; FILE@-1, FILE@3, FILE@::2 pick frames.")],
-    engine: Annotated[str, typer.Option("--engine", "-e", help="Engine (see `orion engines`).")],
+             "vasprun.xml, dumps) their last frame; FILE@-1, FILE@3, FILE@::2 pick frames "
+             "(none with --from).")] = None,
     name: Annotated[str, typer.Option(help="Job name (default: file name).")] = "",
     param: Annotated[list[str] | None, typer.Option("--param", "-p",
                                                     help="Engine parameter key=value.")] = None,
@@ -137,6 +138,12 @@ def submit(
     = False,
     scheduler: Annotated[str, typer.Option(
         help="slurm or local (default: slurm if sbatch exists).")] = "",
+    after: Annotated[list[str] | None, typer.Option(
+        "--after", help="Start only after these jobs completed: ID[,ID...].")] = None,
+    after_any: Annotated[list[str] | None, typer.Option(
+        "--after-any", help="Start after these jobs ended, however: ID[,ID...].")] = None,
+    structure_from: Annotated[int | None, typer.Option(
+        "--from", help="Start from this job's final structure (implies --after).")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the batch script, write nothing.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the jobs end.")] = False,
@@ -144,6 +151,7 @@ def submit(
 ) -> None:
     """Submit one job per structure file."""
     from orion_cli.config import load_settings
+    from orion_cli.services.depgraph import parse_ids
     from orion_cli.services.packing import parse_estimate_s
     from orion_cli.services.submit import SubmitRequest
     from orion_cli.services.submit import submit as submit_jobs
@@ -151,7 +159,10 @@ def submit(
 
     settings = load_settings()
     request = SubmitRequest(
-        structures=structures, engine=engine, params=_params(param or [], params), name=name,
+        after=parse_ids(after or [], "--after"),
+        after_any=parse_ids(after_any or [], "--after-any"),
+        structures=structures or [], structure_from=structure_from, engine=engine,
+        params=_params(param or [], params), name=name,
         scheduler=scheduler, partition=partition,
         walltime_s=parse_walltime_s(walltime, "--walltime") if walltime else 0, nodes=nodes,
         ntasks=ntasks, cpus_per_task=cpus_per_task,

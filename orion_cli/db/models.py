@@ -80,6 +80,10 @@ class Job(SQLModel, table=True):
     site: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     #: set by `orion rm`: the directory is gone and the job is hidden (its events stay)
     removed_at: datetime | None = Field(default=None, index=True)
+    #: the study (eos, workflow) the job belongs to: the id of the study's first job
+    study_id: int | None = Field(default=None, index=True)
+    #: start from this job's final structure, read on the node from its result.json
+    structure_from_id: int | None = None
 
 
 class JobResult(SQLModel, table=True):
@@ -137,6 +141,21 @@ class JobEvent(SQLModel, table=True):
     attempt: int = 1
     at: datetime = Field(default_factory=now_utc, index=True)
     actor: str = ""
+
+
+class JobDependency(SQLModel, table=True):
+    """An edge: ``child_id`` starts only after ``parent_id`` ended (``kind``).
+
+    ``afterok``: only if the parent completed (a parent failed for good cancels the child,
+    reason dependency_failed); ``afterany``: whatever the parent's outcome.
+    """
+
+    __tablename__ = "job_dependencies"
+
+    id: int | None = Field(default=None, primary_key=True)
+    child_id: int = Field(foreign_key="job.id", index=True)
+    parent_id: int = Field(foreign_key="job.id", index=True)
+    kind: str = "afterok"
 
 
 def insert_jobs(session: Any, rows: list[dict[str, Any]]) -> list[Job]:

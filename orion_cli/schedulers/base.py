@@ -36,6 +36,8 @@ class SubmitOptions:
 
     hold: bool = False
     begin: datetime | None = None
+    #: start only after these jobs: (kind, scheduler job id), kind ``afterok`` or ``afterany``
+    after: tuple[tuple[str, str], ...] = ()
 
 
 class Scheduler(Protocol):
@@ -100,6 +102,14 @@ class Scheduler(Protocol):
         """Set the jobs' nice value (higher = starts later among the user's jobs).
 
         Held jobs stay held. Errors as for :meth:`hold`.
+        """
+        ...
+
+    def set_dependency(self, job_ids: Sequence[str], after: Sequence[tuple[str, str]]) -> None:
+        """Replace the dependencies of pending jobs by ``after`` (empty: none).
+
+        Used when a parent is retried: its children now wait for the new attempt.
+        Errors as for :meth:`hold`.
         """
         ...
 

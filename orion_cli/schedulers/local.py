@@ -103,8 +103,10 @@ class LocalScheduler:
         """Start ``script_path`` in the background (or keep it held); return its id."""
         script_path, header = _read_script(script_path)
         job_id = self._new_id()
-        record = _new_record(script_path, header, options or SubmitOptions())
+        options = options or SubmitOptions()
+        record = _new_record(script_path, header, options)
         self._write(job_id, record)
+        self._write_after(job_id, options.after)
         if not record["hold"]:
             with self._locked(job_id):
                 self._start(job_id, record)
@@ -124,17 +126,50 @@ class LocalScheduler:
             raise SchedulerError(f"array throttle must be at least 1, got {throttle}")
         script_path, header = _read_script(script_path)
         array_id = self._new_id()
-        record = _new_record(script_path, header, options or SubmitOptions())
+        options = options or SubmitOptions()
+        record = _new_record(script_path, header, options)
         self._write(array_id, {**record, "array": n_tasks, "throttle": throttle})
         for task in range(n_tasks):
             task_id = f"{array_id}_{task}"
             self._job_dir(task_id).mkdir()
             task_record = {**record, "array_id": array_id, "task": task, "throttle": throttle}
             self._write(task_id, task_record)
+            self._write_after(task_id, options.after)
             if not record["hold"]:
                 with self._locked(task_id):
                     self._start(task_id, task_record)
         return array_id
+
+    def _write_after(self, job_id: str, after: Sequence[tuple[str, str]]) -> None:
+        """Write the job's ``after`` file, which its waiting wrapper reads (see local_launch)."""
+        for kind, parent in after:
+            if kind not in ("afterok", "afterany"):
+                raise SchedulerError(f"not a dependency kind: {kind!r}")
+            self._job_dir(parent)  # checks the id's form: it becomes a path
+        path = self._job_dir(job_id) / "after"
+        path.with_suffix(".tmp").write_text("".join(f"{k} {p}\n" for k, p in after))
+        path.with_suffix(".tmp").replace(path)
+
+    def _dependency_reason(self, job_id: str) -> str | None:
+        """SLURM's pending reason for a job still waiting for its parents, or None."""
+        path = self._job_dir(job_id) / "after"
+        if not path.exists():
+            return None
+        reason = None
+        for line in path.read_text().splitlines():
+            kind, parent = line.split()
+            parent_dir = self.jobs_dir / parent
+            exit_file = parent_dir / "exit"
+            if not exit_file.exists() and not (parent_dir / "cancelled").exists():
+                reason = reason or "Dependency"
+            elif kind == "afterok" and (not exit_file.exists()
+                                        or exit_file.read_text().strip() != "0"):
+                return "DependencyNeverSatisfied"
+        return reason
+
+    def set_dependency(self, job_ids: Sequence[str], after: Sequence[tuple[str, str]]) -> None:
+        """Replace the parents pending jobs wait for (their wrappers read the file again)."""
+        self._control(job_ids, lambda job_id, record: self._write_after(job_id, after))
 
     def max_array_size(self) -> int:
         """Return the most tasks one local array may have."""
@@ -191,7 +226,8 @@ class LocalScheduler:
         if alive(record["pid"]):
             if (job_dir / "started").exists():
                 return JobInfo(job_id, "RUNNING", JobStatus.RUNNING, name=name)
-            waiting = "BeginTime" if _before_begin(record) else "JobArrayTaskLimit"
+            waiting = "BeginTime" if _before_begin(record) else \
+                self._dependency_reason(job_id) or "JobArrayTaskLimit"
             return JobInfo(job_id, "PENDING", JobStatus.QUEUED, pending_reason=waiting, name=name)
         if exit_file.exists():  # it finished between the two checks
             return self._info(job_id, job_dir, record)

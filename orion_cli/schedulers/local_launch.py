@@ -16,9 +16,17 @@ from pathlib import Path
 from orion_cli.errors import SchedulerError
 
 # $0 = script, $1 = job dir, $2 = seconds to wait before starting (SubmitOptions.begin),
-# $3 = slot dir ("" = no throttle), $4 = number of slots
+# $3 = slot dir ("" = no throttle), $4 = number of slots; then it waits for its parents
+# dependencies: "$1/after" holds "<afterok|afterany> <local id>" lines, read again every
+# half second (set_dependency rewrites it); a sibling job's "exit" file says it ended
+_WAIT_FOR_PARENTS = (
+    'while [ -s "$1/after" ] && ! (while read -r k d; do '
+    '[ -e "$1/../$d/exit" ] || [ -e "$1/../$d/cancelled" ] || exit 1; '
+    '[ "$k" = afterany ] || [ "$(cat "$1/../$d/exit" 2>/dev/null)" = 0 ] || exit 1; '
+    'done < "$1/after"); do sleep 0.5; done; '
+)
 _WRAPPER = (
-    's=; trap \'[ -z "$s" ] || rmdir "$s"; exit 143\' TERM; sleep "$2"; '
+    's=; trap \'[ -z "$s" ] || rmdir "$s"; exit 143\' TERM; sleep "$2"; ' + _WAIT_FOR_PARENTS +
     'while [ -n "$3" ] && [ -z "$s" ]; do k=0; while [ "$k" -lt "$4" ]; do '
     'if mkdir "$3/slot.$k" 2>/dev/null; then s="$3/slot.$k"; break; fi; k=$((k+1)); done; '
     '[ -n "$s" ] || sleep 0.2; done; '

@@ -142,6 +142,15 @@ class SlurmCli:
         if ids:
             self._run(c.scontrol_argv("release", ids), HINT_IDS)
 
+    def set_dependency(self, job_ids: Sequence[str], after: Sequence[tuple[str, str]]) -> None:
+        """Replace the dependencies of pending jobs (``scontrol update Dependency=``).
+
+        An array task's id stands for its whole array (every task has the same dependency).
+        """
+        ids = list(dict.fromkeys(c.array_job_id(job_id) for job_id in _checked_ids(job_ids)))
+        if ids:
+            self._run(c.set_dependency_argv(ids, after), HINT_IDS)
+
     def set_nice(self, job_ids: Sequence[str], nice: int) -> None:
         """Set the jobs' Nice (higher = later); held jobs stay held.
 

@@ -64,8 +64,36 @@ def sbatch_argv(script_path: Path, options: SubmitOptions | None = None) -> list
     if options.begin is not None:
         begin = options.begin.astimezone() if options.begin.tzinfo else options.begin
         argv.append(f"--begin={begin.strftime('%Y-%m-%dT%H:%M:%S')}")
+    if options.after:
+        argv.append(f"--dependency={dependency_spec(options.after)}")
     argv.append(str(script_path))
     return argv
+
+
+def dependency_spec(after: Sequence[tuple[str, str]]) -> str:
+    """Build SLURM's dependency list: every condition must hold (``,`` = and).
+
+    >>> dependency_spec([("afterok", "12"), ("afterok", "13_2"), ("afterany", "14")])
+    'afterok:12:13_2,afterany:14'
+    >>> dependency_spec([])
+    ''
+    """
+    by_kind: dict[str, list[str]] = {}
+    for kind, job_id in after:
+        if kind not in ("afterok", "afterany") or not JOB_ID.match(job_id):
+            raise SchedulerError(f"not a dependency: {kind}:{job_id}")
+        by_kind.setdefault(kind, []).append(job_id)
+    return ",".join(f"{kind}:{':'.join(ids)}" for kind, ids in by_kind.items())
+
+
+def set_dependency_argv(job_ids: Sequence[str], after: Sequence[tuple[str, str]]) -> list[str]:
+    """Build ``scontrol update JobId=<ids> Dependency=<spec>`` (an empty spec clears it).
+
+    >>> set_dependency_argv(["20"], [("afterok", "31")])
+    ['scontrol', 'update', 'JobId=20', 'Dependency=afterok:31']
+    """
+    return ["scontrol", "update", f"JobId={','.join(job_ids)}",
+            f"Dependency={dependency_spec(after)}"]
 
 
 def squeue_argv(job_ids: Sequence[str]) -> list[str]:

@@ -150,7 +150,7 @@ class SlurmPyslurm(SlurmCli):
 
     def submit(self, script_path: Path, options: SubmitOptions | None = None) -> str:
         """Submit ``script_path`` with one RPC; return the job id."""
-        if _wants_signal(script_path):
+        if _wants_signal(script_path) or (options and options.after):
             return super().submit(script_path, options)
         return self._submit(self._description(script_path, options), script_path)
 
@@ -162,7 +162,7 @@ class SlurmPyslurm(SlurmCli):
         throttle: int | None = None,
     ) -> str:
         """Submit ``script_path`` as tasks ``0..n_tasks-1`` with one RPC; return the array id."""
-        if _wants_signal(script_path):
+        if _wants_signal(script_path) or (options and options.after):
             return super().submit_array(script_path, n_tasks, options, throttle)
         desc = self._description(script_path, options)
         desc.array = c.array_spec(n_tasks, throttle)

@@ -24,13 +24,18 @@ def _cancellable(job: Job) -> bool:
     return not status.is_final or (status is JobStatus.FAILED and job.next_attempt_at is not None)
 
 
-def cancel(settings: Settings, selection: Selection) -> BulkReport:
-    """Cancel the named jobs that have not ended (or whose retry is pending)."""
+def cancel(settings: Settings, selection: Selection,
+           with_dependents: bool = False) -> BulkReport:
+    """Cancel the named jobs that have not ended (or whose retry is pending).
+
+    ``with_dependents`` cancels every job waiting for them too (those not ended yet);
+    without it, the jobs waiting (afterok) are named: the next poll cancels them.
+    """
     selection.check()
-    return again_on_race(lambda: _cancel(settings, selection))
+    return again_on_race(lambda: _cancel(settings, selection, with_dependents))
 
 
-def _cancel(settings: Settings, selection: Selection) -> BulkReport:
+def _cancel(settings: Settings, selection: Selection, with_dependents: bool) -> BulkReport:
     from orion_cli.db.session import session_scope
 
     report = BulkReport("cancelled", hint="nothing to cancel")
@@ -43,6 +48,7 @@ def _cancel(settings: Settings, selection: Selection) -> BulkReport:
                 why = "already cancelled" if job.status == JobStatus.CANCELLED.value \
                     else "already finished"
                 report.skip(job.id or 0, why, f"job {job.id} is already {job.status}")
+        jobs += _dependents(session, jobs, with_dependents, report)
         active = [job for job in jobs if JobStatus(job.status).is_active and job.scheduler_job_id]
         for job in jobs:
             job.next_attempt_at = None
@@ -62,6 +68,30 @@ def _cancel(settings: Settings, selection: Selection) -> BulkReport:
             scheduler_for(settings, name).cancel([job.scheduler_job_id or "" for job in group])
         report.done = [job.id or 0 for job in jobs]
     return report
+
+
+def _dependents(session: Session, jobs: list[Job], with_dependents: bool,
+                report: BulkReport) -> list[Job]:
+    """The user's not-ended jobs waiting for ``jobs`` (to cancel too), or a note naming them."""
+    from orion_cli.identity import current_user
+    from orion_cli.services.dependencies import children_of, descendants
+
+    ids = [job.id or 0 for job in jobs]
+    if not ids:
+        return []
+    if with_dependents:
+        below = [session.get(Job, child) for child in descendants(session, ids)]
+        return [job for job in below if job is not None and job.id not in ids
+                and job.owner == current_user() and _cancellable(job)]
+    waiting = sorted({child for child, _, kind in children_of(session, ids)
+                      if kind == "afterok" and child not in ids
+                      and (child_job := session.get(Job, child)) is not None
+                      and _cancellable(child_job)})
+    if waiting:
+        report.notes.append(f"jobs {', '.join(map(str, waiting))} wait for these: the next "
+                            "`orion poll` cancels them (dependency_failed); --with-dependents "
+                            "cancels them now")
+    return []
 
 
 def _pack_runs_on(session: Session, job: Job, cancelling: set[int | None]) -> bool:

@@ -44,6 +44,9 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
             if isinstance(value, datetime):
                 data[key] = value.isoformat()
         result = session.exec(select(JobResult).where(JobResult.job_id == job_id)).first()
+        from orion_cli.services.dependencies import links_of
+
+        data.update(links_of(session, job))
         data["result"] = None
         if result is not None:
             from orion_cli.services.derived import derived_quantities

@@ -143,7 +143,27 @@ def _query(conn: Any, placeholder: str, flt: JobFilter) -> Listing | None:
     rows = [dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()]
     for row in rows:
         row["created_at"] = _as_utc(row["created_at"]).isoformat()
+    _add_dependency_states(cursor, placeholder, rows)
     return Listing(rows, total)
+
+
+def _add_dependency_states(cursor: Any, placeholder: str, rows: list[dict[str, Any]]) -> None:
+    """Say for each row what it waits for (``waiting on 2 parents``), with one more query."""
+    from orion_cli.services.depgraph import ParentState, dependency_state
+
+    if not rows:
+        return
+    ids = [row["id"] for row in rows]
+    cursor.execute(
+        "SELECT d.child_id, d.parent_id, d.kind, p.status, p.failure_reason, "
+        "p.next_attempt_at IS NOT NULL FROM job_dependencies d JOIN job p ON p.id = d.parent_id "
+        f"WHERE d.child_id IN ({', '.join([placeholder] * len(ids))}) ORDER BY d.parent_id", ids)
+    parents: dict[int, list[ParentState]] = {}
+    for child, parent, kind, status, reason, pending in cursor.fetchall():
+        parents.setdefault(child, []).append(
+            ParentState(parent, kind, status, reason, bool(pending)))
+    for row in rows:
+        row["dependency"] = dependency_state(row["status"], parents.get(row["id"], []))
 
 
 def _prepare_then_list(settings: Settings, flt: JobFilter, error: Exception | None,

@@ -493,6 +493,8 @@ def _query_allowed(settings: Settings, scheduler_name: str) -> float | None:
 def _poll_all(session: Session, settings: Settings, now: datetime, report: PollReport) -> None:
     from sqlalchemy.exc import OperationalError
 
+    from orion_cli.services.dependencies import cascade_committed
+
     for name, group in _jobs_by_scheduler(session, now).items():
         asked_s_ago = _query_allowed(settings, name)
         if asked_s_ago is not None:
@@ -512,6 +514,7 @@ def _poll_all(session: Session, settings: Settings, now: datetime, report: PollR
             session.rollback()
             report.errors.append(f"{name}: {type(exc).__name__}: {clean_text(str(exc), 400)}"
                                  " — its remaining jobs were left unchanged")
+    cascade_committed(session, settings, now, report)  # after retries: a retried parent waits
 
 
 WATCHED_COLUMNS = (col(Job.id), col(Job.status), col(Job.scheduler), col(Job.scheduler_job_id),

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from orion_cli.batch import ARRAY_SCRIPT_NAME, SCRIPT_NAME, job_name_prefix
 from orion_cli.db.models import Job
 from orion_cli.db.session import instance_id
-from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused
+from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused, UsageError
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.services.lifecycle import transition
 from orion_cli.services.retry import schedule_retry
@@ -47,13 +47,18 @@ def _recover_group(session: Session, scheduler: Scheduler, name: str, group: lis
               if is_array else Path(first.workdir) / SCRIPT_NAME)
     how = "found"
     if scheduler_job_id is None:
+        from orion_cli.services.dependencies import waits_for
+
+        try:
+            options = SubmitOptions(hold=first.held, after=waits_for(session, first))
+        except UsageError as exc:
+            return f"{name}*: {exc.one_line()}; submitted once its parents allow"
         try:
             if is_array:
                 n_tasks = max(job.array_index or 0 for job in group) // max(first.pack, 1) + 1
-                scheduler_job_id = scheduler.submit_array(
-                    script, n_tasks, SubmitOptions(hold=first.held))
+                scheduler_job_id = scheduler.submit_array(script, n_tasks, options)
             else:
-                scheduler_job_id = scheduler.submit(script, SubmitOptions(hold=first.held))
+                scheduler_job_id = scheduler.submit(script, options)
             how = "submitted"
         except SubmitOutcomeUnknown as exc:
             return f"{name}*: {exc.one_line()}; looked up again next poll"

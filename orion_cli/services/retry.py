@@ -122,7 +122,10 @@ def adopt_or_resubmit(session: Session, settings: Settings, job: Job, scheduler:
 def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now: datetime,
              *, manual: bool = False) -> str:
     """Submit the next attempt of a failed or cancelled job; return a line saying what happened."""
+    from orion_cli.services.dependencies import repoint_children, waits_for
+
     claim(session, job, now)  # nobody else submits this attempt while we do
+    after = waits_for(session, job)  # its parents' current attempts (UsageError: blocked)
     reason = FailureReason(job.failure_reason) if job.failure_reason else None
     delay_s = 0 if manual or reason is FailureReason.SUBMIT_ERROR \
         else backoff_s(job.retry_delay_s, job.attempt)
@@ -154,7 +157,8 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
     previous = (job.attempt, job.walltime_s, job.mem_mb)
     job.attempt, job.walltime_s, job.mem_mb = attempt, res.walltime_s, res.mem_mb
     try:
-        job.scheduler_job_id = scheduler.submit(workdir / SCRIPT_NAME, SubmitOptions(begin=begin))
+        job.scheduler_job_id = scheduler.submit(workdir / SCRIPT_NAME,
+                                                SubmitOptions(begin=begin, after=after))
     except SubmitOutcomeUnknown as exc:
         job.attempt, job.walltime_s, job.mem_mb = previous  # as if not tried: looked up first
         job.raw_state = UNKNOWN_SUBMIT
@@ -169,7 +173,8 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
                f"{res.note}{when}; {job.scheduler} job {job.scheduler_job_id}")
     transition(session, job, JobStatus.QUEUED, source="user" if manual else "retry",
                message=message, at=now)
-    return f"job {job.id}: {message}"
+    repointed = repoint_children(session, scheduler, job)
+    return f"job {job.id}: {message}" + "".join(f"; {line}" for line in repointed)
 
 
 def _resubmit_failed(session: Session, job: Job, exc: SchedulerError, now: datetime) -> str:

@@ -39,7 +39,9 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from orion_cli.db.models import Job
+    from orion_cli.services.dependencies import Links
     from orion_cli.services.staging import Staged
+    from orion_cli.services.structure_from import Handoff
 
 
 @dataclass
@@ -68,6 +70,10 @@ class SubmitRequest:
     pack: str = ""  # --pack: "", "auto" or a count (services/packing.py)
     estimate_s: float | None = None  # --estimate: seconds per calculation, for --pack auto
     pack_size: int = 0  # resolved from pack: calculations per array task, 0 = not packed
+    after: list[int] = field(default_factory=list)  # parents: start after they completed
+    after_any: list[int] = field(default_factory=list)  # parents: start after they ended
+    study_id: int | None = None
+    structure_from: int | None = None  # start from this job's final structure (--from)
 
 
 @dataclass
@@ -169,16 +175,29 @@ def submit(settings: Settings, request: SubmitRequest,
 
     ``progress(stage, done, total)`` is called while preparing, for big batches. Structures
     are read and staged (see :mod:`orion_cli.services.staging`) while this process gets
-    the scheduler and the database ready.
+    the scheduler and the database ready. ``structure_from`` starts the job from another
+    job's final structure (:mod:`orion_cli.services.structure_from`).
     """
+    if request.structure_from is None:
+        return _submit(settings, request, progress, None)
+    from orion_cli.services.structure_from import prepared_from
+
+    with prepared_from(settings, request) as handoff:
+        return _submit(settings, request, progress, handoff)
+
+
+def _submit(settings: Settings, request: SubmitRequest, progress: ProgressFn | None,
+            handoff: Handoff | None) -> Submitted:
     from orion_cli.engines.passthrough import engine_params
     from orion_cli.engines.registry import engine_names, get_engine
+    from orion_cli.services.dependencies import check_links
     from orion_cli.services.inputs import expand_inputs
     from orion_cli.services.physical import MIN_DISTANCE_A
     from orion_cli.services.staging import StageTask, staging
 
     report = progress or (lambda stage, done, total: None)
     r = _resolved(request, settings)
+    links = check_links(settings, r.after, r.after_any, r.scheduler)
     engine = get_engine(r.engine)
     engine_settings = settings.engine_settings(r.engine)
     params = engine.check(engine_params(r.params, r.engine, engine_names()), engine_settings)
@@ -196,6 +215,9 @@ def submit(settings: Settings, request: SubmitRequest,
         if not r.dry_run:
             _prepare_database(settings)  # while the reader reads: imports, a server's connection
         staged = stager.collect()
+    for item in staged if handoff else ():  # the node takes the parent's final structure
+        item.inputs.structure_from = handoff.result_path  # type: ignore[union-attr]
+        item.source = f"from:{handoff.parent_id}"  # type: ignore[union-attr]
     if len(staged) > 1 and chunk == 1:
         chunk = scheduler.max_array_size()  # one multi-frame file: many jobs after all
     if r.name:
@@ -211,7 +233,8 @@ def submit(settings: Settings, request: SubmitRequest,
     _check_active_limit(settings, len(staged))
     result = Submitted([], [], [], notes=notes)
     for start in range(0, len(staged), chunk):
-        _submit_chunk(settings, r, params, staged[start:start + chunk], scheduler, result)
+        _submit_chunk(settings, r, params, staged[start:start + chunk], scheduler, result,
+                      links)
     return result
 
 
@@ -290,14 +313,17 @@ def _dry_run(settings: Settings, r: SubmitRequest, names: list[str], chunk: int)
 
 
 def _submit_chunk(settings: Settings, r: SubmitRequest, params: dict[str, Any],
-                  chunk: list[Staged], scheduler: Scheduler, result: Submitted) -> None:
+                  chunk: list[Staged], scheduler: Scheduler, result: Submitted,
+                  links: Links) -> None:
     """Record the chunk's rows in one transaction, then submit it (one job or one array)."""
     from orion_cli.db.session import session_scope
+    from orion_cli.services.dependencies import add_edges
 
     with session_scope(settings.resolved_database_url) as session:
         jobs, script = _record(session, settings, r, params, chunk)
+        add_edges(session, jobs, links)
         session.commit()  # the rows exist before the scheduler hears of the jobs
-        options = SubmitOptions(hold=r.hold)
+        options = SubmitOptions(hold=r.hold, after=links.after)
         try:
             if len(jobs) == 1:
                 ids = [scheduler.submit(script, options)]
@@ -337,7 +363,8 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
         cpus_per_task=_set(r.cpus_per_task),
         max_retries=r.max_retries or 0, retry_delay_s=r.retry_delay_s or 0,
         soft_margin_s=settings.soft_margin_s, held=r.hold,
-        site=site, pack=r.pack_size if len(chunk) > 1 else 0,
+        site=site, pack=r.pack_size if len(chunk) > 1 else 0, study_id=r.study_id,
+        structure_from_id=r.structure_from,
     ) for item in chunk])
     instance = instance_id(session)
     base = settings.work_root_path / instance

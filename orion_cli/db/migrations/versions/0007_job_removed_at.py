@@ -1,7 +1,7 @@
 """job.removed_at (`orion rm`) and job.exit_signal (the signal that killed a job)
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-01 10:00:00
 
 The job row itself stays: ``job_event`` (the audit trail) refers to it and is append-only
@@ -15,7 +15,7 @@ import sqlmodel
 from alembic import op
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
