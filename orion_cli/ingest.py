@@ -10,9 +10,11 @@ JSON type refuses NaN), texts are bounded, progress is clamped to 0..100.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from orion_cli.engines.base import Result
 
 #: attempt numbers above this are nonsense (a job retried a million times)
 MAX_ATTEMPT = 1_000_000
@@ -141,17 +143,10 @@ def check_events(records: list[Any]) -> tuple[list[EventRecord], list[str]]:
 
 
 @dataclass
-class CheckedResult:
+class CheckedResult(Result):
     """A ``result.json`` whose fields all have the types and ranges orion stores."""
 
-    attempt: int
-    energy_ev: float | None = None
-    forces_ev_per_a: list[list[float]] | None = None
-    stress_ev_per_a3: list[float] | None = None
-    final_structure: str | None = None
-    converged: bool | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
+    attempt: int = 1
 
 
 def _finite_tree(value: Any, name: str, depth: int = 0) -> Any:

@@ -94,6 +94,9 @@ def handle_errors(func: F) -> F:
         except OrionError as exc:
             if debug_enabled():
                 raise
+            if kwargs.get("as_json"):  # --json: one JSON document on stdout, errors too
+                print_json({"error": exc.message, "hint": exc.hint,
+                            "exit_code": exc.exit_code})
             raise fail(exc) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
             raise  # a closed pipe (orion ls | head -1): click ends quietly

@@ -189,6 +189,28 @@ def eam_files(value: Any, elements: list[str]) -> dict[str, str]:
     return {elements[0]: str(value)}
 
 
+def candidates(potentials_dir: Path, elements: list[str], style: str) -> str:
+    """Name the files of ``style`` in ``potentials_dir``, those for ``elements`` first.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> for n in ("Cu_u3.eam", "Ag_u3.eam", "AlCu.eam.alloy"): (d / n).touch()
+    >>> candidates(d, ["Cu"], "eam").split(": ", 1)[1]
+    'Cu_u3.eam'
+    >>> candidates(d, ["Ar"], "eam").split(": ", 1)[1]
+    'none for Ar; its eam files: Ag_u3.eam, Cu_u3.eam'
+    """
+    suffix = {"eam/alloy": ".eam.alloy", "eam": ".eam"}.get(style, "")
+    of_style = sorted(p.name for p in potentials_dir.glob(f"*{suffix}") if p.is_file())
+    mine = [n for n in of_style if all(e in n for e in elements)] or \
+        [n for n in of_style if any(e in n for e in elements)]
+    if mine:
+        return f"candidates in {potentials_dir}: {', '.join(mine[:8])}"
+    listed = ", ".join(of_style[:8]) + (", ..." if len(of_style) > 8 else "")
+    return (f"candidates in {potentials_dir}: none for {'-'.join(elements)}; "
+            f"its {style or 'potential'} files: {listed or 'none'}")
+
+
 def copy_potential(
     name: str, potentials_dir: Path, workdir: Path, elements: list[str], style: str
 ) -> str:
@@ -197,12 +219,10 @@ def copy_potential(
     if not source.is_absolute():
         source = potentials_dir / name
     if not source.is_file():
-        suffix = {"eam/alloy": ".eam.alloy", "eam": ".eam"}.get(style, "")
-        found = sorted(p.name for p in potentials_dir.glob(f"*{elements[0]}*{suffix}"))
         raise UsageError(
             f"potential file {source} does not exist",
-            f"candidates in {potentials_dir}: {', '.join(found[:8]) or 'none'} — or set "
-            "[engines.lammps] potentials_dir in orion.toml (ORION_LAMMPS_POTENTIALS_DIR)",
+            f"{candidates(potentials_dir, elements, style)} — or set [engines.lammps] "
+            "potentials_dir in orion.toml (ORION_LAMMPS_POTENTIALS_DIR)",
         )
     if style == "eam/alloy":
         lines = source.read_text(errors="replace").splitlines()

@@ -169,7 +169,9 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
         return _resubmit_failed(session, job, exc, now)
     job.raw_state = "PENDING"
     when = f", begins after {delay_s} s" if delay_s else ""
-    message = (f"attempt {attempt} of {job.max_retries + 1} after {reason or 'request'}: "
+    which = (f"attempt {attempt} (orion retry)" if manual  # outside the automatic budget
+             else f"attempt {attempt} of {job.max_retries + 1}")
+    message = (f"{which} after {reason or 'request'}: "
                f"{res.note}{when}; {job.scheduler} job {job.scheduler_job_id}")
     transition(session, job, JobStatus.QUEUED, source="user" if manual else "retry",
                message=message, at=now)

@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from orion_cli.errors import UsageError
 from orion_cli.services.physical import MIN_DISTANCE_A
 from orion_cli.taskfile import JobInputs
 
@@ -85,7 +86,11 @@ def stage_paths(task: StageTask, paths: list[StructureInput],
                     structure=frame.text if frame.is_extxyz else extxyz_text(frame.atoms))
                 # what makes the job directory later, on these atoms (read back from
                 # ``structure`` there): a bad element or a missing pseudopotential fails now
-                engine.prepare(frame.atoms, task.params, Path(scratch), task.engine_settings)
+                try:
+                    engine.prepare(frame.atoms, task.params, Path(scratch),
+                                   task.engine_settings)
+                except UsageError as exc:  # name the input: a batch has many
+                    raise UsageError(f"{frame.source}: {exc.message}", exc.hint) from None
                 staged.append(Staged(frame.source, frame.name,
                                      frame.atoms.get_chemical_formula(), frame.text, inputs,
                                      frame.note))

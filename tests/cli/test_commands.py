@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import EXAMPLES
 from tests.helpers import orion, orion_json
 
 
@@ -62,3 +64,33 @@ def test_per_species_values_pass_through_param(orion_home: Path, tmp_path: Path)
                  "-p", "epsilon_ev=Ar=0.0104,Kr=0.014", "-p", "sigma_a=Ar=3.40,Kr=3.65",
                  "-p", "cutoff_a=8.0", "--scheduler", "local")
     assert "pair_coeff" not in done.stderr and done.exit_code == 0
+
+
+def test_json_mode_prints_one_json_document_for_an_error_too(orion_home: Path) -> None:
+    """README: every command with --json prints one JSON document on stdout (it printed
+    nothing on an error); the one-line message still goes to stderr."""
+    done = orion("show", "424242", "--json", expect=2)
+    document = json.loads(done.stdout)
+    assert document["error"] == "no job with id 424242" and document["exit_code"] == 2
+    assert done.stderr.startswith("error: no job with id 424242")
+
+
+def test_engine_errors_in_a_batch_name_the_input(orion_home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ("Cu.cif", "Si.cif"):
+        shutil.copy(EXAMPLES / name, folder / name)
+    done = orion("submit", str(folder), "--engine", "emt", "--scheduler", "local", expect=2)
+    assert done.stderr.startswith(f"error: {folder / 'Si.cif'}: emt has no parameters for Si")
+
+
+def test_a_manual_retry_past_the_budget_does_not_count_beyond_it(
+        orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.3")
+    job_id = orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock", "-p",
+                        "duration_s=0", "-p", "fail=true", "--retries", "1", "--wait")["id"]
+    assert orion_json("show", str(job_id))["status"] == "failed"
+    orion("retry", str(job_id))
+    last = orion_json("show", str(job_id))["events"][-1]["message"]
+    assert last.startswith("attempt 2 (orion retry)"), last  # was "attempt 2 of 2"
