@@ -12,6 +12,7 @@ import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from orion_cli.resources import Resources, sbatch_arg_line
 from orion_cli.units import format_walltime
 
 SCRIPT_NAME = "job.sh"
@@ -23,16 +24,8 @@ class BatchSpec:
     name: str
     workdir: Path
     python: str
-    walltime_s: int
+    resources: Resources = Resources()
     attempt: int = 1
-    partition: str = ""
-    nodes: int = 1
-    ntasks: int = 1
-    cpus_per_task: int = 1
-    mem_mb: int = 0
-    account: str = ""
-    qos: str = ""
-    priority: int = 10
     soft_margin_s: int = 300
     instance: str = ""
     #: site set-up lines (:mod:`orion_cli.site`), run before the runner; checked at submit
@@ -75,7 +68,7 @@ def slurm_job_name(spec: BatchSpec) -> str:
 
     Characters other than letters, digits, ``._-`` become ``_`` (squeue output stays parseable).
 
-    >>> slurm_job_name(BatchSpec(7, "Si scf|x", Path("/j"), "python3", 60, instance="ab12cd"))
+    >>> slurm_job_name(BatchSpec(7, "Si scf|x", Path("/j"), "python3", instance="ab12cd"))
     'orion-7-ab12cd-Si_scf_x'
     """
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", spec.name)
@@ -125,31 +118,41 @@ def sbatch_lines(spec: BatchSpec) -> list[str]:
     ``--error`` go to /dev/null and :func:`render_script` redirects the script's output.
     """
     q = sbatch_quote
+    r = spec.resources
     output = slurm_filename(spec.output_path) or "/dev/null"
     options: list[tuple[str, str | int]] = [
         ("job-name", q(slurm_job_name(spec))),
         ("comment", q(f"orion:{spec.orion_id}:{spec.attempt}")),
-        ("time", format_walltime(spec.walltime_s)),
-        ("nodes", spec.nodes),
-        ("ntasks", spec.ntasks),
-        ("cpus-per-task", spec.cpus_per_task),
+        ("time", format_walltime(r.walltime_s)),
+        ("nodes", r.nodes),
+        ("ntasks", r.ntasks),
+        ("cpus-per-task", r.cpus_per_task),
         ("chdir", q(str(spec.workdir))),
         ("output", q(output)),
         ("error", q(output)),
     ]
-    if nice_for_priority(spec.priority):
-        options.append(("nice", nice_for_priority(spec.priority)))
-    if spec.partition:
-        options.append(("partition", q(spec.partition)))
-    if spec.mem_mb:
-        options.append(("mem", f"{spec.mem_mb}M"))
-    if spec.account:
-        options.append(("account", q(spec.account)))
-    if spec.qos:
-        options.append(("qos", q(spec.qos)))
-    if 0 < spec.soft_margin_s < spec.walltime_s:
+    if nice_for_priority(r.priority):
+        options.append(("nice", nice_for_priority(r.priority)))
+    if r.partition:
+        options.append(("partition", q(r.partition)))
+    if r.mem_mb:
+        options.append(("mem", f"{r.mem_mb}M"))
+    if r.mem_per_cpu_mb:
+        options.append(("mem-per-cpu", f"{r.mem_per_cpu_mb}M"))
+    if r.account:
+        options.append(("account", q(r.account)))
+    if r.qos:
+        options.append(("qos", q(r.qos)))
+    if r.gpus:
+        options.append(("gres", f"gpu:{r.gpus}"))
+    if r.constraints:
+        options.append(("constraint", q(r.constraints)))
+    if 0 < spec.soft_margin_s < r.walltime_s:
         options.append(("signal", f"B:USR1@{spec.soft_margin_s}"))
-    return [f"#SBATCH --{key}={value}" for key, value in options]
+    lines = [f"#SBATCH --{key}={value}" for key, value in options]
+    if r.exclusive:
+        lines.append("#SBATCH --exclusive")
+    return lines + [sbatch_arg_line(arg, q) for arg in r.sbatch_args]
 
 
 def _site_lines(spec: BatchSpec) -> list[str]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from orion_cli.errors import ConfigError
+from orion_cli.resources import RESOURCE_FIELDS, RESOURCE_KINDS, Resources
 
 PROJECT_FILE = "orion.toml"
 
@@ -44,16 +45,10 @@ class Settings:
     database_url: str = ""
     scheduler: str = "auto"
     work_root: str = ""
-    partition: str = ""
-    account: str = ""
-    qos: str = ""
-    walltime_s: int = 3600
+    #: the default resources: flat keys in the files (``walltime_s = 7200``, ``partition``,
+    #: ``gpus``...), one value object here (orion_cli.resources)
+    resources: Resources = field(default_factory=Resources)
     soft_margin_s: int = 300
-    mem_mb: int = 0
-    nodes: int = 1
-    ntasks: int = 1
-    cpus_per_task: int = 1
-    priority: int = 10
     max_retries: int = 3
     retry_delay_s: int = 60
     lost_grace_s: int = 600
@@ -74,6 +69,10 @@ class Settings:
     setup: list[str] = field(default_factory=list)
     env: dict[str, Any] = field(default_factory=dict)
     engines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: named queues: ``[queues.NAME]`` tables (orion_cli.services.queues)
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: where each ``[queues.NAME]`` table was last set
+    queue_sources: dict[str, str] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -103,13 +102,40 @@ class Settings:
         return merged
 
 
-_TABLE_FIELDS = ("engines", "sources", "setup", "env")
+_TABLE_FIELDS = ("engines", "sources", "setup", "env", "resources", "queues", "queue_sources")
 _SCALAR_FIELDS = {f.name: f for f in fields(Settings) if f.name not in _TABLE_FIELDS}
+#: every flat key a config file may hold
+SETTING_KEYS = (*_SCALAR_FIELDS, *RESOURCE_FIELDS)
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
-def _coerce(name: str, value: Any, origin: str) -> Any:
-    kind = type(getattr(Settings(), name))
+def _kind(name: str) -> type:
+    if name in RESOURCE_KINDS:
+        return RESOURCE_KINDS[name]
+    return type(getattr(Settings(), name))
+
+
+def coerce_setting(name: str, value: Any, origin: str) -> Any:
+    """Read one flat setting's value as its type; a list of words is a tuple of strings.
+
+    >>> coerce_setting("gpus", "2", "x"), coerce_setting("exclusive", "yes", "x")
+    (2, True)
+    >>> coerce_setting("sbatch_args", "--comment=a --requeue", "x")
+    ('--comment=a', '--requeue')
+    """
+    kind = _kind(name)
     try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+                return _BOOL_WORDS[value.strip().lower()]
+            raise TypeError
+        if kind is tuple:  # a list in a file; words in an ORION_* variable
+            items = value.split() if isinstance(value, str) else value
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise TypeError
+            return tuple(items)
         if kind is int and not isinstance(value, bool):
             return int(value)
         if kind is float:
@@ -120,10 +146,24 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             return str(value)
     except (TypeError, ValueError):
         pass
+    kind_names: dict[type, str] = {bool: "true or false", tuple: "a list of strings"}
+    name_of = kind_names.get(kind, kind.__name__)
     raise ConfigError(
-        f"{origin}: '{name}' must be {kind.__name__}, got {value!r}",
+        f"{origin}: '{name}' must be {name_of}, got {value!r}",
         f"fix '{name}' in {origin}",
     )
+
+
+def _apply_queues(settings: Settings, value: Any, origin: str) -> None:
+    from orion_cli.services.queues import check_queue_table
+
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ConfigError(f"{origin}: [queues] must hold tables like [queues.short]",
+                          "write [queues.short] with partition = ..., walltime_s = ...")
+    for name, table in value.items():
+        checked = check_queue_table(name, table, f"{origin}: [queues.{name}]")
+        settings.queues.setdefault(name, {}).update(checked)
+        settings.queue_sources[name] = origin
 
 
 def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> None:
@@ -134,6 +174,9 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> None:
             for engine, table in value.items():
                 settings.engines.setdefault(engine, {}).update(table)
             continue
+        if key == "queues":
+            _apply_queues(settings, value, origin)
+            continue
         if key in ("setup", "env"):  # rendered into the batch script by orion_cli.site
             from orion_cli.site import env_lines, setup_lines
 
@@ -141,12 +184,16 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> None:
             setattr(settings, key, value)
             settings.sources[key] = origin
             continue
-        if key not in _SCALAR_FIELDS:
-            known = ", ".join(sorted([*_SCALAR_FIELDS, "engines", "setup", "env"]))
+        if key not in SETTING_KEYS:
+            known = ", ".join(sorted([*SETTING_KEYS, "engines", "queues", "setup", "env"]))
             raise ConfigError(f"{origin}: unknown setting '{key}'", f"known settings: {known}")
         if key == "job_dir_mode" and isinstance(value, int) and not isinstance(value, bool):
             value = f"{value:04o}"  # TOML's 0o750
-        setattr(settings, key, _coerce(key, value, origin))
+        if key in RESOURCE_KINDS:
+            settings.resources = replace(settings.resources,
+                                         **{key: coerce_setting(key, value, origin)})
+        else:
+            setattr(settings, key, coerce_setting(key, value, origin))
         settings.sources[key] = origin
 
 
@@ -237,7 +284,7 @@ def load_settings(flags: Mapping[str, Any] | None = None, cwd: Path | None = Non
         _apply(settings, _read_toml(path), str(path))
     env_values = {
         name: os.environ[f"ORION_{name.upper()}"]
-        for name in _SCALAR_FIELDS
+        for name in SETTING_KEYS
         if f"ORION_{name.upper()}" in os.environ
     }
     for name, value in env_values.items():

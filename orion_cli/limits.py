@@ -45,7 +45,7 @@ class Bound:
         if self.field in ("walltime_s", "retry_delay_s", "soft_margin_s"):
             days = f" ({value / DAY_S:g} days)" if value >= DAY_S else ""
             return f"{value} s{days}"
-        if self.field == "mem_mb":
+        if self.field in ("mem_mb", "mem_per_cpu_mb"):
             tib = f" ({value / 1024 / 1024:g} TiB)" if value >= 1024 * 1024 else ""
             return f"{value} MB{tib}"
         return str(value)
@@ -56,6 +56,9 @@ BOUNDS = {
     for b in (
         Bound("walltime_s", "--walltime", "walltime_s", 1, MAX_WALLTIME_S),
         Bound("mem_mb", "--mem", "mem_mb", 1, MAX_MEM_MB),
+        Bound("mem_per_cpu_mb", "--mem-per-cpu", "mem_per_cpu_mb", 1, MAX_MEM_MB),
+        # GPUs per node: SLURM's gres counts are 64-bit; no node has more than a few dozen
+        Bound("gpus", "--gpus", "gpus", 0, 1024),
         # SLURM's node and task counts are 32-bit; cpus-per-task is 16-bit (65534)
         Bound("nodes", "--nodes", "nodes", 1, 100_000),
         Bound("ntasks", "--ntasks", "ntasks", 1, 10_000_000),

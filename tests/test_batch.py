@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from orion_cli.batch import BatchSpec, render_script
+from orion_cli.resources import RESOURCE_FIELDS, Resources
 
 GOLDEN = Path(__file__).parent / "data" / "batch" / "job.sh"
 
@@ -13,7 +14,13 @@ def spec(**overrides: object) -> BatchSpec:
         priority=5, soft_margin_s=300,
     )
     values.update(overrides)
-    return BatchSpec(**values)  # type: ignore[arg-type]
+    return batch_spec(**values)
+
+
+def batch_spec(**values: object) -> BatchSpec:
+    """A BatchSpec from flat values: the resource fields go into its Resources."""
+    resources = {k: values.pop(k) for k in list(values) if k in RESOURCE_FIELDS}
+    return BatchSpec(resources=Resources(**resources), **values)  # type: ignore[arg-type]
 
 
 def test_script_matches_golden_file() -> None:

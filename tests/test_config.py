@@ -8,7 +8,7 @@ from orion_cli.errors import ConfigError
 
 def test_precedence_flag_env_project_user_default(orion_home: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    assert load_settings().walltime_s == 3600  # default
+    assert load_settings().resources.walltime_s == 3600  # default
     orion_home.mkdir(parents=True)
     (orion_home / "config.toml").write_text("walltime_s = 100\npartition = 'user'\nqos = 'q'\n")
     project = tmp_path / "project"
@@ -17,10 +17,11 @@ def test_precedence_flag_env_project_user_default(orion_home: Path, tmp_path: Pa
     monkeypatch.chdir(project / "sub")  # searched upwards
     monkeypatch.setenv("ORION_WALLTIME_S", "300")
     settings = load_settings({"walltime_s": 400})
-    assert (settings.walltime_s, settings.partition, settings.qos) == (400, "project", "q")
-    assert load_settings().walltime_s == 300
+    res = settings.resources
+    assert (res.walltime_s, res.partition, res.qos) == (400, "project", "q")
+    assert load_settings().resources.walltime_s == 300
     monkeypatch.delenv("ORION_WALLTIME_S")
-    assert load_settings().walltime_s == 200
+    assert load_settings().resources.walltime_s == 200
 
 
 def test_engine_settings_merge_table_and_environment(orion_home: Path, tmp_path: Path,

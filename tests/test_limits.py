@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orion_cli.batch import BatchSpec, render_array_script, render_script, sbatch_quote
+from orion_cli.batch import render_array_script, render_script, sbatch_quote
 from orion_cli.engines.base import EngineParam, check_known_params
 from orion_cli.errors import UsageError
 from orion_cli.limits import (
@@ -27,8 +27,10 @@ from orion_cli.limits import (
     check_bound,
     check_text,
 )
+from orion_cli.resources import Resources
 from orion_cli.services.retry import backoff_s, escalate
 from orion_cli.states import FailureReason
+from tests.test_batch import batch_spec
 
 CONTROL = st.one_of(
     st.characters(min_codepoint=0, max_codepoint=0x1F),
@@ -73,6 +75,10 @@ RESOURCES = st.fixed_dictionaries(
         "ntasks": st.integers(1, BOUNDS["ntasks"].high),
         "cpus_per_task": st.integers(1, BOUNDS["cpus_per_task"].high),
         "mem_mb": st.integers(0, MAX_MEM_MB),
+        "mem_per_cpu_mb": st.integers(0, MAX_MEM_MB),
+        "gpus": st.integers(0, BOUNDS["gpus"].high),
+        "constraints": ACCEPTED_TEXT,
+        "exclusive": st.booleans(),
         "priority": st.integers(0, 20),
         "soft_margin_s": st.integers(0, 65535),
         "name": ACCEPTED_TEXT,
@@ -87,7 +93,7 @@ RESOURCES = st.fixed_dictionaries(
 @settings(max_examples=300)
 @given(RESOURCES)
 def test_accepted_values_make_one_script_line_each(values: dict[str, Any]) -> None:
-    spec = BatchSpec(orion_id=7, python="/usr/bin/python3", **values)
+    spec = batch_spec(orion_id=7, python="/usr/bin/python3", **values)
     known = {
         "job-name",
         "comment",
@@ -101,6 +107,10 @@ def test_accepted_values_make_one_script_line_each(values: dict[str, Any]) -> No
         "nice",
         "partition",
         "mem",
+        "mem-per-cpu",
+        "gres",
+        "constraint",
+        "exclusive",
         "account",
         "qos",
         "signal",
@@ -190,5 +200,6 @@ def test_backoff_never_overflows_a_date(base_s: int, attempt: int) -> None:
 def test_escalated_resources_stay_within_the_limits(
     walltime_s: int, mem_mb: int, reason: FailureReason, partition_max_s: int | None
 ) -> None:
-    res = escalate(walltime_s, mem_mb, reason, partition_max_s)
+    res = escalate(Resources(walltime_s=walltime_s, mem_mb=mem_mb), reason,
+                   partition_max_s).resources
     assert 1 <= res.walltime_s <= MAX_WALLTIME_S and 0 <= res.mem_mb <= MAX_MEM_MB

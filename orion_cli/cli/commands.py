@@ -94,6 +94,10 @@ def list_cmd(
     ])
 
 
+#: fields shown only when asked for (0 or false: the scheduler's default)
+_ONLY_WHEN_SET = frozenset({"pack", "mem_per_cpu_mb", "gpus", "exclusive", "account", "qos"})
+
+
 def render_job(job: dict[str, Any]) -> None:
     """Print one job for a person; every value from users or files has its controls escaped."""
     from rich.console import Console
@@ -110,13 +114,16 @@ def render_job(job: dict[str, Any]) -> None:
     say((f"job {job['id']}", "bold"), f" {job['name']}: {status}")
     for key in ("engine", "formula", "structure_source", "structure_from_id", "study_id",
                 "scheduler", "scheduler_job_id", "pack", "raw_state", "exit_code",
-                "exit_signal", "removed_at", "partition",
-                "walltime_s", "ntasks", "mem_mb", "priority", "attempt", "progress_pct",
+                "exit_signal", "removed_at", "queue", "partition", "account", "qos",
+                "walltime_s", "nodes", "ntasks", "cpus_per_task", "mem_mb", "mem_per_cpu_mb",
+                "gpus", "constraints", "exclusive", "priority", "attempt", "progress_pct",
                 "current_step", "workdir", "error_message", "created_at", "submitted_at",
                 "started_at", "finished_at", "queue_wait_s", "run_s"):
-        if job.get(key) not in (None, "") and (key != "pack" or job[key]):
+        if job.get(key) not in (None, "") and (key not in _ONLY_WHEN_SET or job[key]):
             say(f"  {key:17} {job[key]}" + (" calculations per array task" if key == "pack"
                                             else ""))
+    for n, arg in enumerate(job.get("sbatch_args") or []):
+        say(f"  {'sbatch options' if n == 0 else '':17} {arg}")
     say(f"  {'parameters':17} {job['parameters']}")
     site = job.get("site") or {}
     if site.get("python"):

@@ -87,8 +87,10 @@ def eos(
     settings = load_settings()
     base = SubmitRequest(
         structures=[], engine=engine, params=parse_param_pairs(param or []), name=name,
-        tag=tag, partition=partition, ntasks=ntasks, scheduler=scheduler,
-        walltime_s=parse_walltime_s(walltime, "--walltime") if walltime else 0)
+        tag=tag, scheduler=scheduler, resources={k: v for k, v in {
+            "partition": partition or None, "ntasks": ntasks,
+            "walltime_s": parse_walltime_s(walltime, "--walltime") if walltime else None,
+        }.items() if v is not None})
     done = submit_eos(settings, structure, base, points, strain, form)
     for line in done.errors:
         message(f"error: {line}")

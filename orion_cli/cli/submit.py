@@ -116,6 +116,20 @@ def submit(
     ntasks: Annotated[int | None, typer.Option()] = None,
     cpus_per_task: Annotated[int | None, typer.Option("--cpus-per-task")] = None,
     mem: Annotated[str, typer.Option(help="Memory per node: 4G, 500M.")] = "",
+    mem_per_cpu: Annotated[str, typer.Option(
+        "--mem-per-cpu", help="Memory per CPU instead of per node: 2G.")] = "",
+    gpus: Annotated[int | None, typer.Option(
+        help="GPUs per node (sbatch --gres=gpu:N).")] = None,
+    constraint: Annotated[str, typer.Option(
+        help="Node features the job needs (sbatch --constraint), e.g. avx512.")] = "",
+    exclusive: Annotated[bool | None, typer.Option(
+        "--exclusive/--shared", help="Whole nodes to this job (sbatch --exclusive).",
+        show_default=False)] = None,
+    sbatch_arg: Annotated[list[str] | None, typer.Option(
+        "--sbatch-arg", help='One more sbatch option, e.g. "--reservation=maint" '
+                             "(repeatable; not one orion sets itself).")] = None,
+    queue: Annotated[str, typer.Option(
+        help="A named queue from the config ([queues.NAME]; orion queues lists them).")] = "",
     account: Annotated[str, typer.Option()] = "",
     qos: Annotated[str, typer.Option()] = "",
     priority: Annotated[int | None, typer.Option(help="0..20, 20 = most urgent.")] = None,
@@ -163,11 +177,15 @@ def submit(
         after_any=parse_ids(after_any or [], "--after-any"),
         structures=structures or [], structure_from=structure_from, engine=engine,
         params=_params(param or [], params), name=name,
-        scheduler=scheduler, partition=partition,
-        walltime_s=parse_walltime_s(walltime, "--walltime") if walltime else 0, nodes=nodes,
-        ntasks=ntasks, cpus_per_task=cpus_per_task,
-        mem_mb=parse_mem_mb(mem) if mem else 0,
-        account=account, qos=qos, priority=priority, dry_run=dry_run, hold=hold, tag=tag,
+        scheduler=scheduler, queue=queue, resources=_resources(
+            partition=partition or None, account=account or None, qos=qos or None,
+            priority=priority, nodes=nodes, ntasks=ntasks, cpus_per_task=cpus_per_task,
+            walltime_s=parse_walltime_s(walltime, "--walltime") if walltime else None,
+            mem_mb=parse_mem_mb(mem) if mem else None,
+            mem_per_cpu_mb=parse_mem_mb(mem_per_cpu) if mem_per_cpu else None,
+            gpus=gpus, constraints=constraint or None, exclusive=exclusive,
+            sbatch_args=tuple(sbatch_arg) if sbatch_arg else None),
+        dry_run=dry_run, hold=hold, tag=tag,
         throttle=throttle, allow_close_atoms=allow_close_atoms,
         max_retries=retries, pack=pack,
         estimate_s=parse_estimate_s(estimate) if estimate else None,
@@ -194,6 +212,11 @@ def submit(
         _wait(settings, done.ids, as_json)
     if done.errors:
         raise typer.Exit(1)
+
+
+def _resources(**given: Any) -> dict[str, Any]:
+    """The resources given on the command line (None: not given)."""
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def _wait(settings: Any, ids: list[int], as_json: bool) -> None:

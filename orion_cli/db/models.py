@@ -53,6 +53,16 @@ class Job(SQLModel, table=True):
     nodes: int = 1
     ntasks: int = 1
     cpus_per_task: int = 1
+    mem_per_cpu_mb: int = 0
+    gpus: int = 0
+    constraints: str = ""
+    exclusive: bool = False
+    #: extra sbatch options (``--sbatch-arg``), checked at submit: orion_cli.resources
+    sbatch_args: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    #: the named queue ([queues.NAME]) the job was submitted with ("": none)
+    queue: str = ""
+    #: set when sbatch did not answer: the next retry first looks for the job by name
+    submit_unknown_since: datetime | None = None
 
     progress_pct: float = 0.0
     current_step: str = ""

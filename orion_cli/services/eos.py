@@ -89,8 +89,9 @@ def submit_eos(settings: Settings, structure: Path, base: SubmitRequest, points:
     fit = submit(settings, replace(
         base, structures=[structure], engine="eos", name=f"{name}-eos-fit",
         params={"jobs": submitted.ids, "volumes_a3": volumes, "eos": eos},
-        after=[], after_any=submitted.ids, study_id=done.study_id, ntasks=1, nodes=1,
-        cpus_per_task=1, walltime_s=min(base.walltime_s or 900, 900), hold=False,
+        after=[], after_any=submitted.ids, study_id=done.study_id, hold=False,
+        resources={**base.resources, "ntasks": 1, "nodes": 1, "cpus_per_task": 1,
+                   "walltime_s": min(base.resources.get("walltime_s") or 900, 900)},
         throttle=None))
     done.errors += fit.errors
     done.fit_id = fit.ids[0] if fit.ids else None

@@ -132,6 +132,53 @@ def note_many(session: Session, notes: Sequence[tuple[Job, str]], *, source: str
         for job, text in notes])
 
 
+def change_reason(session: Session, job: Job, reason: FailureReason, message: str, *,
+                  source: str, at: datetime | None = None) -> None:
+    """Give a failed job a new failure reason (and message), with an event saying so.
+
+    A retry that sbatch refused: the job stays failed, now for ``submit_error``.
+    """
+    at = at or now_utc()
+    if job.failure_reason == reason.value and job.error_message == message:
+        return
+    job.failure_reason, job.error_message, job.updated_at = reason.value, message, at
+    session.add(job)
+    session.execute(insert(JobEvent), [_note_row(job, source, message, at, reason)])
+
+
+def submit_outcome_unknown(session: Session, job: Job, retry_at: datetime, *, source: str,
+                           message: str, at: datetime | None = None) -> None:
+    """Record that sbatch did not answer for the job's next attempt.
+
+    The scheduler may or may not have the job: the retry at ``retry_at`` first looks for
+    it by name (:func:`orion_cli.services.retry.adopt_or_resubmit`). The job keeps its
+    status; an event says what happened.
+    """
+    at = at or now_utc()
+    job.submit_unknown_since = job.submit_unknown_since or at
+    job.next_attempt_at, job.updated_at = retry_at, at
+    session.add(job)
+    session.execute(insert(JobEvent), [_note_row(
+        job, source, f"submit outcome unknown: {message}; looked for by name at the next try",
+        at)])
+
+
+def submit_outcome_settled(session: Session, job: Job, *, source: str, message: str,
+                           at: datetime | None = None) -> None:
+    """Clear the "submit outcome unknown" mark: the scheduler has no job from that sbatch."""
+    at = at or now_utc()
+    job.submit_unknown_since, job.updated_at = None, at
+    session.add(job)
+    session.execute(insert(JobEvent), [_note_row(job, source, message, at)])
+
+
+def _note_row(job: Job, source: str, message: str, at: datetime,
+              reason: FailureReason | None = None) -> dict[str, Any]:
+    return {"job_id": job.id, "from_status": job.status, "to_status": job.status,
+            "reason": reason.value if reason else None, "source": source,
+            "message": message, "attempt": job.attempt, "at": at, "actor": current_user()}
+
+
 def requeue_many(session: Session, jobs: Sequence[Job], scheduler_job_ids: Sequence[str], *,
                  source: str, message: Sequence[str], at: datetime | None = None) -> None:
     """Give queued jobs that never started a new scheduler job, in the same attempt.
@@ -145,7 +192,7 @@ def requeue_many(session: Session, jobs: Sequence[Job], scheduler_job_ids: Seque
         _compare_and_set(session, jobs, [JobStatus.QUEUED] * len(jobs), JobStatus.QUEUED)
         current = _current_attempts(session, jobs)
         for job, sid in zip(jobs, scheduler_job_ids, strict=True):
-            job.scheduler_job_id, job.raw_state, job.missing_since = sid, "PENDING", None
+            job.scheduler_job_id, job.raw_state, job.missing_since = sid, None, None
             job.updated_at = at
             row = current.get((job.id or 0, job.attempt))
             if row is not None:
@@ -166,8 +213,10 @@ def _apply(job: Job, old: JobStatus, new: JobStatus, reason: FailureReason | Non
         job.started_at = None
         job.progress_pct = 0.0
         job.current_step = ""
-    elif new is JobStatus.QUEUED:
+    elif new is JobStatus.QUEUED:  # a new scheduler job: nothing heard from it yet
         job.submitted_at = at
+        job.raw_state = None
+        job.submit_unknown_since = None
         if old is not JobStatus.CREATED:  # a new attempt starts from scratch
             job.finished_at = None
             job.next_attempt_at = None

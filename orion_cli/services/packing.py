@@ -145,6 +145,7 @@ def _requeue_array(session: Session, settings: Settings, scheduler: Any, jobs: l
                    why: dict[int, str], now: datetime) -> str:
     from orion_cli.batch import BatchSpec, render_array_script
     from orion_cli.db.session import instance_id
+    from orion_cli.resources import Resources
     from orion_cli.schedulers.base import SubmitOptions
     from orion_cli.services.lifecycle import requeue_many, transition_many
     from orion_cli.services.retry import schedule_retry
@@ -161,10 +162,7 @@ def _requeue_array(session: Session, settings: Settings, scheduler: Any, jobs: l
     site = first.site or {}
     spec = BatchSpec(orion_id=_array_first_id(first), name="array", workdir=array_dir,
                      python=str(site.get("python") or "python3"),
-                     setup_lines=tuple(site.get("setup") or ()), walltime_s=first.walltime_s,
-                     partition=first.partition, nodes=first.nodes, ntasks=first.ntasks,
-                     cpus_per_task=first.cpus_per_task, mem_mb=first.mem_mb,
-                     account=first.account, qos=first.qos, priority=first.priority,
+                     setup_lines=tuple(site.get("setup") or ()), resources=Resources.of(first),
                      soft_margin_s=first.soft_margin_s, instance=instance_id(session))
     script = array_dir / f"array-{round_}.sh"
     script.write_text(render_array_script(spec, array_dir, len(groups), round_))

@@ -540,11 +540,20 @@ def _jobs_by_scheduler(session: Session, now: datetime) -> dict[str, list[Row[An
     return groups
 
 
+#: what a new scheduler job (raw_state not yet recorded) is expected to be: nothing to write
+NEW_JOB_WORD = "PENDING"
+
+
 def _unchanged(row: Row[Any], info: JobInfo | None) -> bool:
-    """A queued job that the scheduler still reports pending, in the same words, needs nothing."""
-    return (row.status == JobStatus.QUEUED.value and info is not None
-            and info.status is JobStatus.QUEUED and info.raw_state == row.raw_state
-            and row.missing_since is None)
+    """A queued job that the scheduler still reports pending, in the same words, needs nothing.
+
+    A job just submitted has no raw state yet: the scheduler's ``PENDING`` is what it is
+    expected to say, so the first poll after a big submit writes nothing either.
+    """
+    if row.status != JobStatus.QUEUED.value or info is None or row.missing_since is not None:
+        return False
+    same = info.raw_state == (row.raw_state or NEW_JOB_WORD)
+    return info.status is JobStatus.QUEUED and same
 
 
 def _poll_group(session: Session, settings: Settings, scheduler: Any, rows: list[Row[Any]],

@@ -71,7 +71,6 @@ def _recover_group(session: Session, scheduler: Scheduler, name: str, group: lis
     for job in group:
         task = (job.array_index or 0) // max(job.pack, 1)  # packed: jobs i*pack.. in task i
         job.scheduler_job_id = f"{scheduler_job_id}_{task}" if is_array else scheduler_job_id
-        job.raw_state = "PENDING"
         transition(session, job, JobStatus.QUEUED, source="recovery", at=now,
                    message=f"{how} {job.scheduler} job {job.scheduler_job_id} after an "
                            "interrupted submit")

@@ -10,7 +10,7 @@ OUT_OF_MEMORY doubles the memory; NODE_FAIL and LOST keep the resources.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,19 @@ from orion_cli.db.session import instance_id
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused
 from orion_cli.jobdir import JOB_FILE, RESULT_FILE, read_json, write_json_atomic
 from orion_cli.limits import MAX_MEM_MB, MAX_RETRY_DELAY_S, MAX_WALLTIME_S
+from orion_cli.resources import Resources
 from orion_cli.schedulers.base import SubmitOptions
-from orion_cli.services.lifecycle import claim, transition
+from orion_cli.services.lifecycle import (
+    change_reason,
+    claim,
+    submit_outcome_settled,
+    submit_outcome_unknown,
+    transition,
+)
 from orion_cli.states import RETRYABLE_REASONS, FailureReason, JobStatus
 from orion_cli.taskfile import ensure_made
 
 DEFAULT_BASE_MEM_MB = 2048
-UNKNOWN_SUBMIT = "SUBMIT_UNKNOWN"
 
 
 def backoff_s(base_s: int, failed_attempt: int) -> int:
@@ -45,35 +51,53 @@ def backoff_s(base_s: int, failed_attempt: int) -> int:
 
 
 @dataclass(frozen=True)
-class Resources:
-    walltime_s: int
-    mem_mb: int
+class Escalation:
+    """The resources of the next attempt, and a note saying what changed."""
+
+    resources: Resources
     note: str = ""
 
 
-def escalate(walltime_s: int, mem_mb: int, reason: FailureReason | None,
-             max_walltime_s: int | None) -> Resources:
+def escalate(resources: Resources, reason: FailureReason | None,
+             max_walltime_s: int | None) -> Escalation:
     """Resources for the next attempt after a failure with ``reason``.
 
-    >>> escalate(3600, 0, FailureReason.TIMEOUT, None)
-    Resources(walltime_s=7200, mem_mb=0, note='walltime 3600 s → 7200 s')
-    >>> escalate(3600, 0, FailureReason.TIMEOUT, 5000).walltime_s
+    Everything else the job asked for (GPUs, constraint, extra sbatch options...) is kept.
+
+    >>> escalate(Resources(walltime_s=3600), FailureReason.TIMEOUT, None).note
+    'walltime 3600 s → 7200 s'
+    >>> escalate(Resources(walltime_s=3600), FailureReason.TIMEOUT, 5000).resources.walltime_s
     5000
-    >>> escalate(3600, 1000, FailureReason.OUT_OF_MEMORY, None).mem_mb
+    >>> escalate(Resources(mem_mb=1000), FailureReason.OUT_OF_MEMORY, None).resources.mem_mb
     2000
-    >>> escalate(3600, 1000, FailureReason.NODE_FAIL, None).note
+    >>> escalate(Resources(mem_per_cpu_mb=500), FailureReason.OUT_OF_MEMORY, None).note
+    'memory per CPU 500 MB → 1000 MB'
+    >>> escalate(Resources(), FailureReason.NODE_FAIL, None).note
     'same resources'
     """
     if reason is FailureReason.TIMEOUT:
+        walltime_s = resources.walltime_s
         new = min(walltime_s * 2, max_walltime_s or MAX_WALLTIME_S, MAX_WALLTIME_S)
         note = f"walltime {walltime_s} s → {new} s"
         if new == walltime_s:
             note += " (already at the partition's MaxTime)"
-        return Resources(new, mem_mb, note)
+        return Escalation(replace(resources, walltime_s=new), note)
+    if reason is FailureReason.OUT_OF_MEMORY and resources.mem_per_cpu_mb:
+        old_mb = resources.mem_per_cpu_mb
+        new_mb = min(2 * old_mb, MAX_MEM_MB)
+        return Escalation(replace(resources, mem_per_cpu_mb=new_mb),
+                          f"memory per CPU {old_mb} MB → {new_mb} MB")
     if reason is FailureReason.OUT_OF_MEMORY:
+        mem_mb = resources.mem_mb
         new_mb = min(2 * (mem_mb or DEFAULT_BASE_MEM_MB), MAX_MEM_MB)
-        return Resources(walltime_s, new_mb, f"memory {mem_mb or 'default'} MB → {new_mb} MB")
-    return Resources(walltime_s, mem_mb, "same resources")
+        return Escalation(replace(resources, mem_mb=new_mb),
+                          f"memory {mem_mb or 'default'} MB → {new_mb} MB")
+    return Escalation(resources, "same resources")
+
+
+def _escalated(job: Job, scheduler: Any) -> Escalation:
+    reason = FailureReason(job.failure_reason) if job.failure_reason else None
+    return escalate(Resources.of(job), reason, _partition_max_s(scheduler, job.partition))
 
 
 def schedule_retry(job: Job, now: datetime, final: bool = False) -> bool:
@@ -102,20 +126,20 @@ def _partition_max_s(scheduler: Any, partition: str) -> int | None:
 def adopt_or_resubmit(session: Session, settings: Settings, job: Job, scheduler: Any,
                       now: datetime) -> str:
     """Resubmit a job due for a retry; after an unanswered sbatch, first look for its job."""
-    if job.raw_state == UNKNOWN_SUBMIT:
+    if job.submit_unknown_since is not None:
         known = {a.scheduler_job_id for a in session.exec(
             select(JobAttempt).where(JobAttempt.job_id == job.id)).all()}
         prefix = job_name_prefix(job.id or 0, instance_id(session))
         found = scheduler.find_by_name([prefix]).get(prefix)
         if found and found not in known:
-            reason = FailureReason(job.failure_reason) if job.failure_reason else None
-            res = escalate(job.walltime_s, job.mem_mb, reason,
-                           _partition_max_s(scheduler, job.partition))
-            job.attempt, job.walltime_s, job.mem_mb = job.attempt + 1, res.walltime_s, res.mem_mb
-            job.scheduler_job_id, job.raw_state = found, "PENDING"
+            _set_resources(job, _escalated(job, scheduler).resources)
+            job.attempt += 1
+            job.scheduler_job_id = found
             transition(session, job, JobStatus.QUEUED, source="recovery", at=now,
                        message=f"found {job.scheduler} job {found} after an unanswered sbatch")
             return f"job {job.id}: found {job.scheduler} job {found}"
+        submit_outcome_settled(session, job, source="recovery", at=now,
+                               message="no job of the unanswered sbatch found: submitting again")
     return resubmit(session, settings, job, scheduler, now)
 
 
@@ -129,7 +153,7 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
     reason = FailureReason(job.failure_reason) if job.failure_reason else None
     delay_s = 0 if manual or reason is FailureReason.SUBMIT_ERROR \
         else backoff_s(job.retry_delay_s, job.attempt)
-    res = escalate(job.walltime_s, job.mem_mb, reason, _partition_max_s(scheduler, job.partition))
+    res = _escalated(job, scheduler)
     workdir = Path(job.workdir)
     try:
         ensure_made(workdir, job.array_name, job.array_index)  # an array task that never ran
@@ -145,29 +169,27 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
         orion_id=job.id or 0, name=job.name, workdir=workdir,
         python=str(site.get("python") or sys.executable),
         setup_lines=tuple(site.get("setup") or ()),
-        walltime_s=res.walltime_s, attempt=attempt, partition=job.partition, nodes=job.nodes,
-        ntasks=job.ntasks, cpus_per_task=job.cpus_per_task, mem_mb=res.mem_mb,
-        account=job.account, qos=job.qos, priority=job.priority, soft_margin_s=job.soft_margin_s,
+        resources=res.resources, attempt=attempt, soft_margin_s=job.soft_margin_s,
         instance=instance_id(session),
     )
     (workdir / SCRIPT_NAME).write_text(render_script(spec))
     job_file = read_json(workdir / JOB_FILE) or {}
     write_json_atomic(workdir / JOB_FILE, {**job_file, "attempt": attempt})
     begin = now + timedelta(seconds=delay_s) if delay_s else None
-    previous = (job.attempt, job.walltime_s, job.mem_mb)
-    job.attempt, job.walltime_s, job.mem_mb = attempt, res.walltime_s, res.mem_mb
+    previous = (job.attempt, Resources.of(job))
+    job.attempt = attempt
+    _set_resources(job, res.resources)
     try:
         job.scheduler_job_id = scheduler.submit(workdir / SCRIPT_NAME,
                                                 SubmitOptions(begin=begin, after=after))
     except SubmitOutcomeUnknown as exc:
-        job.attempt, job.walltime_s, job.mem_mb = previous  # as if not tried: looked up first
-        job.raw_state = UNKNOWN_SUBMIT
-        job.next_attempt_at = now + timedelta(seconds=settings.submit_grace_s)
-        session.add(job)
+        job.attempt = previous[0]  # as if not tried: looked up first
+        _set_resources(job, previous[1])
+        submit_outcome_unknown(session, job, now + timedelta(seconds=settings.submit_grace_s),
+                               source="retry", message=exc.one_line(), at=now)
         return f"job {job.id}: attempt {attempt}: {exc.one_line()}"
     except SchedulerError as exc:
         return _resubmit_failed(session, job, exc, now)
-    job.raw_state = "PENDING"
     when = f", begins after {delay_s} s" if delay_s else ""
     which = (f"attempt {attempt} (orion retry)" if manual  # outside the automatic budget
              else f"attempt {attempt} of {job.max_retries + 1}")
@@ -179,6 +201,13 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
     return f"job {job.id}: {message}" + "".join(f"; {line}" for line in repointed)
 
 
+def _set_resources(job: Job, resources: Resources) -> None:
+    """Write ``resources`` into the job row, assigning only what differs (no needless UPDATE)."""
+    for name, value in resources.row().items():
+        if getattr(job, name) != value:
+            setattr(job, name, value)
+
+
 def _resubmit_failed(session: Session, job: Job, exc: SchedulerError, now: datetime) -> str:
     """Record an attempt that the scheduler refused; the job stays failed(submit_error)."""
     text = exc.one_line()
@@ -186,9 +215,8 @@ def _resubmit_failed(session: Session, job: Job, exc: SchedulerError, now: datet
                            mem_mb=job.mem_mb, status=JobStatus.FAILED.value,
                            reason=FailureReason.SUBMIT_ERROR.value, message=text,
                            finished_at=now))
-    job.failure_reason = FailureReason.SUBMIT_ERROR.value
-    job.error_message = text
     job.scheduler_job_id = None
+    change_reason(session, job, FailureReason.SUBMIT_ERROR, text, source="retry", at=now)
     scheduled = schedule_retry(job, now, final=isinstance(exc, SubmitRefused))
     session.add(job)
     tail = f"; next try at {job.next_attempt_at:%H:%M:%S}" if scheduled else "; no retries left"

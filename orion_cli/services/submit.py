@@ -28,7 +28,8 @@ from orion_cli.batch import (
 from orion_cli.config import Settings
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused, UsageError
 from orion_cli.identity import current_user
-from orion_cli.limits import BOUNDS, check_bound, check_text
+from orion_cli.limits import check_bound, check_text
+from orion_cli.resources import Resources
 from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, scheduler_for
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.services.group import check_role
@@ -51,15 +52,11 @@ class SubmitRequest:
     params: dict[str, Any] = field(default_factory=dict)
     name: str = ""
     scheduler: str = ""
-    partition: str = ""
-    walltime_s: int = 0  # 0: from settings, as are the other resources left at 0, "" or None
-    nodes: int | None = None
-    ntasks: int | None = None
-    cpus_per_task: int | None = None
-    mem_mb: int = 0
-    account: str = ""
-    qos: str = ""
-    priority: int | None = None
+    #: resources given on the command line (orion_cli.resources field names; absent: not
+    #: given); a named queue's values and the settings fill the rest
+    resources: dict[str, Any] = field(default_factory=dict)
+    queue: str = ""  # --queue: a [queues.NAME] table
+    resolved: Resources = field(default_factory=Resources)  # set by _resolved
     max_retries: int | None = None
     retry_delay_s: int | None = None
     hold: bool = False
@@ -86,20 +83,17 @@ class Submitted:
 
 
 #: request fields filled from settings when not given, with their flag; all are checked
-_FROM_SETTINGS = {"partition": "--partition", "walltime_s": "--walltime", "nodes": "--nodes",
-                  "ntasks": "--ntasks", "cpus_per_task": "--cpus-per-task", "mem_mb": "--mem",
-                  "account": "--account", "qos": "--qos", "priority": "--priority",
-                  "max_retries": "--retries", "retry_delay_s": "--retry-delay"}
-_TEXT_FIELDS = ("partition", "account", "qos")
-_ZERO_IS_UNSET = ("partition", "account", "qos", "walltime_s", "mem_mb")  # parsed: never 0
+_POLICY_FROM_SETTINGS = {"max_retries": "--retries", "retry_delay_s": "--retry-delay"}
 
 
 def _resolved(request: SubmitRequest, settings: Settings) -> SubmitRequest:
-    """Fill unset request fields from settings; check every value, naming where it came from.
+    """Fill unset request fields from the queue and settings; check every value.
 
     A value given as a flag is named by its flag; one from a setting by its origin
     (``ORION_ACCOUNT``, the path of ``orion.toml``), so that the error says what to fix.
     """
+    from orion_cli.services.queues import resolve_resources
+
     r = request
     r.scheduler = r.scheduler or settings.scheduler
     if r.scheduler == "auto":
@@ -107,23 +101,21 @@ def _resolved(request: SubmitRequest, settings: Settings) -> SubmitRequest:
     if r.scheduler not in SCHEDULER_NAMES:
         raise UsageError(f"unknown scheduler '{r.scheduler}'",
                          f"use one of: {', '.join(SCHEDULER_NAMES)}")
-    origins: dict[str, str] = {}
-    for key in _FROM_SETTINGS:
-        unset = getattr(r, key) is None or (key in _ZERO_IS_UNSET and not getattr(r, key))
-        if unset:
+    r.resolved = resolve_resources(settings, r.queue, r.resources)
+    for key in _POLICY_FROM_SETTINGS:
+        if getattr(r, key) is None:
             setattr(r, key, getattr(settings, key))
-            origins[key] = settings.sources.get(key, "the defaults")
-    for key in _TEXT_FIELDS:
-        check_text(getattr(r, key), _FROM_SETTINGS[key], origins.get(key, ""), key)
+            check_bound(key, getattr(r, key), settings.sources.get(key, "the defaults"))
+        else:
+            check_bound(key, getattr(r, key))
+    if r.throttle is not None:
+        check_bound("throttle", r.throttle)
+    check_bound("soft_margin_s", settings.soft_margin_s,
+                settings.sources.get("soft_margin_s", "the settings"))
     check_text(r.name, "--name")
     check_text(r.tag, "--tag")
     check_text(settings.work_root, "", settings.sources.get("work_root", ""), "work_root",
                max_chars=4096)
-    for key in BOUNDS:
-        value = getattr(r, key, None) if key != "soft_margin_s" else settings.soft_margin_s
-        if value is not None and (key != "mem_mb" or value):
-            origin = settings.sources.get(key, "the settings") if key == "soft_margin_s" else ""
-            check_bound(key, value, origins.get(key, origin))
     if not r.structures:
         raise UsageError("no structure given", "write e.g. orion submit Si.cif --engine qe")
     return r
@@ -141,29 +133,23 @@ def _check_partition(scheduler: Scheduler, partition: str) -> None:
         )
 
 
-def _site(settings: Settings, engine: str) -> SiteSetup:
-    """The job's site set-up: global settings, then ``[engines.<engine>]`` (checked)."""
-    return site_setup({"python": settings.python, "setup": settings.setup, "env": settings.env},
+def _site(settings: Settings, engine: str, queue: str = "") -> SiteSetup:
+    """The job's site set-up: global settings, the queue's, ``[engines.<engine>]`` (checked)."""
+    from orion_cli.services.queues import queue_table
+
+    setup = [*settings.setup, *queue_table(settings, queue).get("setup", [])]
+    return site_setup({"python": settings.python, "setup": setup, "env": settings.env},
                       engine, settings.engine_settings(engine), sys.executable)
 
 
 def _batch_spec(job_id: int, name: str, workdir: Path, r: SubmitRequest,
                 settings: Settings, instance: str = "") -> BatchSpec:
-    site = _site(settings, r.engine)
+    site = _site(settings, r.engine, r.queue)
     return BatchSpec(
         instance=instance, setup_lines=site.lines,
         orion_id=job_id, name=name, workdir=workdir, python=site.python,
-        walltime_s=r.walltime_s, partition=r.partition, nodes=_set(r.nodes),
-        ntasks=_set(r.ntasks), cpus_per_task=_set(r.cpus_per_task), mem_mb=r.mem_mb,
-        account=r.account, qos=r.qos, priority=r.priority or 0,
-        soft_margin_s=settings.soft_margin_s,
+        resources=r.resolved, soft_margin_s=settings.soft_margin_s,
     )
-
-
-def _set(count: int | None) -> int:
-    """A count that :func:`_resolved` has filled in."""
-    assert count is not None, "resources are resolved before use"
-    return count
 
 
 ProgressFn = Callable[[str, int, int], None]
@@ -201,16 +187,16 @@ def _submit(settings: Settings, request: SubmitRequest, progress: ProgressFn | N
     engine = get_engine(r.engine)
     engine_settings = settings.engine_settings(r.engine)
     params = engine.check(engine_params(r.params, r.engine, engine_names()), engine_settings)
-    _site(settings, r.engine)  # a bad set-up line fails before any structure is read
+    _site(settings, r.engine, r.queue)  # a bad set-up line fails before any structure is read
     paths = expand_inputs(r.structures)
 
     task = StageTask(engine=r.engine, params=params, engine_settings=dict(engine_settings),
                      launcher=engine_settings.get("launcher", settings.launcher),
-                     ntasks=_set(r.ntasks),
+                     ntasks=r.resolved.ntasks,
                      min_distance_a=None if r.allow_close_atoms else MIN_DISTANCE_A)
     with staging(task, paths, report) as stager:
         scheduler = scheduler_for(settings, r.scheduler)
-        _check_partition(scheduler, r.partition)
+        _check_partition(scheduler, r.resolved.partition)
         chunk = scheduler.max_array_size() if len(paths) > 1 else 1
         if not r.dry_run:
             _prepare_database(settings)  # while the reader reads: imports, a server's connection
@@ -243,8 +229,9 @@ def _pack_size(settings: Settings, r: SubmitRequest, n_jobs: int) -> int:
     from orion_cli.engines.registry import get_engine
     from orion_cli.services.packing import resolve_pack
 
-    size = resolve_pack(r.pack, r.estimate_s, get_engine(r.engine), r.walltime_s,
-                        settings.soft_margin_s, _set(r.nodes), _set(r.ntasks), n_jobs)
+    res = r.resolved
+    size = resolve_pack(r.pack, r.estimate_s, get_engine(r.engine), res.walltime_s,
+                        settings.soft_margin_s, res.nodes, res.ntasks, n_jobs)
     return size if n_jobs > 1 else 0
 
 
@@ -353,14 +340,11 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
 
     owner = current_user()
     check_role(session, owner)
-    site = _site(settings, r.engine).to_json()
+    site = _site(settings, r.engine, r.queue).to_json()
     jobs = insert_jobs(session, [dict(
         name=item.name, owner=owner, engine=r.engine, parameters=params, tag=r.tag,
         structure_source=item.source, formula=item.formula, input_structure=item.text,
-        scheduler=r.scheduler, partition=r.partition,
-        account=r.account, qos=r.qos, priority=r.priority or 0, walltime_s=r.walltime_s,
-        mem_mb=r.mem_mb, nodes=_set(r.nodes), ntasks=_set(r.ntasks),
-        cpus_per_task=_set(r.cpus_per_task),
+        scheduler=r.scheduler, queue=r.queue, **r.resolved.row(),
         max_retries=r.max_retries or 0, retry_delay_s=r.retry_delay_s or 0,
         soft_margin_s=settings.soft_margin_s, held=r.hold,
         site=site, pack=r.pack_size if len(chunk) > 1 else 0, study_id=r.study_id,
@@ -407,8 +391,7 @@ def _queued(session: Session, jobs: list[Job], scheduler_job_ids: list[str],
     from orion_cli.services.lifecycle import transition_many
 
     for job, scheduler_job_id in zip(jobs, scheduler_job_ids, strict=True):
-        job.scheduler_job_id = scheduler_job_id
-        job.raw_state = "PENDING"  # what squeue says of a new job: a first poll changes nothing
+        job.scheduler_job_id = scheduler_job_id  # raw_state stays unset until squeue says
     transition_many(session, jobs, JobStatus.QUEUED, source="submit",
                     message=[f"{scheduler_name} job {sid}" for sid in scheduler_job_ids])
 
