@@ -125,6 +125,12 @@ def render_job(job: dict[str, Any]) -> None:
     for n, arg in enumerate(job.get("sbatch_args") or []):
         say(f"  {'sbatch options' if n == 0 else '':17} {arg}")
     say(f"  {'parameters':17} {job['parameters']}")
+    scf = job.get("on_scf_fail") or {}
+    if scf.get("change"):
+        when = (f"applied to attempt {scf['applied_at_attempt']}"
+                if scf.get("applied_at_attempt") else "not used")
+        say(f"  {'on scf fail':17} " + " ".join(f"{k}={v}" for k, v in scf["change"].items())
+            + f" ({when})")
     site = job.get("site") or {}
     if site.get("python"):
         say(f"  {'python':17} {site['python']}")

@@ -158,6 +158,9 @@ def submit(
         "--after-any", help="Start after these jobs ended, however: ID[,ID...].")] = None,
     structure_from: Annotated[int | None, typer.Option(
         "--from", help="Start from this job's final structure (implies --after).")] = None,
+    on_scf_fail: Annotated[list[str] | None, typer.Option(
+        "--on-scf-fail", help="qe: retry once after an unconverged SCF with this change, "
+        "key=value (repeatable), e.g. mixing_beta=0.3.")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the batch script, write nothing.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the jobs end.")] = False,
@@ -187,7 +190,7 @@ def submit(
             sbatch_args=tuple(sbatch_arg) if sbatch_arg else None),
         dry_run=dry_run, hold=hold, tag=tag,
         throttle=throttle, allow_close_atoms=allow_close_atoms,
-        max_retries=retries, pack=pack,
+        max_retries=retries, pack=pack, on_scf_fail=on_scf_fail or [],
         estimate_s=parse_estimate_s(estimate) if estimate else None,
         retry_delay_s=parse_walltime_s(retry_delay, "--retry-delay") if retry_delay else None,
     )

@@ -94,6 +94,9 @@ class Job(SQLModel, table=True):
     study_id: int | None = Field(default=None, index=True)
     #: start from this job's final structure, read on the node from its result.json
     structure_from_id: int | None = None
+    #: ``--on-scf-fail``: {"change": {key: value}, "applied_at_attempt": N or None}; the one
+    #: retry after an unconverged SCF runs with ``change`` (services/scf_retry.py)
+    on_scf_fail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class JobResult(SQLModel, table=True):

@@ -18,6 +18,8 @@ from orion_cli.engines.lammps_input import (
     BUILTIN_PAIR_STYLES,
     DATA_NAME,
     DUMP_NAME,
+    RESTART_NAME,
+    STOP_FILE,
     THERMO_COLUMNS,
     check_custom_inputs,
     input_script,
@@ -192,15 +194,36 @@ class LammpsEngine:
         """Refuse: lmp runs as an external command."""
         raise NotImplementedError("lammps runs lmp as a command; see prepare()")
 
+    def request_stop(self, workdir: Path) -> None:
+        """Ask a running md / minimize to stop: it looks for ``orion.STOP`` every 10 steps."""
+        (workdir / STOP_FILE).touch()
+
+    def prepare_attempt(self, workdir: Path, attempt: int) -> None:
+        """Keep the previous attempt's files; continue from its restart file if it left one."""
+        from orion_cli.engines.lammps_restart import prepare_attempt
+
+        prepare_attempt(workdir, attempt, dump_files(workdir))
+
     def parse(self, workdir: Path, params: Mapping[str, Any]) -> Result:
         """Read ``log.lammps`` and the final dump; a LAMMPS ERROR gives ``Result(error=...)``."""
+        from orion_cli.engines.lammps_restart import stopped_step
+
         log = _command.read_text(workdir / LOG_NAME)
         stdout = _command.read_text(workdir / STDOUT_NAME) or ""
+        step = stopped_step(log or "")
+        if step is not None and "Total wall time" not in (log or ""):
+            return Result(error=f"lmp stopped at orion's request (soft time limit) at step "
+                                f"{step}; a retry continues from {RESTART_NAME}")
         error = lammps_error(log, stdout)
         if error:
             return Result(error=error)
         assert log is not None
-        return result_from_outputs(workdir, log, params)
+        result = result_from_outputs(workdir, log, params)
+        rows = result.extras.get("thermo", {}).get("rows") or [[None]]
+        if re.search(rf"^read_restart {RESTART_NAME}", _command.read_text(
+                workdir / SCRIPT_NAME) or "", re.M):
+            result.extras["continued_from"] = f"{RESTART_NAME}@step {int(rows[0][0])}"
+        return result
 
 
 def lammps_error(log: str | None, stdout: str) -> str | None:

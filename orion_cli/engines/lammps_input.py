@@ -16,6 +16,12 @@ DATA_NAME = "structure.data"
 DUMP_NAME = "final.dump"
 TRAJECTORY_NAME = "traj.dump"
 BUILTIN_PAIR_STYLES = ("lj/cut", "eam", "eam/alloy")
+STOP_FILE = "orion.STOP"  # the runner's request to stop (soft time limit): lammps_restart.py
+RESTART_NAME = "orion.restart"
+#: md / minimize look for the stop file every 10 steps; on it they stop, save and quit
+STOP_CHECK = (f"variable orion_stop equal is_file({STOP_FILE})",
+              "fix orion_halt all halt 10 v_orion_stop > 0 error soft")
+STOP_AND_SAVE = f'if "${{orion_stop}} > 0" then "write_restart {RESTART_NAME}" "quit"'
 #: commands orion's own script and parser depend on: not allowed in before_run / after_run
 FORBIDDEN_COMMANDS = frozenset({"units", "atom_style", "read_data", "thermo_style",
                                 "thermo_modify", "log", "clear", "write_dump"})
@@ -297,8 +303,10 @@ def task_commands(params: Mapping[str, Any], has_velocities: bool) -> list[str]:
         iterations = int(params["max_iterations"])
         lines += [
             "min_style cg",
+            *STOP_CHECK,
             f"minimize {float(params['energy_tol']):.10g} "
             f"{float(params['force_tol_ev_per_a']):.10g} {iterations} {10 * iterations}",
+            STOP_AND_SAVE,
         ]
         return lines
     temperature_k = float(params["temperature_k"])
@@ -314,10 +322,10 @@ def task_commands(params: Mapping[str, Any], has_velocities: bool) -> list[str]:
         )
     else:
         lines.append("fix integrate all nve")
-    lines.append(f"run {int(params['steps'])}")
+    lines += [*STOP_CHECK, f"run {int(params['steps'])} upto", STOP_AND_SAVE]
     if params["thermostat"] == "langevin":
         # langevin adds random and drag forces to f; recompute so the dump has the potential's
-        lines[-1:-1] = [
+        lines[-2:-2] = [  # before the run (and the stop check's save after it)
             f"fix thermostat all langevin {temperature_k:.10g} {temperature_k:.10g} "
             f"{damping_ps:.10g} {seed}"
         ]

@@ -202,14 +202,30 @@ class QeEngine:
             script = workdir / INPUT_NAME
             script.write_text(with_restart_mode(script.read_text()))
 
+    def scf_retry_params(self, params: Mapping[str, Any], change: Mapping[str, Any],
+                         settings: Mapping[str, Any]) -> dict[str, Any]:
+        """``--on-scf-fail``: the parameters of the retry after an unconverged SCF (checked)."""
+        from orion_cli.engines.qe_retry import checked_change
+
+        return checked_change(self, params, change, settings)
+
+    def apply_scf_retry(self, workdir: Path, old: Mapping[str, Any], new: Mapping[str, Any],
+                        failed_attempt: int) -> str:
+        """Rewrite pw.in for the retry (the failed one kept); say what changed."""
+        from orion_cli.engines.qe_retry import describe, rewrite_input
+
+        rewrite_input(workdir, old, new, failed_attempt)
+        return describe(old, new)
+
     def parse(self, workdir: Path, params: Mapping[str, Any]) -> Result:
         """Read ``pw.out``; a pw.x error or an unconverged SCF gives ``Result(error=...)``."""
         text = _command.read_text(workdir / OUTPUT_NAME)
         if text is None:
             return Result(error=f"pw.x wrote no {OUTPUT_NAME} in {workdir}")
         error = pw_error(text)
-        if error:
-            return Result(error=error)
+        if error:  # an unconverged SCF says so: --on-scf-fail retries it (qe_retry.py)
+            scf_failed = bool(_SCF_FAILED.search(text)) and not _STOPPED.search(text)
+            return Result(error=error, extras={"scf_converged": False} if scf_failed else {})
         return result_from_output(workdir / OUTPUT_NAME, text, params)
 
 

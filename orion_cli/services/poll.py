@@ -41,6 +41,7 @@ from orion_cli.services.group import check_role
 from orion_cli.services.lifecycle import note_many, transition_many
 from orion_cli.services.recovery import recover_unsubmitted
 from orion_cli.services.retry import adopt_or_resubmit, schedule_retry
+from orion_cli.services.scf_retry import retry_due as scf_retry_due
 from orion_cli.states import FailureReason, JobStatus, can_transition
 
 
@@ -395,7 +396,8 @@ def reconcile(session: Session, jobs: list[Job], infos: Mapping[str, JobInfo], n
         if job.status != before[id(job)]:
             changed[job.id or 0] = job.status
             if job.status == JobStatus.FAILED.value:
-                schedule_retry(job, now)
+                schedule_retry(job, now, scf_retry=bool(job.on_scf_fail)
+                               and scf_retry_due(session, job))
     return changed
 
 

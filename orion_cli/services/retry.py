@@ -100,11 +100,16 @@ def _escalated(job: Job, scheduler: Any) -> Escalation:
     return escalate(Resources.of(job), reason, _partition_max_s(scheduler, job.partition))
 
 
-def schedule_retry(job: Job, now: datetime, final: bool = False) -> bool:
+def schedule_retry(job: Job, now: datetime, final: bool = False,
+                   scf_retry: bool = False) -> bool:
     """Mark a just-failed job for an automatic retry if its reason and budget allow.
 
     ``final``: the scheduler refused the job for good (SubmitRefused): never retried.
+    ``scf_retry``: its SCF did not converge and ``--on-scf-fail`` asks for one retry, now.
     """
+    if scf_retry and not final:
+        job.next_attempt_at = now
+        return True
     reason = FailureReason(job.failure_reason) if job.failure_reason else None
     if final or reason not in RETRYABLE_REASONS or job.attempt > job.max_retries:
         job.next_attempt_at = None
@@ -147,6 +152,7 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
              *, manual: bool = False) -> str:
     """Submit the next attempt of a failed or cancelled job; return a line saying what happened."""
     from orion_cli.services.dependencies import repoint_children, waits_for
+    from orion_cli.services.scf_retry import apply_change
 
     claim(session, job, now)  # nobody else submits this attempt while we do
     after = waits_for(session, job)  # its parents' current attempts (UsageError: blocked)
@@ -164,6 +170,10 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
     if old_result.exists():
         old_result.replace(workdir / f"result-attempt-{job.attempt}.json")
     attempt = job.attempt + 1
+    scf_note = apply_change(session, job, workdir, attempt) \
+        if reason is FailureReason.ENGINE_ERROR else None
+    if scf_note:
+        delay_s, res = 0, Escalation(Resources.of(job), scf_note)  # same resources
     site = job.site or {}  # what the first attempt ran (jobs from before 0004: none)
     spec = BatchSpec(
         orion_id=job.id or 0, name=job.name, workdir=workdir,
@@ -192,6 +202,7 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
         return _resubmit_failed(session, job, exc, now)
     when = f", begins after {delay_s} s" if delay_s else ""
     which = (f"attempt {attempt} (orion retry)" if manual  # outside the automatic budget
+             else f"attempt {attempt} (--on-scf-fail)" if scf_note
              else f"attempt {attempt} of {job.max_retries + 1}")
     message = (f"{which} after {reason or 'request'}: "
                f"{res.note}{when}; {job.scheduler} job {job.scheduler_job_id}")

@@ -70,6 +70,8 @@ class SubmitRequest:
     after: list[int] = field(default_factory=list)  # parents: start after they completed
     after_any: list[int] = field(default_factory=list)  # parents: start after they ended
     study_id: int | None = None
+    on_scf_fail: list[str] = field(default_factory=list)  # --on-scf-fail key=value words
+    scf_policy: dict[str, Any] | None = None  # resolved from on_scf_fail (services/scf_retry)
     structure_from: int | None = None  # start from this job's final structure (--from)
 
 
@@ -179,6 +181,7 @@ def _submit(settings: Settings, request: SubmitRequest, progress: ProgressFn | N
     from orion_cli.services.dependencies import check_links
     from orion_cli.services.inputs import expand_inputs
     from orion_cli.services.physical import MIN_DISTANCE_A
+    from orion_cli.services.scf_retry import checked_policy
     from orion_cli.services.staging import StageTask, staging
 
     report = progress or (lambda stage, done, total: None)
@@ -187,6 +190,7 @@ def _submit(settings: Settings, request: SubmitRequest, progress: ProgressFn | N
     engine = get_engine(r.engine)
     engine_settings = settings.engine_settings(r.engine)
     params = engine.check(engine_params(r.params, r.engine, engine_names()), engine_settings)
+    r.scf_policy = checked_policy(engine, params, r.on_scf_fail, engine_settings)
     _site(settings, r.engine, r.queue)  # a bad set-up line fails before any structure is read
     paths = expand_inputs(r.structures)
 
@@ -348,7 +352,7 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
         max_retries=r.max_retries or 0, retry_delay_s=r.retry_delay_s or 0,
         soft_margin_s=settings.soft_margin_s, held=r.hold,
         site=site, pack=r.pack_size if len(chunk) > 1 else 0, study_id=r.study_id,
-        structure_from_id=r.structure_from,
+        structure_from_id=r.structure_from, on_scf_fail=r.scf_policy,
     ) for item in chunk])
     instance = instance_id(session)
     base = settings.work_root_path / instance
