@@ -18,21 +18,29 @@ app.add_typer(db_app, name="db")
 
 @app.command()
 @handle_errors
-def poll(as_json: JsonOpt = False) -> None:
+def poll(as_json: JsonOpt = False,
+         quiet: Annotated[bool, typer.Option(
+             "--quiet", "-q", help="Print only errors (for cron: no mail unless broken).")]
+         = False) -> None:
     """Reconcile the scheduler and job directories into the database (cron runs this)."""
     from orion_cli.config import load_settings
     from orion_cli.services.poll import poll as run_poll
 
     report = run_poll(load_settings())
     if report.overlapped:  # normal under cron: not an error, and cron must not mail
-        message("another orion poll is running; this one did nothing")
+        if not quiet:
+            message("another orion poll is running; this one did nothing")
         if as_json:
             print_json({"checked": 0, "changed": {}, "notes": [], "errors": [],
                         "scheduler_calls": 0, "overlapped": True})
         return
     if as_json:
         print_json({"checked": report.checked, "changed": report.changed, "notes": report.notes,
-                    "errors": report.errors, "scheduler_calls": report.scheduler_calls})
+                    "errors": report.errors, "scheduler_calls": report.scheduler_calls,
+                    "duration_s": report.duration_s})
+    elif quiet:
+        for line in report.errors:
+            message(f"error: {line}")
     else:
         for job_id, status in report.changed.items():
             message(f"job {job_id}: {status}")

@@ -108,19 +108,11 @@ def eos(
 
 
 def _wait_for(settings: Settings, job_id: int) -> dict[str, Any]:
-    import time
-
     from orion_cli.services.jobs import show_job
-    from orion_cli.services.poll import poll
+    from orion_cli.services.waiting import wait_for
 
-    pause_s = 1.0
-    while True:
-        poll(settings)
-        job = show_job(settings, job_id)
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return job
-        time.sleep(pause_s)
-        pause_s = min(2 * pause_s, settings.wait_interval_s)
+    wait_for(settings, [job_id])
+    return show_job(settings, job_id)
 
 
 def _print_fit(job: dict[str, Any]) -> None:

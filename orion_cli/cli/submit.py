@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -197,25 +196,12 @@ def submit(
 
 
 def _wait(settings: Any, ids: list[int], as_json: bool) -> None:
+    """Wait as `orion wait` does (the same loop), then print the jobs."""
+    from orion_cli.cli.monitor import wait_and_report
     from orion_cli.services.jobs import show_job
-    from orion_cli.services.poll import poll
 
-    last: dict[int, str] = {}
-    pause_s = 1.0  # quick jobs end quickly; long ones are asked less and less often
-    while True:
-        report = poll(settings)
-        for line in report.errors:
-            message(f"warning: {line}")
-        jobs = [show_job(settings, job_id) for job_id in ids]
-        for job in jobs:
-            line = f"{job['status']} {job['progress_pct']:.0f}% {job['current_step']}"
-            if last.get(job["id"]) != line:
-                message(f"job {job['id']}: {line}")
-                last[job["id"]] = line
-        if all(job["status"] in ("completed", "failed", "cancelled") for job in jobs):
-            break
-        time.sleep(pause_s)
-        pause_s = min(pause_s * 2, settings.wait_interval_s)
+    wait_and_report(settings, ids, None)
+    jobs = [show_job(settings, job_id) for job_id in ids]
     if as_json:
         print_json(jobs[0] if len(jobs) == 1 else jobs)
         return
