@@ -66,6 +66,8 @@ def render_job(job: dict[str, Any]) -> None:
     status = job["status"] + (f" ({job['failure_reason']})" if job["failure_reason"] else "")
     status += f"; {job['dependency']}" if job.get("dependency") else ""
     say((f"job {job['id']}", "bold"), f" {job['name']}: {status}")
+    if job.get("tags"):
+        say(f"  {'tags':17} {', '.join(job['tags'])}")
     for key in ("engine", "formula", "structure_source", "structure_from_id", "study_id",
                 "scheduler", "scheduler_job_id", "pack", "raw_state", "exit_code",
                 "exit_signal", "removed_at", "partition",

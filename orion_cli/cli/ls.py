@@ -34,7 +34,8 @@ def list_cmd(
     status: Annotated[list[str] | None,
                       typer.Option("--status", "-s", help="Filter by status.")] = None,
     engine: Annotated[str, typer.Option(help="Filter by engine.")] = "",
-    tag: Annotated[str, typer.Option(help="Filter by tag.")] = "",
+    tag: Annotated[list[str] | None, typer.Option(
+        help="Jobs with this tag (repeatable: any of them).")] = None,
     since: Annotated[str, typer.Option(help="Only jobs created within: 2h, 3d, 90m.")] = "",
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Jobs per page.")] = 50,
     page: Annotated[int, typer.Option(min=1, help="Page number (1 = newest).")] = 1,
@@ -52,7 +53,8 @@ def list_cmd(
     from orion_cli.units import parse_walltime_s
 
     since_s = parse_walltime_s(since) if since else None
-    flt = JobFilter(tuple(status or ()), engine, tag, since_s, 0 if count else limit,
+    tags = tuple(t for t in tag or () if t)
+    flt = JobFilter(tuple(status or ()), engine, tags, since_s, 0 if count else limit,
                     (page - 1) * limit, owner=None if all_users else current_user())
     settings = load_settings()
     listing = list_jobs(settings, flt)

@@ -99,7 +99,7 @@ def wait_and_report(settings: Settings, ids: list[int], timeout_s: float | None)
 
 @app.command()
 @handle_errors
-def wait(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = "",
+def wait(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = None,
          status: StatusOpt = None,
          timeout: Annotated[str, typer.Option(
              help="Give up after this long: 90s, 30m, 2h (exit 1).")] = "",

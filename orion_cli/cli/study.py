@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 @handle_errors
 def results(
     job_ids: Annotated[list[int] | None, typer.Argument(help="orion job ids")] = None,
-    tag: Annotated[str, typer.Option(help="Your jobs with this tag.")] = "",
+    tag: Annotated[list[str] | None, typer.Option(
+        help="Your jobs with this tag (repeatable: any of them).")] = None,
     study: Annotated[int | None, typer.Option(help="Your jobs of this study (orion eos).")]
     = None,
     fmt: Annotated[str, typer.Option("--format", "-f",
@@ -35,7 +36,8 @@ def results(
     from orion_cli.services.results import Selection, table_rows, write_results
 
     settings = load_settings()
-    selection = Selection(tuple(job_ids or ()), tag, study, current_user())
+    selection = Selection(tuple(job_ids or ()), tuple(t for t in tag or () if t), study,
+                          current_user())
     if fmt == "table" and output is None:
         header, rows = table_rows(settings, selection)
         table(f"{len(rows)} jobs", header, rows)

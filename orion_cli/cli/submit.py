@@ -124,7 +124,8 @@ def submit(
         help="First retry delay, doubled each time (default 60s).")] = "",
     hold: Annotated[bool, typer.Option("--hold", help="Submit held; `orion release` starts.")]
     = False,
-    tag: Annotated[str, typer.Option(help="A label to filter by later (orion ls --tag).")] = "",
+    tag: Annotated[list[str] | None, typer.Option(
+        help="A label to filter by later (orion ls --tag); repeatable.")] = None,
     throttle: Annotated[int | None, typer.Option(
         help="At most N jobs of one array run at once (sbatch --array=...%N).")] = None,
     pack: Annotated[str, typer.Option(
@@ -166,8 +167,8 @@ def submit(
         walltime_s=parse_walltime_s(walltime, "--walltime") if walltime else 0, nodes=nodes,
         ntasks=ntasks, cpus_per_task=cpus_per_task,
         mem_mb=parse_mem_mb(mem) if mem else 0,
-        account=account, qos=qos, priority=priority, dry_run=dry_run, hold=hold, tag=tag,
-        throttle=throttle, allow_close_atoms=allow_close_atoms,
+        account=account, qos=qos, priority=priority, dry_run=dry_run, hold=hold,
+        tags=tuple(tag or ()), throttle=throttle, allow_close_atoms=allow_close_atoms,
         max_retries=retries, pack=pack,
         estimate_s=parse_estimate_s(estimate) if estimate else None,
         retry_delay_s=parse_walltime_s(retry_delay, "--retry-delay") if retry_delay else None,

@@ -26,7 +26,8 @@ COLUMNS = ("id", "name", "owner", "engine", "status", "failure_reason", "progres
 class JobFilter:
     statuses: tuple[str, ...] = ()
     engine: str = ""
-    tag: str = ""
+    #: jobs with any of these tags
+    tags: tuple[str, ...] = ()
     since_s: int | None = None
     limit: int = 50
     offset: int = 0
@@ -63,9 +64,10 @@ def build_query(flt: JobFilter, placeholder: str, now: datetime) -> tuple[str, s
     if flt.engine:
         where.append(f"engine = {placeholder}")
         params.append(flt.engine)
-    if flt.tag:
-        where.append(f"tag = {placeholder}")
-        params.append(flt.tag)
+    if flt.tags:
+        where.append(f"id IN (SELECT job_id FROM job_tag WHERE tag IN "
+                     f"({', '.join([placeholder] * len(flt.tags))}))")
+        params.extend(flt.tags)
     if flt.since_s is not None:
         where.append(f"created_at >= {placeholder}")
         cutoff = (now - timedelta(seconds=flt.since_s)).astimezone(UTC)
