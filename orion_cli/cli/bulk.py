@@ -38,13 +38,19 @@ def cancel(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = No
 @app.command()
 @handle_errors
 def retry(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = None,
-          status: StatusOpt = None, as_json: JsonOpt = False) -> None:
+          status: StatusOpt = None,
+          param: Annotated[list[str] | None, typer.Option(
+              "--param", "-p", help="Run the new attempt with this engine parameter changed: "
+                                    "key=value (repeatable).")] = None,
+          as_json: JsonOpt = False) -> None:
     """Submit a new attempt of failed or cancelled jobs now (more walltime after a timeout)."""
     from orion_cli.config import load_settings
     from orion_cli.services.actions import retry as run
+    from orion_cli.units import parse_param_pairs
 
+    changes = parse_param_pairs(param or [])
     chosen = selection(job_ids, slurm_id, tag, status)
-    finish(run(load_settings(), chosen), as_json, chosen.describe())
+    finish(run(load_settings(), chosen, changes or None), as_json, chosen.describe())
 
 
 @app.command()
