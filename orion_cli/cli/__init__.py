@@ -40,7 +40,7 @@ def root(
     _state["debug"] = debug
 
 
-from orion_cli.cli import bulk, commands, logs, ls, monitor, study, submit, watch  # noqa: E402,F401  (registers the commands)
+from orion_cli.cli import bulk, commands, logs, ls, metrics, monitor, study, submit, watch  # noqa: E402,F401  (registers the commands)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from orion_cli.cli import app
 from orion_cli.cli.jobargs import one_job_id
 from orion_cli.cli.output import handle_errors, message, print_json, table, visible
+from orion_cli.errors import UsageError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
@@ -20,12 +22,25 @@ app.add_typer(db_app, name="db")
 def poll(as_json: JsonOpt = False,
          quiet: Annotated[bool, typer.Option(
              "--quiet", "-q", help="Print only errors (for cron: no mail unless broken).")]
-         = False) -> None:
+         = False,
+         metrics: Annotated[Path | None, typer.Option(
+             "--metrics", help="After the cycle, write Prometheus metrics to "
+                               "DIR/orion-<user>.prom (node_exporter textfile directory).")]
+         = None) -> None:
     """Reconcile the scheduler and job directories into the database (cron runs this)."""
     from orion_cli.config import load_settings
     from orion_cli.services.poll import poll as run_poll
 
-    report = run_poll(load_settings())
+    settings = load_settings()
+    if metrics is not None and not metrics.is_dir():
+        raise UsageError(f"--metrics directory '{metrics}' does not exist",
+                         "give node_exporter's --collector.textfile.directory")
+    report = run_poll(settings)
+    if metrics is not None and not report.overlapped:
+        from orion_cli.identity import current_user
+        from orion_cli.services.metrics import textfile_in, write_textfile
+
+        write_textfile(settings, textfile_in(metrics, current_user()))
     if report.overlapped:  # normal under cron: not an error, and cron must not mail
         if not quiet:
             message("another orion poll is running; this one did nothing")
