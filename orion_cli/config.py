@@ -55,6 +55,9 @@ class Settings:
     submit_grace_s: int = 120
     min_query_interval_s: int = 10
     wait_interval_s: float = 10.0
+    #: `ls`/`show`/`wait`/`watch` warn (with a cron line) when active jobs exist and the
+    #: last successful poll is older than this
+    poll_stale_s: int = 900
     launcher: str = "auto"
     slurm_backend: str = "auto"
     #: mode of the per-database job root and job directories: "0700" private, "0750" to

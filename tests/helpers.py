@@ -35,3 +35,46 @@ def poll_until_final(job_ids: list[int], timeout_s: float = 90.0) -> list[dict[s
             return jobs
         assert time.monotonic() < deadline, [(j["id"], j["status"], j["raw_state"]) for j in jobs]
         time.sleep(0.5)
+
+
+def run_in_pty(args: list[str], columns: int = 80, rows: int = 24, timeout_s: float = 60.0,
+               keys: list[tuple[float, bytes]] | None = None) -> tuple[int, str]:
+    """Run ``python -m orion_cli ARGS`` on a pseudo-terminal of a fixed size.
+
+    Returns (exit code, everything it wrote, escapes included). ``keys`` are (seconds after
+    start, bytes) typed into the terminal, e.g. ``[(3.0, b"q")]``.
+    """
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import sys
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: set the size on its own terminal before orion starts
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        os.environ.pop("COLUMNS", None)
+        os.environ.pop("LINES", None)
+        os.execv(sys.executable, [sys.executable, "-m", "orion_cli", *args])
+    started = time.monotonic()
+    pending = sorted(keys or [])
+    out = b""
+    while True:
+        now = time.monotonic() - started
+        while pending and pending[0][0] <= now:
+            os.write(fd, pending.pop(0)[1])
+        if now > timeout_s:
+            os.kill(pid, 9)
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            out += data
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")

@@ -40,7 +40,18 @@ def root(
     _state["debug"] = debug
 
 
-from orion_cli.cli import bulk, commands, logs, queues, study, submit  # noqa: E402,F401  (registers the commands)
+from orion_cli.cli import (  # noqa: E402,F401  (registers the commands)
+    bulk,
+    commands,
+    logs,
+    ls,
+    metrics,
+    monitor,
+    queues,
+    study,
+    submit,
+    watch,
+)
 
 
 def main() -> None:

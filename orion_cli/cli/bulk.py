@@ -22,7 +22,7 @@ from orion_cli.errors import UsageError
 
 @app.command()
 @handle_errors
-def cancel(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = "",
+def cancel(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = None,
            status: StatusOpt = None,
            with_dependents: Annotated[bool, typer.Option(
                "--with-dependents", help="Also cancel every job waiting for these.")] = False,
@@ -37,19 +37,25 @@ def cancel(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = ""
 
 @app.command()
 @handle_errors
-def retry(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = "",
-          status: StatusOpt = None, as_json: JsonOpt = False) -> None:
+def retry(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = None,
+          status: StatusOpt = None,
+          param: Annotated[list[str] | None, typer.Option(
+              "--param", "-p", help="Run the new attempt with this engine parameter changed: "
+                                    "key=value (repeatable).")] = None,
+          as_json: JsonOpt = False) -> None:
     """Submit a new attempt of failed or cancelled jobs now (more walltime after a timeout)."""
     from orion_cli.config import load_settings
     from orion_cli.services.actions import retry as run
+    from orion_cli.units import parse_param_pairs
 
+    changes = parse_param_pairs(param or [])
     chosen = selection(job_ids, slurm_id, tag, status)
-    finish(run(load_settings(), chosen), as_json, chosen.describe())
+    finish(run(load_settings(), chosen, changes or None), as_json, chosen.describe())
 
 
 @app.command()
 @handle_errors
-def hold(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = "",
+def hold(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = None,
          status: StatusOpt = None, as_json: JsonOpt = False) -> None:
     """Keep queued jobs from starting until `orion release`."""
     from orion_cli.config import load_settings
@@ -61,7 +67,7 @@ def hold(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = "",
 
 @app.command()
 @handle_errors
-def release(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = "",
+def release(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = None,
             status: StatusOpt = None, as_json: JsonOpt = False) -> None:
     """Let held jobs start."""
     from orion_cli.config import load_settings
@@ -75,7 +81,7 @@ def release(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = "
 @handle_errors
 def priority(
     value: Annotated[str, typer.Argument(help="new priority 0..20 (20 = most urgent)")],
-    job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = "",
+    job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = None,
     status: StatusOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Change the priority of queued jobs."""
@@ -93,7 +99,7 @@ def priority(
 @app.command("rm")
 @handle_errors
 def remove(
-    job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = "",
+    job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = None,
     status: StatusOpt = None,
     keep_results: Annotated[bool, typer.Option(
         "--keep-results", help="Delete only the job directories; keep the jobs listed with "

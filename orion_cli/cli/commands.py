@@ -1,15 +1,16 @@
-"""``orion poll | ls | show | cancel | doctor | engines | db upgrade``."""
+"""``orion poll | show | audit | doctor | engines | db upgrade`` (``ls`` is in ls.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from orion_cli.cli import app
 from orion_cli.cli.jobargs import one_job_id
-from orion_cli.cli.output import age, handle_errors, message, print_json, table, visible
+from orion_cli.cli.output import handle_errors, message, print_json, table, visible
+from orion_cli.errors import UsageError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
@@ -18,21 +19,42 @@ app.add_typer(db_app, name="db")
 
 @app.command()
 @handle_errors
-def poll(as_json: JsonOpt = False) -> None:
+def poll(as_json: JsonOpt = False,
+         quiet: Annotated[bool, typer.Option(
+             "--quiet", "-q", help="Print only errors (for cron: no mail unless broken).")]
+         = False,
+         metrics: Annotated[Path | None, typer.Option(
+             "--metrics", help="After the cycle, write Prometheus metrics to "
+                               "DIR/orion-<user>.prom (node_exporter textfile directory).")]
+         = None) -> None:
     """Reconcile the scheduler and job directories into the database (cron runs this)."""
     from orion_cli.config import load_settings
     from orion_cli.services.poll import poll as run_poll
 
-    report = run_poll(load_settings())
+    settings = load_settings()
+    if metrics is not None and not metrics.is_dir():
+        raise UsageError(f"--metrics directory '{metrics}' does not exist",
+                         "give node_exporter's --collector.textfile.directory")
+    report = run_poll(settings)
+    if metrics is not None and not report.overlapped:
+        from orion_cli.identity import current_user
+        from orion_cli.services.metrics import textfile_in, write_textfile
+
+        write_textfile(settings, textfile_in(metrics, current_user()))
     if report.overlapped:  # normal under cron: not an error, and cron must not mail
-        message("another orion poll is running; this one did nothing")
+        if not quiet:
+            message("another orion poll is running; this one did nothing")
         if as_json:
             print_json({"checked": 0, "changed": {}, "notes": [], "errors": [],
                         "scheduler_calls": 0, "overlapped": True})
         return
     if as_json:
         print_json({"checked": report.checked, "changed": report.changed, "notes": report.notes,
-                    "errors": report.errors, "scheduler_calls": report.scheduler_calls})
+                    "errors": report.errors, "scheduler_calls": report.scheduler_calls,
+                    "duration_s": report.duration_s})
+    elif quiet:
+        for line in report.errors:
+            message(f"error: {line}")
     else:
         for job_id, status in report.changed.items():
             message(f"job {job_id}: {status}")
@@ -45,56 +67,7 @@ def poll(as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
-@app.command("ls")
-@handle_errors
-def list_cmd(
-    status: Annotated[list[str] | None,
-                      typer.Option("--status", "-s", help="Filter by status.")] = None,
-    engine: Annotated[str, typer.Option(help="Filter by engine.")] = "",
-    tag: Annotated[str, typer.Option(help="Filter by tag.")] = "",
-    since: Annotated[str, typer.Option(help="Only jobs created within: 2h, 3d, 90m.")] = "",
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Jobs per page.")] = 50,
-    page: Annotated[int, typer.Option(min=1, help="Page number (1 = newest).")] = 1,
-    all_users: Annotated[bool, typer.Option(
-        "--all-users", help="Every user's jobs in a shared database (read-only).")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """List your jobs, newest first, a page at a time."""
-    from orion_cli.config import load_settings
-    from orion_cli.identity import current_user
-    from orion_cli.services.listing import JobFilter, list_jobs
-    from orion_cli.units import parse_walltime_s
-
-    since_s = parse_walltime_s(since) if since else None
-    flt = JobFilter(tuple(status or ()), engine, tag, since_s, limit, (page - 1) * limit,
-                    owner=None if all_users else current_user())
-    listing = list_jobs(load_settings(), flt)
-    rows = listing.rows
-    if as_json:
-        print_json(rows)
-        return
-    if not rows:
-        filtered = bool(status or engine or tag or since)
-        typer.echo("no jobs match these filters" if filtered and not listing.total else
-                   "no jobs yet (orion submit adds some)" if not listing.total else
-                   f"no jobs on page {page}: {listing.total} in all")
-        return
-    now = datetime.now(UTC)
-    shown = f"{flt.offset + 1}-{flt.offset + len(rows)}"
-    title = f"jobs {shown} of {listing.total}" + (f" (page {page})" if page > 1 else "")
-    owners = ["owner"] if all_users else []
-    table(title, ["id", "name", *owners, "engine", "status", "progress", "scheduler id", "age"], [
-        (r["id"], r["name"], *([r["owner"]] if all_users else []), r["engine"],
-         r["status"] + (f" ({r['failure_reason']})" if r["failure_reason"] else "")
-         + (f"; {r['dependency']}" if r.get("dependency") else ""),
-         f"{r['progress_pct']:.0f}% {r['current_step']}".strip(),
-         r["scheduler_job_id"] or "-",
-         age((now - datetime.fromisoformat(r["created_at"])).total_seconds()))
-        for r in rows
-    ])
-
-
-#: fields shown only when asked for (0 or false: the scheduler's default)
+#: fields `show` prints only when set (a 0 or False says nothing)
 _ONLY_WHEN_SET = frozenset({"pack", "mem_per_cpu_mb", "gpus", "exclusive", "account", "qos"})
 
 
@@ -112,6 +85,8 @@ def render_job(job: dict[str, Any]) -> None:
     status = job["status"] + (f" ({job['failure_reason']})" if job["failure_reason"] else "")
     status += f"; {job['dependency']}" if job.get("dependency") else ""
     say((f"job {job['id']}", "bold"), f" {job['name']}: {status}")
+    if job.get("tags"):
+        say(f"  {'tags':17} {', '.join(job['tags'])}")
     for key in ("engine", "formula", "structure_source", "structure_from_id", "study_id",
                 "scheduler", "scheduler_job_id", "pack", "raw_state", "exit_code",
                 "exit_signal", "removed_at", "queue", "partition", "account", "qos",
@@ -183,15 +158,20 @@ def show(job_id: Annotated[str, typer.Argument(help="orion job id")] = "",
              "--slurm-id", help="Name the job by its SLURM id instead (1234 or 1234_5).")] = "",
          as_json: JsonOpt = False) -> None:
     """Show everything about one job, including its result and events."""
+    from orion_cli.cli.monitor import say_freshness
     from orion_cli.config import load_settings
+    from orion_cli.services.freshness import read_stamp
     from orion_cli.services.jobs import show_job
 
     settings = load_settings()
     job = show_job(settings, one_job_id(settings, job_id, slurm_id))
     if as_json:
-        print_json(job)
+        print_json({**job, "last_poll_at": read_stamp(settings).last_ok_at})
     else:
         render_job(job)
+        active = job["status"] in ("created", "queued", "running") or bool(
+            job.get("next_attempt_at"))
+        say_freshness(settings, active)
 
 
 @app.command()

@@ -138,11 +138,13 @@ def plain_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
     return "\n".join([title, line(columns, False), *(line(row, colour) for row in rows)])
 
 
-def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+          keep: Sequence[str] = ("id",)) -> None:
     """Print a table on stdout: aligned columns, statuses coloured on a terminal.
 
     Rich draws it on a terminal; a pipe, or a listing longer than RICH_MAX_ROWS, gets plain
     aligned text (what ``grep``/``awk`` want, and 10× quicker for thousands of rows).
+    The ``keep`` columns are never narrowed on a small terminal (others are cut with …).
     """
     cells = [[visible(str(cell)) for cell in row] for row in rows]
     terminal = sys.stdout.isatty()
@@ -154,11 +156,38 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     from rich.text import Text
 
     tbl = Table(title=title, title_justify="left", box=None, pad_edge=False, highlight=False)
-    for column in columns:
-        tbl.add_column(column, no_wrap=True)
+    console = Console(highlight=False)
+    for column, width in zip(columns, fit_widths(columns, cells, keep, console.width),
+                             strict=True):
+        tbl.add_column(column, no_wrap=True, min_width=width, max_width=width)
     for row in cells:
-        tbl.add_row(*[Text(cell, style=STATUS_STYLE.get(cell.split(" ")[0], "")) for cell in row])
-    Console(highlight=False).print(tbl)
+        tbl.add_row(*[Text(cell, style=STATUS_STYLE.get(cell.split(" ")[0], ""),
+                           overflow="ellipsis") for cell in row])
+    console.print(tbl)
+
+
+def fit_widths(columns: Sequence[str], cells: Sequence[Sequence[str]], keep: Sequence[str],
+               total: int) -> list[int]:
+    """Column widths for a terminal ``total`` wide: ``keep`` columns whole, the others share
+    what is left (each at least 4, cut with … by rich), two spaces between columns.
+
+    >>> fit_widths(["id", "name", "status"], [["12", "x" * 50, "queued"]], ["id", "status"], 30)
+    [2, 18, 6]
+    >>> fit_widths(["id", "name"], [["7", "Cu"]], ["id"], 80)
+    [2, 4]
+    """
+    natural = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    fixed = sum(w for c, w in zip(columns, natural, strict=True) if c in keep)
+    flexible = [i for i, c in enumerate(columns) if c not in keep]
+    room = total - fixed - 2 * (len(columns) - 1)
+    widths = list(natural)
+    # give each flexible column its natural width if all fit, else an equal share (≥ 4),
+    # narrow ones first so that what they do not use goes to the wide ones
+    for n, i in enumerate(sorted(flexible, key=lambda i: natural[i])):
+        share = max(4, room // (len(flexible) - n)) if room > 0 else 4
+        widths[i] = min(natural[i], share)
+        room -= widths[i]
+    return widths
 
 
 def age(seconds: float) -> str:

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 @handle_errors
 def results(
     job_ids: Annotated[list[int] | None, typer.Argument(help="orion job ids")] = None,
-    tag: Annotated[str, typer.Option(help="Your jobs with this tag.")] = "",
+    tag: Annotated[list[str] | None, typer.Option(
+        help="Your jobs with this tag (repeatable: any of them).")] = None,
     study: Annotated[int | None, typer.Option(help="Your jobs of this study (orion eos).")]
     = None,
     fmt: Annotated[str, typer.Option("--format", "-f",
@@ -35,7 +36,8 @@ def results(
     from orion_cli.services.results import Selection, table_rows, write_results
 
     settings = load_settings()
-    selection = Selection(tuple(job_ids or ()), tag, study, current_user())
+    selection = Selection(tuple(job_ids or ()), tuple(t for t in tag or () if t), study,
+                          current_user())
     if fmt == "table" and output is None:
         header, rows = table_rows(settings, selection)
         table(f"{len(rows)} jobs", header, rows)
@@ -110,19 +112,11 @@ def eos(
 
 
 def _wait_for(settings: Settings, job_id: int) -> dict[str, Any]:
-    import time
-
     from orion_cli.services.jobs import show_job
-    from orion_cli.services.poll import poll
+    from orion_cli.services.waiting import wait_for
 
-    pause_s = 1.0
-    while True:
-        poll(settings)
-        job = show_job(settings, job_id)
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return job
-        time.sleep(pause_s)
-        pause_s = min(2 * pause_s, settings.wait_interval_s)
+    wait_for(settings, [job_id])
+    return show_job(settings, job_id)
 
 
 def _print_fit(job: dict[str, Any]) -> None:

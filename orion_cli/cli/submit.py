@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -139,7 +138,8 @@ def submit(
         help="First retry delay, doubled each time (default 60s).")] = "",
     hold: Annotated[bool, typer.Option("--hold", help="Submit held; `orion release` starts.")]
     = False,
-    tag: Annotated[str, typer.Option(help="A label to filter by later (orion ls --tag).")] = "",
+    tag: Annotated[list[str] | None, typer.Option(
+        help="A label to filter by later (orion ls --tag); repeatable.")] = None,
     throttle: Annotated[int | None, typer.Option(
         help="At most N jobs of one array run at once (sbatch --array=...%N).")] = None,
     pack: Annotated[str, typer.Option(
@@ -188,7 +188,7 @@ def submit(
             mem_per_cpu_mb=parse_mem_mb(mem_per_cpu) if mem_per_cpu else None,
             gpus=gpus, constraints=constraint or None, exclusive=exclusive,
             sbatch_args=tuple(sbatch_arg) if sbatch_arg else None),
-        dry_run=dry_run, hold=hold, tag=tag,
+        dry_run=dry_run, hold=hold, tags=tuple(tag or ()),
         throttle=throttle, allow_close_atoms=allow_close_atoms,
         max_retries=retries, pack=pack, on_scf_fail=on_scf_fail or [],
         estimate_s=parse_estimate_s(estimate) if estimate else None,
@@ -223,25 +223,12 @@ def _resources(**given: Any) -> dict[str, Any]:
 
 
 def _wait(settings: Any, ids: list[int], as_json: bool) -> None:
+    """Wait as `orion wait` does (the same loop), then print the jobs."""
+    from orion_cli.cli.monitor import wait_and_report
     from orion_cli.services.jobs import show_job
-    from orion_cli.services.poll import poll
 
-    last: dict[int, str] = {}
-    pause_s = 1.0  # quick jobs end quickly; long ones are asked less and less often
-    while True:
-        report = poll(settings)
-        for line in report.errors:
-            message(f"warning: {line}")
-        jobs = [show_job(settings, job_id) for job_id in ids]
-        for job in jobs:
-            line = f"{job['status']} {job['progress_pct']:.0f}% {job['current_step']}"
-            if last.get(job["id"]) != line:
-                message(f"job {job['id']}: {line}")
-                last[job["id"]] = line
-        if all(job["status"] in ("completed", "failed", "cancelled") for job in jobs):
-            break
-        time.sleep(pause_s)
-        pause_s = min(pause_s * 2, settings.wait_interval_s)
+    wait_and_report(settings, ids, None)
+    jobs = [show_job(settings, job_id) for job_id in ids]
     if as_json:
         print_json(jobs[0] if len(jobs) == 1 else jobs)
         return

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -169,6 +170,24 @@ class JobDependency(SQLModel, table=True):
     child_id: int = Field(foreign_key="job.id", index=True)
     parent_id: int = Field(foreign_key="job.id", index=True)
     kind: str = "afterok"
+
+
+class JobTag(SQLModel, table=True):
+    """One of a job's tags (``submit --tag a --tag b``); ``job.tag`` keeps the first."""
+
+    __tablename__ = "job_tag"
+    __table_args__ = (UniqueConstraint("job_id", "tag"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    tag: str = Field(index=True)
+
+
+def with_any_tag(tags: Sequence[str]) -> Any:
+    """A WHERE clause: the job has at least one of ``tags``."""
+    from sqlmodel import col, select
+
+    return col(Job.id).in_(select(JobTag.job_id).where(col(JobTag.tag).in_(list(tags))))
 
 
 def insert_jobs(session: Any, rows: list[dict[str, Any]]) -> list[Job]:

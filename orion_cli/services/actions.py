@@ -7,6 +7,7 @@ makes sense are acted on, the others are reported with the reason.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session
 
@@ -122,7 +123,8 @@ def _by_scheduler(jobs: list[Job]) -> dict[str, list[Job]]:
     return groups
 
 
-def retry(settings: Settings, selection: Selection) -> BulkReport:
+def retry(settings: Settings, selection: Selection,
+          changes: dict[str, Any] | None = None) -> BulkReport:
     """Submit a new attempt of each named failed or cancelled job now, whatever the reason.
 
     Each job is submitted and recorded in a transaction of its own, so that a job that races
@@ -132,7 +134,10 @@ def retry(settings: Settings, selection: Selection) -> BulkReport:
     from orion_cli.db.session import session_scope
 
     selection.check()
+    from orion_cli.services.reparam import checked
+
     report = BulkReport("retried", hint="only failed or cancelled jobs can be retried")
+    new_params: dict[int, dict[str, Any]] = {}
     with session_scope(settings.resolved_database_url) as session:
         ids = []
         for job in resolve(session, selection, report, "retry"):
@@ -142,12 +147,22 @@ def retry(settings: Settings, selection: Selection) -> BulkReport:
             elif not job.array_name and not Path(job.workdir).is_dir():
                 report.skip(job.id or 0, "directory removed",
                             f"job {job.id}'s directory {job.workdir} was removed")
+            elif changes:  # -p: checked now, for every job, before anything is submitted
+                try:
+                    new_params[job.id or 0] = checked(settings, job.engine, job.parameters or {},
+                                                      changes)
+                    ids.append(job.id or 0)
+                except UsageError as exc:
+                    report.refuse(job.id or 0, exc.one_line(), f"job {job.id}: {exc.one_line()}")
             else:
                 ids.append(job.id or 0)
+    if changes and report.refused and not ids:
+        raise UsageError(next(iter(report.sentences.values())) if report.named == 1
+                         else f"nothing retried: {report.summary()}")
     for job_id in ids:
         try:
             report.notes.append(again_on_race(lambda job_id=job_id: _retry_one(  # type: ignore[misc]
-                settings, job_id)))
+                settings, job_id, new_params.get(job_id))))
             report.done.append(job_id)
         except OrionError as exc:
             report.trouble |= isinstance(exc, SchedulerError)
@@ -155,7 +170,7 @@ def retry(settings: Settings, selection: Selection) -> BulkReport:
     return report
 
 
-def _retry_one(settings: Settings, job_id: int) -> str:
+def _retry_one(settings: Settings, job_id: int, params: dict[str, Any] | None = None) -> str:
     from orion_cli.db.session import session_scope
     from orion_cli.services.retry import resubmit
 
@@ -164,7 +179,8 @@ def _retry_one(settings: Settings, job_id: int) -> str:
         if job is None or job.status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
             raise UsageError(f"job {job_id} changed meanwhile", "see `orion show`")
         scheduler = scheduler_for(settings, job.scheduler)
-        return resubmit(session, settings, job, scheduler, now_utc(), manual=True)
+        return resubmit(session, settings, job, scheduler, now_utc(), manual=True,
+                        params=params)
 
 
 PAST = {"hold": "held", "release": "released", "priority": "re-prioritised"}

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from sqlmodel import Session, col, select
 
-from orion_cli.db.models import Job
+from orion_cli.db.models import Job, JobTag, with_any_tag
 from orion_cli.errors import OrionError, RaceLost, UsageError
 from orion_cli.identity import current_user
 from orion_cli.states import JobStatus
@@ -29,12 +29,13 @@ class Selection:
 
     ids: tuple[int, ...] = ()
     slurm_ids: tuple[str, ...] = ()
-    tag: str = ""
+    #: jobs with any of these tags
+    tags: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
 
     def check(self) -> None:
         """Refuse an empty selection and unknown statuses (nothing is read or written)."""
-        if not (self.ids or self.slurm_ids or self.tag or self.statuses):
+        if not (self.ids or self.slurm_ids or self.tags or self.statuses):
             raise UsageError("no jobs named",
                              "give job ids, --slurm-id, --tag or --status (`orion ls` lists jobs)")
         for status in self.statuses:
@@ -45,11 +46,11 @@ class Selection:
     def describe(self) -> str:
         """Say which jobs were asked for, for 'nothing matched'.
 
-        >>> Selection(tag="screen", statuses=("failed",)).describe()
-        '--tag screen --status failed'
+        >>> Selection(tags=("screen", "b"), statuses=("failed",)).describe()
+        '--tag screen --tag b --status failed'
         """
         parts = [*map(str, self.ids), *(f"--slurm-id {s}" for s in self.slurm_ids)]
-        parts += [f"--tag {self.tag}"] if self.tag else []
+        parts += [f"--tag {tag}" for tag in self.tags]
         parts += [f"--status {s}" for s in self.statuses]
         return " ".join(parts)
 
@@ -167,14 +168,15 @@ def resolve(session: Session, selection: Selection, report: BulkReport,
             jobs[job.id or 0] = job
     else:
         query = select(Job).where(Job.owner == me, col(Job.removed_at).is_(None))
-        if selection.tag:
-            query = query.where(Job.tag == selection.tag)
+        if selection.tags:
+            query = query.where(with_any_tag(selection.tags))
         if selection.statuses:
             query = query.where(col(Job.status).in_(selection.statuses))
         jobs = {job.id or 0: job for job in session.exec(query.order_by(col(Job.id)))}
+    tagged = _tagged(session, list(jobs), selection.tags) if named and selection.tags else None
     chosen = []
     for job_id, job in sorted(jobs.items()):
-        if selection.tag and job.tag != selection.tag:
+        if tagged is not None and job_id not in tagged:
             continue
         if selection.statuses and job.status not in selection.statuses:
             continue
@@ -186,6 +188,16 @@ def resolve(session: Session, selection: Selection, report: BulkReport,
         else:
             chosen.append(job)
     return chosen
+
+
+def _tagged(session: Session, ids: list[int], tags: tuple[str, ...]) -> set[int]:
+    """Those of ``ids`` that have at least one of ``tags``."""
+    found: set[int] = set()
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        found.update(session.exec(select(JobTag.job_id).where(
+            col(JobTag.job_id).in_(chunk), col(JobTag.tag).in_(list(tags)))))
+    return found
 
 
 def _by_ids(session: Session, ids: tuple[int, ...]) -> dict[int, Job]:

@@ -19,6 +19,7 @@ MEMBER_GRANTS = {
     "job_attempt": "SELECT, INSERT, UPDATE, DELETE",
     "job_result": "SELECT, INSERT, UPDATE, DELETE",
     "job_dependencies": "SELECT, INSERT, DELETE",
+    "job_tag": "SELECT, INSERT, DELETE",
     "job_event": "SELECT, INSERT",  # the audit trail is append-only
     "orion_meta": "SELECT",
     "alembic_version": "SELECT",

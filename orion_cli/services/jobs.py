@@ -8,7 +8,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from orion_cli.config import Settings
-from orion_cli.db.models import Job, JobAttempt, JobEvent, JobResult, now_utc
+from orion_cli.db.models import Job, JobAttempt, JobEvent, JobResult, JobTag, now_utc
 from orion_cli.errors import UsageError
 
 
@@ -43,6 +43,8 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
         for key, value in data.items():
             if isinstance(value, datetime):
                 data[key] = value.isoformat()
+        data["tags"] = list(session.exec(select(JobTag.tag).where(JobTag.job_id == job_id)
+                                         .order_by(col(JobTag.id))))
         result = session.exec(select(JobResult).where(JobResult.job_id == job_id)).first()
         from orion_cli.services.dependencies import links_of
 

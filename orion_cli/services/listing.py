@@ -8,7 +8,7 @@ path, which upgrades SQLite or explains what to do for PostgreSQL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,14 +18,16 @@ from orion_cli.errors import DatabaseError, UsageError
 from orion_cli.states import JobStatus
 
 COLUMNS = ("id", "name", "owner", "engine", "status", "failure_reason", "progress_pct",
-           "current_step", "scheduler", "scheduler_job_id", "tag", "attempt", "created_at")
+           "current_step", "scheduler", "scheduler_job_id", "tag", "attempt", "created_at",
+           "formula")
 
 
 @dataclass(frozen=True)
 class JobFilter:
     statuses: tuple[str, ...] = ()
     engine: str = ""
-    tag: str = ""
+    #: jobs with any of these tags
+    tags: tuple[str, ...] = ()
     since_s: int | None = None
     limit: int = 50
     offset: int = 0
@@ -37,6 +39,8 @@ class JobFilter:
 class Listing:
     rows: list[dict[str, Any]]
     total: int
+    #: jobs matching the filter by status (all pages)
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 def build_query(flt: JobFilter, placeholder: str, now: datetime) -> tuple[str, str, list[Any]]:
@@ -60,9 +64,10 @@ def build_query(flt: JobFilter, placeholder: str, now: datetime) -> tuple[str, s
     if flt.engine:
         where.append(f"engine = {placeholder}")
         params.append(flt.engine)
-    if flt.tag:
-        where.append(f"tag = {placeholder}")
-        params.append(flt.tag)
+    if flt.tags:
+        where.append(f"id IN (SELECT job_id FROM job_tag WHERE tag IN "
+                     f"({', '.join([placeholder] * len(flt.tags))}))")
+        params.extend(flt.tags)
     if flt.since_s is not None:
         where.append(f"created_at >= {placeholder}")
         cutoff = (now - timedelta(seconds=flt.since_s)).astimezone(UTC)
@@ -137,14 +142,51 @@ def _query(conn: Any, placeholder: str, flt: JobFilter) -> Listing | None:
         conn.rollback()
         return None
     select, count, params = build_query(flt, placeholder, datetime.now(UTC))
-    cursor.execute(count, params)
-    total = int(cursor.fetchone()[0])
+    by_status = count.replace("SELECT count(*)", "SELECT status, count(*)") + " GROUP BY status"
+    cursor.execute(by_status, params)
+    counts = {status: int(n) for status, n in cursor.fetchall()}
+    total = sum(counts.values())
+    if flt.limit == 0:  # counts only (`orion ls --count`)
+        return Listing([], total, counts)
     cursor.execute(select, params)
     rows = [dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()]
     for row in rows:
         row["created_at"] = _as_utc(row["created_at"]).isoformat()
     _add_dependency_states(cursor, placeholder, rows)
-    return Listing(rows, total)
+    _add_energies(cursor, placeholder, rows)
+    return Listing(rows, total, counts)
+
+
+def atoms_in_formula(formula: str) -> int | None:
+    """Count the atoms in a chemical formula as ASE writes it (``Cu4``, ``H2O``, ``SiO2``).
+
+    >>> atoms_in_formula("Cu4"), atoms_in_formula("H2O"), atoms_in_formula("Si8O16")
+    (4, 3, 24)
+    >>> atoms_in_formula(""), atoms_in_formula("(H2O)2")
+    (None, None)
+    """
+    import re
+
+    if not formula or not re.fullmatch(r"([A-Z][a-z]?\d*)+", formula):
+        return None
+    return sum(int(n or 1) for _, n in re.findall(r"([A-Z][a-z]?)(\d*)", formula))
+
+
+def _add_energies(cursor: Any, placeholder: str, rows: list[dict[str, Any]]) -> None:
+    """Give completed rows their energy per atom (eV/atom) from the stored result."""
+    done = [row["id"] for row in rows if row["status"] == "completed"]
+    for row in rows:
+        row["energy_per_atom_ev"] = None
+    if not done:
+        return
+    cursor.execute(f"SELECT job_id, energy_ev FROM job_result WHERE job_id IN "
+                   f"({', '.join([placeholder] * len(done))})", done)
+    energies = dict(cursor.fetchall())
+    for row in rows:
+        natoms = atoms_in_formula(row["formula"])
+        energy = energies.get(row["id"])
+        if energy is not None and natoms and row["status"] == "completed":
+            row["energy_per_atom_ev"] = energy / natoms
 
 
 def _add_dependency_states(cursor: Any, placeholder: str, rows: list[dict[str, Any]]) -> None:

@@ -56,6 +56,8 @@ class PollReport:
     requeue: dict[int, str] = field(default_factory=dict)
     #: another poller held the lock: this one did nothing (normal under cron, not an error)
     overlapped: bool = False
+    #: wall time of the cycle (lock to commit)
+    duration_s: float = 0.0
 
 
 #: notes on one job per cycle beyond this are counted, not kept
@@ -450,13 +452,17 @@ def poll(settings: Settings, now: datetime | None = None) -> PollReport:
     recovers another user's job, so it never runs another user's files as itself. On a
     group database every user runs their own poller (cron).
     """
+    import time
+
     from sqlalchemy.exc import OperationalError
 
     from orion_cli.db.session import database_error, ready_engine, session_scope
+    from orion_cli.services.freshness import record_cycle
 
     report = PollReport()
     now = now or now_utc()
     url = settings.resolved_database_url
+    started = time.monotonic()
     try:
         with poller_lock(ready_engine(url), settings) as got_lock:
             if not got_lock:
@@ -465,6 +471,10 @@ def poll(settings: Settings, now: datetime | None = None) -> PollReport:
             with session_scope(url) as session:
                 check_role(session, current_user())
                 _poll_all(session, settings, now, report)
+            report.duration_s = time.monotonic() - started
+            # still under the lock: the stamp says when the poller last succeeded
+            record_cycle(settings, now_utc(), report.duration_s, len(report.errors),
+                         report.checked)
     except OperationalError as exc:  # the database went away mid-cycle
         raise database_error(url, exc) from None
     return report

@@ -34,7 +34,8 @@ COLUMNS = ("id", "name", "formula", "status", "engine", "natoms", "energy_ev",
 @dataclass(frozen=True)
 class Selection:
     ids: tuple[int, ...] = ()
-    tag: str = ""
+    #: jobs with any of these tags
+    tags: tuple[str, ...] = ()
     study_id: int | None = None
     owner: str = ""
 
@@ -50,8 +51,10 @@ def _query(selection: Selection) -> Any:
         query = query.where(col(Job.id).in_(list(selection.ids)))
     else:
         query = query.where(col(Job.owner) == selection.owner)
-        if selection.tag:
-            query = query.where(col(Job.tag) == selection.tag)
+        if selection.tags:
+            from orion_cli.db.models import with_any_tag
+
+            query = query.where(with_any_tag(selection.tags))
         if selection.study_id is not None:
             query = query.where(col(Job.study_id) == selection.study_id)
     return query.order_by(col(Job.id))
@@ -63,7 +66,7 @@ def check_selection(session: Session, selection: Selection) -> None:
 
     from orion_cli.db.models import Job
 
-    if not selection.ids and not selection.tag and selection.study_id is None:
+    if not selection.ids and not selection.tags and selection.study_id is None:
         raise UsageError("no jobs selected", "give job ids, --tag TAG or --study ID")
     if selection.ids:
         found = set(session.exec(select(Job.id).where(col(Job.id).in_(list(selection.ids)))))

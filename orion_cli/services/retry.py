@@ -149,8 +149,11 @@ def adopt_or_resubmit(session: Session, settings: Settings, job: Job, scheduler:
 
 
 def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now: datetime,
-             *, manual: bool = False) -> str:
-    """Submit the next attempt of a failed or cancelled job; return a line saying what happened."""
+             *, manual: bool = False, params: dict[str, Any] | None = None) -> str:
+    """Submit the next attempt of a failed or cancelled job; return a line saying what happened.
+
+    ``params``: the attempt runs with these (checked) engine parameters (retry -p).
+    """
     from orion_cli.services.dependencies import repoint_children, waits_for
     from orion_cli.services.scf_retry import apply_change
 
@@ -166,6 +169,11 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
     except Exception as exc:  # noqa: BLE001 - recorded on the attempt; the poll goes on
         return _resubmit_failed(session, job, SchedulerError(
             f"cannot make job directory {workdir}: {type(exc).__name__}: {exc}"), now)
+    changed = ""
+    if params is not None:
+        from orion_cli.services.reparam import rewrite_inputs
+
+        changed = f"; parameters: {rewrite_inputs(settings, job, params)}"
     old_result = workdir / RESULT_FILE
     if old_result.exists():
         old_result.replace(workdir / f"result-attempt-{job.attempt}.json")
@@ -205,7 +213,7 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
              else f"attempt {attempt} (--on-scf-fail)" if scf_note
              else f"attempt {attempt} of {job.max_retries + 1}")
     message = (f"{which} after {reason or 'request'}: "
-               f"{res.note}{when}; {job.scheduler} job {job.scheduler_job_id}")
+               f"{res.note}{when}{changed}; {job.scheduler} job {job.scheduler_job_id}")
     transition(session, job, JobStatus.QUEUED, source="user" if manual else "retry",
                message=message, at=now)
     repointed = repoint_children(session, scheduler, job)

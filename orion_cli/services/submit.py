@@ -60,7 +60,8 @@ class SubmitRequest:
     max_retries: int | None = None
     retry_delay_s: int | None = None
     hold: bool = False
-    tag: str = ""
+    tag: str = ""  # one tag (eos); ``tags`` holds several (submit --tag a --tag b)
+    tags: tuple[str, ...] = ()
     throttle: int | None = None
     dry_run: bool = False
     allow_close_atoms: bool = False
@@ -115,7 +116,11 @@ def _resolved(request: SubmitRequest, settings: Settings) -> SubmitRequest:
     check_bound("soft_margin_s", settings.soft_margin_s,
                 settings.sources.get("soft_margin_s", "the settings"))
     check_text(r.name, "--name")
-    check_text(r.tag, "--tag")
+    # several tags, in order, each once; an empty --tag "" means none, as it always did
+    r.tags = tuple(dict.fromkeys(t for t in (r.tags or (r.tag,)) if t))
+    r.tag = r.tags[0] if r.tags else ""
+    for tag in r.tags:
+        check_text(tag, "--tag")
     check_text(settings.work_root, "", settings.sources.get("work_root", ""), "work_root",
                max_chars=4096)
     if not r.structures:
@@ -354,6 +359,13 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
         site=site, pack=r.pack_size if len(chunk) > 1 else 0, study_id=r.study_id,
         structure_from_id=r.structure_from, on_scf_fail=r.scf_policy,
     ) for item in chunk])
+    if r.tags:
+        from sqlalchemy import insert
+
+        from orion_cli.db.models import JobTag
+
+        session.execute(insert(JobTag), [{"job_id": job.id, "tag": tag}
+                                         for job in jobs for tag in r.tags])
     instance = instance_id(session)
     base = settings.work_root_path / instance
     base.mkdir(parents=True, exist_ok=True)

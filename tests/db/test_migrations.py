@@ -43,7 +43,7 @@ def test_upgrade_keeps_existing_jobs(database_url: str) -> None:
 
     engine = get_engine(database_url)
     with engine.begin() as conn:  # start from an empty schema, even where a fixture made one
-        for table in ("job_dependencies", "job_event", "job_result", "job_attempt",
+        for table in ("job_tag", "job_dependencies", "job_event", "job_result", "job_attempt",
                       "orion_meta", "job", "alembic_version"):
             conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
     upgrade(engine, "0001")
