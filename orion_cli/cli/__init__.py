@@ -40,7 +40,14 @@ def root(
     _state["debug"] = debug
 
 
-from orion_cli.cli import bulk, commands, logs, study, submit  # noqa: E402,F401  (registers the commands)
+from orion_cli.cli import (  # noqa: E402,F401  (registers the commands)
+    bulk,
+    commands,
+    logs,
+    scripts,
+    study,
+    submit,
+)
 
 
 def main() -> None:

@@ -84,6 +84,9 @@ class Job(SQLModel, table=True):
     study_id: int | None = Field(default=None, index=True)
     #: start from this job's final structure, read on the node from its result.json
     structure_from_id: int | None = None
+    #: a user's own batch script (``orion submit --script``, ``orion adopt``): its path,
+    #: arguments, submit directory, ``#SBATCH`` options and what orion adds; None otherwise
+    script: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class JobResult(SQLModel, table=True):

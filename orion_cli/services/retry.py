@@ -150,15 +150,20 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
         account=job.account, qos=job.qos, priority=job.priority, soft_margin_s=job.soft_margin_s,
         instance=instance_id(session),
     )
-    (workdir / SCRIPT_NAME).write_text(render_script(spec))
-    job_file = read_json(workdir / JOB_FILE) or {}
-    write_json_atomic(workdir / JOB_FILE, {**job_file, "attempt": attempt})
+    if not job.script:  # a user's own script (services/scripts.py) is submitted as it was
+        (workdir / SCRIPT_NAME).write_text(render_script(spec))
+        job_file = read_json(workdir / JOB_FILE) or {}
+        write_json_atomic(workdir / JOB_FILE, {**job_file, "attempt": attempt})
     begin = now + timedelta(seconds=delay_s) if delay_s else None
     previous = (job.attempt, job.walltime_s, job.mem_mb)
     job.attempt, job.walltime_s, job.mem_mb = attempt, res.walltime_s, res.mem_mb
+    script, options = workdir / SCRIPT_NAME, SubmitOptions(begin=begin, after=after)
+    if job.script:
+        from orion_cli.services.scripts import script_submission
+
+        script, options = script_submission(job, spec.instance, begin=begin, after=after)
     try:
-        job.scheduler_job_id = scheduler.submit(workdir / SCRIPT_NAME,
-                                                SubmitOptions(begin=begin, after=after))
+        job.scheduler_job_id = scheduler.submit(script, options)
     except SubmitOutcomeUnknown as exc:
         job.attempt, job.walltime_s, job.mem_mb = previous  # as if not tried: looked up first
         job.raw_state = UNKNOWN_SUBMIT
