@@ -111,7 +111,36 @@ def script_lines(job: dict[str, Any]) -> list[tuple[str, str]]:
         lines.append(("#SBATCH", " ".join(f"--{k}={v}" if v else f"--{k}"
                                           for k, v in header.items())))
     if script.get("options"):
-        lines.append(("orion adds", " ".join(script["options"])))
+        label = "a retry adds" if script.get("adopted") else "orion adds"
+        lines.append((label, " ".join(script["options"])))
     if script.get("adopted"):
         lines.append(("adopted", f"submitted without orion as {job['scheduler_job_id']}"))
     return lines
+
+
+@app.command()
+@handle_errors
+def adopt(
+    job_ids: Annotated[list[str], typer.Argument(help="SLURM job ids submitted without orion.")],
+    retries: Annotated[int, typer.Option(
+        help="Retries after timeout/OOM/node failure (resubmits the script SLURM kept).")] = 0,
+    tag: Annotated[str, typer.Option(help="A label to filter by later (orion ls --tag).")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Track SLURM jobs you submitted with plain sbatch: orion poll reconciles them from now on."""
+    from orion_cli.config import load_settings
+    from orion_cli.limits import check_bound, check_text
+    from orion_cli.services.adopt import adopt as adopt_jobs
+
+    check_bound("max_retries", retries)
+    check_text(tag, "--tag")
+    done = adopt_jobs(load_settings(), job_ids, retries, tag)
+    for line in done.errors:
+        message(f"error: {line}")
+    if as_json:
+        print_json({"ids": done.ids, "errors": done.errors})
+    else:
+        for line in done.lines:
+            typer.echo(line)
+    if done.errors:
+        raise typer.Exit(2)
