@@ -116,3 +116,14 @@ def test_adopted_plain_sbatch_jobs_end_in_the_right_state(
     assert [(j["status"], j["exit_code"]) for j in jobs] == [("completed", 0), ("failed", 3)]
     assert jobs[0]["mem_mb"] == 200 and jobs[0]["walltime_s"] == 120
     assert (Path(jobs[0]["workdir"]) / "submitted.sbatch").read_text() == script.read_text()
+
+
+@pytest.mark.slurm
+def test_a_partition_the_cluster_lacks_is_refused_before_anything_is_written(
+        orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    script = tmp_path / "gpu.sbatch"
+    script.write_text("#!/bin/bash\n#SBATCH --partition=nosuchgpu\ntrue\n")
+    out = orion("submit", "--script", str(script), expect=2).output
+    assert "partition 'nosuchgpu' does not exist" in out and out.count("\n") == 1
+    assert not list(orion_home.rglob("*.db"))

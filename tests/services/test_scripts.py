@@ -162,3 +162,60 @@ def test_progress_checks_its_input_and_writes_what_the_poller_reads(tmp_path: Pa
     result = check_result(read_result(tmp_path / "result.json"))
     assert (result.attempt, result.energy_ev, result.extras) == (2, -1.5,
                                                                  {"n": 4, "label": "Si bulk"})
+
+
+def test_what_orion_adds_to_sbatch_and_nothing_else(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from orion_cli.schedulers.slurm_commands import sbatch_argv
+    from orion_cli.services.scripts import script_submission
+
+    job = SimpleNamespace(
+        id=7, name="relax Si", workdir=str(tmp_path / "7"), walltime_s=600, mem_mb=0,
+        attempt=2, script={"args": ["-x", "a b"], "submit_dir": "/home/ann/run",
+                           "options": ["--signal=B:USR1@60"], "own_time": 600,
+                           "own_mem_mb": None, "own_output": False, "own_chdir": False,
+                           "export": None})
+    script, options = script_submission(job, "ab12cd", after=(("afterok", "41"),))
+    assert sbatch_argv(script, options) == [
+        "sbatch", "--parsable", "--chdir=/home/ann/run", "--dependency=afterok:41",
+        "--job-name=orion-7-ab12cd-relax_Si", "--signal=B:USR1@60",
+        f"--output={tmp_path}/7/attempt-2.out",
+        f"--export=ALL,ORION_JOB_ID=7,ORION_ATTEMPT=2,ORION_JOB_DIR={tmp_path}/7",
+        f"{tmp_path}/7/submitted.sbatch", "-x", "a b"]
+    # a retry with more time and memory; the script's own output, chdir and export kept
+    job.walltime_s, job.mem_mb = 1200, 4096
+    job.script.update(own_output=True, own_chdir=True, export="NONE", options=[])
+    _, options = script_submission(job, "ab12cd")
+    argv = sbatch_argv(script, options)
+    assert not any(a.startswith(("--chdir", "--output")) for a in argv)
+    assert "--time=00:20:00" in argv and "--mem=4096M" in argv
+    assert f"--export=ORION_JOB_ID=7,ORION_ATTEMPT=2,ORION_JOB_DIR={tmp_path}/7" in argv
+
+
+def test_script_jobs_wait_for_their_parents(local: Path) -> None:
+    first = write_script(local / "first.sbatch", "sleep 1; echo first >> order.txt\n")
+    second = write_script(local / "second.sbatch", "echo second >> order.txt\n")
+    parent = int(orion("submit", "--script", str(first)).stdout)
+    child = int(orion("submit", "--script", str(second), "--after", str(parent)).stdout)
+    jobs = poll_until_final([parent, child])
+    assert [j["status"] for j in jobs] == ["completed", "completed"]
+    assert (local / "order.txt").read_text() == "first\nsecond\n"
+
+
+def test_an_interrupted_submit_is_recovered_with_the_script(
+        local: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orion_cli.errors import SubmitOutcomeUnknown
+    from orion_cli.schedulers.local import LocalScheduler
+
+    script = write_script(local / "run.sbatch", 'echo "$1 $ORION_JOB_ID" > ran.txt\n')
+    real_submit = LocalScheduler.submit
+    monkeypatch.setattr(LocalScheduler, "submit", lambda *a, **k: (_ for _ in ()).throw(
+        SubmitOutcomeUnknown("sbatch did not answer")))
+    out = orion("submit", "--script", str(script), "--", "hello", expect=1)
+    assert "did not answer" in out.output
+    monkeypatch.setattr(LocalScheduler, "submit", real_submit)
+    monkeypatch.setenv("ORION_SUBMIT_GRACE_S", "0")
+    [job] = poll_until_final([1])
+    assert job["status"] == "completed" and job["name"] == "mine"
+    assert (local / "ran.txt").read_text() == "hello 1\n"
