@@ -15,8 +15,7 @@ from orion_cli.errors import UsageError
 #: submit options an engine job takes and a script job does not
 _ENGINE_ONLY = {"engine": "--engine", "param": "--param", "params": "--params",
                 "pack": "--pack", "estimate": "--estimate", "throttle": "--throttle",
-                "structure_from": "--from", "allow_close_atoms": "--allow-close-atoms",
-                "dry_run": "--dry-run"}
+                "structure_from": "--from", "allow_close_atoms": "--allow-close-atoms"}
 
 
 def submit_script_command(settings: Any, script: Path, args: list[str],
@@ -42,8 +41,12 @@ def submit_script_command(settings: Any, script: Path, args: list[str],
         hold=given["hold"], after=parse_ids(given["after"] or [], "--after"),
         after_any=parse_ids(given["after_any"] or [], "--after-any"),
         soft_limit_s=parse_walltime_s(soft, "--soft-limit") if soft else 0,
+        dry_run=given["dry_run"],
     )
     done = submit_script(settings, request)
+    if request.dry_run:  # the sbatch command it would run; nothing written
+        typer.echo("".join(done.scripts), nl=False)
+        return
     for line in done.errors:
         message(f"error: {line}")
     if given["as_json"] and not given["wait"]:

@@ -71,6 +71,7 @@ class ScriptRequest:
     after_any: list[int] = field(default_factory=list)
     #: send SIGUSR1 to the batch shell this many seconds before the limit (0: never)
     soft_limit_s: int = 0
+    dry_run: bool = False
 
 
 def read_script(path: Path) -> str:
@@ -138,6 +139,8 @@ def _checked(settings: Settings, r: ScriptRequest) -> tuple[str, dict[str, Any]]
         check_bound(key, row[key], where if key in ("walltime_s",) else "")
     if row["mem_mb"]:
         check_bound("mem_mb", row["mem_mb"])
+    if r.soft_limit_s:
+        check_bound("soft_margin_s", r.soft_limit_s)
     for value in r.args:
         check_text(value, "a script argument", max_chars=4096)
     row["script"] = {
@@ -199,6 +202,8 @@ def submit_script(settings: Settings, r: ScriptRequest) -> Submitted:
     if "," in str(base_dir):  # sbatch --export splits its list at commas
         raise UsageError(f"work_root '{base_dir}' has a comma, which sbatch --export cannot pass",
                          "set work_root in orion.toml to a path without commas")
+    if r.dry_run:
+        return Submitted([], [], [_dry_run(row, base_dir, links.after)])
     ready_engine(settings.resolved_database_url)
     result = Submitted([], [], [])
     with session_scope(settings.resolved_database_url) as session:
@@ -226,3 +231,15 @@ def submit_script(settings: Settings, r: ScriptRequest) -> Submitted:
         result.ids.append(job.id or 0)
         result.scheduler_job_ids.append(scheduler_job_id)
     return result
+
+
+def _dry_run(row: dict[str, Any], base_dir: Path, after: tuple[tuple[str, str], ...]) -> str:
+    """The sbatch command a submit would run (``<id>`` for the job's id), as one line."""
+    import shlex
+    from types import SimpleNamespace
+
+    from orion_cli.schedulers.slurm_commands import sbatch_argv
+
+    job = SimpleNamespace(**row, id="<id>", attempt=1, workdir=str(base_dir / "<id>"))
+    script, options = script_submission(job, "<database id>", hold=row["held"], after=after)
+    return shlex.join(sbatch_argv(script, options)) + "\n"

@@ -219,3 +219,18 @@ def test_an_interrupted_submit_is_recovered_with_the_script(
     [job] = poll_until_final([1])
     assert job["status"] == "completed" and job["name"] == "mine"
     assert (local / "ran.txt").read_text() == "hello 1\n"
+
+
+def test_dry_run_prints_the_sbatch_command_and_writes_nothing(local: Path,
+                                                              orion_home: Path) -> None:
+    import shlex
+
+    script = write_script(local / "run.sbatch", "true\n")
+    out = orion("submit", "--script", str(script), "--soft-limit", "2m", "--dry-run", "--",
+                "x y").stdout
+    argv = shlex.split(out)
+    assert argv[0] == "sbatch" and argv[-2:] == [str(orion_home / "jobs" / "<id>" /
+                                                     "submitted.sbatch"), "x y"]
+    assert "--signal=B:USR1@120" in argv and f"--chdir={local}" in argv
+    assert not any(a.startswith("--time") for a in argv)  # the script's own 5 minutes stand
+    assert not orion_home.exists() or not any(orion_home.iterdir())
