@@ -1,3 +1,3 @@
-from orion_cli.cli import main
+from orion_cli.entry import main
 
 main()

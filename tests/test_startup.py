@@ -26,3 +26,39 @@ def test_console_script_help_exits_zero() -> None:
     assert out.returncode == 0
     for command in ("submit", "poll", "ls", "show", "cancel", "doctor", "engines"):
         assert command in out.stdout
+
+
+def test_progress_inside_a_job_loads_no_heavy_module(tmp_path) -> None:  # noqa: ANN001
+    """`orion progress` runs on compute nodes, many times per job: no database, no ASE."""
+    code = (
+        "import sys\n"
+        "from orion_cli.cli import app\n"
+        "from typer.testing import CliRunner\n"
+        "for args in (['progress', '40', 'SCF step 12'], ['progress', '--result', 'e=1']):\n"
+        "    result = CliRunner().invoke(app, args)\n"
+        "    assert result.exit_code == 0, result.output\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    env = {"ORION_JOB_DIR": str(tmp_path), "ORION_ATTEMPT": "1", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.strip() == ""
+    assert (tmp_path / "events.jsonl").read_text().count("\n") == 1
+
+
+def test_progress_console_script_skips_typer(tmp_path) -> None:  # noqa: ANN001
+    """The console script's plain `orion progress` forms load neither typer nor pydantic."""
+    code = (
+        "import sys\n"
+        "from orion_cli.entry import fast_progress\n"
+        "assert fast_progress(['40', 'SCF', 'step']) == 0\n"
+        "assert fast_progress(['--result', 'energy_ev=-1.5']) == 0\n"
+        "assert fast_progress(['--help']) is None  # typer's help\n"
+        f"print(','.join(m for m in {HEAVY + ('typer', 'pydantic', 'rich')!r}"
+        " if m in sys.modules))\n"
+    )
+    env = {"ORION_JOB_DIR": str(tmp_path), "ORION_ATTEMPT": "1", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.strip() == ""
+    assert '"step":"SCF step"' in (tmp_path / "events.jsonl").read_text()

@@ -48,6 +48,7 @@ from orion_cli.cli import (  # noqa: E402,F401  (registers the commands)
     metrics,
     monitor,
     queues,
+    scripts,
     study,
     submit,
     watch,

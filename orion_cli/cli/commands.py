@@ -99,7 +99,13 @@ def render_job(job: dict[str, Any]) -> None:
                                             else ""))
     for n, arg in enumerate(job.get("sbatch_args") or []):
         say(f"  {'sbatch options' if n == 0 else '':17} {arg}")
-    say(f"  {'parameters':17} {job['parameters']}")
+    if job.get("script"):
+        from orion_cli.cli.scripts import script_lines
+
+        for key, value in script_lines(job):
+            say(f"  {key:17} {value}")
+    else:
+        say(f"  {'parameters':17} {job['parameters']}")
     scf = job.get("on_scf_fail") or {}
     if scf.get("change"):
         when = (f"applied to attempt {scf['applied_at_attempt']}"
@@ -122,6 +128,8 @@ def render_job(job: dict[str, Any]) -> None:
         for key in ("energy_ev", "converged", "error"):
             if result.get(key) is not None:
                 say(f"    {key:15} {result[key]}")
+        for key, value in (result.get("extras") or {}).items() if job.get("script") else ():
+            say(f"    {key:15} {value}")  # `orion progress --result key=value` of a script
         if result.get("forces_ev_per_a"):
             fmax = max(sum(c * c for c in f) ** 0.5 for f in result["forces_ev_per_a"])
             say(f"    {'max force':15} {fmax:.4f} eV/Å")

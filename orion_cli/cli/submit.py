@@ -98,12 +98,19 @@ def show_notes(notes: list[str]) -> None:
 @app.command()
 @handle_errors
 def submit(
-    engine: Annotated[str, typer.Option("--engine", "-e", help="Engine (see `orion engines`).")],
-    structures: Annotated[list[Path] | None, typer.Argument(
+    engine: Annotated[str, typer.Option("--engine", "-e", help="Engine (see `orion engines`).")]
+    = "",
+    structures: Annotated[list[str] | None, typer.Argument(
         help="Structure files (CIF, POSCAR, xyz, ...), directories, globs; multi-frame "
              "extxyz/traj files give one job per frame, engine outputs (pw.out, OUTCAR, "
              "vasprun.xml, dumps) their last frame; FILE@-1, FILE@3, FILE@::2 pick frames "
-             "(none with --from).")] = None,
+             "(none with --from). With --script: the script's arguments (after --).")] = None,
+    script: Annotated[Path | None, typer.Option(
+        "--script", help="Track your own sbatch script, submitted unchanged (its #SBATCH "
+                         "lines stay; flags given here override them).")] = None,
+    soft_limit: Annotated[str, typer.Option(
+        "--soft-limit", help="With --script: send SIGUSR1 to the script this long before "
+                             "its time limit (sbatch --signal=B:USR1@...).")] = "",
     name: Annotated[str, typer.Option(help="Job name (default: file name).")] = "",
     param: Annotated[list[str] | None, typer.Option("--param", "-p",
                                                     help="Engine parameter key=value.")] = None,
@@ -175,10 +182,22 @@ def submit(
     from orion_cli.units import parse_mem_mb, parse_walltime_s
 
     settings = load_settings()
+    if script is not None:
+        from orion_cli.cli.scripts import submit_script_command
+
+        submit_script_command(settings, script, structures or [], locals())
+        return
+    if not engine:
+        raise UsageError("no engine given",
+                         "write e.g. orion submit Si.cif --engine qe, or --script run.sbatch")
+    if soft_limit:
+        raise UsageError("--soft-limit is for --script jobs",
+                         "orion's engine jobs get a soft limit already (soft_margin_s)")
     request = SubmitRequest(
         after=parse_ids(after or [], "--after"),
         after_any=parse_ids(after_any or [], "--after-any"),
-        structures=structures or [], structure_from=structure_from, engine=engine,
+        structures=[Path(item) for item in structures or []],
+        structure_from=structure_from, engine=engine,
         params=_params(param or [], params), name=name,
         scheduler=scheduler, queue=queue, resources=_resources(
             partition=partition or None, account=account or None, qos=qos or None,

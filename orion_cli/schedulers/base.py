@@ -38,6 +38,14 @@ class SubmitOptions:
     begin: datetime | None = None
     #: start only after these jobs: (kind, scheduler job id), kind ``afterok`` or ``afterany``
     after: tuple[tuple[str, str], ...] = ()
+    #: the job's working directory: None = the script's directory, "" = leave it to the
+    #: script's own ``#SBATCH --chdir`` (``orion submit --script``)
+    chdir: str | None = None
+    #: more sbatch options, ``--key=value``, after orion's own (they override the script's
+    #: ``#SBATCH`` lines); the local backend honours job-name, output, error, export, chdir
+    extra_args: tuple[str, ...] = ()
+    #: arguments passed to the script itself (``sbatch script ARGS...``)
+    script_args: tuple[str, ...] = ()
 
 
 class Scheduler(Protocol):

@@ -178,13 +178,14 @@ class LocalScheduler:
     def _start(self, job_id: str, record: dict[str, Any]) -> None:
         """Launch the job's wrapper shell and store its pid in ``record``/``job.json``."""
         script = Path(record["script"])
-        header = read_sbatch_options(script.read_text())
+        header = {**read_sbatch_options(script.read_text()), **record.get("extra", {})}
         array_id, task = record.get("array_id", ""), record.get("task")
         names = (job_id, record["name"], array_id, str(task) if array_id else "4294967294")
+        cwd = script.parent / header.get("chdir", record.get("chdir") or "")
         out = header.get("output", f"local-{job_id}.out")
         paths = (
-            script.parent / expand_filename(out, *names),
-            script.parent / expand_filename(header.get("error", out), *names),
+            cwd / expand_filename(out, *names),
+            cwd / expand_filename(header.get("error", out), *names),
         )
         delay_s = 0
         if record.get("begin"):
@@ -195,7 +196,9 @@ class LocalScheduler:
             env.update(SLURM_ARRAY_JOB_ID=array_id, SLURM_ARRAY_TASK_ID=str(task))
         throttle = record.get("throttle")
         slots = (self.jobs_dir / array_id, throttle) if array_id and throttle else None
-        record.update(launch(script, self._job_dir(job_id), paths, delay_s, env, slots))
+        env.update(_exported(header.get("export", "")))
+        record.update(launch(script, self._job_dir(job_id), paths, delay_s, env, slots, cwd,
+                             tuple(record.get("args", ()))))
         record["hold"] = False
         self._write(job_id, record)
 
@@ -321,15 +324,28 @@ def _new_record(script: Path, header: dict[str, str], options: SubmitOptions) ->
     begin = options.begin
     if begin is not None and begin.tzinfo is None:
         begin = begin.astimezone()
+    extra = dict(option.removeprefix("--").partition("=")[::2] for option in options.extra_args)
     return {
         "script": str(script),
-        "name": header.get("job-name", script.name),
+        "name": extra.get("job-name", header.get("job-name", script.name)),
+        "extra": extra,
+        "chdir": options.chdir or "",  # "" (None too): the script's own, or its directory
+        "args": list(options.script_args),
         "hold": options.hold,
         "pid": None,
         "pgid": None,
         "begin": begin.isoformat() if begin else None,
         "nice": 0,
     }
+
+
+def _exported(export: str) -> dict[str, str]:
+    """The ``NAME=value`` items of an sbatch ``--export`` list (the job sees all the rest).
+
+    >>> _exported("ALL,ORION_JOB_ID=7,HOME")
+    {'ORION_JOB_ID': '7'}
+    """
+    return dict(item.partition("=")[::2] for item in export.split(",") if "=" in item)
 
 
 def _before_begin(record: dict[str, Any]) -> bool:

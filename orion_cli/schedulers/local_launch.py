@@ -16,7 +16,8 @@ from pathlib import Path
 from orion_cli.errors import SchedulerError
 
 # $0 = script, $1 = job dir, $2 = seconds to wait before starting (SubmitOptions.begin),
-# $3 = slot dir ("" = no throttle), $4 = number of slots; then it waits for its parents
+# $3 = slot dir ("" = no throttle), $4 = number of slots, then the script's own arguments;
+# it waits for its parents
 # dependencies: "$1/after" holds "<afterok|afterany> <local id>" lines, read again every
 # half second (set_dependency rewrites it); a sibling job's "exit" file says it ended
 _WAIT_FOR_PARENTS = (
@@ -30,19 +31,20 @@ _WRAPPER = (
     'while [ -n "$3" ] && [ -z "$s" ]; do k=0; while [ "$k" -lt "$4" ]; do '
     'if mkdir "$3/slot.$k" 2>/dev/null; then s="$3/slot.$k"; break; fi; k=$((k+1)); done; '
     '[ -n "$s" ] || sleep 0.2; done; '
-    ': > "$1/started"; bash "$0"; rc=$?; [ -z "$s" ] || rmdir "$s"; '
-    'printf "%s\\n" "$rc" > "$1/exit.tmp"; mv "$1/exit.tmp" "$1/exit"'
+    'j=$1; : > "$j/started"; shift 4; bash "$0" "$@"; rc=$?; [ -z "$s" ] || rmdir "$s"; '
+    'printf "%s\\n" "$rc" > "$j/exit.tmp"; mv "$j/exit.tmp" "$j/exit"'
 )
 # the launcher backgrounds the wrapper and exits at once: the wrapper is re-parented to init
 # (no zombie), and its process group (= launcher pid) survives for cancel
 _LAUNCHER = 'o=$1 e=$2; shift 2; sh -c "$0" "$@" </dev/null >>"$o" 2>>"$e" & echo $!'
-_SBATCH_LINE = re.compile(r"^#SBATCH\s+(?:--(output|error|job-name)=|-([oeJ])\s*)(.*\S)")
-_SHORT_OPTION = {"o": "output", "e": "error", "J": "job-name"}
+_SBATCH_LINE = re.compile(
+    r"^#SBATCH\s+(?:--(output|error|job-name|chdir|export)=|-([oeJD])\s*)(.*\S)")
+_SHORT_OPTION = {"o": "output", "e": "error", "J": "job-name", "D": "chdir"}
 NO_ARRAY_INDEX = "4294967294"  # what sbatch puts for %a outside arrays
 
 
 def read_sbatch_options(script_text: str) -> dict[str, str]:
-    """Read ``--output``, ``--error`` and ``--job-name`` from the ``#SBATCH`` header.
+    """Read ``--output``, ``--error``, ``--job-name``, ``--chdir``, ``--export`` (header).
 
     >>> read_sbatch_options("#!/bin/bash\\n#SBATCH --output=run-%j.out\\n#SBATCH -J relax\\n")
     {'output': 'run-%j.out', 'job-name': 'relax'}
@@ -94,16 +96,19 @@ def launch(
     delay_s: int,
     env: dict[str, str],
     slots: tuple[Path, int] | None = None,
+    cwd: Path | None = None,
+    args: tuple[str, ...] = (),
 ) -> dict[str, int]:
     """Launch the wrapper shell detached (double fork: no zombie); return pid and pgid."""
     slot_dir, slot_count = slots or (Path(), 0)
     argv = [
         "sh", "-c", _LAUNCHER, _WRAPPER, str(output_paths[0]), str(output_paths[1]),
-        str(script), str(job_dir), str(delay_s), str(slot_dir) if slots else "", str(slot_count),
+        str(script), str(job_dir), str(delay_s), str(slot_dir) if slots else "",
+        str(slot_count), *args,
     ]
     proc = subprocess.Popen(
         argv,
-        cwd=script.parent,
+        cwd=cwd or script.parent,
         env={**os.environ, **env},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -58,7 +58,9 @@ def make_job_info(
 def sbatch_argv(script_path: Path, options: SubmitOptions | None = None) -> list[str]:
     """Build the sbatch command: run ``script_path`` in its own directory, print the id."""
     options = options or SubmitOptions()
-    argv = ["sbatch", "--parsable", f"--chdir={script_path.parent}"]
+    argv = ["sbatch", "--parsable"]
+    if options.chdir is None or options.chdir:
+        argv.append(f"--chdir={options.chdir or script_path.parent}")
     if options.hold:
         argv.append("-H")
     if options.begin is not None:
@@ -66,7 +68,9 @@ def sbatch_argv(script_path: Path, options: SubmitOptions | None = None) -> list
         argv.append(f"--begin={begin.strftime('%Y-%m-%dT%H:%M:%S')}")
     if options.after:
         argv.append(f"--dependency={dependency_spec(options.after)}")
+    argv.extend(options.extra_args)
     argv.append(str(script_path))
+    argv.extend(options.script_args)
     return argv
 
 
@@ -140,7 +144,7 @@ def sbatch_array_argv(
 ) -> list[str]:
     """Build the sbatch command for a job array of ``n_tasks`` tasks (ids ``<id>_<i>``)."""
     argv = sbatch_argv(script_path, options)
-    argv.insert(-1, f"--array={array_spec(n_tasks, throttle)}")
+    argv.insert(argv.index(str(script_path)), f"--array={array_spec(n_tasks, throttle)}")
     return argv
 
 

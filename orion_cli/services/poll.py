@@ -239,8 +239,8 @@ def _finish(session: Session, moves: Moves, job: Job, info: JobInfo | None,
         if result.extras.get("soft_limit_reached"):
             reason = FailureReason.TIMEOUT  # stopped cleanly at the soft limit: needs more time
         moves.move(job, JobStatus.FAILED, reason=reason, message=result.error)
-    elif status is JobStatus.COMPLETED and result is not None:
-        moves.move(job, JobStatus.COMPLETED)
+    elif status is JobStatus.COMPLETED and (result is not None or job.script is not None):
+        moves.move(job, JobStatus.COMPLETED)  # a user's script writes no result: exit 0 says
     elif status is JobStatus.COMPLETED:
         moves.move(job, JobStatus.FAILED, reason=FailureReason.ENGINE_ERROR,
                    message="the job ended without writing result.json (see its output file)")

@@ -53,6 +53,11 @@ def _recover_group(session: Session, scheduler: Scheduler, name: str, group: lis
             options = SubmitOptions(hold=first.held, after=waits_for(session, first))
         except UsageError as exc:
             return f"{name}*: {exc.one_line()}; submitted once its parents allow"
+        if first.script:  # a user's own script: its copy, with orion's sbatch options
+            from orion_cli.services.scripts import script_submission
+
+            script, options = script_submission(first, instance_id(session), hold=first.held,
+                                                after=options.after)
         try:
             if is_array:
                 n_tasks = max(job.array_index or 0 for job in group) // max(first.pack, 1) + 1

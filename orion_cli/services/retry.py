@@ -190,16 +190,21 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
         resources=res.resources, attempt=attempt, soft_margin_s=job.soft_margin_s,
         instance=instance_id(session),
     )
-    (workdir / SCRIPT_NAME).write_text(render_script(spec))
-    job_file = read_json(workdir / JOB_FILE) or {}
-    write_json_atomic(workdir / JOB_FILE, {**job_file, "attempt": attempt})
+    if not job.script:  # a user's own script (services/scripts.py) is submitted as it was
+        (workdir / SCRIPT_NAME).write_text(render_script(spec))
+        job_file = read_json(workdir / JOB_FILE) or {}
+        write_json_atomic(workdir / JOB_FILE, {**job_file, "attempt": attempt})
     begin = now + timedelta(seconds=delay_s) if delay_s else None
     previous = (job.attempt, Resources.of(job))
     job.attempt = attempt
     _set_resources(job, res.resources)
+    script, options = workdir / SCRIPT_NAME, SubmitOptions(begin=begin, after=after)
+    if job.script:
+        from orion_cli.services.scripts import script_submission
+
+        script, options = script_submission(job, spec.instance, begin=begin, after=after)
     try:
-        job.scheduler_job_id = scheduler.submit(workdir / SCRIPT_NAME,
-                                                SubmitOptions(begin=begin, after=after))
+        job.scheduler_job_id = scheduler.submit(script, options)
     except SubmitOutcomeUnknown as exc:
         job.attempt = previous[0]  # as if not tried: looked up first
         _set_resources(job, previous[1])

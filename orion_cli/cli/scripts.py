@@ -1,0 +1,149 @@
+"""Your own batch scripts: ``orion submit --script`` (called from cli/submit.py),
+``orion progress`` (inside a job) and ``orion adopt`` (jobs submitted without orion)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from orion_cli.cli import app
+from orion_cli.cli.output import handle_errors, message, print_json
+from orion_cli.errors import UsageError
+
+#: submit options an engine job takes and a script job does not
+_ENGINE_ONLY = {"engine": "--engine", "param": "--param", "params": "--params",
+                "pack": "--pack", "estimate": "--estimate", "throttle": "--throttle",
+                "structure_from": "--from", "allow_close_atoms": "--allow-close-atoms"}
+
+
+def submit_script_command(settings: Any, script: Path, args: list[str],
+                          given: dict[str, Any]) -> None:
+    """``orion submit --script``: ``given`` holds the submit command's parsed options."""
+    from orion_cli.services.depgraph import parse_ids
+    from orion_cli.services.scripts import ScriptRequest, submit_script
+    from orion_cli.units import parse_mem_mb, parse_walltime_s
+
+    for key, flag in _ENGINE_ONLY.items():
+        if given.get(key):
+            raise UsageError(f"{flag} does not go with --script",
+                             "your script says what to run; drop the option")
+    walltime, retry_delay, soft = given["walltime"], given["retry_delay"], given["soft_limit"]
+    request = ScriptRequest(
+        script=script, args=list(args), name=given["name"], tag=given["tag"],
+        scheduler=given["scheduler"], partition=given["partition"],
+        walltime_s=parse_walltime_s(walltime, "--walltime") if walltime else 0,
+        nodes=given["nodes"], ntasks=given["ntasks"], cpus_per_task=given["cpus_per_task"],
+        mem_mb=parse_mem_mb(given["mem"]) if given["mem"] else 0, account=given["account"],
+        qos=given["qos"], priority=given["priority"], max_retries=given["retries"],
+        retry_delay_s=parse_walltime_s(retry_delay, "--retry-delay") if retry_delay else None,
+        hold=given["hold"], after=parse_ids(given["after"] or [], "--after"),
+        after_any=parse_ids(given["after_any"] or [], "--after-any"),
+        soft_limit_s=parse_walltime_s(soft, "--soft-limit") if soft else 0,
+        dry_run=given["dry_run"],
+    )
+    done = submit_script(settings, request)
+    if request.dry_run:  # the sbatch command it would run; nothing written
+        typer.echo("".join(done.scripts), nl=False)
+        return
+    for line in done.errors:
+        message(f"error: {line}")
+    if given["as_json"] and not given["wait"]:
+        print_json({"id": done.ids[0] if done.ids else None, "ids": done.ids,
+                    "scheduler_job_ids": done.scheduler_job_ids, "errors": done.errors})
+    elif not given["as_json"]:
+        for job_id in done.ids:
+            typer.echo(job_id)
+    if given["wait"] and done.ids:
+        from orion_cli.cli.submit import _wait
+
+        _wait(settings, done.ids, given["as_json"])
+    if done.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def progress(
+    words: Annotated[list[str] | None, typer.Argument(
+        help='PERCENT [STEP...], e.g. 40 "SCF step 12"; with --result: key=value pairs.')]
+    = None,
+    result: Annotated[bool, typer.Option(
+        "--result", help="Record key=value results (energy_ev, converged, anything else).")]
+    = False,
+) -> None:
+    """Report progress or results from inside a job orion submitted (no database needed)."""
+    import os
+
+    from orion_cli.jobprogress import (
+        job_context,
+        parse_pairs,
+        parse_percent,
+        report_progress,
+        report_result,
+    )
+
+    workdir, attempt = job_context(os.environ)
+    items = words or []
+    if result:
+        report_result(workdir, attempt, parse_pairs(items))
+        return
+    if not items:
+        raise UsageError("no progress given", 'write e.g. orion progress 40 "SCF step 12"')
+    report_progress(workdir, attempt, parse_percent(items[0]), " ".join(items[1:]))
+
+
+def script_lines(job: dict[str, Any]) -> list[tuple[str, str]]:
+    """What ``orion show`` prints of a script job: its path, the copy, arguments, options."""
+    import shlex
+
+    from orion_cli.services.scripts import SCRIPT_COPY
+
+    script = job["script"]
+    lines = [("script", script.get("path") or "(not kept by SLURM)")]
+    if job.get("workdir") and script.get("path"):
+        lines.append(("as submitted", str(Path(job["workdir"]) / SCRIPT_COPY)))
+    if script.get("args"):
+        lines.append(("arguments", shlex.join(script["args"])))
+    if script.get("submit_dir"):
+        lines.append(("runs in", script["submit_dir"] if not script.get("own_chdir")
+                      else f"its own #SBATCH --chdir={script['header'].get('chdir')}"))
+    header = script.get("header") or {}
+    if header:
+        lines.append(("#SBATCH", " ".join(f"--{k}={v}" if v else f"--{k}"
+                                          for k, v in header.items())))
+    if script.get("options"):
+        label = "a retry adds" if script.get("adopted") else "orion adds"
+        lines.append((label, " ".join(script["options"])))
+    if script.get("adopted"):
+        lines.append(("adopted", f"submitted without orion as {job['scheduler_job_id']}"))
+    return lines
+
+
+@app.command()
+@handle_errors
+def adopt(
+    job_ids: Annotated[list[str], typer.Argument(help="SLURM job ids submitted without orion.")],
+    retries: Annotated[int, typer.Option(
+        help="Retries after timeout/OOM/node failure (resubmits the script SLURM kept).")] = 0,
+    tag: Annotated[str, typer.Option(help="A label to filter by later (orion ls --tag).")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Track SLURM jobs you submitted with plain sbatch: orion poll reconciles them from now on."""
+    from orion_cli.config import load_settings
+    from orion_cli.limits import check_bound, check_text
+    from orion_cli.services.adopt import adopt as adopt_jobs
+
+    check_bound("max_retries", retries)
+    check_text(tag, "--tag")
+    done = adopt_jobs(load_settings(), job_ids, retries, tag)
+    for line in done.errors:
+        message(f"error: {line}")
+    if as_json:
+        print_json({"ids": done.ids, "errors": done.errors})
+    else:
+        for line in done.lines:
+            typer.echo(line)
+    if done.errors:
+        raise typer.Exit(2)

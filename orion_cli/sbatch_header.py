@@ -1,0 +1,191 @@
+"""Pure: read the ``#SBATCH`` header of a user's batch script, and build what orion adds.
+
+``orion submit --script`` submits the user's script unchanged. sbatch reads ``#SBATCH``
+lines from the top of the script until the first line that is neither blank nor a comment
+(sbatch(1): "before any executable commands"); options given on sbatch's command line
+override them. orion reads the same lines to record the job's resources, and passes its
+own few options (job name, output file, ``--export`` of ``ORION_*``) on the command line.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+from orion_cli.errors import UsageError
+from orion_cli.units import clock_s, parse_mem_mb
+
+#: short options and the long option they stand for (sbatch(1)); all take a value
+_SHORT = {"A": "account", "a": "array", "b": "begin", "c": "cpus-per-task", "C": "constraint",
+          "D": "chdir", "d": "dependency", "e": "error", "F": "nodefile", "G": "gpus",
+          "i": "input", "J": "job-name", "L": "licenses", "M": "clusters", "m": "distribution",
+          "N": "nodes", "n": "ntasks", "o": "output", "p": "partition", "q": "qos",
+          "S": "core-spec", "t": "time", "w": "nodelist", "x": "exclude"}
+#: short options that take no value
+_SHORT_FLAGS = {"H": "hold", "h": "help", "I": "immediate", "k": "no-kill", "O": "overcommit",
+                "Q": "quiet", "s": "oversubscribe", "v": "verbose", "W": "wait"}
+_LONG = re.compile(r"[a-z][a-z0-9-]*")
+#: binary files are refused: a NUL byte in the first 8 KiB
+_PROBE_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class ScriptHeader:
+    """The ``#SBATCH`` options of a script, long names → value ("" for flags), in order."""
+
+    options: dict[str, str] = field(default_factory=dict)
+
+    def get(self, key: str) -> str | None:
+        return self.options.get(key)
+
+
+def header_lines(text: str) -> list[tuple[int, str]]:
+    """The ``#SBATCH`` lines sbatch reads: (line number, text after ``#SBATCH``).
+
+    >>> header_lines("#!/bin/bash\\n#SBATCH -t 5\\n\\n# note\\n#SBATCH -n 2\\necho\\n#SBATCH -N 9")
+    [(2, ' -t 5'), (5, ' -n 2')]
+    """
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            break
+        if line.startswith("#SBATCH"):
+            found.append((number, line[len("#SBATCH"):]))
+    return found
+
+
+def parse_header(text: str, where: str = "the script") -> ScriptHeader:
+    """Read the script's ``#SBATCH`` options; a line sbatch would not read is a UsageError.
+
+    >>> parse_header("#SBATCH --time=10 -n 4\\n#SBATCH --mem 2G  # two gig\\n#SBATCH -H").options
+    {'time': '10', 'ntasks': '4', 'mem': '2G', 'hold': ''}
+    """
+    options: dict[str, str] = {}
+    for number, rest in header_lines(text):
+        bad = f"{where} line {number}: '#SBATCH{rest}'"
+        fix = "write one option per #SBATCH line, e.g. #SBATCH --time=10:00"
+        if rest and not rest[0].isspace():
+            raise UsageError(f"{bad} is malformed (no space after #SBATCH)", fix)
+        try:
+            words = shlex.split(rest, comments=True)
+        except ValueError as exc:
+            raise UsageError(f"{bad} is malformed ({exc})", fix) from None
+        _read_words(words, options, bad, fix)
+    return ScriptHeader(options)
+
+
+def _read_words(words: list[str], options: dict[str, str], bad: str, fix: str) -> None:
+    """Add the options in ``words`` to ``options`` (a later one overrides, as in sbatch)."""
+    index = 0
+    while index < len(words):
+        word = words[index]
+        index += 1
+        if word.startswith("--"):
+            key, sep, value = word[2:].partition("=")
+            if not _LONG.fullmatch(key):
+                raise UsageError(f"{bad} has the malformed option '{word}'", fix)
+            if not sep and index < len(words) and not words[index].startswith("-"):
+                value, index = words[index], index + 1
+            options[key] = value
+        elif word.startswith("-") and len(word) >= 2 and word[1] in _SHORT:
+            value = word[2:]
+            if not value:
+                if index >= len(words):
+                    raise UsageError(f"{bad}: option '{word}' needs a value", fix)
+                value, index = words[index], index + 1
+            options[_SHORT[word[1]]] = value.removeprefix("=")
+        elif len(word) == 2 and word[0] == "-" and word[1] in _SHORT_FLAGS:
+            options[_SHORT_FLAGS[word[1]]] = ""
+        else:
+            raise UsageError(f"{bad} has '{word}', which is not an sbatch option", fix)
+
+
+@dataclass(frozen=True)
+class HeaderResources:
+    """What the header asks for, in orion's units; None where it says nothing."""
+
+    walltime_s: int | None = None
+    mem_mb: int | None = None
+    nodes: int | None = None
+    ntasks: int | None = None
+    cpus_per_task: int | None = None
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+
+
+def _count(header: ScriptHeader, key: str, where: str) -> int | None:
+    value = header.get(key)
+    if value is None:
+        return None
+    first = value.split("-")[0]  # --nodes=2-4: at least 2
+    if not first.isdigit() or int(first) < 1:
+        raise UsageError(f"{where}: #SBATCH --{key}={value} is not a positive count",
+                         f"write e.g. #SBATCH --{key}=2")
+    return int(first)
+
+
+def header_resources(header: ScriptHeader, where: str = "the script") -> HeaderResources:
+    """Convert the header's resource options; a value sbatch would refuse is a UsageError.
+
+    >>> header_resources(parse_header("#SBATCH -t 1-02:00 --mem=4G -n 8 -p debug"))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    HeaderResources(walltime_s=93600, mem_mb=4096, nodes=None, ntasks=8, cpus_per_task=None,
+                    partition='debug', account=None, qos=None)
+    """
+    walltime_s = None
+    if (time := header.get("time")) is not None:
+        walltime_s = clock_s(time)  # a bare number is minutes, as sbatch reads it
+        if not walltime_s:
+            raise UsageError(f"{where}: #SBATCH --time={time} is not a SLURM time",
+                             "write e.g. #SBATCH --time=30:00 or --time=1-02:00:00")
+    mem_mb = None
+    if (mem := header.get("mem")) is not None:
+        try:
+            mem_mb = parse_mem_mb(mem)
+        except UsageError:
+            raise UsageError(f"{where}: #SBATCH --mem={mem} is not a memory size",
+                             "write e.g. #SBATCH --mem=4G") from None
+    return HeaderResources(
+        walltime_s=walltime_s, mem_mb=mem_mb, nodes=_count(header, "nodes", where),
+        ntasks=_count(header, "ntasks", where),
+        cpus_per_task=_count(header, "cpus-per-task", where),
+        partition=header.get("partition"), account=header.get("account"),
+        qos=header.get("qos"))
+
+
+def check_script_text(raw: bytes, where: str) -> str:
+    """The script's text; a binary or non-UTF-8 file is a UsageError.
+
+    >>> check_script_text(b"#!/bin/bash\\necho hi\\n", "x")[:11]
+    '#!/bin/bash'
+    """
+    if b"\0" in raw[:_PROBE_BYTES]:
+        raise UsageError(f"{where} is a binary file, not a batch script",
+                         "give the path of a shell script with #SBATCH lines")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{where} is not UTF-8 text",
+                         "save the script as UTF-8 (iconv -t UTF-8)") from None
+
+
+def export_option(own: str | None, env: dict[str, str]) -> str:
+    """``--export`` keeping the script's own choice and adding orion's variables.
+
+    sbatch's default (and ``ALL``) passes the submitting environment; ``NONE`` or a list
+    passes only what is named. orion's variables are added in every case.
+
+    >>> export_option(None, {"ORION_JOB_ID": "7"})
+    '--export=ALL,ORION_JOB_ID=7'
+    >>> export_option("NONE", {"ORION_JOB_ID": "7"}), export_option("A,B", {"X": "1"})
+    ('--export=ORION_JOB_ID=7', '--export=A,B,X=1')
+    """
+    mine = ",".join(f"{key}={value}" for key, value in env.items())
+    if own is None or own.upper() == "ALL":
+        return f"--export=ALL,{mine}"
+    if own.upper() == "NONE":
+        return f"--export={mine}"
+    return f"--export={own},{mine}"
