@@ -180,7 +180,26 @@ def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
     """Run the job prepared in ``workdir``; return the process exit code.
 
     In a packed task, ``pack`` holds the soft-limit handler, installed once for the task.
+    The engine and whatever it starts see ``ORION_JOB_DIR`` and ``ORION_ATTEMPT`` (so a
+    user's tool can call ``orion progress``), for this job only.
     """
+    names = ("ORION_JOB_DIR", "ORION_ATTEMPT")
+    saved = {name: os.environ.get(name) for name in names}
+    job = read_json(workdir / JOB_FILE)
+    attempt = os.environ.get("ORION_ATTEMPT") or (
+        str(job.get("attempt", 1)) if isinstance(job, dict) else "1")
+    os.environ.update(ORION_JOB_DIR=str(workdir), ORION_ATTEMPT=str(attempt))
+    try:
+        return _run_job(workdir, pack)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run_job(workdir: Path, pack: PackSignal | None = None) -> int:
     from orion_cli.engines.base import Result, RunSpec
     from orion_cli.engines.registry import get_engine
 
