@@ -31,7 +31,8 @@ def submit_script_command(settings: Any, script: Path, args: list[str],
                              "your script says what to run; drop the option")
     walltime, retry_delay, soft = given["walltime"], given["retry_delay"], given["soft_limit"]
     request = ScriptRequest(
-        script=script, args=list(args), name=given["name"], tag=given["tag"],
+        script=script, args=list(args), name=given["name"],
+        tag=(given["tag"] or [""])[0], tags=tuple(given["tag"] or ()),
         scheduler=given["scheduler"], partition=given["partition"],
         walltime_s=parse_walltime_s(walltime, "--walltime") if walltime else 0,
         nodes=given["nodes"], ntasks=given["ntasks"], cpus_per_task=given["cpus_per_task"],

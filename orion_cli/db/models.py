@@ -205,3 +205,12 @@ def insert_jobs(session: Any, rows: list[dict[str, Any]]) -> list[Job]:
                 for name, field in Job.model_fields.items() if name != "id"}
     full = [{**defaults, **row} for row in rows]
     return list(session.scalars(insert(Job).returning(Job, sort_by_parameter_order=True), full))
+
+
+def add_tags(session: Any, jobs: list[Job], tags: Any) -> None:
+    """Record each of ``tags`` on each of ``jobs`` (the ``job_tag`` rows filters match)."""
+    from sqlalchemy import insert
+
+    rows = [{"job_id": job.id, "tag": tag} for job in jobs for tag in tags if tag]
+    if rows:
+        session.execute(insert(JobTag), rows)

@@ -102,7 +102,7 @@ def _row(settings: Settings, found: a.ForeignJob, script: str, retries: int,
 def adopt(settings: Settings, job_ids: list[str], retries: int = 0, tag: str = "",
           runner: Runner = run) -> Adopted:
     """Record each SLURM job of ``job_ids``; refusals go to ``errors``, one line each."""
-    from orion_cli.db.models import insert_jobs
+    from orion_cli.db.models import add_tags, insert_jobs
     from orion_cli.db.session import instance_id, ready_engine, session_scope
     from orion_cli.services.group import check_role
     from orion_cli.services.lifecycle import transition_many
@@ -124,6 +124,7 @@ def adopt(settings: Settings, job_ids: list[str], retries: int = 0, tag: str = "
                 done.errors.append(f"{why} — nothing recorded")
                 continue
             job = insert_jobs(session, [_row(settings, found, script, retries, tag)])[0]
+            add_tags(session, [job], (tag,))
             workdir = settings.work_root_path / instance_id(session) / str(job.id)
             workdir.mkdir(parents=True, exist_ok=True)
             os.chmod(workdir, settings.job_dir_mode_bits)

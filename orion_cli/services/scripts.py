@@ -55,6 +55,7 @@ class ScriptRequest:
     args: list[str] = field(default_factory=list)
     name: str = ""
     tag: str = ""
+    tags: tuple[str, ...] = ()  # every --tag; ``tag`` is the first
     scheduler: str = ""
     partition: str = ""
     walltime_s: int = 0
@@ -164,7 +165,8 @@ def script_submission(job: Any, instance: str, *, hold: bool = False,
     script = job.script or {}
     workdir = Path(job.workdir)
     spec = BatchSpec(orion_id=job.id or 0, name=job.name, workdir=workdir, python="",
-                     resources=Resources.of(job), attempt=job.attempt, instance=instance)
+                     resources=Resources(walltime_s=job.walltime_s), attempt=job.attempt,
+                     instance=instance)  # the name and output path need no more
     extra = [f"--job-name={slurm_job_name(spec)}", *script.get("options", [])]
     if job.walltime_s != script.get("own_time"):  # a flag, orion's default or a retry's
         extra.append(f"--time={format_walltime(job.walltime_s)}")
@@ -184,7 +186,7 @@ def script_submission(job: Any, instance: str, *, hold: bool = False,
 
 def submit_script(settings: Settings, r: ScriptRequest) -> Submitted:
     """Check everything, record the job with a copy of the script, then submit the copy."""
-    from orion_cli.db.models import insert_jobs
+    from orion_cli.db.models import add_tags, insert_jobs
     from orion_cli.db.session import instance_id, ready_engine, session_scope
     from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, scheduler_for
     from orion_cli.services.dependencies import add_edges, check_links
@@ -211,6 +213,7 @@ def submit_script(settings: Settings, r: ScriptRequest) -> Submitted:
         owner = current_user()
         check_role(session, owner)
         job = insert_jobs(session, [dict(row, owner=owner, scheduler=name)])[0]
+        add_tags(session, [job], r.tags or (r.tag,))
         instance = instance_id(session)
         workdir = base_dir / instance / str(job.id)
         workdir.mkdir(parents=True, exist_ok=True)

@@ -343,7 +343,7 @@ def _submit_chunk(settings: Settings, r: SubmitRequest, params: dict[str, Any],
 def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict[str, Any],
             chunk: list[Staged]) -> tuple[list[Job], Path]:
     """Write the rows, move the staged directories into place, write the batch script."""
-    from orion_cli.db.models import insert_jobs
+    from orion_cli.db.models import add_tags, insert_jobs
     from orion_cli.db.session import instance_id
     from orion_cli.taskfile import TASKS_FILE, materialize, task_line
 
@@ -359,13 +359,7 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
         site=site, pack=r.pack_size if len(chunk) > 1 else 0, study_id=r.study_id,
         structure_from_id=r.structure_from, on_scf_fail=r.scf_policy,
     ) for item in chunk])
-    if r.tags:
-        from sqlalchemy import insert
-
-        from orion_cli.db.models import JobTag
-
-        session.execute(insert(JobTag), [{"job_id": job.id, "tag": tag}
-                                         for job in jobs for tag in r.tags])
+    add_tags(session, jobs, r.tags)
     instance = instance_id(session)
     base = settings.work_root_path / instance
     base.mkdir(parents=True, exist_ok=True)

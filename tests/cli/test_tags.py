@@ -53,7 +53,7 @@ def test_old_tags_are_carried_into_job_tag(database_url: str, local: Path) -> No
     """A database at 0008 with a tagged job upgrades to 0009 and the tag filter finds it."""
     from sqlalchemy import text
 
-    from orion_cli.db.session import get_engine, upgrade
+    from orion_cli.db.session import SCHEMA_HEAD, get_engine, upgrade
 
     engine = get_engine(database_url)
     with engine.begin() as conn:
@@ -72,7 +72,7 @@ def test_old_tags_are_carried_into_job_tag(database_url: str, local: Path) -> No
                 " 'local', '', '', '', 10, 3600, 0, 1, 1, 1, 100, '', '', 1, 3, 60, 300,"
                 " false, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00', :tag, 0)"),
                 {"name": name, "tag": tag, "owner": _me()})
-    assert upgrade(engine) == ("0008", "0009")
+    assert upgrade(engine) == ("0008", SCHEMA_HEAD)  # through 0009, which keeps the tags
     rows = orion_json("ls", "--tag", "screen-1")
     assert [row["name"] for row in rows] == ["old-tagged"]
     assert orion_json("show", str(rows[0]["id"]))["tags"] == ["screen-1"]

@@ -10,7 +10,7 @@ from orion_cli.db.session import SCHEMA_HEAD, get_engine, upgrade
 def test_submit_unknown_word_becomes_a_column(database_url: str) -> None:
     engine = get_engine(database_url)
     with engine.begin() as conn:  # start from an empty schema, even where a fixture made one
-        for table in ("job_dependencies", "job_event", "job_result", "job_attempt",
+        for table in ("job_tag", "job_dependencies", "job_event", "job_result", "job_attempt",
                       "orion_meta", "job", "alembic_version"):
             conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
     upgrade(engine, "0008")
