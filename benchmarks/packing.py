@@ -57,15 +57,25 @@ def python_loop(path: Path) -> float:
     return time.perf_counter() - start
 
 
-def orion_end_to_end(home: Path, structures: Path, poll_interval_s: float,
-                     timeout_s: float, *pack: str) -> tuple[float, int, int]:
+def orion_end_to_end(
+    home: Path, structures: Path, poll_interval_s: float, timeout_s: float, *pack: str
+) -> tuple[float, int, int]:
     """Seconds from submit to every result stored; the jobs completed; the array tasks."""
-    env = {**os.environ, "ORION_HOME": str(home), "ORION_SCHEDULER": "slurm",
-           "ORION_MIN_QUERY_INTERVAL_S": str(int(poll_interval_s))}
+    env = {
+        **os.environ,
+        "ORION_HOME": str(home),
+        "ORION_SCHEDULER": "slurm",
+        "ORION_MIN_QUERY_INTERVAL_S": str(int(poll_interval_s)),
+    }
     env.pop("ORION_DATABASE_URL", None)
     start = time.perf_counter()
-    out = subprocess.run([ORION, "submit", str(structures), "-e", "emt", "--json", *pack],
-                         env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [ORION, "submit", str(structures), "-e", "emt", "--json", *pack],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     submitted = json.loads(out)
     ids = submitted["ids"]
     tasks = len(set(submitted["scheduler_job_ids"]))
@@ -73,9 +83,24 @@ def orion_end_to_end(home: Path, structures: Path, poll_interval_s: float,
     completed = 0
     while time.perf_counter() < deadline:
         subprocess.run([ORION, "poll"], env=env, capture_output=True, check=False)
-        listed = subprocess.run([ORION, "ls", "--json", "--limit", str(len(ids) + 10),
-                                 "-s", "completed", "-s", "failed", "-s", "cancelled"],
-                                env=env, capture_output=True, text=True).stdout
+        listed = subprocess.run(
+            [
+                ORION,
+                "ls",
+                "--json",
+                "--limit",
+                str(len(ids) + 10),
+                "-s",
+                "completed",
+                "-s",
+                "failed",
+                "-s",
+                "cancelled",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        ).stdout
         rows = json.loads(listed or "[]")
         rows = rows.get("jobs", rows) if isinstance(rows, dict) else rows
         completed = sum(1 for row in rows if row["status"] == "completed")
@@ -89,11 +114,19 @@ def orion_end_to_end(home: Path, structures: Path, poll_interval_s: float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--unpacked-jobs", type=int, default=None,
-                        help="calculations for the unpacked row (default --jobs)")
+    parser.add_argument(
+        "--unpacked-jobs",
+        type=int,
+        default=None,
+        help="calculations for the unpacked row (default --jobs)",
+    )
     parser.add_argument("--pack-size", type=int, default=None, help="default: jobs / 2")
-    parser.add_argument("--poll-interval", type=float, default=10.0,
-                        help="seconds between polls (orion's min_query_interval_s: 10)")
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=10.0,
+        help="seconds between polls (orion's min_query_interval_s: 10)",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args()
     n, n_unpacked = args.jobs, args.unpacked_jobs or args.jobs
@@ -111,8 +144,9 @@ def main() -> None:
             ("orion unpacked", "unpacked.extxyz", n_unpacked, ()),
         ):
             home = base / label.replace(" ", "_")
-            seconds, done, tasks = orion_end_to_end(home, base / structures,
-                                                    args.poll_interval, args.timeout, *pack)
+            seconds, done, tasks = orion_end_to_end(
+                home, base / structures, args.poll_interval, args.timeout, *pack
+            )
             rows.append((label, count, tasks, seconds, done))
             print(f"{label}: {seconds:.1f} s", file=sys.stderr)
     print(f"EMT single points, end to end (poll every {args.poll_interval:g} s)\n")

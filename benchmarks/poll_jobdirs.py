@@ -37,12 +37,21 @@ def _populate(home: Path, n_jobs: int, oversized_mb: int) -> None:
         workdir.mkdir(parents=True)
         append_event(workdir, "started", attempt=1)
         append_event(workdir, "progress", attempt=1, step="Processing", progress_pct=25.0)
-        rows.append({"name": f"j{i}", "owner": current_user(), "engine": "mock",
-                     "scheduler": "slurm", "scheduler_job_id": str(1000 + i),
-                     "workdir": str(workdir)})
+        rows.append(
+            {
+                "name": f"j{i}",
+                "owner": current_user(),
+                "engine": "mock",
+                "scheduler": "slurm",
+                "scheduler_job_id": str(1000 + i),
+                "workdir": str(workdir),
+            }
+        )
     if oversized_mb:
-        line = json.dumps({"event": "progress", "attempt": 1, "step": "x" * 100,
-                           "progress_pct": 50.0}) + "\n"
+        line = (
+            json.dumps({"event": "progress", "attempt": 1, "step": "x" * 100, "progress_pct": 50.0})
+            + "\n"
+        )
         block = line * (2**20 // len(line))
         with (home / "jobs" / "0" / "events.jsonl").open("a") as handle:
             for _ in range(oversized_mb):
@@ -81,19 +90,28 @@ def _one_case(n_jobs: int, oversized_mb: int) -> dict[str, float]:
     started = time.perf_counter()
     poll_module.poll(load_settings())
     second_s = time.perf_counter() - started
-    return {"jobs": n_jobs, "oversized_mb": oversized_mb, "changed": len(report.changed),
-            "errors": len(report.errors), "first_cycle_s": round(first_s, 2),
-            "second_cycle_s": round(second_s, 2), "rss_before_poll_mb": round(rss_before_mb),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    return {
+        "jobs": n_jobs,
+        "oversized_mb": oversized_mb,
+        "changed": len(report.changed),
+        "errors": len(report.errors),
+        "first_cycle_s": round(first_s, 2),
+        "second_cycle_s": round(second_s, 2),
+        "rss_before_poll_mb": round(rss_before_mb),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10000)
     parser.add_argument("--oversized-mb", type=int, default=200)
-    parser.add_argument("--before", metavar="CHECKOUT",
-                        help="also run the cases with orion_cli from another checkout "
-                             "(e.g. a worktree of an earlier commit), side by side")
+    parser.add_argument(
+        "--before",
+        metavar="CHECKOUT",
+        help="also run the cases with orion_cli from another checkout "
+        "(e.g. a worktree of an earlier commit), side by side",
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case is not None:
@@ -106,11 +124,21 @@ def main() -> int:
         for label, checkout in checkouts.items():
             with tempfile.TemporaryDirectory() as folder:
                 env = {k: v for k, v in os.environ.items() if not k.startswith("ORION_")}
-                env.update(ORION_HOME=folder, ORION_MIN_QUERY_INTERVAL_S="0",
-                           PYTHONPATH=checkout)
-                out = subprocess.run([sys.executable, __file__, "--jobs", str(args.jobs),
-                                      "--case", str(oversized_mb)], env=env, check=True,
-                                     capture_output=True, text=True).stdout
+                env.update(ORION_HOME=folder, ORION_MIN_QUERY_INTERVAL_S="0", PYTHONPATH=checkout)
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--jobs",
+                        str(args.jobs),
+                        "--case",
+                        str(oversized_mb),
+                    ],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
                 print(json.dumps({"code": label, **json.loads(out)}), flush=True)
     return 0
 

@@ -108,17 +108,25 @@ def orion_env(**extra: str) -> dict[str, str]:
     return clean_env(**SNAPSHOT, **extra)
 
 
-def timed(argv: Sequence[str | Path], *, env: dict[str, str] | None = None,
-          cwd: Path | None = None, timeout_s: float = 600) -> tuple[float, str]:
+def timed(
+    argv: Sequence[str | Path],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout_s: float = 600,
+) -> tuple[float, str]:
     """Run ``argv``; return (wall seconds, stdout). A non-zero exit raises with stderr's tail."""
     start = time.perf_counter()
-    proc = subprocess.run([str(a) for a in argv], env=env, cwd=cwd, timeout=timeout_s,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(a) for a in argv], env=env, cwd=cwd, timeout=timeout_s, capture_output=True, text=True
+    )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise RuntimeError(f"{Path(str(argv[0])).name} {' '.join(str(a) for a in argv[1:3])}"
-                           f" ... exited {proc.returncode}: {' | '.join(tail)}")
+        raise RuntimeError(
+            f"{Path(str(argv[0])).name} {' '.join(str(a) for a in argv[1:3])}"
+            f" ... exited {proc.returncode}: {' | '.join(tail)}"
+        )
     return elapsed, proc.stdout
 
 
@@ -130,20 +138,22 @@ def med(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def interleaved(named: dict[str, Callable[[], float]], repeats: int,
-                run: Run) -> dict[str, list[float]]:
+def interleaved(
+    named: dict[str, Callable[[], float]], repeats: int, run: Run
+) -> dict[str, list[float]]:
     """Call each measurement ``repeats`` times, rotating the order every round."""
     names = list(named)
     times: dict[str, list[float]] = {name: [] for name in names}
     for round_no in range(repeats):
-        order = names[round_no % len(names):] + names[:round_no % len(names)]
+        order = names[round_no % len(names) :] + names[: round_no % len(names)]
         for name in order:
             run.timeout()
             try:
                 times[name].append(named[name]())
             except (RuntimeError, subprocess.SubprocessError) as exc:
-                run.notes.append(f"one `{name}` measurement failed and is left out: "
-                                 f"{str(exc)[:300]}")
+                run.notes.append(
+                    f"one `{name}` measurement failed and is left out: {str(exc)[:300]}"
+                )
                 log(f"  {name} failed: {exc}")
     for name, values in times.items():
         if not values:
@@ -155,8 +165,9 @@ def interleaved(named: dict[str, Callable[[], float]], repeats: int,
 
 
 def slurm_config() -> dict[str, str]:
-    out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
-                         timeout=30, check=True).stdout
+    out = subprocess.run(
+        ["scontrol", "show", "config"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
     config = {}
     for line in out.splitlines():
         key, sep, value = line.partition("=")
@@ -172,8 +183,13 @@ def slurm_records(under: Path | None = None) -> int:
     purged MinJobAge seconds after they end (seen on Slurm 22.05: ten cancelled held arrays
     of 1,000 tasks, shown by squeue as ten lines, filled MaxJobCount=10000).
     """
-    out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%Z"], capture_output=True,
-                         text=True, timeout=60, check=True).stdout.splitlines()
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-t", "all", "-o", "%Z"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
     if under is None:
         return len(out)
     prefix = str(under) + "/"
@@ -190,17 +206,26 @@ def wait_for_capacity(records_needed: int, run: Run) -> None:
         if held + records_needed + RECORD_MARGIN <= limit:
             return
         if time.monotonic() > give_up:
-            raise Skip(f"slurmctld holds {held} of MaxJobCount={limit} job records; "
-                       f"{records_needed} more do not fit")
-        log(f"waiting for slurmctld to purge old job records ({held} held, "
-            f"{records_needed} needed, MaxJobCount={limit}, MinJobAge={min_age_s}s)")
+            raise Skip(
+                f"slurmctld holds {held} of MaxJobCount={limit} job records; "
+                f"{records_needed} more do not fit"
+            )
+        log(
+            f"waiting for slurmctld to purge old job records ({held} held, "
+            f"{records_needed} needed, MaxJobCount={limit}, MinJobAge={min_age_s}s)"
+        )
         time.sleep(15)
 
 
 def jobs_under(root: Path) -> list[tuple[str, str]]:
     """(job id, array job id) of every queued job whose working directory is under ``root``."""
-    out = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%A|%Z"], capture_output=True,
-                         text=True, timeout=120, check=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-o", "%i|%A|%Z"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     found = []
     prefix = str(root)
     for line in out.splitlines():
@@ -220,8 +245,7 @@ def cancel_under(root: Path) -> int:
         total = max(total, len(jobs))
         ids = sorted({array_id or job_id for job_id, array_id in jobs})
         for start in range(0, len(ids), 500):
-            subprocess.run(["scancel", *ids[start:start + 500]], capture_output=True,
-                           timeout=120)
+            subprocess.run(["scancel", *ids[start : start + 500]], capture_output=True, timeout=120)
         time.sleep(1)
     raise RuntimeError(f"jobs under {root} are still queued after five scancel rounds")
 
@@ -249,9 +273,12 @@ def pg_database(run: Run, tag: str) -> str:
     run.databases.append(name)
     base = run.args.postgres_url.rsplit("/", 1)[0]
     url = f"{base}/{name}"
-    timed([*ORION, "db", "upgrade"], env=orion_env(ORION_HOME=str(run.root / "pg-upgrade"),
-                                                 ORION_DATABASE_URL=url),
-          cwd=run.root, timeout_s=run.timeout(120))
+    timed(
+        [*ORION, "db", "upgrade"],
+        env=orion_env(ORION_HOME=str(run.root / "pg-upgrade"), ORION_DATABASE_URL=url),
+        cwd=run.root,
+        timeout_s=run.timeout(120),
+    )
     return url
 
 
@@ -311,7 +338,8 @@ def mq_folder(run: Run, tag: str, count: int) -> Path:
     folder = run.root / f"mq-{tag}"
     (folder / ".myqueue").mkdir(parents=True)
     (folder / ".myqueue" / "config.py").write_text(
-        MQ_CONFIG.format(partition=run.raw["partition"], cores=run.raw["cores"]))
+        MQ_CONFIG.format(partition=run.raw["partition"], cores=run.raw["cores"])
+    )
     for index, source in enumerate(structures(run, count)):
         task_dir = folder / f"t{index:05d}"
         task_dir.mkdir()
@@ -325,14 +353,25 @@ def mq_folder(run: Run, tag: str, count: int) -> Path:
 
 def orion_submit(run: Run, home: Path, files: list[Path], db_url: str = "") -> float:
     env = orion_env(ORION_HOME=str(home), **({"ORION_DATABASE_URL": db_url} if db_url else {}))
-    argv: list[str | Path] = [*ORION, "submit", *files, "--engine", "mock", "--hold",
-                              "--scheduler", "slurm", "--json"]
+    argv: list[str | Path] = [
+        *ORION,
+        "submit",
+        *files,
+        "--engine",
+        "mock",
+        "--hold",
+        "--scheduler",
+        "slurm",
+        "--json",
+    ]
     try:
         seconds, out = timed(argv, env=env, cwd=run.root, timeout_s=run.timeout())
         data = json.loads(out)
         if len(data.get("ids", [])) != len(files) or data.get("errors"):
-            raise RuntimeError(f"orion submitted {len(data.get('ids', []))} of {len(files)} "
-                               f"jobs; errors: {data.get('errors', [])[:3]}")
+            raise RuntimeError(
+                f"orion submitted {len(data.get('ids', []))} of {len(files)} "
+                f"jobs; errors: {data.get('errors', [])[:3]}"
+            )
         jobs, records = held_job_count(home)
         if jobs != len(files):
             raise RuntimeError(f"squeue shows {jobs} held jobs under {home}, not {len(files)}")
@@ -350,7 +389,8 @@ def sbatch_loop(run: Run, tag: str, count: int) -> float:
     (folder / "loop.sh").write_text(
         f"for i in $(seq 1 {count}); do\n"
         f"  sbatch -H --parsable -J bench-sbatch-$i -o /dev/null -t 10 job.sh || exit 1\n"
-        f"done > ids.txt\n")
+        f"done > ids.txt\n"
+    )
     try:
         seconds, _ = timed(["bash", "loop.sh"], cwd=folder, timeout_s=run.timeout())
         jobs, _ = held_job_count(folder)
@@ -365,8 +405,12 @@ def mq_submit(run: Run, tag: str, count: int) -> float:
     folder = mq_folder(run, tag, count)
     tasks = [f"t{index:05d}" for index in range(count)]
     try:
-        seconds, _ = timed([run.args.mq, "submit", "relax.py", *tasks, "-R", "1:10m"],
-                           env=clean_env(), cwd=folder, timeout_s=run.timeout())
+        seconds, _ = timed(
+            [run.args.mq, "submit", "relax.py", *tasks, "-R", "1:10m"],
+            env=clean_env(),
+            cwd=folder,
+            timeout_s=run.timeout(),
+        )
         jobs, _ = held_job_count(folder)
         if jobs != count:
             raise RuntimeError(f"squeue shows {jobs} held MyQueue jobs, not {count}")
@@ -382,21 +426,47 @@ def bench_help(run: Run) -> None:
     env = orion_env(ORION_HOME=str(run.root / "help-home"))
     for warm in ([*ORION, "--help"], [str(PYTHON), str(TYPER_MINIMAL), "--help"]):
         timed(warm, env=env, cwd=run.root)  # warm the page cache and .pyc files
-    times = interleaved({
-        "orion": lambda: timed([*ORION, "--help"], env=env, cwd=run.root)[0],
-        "typer": lambda: timed([PYTHON, TYPER_MINIMAL, "--help"], env=env, cwd=run.root)[0],
-    }, repeats, run)
+    times = interleaved(
+        {
+            "orion": lambda: timed([*ORION, "--help"], env=env, cwd=run.root)[0],
+            "typer": lambda: timed([PYTHON, TYPER_MINIMAL, "--help"], env=env, cwd=run.root)[0],
+        },
+        repeats,
+        run,
+    )
     run.raw["help"] = times
     orion, ref = med(times["orion"]), med(times["typer"])
     ratio = orion / ref
-    run.rows.append(Row("`orion --help` vs minimal 2-command Typer app", fmt_s(orion),
-                        fmt_s(ref), f"{ratio:.2f}×", "≤ 1.2×", yes(ratio <= 1.2)))
+    run.rows.append(
+        Row(
+            "`orion --help` vs minimal 2-command Typer app",
+            fmt_s(orion),
+            fmt_s(ref),
+            f"{ratio:.2f}×",
+            "≤ 1.2×",
+            yes(ratio <= 1.2),
+        )
+    )
     if shutil.which("hyperfine"):
         out = run.root / "hyperfine.json"
-        subprocess.run(["hyperfine", "-N", "--warmup", "3", "--runs", str(repeats),
-                        "--export-json", str(out), " ".join([*ORION, "--help"]),
-                        f"{PYTHON} {TYPER_MINIMAL} --help"],
-                       capture_output=True, timeout=run.timeout(300), env=env, cwd=run.root)
+        subprocess.run(
+            [
+                "hyperfine",
+                "-N",
+                "--warmup",
+                "3",
+                "--runs",
+                str(repeats),
+                "--export-json",
+                str(out),
+                " ".join([*ORION, "--help"]),
+                f"{PYTHON} {TYPER_MINIMAL} --help",
+            ],
+            capture_output=True,
+            timeout=run.timeout(300),
+            env=env,
+            cwd=run.root,
+        )
         if out.exists():
             results = json.loads(out.read_text())["results"]
             medians = [r["median"] for r in results]
@@ -404,7 +474,8 @@ def bench_help(run: Run) -> None:
             run.notes.append(
                 f"hyperfine cross-check of `--help` (not interleaved, {repeats} runs): orion "
                 f"{fmt_s(medians[0])}, Typer app {fmt_s(medians[1])}, "
-                f"{medians[0] / medians[1]:.2f}×.")
+                f"{medians[0] / medians[1]:.2f}×."
+            )
 
 
 def speed(orion: float, ref: float) -> str:
@@ -468,28 +539,52 @@ def bench_submit(run: Run) -> None:
     run.raw["submit"] = times
     orion = med(times["orion"])
     run.submit_s_per_job = orion / n
-    mode = ("as job arrays" if run.array_mode else "one sbatch per job")
-    run.notes.append(f"orion submitted the {n} jobs {mode} "
-                     f"(squeue records per run: {run.raw.get('orion_slurm_records', [])[:1]}).")
+    mode = "as job arrays" if run.array_mode else "one sbatch per job"
+    run.notes.append(
+        f"orion submitted the {n} jobs {mode} "
+        f"(squeue records per run: {run.raw.get('orion_slurm_records', [])[:1]})."
+    )
     label = f"submit {n} held jobs: orion (SQLite)"
     ref = med(times["sbatch"])
-    run.rows.append(Row(f"{label} vs bash loop of `sbatch -H --parsable`", fmt_s(orion),
-                        fmt_s(ref), speed(orion, ref),
-                        "≥ 5× faster", yes(ref / orion >= 5)))
+    run.rows.append(
+        Row(
+            f"{label} vs bash loop of `sbatch -H --parsable`",
+            fmt_s(orion),
+            fmt_s(ref),
+            speed(orion, ref),
+            "≥ 5× faster",
+            yes(ref / orion >= 5),
+        )
+    )
     if have_mq:
         ref = med(times["mq"])
-        run.rows.append(Row(f"{label} vs `mq submit` (MyQueue)", fmt_s(orion), fmt_s(ref),
-                            speed(orion, ref), "≥ 5× faster",
-                            yes(ref / orion >= 5)))
+        run.rows.append(
+            Row(
+                f"{label} vs `mq submit` (MyQueue)",
+                fmt_s(orion),
+                fmt_s(ref),
+                speed(orion, ref),
+                "≥ 5× faster",
+                yes(ref / orion >= 5),
+            )
+        )
     else:
-        run.rows.append(Row(f"{label} vs `mq submit`", fmt_s(orion), f"MyQueue not found at "
-                            f"{run.args.mq}"))
+        run.rows.append(
+            Row(f"{label} vs `mq submit`", fmt_s(orion), f"MyQueue not found at {run.args.mq}")
+        )
     if "orion-pg" in times:
         pg = med(times["orion-pg"])
         ref = med(times["sbatch"])
-        run.rows.append(Row(f"submit {n} held jobs: orion (PostgreSQL) vs sbatch loop",
-                            fmt_s(pg), fmt_s(ref), speed(pg, ref),
-                            "≥ 5× faster", yes(ref / pg >= 5)))
+        run.rows.append(
+            Row(
+                f"submit {n} held jobs: orion (PostgreSQL) vs sbatch loop",
+                fmt_s(pg),
+                fmt_s(ref),
+                speed(pg, ref),
+                "≥ 5× faster",
+                yes(ref / pg >= 5),
+            )
+        )
 
 
 def ensure_populated(run: Run, which: str) -> Any:
@@ -530,8 +625,9 @@ def bench_ls(run: Run) -> None:
     have_mq = Path(run.args.mq).exists()
     if have_mq:
         folder = ensure_populated(run, "mq")
-        named["mq"] = lambda: timed([run.args.mq, "ls"], env=clean_env(), cwd=folder,
-                                    timeout_s=run.timeout(120))[0]
+        named["mq"] = lambda: timed(
+            [run.args.mq, "ls"], env=clean_env(), cwd=folder, timeout_s=run.timeout(120)
+        )[0]
     log(f"ls: {rounds} interleaved runs each")
     for fn in named.values():
         fn()  # warm-up
@@ -540,15 +636,31 @@ def bench_ls(run: Run) -> None:
     orion, orion_all = med(times["orion"]), med(times["orion-all"])
     if have_mq:
         ref = med(times["mq"])
-        run.rows.append(Row(f"`orion ls` (newest 50, its default) with {n} jobs, SQLite, vs "
-                            f"`mq ls` with {n} tasks", fmt_s(orion), fmt_s(ref),
-                            f"{orion / ref:.2f}×", "≤ 2×", yes(orion / ref <= 2)))
-        run.rows.append(Row(f"`orion ls -n {n}` (all rows) vs `mq ls` (all rows)",
-                            fmt_s(orion_all), fmt_s(ref), f"{orion_all / ref:.2f}×", "≤ 2×",
-                            yes(orion_all / ref <= 2)))
+        run.rows.append(
+            Row(
+                f"`orion ls` (newest 50, its default) with {n} jobs, SQLite, vs "
+                f"`mq ls` with {n} tasks",
+                fmt_s(orion),
+                fmt_s(ref),
+                f"{orion / ref:.2f}×",
+                "≤ 2×",
+                yes(orion / ref <= 2),
+            )
+        )
+        run.rows.append(
+            Row(
+                f"`orion ls -n {n}` (all rows) vs `mq ls` (all rows)",
+                fmt_s(orion_all),
+                fmt_s(ref),
+                f"{orion_all / ref:.2f}×",
+                "≤ 2×",
+                yes(orion_all / ref <= 2),
+            )
+        )
     else:
-        run.rows.append(Row(f"`orion ls` with {n} jobs vs `mq ls`", fmt_s(orion),
-                            "MyQueue not found"))
+        run.rows.append(
+            Row(f"`orion ls` with {n} jobs vs `mq ls`", fmt_s(orion), "MyQueue not found")
+        )
 
 
 def bench_poll(run: Run) -> None:
@@ -569,8 +681,10 @@ def bench_poll(run: Run) -> None:
         enough = limit - RECORD_MARGIN - total >= min(wanted, limit - 2 * RECORD_MARGIN)
         if enough or (not ours and not purging):
             break
-        log(f"poll: waiting for slurmctld to purge cancelled jobs ({total} records, "
-            f"{ours} of this run; MaxJobCount={limit}, MinJobAge={min_age_s}s)")
+        log(
+            f"poll: waiting for slurmctld to purge cancelled jobs ({total} records, "
+            f"{ours} of this run; MaxJobCount={limit}, MinJobAge={min_age_s}s)"
+        )
         time.sleep(20)
     # the --jobs PostgreSQL database for the ls comparison, made while there is room
     small_home, small_url = ensure_populated(run, "orion-pg")
@@ -581,7 +695,8 @@ def bench_poll(run: Run) -> None:
         run.notes.append(
             f"poll: only {files_needed} of {wanted} held jobs fit: slurmctld counts every "
             f"array task against MaxJobCount={limit} and held {limit - fits - RECORD_MARGIN} "
-            f"job records before set-up ({RECORD_MARGIN} left free for others).")
+            f"job records before set-up ({RECORD_MARGIN} left free for others)."
+        )
     if files_needed < 100:
         raise Skip(f"only {files_needed} held jobs could be set up")
     url = pg_database(run, "poll")
@@ -592,21 +707,37 @@ def bench_poll(run: Run) -> None:
     env = orion_env(ORION_HOME=str(home), ORION_DATABASE_URL=url, ORION_MIN_QUERY_INTERVAL_S="0")
     log(f"poll: submitting {files_needed} held jobs into PostgreSQL")
     try:
-        setup_s, out = timed([*ORION, "submit", *files, "--engine", "mock", "--hold",
-                              "--scheduler", "slurm", "--json"], env=env, cwd=run.root,
-                             timeout_s=run.timeout(1800))
+        setup_s, out = timed(
+            [
+                *ORION,
+                "submit",
+                *files,
+                "--engine",
+                "mock",
+                "--hold",
+                "--scheduler",
+                "slurm",
+                "--json",
+            ],
+            env=env,
+            cwd=run.root,
+            timeout_s=run.timeout(1800),
+        )
         submitted = len(json.loads(out).get("ids", []))
         jobs, slurm_records_used = held_job_count(home)
-        run.notes.append(f"poll set-up: `orion submit` of {files_needed} structures (held, "
-                         f"PostgreSQL) took {fmt_s(setup_s)}; {submitted} jobs recorded, "
-                         f"{jobs} held in squeue as {slurm_records_used} SLURM job records.")
+        run.notes.append(
+            f"poll set-up: `orion submit` of {files_needed} structures (held, "
+            f"PostgreSQL) took {fmt_s(setup_s)}; {submitted} jobs recorded, "
+            f"{jobs} held in squeue as {slurm_records_used} SLURM job records."
+        )
         run.raw["poll_setup_s"] = setup_s
         cycles: list[float] = []
         calls: list[int] = []
         checked: list[int] = []
         for _ in range(max(3, run.args.repeats)):
-            seconds, out = timed([*ORION, "poll", "--json"], env=env, cwd=run.root,
-                                 timeout_s=run.timeout(600))
+            seconds, out = timed(
+                [*ORION, "poll", "--json"], env=env, cwd=run.root, timeout_s=run.timeout(600)
+            )
             report = json.loads(out)
             cycles.append(seconds)
             calls.append(int(report.get("scheduler_calls", -1)))
@@ -618,12 +749,26 @@ def bench_poll(run: Run) -> None:
         label = f"one `orion poll` cycle, {jobs} held jobs (PostgreSQL)"
         first, steady = cycles[0], med(cycles[1:])
         met = steady <= 1.0 and max(calls) <= 2
-        run.rows.append(Row(f"{label}: first cycle", f"{fmt_s(first)}, {calls[0]} calls", "-",
-                            "-", "≤ 1 s, ≤ 2 scheduler calls",
-                            yes(first <= 1.0 and calls[0] <= 2)))
-        run.rows.append(Row(f"{label}: later cycles (median of {len(cycles) - 1})",
-                            f"{fmt_s(steady)}, {max(calls[1:])} calls", "-", "-",
-                            "≤ 1 s, ≤ 2 scheduler calls", yes(met)))
+        run.rows.append(
+            Row(
+                f"{label}: first cycle",
+                f"{fmt_s(first)}, {calls[0]} calls",
+                "-",
+                "-",
+                "≤ 1 s, ≤ 2 scheduler calls",
+                yes(first <= 1.0 and calls[0] <= 2),
+            )
+        )
+        run.rows.append(
+            Row(
+                f"{label}: later cycles (median of {len(cycles) - 1})",
+                f"{fmt_s(steady)}, {max(calls[1:])} calls",
+                "-",
+                "-",
+                "≤ 1 s, ≤ 2 scheduler calls",
+                yes(met),
+            )
+        )
         if jobs < wanted:
             run.rows[-1].benchmark += f" — only {jobs} of {wanted} jobs"
             run.rows[-2].benchmark += f" — only {jobs} of {wanted} jobs"
@@ -631,15 +776,26 @@ def bench_poll(run: Run) -> None:
         cancel_under(home)
     # orion ls on PostgreSQL: this big database against the --jobs one
     rounds = max(10, 5 * run.args.repeats)
-    times = interleaved({
-        "big": lambda: orion_ls(run, home, url),
-        "small": lambda: orion_ls(run, small_home, small_url),
-    }, rounds, run)
+    times = interleaved(
+        {
+            "big": lambda: orion_ls(run, home, url),
+            "small": lambda: orion_ls(run, small_home, small_url),
+        },
+        rounds,
+        run,
+    )
     run.raw["ls_pg"] = times
     big, small = med(times["big"]), med(times["small"])
-    run.rows.append(Row(f"`orion ls` on PostgreSQL: {submitted} jobs vs {run.args.jobs} jobs",
-                        fmt_s(big), fmt_s(small), f"{big / small:.2f}×",
-                        "≤ 1.1× (no slower; 10 % noise)", yes(big / small <= 1.1)))
+    run.rows.append(
+        Row(
+            f"`orion ls` on PostgreSQL: {submitted} jobs vs {run.args.jobs} jobs",
+            fmt_s(big),
+            fmt_s(small),
+            f"{big / small:.2f}×",
+            "≤ 1.1× (no slower; 10 % noise)",
+            yes(big / small <= 1.1),
+        )
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -647,30 +803,39 @@ def bench_poll(run: Run) -> None:
 
 def machine_facts(run: Run) -> None:
     config = slurm_config()
-    run.raw["slurm"] = {k: config.get(k, "?") for k in
-                        ("SLURM_VERSION", "MaxJobCount", "MinJobAge", "MaxArraySize")}
-    sinfo = subprocess.run(["sinfo", "-h", "-o", "%P|%c"], capture_output=True, text=True,
-                           timeout=30, check=True).stdout.split()
+    run.raw["slurm"] = {
+        k: config.get(k, "?") for k in ("SLURM_VERSION", "MaxJobCount", "MinJobAge", "MaxArraySize")
+    }
+    sinfo = subprocess.run(
+        ["sinfo", "-h", "-o", "%P|%c"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.split()
     default = next((p for p in sinfo if "*" in p.split("|")[0]), sinfo[0])
     run.raw["partition"] = default.split("|")[0].rstrip("*")
     run.raw["cores"] = int(default.split("|")[1].rstrip("+"))
-    git = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--",
-                            "orion_cli"], capture_output=True, text=True).stdout.strip()
+    git = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "orion_cli"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     run.raw["machine"] = {
-        "nproc": os.cpu_count(), "slurm": config.get("SLURM_VERSION", "?"),
-        "python": sys.version.split()[0], "orion_commit": git + (" + uncommitted orion_cli "
-                                                                 "changes" if dirty else ""),
+        "nproc": os.cpu_count(),
+        "slurm": config.get("SLURM_VERSION", "?"),
+        "python": sys.version.split()[0],
+        "orion_commit": git + (" + uncommitted orion_cli changes" if dirty else ""),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
 
 
 def print_table(run: Run) -> None:
     m = run.raw.get("machine", {})
-    print(f"\norion benchmarks — {m.get('date', '')}; {m.get('nproc')} CPUs, Slurm "
-          f"{m.get('slurm')}, Python {m.get('python')}, orion {m.get('orion_commit')}; "
-          f"medians of interleaved runs; ratio = orion ÷ reference\n")
+    print(
+        f"\norion benchmarks — {m.get('date', '')}; {m.get('nproc')} CPUs, Slurm "
+        f"{m.get('slurm')}, Python {m.get('python')}, orion {m.get('orion_commit')}; "
+        f"medians of interleaved runs; ratio = orion ÷ reference\n"
+    )
     print("| benchmark | orion | reference | ratio | goal | met? |")
     print("|---|---|---|---|---|---|")
     for r in run.rows:
@@ -682,30 +847,47 @@ def print_table(run: Run) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=1000, help="jobs for submit and ls")
     parser.add_argument("--poll-jobs", type=int, default=10000, help="jobs for poll")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats")
-    parser.add_argument("--only", default=",".join(BENCHMARKS),
-                        help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
+    parser.add_argument(
+        "--only",
+        default=",".join(BENCHMARKS),
+        help=f"comma-separated subset of: {', '.join(BENCHMARKS)}",
+    )
     parser.add_argument("--mq", default="/tmp/mq-venv/bin/mq", help="MyQueue's mq command")
-    parser.add_argument("--postgres-url", default=os.environ.get(
-        "ORION_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="admin URL used to create and drop throw-away databases")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "ORION_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="admin URL used to create and drop throw-away databases",
+    )
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL runs")
-    parser.add_argument("--max-minutes", type=float, default=45.0,
-                        help="stop measuring after this long (cleanup still runs)")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=45.0,
+        help="stop measuring after this long (cleanup still runs)",
+    )
     parser.add_argument("--json-out", type=Path, help="also write raw figures here")
-    parser.add_argument("--snapshot", action="store_true",
-                        help="copy orion_cli/ first and run `python -m orion_cli` on the copy")
+    parser.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="copy orion_cli/ first and run `python -m orion_cli` on the copy",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(only) - set(BENCHMARKS)
     if unknown:
-        parser.error(f"unknown benchmark(s) {', '.join(sorted(unknown))}; "
-                     f"choose from {', '.join(BENCHMARKS)}")
+        parser.error(
+            f"unknown benchmark(s) {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(BENCHMARKS)}"
+        )
     args.only = only
     return args
 
@@ -717,8 +899,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     root = Path(tempfile.mkdtemp(prefix="orion-bench-"))
     if args.snapshot:  # measure one consistent copy while the work tree may be edited
-        shutil.copytree(REPO / "orion_cli", root / "snapshot" / "orion_cli",
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            REPO / "orion_cli",
+            root / "snapshot" / "orion_cli",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
         ORION[:] = [str(PYTHON), "-m", "orion_cli"]
         SNAPSHOT["PYTHONPATH"] = str(root / "snapshot")
     run = Run(args, root, time.monotonic() + args.max_minutes * 60)
@@ -737,8 +922,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if needs_slurm:
             machine_facts(run)
         else:
-            run.raw["machine"] = {"nproc": os.cpu_count(), "python": sys.version.split()[0],
-                                  "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+            run.raw["machine"] = {
+                "nproc": os.cpu_count(),
+                "python": sys.version.split()[0],
+                "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+            }
         for name in args.only:
             try:
                 benches[name](run)
@@ -755,9 +943,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             drop_databases(run)
             if args.json_out:
-                args.json_out.write_text(json.dumps(
-                    {"rows": [r.__dict__ for r in run.rows], "notes": run.notes,
-                     "raw": {k: v for k, v in run.raw.items()}}, indent=1, default=str))
+                args.json_out.write_text(
+                    json.dumps(
+                        {
+                            "rows": [r.__dict__ for r in run.rows],
+                            "notes": run.notes,
+                            "raw": {k: v for k, v in run.raw.items()},
+                        },
+                        indent=1,
+                        default=str,
+                    )
+                )
             if args.keep:
                 log(f"kept {root}")
             else:

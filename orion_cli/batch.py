@@ -159,16 +159,20 @@ def _site_lines(spec: BatchSpec) -> list[str]:
     """The site's set-up lines under a comment saying where they come from (none: nothing)."""
     if not spec.setup_lines:
         return []
-    return ["# site set-up: setup, env, [engines.<engine>] setup, env (orion.toml)",
-            *spec.setup_lines]
+    return [
+        "# site set-up: setup, env, [engines.<engine>] setup, env (orion.toml)",
+        *spec.setup_lines,
+    ]
 
 
 def _own_output(path: Path, shell_target: str) -> list[str]:
     """Lines that send the script's output to ``shell_target`` where SLURM cannot name it."""
     if slurm_filename(path) is not None:
         return []
-    return ["# SLURM cannot write to a path with a backslash: the script writes its own output",
-            f"exec >>{shell_target} 2>&1"]
+    return [
+        "# SLURM cannot write to a path with a backslash: the script writes its own output",
+        f"exec >>{shell_target} 2>&1",
+    ]
 
 
 def render_script(spec: BatchSpec) -> str:
@@ -222,8 +226,9 @@ def packs_file_name(round_: int) -> str:
     return f"packs-{round_}.jsonl"
 
 
-def render_array_script(spec: BatchSpec, array_dir: Path, n_tasks: int,
-                        packs_round: int | None = None) -> str:
+def render_array_script(
+    spec: BatchSpec, array_dir: Path, n_tasks: int, packs_round: int | None = None
+) -> str:
     """Return one batch script for many jobs with the same resources (``sbatch --array``).
 
     Task *i* runs the job of line *i + 1* of ``tasks.jsonl`` beside the script: the job
@@ -236,9 +241,11 @@ def render_array_script(spec: BatchSpec, array_dir: Path, n_tasks: int,
     q = shlex.quote
     array_spec = replace(spec, workdir=array_dir)
     lines = [
-        line for line in sbatch_lines(array_spec)
-        if not line.startswith(("#SBATCH --job-name", "#SBATCH --comment", "#SBATCH --output",
-                                "#SBATCH --error"))
+        line
+        for line in sbatch_lines(array_spec)
+        if not line.startswith(
+            ("#SBATCH --job-name", "#SBATCH --comment", "#SBATCH --output", "#SBATCH --error")
+        )
     ]
     pattern_dir = slurm_filename(array_dir)
     task_out = "task-%a.out" if not packs_round else f"task-{packs_round}-%a.out"
@@ -248,18 +255,21 @@ def render_array_script(spec: BatchSpec, array_dir: Path, n_tasks: int,
     run = f"--task {tasks}"
     if packs_round is not None:
         run = f"--pack {tasks} {q(str(array_dir / packs_file_name(packs_round)))}"
-    return "\n".join([
-        "#!/bin/bash",
-        f"#SBATCH --job-name={name}",
-        f"#SBATCH --output={output}",
-        f"#SBATCH --error={output}",
-        *lines,
-        f"# orion jobs {spec.orion_id}.. as one array of {n_tasks} tasks"
-        + (" (packed)" if packs_round is not None else ""),
-        "export ORION_ATTEMPT=1",
-        *_site_lines(spec),
-        *_own_output(array_dir, f"{q(str(array_dir))}/"
-                     + task_out.replace("%a", "$SLURM_ARRAY_TASK_ID")),
-        f'exec {q(spec.python)} -m orion_cli.jobrun {run} "$SLURM_ARRAY_TASK_ID"',
-        "",
-    ])
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            f"#SBATCH --job-name={name}",
+            f"#SBATCH --output={output}",
+            f"#SBATCH --error={output}",
+            *lines,
+            f"# orion jobs {spec.orion_id}.. as one array of {n_tasks} tasks"
+            + (" (packed)" if packs_round is not None else ""),
+            "export ORION_ATTEMPT=1",
+            *_site_lines(spec),
+            *_own_output(
+                array_dir, f"{q(str(array_dir))}/" + task_out.replace("%a", "$SLURM_ARRAY_TASK_ID")
+            ),
+            f'exec {q(spec.python)} -m orion_cli.jobrun {run} "$SLURM_ARRAY_TASK_ID"',
+            "",
+        ]
+    )

@@ -101,7 +101,7 @@ class Settings:
         prefix = f"ORION_{engine.upper()}_"
         for key, value in os.environ.items():
             if key.startswith(prefix):
-                merged[key[len(prefix):].lower()] = value
+                merged[key[len(prefix) :].lower()] = value
         return merged
 
 
@@ -161,8 +161,10 @@ def _apply_queues(settings: Settings, value: Any, origin: str) -> None:
     from orion_cli.services.queues import check_queue_table
 
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-        raise ConfigError(f"{origin}: [queues] must hold tables like [queues.short]",
-                          "write [queues.short] with partition = ..., walltime_s = ...")
+        raise ConfigError(
+            f"{origin}: [queues] must hold tables like [queues.short]",
+            "write [queues.short] with partition = ..., walltime_s = ...",
+        )
     for name, table in value.items():
         checked = check_queue_table(name, table, f"{origin}: [queues.{name}]")
         settings.queues.setdefault(name, {}).update(checked)
@@ -193,8 +195,9 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> None:
         if key == "job_dir_mode" and isinstance(value, int) and not isinstance(value, bool):
             value = f"{value:04o}"  # TOML's 0o750
         if key in RESOURCE_KINDS:
-            settings.resources = replace(settings.resources,
-                                         **{key: coerce_setting(key, value, origin)})
+            settings.resources = replace(
+                settings.resources, **{key: coerce_setting(key, value, origin)}
+            )
         else:
             setattr(settings, key, coerce_setting(key, value, origin))
         settings.sources[key] = origin
@@ -266,11 +269,14 @@ def check_trusted(path: Path) -> None:
             owner = f"uid {st.st_uid}"
         raise ConfigError(
             f"config file {path} belongs to {owner}, not to you or root; orion does not read it",
-            "remove it, or work in a directory below your home")
+            "remove it, or work in a directory below your home",
+        )
     if st.st_mode & 0o022:
         raise ConfigError(
             f"config file {path} can be changed by others (mode {st.st_mode & 0o777:04o}); "
-            "orion does not read it", f"chmod go-w {path}")
+            "orion does not read it",
+            f"chmod go-w {path}",
+        )
 
 
 def config_files(cwd: Path | None = None) -> list[Path]:
@@ -309,12 +315,16 @@ def _check_job_dir_mode(settings: Settings) -> None:
     text = settings.job_dir_mode
     origin = settings.sources.get("job_dir_mode", "the default")
     if not (3 <= len(text) <= 4 and all(c in "01234567" for c in text)):
-        raise ConfigError(f"job_dir_mode '{text}' is not an octal mode like 0700 or 0750",
-                          f"fix it in {origin}")
+        raise ConfigError(
+            f"job_dir_mode '{text}' is not an octal mode like 0700 or 0750", f"fix it in {origin}"
+        )
     bits = int(text, 8)
     if bits & 0o700 != 0o700:
-        raise ConfigError(f"job_dir_mode '{text}' does not give you rwx on your own jobs",
-                          f"fix it in {origin}")
+        raise ConfigError(
+            f"job_dir_mode '{text}' does not give you rwx on your own jobs", f"fix it in {origin}"
+        )
     if bits & 0o002 or bits & ~0o777:
-        raise ConfigError(f"job_dir_mode '{text}' lets others write job directories",
-                          f"use 0700 (private) or 0750 (group reads); fix it in {origin}")
+        raise ConfigError(
+            f"job_dir_mode '{text}' lets others write job directories",
+            f"use 0700 (private) or 0750 (group reads); fix it in {origin}",
+        )

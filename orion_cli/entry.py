@@ -15,8 +15,10 @@ def fast_progress(args: list[str]) -> int | None:
     """Run ``orion progress ARGS``; None when typer should handle these arguments."""
     result = "--result" in args
     words = [word for word in args if word != "--result"]
-    if any(word.startswith("-") and not _number(word) for word in words) or args.count(
-            "--result") > 1:
+    if (
+        any(word.startswith("-") and not _number(word) for word in words)
+        or args.count("--result") > 1
+    ):
         return None
     import os
 

@@ -42,8 +42,9 @@ def take_parent_structure(workdir: Path, job: dict[str, Any]) -> dict[str, Any]:
     atoms = read(io.StringIO(checked.final_structure), format="extxyz", index=-1)
     assert not isinstance(atoms, list)
     write(workdir / HANDOFF_FILE, atoms, format="extxyz")
-    spec = get_engine(job["engine"]).prepare(atoms, job.get("params", {}), workdir,
-                                             job.get("engine_settings", {}))
+    spec = get_engine(job["engine"]).prepare(
+        atoms, job.get("params", {}), workdir, job.get("engine_settings", {})
+    )
     job = {**job, "run_spec": spec.to_json()}
     write_json_atomic(workdir / JOB_FILE, job)
     return job

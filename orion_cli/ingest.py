@@ -40,8 +40,9 @@ def clean_text(value: str, limit: int) -> str:
     >>> len(clean_text("x" * 500, 200))
     200
     """
-    cleaned = "".join("?" if (ord(c) < 32 and c != "\t") or 127 <= ord(c) < 160 else c
-                      for c in value[:limit])
+    cleaned = "".join(
+        "?" if (ord(c) < 32 and c != "\t") or 127 <= ord(c) < 160 else c for c in value[:limit]
+    )
     return cleaned
 
 
@@ -126,8 +127,13 @@ def check_event(record: Any) -> EventRecord:
     step = record.get("step", "")
     if not isinstance(step, str):
         raise BadRecord(f"step is {_describe(step)}, not a text")
-    return EventRecord(event, attempt, min(max(progress, 0.0), 100.0),
-                       clean_text(step, MAX_STEP_CHARS), as_time(record.get("time")))
+    return EventRecord(
+        event,
+        attempt,
+        min(max(progress, 0.0), 100.0),
+        clean_text(step, MAX_STEP_CHARS),
+        as_time(record.get("time")),
+    )
 
 
 def check_events(records: list[Any]) -> tuple[list[EventRecord], list[str]]:
@@ -168,8 +174,9 @@ def _optional(data: dict[str, Any], key: str, check: Any) -> Any:
 
 
 def _forces(value: Any, name: str) -> list[list[float]]:
-    if not isinstance(value, list) or not all(isinstance(row, list) and len(row) == 3
-                                              for row in value):
+    if not isinstance(value, list) or not all(
+        isinstance(row, list) and len(row) == 3 for row in value
+    ):
         raise BadRecord(f"{name} is {_describe(value)}, not a list of [x, y, z] rows")
     return [[as_finite(x, name) for x in row] for row in value]
 

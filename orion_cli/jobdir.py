@@ -74,14 +74,22 @@ def open_regular(path: Path) -> int:
         if isinstance(exc, FileNotFoundError):
             raise
         if path.is_symlink():
-            raise JobFileError(f"{path.name} is a symbolic link; orion reads only regular "
-                               "files in a job directory") from None
+            raise JobFileError(
+                f"{path.name} is a symbolic link; orion reads only regular files in a job directory"
+            ) from None
         raise JobFileError(f"cannot open {path.name}: {exc.strerror}") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode)
-                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket")
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(mode)
+            else "a directory"
+            if stat.S_ISDIR(mode)
+            else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket"
+        )
         raise JobFileError(f"{path.name} is {kind}, not a regular file; orion does not read it")
     return fd
 
@@ -95,8 +103,12 @@ class EventBatch:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_events(workdir: Path, offset: int = 0, max_bytes: int = MAX_EVENT_BYTES_PER_CYCLE,
-                max_line_bytes: int = MAX_EVENT_LINE_BYTES) -> EventBatch:
+def read_events(
+    workdir: Path,
+    offset: int = 0,
+    max_bytes: int = MAX_EVENT_BYTES_PER_CYCLE,
+    max_line_bytes: int = MAX_EVENT_LINE_BYTES,
+) -> EventBatch:
     """Read complete event lines after byte ``offset``; a half-written last line waits.
 
     At most ``max_bytes`` are read (never fewer than a whole line of ``max_line_bytes``,
@@ -120,14 +132,16 @@ def read_events(workdir: Path, offset: int = 0, max_bytes: int = MAX_EVENT_BYTES
     with os.fdopen(fd, "rb") as handle:
         size = os.fstat(fd).st_size
         if offset > size:  # the file was replaced or truncated: read it again from the start
-            warnings.append(f"{EVENTS_FILE} shrank below the {offset} bytes already read; "
-                            "read again from the start")
+            warnings.append(
+                f"{EVENTS_FILE} shrank below the {offset} bytes already read; "
+                "read again from the start"
+            )
             offset = 0
         start = max(offset - 1, 0)  # one byte back: was the last read stopped mid-line?
         handle.seek(start)
         data = handle.read(max_bytes + (offset - start))
     mid_line = offset > 0 and data[:1] != b"\n"
-    data = data[offset - start:]
+    data = data[offset - start :]
     position = 0
     if mid_line:  # the rest of a line skipped as too long: drop it up to its end
         newline = data.find(b"\n")
@@ -140,8 +154,9 @@ def read_events(workdir: Path, offset: int = 0, max_bytes: int = MAX_EVENT_BYTES
         if not raw.strip():
             continue
         if len(raw) > max_line_bytes:
-            warnings.append(f"skipped a line of {len(raw)} bytes (limit "
-                            f"{max_line_bytes}) in {EVENTS_FILE}")
+            warnings.append(
+                f"skipped a line of {len(raw)} bytes (limit {max_line_bytes}) in {EVENTS_FILE}"
+            )
             continue
         try:
             events.append(loads_untrusted(raw))
@@ -149,8 +164,10 @@ def read_events(workdir: Path, offset: int = 0, max_bytes: int = MAX_EVENT_BYTES
             warnings.append(f"skipped a line that is not JSON in {EVENTS_FILE} ({exc})")
     end = max(end, position)
     if len(data) - end >= max_line_bytes:  # a line too long to read whole: skip it
-        warnings.append(f"skipped a line longer than {max_line_bytes} bytes in "
-                        f"{EVENTS_FILE} (at byte {offset + end})")
+        warnings.append(
+            f"skipped a line longer than {max_line_bytes} bytes in "
+            f"{EVENTS_FILE} (at byte {offset + end})"
+        )
         end = len(data)
     return EventBatch(events, offset + end, warnings)
 
@@ -195,8 +212,9 @@ def read_result(path: Path) -> Any | None:
     with os.fdopen(fd, "rb") as handle:
         data = handle.read(MAX_RESULT_BYTES + 1)
     if len(data) > MAX_RESULT_BYTES:
-        raise JobFileError(f"{path.name} is larger than {MAX_RESULT_BYTES // 2**20} MiB; "
-                           "orion does not store it")
+        raise JobFileError(
+            f"{path.name} is larger than {MAX_RESULT_BYTES // 2**20} MiB; orion does not store it"
+        )
     try:
         return json.loads(data)
     except RecursionError:

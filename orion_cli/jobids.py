@@ -29,11 +29,15 @@ def parse_job_id(text: str) -> int:
     if _ORION_ID.fullmatch(text) and int(text) > 0:
         return int(text)
     if _LOOKS_SLURM.fullmatch(text):
-        raise UsageError(f"'{text}' is not an orion job id",
-                         f"it looks like a SLURM array task id: use --slurm-id {text}, "
-                         "or `orion ls` for orion ids")
-    raise UsageError(f"'{text}' is not an orion job id",
-                     "orion ids are whole numbers such as 42 (`orion ls` lists them)")
+        raise UsageError(
+            f"'{text}' is not an orion job id",
+            f"it looks like a SLURM array task id: use --slurm-id {text}, "
+            "or `orion ls` for orion ids",
+        )
+    raise UsageError(
+        f"'{text}' is not an orion job id",
+        "orion ids are whole numbers such as 42 (`orion ls` lists them)",
+    )
 
 
 def parse_job_ids(texts: list[str] | None) -> list[int]:
@@ -53,6 +57,8 @@ def check_slurm_id(text: str) -> str:
     ('103_29', 'L4_1')
     """
     if not _SLURM_ID.fullmatch(text):
-        raise UsageError(f"'{text}' is not a SLURM job id",
-                         "use a job id such as 1234, or 1234_5 for an array task")
+        raise UsageError(
+            f"'{text}' is not a SLURM job id",
+            "use a job id such as 1234, or 1234_5 for an array task",
+        )
     return text

@@ -55,18 +55,21 @@ def parse_percent(text: str) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or not 0 <= value <= 100:
-        raise UsageError(f"progress '{text}' is not a percentage",
-                         'write e.g. orion progress 40 "SCF step 12"')
+        raise UsageError(
+            f"progress '{text}' is not a percentage", 'write e.g. orion progress 40 "SCF step 12"'
+        )
     return value
 
 
 def report_progress(workdir: Path, attempt: int, percent: float, step: str) -> None:
     """Append one progress event, as the job runner writes it."""
     if any(ord(c) < 32 for c in step):
-        raise UsageError("the step text has a control character (newline, tab)",
-                         "write it on one line")
-    append_event(workdir, "progress", attempt=attempt, step=step[:MAX_STEP_CHARS],
-                 progress_pct=percent)
+        raise UsageError(
+            "the step text has a control character (newline, tab)", "write it on one line"
+        )
+    append_event(
+        workdir, "progress", attempt=attempt, step=step[:MAX_STEP_CHARS], progress_pct=percent
+    )
 
 
 def parse_value(text: str) -> Any:
@@ -96,12 +99,15 @@ def parse_pairs(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip() or len(key) > 100:
-            raise UsageError(f"'{pair}' is not key=value",
-                             "write e.g. orion progress --result energy_ev=-12.3 steps=40")
+            raise UsageError(
+                f"'{pair}' is not key=value",
+                "write e.g. orion progress --result energy_ev=-12.3 steps=40",
+            )
         values[key.strip()] = parse_value(value.strip())
     if not values:
-        raise UsageError("--result needs key=value pairs",
-                         "write e.g. orion progress --result energy_ev=-12.3")
+        raise UsageError(
+            "--result needs key=value pairs", "write e.g. orion progress --result energy_ev=-12.3"
+        )
     return values
 
 
@@ -126,8 +132,9 @@ def report_result(workdir: Path, attempt: int, values: dict[str, Any]) -> dict[s
         try:
             check_result(data)
         except BadRecord as exc:
-            raise UsageError(f"result not written: {exc}",
-                             "energy_ev is a number, converged true or false") from None
+            raise UsageError(
+                f"result not written: {exc}", "energy_ev is a number, converged true or false"
+            ) from None
         tmp = workdir / f".{RESULT_FILE}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(data, indent=1))
         os.replace(tmp, workdir / RESULT_FILE)

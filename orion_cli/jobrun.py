@@ -98,8 +98,9 @@ class PackSignal:
             self.current(signum, frame)
 
 
-def _run_command(workdir: Path, job: Mapping[str, Any], spec: Any,
-                 report: Callable[[str, float], None]) -> int:
+def _run_command(
+    workdir: Path, job: Mapping[str, Any], spec: Any, report: Callable[[str, float], None]
+) -> int:
     """Run the engine's command; report its progress from its own output while it runs.
 
     Returns the exit code, or minus the signal number when a signal killed it.
@@ -120,8 +121,7 @@ def _run_command(workdir: Path, job: Mapping[str, Any], spec: Any,
     tracker = tracker_for(str(job.get("engine", "")), job.get("params") or {})
     interval_s = float(os.environ.get("ORION_PROGRESS_INTERVAL_S") or PROGRESS_INTERVAL_S)
     with out_path.open("wb") as out:
-        process = subprocess.Popen(argv, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
-                                   env=env)
+        process = subprocess.Popen(argv, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=env)
         if tracker is None:
             return process.wait()
         follow = _Follow(workdir / tracker.file_name, tracker, report)
@@ -187,7 +187,8 @@ def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
     saved = {name: os.environ.get(name) for name in names}
     job = read_json(workdir / JOB_FILE)
     attempt = os.environ.get("ORION_ATTEMPT") or (
-        str(job.get("attempt", 1)) if isinstance(job, dict) else "1")
+        str(job.get("attempt", 1)) if isinstance(job, dict) else "1"
+    )
     os.environ.update(ORION_JOB_DIR=str(workdir), ORION_ATTEMPT=str(attempt))
     try:
         return _run_job(workdir, pack)
@@ -216,13 +217,17 @@ def _run_job(workdir: Path, pack: PackSignal | None = None) -> int:
         if pack.stopped:
             return 0  # the signal came as this job was being read: it never started
     append_event(
-        workdir, "started", attempt=attempt, host=socket.gethostname(),
+        workdir,
+        "started",
+        attempt=attempt,
+        host=socket.gethostname(),
         scheduler_job_id=os.environ.get("SLURM_JOB_ID"),
     )
 
     def report(step: str, progress_pct: float) -> None:
-        append_event(workdir, "progress", attempt=attempt, step=step,
-                     progress_pct=round(progress_pct, 1))
+        append_event(
+            workdir, "progress", attempt=attempt, step=step, progress_pct=round(progress_pct, 1)
+        )
 
     params = job.get("params", {})
     try:
@@ -295,16 +300,19 @@ def made(workdir: Path, inputs: Any) -> bool:
         attempt = int(os.environ.get("ORION_ATTEMPT") or inputs.attempt)
         error = f"preparing the inputs failed: {type(exc).__name__}: {exc}"
         workdir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(workdir / RESULT_FILE,
-                          {"attempt": attempt, **Result(error=error).to_json()})
+        write_json_atomic(
+            workdir / RESULT_FILE, {"attempt": attempt, **Result(error=error).to_json()}
+        )
         append_event(workdir, "failed", attempt=attempt, error=error)
         return False
     return True
 
 
-USAGE = ("usage: python -m orion_cli.jobrun <job directory>\n"
-         "       python -m orion_cli.jobrun --task <tasks.jsonl> <array task index>\n"
-         "       python -m orion_cli.jobrun --pack <tasks.jsonl> <packs.jsonl> <task index>")
+USAGE = (
+    "usage: python -m orion_cli.jobrun <job directory>\n"
+    "       python -m orion_cli.jobrun --task <tasks.jsonl> <array task index>\n"
+    "       python -m orion_cli.jobrun --pack <tasks.jsonl> <packs.jsonl> <task index>"
+)
 
 
 def main(argv: list[str] | None = None) -> int:

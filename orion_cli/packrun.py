@@ -57,8 +57,14 @@ def run_pack(tasks: Path, packs: Path, task: int) -> int:
             os.chdir(workdir)
             run_job(workdir, stop)
     left = len(indices) - ran
-    print(f"orion jobrun: packed task {task}: ran {ran} of {len(indices)} calculations in "
-          f"{time.monotonic() - started_s:.1f} s"
-          + (f"; soft time limit reached, {left} left for orion poll to submit again"
-             if stop.stopped and left else ""), file=sys.stderr)
+    print(
+        f"orion jobrun: packed task {task}: ran {ran} of {len(indices)} calculations in "
+        f"{time.monotonic() - started_s:.1f} s"
+        + (
+            f"; soft time limit reached, {left} left for orion poll to submit again"
+            if stop.stopped and left
+            else ""
+        ),
+        file=sys.stderr,
+    )
     return 0

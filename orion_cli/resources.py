@@ -55,8 +55,10 @@ class Resources:
         >>> Resources(sbatch_args=("--comment=x",)).row()["sbatch_args"]
         ['--comment=x']
         """
-        return {name: list(value) if isinstance(value, tuple) else value
-                for name, value in ((f, getattr(self, f)) for f in RESOURCE_FIELDS)}
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in ((f, getattr(self, f)) for f in RESOURCE_FIELDS)
+        }
 
     @classmethod
     def of(cls, row: Any) -> Resources:
@@ -75,12 +77,31 @@ RESOURCE_KINDS = {name: type(getattr(Resources(), name)) for name in RESOURCE_FI
 
 #: sbatch options orion writes itself, with what to use instead ("" : nothing, orion's own)
 OWN_OPTIONS = {
-    "job-name": "", "output": "", "error": "", "array": "", "dependency": "", "chdir": "",
-    "signal": "", "begin": "", "hold": "", "parsable": "", "wrap": "", "open-mode": "",
-    "time": "--walltime", "partition": "--partition", "account": "--account", "qos": "--qos",
-    "nice": "--priority", "nodes": "--nodes", "ntasks": "--ntasks",
-    "cpus-per-task": "--cpus-per-task", "mem": "--mem", "mem-per-cpu": "--mem-per-cpu",
-    "gpus": "--gpus", "constraint": "--constraint", "exclusive": "--exclusive",
+    "job-name": "",
+    "output": "",
+    "error": "",
+    "array": "",
+    "dependency": "",
+    "chdir": "",
+    "signal": "",
+    "begin": "",
+    "hold": "",
+    "parsable": "",
+    "wrap": "",
+    "open-mode": "",
+    "time": "--walltime",
+    "partition": "--partition",
+    "account": "--account",
+    "qos": "--qos",
+    "nice": "--priority",
+    "nodes": "--nodes",
+    "ntasks": "--ntasks",
+    "cpus-per-task": "--cpus-per-task",
+    "mem": "--mem",
+    "mem-per-cpu": "--mem-per-cpu",
+    "gpus": "--gpus",
+    "constraint": "--constraint",
+    "exclusive": "--exclusive",
 }
 _OPTION = re.compile(r"--(?P<name>[A-Za-z][A-Za-z0-9-]*)(?:=(?P<value>.*))?", re.DOTALL)
 MAX_SBATCH_ARG_CHARS = 1000
@@ -102,14 +123,18 @@ def check_sbatch_arg(text: str, where: str = "--sbatch-arg") -> str:
     what = f"{where} {shown(text)}"
     char = bad_character(text)
     if char is not None:
-        raise UsageError(f"{what} contains a control character ({char!r})",
-                         "give one option per --sbatch-arg, on one line")
+        raise UsageError(
+            f"{what} contains a control character ({char!r})",
+            "give one option per --sbatch-arg, on one line",
+        )
     if len(text) > MAX_SBATCH_ARG_CHARS:
         raise UsageError(f"{what} is longer than {MAX_SBATCH_ARG_CHARS} characters")
     match = _OPTION.fullmatch(text)
     if match is None or (match["value"] is None and any(c.isspace() for c in text)):
-        raise UsageError(f"{what} is not one long sbatch option",
-                         'write it as --name=value, e.g. --sbatch-arg "--reservation=maint"')
+        raise UsageError(
+            f"{what} is not one long sbatch option",
+            'write it as --name=value, e.g. --sbatch-arg "--reservation=maint"',
+        )
     name = match["name"].lower()
     for own, instead in OWN_OPTIONS.items():
         if own.startswith(name):

@@ -63,12 +63,18 @@ def run(
         )
     except FileNotFoundError:
         result = CommandResult(
-            tuple(argv), NOT_FOUND_RC, "", f"{argv[0]}: command not found",
+            tuple(argv),
+            NOT_FOUND_RC,
+            "",
+            f"{argv[0]}: command not found",
             time.perf_counter() - start,
         )
     except subprocess.TimeoutExpired:
         result = CommandResult(
-            tuple(argv), TIMEOUT_RC, "", f"{argv[0]}: no answer within {timeout_s:g} s",
+            tuple(argv),
+            TIMEOUT_RC,
+            "",
+            f"{argv[0]}: no answer within {timeout_s:g} s",
             time.perf_counter() - start,
         )
     log.debug("ran %s -> %d in %.3f s", " ".join(argv), result.returncode, result.elapsed_s)

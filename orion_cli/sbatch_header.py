@@ -17,14 +17,44 @@ from orion_cli.errors import UsageError
 from orion_cli.units import clock_s, parse_mem_mb
 
 #: short options and the long option they stand for (sbatch(1)); all take a value
-_SHORT = {"A": "account", "a": "array", "b": "begin", "c": "cpus-per-task", "C": "constraint",
-          "D": "chdir", "d": "dependency", "e": "error", "F": "nodefile", "G": "gpus",
-          "i": "input", "J": "job-name", "L": "licenses", "M": "clusters", "m": "distribution",
-          "N": "nodes", "n": "ntasks", "o": "output", "p": "partition", "q": "qos",
-          "S": "core-spec", "t": "time", "w": "nodelist", "x": "exclude"}
+_SHORT = {
+    "A": "account",
+    "a": "array",
+    "b": "begin",
+    "c": "cpus-per-task",
+    "C": "constraint",
+    "D": "chdir",
+    "d": "dependency",
+    "e": "error",
+    "F": "nodefile",
+    "G": "gpus",
+    "i": "input",
+    "J": "job-name",
+    "L": "licenses",
+    "M": "clusters",
+    "m": "distribution",
+    "N": "nodes",
+    "n": "ntasks",
+    "o": "output",
+    "p": "partition",
+    "q": "qos",
+    "S": "core-spec",
+    "t": "time",
+    "w": "nodelist",
+    "x": "exclude",
+}
 #: short options that take no value
-_SHORT_FLAGS = {"H": "hold", "h": "help", "I": "immediate", "k": "no-kill", "O": "overcommit",
-                "Q": "quiet", "s": "oversubscribe", "v": "verbose", "W": "wait"}
+_SHORT_FLAGS = {
+    "H": "hold",
+    "h": "help",
+    "I": "immediate",
+    "k": "no-kill",
+    "O": "overcommit",
+    "Q": "quiet",
+    "s": "oversubscribe",
+    "v": "verbose",
+    "W": "wait",
+}
 _LONG = re.compile(r"[a-z][a-z0-9-]*")
 #: binary files are refused: a NUL byte in the first 8 KiB
 _PROBE_BYTES = 8192
@@ -52,7 +82,7 @@ def header_lines(text: str) -> list[tuple[int, str]]:
         if stripped and not stripped.startswith("#"):
             break
         if line.startswith("#SBATCH"):
-            found.append((number, line[len("#SBATCH"):]))
+            found.append((number, line[len("#SBATCH") :]))
     return found
 
 
@@ -122,8 +152,10 @@ def _count(header: ScriptHeader, key: str, where: str) -> int | None:
         return None
     first = value.split("-")[0]  # --nodes=2-4: at least 2
     if not first.isdigit() or int(first) < 1:
-        raise UsageError(f"{where}: #SBATCH --{key}={value} is not a positive count",
-                         f"write e.g. #SBATCH --{key}=2")
+        raise UsageError(
+            f"{where}: #SBATCH --{key}={value} is not a positive count",
+            f"write e.g. #SBATCH --{key}=2",
+        )
     return int(first)
 
 
@@ -139,21 +171,28 @@ def header_resources(header: ScriptHeader, where: str = "the script") -> HeaderR
     if (time := header.get("time")) is not None:
         walltime_s = clock_s(time)  # a bare number is minutes, as sbatch reads it
         if not walltime_s:
-            raise UsageError(f"{where}: #SBATCH --time={time} is not a SLURM time",
-                             "write e.g. #SBATCH --time=30:00 or --time=1-02:00:00")
+            raise UsageError(
+                f"{where}: #SBATCH --time={time} is not a SLURM time",
+                "write e.g. #SBATCH --time=30:00 or --time=1-02:00:00",
+            )
     mem_mb = None
     if (mem := header.get("mem")) is not None:
         try:
             mem_mb = parse_mem_mb(mem)
         except UsageError:
-            raise UsageError(f"{where}: #SBATCH --mem={mem} is not a memory size",
-                             "write e.g. #SBATCH --mem=4G") from None
+            raise UsageError(
+                f"{where}: #SBATCH --mem={mem} is not a memory size", "write e.g. #SBATCH --mem=4G"
+            ) from None
     return HeaderResources(
-        walltime_s=walltime_s, mem_mb=mem_mb, nodes=_count(header, "nodes", where),
+        walltime_s=walltime_s,
+        mem_mb=mem_mb,
+        nodes=_count(header, "nodes", where),
         ntasks=_count(header, "ntasks", where),
         cpus_per_task=_count(header, "cpus-per-task", where),
-        partition=header.get("partition"), account=header.get("account"),
-        qos=header.get("qos"))
+        partition=header.get("partition"),
+        account=header.get("account"),
+        qos=header.get("qos"),
+    )
 
 
 def check_script_text(raw: bytes, where: str) -> str:
@@ -163,13 +202,16 @@ def check_script_text(raw: bytes, where: str) -> str:
     '#!/bin/bash'
     """
     if b"\0" in raw[:_PROBE_BYTES]:
-        raise UsageError(f"{where} is a binary file, not a batch script",
-                         "give the path of a shell script with #SBATCH lines")
+        raise UsageError(
+            f"{where} is a binary file, not a batch script",
+            "give the path of a shell script with #SBATCH lines",
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise UsageError(f"{where} is not UTF-8 text",
-                         "save the script as UTF-8 (iconv -t UTF-8)") from None
+        raise UsageError(
+            f"{where} is not UTF-8 text", "save the script as UTF-8 (iconv -t UTF-8)"
+        ) from None
 
 
 def export_option(own: str | None, env: dict[str, str]) -> str:

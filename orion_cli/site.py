@@ -53,8 +53,10 @@ def _check_text(text: str, where: str) -> str:
     'module load qe/7.2'
     """
     if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in text):
-        raise ConfigError(f"{where} holds a control character ({text!r})",
-                          "write one command per list item, without newlines")
+        raise ConfigError(
+            f"{where} holds a control character ({text!r})",
+            "write one command per list item, without newlines",
+        )
     if len(text) > MAX_LINE_CHARS:
         raise ConfigError(f"{where} is longer than {MAX_LINE_CHARS} characters")
     return text
@@ -70,8 +72,10 @@ def setup_lines(value: Any, where: str) -> list[str]:
         return []
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        raise ConfigError(f"{where} must be a list of lines, got {value!r}",
-                          f'write {where} = ["module load qe/7.2"]')
+        raise ConfigError(
+            f"{where} must be a list of lines, got {value!r}",
+            f'write {where} = ["module load qe/7.2"]',
+        )
     return [_check_text(item, f"{where}[{n}]") for n, item in enumerate(items) if item.strip()]
 
 
@@ -89,13 +93,16 @@ def env_lines(value: Any, where: str) -> list[str]:
             raise ConfigError(f"{where} = {value!r} is not NAME=value,NAME=value")
         value = {k.strip(): v for k, v in pairs}
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{where} must be a table, got {value!r}",
-                          f'write {where} = {{OMP_NUM_THREADS = "1"}}')
+        raise ConfigError(
+            f"{where} must be a table, got {value!r}", f'write {where} = {{OMP_NUM_THREADS = "1"}}'
+        )
     lines = []
     for name, raw in value.items():
         if not _ENV_NAME.fullmatch(str(name)):
-            raise ConfigError(f"{where}: '{name}' is not an environment variable name",
-                              "use letters, digits and _ (not starting with a digit)")
+            raise ConfigError(
+                f"{where}: '{name}' is not an environment variable name",
+                "use letters, digits and _ (not starting with a digit)",
+            )
         if name in ORION_OWN_VARIABLES:
             raise ConfigError(f"{where}: {name} is set by orion itself", "leave it out")
         if isinstance(raw, bool) or not isinstance(raw, str | int | float):
@@ -105,8 +112,12 @@ def env_lines(value: Any, where: str) -> list[str]:
     return lines
 
 
-def site_setup(global_values: Mapping[str, Any], engine: str,
-               engine_values: Mapping[str, Any], default_python: str) -> SiteSetup:
+def site_setup(
+    global_values: Mapping[str, Any],
+    engine: str,
+    engine_values: Mapping[str, Any],
+    default_python: str,
+) -> SiteSetup:
     """Build a job's site set-up from the global settings and ``[engines.<engine>]``.
 
     >>> site_setup({"setup": ["module purge"], "env": {"A": "1"}}, "qe",

@@ -67,10 +67,16 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
 }
 
 #: failures that the poller retries by itself (with more resources where that helps)
-RETRYABLE_REASONS = frozenset({
-    FailureReason.TIMEOUT, FailureReason.OUT_OF_MEMORY, FailureReason.NODE_FAIL,
-    FailureReason.LOST, FailureReason.SUBMIT_ERROR, FailureReason.PREEMPTED,
-})
+RETRYABLE_REASONS = frozenset(
+    {
+        FailureReason.TIMEOUT,
+        FailureReason.OUT_OF_MEMORY,
+        FailureReason.NODE_FAIL,
+        FailureReason.LOST,
+        FailureReason.SUBMIT_ERROR,
+        FailureReason.PREEMPTED,
+    }
+)
 
 
 def transition_table() -> str:
@@ -94,16 +100,23 @@ def transition_table() -> str:
     """
     rows = [("from", "to", "when")]
     for status, targets in TRANSITIONS.items():
-        rows.append((status.value, ", ".join(t.value for t in sorted(
-            targets, key=list(JobStatus).index)) or "-", _WHEN[status]))
+        rows.append(
+            (
+                status.value,
+                ", ".join(t.value for t in sorted(targets, key=list(JobStatus).index)) or "-",
+                _WHEN[status],
+            )
+        )
     lines = []
     for first, second, third in rows:
         second_lines = _wrap(second, 36)
         third_lines = _wrap(third, 40)
         for i in range(max(len(second_lines), len(third_lines))):
-            lines.append(f"{first if i == 0 else '':10} "
-                         f"{second_lines[i] if i < len(second_lines) else '':36} "
-                         f"{third_lines[i] if i < len(third_lines) else ''}".rstrip())
+            lines.append(
+                f"{first if i == 0 else '':10} "
+                f"{second_lines[i] if i < len(second_lines) else '':36} "
+                f"{third_lines[i] if i < len(third_lines) else ''}".rstrip()
+            )
     reasons = ", ".join(r.value for r in FailureReason)
     retried = ", ".join(sorted(r.value for r in RETRYABLE_REASONS))
     lines += ["", *_wrap(f"failure reasons: {reasons}; retried by policy: {retried}", 92)]
@@ -112,8 +125,7 @@ def transition_table() -> str:
 
 _WHEN = {
     JobStatus.CREATED: "sbatch answered / refused / orion cancel",
-    JobStatus.QUEUED: "started / ended between two polls / scheduler or engine failure / "
-                      "cancelled",
+    JobStatus.QUEUED: "started / ended between two polls / scheduler or engine failure / cancelled",
     JobStatus.RUNNING: "requeued by the scheduler / ended / failure (reason below) / cancelled",
     JobStatus.COMPLETED: "final",
     JobStatus.FAILED: "a retry (automatic or orion retry) / orion cancel of a pending retry",

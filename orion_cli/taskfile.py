@@ -66,11 +66,16 @@ def prepare(workdir: Path, inputs: JobInputs) -> dict[str, Any]:
     assert not isinstance(atoms, list)
     engine = get_engine(inputs.engine)
     spec = engine.prepare(atoms, inputs.params, workdir, inputs.engine_settings)
-    job = {"engine": inputs.engine, "params": inputs.params, "attempt": inputs.attempt,
-           "ntasks": inputs.ntasks, "launcher": inputs.launcher, "run_spec": spec.to_json()}
+    job = {
+        "engine": inputs.engine,
+        "params": inputs.params,
+        "attempt": inputs.attempt,
+        "ntasks": inputs.ntasks,
+        "launcher": inputs.launcher,
+        "run_spec": spec.to_json(),
+    }
     if inputs.structure_from:  # read on the node when the job starts (orion_cli.handoff)
-        job.update(structure_from=inputs.structure_from,
-                   engine_settings=inputs.engine_settings)
+        job.update(structure_from=inputs.structure_from, engine_settings=inputs.engine_settings)
     return job
 
 

@@ -134,8 +134,10 @@ def parse_param_value(text: str) -> Any:
     except ValueError:
         return raw
     except RecursionError:
-        raise UsageError(f"--param value '{raw[:20]}…' is nested too deeply",
-                         "write a number, true/false, a word or a flat list") from None
+        raise UsageError(
+            f"--param value '{raw[:20]}…' is nested too deeply",
+            "write a number, true/false, a word or a flat list",
+        ) from None
 
 
 def parse_param_pairs(pairs: list[str]) -> dict[str, Any]:

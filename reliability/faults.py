@@ -52,21 +52,35 @@ class Orion:
         self.db = f"orion_faults_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {self.db}")
-        self.env = {**os.environ, "ORION_HOME": str(self.home), "ORION_SCHEDULER": "slurm",
-                    "ORION_DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + "/" + self.db,
-                    "ORION_SUBMIT_GRACE_S": "0", "ORION_LOST_GRACE_S": "60"}
+        self.env = {
+            **os.environ,
+            "ORION_HOME": str(self.home),
+            "ORION_SCHEDULER": "slurm",
+            "ORION_DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + "/" + self.db,
+            "ORION_SUBMIT_GRACE_S": "0",
+            "ORION_LOST_GRACE_S": "60",
+        }
         self.run("db", "upgrade")
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "orion_cli", *args], env=self.env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "orion_cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if check and proc.returncode != 0:
             raise RuntimeError(f"orion {' '.join(args)}: {proc.stderr.strip()}")
         return proc
 
     def popen(self, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "orion_cli", *args], env=self.env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [sys.executable, "-m", "orion_cli", *args],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def json(self, *args: str) -> object:
         return json.loads(self.run(*args, "--json").stdout)
@@ -98,8 +112,12 @@ class Orion:
 
 
 def slurm_jobs(instance: str) -> dict[str, list[str]]:
-    out = subprocess.run(["squeue", "-h", "--me", "-t", "all", "-o", "%j|%i"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "--me", "-t", "all", "-o", "%j|%i"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     found: dict[str, list[str]] = {}
     for line in out.split():
         name, _, slurm_id = line.partition("|")
@@ -132,8 +150,12 @@ def kill_submit(runs: int) -> Row:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     o.run("poll")
-    recovered = sum(1 for j in o.jobs() for e in o.json("show", str(j["id"]))["events"]  # type: ignore[index]
-                    if e["source"] == "recovery")
+    recovered = sum(
+        1
+        for j in o.jobs()
+        for e in o.json("show", str(j["id"]))["events"]  # type: ignore[index]
+        if e["source"] == "recovery"
+    )
     count_against_slurm(o, row, "queued")
     row.note = f"{len(o.jobs()) - 1} rows written; {recovered} recovered by the next poll"
     o.cleanup()
@@ -142,8 +164,12 @@ def kill_submit(runs: int) -> Row:
 
 def slurm_arrays(instance: str) -> dict[str, list[str]]:
     """SLURM arrays of this database by their first orion id: {first id: [array job ids]}."""
-    out = subprocess.run(["squeue", "-h", "--me", "-t", "all", "-o", "%j|%F"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "--me", "-t", "all", "-o", "%j|%F"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     found: dict[str, set[str]] = {}
     for line in out.split():
         name, _, array_id = line.partition("|")
@@ -173,19 +199,33 @@ def kill_array_submit(runs: int) -> Row:
     o.run("poll")
     jobs = o.jobs()
     arrays = slurm_arrays(o.instance())
-    firsts = {str(min(j["id"] for j in jobs if j["scheduler_job_id"]
-                      and j["scheduler_job_id"].split("_")[0] == a)) for a in
-              {j["scheduler_job_id"].split("_")[0] for j in jobs if j["scheduler_job_id"]}}
+    firsts = {
+        str(
+            min(
+                j["id"]
+                for j in jobs
+                if j["scheduler_job_id"] and j["scheduler_job_id"].split("_")[0] == a
+            )
+        )
+        for a in {j["scheduler_job_id"].split("_")[0] for j in jobs if j["scheduler_job_id"]}
+    }
     row.lost += len(set(arrays) - firsts) + sum(1 for j in jobs if j["status"] == "created")
     row.duplicated += sum(1 for ids in arrays.values() if len(ids) > 1)
     in_squeue = {a for ids in arrays.values() for a in ids}
-    row.wrong += sum(1 for j in jobs if j["status"] != "queued"
-                     or j["scheduler_job_id"].split("_")[0] not in in_squeue)
-    recovered = sum(1 for first in firsts  # an array is recovered as a whole: ask its first
-                    if any(e["source"] == "recovery"
-                           for e in o.json("show", first)["events"]))  # type: ignore[index]
-    row.note = (f"{len(jobs) // 100 - 1} arrays of 100 rows written by killed submits; "
-                f"{recovered} recovered by the next poll")
+    row.wrong += sum(
+        1
+        for j in jobs
+        if j["status"] != "queued" or j["scheduler_job_id"].split("_")[0] not in in_squeue
+    )
+    recovered = sum(
+        1
+        for first in firsts  # an array is recovered as a whole: ask its first
+        if any(e["source"] == "recovery" for e in o.json("show", first)["events"])
+    )  # type: ignore[index]
+    row.note = (
+        f"{len(jobs) // 100 - 1} arrays of 100 rows written by killed submits; "
+        f"{recovered} recovered by the next poll"
+    )
     o.cleanup()
     return row
 
@@ -200,8 +240,7 @@ def stop_pidfile(pidfile: str) -> None:
 
 
 def slurm_up() -> None:
-    subprocess.run(["bash", str(REPO / "scripts" / "slurm-up.sh")], check=True,
-                   capture_output=True)
+    subprocess.run(["bash", str(REPO / "scripts" / "slurm-up.sh")], check=True, capture_output=True)
 
 
 def slurmctld_outage() -> Row:
@@ -227,8 +266,10 @@ def slurmctld_outage() -> Row:
     jobs = o.wait_final([j["id"] for j in o.jobs()])
     count_against_slurm(o, row, "completed")
     row.runs = len(jobs)
-    row.note = (f"poll during outage: exit {polled.returncode}, "
-                f"'{polled.stderr.strip().splitlines()[-1][:60]}…'")
+    row.note = (
+        f"poll during outage: exit {polled.returncode}, "
+        f"'{polled.stderr.strip().splitlines()[-1][:60]}…'"
+    )
     o.cleanup()
     return row
 
@@ -251,8 +292,9 @@ def postgres_outage() -> Row:
     o, row = Orion("pg"), Row("PostgreSQL stopped and restarted mid-run", 4)
     ids = [o.submit("-p", "duration_s=3") for _ in range(4)]
     version = sorted(os.listdir("/etc/postgresql"))[-1]
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop"],
-                   check=True)
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop"], check=True
+    )
     try:
         polled = o.run("poll", check=False)
         refused = o.run("submit", CU, "--engine", "mock", check=False)
@@ -260,8 +302,9 @@ def postgres_outage() -> Row:
         row.wrong += int(polled.returncode == 0 or len(lines) != 1 or refused.returncode == 0)
         time.sleep(6)  # the jobs finish while the database is away
     finally:
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
-                       check=True)
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=True
+        )
     time.sleep(1)
     jobs = o.wait_final(ids)
     row.wrong += sum(1 for j in jobs.values() if j["result"] is None)
@@ -294,8 +337,10 @@ def failures() -> Row:
     o, row = Orion("fail"), Row("timeout / exit≠0 / scancel / node down", 5)
     o.env["ORION_SOFT_MARGIN_S"] = "0"
     expected = {
-        o.submit("-p", "duration_s=400", "--walltime", "1m", "--retries", "0"):
-            ("failed", "timeout"),
+        o.submit("-p", "duration_s=400", "--walltime", "1m", "--retries", "0"): (
+            "failed",
+            "timeout",
+        ),
         o.submit("-p", "fail=true", "-p", "duration_s=0"): ("failed", "engine_error"),
         o.submit("-p", "duration_s=60"): ("failed", "exit_code"),
         o.submit("-p", "duration_s=60", "--hold"): ("cancelled", "cancelled_externally"),
@@ -306,23 +351,30 @@ def failures() -> Row:
     while o.json("show", str(shot))["status"] != "running" and time.monotonic() < deadline:  # type: ignore[index]
         o.run("poll", check=False)
         time.sleep(1)
-    subprocess.run(["scancel", "--signal=KILL", "--batch",
-                    o.json("show", str(shot))["scheduler_job_id"]], check=True)  # type: ignore[index]
+    subprocess.run(
+        ["scancel", "--signal=KILL", "--batch", o.json("show", str(shot))["scheduler_job_id"]],
+        check=True,
+    )  # type: ignore[index]
     subprocess.run(["scancel", o.json("show", str(outside))["scheduler_job_id"]], check=True)  # type: ignore[index]
     host = subprocess.run(["hostname", "-s"], capture_output=True, text=True).stdout.strip()
-    subprocess.run(["scontrol", "update", f"nodename={host}", "state=down",
-                    "reason=orion-fault-test"], check=True)
+    subprocess.run(
+        ["scontrol", "update", f"nodename={host}", "state=down", "reason=orion-fault-test"],
+        check=True,
+    )
     time.sleep(2)
-    subprocess.run(["scontrol", "update", f"nodename={host}", "state=resume"], check=False,
-                   capture_output=True)  # ReturnToService=2 may have resumed it already
+    subprocess.run(
+        ["scontrol", "update", f"nodename={host}", "state=resume"], check=False, capture_output=True
+    )  # ReturnToService=2 may have resumed it already
     jobs = o.wait_final(list(expected))
     for job_id, (status, reason) in expected.items():
         got = (jobs[job_id]["status"], jobs[job_id]["failure_reason"])
         row.wrong += int(got != (status, reason))
     in_slurm = slurm_jobs(o.instance())
     row.lost += len(set(in_slurm) - {str(i) for i in expected})
-    row.note = ("node down: SLURM requeued the running job, it completed; "
-                "OUT_OF_MEMORY needs task/cgroup (not here): covered by recorded sacct output")
+    row.note = (
+        "node down: SLURM requeued the running job, it completed; "
+        "OUT_OF_MEMORY needs task/cgroup (not here): covered by recorded sacct output"
+    )
     o.cleanup()
     return row
 

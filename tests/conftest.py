@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "structures"
-PG_ADMIN_URL = os.environ.get("ORION_TEST_POSTGRES_URL",
-                              "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "ORION_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def need(condition: bool, what: str) -> None:
@@ -72,8 +73,9 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, orion_home: Path,
-                 monkeypatch: pytest.MonkeyPatch) -> str:
+def database_url(
+    request: pytest.FixtureRequest, orion_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
     """Each database orion supports, selected the way a user does: ORION_DATABASE_URL."""
     if request.param == "sqlite":
         url = f"sqlite:///{orion_home / 'orion.db'}"

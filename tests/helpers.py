@@ -16,8 +16,7 @@ FINAL = ("completed", "failed", "cancelled")
 def orion(*args: str, expect: int | None = 0) -> Result:
     result = CliRunner().invoke(app, list(args))
     if expect is not None:
-        assert result.exit_code == expect, (args, result.exit_code, result.output,
-                                            result.exception)
+        assert result.exit_code == expect, (args, result.exit_code, result.output, result.exception)
     return result
 
 
@@ -37,8 +36,13 @@ def poll_until_final(job_ids: list[int], timeout_s: float = 90.0) -> list[dict[s
         time.sleep(0.5)
 
 
-def run_in_pty(args: list[str], columns: int = 80, rows: int = 24, timeout_s: float = 60.0,
-               keys: list[tuple[float, bytes]] | None = None) -> tuple[int, str]:
+def run_in_pty(
+    args: list[str],
+    columns: int = 80,
+    rows: int = 24,
+    timeout_s: float = 60.0,
+    keys: list[tuple[float, bytes]] | None = None,
+) -> tuple[int, str]:
     """Run ``python -m orion_cli ARGS`` on a pseudo-terminal of a fixed size.
 
     Returns (exit code, everything it wrote, escapes included). ``keys`` are (seconds after

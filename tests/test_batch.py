@@ -8,10 +8,20 @@ GOLDEN = Path(__file__).parent / "data" / "batch" / "job.sh"
 
 def spec(**overrides: object) -> BatchSpec:
     values: dict[str, object] = dict(
-        orion_id=42, name="Si scf; rm -rf ~", workdir=Path("/scratch/my jobs/42"),
-        python="/opt/orion venv/bin/python", walltime_s=5400, partition="debug",
-        nodes=1, ntasks=4, cpus_per_task=2, mem_mb=4096, account="proj$1", qos="normal",
-        priority=5, soft_margin_s=300,
+        orion_id=42,
+        name="Si scf; rm -rf ~",
+        workdir=Path("/scratch/my jobs/42"),
+        python="/opt/orion venv/bin/python",
+        walltime_s=5400,
+        partition="debug",
+        nodes=1,
+        ntasks=4,
+        cpus_per_task=2,
+        mem_mb=4096,
+        account="proj$1",
+        qos="normal",
+        priority=5,
+        soft_margin_s=300,
     )
     values.update(overrides)
     return batch_spec(**values)
@@ -43,7 +53,12 @@ def test_user_strings_cannot_escape_quoting(tmp_path: Path) -> None:
 
     evil = spec(workdir=tmp_path / "a'b; touch pwned", python="echo")
     (tmp_path / "a'b; touch pwned").mkdir()
-    out = subprocess.run(["bash", "-c", render_script(evil)], capture_output=True, text=True,
-                         cwd=tmp_path, check=True)
+    out = subprocess.run(
+        ["bash", "-c", render_script(evil)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
     assert out.stdout.strip() == f"-m orion_cli.jobrun {tmp_path}/a'b; touch pwned"
     assert not (tmp_path / "pwned").exists()

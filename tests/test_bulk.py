@@ -60,8 +60,9 @@ def test_inputs_expand_directories_globs_and_files(tmp_path: Path) -> None:
 
 
 @pytest.fixture(params=["local", pytest.param("slurm", marks=pytest.mark.slurm)])
-def scheduler(request: pytest.FixtureRequest, orion_home: Path,
-              monkeypatch: pytest.MonkeyPatch) -> str:
+def scheduler(
+    request: pytest.FixtureRequest, orion_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
     if request.param == "slurm":
         request.getfixturevalue("slurm")
     monkeypatch.setenv("ORION_SCHEDULER", request.param)
@@ -76,8 +77,15 @@ def test_a_directory_and_a_trajectory_go_as_one_array(scheduler: str, tmp_path: 
     for i, atoms in enumerate(frames):
         atoms.positions[0, 0] += 0.05 * i
     write(tmp_path / "moves.extxyz", frames, format="extxyz")
-    done = orion_json("submit", str(tmp_path / "set"), str(tmp_path / "moves.extxyz"),
-                      "--engine", "emt", "--tag", "screen-1")
+    done = orion_json(
+        "submit",
+        str(tmp_path / "set"),
+        str(tmp_path / "moves.extxyz"),
+        "--engine",
+        "emt",
+        "--tag",
+        "screen-1",
+    )
     assert len(done["ids"]) == 7 and done["id"] is None
     array_ids = {sid.split("_")[0] for sid in done["scheduler_job_ids"]}
     assert len(array_ids) == 1  # one submission for seven jobs
@@ -85,15 +93,15 @@ def test_a_directory_and_a_trajectory_go_as_one_array(scheduler: str, tmp_path: 
     jobs = poll_until_final(done["ids"])
     assert all(job["status"] == "completed" for job in jobs), [j["events"] for j in jobs]
     by_name = {job["name"]: job for job in jobs}
-    assert set(by_name) == {"cu-000", "cu-001", "cu-002", "cu-003", "moves-0", "moves-1",
-                            "moves-2"}
+    assert set(by_name) == {"cu-000", "cu-001", "cu-002", "cu-003", "moves-0", "moves-1", "moves-2"}
 
     from ase.calculators.emt import EMT
 
     for i, atoms in enumerate(frames):  # each task ran its own frame
         atoms.calc = EMT()
         assert by_name[f"moves-{i}"]["result"]["energy_ev"] == pytest.approx(
-            atoms.get_potential_energy(), abs=1e-6)
+            atoms.get_potential_energy(), abs=1e-6
+        )
     assert by_name["moves-1"]["structure_source"].endswith("moves.extxyz@1")
     listing = orion_json("ls", "--tag", "screen-1", "-n", "3")
     assert [row["id"] for row in listing] == sorted(done["ids"], reverse=True)[:3]
@@ -104,7 +112,8 @@ def test_a_directory_and_a_trajectory_go_as_one_array(scheduler: str, tmp_path: 
 
 
 def test_dry_run_of_many_prints_array_scripts_and_writes_nothing(
-        orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     strained_copper(tmp_path / "set", 3)
     text = orion("submit", str(tmp_path / "set"), "--engine", "emt", "--dry-run").stdout
@@ -114,14 +123,17 @@ def test_dry_run_of_many_prints_array_scripts_and_writes_nothing(
 
 @pytest.mark.slurm
 def test_held_array_throttle_and_poll_writes_only_changes(
-        orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     strained_copper(tmp_path / "set", 30)
-    done = orion_json("submit", str(tmp_path / "set"), "--engine", "mock", "--hold",
-                      "--throttle", "2")
+    done = orion_json(
+        "submit", str(tmp_path / "set"), "--engine", "mock", "--hold", "--throttle", "2"
+    )
     array_id = done["scheduler_job_ids"][0].split("_")[0]
-    shown = subprocess.run(["scontrol", "show", "job", array_id], capture_output=True,
-                           text=True).stdout
+    shown = subprocess.run(
+        ["scontrol", "show", "job", array_id], capture_output=True, text=True
+    ).stdout
     assert "ArrayTaskThrottle=2" in shown
     settings = load_settings()
     first = poll(settings)
@@ -135,7 +147,8 @@ def test_held_array_throttle_and_poll_writes_only_changes(
 
 @pytest.mark.slurm
 def test_array_submitted_before_a_crash_is_adopted_not_duplicated(
-        orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from orion_cli.schedulers.slurm_cli import SlurmCli
 
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
@@ -156,13 +169,15 @@ def test_array_submitted_before_a_crash_is_adopted_not_duplicated(
     orion("poll")
     rows = orion_json("ls")
     assert {row["status"] for row in rows} == {"queued"}
-    assert sorted(row["scheduler_job_id"] for row in rows) == \
-        [f"{submitted[0]}_{i}" for i in range(5)]
+    assert sorted(row["scheduler_job_id"] for row in rows) == [
+        f"{submitted[0]}_{i}" for i in range(5)
+    ]
     orion("cancel", *[str(row["id"]) for row in rows])
 
 
 def test_a_bad_file_among_many_stops_the_parallel_staging_and_leaves_nothing(
-        orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from orion_cli.services.staging import PARALLEL_MIN_INPUTS, worker_count
 
     monkeypatch.setenv("ORION_SCHEDULER", "local")
@@ -185,7 +200,8 @@ def test_a_bad_file_among_many_stops_the_parallel_staging_and_leaves_nothing(
 
 @pytest.mark.slurm
 def test_array_tasks_make_their_own_directories_and_an_unstarted_one_can_be_retried(
-        orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ase.calculators.emt import EMT
     from ase.io import read
 
@@ -200,20 +216,21 @@ def test_array_tasks_make_their_own_directories_and_an_unstarted_one_can_be_retr
     assert (workdirs[1] / "job.json").exists() and (workdirs[1] / "job.sh").exists()
     orion("release", str(first))  # runs as array task 0: makes its directory on the node
     jobs = poll_until_final([first, second])
-    assert [job["status"] for job in jobs] == ["completed", "completed"], \
-        [job["events"] for job in jobs]
+    assert [job["status"] for job in jobs] == ["completed", "completed"], [
+        job["events"] for job in jobs
+    ]
     for job, path in zip(jobs, paths, strict=False):
         atoms = read(path)
         atoms.calc = EMT()
-        assert job["result"]["energy_ev"] == pytest.approx(atoms.get_potential_energy(),
-                                                           abs=1e-6)
+        assert job["result"]["energy_ev"] == pytest.approx(atoms.get_potential_energy(), abs=1e-6)
     assert jobs[1]["attempt"] == 2 and not workdirs[2].exists()
     orion("cancel", str(third))
 
 
 @pytest.mark.slurm
 def test_a_whole_array_ending_at_once_is_written_in_a_few_statements(
-        orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     strained_copper(tmp_path / "set", 40)
     done = orion_json("submit", str(tmp_path / "set"), "--engine", "mock", "--hold")
@@ -227,7 +244,8 @@ def test_a_whole_array_ending_at_once_is_written_in_a_few_statements(
 
 @pytest.mark.slurm
 def test_a_task_cancelled_outside_orion_before_it_started_ends_cancelled_not_lost(
-        orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SLURM forgets a never-started task cancelled by ``scancel 12_1`` (no squeue/sacct record)."""
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     monkeypatch.setenv("ORION_LOST_GRACE_S", "0")  # would be called lost at once otherwise
@@ -238,7 +256,10 @@ def test_a_task_cancelled_outside_orion_before_it_started_ends_cancelled_not_los
     orion("poll")
     jobs = [orion_json("show", str(i)) for i in done["ids"]]
     assert [(j["status"], j["failure_reason"]) for j in jobs] == [
-        ("queued", None), ("cancelled", "cancelled_externally"), ("queued", None)]
+        ("queued", None),
+        ("cancelled", "cancelled_externally"),
+        ("queued", None),
+    ]
     orion("poll")
     assert orion_json("show", str(done["ids"][1]))["attempt"] == 1  # not retried
     orion("cancel", str(done["ids"][0]), str(done["ids"][2]))
@@ -246,20 +267,23 @@ def test_a_task_cancelled_outside_orion_before_it_started_ends_cancelled_not_los
 
 @pytest.mark.slurm
 def test_an_error_found_while_the_reader_reads_stops_it_and_writes_nothing(
-        orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from orion_cli.services.staging import PARALLEL_MIN_INPUTS
 
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     strained_copper(tmp_path / "set", PARALLEL_MIN_INPUTS + 6)
-    result = orion("submit", str(tmp_path / "set"), "--engine", "mock", "--partition", "gpu",
-                   expect=2)
+    result = orion(
+        "submit", str(tmp_path / "set"), "--engine", "mock", "--partition", "gpu", expect=2
+    )
     assert result.stderr.count("\n") == 1 and "partition 'gpu' does not exist" in result.stderr
     assert not (orion_home / "orion.db").exists()
     assert not any((orion_home / "jobs").rglob("*")) if (orion_home / "jobs").exists() else True
 
 
 def test_a_killed_submit_leaves_no_reader_behind(
-        orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """kill -9 of `orion submit` while its reader reads: the reader and its helpers die too
     (else they would hold the terminal's pipes open, and a caller waiting for EOF hangs)."""
     import signal
@@ -268,14 +292,26 @@ def test_a_killed_submit_leaves_no_reader_behind(
 
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     strained_copper(tmp_path / "set", 300)
-    proc = subprocess.Popen([sys.executable, "-m", "orion_cli", "submit", str(tmp_path / "set"),
-                             "--engine", "mock", "--hold"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orion_cli",
+            "submit",
+            str(tmp_path / "set"),
+            "--engine",
+            "mock",
+            "--hold",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 20
     children: list[str] = []
     while not children and time.monotonic() < deadline and proc.poll() is None:
-        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                                  text=True).stdout.split()
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
         time.sleep(0.01)
     assert children, "the submit never started its reader"
     proc.send_signal(signal.SIGKILL)

@@ -32,12 +32,30 @@ def test_slurm_reads_each_form_as_orion_does(slurm: None, tmp_path: Path) -> Non
     script = tmp_path / "t.sh"
     script.write_text("#!/bin/bash\ntrue\n")
     for text in FORMS:
-        job_id = subprocess.run(["sbatch", "--parsable", "--hold", f"--time={text}",
-                                 f"--chdir={tmp_path}", str(script)], capture_output=True,
-                                text=True, check=True).stdout.strip().split(";")[0]
+        job_id = (
+            subprocess.run(
+                [
+                    "sbatch",
+                    "--parsable",
+                    "--hold",
+                    f"--time={text}",
+                    f"--chdir={tmp_path}",
+                    str(script),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .split(";")[0]
+        )
         try:
-            limit = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%l"],
-                                   capture_output=True, text=True, check=True).stdout.strip()
+            limit = subprocess.run(
+                ["squeue", "-h", "-j", job_id, "-o", "%l"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
         finally:
             subprocess.run(["scancel", job_id], check=False)
         whole_minutes_s = -(-parse_walltime_s(text) // 60) * 60  # SLURM keeps minutes

@@ -15,14 +15,16 @@ from tests.helpers import orion, orion_json, poll_until_final
 
 COMBOS = [
     pytest.param(("sqlite", "local"), id="sqlite-local"),
-    pytest.param(("postgres", "slurm"), id="postgres-slurm",
-                 marks=[pytest.mark.postgres, pytest.mark.slurm]),
+    pytest.param(
+        ("postgres", "slurm"), id="postgres-slurm", marks=[pytest.mark.postgres, pytest.mark.slurm]
+    ),
 ]
 
 
 @pytest.fixture(params=COMBOS)
-def backend(request: pytest.FixtureRequest, orion_home: Path,
-            monkeypatch: pytest.MonkeyPatch) -> str:
+def backend(
+    request: pytest.FixtureRequest, orion_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
     database, scheduler = request.param
     if database == "postgres":
         url = request.getfixturevalue("postgres_url")
@@ -56,10 +58,12 @@ def test_emt_jobs_and_failures_end_to_end(backend: str, tmp_path: Path) -> None:
     write(structure, atoms, format="extxyz")
 
     single = orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "emt")["id"]
-    relax = orion_json("submit", str(structure), "--engine", "emt", "-p", "relax=true",
-                       "--name", "Cu relax")["id"]
-    broken = orion_json("submit", str(structure), "--engine", "mock", "-p", "fail=true",
-                        "-p", "duration_s=0")["id"]
+    relax = orion_json(
+        "submit", str(structure), "--engine", "emt", "-p", "relax=true", "--name", "Cu relax"
+    )["id"]
+    broken = orion_json(
+        "submit", str(structure), "--engine", "mock", "-p", "fail=true", "-p", "duration_s=0"
+    )["id"]
     jobs = {j["id"]: j for j in poll_until_final([single, relax, broken])}
 
     for job_id, path, relaxed in ((single, EXAMPLES / "Cu.cif", False), (relax, structure, True)):
@@ -80,12 +84,16 @@ def test_emt_jobs_and_failures_end_to_end(backend: str, tmp_path: Path) -> None:
     assert "fail=true" in failed["error_message"]
     listing = orion_json("ls")
     assert {row["id"]: row["status"] for row in listing} == {
-        single: "completed", relax: "completed", broken: "failed"}
+        single: "completed",
+        relax: "completed",
+        broken: "failed",
+    }
 
 
 def test_cancel_a_running_job_stops_it_in_the_scheduler(backend: str) -> None:
-    job_id = orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock",
-                        "-p", "duration_s=120")["id"]
+    job_id = orion_json(
+        "submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock", "-p", "duration_s=120"
+    )["id"]
     orion("cancel", str(job_id))
     job = orion_json("show", str(job_id))
     assert job["status"] == "cancelled"
@@ -97,17 +105,31 @@ def test_cancel_a_running_job_stops_it_in_the_scheduler(backend: str) -> None:
 
 
 def test_submit_wait_prints_the_result(backend: str) -> None:
-    result = orion("submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock", "-p", "seed=7",
-                   "-p", "duration_s=0.2", "--wait")
+    result = orion(
+        "submit",
+        str(EXAMPLES / "Cu.cif"),
+        "--engine",
+        "mock",
+        "-p",
+        "seed=7",
+        "-p",
+        "duration_s=0.2",
+        "--wait",
+    )
     assert "completed" in result.stdout and "energy_ev" in result.stdout
     assert "Finalizing" in result.stderr or "Done" in result.stderr
 
 
 @pytest.mark.parametrize("scheduler", ["local", pytest.param("slurm", marks=pytest.mark.slurm)])
 @pytest.mark.parametrize("odd", ["pct%j%%x", "back\\slash", "quote'n\"d #x"])
-def test_work_root_with_pattern_characters(scheduler: str, odd: str, orion_home: Path,
-                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           request: pytest.FixtureRequest) -> None:
+def test_work_root_with_pattern_characters(
+    scheduler: str,
+    odd: str,
+    orion_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
     """``%`` and ``\\`` are sbatch filename-pattern characters; the job still runs and logs."""
     if scheduler == "slurm":
         request.getfixturevalue("slurm")

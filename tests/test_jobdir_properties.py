@@ -21,17 +21,31 @@ from orion_cli.jobdir import EVENTS_FILE, MAX_EVENT_LINE_BYTES, append_event, re
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 event_like = st.fixed_dictionaries(
     {"event": st.sampled_from(["progress", "started", "finished", ""]) | st.integers()},
     optional={"attempt": json_values, "progress_pct": json_values, "step": json_values},
 )
-result_like = st.fixed_dictionaries({}, optional={
-    key: json_values for key in ("attempt", "energy_ev", "forces_ev_per_a", "stress_ev_per_a3",
-                                 "final_structure", "converged", "extras", "error")})
+result_like = st.fixed_dictionaries(
+    {},
+    optional={
+        key: json_values
+        for key in (
+            "attempt",
+            "energy_ev",
+            "forces_ev_per_a",
+            "stress_ev_per_a3",
+            "final_structure",
+            "converged",
+            "extras",
+            "error",
+        )
+    },
+)
 
 
 def _no_control(text: str) -> bool:
@@ -64,14 +78,14 @@ def test_a_checked_result_is_strict_json(data: object) -> None:
 @settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=3000), st.integers(min_value=1, max_value=700))
 def test_reading_any_bytes_in_chunks_never_fails_and_always_advances(
-        content: bytes, chunk: int) -> None:
+    content: bytes, chunk: int
+) -> None:
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         (workdir / EVENTS_FILE).write_bytes(content)
         offset, reads = 0, 0
         while True:  # lines longer than half a chunk are skipped as too long
-            batch = read_events(workdir, offset, max_bytes=chunk,
-                                max_line_bytes=max(1, chunk // 2))
+            batch = read_events(workdir, offset, max_bytes=chunk, max_line_bytes=max(1, chunk // 2))
             assert offset <= batch.offset <= len(content)
             if batch.offset == offset:
                 break
@@ -81,11 +95,19 @@ def test_reading_any_bytes_in_chunks_never_fails_and_always_advances(
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["progress", "started"]),
-                          st.floats(0, 100), st.text(max_size=40)), min_size=1, max_size=20),
-       st.integers(min_value=1, max_value=4000))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["progress", "started"]), st.floats(0, 100), st.text(max_size=40)
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    st.integers(min_value=1, max_value=4000),
+)
 def test_the_runners_lines_are_read_once_whatever_the_chunk(
-        lines: list[tuple[str, float, str]], chunk: int) -> None:
+    lines: list[tuple[str, float, str]], chunk: int
+) -> None:
     """Reading in small pieces gives exactly the records one big read gives."""
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
@@ -111,7 +133,10 @@ def test_a_line_longer_than_the_limit_is_skipped_and_the_next_one_read() -> None
         offset, events, warnings = 0, [], []
         for _ in range(10):
             batch = read_events(workdir, offset, max_bytes=100)  # raised to a whole line
-            offset, events, warnings = batch.offset, events + batch.events, \
-                warnings + batch.warnings
+            offset, events, warnings = (
+                batch.offset,
+                events + batch.events,
+                warnings + batch.warnings,
+            )
         assert [e["event"] for e in events] == ["started"]
         assert len(warnings) == 1 and "longer than" in warnings[0]

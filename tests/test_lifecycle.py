@@ -30,13 +30,18 @@ def submit(*args: str) -> int:
 
 
 def squeue_field(scheduler_job_id: str, field: str) -> str:
-    out = subprocess.run(["squeue", "-h", "-j", scheduler_job_id, "-o", field],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["squeue", "-h", "-j", scheduler_job_id, "-o", field],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip()
 
 
 def test_timeout_is_retried_with_double_walltime_after_backoff(
-        orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The scheduler's TIMEOUT is injected here to keep this fast (a real one takes ~90 s and
     is produced in test_slow_slurm.py); the retry itself goes through the real local backend."""
     monkeypatch.setenv("ORION_SCHEDULER", "local")
@@ -55,8 +60,10 @@ def test_timeout_is_retried_with_double_walltime_after_backoff(
     job = orion_json("show", str(job_id))
     assert (job["status"], job["attempt"], job["walltime_s"]) == ("queued", 2, 7200)
     assert job["scheduler_job_id"] != first
-    assert [(a["attempt"], a["status"], a["reason"], a["walltime_s"]) for a in job["attempts"]] \
-        == [(1, "failed", "timeout", 3600), (2, "queued", None, 7200)]
+    assert [(a["attempt"], a["status"], a["reason"], a["walltime_s"]) for a in job["attempts"]] == [
+        (1, "failed", "timeout", 3600),
+        (2, "queued", None, 7200),
+    ]
     workdir = Path(job["workdir"])
     assert "#SBATCH --time=02:00:00" in (workdir / "job.sh").read_text()
     assert "begins after 60 s" in job["events"][-1]["message"]
@@ -66,8 +73,9 @@ def test_timeout_is_retried_with_double_walltime_after_backoff(
     assert orion_json("show", str(job_id))["status"] == "cancelled"
 
 
-def test_engine_error_is_not_retried_until_the_user_asks(orion_home: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_engine_error_is_not_retried_until_the_user_asks(
+    orion_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     job_id = submit("--engine", "mock", "-p", "fail=true", "-p", "duration_s=0")
     (job,) = poll_until_final([job_id])
@@ -85,14 +93,17 @@ def _transient_sbatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Put an sbatch first on PATH that fails as a controller that cannot be reached does."""
     fake = tmp_path / "transient-bin" / "sbatch"
     fake.parent.mkdir()
-    fake.write_text("#!/bin/bash\necho 'sbatch: error: Batch job submission failed: "
-                    "Unable to contact slurm controller (connect failure)' >&2\nexit 1\n")
+    fake.write_text(
+        "#!/bin/bash\necho 'sbatch: error: Batch job submission failed: "
+        "Unable to contact slurm controller (connect failure)' >&2\nexit 1\n"
+    )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
 
 
 def test_refused_submission_backs_off_and_stops_after_the_budget(
-        orion_home: Path, tmp_path: Path, slurm: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, tmp_path: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     _transient_sbatch(tmp_path, monkeypatch)  # a refusal that a later try might pass
     result = orion("submit", CU, "--engine", "mock", "--retries", "2", expect=1)
@@ -106,8 +117,11 @@ def test_refused_submission_backs_off_and_stops_after_the_budget(
     assert orion_json("show", str(job_id))["attempt"] == 1
     poll(settings, now=start + timedelta(seconds=61))  # attempt 2, refused again
     shown = orion_json("show", str(job_id))
-    assert (shown["attempt"], shown["status"], shown["failure_reason"]) == \
-        (2, "failed", "submit_error")
+    assert (shown["attempt"], shown["status"], shown["failure_reason"]) == (
+        2,
+        "failed",
+        "submit_error",
+    )
     poll(settings, now=start + timedelta(seconds=61 + 119))
     assert orion_json("show", str(job_id))["attempt"] == 2  # back-off doubled to 120 s
     poll(settings, now=start + timedelta(seconds=61 + 121))
@@ -118,8 +132,9 @@ def test_refused_submission_backs_off_and_stops_after_the_budget(
 
 
 @pytest.mark.slurm
-def test_cancel_in_every_state(orion_home: Path, tmp_path: Path, slurm: None,
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cancel_in_every_state(
+    orion_home: Path, tmp_path: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     held = submit("--engine", "mock", "--hold")
     with monkeypatch.context() as patch:
@@ -139,16 +154,20 @@ def test_cancel_in_every_state(orion_home: Path, tmp_path: Path, slurm: None,
         assert orion_json("show", str(job_id))["status"] == "cancelled"
     time.sleep(1)
     for scheduler_job_id in slurm_ids.values():
-        out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j", scheduler_job_id],
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-o", "State", "-j", scheduler_job_id],
+            capture_output=True,
+            text=True,
+        ).stdout
         assert "CANCELLED" in out or squeue_field(scheduler_job_id, "%T") in ("", "CANCELLED")
     poll(load_settings(), now=now_utc() + timedelta(days=1))
     assert orion_json("show", str(pending_retry))["attempt"] == 1  # no retry after cancel
 
 
 @pytest.mark.slurm
-def test_hold_release_and_priority(orion_home: Path, slurm: None,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hold_release_and_priority(
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     job_id = submit("--engine", "mock", "-p", "duration_s=0", "--hold", "--priority", "5")
     slurm_id = orion_json("show", str(job_id))["scheduler_job_id"]
@@ -165,8 +184,9 @@ def test_hold_release_and_priority(orion_home: Path, slurm: None,
 
 
 @pytest.mark.slurm
-def test_external_scancel_is_recorded(orion_home: Path, slurm: None,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_external_scancel_is_recorded(
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     job_id = submit("--engine", "mock", "--hold")
     subprocess.run(["scancel", orion_json("show", str(job_id))["scheduler_job_id"]], check=True)
@@ -175,14 +195,21 @@ def test_external_scancel_is_recorded(orion_home: Path, slurm: None,
 
 
 def _orion_process(*args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "orion_cli", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "orion_cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def slurm_jobs_of(instance: str) -> dict[str, list[str]]:
     """orion job id → SLURM job ids, for every SLURM job named for this database."""
-    out = subprocess.run(["squeue", "-h", "--me", "-t", "all", "-o", "%j|%i"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "--me", "-t", "all", "-o", "%j|%i"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     found: dict[str, list[str]] = {}
     for line in out.split():
         name, _, slurm_id = line.partition("|")
@@ -194,7 +221,8 @@ def slurm_jobs_of(instance: str) -> dict[str, list[str]]:
 
 @pytest.mark.slurm
 def test_kill_9_during_submit_loses_and_duplicates_nothing(
-        orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A few randomized kills here; reliability/faults.py runs hundreds."""
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     started = time.monotonic()
@@ -220,8 +248,9 @@ def test_kill_9_during_submit_loses_and_duplicates_nothing(
 
 @pytest.mark.slurm
 @pytest.mark.postgres
-def test_five_pollers_at_once(orion_home: Path, slurm: None, postgres_url: str,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_five_pollers_at_once(
+    orion_home: Path, slurm: None, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     monkeypatch.setenv("ORION_DATABASE_URL", postgres_url)
     orion("db", "upgrade")
@@ -244,8 +273,8 @@ def test_five_pollers_at_once(orion_home: Path, slurm: None, postgres_url: str,
 @pytest.mark.slurm
 @pytest.mark.parametrize("reached_slurm", [True, False])
 def test_unanswered_sbatch_is_looked_up_before_submitting_again(
-        orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch,
-        reached_slurm: bool) -> None:
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch, reached_slurm: bool
+) -> None:
     """sbatch timing out is ambiguous: the job may exist. The job stays `created` and the
     next poll adopts the SLURM job by name, or submits it when SLURM never got it."""
     from orion_cli.errors import SubmitOutcomeUnknown
@@ -279,15 +308,18 @@ def test_unanswered_sbatch_is_looked_up_before_submitting_again(
 
 
 @pytest.mark.slurm
-def test_a_banner_before_the_job_id_submits_once(orion_home: Path, tmp_path: Path, slurm: None,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_banner_before_the_job_id_submits_once(
+    orion_home: Path, tmp_path: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A site wrapper that prints a line before sbatch's id: one SLURM job, completed."""
     import shutil
 
     wrapper = tmp_path / "bin" / "sbatch"
     wrapper.parent.mkdir()
-    wrapper.write_text("#!/bin/bash\necho 'NOTE: your account has 1234 core-hours left'\n"
-                       f"exec {shutil.which('sbatch')} \"$@\"\n")
+    wrapper.write_text(
+        "#!/bin/bash\necho 'NOTE: your account has 1234 core-hours left'\n"
+        f'exec {shutil.which("sbatch")} "$@"\n'
+    )
     wrapper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
@@ -300,25 +332,30 @@ def test_a_banner_before_the_job_id_submits_once(orion_home: Path, tmp_path: Pat
 
 
 @pytest.mark.slurm
-def test_default_priority_competes_as_a_plain_sbatch_job(orion_home: Path, slurm: None,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_priority_competes_as_a_plain_sbatch_job(
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Priority 10 is nice 0 in SLURM (it was nice 1000: every orion job behind the user's
     own plain sbatch jobs); lower priorities get a positive nice."""
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
-    plain, low = submit("--engine", "mock", "--hold"), submit("--engine", "mock", "--hold",
-                                                             "--priority", "4")
+    plain, low = (
+        submit("--engine", "mock", "--hold"),
+        submit("--engine", "mock", "--hold", "--priority", "4"),
+    )
     nices = {}
     for job_id in (plain, low):
         slurm_id = orion_json("show", str(job_id))["scheduler_job_id"]
-        nices[job_id] = subprocess.run(["squeue", "-h", "-j", slurm_id, "-o", "%y"],
-                                       capture_output=True, text=True, check=True).stdout.strip()
+        nices[job_id] = subprocess.run(
+            ["squeue", "-h", "-j", slurm_id, "-o", "%y"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     orion("cancel", str(plain), str(low))
     assert nices == {plain: "0", low: "600"}
 
 
 @pytest.mark.slurm
 def test_a_requeued_job_goes_back_to_queued_in_the_same_attempt(
-        orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`scontrol requeue` of a running job (what a node failure or a preemption with
     requeue does): orion moves it back to queued with an event, in the same attempt."""
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
@@ -348,7 +385,8 @@ def test_a_requeued_job_goes_back_to_queued_in_the_same_attempt(
 
 @pytest.mark.slurm
 def test_a_request_the_cluster_can_never_meet_fails_at_once(
-        orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """sbatch's refusal of an impossible request is final: failed(submit_error) with
     sbatch's words and no retry (it was retried three times); a transient one is retried."""
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
@@ -360,8 +398,9 @@ def test_a_request_the_cluster_can_never_meet_fails_at_once(
     assert shown["next_attempt_at"] is None
 
 
-def test_a_transient_sbatch_failure_is_retried(orion_home: Path, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_transient_sbatch_failure_is_retried(
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _transient_sbatch(tmp_path, monkeypatch)
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     done = orion("submit", CU, "--engine", "mock", "--hold", expect=1)

@@ -200,6 +200,7 @@ def test_backoff_never_overflows_a_date(base_s: int, attempt: int) -> None:
 def test_escalated_resources_stay_within_the_limits(
     walltime_s: int, mem_mb: int, reason: FailureReason, partition_max_s: int | None
 ) -> None:
-    res = escalate(Resources(walltime_s=walltime_s, mem_mb=mem_mb), reason,
-                   partition_max_s).resources
+    res = escalate(
+        Resources(walltime_s=walltime_s, mem_mb=mem_mb), reason, partition_max_s
+    ).resources
     assert 1 <= res.walltime_s <= MAX_WALLTIME_S and 0 <= res.mem_mb <= MAX_MEM_MB

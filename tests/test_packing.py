@@ -32,8 +32,9 @@ def _runner_pid(home: Path, timeout_s: float = 30) -> int:
     """The pid of this test's packed-task runner (its command line names this ORION_HOME)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        found = subprocess.run(["pgrep", "-f", f"jobrun --pack {home}"],
-                               capture_output=True, text=True).stdout.split()
+        found = subprocess.run(
+            ["pgrep", "-f", f"jobrun --pack {home}"], capture_output=True, text=True
+        ).stdout.split()
         if found:
             return int(found[0])
         time.sleep(0.1)
@@ -52,32 +53,44 @@ def test_packed_emt_results_match_ase(database_url: str, tmp_path: Path) -> None
     from ase.calculators.emt import EMT
 
     frames = _structures(tmp_path / "many.extxyz", 7)
-    out = orion_json("submit", str(tmp_path / "many.extxyz"), "-e", "emt", "--pack", "3",
-                     "--scheduler", "local")
+    out = orion_json(
+        "submit", str(tmp_path / "many.extxyz"), "-e", "emt", "--pack", "3", "--scheduler", "local"
+    )
     jobs = poll_until_final(out["ids"])
     assert len({job["scheduler_job_id"] for job in jobs}) == 3  # 3 + 3 + 1
     for job, atoms in zip(jobs, frames, strict=True):
         atoms.calc = EMT()
         assert (job["status"], job["pack"], job["attempt"]) == ("completed", 3, 1)
-        assert job["result"]["energy_ev"] == pytest.approx(atoms.get_potential_energy(),
-                                                           abs=1e-6)  # extxyz digits
+        assert job["result"]["energy_ev"] == pytest.approx(
+            atoms.get_potential_energy(), abs=1e-6
+        )  # extxyz digits
         assert Path(job["workdir"], "result.json").is_file()  # its own directory
     assert "pack              3 calculations per array task" in orion("show", "1").stdout
 
 
-def test_killed_runner_keeps_finished_and_resubmits_unstarted(orion_home: Path,
-                                                              tmp_path: Path) -> None:
+def test_killed_runner_keeps_finished_and_resubmits_unstarted(
+    orion_home: Path, tmp_path: Path
+) -> None:
     _structures(tmp_path / "many.extxyz", 6)
-    ids = orion_json("submit", str(tmp_path / "many.extxyz"), "-e", "mock", "--pack", "6",
-                     "-p", "duration_s=1", "--scheduler", "local")["ids"]
+    ids = orion_json(
+        "submit",
+        str(tmp_path / "many.extxyz"),
+        "-e",
+        "mock",
+        "--pack",
+        "6",
+        "-p",
+        "duration_s=1",
+        "--scheduler",
+        "local",
+    )["ids"]
     pid = _runner_pid(orion_home)
     _wait_running(ids[1])
     os.kill(pid, signal.SIGKILL)
     jobs = poll_until_final(ids)
     assert jobs[0]["status"] == "completed"
     shot = jobs[1]
-    assert (shot["status"], shot["failure_reason"], shot["attempt"]) == \
-        ("failed", "exit_code", 1)
+    assert (shot["status"], shot["failure_reason"], shot["attempt"]) == ("failed", "exit_code", 1)
     for job in jobs[2:]:  # never started: submitted again, not failed, no attempt spent
         assert (job["status"], job["attempt"]) == ("completed", 1), job["events"]
         assert job["scheduler_job_id"] != shot["scheduler_job_id"]
@@ -85,12 +98,22 @@ def test_killed_runner_keeps_finished_and_resubmits_unstarted(orion_home: Path,
         assert [a["scheduler_job_id"] for a in job["attempts"]] == [job["scheduler_job_id"]]
 
 
-def test_soft_limit_stops_the_pack_after_the_running_job(orion_home: Path,
-                                                         tmp_path: Path) -> None:
+def test_soft_limit_stops_the_pack_after_the_running_job(orion_home: Path, tmp_path: Path) -> None:
     _structures(tmp_path / "many.extxyz", 5)
-    ids = orion_json("submit", str(tmp_path / "many.extxyz"), "-e", "mock", "--pack", "5",
-                     "-p", "duration_s=1.5", "--retry-delay", "1s",
-                     "--scheduler", "local")["ids"]
+    ids = orion_json(
+        "submit",
+        str(tmp_path / "many.extxyz"),
+        "-e",
+        "mock",
+        "--pack",
+        "5",
+        "-p",
+        "duration_s=1.5",
+        "--retry-delay",
+        "1s",
+        "--scheduler",
+        "local",
+    )["ids"]
     pid = _runner_pid(orion_home)
     _wait_running(ids[1])
     os.kill(pid, signal.SIGUSR1)  # what sbatch --signal=B:USR1@margin sends
@@ -110,8 +133,18 @@ def test_soft_limit_stops_the_pack_after_the_running_job(orion_home: Path,
 
 def test_cancel_one_packed_job_leaves_the_others(orion_home: Path, tmp_path: Path) -> None:
     _structures(tmp_path / "many.extxyz", 4)
-    ids = orion_json("submit", str(tmp_path / "many.extxyz"), "-e", "mock", "--pack", "4",
-                     "-p", "duration_s=0.5", "--scheduler", "local")["ids"]
+    ids = orion_json(
+        "submit",
+        str(tmp_path / "many.extxyz"),
+        "-e",
+        "mock",
+        "--pack",
+        "4",
+        "-p",
+        "duration_s=0.5",
+        "--scheduler",
+        "local",
+    )["ids"]
     assert "runs on for the other jobs" in orion("cancel", str(ids[3])).output
     jobs = poll_until_final(ids)
     assert [job["status"] for job in jobs] == ["completed"] * 3 + ["cancelled"]
@@ -120,34 +153,59 @@ def test_cancel_one_packed_job_leaves_the_others(orion_home: Path, tmp_path: Pat
 
 def test_pack_auto_fits_the_walltime(orion_home: Path, tmp_path: Path) -> None:
     _structures(tmp_path / "many.extxyz", 10)
-    script = orion("submit", str(tmp_path / "many.extxyz"), "-e", "emt", "--pack", "auto",
-                   "--estimate", "10s", "--walltime", "25s", "--scheduler", "local",
-                   "--dry-run").stdout
+    script = orion(
+        "submit",
+        str(tmp_path / "many.extxyz"),
+        "-e",
+        "emt",
+        "--pack",
+        "auto",
+        "--estimate",
+        "10s",
+        "--walltime",
+        "25s",
+        "--scheduler",
+        "local",
+        "--dry-run",
+    ).stdout
     assert "one array of 5 tasks (packed)" in script  # 25 s fit 2 of 10 s: 10 in 5 tasks
     assert "jobrun --pack" in script and "packs-0.jsonl" in script
-    assert "--pack" not in orion("submit", str(tmp_path / "many.extxyz"), "-e", "emt",
-                                 "--scheduler", "local", "--dry-run").stdout
+    assert (
+        "--pack"
+        not in orion(
+            "submit",
+            str(tmp_path / "many.extxyz"),
+            "-e",
+            "emt",
+            "--scheduler",
+            "local",
+            "--dry-run",
+        ).stdout
+    )
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["--pack", "0"], "--pack '0' is not a number"),
-    (["--pack", "lots"], "--pack 'lots' is not a number"),
-    (["--pack", "4", "--nodes", "2", "--ntasks", "1"], "leave 1 idle"),
-    (["--pack", "auto", "-e", "qe"], "add --estimate"),
-])
-def test_pack_usage_errors(orion_home: Path, tmp_path: Path, args: list[str],
-                           words: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--pack", "0"], "--pack '0' is not a number"),
+        (["--pack", "lots"], "--pack 'lots' is not a number"),
+        (["--pack", "4", "--nodes", "2", "--ntasks", "1"], "leave 1 idle"),
+        (["--pack", "auto", "-e", "qe"], "add --estimate"),
+    ],
+)
+def test_pack_usage_errors(orion_home: Path, tmp_path: Path, args: list[str], words: str) -> None:
     _structures(tmp_path / "many.extxyz", 3, "Si" if "qe" in args else "Cu")
     engine = [] if "-e" in args else ["-e", "emt"]
-    result = orion("submit", str(tmp_path / "many.extxyz"), *engine, *args,
-                   "--scheduler", "local", expect=2)
+    result = orion(
+        "submit", str(tmp_path / "many.extxyz"), *engine, *args, "--scheduler", "local", expect=2
+    )
     assert words in result.output and len(result.output.strip().splitlines()) == 1
     assert not (orion_home / "orion.db").exists()  # nothing written
 
 
-def test_interrupted_packed_submit_is_recovered_as_packed(orion_home: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+def test_interrupted_packed_submit_is_recovered_as_packed(
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from orion_cli.schedulers.local import LocalScheduler
 
     _structures(tmp_path / "many.extxyz", 5)
@@ -157,8 +215,19 @@ def test_interrupted_packed_submit_is_recovered_as_packed(orion_home: Path, tmp_
 
     real = LocalScheduler.submit_array
     monkeypatch.setattr(LocalScheduler, "submit_array", die)
-    orion("submit", str(tmp_path / "many.extxyz"), "-e", "mock", "-p", "duration_s=0.1",
-          "--pack", "2", "--scheduler", "local", expect=137)
+    orion(
+        "submit",
+        str(tmp_path / "many.extxyz"),
+        "-e",
+        "mock",
+        "-p",
+        "duration_s=0.1",
+        "--pack",
+        "2",
+        "--scheduler",
+        "local",
+        expect=137,
+    )
     monkeypatch.setattr(LocalScheduler, "submit_array", real)
     monkeypatch.setenv("ORION_SUBMIT_GRACE_S", "0")
     orion("poll")

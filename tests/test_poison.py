@@ -26,6 +26,7 @@ def _append(line: str) -> Callable[[Path], None]:
     def plant(workdir: Path) -> None:
         with (workdir / "events.jsonl").open("a") as handle:
             handle.write(line + "\n")
+
     return plant
 
 
@@ -34,12 +35,14 @@ def _result(**fields: object) -> Callable[[Path], None]:
         data = json.loads((workdir / "result.json").read_text())
         data.update(fields)
         (workdir / "result.json").write_text(json.dumps(data))  # NaN written as JSON's NaN
+
     return plant
 
 
 def _raw_result(text: str) -> Callable[[Path], None]:
     def plant(workdir: Path) -> None:
         (workdir / "result.json").write_text(text)
+
     return plant
 
 
@@ -47,6 +50,7 @@ def _fifo(name: str) -> Callable[[Path], None]:
     def plant(workdir: Path) -> None:
         (workdir / name).unlink()
         os.mkfifo(workdir / name)
+
     return plant
 
 
@@ -54,6 +58,7 @@ def _zero(name: str) -> Callable[[Path], None]:
     def plant(workdir: Path) -> None:
         (workdir / name).unlink()
         (workdir / name).symlink_to("/dev/zero")
+
     return plant
 
 
@@ -81,8 +86,7 @@ EVENT_POISONS = [
     ("progress 'abc'", _append('{"event":"progress","attempt":1,"progress_pct":"abc"}')),
     ("progress NaN", _append('{"event":"progress","attempt":1,"progress_pct":NaN}')),
     ("nested 100,000 deep", _append(DEEP)),
-    ("step of 1 MB", _append(json.dumps({"event": "progress", "attempt": 1,
-                                         "step": "s" * 2**20}))),
+    ("step of 1 MB", _append(json.dumps({"event": "progress", "attempt": 1, "step": "s" * 2**20}))),
     ("events FIFO", _fifo("events.jsonl")),
     ("events -> /dev/zero", _zero("events.jsonl")),
     ("3 MiB without newline", _big_events),
@@ -109,8 +113,9 @@ RESULT_POISONS = [
 def _wait_for_results(workdirs: list[Path], timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while not all((d / "result.json").exists() for d in workdirs):
-        assert time.monotonic() < deadline, [d for d in workdirs
-                                             if not (d / "result.json").exists()]
+        assert time.monotonic() < deadline, [
+            d for d in workdirs if not (d / "result.json").exists()
+        ]
         time.sleep(0.3)
 
 
@@ -120,13 +125,19 @@ def local(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return database_url
 
 
-@pytest.fixture(params=[
-    pytest.param(("sqlite", "local"), id="sqlite-local"),
-    pytest.param(("postgres", "slurm"), id="postgres-slurm",
-                 marks=[pytest.mark.postgres, pytest.mark.slurm]),
-])
-def backend(request: pytest.FixtureRequest, orion_home: Path,
-            monkeypatch: pytest.MonkeyPatch) -> str:
+@pytest.fixture(
+    params=[
+        pytest.param(("sqlite", "local"), id="sqlite-local"),
+        pytest.param(
+            ("postgres", "slurm"),
+            id="postgres-slurm",
+            marks=[pytest.mark.postgres, pytest.mark.slurm],
+        ),
+    ]
+)
+def backend(
+    request: pytest.FixtureRequest, orion_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
     database, scheduler = request.param
     if database == "postgres":
         monkeypatch.setenv("ORION_DATABASE_URL", request.getfixturevalue("postgres_url"))
@@ -143,8 +154,7 @@ def _poll_until_none_active(timeout_s: float = 60) -> list:  # type: ignore[type
     results = []
     while True:
         results.append(orion("poll", expect=None))
-        if not [j for j in orion_json("ls", "-n", "1000") if j["status"] in ("queued",
-                                                                             "running")]:
+        if not [j for j in orion_json("ls", "-n", "1000") if j["status"] in ("queued", "running")]:
             return results
         assert time.monotonic() < deadline
         time.sleep(1)
@@ -178,15 +188,16 @@ def test_every_poison_is_confined_to_its_job(backend: str, tmp_path: Path) -> No
         notes = [e["message"] for e in job["events"] if e["from"] == e["to"]]
         assert notes and notes[0].startswith("warning:"), (name, job["events"])
         assert 0 <= job["progress_pct"] <= 100
-    for (name, _), job in zip(RESULT_POISONS, shown[len(EVENT_POISONS):], strict=False):
+    for (name, _), job in zip(RESULT_POISONS, shown[len(EVENT_POISONS) :], strict=False):
         assert (job["status"], job["failure_reason"]) == ("failed", "engine_error"), name
         assert "result" in job["error_message"], (name, job["error_message"])
     assert all(r.exit_code == 0 for r in polls), [r.output for r in polls]  # cron mails none
 
 
 def test_a_result_too_big_is_not_copied_into_the_database(local: str, tmp_path: Path) -> None:
-    job_id = orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock",
-                        "-p", "duration_s=0")["id"]
+    job_id = orion_json(
+        "submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock", "-p", "duration_s=0"
+    )["id"]
     workdir = Path(orion_json("show", str(job_id))["workdir"])
     _wait_for_results([workdir])
     time.sleep(0.5)

@@ -17,20 +17,24 @@ PARAMS = EXAMPLES.parent / "params" / "ar-lj-md.toml"
 
 
 @pytest.mark.engines
-def test_a_tool_inside_an_engine_job_reports_progress(orion_home: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_tool_inside_an_engine_job_reports_progress(
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lmp = shutil.which("lmp")
     if lmp is None:
         pytest.skip("lmp not installed")
     wrapper = tmp_path / "lmp-wrapper"
-    wrapper.write_text(f"#!/bin/bash\n{sys.executable} -m orion_cli progress 50 "
-                       f"'site wrapper ran' || exit 9\nexec {lmp} \"$@\"\n")
+    wrapper.write_text(
+        f"#!/bin/bash\n{sys.executable} -m orion_cli progress 50 "
+        f"'site wrapper ran' || exit 9\nexec {lmp} \"$@\"\n"
+    )
     wrapper.chmod(0o755)
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     monkeypatch.setenv("ORION_LAMMPS_BINARY", str(wrapper))
     monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
-    job_id = orion_json("submit", str(EXAMPLES / "Ar.xyz"), "--engine", "lammps",
-                        "--params", str(PARAMS))["id"]
+    job_id = orion_json(
+        "submit", str(EXAMPLES / "Ar.xyz"), "--engine", "lammps", "--params", str(PARAMS)
+    )["id"]
     (job,) = poll_until_final([job_id])
     assert job["status"] == "completed", job["error_message"]
     events = (Path(job["workdir"]) / "events.jsonl").read_text()

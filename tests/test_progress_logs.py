@@ -23,8 +23,10 @@ PARAMS = EXAMPLES.parent / "params"
 
 @pytest.fixture
 def local_engines(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    need(shutil.which("pw.x") is not None and shutil.which("lmp") is not None,
-         "pw.x and lmp (Debian quantum-espresso, lammps)")
+    need(
+        shutil.which("pw.x") is not None and shutil.which("lmp") is not None,
+        "pw.x and lmp (Debian quantum-espresso, lammps)",
+    )
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     monkeypatch.setenv("ORION_PROGRESS_INTERVAL_S", "0.2")
     return orion_home
@@ -37,14 +39,19 @@ def progress_events(workdir: Path) -> list[dict[str, object]]:
 
 @pytest.mark.engines
 def test_qe_progress_follows_pw_out(local_engines: Path) -> None:
-    job_id = orion_json("submit", str(EXAMPLES / "Si.cif"), "--engine", "qe",
-                        "--params", str(PARAMS / "si-scf.toml"))["id"]
+    job_id = orion_json(
+        "submit",
+        str(EXAMPLES / "Si.cif"),
+        "--engine",
+        "qe",
+        "--params",
+        str(PARAMS / "si-scf.toml"),
+    )["id"]
     (job,) = poll_until_final([job_id], timeout_s=180)
     assert job["status"] == "completed", job["error_message"]
     workdir = Path(job["workdir"])
     pw_out = (workdir / "pw.out").read_text()
-    accuracies = [float(v) for v in
-                  re.findall(r"estimated scf accuracy\s+<\s+(\S+) Ry", pw_out)]
+    accuracies = [float(v) for v in re.findall(r"estimated scf accuracy\s+<\s+(\S+) Ry", pw_out)]
     (iterations,) = re.findall(r"convergence has been achieved in\s+(\d+) iterations", pw_out)
     steps = [str(e["step"]) for e in progress_events(workdir)]
     scf_steps = [s for s in steps if s.startswith("SCF iteration")]
@@ -72,8 +79,9 @@ def _lmp_pid(workdir: Path) -> int | None:
         if not entry.name.isdigit():
             continue
         try:
-            if (entry / "comm").read_text().strip() == "lmp" and \
-                    Path(os.readlink(entry / "cwd")) == workdir:
+            if (entry / "comm").read_text().strip() == "lmp" and Path(
+                os.readlink(entry / "cwd")
+            ) == workdir:
                 return int(entry.name)
         except OSError:
             continue
@@ -83,11 +91,13 @@ def _lmp_pid(workdir: Path) -> int | None:
 @pytest.mark.engines
 def test_lammps_progress_live_then_killed_by_signal_9(local_engines: Path, tmp_path: Path) -> None:
     params = tmp_path / "long-md.toml"
-    params.write_text((PARAMS / "ar-lj-md.toml").read_text().replace("steps = 1000",
-                                                                      "steps = 400000")
-                      + "thermo_every = 500\n")
-    job_id = orion_json("submit", str(EXAMPLES / "Ar.xyz"), "--engine", "lammps",
-                        "--params", str(params))["id"]
+    params.write_text(
+        (PARAMS / "ar-lj-md.toml").read_text().replace("steps = 1000", "steps = 400000")
+        + "thermo_every = 500\n"
+    )
+    job_id = orion_json(
+        "submit", str(EXAMPLES / "Ar.xyz"), "--engine", "lammps", "--params", str(params)
+    )["id"]
     deadline = time.monotonic() + 120
     while True:  # the step shows up in `orion show` while lmp runs
         orion("poll")
@@ -112,14 +122,16 @@ def test_lammps_progress_live_then_killed_by_signal_9(local_engines: Path, tmp_p
     assert re.search(r"exit_signal\s+9", shown)
 
 
-def test_logs_of_array_tasks_and_attempts(orion_home: Path, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_logs_of_array_tasks_and_attempts(
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.test_bulk import strained_copper
 
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     paths = strained_copper(tmp_path / "cu", 2)
-    ids = orion_json("submit", *map(str, paths), "--engine", "mock", "-p", "fail=true",
-                     "--retries", "0")["ids"]
+    ids = orion_json(
+        "submit", *map(str, paths), "--engine", "mock", "-p", "fail=true", "--retries", "0"
+    )["ids"]
     jobs = poll_until_final(ids)
     task_out = Path(jobs[1]["workdir"]).parent / "arrays" / str(ids[0]) / "task-1.out"
     first = orion("logs", str(ids[1]))
@@ -133,6 +145,7 @@ def test_logs_of_array_tasks_and_attempts(orion_home: Path, tmp_path: Path,
     assert second.stdout == attempt_out.read_text()
     assert str(task_out) in orion("logs", str(ids[1]), "--attempt", "1").stderr
     bad = orion("logs", str(ids[1]), "--attempt", "3", expect=2)
-    assert bad.stderr.strip() == (f"error: job {ids[1]} has no attempt 3 — it has had 2 "
-                                  "(use --attempt 1..2)")
+    assert bad.stderr.strip() == (
+        f"error: job {ids[1]} has no attempt 3 — it has had 2 (use --attempt 1..2)"
+    )
     assert "'1_1' is not an orion job id" in orion("logs", "1_1", expect=2).stderr

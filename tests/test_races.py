@@ -44,24 +44,31 @@ def write_lock(url: str, job_id: int) -> Iterator[None]:
 
 
 def _start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "orion_cli", *args], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "orion_cli", *args],
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _wait_started(workdir: Path, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
-    while '"started"' not in ((workdir / "events.jsonl").read_text()
-                              if (workdir / "events.jsonl").exists() else ""):
+    while '"started"' not in (
+        (workdir / "events.jsonl").read_text() if (workdir / "events.jsonl").exists() else ""
+    ):
         assert time.monotonic() < deadline
         time.sleep(0.2)
 
 
 @pytest.mark.parametrize("first", ["poll", "cancel"])
-def test_cancel_racing_a_poll_ends_cancelled_once(database_url: str, first: str,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cancel_racing_a_poll_ends_cancelled_once(
+    database_url: str, first: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
-    job_id = orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock",
-                        "-p", "duration_s=120")["id"]
+    job_id = orion_json(
+        "submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock", "-p", "duration_s=120"
+    )["id"]
     _wait_started(Path(orion_json("show", str(job_id))["workdir"]))
     with write_lock(database_url, job_id):  # both read the job queued, then wait to write
         commands = {"poll": ("poll",), "cancel": ("cancel", str(job_id))}
@@ -70,8 +77,10 @@ def test_cancel_racing_a_poll_ends_cancelled_once(database_url: str, first: str,
         two = _start(*commands["cancel" if first == "poll" else "poll"])
         time.sleep(2.0)
         assert one.poll() is None and two.poll() is None  # both blocked on the lock
-    outs = {name: (proc.wait(60), *proc.communicate())
-            for name, proc in (("first", one), ("second", two))}
+    outs = {
+        name: (proc.wait(60), *proc.communicate())
+        for name, proc in (("first", one), ("second", two))
+    }
     assert all(code == 0 for code, _, _ in outs.values()), outs
     assert not any("not allowed" in err or "Traceback" in err for _, _, err in outs.values())
 
@@ -81,6 +90,9 @@ def test_cancel_racing_a_poll_ends_cancelled_once(database_url: str, first: str,
     moves = [(e["from"], e["to"], e["source"]) for e in job["events"] if e["from"] != e["to"]]
     assert moves in (
         [("created", "queued", "submit"), ("queued", "cancelled", "user")],
-        [("created", "queued", "submit"), ("queued", "running", "poll"),
-         ("running", "cancelled", "user")],
+        [
+            ("created", "queued", "submit"),
+            ("queued", "running", "poll"),
+            ("running", "cancelled", "user"),
+        ],
     ), moves

@@ -15,18 +15,32 @@ CU = str(EXAMPLES / "Cu.cif")
 
 
 def scontrol_job(scheduler_job_id: str) -> dict[str, str]:
-    out = subprocess.run(["scontrol", "show", "job", "-o", scheduler_job_id],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["scontrol", "show", "job", "-o", scheduler_job_id],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return dict(item.split("=", 1) for item in out.split() if "=" in item)
 
 
 @pytest.mark.slurm
 def test_sbatch_takes_extra_options_and_exclusive(
-        orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     comment = f"orion-test-{uuid.uuid4().hex[:8]}"
-    job_id = orion_json("submit", CU, "-e", "mock", "--hold", "--exclusive",
-                        f"--sbatch-arg=--comment={comment}", "--mem-per-cpu", "100M")["id"]
+    job_id = orion_json(
+        "submit",
+        CU,
+        "-e",
+        "mock",
+        "--hold",
+        "--exclusive",
+        f"--sbatch-arg=--comment={comment}",
+        "--mem-per-cpu",
+        "100M",
+    )["id"]
     job = orion_json("show", str(job_id))
     try:
         seen = scontrol_job(job["scheduler_job_id"])
@@ -38,13 +52,20 @@ def test_sbatch_takes_extra_options_and_exclusive(
 
 
 @pytest.mark.slurm
-@pytest.mark.parametrize("option, sbatch_says", [
-    (("--constraint", "no-such-feature"), "Invalid feature specification"),
-    (("--gpus", "1"), "Invalid generic resource (gres) specification"),
-])
+@pytest.mark.parametrize(
+    "option, sbatch_says",
+    [
+        (("--constraint", "no-such-feature"), "Invalid feature specification"),
+        (("--gpus", "1"), "Invalid generic resource (gres) specification"),
+    ],
+)
 def test_a_request_the_cluster_cannot_meet_fails_at_once(
-        orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch,
-        option: tuple[str, str], sbatch_says: str) -> None:
+    orion_home: Path,
+    slurm: None,
+    monkeypatch: pytest.MonkeyPatch,
+    option: tuple[str, str],
+    sbatch_says: str,
+) -> None:
     """The test node has no features and no GPUs: sbatch refuses, orion says so, no retry."""
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     result = orion("submit", CU, "-e", "mock", *option, expect=1)

@@ -18,14 +18,19 @@ from tests.helpers import orion, orion_json, poll_until_final
 from tests.test_batch import spec
 
 GOLDEN = Path(__file__).parent / "data" / "batch" / "job-site.sh"
-EVIL_VALUE = "a b'c $HOME `id` \\ \"q\""
+EVIL_VALUE = 'a b\'c $HOME `id` \\ "q"'
 
 
 def test_script_with_site_lines_matches_golden_file() -> None:
     site = site_setup(
         {"setup": ["module purge"], "env": {"OMP_NUM_THREADS": 1}, "python": "/opt/py/bin/python"},
-        "qe", {"setup": ["module load qe/7.2", "ulimit -s unlimited"],
-               "env": {"ESPRESSO_TMPDIR": "/scratch/$USER tmp"}}, sys.executable)
+        "qe",
+        {
+            "setup": ["module load qe/7.2", "ulimit -s unlimited"],
+            "env": {"ESPRESSO_TMPDIR": "/scratch/$USER tmp"},
+        },
+        sys.executable,
+    )
 
     text = render_script(spec(python=site.python, setup_lines=site.lines))
 
@@ -49,19 +54,22 @@ def test_env_values_reach_bash_literally(tmp_path: Path) -> None:
     assert out.stdout == EVIL_VALUE
 
 
-@pytest.mark.parametrize(("global_values", "engine_values", "words"), [
-    ({"setup": ["module load qe\nrm -rf ~"]}, {}, ["setup[0]", "control character"]),
-    ({}, {"setup": "echo \x1b[31m"}, ["[engines.qe] setup[0]"]),
-    ({"env": {"1BAD": "x"}}, {}, ["'1BAD'"]),
-    ({}, {"env": {"A": "x\ry"}}, ["[engines.qe] env.A"]),
-    ({"env": {"ORION_ATTEMPT": "7"}}, {}, ["ORION_ATTEMPT", "set by orion"]),
-    ({"env": {"A": [1]}}, {}, ["env.A"]),
-    ({"setup": "module load qe"}, {"python": "py\n"}, ["[engines.qe] python"]),
-    ({"setup": [1]}, {}, ["list of lines"]),
-])
-def test_bad_site_settings_name_the_key(global_values: dict[str, object],
-                                        engine_values: dict[str, object],
-                                        words: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("global_values", "engine_values", "words"),
+    [
+        ({"setup": ["module load qe\nrm -rf ~"]}, {}, ["setup[0]", "control character"]),
+        ({}, {"setup": "echo \x1b[31m"}, ["[engines.qe] setup[0]"]),
+        ({"env": {"1BAD": "x"}}, {}, ["'1BAD'"]),
+        ({}, {"env": {"A": "x\ry"}}, ["[engines.qe] env.A"]),
+        ({"env": {"ORION_ATTEMPT": "7"}}, {}, ["ORION_ATTEMPT", "set by orion"]),
+        ({"env": {"A": [1]}}, {}, ["env.A"]),
+        ({"setup": "module load qe"}, {"python": "py\n"}, ["[engines.qe] python"]),
+        ({"setup": [1]}, {}, ["list of lines"]),
+    ],
+)
+def test_bad_site_settings_name_the_key(
+    global_values: dict[str, object], engine_values: dict[str, object], words: list[str]
+) -> None:
     with pytest.raises(ConfigError) as info:
         site_setup(global_values, "qe", engine_values, "python3")
     for word in words:
@@ -69,10 +77,12 @@ def test_bad_site_settings_name_the_key(global_values: dict[str, object],
 
 
 def test_bad_setup_in_orion_toml_is_one_line_exit_2_and_nothing_written(
-        orion_home: Path, tmp_path: Path) -> None:
+    orion_home: Path, tmp_path: Path
+) -> None:
     (tmp_path / "orion.toml").write_text('setup = ["module load a\\nb"]\n')
-    result = orion("submit", str(EXAMPLES / "Cu.cif"), "--engine", "emt", "--scheduler", "local",
-                   expect=2)
+    result = orion(
+        "submit", str(EXAMPLES / "Cu.cif"), "--engine", "emt", "--scheduler", "local", expect=2
+    )
     assert "orion.toml: setup[0] holds a control character" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not orion_home.exists() or not any(orion_home.rglob("*.db"))
@@ -84,19 +94,23 @@ def fake_module(root: Path) -> Path:
     bin_dir = root / "qe-module" / "bin"
     bin_dir.mkdir(parents=True)
     wrapper = bin_dir / "pw.x"
-    wrapper.write_text(f'#!/bin/sh\nprintf %s "$SITE_MARK" > site-mark.txt\n'
-                       f'echo "$OMP_NUM_THREADS" > omp.txt\nexec {real} "$@"\n')
+    wrapper.write_text(
+        f'#!/bin/sh\nprintf %s "$SITE_MARK" > site-mark.txt\n'
+        f'echo "$OMP_NUM_THREADS" > omp.txt\nexec {real} "$@"\n'
+    )
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
     python = root / "site-python"
-    python.write_text(f'#!/bin/sh\necho "$@" > "$PWD/python-args.txt"\n'
-                      f'exec {sys.executable} "$@"\n')
+    python.write_text(
+        f'#!/bin/sh\necho "$@" > "$PWD/python-args.txt"\nexec {sys.executable} "$@"\n'
+    )
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
     return bin_dir
 
 
 @pytest.mark.engines
-def test_site_lines_reach_pw_x_on_a_real_run(orion_home: Path, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_site_lines_reach_pw_x_on_a_real_run(
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """orion.toml puts a 'module' first on PATH and sets variables; pw.x sees them."""
     need(shutil.which("pw.x") is not None, "pw.x (Debian quantum-espresso)")
     monkeypatch.setenv("ORION_SCHEDULER", "local")
@@ -107,12 +121,19 @@ def test_site_lines_reach_pw_x_on_a_real_run(orion_home: Path, tmp_path: Path,
         'env = {OMP_NUM_THREADS = "1"}\n'
         "[engines.qe]\n"
         f'setup = ["export PATH={bin_dir}:$PATH"]\n'
-        f'env = {{SITE_MARK = "{toml_value}"}}\n')
+        f'env = {{SITE_MARK = "{toml_value}"}}\n'
+    )
     (tmp_path / "si.toml").write_text(
-        'ecutwfc_ry = 15\nkpoints = [2, 2, 2]\nsmearing = "none"\n'
-        "[qe.input.system]\nnbnd = 12\n")
-    args = ("submit", str(EXAMPLES / "Si.cif"), "--engine", "qe", "--params",
-            str(tmp_path / "si.toml"))
+        'ecutwfc_ry = 15\nkpoints = [2, 2, 2]\nsmearing = "none"\n[qe.input.system]\nnbnd = 12\n'
+    )
+    args = (
+        "submit",
+        str(EXAMPLES / "Si.cif"),
+        "--engine",
+        "qe",
+        "--params",
+        str(tmp_path / "si.toml"),
+    )
 
     dry = orion(*args, "--dry-run").stdout
     job_id = orion_json(*args)["id"]
@@ -134,13 +155,23 @@ def test_site_lines_reach_pw_x_on_a_real_run(orion_home: Path, tmp_path: Path,
     assert "'nbnd': 12" in shown and str(tmp_path / "site-python") in shown
 
 
-def test_a_retry_runs_the_lines_stored_with_the_job(orion_home: Path, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_retry_runs_the_lines_stored_with_the_job(
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     (tmp_path / "orion.toml").write_text(
-        '[engines.mock]\nsetup = ["echo first-config > setup-ran.txt"]\n')
-    job_id = orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock",
-                        "-p", "fail=true", "-p", "duration_s=0")["id"]
+        '[engines.mock]\nsetup = ["echo first-config > setup-ran.txt"]\n'
+    )
+    job_id = orion_json(
+        "submit",
+        str(EXAMPLES / "Cu.cif"),
+        "--engine",
+        "mock",
+        "-p",
+        "fail=true",
+        "-p",
+        "duration_s=0",
+    )["id"]
     (job,) = poll_until_final([job_id])
     (tmp_path / "orion.toml").write_text('[engines.mock]\nsetup = ["echo changed"]\n')
     workdir = Path(job["workdir"])

@@ -21,8 +21,9 @@ def submit(monkeypatch: pytest.MonkeyPatch, soft_margin_s: int, *args: str) -> i
 
 
 @pytest.mark.slurm
-def test_timeout_soft_limit_and_killed_shell(orion_home: Path, slurm: None,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timeout_soft_limit_and_killed_shell(
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     timeout = submit(monkeypatch, 0, "-p", "duration_s=400", "--walltime", "1m")
     soft = submit(monkeypatch, 45, "-p", "duration_s=400", "--walltime", "1m", "--retries", "0")
@@ -34,25 +35,33 @@ def test_timeout_soft_limit_and_killed_shell(orion_home: Path, slurm: None,
         orion("poll", expect=None)
         jobs = {i: orion_json("show", str(i)) for i in (timeout, soft, killed)}
         if not killed_shell and jobs[killed]["status"] == "running":
-            subprocess.run(["scancel", "--signal=KILL", "--batch",
-                            jobs[killed]["scheduler_job_id"]], check=True)
+            subprocess.run(
+                ["scancel", "--signal=KILL", "--batch", jobs[killed]["scheduler_job_id"]],
+                check=True,
+            )
             killed_shell = True
         first_attempt_over = jobs[timeout]["attempt"] == 2
-        if first_attempt_over and jobs[soft]["status"] in FINAL \
-                and jobs[killed]["status"] in FINAL:
+        if first_attempt_over and jobs[soft]["status"] in FINAL and jobs[killed]["status"] in FINAL:
             break
-        assert time.monotonic() < deadline, {i: (j["status"], j["raw_state"])
-                                             for i, j in jobs.items()}
+        assert time.monotonic() < deadline, {
+            i: (j["status"], j["raw_state"]) for i, j in jobs.items()
+        }
         time.sleep(2)
 
     retried = jobs[timeout]
     first = retried["attempts"][0]
-    assert (first["status"], first["reason"], first["raw_state"]) == \
-        ("failed", "timeout", "TIMEOUT")
+    assert (first["status"], first["reason"], first["raw_state"]) == (
+        "failed",
+        "timeout",
+        "TIMEOUT",
+    )
     assert (retried["status"], retried["walltime_s"]) == ("queued", 120)
     assert "begins after 60 s" in retried["events"][-1]["message"]
-    begin = subprocess.run(["squeue", "-h", "-j", retried["scheduler_job_id"], "-o", "%r"],
-                           capture_output=True, text=True).stdout.strip()
+    begin = subprocess.run(
+        ["squeue", "-h", "-j", retried["scheduler_job_id"], "-o", "%r"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     assert begin == "BeginTime"
 
     stopped = jobs[soft]
@@ -62,6 +71,9 @@ def test_timeout_soft_limit_and_killed_shell(orion_home: Path, slurm: None,
     assert stopped["raw_state"] != "TIMEOUT"  # it stopped itself before the hard limit
 
     shot = jobs[killed]
-    assert (shot["status"], shot["failure_reason"], shot["attempt"]) == \
-        ("failed", "exit_code", 1)  # not retried: a crash is not a resource problem
+    assert (shot["status"], shot["failure_reason"], shot["attempt"]) == (
+        "failed",
+        "exit_code",
+        1,
+    )  # not retried: a crash is not a resource problem
     orion("cancel", str(timeout))

@@ -21,8 +21,9 @@ def test_cli_import_and_help_load_no_heavy_module() -> None:
 
 
 def test_console_script_help_exits_zero() -> None:
-    out = subprocess.run([sys.executable, "-m", "orion_cli", "--help"], capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "orion_cli", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0
     for command in ("submit", "poll", "ls", "show", "cancel", "doctor", "engines"):
         assert command in out.stdout
@@ -40,8 +41,9 @@ def test_progress_inside_a_job_loads_no_heavy_module(tmp_path) -> None:  # noqa:
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
     env = {"ORION_JOB_DIR": str(tmp_path), "ORION_ATTEMPT": "1", "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     assert out.stdout.strip() == ""
     assert (tmp_path / "events.jsonl").read_text().count("\n") == 1
 
@@ -58,7 +60,8 @@ def test_progress_console_script_skips_typer(tmp_path) -> None:  # noqa: ANN001
         " if m in sys.modules))\n"
     )
     env = {"ORION_JOB_DIR": str(tmp_path), "ORION_ATTEMPT": "1", "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     assert out.stdout.strip() == ""
     assert '"step":"SCF step"' in (tmp_path / "events.jsonl").read_text()

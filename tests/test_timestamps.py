@@ -17,11 +17,13 @@ from tests.conftest import EXAMPLES
 from tests.helpers import orion, orion_json
 
 
-def test_a_job_noticed_late_keeps_its_own_start_and_end(database_url: str,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_job_noticed_late_keeps_its_own_start_and_end(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
-    job_id = orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock",
-                        "-p", "duration_s=2")["id"]
+    job_id = orion_json(
+        "submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock", "-p", "duration_s=2"
+    )["id"]
     workdir = Path(orion_json("show", str(job_id))["workdir"])
     deadline = time.monotonic() + 60
     while not (workdir / "result.json").exists():
@@ -37,8 +39,9 @@ def test_a_job_noticed_late_keeps_its_own_start_and_end(database_url: str,
     stamp = datetime.fromisoformat
     assert stamp(job["started_at"]) == stamp(started)
     assert stamp(job["finished_at"]) == stamp(finished)
-    assert job["run_s"] == pytest.approx((stamp(finished) - stamp(started)).total_seconds(),
-                                         abs=1e-3)
+    assert job["run_s"] == pytest.approx(
+        (stamp(finished) - stamp(started)).total_seconds(), abs=1e-3
+    )
     assert job["run_s"] >= 1.9 and job["queue_wait_s"] >= 0
     polled = [e["at"] for e in job["events"] if e["to"] == "completed"][0]
     assert (stamp(polled) - stamp(finished)).total_seconds() >= 1.9  # noticed later

@@ -19,22 +19,31 @@ app.add_typer(db_app, name="db")
 
 @app.command()
 @handle_errors
-def poll(as_json: JsonOpt = False,
-         quiet: Annotated[bool, typer.Option(
-             "--quiet", "-q", help="Print only errors (for cron: no mail unless broken).")]
-         = False,
-         metrics: Annotated[Path | None, typer.Option(
-             "--metrics", help="After the cycle, write Prometheus metrics to "
-                               "DIR/orion-<user>.prom (node_exporter textfile directory).")]
-         = None) -> None:
+def poll(
+    as_json: JsonOpt = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Print only errors (for cron: no mail unless broken)."),
+    ] = False,
+    metrics: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics",
+            help="After the cycle, write Prometheus metrics to "
+            "DIR/orion-<user>.prom (node_exporter textfile directory).",
+        ),
+    ] = None,
+) -> None:
     """Reconcile the scheduler and job directories into the database (cron runs this)."""
     from orion_cli.config import load_settings
     from orion_cli.services.poll import poll as run_poll
 
     settings = load_settings()
     if metrics is not None and not metrics.is_dir():
-        raise UsageError(f"--metrics directory '{metrics}' does not exist",
-                         "give node_exporter's --collector.textfile.directory")
+        raise UsageError(
+            f"--metrics directory '{metrics}' does not exist",
+            "give node_exporter's --collector.textfile.directory",
+        )
     report = run_poll(settings)
     if metrics is not None and not report.overlapped:
         from orion_cli.identity import current_user
@@ -45,13 +54,28 @@ def poll(as_json: JsonOpt = False,
         if not quiet:
             message("another orion poll is running; this one did nothing")
         if as_json:
-            print_json({"checked": 0, "changed": {}, "notes": [], "errors": [],
-                        "scheduler_calls": 0, "overlapped": True})
+            print_json(
+                {
+                    "checked": 0,
+                    "changed": {},
+                    "notes": [],
+                    "errors": [],
+                    "scheduler_calls": 0,
+                    "overlapped": True,
+                }
+            )
         return
     if as_json:
-        print_json({"checked": report.checked, "changed": report.changed, "notes": report.notes,
-                    "errors": report.errors, "scheduler_calls": report.scheduler_calls,
-                    "duration_s": report.duration_s})
+        print_json(
+            {
+                "checked": report.checked,
+                "changed": report.changed,
+                "notes": report.notes,
+                "errors": report.errors,
+                "scheduler_calls": report.scheduler_calls,
+                "duration_s": report.duration_s,
+            }
+        )
     elif quiet:
         for line in report.errors:
             message(f"error: {line}")
@@ -79,24 +103,60 @@ def render_job(job: dict[str, Any]) -> None:
     console = Console(highlight=False)
 
     def say(*parts: str | tuple[str, str]) -> None:
-        console.print(Text.assemble(*(
-            (visible(p[0]), p[1]) if isinstance(p, tuple) else visible(p) for p in parts)))
+        console.print(
+            Text.assemble(
+                *((visible(p[0]), p[1]) if isinstance(p, tuple) else visible(p) for p in parts)
+            )
+        )
 
     status = job["status"] + (f" ({job['failure_reason']})" if job["failure_reason"] else "")
     status += f"; {job['dependency']}" if job.get("dependency") else ""
     say((f"job {job['id']}", "bold"), f" {job['name']}: {status}")
     if job.get("tags"):
         say(f"  {'tags':17} {', '.join(job['tags'])}")
-    for key in ("engine", "formula", "structure_source", "structure_from_id", "study_id",
-                "scheduler", "scheduler_job_id", "pack", "raw_state", "exit_code",
-                "exit_signal", "removed_at", "queue", "partition", "account", "qos",
-                "walltime_s", "nodes", "ntasks", "cpus_per_task", "mem_mb", "mem_per_cpu_mb",
-                "gpus", "constraints", "exclusive", "priority", "attempt", "progress_pct",
-                "current_step", "workdir", "error_message", "created_at", "submitted_at",
-                "started_at", "finished_at", "queue_wait_s", "run_s"):
+    for key in (
+        "engine",
+        "formula",
+        "structure_source",
+        "structure_from_id",
+        "study_id",
+        "scheduler",
+        "scheduler_job_id",
+        "pack",
+        "raw_state",
+        "exit_code",
+        "exit_signal",
+        "removed_at",
+        "queue",
+        "partition",
+        "account",
+        "qos",
+        "walltime_s",
+        "nodes",
+        "ntasks",
+        "cpus_per_task",
+        "mem_mb",
+        "mem_per_cpu_mb",
+        "gpus",
+        "constraints",
+        "exclusive",
+        "priority",
+        "attempt",
+        "progress_pct",
+        "current_step",
+        "workdir",
+        "error_message",
+        "created_at",
+        "submitted_at",
+        "started_at",
+        "finished_at",
+        "queue_wait_s",
+        "run_s",
+    ):
         if job.get(key) not in (None, "") and (key not in _ONLY_WHEN_SET or job[key]):
-            say(f"  {key:17} {job[key]}" + (" calculations per array task" if key == "pack"
-                                            else ""))
+            say(
+                f"  {key:17} {job[key]}" + (" calculations per array task" if key == "pack" else "")
+            )
     for n, arg in enumerate(job.get("sbatch_args") or []):
         say(f"  {'sbatch options' if n == 0 else '':17} {arg}")
     if job.get("script"):
@@ -108,10 +168,16 @@ def render_job(job: dict[str, Any]) -> None:
         say(f"  {'parameters':17} {job['parameters']}")
     scf = job.get("on_scf_fail") or {}
     if scf.get("change"):
-        when = (f"applied to attempt {scf['applied_at_attempt']}"
-                if scf.get("applied_at_attempt") else "not used")
-        say(f"  {'on scf fail':17} " + " ".join(f"{k}={v}" for k, v in scf["change"].items())
-            + f" ({when})")
+        when = (
+            f"applied to attempt {scf['applied_at_attempt']}"
+            if scf.get("applied_at_attempt")
+            else "not used"
+        )
+        say(
+            f"  {'on scf fail':17} "
+            + " ".join(f"{k}={v}" for k, v in scf["change"].items())
+            + f" ({when})"
+        )
     site = job.get("site") or {}
     if site.get("python"):
         say(f"  {'python':17} {site['python']}")
@@ -120,8 +186,10 @@ def render_job(job: dict[str, Any]) -> None:
     for key in ("parents", "children"):
         for n, other in enumerate(job.get(key) or []):
             why = f" ({other['failure_reason']})" if other["failure_reason"] else ""
-            say(f"  {key if n == 0 else '':17} {other['id']} {other['name']}: "
-                f"{other['status']}{why} [{other['kind']}]")
+            say(
+                f"  {key if n == 0 else '':17} {other['id']} {other['name']}: "
+                f"{other['status']}{why} [{other['kind']}]"
+            )
     result = job.get("result")
     if result:
         say("  result:")
@@ -138,8 +206,10 @@ def render_job(job: dict[str, Any]) -> None:
         say("  attempts:")
         for a in job["attempts"]:
             reason = f" ({a['reason']})" if a["reason"] else ""
-            say(f"    #{a['attempt']} {a['scheduler_job_id'] or '-'} {a['status']}"
-                f"{reason} walltime {a['walltime_s']} s mem {a['mem_mb'] or '-'} MB")
+            say(
+                f"    #{a['attempt']} {a['scheduler_job_id'] or '-'} {a['status']}"
+                f"{reason} walltime {a['walltime_s']} s mem {a['mem_mb'] or '-'} MB"
+            )
     say("  events:")
     for event in job["events"]:
         reason = f" ({event['reason']})" if event["reason"] else ""
@@ -161,10 +231,14 @@ def _render_derived(say: Any, derived: dict[str, Any], final: bool) -> None:
 
 @app.command()
 @handle_errors
-def show(job_id: Annotated[str, typer.Argument(help="orion job id")] = "",
-         slurm_id: Annotated[str, typer.Option(
-             "--slurm-id", help="Name the job by its SLURM id instead (1234 or 1234_5).")] = "",
-         as_json: JsonOpt = False) -> None:
+def show(
+    job_id: Annotated[str, typer.Argument(help="orion job id")] = "",
+    slurm_id: Annotated[
+        str,
+        typer.Option("--slurm-id", help="Name the job by its SLURM id instead (1234 or 1234_5)."),
+    ] = "",
+    as_json: JsonOpt = False,
+) -> None:
     """Show everything about one job, including its result and events."""
     from orion_cli.cli.monitor import say_freshness
     from orion_cli.config import load_settings
@@ -178,7 +252,8 @@ def show(job_id: Annotated[str, typer.Argument(help="orion job id")] = "",
     else:
         render_job(job)
         active = job["status"] in ("created", "queued", "running") or bool(
-            job.get("next_attempt_at"))
+            job.get("next_attempt_at")
+        )
         say_freshness(settings, active)
 
 
@@ -195,21 +270,31 @@ def audit(
     from orion_cli.services.jobs import audit_events
     from orion_cli.units import parse_walltime_s
 
-    rows = audit_events(load_settings(), user, parse_walltime_s(since) if since else None,
-                        limit)
+    rows = audit_events(load_settings(), user, parse_walltime_s(since) if since else None, limit)
     if as_json:
         print_json(rows)
         return
     if not rows:
         typer.echo("no recorded actions match")
         return
-    table(f"{len(rows)} newest actions", ["time", "actor", "source", "job", "owner", "action",
-                                          "message"], [
-        (r["at"][:19].replace("T", " "), r["actor"] or "-", r["source"],
-         f"{r['job_id']} {r['job_name']}", r["owner"],
-         "note" if r["from"] == r["to"] else f"{r['from']} → {r['to']}"
-         + (f" ({r['reason']})" if r["reason"] else ""), (r["message"] or "")[:80])
-        for r in rows])
+    table(
+        f"{len(rows)} newest actions",
+        ["time", "actor", "source", "job", "owner", "action", "message"],
+        [
+            (
+                r["at"][:19].replace("T", " "),
+                r["actor"] or "-",
+                r["source"],
+                f"{r['job_id']} {r['job_name']}",
+                r["owner"],
+                "note"
+                if r["from"] == r["to"]
+                else f"{r['from']} → {r['to']}" + (f" ({r['reason']})" if r["reason"] else ""),
+                (r["message"] or "")[:80],
+            )
+            for r in rows
+        ],
+    )
 
 
 @app.command()
@@ -241,10 +326,24 @@ def engines(as_json: JsonOpt = False) -> None:
     for name in engine_names():
         engine = get_engine(name)
         found, detail = engine.binary_status(settings.engine_settings(name))
-        data.append({"name": name, "summary": engine.summary, "available": found,
-                     "detail": detail, "parameters": [
-                         {"name": p.name, "default": p.default, "unit": p.unit, "help": p.help,
-                          "choices": list(p.choices)} for p in engine.parameters]})
+        data.append(
+            {
+                "name": name,
+                "summary": engine.summary,
+                "available": found,
+                "detail": detail,
+                "parameters": [
+                    {
+                        "name": p.name,
+                        "default": p.default,
+                        "unit": p.unit,
+                        "help": p.help,
+                        "choices": list(p.choices),
+                    }
+                    for p in engine.parameters
+                ],
+            }
+        )
     if as_json:
         print_json(data)
         return
@@ -260,10 +359,14 @@ def engines(as_json: JsonOpt = False) -> None:
 @handle_errors
 def db_upgrade(
     as_json: JsonOpt = False,
-    alongside_other_tables: Annotated[bool, typer.Option(
-        "--alongside-other-tables",
-        help="PostgreSQL: add orion's tables to a database that already holds other "
-             "applications' tables (never to one with tables named like orion's).")] = False,
+    alongside_other_tables: Annotated[
+        bool,
+        typer.Option(
+            "--alongside-other-tables",
+            help="PostgreSQL: add orion's tables to a database that already holds other "
+            "applications' tables (never to one with tables named like orion's).",
+        ),
+    ] = False,
 ) -> None:
     """Create or upgrade the database schema to the version this orion needs."""
     from orion_cli.config import load_settings
@@ -279,8 +382,10 @@ def db_upgrade(
 
 @db_app.command("grant")
 @handle_errors
-def db_grant(users: Annotated[list[str], typer.Argument(help="members' Unix user names")],
-             as_json: JsonOpt = False) -> None:
+def db_grant(
+    users: Annotated[list[str], typer.Argument(help="members' Unix user names")],
+    as_json: JsonOpt = False,
+) -> None:
     """PostgreSQL group database: let these users use orion (run by the admin).
 
     Creates a login role named like each user where missing and grants orion's tables;

@@ -11,25 +11,43 @@ from orion_cli.errors import UsageError
 if TYPE_CHECKING:
     from orion_cli.services.bulk import BulkReport, Selection
 
-IdsArg = Annotated[list[str] | None, typer.Argument(
-    help="orion job ids (whole numbers; a SLURM id goes with --slurm-id)", show_default=False)]
-SlurmIdOpt = Annotated[list[str] | None, typer.Option(
-    "--slurm-id", help="A job's SLURM id (1234, or 1234_5 for an array task); repeatable.")]
-TagOpt = Annotated[list[str] | None, typer.Option(
-    "--tag", help="Jobs with this tag (repeatable: any of them).")]
-StatusOpt = Annotated[list[str] | None, typer.Option(
-    "--status", "-s", help="Jobs with this status (repeatable).")]
+IdsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="orion job ids (whole numbers; a SLURM id goes with --slurm-id)", show_default=False
+    ),
+]
+SlurmIdOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--slurm-id", help="A job's SLURM id (1234, or 1234_5 for an array task); repeatable."
+    ),
+]
+TagOpt = Annotated[
+    list[str] | None, typer.Option("--tag", help="Jobs with this tag (repeatable: any of them).")
+]
+StatusOpt = Annotated[
+    list[str] | None, typer.Option("--status", "-s", help="Jobs with this status (repeatable).")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def selection(ids: list[str] | None, slurm_ids: list[str] | None, tags: list[str] | None,
-              statuses: list[str] | None) -> Selection:
+def selection(
+    ids: list[str] | None,
+    slurm_ids: list[str] | None,
+    tags: list[str] | None,
+    statuses: list[str] | None,
+) -> Selection:
     """Build the selection from the command line, reading every id strictly."""
     from orion_cli.jobids import check_slurm_id, parse_job_ids
     from orion_cli.services.bulk import Selection
 
-    return Selection(tuple(parse_job_ids(ids)), tuple(map(check_slurm_id, slurm_ids or ())),
-                     tuple(t for t in tags or () if t), tuple(statuses or ()))
+    return Selection(
+        tuple(parse_job_ids(ids)),
+        tuple(map(check_slurm_id, slurm_ids or ())),
+        tuple(t for t in tags or () if t),
+        tuple(statuses or ()),
+    )
 
 
 def one_job_id(settings: Any, job_id: str, slurm_id: str) -> int:
@@ -37,8 +55,9 @@ def one_job_id(settings: Any, job_id: str, slurm_id: str) -> int:
     from orion_cli.jobids import check_slurm_id, parse_job_id
 
     if bool(job_id) == bool(slurm_id):
-        raise UsageError("name one job: an orion id or --slurm-id",
-                         "`orion ls` lists both kinds of id")
+        raise UsageError(
+            "name one job: an orion id or --slurm-id", "`orion ls` lists both kinds of id"
+        )
     if job_id:
         return parse_job_id(job_id)
     from orion_cli.services.jobs import job_id_for

@@ -31,14 +31,15 @@ def _write(chunk: bytes) -> None:
 @handle_errors
 def logs(
     job_id: Annotated[str, typer.Argument(help="orion job id")] = "",
-    slurm_id: Annotated[str, typer.Option("--slurm-id", help="Name the job by its SLURM id.")]
-    = "",
-    follow: Annotated[bool, typer.Option("--follow", "-f",
-                                         help="Keep printing while the job runs.")] = False,
-    engine_output: Annotated[bool, typer.Option(
-        "--engine-output", help="The engine's own file (pw.out, log.lammps, OUTCAR).")] = False,
-    attempt: Annotated[int, typer.Option(help="Which attempt, 1.. (default: the latest).")]
-    = 0,
+    slurm_id: Annotated[str, typer.Option("--slurm-id", help="Name the job by its SLURM id.")] = "",
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing while the job runs.")
+    ] = False,
+    engine_output: Annotated[
+        bool,
+        typer.Option("--engine-output", help="The engine's own file (pw.out, log.lammps, OUTCAR)."),
+    ] = False,
+    attempt: Annotated[int, typer.Option(help="Which attempt, 1.. (default: the latest).")] = 0,
 ) -> None:
     """Print a job's output (stdout and stderr share one file), or its engine's output."""
     from orion_cli.config import load_settings
@@ -46,10 +47,12 @@ def logs(
     from orion_cli.states import JobStatus
 
     settings = load_settings()
-    target = log_target(settings, one_job_id(settings, job_id, slurm_id), attempt or None,
-                        engine_output)
-    message(f"==> {target.path} (job {target.job_id}, attempt {target.attempt}, "
-            f"{target.status}) <==")
+    target = log_target(
+        settings, one_job_id(settings, job_id, slurm_id), attempt or None, engine_output
+    )
+    message(
+        f"==> {target.path} (job {target.job_id}, attempt {target.attempt}, {target.status}) <=="
+    )
     offset, looks = 0, 0
     status = target.status
     while True:
@@ -61,9 +64,14 @@ def logs(
         if looks % STATUS_EVERY == 0:
             status = job_status(settings, target.job_id)
     if offset == 0 and not target.path.exists():
-        message(f"{target.path} does not exist yet" + (
-            "" if JobStatus(status).is_active or status == "created" else
-            " (the job never started, or its directory was removed)"))
+        message(
+            f"{target.path} does not exist yet"
+            + (
+                ""
+                if JobStatus(status).is_active or status == "created"
+                else " (the job never started, or its directory was removed)"
+            )
+        )
 
 
 def _print_new(path: Path, offset: int) -> int:

@@ -31,18 +31,23 @@ def _energy(row: dict[str, Any]) -> str:
 @app.command("ls")
 @handle_errors
 def list_cmd(
-    status: Annotated[list[str] | None,
-                      typer.Option("--status", "-s", help="Filter by status.")] = None,
+    status: Annotated[
+        list[str] | None, typer.Option("--status", "-s", help="Filter by status.")
+    ] = None,
     engine: Annotated[str, typer.Option(help="Filter by engine.")] = "",
-    tag: Annotated[list[str] | None, typer.Option(
-        help="Jobs with this tag (repeatable: any of them).")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="Jobs with this tag (repeatable: any of them).")
+    ] = None,
     since: Annotated[str, typer.Option(help="Only jobs created within: 2h, 3d, 90m.")] = "",
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Jobs per page.")] = 50,
     page: Annotated[int, typer.Option(min=1, help="Page number (1 = newest).")] = 1,
-    count: Annotated[bool, typer.Option(
-        "--count", help="Only the number of matching jobs by status.")] = False,
-    all_users: Annotated[bool, typer.Option(
-        "--all-users", help="Every user's jobs in a shared database (read-only).")] = False,
+    count: Annotated[
+        bool, typer.Option("--count", help="Only the number of matching jobs by status.")
+    ] = False,
+    all_users: Annotated[
+        bool,
+        typer.Option("--all-users", help="Every user's jobs in a shared database (read-only)."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List your jobs, newest first, a page at a time; counts by status at the foot."""
@@ -54,8 +59,15 @@ def list_cmd(
 
     since_s = parse_walltime_s(since) if since else None
     tags = tuple(t for t in tag or () if t)
-    flt = JobFilter(tuple(status or ()), engine, tags, since_s, 0 if count else limit,
-                    (page - 1) * limit, owner=None if all_users else current_user())
+    flt = JobFilter(
+        tuple(status or ()),
+        engine,
+        tags,
+        since_s,
+        0 if count else limit,
+        (page - 1) * limit,
+        owner=None if all_users else current_user(),
+    )
     settings = load_settings()
     listing = list_jobs(settings, flt)
     active = any(listing.counts.get(s) for s in ("created", "queued", "running"))
@@ -63,11 +75,17 @@ def list_cmd(
         if as_json:
             from orion_cli.services.freshness import read_stamp
 
-            print_json({"total": listing.total, "counts": listing.counts,
-                        "last_poll": read_stamp(settings).last_ok_at})
+            print_json(
+                {
+                    "total": listing.total,
+                    "counts": listing.counts,
+                    "last_poll": read_stamp(settings).last_ok_at,
+                }
+            )
         else:
-            for status_ in sorted(listing.counts, key=lambda s: STATUS_ORDER.index(s)
-                                  if s in STATUS_ORDER else 99):
+            for status_ in sorted(
+                listing.counts, key=lambda s: STATUS_ORDER.index(s) if s in STATUS_ORDER else 99
+            ):
                 typer.echo(f"{status_:10} {listing.counts[status_]}")
             typer.echo(f"{'total':10} {listing.total}")
             say_freshness(settings, active)
@@ -78,28 +96,44 @@ def list_cmd(
         return
     if not rows:
         filtered = bool(status or engine or tag or since)
-        typer.echo("no jobs match these filters" if filtered and not listing.total else
-                   "no jobs yet (orion submit adds some)" if not listing.total else
-                   f"no jobs on page {page}: {listing.total} in all")
+        typer.echo(
+            "no jobs match these filters"
+            if filtered and not listing.total
+            else "no jobs yet (orion submit adds some)"
+            if not listing.total
+            else f"no jobs on page {page}: {listing.total} in all"
+        )
         return
     _print_rows(rows, flt.offset, listing.total, page, all_users)
     typer.echo(f"{listing.total} jobs: {counts_text(listing.counts)}")
     say_freshness(settings, active)
 
 
-def _print_rows(rows: list[dict[str, Any]], offset: int, total: int, page: int,
-                all_users: bool) -> None:
+def _print_rows(
+    rows: list[dict[str, Any]], offset: int, total: int, page: int, all_users: bool
+) -> None:
     now = datetime.now(UTC)
     shown = f"{offset + 1}-{offset + len(rows)}"
     title = f"jobs {shown} of {total}" + (f" (page {page})" if page > 1 else "")
     owners = ["owner"] if all_users else []
-    table(title, ["id", "name", *owners, "engine", "status", "progress", "eV/atom",
-                  "scheduler id", "age"], [
-        (r["id"], r["name"], *([r["owner"]] if all_users else []), r["engine"],
-         r["status"] + (f" ({r['failure_reason']})" if r["failure_reason"] else "")
-         + (f"; {r['dependency']}" if r.get("dependency") else ""),
-         f"{r['progress_pct']:.0f}% {r['current_step']}".strip(), _energy(r),
-         r["scheduler_job_id"] or "-",
-         age((now - datetime.fromisoformat(r["created_at"])).total_seconds()))
-        for r in rows
-    ], keep=("id", "engine", "status", "eV/atom", "scheduler id", "age"))
+    table(
+        title,
+        ["id", "name", *owners, "engine", "status", "progress", "eV/atom", "scheduler id", "age"],
+        [
+            (
+                r["id"],
+                r["name"],
+                *([r["owner"]] if all_users else []),
+                r["engine"],
+                r["status"]
+                + (f" ({r['failure_reason']})" if r["failure_reason"] else "")
+                + (f"; {r['dependency']}" if r.get("dependency") else ""),
+                f"{r['progress_pct']:.0f}% {r['current_step']}".strip(),
+                _energy(r),
+                r["scheduler_job_id"] or "-",
+                age((now - datetime.fromisoformat(r["created_at"])).total_seconds()),
+            )
+            for r in rows
+        ],
+        keep=("id", "engine", "status", "eV/atom", "scheduler id", "age"),
+    )

@@ -13,9 +13,16 @@ from orion_cli.cli.output import handle_errors, message
 
 @app.command()
 @handle_errors
-def metrics(textfile: Annotated[Path | None, typer.Option(
-        "--textfile", help="Write to this .prom file atomically (node_exporter's textfile "
-                           "collector directory) instead of stdout.")] = None) -> None:
+def metrics(
+    textfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--textfile",
+            help="Write to this .prom file atomically (node_exporter's textfile "
+            "collector directory) instead of stdout.",
+        ),
+    ] = None,
+) -> None:
     """Jobs by status and engine, transitions and retries by reason, queue wait and run time
     histograms, core-hours and the poller's health, without per-job labels."""
     import sys

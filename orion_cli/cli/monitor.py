@@ -34,8 +34,10 @@ def freshness_lines(settings: Settings, active: bool) -> tuple[str, str | None]:
         line += f"; the last cycle had {stamp.last_errors} error(s) (run `orion poll` to see)"
     if not active or (age_s is not None and age_s <= settings.poll_stale_s):
         return line, None
-    return line, ("warning: the statuses shown may be out of date: run `orion poll`, or let "
-                  f"cron run it every 2 minutes (crontab -e):\n  {cron_line(settings)}")
+    return line, (
+        "warning: the statuses shown may be out of date: run `orion poll`, or let "
+        f"cron run it every 2 minutes (crontab -e):\n  {cron_line(settings)}"
+    )
 
 
 def say_freshness(settings: Settings, active: bool) -> None:
@@ -57,8 +59,9 @@ def counts_line(states: list[dict[str, Any]]) -> str:
     """
     order = ("created", "queued", "running", "completed", "failed", "cancelled")
     counts = Counter(s["status"] for s in states)
-    reasons = Counter(s["failure_reason"] for s in states
-                      if s["status"] == "failed" and s["failure_reason"])
+    reasons = Counter(
+        s["failure_reason"] for s in states if s["status"] == "failed" and s["failure_reason"]
+    )
     parts = []
     for status in sorted(counts, key=lambda s: order.index(s) if s in order else len(order)):
         text = f"{counts[status]} {status}"
@@ -85,8 +88,10 @@ def wait_and_report(settings: Settings, ids: list[int], timeout_s: float | None)
         for state in states:
             why = f" ({state['failure_reason']})" if state["failure_reason"] else ""
             retry = " — retry pending" if state["next_attempt_at"] is not None else ""
-            line = (f"{state['status']}{why}{retry} {state['progress_pct']:.0f}% "
-                    f"{state['current_step']}").rstrip()
+            line = (
+                f"{state['status']}{why}{retry} {state['progress_pct']:.0f}% "
+                f"{state['current_step']}"
+            ).rstrip()
             if last.get(state["id"]) != line:
                 message(f"job {state['id']}: {line}")
                 last[state["id"]] = line
@@ -99,11 +104,16 @@ def wait_and_report(settings: Settings, ids: list[int], timeout_s: float | None)
 
 @app.command()
 @handle_errors
-def wait(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = None,
-         status: StatusOpt = None,
-         timeout: Annotated[str, typer.Option(
-             help="Give up after this long: 90s, 30m, 2h (exit 1).")] = "",
-         as_json: JsonOpt = False) -> None:
+def wait(
+    job_ids: IdsArg = None,
+    slurm_id: SlurmIdOpt = None,
+    tag: TagOpt = None,
+    status: StatusOpt = None,
+    timeout: Annotated[
+        str, typer.Option(help="Give up after this long: 90s, 30m, 2h (exit 1).")
+    ] = "",
+    as_json: JsonOpt = False,
+) -> None:
     """Block until the jobs end (exit 0 if all completed, 1 otherwise).
 
     Polls at the allowed rate (at most once per min_query_interval_s for SLURM), so many
@@ -123,15 +133,24 @@ def wait(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = None
     outcome = wait_and_report(settings, ids, timeout_s)
     summary = counts_line(outcome.states)
     if as_json:
-        print_json({"ids": ids, "all_completed": outcome.all_completed,
-                    "timed_out": outcome.timed_out, "summary": summary,
-                    "rounds": outcome.rounds, "scheduler_calls": outcome.scheduler_calls,
-                    "jobs": [{k: iso(v) for k, v in s.items()} for s in outcome.states]})
+        print_json(
+            {
+                "ids": ids,
+                "all_completed": outcome.all_completed,
+                "timed_out": outcome.timed_out,
+                "summary": summary,
+                "rounds": outcome.rounds,
+                "scheduler_calls": outcome.scheduler_calls,
+                "jobs": [{k: iso(v) for k, v in s.items()} for s in outcome.states],
+            }
+        )
     if outcome.timed_out:
-        pending = sum(s["status"] in ACTIVE or s["next_attempt_at"] is not None
-                      for s in outcome.states)
-        message(f"timed out after {timeout}: {pending} of {len(ids)} jobs have not ended "
-                f"({summary})")
+        pending = sum(
+            s["status"] in ACTIVE or s["next_attempt_at"] is not None for s in outcome.states
+        )
+        message(
+            f"timed out after {timeout}: {pending} of {len(ids)} jobs have not ended ({summary})"
+        )
     else:
         message(summary)
     if not outcome.all_completed:

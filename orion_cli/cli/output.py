@@ -15,8 +15,14 @@ import typer
 from orion_cli.errors import OrionError
 
 F = TypeVar("F", bound=Callable[..., Any])
-STATUS_STYLE = {"completed": "green", "failed": "red", "cancelled": "yellow",
-                "running": "cyan", "queued": "blue", "created": "white"}
+STATUS_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "yellow",
+    "running": "cyan",
+    "queued": "blue",
+    "created": "white",
+}
 
 
 def finite(data: Any) -> Any:
@@ -52,8 +58,12 @@ def visible(text: str) -> str:
     Cu\x1b[31m red\nline\u202e
     """
     return _UNPRINTABLE.sub(
-        lambda m: _NAMED.get(m[0]) or (f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100
-                                       else f"\\u{ord(m[0]):04x}"), text)
+        lambda m: (
+            _NAMED.get(m[0])
+            or (f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}")
+        ),
+        text,
+    )
 
 
 def message(text: str) -> None:
@@ -95,16 +105,17 @@ def handle_errors(func: F) -> F:
             if debug_enabled():
                 raise
             if kwargs.get("as_json"):  # --json: one JSON document on stdout, errors too
-                print_json({"error": exc.message, "hint": exc.hint,
-                            "exit_code": exc.exit_code})
+                print_json({"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code})
             raise fail(exc) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
             raise  # a closed pipe (orion ls | head -1): click ends quietly
         except Exception as exc:
             if debug_enabled():
                 raise
-            message(f"internal error: {type(exc).__name__}: {_scrubbed(str(exc))} "
-                    "(run with --debug or ORION_DEBUG=1 for the traceback, and report it)")
+            message(
+                f"internal error: {type(exc).__name__}: {_scrubbed(str(exc))} "
+                "(run with --debug or ORION_DEBUG=1 for the traceback, and report it)"
+            )
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -114,8 +125,9 @@ RICH_MAX_ROWS = 200  # rich lays out a table in ~0.5 ms per row; beyond this, pl
 ANSI = {"green": "32", "red": "31", "yellow": "33", "cyan": "36", "blue": "34", "white": "37"}
 
 
-def plain_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]],
-                colour: bool = False) -> str:
+def plain_table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], colour: bool = False
+) -> str:
     """Lay out a table as aligned plain text (for pipes, scripts and very long listings).
 
     >>> print(plain_table("jobs", ["id", "status"], [["7", "queued"], ["12", "failed (lost)"]]))
@@ -124,8 +136,10 @@ def plain_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
     7   queued
     12  failed (lost)
     """
-    widths = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c)
-              for i, c in enumerate(columns)]
+    widths = [
+        max(len(c), *(len(row[i]) for row in rows)) if rows else len(c)
+        for i, c in enumerate(columns)
+    ]
 
     def line(cells: Sequence[str], paint: bool) -> str:
         out = []
@@ -138,8 +152,9 @@ def plain_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
     return "\n".join([title, line(columns, False), *(line(row, colour) for row in rows)])
 
 
-def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
-          keep: Sequence[str] = ("id",)) -> None:
+def table(
+    title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], keep: Sequence[str] = ("id",)
+) -> None:
     """Print a table on stdout: aligned columns, statuses coloured on a terminal.
 
     Rich draws it on a terminal; a pipe, or a listing longer than RICH_MAX_ROWS, gets plain
@@ -157,17 +172,21 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
 
     tbl = Table(title=title, title_justify="left", box=None, pad_edge=False, highlight=False)
     console = Console(highlight=False)
-    for column, width in zip(columns, fit_widths(columns, cells, keep, console.width),
-                             strict=True):
+    for column, width in zip(columns, fit_widths(columns, cells, keep, console.width), strict=True):
         tbl.add_column(column, no_wrap=True, min_width=width, max_width=width)
     for row in cells:
-        tbl.add_row(*[Text(cell, style=STATUS_STYLE.get(cell.split(" ")[0], ""),
-                           overflow="ellipsis") for cell in row])
+        tbl.add_row(
+            *[
+                Text(cell, style=STATUS_STYLE.get(cell.split(" ")[0], ""), overflow="ellipsis")
+                for cell in row
+            ]
+        )
     console.print(tbl)
 
 
-def fit_widths(columns: Sequence[str], cells: Sequence[Sequence[str]], keep: Sequence[str],
-               total: int) -> list[int]:
+def fit_widths(
+    columns: Sequence[str], cells: Sequence[Sequence[str]], keep: Sequence[str], total: int
+) -> list[int]:
     """Column widths for a terminal ``total`` wide: ``keep`` columns whole, the others share
     what is left (each at least 4, cut with … by rich), two spaces between columns.
 

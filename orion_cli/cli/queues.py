@@ -19,15 +19,24 @@ def queues(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
     settings = load_settings()
     if as_json:
-        print_json([{"name": name, **{k: list(v) if isinstance(v, tuple) else v
-                                      for k, v in values.items()},
-                     "source": settings.queue_sources.get(name, "")}
-                    for name, values in sorted(settings.queues.items())])
+        print_json(
+            [
+                {
+                    "name": name,
+                    **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()},
+                    "source": settings.queue_sources.get(name, ""),
+                }
+                for name, values in sorted(settings.queues.items())
+            ]
+        )
         return
     if not settings.queues:
-        message("no named queues: add a [queues.NAME] table to orion.toml "
-                "(see README, Named queues)")
+        message(
+            "no named queues: add a [queues.NAME] table to orion.toml (see README, Named queues)"
+        )
         return
-    table(f"{len(settings.queues)} queues",
-          ["name", "partition", "qos", "account", "priority", "walltime", "other", "from"],
-          queue_rows(settings))
+    table(
+        f"{len(settings.queues)} queues",
+        ["name", "partition", "qos", "account", "priority", "walltime", "other", "from"],
+        queue_rows(settings),
+    )

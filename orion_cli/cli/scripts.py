@@ -13,13 +13,21 @@ from orion_cli.cli.output import handle_errors, message, print_json
 from orion_cli.errors import UsageError
 
 #: submit options an engine job takes and a script job does not
-_ENGINE_ONLY = {"engine": "--engine", "param": "--param", "params": "--params",
-                "pack": "--pack", "estimate": "--estimate", "throttle": "--throttle",
-                "structure_from": "--from", "allow_close_atoms": "--allow-close-atoms"}
+_ENGINE_ONLY = {
+    "engine": "--engine",
+    "param": "--param",
+    "params": "--params",
+    "pack": "--pack",
+    "estimate": "--estimate",
+    "throttle": "--throttle",
+    "structure_from": "--from",
+    "allow_close_atoms": "--allow-close-atoms",
+}
 
 
-def submit_script_command(settings: Any, script: Path, args: list[str],
-                          given: dict[str, Any]) -> None:
+def submit_script_command(
+    settings: Any, script: Path, args: list[str], given: dict[str, Any]
+) -> None:
     """``orion submit --script``: ``given`` holds the submit command's parsed options."""
     from orion_cli.services.depgraph import parse_ids
     from orion_cli.services.scripts import ScriptRequest, submit_script
@@ -27,19 +35,30 @@ def submit_script_command(settings: Any, script: Path, args: list[str],
 
     for key, flag in _ENGINE_ONLY.items():
         if given.get(key):
-            raise UsageError(f"{flag} does not go with --script",
-                             "your script says what to run; drop the option")
+            raise UsageError(
+                f"{flag} does not go with --script", "your script says what to run; drop the option"
+            )
     walltime, retry_delay, soft = given["walltime"], given["retry_delay"], given["soft_limit"]
     request = ScriptRequest(
-        script=script, args=list(args), name=given["name"],
-        tag=(given["tag"] or [""])[0], tags=tuple(given["tag"] or ()),
-        scheduler=given["scheduler"], partition=given["partition"],
+        script=script,
+        args=list(args),
+        name=given["name"],
+        tag=(given["tag"] or [""])[0],
+        tags=tuple(given["tag"] or ()),
+        scheduler=given["scheduler"],
+        partition=given["partition"],
         walltime_s=parse_walltime_s(walltime, "--walltime") if walltime else 0,
-        nodes=given["nodes"], ntasks=given["ntasks"], cpus_per_task=given["cpus_per_task"],
-        mem_mb=parse_mem_mb(given["mem"]) if given["mem"] else 0, account=given["account"],
-        qos=given["qos"], priority=given["priority"], max_retries=given["retries"],
+        nodes=given["nodes"],
+        ntasks=given["ntasks"],
+        cpus_per_task=given["cpus_per_task"],
+        mem_mb=parse_mem_mb(given["mem"]) if given["mem"] else 0,
+        account=given["account"],
+        qos=given["qos"],
+        priority=given["priority"],
+        max_retries=given["retries"],
         retry_delay_s=parse_walltime_s(retry_delay, "--retry-delay") if retry_delay else None,
-        hold=given["hold"], after=parse_ids(given["after"] or [], "--after"),
+        hold=given["hold"],
+        after=parse_ids(given["after"] or [], "--after"),
         after_any=parse_ids(given["after_any"] or [], "--after-any"),
         soft_limit_s=parse_walltime_s(soft, "--soft-limit") if soft else 0,
         dry_run=given["dry_run"],
@@ -51,8 +70,14 @@ def submit_script_command(settings: Any, script: Path, args: list[str],
     for line in done.errors:
         message(f"error: {line}")
     if given["as_json"] and not given["wait"]:
-        print_json({"id": done.ids[0] if done.ids else None, "ids": done.ids,
-                    "scheduler_job_ids": done.scheduler_job_ids, "errors": done.errors})
+        print_json(
+            {
+                "id": done.ids[0] if done.ids else None,
+                "ids": done.ids,
+                "scheduler_job_ids": done.scheduler_job_ids,
+                "errors": done.errors,
+            }
+        )
     elif not given["as_json"]:
         for job_id in done.ids:
             typer.echo(job_id)
@@ -67,12 +92,18 @@ def submit_script_command(settings: Any, script: Path, args: list[str],
 @app.command()
 @handle_errors
 def progress(
-    words: Annotated[list[str] | None, typer.Argument(
-        help='PERCENT [STEP...], e.g. 40 "SCF step 12"; with --result: key=value pairs.')]
-    = None,
-    result: Annotated[bool, typer.Option(
-        "--result", help="Record key=value results (energy_ev, converged, anything else).")]
-    = False,
+    words: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help='PERCENT [STEP...], e.g. 40 "SCF step 12"; with --result: key=value pairs.'
+        ),
+    ] = None,
+    result: Annotated[
+        bool,
+        typer.Option(
+            "--result", help="Record key=value results (energy_ev, converged, anything else)."
+        ),
+    ] = False,
 ) -> None:
     """Report progress or results from inside a job orion submitted (no database needed)."""
     import os
@@ -108,12 +139,19 @@ def script_lines(job: dict[str, Any]) -> list[tuple[str, str]]:
     if script.get("args"):
         lines.append(("arguments", shlex.join(script["args"])))
     if script.get("submit_dir"):
-        lines.append(("runs in", script["submit_dir"] if not script.get("own_chdir")
-                      else f"its own #SBATCH --chdir={script['header'].get('chdir')}"))
+        lines.append(
+            (
+                "runs in",
+                script["submit_dir"]
+                if not script.get("own_chdir")
+                else f"its own #SBATCH --chdir={script['header'].get('chdir')}",
+            )
+        )
     header = script.get("header") or {}
     if header:
-        lines.append(("#SBATCH", " ".join(f"--{k}={v}" if v else f"--{k}"
-                                          for k, v in header.items())))
+        lines.append(
+            ("#SBATCH", " ".join(f"--{k}={v}" if v else f"--{k}" for k, v in header.items()))
+        )
     if script.get("options"):
         label = "a retry adds" if script.get("adopted") else "orion adds"
         lines.append((label, " ".join(script["options"])))
@@ -126,8 +164,12 @@ def script_lines(job: dict[str, Any]) -> list[tuple[str, str]]:
 @handle_errors
 def adopt(
     job_ids: Annotated[list[str], typer.Argument(help="SLURM job ids submitted without orion.")],
-    retries: Annotated[int, typer.Option(
-        help="Retries after timeout/OOM/node failure (resubmits the script SLURM kept).")] = 0,
+    retries: Annotated[
+        int,
+        typer.Option(
+            help="Retries after timeout/OOM/node failure (resubmits the script SLURM kept)."
+        ),
+    ] = 0,
     tag: Annotated[str, typer.Option(help="A label to filter by later (orion ls --tag).")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

@@ -18,14 +18,16 @@ if TYPE_CHECKING:
 @handle_errors
 def results(
     job_ids: Annotated[list[int] | None, typer.Argument(help="orion job ids")] = None,
-    tag: Annotated[list[str] | None, typer.Option(
-        help="Your jobs with this tag (repeatable: any of them).")] = None,
-    study: Annotated[int | None, typer.Option(help="Your jobs of this study (orion eos).")]
-    = None,
-    fmt: Annotated[str, typer.Option("--format", "-f",
-                                     help="table, csv, json or extxyz.")] = "table",
-    output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                help="Write to this file.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="Your jobs with this tag (repeatable: any of them).")
+    ] = None,
+    study: Annotated[int | None, typer.Option(help="Your jobs of this study (orion eos).")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="table, csv, json or extxyz.")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file.")
+    ] = None,
 ) -> None:
     """Energies, forces, stress, volumes (and swept parameters) of many jobs at once."""
     import sys
@@ -36,8 +38,9 @@ def results(
     from orion_cli.services.results import Selection, table_rows, write_results
 
     settings = load_settings()
-    selection = Selection(tuple(job_ids or ()), tuple(t for t in tag or () if t), study,
-                          current_user())
+    selection = Selection(
+        tuple(job_ids or ()), tuple(t for t in tag or () if t), study, current_user()
+    )
     if fmt == "table" and output is None:
         header, rows = table_rows(settings, selection)
         table(f"{len(rows)} jobs", header, rows)
@@ -64,11 +67,11 @@ def results(
 def eos(
     structure: Annotated[Path, typer.Argument(help="One periodic structure (CIF, POSCAR, ...).")],
     engine: Annotated[str, typer.Option("--engine", "-e", help="Engine of the points.")],
-    param: Annotated[list[str] | None, typer.Option("--param", "-p",
-                                                    help="Engine parameter key=value.")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Engine parameter key=value.")
+    ] = None,
     points: Annotated[int, typer.Option(help="Number of volumes.")] = 7,
-    strain: Annotated[float, typer.Option(help="Largest lattice strain (0.05 = ±5 %).")]
-    = 0.05,
+    strain: Annotated[float, typer.Option(help="Largest lattice strain (0.05 = ±5 %).")] = 0.05,
     form: Annotated[str, typer.Option("--eos", help="E(V) form (ase.eos).")] = "birchmurnaghan",
     name: Annotated[str, typer.Option(help="Study name (default: file name).")] = "",
     tag: Annotated[str, typer.Option(help="A label for the study's jobs.")] = "",
@@ -88,23 +91,43 @@ def eos(
 
     settings = load_settings()
     base = SubmitRequest(
-        structures=[], engine=engine, params=parse_param_pairs(param or []), name=name,
-        tag=tag, scheduler=scheduler, resources={k: v for k, v in {
-            "partition": partition or None, "ntasks": ntasks,
-            "walltime_s": parse_walltime_s(walltime, "--walltime") if walltime else None,
-        }.items() if v is not None})
+        structures=[],
+        engine=engine,
+        params=parse_param_pairs(param or []),
+        name=name,
+        tag=tag,
+        scheduler=scheduler,
+        resources={
+            k: v
+            for k, v in {
+                "partition": partition or None,
+                "ntasks": ntasks,
+                "walltime_s": parse_walltime_s(walltime, "--walltime") if walltime else None,
+            }.items()
+            if v is not None
+        },
+    )
     done = submit_eos(settings, structure, base, points, strain, form)
     for line in done.errors:
         message(f"error: {line}")
     fit = _wait_for(settings, done.fit_id) if wait and done.fit_id else None
     if as_json:
-        print_json({"study_id": done.study_id, "points": done.point_ids, "fit": done.fit_id,
-                    "scales": done.scales, "errors": done.errors,
-                    "result": (fit or {}).get("result")})
+        print_json(
+            {
+                "study_id": done.study_id,
+                "points": done.point_ids,
+                "fit": done.fit_id,
+                "scales": done.scales,
+                "errors": done.errors,
+                "result": (fit or {}).get("result"),
+            }
+        )
     else:
-        message(f"study {done.study_id}: points {', '.join(map(str, done.point_ids))}; "
-                f"fit {done.fit_id} (orion show {done.fit_id}; "
-                f"orion results --study {done.study_id})")
+        message(
+            f"study {done.study_id}: points {', '.join(map(str, done.point_ids))}; "
+            f"fit {done.fit_id} (orion show {done.fit_id}; "
+            f"orion results --study {done.study_id})"
+        )
         if fit is not None:
             _print_fit(fit)
     if done.errors or (fit is not None and fit["status"] != "completed"):
@@ -125,6 +148,8 @@ def _print_fit(job: dict[str, Any]) -> None:
     if job["status"] != "completed" or "v0_a3" not in extras:
         message(f"fit job {job['id']}: {job['status']} {job.get('error_message') or ''}")
         return
-    typer.echo(f"V0 = {extras['v0_a3']:.4f} Å³   E0 = {extras['e0_ev']:.6f} eV   "
-               f"B = {extras['b_gpa']:.2f} GPa   ({len(extras['jobs_used'])} points, "
-               f"{extras['eos']}; plot: {job['workdir']}/eos.png)")
+    typer.echo(
+        f"V0 = {extras['v0_a3']:.4f} Å³   E0 = {extras['e0_ev']:.6f} eV   "
+        f"B = {extras['b_gpa']:.2f} GPa   ({len(extras['jobs_used'])} points, "
+        f"{extras['eos']}; plot: {job['workdir']}/eos.png)"
+    )

@@ -39,8 +39,10 @@ def _when(at: Any) -> datetime:
 def event_line(event: dict[str, Any]) -> str:
     move = "note" if event["from"] == event["to"] else f"{event['from']} → {event['to']}"
     why = f" ({event['reason']})" if event["reason"] else ""
-    return visible(f"{_when(event['at']):%H:%M:%S} job {event['job_id']} {move}{why} "
-                   f"{event['message']}".rstrip())
+    return visible(
+        f"{_when(event['at']):%H:%M:%S} job {event['job_id']} {move}{why} "
+        f"{event['message']}".rstrip()
+    )
 
 
 def retry_lines(snap: Snapshot, now: datetime) -> list[str]:
@@ -49,9 +51,11 @@ def retry_lines(snap: Snapshot, now: datetime) -> list[str]:
         if s["status"] == "failed" and s["next_attempt_at"] is not None:
             due = _when(s["next_attempt_at"])
             wait_s = (due - now).total_seconds()
-            lines.append(f"job {s['id']} ({s['failure_reason'] or 'failed'}): attempt "
-                         f"{s['attempt'] + 1} at {due:%H:%M:%S}"
-                         + (f" (in {age(wait_s)})" if wait_s > 0 else " (due: next poll)"))
+            lines.append(
+                f"job {s['id']} ({s['failure_reason'] or 'failed'}): attempt "
+                f"{s['attempt'] + 1} at {due:%H:%M:%S}"
+                + (f" (in {age(wait_s)})" if wait_s > 0 else " (due: next poll)")
+            )
     return lines
 
 
@@ -65,28 +69,32 @@ def render(snap: Snapshot, settings: Settings, error: str) -> Any:
     fresh, _ = freshness_lines(settings, active=False)
     parts: list[Any] = [
         Text(f"orion watch — {len(snap.states)} jobs: {counts_line(snap.states)}", style="bold"),
-        Text(f"{fresh} · q quits", style="dim")]
+        Text(f"{fresh} · q quits", style="dim"),
+    ]
     if error:
         parts.append(Text(f"poll: {error}", style="red"))
     running = [s for s in snap.states if s["status"] == "running"]
     if running:
-        tbl = Table(box=None, pad_edge=False, show_header=True, title="running",
-                    title_justify="left")
+        tbl = Table(
+            box=None, pad_edge=False, show_header=True, title="running", title_justify="left"
+        )
         tbl.add_column("id", no_wrap=True, min_width=max(len(str(s["id"])) for s in running))
         tbl.add_column("name", no_wrap=True, overflow="ellipsis", max_width=24)
         tbl.add_column("progress", no_wrap=True, min_width=BAR_CHARS + 5)
         tbl.add_column("step", no_wrap=True, overflow="ellipsis")
         for s in running[:RUNNING_SHOWN]:
-            tbl.add_row(str(s["id"]), visible(s["name"]), bar(s["progress_pct"]),
-                        visible(s["current_step"]))
+            tbl.add_row(
+                str(s["id"]), visible(s["name"]), bar(s["progress_pct"]), visible(s["current_step"])
+            )
         parts.append(tbl)
         if len(running) > RUNNING_SHOWN:
             parts.append(Text(f"... and {len(running) - RUNNING_SHOWN} more running"))
     retries = retry_lines(snap, now)
     if retries:
         parts.append(Text("retries pending", style="bold"))
-        parts.extend(Text(line, style="yellow", overflow="ellipsis", no_wrap=True)
-                     for line in retries[:5])
+        parts.extend(
+            Text(line, style="yellow", overflow="ellipsis", no_wrap=True) for line in retries[:5]
+        )
     if snap.events:
         parts.append(Text("newest events", style="bold"))
         for event in snap.events:
@@ -146,11 +154,16 @@ def _poll_if_due(settings: Settings, last: list[float]) -> str:
 
 @app.command()
 @handle_errors
-def watch(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = None,
-          status: StatusOpt = None,
-          interval: Annotated[float, typer.Option(
-              min=0.2, help="Seconds between screen updates (plain lines: between lines).")]
-          = 1.0) -> None:
+def watch(
+    job_ids: IdsArg = None,
+    slurm_id: SlurmIdOpt = None,
+    tag: TagOpt = None,
+    status: StatusOpt = None,
+    interval: Annotated[
+        float,
+        typer.Option(min=0.2, help="Seconds between screen updates (plain lines: between lines)."),
+    ] = 1.0,
+) -> None:
     """A live view of your jobs: counts, running jobs' progress, retries, newest events.
 
     Polls itself at most once per min_query_interval_s; q or Ctrl-C quits. Not on a
@@ -162,8 +175,11 @@ def watch(job_ids: IdsArg = None, slurm_id: SlurmIdOpt = None, tag: TagOpt = Non
 
     settings = load_settings()
     named = bool(job_ids or slurm_id or tag or status)
-    ids = select_ids(settings, selection(job_ids, slurm_id, tag, status)) if named \
+    ids = (
+        select_ids(settings, selection(job_ids, slurm_id, tag, status))
+        if named
         else default_ids(settings)
+    )
     if not ids:
         message("no jobs to watch (orion submit adds some)")
         return
@@ -184,8 +200,14 @@ def _live(settings: Settings, ids: list[int], interval: float) -> None:
 
     last = [float("-inf")]
     error = _poll_if_due(settings, last)
-    with Keys() as keys, Live(render(snapshot(settings, ids), settings, error),
-                              console=Console(highlight=False), auto_refresh=False) as live:
+    with (
+        Keys() as keys,
+        Live(
+            render(snapshot(settings, ids), settings, error),
+            console=Console(highlight=False),
+            auto_refresh=False,
+        ) as live,
+    ):
         while not keys.quit_pressed(interval):
             error = _poll_if_due(settings, last) or error
             live.update(render(snapshot(settings, ids), settings, error), refresh=True)
@@ -201,8 +223,7 @@ def _plain(settings: Settings, ids: list[int], interval: float) -> None:
         error = _poll_if_due(settings, last)
         snap = snapshot(settings, ids)
         line = counts_line(snap.states)
-        new = [e for e in reversed(snap.events)
-               if (e["job_id"], str(e["at"])) not in seen]
+        new = [e for e in reversed(snap.events) if (e["job_id"], str(e["at"])) not in seen]
         seen.update((e["job_id"], str(e["at"])) for e in snap.events)
         if line != previous or new or error:
             stamp = datetime.now(UTC).strftime("%H:%M:%S")

@@ -201,8 +201,11 @@ def insert_jobs(session: Any, rows: list[dict[str, Any]]) -> list[Job]:
     """
     from sqlalchemy import insert
 
-    defaults = {name: field.get_default(call_default_factory=True)
-                for name, field in Job.model_fields.items() if name != "id"}
+    defaults = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in Job.model_fields.items()
+        if name != "id"
+    }
     full = [{**defaults, **row} for row in rows]
     return list(session.scalars(insert(Job).returning(Job, sort_by_parameter_order=True), full))
 

@@ -104,19 +104,27 @@ def translated_errors(url: str) -> Iterator[None]:
 def _other_tables(engine: Engine) -> set[str]:
     """Tables of the current schema besides alembic's (PostgreSQL; SQLite is looked at first)."""
     with engine.connect() as conn:
-        return {row[0] for row in conn.execute(text(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = current_schema()"))} - {"alembic_version"}
+        return {
+            row[0]
+            for row in conn.execute(
+                text(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = current_schema()"
+                )
+            )
+        } - {"alembic_version"}
 
 
-def check_server_schema(url: str, engine: Engine, revision: str | None,
-                         alongside_other_tables: bool = False) -> None:
+def check_server_schema(
+    url: str, engine: Engine, revision: str | None, alongside_other_tables: bool = False
+) -> None:
     """Refuse a PostgreSQL database that is another application's; say how to proceed."""
     if revision is not None and revision not in KNOWN_REVISIONS:
         raise ForeignDatabaseError(
             f"database {redact(url)} is stamped with schema revision '{revision}', which this "
             "orion does not know (another application's database, or a newer orion's)",
-            "point ORION_DATABASE_URL at orion's database, or upgrade orion")
+            "point ORION_DATABASE_URL at orion's database, or upgrade orion",
+        )
     if revision is not None:
         return
     others = _other_tables(engine)
@@ -128,13 +136,15 @@ def check_server_schema(url: str, engine: Engine, revision: str | None,
         raise ForeignDatabaseError(
             f"database {redact(url)} has tables named like orion's ({', '.join(clashing)}) "
             "but no orion schema; orion left it unchanged",
-            "point ORION_DATABASE_URL at an empty database (or another schema)")
+            "point ORION_DATABASE_URL at an empty database (or another schema)",
+        )
     if not alongside_other_tables:
         raise ForeignDatabaseError(
             f"database {redact(url)} has other tables ({shown}) and no orion schema; "
             "orion left it unchanged",
             "`orion db upgrade --alongside-other-tables` adds orion's tables beside them, or "
-            "point ORION_DATABASE_URL at an empty database")
+            "point ORION_DATABASE_URL at an empty database",
+        )
 
 
 def upgrade_url(url: str, alongside_other_tables: bool = False) -> tuple[str | None, str]:
@@ -192,11 +202,17 @@ def create_sqlite(path: Path) -> bool:
     try:
         with engine.begin() as conn:
             SQLModel.metadata.create_all(conn)
-            conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
-                              "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"))
+            conn.execute(
+                text(
+                    "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                    "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+                )
+            )
             conn.execute(text("INSERT INTO alembic_version VALUES (:head)"), {"head": SCHEMA_HEAD})
-            conn.execute(text("INSERT INTO orion_meta (key, value) VALUES ('instance_id', :v)"),
-                         {"v": uuid.uuid4().hex[:6]})
+            conn.execute(
+                text("INSERT INTO orion_meta (key, value) VALUES ('instance_id', :v)"),
+                {"v": uuid.uuid4().hex[:6]},
+            )
         engine.dispose()
         try:
             os.link(scratch, path)

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 RELAX_PARAMS = (
     EngineParam("relax", False, "relax atomic positions (BFGS) before reporting"),
-    EngineParam("relax_cell", False,
-                "relax the cell too (ASE's FrechetCellFilter, BFGS); implies relax"),
+    EngineParam(
+        "relax_cell", False, "relax the cell too (ASE's FrechetCellFilter, BFGS); implies relax"
+    ),
     EngineParam("pressure_gpa", 0.0, "relax_cell: target hydrostatic pressure", "GPa"),
     EngineParam("fmax_ev_per_a", 0.05, "force convergence criterion of the relaxation", "eV/Å"),
     EngineParam("max_steps", 200, "maximum number of relaxation steps"),
@@ -74,27 +75,40 @@ def check_relax_params(engine: str, merged: Mapping[str, Any]) -> None:
     """Raise UsageError naming a bad relaxation parameter."""
     for key in ("relax", "relax_cell"):
         if not isinstance(merged[key], bool):
-            raise UsageError(f"{engine}: {key}={merged[key]!r} must be true or false",
-                             f"write --param {key}=true")
+            raise UsageError(
+                f"{engine}: {key}={merged[key]!r} must be true or false",
+                f"write --param {key}=true",
+            )
     for key in ("fmax_ev_per_a", "max_steps"):
         value = merged[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 \
-                or value == float("inf"):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not value > 0
+            or value == float("inf")
+        ):
             raise UsageError(f"{engine}: {key}={value!r} must be a positive number")
     pressure = merged["pressure_gpa"]
-    if isinstance(pressure, bool) or not isinstance(pressure, int | float) \
-            or pressure != pressure or abs(pressure) == float("inf"):
+    if (
+        isinstance(pressure, bool)
+        or not isinstance(pressure, int | float)
+        or pressure != pressure
+        or abs(pressure) == float("inf")
+    ):
         raise UsageError(f"{engine}: pressure_gpa={pressure!r} must be a number")
     if pressure and not merged["relax_cell"]:
-        raise UsageError(f"{engine}: pressure_gpa needs relax_cell=true",
-                         "add --param relax_cell=true")
+        raise UsageError(
+            f"{engine}: pressure_gpa needs relax_cell=true", "add --param relax_cell=true"
+        )
 
 
 def check_periodic(engine: str, atoms: Atoms, params: Mapping[str, Any]) -> None:
     """A cell relaxation needs a crystal."""
     if params.get("relax_cell") and not all(atoms.pbc):
-        raise UsageError(f"{engine}: relax_cell needs a structure periodic in all three "
-                         "directions", "give a crystal (CIF, POSCAR) or drop relax_cell")
+        raise UsageError(
+            f"{engine}: relax_cell needs a structure periodic in all three directions",
+            "give a crystal (CIF, POSCAR) or drop relax_cell",
+        )
 
 
 def relax_target(atoms: Atoms, params: Mapping[str, Any]) -> Any:
@@ -120,8 +134,11 @@ def prepare_attempt(files: AseFiles, workdir: Path, attempt: int) -> None:
         return
     previous = attempt - 1
     result = read_json(workdir / RESULT_FILE)
-    ended_itself = isinstance(result, dict) and result.get("attempt") == previous and not (
-        result.get("extras") or {}).get("soft_limit_reached")
+    ended_itself = (
+        isinstance(result, dict)
+        and result.get("attempt") == previous
+        and not (result.get("extras") or {}).get("soft_limit_reached")
+    )
     kept: Path | None = None
     for name in (files.trajectory, files.log, files.output):
         if (workdir / name).is_file():
@@ -173,8 +190,9 @@ def starting_atoms(files: AseFiles, workdir: Path, report: ProgressFn) -> Atoms:
     return atoms
 
 
-def run_calculation(atoms: Atoms, params: Mapping[str, Any], workdir: Path, files: AseFiles,
-                    report: ProgressFn) -> None:
+def run_calculation(
+    atoms: Atoms, params: Mapping[str, Any], workdir: Path, files: AseFiles, report: ProgressFn
+) -> None:
     """Relax if asked (every step to the trajectory), compute energy/forces (stress where
     periodic), write the output file."""
     from ase.calculators.calculator import PropertyNotImplementedError
@@ -194,8 +212,7 @@ def run_calculation(atoms: Atoms, params: Mapping[str, Any], workdir: Path, file
         optimizer.attach(progress, interval=5)
         with Trajectory(str(workdir / files.trajectory), "w", atoms) as trajectory:
             optimizer.attach(trajectory.write, interval=1)
-            converged = bool(optimizer.run(fmax=float(params["fmax_ev_per_a"]),
-                                           steps=max_steps))
+            converged = bool(optimizer.run(fmax=float(params["fmax_ev_per_a"]), steps=max_steps))
         steps = optimizer.nsteps
     report("Analyzing", 95.0)
     atoms.get_potential_energy()
@@ -210,8 +227,7 @@ def run_calculation(atoms: Atoms, params: Mapping[str, Any], workdir: Path, file
     write(workdir / files.output, atoms, format="extxyz")
 
 
-def parse_output(engine: str, workdir: Path, params: Mapping[str, Any],
-                 files: AseFiles) -> Result:
+def parse_output(engine: str, workdir: Path, params: Mapping[str, Any], files: AseFiles) -> Result:
     """Read what :func:`run_calculation` wrote; an unconverged relaxation is an error."""
     from ase.io import read
 
@@ -229,15 +245,28 @@ def parse_output(engine: str, workdir: Path, params: Mapping[str, Any],
         stress_ev_per_a3=[float(x) for x in stress] if stress is not None else None,
         final_structure=path.read_text() if relaxing else None,
         converged=converged,
-        extras={"relax_steps": int(atoms.info.get("orion_relax_steps", 0)),
-                "natoms": len(atoms), "formula": atoms.get_chemical_formula(),
-                **({"volume_a3": float(atoms.get_volume()),
-                    "cell_a": atoms.cell.array.round(10).tolist()}
-                   if all(atoms.pbc) else {}),
-                **({"continued_from": str(atoms.info["orion_continued_from"])}
-                   if "orion_continued_from" in atoms.info else {})},
+        extras={
+            "relax_steps": int(atoms.info.get("orion_relax_steps", 0)),
+            "natoms": len(atoms),
+            "formula": atoms.get_chemical_formula(),
+            **(
+                {
+                    "volume_a3": float(atoms.get_volume()),
+                    "cell_a": atoms.cell.array.round(10).tolist(),
+                }
+                if all(atoms.pbc)
+                else {}
+            ),
+            **(
+                {"continued_from": str(atoms.info["orion_continued_from"])}
+                if "orion_continued_from" in atoms.info
+                else {}
+            ),
+        },
     )
     if not converged:
-        result.error = (f"{engine}: relaxation did not reach fmax {params['fmax_ev_per_a']} "
-                        f"eV/Å in {params['max_steps']} steps")
+        result.error = (
+            f"{engine}: relaxation did not reach fmax {params['fmax_ev_per_a']} "
+            f"eV/Å in {params['max_steps']} steps"
+        )
     return result

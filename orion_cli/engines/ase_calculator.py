@@ -46,9 +46,10 @@ def load_calculator_class(path: str) -> Any:
         module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"ase: cannot import {module_name} for calculator {path} ({detail})",
-                         "install it in orion's Python here and on the nodes, or fix the "
-                         "path") from None
+        raise UsageError(
+            f"ase: cannot import {module_name} for calculator {path} ({detail})",
+            "install it in orion's Python here and on the nodes, or fix the path",
+        ) from None
     found = getattr(module, attribute, None)
     if found is None or not callable(found):
         raise UsageError(f"ase: {module_name} has no calculator class {attribute}", hint)
@@ -72,10 +73,13 @@ def check_keywords(path: str, factory: Any, keywords: Mapping[str, Any]) -> None
             parameters = list(inspect.signature(init).parameters.values())
         except (TypeError, ValueError):
             return
-        names |= {p.name for p in parameters if p.name != "self" and p.kind in (
-            inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
-        open_ended = open_ended or any(p.kind is inspect.Parameter.VAR_KEYWORD
-                                       for p in parameters)
+        names |= {
+            p.name
+            for p in parameters
+            if p.name != "self"
+            and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        }
+        open_ended = open_ended or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
     defaults = getattr(factory, "default_parameters", None)
     if open_ended and isinstance(defaults, Mapping) and defaults:
         names |= set(defaults)
@@ -83,28 +87,39 @@ def check_keywords(path: str, factory: Any, keywords: Mapping[str, Any]) -> None
         return  # takes anything and does not say what: the node finds out
     unknown = sorted(set(keywords) - names)
     if unknown:
-        raise UsageError(f"ase: {path} takes no keyword '{unknown[0]}'",
-                         f"it takes: {', '.join(sorted(names)) or 'none'}")
+        raise UsageError(
+            f"ase: {path} takes no keyword '{unknown[0]}'",
+            f"it takes: {', '.join(sorted(names)) or 'none'}",
+        )
 
 
 class AseEngine:
     name: ClassVar[str] = "ase"
     summary: ClassVar[str] = "any ASE calculator by dotted path (LJ, Morse, EMT, MACE, ...)"
     parameters: ClassVar[tuple[EngineParam, ...]] = (
-        EngineParam("calculator", None,
-                    "dotted path of the calculator class, e.g. ase.calculators.lj.LennardJones"),
-        EngineParam("calc", None,
-                    "calculator keyword arguments: -p calc.sigma=3.4, or [ase.calc] in --params"),
+        EngineParam(
+            "calculator",
+            None,
+            "dotted path of the calculator class, e.g. ase.calculators.lj.LennardJones",
+        ),
+        EngineParam(
+            "calc",
+            None,
+            "calculator keyword arguments: -p calc.sigma=3.4, or [ase.calc] in --params",
+        ),
         *RELAX_PARAMS,
     )
 
     def check(self, params: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
         """Complete ``params``; import the calculator here, so a wrong path fails at submit."""
-        merged = check_known_params(self.name, self.parameters,
-                                    gather_table(self.name, params, "calc"))
+        merged = check_known_params(
+            self.name, self.parameters, gather_table(self.name, params, "calc")
+        )
         if merged["calculator"] is None:
-            raise UsageError("engine 'ase' needs a calculator",
-                             "add e.g. -p calculator=ase.calculators.lj.LennardJones")
+            raise UsageError(
+                "engine 'ase' needs a calculator",
+                "add e.g. -p calculator=ase.calculators.lj.LennardJones",
+            )
         keywords = dict(merged["calc"] or {})
         for key, value in keywords.items():
             if not isinstance(value, Mapping):
@@ -119,7 +134,10 @@ class AseEngine:
         return True, "built in (calculators imported from orion's Python)"
 
     def prepare(
-        self, atoms: Atoms, params: Mapping[str, Any], workdir: Path,
+        self,
+        atoms: Atoms,
+        params: Mapping[str, Any],
+        workdir: Path,
         settings: Mapping[str, Any],
     ) -> RunSpec:
         from ase.io import write

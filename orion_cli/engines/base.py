@@ -104,7 +104,10 @@ class Engine(Protocol):
         ...
 
     def prepare(
-        self, atoms: Atoms, params: Mapping[str, Any], workdir: Path,
+        self,
+        atoms: Atoms,
+        params: Mapping[str, Any],
+        workdir: Path,
         settings: Mapping[str, Any],
     ) -> RunSpec:
         """Write the input files into ``workdir``; return how to run them."""
@@ -183,16 +186,20 @@ def check_param_value(engine_name: str, param: EngineParam, value: Any) -> Any:
             raise UsageError(f"{what} must be true or false", f"write --param {param.name}=true")
         return value
     if isinstance(default, int | float) and (
-            isinstance(value, bool) or not isinstance(value, int | float)):
+        isinstance(value, bool) or not isinstance(value, int | float)
+    ):
         kind = "a whole number" if isinstance(default, int) else "a number"
         raise UsageError(f"{what} must be {kind}", f"write e.g. --param {param.name}={default}")
     if isinstance(default, int):
         if isinstance(value, float) and not value.is_integer():
-            raise UsageError(f"{what} must be a whole number",
-                             f"write e.g. --param {param.name}={default}")
+            raise UsageError(
+                f"{what} must be a whole number", f"write e.g. --param {param.name}={default}"
+            )
         if abs(value) > MAX_INT_PARAM:
-            raise UsageError(f"{what} is out of range: must be at most {MAX_INT_PARAM} in size",
-                             f"write e.g. --param {param.name}={default}")
+            raise UsageError(
+                f"{what} is out of range: must be at most {MAX_INT_PARAM} in size",
+                f"write e.g. --param {param.name}={default}",
+            )
         return int(value)
     if isinstance(default, str) and not isinstance(value, str):
         raise UsageError(f"{what} must be text", f"write e.g. --param {param.name}={default}")
@@ -213,14 +220,16 @@ def _check_inside(what: str, value: Any) -> None:
     while pending:
         item = pending.pop()
         if isinstance(item, float) and not math.isfinite(item):
-            raise UsageError(f"{what} must be finite (not NaN or infinity)",
-                             "write an ordinary number")
+            raise UsageError(
+                f"{what} must be finite (not NaN or infinity)", "write an ordinary number"
+            )
         if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_ANY_INT:
             raise UsageError(f"{what} is out of range: must be at most {MAX_ANY_INT} in size")
         if isinstance(item, str):
             if bad_character(item) is not None:
-                raise UsageError(f"{what} contains a control character "
-                                 f"({bad_character(item)!r})", "remove it")
+                raise UsageError(
+                    f"{what} contains a control character ({bad_character(item)!r})", "remove it"
+                )
             if len(item) > MAX_PARAM_TEXT_CHARS:
                 raise UsageError(f"{what} is longer than {MAX_PARAM_TEXT_CHARS} characters")
         elif isinstance(item, dict):
@@ -229,8 +238,10 @@ def _check_inside(what: str, value: Any) -> None:
         elif isinstance(item, list | tuple):
             pending.extend(item)
         elif item is not None and not isinstance(item, bool | int | float):
-            raise UsageError(f"{what} has a value of type {type(item).__name__}",
-                             "use numbers, true/false, text and lists")
+            raise UsageError(
+                f"{what} has a value of type {type(item).__name__}",
+                "use numbers, true/false, text and lists",
+            )
 
 
 def _short(value: Any) -> str:

@@ -49,7 +49,10 @@ class EmtEngine:
         return True, "built in (ase.calculators.emt)"
 
     def prepare(
-        self, atoms: Atoms, params: Mapping[str, Any], workdir: Path,
+        self,
+        atoms: Atoms,
+        params: Mapping[str, Any],
+        workdir: Path,
         settings: Mapping[str, Any],
     ) -> RunSpec:
         from ase.io import write

@@ -23,8 +23,17 @@ if TYPE_CHECKING:
 OUTPUT_FILE = "eos-output.json"
 PLOT_FILE = "eos.png"
 MIN_POINTS = 5
-EOS_KINDS = ("birchmurnaghan", "murnaghan", "birch", "vinet", "pouriertarantola",
-             "antonschmidt", "sj", "taylor", "p3")
+EOS_KINDS = (
+    "birchmurnaghan",
+    "murnaghan",
+    "birch",
+    "vinet",
+    "pouriertarantola",
+    "antonschmidt",
+    "sj",
+    "taylor",
+    "p3",
+)
 EV_PER_A3_IN_GPA = 160.21766208
 
 
@@ -41,39 +50,60 @@ class EosFitEngine:
         merged = check_known_params(self.name, self.parameters, params)
         jobs, volumes = merged["jobs"], merged["volumes_a3"]
         if not isinstance(jobs, list) or not all(
-                isinstance(j, int) and not isinstance(j, bool) and j > 0 for j in jobs):
-            raise UsageError("engine 'eos': jobs must be a list of orion job ids",
-                             "let `orion eos` build the fit step")
-        if not isinstance(volumes, list) or len(volumes) != len(jobs) or not all(
-                isinstance(v, int | float) and not isinstance(v, bool) and v > 0
-                for v in volumes):
-            raise UsageError("engine 'eos': volumes_a3 must give one positive volume per job",
-                             "let `orion eos` build the fit step")
+            isinstance(j, int) and not isinstance(j, bool) and j > 0 for j in jobs
+        ):
+            raise UsageError(
+                "engine 'eos': jobs must be a list of orion job ids",
+                "let `orion eos` build the fit step",
+            )
+        if (
+            not isinstance(volumes, list)
+            or len(volumes) != len(jobs)
+            or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in volumes
+            )
+        ):
+            raise UsageError(
+                "engine 'eos': volumes_a3 must give one positive volume per job",
+                "let `orion eos` build the fit step",
+            )
         if len(jobs) < MIN_POINTS:
-            raise UsageError(f"engine 'eos': {len(jobs)} points; a fit needs {MIN_POINTS}",
-                             "use --points 7")
+            raise UsageError(
+                f"engine 'eos': {len(jobs)} points; a fit needs {MIN_POINTS}", "use --points 7"
+            )
         return merged
 
     def binary_status(self, settings: Mapping[str, Any]) -> tuple[bool, str]:
         return True, "built in (ase.eos)"
 
-    def prepare(self, atoms: Atoms, params: Mapping[str, Any], workdir: Path,
-                settings: Mapping[str, Any]) -> RunSpec:
+    def prepare(
+        self, atoms: Atoms, params: Mapping[str, Any], workdir: Path, settings: Mapping[str, Any]
+    ) -> RunSpec:
         return RunSpec()
 
     def run(self, workdir: Path, params: Mapping[str, Any], report: ProgressFn) -> None:
         report("Reading points", 10.0)
         volumes, energies, used, missing = read_points(workdir, params)
         if len(energies) < MIN_POINTS:
-            raise RuntimeError(f"only {len(energies)} of {len(params['jobs'])} points have an "
-                               f"energy (failed: {', '.join(map(str, missing))}); a fit needs "
-                               f"{MIN_POINTS}")
+            raise RuntimeError(
+                f"only {len(energies)} of {len(params['jobs'])} points have an "
+                f"energy (failed: {', '.join(map(str, missing))}); a fit needs "
+                f"{MIN_POINTS}"
+            )
         report("Fitting", 50.0)
-        fit = fit_eos(volumes, energies, params.get("eos", "birchmurnaghan"),
-                      workdir / PLOT_FILE)
-        (workdir / OUTPUT_FILE).write_text(json.dumps(
-            {**fit, "volumes_a3": volumes, "energies_ev": energies, "jobs_used": used,
-             "jobs_missing": missing, "eos": params.get("eos", "birchmurnaghan")}))
+        fit = fit_eos(volumes, energies, params.get("eos", "birchmurnaghan"), workdir / PLOT_FILE)
+        (workdir / OUTPUT_FILE).write_text(
+            json.dumps(
+                {
+                    **fit,
+                    "volumes_a3": volumes,
+                    "energies_ev": energies,
+                    "jobs_used": used,
+                    "jobs_missing": missing,
+                    "eos": params.get("eos", "birchmurnaghan"),
+                }
+            )
+        )
 
     def parse(self, workdir: Path, params: Mapping[str, Any]) -> Result:
         path = workdir / OUTPUT_FILE
@@ -83,8 +113,9 @@ class EosFitEngine:
         return Result(energy_ev=data["e0_ev"], converged=True, extras=data)
 
 
-def read_points(workdir: Path, params: Mapping[str, Any]
-                ) -> tuple[list[float], list[float], list[int], list[int]]:
+def read_points(
+    workdir: Path, params: Mapping[str, Any]
+) -> tuple[list[float], list[float], list[int], list[int]]:
     """The points' (volume, energy) from their result.json files, checked as untrusted."""
     from orion_cli.ingest import check_result
     from orion_cli.jobdir import RESULT_FILE, read_result
@@ -105,8 +136,9 @@ def read_points(workdir: Path, params: Mapping[str, Any]
     return volumes, energies, used, missing
 
 
-def fit_eos(volumes: list[float], energies: list[float], kind: str,
-            plot_path: Path | None) -> dict[str, float]:
+def fit_eos(
+    volumes: list[float], energies: list[float], kind: str, plot_path: Path | None
+) -> dict[str, float]:
     """Fit E(V) with ASE; return V0 (Å³), E0 (eV), B (GPa); draw the fit to ``plot_path``."""
     from ase.eos import EquationOfState
 

@@ -212,16 +212,19 @@ class LammpsEngine:
         stdout = _command.read_text(workdir / STDOUT_NAME) or ""
         step = stopped_step(log or "")
         if step is not None and "Total wall time" not in (log or ""):
-            return Result(error=f"lmp stopped at orion's request (soft time limit) at step "
-                                f"{step}; a retry continues from {RESTART_NAME}")
+            return Result(
+                error=f"lmp stopped at orion's request (soft time limit) at step "
+                f"{step}; a retry continues from {RESTART_NAME}"
+            )
         error = lammps_error(log, stdout)
         if error:
             return Result(error=error)
         assert log is not None
         result = result_from_outputs(workdir, log, params)
         rows = result.extras.get("thermo", {}).get("rows") or [[None]]
-        if re.search(rf"^read_restart {RESTART_NAME}", _command.read_text(
-                workdir / SCRIPT_NAME) or "", re.M):
+        if re.search(
+            rf"^read_restart {RESTART_NAME}", _command.read_text(workdir / SCRIPT_NAME) or "", re.M
+        ):
             result.extras["continued_from"] = f"{RESTART_NAME}@step {int(rows[0][0])}"
         return result
 
@@ -296,8 +299,7 @@ def result_from_outputs(workdir: Path, log: str, params: Mapping[str, Any]) -> R
     )
     stress = -prism.tensor2_to_ase(pressure_bar) * ase.units.bar
     criterion = re.findall(r"Stopping criterion = (.+)", log)
-    converged: bool | None = (criterion[-1].strip() in _CONVERGED_CRITERIA) if criterion \
-        else True
+    converged: bool | None = (criterion[-1].strip() in _CONVERGED_CRITERIA) if criterion else True
     if params.get("task") == "md":
         converged = None  # a trajectory, not a search for a minimum
     version = re.search(r"^LAMMPS \((.+)\)", log, re.M)

@@ -19,12 +19,24 @@ BUILTIN_PAIR_STYLES = ("lj/cut", "eam", "eam/alloy")
 STOP_FILE = "orion.STOP"  # the runner's request to stop (soft time limit): lammps_restart.py
 RESTART_NAME = "orion.restart"
 #: md / minimize look for the stop file every 10 steps; on it they stop, save and quit
-STOP_CHECK = (f"variable orion_stop equal is_file({STOP_FILE})",
-              "fix orion_halt all halt 10 v_orion_stop > 0 error soft")
+STOP_CHECK = (
+    f"variable orion_stop equal is_file({STOP_FILE})",
+    "fix orion_halt all halt 10 v_orion_stop > 0 error soft",
+)
 STOP_AND_SAVE = f'if "${{orion_stop}} > 0" then "write_restart {RESTART_NAME}" "quit"'
 #: commands orion's own script and parser depend on: not allowed in before_run / after_run
-FORBIDDEN_COMMANDS = frozenset({"units", "atom_style", "read_data", "thermo_style",
-                                "thermo_modify", "log", "clear", "write_dump"})
+FORBIDDEN_COMMANDS = frozenset(
+    {
+        "units",
+        "atom_style",
+        "read_data",
+        "thermo_style",
+        "thermo_modify",
+        "log",
+        "clear",
+        "write_dump",
+    }
+)
 _PAIR_STYLE = re.compile(r"[A-Za-z0-9_/.*+-]+")
 THERMO_COLUMNS = (
     "step",
@@ -96,12 +108,16 @@ def command_list(name: str, value: Any) -> list[str]:
         return []
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        raise UsageError(f"engine 'lammps': {name} must be a list of command lines",
-                         f'write {name} = ["pair_modify shift yes"] in --params')
+        raise UsageError(
+            f"engine 'lammps': {name} must be a list of command lines",
+            f'write {name} = ["pair_modify shift yes"] in --params',
+        )
     for item in items:
         if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in item):
-            raise UsageError(f"engine 'lammps': {name} holds a control character ({item!r})",
-                             "one command per list item")
+            raise UsageError(
+                f"engine 'lammps': {name} holds a control character ({item!r})",
+                "one command per list item",
+            )
     return [item for item in items if item.strip()]
 
 
@@ -110,24 +126,32 @@ def check_custom_inputs(params: dict[str, Any]) -> None:
     style = params["pair_style"]
     words = str(style).split()
     if not isinstance(style, str) or not words or not _PAIR_STYLE.fullmatch(words[0]):
-        raise UsageError(f"engine 'lammps': pair_style={style!r} is not a LAMMPS pair style",
-                         "write e.g. -p pair_style=sw")
+        raise UsageError(
+            f"engine 'lammps': pair_style={style!r} is not a LAMMPS pair style",
+            "write e.g. -p pair_style=sw",
+        )
     command_list("pair_style", style)
     custom = style not in BUILTIN_PAIR_STYLES
     if custom and params["pair_coeff"] is None:
-        raise UsageError(f"engine 'lammps': pair_style {style} needs pair_coeff",
-                         "add e.g. -p 'pair_coeff=* * Si.sw {elements}' -p potential_files=Si.sw")
+        raise UsageError(
+            f"engine 'lammps': pair_style {style} needs pair_coeff",
+            "add e.g. -p 'pair_coeff=* * Si.sw {elements}' -p potential_files=Si.sw",
+        )
     if not custom and (params["pair_coeff"] is not None or params["potential_files"]):
-        raise UsageError(f"engine 'lammps': orion writes pair_coeff for {style}",
-                         "drop pair_coeff / potential_files, or use potential_file")
+        raise UsageError(
+            f"engine 'lammps': orion writes pair_coeff for {style}",
+            "drop pair_coeff / potential_files, or use potential_file",
+        )
     params["pair_coeff"] = command_list("pair_coeff", params["pair_coeff"]) if custom else None
     params["potential_files"] = command_list("potential_files", params["potential_files"])
     for name in ("before_run", "after_run"):
         params[name] = command_list(name, params[name])
         for line in params[name]:
             if line.split()[0] in FORBIDDEN_COMMANDS:
-                raise UsageError(f"engine 'lammps': {name} may not use '{line.split()[0]}'",
-                                 "orion's script and result reader depend on it")
+                raise UsageError(
+                    f"engine 'lammps': {name} may not use '{line.split()[0]}'",
+                    "orion's script and result reader depend on it",
+                )
     dump_every = params["dump_every"]
     if isinstance(dump_every, bool) or not isinstance(dump_every, int) or dump_every < 0:
         raise UsageError(f"engine 'lammps': dump_every={dump_every!r} must be a whole number ≥ 0")
@@ -208,13 +232,16 @@ def candidates(potentials_dir: Path, elements: list[str], style: str) -> str:
     """
     suffix = {"eam/alloy": ".eam.alloy", "eam": ".eam"}.get(style, "")
     of_style = sorted(p.name for p in potentials_dir.glob(f"*{suffix}") if p.is_file())
-    mine = [n for n in of_style if all(e in n for e in elements)] or \
-        [n for n in of_style if any(e in n for e in elements)]
+    mine = [n for n in of_style if all(e in n for e in elements)] or [
+        n for n in of_style if any(e in n for e in elements)
+    ]
     if mine:
         return f"candidates in {potentials_dir}: {', '.join(mine[:8])}"
     listed = ", ".join(of_style[:8]) + (", ..." if len(of_style) > 8 else "")
-    return (f"candidates in {potentials_dir}: none for {'-'.join(elements)}; "
-            f"its {style or 'potential'} files: {listed or 'none'}")
+    return (
+        f"candidates in {potentials_dir}: none for {'-'.join(elements)}; "
+        f"its {style or 'potential'} files: {listed or 'none'}"
+    )
 
 
 def copy_potential(
@@ -279,12 +306,11 @@ def with_trajectory(params: Mapping[str, Any], elements: list[str], task: list[s
     index = next(i for i, line in enumerate(task) if line.startswith(("run ", "minimize ")))
     return [
         *task[:index],
-        f"dump orion_traj all custom {every} {TRAJECTORY_NAME} id element x y z vx vy vz "
-        "fx fy fz",
+        f"dump orion_traj all custom {every} {TRAJECTORY_NAME} id element x y z vx vy vz fx fy fz",
         f"dump_modify orion_traj sort id element {' '.join(elements)} format float %.15g",
         task[index],
         "undump orion_traj",
-        *task[index + 1:],
+        *task[index + 1 :],
     ]
 
 

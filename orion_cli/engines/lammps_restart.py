@@ -72,8 +72,9 @@ def prepare_attempt(workdir: Path, attempt: int, dump_names: list[str]) -> None:
     for name in dump_names:
         stem, dot, ext = name.rpartition(".")
         if (workdir / name).is_file():
-            (workdir / name).replace(workdir / (f"{stem}-attempt-{before}.{ext}" if dot
-                                                else f"{name}-attempt-{before}"))
+            (workdir / name).replace(
+                workdir / (f"{stem}-attempt-{before}.{ext}" if dot else f"{name}-attempt-{before}")
+            )
     (workdir / DUMP_NAME).unlink(missing_ok=True)
     log.replace(workdir / f"log-attempt-{before}.lammps")
     if (workdir / STDOUT_NAME).is_file():

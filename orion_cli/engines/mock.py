@@ -48,15 +48,20 @@ class MockEngine:
         merged = check_known_params(self.name, self.parameters, params)
         duration = merged["duration_s"]
         if isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0:
-            raise UsageError(f"mock: duration_s={duration!r} must be a number ≥ 0",
-                             "write e.g. --param duration_s=2")
+            raise UsageError(
+                f"mock: duration_s={duration!r} must be a number ≥ 0",
+                "write e.g. --param duration_s=2",
+            )
         return merged
 
     def binary_status(self, settings: Mapping[str, Any]) -> tuple[bool, str]:
         return True, "built in"
 
     def prepare(
-        self, atoms: Atoms, params: Mapping[str, Any], workdir: Path,
+        self,
+        atoms: Atoms,
+        params: Mapping[str, Any],
+        workdir: Path,
         settings: Mapping[str, Any],
     ) -> RunSpec:
         data = {"symbols": atoms.get_chemical_symbols(), "params": dict(params)}

@@ -15,8 +15,9 @@ from typing import Any
 from orion_cli.errors import UsageError
 
 
-def engine_params(params: Mapping[str, Any], engine: str,
-                  engines: Collection[str]) -> dict[str, Any]:
+def engine_params(
+    params: Mapping[str, Any], engine: str, engines: Collection[str]
+) -> dict[str, Any]:
     """Lift the ``[<engine>]`` table of a parameter file; drop other engines' tables.
 
     One file may serve several engines: ``[qe.input.system]`` and ``[vasp.incar]``.
@@ -30,14 +31,17 @@ def engine_params(params: Mapping[str, Any], engine: str,
     if isinstance(own, Mapping):
         for key, value in own.items():
             if key in lifted:
-                raise UsageError(f"parameter '{key}' is given both at the top and in [{engine}]",
-                                 "keep one of the two")
+                raise UsageError(
+                    f"parameter '{key}' is given both at the top and in [{engine}]",
+                    "keep one of the two",
+                )
             lifted[key] = value
     return lifted
 
 
-def gather_table(engine: str, params: Mapping[str, Any], table: str,
-                 heads: Collection[str] = ()) -> dict[str, Any]:
+def gather_table(
+    engine: str, params: Mapping[str, Any], table: str, heads: Collection[str] = ()
+) -> dict[str, Any]:
     """Return ``params`` with ``table.key`` (and ``head.key``, head in ``heads``) nested.
 
     >>> gather_table("qe", {"system.nbnd": 16, "input": {"control": {"verbosity": "high"}},
@@ -49,8 +53,10 @@ def gather_table(engine: str, params: Mapping[str, Any], table: str,
     given = params.get(table)
     if given is not None:
         if not isinstance(given, Mapping):
-            raise UsageError(f"engine '{engine}': '{table}' must be a table, got {given!r}",
-                             f"write e.g. -p {table}.KEY=value or a [{table}] table in --params")
+            raise UsageError(
+                f"engine '{engine}': '{table}' must be a table, got {given!r}",
+                f"write e.g. -p {table}.KEY=value or a [{table}] table in --params",
+            )
         _merge(engine, nested, given, table)
     for key, value in params.items():
         if key == table:
@@ -64,8 +70,10 @@ def gather_table(engine: str, params: Mapping[str, Any], table: str,
             out[key] = value
             continue
         if not all(path):
-            raise UsageError(f"engine '{engine}': parameter name '{key}' has an empty part",
-                             f"write e.g. -p {table}.KEY=value")
+            raise UsageError(
+                f"engine '{engine}': parameter name '{key}' has an empty part",
+                f"write e.g. -p {table}.KEY=value",
+            )
         leaf: dict[str, Any] = {path[-1]: value}
         for part in reversed(path[:-1]):
             leaf = {part: leaf}
@@ -83,8 +91,10 @@ def _merge(engine: str, into: dict[str, Any], new: Mapping[str, Any], where: str
                 raise UsageError(f"engine '{engine}': {where}.{key} is given twice")
             _merge(engine, into[key], value, f"{where}.{key}")
         elif key in into and into[key] != value:
-            raise UsageError(f"engine '{engine}': {where}.{key} is given twice "
-                             f"({into[key]!r} and {value!r})", "keep one of the two")
+            raise UsageError(
+                f"engine '{engine}': {where}.{key} is given twice ({into[key]!r} and {value!r})",
+                "keep one of the two",
+            )
         else:
             into[key] = value
 
@@ -104,24 +114,31 @@ def check_scalar(engine: str, where: str, value: Any, lists: bool = False) -> No
         return
     if isinstance(value, str):
         if any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise UsageError(f"engine '{engine}': {where} holds a control character",
-                             "write the value on one line")
+            raise UsageError(
+                f"engine '{engine}': {where} holds a control character",
+                "write the value on one line",
+            )
         return
     if isinstance(value, bool | int):
         return
     if isinstance(value, float) and value == value and abs(value) != float("inf"):
         return
-    raise UsageError(f"engine '{engine}': {where}={value!r} is not a number, string or boolean",
-                     "give one plain value per key" + (" (or a list)" if lists else ""))
+    raise UsageError(
+        f"engine '{engine}': {where}={value!r} is not a number, string or boolean",
+        "give one plain value per key" + (" (or a list)" if lists else ""),
+    )
 
 
-def refuse_named(engine: str, where: str, key: str, named: Mapping[str, str],
-                 reserved: Mapping[str, str]) -> None:
+def refuse_named(
+    engine: str, where: str, key: str, named: Mapping[str, str], reserved: Mapping[str, str]
+) -> None:
     """Refuse a raw key that duplicates a named parameter or that orion itself sets."""
     if key in named:
         raise UsageError(
             f"engine '{engine}': {where} duplicates orion's parameter '{named[key]}'",
-            f"use -p {named[key]}=... (orion's named parameter, with its unit)")
+            f"use -p {named[key]}=... (orion's named parameter, with its unit)",
+        )
     if key in reserved:
-        raise UsageError(f"engine '{engine}': {where} is set by orion ({reserved[key]})",
-                         "leave it out")
+        raise UsageError(
+            f"engine '{engine}': {where} is set by orion ({reserved[key]})", "leave it out"
+        )

@@ -44,8 +44,10 @@ class LineTracker:
 _QE_ITERATION = re.compile(r"^\s*iteration #\s*(\d+)")
 _QE_ACCURACY = re.compile(r"^\s*estimated scf accuracy\s*<\s*([0-9.Ee+-]+)\s*Ry")
 _QE_CONVERGED = re.compile(r"^\s*convergence has been achieved in\s+(\d+)\s+iterations")
-_QE_RELAX_DONE = re.compile(r"End of (BFGS Geometry Optimization|molecular dynamics)|"
-                            r"bfgs converged")
+_QE_RELAX_DONE = re.compile(
+    r"End of (BFGS Geometry Optimization|molecular dynamics)|"
+    r"bfgs converged"
+)
 
 
 class QeProgress(LineTracker):
@@ -120,8 +122,10 @@ class QeProgress(LineTracker):
             if self.accuracy_ry:
                 scf += f", accuracy {self.accuracy_ry:.1e} Ry"
             elif self.last_accuracy_ry and self.first_accuracy_ry:  # pw.x prints it later
-                scf += (f", accuracy {self.last_accuracy_ry:.1e} Ry after "
-                        f"{self.last_accuracy_iteration}")
+                scf += (
+                    f", accuracy {self.last_accuracy_ry:.1e} Ry after "
+                    f"{self.last_accuracy_iteration}"
+                )
         if not self.relax:
             return START_PCT + (END_PCT - START_PCT) * self._scf_fraction(), scf
         if self.relax_done:
@@ -131,8 +135,10 @@ class QeProgress(LineTracker):
         else:
             step, done = self.scf_done + 1, self.scf_done + self._scf_fraction()
         fraction = min(done / self.ion_steps, 1.0)
-        return (START_PCT + (END_PCT - START_PCT) * fraction,
-                f"ionic step {step} of at most {self.ion_steps}: {scf}")
+        return (
+            START_PCT + (END_PCT - START_PCT) * fraction,
+            f"ionic step {step} of at most {self.ion_steps}: {scf}",
+        )
 
 
 class LammpsProgress(LineTracker):
@@ -148,8 +154,13 @@ class LammpsProgress(LineTracker):
     def __init__(self, params: Mapping[str, Any]) -> None:
         super().__init__()
         task = params.get("task", "energy")
-        self.total = int(params.get("steps") or 0) if task == "md" else \
-            int(params.get("max_iterations") or 0) if task == "minimize" else 0
+        self.total = (
+            int(params.get("steps") or 0)
+            if task == "md"
+            else int(params.get("max_iterations") or 0)
+            if task == "minimize"
+            else 0
+        )
         self.word = "iteration" if task == "minimize" else "step"
         self.in_block = False
         self.step: int | None = None
@@ -169,12 +180,16 @@ class LammpsProgress(LineTracker):
         if self.total <= 0:
             return START_PCT, f"{self.word} {self.step}"
         fraction = min(self.step / self.total, 1.0)
-        return (START_PCT + (END_PCT - START_PCT) * fraction,
-                f"{self.word} {self.step} of {self.total}")
+        return (
+            START_PCT + (END_PCT - START_PCT) * fraction,
+            f"{self.word} {self.step} of {self.total}",
+        )
 
 
 TRACKERS: dict[str, type[QeProgress] | type[LammpsProgress]] = {
-    "qe": QeProgress, "lammps": LammpsProgress}
+    "qe": QeProgress,
+    "lammps": LammpsProgress,
+}
 
 
 def tracker_for(engine: str, params: Mapping[str, Any]) -> QeProgress | LammpsProgress | None:

@@ -29,25 +29,43 @@ STOP_FILE = "orion.EXIT"  # <prefix>.EXIT
 NAMELISTS = ("control", "system", "electrons", "ions", "cell")
 #: raw keys that duplicate a named parameter: (namelist, key) → parameter
 NAMED_KEYS = {
-    ("control", "calculation"): "calculation", ("control", "nstep"): "ion_steps",
+    ("control", "calculation"): "calculation",
+    ("control", "nstep"): "ion_steps",
     ("control", "forc_conv_thr"): "force_conv_thr_ry_per_bohr",
-    ("system", "ecutwfc"): "ecutwfc_ry", ("system", "ecutrho"): "ecutrho_ry",
-    ("system", "occupations"): "smearing", ("system", "smearing"): "smearing",
-    ("system", "degauss"): "degauss_ry", ("system", "nspin"): "spin",
-    ("electrons", "conv_thr"): "conv_thr_ry", ("electrons", "electron_maxstep"): "electron_maxstep",
-    ("electrons", "mixing_beta"): "mixing_beta", ("cell", "press"): "press_kbar",
+    ("system", "ecutwfc"): "ecutwfc_ry",
+    ("system", "ecutrho"): "ecutrho_ry",
+    ("system", "occupations"): "smearing",
+    ("system", "smearing"): "smearing",
+    ("system", "degauss"): "degauss_ry",
+    ("system", "nspin"): "spin",
+    ("electrons", "conv_thr"): "conv_thr_ry",
+    ("electrons", "electron_maxstep"): "electron_maxstep",
+    ("electrons", "mixing_beta"): "mixing_beta",
+    ("cell", "press"): "press_kbar",
 }
 #: raw keys orion sets itself
 RESERVED_KEYS = {
     **{("control", k): "the job directory layout" for k in ("prefix", "outdir", "pseudo_dir")},
-    **{("system", k): "from the structure"
-       for k in ("ibrav", "celldm", "a", "b", "c", "cosab", "cosac", "cosbc", "nat", "ntyp")},
+    **{
+        ("system", k): "from the structure"
+        for k in ("ibrav", "celldm", "a", "b", "c", "cosab", "cosac", "cosbc", "nat", "ntyp")
+    },
 }
 #: keys pw.x ≤ 7.1 reads in &system that ASE's list (from QE 7.2+) no longer has: DFT+U
 #: moved to a HUBBARD card in 7.2; Debian's pw.x is 6.7.
-OLDER_SYSTEM_KEYS = ("lda_plus_u", "lda_plus_u_kind", "hubbard_u", "hubbard_j0", "hubbard_j",
-                     "hubbard_v", "hubbard_u_back", "lback", "l1back", "backall",
-                     "u_projection_type")
+OLDER_SYSTEM_KEYS = (
+    "lda_plus_u",
+    "lda_plus_u_kind",
+    "hubbard_u",
+    "hubbard_j0",
+    "hubbard_j",
+    "hubbard_v",
+    "hubbard_u_back",
+    "lback",
+    "l1back",
+    "backall",
+    "u_projection_type",
+)
 _INDEXED = re.compile(r"^([a-z_][a-z0-9_]*)(\(\s*\d+\s*(,\s*\d+\s*)*\))?$")
 
 SMEARINGS = ("none", "gaussian", "methfessel-paxton", "marzari-vanderbilt", "fermi-dirac")
@@ -202,15 +220,17 @@ class QeEngine:
             script = workdir / INPUT_NAME
             script.write_text(with_restart_mode(script.read_text()))
 
-    def scf_retry_params(self, params: Mapping[str, Any], change: Mapping[str, Any],
-                         settings: Mapping[str, Any]) -> dict[str, Any]:
+    def scf_retry_params(
+        self, params: Mapping[str, Any], change: Mapping[str, Any], settings: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """``--on-scf-fail``: the parameters of the retry after an unconverged SCF (checked)."""
         from orion_cli.engines.qe_retry import checked_change
 
         return checked_change(self, params, change, settings)
 
-    def apply_scf_retry(self, workdir: Path, old: Mapping[str, Any], new: Mapping[str, Any],
-                        failed_attempt: int) -> str:
+    def apply_scf_retry(
+        self, workdir: Path, old: Mapping[str, Any], new: Mapping[str, Any], failed_attempt: int
+    ) -> str:
         """Rewrite pw.in for the retry (the failed one kept); say what changed."""
         from orion_cli.engines.qe_retry import describe, rewrite_input
 
@@ -251,24 +271,32 @@ def check_raw_input(raw: Mapping[str, Any], settings: Mapping[str, Any]) -> dict
         if namelist.lower() not in NAMELISTS or not isinstance(keys, Mapping):
             raise UsageError(
                 f"engine 'qe': '{namelist}' is not a pw.x namelist orion passes through",
-                f"use one of: {', '.join(NAMELISTS)} (e.g. -p system.nbnd=16)")
+                f"use one of: {', '.join(NAMELISTS)} (e.g. -p system.nbnd=16)",
+            )
         section = checked.setdefault(namelist.lower(), {})
         for key, value in keys.items():
             name = str(key).lower().replace(" ", "")
             where = f"{namelist.lower()}.{name}"
             match = _INDEXED.match(name)
             if match is None:
-                raise UsageError(f"engine 'qe': '{where}' is not a namelist key name",
-                                 "write e.g. -p system.nbnd=16 or system.hubbard_u(1)=4.0")
+                raise UsageError(
+                    f"engine 'qe': '{where}' is not a namelist key name",
+                    "write e.g. -p system.nbnd=16 or system.hubbard_u(1)=4.0",
+                )
             base = match.group(1)
-            refuse_named("qe", where, base, {k: v for (n, k), v in NAMED_KEYS.items()
-                                             if n == namelist.lower()},
-                         {k: v for (n, k), v in RESERVED_KEYS.items() if n == namelist.lower()})
+            refuse_named(
+                "qe",
+                where,
+                base,
+                {k: v for (n, k), v in NAMED_KEYS.items() if n == namelist.lower()},
+                {k: v for (n, k), v in RESERVED_KEYS.items() if n == namelist.lower()},
+            )
             if checking and base not in known[namelist.lower()]:
                 raise UsageError(
                     f"engine 'qe': pw.x has no key '{base}' in namelist &{namelist.upper()}",
                     "check the spelling in pw.x's INPUT_PW; if your pw.x is newer, set "
-                    "[engines.qe] check_input_keys = false")
+                    "[engines.qe] check_input_keys = false",
+                )
             check_scalar("qe", where, value)
             section[name] = value
     return checked
@@ -305,8 +333,7 @@ def pw_input_data(params: Mapping[str, Any], pseudo_dir: Path) -> dict[str, dict
         "mixing_beta": float(params["mixing_beta"]),
     }
     cell = {"press": float(params["press_kbar"])} if calculation == "vc-relax" else {}
-    data = {"control": control, "system": system, "electrons": electrons, "ions": {},
-            "cell": cell}
+    data = {"control": control, "system": system, "electrons": electrons, "ions": {}, "cell": cell}
     for namelist, keys in (params.get("input") or {}).items():
         data[namelist].update(keys)
     return data
@@ -360,8 +387,13 @@ def with_restart_mode(pw_in: str) -> str:
     """
     if re.search(r"^\s*restart_mode\s*=", pw_in, re.M | re.I):
         return pw_in
-    return re.sub(r"^(\s*&CONTROL\s*)$", r"\1\n   restart_mode     = 'restart'", pw_in,
-                  count=1, flags=re.M | re.I)
+    return re.sub(
+        r"^(\s*&CONTROL\s*)$",
+        r"\1\n   restart_mode     = 'restart'",
+        pw_in,
+        count=1,
+        flags=re.M | re.I,
+    )
 
 
 def pw_error(text: str) -> str | None:
@@ -371,8 +403,10 @@ def pw_error(text: str) -> str | None:
         return f"pw.x: Error in routine {routine.group(1)}: {routine.group(2)}"
     if _STOPPED.search(text):
         where = "; ".join(_STOPPED_WHERE.findall(text)) or "before finishing"
-        return (f"pw.x stopped at orion's request (soft time limit): {where}; a retry "
-                "continues from its restart files")
+        return (
+            f"pw.x stopped at orion's request (soft time limit): {where}; a retry "
+            "continues from its restart files"
+        )
     failed = _SCF_FAILED.search(text)
     if failed:
         return f"pw.x: {failed.group(1).strip()}"

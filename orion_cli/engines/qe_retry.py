@@ -21,36 +21,44 @@ NOT_CHANGEABLE = ("kpoints", "kspacing_per_a", "spin", "input")
 _NAMELIST_ORDER = ("control", "system", "electrons", "ions", "cell")
 
 
-def checked_change(engine: Any, params: Mapping[str, Any], change: Mapping[str, Any],
-                   settings: Mapping[str, Any]) -> dict[str, Any]:
+def checked_change(
+    engine: Any, params: Mapping[str, Any], change: Mapping[str, Any], settings: Mapping[str, Any]
+) -> dict[str, Any]:
     """Return the job's parameters with ``change`` applied, checked as ``-p`` would be.
 
     ``params`` are the job's checked parameters. Raises UsageError naming a key that is not
     the engine's, cannot change on a retry, or changes nothing.
     """
     if not change:
-        raise UsageError("--on-scf-fail needs key=value",
-                         "write e.g. --on-scf-fail mixing_beta=0.3")
+        raise UsageError(
+            "--on-scf-fail needs key=value", "write e.g. --on-scf-fail mixing_beta=0.3"
+        )
     raw = {name: value for name, value in params.items() if name != "input"}
     raw_input = {nl: dict(keys) for nl, keys in (params.get("input") or {}).items()}
     for key, value in change.items():
         if key in NOT_CHANGEABLE:
-            raise UsageError(f"--on-scf-fail: '{key}' cannot change on a retry",
-                             "change pw.x namelist keys only, e.g. mixing_beta=0.3, "
-                             "electron_maxstep=200, electrons.mixing_mode=local-TF")
+            raise UsageError(
+                f"--on-scf-fail: '{key}' cannot change on a retry",
+                "change pw.x namelist keys only, e.g. mixing_beta=0.3, "
+                "electron_maxstep=200, electrons.mixing_mode=local-TF",
+            )
         namelist, dot, name = key.partition(".")
         if dot:
             raw_input.setdefault(namelist, {})[name] = value
         elif key in params:
             raw[key] = value
         else:
-            raise UsageError(f"--on-scf-fail: engine 'qe' has no parameter '{key}'",
-                             "use a parameter `orion engines` lists, or a namelist key such "
-                             "as electrons.mixing_mode")
+            raise UsageError(
+                f"--on-scf-fail: engine 'qe' has no parameter '{key}'",
+                "use a parameter `orion engines` lists, or a namelist key such "
+                "as electrons.mixing_mode",
+            )
     new = engine.check({**raw, "input": raw_input}, settings)
     if not namelist_changes(params, new):
-        raise UsageError(f"--on-scf-fail {_pairs(change)} changes nothing in pw.in",
-                         "give a value different from the job's own (e.g. mixing_beta=0.3)")
+        raise UsageError(
+            f"--on-scf-fail {_pairs(change)} changes nothing in pw.in",
+            "give a value different from the job's own (e.g. mixing_beta=0.3)",
+        )
     return dict(new)
 
 
@@ -74,9 +82,9 @@ def describe(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
 
     before = pw_input_data(old, Path("."))
     return ", ".join(
-        f"{nl}.{key} {before.get(nl, {}).get(key, 'unset')} → "
-        f"{'unset' if value is None else value}"
-        for (nl, key), value in namelist_changes(old, new).items())
+        f"{nl}.{key} {before.get(nl, {}).get(key, 'unset')} → {'unset' if value is None else value}"
+        for (nl, key), value in namelist_changes(old, new).items()
+    )
 
 
 def fortran_value(value: Any) -> str:
@@ -130,8 +138,9 @@ def with_changes(pw_in: str, changes: Mapping[tuple[str, str], Any]) -> str:
 
 def _block(lines: list[str], namelist: str) -> tuple[int | None, int | None]:
     """Line indexes of ``&NAMELIST`` and of its closing ``/``."""
-    start = next((i for i, line in enumerate(lines)
-                  if line.strip().lower() == f"&{namelist}"), None)
+    start = next(
+        (i for i, line in enumerate(lines) if line.strip().lower() == f"&{namelist}"), None
+    )
     if start is None:
         return None, None
     end = next(i for i in range(start + 1, len(lines)) if lines[i].strip() == "/")
@@ -141,15 +150,16 @@ def _block(lines: list[str], namelist: str) -> tuple[int | None, int | None]:
 def _insert_point(lines: list[str], namelist: str) -> int:
     """Where a missing namelist goes: after the last earlier one (pw.x reads them in order)."""
     at = 0
-    for earlier in _NAMELIST_ORDER[:_NAMELIST_ORDER.index(namelist)]:
+    for earlier in _NAMELIST_ORDER[: _NAMELIST_ORDER.index(namelist)]:
         _, end = _block(lines, earlier)
         if end is not None:
             at = end + 1
     return at
 
 
-def rewrite_input(workdir: Path, old: Mapping[str, Any], new: Mapping[str, Any],
-                  failed_attempt: int) -> None:
+def rewrite_input(
+    workdir: Path, old: Mapping[str, Any], new: Mapping[str, Any], failed_attempt: int
+) -> None:
     """Keep the failed attempt's pw.in as ``pw-attempt-N.in``; write the changed one."""
     from orion_cli.engines.qe import INPUT_NAME
 

@@ -31,5 +31,6 @@ def get_engine(name: str) -> Engine:
     if ep is not None:
         return ep.load()()
     known = ", ".join(engine_names()) or "none installed"
-    raise UsageError(f"unknown engine '{name}'",
-                     f"installed engines: {known} (see `orion engines`)")
+    raise UsageError(
+        f"unknown engine '{name}'", f"installed engines: {known} (see `orion engines`)"
+    )

@@ -33,9 +33,18 @@ CALCULATION_TO_TAGS: dict[str, dict[str, int]] = {
 
 #: raw INCAR tags that duplicate a named parameter
 NAMED_TAGS = {
-    "ENCUT": "encut_ev", "EDIFF": "ediff_ev", "NELM": "electron_maxstep", "ISMEAR": "smearing",
-    "SIGMA": "sigma_ev", "ISPIN": "spin", "NSW": "ion_steps", "EDIFFG": "force_conv_ev_per_a",
-    "PSTRESS": "pressure_kbar", "PREC": "prec", "IBRION": "calculation", "ISIF": "calculation",
+    "ENCUT": "encut_ev",
+    "EDIFF": "ediff_ev",
+    "NELM": "electron_maxstep",
+    "ISMEAR": "smearing",
+    "SIGMA": "sigma_ev",
+    "ISPIN": "spin",
+    "NSW": "ion_steps",
+    "EDIFFG": "force_conv_ev_per_a",
+    "PSTRESS": "pressure_kbar",
+    "PREC": "prec",
+    "IBRION": "calculation",
+    "ISIF": "calculation",
     "KSPACING": "kspacing_per_a",
 }
 RESERVED_TAGS = {"KGAMMA": "orion writes KPOINTS"}
@@ -176,13 +185,17 @@ def check_raw_incar(raw: Mapping[str, Any], settings: Mapping[str, Any]) -> dict
         tag = str(key).upper()
         where = f"incar.{tag}"
         if isinstance(value, Mapping):
-            raise UsageError(f"engine 'vasp': {where} is a table, not an INCAR value",
-                             "write e.g. -p incar.ISYM=0")
+            raise UsageError(
+                f"engine 'vasp': {where} is a table, not an INCAR value",
+                "write e.g. -p incar.ISYM=0",
+            )
         refuse_named("vasp", where, tag, NAMED_TAGS, RESERVED_TAGS)
         if checking and tag not in known:
-            raise UsageError(f"engine 'vasp': '{tag}' is not an INCAR tag pymatgen knows",
-                             "check the spelling on the VASP wiki; if your VASP has it, set "
-                             "[engines.vasp] check_input_keys = false")
+            raise UsageError(
+                f"engine 'vasp': '{tag}' is not an INCAR tag pymatgen knows",
+                "check the spelling on the VASP wiki; if your VASP has it, set "
+                "[engines.vasp] check_input_keys = false",
+            )
         check_scalar("vasp", where, value, lists=True)
         checked[tag] = value
     return checked

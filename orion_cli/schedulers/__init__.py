@@ -72,14 +72,17 @@ def slurm_backend(requested: str = "auto") -> tuple[str, str]:
     Return the choice and why (for ``orion doctor``).
     """
     if requested not in SLURM_BACKENDS:
-        raise ConfigError(f"unknown slurm_backend '{requested}'",
-                          f"use one of: {', '.join(SLURM_BACKENDS)}")
+        raise ConfigError(
+            f"unknown slurm_backend '{requested}'", f"use one of: {', '.join(SLURM_BACKENDS)}"
+        )
     if requested in ("cli", "auto"):
         return "cli", f"sbatch/squeue/sacct (slurm_backend = {requested})"
     ok, why = pyslurm_status()
     if not ok:
-        raise ConfigError(f"slurm_backend = pyslurm, but {why}",
-                          "install a pyslurm built for this Slurm, or set slurm_backend = cli")
+        raise ConfigError(
+            f"slurm_backend = pyslurm, but {why}",
+            "install a pyslurm built for this Slurm, or set slurm_backend = cli",
+        )
     return "pyslurm", why
 
 
@@ -99,9 +102,7 @@ def get_scheduler(name: str, state_dir: Path, backend: str = "auto") -> Schedule
         from orion_cli.schedulers.local import LocalScheduler
 
         return LocalScheduler(state_dir)
-    raise UsageError(
-        f"unknown scheduler '{name}'", f"use one of: {', '.join(SCHEDULER_NAMES)}"
-    )
+    raise UsageError(f"unknown scheduler '{name}'", f"use one of: {', '.join(SCHEDULER_NAMES)}")
 
 
 def scheduler_for(settings: Settings, name: str) -> Scheduler:

@@ -162,8 +162,9 @@ class LocalScheduler:
             exit_file = parent_dir / "exit"
             if not exit_file.exists() and not (parent_dir / "cancelled").exists():
                 reason = reason or "Dependency"
-            elif kind == "afterok" and (not exit_file.exists()
-                                        or exit_file.read_text().strip() != "0"):
+            elif kind == "afterok" and (
+                not exit_file.exists() or exit_file.read_text().strip() != "0"
+            ):
                 return "DependencyNeverSatisfied"
         return reason
 
@@ -197,8 +198,18 @@ class LocalScheduler:
         throttle = record.get("throttle")
         slots = (self.jobs_dir / array_id, throttle) if array_id and throttle else None
         env.update(_exported(header.get("export", "")))
-        record.update(launch(script, self._job_dir(job_id), paths, delay_s, env, slots, cwd,
-                             tuple(record.get("args", ()))))
+        record.update(
+            launch(
+                script,
+                self._job_dir(job_id),
+                paths,
+                delay_s,
+                env,
+                slots,
+                cwd,
+                tuple(record.get("args", ())),
+            )
+        )
         record["hold"] = False
         self._write(job_id, record)
 
@@ -229,8 +240,11 @@ class LocalScheduler:
         if alive(record["pid"]):
             if (job_dir / "started").exists():
                 return JobInfo(job_id, "RUNNING", JobStatus.RUNNING, name=name)
-            waiting = "BeginTime" if _before_begin(record) else \
-                self._dependency_reason(job_id) or "JobArrayTaskLimit"
+            waiting = (
+                "BeginTime"
+                if _before_begin(record)
+                else self._dependency_reason(job_id) or "JobArrayTaskLimit"
+            )
             return JobInfo(job_id, "PENDING", JobStatus.QUEUED, pending_reason=waiting, name=name)
         if exit_file.exists():  # it finished between the two checks
             return self._info(job_id, job_dir, record)

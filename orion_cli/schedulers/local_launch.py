@@ -27,8 +27,9 @@ _WAIT_FOR_PARENTS = (
     'done < "$1/after"); do sleep 0.5; done; '
 )
 _WRAPPER = (
-    's=; trap \'[ -z "$s" ] || rmdir "$s"; exit 143\' TERM; sleep "$2"; ' + _WAIT_FOR_PARENTS +
-    'while [ -n "$3" ] && [ -z "$s" ]; do k=0; while [ "$k" -lt "$4" ]; do '
+    's=; trap \'[ -z "$s" ] || rmdir "$s"; exit 143\' TERM; sleep "$2"; '
+    + _WAIT_FOR_PARENTS
+    + 'while [ -n "$3" ] && [ -z "$s" ]; do k=0; while [ "$k" -lt "$4" ]; do '
     'if mkdir "$3/slot.$k" 2>/dev/null; then s="$3/slot.$k"; break; fi; k=$((k+1)); done; '
     '[ -n "$s" ] || sleep 0.2; done; '
     'j=$1; : > "$j/started"; shift 4; bash "$0" "$@"; rc=$?; [ -z "$s" ] || rmdir "$s"; '
@@ -38,7 +39,8 @@ _WRAPPER = (
 # (no zombie), and its process group (= launcher pid) survives for cancel
 _LAUNCHER = 'o=$1 e=$2; shift 2; sh -c "$0" "$@" </dev/null >>"$o" 2>>"$e" & echo $!'
 _SBATCH_LINE = re.compile(
-    r"^#SBATCH\s+(?:--(output|error|job-name|chdir|export)=|-([oeJD])\s*)(.*\S)")
+    r"^#SBATCH\s+(?:--(output|error|job-name|chdir|export)=|-([oeJD])\s*)(.*\S)"
+)
 _SHORT_OPTION = {"o": "output", "e": "error", "J": "job-name", "D": "chdir"}
 NO_ARRAY_INDEX = "4294967294"  # what sbatch puts for %a outside arrays
 
@@ -102,9 +104,18 @@ def launch(
     """Launch the wrapper shell detached (double fork: no zombie); return pid and pgid."""
     slot_dir, slot_count = slots or (Path(), 0)
     argv = [
-        "sh", "-c", _LAUNCHER, _WRAPPER, str(output_paths[0]), str(output_paths[1]),
-        str(script), str(job_dir), str(delay_s), str(slot_dir) if slots else "",
-        str(slot_count), *args,
+        "sh",
+        "-c",
+        _LAUNCHER,
+        _WRAPPER,
+        str(output_paths[0]),
+        str(output_paths[1]),
+        str(script),
+        str(job_dir),
+        str(delay_s),
+        str(slot_dir) if slots else "",
+        str(slot_count),
+        *args,
     ]
     proc = subprocess.Popen(
         argv,

@@ -13,8 +13,21 @@ from dataclasses import dataclass
 from orion_cli.units import clock_s
 
 #: sacct fields asked for, in this order
-SACCT_ADOPT_FIELDS = ("JobID", "JobName", "User", "State", "Timelimit", "ReqMem", "NNodes",
-                      "NTasks", "ReqCPUS", "Partition", "Account", "QOS", "WorkDir")
+SACCT_ADOPT_FIELDS = (
+    "JobID",
+    "JobName",
+    "User",
+    "State",
+    "Timelimit",
+    "ReqMem",
+    "NNodes",
+    "NTasks",
+    "ReqCPUS",
+    "Partition",
+    "Account",
+    "QOS",
+    "WorkDir",
+)
 _KEY = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_:/]*)=")
 _MEM = re.compile(r"(\d+(?:\.\d+)?)([KMGT]?)(n|c)?", re.IGNORECASE)
 _MB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
@@ -60,9 +73,12 @@ def key_values(line: str) -> dict[str, str]:
     {'JobId': '7', 'JobName': 'my run', 'UserId': 'ann(1000)', 'CPUs/Task': '2'}
     """
     matches = list(_KEY.finditer(line))
-    return {m.group(1): line[m.end():matches[i + 1].start() if i + 1 < len(matches)
-                             else len(line)].strip()
-            for i, m in enumerate(matches)}
+    return {
+        m.group(1): line[
+            m.end() : matches[i + 1].start() if i + 1 < len(matches) else len(line)
+        ].strip()
+        for i, m in enumerate(matches)
+    }
 
 
 def mem_mb(text: str) -> int:
@@ -87,16 +103,24 @@ def parse_scontrol_job(stdout: str) -> ForeignJob | None:
     line = next((line for line in stdout.splitlines() if line.startswith("JobId=")), "")
     if not line:
         return None
-    kv = {key: "" if value in ("(null)", "N/A", "None") else value
-          for key, value in key_values(line).items()}
+    kv = {
+        key: "" if value in ("(null)", "N/A", "None") else value
+        for key, value in key_values(line).items()
+    }
     return ForeignJob(
-        scheduler_job_id=kv.get("JobId", ""), name=kv.get("JobName", ""),
-        user=kv.get("UserId", "").split("(")[0], state=kv.get("JobState", ""),
+        scheduler_job_id=kv.get("JobId", ""),
+        name=kv.get("JobName", ""),
+        user=kv.get("UserId", "").split("(")[0],
+        state=kv.get("JobState", ""),
         walltime_s=clock_s(kv.get("TimeLimit", "")) or 0,
-        mem_mb=mem_mb(kv.get("MinMemoryNode", "")), nodes=_count(kv.get("NumNodes", "")),
-        ntasks=_count(kv.get("NumTasks", "")), cpus_per_task=_count(kv.get("CPUs/Task", "")),
-        partition=kv.get("Partition", ""), account=kv.get("Account", ""),
-        qos=kv.get("QOS", ""), workdir=kv.get("WorkDir", ""),
+        mem_mb=mem_mb(kv.get("MinMemoryNode", "")),
+        nodes=_count(kv.get("NumNodes", "")),
+        ntasks=_count(kv.get("NumTasks", "")),
+        cpus_per_task=_count(kv.get("CPUs/Task", "")),
+        partition=kv.get("Partition", ""),
+        account=kv.get("Account", ""),
+        qos=kv.get("QOS", ""),
+        workdir=kv.get("WorkDir", ""),
         script_path=kv.get("Command", "") if kv.get("BatchFlag") == "1" else "",
         array="ArrayJobId" in kv,
     )
@@ -110,9 +134,18 @@ def parse_sacct_job(stdout: str, job_id: str) -> ForeignJob | None:
             continue
         row = dict(zip(SACCT_ADOPT_FIELDS, fields, strict=True))
         return ForeignJob(
-            scheduler_job_id=job_id, name=row["JobName"], user=row["User"],
-            state=row["State"], walltime_s=clock_s(row["Timelimit"]) or 0,
-            mem_mb=mem_mb(row["ReqMem"]), nodes=_count(row["NNodes"]),
-            ntasks=_count(row["NTasks"]), cpus_per_task=1, partition=row["Partition"],
-            account=row["Account"], qos=row["QOS"], workdir=row["WorkDir"])
+            scheduler_job_id=job_id,
+            name=row["JobName"],
+            user=row["User"],
+            state=row["State"],
+            walltime_s=clock_s(row["Timelimit"]) or 0,
+            mem_mb=mem_mb(row["ReqMem"]),
+            nodes=_count(row["NNodes"]),
+            ntasks=_count(row["NTasks"]),
+            cpus_per_task=1,
+            partition=row["Partition"],
+            account=row["Account"],
+            qos=row["QOS"],
+            workdir=row["WorkDir"],
+        )
     return None

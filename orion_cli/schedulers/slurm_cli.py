@@ -43,10 +43,13 @@ class SlurmCli:
         if result.returncode == TIMEOUT_RC and argv[0] == "sbatch":
             raise SubmitOutcomeUnknown(
                 f"sbatch did not answer within its time limit ({c.error_summary(result)})",
-                "`orion poll` will adopt the job if SLURM has it, or submit it if not")
+                "`orion poll` will adopt the job if SLURM has it, or submit it if not",
+            )
         if argv[0] == "sbatch" and c.is_final_refusal(result):
-            raise SubmitRefused(f"sbatch refused the job: {c.error_summary(result)}",
-                                f"{hint}; not retried: the request cannot be met here")
+            raise SubmitRefused(
+                f"sbatch refused the job: {c.error_summary(result)}",
+                f"{hint}; not retried: the request cannot be met here",
+            )
         if not result.ok:
             raise SchedulerError(f"{argv[0]} failed: {c.error_summary(result)}", hint)
         return result
@@ -94,8 +97,9 @@ class SlurmCli:
             asked = set(missing)
             arrays = list(dict.fromkeys(c.array_job_id(job_id) for job_id in missing))
             for job_id, info in c.parse_sacct(self._sacct(c.sacct_argv(arrays))).items():
-                if "[" not in job_id and (job_id in asked or c.array_job_id(job_id) in asked
-                                          or job_id in arrays):
+                if "[" not in job_id and (
+                    job_id in asked or c.array_job_id(job_id) in asked or job_id in arrays
+                ):
                     jobs.setdefault(job_id, info)
         c.settle_collapsed_arrays(ids, jobs)
         return c.only_asked(ids, jobs)

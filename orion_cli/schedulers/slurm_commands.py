@@ -31,7 +31,6 @@ SACCT_ALL_STATES = "PD,R,S,CD,CA,F,TO,OOM,NF,BF,DL,PR,RQ,RV"
 HELD_REASONS = {"JobHeldUser": "uhold", "JobHeldAdmin": "hold"}
 
 
-
 def make_job_info(
     job_id: str, raw_state: str, reason: str, name: str, exit_signal: tuple[int | None, int | None]
 ) -> JobInfo:
@@ -96,8 +95,12 @@ def set_dependency_argv(job_ids: Sequence[str], after: Sequence[tuple[str, str]]
     >>> set_dependency_argv(["20"], [("afterok", "31")])
     ['scontrol', 'update', 'JobId=20', 'Dependency=afterok:31']
     """
-    return ["scontrol", "update", f"JobId={','.join(job_ids)}",
-            f"Dependency={dependency_spec(after)}"]
+    return [
+        "scontrol",
+        "update",
+        f"JobId={','.join(job_ids)}",
+        f"Dependency={dependency_spec(after)}",
+    ]
 
 
 def squeue_argv(job_ids: Sequence[str]) -> list[str]:
@@ -139,7 +142,9 @@ def array_spec(n_tasks: int, throttle: int | None = None) -> str:
 
 
 def sbatch_array_argv(
-    script_path: Path, n_tasks: int, options: SubmitOptions | None = None,
+    script_path: Path,
+    n_tasks: int,
+    options: SubmitOptions | None = None,
     throttle: int | None = None,
 ) -> list[str]:
     """Build the sbatch command for a job array of ``n_tasks`` tasks (ids ``<id>_<i>``)."""
@@ -181,8 +186,18 @@ def squeue_names_argv() -> list[str]:
 def sacct_names_argv(window_s: int) -> list[str]:
     """Build one sacct call listing the user's jobs of the last ``window_s`` seconds, any state."""
     return [
-        "sacct", "-P", "-n", "-X", "-o", "JobID,JobName", "-s", SACCT_ALL_STATES,
-        "-S", f"now-{window_s}", "-E", "now",
+        "sacct",
+        "-P",
+        "-n",
+        "-X",
+        "-o",
+        "JobID,JobName",
+        "-s",
+        SACCT_ALL_STATES,
+        "-S",
+        f"now-{window_s}",
+        "-E",
+        "now",
     ]
 
 
@@ -263,8 +278,7 @@ def settle_collapsed_arrays(job_ids: Sequence[str], jobs: dict[str, JobInfo]) ->
     for job_id in job_ids:
         parent = array_job_id(job_id)
         whole = jobs.get(parent)
-        if job_id not in jobs and parent != job_id and whole is not None \
-                and whole.status.is_final:
+        if job_id not in jobs and parent != job_id and whole is not None and whole.status.is_final:
             jobs[job_id] = replace(whole, scheduler_job_id=job_id)
 
 
@@ -278,8 +292,11 @@ def only_asked(job_ids: Sequence[str], jobs: dict[str, JobInfo]) -> dict[str, Jo
     ['12_1', '13_4']
     """
     asked = set(job_ids)
-    return {job_id: info for job_id, info in jobs.items()
-            if job_id in asked or array_job_id(job_id) in asked}
+    return {
+        job_id: info
+        for job_id, info in jobs.items()
+        if job_id in asked or array_job_id(job_id) in asked
+    }
 
 
 def expand_array_tasks(job_id: str) -> list[str]:
@@ -409,7 +426,8 @@ def is_final_refusal(result: CommandResult) -> bool:
     False
     """
     return result.returncode not in (0, 124, 127) and any(
-        phrase.lower() in result.stderr.lower() for phrase in FINAL_SBATCH_REFUSALS)
+        phrase.lower() in result.stderr.lower() for phrase in FINAL_SBATCH_REFUSALS
+    )
 
 
 def is_unknown_job_error(result: CommandResult) -> bool:
@@ -420,5 +438,3 @@ def is_unknown_job_error(result: CommandResult) -> bool:
 def is_accounting_disabled(result: CommandResult) -> bool:
     """Tell whether sacct failed because the cluster keeps no accounting."""
     return not result.ok and "accounting storage is disabled" in result.stderr.lower()
-
-

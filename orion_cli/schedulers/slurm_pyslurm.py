@@ -40,8 +40,16 @@ def import_pyslurm() -> Any:
 
 # JobSubmitDescription attributes that 22.5 needs as int although #SBATCH gives text
 _INT_OPTIONS = (
-    "ntasks", "cpus_per_task", "ntasks_per_node", "ntasks_per_socket", "ntasks_per_core",
-    "sockets_per_node", "cores_per_socket", "threads_per_core", "priority", "nice",
+    "ntasks",
+    "cpus_per_task",
+    "ntasks_per_node",
+    "ntasks_per_socket",
+    "ntasks_per_core",
+    "sockets_per_node",
+    "cores_per_socket",
+    "threads_per_core",
+    "priority",
+    "nice",
 )
 
 
@@ -68,8 +76,9 @@ def _wants_signal(script_path: Path) -> bool:
     cluster: the same script got USR1 19 s in through sbatch, and nothing through pyslurm),
     so such scripts, which orion writes for its soft time limit, are submitted with sbatch.
     """
-    return any(line.startswith("#SBATCH --signal")
-               for line in Path(script_path).read_text().splitlines())
+    return any(
+        line.startswith("#SBATCH --signal") for line in Path(script_path).read_text().splitlines()
+    )
 
 
 def signal_option(text: str) -> dict[str, Any]:
@@ -80,8 +89,12 @@ def signal_option(text: str) -> dict[str, Any]:
     """
     flags, _, rest = text.rpartition(":")
     name, _, seconds = rest.partition("@")
-    return {"signal": name, "time": int(seconds) if seconds else 60,
-            "batch_only": "b" in flags.lower(), "allow_reservation_overlap": "r" in flags.lower()}
+    return {
+        "signal": name,
+        "time": int(seconds) if seconds else 60,
+        "batch_only": "b" in flags.lower(),
+        "allow_reservation_overlap": "r" in flags.lower(),
+    }
 
 
 def job_keys(job: Any) -> list[str]:
@@ -102,8 +115,9 @@ def job_keys(job: Any) -> list[str]:
 def job_info(job_id: str, job: Any) -> JobInfo:
     """Map one pyslurm job record (controller or accounting) onto a JobInfo."""
     exit_signal = (job.exit_code, getattr(job, "exit_code_signal", None))
-    return c.make_job_info(job_id, str(job.state), str(job.state_reason or ""), job.name or "",
-                       exit_signal)
+    return c.make_job_info(
+        job_id, str(job.state), str(job.state_reason or ""), job.name or "", exit_signal
+    )
 
 
 class SlurmPyslurm(SlurmCli):
@@ -187,16 +201,22 @@ class SlurmPyslurm(SlurmCli):
             try:
                 old = ps.db.Jobs.load(ps.db.JobFilter(ids=parents))
             except ps.RPCError as error:
-                raise SchedulerError(f"pyslurm: accounting query failed: {error}",
-                                     "is slurmdbd running? try `sacctmgr show cluster`") from error
+                raise SchedulerError(
+                    f"pyslurm: accounting query failed: {error}",
+                    "is slurmdbd running? try `sacctmgr show cluster`",
+                ) from error
             asked = set(missing) | {str(parent) for parent in parents}
             for job_id, info in _select(old.values(), asked).items():
                 jobs.setdefault(job_id, info)
         c.settle_collapsed_arrays(ids, jobs)
         return c.only_asked(ids, jobs)
 
-    def _each(self, job_ids: Sequence[str], action: Callable[[Any], None],
-              fallback: Callable[[list[str]], None]) -> None:
+    def _each(
+        self,
+        job_ids: Sequence[str],
+        action: Callable[[Any], None],
+        fallback: Callable[[list[str]], None],
+    ) -> None:
         """Apply ``action`` to each plain id's pyslurm Job; task ids go to ``fallback`` (CLI)."""
         ids = _checked_ids(job_ids)
         tasks = [job_id for job_id in ids if "_" in job_id]
@@ -268,6 +288,8 @@ def pyslurm_status() -> tuple[bool, str]:
         return False, f"pyslurm {version} imports, but no Slurm client tools were found"
     major, minor = slurm.split(".")[:2]
     if series != f"{int(major)}.{int(minor)}":
-        return False, (f"pyslurm {version} is built for Slurm {series}, this is Slurm {slurm} "
-                       f"— build pyslurm v{int(major)}.{int(minor)}.x")
+        return False, (
+            f"pyslurm {version} is built for Slurm {series}, this is Slurm {slurm} "
+            f"— build pyslurm v{int(major)}.{int(minor)}.x"
+        )
     return True, f"pyslurm {version} matches Slurm {slurm}"

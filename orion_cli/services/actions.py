@@ -25,8 +25,7 @@ def _cancellable(job: Job) -> bool:
     return not status.is_final or (status is JobStatus.FAILED and job.next_attempt_at is not None)
 
 
-def cancel(settings: Settings, selection: Selection,
-           with_dependents: bool = False) -> BulkReport:
+def cancel(settings: Settings, selection: Selection, with_dependents: bool = False) -> BulkReport:
     """Cancel the named jobs that have not ended (or whose retry is pending).
 
     ``with_dependents`` cancels every job waiting for them too (those not ended yet);
@@ -46,8 +45,11 @@ def _cancel(settings: Settings, selection: Selection, with_dependents: bool) -> 
             if _cancellable(job):
                 jobs.append(job)
             else:
-                why = "already cancelled" if job.status == JobStatus.CANCELLED.value \
+                why = (
+                    "already cancelled"
+                    if job.status == JobStatus.CANCELLED.value
                     else "already finished"
+                )
                 report.skip(job.id or 0, why, f"job {job.id} is already {job.status}")
         jobs += _dependents(session, jobs, with_dependents, report)
         active = [job for job in jobs if JobStatus(job.status).is_active and job.scheduler_job_id]
@@ -56,23 +58,31 @@ def _cancel(settings: Settings, selection: Selection, with_dependents: bool) -> 
         # recorded first: the write locks the rows until the commit, so a poll that sees the
         # scheduler's CANCELLED meanwhile waits, then finds the jobs cancelled here
         if jobs:
-            transition_many(session, jobs, JobStatus.CANCELLED, source="user",
-                            message="cancelled with orion cancel")
+            transition_many(
+                session,
+                jobs,
+                JobStatus.CANCELLED,
+                source="user",
+                message="cancelled with orion cancel",
+            )
             session.flush()
         cancelling = {job.id for job in jobs}
         in_pack = [job for job in active if job.pack and _pack_runs_on(session, job, cancelling)]
         for job in in_pack:  # its task goes on for the other jobs of the pack: it skips this
             _cancel_in_pack(job)
-            report.notes.append(f"job {job.id}: its packed task {job.scheduler_job_id} runs on "
-                                "for the other jobs and skips this one")
+            report.notes.append(
+                f"job {job.id}: its packed task {job.scheduler_job_id} runs on "
+                "for the other jobs and skips this one"
+            )
         for name, group in _by_scheduler([j for j in active if j not in in_pack]).items():
             scheduler_for(settings, name).cancel([job.scheduler_job_id or "" for job in group])
         report.done = [job.id or 0 for job in jobs]
     return report
 
 
-def _dependents(session: Session, jobs: list[Job], with_dependents: bool,
-                report: BulkReport) -> list[Job]:
+def _dependents(
+    session: Session, jobs: list[Job], with_dependents: bool, report: BulkReport
+) -> list[Job]:
     """The user's not-ended jobs waiting for ``jobs`` (to cancel too), or a note naming them."""
     from orion_cli.identity import current_user
     from orion_cli.services.dependencies import children_of, descendants
@@ -82,16 +92,30 @@ def _dependents(session: Session, jobs: list[Job], with_dependents: bool,
         return []
     if with_dependents:
         below = [session.get(Job, child) for child in descendants(session, ids)]
-        return [job for job in below if job is not None and job.id not in ids
-                and job.owner == current_user() and _cancellable(job)]
-    waiting = sorted({child for child, _, kind in children_of(session, ids)
-                      if kind == "afterok" and child not in ids
-                      and (child_job := session.get(Job, child)) is not None
-                      and _cancellable(child_job)})
+        return [
+            job
+            for job in below
+            if job is not None
+            and job.id not in ids
+            and job.owner == current_user()
+            and _cancellable(job)
+        ]
+    waiting = sorted(
+        {
+            child
+            for child, _, kind in children_of(session, ids)
+            if kind == "afterok"
+            and child not in ids
+            and (child_job := session.get(Job, child)) is not None
+            and _cancellable(child_job)
+        }
+    )
     if waiting:
-        report.notes.append(f"jobs {', '.join(map(str, waiting))} wait for these: the next "
-                            "`orion poll` cancels them (dependency_failed); --with-dependents "
-                            "cancels them now")
+        report.notes.append(
+            f"jobs {', '.join(map(str, waiting))} wait for these: the next "
+            "`orion poll` cancels them (dependency_failed); --with-dependents "
+            "cancels them now"
+        )
     return []
 
 
@@ -100,8 +124,11 @@ def _pack_runs_on(session: Session, job: Job, cancelling: set[int | None]) -> bo
     from sqlmodel import col, select
 
     active = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
-    others = session.exec(select(Job.id).where(Job.scheduler_job_id == job.scheduler_job_id)
-                          .where(col(Job.status).in_(active))).all()
+    others = session.exec(
+        select(Job.id)
+        .where(Job.scheduler_job_id == job.scheduler_job_id)
+        .where(col(Job.status).in_(active))
+    ).all()
     return any(other not in cancelling for other in others)
 
 
@@ -123,8 +150,9 @@ def _by_scheduler(jobs: list[Job]) -> dict[str, list[Job]]:
     return groups
 
 
-def retry(settings: Settings, selection: Selection,
-          changes: dict[str, Any] | None = None) -> BulkReport:
+def retry(
+    settings: Settings, selection: Selection, changes: dict[str, Any] | None = None
+) -> BulkReport:
     """Submit a new attempt of each named failed or cancelled job now, whatever the reason.
 
     Each job is submitted and recorded in a transaction of its own, so that a job that races
@@ -142,27 +170,40 @@ def retry(settings: Settings, selection: Selection,
         ids = []
         for job in resolve(session, selection, report, "retry"):
             if job.status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
-                report.skip(job.id or 0, f"not retryable ({job.status})",
-                            f"job {job.id} is {job.status}")
+                report.skip(
+                    job.id or 0, f"not retryable ({job.status})", f"job {job.id} is {job.status}"
+                )
             elif not job.array_name and not Path(job.workdir).is_dir():
-                report.skip(job.id or 0, "directory removed",
-                            f"job {job.id}'s directory {job.workdir} was removed")
+                report.skip(
+                    job.id or 0,
+                    "directory removed",
+                    f"job {job.id}'s directory {job.workdir} was removed",
+                )
             elif changes:  # -p: checked now, for every job, before anything is submitted
                 try:
-                    new_params[job.id or 0] = checked(settings, job.engine, job.parameters or {},
-                                                      changes)
+                    new_params[job.id or 0] = checked(
+                        settings, job.engine, job.parameters or {}, changes
+                    )
                     ids.append(job.id or 0)
                 except UsageError as exc:
                     report.refuse(job.id or 0, exc.one_line(), f"job {job.id}: {exc.one_line()}")
             else:
                 ids.append(job.id or 0)
     if changes and report.refused and not ids:
-        raise UsageError(next(iter(report.sentences.values())) if report.named == 1
-                         else f"nothing retried: {report.summary()}")
+        raise UsageError(
+            next(iter(report.sentences.values()))
+            if report.named == 1
+            else f"nothing retried: {report.summary()}"
+        )
     for job_id in ids:
         try:
-            report.notes.append(again_on_race(lambda job_id=job_id: _retry_one(  # type: ignore[misc]
-                settings, job_id, new_params.get(job_id))))
+            report.notes.append(
+                again_on_race(
+                    lambda job_id=job_id: _retry_one(  # type: ignore[misc]
+                        settings, job_id, new_params.get(job_id)
+                    )
+                )
+            )
             report.done.append(job_id)
         except OrionError as exc:
             report.trouble |= isinstance(exc, SchedulerError)
@@ -179,15 +220,15 @@ def _retry_one(settings: Settings, job_id: int, params: dict[str, Any] | None = 
         if job is None or job.status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
             raise UsageError(f"job {job_id} changed meanwhile", "see `orion show`")
         scheduler = scheduler_for(settings, job.scheduler)
-        return resubmit(session, settings, job, scheduler, now_utc(), manual=True,
-                        params=params)
+        return resubmit(session, settings, job, scheduler, now_utc(), manual=True, params=params)
 
 
 PAST = {"hold": "held", "release": "released", "priority": "re-prioritised"}
 
 
-def control(settings: Settings, selection: Selection, action: str,
-            priority: int | None = None) -> BulkReport:
+def control(
+    settings: Settings, selection: Selection, action: str, priority: int | None = None
+) -> BulkReport:
     """Hold, release or re-prioritise the named queued jobs (``action``: hold | release |
     priority); jobs not queued are reported, a scheduler's refusal is reported per group."""
     from orion_cli.db.session import session_scope
@@ -203,8 +244,9 @@ def control(settings: Settings, selection: Selection, action: str,
             if job.status == JobStatus.QUEUED.value and job.scheduler_job_id:
                 jobs.append(job)
             else:
-                report.skip(job.id or 0, f"not queued ({job.status})",
-                            f"job {job.id} is {job.status}")
+                report.skip(
+                    job.id or 0, f"not queued ({job.status})", f"job {job.id} is {job.status}"
+                )
         done = []
         for name, group in _by_scheduler(jobs).items():
             try:
@@ -220,8 +262,9 @@ def control(settings: Settings, selection: Selection, action: str,
     return report
 
 
-def _control_group(settings: Settings, name: str, group: list[Job], action: str,
-                   priority: int | None) -> None:
+def _control_group(
+    settings: Settings, name: str, group: list[Job], action: str, priority: int | None
+) -> None:
     from orion_cli.batch import nice_for_priority
 
     scheduler = scheduler_for(settings, name)

@@ -34,15 +34,18 @@ class Adopted:
 def look_up(job_id: str, runner: Runner = run) -> tuple[a.ForeignJob, str]:
     """What SLURM says of ``job_id`` and the script it kept (""); UsageError if nothing."""
     if not JOB_ID.match(job_id) or "_" in job_id:
-        raise UsageError(f"'{job_id}' is not a SLURM job id",
-                         "give plain job ids like 1234 (array tasks cannot be adopted yet)")
+        raise UsageError(
+            f"'{job_id}' is not a SLURM job id",
+            "give plain job ids like 1234 (array tasks cannot be adopted yet)",
+        )
     found = a.parse_scontrol_job(runner(a.scontrol_job_argv(job_id)).stdout)
     if found is None:
         result = runner(a.sacct_job_argv(job_id))
         found = a.parse_sacct_job(result.stdout, job_id) if result.ok else None
     if found is None:
-        raise UsageError(f"SLURM knows no job {job_id}",
-                         "check the id with `sacct -j ID` or `squeue --me`")
+        raise UsageError(
+            f"SLURM knows no job {job_id}", "check the id with `sacct -j ID` or `squeue --me`"
+        )
     script = ""
     if found.script_path or found.state in ("PENDING", "RUNNING"):
         kept = runner(a.batch_script_argv(job_id))
@@ -61,9 +64,16 @@ def _refusal(session: Any, found: a.ForeignJob, me: str) -> str | None:
         return f"job {sid} belongs to {found.user}, not to you ({me})"
     if found.array:
         return f"job {sid} is a job array; arrays cannot be adopted yet"
-    tracked = session.exec(select(Job.id).where(col(Job.scheduler) == "slurm").where(
-        col(Job.scheduler_job_id) == sid)).first() or session.exec(
-        select(JobAttempt.job_id).where(col(JobAttempt.scheduler_job_id) == sid)).first()
+    tracked = (
+        session.exec(
+            select(Job.id)
+            .where(col(Job.scheduler) == "slurm")
+            .where(col(Job.scheduler_job_id) == sid)
+        ).first()
+        or session.exec(
+            select(JobAttempt.job_id).where(col(JobAttempt.scheduler_job_id) == sid)
+        ).first()
+    )
     if tracked is not None:
         return f"job {sid} is already tracked as orion job {tracked}"
     if found.name.startswith("orion-"):
@@ -71,36 +81,67 @@ def _refusal(session: Any, found: a.ForeignJob, me: str) -> str | None:
     return None
 
 
-def _row(settings: Settings, found: a.ForeignJob, script: str, retries: int,
-         tag: str) -> dict[str, Any]:
+def _row(
+    settings: Settings, found: a.ForeignJob, script: str, retries: int, tag: str
+) -> dict[str, Any]:
     from orion_cli.sbatch_header import parse_header
 
     try:
         header = parse_header(script).options if script else {}
     except UsageError:
         header = {}  # SLURM ran it: orion records its resources from SLURM, not the lines
-    options = [f"--{key}={value}" for key, value in (
-        ("partition", found.partition), ("account", found.account), ("qos", found.qos),
-        ("nodes", found.nodes), ("ntasks", found.ntasks),
-        ("cpus-per-task", found.cpus_per_task)) if value]
+    options = [
+        f"--{key}={value}"
+        for key, value in (
+            ("partition", found.partition),
+            ("account", found.account),
+            ("qos", found.qos),
+            ("nodes", found.nodes),
+            ("ntasks", found.ntasks),
+            ("cpus-per-task", found.cpus_per_task),
+        )
+        if value
+    ]
     return dict(
-        name=found.name or f"slurm-{found.scheduler_job_id}", owner=current_user(),
-        engine="script", tag=tag, structure_source=found.script_path, scheduler="slurm",
-        scheduler_job_id=found.scheduler_job_id, raw_state=found.state.split()[0],
-        partition=found.partition, account=found.account, qos=found.qos,
-        walltime_s=found.walltime_s or settings.resources.walltime_s, mem_mb=found.mem_mb,
-        nodes=found.nodes, ntasks=found.ntasks, cpus_per_task=found.cpus_per_task,
-        max_retries=retries if script else 0, retry_delay_s=settings.retry_delay_s,
+        name=found.name or f"slurm-{found.scheduler_job_id}",
+        owner=current_user(),
+        engine="script",
+        tag=tag,
+        structure_source=found.script_path,
+        scheduler="slurm",
+        scheduler_job_id=found.scheduler_job_id,
+        raw_state=found.state.split()[0],
+        partition=found.partition,
+        account=found.account,
+        qos=found.qos,
+        walltime_s=found.walltime_s or settings.resources.walltime_s,
+        mem_mb=found.mem_mb,
+        nodes=found.nodes,
+        ntasks=found.ntasks,
+        cpus_per_task=found.cpus_per_task,
+        max_retries=retries if script else 0,
+        retry_delay_s=settings.retry_delay_s,
         soft_margin_s=0,
-        script={"path": found.script_path, "args": [], "submit_dir": found.workdir,
-                "header": header, "options": options, "own_time": None,
-                "own_mem_mb": None, "own_output": True, "own_chdir": False,
-                "export": header.get("export"), "adopted": True, "kept": bool(script)},
+        script={
+            "path": found.script_path,
+            "args": [],
+            "submit_dir": found.workdir,
+            "header": header,
+            "options": options,
+            "own_time": None,
+            "own_mem_mb": None,
+            "own_output": True,
+            "own_chdir": False,
+            "export": header.get("export"),
+            "adopted": True,
+            "kept": bool(script),
+        },
     )
 
 
-def adopt(settings: Settings, job_ids: list[str], retries: int = 0, tag: str = "",
-          runner: Runner = run) -> Adopted:
+def adopt(
+    settings: Settings, job_ids: list[str], retries: int = 0, tag: str = "", runner: Runner = run
+) -> Adopted:
     """Record each SLURM job of ``job_ids``; refusals go to ``errors``, one line each."""
     from orion_cli.db.models import add_tags, insert_jobs
     from orion_cli.db.session import instance_id, ready_engine, session_scope
@@ -131,12 +172,18 @@ def adopt(settings: Settings, job_ids: list[str], retries: int = 0, tag: str = "
             if script:
                 (workdir / SCRIPT_COPY).write_text(script)
             job.workdir = str(workdir)
-            transition_many(session, [job], JobStatus.QUEUED, source="adopt",
-                            message=f"adopted slurm job {found.scheduler_job_id} "
-                                    f"({found.state.split()[0]})")
+            transition_many(
+                session,
+                [job],
+                JobStatus.QUEUED,
+                source="adopt",
+                message=f"adopted slurm job {found.scheduler_job_id} ({found.state.split()[0]})",
+            )
             session.commit()
             done.ids.append(job.id or 0)
             kept = "script kept" if script else "SLURM kept no script"
-            done.lines.append(f"{job.id}: slurm job {found.scheduler_job_id} '{job.name}' "
-                              f"({found.state.split()[0]}, {kept})")
+            done.lines.append(
+                f"{job.id}: slurm job {found.scheduler_job_id} '{job.name}' "
+                f"({found.state.split()[0]}, {kept})"
+            )
     return done

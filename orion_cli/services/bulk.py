@@ -36,12 +36,16 @@ class Selection:
     def check(self) -> None:
         """Refuse an empty selection and unknown statuses (nothing is read or written)."""
         if not (self.ids or self.slurm_ids or self.tags or self.statuses):
-            raise UsageError("no jobs named",
-                             "give job ids, --slurm-id, --tag or --status (`orion ls` lists jobs)")
+            raise UsageError(
+                "no jobs named",
+                "give job ids, --slurm-id, --tag or --status (`orion ls` lists jobs)",
+            )
         for status in self.statuses:
             if status not in JobStatus.__members__.values():
-                raise UsageError(f"unknown status '{status}'",
-                                 f"use one of: {', '.join(s.value for s in JobStatus)}")
+                raise UsageError(
+                    f"unknown status '{status}'",
+                    f"use one of: {', '.join(s.value for s in JobStatus)}",
+                )
 
     def describe(self) -> str:
         """Say which jobs were asked for, for 'nothing matched'.
@@ -90,8 +94,11 @@ class BulkReport:
 
     @property
     def named(self) -> int:
-        return len(self.done) + sum(map(len, self.skipped.values())) \
+        return (
+            len(self.done)
+            + sum(map(len, self.skipped.values()))
             + sum(map(len, self.refused.values()))
+        )
 
     def summary(self) -> str:
         """One line: '3 cancelled (1, 2, 3), 2 already finished (4, 5)'.
@@ -121,8 +128,12 @@ class BulkReport:
         return OrionError(text, hint) if self.trouble else UsageError(text, hint)
 
     def as_dict(self) -> dict[str, object]:
-        return {self.verb: self.done, "skipped": self.skipped, "refused": self.refused,
-                "messages": self.notes}
+        return {
+            self.verb: self.done,
+            "skipped": self.skipped,
+            "refused": self.refused,
+            "messages": self.notes,
+        }
 
 
 def again_on_race(work: Callable[[], T], tries: int = 3) -> T:
@@ -140,8 +151,7 @@ def again_on_race(work: Callable[[], T], tries: int = 3) -> T:
     raise AssertionError("unreachable")
 
 
-def resolve(session: Session, selection: Selection, report: BulkReport,
-            verb: str) -> list[Job]:
+def resolve(session: Session, selection: Selection, report: BulkReport, verb: str) -> list[Job]:
     """The user's jobs that ``selection`` names, oldest first; others go into ``report``.
 
     Named ids that do not exist or belong to another user are refused; ``--tag`` and
@@ -162,8 +172,10 @@ def resolve(session: Session, selection: Selection, report: BulkReport,
         by_slurm = _by_slurm_ids(session, selection.slurm_ids)
         for slurm_id in selection.slurm_ids:
             if slurm_id not in by_slurm:
-                raise UsageError(f"no job has scheduler id {slurm_id}",
-                                 "`orion ls` shows each job's scheduler id")
+                raise UsageError(
+                    f"no job has scheduler id {slurm_id}",
+                    "`orion ls` shows each job's scheduler id",
+                )
         for job in [*found.values(), *by_slurm.values()]:
             jobs[job.id or 0] = job
     else:
@@ -181,8 +193,11 @@ def resolve(session: Session, selection: Selection, report: BulkReport,
         if selection.statuses and job.status not in selection.statuses:
             continue
         if job.owner != me:
-            report.refuse(job_id, f"of other users ({job.owner})",
-                          f"job {job_id} belongs to {job.owner}; you ({me}) cannot {verb} it")
+            report.refuse(
+                job_id,
+                f"of other users ({job.owner})",
+                f"job {job_id} belongs to {job.owner}; you ({me}) cannot {verb} it",
+            )
         elif job.removed_at is not None:
             report.skip(job_id, "removed", f"job {job_id} was removed with orion rm")
         else:
@@ -194,18 +209,24 @@ def _tagged(session: Session, ids: list[int], tags: tuple[str, ...]) -> set[int]
     """Those of ``ids`` that have at least one of ``tags``."""
     found: set[int] = set()
     for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        found.update(session.exec(select(JobTag.job_id).where(
-            col(JobTag.job_id).in_(chunk), col(JobTag.tag).in_(list(tags)))))
+        chunk = ids[start : start + CHUNK]
+        found.update(
+            session.exec(
+                select(JobTag.job_id).where(
+                    col(JobTag.job_id).in_(chunk), col(JobTag.tag).in_(list(tags))
+                )
+            )
+        )
     return found
 
 
 def _by_ids(session: Session, ids: tuple[int, ...]) -> dict[int, Job]:
     found: dict[int, Job] = {}
     for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        found.update((job.id or 0, job) for job in
-                     session.exec(select(Job).where(col(Job.id).in_(chunk))))
+        chunk = ids[start : start + CHUNK]
+        found.update(
+            (job.id or 0, job) for job in session.exec(select(Job).where(col(Job.id).in_(chunk)))
+        )
     return found
 
 

@@ -59,8 +59,9 @@ def _parent_state(job: Job, kind: str) -> ParentState:
     return ParentState(job.id or 0, kind, job.status, job.failure_reason, _retry_pending(job))
 
 
-def check_links(settings: Settings, after: Sequence[int], after_any: Sequence[int],
-                scheduler_name: str) -> Links:
+def check_links(
+    settings: Settings, after: Sequence[int], after_any: Sequence[int], scheduler_name: str
+) -> Links:
     """Check a new job's ``--after``/``--after-any`` parents; write nothing.
 
     Every parent must be one of the user's own jobs on the same scheduler, known to the
@@ -71,10 +72,11 @@ def check_links(settings: Settings, after: Sequence[int], after_any: Sequence[in
         return Links()
     both = sorted(set(after) & set(after_any))
     if both:
-        raise UsageError(f"job {both[0]} is given to both --after and --after-any",
-                         "give each parent once")
+        raise UsageError(
+            f"job {both[0]} is given to both --after and --after-any", "give each parent once"
+        )
     url = settings.resolved_database_url
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
         first = (list(after) + list(after_any))[0]
         raise UsageError(f"--after: no job with id {first}", "`orion ls` lists the jobs")
     from orion_cli.db.models import Job
@@ -98,27 +100,36 @@ def check_links(settings: Settings, after: Sequence[int], after_any: Sequence[in
     return Links(tuple(edges), tuple(waits))
 
 
-def _check_parent(parent: Job | None, parent_id: int, kind: str, flag: str, me: str,
-                  scheduler_name: str) -> None:
+def _check_parent(
+    parent: Job | None, parent_id: int, kind: str, flag: str, me: str, scheduler_name: str
+) -> None:
     if parent is None:
         raise UsageError(f"{flag}: no job with id {parent_id}", "`orion ls` lists the jobs")
     if parent.owner != me:
-        raise UsageError(f"{flag}: job {parent_id} belongs to {parent.owner}; a job can wait "
-                         "only for your own jobs", "submit the parent step yourself")
+        raise UsageError(
+            f"{flag}: job {parent_id} belongs to {parent.owner}; a job can wait "
+            "only for your own jobs",
+            "submit the parent step yourself",
+        )
     if parent.scheduler != scheduler_name:
-        raise UsageError(f"{flag}: job {parent_id} runs on {parent.scheduler}, this job "
-                         f"would run on {scheduler_name}",
-                         f"submit with --scheduler {parent.scheduler}")
+        raise UsageError(
+            f"{flag}: job {parent_id} runs on {parent.scheduler}, this job "
+            f"would run on {scheduler_name}",
+            f"submit with --scheduler {parent.scheduler}",
+        )
     state = _parent_state(parent, kind)
     if parent.status == JobStatus.CREATED.value or state.retry_pending:
-        raise UsageError(f"{flag}: job {parent_id} is {parent.status} and not yet known to "
-                         "its scheduler (its submit or retry is pending)",
-                         "run `orion poll`, then submit this job again")
+        raise UsageError(
+            f"{flag}: job {parent_id} is {parent.status} and not yet known to "
+            "its scheduler (its submit or retry is pending)",
+            "run `orion poll`, then submit this job again",
+        )
     if state.blocks:
         why = f" ({parent.failure_reason})" if parent.failure_reason else ""
-        raise UsageError(f"--after: job {parent_id} {parent.status}{why}; a job after it "
-                         "would never run",
-                         f"retry it first (`orion retry {parent_id}`) or use --after-any")
+        raise UsageError(
+            f"--after: job {parent_id} {parent.status}{why}; a job after it would never run",
+            f"retry it first (`orion retry {parent_id}`) or use --after-any",
+        )
 
 
 def add_edges(session: Session, children: Sequence[Job], links: Links) -> None:
@@ -127,8 +138,11 @@ def add_edges(session: Session, children: Sequence[Job], links: Links) -> None:
 
     from orion_cli.db.models import JobDependency
 
-    rows = [{"child_id": child.id, "parent_id": parent_id, "kind": kind}
-            for child in children for parent_id, kind in links.edges]
+    rows = [
+        {"child_id": child.id, "parent_id": parent_id, "kind": kind}
+        for child in children
+        for parent_id, kind in links.edges
+    ]
     if rows:
         session.execute(insert(JobDependency), rows)
 
@@ -142,8 +156,12 @@ def parent_states(session: Session, child_ids: Sequence[int]) -> dict[int, list[
     found: dict[int, list[ParentState]] = {}
     if not child_ids:
         return found
-    query = select(JobDependency, Job).join(Job, col(Job.id) == JobDependency.parent_id).where(
-        col(JobDependency.child_id).in_(list(child_ids))).order_by(col(JobDependency.parent_id))
+    query = (
+        select(JobDependency, Job)
+        .join(Job, col(Job.id) == JobDependency.parent_id)
+        .where(col(JobDependency.child_id).in_(list(child_ids)))
+        .order_by(col(JobDependency.parent_id))
+    )
     for edge, parent in session.exec(query).all():
         found.setdefault(edge.child_id, []).append(_parent_state(parent, edge.kind))
     return found
@@ -159,15 +177,19 @@ def waits_for(session: Session, job: Job) -> tuple[tuple[str, str], ...]:
     waits: list[tuple[str, str]] = []
     for state in parent_states(session, [job.id or 0]).get(job.id or 0, []):
         if state.blocks:
-            raise UsageError(f"job {job.id} waits for job {state.parent_id}, which "
-                             f"{state.status}", f"retry job {state.parent_id} first")
+            raise UsageError(
+                f"job {job.id} waits for job {state.parent_id}, which {state.status}",
+                f"retry job {state.parent_id} first",
+            )
         if state.done:
             continue
         parent = session.get(JobRow, state.parent_id)
         if parent is None or not parent.scheduler_job_id or not JobStatus(parent.status).is_active:
-            raise UsageError(f"job {job.id} waits for job {state.parent_id}, which is "
-                             f"{state.status} and not in the scheduler now",
-                             "run `orion poll`, then try again")
+            raise UsageError(
+                f"job {job.id} waits for job {state.parent_id}, which is "
+                f"{state.status} and not in the scheduler now",
+                "run `orion poll`, then try again",
+            )
         waits.append((state.kind, parent.scheduler_job_id))
     return tuple(waits)
 
@@ -180,8 +202,12 @@ def children_of(session: Session, parent_ids: Sequence[int]) -> list[tuple[int, 
 
     if not parent_ids:
         return []
-    return [(e.child_id, e.parent_id, e.kind) for e in session.exec(select(JobDependency).where(
-        col(JobDependency.parent_id).in_(list(parent_ids)))).all()]
+    return [
+        (e.child_id, e.parent_id, e.kind)
+        for e in session.exec(
+            select(JobDependency).where(col(JobDependency.parent_id).in_(list(parent_ids)))
+        ).all()
+    ]
 
 
 def descendants(session: Session, roots: Sequence[int]) -> list[int]:
@@ -189,8 +215,11 @@ def descendants(session: Session, roots: Sequence[int]) -> list[int]:
     seen: dict[int, None] = {}
     frontier = list(roots)
     while frontier:
-        new = [child for child, _, _ in children_of(session, frontier)
-               if child not in seen and child not in roots]
+        new = [
+            child
+            for child, _, _ in children_of(session, frontier)
+            if child not in seen and child not in roots
+        ]
         seen.update(dict.fromkeys(new))
         frontier = list(dict.fromkeys(new))
     return list(seen)
@@ -216,19 +245,25 @@ def repoint_children(session: Session, scheduler: Any, parent: Job) -> list[str]
             after = waits_for(session, child)
             scheduler.set_dependency([child.scheduler_job_id], after)
         except OrionError as exc:
-            notes.append((child, f"warning: could not wait for the new attempt of job "
-                                 f"{parent.id}: {exc.one_line()}"))
+            notes.append(
+                (
+                    child,
+                    f"warning: could not wait for the new attempt of job "
+                    f"{parent.id}: {exc.one_line()}",
+                )
+            )
             continue
-        text = (f"now waits for attempt {parent.attempt} of job {parent.id} "
-                f"({parent.scheduler} job {parent.scheduler_job_id})")
+        text = (
+            f"now waits for attempt {parent.attempt} of job {parent.id} "
+            f"({parent.scheduler} job {parent.scheduler_job_id})"
+        )
         notes.append((child, text))
         lines.append(f"job {child.id}: {text}")
     note_many(session, notes, source="retry")
     return lines
 
 
-def cascade_failures(session: Session, settings: Settings, owner: str,
-                     at: datetime) -> Cascade:
+def cascade_failures(session: Session, settings: Settings, owner: str, at: datetime) -> Cascade:
     """Cancel (dependency_failed) the user's jobs whose ``afterok`` parent ended for good.
 
     Runs to a fixed point, so grandchildren follow in the same call. The rows are changed
@@ -259,15 +294,24 @@ def cascade_failures(session: Session, settings: Settings, owner: str,
             texts.append(text)
             done.cancelled.append(child.id or 0)
             done.lines.append(f"job {child.id}: cancelled, {text}")
-        transition_many(session, jobs, JobStatus.CANCELLED, source="poll", at=at,
-                        reason=FailureReason.DEPENDENCY_FAILED, message=texts)
+        transition_many(
+            session,
+            jobs,
+            JobStatus.CANCELLED,
+            source="poll",
+            at=at,
+            reason=FailureReason.DEPENDENCY_FAILED,
+            message=texts,
+        )
         session.flush()
     for name, ids in to_cancel.items():
         try:
             scheduler_for(settings, name).cancel(ids)
         except OrionError as exc:
-            done.errors.append(f"cancelling {name} jobs {', '.join(ids)} after their parent "
-                               f"failed: {exc.one_line()} — cancel them by hand")
+            done.errors.append(
+                f"cancelling {name} jobs {', '.join(ids)} after their parent "
+                f"failed: {exc.one_line()} — cancel them by hand"
+            )
     return done
 
 
@@ -287,8 +331,9 @@ def cascade_committed(session: Session, settings: Settings, at: datetime, report
         raise
     except Exception as exc:  # noqa: BLE001 - reported; the next poll tries again
         session.rollback()
-        report.errors.append(f"cancelling dependents of failed jobs: {type(exc).__name__}: "
-                             f"{exc}"[:400])
+        report.errors.append(
+            f"cancelling dependents of failed jobs: {type(exc).__name__}: {exc}"[:400]
+        )
         return
     report.notes.extend(done.lines)
     report.errors.extend(done.errors)
@@ -305,15 +350,21 @@ def _blocked_children(session: Session, owner: str) -> list[tuple[Job, Job]]:
 
     parent = aliased(Job)
     waiting = col(Job.status).in_([JobStatus.CREATED.value, JobStatus.QUEUED.value]) | (
-        (col(Job.status) == JobStatus.FAILED.value) & col(Job.next_attempt_at).is_not(None))
+        (col(Job.status) == JobStatus.FAILED.value) & col(Job.next_attempt_at).is_not(None)
+    )
     ended = (col(parent.status) == JobStatus.CANCELLED.value) | (
-        (col(parent.status) == JobStatus.FAILED.value) & col(parent.next_attempt_at).is_(None))
-    query = (select(Job, parent)
-             .join(JobDependency, col(JobDependency.child_id) == Job.id)
-             .join(parent, col(parent.id) == JobDependency.parent_id)
-             .where(col(Job.owner) == owner).where(waiting).where(ended)
-             .where(col(JobDependency.kind) == AFTER_OK)
-             .order_by(col(Job.id), col(parent.id)))
+        (col(parent.status) == JobStatus.FAILED.value) & col(parent.next_attempt_at).is_(None)
+    )
+    query = (
+        select(Job, parent)
+        .join(JobDependency, col(JobDependency.child_id) == Job.id)
+        .join(parent, col(parent.id) == JobDependency.parent_id)
+        .where(col(Job.owner) == owner)
+        .where(waiting)
+        .where(ended)
+        .where(col(JobDependency.kind) == AFTER_OK)
+        .order_by(col(Job.id), col(parent.id))
+    )
     found: dict[int, tuple[Job, Job]] = {}
     for child, blocking in session.exec(query).all():
         found.setdefault(child.id or 0, (child, blocking))
@@ -328,16 +379,29 @@ def links_of(session: Session, job: Job) -> dict[str, Any]:
     from orion_cli.db.models import JobDependency
 
     def brief(other: Job, kind: str) -> dict[str, Any]:
-        return {"id": other.id, "name": other.name, "status": other.status,
-                "failure_reason": other.failure_reason, "kind": kind}
+        return {
+            "id": other.id,
+            "name": other.name,
+            "status": other.status,
+            "failure_reason": other.failure_reason,
+            "kind": kind,
+        }
 
-    parents = session.exec(select(JobDependency, JobRow).join(
-        JobRow, col(JobRow.id) == JobDependency.parent_id).where(
-        JobDependency.child_id == job.id).order_by(col(JobRow.id))).all()
-    children = session.exec(select(JobDependency, JobRow).join(
-        JobRow, col(JobRow.id) == JobDependency.child_id).where(
-        JobDependency.parent_id == job.id).order_by(col(JobRow.id))).all()
+    parents = session.exec(
+        select(JobDependency, JobRow)
+        .join(JobRow, col(JobRow.id) == JobDependency.parent_id)
+        .where(JobDependency.child_id == job.id)
+        .order_by(col(JobRow.id))
+    ).all()
+    children = session.exec(
+        select(JobDependency, JobRow)
+        .join(JobRow, col(JobRow.id) == JobDependency.child_id)
+        .where(JobDependency.parent_id == job.id)
+        .order_by(col(JobRow.id))
+    ).all()
     states = [_parent_state(p, e.kind) for e, p in parents]
-    return {"parents": [brief(p, e.kind) for e, p in parents],
-            "children": [brief(c, e.kind) for e, c in children],
-            "dependency": dependency_state(job.status, states)}
+    return {
+        "parents": [brief(p, e.kind) for e, p in parents],
+        "children": [brief(c, e.kind) for e, c in children],
+        "dependency": dependency_state(job.status, states),
+    }

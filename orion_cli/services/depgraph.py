@@ -31,8 +31,10 @@ def parse_ids(values: Iterable[str], flag: str) -> list[int]:
         for word in value.split(","):
             word = word.strip()
             if not (word.isascii() and word.isdigit()) or int(word) < 1:
-                raise UsageError(f"{flag}: '{word}' is not an orion job id",
-                                 f"write e.g. {flag} 12 or {flag} 12,13 (ids from `orion ls`)")
+                raise UsageError(
+                    f"{flag}: '{word}' is not an orion job id",
+                    f"write e.g. {flag} 12 or {flag} 12,13 (ids from `orion ls`)",
+                )
             if int(word) not in ids:
                 ids.append(int(word))
     return ids
@@ -108,7 +110,7 @@ def find_cycle(edges: Mapping[str, Sequence[str]]) -> list[str] | None:
         path.append(node)
         for needed in edges.get(node, ()):
             if state.get(needed) == 1:
-                return [*path[path.index(needed):], needed]
+                return [*path[path.index(needed) :], needed]
             if needed not in state:
                 found = visit(needed)
                 if found:

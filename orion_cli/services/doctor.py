@@ -72,11 +72,17 @@ def _sqlite_file_checks(path: Path) -> list[Check]:
     checks = []
     if path.is_file() and path.stat().st_size:
         verdict = quick_check(path)
-        checks.append(Check("database integrity", verdict == "ok",
-                            f"PRAGMA quick_check: {verdict}"))
+        checks.append(
+            Check("database integrity", verdict == "ok", f"PRAGMA quick_check: {verdict}")
+        )
     problem = writable_problem(path)
-    checks.append(Check("database writable", problem is None,
-                        problem or f"{path} and its directory are writable"))
+    checks.append(
+        Check(
+            "database writable",
+            problem is None,
+            problem or f"{path} and its directory are writable",
+        )
+    )
     return checks
 
 
@@ -87,17 +93,22 @@ def _server_writable(engine: Any) -> Check:
 
     try:
         with engine.connect() as conn:
-            read_only, insert, update = conn.execute(text(
-                "SELECT current_setting('transaction_read_only'), "
-                "has_table_privilege('job', 'INSERT'), has_table_privilege('job', 'UPDATE')"
-            )).one()
+            read_only, insert, update = conn.execute(
+                text(
+                    "SELECT current_setting('transaction_read_only'), "
+                    "has_table_privilege('job', 'INSERT'), has_table_privilege('job', 'UPDATE')"
+                )
+            ).one()
     except SQLAlchemyError as exc:
         return Check("database writable", False, str(exc).strip().splitlines()[0])
     if read_only == "on":
         return Check("database writable", False, "the server is read-only (a standby?)")
     if not (insert and update):
-        return Check("database writable", False,
-                     "this user may not insert or update jobs: GRANT INSERT, UPDATE")
+        return Check(
+            "database writable",
+            False,
+            "this user may not insert or update jobs: GRANT INSERT, UPDATE",
+        )
     return Check("database writable", True, "this user may insert and update jobs")
 
 
@@ -150,15 +161,20 @@ def run_checks(settings: Settings) -> list[Check]:
         writable = os.access(work_root, os.W_OK)
     except OSError:
         writable = False
-    checks.append(Check("job directories", writable,
-                        f"{work_root} {'writable' if writable else 'not writable'}"))
+    checks.append(
+        Check(
+            "job directories", writable, f"{work_root} {'writable' if writable else 'not writable'}"
+        )
+    )
     for engine_name in engine_names():
         try:
             found, detail = get_engine(engine_name).binary_status(
-                settings.engine_settings(engine_name))
+                settings.engine_settings(engine_name)
+            )
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not break doctor
             found, detail = False, f"cannot load: {exc}"
         # an engine whose program is absent is information, not a broken installation
-        checks.append(Check(f"engine {engine_name}", True,
-                            detail if found else f"not usable here: {detail}"))
+        checks.append(
+            Check(f"engine {engine_name}", True, detail if found else f"not usable here: {detail}")
+        )
     return checks

@@ -39,16 +39,25 @@ def lattice_scales(points: int, strain: float) -> list[float]:
     [0.96, 0.98, 1.0, 1.02, 1.04]
     """
     if not 5 <= points <= MAX_POINTS:
-        raise UsageError(f"--points {points}: an EOS fit needs 5 to {MAX_POINTS} points",
-                         "use e.g. --points 7")
+        raise UsageError(
+            f"--points {points}: an EOS fit needs 5 to {MAX_POINTS} points", "use e.g. --points 7"
+        )
     if not 0 < strain < 0.5:
-        raise UsageError(f"--strain {strain}: must be between 0 and 0.5 (a fraction)",
-                         "use e.g. --strain 0.05 for ±5 %")
+        raise UsageError(
+            f"--strain {strain}: must be between 0 and 0.5 (a fraction)",
+            "use e.g. --strain 0.05 for ±5 %",
+        )
     return [round(1 + strain * (2 * i / (points - 1) - 1), 12) for i in range(points)]
 
 
-def submit_eos(settings: Settings, structure: Path, base: SubmitRequest, points: int,
-               strain: float, eos: str = "birchmurnaghan") -> EosSubmitted:
+def submit_eos(
+    settings: Settings,
+    structure: Path,
+    base: SubmitRequest,
+    points: int,
+    strain: float,
+    eos: str = "birchmurnaghan",
+) -> EosSubmitted:
     """Submit the scaled cells as one array, then the fit step after them."""
     from ase.io import write
 
@@ -61,12 +70,16 @@ def submit_eos(settings: Settings, structure: Path, base: SubmitRequest, points:
         raise UsageError(f"--eos {eos}: unknown form", f"use one of: {', '.join(EOS_KINDS)}")
     frames = read_frames(structure)
     if len(frames) != 1:
-        raise UsageError(f"'{structure}' holds {len(frames)} structures; an EOS needs one",
-                         "give a file with a single structure")
+        raise UsageError(
+            f"'{structure}' holds {len(frames)} structures; an EOS needs one",
+            "give a file with a single structure",
+        )
     atoms = frames[0].atoms
     if not all(atoms.pbc) or atoms.cell.rank != 3:
-        raise UsageError(f"'{structure}' is not periodic in three dimensions",
-                         "an equation of state needs a cell with a volume")
+        raise UsageError(
+            f"'{structure}' is not periodic in three dimensions",
+            "an equation of state needs a cell with a volume",
+        )
     done = EosSubmitted(scales=scales)
     name = base.name or frames[0].name
     with tempfile.TemporaryDirectory(prefix="orion-eos-") as scratch:
@@ -86,13 +99,28 @@ def submit_eos(settings: Settings, structure: Path, base: SubmitRequest, points:
         return done
     done.study_id = submitted.ids[0]
     _set_study(settings, submitted.ids, done.study_id)
-    fit = submit(settings, replace(
-        base, structures=[structure], engine="eos", name=f"{name}-eos-fit",
-        params={"jobs": submitted.ids, "volumes_a3": volumes, "eos": eos},
-        after=[], after_any=submitted.ids, study_id=done.study_id, hold=False,
-        resources={**base.resources, "ntasks": 1, "nodes": 1, "cpus_per_task": 1,
-                   "walltime_s": min(base.resources.get("walltime_s") or 900, 900)},
-        throttle=None))
+    fit = submit(
+        settings,
+        replace(
+            base,
+            structures=[structure],
+            engine="eos",
+            name=f"{name}-eos-fit",
+            params={"jobs": submitted.ids, "volumes_a3": volumes, "eos": eos},
+            after=[],
+            after_any=submitted.ids,
+            study_id=done.study_id,
+            hold=False,
+            resources={
+                **base.resources,
+                "ntasks": 1,
+                "nodes": 1,
+                "cpus_per_task": 1,
+                "walltime_s": min(base.resources.get("walltime_s") or 900, 900),
+            },
+            throttle=None,
+        ),
+    )
     done.errors += fit.errors
     done.fit_id = fit.ids[0] if fit.ids else None
     return done

@@ -56,13 +56,19 @@ def read_stamp(settings: Settings) -> PollStamp:
         return PollStamp()
 
 
-def record_cycle(settings: Settings, ended: datetime, duration_s: float, errors: int,
-                 checked: int) -> None:
+def record_cycle(
+    settings: Settings, ended: datetime, duration_s: float, errors: int, checked: int
+) -> None:
     """Record one finished cycle; it counts as successful when it had no errors."""
     old = read_stamp(settings)
     at = ended.astimezone(UTC).isoformat()
-    stamp = PollStamp(last_ok_at=at if not errors else old.last_ok_at, last_cycle_at=at,
-                      last_duration_s=round(duration_s, 4), last_errors=errors, checked=checked)
+    stamp = PollStamp(
+        last_ok_at=at if not errors else old.last_ok_at,
+        last_cycle_at=at,
+        last_duration_s=round(duration_s, 4),
+        last_errors=errors,
+        checked=checked,
+    )
     write_atomically(stamp_path(settings), json.dumps(asdict(stamp)) + "\n")
 
 

@@ -34,10 +34,12 @@ def grant_statements(role: str, database: str, quote: Any) -> list[str]:
     ['GRANT CONNECT ON DATABASE "lab" TO "ann"', 'GRANT USAGE ON SCHEMA public TO "ann"']
     """
     who = quote(role)
-    return [f"GRANT CONNECT ON DATABASE {quote(database)} TO {who}",
-            f"GRANT USAGE ON SCHEMA public TO {who}",
-            *(f"GRANT {rights} ON {table} TO {who}" for table, rights in MEMBER_GRANTS.items()),
-            f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {who}"]
+    return [
+        f"GRANT CONNECT ON DATABASE {quote(database)} TO {who}",
+        f"GRANT USAGE ON SCHEMA public TO {who}",
+        *(f"GRANT {rights} ON {table} TO {who}" for table, rights in MEMBER_GRANTS.items()),
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {who}",
+    ]
 
 
 def grant(url: str, roles: list[str]) -> list[str]:
@@ -48,19 +50,24 @@ def grant(url: str, roles: list[str]) -> list[str]:
 
     for role in roles:
         if not ROLE_NAME.fullmatch(role):
-            raise UsageError(f"'{role}' is not a user name orion can use as a role",
-                             "give the member's Unix account name (lower case)")
+            raise UsageError(
+                f"'{role}' is not a user name orion can use as a role",
+                "give the member's Unix account name (lower case)",
+            )
     engine = ready_engine(url)
     if engine.dialect.name != "postgresql":
-        raise UsageError("orion db grant is for a PostgreSQL group database",
-                         "an SQLite file belongs to one user; share PostgreSQL instead")
+        raise UsageError(
+            "orion db grant is for a PostgreSQL group database",
+            "an SQLite file belongs to one user; share PostgreSQL instead",
+        )
     quote = engine.dialect.identifier_preparer.quote
     lines = []
     with translated_errors(url), engine.begin() as conn:
         database = conn.execute(text("SELECT current_database()")).scalar_one()
         for role in roles:
-            exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"),
-                                  {"r": role}).first()
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}
+            ).first()
             if not exists:
                 conn.exec_driver_sql(f"CREATE ROLE {quote(role)} LOGIN")
             for statement in grant_statements(role, database, quote):
@@ -80,11 +87,14 @@ def check_role(session: Any, unix_user: str) -> None:
 
     if session.get_bind().dialect.name != "postgresql":
         return
-    row = session.execute(text(
-        "SELECT current_user, r.rolsuper OR r.rolbypassrls, "
-        "pg_get_userbyid(c.relowner) = current_user, c.relrowsecurity "
-        "FROM pg_roles r, pg_class c WHERE r.rolname = current_user AND c.relname = 'job' "
-        "AND c.relnamespace = 'public'::regnamespace")).first()
+    row = session.execute(
+        text(
+            "SELECT current_user, r.rolsuper OR r.rolbypassrls, "
+            "pg_get_userbyid(c.relowner) = current_user, c.relrowsecurity "
+            "FROM pg_roles r, pg_class c WHERE r.rolname = current_user AND c.relname = 'job' "
+            "AND c.relnamespace = 'public'::regnamespace"
+        )
+    ).first()
     if row is None:
         return
     role, exempt, owns, secured = row
@@ -92,4 +102,5 @@ def check_role(session: Any, unix_user: str) -> None:
         raise UsageError(
             f"you connect to the group database as role '{role}' but run as Unix user "
             f"'{unix_user}': row-level security lets a role write only its own jobs",
-            f"connect as role '{unix_user}' (the admin runs `orion db grant {unix_user}`)")
+            f"connect as role '{unix_user}' (the admin runs `orion db grant {unix_user}`)",
+        )

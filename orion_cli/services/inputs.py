@@ -25,17 +25,47 @@ if TYPE_CHECKING:
     from ase import Atoms
 
 #: file endings read as structures when a directory is given
-STRUCTURE_SUFFIXES = frozenset({".cif", ".xyz", ".extxyz", ".vasp", ".poscar", ".traj", ".pdb",
-                                ".json", ".in", ".lmp", ".data", ".cell", ".gen", ".res"})
+STRUCTURE_SUFFIXES = frozenset(
+    {
+        ".cif",
+        ".xyz",
+        ".extxyz",
+        ".vasp",
+        ".poscar",
+        ".traj",
+        ".pdb",
+        ".json",
+        ".in",
+        ".lmp",
+        ".data",
+        ".cell",
+        ".gen",
+        ".res",
+    }
+)
 STRUCTURE_NAMES = ("POSCAR", "CONTCAR")
 #: formats that can hold many frames: one job per frame
 MULTI_FRAME_SUFFIXES = frozenset({".xyz", ".extxyz", ".traj"})
 ASE_FORMAT = {".xyz": "extxyz", ".extxyz": "extxyz", ".traj": "traj", ".cif": "cif"}
 #: ASE formats of engine outputs: their last frame is the structure meant (relaxed, final)
-OUTPUT_FORMATS = frozenset({
-    "espresso-out", "vasp-out", "vasp-xml", "vasp-xdatcar", "lammps-dump-text",
-    "lammps-dump-binary", "castep-castep", "gpaw-out", "aims-output", "abinit-out",
-    "gaussian-out", "nwchem-out", "orca-output", "onetep-out"})
+OUTPUT_FORMATS = frozenset(
+    {
+        "espresso-out",
+        "vasp-out",
+        "vasp-xml",
+        "vasp-xdatcar",
+        "lammps-dump-text",
+        "lammps-dump-binary",
+        "castep-castep",
+        "gpaw-out",
+        "aims-output",
+        "abinit-out",
+        "gaussian-out",
+        "nwchem-out",
+        "orca-output",
+        "onetep-out",
+    }
+)
 _INDEX = re.compile(r"-?\d+|(-?\d+)?:(-?\d+)?(:(-?\d+)?)?")
 INDEX_HINT = "write file@-1 (last frame), file@3 (the fourth) or file@::2 (every second)"
 
@@ -84,8 +114,11 @@ class StructureInput:
 
 
 def _is_structure_file(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and (
-        path.suffix.lower() in STRUCTURE_SUFFIXES or path.name.startswith(STRUCTURE_NAMES))
+    return (
+        path.is_file()
+        and not path.name.startswith(".")
+        and (path.suffix.lower() in STRUCTURE_SUFFIXES or path.name.startswith(STRUCTURE_NAMES))
+    )
 
 
 def _split_selector(arg: str) -> tuple[str, str]:
@@ -117,8 +150,10 @@ def expand_inputs(args: list[str] | list[Path]) -> list[StructureInput]:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if _is_structure_file(p))
             if not found:
-                raise UsageError(f"directory '{arg}' holds no structure files",
-                                 "orion reads CIF, POSCAR, xyz/extxyz, traj, ... files")
+                raise UsageError(
+                    f"directory '{arg}' holds no structure files",
+                    "orion reads CIF, POSCAR, xyz/extxyz, traj, ... files",
+                )
             inputs.extend(StructureInput(p, index) for p in found)
         elif not path.exists() and glob.has_magic(arg):
             matches = sorted(Path(p) for p in glob.glob(arg, recursive=True))
@@ -146,8 +181,9 @@ class Frame:
     note: str = ""
 
 
-def read_frames(source: StructureInput | Path,
-                min_distance_a: float | None = MIN_DISTANCE_A) -> list[Frame]:
+def read_frames(
+    source: StructureInput | Path, min_distance_a: float | None = MIN_DISTANCE_A
+) -> list[Frame]:
     """Read the frames ``source`` selects; raise UsageError naming the file (and frame).
 
     Each frame is checked (:func:`~orion_cli.services.physical.check_atoms`): finite
@@ -166,8 +202,10 @@ def read_frames(source: StructureInput | Path,
         numbered = _select(numbered, given)
     elif output and len(frames) > 1:
         numbered = numbered[-1:]
-        note = (f"'{path}' is an engine output ({fmt}): using its last frame, {len(frames) - 1} "
-                f"of 0-{len(frames) - 1}; write '{path}@0' for the first, '{path}@:' for all")
+        note = (
+            f"'{path}' is an engine output ({fmt}): using its last frame, {len(frames) - 1} "
+            f"of 0-{len(frames) - 1}; write '{path}@0' for the first, '{path}@:' for all"
+        )
     many = len(frames) > 1
     for index, atoms in numbered:
         check_atoms(atoms, f"'{path}'" + (f" frame {index}" if many else ""), min_distance_a)
@@ -176,14 +214,29 @@ def read_frames(source: StructureInput | Path,
     if not many:
         keep_text = bool(text) and not output
         atoms = frames[0]
-        return [Frame(resolved, frame_name(atoms, name), atoms,
-                      text if keep_text else extxyz_text(atoms),
-                      fmt == "extxyz" or not keep_text, note)]
-    return [Frame(f"{resolved}@{i}",
-                  frame_name(atoms, name if len(numbered) == 1 and output and not given.index
-                             else f"{name}-{i}"),
-                  atoms, extxyz_text(atoms), True, note)
-            for i, atoms in numbered]
+        return [
+            Frame(
+                resolved,
+                frame_name(atoms, name),
+                atoms,
+                text if keep_text else extxyz_text(atoms),
+                fmt == "extxyz" or not keep_text,
+                note,
+            )
+        ]
+    return [
+        Frame(
+            f"{resolved}@{i}",
+            frame_name(
+                atoms, name if len(numbered) == 1 and output and not given.index else f"{name}-{i}"
+            ),
+            atoms,
+            extxyz_text(atoms),
+            True,
+            note,
+        )
+        for i, atoms in numbered
+    ]
 
 
 def frame_name(atoms: Atoms, default: str) -> str:
@@ -203,9 +256,10 @@ def _check_readable(path: Path) -> None:
     if not path.is_file():
         raise UsageError(f"'{path}' is not a file", "give a structure file (CIF, POSCAR, xyz)")
     if path.name.startswith("log.lammps"):
-        raise UsageError(f"'{path}' is a LAMMPS log: it holds thermo output, no structure",
-                         "submit the dump file the run wrote (dump ... custom ...), "
-                         "e.g. traj.dump@-1")
+        raise UsageError(
+            f"'{path}' is a LAMMPS log: it holds thermo output, no structure",
+            "submit the dump file the run wrote (dump ... custom ...), e.g. traj.dump@-1",
+        )
 
 
 def _read_all(path: Path, everything: bool) -> tuple[str, str, list[Atoms]]:
@@ -224,8 +278,9 @@ def _read_all(path: Path, everything: bool) -> tuple[str, str, list[Atoms]]:
         fmt = fmt or filetype(str(path))
         if not text and fmt not in OUTPUT_FORMATS:
             text = _text_or_nothing(path)  # kept as the job's input structure
-        index: Any = ":" if everything or suffix in MULTI_FRAME_SUFFIXES \
-            or fmt in OUTPUT_FORMATS else 0
+        index: Any = (
+            ":" if everything or suffix in MULTI_FRAME_SUFFIXES or fmt in OUTPUT_FORMATS else 0
+        )
         source_arg: Any = io.StringIO(text) if text and fmt in ASE_FORMAT.values() else path
         loaded = read(source_arg, index=index, format=fmt)
     except UsageError:
@@ -248,13 +303,17 @@ def _select(numbered: list[tuple[int, Atoms]], given: StructureInput) -> list[tu
     count = len(numbered)
     if isinstance(index, int):
         if not -count <= index < count:
-            raise UsageError(f"'{given}': no frame {index} ('{given.path}' has {count} "
-                             f"frame{'s' if count != 1 else ''}, 0 to {count - 1})", INDEX_HINT)
+            raise UsageError(
+                f"'{given}': no frame {index} ('{given.path}' has {count} "
+                f"frame{'s' if count != 1 else ''}, 0 to {count - 1})",
+                INDEX_HINT,
+            )
         return [numbered[index]]
     chosen = numbered[index]
     if not chosen:
-        raise UsageError(f"'{given}': the index selects no frame ('{given.path}' has {count})",
-                         INDEX_HINT)
+        raise UsageError(
+            f"'{given}': the index selects no frame ('{given.path}' has {count})", INDEX_HINT
+        )
     return chosen
 
 
@@ -270,8 +329,10 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text()
     except UnicodeDecodeError:
-        raise UsageError(f"'{path}' is not a text structure file",
-                         "give a CIF, POSCAR/CONTCAR, xyz/extxyz or traj file") from None
+        raise UsageError(
+            f"'{path}' is not a text structure file",
+            "give a CIF, POSCAR/CONTCAR, xyz/extxyz or traj file",
+        ) from None
 
 
 def extxyz_text(atoms: Atoms) -> str:

@@ -24,11 +24,14 @@ def job_id_for(settings: Settings, scheduler_job_id: str) -> int:
     from orion_cli.db.session import session_scope
 
     with session_scope(settings.resolved_database_url) as session:
-        job = session.exec(select(Job).where(Job.scheduler_job_id == scheduler_job_id)
-                           .order_by(col(Job.id).desc())).first()
+        job = session.exec(
+            select(Job).where(Job.scheduler_job_id == scheduler_job_id).order_by(col(Job.id).desc())
+        ).first()
         if job is None or job.id is None:
-            raise UsageError(f"no job has scheduler id {scheduler_job_id}",
-                             "`orion ls` shows each job's scheduler id")
+            raise UsageError(
+                f"no job has scheduler id {scheduler_job_id}",
+                "`orion ls` shows each job's scheduler id",
+            )
         return job.id
 
 
@@ -43,8 +46,9 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
         for key, value in data.items():
             if isinstance(value, datetime):
                 data[key] = value.isoformat()
-        data["tags"] = list(session.exec(select(JobTag.tag).where(JobTag.job_id == job_id)
-                                         .order_by(col(JobTag.id))))
+        data["tags"] = list(
+            session.exec(select(JobTag.tag).where(JobTag.job_id == job_id).order_by(col(JobTag.id)))
+        )
         result = session.exec(select(JobResult).where(JobResult.job_id == job_id)).first()
         from orion_cli.services.dependencies import links_of
 
@@ -63,17 +67,31 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
             select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(col(JobAttempt.attempt))
         ).all()
         data["attempts"] = [
-            {"attempt": a.attempt, "scheduler_job_id": a.scheduler_job_id, "status": a.status,
-             "reason": a.reason, "walltime_s": a.walltime_s, "mem_mb": a.mem_mb,
-             "raw_state": a.raw_state, "message": a.message,
-             "submitted_at": a.submitted_at.isoformat() if a.submitted_at else None,
-             "finished_at": a.finished_at.isoformat() if a.finished_at else None}
+            {
+                "attempt": a.attempt,
+                "scheduler_job_id": a.scheduler_job_id,
+                "status": a.status,
+                "reason": a.reason,
+                "walltime_s": a.walltime_s,
+                "mem_mb": a.mem_mb,
+                "raw_state": a.raw_state,
+                "message": a.message,
+                "submitted_at": a.submitted_at.isoformat() if a.submitted_at else None,
+                "finished_at": a.finished_at.isoformat() if a.finished_at else None,
+            }
             for a in attempts
         ]
         data["events"] = [
-            {"at": e.at.isoformat(), "from": e.from_status, "to": e.to_status,
-             "reason": e.reason, "source": e.source, "message": e.message,
-             "attempt": e.attempt, "actor": e.actor}
+            {
+                "at": e.at.isoformat(),
+                "from": e.from_status,
+                "to": e.to_status,
+                "reason": e.reason,
+                "source": e.source,
+                "message": e.message,
+                "attempt": e.attempt,
+                "actor": e.actor,
+            }
             for e in events
         ]
         return data
@@ -94,8 +112,9 @@ def _seconds_between(start: datetime | None, end: datetime | None) -> float | No
     return round((aware[1] - aware[0]).total_seconds(), 3)
 
 
-def audit_events(settings: Settings, user: str = "", since_s: int | None = None,
-                 limit: int = 100) -> list[dict[str, Any]]:
+def audit_events(
+    settings: Settings, user: str = "", since_s: int | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
     """The newest recorded actions on any job of the database, newest first.
 
     ``user`` keeps the actions whose actor or job owner is that user.
@@ -111,7 +130,18 @@ def audit_events(settings: Settings, user: str = "", since_s: int | None = None,
         query = query.where(col(JobEvent.at) >= now_utc() - timedelta(seconds=since_s))
     query = query.order_by(col(JobEvent.id).desc()).limit(limit)
     with session_scope(settings.resolved_database_url) as session:
-        return [{"at": e.at.isoformat(), "job_id": e.job_id, "job_name": name, "owner": owner,
-                 "actor": e.actor, "source": e.source, "from": e.from_status,
-                 "to": e.to_status, "reason": e.reason, "message": e.message}
-                for e, name, owner in session.exec(query).all()]
+        return [
+            {
+                "at": e.at.isoformat(),
+                "job_id": e.job_id,
+                "job_name": name,
+                "owner": owner,
+                "actor": e.actor,
+                "source": e.source,
+                "from": e.from_status,
+                "to": e.to_status,
+                "reason": e.reason,
+                "message": e.message,
+            }
+            for e, name, owner in session.exec(query).all()
+        ]

@@ -63,14 +63,25 @@ def transition_many(
     texts = [message] * len(jobs) if message is None or isinstance(message, str) else message
     with session.no_autoflush:
         _compare_and_set(session, jobs, olds, new)
-        current = _current_attempts(session, [
-            job for job, old in zip(jobs, olds, strict=True) if _updates_attempt(old, new)])
+        current = _current_attempts(
+            session,
+            [job for job, old in zip(jobs, olds, strict=True) if _updates_attempt(old, new)],
+        )
         for job, old, text in zip(jobs, olds, texts, strict=True):
             _apply(job, old, new, reason, text, at)
-            events.append({"job_id": job.id, "from_status": old.value, "to_status": new.value,
-                           "reason": reason.value if reason else None, "source": source,
-                           "message": text, "attempt": job.attempt, "at": at,
-                           "actor": actor})
+            events.append(
+                {
+                    "job_id": job.id,
+                    "from_status": old.value,
+                    "to_status": new.value,
+                    "reason": reason.value if reason else None,
+                    "source": source,
+                    "message": text,
+                    "attempt": job.attempt,
+                    "at": at,
+                    "actor": actor,
+                }
+            )
             row = _track_attempt(current, job, old, new, reason, text, at)
             if row is not None:
                 new_attempts.append(row)
@@ -81,21 +92,31 @@ def transition_many(
         session.execute(insert(JobAttempt), new_attempts)
 
 
-def _compare_and_set(session: Session, jobs: Sequence[Job], olds: Sequence[JobStatus],
-                     new: JobStatus) -> None:
+def _compare_and_set(
+    session: Session, jobs: Sequence[Job], olds: Sequence[JobStatus], new: JobStatus
+) -> None:
     """Write the new status only where the row still has the status it was read with."""
-    rows = [{"job_id": job.id, "old": old.value, "new": new.value}
-            for job, old in zip(jobs, olds, strict=True) if job.id is not None]
+    rows = [
+        {"job_id": job.id, "old": old.value, "new": new.value}
+        for job, old in zip(jobs, olds, strict=True)
+        if job.id is not None
+    ]
     if not rows:
         return
     table = Job.__table__  # type: ignore[attr-defined]
-    statement = (update(table).where(table.c.id == bindparam("job_id"))
-                 .where(table.c.status == bindparam("old")).values(status=bindparam("new")))
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("job_id"))
+        .where(table.c.status == bindparam("old"))
+        .values(status=bindparam("new"))
+    )
     matched = session.execute(statement, rows).rowcount  # type: ignore[attr-defined]
     if matched != len(rows):
         raise RaceLost(
             f"{len(rows) - matched} of {len(rows)} jobs changed status in another orion "
-            "process meanwhile", "run the command again: it reads the jobs anew")
+            "process meanwhile",
+            "run the command again: it reads the jobs anew",
+        )
 
 
 def claim(session: Session, job: Job, at: datetime | None = None) -> None:
@@ -107,16 +128,22 @@ def claim(session: Session, job: Job, at: datetime | None = None) -> None:
     """
     at = at or now_utc()
     table = Job.__table__  # type: ignore[attr-defined]
-    matched = session.execute(update(table).where(table.c.id == job.id)
-                              .where(table.c.status == job.status)
-                              .values(updated_at=at)).rowcount  # type: ignore[attr-defined]
+    matched = session.execute(
+        update(table)
+        .where(table.c.id == job.id)
+        .where(table.c.status == job.status)
+        .values(updated_at=at)
+    ).rowcount  # type: ignore[attr-defined]
     if matched != 1:
-        raise RaceLost(f"job {job.id} changed in another orion process meanwhile",
-                       "run the command again: it reads the job anew")
+        raise RaceLost(
+            f"job {job.id} changed in another orion process meanwhile",
+            "run the command again: it reads the job anew",
+        )
 
 
-def note_many(session: Session, notes: Sequence[tuple[Job, str]], *, source: str,
-              at: datetime | None = None) -> None:
+def note_many(
+    session: Session, notes: Sequence[tuple[Job, str]], *, source: str, at: datetime | None = None
+) -> None:
     """Record a note on each job without changing its status (an event from X to X).
 
     The poller notes what it skipped in a job's files or an error it met on that job; a
@@ -125,15 +152,34 @@ def note_many(session: Session, notes: Sequence[tuple[Job, str]], *, source: str
     if not notes:
         return
     at = at or now_utc()
-    session.execute(insert(JobEvent), [
-        {"job_id": job.id, "from_status": job.status, "to_status": job.status, "reason": None,
-         "source": source, "message": text, "attempt": job.attempt, "at": at,
-         "actor": current_user()}
-        for job, text in notes])
+    session.execute(
+        insert(JobEvent),
+        [
+            {
+                "job_id": job.id,
+                "from_status": job.status,
+                "to_status": job.status,
+                "reason": None,
+                "source": source,
+                "message": text,
+                "attempt": job.attempt,
+                "at": at,
+                "actor": current_user(),
+            }
+            for job, text in notes
+        ],
+    )
 
 
-def change_reason(session: Session, job: Job, reason: FailureReason, message: str, *,
-                  source: str, at: datetime | None = None) -> None:
+def change_reason(
+    session: Session,
+    job: Job,
+    reason: FailureReason,
+    message: str,
+    *,
+    source: str,
+    at: datetime | None = None,
+) -> None:
     """Give a failed job a new failure reason (and message), with an event saying so.
 
     A retry that sbatch refused: the job stays failed, now for ``submit_error``.
@@ -146,8 +192,15 @@ def change_reason(session: Session, job: Job, reason: FailureReason, message: st
     session.execute(insert(JobEvent), [_note_row(job, source, message, at, reason)])
 
 
-def submit_outcome_unknown(session: Session, job: Job, retry_at: datetime, *, source: str,
-                           message: str, at: datetime | None = None) -> None:
+def submit_outcome_unknown(
+    session: Session,
+    job: Job,
+    retry_at: datetime,
+    *,
+    source: str,
+    message: str,
+    at: datetime | None = None,
+) -> None:
     """Record that sbatch did not answer for the job's next attempt.
 
     The scheduler may or may not have the job: the retry at ``retry_at`` first looks for
@@ -158,13 +211,22 @@ def submit_outcome_unknown(session: Session, job: Job, retry_at: datetime, *, so
     job.submit_unknown_since = job.submit_unknown_since or at
     job.next_attempt_at, job.updated_at = retry_at, at
     session.add(job)
-    session.execute(insert(JobEvent), [_note_row(
-        job, source, f"submit outcome unknown: {message}; looked for by name at the next try",
-        at)])
+    session.execute(
+        insert(JobEvent),
+        [
+            _note_row(
+                job,
+                source,
+                f"submit outcome unknown: {message}; looked for by name at the next try",
+                at,
+            )
+        ],
+    )
 
 
-def submit_outcome_settled(session: Session, job: Job, *, source: str, message: str,
-                           at: datetime | None = None) -> None:
+def submit_outcome_settled(
+    session: Session, job: Job, *, source: str, message: str, at: datetime | None = None
+) -> None:
     """Clear the "submit outcome unknown" mark: the scheduler has no job from that sbatch."""
     at = at or now_utc()
     job.submit_unknown_since, job.updated_at = None, at
@@ -172,15 +234,31 @@ def submit_outcome_settled(session: Session, job: Job, *, source: str, message: 
     session.execute(insert(JobEvent), [_note_row(job, source, message, at)])
 
 
-def _note_row(job: Job, source: str, message: str, at: datetime,
-              reason: FailureReason | None = None) -> dict[str, Any]:
-    return {"job_id": job.id, "from_status": job.status, "to_status": job.status,
-            "reason": reason.value if reason else None, "source": source,
-            "message": message, "attempt": job.attempt, "at": at, "actor": current_user()}
+def _note_row(
+    job: Job, source: str, message: str, at: datetime, reason: FailureReason | None = None
+) -> dict[str, Any]:
+    return {
+        "job_id": job.id,
+        "from_status": job.status,
+        "to_status": job.status,
+        "reason": reason.value if reason else None,
+        "source": source,
+        "message": message,
+        "attempt": job.attempt,
+        "at": at,
+        "actor": current_user(),
+    }
 
 
-def requeue_many(session: Session, jobs: Sequence[Job], scheduler_job_ids: Sequence[str], *,
-                 source: str, message: Sequence[str], at: datetime | None = None) -> None:
+def requeue_many(
+    session: Session,
+    jobs: Sequence[Job],
+    scheduler_job_ids: Sequence[str],
+    *,
+    source: str,
+    message: Sequence[str],
+    at: datetime | None = None,
+) -> None:
     """Give queued jobs that never started a new scheduler job, in the same attempt.
 
     A packed task that ended before it started some of its jobs: they are submitted again
@@ -202,8 +280,14 @@ def requeue_many(session: Session, jobs: Sequence[Job], scheduler_job_ids: Seque
     note_many(session, list(zip(jobs, message, strict=True)), source=source, at=at)
 
 
-def _apply(job: Job, old: JobStatus, new: JobStatus, reason: FailureReason | None,
-           message: str | None, at: datetime) -> None:
+def _apply(
+    job: Job,
+    old: JobStatus,
+    new: JobStatus,
+    reason: FailureReason | None,
+    message: str | None,
+    at: datetime,
+) -> None:
     """Set the job's own fields for the move ``old`` → ``new``."""
     job.status = new.value
     job.failure_reason = reason.value if reason else None
@@ -247,8 +331,9 @@ def _updates_attempt(old: JobStatus, new: JobStatus) -> bool:
     """
     if old is JobStatus.RUNNING and new is JobStatus.QUEUED:
         return True
-    return not (old is JobStatus.FAILED and new is JobStatus.CANCELLED) \
-        and not (old is JobStatus.CREATED or new is JobStatus.QUEUED)
+    return not (old is JobStatus.FAILED and new is JobStatus.CANCELLED) and not (
+        old is JobStatus.CREATED or new is JobStatus.QUEUED
+    )
 
 
 def _current_attempts(session: Session, jobs: Sequence[Job]) -> dict[tuple[int, int], JobAttempt]:
@@ -257,28 +342,39 @@ def _current_attempts(session: Session, jobs: Sequence[Job]) -> dict[tuple[int, 
     ids = sorted({job_id for job_id, _ in wanted})
     rows: dict[tuple[int, int], JobAttempt] = {}
     for start in range(0, len(ids), ATTEMPT_CHUNK):
-        chunk = ids[start:start + ATTEMPT_CHUNK]
+        chunk = ids[start : start + ATTEMPT_CHUNK]
         for row in session.exec(select(JobAttempt).where(col(JobAttempt.job_id).in_(chunk))):
             if (row.job_id, row.attempt) in wanted:
                 rows[(row.job_id, row.attempt)] = row
     return rows
 
 
-def _track_attempt(current: dict[tuple[int, int], JobAttempt], job: Job, old: JobStatus,
-                   new: JobStatus, reason: FailureReason | None, message: str | None,
-                   at: datetime) -> dict[str, Any] | None:
+def _track_attempt(
+    current: dict[tuple[int, int], JobAttempt],
+    job: Job,
+    old: JobStatus,
+    new: JobStatus,
+    reason: FailureReason | None,
+    message: str | None,
+    at: datetime,
+) -> dict[str, Any] | None:
     """Update the job's current attempt row; return a new row's values where there is none."""
     if old is JobStatus.FAILED and new is JobStatus.CANCELLED:
         return None  # cancelling a pending retry: the failed attempt's record stands
     final = new.is_final
     values = {
-        "job_id": job.id, "attempt": job.attempt, "walltime_s": job.walltime_s,
-        "mem_mb": job.mem_mb, "status": new.value, "raw_state": job.raw_state,
+        "job_id": job.id,
+        "attempt": job.attempt,
+        "walltime_s": job.walltime_s,
+        "mem_mb": job.mem_mb,
+        "status": new.value,
+        "raw_state": job.raw_state,
         "scheduler_job_id": job.scheduler_job_id if new is JobStatus.QUEUED else None,
         "submitted_at": at if new is JobStatus.QUEUED else None,
         "started_at": at if new is JobStatus.RUNNING else None,
         "reason": reason.value if final and reason else None,
-        "message": message if final else None, "finished_at": at if final else None,
+        "message": message if final else None,
+        "finished_at": at if final else None,
     }
     if not _updates_attempt(old, new):  # created, or a new attempt queued: no row yet
         return None if new is JobStatus.CANCELLED and old is JobStatus.CREATED else values

@@ -17,9 +17,22 @@ from orion_cli.db.urls import check_url
 from orion_cli.errors import DatabaseError, UsageError
 from orion_cli.states import JobStatus
 
-COLUMNS = ("id", "name", "owner", "engine", "status", "failure_reason", "progress_pct",
-           "current_step", "scheduler", "scheduler_job_id", "tag", "attempt", "created_at",
-           "formula")
+COLUMNS = (
+    "id",
+    "name",
+    "owner",
+    "engine",
+    "status",
+    "failure_reason",
+    "progress_pct",
+    "current_step",
+    "scheduler",
+    "scheduler_job_id",
+    "tag",
+    "attempt",
+    "created_at",
+    "formula",
+)
 
 
 @dataclass(frozen=True)
@@ -65,16 +78,20 @@ def build_query(flt: JobFilter, placeholder: str, now: datetime) -> tuple[str, s
         where.append(f"engine = {placeholder}")
         params.append(flt.engine)
     if flt.tags:
-        where.append(f"id IN (SELECT job_id FROM job_tag WHERE tag IN "
-                     f"({', '.join([placeholder] * len(flt.tags))}))")
+        where.append(
+            f"id IN (SELECT job_id FROM job_tag WHERE tag IN "
+            f"({', '.join([placeholder] * len(flt.tags))}))"
+        )
         params.extend(flt.tags)
     if flt.since_s is not None:
         where.append(f"created_at >= {placeholder}")
         cutoff = (now - timedelta(seconds=flt.since_s)).astimezone(UTC)
         params.append(cutoff if placeholder == "%s" else cutoff.strftime("%Y-%m-%d %H:%M:%S.%f"))
     clause = f" WHERE {' AND '.join(where)}"
-    select = (f"SELECT {', '.join(COLUMNS)} FROM job{clause} ORDER BY id DESC "
-              f"LIMIT {int(flt.limit)} OFFSET {int(flt.offset)}")
+    select = (
+        f"SELECT {', '.join(COLUMNS)} FROM job{clause} ORDER BY id DESC "
+        f"LIMIT {int(flt.limit)} OFFSET {int(flt.offset)}"
+    )
     return select, f"SELECT count(*) FROM job{clause}", params
 
 
@@ -108,8 +125,9 @@ def list_jobs(settings: Settings, flt: JobFilter, fall_back: bool = True) -> Lis
     """
     for status in flt.statuses:
         if status not in JobStatus.__members__.values():
-            raise UsageError(f"unknown status '{status}'",
-                             f"use one of: {', '.join(s.value for s in JobStatus)}")
+            raise UsageError(
+                f"unknown status '{status}'", f"use one of: {', '.join(s.value for s in JobStatus)}"
+            )
     url = settings.resolved_database_url
     check_url(url, parse=False)  # a raw '@' in a password: no DNS lookup of its tail
     try:
@@ -179,8 +197,11 @@ def _add_energies(cursor: Any, placeholder: str, rows: list[dict[str, Any]]) -> 
         row["energy_per_atom_ev"] = None
     if not done:
         return
-    cursor.execute(f"SELECT job_id, energy_ev FROM job_result WHERE job_id IN "
-                   f"({', '.join([placeholder] * len(done))})", done)
+    cursor.execute(
+        f"SELECT job_id, energy_ev FROM job_result WHERE job_id IN "
+        f"({', '.join([placeholder] * len(done))})",
+        done,
+    )
     energies = dict(cursor.fetchall())
     for row in rows:
         natoms = atoms_in_formula(row["formula"])
@@ -199,22 +220,31 @@ def _add_dependency_states(cursor: Any, placeholder: str, rows: list[dict[str, A
     cursor.execute(
         "SELECT d.child_id, d.parent_id, d.kind, p.status, p.failure_reason, "
         "p.next_attempt_at IS NOT NULL FROM job_dependencies d JOIN job p ON p.id = d.parent_id "
-        f"WHERE d.child_id IN ({', '.join([placeholder] * len(ids))}) ORDER BY d.parent_id", ids)
+        f"WHERE d.child_id IN ({', '.join([placeholder] * len(ids))}) ORDER BY d.parent_id",
+        ids,
+    )
     parents: dict[int, list[ParentState]] = {}
     for child, parent, kind, status, reason, pending in cursor.fetchall():
         parents.setdefault(child, []).append(
-            ParentState(parent, kind, status, reason, bool(pending)))
+            ParentState(parent, kind, status, reason, bool(pending))
+        )
     for row in rows:
         row["dependency"] = dependency_state(row["status"], parents.get(row["id"], []))
 
 
-def _prepare_then_list(settings: Settings, flt: JobFilter, error: Exception | None,
-                       fall_back: bool) -> Listing:
+def _prepare_then_list(
+    settings: Settings, flt: JobFilter, error: Exception | None, fall_back: bool
+) -> Listing:
     from orion_cli.db.session import database_error, ready_engine
 
     url = settings.resolved_database_url
     if not fall_back:  # the full path found the database ready, yet the quick one failed
-        raise database_error(url, error) if error else DatabaseError(
-            "cannot read the job list: the schema changed while orion read it", "try again")
+        raise (
+            database_error(url, error)
+            if error
+            else DatabaseError(
+                "cannot read the job list: the schema changed while orion read it", "try again"
+            )
+        )
     ready_engine(url)  # creates or upgrades SQLite, refuses a foreign or corrupt database
     return list_jobs(settings, flt, fall_back=False)

@@ -26,8 +26,13 @@ class LogTarget:
     status: str
 
 
-def output_path(workdir: Path, attempt: int, array_name: str | None,
-                array_index: int | None, ran_as_array_task: bool) -> Path:
+def output_path(
+    workdir: Path,
+    attempt: int,
+    array_name: str | None,
+    array_index: int | None,
+    ran_as_array_task: bool,
+) -> Path:
     """The batch output file of ``attempt`` of a job.
 
     >>> output_path(Path("/w/i/14"), 1, "orion-array-12-i-", 2, True)
@@ -42,8 +47,9 @@ def output_path(workdir: Path, attempt: int, array_name: str | None,
     return workdir / f"attempt-{attempt}.out"
 
 
-def log_target(settings: Settings, job_id: int, attempt: int | None,
-               engine_output: bool) -> LogTarget:
+def log_target(
+    settings: Settings, job_id: int, attempt: int | None, engine_output: bool
+) -> LogTarget:
     """Find the file ``orion logs`` shows; refuse in one line when there is none."""
     from sqlmodel import select
 
@@ -56,25 +62,35 @@ def log_target(settings: Settings, job_id: int, attempt: int | None,
             raise UsageError(f"no job with id {job_id}", "`orion ls` lists the jobs")
         wanted = job.attempt if attempt is None else attempt
         if not 1 <= wanted <= job.attempt:
-            raise UsageError(f"job {job_id} has no attempt {wanted}",
-                             f"it has had {job.attempt} (use --attempt 1..{job.attempt})")
+            raise UsageError(
+                f"job {job_id} has no attempt {wanted}",
+                f"it has had {job.attempt} (use --attempt 1..{job.attempt})",
+            )
         workdir = Path(job.workdir)
         if job.removed_at is not None:
             raise UsageError(f"job {job_id} was removed with orion rm", "its files are gone")
         if engine_output:
             name = ENGINE_OUTPUT.get(job.engine)
             if name is None:
-                raise UsageError(f"engine {job.engine} writes no output file of its own",
-                                 "`orion logs` without --engine-output shows the job's output")
+                raise UsageError(
+                    f"engine {job.engine} writes no output file of its own",
+                    "`orion logs` without --engine-output shows the job's output",
+                )
             if wanted != job.attempt:
-                raise UsageError(f"only the latest attempt's {name} is kept (attempt "
-                                 f"{job.attempt})", "drop --attempt, or read attempt-N.out")
+                raise UsageError(
+                    f"only the latest attempt's {name} is kept (attempt {job.attempt})",
+                    "drop --attempt, or read attempt-N.out",
+                )
             return LogTarget(job_id, wanted, workdir / name, job.status)
-        first = session.exec(select(JobAttempt).where(JobAttempt.job_id == job_id)
-                             .where(JobAttempt.attempt == 1)).first()
+        first = session.exec(
+            select(JobAttempt).where(JobAttempt.job_id == job_id).where(JobAttempt.attempt == 1)
+        ).first()
         # an array's first attempt ran as an array task, unless it never got a scheduler id
-        as_task = wanted == 1 and bool(job.array_name) and (
-            first is None or first.scheduler_job_id is None or "_" in first.scheduler_job_id)
+        as_task = (
+            wanted == 1
+            and bool(job.array_name)
+            and (first is None or first.scheduler_job_id is None or "_" in first.scheduler_job_id)
+        )
         path = output_path(workdir, wanted, job.array_name, job.array_index, as_task)
         return LogTarget(job_id, wanted, path, job.status)
 

@@ -72,19 +72,34 @@ def collect(settings: Settings) -> Metrics:
     me = current_user()
     data = Metrics(user=me)
     with session_scope(settings.resolved_database_url) as session:
-        jobs = session.execute(sa_select(
-            col(Job.id), col(Job.status), col(Job.engine), col(Job.submitted_at),
-            col(Job.started_at), col(Job.finished_at), col(Job.ntasks), col(Job.cpus_per_task),
-            col(Job.removed_at)).where(col(Job.owner) == me)).all()
+        jobs = session.execute(
+            sa_select(
+                col(Job.id),
+                col(Job.status),
+                col(Job.engine),
+                col(Job.submitted_at),
+                col(Job.started_at),
+                col(Job.finished_at),
+                col(Job.ntasks),
+                col(Job.cpus_per_task),
+                col(Job.removed_at),
+            ).where(col(Job.owner) == me)
+        ).all()
         mine = select(Job.id).where(Job.owner == me)
-        events = session.exec(select(JobEvent.to_status, JobEvent.reason).where(
-            col(JobEvent.job_id).in_(mine), col(JobEvent.from_status).is_not(None),
-            JobEvent.from_status != JobEvent.to_status)).all()
-        attempts = session.exec(select(JobAttempt.job_id, JobAttempt.attempt, JobAttempt.reason)
-                                .where(col(JobAttempt.job_id).in_(mine))).all()
+        events = session.exec(
+            select(JobEvent.to_status, JobEvent.reason).where(
+                col(JobEvent.job_id).in_(mine),
+                col(JobEvent.from_status).is_not(None),
+                JobEvent.from_status != JobEvent.to_status,
+            )
+        ).all()
+        attempts = session.exec(
+            select(JobAttempt.job_id, JobAttempt.attempt, JobAttempt.reason).where(
+                col(JobAttempt.job_id).in_(mine)
+            )
+        ).all()
     engine_of = {}
-    for (job_id, status, engine, submitted, started, finished, ntasks, cpus,
-         removed) in jobs:
+    for job_id, status, engine, submitted, started, finished, ntasks, cpus, removed in jobs:
         engine_of[job_id] = engine
         if removed is None:
             data.jobs[(status, engine)] += 1
@@ -128,15 +143,17 @@ def _number(value: float) -> str:
     return repr(float(value)) if not float(value).is_integer() else str(int(value))
 
 
-def _family(name: str, kind: str, help_text: str,
-            samples: Iterable[tuple[str, Mapping[str, str], float]]) -> list[str]:
+def _family(
+    name: str, kind: str, help_text: str, samples: Iterable[tuple[str, Mapping[str, str], float]]
+) -> list[str]:
     lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
     lines += [f"{sample}{_labels(labels)} {_number(value)}" for sample, labels, value in samples]
     return lines
 
 
-def _histograms(name: str, help_text: str, user: str,
-                by_engine: Mapping[str, Histogram]) -> list[str]:
+def _histograms(
+    name: str, help_text: str, user: str, by_engine: Mapping[str, Histogram]
+) -> list[str]:
     samples: list[tuple[str, Mapping[str, str], float]] = []
     for engine, hist in sorted(by_engine.items()):
         base = {"user": user, "engine": engine}
@@ -151,37 +168,68 @@ def _histograms(name: str, help_text: str, user: str,
 def render(data: Metrics) -> str:
     """The metrics in Prometheus' text exposition format (0.0.4)."""
     u = data.user
-    lines = _family("orion_jobs", "gauge", "Jobs by status and engine (removed jobs left out).",
-                    [("orion_jobs", {"user": u, "status": s, "engine": e}, n)
-                     for (s, e), n in sorted(data.jobs.items())])
-    lines += _family("orion_job_transitions_total", "counter",
-                     "Status changes by new status and failure reason.",
-                     [("orion_job_transitions_total", {"user": u, "to": to, "reason": r}, n)
-                      for (to, r), n in sorted(data.transitions.items())])
-    lines += _family("orion_job_retries_total", "counter",
-                     "Attempts that were followed by another, by the attempt's failure reason.",
-                     [("orion_job_retries_total", {"user": u, "reason": r}, n)
-                      for r, n in sorted(data.retries.items())])
-    lines += _histograms("orion_queue_wait_seconds", "From submission to start, per job.",
-                         u, data.queue_wait)
-    lines += _histograms("orion_run_seconds", "From start to end, per finished job.",
-                         u, data.run_time)
-    lines += _family("orion_core_hours_total", "counter",
-                     "Run time × tasks × CPUs per task, in hours.",
-                     [("orion_core_hours_total", {"user": u, "engine": e}, round(h, 6))
-                      for e, h in sorted(data.core_hours.items())])
+    lines = _family(
+        "orion_jobs",
+        "gauge",
+        "Jobs by status and engine (removed jobs left out).",
+        [
+            ("orion_jobs", {"user": u, "status": s, "engine": e}, n)
+            for (s, e), n in sorted(data.jobs.items())
+        ],
+    )
+    lines += _family(
+        "orion_job_transitions_total",
+        "counter",
+        "Status changes by new status and failure reason.",
+        [
+            ("orion_job_transitions_total", {"user": u, "to": to, "reason": r}, n)
+            for (to, r), n in sorted(data.transitions.items())
+        ],
+    )
+    lines += _family(
+        "orion_job_retries_total",
+        "counter",
+        "Attempts that were followed by another, by the attempt's failure reason.",
+        [
+            ("orion_job_retries_total", {"user": u, "reason": r}, n)
+            for r, n in sorted(data.retries.items())
+        ],
+    )
+    lines += _histograms(
+        "orion_queue_wait_seconds", "From submission to start, per job.", u, data.queue_wait
+    )
+    lines += _histograms(
+        "orion_run_seconds", "From start to end, per finished job.", u, data.run_time
+    )
+    lines += _family(
+        "orion_core_hours_total",
+        "counter",
+        "Run time × tasks × CPUs per task, in hours.",
+        [
+            ("orion_core_hours_total", {"user": u, "engine": e}, round(h, 6))
+            for e, h in sorted(data.core_hours.items())
+        ],
+    )
     if data.last_poll_ok is not None:
-        lines += _family("orion_last_successful_poll_timestamp_seconds", "gauge",
-                         "When orion poll last finished a cycle without errors (Unix time).",
-                         [("orion_last_successful_poll_timestamp_seconds", {"user": u},
-                           data.last_poll_ok)])
+        lines += _family(
+            "orion_last_successful_poll_timestamp_seconds",
+            "gauge",
+            "When orion poll last finished a cycle without errors (Unix time).",
+            [("orion_last_successful_poll_timestamp_seconds", {"user": u}, data.last_poll_ok)],
+        )
     if data.poll_duration_s is not None:
-        lines += _family("orion_poll_duration_seconds", "gauge",
-                         "Wall time of the last poll cycle.",
-                         [("orion_poll_duration_seconds", {"user": u}, data.poll_duration_s)])
-        lines += _family("orion_poll_errors", "gauge",
-                         "Errors (scheduler, database) in the last poll cycle.",
-                         [("orion_poll_errors", {"user": u}, data.poll_errors or 0)])
+        lines += _family(
+            "orion_poll_duration_seconds",
+            "gauge",
+            "Wall time of the last poll cycle.",
+            [("orion_poll_duration_seconds", {"user": u}, data.poll_duration_s)],
+        )
+        lines += _family(
+            "orion_poll_errors",
+            "gauge",
+            "Errors (scheduler, database) in the last poll cycle.",
+            [("orion_poll_errors", {"user": u}, data.poll_errors or 0)],
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -193,11 +241,15 @@ def write_textfile(settings: Settings, path: Path) -> Metrics:
     from orion_cli.services.freshness import write_atomically
 
     if path.suffix != ".prom":
-        raise UsageError(f"metrics file '{path}' does not end in .prom",
-                         "node_exporter's textfile collector reads only *.prom files")
+        raise UsageError(
+            f"metrics file '{path}' does not end in .prom",
+            "node_exporter's textfile collector reads only *.prom files",
+        )
     if not path.parent.is_dir():
-        raise UsageError(f"directory '{path.parent}' does not exist",
-                         "give node_exporter's --collector.textfile.directory")
+        raise UsageError(
+            f"directory '{path.parent}' does not exist",
+            "give node_exporter's --collector.textfile.directory",
+        )
     data = collect(settings)
     write_atomically(path, render(data))
     os.chmod(path, 0o644)

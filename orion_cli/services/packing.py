@@ -42,8 +42,10 @@ def parse_pack(text: str) -> int | None:
     if text == "auto":
         return None
     if not text.isdigit() or not 1 <= int(text) <= MAX_PACK:
-        raise UsageError(f"--pack '{text}' is not a number of calculations per task",
-                         f"write --pack N with N from 1 to {MAX_PACK}, or --pack auto")
+        raise UsageError(
+            f"--pack '{text}' is not a number of calculations per task",
+            f"write --pack N with N from 1 to {MAX_PACK}, or --pack auto",
+        )
     return int(text)
 
 
@@ -79,8 +81,16 @@ def auto_pack(estimate_s: float, walltime_s: int, soft_margin_s: int, n_jobs: in
     return max(1, math.ceil(n_jobs / n_tasks))
 
 
-def resolve_pack(pack: str, estimate_s: float | None, engine: Any, walltime_s: int,
-                 soft_margin_s: int, nodes: int, ntasks: int, n_jobs: int) -> int:
+def resolve_pack(
+    pack: str,
+    estimate_s: float | None,
+    engine: Any,
+    walltime_s: int,
+    soft_margin_s: int,
+    nodes: int,
+    ntasks: int,
+    n_jobs: int,
+) -> int:
     """Calculations per array task for a submit of ``n_jobs``; 0 when not packed.
 
     A multi-node pack makes sense only for an MPI calculation spanning the nodes
@@ -93,13 +103,16 @@ def resolve_pack(pack: str, estimate_s: float | None, engine: Any, walltime_s: i
         raise UsageError(
             f"--pack with --nodes {nodes} and --ntasks {ntasks} would run each calculation "
             f"on one node and leave {nodes - 1} idle",
-            "pack on one node (--nodes 1), or give an MPI engine --ntasks ≥ --nodes")
+            "pack on one node (--nodes 1), or give an MPI engine --ntasks ≥ --nodes",
+        )
     if size is None:
         estimate = estimate_s if estimate_s is not None else getattr(engine, "estimate_s", None)
         if not estimate:
             raise UsageError(
                 f"--pack auto needs to know how long one calculation of engine "
-                f"'{engine.name}' takes", "add --estimate (e.g. --estimate 10s)")
+                f"'{engine.name}' takes",
+                "add --estimate (e.g. --estimate 10s)",
+            )
         size = auto_pack(float(estimate), walltime_s, soft_margin_s, n_jobs)
     return min(size, max(n_jobs, 1))
 
@@ -122,13 +135,22 @@ def packed_tasks(array_dir: Path, round_: int = 0) -> dict[int, int]:
 
 
 def _next_round(array_dir: Path) -> int:
-    rounds = [int(p.stem.split("-")[1]) for p in array_dir.glob("packs-*.jsonl")
-              if p.stem.split("-")[1].isdigit()]
+    rounds = [
+        int(p.stem.split("-")[1])
+        for p in array_dir.glob("packs-*.jsonl")
+        if p.stem.split("-")[1].isdigit()
+    ]
     return max(rounds, default=-1) + 1
 
 
-def requeue_packed(session: Session, settings: Settings, scheduler: Any, jobs: list[Job],
-                   why: dict[int, str], now: datetime) -> list[str]:
+def requeue_packed(
+    session: Session,
+    settings: Settings,
+    scheduler: Any,
+    jobs: list[Job],
+    why: dict[int, str],
+    now: datetime,
+) -> list[str]:
     """Submit again, as new packed tasks, jobs whose packed task ended before they started.
 
     One new array per original array; the jobs stay queued with the same attempt and
@@ -137,12 +159,19 @@ def requeue_packed(session: Session, settings: Settings, scheduler: Any, jobs: l
     by_array: dict[str, list[Job]] = defaultdict(list)
     for job in jobs:
         by_array[job.array_name or ""].append(job)
-    return [_requeue_array(session, settings, scheduler, group, why, now)
-            for group in by_array.values()]
+    return [
+        _requeue_array(session, settings, scheduler, group, why, now) for group in by_array.values()
+    ]
 
 
-def _requeue_array(session: Session, settings: Settings, scheduler: Any, jobs: list[Job],
-                   why: dict[int, str], now: datetime) -> str:
+def _requeue_array(
+    session: Session,
+    settings: Settings,
+    scheduler: Any,
+    jobs: list[Job],
+    why: dict[int, str],
+    now: datetime,
+) -> str:
     from orion_cli.batch import BatchSpec, render_array_script
     from orion_cli.db.session import instance_id
     from orion_cli.resources import Resources
@@ -156,34 +185,51 @@ def _requeue_array(session: Session, settings: Settings, scheduler: Any, jobs: l
     first = jobs[0]
     array_dir = array_tasks_file(Path(first.workdir), first.array_name or "").parent
     round_ = _next_round(array_dir)
-    groups = [[jobs[i].array_index or 0 for i in group]
-              for group in pack_groups(len(jobs), max(first.pack, 1))]
+    groups = [
+        [jobs[i].array_index or 0 for i in group]
+        for group in pack_groups(len(jobs), max(first.pack, 1))
+    ]
     write_packs(array_dir / packs_file_name(round_), groups)
     site = first.site or {}
-    spec = BatchSpec(orion_id=_array_first_id(first), name="array", workdir=array_dir,
-                     python=str(site.get("python") or "python3"),
-                     setup_lines=tuple(site.get("setup") or ()), resources=Resources.of(first),
-                     soft_margin_s=first.soft_margin_s, instance=instance_id(session))
+    spec = BatchSpec(
+        orion_id=_array_first_id(first),
+        name="array",
+        workdir=array_dir,
+        python=str(site.get("python") or "python3"),
+        setup_lines=tuple(site.get("setup") or ()),
+        resources=Resources.of(first),
+        soft_margin_s=first.soft_margin_s,
+        instance=instance_id(session),
+    )
     script = array_dir / f"array-{round_}.sh"
     script.write_text(render_array_script(spec, array_dir, len(groups), round_))
     try:
         array_id = scheduler.submit_array(script, len(groups), SubmitOptions())
     except (SchedulerError, SubmitOutcomeUnknown) as exc:
-        transition_many(session, jobs, JobStatus.FAILED, source="poll", at=now,
-                        reason=FailureReason.SUBMIT_ERROR,
-                        message=f"not started in its packed task; resubmitting it failed: "
-                                f"{exc.one_line()}")
+        transition_many(
+            session,
+            jobs,
+            JobStatus.FAILED,
+            source="poll",
+            at=now,
+            reason=FailureReason.SUBMIT_ERROR,
+            message=f"not started in its packed task; resubmitting it failed: {exc.one_line()}",
+        )
         for job in jobs:
             schedule_retry(job, now)
         return f"jobs {first.id}..: resubmitting the unstarted failed: {exc.one_line()}"
     task_of = {index: task for task, group in enumerate(groups) for index in group}
     new_ids = [f"{array_id}_{task_of[job.array_index or 0]}" for job in jobs]
-    messages = [f"not started: {why.get(job.id or 0, 'its packed task ended')}; submitted "
-                f"again in packed task {sid} (no attempt spent)"
-                for job, sid in zip(jobs, new_ids, strict=True)]
+    messages = [
+        f"not started: {why.get(job.id or 0, 'its packed task ended')}; submitted "
+        f"again in packed task {sid} (no attempt spent)"
+        for job, sid in zip(jobs, new_ids, strict=True)
+    ]
     requeue_many(session, jobs, new_ids, source="poll", message=messages, at=now)
-    return (f"jobs {', '.join(str(job.id) for job in jobs[:5])}{'...' if len(jobs) > 5 else ''}"
-            f": not started in their packed task, submitted again as array {array_id}")
+    return (
+        f"jobs {', '.join(str(job.id) for job in jobs[:5])}{'...' if len(jobs) > 5 else ''}"
+        f": not started in their packed task, submitted again as array {array_id}"
+    )
 
 
 def _array_first_id(job: Job) -> int:

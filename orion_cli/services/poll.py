@@ -76,8 +76,7 @@ class JobNotes:
         """Keep when the current attempt started and ended, as the job wrote it."""
         mine = [e for e in events if e.attempt == job.attempt and e.time is not None]
         started = next((e.time for e in mine if e.event == "started"), None)
-        ended = next((e.time for e in reversed(mine) if e.event in ("finished", "failed")),
-                     None)
+        ended = next((e.time for e in reversed(mine) if e.event in ("finished", "failed")), None)
         if started or ended:
             _, old_started, old_ended = self.times.get(id(job), (job, None, None))
             self.times[id(job)] = (job, started or old_started, ended or old_ended)
@@ -105,8 +104,7 @@ class JobNotes:
 
 #: SLURM states of a job that ran and is waiting to run again (squeue(1)); SUSPENDED and
 #: CONFIGURING are not requeues
-REQUEUE_WORDS = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
-                           "SPECIAL_EXIT"})
+REQUEUE_WORDS = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SPECIAL_EXIT"})
 
 
 def _ingest_events(job: Job, notes: JobNotes) -> list[EventRecord]:
@@ -142,16 +140,23 @@ class Moves:
     10,000 flushes. A job's own moves keep their order (queued → running → completed)."""
 
     def __init__(self) -> None:
-        self.plans: dict[int, tuple[Job, list[tuple[JobStatus, FailureReason | None,
-                                                    str | None]]]] = {}
+        self.plans: dict[
+            int, tuple[Job, list[tuple[JobStatus, FailureReason | None, str | None]]]
+        ] = {}
         self.requeued: dict[int, tuple[Job, str]] = {}
 
     def requeue(self, job: Job, why: str) -> None:
         """Plan to submit again a packed job that its task never started (no status change)."""
         self.requeued[id(job)] = (job, why)
 
-    def move(self, job: Job, new: JobStatus, *, reason: FailureReason | None = None,
-             message: str | None = None) -> None:
+    def move(
+        self,
+        job: Job,
+        new: JobStatus,
+        *,
+        reason: FailureReason | None = None,
+        message: str | None = None,
+    ) -> None:
         """Plan ``new`` for ``job``; a move the table forbids from where it stands is dropped.
 
         The job may have moved since the poller read the scheduler (a user's cancel): the
@@ -169,15 +174,23 @@ class Moves:
     def apply(self, session: Session, at: datetime) -> None:
         depth = max((len(steps) for _, steps in self.plans.values()), default=0)
         for step in range(depth):
-            groups: dict[tuple[JobStatus, FailureReason | None],
-                         list[tuple[Job, str | None]]] = defaultdict(list)
+            groups: dict[tuple[JobStatus, FailureReason | None], list[tuple[Job, str | None]]] = (
+                defaultdict(list)
+            )
             for job, steps in self.plans.values():
                 if step < len(steps):
                     new, reason, message = steps[step]
                     groups[(new, reason)].append((job, message))
             for (new, reason), items in groups.items():
-                transition_many(session, [job for job, _ in items], new, source="poll",
-                                reason=reason, message=[m for _, m in items], at=at)
+                transition_many(
+                    session,
+                    [job for job, _ in items],
+                    new,
+                    source="poll",
+                    reason=reason,
+                    message=[m for _, m in items],
+                    at=at,
+                )
 
 
 def _read_checked_result(job: Job) -> CheckedResult | None:
@@ -191,8 +204,9 @@ def _read_checked_result(job: Job) -> CheckedResult | None:
     except JobFileError as exc:
         return CheckedResult(attempt=job.attempt, error=f"unusable result: {exc}")
     except OSError as exc:
-        return CheckedResult(attempt=job.attempt,
-                             error=f"cannot read {RESULT_FILE}: {exc.strerror}")
+        return CheckedResult(
+            attempt=job.attempt, error=f"cannot read {RESULT_FILE}: {exc.strerror}"
+        )
     if data is None:
         return None
     attempt = result_attempt(data)
@@ -201,8 +215,9 @@ def _read_checked_result(job: Job) -> CheckedResult | None:
     try:
         return check_result(data)
     except BadRecord as exc:
-        return CheckedResult(attempt=job.attempt,
-                             error=f"unusable {RESULT_FILE}: {clean_text(str(exc), 400)}")
+        return CheckedResult(
+            attempt=job.attempt, error=f"unusable {RESULT_FILE}: {clean_text(str(exc), 400)}"
+        )
 
 
 def _store_result(session: Session, job: Job, existing: JobResult | None) -> JobResult | None:
@@ -210,40 +225,60 @@ def _store_result(session: Session, job: Job, existing: JobResult | None) -> Job
     if checked is None:
         return None
     row = existing or JobResult(job_id=job.id or 0)
-    for key in ("energy_ev", "forces_ev_per_a", "stress_ev_per_a3", "final_structure",
-                "converged", "error", "extras"):
+    for key in (
+        "energy_ev",
+        "forces_ev_per_a",
+        "stress_ev_per_a3",
+        "final_structure",
+        "converged",
+        "error",
+        "extras",
+    ):
         setattr(row, key, getattr(checked, key))
     row.attempt = job.attempt
     session.add(row)
     return row
 
 
-def _finish(session: Session, moves: Moves, job: Job, info: JobInfo | None,
-            existing: JobResult | None) -> None:
+def _finish(
+    session: Session, moves: Moves, job: Job, info: JobInfo | None, existing: JobResult | None
+) -> None:
     """Apply a final scheduler state, using the job's own result to tell why."""
     result = _store_result(session, job, existing)
     status = info.status if info else JobStatus.COMPLETED
     if info and info.exit_code is not None:
         job.exit_code = info.exit_code
-    killed_by = (info.signal if info else None) or \
-        (result.extras.get("signal") if result is not None else None)
+    killed_by = (info.signal if info else None) or (
+        result.extras.get("signal") if result is not None else None
+    )
     if isinstance(killed_by, int) and killed_by > 0:
         job.exit_signal = killed_by
     if status is JobStatus.CANCELLED:
-        moves.move(job, JobStatus.CANCELLED, reason=FailureReason.CANCELLED_EXTERNALLY,
-                   message=f"scheduler reports {info.raw_state if info else 'cancelled'}")
+        moves.move(
+            job,
+            JobStatus.CANCELLED,
+            reason=FailureReason.CANCELLED_EXTERNALLY,
+            message=f"scheduler reports {info.raw_state if info else 'cancelled'}",
+        )
         return
     if result is not None and result.error:
-        reason = info.reason if info and info.reason not in (None, FailureReason.EXIT_CODE) \
+        reason = (
+            info.reason
+            if info and info.reason not in (None, FailureReason.EXIT_CODE)
             else FailureReason.ENGINE_ERROR
+        )
         if result.extras.get("soft_limit_reached"):
             reason = FailureReason.TIMEOUT  # stopped cleanly at the soft limit: needs more time
         moves.move(job, JobStatus.FAILED, reason=reason, message=result.error)
     elif status is JobStatus.COMPLETED and (result is not None or job.script is not None):
         moves.move(job, JobStatus.COMPLETED)  # a user's script writes no result: exit 0 says
     elif status is JobStatus.COMPLETED:
-        moves.move(job, JobStatus.FAILED, reason=FailureReason.ENGINE_ERROR,
-                   message="the job ended without writing result.json (see its output file)")
+        moves.move(
+            job,
+            JobStatus.FAILED,
+            reason=FailureReason.ENGINE_ERROR,
+            message="the job ended without writing result.json (see its output file)",
+        )
     else:
         why = (info.reason if info else None) or FailureReason.EXIT_CODE
         detail = f"scheduler reports {info.raw_state}" if info else "job failed"
@@ -254,8 +289,14 @@ def _finish(session: Session, moves: Moves, job: Job, info: JobInfo | None,
         moves.move(job, JobStatus.FAILED, reason=why, message=detail)
 
 
-def _finish_packed(session: Session, moves: Moves, job: Job, info: JobInfo,
-                   existing: JobResult | None, started: bool) -> None:
+def _finish_packed(
+    session: Session,
+    moves: Moves,
+    job: Job,
+    info: JobInfo,
+    existing: JobResult | None,
+    started: bool,
+) -> None:
     """Settle one job of a packed task that ended, by what the job itself did.
 
     Its result decides, whatever became of the task (a later job may have been killed); the
@@ -266,8 +307,9 @@ def _finish_packed(session: Session, moves: Moves, job: Job, info: JobInfo,
     if result is not None and not result.error:
         moves.move(job, JobStatus.COMPLETED)
     elif result is None and not started and job.status == JobStatus.QUEUED.value:
-        moves.requeue(job, f"packed task {job.scheduler_job_id} ended ({info.raw_state}) "
-                           "before it started")
+        moves.requeue(
+            job, f"packed task {job.scheduler_job_id} ended ({info.raw_state}) before it started"
+        )
     else:
         _finish(session, moves, job, info, result)
 
@@ -288,8 +330,11 @@ def waiting_arrays(infos: Mapping[str, JobInfo]) -> set[str]:
     ...                 "8_0": JobInfo("8_0", "RUNNING", JobStatus.RUNNING)})
     {'7'}
     """
-    return {job_id.split("_")[0] for job_id, info in infos.items()
-            if "_" in job_id and info.status is JobStatus.QUEUED}
+    return {
+        job_id.split("_")[0]
+        for job_id, info in infos.items()
+        if "_" in job_id and info.status is JobStatus.QUEUED
+    }
 
 
 def _dropped_before_start(job: Job, waiting: set[str]) -> bool:
@@ -300,14 +345,25 @@ def _dropped_before_start(job: Job, waiting: set[str]) -> bool:
     directory; one without either, whose array is still queued, was cancelled.
     """
     sid = job.scheduler_job_id or ""
-    return "_" in sid and sid.split("_")[0] in waiting and bool(job.workdir) \
+    return (
+        "_" in sid
+        and sid.split("_")[0] in waiting
+        and bool(job.workdir)
         and not Path(job.workdir).exists()
+    )
 
 
-def reconcile_job(session: Session, moves: Moves, job: Job, info: JobInfo | None,
-                  now: datetime, lost_grace_s: int,
-                  results: Mapping[int, JobResult] | None = None,
-                  waiting: set[str] | None = None, notes: JobNotes | None = None) -> None:
+def reconcile_job(
+    session: Session,
+    moves: Moves,
+    job: Job,
+    info: JobInfo | None,
+    now: datetime,
+    lost_grace_s: int,
+    results: Mapping[int, JobResult] | None = None,
+    waiting: set[str] | None = None,
+    notes: JobNotes | None = None,
+) -> None:
     """Decide what one active job's events and the scheduler's report change.
 
     Only what changed is written: a queued job that the scheduler still reports as
@@ -328,10 +384,14 @@ def reconcile_job(session: Session, moves: Moves, job: Job, info: JobInfo | None
             started or (info.status is JobStatus.RUNNING and not job.pack)
         ):  # a packed job runs when it says so, not when its task starts
             moves.move(job, JobStatus.RUNNING)
-        elif JobStatus(job.status) is JobStatus.RUNNING and not started \
-                and info.raw_state.split()[0] in REQUEUE_WORDS:
-            moves.move(job, JobStatus.QUEUED,
-                       message=f"requeued by the scheduler ({info.raw_state})")
+        elif (
+            JobStatus(job.status) is JobStatus.RUNNING
+            and not started
+            and info.raw_state.split()[0] in REQUEUE_WORDS
+        ):
+            moves.move(
+                job, JobStatus.QUEUED, message=f"requeued by the scheduler ({info.raw_state})"
+            )
         if info.status.is_final and job.pack:
             _finish_packed(session, moves, job, info, existing, started)
         elif info.status.is_final:
@@ -341,40 +401,57 @@ def reconcile_job(session: Session, moves: Moves, job: Job, info: JobInfo | None
         job.missing_since = now  # confirmed by sacct too; lost only after the grace period
         return
     if _dropped_before_start(job, waiting or set()):  # seen missing twice: not a hiccup
-        moves.move(job, JobStatus.CANCELLED, reason=FailureReason.CANCELLED_EXTERNALLY,
-                   message=f"task left array {job.scheduler_job_id} before it started "
-                           "(cancelled outside orion)")
+        moves.move(
+            job,
+            JobStatus.CANCELLED,
+            reason=FailureReason.CANCELLED_EXTERNALLY,
+            message=f"task left array {job.scheduler_job_id} before it started "
+            "(cancelled outside orion)",
+        )
         return
     if now - job.missing_since < timedelta(seconds=lost_grace_s):
         return
     if os.path.lexists(Path(job.workdir) / RESULT_FILE):
         _finish(session, moves, job, None, existing)  # records purged; the job left its result
     else:
-        moves.move(job, JobStatus.FAILED, reason=FailureReason.LOST,
-                   message=f"neither squeue nor sacct has known job {job.scheduler_job_id} "
-                           f"for {lost_grace_s} s")
+        moves.move(
+            job,
+            JobStatus.FAILED,
+            reason=FailureReason.LOST,
+            message=f"neither squeue nor sacct has known job {job.scheduler_job_id} "
+            f"for {lost_grace_s} s",
+        )
 
 
 def _stored_results(session: Session, jobs: list[Job]) -> dict[int, JobResult]:
     ids = [job.id for job in jobs if job.id is not None]
     found: dict[int, JobResult] = {}
     for start in range(0, len(ids), LOAD_CHUNK):
-        chunk = ids[start:start + LOAD_CHUNK]
+        chunk = ids[start : start + LOAD_CHUNK]
         for row in session.exec(select(JobResult).where(col(JobResult.job_id).in_(chunk))):
             found[row.job_id] = row
     return found
 
 
-def reconcile(session: Session, jobs: list[Job], infos: Mapping[str, JobInfo], now: datetime,
-              lost_grace_s: int, report: PollReport) -> dict[int, str]:
+def reconcile(
+    session: Session,
+    jobs: list[Job],
+    infos: Mapping[str, JobInfo],
+    now: datetime,
+    lost_grace_s: int,
+    report: PollReport,
+) -> dict[int, str]:
     """Decide and apply what changed for ``jobs``; return the new status of each changed job.
 
     A job whose files or values raise anything is noted on that job and left as it was;
     the others go on. Nothing is committed here.
     """
     before = {id(job): job.status for job in jobs}
-    ending = [job for job in jobs if (info := infos.get(job.scheduler_job_id or "")) is None
-              or info.status.is_final]
+    ending = [
+        job
+        for job in jobs
+        if (info := infos.get(job.scheduler_job_id or "")) is None or info.status.is_final
+    ]
     moves = Moves()
     notes = JobNotes()
     waiting = waiting_arrays(infos)
@@ -382,8 +459,17 @@ def reconcile(session: Session, jobs: list[Job], infos: Mapping[str, JobInfo], n
         results = _stored_results(session, ending)
         for job in jobs:
             try:
-                reconcile_job(session, moves, job, infos.get(job.scheduler_job_id or ""), now,
-                              lost_grace_s, results, waiting, notes)
+                reconcile_job(
+                    session,
+                    moves,
+                    job,
+                    infos.get(job.scheduler_job_id or ""),
+                    now,
+                    lost_grace_s,
+                    results,
+                    waiting,
+                    notes,
+                )
             except Exception as exc:  # noqa: BLE001 - one job never stops the cycle
                 moves.drop(job)
                 text = f"poll could not reconcile it: {type(exc).__name__}: {exc}"
@@ -398,8 +484,9 @@ def reconcile(session: Session, jobs: list[Job], infos: Mapping[str, JobInfo], n
         if job.status != before[id(job)]:
             changed[job.id or 0] = job.status
             if job.status == JobStatus.FAILED.value:
-                schedule_retry(job, now, scf_retry=bool(job.on_scf_fail)
-                               and scf_retry_due(session, job))
+                schedule_retry(
+                    job, now, scf_retry=bool(job.on_scf_fail) and scf_retry_due(session, job)
+                )
     return changed
 
 
@@ -473,8 +560,7 @@ def poll(settings: Settings, now: datetime | None = None) -> PollReport:
                 _poll_all(session, settings, now, report)
             report.duration_s = time.monotonic() - started
             # still under the lock: the stamp says when the poller last succeeded
-            record_cycle(settings, now_utc(), report.duration_s, len(report.errors),
-                         report.checked)
+            record_cycle(settings, now_utc(), report.duration_s, len(report.errors), report.checked)
     except OperationalError as exc:  # the database went away mid-cycle
         raise database_error(url, exc) from None
     return report
@@ -512,7 +598,8 @@ def _poll_all(session: Session, settings: Settings, now: datetime, report: PollR
         if asked_s_ago is not None:
             report.notes.append(
                 f"{name}: asked {asked_s_ago:.0f} s ago; next query after "
-                f"min_query_interval_s={settings.min_query_interval_s} s")
+                f"min_query_interval_s={settings.min_query_interval_s} s"
+            )
             continue
         try:
             scheduler = scheduler_for(settings, name)
@@ -524,13 +611,21 @@ def _poll_all(session: Session, settings: Settings, now: datetime, report: PollR
             raise  # the database went away: nothing more can be recorded
         except Exception as exc:  # noqa: BLE001 - one scheduler group never stops the others
             session.rollback()
-            report.errors.append(f"{name}: {type(exc).__name__}: {clean_text(str(exc), 400)}"
-                                 " — its remaining jobs were left unchanged")
+            report.errors.append(
+                f"{name}: {type(exc).__name__}: {clean_text(str(exc), 400)}"
+                " — its remaining jobs were left unchanged"
+            )
     cascade_committed(session, settings, now, report)  # after retries: a retried parent waits
 
 
-WATCHED_COLUMNS = (col(Job.id), col(Job.status), col(Job.scheduler), col(Job.scheduler_job_id),
-                   col(Job.raw_state), col(Job.missing_since))
+WATCHED_COLUMNS = (
+    col(Job.id),
+    col(Job.status),
+    col(Job.scheduler),
+    col(Job.scheduler_job_id),
+    col(Job.raw_state),
+    col(Job.missing_since),
+)
 LOAD_CHUNK = 5000  # ids per IN (...) list: well inside SQLite's and PostgreSQL's limits
 
 
@@ -541,11 +636,14 @@ def _jobs_by_scheduler(session: Session, now: datetime) -> dict[str, list[Row[An
     where something may have changed.
     """
     watched = [JobStatus.CREATED.value, JobStatus.QUEUED.value, JobStatus.RUNNING.value]
-    rows = session.execute(sa_select(*WATCHED_COLUMNS).where(
-        col(Job.owner) == current_user()).where(  # never another user's job: see poll()
-        col(Job.status).in_(watched)
-        | ((col(Job.status) == JobStatus.FAILED.value) & (col(Job.next_attempt_at) <= now))
-    )).all()
+    rows = session.execute(
+        sa_select(*WATCHED_COLUMNS)
+        .where(col(Job.owner) == current_user())
+        .where(  # never another user's job: see poll()
+            col(Job.status).in_(watched)
+            | ((col(Job.status) == JobStatus.FAILED.value) & (col(Job.next_attempt_at) <= now))
+        )
+    ).all()
     groups: dict[str, list[Row[Any]]] = defaultdict(list)
     for row in rows:
         groups[row.scheduler].append(row)
@@ -568,8 +666,14 @@ def _unchanged(row: Row[Any], info: JobInfo | None) -> bool:
     return info.status is JobStatus.QUEUED and same
 
 
-def _poll_group(session: Session, settings: Settings, scheduler: Any, rows: list[Row[Any]],
-                now: datetime, report: PollReport) -> None:
+def _poll_group(
+    session: Session,
+    settings: Settings,
+    scheduler: Any,
+    rows: list[Row[Any]],
+    now: datetime,
+    report: PollReport,
+) -> None:
     """Recover, reconcile and retry one scheduler's jobs, committing each step.
 
     A failed scheduler query changes nothing. What one job raises is recorded on that job;
@@ -582,15 +686,20 @@ def _poll_group(session: Session, settings: Settings, scheduler: Any, rows: list
     if created:
         try:
             report.notes += recover_unsubmitted(
-                session, _load_ids(session, [r.id for r in created]), scheduler, now,
-                settings.submit_grace_s)
+                session,
+                _load_ids(session, [r.id for r in created]),
+                scheduler,
+                now,
+                settings.submit_grace_s,
+            )
             session.commit()
         except OrionError:
             raise
         except Exception as exc:  # noqa: BLE001 - the queued and running jobs still go on
             session.rollback()
-            report.errors.append(f"recovering interrupted submits: {type(exc).__name__}: "
-                                 f"{clean_text(str(exc), 400)}")
+            report.errors.append(
+                f"recovering interrupted submits: {type(exc).__name__}: {clean_text(str(exc), 400)}"
+            )
     active = by_status[JobStatus.QUEUED.value] + by_status[JobStatus.RUNNING.value]
     due_ids = [row.id for row in by_status[JobStatus.FAILED.value]]
     if active:
@@ -600,16 +709,25 @@ def _poll_group(session: Session, settings: Settings, scheduler: Any, rows: list
         closer = [r.id for r in active if not _unchanged(r, infos.get(r.scheduler_job_id or ""))]
         _reconcile_committed(session, closer, infos, now, settings.lost_grace_s, report)
         looked_at = set(closer)
-        due_ids += [job_id for job_id, status in report.changed.items()
-                    if job_id in looked_at and status == JobStatus.FAILED.value]
+        due_ids += [
+            job_id
+            for job_id, status in report.changed.items()
+            if job_id in looked_at and status == JobStatus.FAILED.value
+        ]
     if report.requeue:
         _requeue_committed(session, settings, scheduler, now, report)
     for job_id in due_ids:  # retries that are due, including failures found just now
         _retry_committed(session, settings, scheduler, job_id, now, report)
 
 
-def _reconcile_committed(session: Session, ids: list[int], infos: Mapping[str, JobInfo],
-                         now: datetime, lost_grace_s: int, report: PollReport) -> None:
+def _reconcile_committed(
+    session: Session,
+    ids: list[int],
+    infos: Mapping[str, JobInfo],
+    now: datetime,
+    lost_grace_s: int,
+    report: PollReport,
+) -> None:
     """Reconcile the jobs ``ids`` and commit; if the batch cannot be written, one job at a time.
 
     The batch fails to commit when another orion process changed one of its jobs in the
@@ -631,12 +749,10 @@ def _reconcile_committed(session: Session, ids: list[int], infos: Mapping[str, J
         raise
     except Exception as exc:  # noqa: BLE001 - retried job by job below
         session.rollback()
-        report.notes.append(f"{len(ids)} jobs reconciled one at a time after "
-                            f"{type(exc).__name__}")
+        report.notes.append(f"{len(ids)} jobs reconciled one at a time after {type(exc).__name__}")
     for job_id in ids:
         try:
-            jobs = [job for job in _load_ids(session, [job_id])
-                    if JobStatus(job.status).is_active]
+            jobs = [job for job in _load_ids(session, [job_id]) if JobStatus(job.status).is_active]
             changed = reconcile(session, jobs, infos, now, lost_grace_s, report)
             session.commit()
             report.changed.update(changed)
@@ -647,8 +763,9 @@ def _reconcile_committed(session: Session, ids: list[int], infos: Mapping[str, J
             _record_error(session, job_id, exc, report)
 
 
-def _requeue_committed(session: Session, settings: Settings, scheduler: Any, now: datetime,
-                       report: PollReport) -> None:
+def _requeue_committed(
+    session: Session, settings: Settings, scheduler: Any, now: datetime, report: PollReport
+) -> None:
     """Submit again, as new packed tasks, the jobs their packed tasks never started."""
     from sqlalchemy.exc import OperationalError
 
@@ -656,8 +773,11 @@ def _requeue_committed(session: Session, settings: Settings, scheduler: Any, now
 
     why, report.requeue = report.requeue, {}
     try:
-        jobs = [job for job in _load_ids(session, list(why))
-                if job.status == JobStatus.QUEUED.value and job.pack]
+        jobs = [
+            job
+            for job in _load_ids(session, list(why))
+            if job.status == JobStatus.QUEUED.value and job.pack
+        ]
         if jobs:
             report.notes += requeue_packed(session, settings, scheduler, jobs, why, now)
             session.commit()
@@ -665,19 +785,30 @@ def _requeue_committed(session: Session, settings: Settings, scheduler: Any, now
         raise
     except Exception as exc:  # noqa: BLE001 - looked at again next cycle
         session.rollback()
-        report.errors.append(f"resubmitting unstarted packed jobs: {type(exc).__name__}: "
-                             f"{clean_text(str(exc), 400)}")
+        report.errors.append(
+            f"resubmitting unstarted packed jobs: {type(exc).__name__}: {clean_text(str(exc), 400)}"
+        )
 
 
-def _retry_committed(session: Session, settings: Settings, scheduler: Any, job_id: int,
-                     now: datetime, report: PollReport) -> None:
+def _retry_committed(
+    session: Session,
+    settings: Settings,
+    scheduler: Any,
+    job_id: int,
+    now: datetime,
+    report: PollReport,
+) -> None:
     """Submit the next attempt of one job due a retry, and commit it on its own."""
     from sqlalchemy.exc import OperationalError
 
     try:
         job = session.get(Job, job_id)
-        if job is None or job.status != JobStatus.FAILED.value or job.next_attempt_at is None \
-                or _aware(job.next_attempt_at) > now:
+        if (
+            job is None
+            or job.status != JobStatus.FAILED.value
+            or job.next_attempt_at is None
+            or _aware(job.next_attempt_at) > now
+        ):
             return  # a user acted on it meanwhile, or it is not due
         report.notes.append(adopt_or_resubmit(session, settings, job, scheduler, now))
         session.commit()
@@ -713,10 +844,14 @@ def _load_ids(session: Session, ids: list[int]) -> list[Job]:
     """Load whole jobs by id, fresh from the database."""
     jobs: list[Job] = []
     for start in range(0, len(ids), LOAD_CHUNK):
-        chunk = ids[start:start + LOAD_CHUNK]
-        jobs.extend(session.exec(
-            select(Job).where(col(Job.id).in_(chunk)).order_by(col(Job.id))
-            .execution_options(populate_existing=True)
-            .options(defer(Job.input_structure), defer(Job.parameters))  # type: ignore[arg-type]
-        ).all())
+        chunk = ids[start : start + LOAD_CHUNK]
+        jobs.extend(
+            session.exec(
+                select(Job)
+                .where(col(Job.id).in_(chunk))
+                .order_by(col(Job.id))
+                .execution_options(populate_existing=True)
+                .options(defer(Job.input_structure), defer(Job.parameters))  # type: ignore[arg-type]
+            ).all()
+        )
     return jobs

@@ -54,13 +54,16 @@ def check_queue_table(name: str, table: Mapping[str, Any], where: str) -> dict[s
     from orion_cli.site import setup_lines
 
     if not _QUEUE_NAME.fullmatch(name):
-        raise ConfigError(f"{where}: '{name}' is not a queue name",
-                          "use letters, digits, '_', '.', '-' (at most 64)")
+        raise ConfigError(
+            f"{where}: '{name}' is not a queue name",
+            "use letters, digits, '_', '.', '-' (at most 64)",
+        )
     checked: dict[str, Any] = {}
     for key, value in table.items():
         if key not in QUEUE_KEYS:
-            raise ConfigError(f"{where}: unknown key '{key}'",
-                              f"a queue may set: {', '.join(QUEUE_KEYS)}")
+            raise ConfigError(
+                f"{where}: unknown key '{key}'", f"a queue may set: {', '.join(QUEUE_KEYS)}"
+            )
         if key == "setup":
             checked[key] = setup_lines(value, f"{where} setup")
         else:
@@ -74,14 +77,15 @@ def queue_table(settings: Settings, queue: str) -> dict[str, Any]:
         return {}
     if queue not in settings.queues:
         known = ", ".join(sorted(settings.queues)) or "none are configured"
-        raise UsageError(f"unknown queue '{queue}' (known: {known})",
-                         "pick one of those, or add [queues." + queue + "] to orion.toml "
-                         "(orion queues lists them)")
+        raise UsageError(
+            f"unknown queue '{queue}' (known: {known})",
+            "pick one of those, or add [queues." + queue + "] to orion.toml "
+            "(orion queues lists them)",
+        )
     return settings.queues[queue]
 
 
-def resolve_resources(settings: Settings, queue: str,
-                      requested: Mapping[str, Any]) -> Resources:
+def resolve_resources(settings: Settings, queue: str, requested: Mapping[str, Any]) -> Resources:
     """The resources of a submit: flags > queue ``queue`` > settings; every value checked.
 
     ``requested`` holds the values given on the command line (absent or None: not given).
@@ -107,7 +111,8 @@ def resolve_resources(settings: Settings, queue: str,
             raise UsageError(
                 "--mem and --mem-per-cpu exclude each other"
                 + (f" ({origins['mem_mb']} sets both)" if origins["mem_mb"] else ""),
-                "give memory per node (--mem) or per CPU (--mem-per-cpu), not both")
+                "give memory per node (--mem) or per CPU (--mem-per-cpu), not both",
+            )
         lower = "mem_mb" if level["mem_mb"] > level["mem_per_cpu_mb"] else "mem_per_cpu_mb"
         values[lower] = 0  # the more specific choice replaces the other kind of memory
     values["sbatch_args"] = tuple(values["sbatch_args"] or ())
@@ -138,10 +143,18 @@ def queue_rows(settings: Settings) -> list[list[str]]:
         other = ", ".join(f"{k}={_text(v)}" for k, v in table.items() if k not in shown_keys)
         if table.get("setup"):
             other = ", ".join(filter(None, [other, f"setup: {len(table['setup'])} lines"]))
-        rows.append([name, table.get("partition", ""), table.get("qos", ""),
-                     table.get("account", ""), str(table.get("priority", "")),
-                     format_walltime(table["walltime_s"]) if "walltime_s" in table else "",
-                     other, settings.queue_sources.get(name, "")])
+        rows.append(
+            [
+                name,
+                table.get("partition", ""),
+                table.get("qos", ""),
+                table.get("account", ""),
+                str(table.get("priority", "")),
+                format_walltime(table["walltime_s"]) if "walltime_s" in table else "",
+                other,
+                settings.queue_sources.get(name, ""),
+            ]
+        )
     return rows
 
 

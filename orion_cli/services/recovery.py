@@ -22,11 +22,13 @@ from orion_cli.services.retry import schedule_retry
 from orion_cli.states import FailureReason, JobStatus
 
 
-def recover_unsubmitted(session: Session, jobs: list[Job], scheduler: Scheduler, now: datetime,
-                        grace_s: int) -> list[str]:
+def recover_unsubmitted(
+    session: Session, jobs: list[Job], scheduler: Scheduler, now: datetime, grace_s: int
+) -> list[str]:
     """Adopt or submit ``created`` jobs older than ``grace_s``; return a line per job/array."""
-    stale = [job for job in jobs if job.workdir
-             and now - job.created_at >= timedelta(seconds=grace_s)]
+    stale = [
+        job for job in jobs if job.workdir and now - job.created_at >= timedelta(seconds=grace_s)
+    ]
     if not stale:
         return []
     instance = instance_id(session)
@@ -35,16 +37,27 @@ def recover_unsubmitted(session: Session, jobs: list[Job], scheduler: Scheduler,
         key = job.array_name or job_name_prefix(job.id or 0, instance)
         groups.setdefault(key, []).append(job)
     found = scheduler.find_by_name(list(groups))
-    return [_recover_group(session, scheduler, name, group, found.get(name), now)
-            for name, group in groups.items()]
+    return [
+        _recover_group(session, scheduler, name, group, found.get(name), now)
+        for name, group in groups.items()
+    ]
 
 
-def _recover_group(session: Session, scheduler: Scheduler, name: str, group: list[Job],
-                   scheduler_job_id: str | None, now: datetime) -> str:
+def _recover_group(
+    session: Session,
+    scheduler: Scheduler,
+    name: str,
+    group: list[Job],
+    scheduler_job_id: str | None,
+    now: datetime,
+) -> str:
     first = group[0]
     is_array = first.array_name is not None
-    script = (Path(first.workdir).parent / "arrays" / str(first.id) / ARRAY_SCRIPT_NAME
-              if is_array else Path(first.workdir) / SCRIPT_NAME)
+    script = (
+        Path(first.workdir).parent / "arrays" / str(first.id) / ARRAY_SCRIPT_NAME
+        if is_array
+        else Path(first.workdir) / SCRIPT_NAME
+    )
     how = "found"
     if scheduler_job_id is None:
         from orion_cli.services.dependencies import waits_for
@@ -56,8 +69,9 @@ def _recover_group(session: Session, scheduler: Scheduler, name: str, group: lis
         if first.script:  # a user's own script: its copy, with orion's sbatch options
             from orion_cli.services.scripts import script_submission
 
-            script, options = script_submission(first, instance_id(session), hold=first.held,
-                                                after=options.after)
+            script, options = script_submission(
+                first, instance_id(session), hold=first.held, after=options.after
+            )
         try:
             if is_array:
                 n_tasks = max(job.array_index or 0 for job in group) // max(first.pack, 1) + 1
@@ -69,15 +83,27 @@ def _recover_group(session: Session, scheduler: Scheduler, name: str, group: lis
             return f"{name}*: {exc.one_line()}; looked up again next poll"
         except SchedulerError as exc:
             for job in group:
-                transition(session, job, JobStatus.FAILED, source="recovery", at=now,
-                           reason=FailureReason.SUBMIT_ERROR, message=exc.one_line())
+                transition(
+                    session,
+                    job,
+                    JobStatus.FAILED,
+                    source="recovery",
+                    at=now,
+                    reason=FailureReason.SUBMIT_ERROR,
+                    message=exc.one_line(),
+                )
                 schedule_retry(job, now, final=isinstance(exc, SubmitRefused))
             return f"{name}*: {exc.one_line()}"
     for job in group:
         task = (job.array_index or 0) // max(job.pack, 1)  # packed: jobs i*pack.. in task i
         job.scheduler_job_id = f"{scheduler_job_id}_{task}" if is_array else scheduler_job_id
-        transition(session, job, JobStatus.QUEUED, source="recovery", at=now,
-                   message=f"{how} {job.scheduler} job {job.scheduler_job_id} after an "
-                           "interrupted submit")
+        transition(
+            session,
+            job,
+            JobStatus.QUEUED,
+            source="recovery",
+            at=now,
+            message=f"{how} {job.scheduler} job {job.scheduler_job_id} after an interrupted submit",
+        )
     ids = f"jobs {first.id}-{group[-1].id}" if is_array else f"job {first.id}"
     return f"{ids}: {how} {first.scheduler} job {scheduler_job_id}"

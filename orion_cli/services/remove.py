@@ -50,8 +50,12 @@ def plan(settings: Settings, selection: Selection, keep_results: bool) -> Remove
         for job in resolve(session, selection, report, "remove"):
             if not _finished(job):
                 why = "retry pending" if job.next_attempt_at else f"not finished ({job.status})"
-                report.skip(job.id or 0, why, f"job {job.id} is {job.status}"
-                            + (" with a retry pending" if job.next_attempt_at else ""))
+                report.skip(
+                    job.id or 0,
+                    why,
+                    f"job {job.id} is {job.status}"
+                    + (" with a retry pending" if job.next_attempt_at else ""),
+                )
                 continue
             ids.append(job.id or 0)
             size += tree_size_bytes(Path(job.workdir)) if job.workdir else 0
@@ -110,15 +114,15 @@ def remove(settings: Settings, to_remove: RemovePlan, keep_results: bool) -> Bul
                 continue
             done.append(job)
             if keep_results:
-                notes.append((job, f"job directory {job.workdir} deleted with orion rm "
-                                   "--keep-results"))
+                notes.append(
+                    (job, f"job directory {job.workdir} deleted with orion rm --keep-results")
+                )
             else:
                 job.removed_at = now_utc()
                 session.add(job)
                 notes.append((job, f"removed with orion rm (directory {job.workdir} deleted)"))
         if not keep_results and done:
-            session.execute(delete(JobResult).where(
-                JobResult.job_id.in_([job.id for job in done])))  # type: ignore[attr-defined]
+            session.execute(delete(JobResult).where(JobResult.job_id.in_([job.id for job in done])))  # type: ignore[attr-defined]
         note_many(session, notes, source="user")
         report.done = [job.id or 0 for job in done]
     return report

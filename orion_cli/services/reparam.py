@@ -61,9 +61,11 @@ def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     'a 1 → 2, t.y - → 3'
     """
     flat_old, flat_new = _flat(old), _flat(new)
-    return ", ".join(f"{key} {flat_old.get(key, '-')!s} → {flat_new.get(key, '-')!s}"
-                     for key in sorted(set(flat_old) | set(flat_new))
-                     if flat_old.get(key, "-") != flat_new.get(key, "-"))
+    return ", ".join(
+        f"{key} {flat_old.get(key, '-')!s} → {flat_new.get(key, '-')!s}"
+        for key in sorted(set(flat_old) | set(flat_new))
+        if flat_old.get(key, "-") != flat_new.get(key, "-")
+    )
 
 
 def _flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -76,19 +78,23 @@ def _flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def checked(settings: Settings, engine_name: str, stored: Mapping[str, Any],
-            changes: Mapping[str, Any]) -> dict[str, Any]:
+def checked(
+    settings: Settings, engine_name: str, stored: Mapping[str, Any], changes: Mapping[str, Any]
+) -> dict[str, Any]:
     """The job's new parameters, checked by its engine (UsageError names a bad one)."""
     from orion_cli.engines.passthrough import engine_params
     from orion_cli.engines.registry import engine_names, get_engine
 
     engine = get_engine(engine_name)
-    new = engine.check(engine_params(merged_params(stored, changes), engine_name,
-                                     engine_names()), settings.engine_settings(engine_name))
+    new = engine.check(
+        engine_params(merged_params(stored, changes), engine_name, engine_names()),
+        settings.engine_settings(engine_name),
+    )
     if new == dict(stored):
-        raise UsageError(f"-p {', '.join(f'{k}={v}' for k, v in changes.items())} "
-                         "changes nothing", "give a value different from the job's own "
-                         "(`orion show` lists its parameters)")
+        raise UsageError(
+            f"-p {', '.join(f'{k}={v}' for k, v in changes.items())} changes nothing",
+            "give a value different from the job's own (`orion show` lists its parameters)",
+        )
     return new
 
 
@@ -104,11 +110,12 @@ def rewrite_inputs(settings: Settings, job: Any, new: dict[str, Any]) -> str:
     engine_settings = job_file.get("engine_settings") or settings.engine_settings(job.engine)
     atoms = stored_atoms(job.input_structure, input_format(job.structure_source))
     if atoms is None:
-        raise UsageError(f"job {job.id}'s stored input structure cannot be read again",
-                         "submit it anew with the parameters you want")
+        raise UsageError(
+            f"job {job.id}'s stored input structure cannot be read again",
+            "submit it anew with the parameters you want",
+        )
     spec = get_engine(job.engine).prepare(atoms, new, workdir, engine_settings)
-    write_json_atomic(workdir / JOB_FILE, {**job_file, "params": new,
-                                           "run_spec": spec.to_json()})
+    write_json_atomic(workdir / JOB_FILE, {**job_file, "params": new, "run_spec": spec.to_json()})
     note = describe_changes(job.parameters or {}, new)
     job.parameters = new
     return note

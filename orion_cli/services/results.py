@@ -27,8 +27,19 @@ EV_PER_A3_IN_GPA = 160.21766208  # 1 eV/Å³ in GPa (ase.units.GPa = 1 / this)
 PAGE = 1000
 PARAM_PREFIX = "param."  # swept parameters' columns: never confused with a result's
 VOIGT = ("xx", "yy", "zz", "yz", "xz", "xy")
-COLUMNS = ("id", "name", "formula", "status", "engine", "natoms", "energy_ev",
-           "energy_per_atom_ev", "max_force_ev_per_a", "pressure_gpa", "volume_a3")
+COLUMNS = (
+    "id",
+    "name",
+    "formula",
+    "status",
+    "engine",
+    "natoms",
+    "energy_ev",
+    "energy_per_atom_ev",
+    "max_force_ev_per_a",
+    "pressure_gpa",
+    "volume_a3",
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +56,7 @@ def _query(selection: Selection) -> Any:
 
     from orion_cli.db.models import Job, JobResult
 
-    query = select(Job, JobResult).join(JobResult, col(JobResult.job_id) == Job.id,
-                                        isouter=True)
+    query = select(Job, JobResult).join(JobResult, col(JobResult.job_id) == Job.id, isouter=True)
     if selection.ids:
         query = query.where(col(Job.id).in_(list(selection.ids)))
     else:
@@ -126,8 +136,9 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def job_rows(session: Session, selection: Selection,
-             swept: Sequence[str]) -> Iterator[tuple[dict[str, Any], Any]]:
+def job_rows(
+    session: Session, selection: Selection, swept: Sequence[str]
+) -> Iterator[tuple[dict[str, Any], Any]]:
     """Yield (row, ase.Atoms or None) per selected job, a page of jobs at a time."""
     offset = 0
     while True:
@@ -141,19 +152,26 @@ def job_rows(session: Session, selection: Selection,
 
 
 def _row(job: Any, result: Any, swept: Sequence[str]) -> tuple[dict[str, Any], Any]:
-    atoms = _atoms(result.final_structure if result is not None else None) \
-        or _atoms(job.input_structure, input_format(job.structure_source))
+    atoms = _atoms(result.final_structure if result is not None else None) or _atoms(
+        job.input_structure, input_format(job.structure_source)
+    )
     energy = _finite(result.energy_ev) if result is not None else None
     natoms = len(atoms) if atoms is not None else None
     forces = result.forces_ev_per_a if result is not None else None
     stress = result.stress_ev_per_a3 if result is not None else None
     volume = float(atoms.get_volume()) if atoms is not None and atoms.cell.rank == 3 else None
     row: dict[str, Any] = {
-        "id": job.id, "name": job.name, "formula": job.formula, "status": job.status,
-        "engine": job.engine, "natoms": natoms, "energy_ev": energy,
+        "id": job.id,
+        "name": job.name,
+        "formula": job.formula,
+        "status": job.status,
+        "engine": job.engine,
+        "natoms": natoms,
+        "energy_ev": energy,
         "energy_per_atom_ev": energy / natoms if energy is not None and natoms else None,
-        "max_force_ev_per_a": max((math.sqrt(sum(c * c for c in f)) for f in forces),
-                                  default=None) if forces else None,
+        "max_force_ev_per_a": max((math.sqrt(sum(c * c for c in f)) for f in forces), default=None)
+        if forces
+        else None,
         "pressure_gpa": -sum(stress[:3]) / 3 * EV_PER_A3_IN_GPA if stress else None,
         "volume_a3": volume,
         "stress_gpa": [s * EV_PER_A3_IN_GPA for s in stress] if stress else None,
@@ -170,9 +188,18 @@ def _row(job: Any, result: Any, swept: Sequence[str]) -> tuple[dict[str, Any], A
             extra["stress"] = stress
         atoms.calc = SinglePointCalculator(atoms, **extra)
     if atoms is not None:
-        atoms.info.update({"orion_id": job.id, "name": job.name, "status": job.status,
-                           **{PARAM_PREFIX + key: row[PARAM_PREFIX + key] for key in swept
-                              if row[PARAM_PREFIX + key] is not None}})
+        atoms.info.update(
+            {
+                "orion_id": job.id,
+                "name": job.name,
+                "status": job.status,
+                **{
+                    PARAM_PREFIX + key: row[PARAM_PREFIX + key]
+                    for key in swept
+                    if row[PARAM_PREFIX + key] is not None
+                },
+            }
+        )
     return row, atoms
 
 
@@ -193,16 +220,20 @@ def write_results(settings: Settings, selection: Selection, fmt: str, out: IO[st
         return _write_extxyz(rows, out)
 
 
-def _write_csv(rows: Iterator[tuple[dict[str, Any], Any]], swept: Sequence[str],
-               out: IO[str]) -> int:
+def _write_csv(
+    rows: Iterator[tuple[dict[str, Any], Any]], swept: Sequence[str], out: IO[str]
+) -> int:
     header = [*COLUMNS, *(f"stress_{v}_gpa" for v in VOIGT), *(PARAM_PREFIX + k for k in swept)]
     writer = csv.writer(out)
     writer.writerow(header)
     count = 0
     for row, _ in rows:
         stress = row["stress_gpa"] or [None] * 6
-        writer.writerow([_cell(row[c]) for c in COLUMNS] + [_cell(s) for s in stress]
-                        + [_cell(row[PARAM_PREFIX + k]) for k in swept])
+        writer.writerow(
+            [_cell(row[c]) for c in COLUMNS]
+            + [_cell(s) for s in stress]
+            + [_cell(row[PARAM_PREFIX + k]) for k in swept]
+        )
         count += 1
     return count
 
@@ -237,8 +268,17 @@ def _write_extxyz(rows: Iterator[tuple[dict[str, Any], Any]], out: IO[str]) -> i
     return count
 
 
-TABLE_HEADER = ("id", "name", "formula", "status", "E (eV)", "E/atom (eV)", "Fmax (eV/Å)",
-                "P (GPa)", "V (Å³)")
+TABLE_HEADER = (
+    "id",
+    "name",
+    "formula",
+    "status",
+    "E (eV)",
+    "E/atom (eV)",
+    "Fmax (eV/Å)",
+    "P (GPa)",
+    "V (Å³)",
+)
 
 
 def table_rows(settings: Settings, selection: Selection) -> tuple[list[str], list[list[str]]]:
@@ -248,11 +288,21 @@ def table_rows(settings: Settings, selection: Selection) -> tuple[list[str], lis
     with session_scope(settings.resolved_database_url) as session:
         check_selection(session, selection)
         swept = swept_keys(session, selection)
-        body = [[str(row["id"]), row["name"], row["formula"], row["status"],
-                 _num(row["energy_ev"], 6), _num(row["energy_per_atom_ev"], 6),
-                 _num(row["max_force_ev_per_a"], 4), _num(row["pressure_gpa"], 3),
-                 _num(row["volume_a3"], 3), *(str(_cell(row[PARAM_PREFIX + k])) for k in swept)]
-                for row, _ in job_rows(session, selection, swept)]
+        body = [
+            [
+                str(row["id"]),
+                row["name"],
+                row["formula"],
+                row["status"],
+                _num(row["energy_ev"], 6),
+                _num(row["energy_per_atom_ev"], 6),
+                _num(row["max_force_ev_per_a"], 4),
+                _num(row["pressure_gpa"], 3),
+                _num(row["volume_a3"], 3),
+                *(str(_cell(row[PARAM_PREFIX + k])) for k in swept),
+            ]
+            for row, _ in job_rows(session, selection, swept)
+        ]
     return [*TABLE_HEADER, *(PARAM_PREFIX + k for k in swept)], body
 
 

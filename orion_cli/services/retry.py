@@ -58,8 +58,9 @@ class Escalation:
     note: str = ""
 
 
-def escalate(resources: Resources, reason: FailureReason | None,
-             max_walltime_s: int | None) -> Escalation:
+def escalate(
+    resources: Resources, reason: FailureReason | None, max_walltime_s: int | None
+) -> Escalation:
     """Resources for the next attempt after a failure with ``reason``.
 
     Everything else the job asked for (GPUs, constraint, extra sbatch options...) is kept.
@@ -85,13 +86,15 @@ def escalate(resources: Resources, reason: FailureReason | None,
     if reason is FailureReason.OUT_OF_MEMORY and resources.mem_per_cpu_mb:
         old_mb = resources.mem_per_cpu_mb
         new_mb = min(2 * old_mb, MAX_MEM_MB)
-        return Escalation(replace(resources, mem_per_cpu_mb=new_mb),
-                          f"memory per CPU {old_mb} MB → {new_mb} MB")
+        return Escalation(
+            replace(resources, mem_per_cpu_mb=new_mb), f"memory per CPU {old_mb} MB → {new_mb} MB"
+        )
     if reason is FailureReason.OUT_OF_MEMORY:
         mem_mb = resources.mem_mb
         new_mb = min(2 * (mem_mb or DEFAULT_BASE_MEM_MB), MAX_MEM_MB)
-        return Escalation(replace(resources, mem_mb=new_mb),
-                          f"memory {mem_mb or 'default'} MB → {new_mb} MB")
+        return Escalation(
+            replace(resources, mem_mb=new_mb), f"memory {mem_mb or 'default'} MB → {new_mb} MB"
+        )
     return Escalation(resources, "same resources")
 
 
@@ -100,8 +103,7 @@ def _escalated(job: Job, scheduler: Any) -> Escalation:
     return escalate(Resources.of(job), reason, _partition_max_s(scheduler, job.partition))
 
 
-def schedule_retry(job: Job, now: datetime, final: bool = False,
-                   scf_retry: bool = False) -> bool:
+def schedule_retry(job: Job, now: datetime, final: bool = False, scf_retry: bool = False) -> bool:
     """Mark a just-failed job for an automatic retry if its reason and budget allow.
 
     ``final``: the scheduler refused the job for good (SubmitRefused): never retried.
@@ -114,8 +116,9 @@ def schedule_retry(job: Job, now: datetime, final: bool = False,
     if final or reason not in RETRYABLE_REASONS or job.attempt > job.max_retries:
         job.next_attempt_at = None
         return False
-    wait_s = backoff_s(job.retry_delay_s, job.attempt) if reason is FailureReason.SUBMIT_ERROR \
-        else 0  # the scheduler holds the next attempt back with --begin
+    wait_s = (
+        backoff_s(job.retry_delay_s, job.attempt) if reason is FailureReason.SUBMIT_ERROR else 0
+    )  # the scheduler holds the next attempt back with --begin
     job.next_attempt_at = now + timedelta(seconds=wait_s)
     return True
 
@@ -128,28 +131,50 @@ def _partition_max_s(scheduler: Any, partition: str) -> int | None:
     return None if not values or None in values else max(v for v in values if v is not None)
 
 
-def adopt_or_resubmit(session: Session, settings: Settings, job: Job, scheduler: Any,
-                      now: datetime) -> str:
+def adopt_or_resubmit(
+    session: Session, settings: Settings, job: Job, scheduler: Any, now: datetime
+) -> str:
     """Resubmit a job due for a retry; after an unanswered sbatch, first look for its job."""
     if job.submit_unknown_since is not None:
-        known = {a.scheduler_job_id for a in session.exec(
-            select(JobAttempt).where(JobAttempt.job_id == job.id)).all()}
+        known = {
+            a.scheduler_job_id
+            for a in session.exec(select(JobAttempt).where(JobAttempt.job_id == job.id)).all()
+        }
         prefix = job_name_prefix(job.id or 0, instance_id(session))
         found = scheduler.find_by_name([prefix]).get(prefix)
         if found and found not in known:
             _set_resources(job, _escalated(job, scheduler).resources)
             job.attempt += 1
             job.scheduler_job_id = found
-            transition(session, job, JobStatus.QUEUED, source="recovery", at=now,
-                       message=f"found {job.scheduler} job {found} after an unanswered sbatch")
+            transition(
+                session,
+                job,
+                JobStatus.QUEUED,
+                source="recovery",
+                at=now,
+                message=f"found {job.scheduler} job {found} after an unanswered sbatch",
+            )
             return f"job {job.id}: found {job.scheduler} job {found}"
-        submit_outcome_settled(session, job, source="recovery", at=now,
-                               message="no job of the unanswered sbatch found: submitting again")
+        submit_outcome_settled(
+            session,
+            job,
+            source="recovery",
+            at=now,
+            message="no job of the unanswered sbatch found: submitting again",
+        )
     return resubmit(session, settings, job, scheduler, now)
 
 
-def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now: datetime,
-             *, manual: bool = False, params: dict[str, Any] | None = None) -> str:
+def resubmit(
+    session: Session,
+    settings: Settings,
+    job: Job,
+    scheduler: Any,
+    now: datetime,
+    *,
+    manual: bool = False,
+    params: dict[str, Any] | None = None,
+) -> str:
     """Submit the next attempt of a failed or cancelled job; return a line saying what happened.
 
     ``params``: the attempt runs with these (checked) engine parameters (retry -p).
@@ -160,15 +185,22 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
     claim(session, job, now)  # nobody else submits this attempt while we do
     after = waits_for(session, job)  # its parents' current attempts (UsageError: blocked)
     reason = FailureReason(job.failure_reason) if job.failure_reason else None
-    delay_s = 0 if manual or reason is FailureReason.SUBMIT_ERROR \
+    delay_s = (
+        0
+        if manual or reason is FailureReason.SUBMIT_ERROR
         else backoff_s(job.retry_delay_s, job.attempt)
+    )
     res = _escalated(job, scheduler)
     workdir = Path(job.workdir)
     try:
         ensure_made(workdir, job.array_name, job.array_index)  # an array task that never ran
     except Exception as exc:  # noqa: BLE001 - recorded on the attempt; the poll goes on
-        return _resubmit_failed(session, job, SchedulerError(
-            f"cannot make job directory {workdir}: {type(exc).__name__}: {exc}"), now)
+        return _resubmit_failed(
+            session,
+            job,
+            SchedulerError(f"cannot make job directory {workdir}: {type(exc).__name__}: {exc}"),
+            now,
+        )
     changed = ""
     if params is not None:
         from orion_cli.services.reparam import rewrite_inputs
@@ -178,16 +210,23 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
     if old_result.exists():
         old_result.replace(workdir / f"result-attempt-{job.attempt}.json")
     attempt = job.attempt + 1
-    scf_note = apply_change(session, job, workdir, attempt) \
-        if reason is FailureReason.ENGINE_ERROR else None
+    scf_note = (
+        apply_change(session, job, workdir, attempt)
+        if reason is FailureReason.ENGINE_ERROR
+        else None
+    )
     if scf_note:
         delay_s, res = 0, Escalation(Resources.of(job), scf_note)  # same resources
     site = job.site or {}  # what the first attempt ran (jobs from before 0004: none)
     spec = BatchSpec(
-        orion_id=job.id or 0, name=job.name, workdir=workdir,
+        orion_id=job.id or 0,
+        name=job.name,
+        workdir=workdir,
         python=str(site.get("python") or sys.executable),
         setup_lines=tuple(site.get("setup") or ()),
-        resources=res.resources, attempt=attempt, soft_margin_s=job.soft_margin_s,
+        resources=res.resources,
+        attempt=attempt,
+        soft_margin_s=job.soft_margin_s,
         instance=instance_id(session),
     )
     if not job.script:  # a user's own script (services/scripts.py) is submitted as it was
@@ -208,19 +247,37 @@ def resubmit(session: Session, settings: Settings, job: Job, scheduler: Any, now
     except SubmitOutcomeUnknown as exc:
         job.attempt = previous[0]  # as if not tried: looked up first
         _set_resources(job, previous[1])
-        submit_outcome_unknown(session, job, now + timedelta(seconds=settings.submit_grace_s),
-                               source="retry", message=exc.one_line(), at=now)
+        submit_outcome_unknown(
+            session,
+            job,
+            now + timedelta(seconds=settings.submit_grace_s),
+            source="retry",
+            message=exc.one_line(),
+            at=now,
+        )
         return f"job {job.id}: attempt {attempt}: {exc.one_line()}"
     except SchedulerError as exc:
         return _resubmit_failed(session, job, exc, now)
     when = f", begins after {delay_s} s" if delay_s else ""
-    which = (f"attempt {attempt} (orion retry)" if manual  # outside the automatic budget
-             else f"attempt {attempt} (--on-scf-fail)" if scf_note
-             else f"attempt {attempt} of {job.max_retries + 1}")
-    message = (f"{which} after {reason or 'request'}: "
-               f"{res.note}{when}{changed}; {job.scheduler} job {job.scheduler_job_id}")
-    transition(session, job, JobStatus.QUEUED, source="user" if manual else "retry",
-               message=message, at=now)
+    which = (
+        f"attempt {attempt} (orion retry)"
+        if manual  # outside the automatic budget
+        else f"attempt {attempt} (--on-scf-fail)"
+        if scf_note
+        else f"attempt {attempt} of {job.max_retries + 1}"
+    )
+    message = (
+        f"{which} after {reason or 'request'}: "
+        f"{res.note}{when}{changed}; {job.scheduler} job {job.scheduler_job_id}"
+    )
+    transition(
+        session,
+        job,
+        JobStatus.QUEUED,
+        source="user" if manual else "retry",
+        message=message,
+        at=now,
+    )
     repointed = repoint_children(session, scheduler, job)
     return f"job {job.id}: {message}" + "".join(f"; {line}" for line in repointed)
 
@@ -235,10 +292,18 @@ def _set_resources(job: Job, resources: Resources) -> None:
 def _resubmit_failed(session: Session, job: Job, exc: SchedulerError, now: datetime) -> str:
     """Record an attempt that the scheduler refused; the job stays failed(submit_error)."""
     text = exc.one_line()
-    session.add(JobAttempt(job_id=job.id or 0, attempt=job.attempt, walltime_s=job.walltime_s,
-                           mem_mb=job.mem_mb, status=JobStatus.FAILED.value,
-                           reason=FailureReason.SUBMIT_ERROR.value, message=text,
-                           finished_at=now))
+    session.add(
+        JobAttempt(
+            job_id=job.id or 0,
+            attempt=job.attempt,
+            walltime_s=job.walltime_s,
+            mem_mb=job.mem_mb,
+            status=JobStatus.FAILED.value,
+            reason=FailureReason.SUBMIT_ERROR.value,
+            message=text,
+            finished_at=now,
+        )
+    )
     job.scheduler_job_id = None
     change_reason(session, job, FailureReason.SUBMIT_ERROR, text, source="retry", at=now)
     scheduled = schedule_retry(job, now, final=isinstance(exc, SubmitRefused))

@@ -36,24 +36,31 @@ def parse_pairs(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise UsageError(f"{FLAG} '{pair}' is not key=value",
-                             f"write e.g. {FLAG} mixing_beta=0.3")
+            raise UsageError(
+                f"{FLAG} '{pair}' is not key=value", f"write e.g. {FLAG} mixing_beta=0.3"
+            )
         change[key.strip()] = parse_param_value(value)
     return change
 
 
-def checked_policy(engine: Any, params: Mapping[str, Any], pairs: list[str],
-                   settings: Mapping[str, Any]) -> dict[str, Any] | None:
+def checked_policy(
+    engine: Any, params: Mapping[str, Any], pairs: list[str], settings: Mapping[str, Any]
+) -> dict[str, Any] | None:
     """The policy stored with the job, or None without ``--on-scf-fail`` (UsageError if bad)."""
     if not pairs:
         return None
     retry_params = getattr(engine, "scf_retry_params", None)
     if retry_params is None:
-        raise UsageError(f"{FLAG} is for engines with an SCF; engine '{engine.name}' has none",
-                         f"use {FLAG} with --engine qe, or drop it")
+        raise UsageError(
+            f"{FLAG} is for engines with an SCF; engine '{engine.name}' has none",
+            f"use {FLAG} with --engine qe, or drop it",
+        )
     change = parse_pairs(pairs)
-    return {"change": change, "params": retry_params(params, change, settings),
-            "applied_at_attempt": None}
+    return {
+        "change": change,
+        "params": retry_params(params, change, settings),
+        "applied_at_attempt": None,
+    }
 
 
 def retry_due(session: Session, job: Job) -> bool:
@@ -64,12 +71,18 @@ def retry_due(session: Session, job: Job) -> bool:
     from orion_cli.states import FailureReason
 
     policy = job.on_scf_fail
-    if not policy or policy.get("applied_at_attempt") or \
-            job.failure_reason != FailureReason.ENGINE_ERROR.value:
+    if (
+        not policy
+        or policy.get("applied_at_attempt")
+        or job.failure_reason != FailureReason.ENGINE_ERROR.value
+    ):
         return False
     row = session.exec(select(JobResult).where(JobResult.job_id == job.id)).first()
-    return row is not None and row.attempt == job.attempt and \
-        (row.extras or {}).get("scf_converged") is False
+    return (
+        row is not None
+        and row.attempt == job.attempt
+        and (row.extras or {}).get("scf_converged") is False
+    )
 
 
 def apply_change(session: Session, job: Job, workdir: Path, attempt: int) -> str | None:
@@ -87,5 +100,7 @@ def apply_change(session: Session, job: Job, workdir: Path, attempt: int) -> str
     write_json_atomic(workdir / JOB_FILE, {**job_file, "params": new})
     job.parameters = new
     job.on_scf_fail = {**policy, "applied_at_attempt": attempt}
-    return (f"SCF not converged; retry with {what} "
-            f"(pw.in rewritten; attempt {job.attempt}'s kept as pw-attempt-{job.attempt}.in)")
+    return (
+        f"SCF not converged; retry with {what} "
+        f"(pw.in rewritten; attempt {job.attempt}'s kept as pw-attempt-{job.attempt}.in)"
+    )

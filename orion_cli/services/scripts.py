@@ -88,8 +88,9 @@ def read_script(path: Path) -> str:
             raise UsageError(f"script '{path}' is larger than {MAX_SCRIPT_BYTES} bytes", fix)
         raw = path.read_bytes()
     except PermissionError:
-        raise UsageError(f"script '{path}' is not readable",
-                         f"check its permissions (chmod u+r {path})") from None
+        raise UsageError(
+            f"script '{path}' is not readable", f"check its permissions (chmod u+r {path})"
+        ) from None
     except OSError as exc:
         raise UsageError(f"cannot read script '{path}': {exc.strerror}", fix) from None
     return check_script_text(raw, f"script '{path}'")
@@ -98,10 +99,18 @@ def read_script(path: Path) -> str:
 def _flag_options(r: ScriptRequest) -> list[str]:
     """sbatch options for the resources given as flags (time and memory are added per
     attempt, see :func:`script_submission`)."""
-    options = [f"--{key}={value}" for key, value in (
-        ("partition", r.partition), ("account", r.account), ("qos", r.qos),
-        ("nodes", r.nodes), ("ntasks", r.ntasks), ("cpus-per-task", r.cpus_per_task),
-    ) if value]
+    options = [
+        f"--{key}={value}"
+        for key, value in (
+            ("partition", r.partition),
+            ("account", r.account),
+            ("qos", r.qos),
+            ("nodes", r.nodes),
+            ("ntasks", r.ntasks),
+            ("cpus-per-task", r.cpus_per_task),
+        )
+        if value
+    ]
     if r.priority is not None:
         options.append(f"--nice={nice_for_priority(r.priority)}")
     if r.soft_limit_s:
@@ -116,28 +125,48 @@ def _checked(settings: Settings, r: ScriptRequest) -> tuple[str, dict[str, Any]]
     where = f"script '{path}'"
     header = parse_header(text, where)
     if header.get("array") is not None:
-        raise UsageError(f"{where} is a job array (#SBATCH --array)",
-                         "submit each task as its own script; arrays are not tracked yet")
+        raise UsageError(
+            f"{where} is a job array (#SBATCH --array)",
+            "submit each task as its own script; arrays are not tracked yet",
+        )
     res = header_resources(header, where)
-    for flag, value in (("--name", r.name), ("--tag", r.tag), ("--partition", r.partition),
-                        ("--account", r.account), ("--qos", r.qos)):
+    for flag, value in (
+        ("--name", r.name),
+        ("--tag", r.tag),
+        ("--partition", r.partition),
+        ("--account", r.account),
+        ("--qos", r.qos),
+    ):
         check_text(value, flag)
     walltime_s = r.walltime_s or res.walltime_s or settings.resources.walltime_s
     row: dict[str, Any] = dict(
-        name=r.name or header.get("job-name") or path.stem, tag=r.tag, engine=SCRIPT_ENGINE,
+        name=r.name or header.get("job-name") or path.stem,
+        tag=r.tag,
+        engine=SCRIPT_ENGINE,
         structure_source=str(path),
-        partition=r.partition or res.partition or "", account=r.account or res.account or "",
-        qos=r.qos or res.qos or "", walltime_s=walltime_s,
-        mem_mb=r.mem_mb or res.mem_mb or 0, nodes=r.nodes or res.nodes or 1,
+        partition=r.partition or res.partition or "",
+        account=r.account or res.account or "",
+        qos=r.qos or res.qos or "",
+        walltime_s=walltime_s,
+        mem_mb=r.mem_mb or res.mem_mb or 0,
+        nodes=r.nodes or res.nodes or 1,
         ntasks=r.ntasks or res.ntasks or 1,
         cpus_per_task=r.cpus_per_task or res.cpus_per_task or 1,
         priority=10 if r.priority is None else r.priority,
         max_retries=settings.max_retries if r.max_retries is None else r.max_retries,
         retry_delay_s=r.retry_delay_s or settings.retry_delay_s,
-        soft_margin_s=r.soft_limit_s, held=r.hold,
+        soft_margin_s=r.soft_limit_s,
+        held=r.hold,
     )
-    for key in ("walltime_s", "nodes", "ntasks", "cpus_per_task", "priority", "max_retries",
-                "retry_delay_s"):
+    for key in (
+        "walltime_s",
+        "nodes",
+        "ntasks",
+        "cpus_per_task",
+        "priority",
+        "max_retries",
+        "retry_delay_s",
+    ):
         check_bound(key, row[key], where if key in ("walltime_s",) else "")
     if row["mem_mb"]:
         check_bound("mem_mb", row["mem_mb"])
@@ -146,27 +175,43 @@ def _checked(settings: Settings, r: ScriptRequest) -> tuple[str, dict[str, Any]]
     for value in r.args:
         check_text(value, "a script argument", max_chars=4096)
     row["script"] = {
-        "path": str(path), "args": list(r.args), "submit_dir": os.getcwd(),
-        "header": header.options, "options": _flag_options(r),
-        "own_time": res.walltime_s, "own_mem_mb": res.mem_mb,
+        "path": str(path),
+        "args": list(r.args),
+        "submit_dir": os.getcwd(),
+        "header": header.options,
+        "options": _flag_options(r),
+        "own_time": res.walltime_s,
+        "own_mem_mb": res.mem_mb,
         "own_output": header.get("output") is not None,
-        "own_chdir": header.get("chdir") is not None, "export": header.get("export"),
+        "own_chdir": header.get("chdir") is not None,
+        "export": header.get("export"),
     }
     return text, row
 
 
-def script_submission(job: Any, instance: str, *, hold: bool = False,
-                      begin: datetime | None = None,
-                      after: tuple[tuple[str, str], ...] = ()) -> tuple[Path, SubmitOptions]:
+def script_submission(
+    job: Any,
+    instance: str,
+    *,
+    hold: bool = False,
+    begin: datetime | None = None,
+    after: tuple[tuple[str, str], ...] = (),
+) -> tuple[Path, SubmitOptions]:
     """The script copy and the sbatch options of the job's current attempt.
 
     Pure but for nothing: reads only the row (``job.script``, resources, attempt).
     """
     script = job.script or {}
     workdir = Path(job.workdir)
-    spec = BatchSpec(orion_id=job.id or 0, name=job.name, workdir=workdir, python="",
-                     resources=Resources(walltime_s=job.walltime_s), attempt=job.attempt,
-                     instance=instance)  # the name and output path need no more
+    spec = BatchSpec(
+        orion_id=job.id or 0,
+        name=job.name,
+        workdir=workdir,
+        python="",
+        resources=Resources(walltime_s=job.walltime_s),
+        attempt=job.attempt,
+        instance=instance,
+    )  # the name and output path need no more
     extra = [f"--job-name={slurm_job_name(spec)}", *script.get("options", [])]
     if job.walltime_s != script.get("own_time"):  # a flag, orion's default or a retry's
         extra.append(f"--time={format_walltime(job.walltime_s)}")
@@ -175,13 +220,25 @@ def script_submission(job: Any, instance: str, *, hold: bool = False,
     output = slurm_filename(spec.output_path)
     if not script.get("own_output") and output is not None:
         extra.append(f"--output={output}")
-    extra.append(export_option(script.get("export"), {
-        "ORION_JOB_ID": str(job.id), "ORION_ATTEMPT": str(job.attempt),
-        "ORION_JOB_DIR": str(workdir)}))
+    extra.append(
+        export_option(
+            script.get("export"),
+            {
+                "ORION_JOB_ID": str(job.id),
+                "ORION_ATTEMPT": str(job.attempt),
+                "ORION_JOB_DIR": str(workdir),
+            },
+        )
+    )
     chdir = "" if script.get("own_chdir") else str(script.get("submit_dir") or workdir)
     return workdir / SCRIPT_COPY, SubmitOptions(
-        hold=hold, begin=begin, after=after, chdir=chdir, extra_args=tuple(extra),
-        script_args=tuple(script.get("args", [])))
+        hold=hold,
+        begin=begin,
+        after=after,
+        chdir=chdir,
+        extra_args=tuple(extra),
+        script_args=tuple(script.get("args", [])),
+    )
 
 
 def submit_script(settings: Settings, r: ScriptRequest) -> Submitted:
@@ -203,8 +260,10 @@ def submit_script(settings: Settings, r: ScriptRequest) -> Submitted:
     links = check_links(settings, r.after, r.after_any, name)
     base_dir = settings.work_root_path
     if "," in str(base_dir):  # sbatch --export splits its list at commas
-        raise UsageError(f"work_root '{base_dir}' has a comma, which sbatch --export cannot pass",
-                         "set work_root in orion.toml to a path without commas")
+        raise UsageError(
+            f"work_root '{base_dir}' has a comma, which sbatch --export cannot pass",
+            "set work_root in orion.toml to a path without commas",
+        )
     if r.dry_run:
         return Submitted([], [], [_dry_run(row, base_dir, links.after)])
     ready_engine(settings.resolved_database_url)

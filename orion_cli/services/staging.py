@@ -64,8 +64,9 @@ class StageTask:
     min_distance_a: float | None = MIN_DISTANCE_A  # None: --allow-close-atoms
 
 
-def stage_paths(task: StageTask, paths: list[StructureInput],
-                on_path: Callable[[], None] | None = None) -> list[Staged]:
+def stage_paths(
+    task: StageTask, paths: list[StructureInput], on_path: Callable[[], None] | None = None
+) -> list[Staged]:
     """Read ``paths`` (the frames each selects), check each frame with the engine, keep inputs.
 
     Nothing outside a scratch directory is written; a bad file raises a UsageError naming it.
@@ -81,19 +82,29 @@ def stage_paths(task: StageTask, paths: list[StructureInput],
         for path in paths:
             for frame in read_frames(path, task.min_distance_a):
                 inputs = JobInputs(
-                    engine=task.engine, params=task.params, launcher=task.launcher,
-                    ntasks=task.ntasks, engine_settings=task.engine_settings,
-                    structure=frame.text if frame.is_extxyz else extxyz_text(frame.atoms))
+                    engine=task.engine,
+                    params=task.params,
+                    launcher=task.launcher,
+                    ntasks=task.ntasks,
+                    engine_settings=task.engine_settings,
+                    structure=frame.text if frame.is_extxyz else extxyz_text(frame.atoms),
+                )
                 # what makes the job directory later, on these atoms (read back from
                 # ``structure`` there): a bad element or a missing pseudopotential fails now
                 try:
-                    engine.prepare(frame.atoms, task.params, Path(scratch),
-                                   task.engine_settings)
+                    engine.prepare(frame.atoms, task.params, Path(scratch), task.engine_settings)
                 except UsageError as exc:  # name the input: a batch has many
                     raise UsageError(f"{frame.source}: {exc.message}", exc.hint) from None
-                staged.append(Staged(frame.source, frame.name,
-                                     frame.atoms.get_chemical_formula(), frame.text, inputs,
-                                     frame.note))
+                staged.append(
+                    Staged(
+                        frame.source,
+                        frame.name,
+                        frame.atoms.get_chemical_formula(),
+                        frame.text,
+                        inputs,
+                        frame.note,
+                    )
+                )
             if on_path is not None:
                 on_path()
     return staged
@@ -151,8 +162,7 @@ def remove_stale_scratch(root: str | None = None) -> int:
             info = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not _alive(
-                int(match[1])):
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not _alive(int(match[1])):
             shutil.rmtree(entry.path, ignore_errors=True)
             removed += 1
     return removed
@@ -215,8 +225,9 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _child_main(conn: Any, parent_end: Any, parent_pid: int,
-                work: Callable[[], list[Staged]]) -> None:
+def _child_main(
+    conn: Any, parent_end: Any, parent_pid: int, work: Callable[[], list[Staged]]
+) -> None:
     """A reader or helper process: send back ("ok", staged) or ("error", exception)."""
     _die_with_parent(parent_pid)
     parent_end.close()  # only the parent reads: a dead parent then breaks this pipe
@@ -242,8 +253,9 @@ class Child:
 
         context = multiprocessing.get_context("fork")
         self.conn, child_end = context.Pipe(duplex=False)
-        self.process = context.Process(target=_child_main, name=name,
-                                       args=(child_end, self.conn, os.getpid(), work))
+        self.process = context.Process(
+            target=_child_main, name=name, args=(child_end, self.conn, os.getpid(), work)
+        )
         self.process.start()
         child_end.close()
 
@@ -255,8 +267,9 @@ class Child:
             kind, value = self.conn.recv()
         except EOFError:
             self.process.join()
-            raise RuntimeError(f"{self.process.name} ended without an answer "
-                               f"(exit code {self.process.exitcode})") from None
+            raise RuntimeError(
+                f"{self.process.name} ended without an answer (exit code {self.process.exitcode})"
+            ) from None
         self.process.join()
         if kind == "error":
             raise value
@@ -286,8 +299,9 @@ def _read_all(task: StageTask, paths: list[StructureInput], helpers: int) -> lis
     children: list[Child] = []
     try:
         for number, part in enumerate(parts[1:], 1):
-            children.append(Child(f"orion-helper-{number}",
-                                  partial(stage_paths, task, part, _count_path)))
+            children.append(
+                Child(f"orion-helper-{number}", partial(stage_paths, task, part, _count_path))
+            )
         staged = stage_paths(task, parts[0], _count_path)
         for child in children:
             staged.extend(child.result())
@@ -300,8 +314,7 @@ def _read_all(task: StageTask, paths: list[StructureInput], helpers: int) -> lis
 class Stager:
     """Stage in the background; ``collect`` waits and returns the jobs in input order."""
 
-    def __init__(self, task: StageTask, paths: list[StructureInput],
-                 report: ProgressFn) -> None:
+    def __init__(self, task: StageTask, paths: list[StructureInput], report: ProgressFn) -> None:
         global _done_paths
         self.task, self.paths, self.report = task, paths, report
         remove_stale_scratch()  # what earlier, killed submits left in memory
@@ -313,8 +326,7 @@ class Stager:
             # fork: the reader inherits the parsed settings and the engine registry, and
             # starts before this process has opened any database connection
             _done_paths = multiprocessing.get_context("fork").Value("i", 0)
-            self.reader = Child("orion-reader",
-                                partial(_read_all, task, paths, self.workers - 1))
+            self.reader = Child("orion-reader", partial(_read_all, task, paths, self.workers - 1))
 
     def collect(self) -> list[Staged]:
         total = len(self.paths)

@@ -36,7 +36,7 @@ def parent_structure(settings: Settings, parent_id: int) -> Handoff:
     Ownership, scheduler and status are checked with the ``--after`` edge it implies.
     """
     url = settings.resolved_database_url
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
         raise UsageError(f"--from: no job with id {parent_id}", "`orion ls` lists the jobs")
     from sqlmodel import select
 
@@ -51,21 +51,26 @@ def parent_structure(settings: Settings, parent_id: int) -> Handoff:
             raise UsageError(f"--from: no job with id {parent_id}", "`orion ls` lists the jobs")
         result = session.exec(select(JobResult).where(JobResult.job_id == parent_id)).first()
         if parent.status == "completed" and (result is None or not result.final_structure):
-            raise UsageError(f"--from: job {parent_id} completed without a final structure "
-                             f"({parent.engine} gives one only when it relaxes or moves atoms)",
-                             f"submit from its input instead: orion submit "
-                             f"{parent.structure_source or 'STRUCTURE'} ...")
-        text = result.final_structure if result is not None and result.final_structure \
-            else None
-        atoms = _atoms(text) or _atoms(parent.input_structure,
-                                       input_format(parent.structure_source))
+            raise UsageError(
+                f"--from: job {parent_id} completed without a final structure "
+                f"({parent.engine} gives one only when it relaxes or moves atoms)",
+                f"submit from its input instead: orion submit "
+                f"{parent.structure_source or 'STRUCTURE'} ...",
+            )
+        text = result.final_structure if result is not None and result.final_structure else None
+        atoms = _atoms(text) or _atoms(
+            parent.input_structure, input_format(parent.structure_source)
+        )
         if atoms is None or not parent.workdir:
-            raise UsageError(f"--from: job {parent_id} has no structure orion can read",
-                             "submit the child from a structure file instead")
+            raise UsageError(
+                f"--from: job {parent_id} has no structure orion can read",
+                "submit the child from a structure file instead",
+            )
         from orion_cli.services.inputs import extxyz_text
 
-        return Handoff(parent_id, parent.name, str(Path(parent.workdir) / RESULT_FILE),
-                       extxyz_text(atoms))
+        return Handoff(
+            parent_id, parent.name, str(Path(parent.workdir) / RESULT_FILE), extxyz_text(atoms)
+        )
 
 
 @contextmanager
@@ -78,8 +83,10 @@ def prepared_from(settings: Settings, request: SubmitRequest) -> Iterator[Handof
 
     assert request.structure_from is not None
     if request.structures:
-        raise UsageError("give either structure files or --from, not both",
-                         "--from ID starts the job from job ID's final structure")
+        raise UsageError(
+            "give either structure files or --from, not both",
+            "--from ID starts the job from job ID's final structure",
+        )
     handoff = parent_structure(settings, request.structure_from)
     if handoff.parent_id not in request.after + request.after_any:
         request.after = [*request.after, handoff.parent_id]

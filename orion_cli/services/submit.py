@@ -102,8 +102,9 @@ def _resolved(request: SubmitRequest, settings: Settings) -> SubmitRequest:
     if r.scheduler == "auto":
         r.scheduler = default_scheduler_name()
     if r.scheduler not in SCHEDULER_NAMES:
-        raise UsageError(f"unknown scheduler '{r.scheduler}'",
-                         f"use one of: {', '.join(SCHEDULER_NAMES)}")
+        raise UsageError(
+            f"unknown scheduler '{r.scheduler}'", f"use one of: {', '.join(SCHEDULER_NAMES)}"
+        )
     r.resolved = resolve_resources(settings, r.queue, r.resources)
     for key in _POLICY_FROM_SETTINGS:
         if getattr(r, key) is None:
@@ -113,16 +114,20 @@ def _resolved(request: SubmitRequest, settings: Settings) -> SubmitRequest:
             check_bound(key, getattr(r, key))
     if r.throttle is not None:
         check_bound("throttle", r.throttle)
-    check_bound("soft_margin_s", settings.soft_margin_s,
-                settings.sources.get("soft_margin_s", "the settings"))
+    check_bound(
+        "soft_margin_s",
+        settings.soft_margin_s,
+        settings.sources.get("soft_margin_s", "the settings"),
+    )
     check_text(r.name, "--name")
     # several tags, in order, each once; an empty --tag "" means none, as it always did
     r.tags = tuple(dict.fromkeys(t for t in (r.tags or (r.tag,)) if t))
     r.tag = r.tags[0] if r.tags else ""
     for tag in r.tags:
         check_text(tag, "--tag")
-    check_text(settings.work_root, "", settings.sources.get("work_root", ""), "work_root",
-               max_chars=4096)
+    check_text(
+        settings.work_root, "", settings.sources.get("work_root", ""), "work_root", max_chars=4096
+    )
     if not r.structures:
         raise UsageError("no structure given", "write e.g. orion submit Si.cif --engine qe")
     return r
@@ -145,25 +150,36 @@ def _site(settings: Settings, engine: str, queue: str = "") -> SiteSetup:
     from orion_cli.services.queues import queue_table
 
     setup = [*settings.setup, *queue_table(settings, queue).get("setup", [])]
-    return site_setup({"python": settings.python, "setup": setup, "env": settings.env},
-                      engine, settings.engine_settings(engine), sys.executable)
+    return site_setup(
+        {"python": settings.python, "setup": setup, "env": settings.env},
+        engine,
+        settings.engine_settings(engine),
+        sys.executable,
+    )
 
 
-def _batch_spec(job_id: int, name: str, workdir: Path, r: SubmitRequest,
-                settings: Settings, instance: str = "") -> BatchSpec:
+def _batch_spec(
+    job_id: int, name: str, workdir: Path, r: SubmitRequest, settings: Settings, instance: str = ""
+) -> BatchSpec:
     site = _site(settings, r.engine, r.queue)
     return BatchSpec(
-        instance=instance, setup_lines=site.lines,
-        orion_id=job_id, name=name, workdir=workdir, python=site.python,
-        resources=r.resolved, soft_margin_s=settings.soft_margin_s,
+        instance=instance,
+        setup_lines=site.lines,
+        orion_id=job_id,
+        name=name,
+        workdir=workdir,
+        python=site.python,
+        resources=r.resolved,
+        soft_margin_s=settings.soft_margin_s,
     )
 
 
 ProgressFn = Callable[[str, int, int], None]
 
 
-def submit(settings: Settings, request: SubmitRequest,
-           progress: ProgressFn | None = None) -> Submitted:
+def submit(
+    settings: Settings, request: SubmitRequest, progress: ProgressFn | None = None
+) -> Submitted:
     """Validate and submit one job per structure frame; many go as job arrays.
 
     ``progress(stage, done, total)`` is called while preparing, for big batches. Structures
@@ -179,8 +195,9 @@ def submit(settings: Settings, request: SubmitRequest,
         return _submit(settings, request, progress, handoff)
 
 
-def _submit(settings: Settings, request: SubmitRequest, progress: ProgressFn | None,
-            handoff: Handoff | None) -> Submitted:
+def _submit(
+    settings: Settings, request: SubmitRequest, progress: ProgressFn | None, handoff: Handoff | None
+) -> Submitted:
     from orion_cli.engines.passthrough import engine_params
     from orion_cli.engines.registry import engine_names, get_engine
     from orion_cli.services.dependencies import check_links
@@ -199,10 +216,14 @@ def _submit(settings: Settings, request: SubmitRequest, progress: ProgressFn | N
     _site(settings, r.engine, r.queue)  # a bad set-up line fails before any structure is read
     paths = expand_inputs(r.structures)
 
-    task = StageTask(engine=r.engine, params=params, engine_settings=dict(engine_settings),
-                     launcher=engine_settings.get("launcher", settings.launcher),
-                     ntasks=r.resolved.ntasks,
-                     min_distance_a=None if r.allow_close_atoms else MIN_DISTANCE_A)
+    task = StageTask(
+        engine=r.engine,
+        params=params,
+        engine_settings=dict(engine_settings),
+        launcher=engine_settings.get("launcher", settings.launcher),
+        ntasks=r.resolved.ntasks,
+        min_distance_a=None if r.allow_close_atoms else MIN_DISTANCE_A,
+    )
     with staging(task, paths, report) as stager:
         scheduler = scheduler_for(settings, r.scheduler)
         _check_partition(scheduler, r.resolved.partition)
@@ -228,8 +249,7 @@ def _submit(settings: Settings, request: SubmitRequest, progress: ProgressFn | N
     _check_active_limit(settings, len(staged))
     result = Submitted([], [], [], notes=notes)
     for start in range(0, len(staged), chunk):
-        _submit_chunk(settings, r, params, staged[start:start + chunk], scheduler, result,
-                      links)
+        _submit_chunk(settings, r, params, staged[start : start + chunk], scheduler, result, links)
     return result
 
 
@@ -239,8 +259,16 @@ def _pack_size(settings: Settings, r: SubmitRequest, n_jobs: int) -> int:
     from orion_cli.services.packing import resolve_pack
 
     res = r.resolved
-    size = resolve_pack(r.pack, r.estimate_s, get_engine(r.engine), res.walltime_s,
-                        settings.soft_margin_s, res.nodes, res.ntasks, n_jobs)
+    size = resolve_pack(
+        r.pack,
+        r.estimate_s,
+        get_engine(r.engine),
+        res.walltime_s,
+        settings.soft_margin_s,
+        res.nodes,
+        res.ntasks,
+        n_jobs,
+    )
     return size if n_jobs > 1 else 0
 
 
@@ -251,7 +279,8 @@ def _check_array_size(settings: Settings, n_jobs: int) -> None:
         raise UsageError(
             f"this submit makes {n_jobs} jobs; max_array_size allows {limit} per submit",
             f"submit them in parts of at most {limit} (set in "
-            f"{settings.sources.get('max_array_size', 'the configuration')})")
+            f"{settings.sources.get('max_array_size', 'the configuration')})",
+        )
 
 
 def _check_active_limit(settings: Settings, n_jobs: int) -> None:
@@ -266,13 +295,18 @@ def _check_active_limit(settings: Settings, n_jobs: int) -> None:
         return
     active = [JobStatus.CREATED.value, JobStatus.QUEUED.value, JobStatus.RUNNING.value]
     with session_scope(settings.resolved_database_url) as session:
-        count = session.exec(select(func.count()).select_from(Job).where(
-            col(Job.owner) == current_user()).where(col(Job.status).in_(active))).one()
+        count = session.exec(
+            select(func.count())
+            .select_from(Job)
+            .where(col(Job.owner) == current_user())
+            .where(col(Job.status).in_(active))
+        ).one()
     if count + n_jobs > limit:
         raise UsageError(
             f"you have {count} active jobs; {n_jobs} more would pass "
             f"max_active_jobs_per_user={limit}",
-            "wait for some to end (orion ls -s queued -s running) or submit fewer")
+            "wait for some to end (orion ls -s queued -s running) or submit fewer",
+        )
 
 
 def _prepare_database(settings: Settings) -> None:
@@ -301,16 +335,27 @@ def _dry_run(settings: Settings, r: SubmitRequest, names: list[str], chunk: int)
     if len(names) == 1:
         return Submitted([], [], [render_script(spec)])
     size = max(r.pack_size, 1)
-    scripts = [render_array_script(spec, settings.work_root_path / "arrays" / "<id>",
-                                   -(-min(chunk, len(names) - start) // size),
-                                   0 if r.pack_size else None)
-               for start in range(0, len(names), chunk)]
+    scripts = [
+        render_array_script(
+            spec,
+            settings.work_root_path / "arrays" / "<id>",
+            -(-min(chunk, len(names) - start) // size),
+            0 if r.pack_size else None,
+        )
+        for start in range(0, len(names), chunk)
+    ]
     return Submitted([], [], scripts)
 
 
-def _submit_chunk(settings: Settings, r: SubmitRequest, params: dict[str, Any],
-                  chunk: list[Staged], scheduler: Scheduler, result: Submitted,
-                  links: Links) -> None:
+def _submit_chunk(
+    settings: Settings,
+    r: SubmitRequest,
+    params: dict[str, Any],
+    chunk: list[Staged],
+    scheduler: Scheduler,
+    result: Submitted,
+    links: Links,
+) -> None:
     """Record the chunk's rows in one transaction, then submit it (one job or one array)."""
     from orion_cli.db.session import session_scope
     from orion_cli.services.dependencies import add_edges
@@ -325,8 +370,9 @@ def _submit_chunk(settings: Settings, r: SubmitRequest, params: dict[str, Any],
                 ids = [scheduler.submit(script, options)]
             else:
                 size = max(r.pack_size, 1)  # packed: jobs i*size.. run in task i
-                array_id = scheduler.submit_array(script, -(-len(jobs) // size), options,
-                                                  r.throttle)
+                array_id = scheduler.submit_array(
+                    script, -(-len(jobs) // size), options, r.throttle
+                )
                 ids = [f"{array_id}_{(job.array_index or 0) // size}" for job in jobs]
         except SubmitOutcomeUnknown as exc:
             which = f"jobs {jobs[0].id}-{jobs[-1].id}" if len(jobs) > 1 else f"job {jobs[0].id}"
@@ -340,8 +386,13 @@ def _submit_chunk(settings: Settings, r: SubmitRequest, params: dict[str, Any],
         result.scheduler_job_ids.extend(ids)
 
 
-def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict[str, Any],
-            chunk: list[Staged]) -> tuple[list[Job], Path]:
+def _record(
+    session: Session,
+    settings: Settings,
+    r: SubmitRequest,
+    params: dict[str, Any],
+    chunk: list[Staged],
+) -> tuple[list[Job], Path]:
     """Write the rows, move the staged directories into place, write the batch script."""
     from orion_cli.db.models import add_tags, insert_jobs
     from orion_cli.db.session import instance_id
@@ -350,15 +401,34 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
     owner = current_user()
     check_role(session, owner)
     site = _site(settings, r.engine, r.queue).to_json()
-    jobs = insert_jobs(session, [dict(
-        name=item.name, owner=owner, engine=r.engine, parameters=params, tag=r.tag,
-        structure_source=item.source, formula=item.formula, input_structure=item.text,
-        scheduler=r.scheduler, queue=r.queue, **r.resolved.row(),
-        max_retries=r.max_retries or 0, retry_delay_s=r.retry_delay_s or 0,
-        soft_margin_s=settings.soft_margin_s, held=r.hold,
-        site=site, pack=r.pack_size if len(chunk) > 1 else 0, study_id=r.study_id,
-        structure_from_id=r.structure_from, on_scf_fail=r.scf_policy,
-    ) for item in chunk])
+    jobs = insert_jobs(
+        session,
+        [
+            dict(
+                name=item.name,
+                owner=owner,
+                engine=r.engine,
+                parameters=params,
+                tag=r.tag,
+                structure_source=item.source,
+                formula=item.formula,
+                input_structure=item.text,
+                scheduler=r.scheduler,
+                queue=r.queue,
+                **r.resolved.row(),
+                max_retries=r.max_retries or 0,
+                retry_delay_s=r.retry_delay_s or 0,
+                soft_margin_s=settings.soft_margin_s,
+                held=r.hold,
+                site=site,
+                pack=r.pack_size if len(chunk) > 1 else 0,
+                study_id=r.study_id,
+                structure_from_id=r.structure_from,
+                on_scf_fail=r.scf_policy,
+            )
+            for item in chunk
+        ],
+    )
     add_tags(session, jobs, r.tags)
     instance = instance_id(session)
     base = settings.work_root_path / instance
@@ -383,27 +453,37 @@ def _record(session: Session, settings: Settings, r: SubmitRequest, params: dict
     for index, job in enumerate(jobs):
         job.array_name = array_name_prefix(jobs[0].id or 0, instance)
         job.array_index = index
-    (array_dir / TASKS_FILE).write_text("".join(
-        task_line(Path(job.workdir), item.inputs) for job, item in zip(jobs, chunk, strict=True)))
+    (array_dir / TASKS_FILE).write_text(
+        "".join(
+            task_line(Path(job.workdir), item.inputs) for job, item in zip(jobs, chunk, strict=True)
+        )
+    )
     script = array_dir / ARRAY_SCRIPT_NAME
     n_tasks, packs_round = len(jobs), None
     if r.pack_size:
         from orion_cli.services.packing import write_packed
 
         n_tasks, packs_round = write_packed(array_dir, len(jobs), r.pack_size)[-1] + 1, 0
-    script.write_text(render_array_script(replace(spec, name="array"), array_dir, n_tasks,
-                                          packs_round))
+    script.write_text(
+        render_array_script(replace(spec, name="array"), array_dir, n_tasks, packs_round)
+    )
     return jobs, script
 
 
-def _queued(session: Session, jobs: list[Job], scheduler_job_ids: list[str],
-            scheduler_name: str) -> None:
+def _queued(
+    session: Session, jobs: list[Job], scheduler_job_ids: list[str], scheduler_name: str
+) -> None:
     from orion_cli.services.lifecycle import transition_many
 
     for job, scheduler_job_id in zip(jobs, scheduler_job_ids, strict=True):
         job.scheduler_job_id = scheduler_job_id  # raw_state stays unset until squeue says
-    transition_many(session, jobs, JobStatus.QUEUED, source="submit",
-                    message=[f"{scheduler_name} job {sid}" for sid in scheduler_job_ids])
+    transition_many(
+        session,
+        jobs,
+        JobStatus.QUEUED,
+        source="submit",
+        message=[f"{scheduler_name} job {sid}" for sid in scheduler_job_ids],
+    )
 
 
 def _refused(session: Session, jobs: list[Job], exc: SchedulerError, result: Submitted) -> None:
@@ -414,8 +494,15 @@ def _refused(session: Session, jobs: list[Job], exc: SchedulerError, result: Sub
     from orion_cli.services.retry import schedule_retry
 
     now = now_utc()
-    transition_many(session, jobs, JobStatus.FAILED, source="submit", at=now,
-                    reason=FailureReason.SUBMIT_ERROR, message=exc.one_line())
+    transition_many(
+        session,
+        jobs,
+        JobStatus.FAILED,
+        source="submit",
+        at=now,
+        reason=FailureReason.SUBMIT_ERROR,
+        message=exc.one_line(),
+    )
     final = isinstance(exc, SubmitRefused)
     retrying = [schedule_retry(job, now, final=final) for job in jobs][-1]
     first, last = jobs[0].id, jobs[-1].id
@@ -423,6 +510,9 @@ def _refused(session: Session, jobs: list[Job], exc: SchedulerError, result: Sub
     if final:  # the hint already says it is not retried
         result.errors.append(f"{which}: {exc.one_line()}")
         return
-    retry = (f"orion poll retries after {jobs[0].retry_delay_s} s" if retrying
-             else "no retries configured")
+    retry = (
+        f"orion poll retries after {jobs[0].retry_delay_s} s"
+        if retrying
+        else "no retries configured"
+    )
     result.errors.append(f"{which}: {exc.one_line()} ({retry}; `orion cancel` stops that)")

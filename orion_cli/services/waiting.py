@@ -21,9 +21,20 @@ from orion_cli.errors import UsageError
 from orion_cli.services.bulk import BulkReport, Selection
 
 #: columns of a job's state the waiting loop reads (one query per round for all jobs)
-STATE_COLUMNS = ("id", "name", "engine", "status", "failure_reason", "progress_pct",
-                 "current_step", "next_attempt_at", "attempt", "scheduler", "error_message",
-                 "updated_at")
+STATE_COLUMNS = (
+    "id",
+    "name",
+    "engine",
+    "status",
+    "failure_reason",
+    "progress_pct",
+    "current_step",
+    "next_attempt_at",
+    "attempt",
+    "scheduler",
+    "error_message",
+    "updated_at",
+)
 CHUNK = 5000
 
 
@@ -65,9 +76,12 @@ def select_ids(settings: Settings, selection: Selection) -> list[int]:
         jobs = resolve(session, selection, report, "wait for")
     if report.refused:
         problem, ids = next(iter(report.refused.items()))
-        raise UsageError(report.sentences[ids[0]] if len(ids) == 1
-                         else f"jobs {', '.join(map(str, ids))}: {problem}",
-                         "`orion ls` lists your jobs")
+        raise UsageError(
+            report.sentences[ids[0]]
+            if len(ids) == 1
+            else f"jobs {', '.join(map(str, ids))}: {problem}",
+            "`orion ls` lists your jobs",
+        )
     return [job.id for job in jobs if job.id is not None]
 
 
@@ -82,7 +96,7 @@ def read_states(settings: Settings, ids: Sequence[int]) -> list[dict[str, Any]]:
     by_id: dict[int, dict[str, Any]] = {}
     with session_scope(settings.resolved_database_url) as session:
         for start in range(0, len(ids), CHUNK):
-            chunk = list(ids[start:start + CHUNK])
+            chunk = list(ids[start : start + CHUNK])
             for row in session.exec(select(*columns).where(col(Job.id).in_(chunk))):
                 by_id[row[0]] = dict(zip(STATE_COLUMNS, row, strict=True))
     return [by_id[job_id] for job_id in ids if job_id in by_id]
@@ -104,9 +118,13 @@ def pause_s(previous_s: float, settings: Settings, states: list[dict[str, Any]])
     return pause
 
 
-def wait_for(settings: Settings, ids: Sequence[int], timeout_s: float | None = None,
-             on_round: Callable[[list[dict[str, Any]]], None] | None = None,
-             sleep: Callable[[float], None] = time.sleep) -> WaitOutcome:
+def wait_for(
+    settings: Settings,
+    ids: Sequence[int],
+    timeout_s: float | None = None,
+    on_round: Callable[[list[dict[str, Any]]], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> WaitOutcome:
     """Poll and read the jobs' states until all have ended or ``timeout_s`` has passed."""
     from orion_cli.services.poll import poll
 

@@ -39,14 +39,18 @@ def default_ids(settings: Settings) -> list[int]:
     from orion_cli.identity import current_user
 
     with session_scope(settings.resolved_database_url) as session:
-        ids = session.exec(select(Job.id).where(Job.owner == current_user(),
-                                                col(Job.removed_at).is_(None))
-                           .order_by(col(Job.id).desc()).limit(DEFAULT_JOBS)).all()
+        ids = session.exec(
+            select(Job.id)
+            .where(Job.owner == current_user(), col(Job.removed_at).is_(None))
+            .order_by(col(Job.id).desc())
+            .limit(DEFAULT_JOBS)
+        ).all()
     return sorted(i for i in ids if i is not None)
 
 
-def newest_events(settings: Settings, ids: list[int], limit: int = NEWEST_EVENTS
-                  ) -> list[dict[str, Any]]:
+def newest_events(
+    settings: Settings, ids: list[int], limit: int = NEWEST_EVENTS
+) -> list[dict[str, Any]]:
     """The newest status changes and notes of these jobs, newest first."""
     from sqlmodel import col, select
 
@@ -56,11 +60,24 @@ def newest_events(settings: Settings, ids: list[int], limit: int = NEWEST_EVENTS
     if not ids:
         return []
     with session_scope(settings.resolved_database_url) as session:
-        rows = session.exec(select(JobEvent).where(col(JobEvent.job_id).in_(ids[-5000:]))
-                            .order_by(col(JobEvent.id).desc()).limit(limit)).all()
-        return [{"job_id": e.job_id, "at": e.at, "from": e.from_status, "to": e.to_status,
-                 "reason": e.reason, "message": e.message or "", "source": e.source}
-                for e in rows]
+        rows = session.exec(
+            select(JobEvent)
+            .where(col(JobEvent.job_id).in_(ids[-5000:]))
+            .order_by(col(JobEvent.id).desc())
+            .limit(limit)
+        ).all()
+        return [
+            {
+                "job_id": e.job_id,
+                "at": e.at,
+                "from": e.from_status,
+                "to": e.to_status,
+                "reason": e.reason,
+                "message": e.message or "",
+                "source": e.source,
+            }
+            for e in rows
+        ]
 
 
 def snapshot(settings: Settings, ids: list[int]) -> Snapshot:

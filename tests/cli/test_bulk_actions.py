@@ -39,8 +39,15 @@ def test_job_ids_are_strict(typed: str, local: Path, tmp_path: Path) -> None:
     """With jobs 1..12 queued, an id that int() would read as 10 (or 58) acts on nothing."""
     ids = submit(*map(str, strained_copper(tmp_path / "cu", 12)), "--engine", "mock", "--hold")
     assert int("1_0") == 10 and 10 in ids  # the trap: Python reads "1_0" as ten
-    for command in (["cancel"], ["retry"], ["hold"], ["release"], ["priority", "3"], ["show"],
-                    ["rm", "--yes"]):
+    for command in (
+        ["cancel"],
+        ["retry"],
+        ["hold"],
+        ["release"],
+        ["priority", "3"],
+        ["show"],
+        ["rm", "--yes"],
+    ):
         line = one_error_line(orion(*command, typed, expect=2))
         assert f"'{typed}' is not an orion job id" in line, line
         if "_" in typed:
@@ -63,38 +70,46 @@ def test_a_slurm_id_is_named_with_slurm_id(local: Path, tmp_path: Path) -> None:
 def test_bulk_cancel_acts_where_it_makes_sense(local: Path, tmp_path: Path) -> None:
     done = submit(CU, "--engine", "mock", "-p", "duration_s=0", "--tag", "batch")
     poll_until_final(done)
-    queued = submit(*map(str, strained_copper(tmp_path / "cu", 3)), "--engine", "mock",
-                    "--hold", "--tag", "batch")
+    queued = submit(
+        *map(str, strained_copper(tmp_path / "cu", 3)),
+        "--engine",
+        "mock",
+        "--hold",
+        "--tag",
+        "batch",
+    )
     other = submit(CU, "--engine", "mock", "--hold", "--tag", "other")
     result = orion("cancel", "--tag", "batch")
     assert result.stderr.strip().splitlines()[-1] == (
-        f"3 cancelled ({', '.join(map(str, queued))}), 1 already finished ({done[0]})")
+        f"3 cancelled ({', '.join(map(str, queued))}), 1 already finished ({done[0]})"
+    )
     assert statuses(done + queued + other) == ["completed", *["cancelled"] * 3, "queued"]
     # named ids: a finished one and an unknown one do not stop the others; exit 1 for the unknown
     more = submit(CU, "--engine", "mock", "--hold")
     mixed = orion("cancel", str(done[0]), "999", str(more[0]), str(other[0]), expect=1)
     assert mixed.stderr.strip().splitlines()[-1] == (
-        f"2 cancelled ({other[0]}, {more[0]}), 1 already finished ({done[0]}), "
-        "1 not found (999)")
+        f"2 cancelled ({other[0]}, {more[0]}), 1 already finished ({done[0]}), 1 not found (999)"
+    )
     # one job that cannot be cancelled: one line, exit 2, as before
     again = one_error_line(orion("cancel", str(done[0]), expect=2))
     assert f"job {done[0]} is already completed" in again
     # filters that match nothing: said, and nothing to do is not an error
     assert "no jobs of yours match --tag nosuch" in orion("cancel", "--tag", "nosuch").stderr
-    assert "unknown status 'done'" in one_error_line(orion("cancel", "--status", "done",
-                                                           expect=2))
+    assert "unknown status 'done'" in one_error_line(orion("cancel", "--status", "done", expect=2))
     assert "no jobs named" in one_error_line(orion("cancel", expect=2))
 
 
 def test_bulk_hold_release_priority_and_retry(local: Path, tmp_path: Path) -> None:
     done = submit(CU, "--engine", "mock", "-p", "duration_s=0", "--tag", "t")
     poll_until_final(done)
-    queued = submit(*map(str, strained_copper(tmp_path / "cu", 2)), "--engine", "mock",
-                    "--tag", "t", "--hold")
+    queued = submit(
+        *map(str, strained_copper(tmp_path / "cu", 2)), "--engine", "mock", "--tag", "t", "--hold"
+    )
     out = orion("priority", "17", "--tag", "t", "--json")
     assert orion_json("show", str(queued[0]))["priority"] == 17
-    assert '"re-prioritised"' in out.stdout and f"1 not queued (completed) ({done[0]})" \
-        in out.stderr
+    assert (
+        '"re-prioritised"' in out.stdout and f"1 not queued (completed) ({done[0]})" in out.stderr
+    )
     orion("release", "--tag", "t", "--status", "queued")
     jobs = poll_until_final(queued)
     assert [j["status"] for j in jobs] == ["completed", "completed"]
@@ -104,16 +119,19 @@ def test_bulk_hold_release_priority_and_retry(local: Path, tmp_path: Path) -> No
     result = orion("retry", "--tag", "t")
     assert result.stderr.strip().splitlines()[-1] == (
         f"1 retried ({failing[0]}), 3 not retryable (completed) "
-        f"({', '.join(map(str, sorted(done + queued)))})")
+        f"({', '.join(map(str, sorted(done + queued)))})"
+    )
     shown = orion_json("show", str(failing[0]))
     assert shown["attempt"] == 2 and shown["status"] in ("queued", "running", "failed")
     poll_until_final(failing)
 
 
-def test_rm_deletes_directories_and_hides_records(database_url: str, local: Path,
-                                                  tmp_path: Path) -> None:
-    finished = submit(*map(str, strained_copper(tmp_path / "cu", 3)), "--engine", "emt",
-                      "--tag", "rm")
+def test_rm_deletes_directories_and_hides_records(
+    database_url: str, local: Path, tmp_path: Path
+) -> None:
+    finished = submit(
+        *map(str, strained_copper(tmp_path / "cu", 3)), "--engine", "emt", "--tag", "rm"
+    )
     jobs = poll_until_final(finished)
     assert [j["status"] for j in jobs] == ["completed"] * 3
     held = submit(CU, "--engine", "mock", "--hold", "--tag", "rm")
@@ -131,7 +149,8 @@ def test_rm_deletes_directories_and_hides_records(database_url: str, local: Path
     # the tag: finished jobs removed, the queued one reported and left alone
     result = orion("rm", "--tag", "rm", "--yes")
     assert result.stderr.strip().splitlines()[-1] == (
-        f"3 removed ({', '.join(map(str, finished))}), 1 not finished (queued) ({held[0]})")
+        f"3 removed ({', '.join(map(str, finished))}), 1 not finished (queued) ({held[0]})"
+    )
     assert not any(d.exists() for d in dirs)
     assert [row["id"] for row in orion_json("ls")] == held  # hidden from ls
     gone = orion_json("show", str(finished[1]))

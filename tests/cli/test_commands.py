@@ -24,8 +24,9 @@ def test_engines_lists_every_engine_with_parameters(orion_home: Path) -> None:
     assert "ecutwfc_ry" in text and "emt" in text
 
 
-def test_doctor_reports_and_fails_on_a_broken_database(orion_home: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_reports_and_fails_on_a_broken_database(
+    orion_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     checks = {c["name"]: c for c in orion_json("doctor")}
     assert checks["database"]["ok"] and checks["schema"]["ok"]
@@ -36,8 +37,9 @@ def test_doctor_reports_and_fails_on_a_broken_database(orion_home: Path,
 
 
 @pytest.mark.postgres
-def test_postgres_schema_must_be_upgraded_explicitly(orion_home: Path, postgres_url: str,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_postgres_schema_must_be_upgraded_explicitly(
+    orion_home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_DATABASE_URL", postgres_url)
     result = orion("ls", expect=1)
     assert "orion db upgrade" in result.stderr and result.stderr.count("\n") == 1
@@ -60,9 +62,21 @@ def test_per_species_values_pass_through_param(orion_home: Path, tmp_path: Path)
     atoms = bulk("Ar", "fcc", a=5.3).repeat((2, 2, 2))
     atoms.symbols[::3] = "Kr"
     write(tmp_path / "ArKr.xyz", atoms, format="extxyz")
-    done = orion("submit", str(tmp_path / "ArKr.xyz"), "--engine", "lammps", "--dry-run",
-                 "-p", "epsilon_ev=Ar=0.0104,Kr=0.014", "-p", "sigma_a=Ar=3.40,Kr=3.65",
-                 "-p", "cutoff_a=8.0", "--scheduler", "local")
+    done = orion(
+        "submit",
+        str(tmp_path / "ArKr.xyz"),
+        "--engine",
+        "lammps",
+        "--dry-run",
+        "-p",
+        "epsilon_ev=Ar=0.0104,Kr=0.014",
+        "-p",
+        "sigma_a=Ar=3.40,Kr=3.65",
+        "-p",
+        "cutoff_a=8.0",
+        "--scheduler",
+        "local",
+    )
     assert "pair_coeff" not in done.stderr and done.exit_code == 0
 
 
@@ -85,11 +99,23 @@ def test_engine_errors_in_a_batch_name_the_input(orion_home: Path, tmp_path: Pat
 
 
 def test_a_manual_retry_past_the_budget_does_not_count_beyond_it(
-        orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.3")
-    job_id = orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock", "-p",
-                        "duration_s=0", "-p", "fail=true", "--retries", "1", "--wait")["id"]
+    job_id = orion_json(
+        "submit",
+        str(EXAMPLES / "Cu.cif"),
+        "--engine",
+        "mock",
+        "-p",
+        "duration_s=0",
+        "-p",
+        "fail=true",
+        "--retries",
+        "1",
+        "--wait",
+    )["id"]
     assert orion_json("show", str(job_id))["status"] == "failed"
     orion("retry", str(job_id))
     last = orion_json("show", str(job_id))["events"][-1]["message"]

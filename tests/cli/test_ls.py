@@ -27,14 +27,23 @@ def local(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_ls_keeps_the_id_column_at_80_columns(local: Path) -> None:
-    ids = orion_json("submit", *[CU] * 12, "-e", "mock", "--hold", "--tag", "t" * 40,
-                     "--name", "a-rather-long-job-name-that-fills-a-screen")["ids"]
+    ids = orion_json(
+        "submit",
+        *[CU] * 12,
+        "-e",
+        "mock",
+        "--hold",
+        "--tag",
+        "t" * 40,
+        "--name",
+        "a-rather-long-job-name-that-fills-a-screen",
+    )["ids"]
     assert max(ids) >= 10
     code, out = run_in_pty(["ls"], columns=80)
     assert code == 0, out
     lines = [ANSI.sub("", line).rstrip() for line in out.splitlines()]
     header = next(line for line in lines if line.split()[:1] == ["id"])
-    table = lines[lines.index(header):lines.index(header) + 1 + len(ids)]
+    table = lines[lines.index(header) : lines.index(header) + 1 + len(ids)]
     assert all(len(line) <= 80 for line in table), [len(x) for x in table]
     assert "status" in header and "age" in header, header
     rows = [line.split()[0] for line in table[1:]]
@@ -47,8 +56,20 @@ def test_ls_footer_count_and_energy_per_atom(local: Path) -> None:
     from ase.io import read
 
     done = orion_json("submit", CU, "-e", "emt", "--tag", "f")["ids"]
-    failed = orion_json("submit", CU, "-e", "mock", "-p", "fail=true", "-p", "duration_s=0",
-                        "--retries", "0", "--tag", "f")["ids"]
+    failed = orion_json(
+        "submit",
+        CU,
+        "-e",
+        "mock",
+        "-p",
+        "fail=true",
+        "-p",
+        "duration_s=0",
+        "--retries",
+        "0",
+        "--tag",
+        "f",
+    )["ids"]
     held = orion_json("submit", CU, "-e", "mock", "--hold", "--tag", "f")["ids"]
     poll_until_final(done + failed)
     # reference: ASE's EMT on the same file, per atom
@@ -94,8 +115,13 @@ def test_staleness_and_cron_line(local: Path, monkeypatch: pytest.MonkeyPatch) -
     # the cron line really polls: run it the way cron would (sh -c, env from the line)
     line = next(x.strip() for x in stale.splitlines() if x.strip().startswith("*/2"))
     command = line.split(" ", 5)[5]
-    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
-                            env={"PATH": os.environ["PATH"]}, timeout=60)
+    result = subprocess.run(
+        ["sh", "-c", command],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"]},
+        timeout=60,
+    )
     assert result.returncode == 0 and result.stdout == result.stderr == "", result
     # (from here on as separate processes, as a user runs them: an in-process SQLAlchemy
     # pool beside another process's writes trips a read-only SQLite quirk, see the report)
@@ -108,7 +134,8 @@ def test_staleness_and_cron_line(local: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "orion_cli", *args], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "orion_cli", *args], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result
     return result

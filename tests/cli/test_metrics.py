@@ -25,22 +25,27 @@ def local(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def parse(text: str) -> dict[str, list[tuple[str, dict[str, str], float]]]:
     from prometheus_client.parser import text_string_to_metric_families
 
-    return {family.name: [(s.name, s.labels, s.value) for s in family.samples]
-            for family in text_string_to_metric_families(text)}
+    return {
+        family.name: [(s.name, s.labels, s.value) for s in family.samples]
+        for family in text_string_to_metric_families(text)
+    }
 
 
-def test_poll_writes_metrics_prometheus_can_read(database_url: str, local: Path,
-                                                 tmp_path: Path) -> None:
+def test_poll_writes_metrics_prometheus_can_read(
+    database_url: str, local: Path, tmp_path: Path
+) -> None:
     from orion_cli.identity import current_user
 
     emt = orion_json("submit", CU, "-e", "emt")["ids"]
     mock = orion_json("submit", CU, CU, "-e", "mock", "-p", "duration_s=0.2")["ids"]
-    failing = orion_json("submit", CU, "-e", "mock", "-p", "duration_s=0", "-p", "fail=true",
-                         "--retries", "0")["ids"]
+    failing = orion_json(
+        "submit", CU, "-e", "mock", "-p", "duration_s=0", "-p", "fail=true", "--retries", "0"
+    )["ids"]
     held = orion_json("submit", CU, "-e", "mock", "--hold")["ids"]
     poll_until_final(emt + mock + failing)
-    retried = orion_json("submit", CU, "-e", "mock", "-p", "duration_s=0", "-p", "fail=true",
-                         "--retries", "0")["ids"]
+    retried = orion_json(
+        "submit", CU, "-e", "mock", "-p", "duration_s=0", "-p", "fail=true", "--retries", "0"
+    )["ids"]
     poll_until_final(retried)
     orion("retry", str(retried[0]), "-p", "fail=false")
     poll_until_final(retried)
@@ -56,22 +61,33 @@ def test_poll_writes_metrics_prometheus_can_read(database_url: str, local: Path,
 
     jobs = [orion_json("show", str(i)) for i in emt + mock + failing + held + retried]
     expected = Counter((j["status"], j["engine"]) for j in jobs)
-    got = {(labels["status"], labels["engine"]): value
-           for _, labels, value in families["orion_jobs"]}
+    got = {
+        (labels["status"], labels["engine"]): value for _, labels, value in families["orion_jobs"]
+    }
     assert got == expected
-    failed_events = sum(e["to"] == "failed" and e["from"] != "failed" and
-                        e["reason"] == "engine_error" for j in jobs for e in j["events"])
-    transitions = {(labels["to"], labels["reason"]): value
-                   for _, labels, value in families["orion_job_transitions"]}
+    failed_events = sum(
+        e["to"] == "failed" and e["from"] != "failed" and e["reason"] == "engine_error"
+        for j in jobs
+        for e in j["events"]
+    )
+    transitions = {
+        (labels["to"], labels["reason"]): value
+        for _, labels, value in families["orion_job_transitions"]
+    }
     assert transitions[("failed", "engine_error")] == failed_events == 2
     retries = {labels["reason"]: value for _, labels, value in families["orion_job_retries"]}
     assert retries == {"engine_error": 1}
-    for family, key in (("orion_queue_wait_seconds", "queue_wait_s"),
-                        ("orion_run_seconds", "run_s")):
+    for family, key in (
+        ("orion_queue_wait_seconds", "queue_wait_s"),
+        ("orion_run_seconds", "run_s"),
+    ):
         for engine in ("emt", "mock"):
             values = [j[key] for j in jobs if j["engine"] == engine and j[key] is not None]
-            samples = {(name, labels.get("le")): value for name, labels, value in
-                       families[family] if labels["engine"] == engine}
+            samples = {
+                (name, labels.get("le")): value
+                for name, labels, value in families[family]
+                if labels["engine"] == engine
+            }
             assert samples[(f"{family}_count", None)] == len(values)
             assert samples[(f"{family}_bucket", "+Inf")] == len(values)
             assert samples[(f"{family}_sum", None)] == pytest.approx(sum(values), abs=1e-3)
@@ -84,11 +100,14 @@ def test_poll_writes_metrics_prometheus_can_read(database_url: str, local: Path,
     assert labels_used <= {"user", "status", "engine", "to", "reason", "le"}  # no job ids
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["metrics", "--textfile", "metrics.txt"], "does not end in .prom"),
-    (["metrics", "--textfile", "no/such/dir/orion.prom"], "does not exist"),
-    (["poll", "--metrics", "no/such/dir"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["metrics", "--textfile", "metrics.txt"], "does not end in .prom"),
+        (["metrics", "--textfile", "no/such/dir/orion.prom"], "does not exist"),
+        (["poll", "--metrics", "no/such/dir"], "does not exist"),
+    ],
+)
 def test_bad_metrics_paths_are_one_line(args: list[str], needle: str, local: Path) -> None:
     result = orion(*args, expect=2)
     lines = result.stderr.strip().splitlines()

@@ -162,5 +162,7 @@ def test_head_of_a_long_listing_through_a_shell(orion_home: Path) -> None:
     )
     assert out.stdout.startswith("jobs 1-3 of 3")
     # stderr may say the listing is stale (no poll yet); never a pipe error
-    assert not any(word in out.stderr for word in ("BrokenPipe", "internal error", "Traceback",
-                                                   "Exception ignored"))
+    assert not any(
+        word in out.stderr
+        for word in ("BrokenPipe", "internal error", "Traceback", "Exception ignored")
+    )

@@ -21,12 +21,16 @@ def local(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_retry_with_a_changed_parameter(database_url: str, local: Path) -> None:
-    job_id = orion_json("submit", CU, "-e", "mock", "-p", "fail=true", "-p", "duration_s=0",
-                        "--retries", "0")["id"]
+    job_id = orion_json(
+        "submit", CU, "-e", "mock", "-p", "fail=true", "-p", "duration_s=0", "--retries", "0"
+    )["id"]
     (failed,) = poll_until_final([job_id])
     assert failed["status"] == "failed"
-    for args, needle in ((["-p", "nope=1"], "nope"), (["-p", "fail=true"], "changes nothing"),
-                         (["-p", "duration_s=soon"], "duration_s")):
+    for args, needle in (
+        (["-p", "nope=1"], "nope"),
+        (["-p", "fail=true"], "changes nothing"),
+        (["-p", "duration_s=soon"], "duration_s"),
+    ):
         bad = orion("retry", str(job_id), *args, expect=2)
         lines = bad.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
@@ -55,8 +59,9 @@ def test_retry_an_unconverged_relaxation_with_more_steps(local: Path, tmp_path: 
     atoms.rattle(stdev=0.08, seed=3)
     path = tmp_path / "rattled.extxyz"
     write(path, atoms, format="extxyz")
-    job_id = orion_json("submit", str(path), "-e", "emt", "-p", "relax=true",
-                        "-p", "max_steps=2", "--retries", "0")["id"]
+    job_id = orion_json(
+        "submit", str(path), "-e", "emt", "-p", "relax=true", "-p", "max_steps=2", "--retries", "0"
+    )["id"]
     (failed,) = poll_until_final([job_id], timeout_s=120)
     assert failed["status"] == "failed", failed["status"]
     orion("retry", str(job_id), "-p", "max_steps=300")
@@ -65,6 +70,5 @@ def test_retry_an_unconverged_relaxation_with_more_steps(local: Path, tmp_path: 
     reference = atoms.copy()
     reference.calc = EMT()
     BFGS(reference, logfile=None).run(fmax=0.05, steps=300)
-    assert done["result"]["energy_ev"] == pytest.approx(reference.get_potential_energy(),
-                                                         abs=5e-3)
+    assert done["result"]["energy_ev"] == pytest.approx(reference.get_potential_energy(), abs=5e-3)
     assert done["parameters"]["max_steps"] == 300

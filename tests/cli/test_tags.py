@@ -19,8 +19,9 @@ def local(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_several_tags_and_filters_that_match_any(database_url: str, local: Path) -> None:
-    ab = orion_json("submit", CU, CU, "-e", "mock", "--hold", "--tag", "a", "--tag", "b",
-                    "--tag", "a")["ids"]
+    ab = orion_json(
+        "submit", CU, CU, "-e", "mock", "--hold", "--tag", "a", "--tag", "b", "--tag", "a"
+    )["ids"]
     bc = orion_json("submit", CU, "-e", "mock", "--hold", "--tag", "b", "--tag", "c")["ids"]
     d = orion_json("submit", CU, "-e", "mock", "--hold", "--tag", "d")["ids"]
     untagged = orion_json("submit", CU, "-e", "mock", "--hold")["ids"]
@@ -45,7 +46,12 @@ def test_several_tags_and_filters_that_match_any(database_url: str, local: Path)
     cancelled = orion("cancel", "--tag", "c", "--tag", "d").stderr
     assert cancelled.strip().splitlines()[-1] == f"2 cancelled ({bc[0]}, {d[0]})"
     assert [orion_json("show", str(i))["status"] for i in ab + bc + d + untagged] == [
-        "queued", "queued", "cancelled", "cancelled", "queued"]
+        "queued",
+        "queued",
+        "cancelled",
+        "cancelled",
+        "queued",
+    ]
     orion("cancel", *map(str, ab + untagged))
 
 
@@ -57,21 +63,32 @@ def test_old_tags_are_carried_into_job_tag(database_url: str, local: Path) -> No
 
     engine = get_engine(database_url)
     with engine.begin() as conn:
-        for table in ("job_tag", "job_dependencies", "job_event", "job_result", "job_attempt",
-                      "orion_meta", "job", "alembic_version"):
+        for table in (
+            "job_tag",
+            "job_dependencies",
+            "job_event",
+            "job_result",
+            "job_attempt",
+            "orion_meta",
+            "job",
+            "alembic_version",
+        ):
             conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
     upgrade(engine, "0008")
     with engine.begin() as conn:
         for name, tag in (("old-tagged", "screen-1"), ("old-plain", "")):
-            conn.execute(text(
-                "INSERT INTO job (name, owner, engine, structure_source, formula, status,"
-                " scheduler, partition, account, qos, priority, walltime_s, mem_mb, nodes,"
-                " ntasks, cpus_per_task, progress_pct, current_step, workdir, attempt,"
-                " max_retries, retry_delay_s, soft_margin_s, held, events_offset, created_at,"
-                " updated_at, tag, pack) VALUES (:name, :owner, 'emt', '', 'Cu', 'completed',"
-                " 'local', '', '', '', 10, 3600, 0, 1, 1, 1, 100, '', '', 1, 3, 60, 300,"
-                " false, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00', :tag, 0)"),
-                {"name": name, "tag": tag, "owner": _me()})
+            conn.execute(
+                text(
+                    "INSERT INTO job (name, owner, engine, structure_source, formula, status,"
+                    " scheduler, partition, account, qos, priority, walltime_s, mem_mb, nodes,"
+                    " ntasks, cpus_per_task, progress_pct, current_step, workdir, attempt,"
+                    " max_retries, retry_delay_s, soft_margin_s, held, events_offset, created_at,"
+                    " updated_at, tag, pack) VALUES (:name, :owner, 'emt', '', 'Cu', 'completed',"
+                    " 'local', '', '', '', 10, 3600, 0, 1, 1, 1, 100, '', '', 1, 3, 60, 300,"
+                    " false, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00', :tag, 0)"
+                ),
+                {"name": name, "tag": tag, "owner": _me()},
+            )
     assert upgrade(engine) == ("0008", SCHEMA_HEAD)  # through 0009, which keeps the tags
     rows = orion_json("ls", "--tag", "screen-1")
     assert [row["name"] for row in rows] == ["old-tagged"]

@@ -48,8 +48,14 @@ BAD_INPUTS = [
 
 @pytest.mark.slurm
 @pytest.mark.parametrize("args, needle", BAD_INPUTS, ids=[n for _, n in BAD_INPUTS])
-def test_bad_submit_input(args: list[str], needle: str, orion_home: Path, tmp_path: Path,
-                          sbatch_spy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_submit_input(
+    args: list[str],
+    needle: str,
+    orion_home: Path,
+    tmp_path: Path,
+    sbatch_spy: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     unreadable = tmp_path / "garbage.cif"
     unreadable.write_text("this is not a crystal\n")
@@ -64,9 +70,11 @@ def test_bad_submit_input(args: list[str], needle: str, orion_home: Path, tmp_pa
 
 
 def test_bad_lookups_exit_2(orion_home: Path) -> None:
-    for args, needle in ((["show", "99"], "no job with id 99"),
-                         (["cancel", "99"], "no job with id 99"),
-                         (["ls", "--status", "done"], "unknown status 'done'")):
+    for args, needle in (
+        (["show", "99"], "no job with id 99"),
+        (["cancel", "99"], "no job with id 99"),
+        (["ls", "--status", "done"], "unknown status 'done'"),
+    ):
         result = orion(*args, expect=2)
         assert needle in result.stderr
 
@@ -78,8 +86,9 @@ def test_bad_config_is_one_line(orion_home: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slurm
-def test_spy_sees_a_good_submit(orion_home: Path, sbatch_spy: Path,
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spy_sees_a_good_submit(
+    orion_home: Path, sbatch_spy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The control for the test above: a valid submit does reach sbatch through the spy."""
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     job_id = orion("submit", CU, "--engine", "mock", "-p", "duration_s=0").stdout.strip()

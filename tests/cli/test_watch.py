@@ -27,16 +27,29 @@ def local(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_watch_live_view_on_a_100x30_terminal(local: Path) -> None:
     slow = orion_json("submit", CU, "-e", "mock", "-p", "duration_s=30", "--tag", "w")["id"]
-    bad = orion_json("submit", CU, "-e", "mock", "-p", "duration_s=0", "-p", "fail=true",
-                     "--retries", "0", "--tag", "w")["id"]
+    bad = orion_json(
+        "submit",
+        CU,
+        "-e",
+        "mock",
+        "-p",
+        "duration_s=0",
+        "-p",
+        "fail=true",
+        "--retries",
+        "0",
+        "--tag",
+        "w",
+    )["id"]
     held = orion_json("submit", CU, "-e", "mock", "--hold", "--tag", "w")["id"]
     started = time.monotonic()
-    code, out = run_in_pty(["watch", "--tag", "w"], columns=100, rows=30,
-                           keys=[(6.0, b"q")], timeout_s=30)
+    code, out = run_in_pty(
+        ["watch", "--tag", "w"], columns=100, rows=30, keys=[(6.0, b"q")], timeout_s=30
+    )
     assert code == 0 and time.monotonic() - started < 15, out
     assert "Traceback" not in out
     screen = ANSI.sub("", out)
-    last = screen[screen.rindex("orion watch"):]  # the last frame drawn
+    last = screen[screen.rindex("orion watch") :]  # the last frame drawn
     shown = {i: orion_json("show", str(i)) for i in (slow, bad, held)}
     assert [shown[i]["status"] for i in (slow, bad, held)] == ["running", "failed", "queued"]
     reason = shown[bad]["failure_reason"]
@@ -52,9 +65,13 @@ def test_watch_live_view_on_a_100x30_terminal(local: Path) -> None:
 
 def test_watch_in_a_pipe_prints_lines_and_ends_with_the_jobs(local: Path) -> None:
     ids = orion_json("submit", CU, CU, "-e", "mock", "-p", "duration_s=1", "--tag", "p")["ids"]
-    result = subprocess.run([sys.executable, "-m", "orion_cli", "watch", "--tag", "p",
-                             "--interval", "0.3"], capture_output=True, text=True, timeout=60,
-                            env=dict(os.environ))
+    result = subprocess.run(
+        [sys.executable, "-m", "orion_cli", "watch", "--tag", "p", "--interval", "0.3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert any(re.fullmatch(r"\d\d:\d\d:\d\d 2 completed", line) for line in lines), lines
@@ -71,8 +88,19 @@ def test_retry_lines_say_when_the_next_attempt_is() -> None:
 
     now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
     due = now + timedelta(seconds=90)
-    snap = Snapshot([{"id": 7, "status": "failed", "failure_reason": "timeout", "attempt": 1,
-                      "next_attempt_at": due}], [], PollStamp())
+    snap = Snapshot(
+        [
+            {
+                "id": 7,
+                "status": "failed",
+                "failure_reason": "timeout",
+                "attempt": 1,
+                "next_attempt_at": due,
+            }
+        ],
+        [],
+        PollStamp(),
+    )
     assert retry_lines(snap, now) == ["job 7 (timeout): attempt 2 at 12:01:30 (in 1m)"]
 
 

@@ -43,21 +43,36 @@ def test_upgrade_keeps_existing_jobs(database_url: str) -> None:
 
     engine = get_engine(database_url)
     with engine.begin() as conn:  # start from an empty schema, even where a fixture made one
-        for table in ("job_tag", "job_dependencies", "job_event", "job_result", "job_attempt",
-                      "orion_meta", "job", "alembic_version"):
+        for table in (
+            "job_tag",
+            "job_dependencies",
+            "job_event",
+            "job_result",
+            "job_attempt",
+            "orion_meta",
+            "job",
+            "alembic_version",
+        ):
             conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
     upgrade(engine, "0001")
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO job (name, owner, engine, structure_source, formula, status, scheduler,"
-            " partition, account, qos, priority, walltime_s, mem_mb, nodes, ntasks,"
-            " cpus_per_task, progress_pct, current_step, workdir, attempt, max_retries,"
-            " events_offset, created_at, updated_at) VALUES ('old', 'me', 'emt', '', 'Cu',"
-            " 'completed', 'local', '', '', '', 10, 3600, 0, 1, 1, 1, 100, '', '', 1, 3, 0,"
-            " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
-        conn.execute(text("INSERT INTO job_event (job_id, from_status, to_status, source,"
-                          " attempt, at) VALUES (1, 'running', 'completed', 'poll', 1,"
-                          " '2026-01-01 00:00:00')"))
+        conn.execute(
+            text(
+                "INSERT INTO job (name, owner, engine, structure_source, formula, status,"
+                " scheduler, partition, account, qos, priority, walltime_s, mem_mb, nodes, ntasks,"
+                " cpus_per_task, progress_pct, current_step, workdir, attempt, max_retries,"
+                " events_offset, created_at, updated_at) VALUES ('old', 'me', 'emt', '', 'Cu',"
+                " 'completed', 'local', '', '', '', 10, 3600, 0, 1, 1, 1, 100, '', '', 1, 3, 0,"
+                " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO job_event (job_id, from_status, to_status, source,"
+                " attempt, at) VALUES (1, 'running', 'completed', 'poll', 1,"
+                " '2026-01-01 00:00:00')"
+            )
+        )
     before, after = upgrade(engine)
     assert (before, after) == ("0001", SCHEMA_HEAD)
     with engine.connect() as conn:
@@ -79,14 +94,31 @@ def test_a_new_sqlite_file_is_made_from_the_models_and_stamped(tmp_path: Path) -
 
     def schema(path: Path) -> dict[str, list[tuple[str, str, int]]]:
         with get_engine(f"sqlite:///{path}").connect() as conn:
-            tables = [r[0] for r in conn.execute(text(
-                "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"))]
-            indexes = [r[0] for r in conn.execute(text(
-                "SELECT name FROM sqlite_master WHERE type='index' AND name NOT LIKE "
-                "'sqlite_autoindex%' ORDER BY name"))]
-            return {"indexes": indexes, **{t: sorted(
-                (r[1], r[2].upper(), r[3]) for r in conn.execute(text(f"PRAGMA table_info({t})"))
-            ) for t in tables}}
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    text("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+                )
+            ]
+            indexes = [
+                r[0]
+                for r in conn.execute(
+                    text(
+                        "SELECT name FROM sqlite_master WHERE type='index' AND name NOT LIKE "
+                        "'sqlite_autoindex%' ORDER BY name"
+                    )
+                )
+            ]
+            return {
+                "indexes": indexes,
+                **{
+                    t: sorted(
+                        (r[1], r[2].upper(), r[3])
+                        for r in conn.execute(text(f"PRAGMA table_info({t})"))
+                    )
+                    for t in tables
+                },
+            }
 
     assert schema(made) == schema(migrated)
     engine = get_engine(f"sqlite:///{made}")

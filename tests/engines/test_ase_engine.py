@@ -73,11 +73,15 @@ def test_lennard_jones_single_point_matches_ase(tmp_path: Path) -> None:
 def test_lennard_jones_cell_relaxation_matches_ase(tmp_path: Path) -> None:
     from ase.calculators.lj import LennardJones
 
-    reference = relaxed_by_hand(argon(), LennardJones(sigma=3.4, epsilon=0.0104, rc=8.5,
-                                                      smooth=True), 0.001, cell=True)
+    reference = relaxed_by_hand(
+        argon(), LennardJones(sigma=3.4, epsilon=0.0104, rc=8.5, smooth=True), 0.001, cell=True
+    )
 
-    result = run_ase(argon(), {"calculator": LJ, **LJ_ARGON, "relax_cell": True,
-                               "fmax_ev_per_a": 0.001}, tmp_path / "orion")
+    result = run_ase(
+        argon(),
+        {"calculator": LJ, **LJ_ARGON, "relax_cell": True, "fmax_ev_per_a": 0.001},
+        tmp_path / "orion",
+    )
 
     assert result.error is None and result.converged is True
     assert result.energy_ev == pytest.approx(reference.get_potential_energy(), abs=1e-10)
@@ -94,8 +98,11 @@ def test_morse_cluster_relaxation_matches_ase(tmp_path: Path) -> None:
     keywords = {"epsilon": 0.34, "r0": 2.6, "rho0": 4.0, "rcut1": 4.5, "rcut2": 5.5}
     reference = relaxed_by_hand(cluster, MorsePotential(**keywords), 0.01, cell=False)
 
-    result = run_ase(cluster, {"calculator": MORSE, "relax": True, "fmax_ev_per_a": 0.01,
-                               "calc": keywords}, tmp_path / "orion")
+    result = run_ase(
+        cluster,
+        {"calculator": MORSE, "relax": True, "fmax_ev_per_a": 0.01, "calc": keywords},
+        tmp_path / "orion",
+    )
 
     assert result.error is None and result.converged is True
     assert result.stress_ev_per_a3 is None  # a cluster has no stress
@@ -103,13 +110,16 @@ def test_morse_cluster_relaxation_matches_ase(tmp_path: Path) -> None:
     assert np.allclose(final(result).positions, reference.positions, atol=1e-8)
 
 
-@pytest.mark.parametrize(("params", "words"), [
-    ({"calculator": "ase.calculators.nowhere.Calc"}, ["cannot import ase.calculators.nowhere"]),
-    ({"calculator": "ase.calculators.lj.LenardJones"}, ["no calculator class LenardJones"]),
-    ({"calculator": "os.system; rm"}, ["not a dotted path"]),
-    ({"calculator": LJ, "calc.sigam": 3.4}, ["takes no keyword 'sigam'"]),
-    ({}, ["needs a calculator"]),
-])
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"calculator": "ase.calculators.nowhere.Calc"}, ["cannot import ase.calculators.nowhere"]),
+        ({"calculator": "ase.calculators.lj.LenardJones"}, ["no calculator class LenardJones"]),
+        ({"calculator": "os.system; rm"}, ["not a dotted path"]),
+        ({"calculator": LJ, "calc.sigam": 3.4}, ["takes no keyword 'sigam'"]),
+        ({}, ["needs a calculator"]),
+    ],
+)
 def test_bad_calculators_are_refused_at_check(params: dict[str, Any], words: list[str]) -> None:
     with pytest.raises(UsageError) as info:
         AseEngine().check(params, {})
@@ -117,27 +127,42 @@ def test_bad_calculators_are_refused_at_check(params: dict[str, Any], words: lis
         assert word in info.value.message
 
 
-def test_ase_engine_through_orion(orion_home: Path, monkeypatch: pytest.MonkeyPatch,
-                                  tmp_path: Path) -> None:
+def test_ase_engine_through_orion(
+    orion_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """orion submit --engine ase on the local scheduler; a bad path is one line, exit 2."""
     from ase.calculators.emt import EMT
     from ase.io import read
 
     monkeypatch.setenv("ORION_SCHEDULER", "local")
-    bad = orion("submit", str(EXAMPLES / "Cu.cif"), "--engine", "ase",
-                "-p", "calculator=ase.calculators.emtt.EMT", expect=2)
+    bad = orion(
+        "submit",
+        str(EXAMPLES / "Cu.cif"),
+        "--engine",
+        "ase",
+        "-p",
+        "calculator=ase.calculators.emtt.EMT",
+        expect=2,
+    )
     assert len(bad.output.strip().splitlines()) == 1 and "ase.calculators.emtt" in bad.output
     assert not (orion_home / "orion.db").exists()
 
-    job_id = orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "ase",
-                        "-p", "calculator=ase.calculators.emt.EMT",
-                        "-p", "relax_cell=true", "-p", "fmax_ev_per_a=0.01")["id"]
+    job_id = orion_json(
+        "submit",
+        str(EXAMPLES / "Cu.cif"),
+        "--engine",
+        "ase",
+        "-p",
+        "calculator=ase.calculators.emt.EMT",
+        "-p",
+        "relax_cell=true",
+        "-p",
+        "fmax_ev_per_a=0.01",
+    )["id"]
     (job,) = poll_until_final([job_id])
 
     reference = relaxed_by_hand(read(EXAMPLES / "Cu.cif"), EMT(), 0.01, cell=True)
     assert job["status"] == "completed", job["error_message"]
     assert job["parameters"]["calculator"] == "ase.calculators.emt.EMT"
-    assert job["result"]["energy_ev"] == pytest.approx(reference.get_potential_energy(),
-                                                       abs=1e-8)
-    assert job["result"]["extras"]["volume_a3"] == pytest.approx(reference.get_volume(),
-                                                                abs=1e-6)
+    assert job["result"]["energy_ev"] == pytest.approx(reference.get_potential_energy(), abs=1e-8)
+    assert job["result"]["extras"]["volume_a3"] == pytest.approx(reference.get_volume(), abs=1e-6)

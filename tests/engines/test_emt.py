@@ -34,7 +34,8 @@ def by_hand(atoms: Atoms, fmax: float, pressure_gpa: float = 0.0) -> Atoms:
     atoms = atoms.copy()
     atoms.calc = EMT()
     BFGS(FrechetCellFilter(atoms, scalar_pressure=pressure_gpa * GPa), logfile=None).run(
-        fmax=fmax, steps=200)
+        fmax=fmax, steps=200
+    )
     return atoms
 
 

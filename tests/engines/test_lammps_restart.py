@@ -24,10 +24,32 @@ from tests.conftest import EXAMPLES, need
 from tests.engines.test_ase_restart import runner_pid
 from tests.helpers import orion_json, poll_until_final
 
-MD = ("--engine", "lammps", "-p", "task=md", "-p", "pair_style=lj/cut",
-      "-p", "epsilon_ev=0.0104", "-p", "sigma_a=3.4", "-p", "cutoff_a=8.5",
-      "-p", "thermostat=nve", "-p", "temperature_k=40", "-p", "seed=4711",
-      "-p", "steps=30000", "-p", "thermo_every=100", "-p", "dump_every=1000")
+MD = (
+    "--engine",
+    "lammps",
+    "-p",
+    "task=md",
+    "-p",
+    "pair_style=lj/cut",
+    "-p",
+    "epsilon_ev=0.0104",
+    "-p",
+    "sigma_a=3.4",
+    "-p",
+    "cutoff_a=8.5",
+    "-p",
+    "thermostat=nve",
+    "-p",
+    "temperature_k=40",
+    "-p",
+    "seed=4711",
+    "-p",
+    "steps=30000",
+    "-p",
+    "thermo_every=100",
+    "-p",
+    "dump_every=1000",
+)
 
 
 def steps_logged(log: Path) -> int:
@@ -37,13 +59,13 @@ def steps_logged(log: Path) -> int:
 
 @pytest.mark.engines
 def test_soft_limit_stop_then_the_retry_continues_the_md(
-        orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     need(shutil.which("lmp") is not None, "lmp (Debian lammps)")
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     atoms = read(EXAMPLES / "Ar.xyz") * (3, 3, 3)  # 864 atoms: ~4000 steps a second
     atoms.write(tmp_path / "Ar864.extxyz", format="extxyz")
-    job_id = orion_json("submit", str(tmp_path / "Ar864.extxyz"), *MD,
-                        "--retry-delay", "1s")["id"]
+    job_id = orion_json("submit", str(tmp_path / "Ar864.extxyz"), *MD, "--retry-delay", "1s")["id"]
     workdir = Path(orion_json("show", str(job_id))["workdir"])
     deadline = time.monotonic() + 60
     while steps_logged(workdir / "log.lammps") < 500:  # well into the run
@@ -61,8 +83,9 @@ def test_soft_limit_stop_then_the_retry_continues_the_md(
 
     first = thermo_rows((workdir / "log-attempt-1.lammps").read_text())
     second = thermo_rows((workdir / "log.lammps").read_text())
-    halted = re.findall(r"halt condition .* met on step (\d+)",
-                        (workdir / "log-attempt-1.lammps").read_text())
+    halted = re.findall(
+        r"halt condition .* met on step (\d+)", (workdir / "log-attempt-1.lammps").read_text()
+    )
     stop_step = int(halted[0])
     assert first[-1][0] <= stop_step < 30000  # stopped early; halted between thermo rows
     assert second[0][0] == stop_step  # attempt 2 starts where attempt 1 stopped
@@ -78,8 +101,13 @@ def test_soft_limit_stop_then_the_retry_continues_the_md(
     by_hand.mkdir()
     for name in ("structure.data", "in-attempt-1.lammps"):
         shutil.copy(workdir / name, by_hand / name)
-    subprocess.run(["lmp", "-in", "in-attempt-1.lammps", "-log", "log.lammps"], cwd=by_hand,
-                   capture_output=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    subprocess.run(
+        ["lmp", "-in", "in-attempt-1.lammps", "-log", "log.lammps"],
+        cwd=by_hand,
+        capture_output=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     reference = thermo_rows((by_hand / "log.lammps").read_text())
     assert reference[-1][0] == 30000
     # the same trajectory: every thermo row the two attempts wrote is the uninterrupted run's
@@ -87,5 +115,4 @@ def test_soft_limit_stop_then_the_retry_continues_the_md(
     for row in first + second[1:]:
         assert row[1:] == pytest.approx(by_step[row[0]][1:], rel=1e-9, abs=1e-9), row[0]
     assert job["result"]["energy_ev"] == pytest.approx(reference[-1][2], rel=1e-9)
-    assert job["result"]["extras"]["total_energy_ev"] == pytest.approx(reference[-1][4],
-                                                                      rel=1e-9)
+    assert job["result"]["extras"]["total_energy_ev"] == pytest.approx(reference[-1][4], rel=1e-9)

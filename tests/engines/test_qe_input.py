@@ -53,8 +53,14 @@ def run_pw_by_hand(workdir: Path, text: str) -> str:
     require_binary("pw.x")
     workdir.mkdir()
     (workdir / "pw.in").write_text(text)
-    out = subprocess.run(["pw.x", "-in", "pw.in"], cwd=workdir, capture_output=True, text=True,
-                         env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}, check=True)
+    out = subprocess.run(
+        ["pw.x", "-in", "pw.in"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
     return out.stdout
 
 
@@ -67,26 +73,34 @@ def kohn_sham_states(pw_out: str) -> int:
 
 
 def test_dotted_keys_and_a_params_table_become_one_input_table() -> None:
-    from_file = engine_params({"qe": {"input": {"electrons": {"diagonalization": "cg"}}},
-                               "vasp": {"incar": {"ISYM": 0}}}, "qe", ["qe", "vasp"])
+    from_file = engine_params(
+        {"qe": {"input": {"electrons": {"diagonalization": "cg"}}}, "vasp": {"incar": {"ISYM": 0}}},
+        "qe",
+        ["qe", "vasp"],
+    )
     checked = QeEngine().check({**from_file, "system.nbnd": 16, "SYSTEM.Hubbard_U(1)": 4.0}, {})
 
-    assert checked["input"] == {"electrons": {"diagonalization": "cg"},
-                                "system": {"nbnd": 16, "hubbard_u(1)": 4.0}}
+    assert checked["input"] == {
+        "electrons": {"diagonalization": "cg"},
+        "system": {"nbnd": 16, "hubbard_u(1)": 4.0},
+    }
     assert QeEngine().check(checked, {}) == checked  # stored form checks again unchanged
 
 
-@pytest.mark.parametrize(("params", "words"), [
-    ({"system.nbdn": 16}, ["'nbdn'", "&SYSTEM"]),
-    ({"electrons.nbnd": 16}, ["'nbnd'", "&ELECTRONS"]),
-    ({"system.ecutwfc": 40}, ["system.ecutwfc", "'ecutwfc_ry'"]),
-    ({"system.smearing": "gaussian"}, ["'smearing'"]),
-    ({"control.outdir": "/tmp"}, ["control.outdir", "set by orion"]),
-    ({"system.nat": 3}, ["from the structure"]),
-    ({"input": {"rism": {"nsolv": 1}}}, ["'rism'", "namelist"]),
-    ({"system.input_dft": "pbe\n&control"}, ["control character"]),
-    ({"system.nbnd": [1, 2]}, ["system.nbnd"]),
-])
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"system.nbdn": 16}, ["'nbdn'", "&SYSTEM"]),
+        ({"electrons.nbnd": 16}, ["'nbnd'", "&ELECTRONS"]),
+        ({"system.ecutwfc": 40}, ["system.ecutwfc", "'ecutwfc_ry'"]),
+        ({"system.smearing": "gaussian"}, ["'smearing'"]),
+        ({"control.outdir": "/tmp"}, ["control.outdir", "set by orion"]),
+        ({"system.nat": 3}, ["from the structure"]),
+        ({"input": {"rism": {"nsolv": 1}}}, ["'rism'", "namelist"]),
+        ({"system.input_dft": "pbe\n&control"}, ["control character"]),
+        ({"system.nbnd": [1, 2]}, ["system.nbnd"]),
+    ],
+)
 def test_bad_raw_keys_are_refused_by_name(params: dict[str, object], words: list[str]) -> None:
     with pytest.raises(UsageError) as info:
         QeEngine().check(params, {})
@@ -104,8 +118,12 @@ def test_key_check_can_be_switched_off_for_newer_pw_x() -> None:
 def test_raw_keys_reach_pw_in(tmp_path: Path) -> None:
     from ase.io.espresso import read_fortran_namelist
 
-    params = {**FAST_SI, "system.nbnd": 16, "electrons.diagonalization": "cg",
-              "system.input_dft": "pz"}
+    params = {
+        **FAST_SI,
+        "system.nbnd": 16,
+        "electrons.diagonalization": "cg",
+        "system.input_dft": "pz",
+    }
     QeEngine().prepare(bulk("Si", "diamond", a=5.43), params, tmp_path, {})
 
     with open(tmp_path / "pw.in") as handle:
@@ -118,8 +136,12 @@ def test_raw_keys_reach_pw_in(tmp_path: Path) -> None:
 @pytest.mark.engines
 def test_nbnd_reaches_pw_x_and_matches_a_hand_run(tmp_path: Path, run_engine: RunEngine) -> None:
     plain = run_engine(QeEngine(), bulk("Si", "diamond", a=5.43), FAST_SI, tmp_path / "plain")
-    result = run_engine(QeEngine(), bulk("Si", "diamond", a=5.43),
-                        {**FAST_SI, "system.nbnd": 16}, tmp_path / "orion")
+    result = run_engine(
+        QeEngine(),
+        bulk("Si", "diamond", a=5.43),
+        {**FAST_SI, "system.nbnd": 16},
+        tmp_path / "orion",
+    )
     by_hand = run_pw_by_hand(tmp_path / "hand", hand_written_pw_in("nbnd = 16"))
 
     orion_out = (tmp_path / "orion" / "pw.out").read_text()
@@ -132,8 +154,12 @@ def test_nbnd_reaches_pw_x_and_matches_a_hand_run(tmp_path: Path, run_engine: Ru
 @pytest.mark.engines
 def test_input_dft_changes_the_energy_as_by_hand(tmp_path: Path, run_engine: RunEngine) -> None:
     plain = run_engine(QeEngine(), bulk("Si", "diamond", a=5.43), FAST_SI, tmp_path / "plain")
-    result = run_engine(QeEngine(), bulk("Si", "diamond", a=5.43),
-                        {**FAST_SI, "system.input_dft": "pz"}, tmp_path / "orion")
+    result = run_engine(
+        QeEngine(),
+        bulk("Si", "diamond", a=5.43),
+        {**FAST_SI, "system.input_dft": "pz"},
+        tmp_path / "orion",
+    )
     by_hand = run_pw_by_hand(tmp_path / "hand", hand_written_pw_in("input_dft = 'pz'"))
 
     assert result.error is None and plain.error is None

@@ -25,8 +25,14 @@ from orion_cli.services.inputs import extxyz_text
 from orion_cli.taskfile import JobInputs, materialize
 from tests.engines.conftest import require_binary
 
-RELAX = {"calculation": "relax", "ecutwfc_ry": 25, "kpoints": [6, 6, 6], "smearing": "none",
-         "conv_thr_ry": 1e-9, "force_conv_thr_ry_per_bohr": 1e-4}
+RELAX = {
+    "calculation": "relax",
+    "ecutwfc_ry": 25,
+    "kpoints": [6, 6, 6],
+    "smearing": "none",
+    "conv_thr_ry": 1e-9,
+    "force_conv_thr_ry_per_bohr": 1e-4,
+}
 
 
 def energies_ry(text: str) -> list[float]:
@@ -36,8 +42,9 @@ def energies_ry(text: str) -> list[float]:
 def run_attempt(workdir: Path, attempt: int, stop_after_ionic_steps: int = 0) -> int:
     """Run one attempt; with ``stop_after_ionic_steps`` send SIGUSR1 once that many are done."""
     env = {**os.environ, "ORION_ATTEMPT": str(attempt), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "orion_cli.jobrun", str(workdir)],
-                               cwd=workdir, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orion_cli.jobrun", str(workdir)], cwd=workdir, env=env
+    )
     if stop_after_ionic_steps:
         deadline = time.monotonic() + 120
         while process.poll() is None and time.monotonic() < deadline:
@@ -55,8 +62,10 @@ def test_soft_limit_then_retry_continues_and_completes(tmp_path: Path) -> None:
     atoms = bulk("Si", "diamond", a=5.43)
     atoms.positions[1] += [0.08, 0.03, 0.0]
     workdir = tmp_path / "job"
-    materialize(workdir, JobInputs(engine="qe", params=QeEngine().check(RELAX, {}),
-                                   structure=extxyz_text(atoms)))
+    materialize(
+        workdir,
+        JobInputs(engine="qe", params=QeEngine().check(RELAX, {}), structure=extxyz_text(atoms)),
+    )
     reference_dir = tmp_path / "by-hand"
     reference_dir.mkdir()
     shutil.copy(workdir / "pw.in", reference_dir / "pw.in")
@@ -67,8 +76,14 @@ def test_soft_limit_then_retry_continues_and_completes(tmp_path: Path) -> None:
     first_result = json.loads((workdir / "result.json").read_text())
     second = run_attempt(workdir, 2)
     second_result = json.loads((workdir / "result.json").read_text())
-    by_hand = subprocess.run(["pw.x", "-in", "pw.in"], cwd=reference_dir, capture_output=True,
-                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True)
+    by_hand = subprocess.run(
+        ["pw.x", "-in", "pw.in"],
+        cwd=reference_dir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        check=True,
+    )
 
     assert first == 3 and first_result["extras"].get("soft_limit_reached") is True
     assert "stopped at orion's request" in first_result["error"]
@@ -83,4 +98,5 @@ def test_soft_limit_then_retry_continues_and_completes(tmp_path: Path) -> None:
     # attempt 2 continued: fewer ionic steps than the whole relaxation by hand
     assert len(energies_ry(attempt_2)) < len(energies_ry(by_hand.stdout))
     assert second_result["extras"]["energy_ry"] == pytest.approx(
-        energies_ry(by_hand.stdout)[-1], abs=1e-6)
+        energies_ry(by_hand.stdout)[-1], abs=1e-6
+    )

@@ -20,21 +20,22 @@ from tests.conftest import EXAMPLES, need
 from tests.helpers import orion, orion_json, poll_until_final
 
 SI = str(EXAMPLES / "Si.cif")
-TINY = ["--engine", "qe", "-p", "ecutwfc_ry=20", "-p", "kpoints=2,2,2",
-        "-p", "electron_maxstep=2"]
+TINY = ["--engine", "qe", "-p", "ecutwfc_ry=20", "-p", "kpoints=2,2,2", "-p", "electron_maxstep=2"]
 
 
-@pytest.mark.parametrize(("change", "problem"), [
-    (["foo=1"], "engine 'qe' has no parameter 'foo'"),
-    (["kpoints=4,4,4"], "'kpoints' cannot change on a retry"),
-    (["electron_maxstep=2"], "changes nothing in pw.in"),
-    (["electrons.mixing_modee=plain"], "no key 'mixing_modee' in namelist &ELECTRONS"),
-    (["electrons.electron_maxstep=100"], "duplicates orion's parameter 'electron_maxstep'"),
-    (["mixing_beta=-1"], "must be a positive number"),
-    (["mixing_beta"], "is not key=value"),
-])
-def test_bad_change_is_refused_at_submit(orion_home: Path, change: list[str],
-                                         problem: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (["foo=1"], "engine 'qe' has no parameter 'foo'"),
+        (["kpoints=4,4,4"], "'kpoints' cannot change on a retry"),
+        (["electron_maxstep=2"], "changes nothing in pw.in"),
+        (["electrons.mixing_modee=plain"], "no key 'mixing_modee' in namelist &ELECTRONS"),
+        (["electrons.electron_maxstep=100"], "duplicates orion's parameter 'electron_maxstep'"),
+        (["mixing_beta=-1"], "must be a positive number"),
+        (["mixing_beta"], "is not key=value"),
+    ],
+)
+def test_bad_change_is_refused_at_submit(orion_home: Path, change: list[str], problem: str) -> None:
     args = [arg for pair in change for arg in ("--on-scf-fail", pair)]
     result = orion("submit", SI, *TINY, *args, expect=2)
     assert problem in result.output
@@ -43,23 +44,32 @@ def test_bad_change_is_refused_at_submit(orion_home: Path, change: list[str],
 
 
 def test_engine_without_scf_is_refused(orion_home: Path) -> None:
-    result = orion("submit", SI, "--engine", "emt", "--on-scf-fail", "mixing_beta=0.3",
-                   expect=2)
+    result = orion("submit", SI, "--engine", "emt", "--on-scf-fail", "mixing_beta=0.3", expect=2)
     assert "engine 'emt' has none" in result.output
 
 
 @pytest.mark.engines
 def test_unconverged_scf_is_retried_once_with_the_change(
-        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     need(shutil.which("pw.x") is not None, "pw.x (Debian quantum-espresso)")
     monkeypatch.setenv("ORION_SCHEDULER", "local")
-    asked = orion_json("submit", SI, *TINY, "--name", "asked",
-                       "--on-scf-fail", "electron_maxstep=100",
-                       "--on-scf-fail", "mixing_beta=0.5")["id"]
+    asked = orion_json(
+        "submit",
+        SI,
+        *TINY,
+        "--name",
+        "asked",
+        "--on-scf-fail",
+        "electron_maxstep=100",
+        "--on-scf-fail",
+        "mixing_beta=0.5",
+    )["id"]
     plain = orion_json("submit", SI, *TINY, "--name", "plain")["id"]
     # a retry that still does not converge is not retried a second time
-    twice = orion_json("submit", SI, *TINY, "--name", "twice",
-                       "--on-scf-fail", "electron_maxstep=3")["id"]
+    twice = orion_json(
+        "submit", SI, *TINY, "--name", "twice", "--on-scf-fail", "electron_maxstep=3"
+    )["id"]
     jobs = {job["name"]: job for job in poll_until_final([asked, plain, twice], 240)}
 
     job = jobs["asked"]
@@ -84,18 +94,17 @@ def test_unconverged_scf_is_retried_once_with_the_change(
     text = re.sub(r"electron_maxstep\s*=\s*2\b", "electron_maxstep = 100", first_input)
     text = re.sub(r"mixing_beta\s*=\s*0\.7\b", "mixing_beta = 0.5", text)
     (by_hand / "pw.in").write_text(text)
-    out = subprocess.run(["pw.x", "-in", "pw.in"], cwd=by_hand, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["pw.x", "-in", "pw.in"], cwd=by_hand, capture_output=True, text=True, check=True
+    ).stdout
     energy_ry = float(re.findall(r"^!\s+total energy\s+=\s+(-?\d+\.\d+)", out, re.M)[-1])
     assert job["result"]["energy_ev"] == pytest.approx(energy_ry * Ry, abs=1e-6)
 
     job = jobs["plain"]  # engine errors are not retried without --on-scf-fail
-    assert (job["status"], job["failure_reason"], job["attempt"]) == \
-        ("failed", "engine_error", 1)
+    assert (job["status"], job["failure_reason"], job["attempt"]) == ("failed", "engine_error", 1)
     assert job["next_attempt_at"] is None
     assert "convergence NOT achieved" in job["error_message"]
 
     job = jobs["twice"]
-    assert (job["status"], job["failure_reason"], job["attempt"]) == \
-        ("failed", "engine_error", 2)
+    assert (job["status"], job["failure_reason"], job["attempt"]) == ("failed", "engine_error", 2)
     assert job["next_attempt_at"] is None

@@ -155,8 +155,12 @@ def test_raw_incar_tags_reach_the_incar(tmp_path: Path) -> None:
     from pymatgen.io.vasp import Incar
 
     settings = {"potcar_dir": str(fake_potcar_dir(tmp_path / "potpaw", "Si"))}
-    params = {"incar.ISYM": 0, "incar.ncore": 4, "incar": {"LDAUU": [2.0, 0.0]},
-              "incar.LREAL": "Auto"}
+    params = {
+        "incar.ISYM": 0,
+        "incar.ncore": 4,
+        "incar": {"LDAUU": [2.0, 0.0]},
+        "incar.LREAL": "Auto",
+    }
 
     checked = VaspEngine().check(params, settings)
     VaspEngine().prepare(bulk("Si", "diamond", a=5.43), checked, tmp_path / "job", settings)
@@ -168,14 +172,16 @@ def test_raw_incar_tags_reach_the_incar(tmp_path: Path) -> None:
     assert incar["ENCUT"] == 520.0  # orion's named parameters are still written
 
 
-@pytest.mark.parametrize(("params", "words"), [
-    ({"incar.ENCUT": 400}, ["incar.ENCUT", "'encut_ev'"]),
-    ({"incar.ibrion": 2}, ["'calculation'"]),
-    ({"incar.ISYMM": 0}, ["'ISYMM'", "INCAR tag"]),
-    ({"incar.SYSTEM": "a\nENCUT = 1"}, ["control character"]),
-])
-def test_bad_incar_tags_are_refused_by_name(params: dict[str, object],
-                                            words: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"incar.ENCUT": 400}, ["incar.ENCUT", "'encut_ev'"]),
+        ({"incar.ibrion": 2}, ["'calculation'"]),
+        ({"incar.ISYMM": 0}, ["'ISYMM'", "INCAR tag"]),
+        ({"incar.SYSTEM": "a\nENCUT = 1"}, ["control character"]),
+    ],
+)
+def test_bad_incar_tags_are_refused_by_name(params: dict[str, object], words: list[str]) -> None:
     with pytest.raises(UsageError) as info:
         VaspEngine().check(params, {})
     for word in words:

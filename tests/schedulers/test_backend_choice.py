@@ -14,8 +14,7 @@ def test_auto_is_the_cli_even_where_pyslurm_works(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(schedulers, "pyslurm_status", lambda: (True, "pyslurm 22.5 matches"))
     backend, why = schedulers.slurm_backend("auto")
     assert backend == "cli" and "slurm_backend = auto" in why
-    monkeypatch.setattr(schedulers, "pyslurm_status",
-                        lambda: (False, "pyslurm is not installed"))
+    monkeypatch.setattr(schedulers, "pyslurm_status", lambda: (False, "pyslurm is not installed"))
     assert type(schedulers.get_scheduler("slurm", __import__("pathlib").Path("."))) is SlurmCli
     with pytest.raises(ConfigError, match="slurm_backend = pyslurm, but pyslurm is not"):
         schedulers.slurm_backend("pyslurm")

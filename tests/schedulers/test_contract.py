@@ -210,9 +210,12 @@ def test_hold_and_set_nice_keep_a_pending_job_waiting(backend) -> None:
         assert scheduler.query([job_id])[job_id].pending_reason == "JobHeldUser"
         scheduler.release([job_id])
         # SLURM says "None" until its scheduler's next pass, then the begin time again
-        info = poll(scheduler, [job_id], lambda a: a[job_id].pending_reason not in (None,
-                                                                                   "JobHeldUser"),
-                    timeout_s=60)[job_id]
+        info = poll(
+            scheduler,
+            [job_id],
+            lambda a: a[job_id].pending_reason not in (None, "JobHeldUser"),
+            timeout_s=60,
+        )[job_id]
         assert info.status is JobStatus.QUEUED and info.pending_reason == "BeginTime"
     finally:
         scheduler.cancel([job_id])
@@ -272,8 +275,12 @@ def test_held_array_of_many_tasks_is_queried_in_one_answer(backend) -> None:
         assert {info.pending_reason for info in answer.values()} == {"JobHeldUser"}
         task7, task8 = f"{array_id}_7", f"{array_id}_8"
         scheduler.cancel([task7])
-        after = poll(scheduler, [task7, task8],
-                     lambda a: task7 not in a or a[task7].status.is_final, timeout_s=10)
+        after = poll(
+            scheduler,
+            [task7, task8],
+            lambda a: task7 not in a or a[task7].status.is_final,
+            timeout_s=10,
+        )
         # SLURM drops a never-started task from the array at once: squeue and sacct forget it;
         # the local backend keeps its record
         if scheduler.name == "local":
@@ -286,17 +293,23 @@ def test_held_array_of_many_tasks_is_queried_in_one_answer(backend) -> None:
 
 
 @pytest.mark.parametrize("name", [b for b in BACKENDS if b.values[0] != "local"])
-def test_array_cancelled_by_a_filter_reports_every_task_cancelled(name: str,
-                                                                   tmp_path: Path) -> None:
+def test_array_cancelled_by_a_filter_reports_every_task_cancelled(
+    name: str, tmp_path: Path
+) -> None:
     """``scancel -u me -n name`` leaves one bare record for a never-started array (SLURM's)."""
     scheduler, workdir = make_scheduler(name, tmp_path / "state"), tmp_path
     label = f"orion-array-{random.randrange(10**6, 10**7)}-x-4"
-    array_id = scheduler.submit_array(write_script(workdir, label, f"#SBATCH -J {label}\ntrue"),
-                                      4, SubmitOptions(hold=True))
+    array_id = scheduler.submit_array(
+        write_script(workdir, label, f"#SBATCH -J {label}\ntrue"), 4, SubmitOptions(hold=True)
+    )
     tasks = [f"{array_id}_{i}" for i in range(4)]
     subprocess.run(["scancel", "-u", getpass.getuser(), "-n", label], check=True)
-    final = poll(scheduler, tasks, lambda a: all(t in a and a[t].status.is_final for t in tasks),
-                 timeout_s=10)
+    final = poll(
+        scheduler,
+        tasks,
+        lambda a: all(t in a and a[t].status.is_final for t in tasks),
+        timeout_s=10,
+    )
     assert {final[t].status for t in tasks} == {JobStatus.CANCELLED}
     assert set(final) == set(tasks)  # the bare record itself was not asked for
 

@@ -20,15 +20,16 @@ from orion_cli.schedulers.slurm_cli import SlurmCli
 
 @pytest.mark.slurm
 def test_an_unanswered_sbatch_is_an_unknown_outcome_and_the_job_is_found(
-        slurm: None, tmp_path: Path) -> None:
+    slurm: None, tmp_path: Path
+) -> None:
     wrapper = tmp_path / "sbatch"
-    wrapper.write_text(f"#!/bin/bash\n{shutil.which('sbatch')} \"$@\" >/dev/null\n"
-                       "exec sleep 30\n")
+    wrapper.write_text(f'#!/bin/bash\n{shutil.which("sbatch")} "$@" >/dev/null\nexec sleep 30\n')
     wrapper.chmod(0o755)
     seen: list[int] = []
 
-    def runner(argv: Sequence[str], *, input_text: str | None = None,
-               timeout_s: float = 60.0) -> CommandResult:
+    def runner(
+        argv: Sequence[str], *, input_text: str | None = None, timeout_s: float = 60.0
+    ) -> CommandResult:
         if argv[0] == "sbatch":
             argv = [str(wrapper), *argv[1:]]
             timeout_s = 3.0

@@ -306,8 +306,12 @@ def test_purged_array_task_is_found_by_sacct() -> None:
 def test_array_cancelled_by_a_user_filter_is_one_bare_record_for_all_tasks() -> None:
     """Captured after ``scancel -u <user> -n <name>`` of a held array that never started."""
     array_id = sample("arrays_user_cancel_squeue.txt").split("|")[0]
-    runner = ReplayRunner({"squeue": ok(sample("arrays_user_cancel_squeue.txt")),
-                           "sacct": ok(sample("arrays_user_cancel_sacct.txt"))})
+    runner = ReplayRunner(
+        {
+            "squeue": ok(sample("arrays_user_cancel_squeue.txt")),
+            "sacct": ok(sample("arrays_user_cancel_sacct.txt")),
+        }
+    )
     tasks = [f"{array_id}_{i}" for i in range(3)]
     jobs = SlurmCli(runner).query(tasks)
     assert sorted(jobs) == tasks and {j.status for j in jobs.values()} == {JobStatus.CANCELLED}

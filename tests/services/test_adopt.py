@@ -23,8 +23,9 @@ def replay(scontrol: str, user: str | None = None):  # noqa: ANN201
     if user:
         scontrol = scontrol.replace("UserId=root(0)", f"UserId={user}(1000)")
 
-    def runner(argv: Sequence[str], *, input_text: str | None = None,
-               timeout_s: float = 60.0) -> CommandResult:
+    def runner(
+        argv: Sequence[str], *, input_text: str | None = None, timeout_s: float = 60.0
+    ) -> CommandResult:
         out = {"show": scontrol, "write": SCRIPT}.get(argv[1], "")
         return CommandResult(tuple(argv), 0, out, "", 0.0)
 
@@ -34,25 +35,30 @@ def replay(scontrol: str, user: str | None = None):  # noqa: ANN201
 def test_captured_scontrol_line_is_read() -> None:
     job = parse_scontrol_job(PLAIN)
     assert job is not None
-    assert (job.scheduler_job_id, job.name, job.user, job.state) == \
-        ("1783", "plain", "root", "COMPLETED")
+    assert (job.scheduler_job_id, job.name, job.user, job.state) == (
+        "1783",
+        "plain",
+        "root",
+        "COMPLETED",
+    )
     assert (job.walltime_s, job.mem_mb, job.ntasks, job.partition) == (120, 200, 1, "debug")
     assert job.script_path == "/tmp/sc-adopt/plain.sbatch" and not job.array
     array = parse_scontrol_job(ARRAY)
     assert array is not None and array.array
 
 
-def test_adopt_records_once_and_refuses_the_rest(database_url: str,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_adopt_records_once_and_refuses_the_rest(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("orion_cli.services.adopt.current_user", lambda: "root")
-    monkeypatch.setattr("orion_cli.services.group.current_user", lambda: "root",
-                        raising=False)
+    monkeypatch.setattr("orion_cli.services.group.current_user", lambda: "root", raising=False)
     settings = load_settings()
     done = adopt(settings, ["1783"], runner=replay(PLAIN))
     assert len(done.ids) == 1 and done.errors == []
     again = adopt(settings, ["1783", "1783"], runner=replay(PLAIN))
     assert again.ids == [] and again.errors == [
-        "job 1783 is already tracked as orion job 1 — nothing recorded"]
+        "job 1783 is already tracked as orion job 1 — nothing recorded"
+    ]
     other = adopt(settings, ["1783"], runner=replay(PLAIN.replace("1783", "1790"), "alice"))
     assert other.errors == ["job 1790 belongs to alice, not to you (root) — nothing recorded"]
     array = adopt(settings, ["1796"], runner=replay(ARRAY))
@@ -62,7 +68,11 @@ def test_adopt_records_once_and_refuses_the_rest(database_url: str,
     from orion_cli.services.jobs import show_job
 
     job = show_job(settings, done.ids[0])
-    assert (job["status"], job["scheduler_job_id"], job["walltime_s"], job["mem_mb"]) == \
-        ("queued", "1783", 120, 200)
+    assert (job["status"], job["scheduler_job_id"], job["walltime_s"], job["mem_mb"]) == (
+        "queued",
+        "1783",
+        120,
+        200,
+    )
     assert (Path(job["workdir"]) / "submitted.sbatch").read_text() == SCRIPT
     assert job["script"]["adopted"] is True and job["max_retries"] == 0

@@ -21,14 +21,16 @@ from tests.helpers import orion, orion_json, poll_until_final
 CU = str(EXAMPLES / "Cu.cif")
 COMBOS = [
     pytest.param(("sqlite", "local"), id="sqlite-local"),
-    pytest.param(("postgres", "slurm"), id="postgres-slurm",
-                 marks=[pytest.mark.postgres, pytest.mark.slurm]),
+    pytest.param(
+        ("postgres", "slurm"), id="postgres-slurm", marks=[pytest.mark.postgres, pytest.mark.slurm]
+    ),
 ]
 
 
 @pytest.fixture(params=COMBOS)
-def backend(request: pytest.FixtureRequest, orion_home: Path,
-            monkeypatch: pytest.MonkeyPatch) -> str:
+def backend(
+    request: pytest.FixtureRequest, orion_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
     database, scheduler = request.param
     if database == "postgres":
         monkeypatch.setenv("ORION_DATABASE_URL", request.getfixturevalue("postgres_url"))
@@ -48,8 +50,12 @@ def run_times(backend: str, home: Path, scheduler_job_id: str) -> tuple[float, f
     if backend == "local":
         job_dir = home / "local-scheduler" / "local-jobs" / scheduler_job_id
         return (job_dir / "started").stat().st_mtime, (job_dir / "exit").stat().st_mtime
-    out = subprocess.run(["sacct", "-j", scheduler_job_id, "-X", "-n", "-P", "-o", "Start,End"],
-                         capture_output=True, text=True, check=True).stdout.split()[0]
+    out = subprocess.run(
+        ["sacct", "-j", scheduler_job_id, "-X", "-n", "-P", "-o", "Start,End"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[0]
     start, end = (datetime.fromisoformat(t).timestamp() for t in out.split("|"))
     return start, end
 
@@ -63,41 +69,44 @@ def test_after_chain_runs_in_order(backend: str, orion_home: Path) -> None:
     assert shown["dependency"].startswith("waiting on")
     jobs = {job["id"]: job for job in poll_until_final([first, second, third], 180)}
     assert [jobs[i]["status"] for i in (first, second, third)] == ["completed"] * 3
-    times = [run_times(backend, orion_home, jobs[i]["scheduler_job_id"])
-             for i in (first, second, third)]
+    times = [
+        run_times(backend, orion_home, jobs[i]["scheduler_job_id"]) for i in (first, second, third)
+    ]
     assert times[0][1] <= times[1][0] and times[1][1] <= times[2][0], times
     assert [c["id"] for c in orion_json("show", str(first))["children"]] == [second, third]
 
 
 def test_failed_parent_cancels_its_descendants(backend: str, orion_home: Path) -> None:
-    parent = submit("--engine", "mock", "-p", "fail=true", "-p", "duration_s=1",
-                    "--name", "parent")
+    parent = submit("--engine", "mock", "-p", "fail=true", "-p", "duration_s=1", "--name", "parent")
     child = submit("--engine", "emt", "--after", str(parent), "--name", "child")
     grandchild = submit("--engine", "emt", "--after", str(child), "--name", "grandchild")
     collect = submit("--engine", "mock", "-p", "duration_s=0", "--after-any", str(parent))
-    jobs = {job["id"]: job for job in poll_until_final([parent, child, grandchild, collect],
-                                                       180)}
-    assert (jobs[parent]["status"], jobs[parent]["failure_reason"]) == ("failed",
-                                                                        "engine_error")
+    jobs = {job["id"]: job for job in poll_until_final([parent, child, grandchild, collect], 180)}
+    assert (jobs[parent]["status"], jobs[parent]["failure_reason"]) == ("failed", "engine_error")
     for job_id in (child, grandchild):
         assert (jobs[job_id]["status"], jobs[job_id]["failure_reason"]) == (
-            "cancelled", "dependency_failed")
+            "cancelled",
+            "dependency_failed",
+        )
     assert f"parent job {parent} failed" in jobs[child]["events"][-1]["message"]
     assert f"because job {parent} failed" in jobs[grandchild]["events"][-1]["message"]
     assert jobs[child]["dependency"] == f"blocked: parent {parent} failed (engine_error)"
     assert jobs[collect]["status"] == "completed"  # --after-any runs whatever the outcome
     ids = [jobs[i]["scheduler_job_id"] for i in (child, grandchild)]
     if backend == "slurm":  # gone from the queue: squeue (pending and running) lists neither
-        out = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i %T"],
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["squeue", "-h", "-j", ",".join(ids), "-o", "%i %T"], capture_output=True, text=True
+        ).stdout
         assert out.strip() == ""
     else:
         for sid in ids:
             job_dir = orion_home / "local-scheduler" / "local-jobs" / sid
             assert (job_dir / "cancelled").exists() and not (job_dir / "started").exists()
     listing = {row["id"]: row for row in orion_json("ls")}
-    assert listing[grandchild]["dependency"] == f"blocked: parent {child} cancelled " \
-                                                "(dependency_failed)"
+    assert (
+        listing[grandchild]["dependency"] == f"blocked: parent {child} cancelled "
+        "(dependency_failed)"
+    )
 
 
 def test_cancel_with_dependents(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,8 +133,9 @@ def _kill_when_started(home: Path, sid: str, timeout_s: float = 30) -> None:
     os.killpg(json.loads((job_dir / "job.json").read_text())["pgid"], signal.SIGKILL)
 
 
-def test_retried_parent_repoints_its_child_local(orion_home: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retried_parent_repoints_its_child_local(
+    orion_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A parent killed under it (LOST, retried) keeps its child: the child waits for the retry."""
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     parent = submit("--engine", "mock", "-p", "duration_s=3", "--retry-delay", "1s")
@@ -137,8 +147,7 @@ def test_retried_parent_repoints_its_child_local(orion_home: Path,
     assert jobs[child]["status"] == "completed" and jobs[child]["attempt"] == 1
     new_sid = jobs[parent]["scheduler_job_id"]
     assert new_sid != first_sid
-    assert any(f"attempt 2 of job {parent}" in (e["message"] or "")
-               for e in jobs[child]["events"])
+    assert any(f"attempt 2 of job {parent}" in (e["message"] or "") for e in jobs[child]["events"])
     parent_end = run_times("local", orion_home, new_sid)[1]
     assert run_times("local", orion_home, jobs[child]["scheduler_job_id"])[0] >= parent_end
 
@@ -146,35 +155,50 @@ def test_retried_parent_repoints_its_child_local(orion_home: Path,
 @pytest.mark.slurm
 @pytest.mark.postgres
 def test_child_waits_for_a_parent_retried_after_timeout(
-        orion_home: Path, slurm: None, postgres_url: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, slurm: None, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Real TIMEOUT: the child is re-pointed at attempt 2 and runs after it (about 3 min)."""
     monkeypatch.setenv("ORION_DATABASE_URL", postgres_url)
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     monkeypatch.setenv("ORION_SOFT_MARGIN_S", "0")
     orion("db", "upgrade")
-    parent = submit("--engine", "mock", "-p", "duration_s=75", "--walltime", "1m",
-                    "--retries", "1", "--retry-delay", "1s")
+    parent = submit(
+        "--engine",
+        "mock",
+        "-p",
+        "duration_s=75",
+        "--walltime",
+        "1m",
+        "--retries",
+        "1",
+        "--retry-delay",
+        "1s",
+    )
     child = submit("--engine", "mock", "-p", "duration_s=0", "--after", str(parent))
     jobs = {job["id"]: job for job in poll_until_final([parent, child], 420)}
     assert (jobs[parent]["status"], jobs[parent]["attempt"]) == ("completed", 2)
     assert jobs[parent]["attempts"][0]["reason"] == "timeout"
     assert jobs[child]["status"] == "completed"
     new_sid = jobs[parent]["scheduler_job_id"]
-    assert run_times("slurm", orion_home, jobs[child]["scheduler_job_id"])[0] >= \
-        run_times("slurm", orion_home, new_sid)[1]
+    assert (
+        run_times("slurm", orion_home, jobs[child]["scheduler_job_id"])[0]
+        >= run_times("slurm", orion_home, new_sid)[1]
+    )
 
 
 def _job_count() -> int:
     return len(orion_json("ls", "--all-users"))
 
 
-def test_bad_dependencies_exit_2_and_write_nothing(database_url: str, orion_home: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_dependencies_exit_2_and_write_nothing(
+    database_url: str, orion_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     if database_url.startswith("sqlite"):  # no database yet: nothing is created
-        assert "no job with id 4" in orion("submit", CU, "--engine", "emt", "--after", "4",
-                                           expect=2).stderr
+        assert (
+            "no job with id 4"
+            in orion("submit", CU, "--engine", "emt", "--after", "4", expect=2).stderr
+        )
         assert not (orion_home / "orion.db").exists()
     parent = submit("--engine", "mock", "-p", "fail=true", "-p", "duration_s=0")
     poll_until_final([parent])

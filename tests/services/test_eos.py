@@ -22,8 +22,17 @@ def test_eos_of_cu_with_emt(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
-    out = orion_json("eos", str(EXAMPLES / "Cu.cif"), "--engine", "emt", "--points", "7",
-                     "--strain", "0.05", "--wait")
+    out = orion_json(
+        "eos",
+        str(EXAMPLES / "Cu.cif"),
+        "--engine",
+        "emt",
+        "--points",
+        "7",
+        "--strain",
+        "0.05",
+        "--wait",
+    )
     assert len(out["points"]) == 7 and out["study_id"] == out["points"][0]
     fit = orion_json("show", str(out["fit"]))
     assert fit["status"] == "completed" and fit["parents"][0]["kind"] == "afterany"
@@ -58,14 +67,18 @@ def test_eos_of_cu_with_emt(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -
     assert len(study.strip().splitlines()) == 1 + 8
 
 
-@pytest.mark.parametrize(("args", "text"), [
-    (["--points", "3"], "needs 5 to 101 points"),
-    (["--strain", "0.7"], "between 0 and 0.5"),
-    (["--eos", "quadratic"], "unknown form"),
-    (["--engine", "nope"], "unknown engine"),
-])
-def test_eos_bad_input(orion_home: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
-                       text: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["--points", "3"], "needs 5 to 101 points"),
+        (["--strain", "0.7"], "between 0 and 0.5"),
+        (["--eos", "quadratic"], "unknown form"),
+        (["--engine", "nope"], "unknown engine"),
+    ],
+)
+def test_eos_bad_input(
+    orion_home: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], text: str
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     engine = [] if "--engine" in args else ["--engine", "emt"]
     result = orion("eos", str(EXAMPLES / "Cu.cif"), *engine, *args, expect=2)
@@ -73,8 +86,9 @@ def test_eos_bad_input(orion_home: Path, monkeypatch: pytest.MonkeyPatch, args: 
     assert not (orion_home / "orion.db").exists()
 
 
-def test_eos_refuses_a_molecule(orion_home: Path, tmp_path: Path,
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_eos_refuses_a_molecule(
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ase.build import molecule
     from ase.io import write
 

@@ -24,19 +24,22 @@ CU = str(EXAMPLES / "Cu.cif")
 
 def _rows() -> dict[int, tuple[Any, ...]]:
     with session_scope(load_settings().resolved_database_url) as session:
-        return {job.id or 0: (job.raw_state, job.updated_at, job.status)
-                for job in session.exec(select(Job))}
+        return {
+            job.id or 0: (job.raw_state, job.updated_at, job.status)
+            for job in session.exec(select(Job))
+        }
 
 
 def _events(job_id: int) -> list[JobEvent]:
     with session_scope(load_settings().resolved_database_url) as session:
-        return list(session.exec(select(JobEvent).where(JobEvent.job_id == job_id)
-                                 .order_by(JobEvent.id)))  # type: ignore[arg-type]
+        return list(
+            session.exec(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
+        )  # type: ignore[arg-type]
 
 
 def test_submit_stores_no_invented_state_and_the_first_poll_writes_nothing(
-        orion_home: Path, database_url: str, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     frames = tmp_path / "many.xyz"
     frames.write_text("".join(f"1\nframe {i}\nCu 0 0 {i}\n" for i in range(30)))
@@ -65,7 +68,8 @@ def _fail_first_attempt(monkeypatch: pytest.MonkeyPatch, first: str) -> None:
 
 
 def test_an_unanswered_retry_is_marked_with_an_event_and_then_adopted(
-        orion_home: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     monkeypatch.setenv("ORION_SUBMIT_GRACE_S", "0")
     job_id = orion_json("submit", CU, "-e", "mock", "-p", "duration_s=60")["id"]
@@ -100,7 +104,8 @@ def test_an_unanswered_retry_is_marked_with_an_event_and_then_adopted(
 
 
 def test_a_refused_retry_changes_the_reason_with_an_event(
-        orion_home: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    orion_home: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     job_id = orion_json("submit", CU, "-e", "mock", "-p", "duration_s=60")["id"]
     first = orion_json("show", str(job_id))["scheduler_job_id"]

@@ -25,8 +25,15 @@ from orion_cli.states import FailureReason, JobStatus
 def make_job(url: str, workdir: Path, status: JobStatus = JobStatus.QUEUED) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     with session_scope(url) as session:
-        job = Job(name="t", owner=current_user(), engine="mock", scheduler="slurm",
-                  scheduler_job_id="501", workdir=str(workdir), submitted_at=now_utc())
+        job = Job(
+            name="t",
+            owner=current_user(),
+            engine="mock",
+            scheduler="slurm",
+            scheduler_job_id="501",
+            workdir=str(workdir),
+            submitted_at=now_utc(),
+        )
         session.add(job)
         session.flush()
         if status is not JobStatus.CREATED:
@@ -38,8 +45,14 @@ def run(url: str, job_id: int, info: JobInfo | None, *, later_s: float = 0) -> J
     with session_scope(url) as session:
         job = session.get(Job, job_id)
         assert job is not None
-        reconcile(session, [job], {"501": info} if info else {},
-                  now_utc() + timedelta(seconds=later_s), 600, PollReport())
+        reconcile(
+            session,
+            [job],
+            {"501": info} if info else {},
+            now_utc() + timedelta(seconds=later_s),
+            600,
+            PollReport(),
+        )
     with session_scope(url) as session:
         fresh = session.get(Job, job_id)
         assert fresh is not None
@@ -58,19 +71,29 @@ def test_progress_events_then_completion(database_url: str, tmp_path: Path) -> N
     with session_scope(database_url) as session:
         events = session.exec(select(JobEvent).where(JobEvent.job_id == job_id)).all()
         assert [(e.from_status, e.to_status) for e in events] == [
-            ("created", "queued"), ("queued", "running"), ("running", "completed")]
+            ("created", "queued"),
+            ("queued", "running"),
+            ("running", "completed"),
+        ]
 
 
-@pytest.mark.parametrize("info, reason", [
-    (JobInfo("501", "TIMEOUT", JobStatus.FAILED, FailureReason.TIMEOUT), "timeout"),
-    (JobInfo("501", "OUT_OF_MEMORY", JobStatus.FAILED, FailureReason.OUT_OF_MEMORY),
-     "out_of_memory"),
-    (JobInfo("501", "NODE_FAIL", JobStatus.FAILED, FailureReason.NODE_FAIL), "node_fail"),
-    (JobInfo("501", "PREEMPTED", JobStatus.FAILED, FailureReason.PREEMPTED), "preempted"),
-    (JobInfo("501", "FAILED", JobStatus.FAILED, FailureReason.EXIT_CODE, exit_code=9),
-     "exit_code"),
-    (JobInfo("501", "COMPLETED", JobStatus.COMPLETED, exit_code=0), "engine_error"),
-])
+@pytest.mark.parametrize(
+    "info, reason",
+    [
+        (JobInfo("501", "TIMEOUT", JobStatus.FAILED, FailureReason.TIMEOUT), "timeout"),
+        (
+            JobInfo("501", "OUT_OF_MEMORY", JobStatus.FAILED, FailureReason.OUT_OF_MEMORY),
+            "out_of_memory",
+        ),
+        (JobInfo("501", "NODE_FAIL", JobStatus.FAILED, FailureReason.NODE_FAIL), "node_fail"),
+        (JobInfo("501", "PREEMPTED", JobStatus.FAILED, FailureReason.PREEMPTED), "preempted"),
+        (
+            JobInfo("501", "FAILED", JobStatus.FAILED, FailureReason.EXIT_CODE, exit_code=9),
+            "exit_code",
+        ),
+        (JobInfo("501", "COMPLETED", JobStatus.COMPLETED, exit_code=0), "engine_error"),
+    ],
+)
 def test_failure_reasons(database_url: str, tmp_path: Path, info: JobInfo, reason: str) -> None:
     job = run(database_url, make_job(database_url, tmp_path / "j"), info)
     assert (job.status, job.failure_reason) == ("failed", reason)
@@ -79,8 +102,11 @@ def test_failure_reasons(database_url: str, tmp_path: Path, info: JobInfo, reaso
 def test_engine_error_from_result_wins_over_exit_code(database_url: str, tmp_path: Path) -> None:
     job_id = make_job(database_url, tmp_path / "j")
     write_json_atomic(tmp_path / "j" / RESULT_FILE, {"error": "SCF not converged"})
-    job = run(database_url, job_id,
-              JobInfo("501", "FAILED", JobStatus.FAILED, FailureReason.EXIT_CODE, exit_code=3))
+    job = run(
+        database_url,
+        job_id,
+        JobInfo("501", "FAILED", JobStatus.FAILED, FailureReason.EXIT_CODE, exit_code=3),
+    )
     assert (job.failure_reason, job.error_message) == ("engine_error", "SCF not converged")
 
 
@@ -99,8 +125,9 @@ def test_job_seen_again_restarts_the_grace_period(database_url: str, tmp_path: P
     assert run(database_url, job_id, None, later_s=700).status == "queued"
 
 
-def test_failed_scheduler_query_changes_nothing(database_url: str, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_scheduler_query_changes_nothing(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     job_id = make_job(database_url, tmp_path / "j")
     append_event(tmp_path / "j", "started", attempt=1)
 
@@ -150,9 +177,9 @@ def _three_jobs(url: str, tmp_path: Path) -> list[int]:
 
 
 @pytest.mark.parametrize("fault", ["raises", "database refuses"])
-def test_one_job_failing_never_undoes_the_others(database_url: str, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch,
-                                                 fault: str) -> None:
+def test_one_job_failing_never_undoes_the_others(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
     """A job whose handling raises (a bug), or whose row the database refuses (an integer
     too big for its column, on both databases), is recorded as an error on that job; the
     other jobs' changes are committed and the report says exit 1."""
@@ -173,8 +200,11 @@ def test_one_job_failing_never_undoes_the_others(database_url: str, tmp_path: Pa
     assert len(report.errors) == 1 and report.errors[0].startswith(f"job {bad}:"), report.errors
     with session_scope(database_url) as session:
         statuses = {i: session.get(Job, i).status for i in ids}  # type: ignore[union-attr]
-        notes = session.exec(select(JobEvent).where(JobEvent.job_id == bad)
-                             .where(JobEvent.from_status == JobEvent.to_status)).all()
+        notes = session.exec(
+            select(JobEvent)
+            .where(JobEvent.job_id == bad)
+            .where(JobEvent.from_status == JobEvent.to_status)
+        ).all()
     assert statuses == {ids[0]: "running", bad: "queued", ids[2]: "running"}
     assert len(notes) == 1 and "poll could not" in (notes[0].message or "")
 
@@ -183,7 +213,10 @@ def test_a_preempted_job_is_retried_by_policy(database_url: str, tmp_path: Path)
     from orion_cli.schedulers.slurm_states import map_state
 
     status, reason = map_state("PREEMPTED")
-    job = run(database_url, make_job(database_url, tmp_path / "j"),
-              JobInfo("501", "PREEMPTED", status, reason))
+    job = run(
+        database_url,
+        make_job(database_url, tmp_path / "j"),
+        JobInfo("501", "PREEMPTED", status, reason),
+    )
     assert (job.status, job.failure_reason) == ("failed", "preempted")
     assert job.next_attempt_at is not None  # like node_fail: the poller submits it again

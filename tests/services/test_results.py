@@ -32,9 +32,12 @@ def study(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  
     strained.positions[0] += (0.05, 0.0, 0.02)
     path = tmp_path / "Cu strained.xyz"
     write(path, strained, format="extxyz")
-    ids = [orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "emt", "--tag", "s")["id"],
-           orion_json("submit", str(path), "--engine", "emt", "-p", "fmax_ev_per_a=0.5",
-                      "--tag", "s")["id"]]
+    ids = [
+        orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "emt", "--tag", "s")["id"],
+        orion_json("submit", str(path), "--engine", "emt", "-p", "fmax_ev_per_a=0.5", "--tag", "s")[
+            "id"
+        ],
+    ]
     poll_until_final(ids)
     return ids, [read(EXAMPLES / "Cu.cif"), strained]
 
@@ -52,7 +55,7 @@ def test_csv_json_and_extxyz_match_emt_by_hand(study, tmp_path: Path) -> None:  
         assert float(row["energy_ev"]) == pytest.approx(energy, abs=1e-8)
         assert float(row["energy_per_atom_ev"]) == pytest.approx(energy / len(ref), abs=1e-8)
         assert float(row["volume_a3"]) == pytest.approx(ref.get_volume(), rel=1e-9)
-        fmax = max((f ** 2).sum() ** 0.5 for f in ref.get_forces())
+        fmax = max((f**2).sum() ** 0.5 for f in ref.get_forces())
         assert float(row["max_force_ev_per_a"]) == pytest.approx(fmax, abs=1e-8)
         pressure = -ref.get_stress()[:3].mean() * EV_PER_A3_IN_GPA
         assert float(row["pressure_gpa"]) == pytest.approx(pressure, abs=1e-6)
@@ -66,8 +69,7 @@ def test_csv_json_and_extxyz_match_emt_by_hand(study, tmp_path: Path) -> None:  
     frames = read(tmp_path / "r.xyz", index=":")
     assert [f.info["orion_id"] for f in frames] == ids
     for frame, ref in zip(frames, refs, strict=True):
-        assert frame.get_potential_energy() == pytest.approx(ref.get_potential_energy(),
-                                                             abs=1e-8)
+        assert frame.get_potential_energy() == pytest.approx(ref.get_potential_energy(), abs=1e-8)
         assert frame.get_forces() == pytest.approx(ref.get_forces(), abs=1e-8)
         assert frame.get_stress() == pytest.approx(ref.get_stress(), abs=1e-8)
         assert frame.positions == pytest.approx(ref.positions, abs=1e-8)
@@ -77,6 +79,8 @@ def test_results_bad_input_exit_2(study, tmp_path: Path) -> None:  # type: ignor
     assert "no jobs selected" in orion("results", expect=2).stderr
     assert "no job with id 999" in orion("results", "999", expect=2).stderr
     assert "unknown format" in orion("results", "--tag", "s", "-f", "xls", expect=2).stderr
-    assert "is a directory" in orion("results", "--tag", "s", "-f", "csv", "-o",
-                                     str(tmp_path), expect=2).stderr
+    assert (
+        "is a directory"
+        in orion("results", "--tag", "s", "-f", "csv", "-o", str(tmp_path), expect=2).stderr
+    )
     assert not list(tmp_path.glob("*.part"))

@@ -29,19 +29,25 @@ def local(orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_script_runs_unchanged_with_its_args_and_reports_progress(
-        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     project = tmp_path / "project"
     project.mkdir()
     monkeypatch.chdir(project)
-    script = write_script(project / "run.sbatch", (
-        'printf "%s|" "$@" > args.txt\n'
-        f'{PROGRESS} 40 "SCF step 12"\n'
-        f"{PROGRESS} --result energy_ev=-12.3 converged=true kpoints=4\n"
-        f'{PROGRESS} 75 "done with SCF"\n'))
+    script = write_script(
+        project / "run.sbatch",
+        (
+            'printf "%s|" "$@" > args.txt\n'
+            f'{PROGRESS} 40 "SCF step 12"\n'
+            f"{PROGRESS} --result energy_ev=-12.3 converged=true kpoints=4\n"
+            f'{PROGRESS} 75 "done with SCF"\n'
+        ),
+    )
     original = script.read_bytes()
-    job_id = int(orion("submit", "--script", str(script), "--tag", "t1", "--",
-                       "a b", "--flag", "").stdout)
+    job_id = int(
+        orion("submit", "--script", str(script), "--tag", "t1", "--", "a b", "--flag", "").stdout
+    )
     script.write_text("#!/bin/bash\nexit 9\n")  # a later edit changes neither record nor run
     [job] = poll_until_final([job_id])
     assert job["status"] == "completed", job
@@ -61,8 +67,9 @@ def test_script_runs_unchanged_with_its_args_and_reports_progress(
 
 
 def test_exit_code_fails_and_retry_resubmits_the_copy(local: Path) -> None:
-    script = write_script(local / "fail.sbatch", "echo attempt $ORION_ATTEMPT >> tries.txt\n"
-                                                 "exit 3\n")
+    script = write_script(
+        local / "fail.sbatch", "echo attempt $ORION_ATTEMPT >> tries.txt\nexit 3\n"
+    )
     job_id = int(orion("submit", "--script", str(script), "--retries", "0").stdout)
     [job] = poll_until_final([job_id])
     assert (job["status"], job["failure_reason"], job["exit_code"]) == ("failed", "exit_code", 3)
@@ -76,8 +83,11 @@ def test_exit_code_fails_and_retry_resubmits_the_copy(local: Path) -> None:
 def test_own_chdir_and_output_are_kept(local: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    script = write_script(local / "own.sbatch", "pwd > where.txt\necho to-my-file\n",
-                          f"#SBATCH --chdir={elsewhere}\n#SBATCH --output=mine-%j.log\n")
+    script = write_script(
+        local / "own.sbatch",
+        "pwd > where.txt\necho to-my-file\n",
+        f"#SBATCH --chdir={elsewhere}\n#SBATCH --output=mine-%j.log\n",
+    )
     job_id = int(orion("submit", "--script", str(script)).stdout)
     [job] = poll_until_final([job_id])
     assert job["status"] == "completed"
@@ -96,17 +106,21 @@ def test_cancel_hold_release_of_a_script_job(local: Path) -> None:
     assert job["status"] == "cancelled"
 
 
-@pytest.mark.parametrize("make, says", [
-    (lambda d: d / "missing.sbatch", "does not exist"),
-    (lambda d: d, "is not a file"),
-    (lambda d: _written(d / "bin.sbatch", b"\x7fELF\x00\x01"), "binary"),
-    (lambda d: _written(d / "q.sbatch", b"#!/bin/bash\n#SBATCH --job-name='x\n"), "malformed"),
-    (lambda d: _written(d / "w.sbatch", b"#!/bin/bash\n#SBATCH time=5\n"), "not an sbatch"),
-    (lambda d: _written(d / "t.sbatch", b"#!/bin/bash\n#SBATCH --time=soon\n"), "SLURM time"),
-    (lambda d: _written(d / "a.sbatch", b"#!/bin/bash\n#SBATCH --array=0-3\n"), "array"),
-])
-def test_bad_scripts_exit_2_with_one_line_and_write_nothing(local: Path, orion_home: Path,
-                                                             make, says: str) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    "make, says",
+    [
+        (lambda d: d / "missing.sbatch", "does not exist"),
+        (lambda d: d, "is not a file"),
+        (lambda d: _written(d / "bin.sbatch", b"\x7fELF\x00\x01"), "binary"),
+        (lambda d: _written(d / "q.sbatch", b"#!/bin/bash\n#SBATCH --job-name='x\n"), "malformed"),
+        (lambda d: _written(d / "w.sbatch", b"#!/bin/bash\n#SBATCH time=5\n"), "not an sbatch"),
+        (lambda d: _written(d / "t.sbatch", b"#!/bin/bash\n#SBATCH --time=soon\n"), "SLURM time"),
+        (lambda d: _written(d / "a.sbatch", b"#!/bin/bash\n#SBATCH --array=0-3\n"), "array"),
+    ],
+)
+def test_bad_scripts_exit_2_with_one_line_and_write_nothing(
+    local: Path, orion_home: Path, make, says: str
+) -> None:  # noqa: ANN001
     result = orion("submit", "--script", str(make(local)), expect=2)
     assert says in result.output and len(result.output.strip().splitlines()) == 1
     assert not list(orion_home.rglob("*.db")) and not (orion_home / "jobs").exists()
@@ -134,8 +148,13 @@ def _written(path: Path, data: bytes) -> Path:
 
 def test_progress_outside_a_job_says_so_and_exits_2(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORION_")}
-    out = subprocess.run([sys.executable, "-m", "orion_cli", "progress", "40", "x"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "orion_cli", "progress", "40", "x"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.count("\n") == 1 and "not inside an orion job" in out.stderr
 
@@ -147,8 +166,12 @@ def test_progress_checks_its_input_and_writes_what_the_poller_reads(tmp_path: Pa
     env = {**os.environ, "ORION_JOB_DIR": str(tmp_path), "ORION_ATTEMPT": "2"}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "orion_cli", "progress", *args],
-                              capture_output=True, text=True, env=env)
+        return subprocess.run(
+            [sys.executable, "-m", "orion_cli", "progress", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
 
     assert run("140").returncode == 2 and run("--result", "energy_ev").returncode == 2
     assert "not key=value" in run("--result", "energy_ev").stderr
@@ -157,11 +180,15 @@ def test_progress_checks_its_input_and_writes_what_the_poller_reads(tmp_path: Pa
     assert run("--result", "energy_ev=-1.5", "n=3").returncode == 0
     assert run("--result", "n=4", "label=Si bulk").returncode == 0
     events, warnings = check_events(read_events(tmp_path, 0).events)
-    assert warnings == [] and [(e.event, e.attempt, e.progress_pct, e.step) for e in events] \
-        == [("progress", 2, 12.5, "SCF step 3")]
+    assert warnings == [] and [(e.event, e.attempt, e.progress_pct, e.step) for e in events] == [
+        ("progress", 2, 12.5, "SCF step 3")
+    ]
     result = check_result(read_result(tmp_path / "result.json"))
-    assert (result.attempt, result.energy_ev, result.extras) == (2, -1.5,
-                                                                 {"n": 4, "label": "Si bulk"})
+    assert (result.attempt, result.energy_ev, result.extras) == (
+        2,
+        -1.5,
+        {"n": 4, "label": "Si bulk"},
+    )
 
 
 def test_what_orion_adds_to_sbatch_and_nothing_else(tmp_path: Path) -> None:
@@ -171,18 +198,37 @@ def test_what_orion_adds_to_sbatch_and_nothing_else(tmp_path: Path) -> None:
     from orion_cli.services.scripts import script_submission
 
     job = SimpleNamespace(
-        id=7, name="relax Si", workdir=str(tmp_path / "7"), walltime_s=600, mem_mb=0,
-        attempt=2, script={"args": ["-x", "a b"], "submit_dir": "/home/ann/run",
-                           "options": ["--signal=B:USR1@60"], "own_time": 600,
-                           "own_mem_mb": None, "own_output": False, "own_chdir": False,
-                           "export": None})
+        id=7,
+        name="relax Si",
+        workdir=str(tmp_path / "7"),
+        walltime_s=600,
+        mem_mb=0,
+        attempt=2,
+        script={
+            "args": ["-x", "a b"],
+            "submit_dir": "/home/ann/run",
+            "options": ["--signal=B:USR1@60"],
+            "own_time": 600,
+            "own_mem_mb": None,
+            "own_output": False,
+            "own_chdir": False,
+            "export": None,
+        },
+    )
     script, options = script_submission(job, "ab12cd", after=(("afterok", "41"),))
     assert sbatch_argv(script, options) == [
-        "sbatch", "--parsable", "--chdir=/home/ann/run", "--dependency=afterok:41",
-        "--job-name=orion-7-ab12cd-relax_Si", "--signal=B:USR1@60",
+        "sbatch",
+        "--parsable",
+        "--chdir=/home/ann/run",
+        "--dependency=afterok:41",
+        "--job-name=orion-7-ab12cd-relax_Si",
+        "--signal=B:USR1@60",
         f"--output={tmp_path}/7/attempt-2.out",
         f"--export=ALL,ORION_JOB_ID=7,ORION_ATTEMPT=2,ORION_JOB_DIR={tmp_path}/7",
-        f"{tmp_path}/7/submitted.sbatch", "-x", "a b"]
+        f"{tmp_path}/7/submitted.sbatch",
+        "-x",
+        "a b",
+    ]
     # a retry with more time and memory; the script's own output, chdir and export kept
     job.walltime_s, job.mem_mb = 1200, 4096
     job.script.update(own_output=True, own_chdir=True, export="NONE", options=[])
@@ -204,14 +250,18 @@ def test_script_jobs_wait_for_their_parents(local: Path) -> None:
 
 
 def test_an_interrupted_submit_is_recovered_with_the_script(
-        local: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    local: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from orion_cli.errors import SubmitOutcomeUnknown
     from orion_cli.schedulers.local import LocalScheduler
 
     script = write_script(local / "run.sbatch", 'echo "$1 $ORION_JOB_ID" > ran.txt\n')
     real_submit = LocalScheduler.submit
-    monkeypatch.setattr(LocalScheduler, "submit", lambda *a, **k: (_ for _ in ()).throw(
-        SubmitOutcomeUnknown("sbatch did not answer")))
+    monkeypatch.setattr(
+        LocalScheduler,
+        "submit",
+        lambda *a, **k: (_ for _ in ()).throw(SubmitOutcomeUnknown("sbatch did not answer")),
+    )
     out = orion("submit", "--script", str(script), "--", "hello", expect=1)
     assert "did not answer" in out.output
     monkeypatch.setattr(LocalScheduler, "submit", real_submit)
@@ -221,16 +271,20 @@ def test_an_interrupted_submit_is_recovered_with_the_script(
     assert (local / "ran.txt").read_text() == "hello 1\n"
 
 
-def test_dry_run_prints_the_sbatch_command_and_writes_nothing(local: Path,
-                                                              orion_home: Path) -> None:
+def test_dry_run_prints_the_sbatch_command_and_writes_nothing(
+    local: Path, orion_home: Path
+) -> None:
     import shlex
 
     script = write_script(local / "run.sbatch", "true\n")
-    out = orion("submit", "--script", str(script), "--soft-limit", "2m", "--dry-run", "--",
-                "x y").stdout
+    out = orion(
+        "submit", "--script", str(script), "--soft-limit", "2m", "--dry-run", "--", "x y"
+    ).stdout
     argv = shlex.split(out)
-    assert argv[0] == "sbatch" and argv[-2:] == [str(orion_home / "jobs" / "<id>" /
-                                                     "submitted.sbatch"), "x y"]
+    assert argv[0] == "sbatch" and argv[-2:] == [
+        str(orion_home / "jobs" / "<id>" / "submitted.sbatch"),
+        "x y",
+    ]
     assert "--signal=B:USR1@120" in argv and f"--chdir={local}" in argv
     assert not any(a.startswith("--time") for a in argv)  # the script's own 5 minutes stand
     assert not orion_home.exists() or not any(orion_home.iterdir())

@@ -85,7 +85,8 @@ def test_scratch_of_a_killed_submit_is_removed_by_the_next(
         deadline = time.monotonic() + 120
         while not mine and time.monotonic() < deadline:  # a reader/helper is staging
             mine = {
-                n: pid for n, pid in scratch_dirs().items()
+                n: pid
+                for n, pid in scratch_dirs().items()
                 if n not in before and pid != proc.pid and descends_from(pid, proc.pid)
             }
             time.sleep(0.01)

@@ -11,8 +11,9 @@ from tests.conftest import EXAMPLES
 from tests.helpers import orion, orion_json, poll_until_final
 
 
-def test_emt_relax_then_single_point(orion_home: Path, tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_emt_relax_then_single_point(
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ase.calculators.emt import EMT
     from ase.io import read, write
     from ase.optimize import BFGS
@@ -21,8 +22,18 @@ def test_emt_relax_then_single_point(orion_home: Path, tmp_path: Path,
     distorted = read(EXAMPLES / "Cu.cif")
     distorted.positions[0] += (0.15, 0.05, 0.0)
     write(tmp_path / "d.xyz", distorted, format="extxyz")
-    relax = orion_json("submit", str(tmp_path / "d.xyz"), "--engine", "emt", "-p", "relax=true",
-                       "-p", "fmax_ev_per_a=0.01", "--name", "relax")["id"]
+    relax = orion_json(
+        "submit",
+        str(tmp_path / "d.xyz"),
+        "--engine",
+        "emt",
+        "-p",
+        "relax=true",
+        "-p",
+        "fmax_ev_per_a=0.01",
+        "--name",
+        "relax",
+    )["id"]
     scf = orion_json("submit", "--engine", "emt", "--from", str(relax))["id"]
     jobs = {j["id"]: j for j in poll_until_final([relax, scf])}
     assert jobs[scf]["status"] == "completed", jobs[scf]
@@ -36,8 +47,9 @@ def test_emt_relax_then_single_point(orion_home: Path, tmp_path: Path,
     assert child_input.positions == pytest.approx(reference.positions, abs=2e-3)
     single = read(io.StringIO(jobs[relax]["result"]["final_structure"]), format="extxyz")
     single.calc = EMT()
-    assert jobs[scf]["result"]["energy_ev"] == pytest.approx(single.get_potential_energy(),
-                                                             abs=1e-9)
+    assert jobs[scf]["result"]["energy_ev"] == pytest.approx(
+        single.get_potential_energy(), abs=1e-9
+    )
     unrelaxed = distorted.copy()
     unrelaxed.calc = EMT()
     assert jobs[scf]["result"]["energy_ev"] < unrelaxed.get_potential_energy() - 1e-3
@@ -45,13 +57,13 @@ def test_emt_relax_then_single_point(orion_home: Path, tmp_path: Path,
 
 def test_from_needs_a_final_structure(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
-    assert "no job with id 5" in orion("submit", "--engine", "emt", "--from", "5",
-                                       expect=2).stderr
+    assert "no job with id 5" in orion("submit", "--engine", "emt", "--from", "5", expect=2).stderr
     single = orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "emt")["id"]
     poll_until_final([single])
     result = orion("submit", "--engine", "emt", "--from", str(single), expect=2)
     assert "completed without a final structure" in result.stderr
-    both = orion("submit", str(EXAMPLES / "Cu.cif"), "--engine", "emt", "--from", str(single),
-                 expect=2)
+    both = orion(
+        "submit", str(EXAMPLES / "Cu.cif"), "--engine", "emt", "--from", str(single), expect=2
+    )
     assert "either structure files or --from" in both.stderr
     assert len(orion_json("ls")) == 1

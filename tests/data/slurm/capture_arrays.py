@@ -52,8 +52,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="orion-capture-arrays-"))
     ids: dict[str, str] = {}
     # done: exits 3 on task 1; running: task 0 sleeps while the others wait for the throttle
-    ids["array_done"] = sbatch(work, "exit $(( SLURM_ARRAY_TASK_ID == 1 ? 3 : 0 ))",
-                               "--array=0-2", "-J", "orion-17-relax")
+    ids["array_done"] = sbatch(
+        work, "exit $(( SLURM_ARRAY_TASK_ID == 1 ? 3 : 0 ))", "--array=0-2", "-J", "orion-17-relax"
+    )
     wait_for(ids["array_done"], {"COMPLETED", "FAILED"}, 60)
     ids["array_held"] = sbatch(work, "true", "-H", "--array=0-3%2", "-J", "orion-1-scf")
     ids["array_running"] = sbatch(work, "sleep 300", "--array=0-2%1", "-J", "orion-170-md")
@@ -87,7 +88,8 @@ def main() -> None:
     sh(["scancel", "-u", getpass.getuser(), "-n", "orion-array-4-x-10"])
     time.sleep(2)
     (HERE / "arrays_user_cancel_squeue.txt").write_text(
-        sh(c.squeue_argv([f"{user_cancel}_3"])).stdout)
+        sh(c.squeue_argv([f"{user_cancel}_3"])).stdout
+    )
     (HERE / "arrays_user_cancel_sacct.txt").write_text(sh(c.sacct_argv([user_cancel])).stdout)
     sh(["scancel", ids["array_running"], ids["array_held"], ids["nice_held"]])
     min_job_age_s = int(c.parse_config(config)["MinJobAge"].split()[0])
@@ -99,8 +101,9 @@ def main() -> None:
     )
     names = sh(c.sacct_names_argv(3600)).stdout
     (HERE / "names_sacct.txt").write_text(
-        "".join(line for line in names.splitlines(True)
-                if c.array_job_id(line.split("|")[0]) in all_ids)
+        "".join(
+            line for line in names.splitlines(True) if c.array_job_id(line.split("|")[0]) in all_ids
+        )
     )
 
 
