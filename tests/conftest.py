@@ -96,3 +96,18 @@ def slurm() -> None:
 @pytest.fixture
 def cli() -> CliRunner:
     return CliRunner()
+
+
+def empty_schema(engine) -> None:  # type: ignore[no-untyped-def]
+    """Drop every orion table and Alembic's stamp, whatever a fixture made: start from nothing.
+
+    The tables come from the models, so a new table needs no edit here.
+    """
+    from sqlalchemy import text
+    from sqlmodel import SQLModel
+
+    import orion_cli.db.models  # noqa: F401  (registers the tables)
+
+    SQLModel.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))

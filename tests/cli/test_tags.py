@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, empty_schema
 from tests.helpers import orion, orion_json
 
 CU = str(EXAMPLES / "Cu.cif")
@@ -62,18 +62,7 @@ def test_old_tags_are_carried_into_job_tag(database_url: str, local: Path) -> No
     from orion_cli.db.session import SCHEMA_HEAD, get_engine, upgrade
 
     engine = get_engine(database_url)
-    with engine.begin() as conn:
-        for table in (
-            "job_tag",
-            "job_dependencies",
-            "job_event",
-            "job_result",
-            "job_attempt",
-            "orion_meta",
-            "job",
-            "alembic_version",
-        ):
-            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    empty_schema(engine)  # start from nothing, even where a fixture made a schema
     upgrade(engine, "0008")
     with engine.begin() as conn:
         for name, tag in (("old-tagged", "screen-1"), ("old-plain", "")):

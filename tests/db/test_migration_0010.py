@@ -5,22 +5,12 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from orion_cli.db.session import SCHEMA_HEAD, get_engine, upgrade
+from tests.conftest import empty_schema
 
 
 def test_submit_unknown_word_becomes_a_column(database_url: str) -> None:
     engine = get_engine(database_url)
-    with engine.begin() as conn:  # start from an empty schema, even where a fixture made one
-        for table in (
-            "job_tag",
-            "job_dependencies",
-            "job_event",
-            "job_result",
-            "job_attempt",
-            "orion_meta",
-            "job",
-            "alembic_version",
-        ):
-            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    empty_schema(engine)  # start from nothing, even where a fixture made a schema
     upgrade(engine, "0008")
     with engine.begin() as conn:
         for name, raw in (("unknown", "SUBMIT_UNKNOWN"), ("timed-out", "TIMEOUT")):

@@ -13,6 +13,7 @@ from sqlmodel import SQLModel
 import orion_cli.db.models  # noqa: F401
 from orion_cli.db import KNOWN_REVISIONS, ORION_TABLES
 from orion_cli.db.session import MIGRATIONS_DIR, SCHEMA_HEAD, current_revision, get_engine
+from tests.conftest import empty_schema
 
 
 def test_schema_head_constant_is_the_newest_migration() -> None:
@@ -42,18 +43,7 @@ def test_upgrade_keeps_existing_jobs(database_url: str) -> None:
     from orion_cli.db.session import upgrade
 
     engine = get_engine(database_url)
-    with engine.begin() as conn:  # start from an empty schema, even where a fixture made one
-        for table in (
-            "job_tag",
-            "job_dependencies",
-            "job_event",
-            "job_result",
-            "job_attempt",
-            "orion_meta",
-            "job",
-            "alembic_version",
-        ):
-            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    empty_schema(engine)  # start from nothing, even where a fixture made a schema
     upgrade(engine, "0001")
     with engine.begin() as conn:
         conn.execute(
