@@ -270,7 +270,9 @@ def audit(
     from orion_cli.services.jobs import audit_events
     from orion_cli.units import parse_walltime_s
 
-    rows = audit_events(load_settings(), user, parse_walltime_s(since) if since else None, limit)
+    rows = audit_events(
+        load_settings(), user, parse_walltime_s(since, "--since") if since else None, limit
+    )
     if as_json:
         print_json(rows)
         return

@@ -32,7 +32,8 @@ def _energy(row: dict[str, Any]) -> str:
 @handle_errors
 def list_cmd(
     status: Annotated[
-        list[str] | None, typer.Option("--status", "-s", help="Filter by status.")
+        list[str] | None,
+        typer.Option("--status", "-s", help="Filter by status (repeatable, or a,b)."),
     ] = None,
     engine: Annotated[str, typer.Option(help="Filter by engine.")] = "",
     tag: Annotated[
@@ -57,10 +58,10 @@ def list_cmd(
     from orion_cli.services.listing import JobFilter, list_jobs
     from orion_cli.units import parse_walltime_s
 
-    since_s = parse_walltime_s(since) if since else None
+    since_s = parse_walltime_s(since, "--since") if since else None
     tags = tuple(t for t in tag or () if t)
     flt = JobFilter(
-        tuple(status or ()),
+        tuple(s.strip() for value in status or () for s in value.split(",") if s.strip()),
         engine,
         tags,
         since_s,

@@ -139,3 +139,20 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
     assert result.returncode == 0, result
     return result
+
+
+def test_status_list_with_commas_and_since_named_in_errors(local: Path) -> None:
+    """`-s failed,cancelled` is the same as `-s failed -s cancelled`; a bad --since names
+    --since (it said "walltime 'yesterday'" before)."""
+    held = orion_json("submit", CU, CU, "-e", "mock", "--hold")["ids"]
+    orion("cancel", str(held[0]))
+    both = {row["id"]: row["status"] for row in orion_json("ls", "-s", "cancelled,queued")}
+    apart = {
+        row["id"]: row["status"] for row in orion_json("ls", "-s", "cancelled", "-s", "queued")
+    }
+    assert both == apart == {held[0]: "cancelled", held[1]: "queued"}
+    bad = orion("ls", "--since", "yesterday", expect=2)
+    assert "--since 'yesterday' is not a duration" in bad.output, bad.output
+    assert "walltime" not in bad.output
+    assert "unknown status 'done'" in orion("ls", "-s", "failed,done", expect=2).output
+    orion("cancel", str(held[1]))
