@@ -354,7 +354,9 @@ def engines(as_json: JsonOpt = False) -> None:
         typer.echo(visible(f"{mark} {item['name']:8} {item['summary']} [{item['detail']}]"))
         for p in item["parameters"]:
             unit = f" [{p['unit']}]" if p["unit"] else ""
-            typer.echo(visible(f"     {p['name']:16} default {p['default']!r}{unit}: {p['help']}"))
+            one_of = f" (one of: {', '.join(p['choices'])})" if p["choices"] else ""
+            line = f"     {p['name']:16} default {p['default']!r}{unit}: {p['help']}{one_of}"
+            typer.echo(visible(line))
 
 
 @db_app.command("upgrade")

@@ -22,6 +22,12 @@ def test_engines_lists_every_engine_with_parameters(orion_home: Path) -> None:
     assert "relax" in {p["name"] for p in engines["emt"]["parameters"]}
     text = orion("engines").stdout
     assert "ecutwfc_ry" in text and "emt" in text
+    # a parameter with a fixed set of values lists them (the new-user trial had to guess)
+    from orion_cli.engines.lammps import LammpsEngine
+
+    task = next(p for p in LammpsEngine.parameters if p.name == "task")
+    line = next(x for x in text.splitlines() if x.split()[:1] == ["task"])
+    assert line.endswith(f"(one of: {', '.join(task.choices)})"), line
 
 
 def test_doctor_reports_and_fails_on_a_broken_database(
