@@ -302,9 +302,14 @@ def submit(
     show_notes(done.notes)
     if dry_run:
         if as_json:
-            print_json({"scripts": done.scripts})
-        else:
-            typer.echo("\n".join(done.scripts), nl=False)
+            print_json(
+                {"scripts": done.scripts, "inputs": done.inputs, "inputs_of": done.inputs_of}
+            )
+            return
+        typer.echo("\n".join(done.scripts), nl=False)
+        for file_name, text in done.inputs.items():
+            typer.echo(f"# --- {file_name} (engine input of {done.inputs_of}) ---")
+            typer.echo(text, nl=not text.endswith("\n"))
         return
     for line in done.errors:
         message(f"error: {line}")

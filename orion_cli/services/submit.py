@@ -83,6 +83,9 @@ class Submitted:
     scripts: list[str]
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. which frame of an output was taken
+    #: a dry run: the engine's input files of the first job (file name -> text)
+    inputs: dict[str, str] = field(default_factory=dict)
+    inputs_of: str = ""
 
 
 #: request fields filled from settings when not given, with their flag; all are checked
@@ -244,7 +247,9 @@ def _submit(
     chunk *= max(r.pack_size, 1)  # max_array_size counts array tasks, not packed jobs
     notes = list(dict.fromkeys(item.note for item in staged if item.note))
     if r.dry_run:  # every check above ran, as for a real submit; nothing is written
-        return replace(_dry_run(settings, r, [item.name for item in staged], chunk), notes=notes)
+        shown = _dry_run(settings, r, [item.name for item in staged], chunk)
+        inputs = _engine_inputs(staged[0])
+        return replace(shown, notes=notes, inputs=inputs, inputs_of=staged[0].name)
     _ready_database(settings)  # after every input was checked: a bad one leaves no file
     _check_active_limit(settings, len(staged))
     result = Submitted([], [], [], notes=notes)
@@ -345,6 +350,29 @@ def _dry_run(settings: Settings, r: SubmitRequest, names: list[str], chunk: int)
         for start in range(0, len(names), chunk)
     ]
     return Submitted([], [], scripts)
+
+
+def _engine_inputs(first: Staged, max_bytes: int = 64 * 1024) -> dict[str, str]:
+    """The text files the engine writes for ``first`` (pw.in, in.lammps, INCAR...), made in a
+    scratch directory exactly as the job will make them; binary or large files are left out.
+    A structure handed over from a parent is not known yet: nothing is shown for it."""
+    import tempfile
+
+    from orion_cli.taskfile import prepare
+
+    if first.inputs.structure_from:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="orion-dry-run-") as scratch:
+        prepare(Path(scratch), first.inputs)
+        shown = {}
+        for path in sorted(Path(scratch).rglob("*")):
+            if not path.is_file() or path.is_symlink() or path.stat().st_size > max_bytes:
+                continue
+            try:
+                shown[str(path.relative_to(scratch))] = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue
+        return shown
 
 
 def _submit_chunk(

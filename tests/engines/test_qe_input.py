@@ -165,3 +165,29 @@ def test_input_dft_changes_the_energy_as_by_hand(tmp_path: Path, run_engine: Run
     assert result.error is None and plain.error is None
     assert result.extras["energy_ry"] == pytest.approx(energy_ry(by_hand), abs=1e-6)
     assert abs(result.extras["energy_ry"] - plain.extras["energy_ry"]) > 1e-3
+
+
+@pytest.mark.engines
+def test_dry_run_shows_the_engine_input_the_job_then_runs(
+    orion_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--dry-run` prints pw.in after the batch script: the file the job then writes and runs
+    (the new-user trial could not see the engine input before submitting)."""
+    from tests.conftest import EXAMPLES
+    from tests.helpers import orion, orion_json, poll_until_final
+
+    require_binary("pw.x")
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    args = ["submit", str(EXAMPLES / "Si.cif"), "-e", "qe", "-p", "system.nbnd=12"]
+    args += ["-p", "kpoints=2,2,2", "-p", "ecutwfc_ry=12", "-p", "smearing=none"]
+    shown = orion(*args, "--dry-run").stdout
+    assert "#!/bin/bash" in shown
+    assert "# --- pw.in (engine input of Si) ---" in shown, shown
+    printed = shown.split("# --- pw.in (engine input of Si) ---\n", 1)[1]
+    assert not list(orion_home.rglob("pw.in"))  # a dry run writes nothing
+    job = orion_json(*args)["id"]
+    (done,) = poll_until_final([job])
+    assert done["status"] == "completed", done
+    (written,) = orion_home.rglob("pw.in")
+    assert printed.rstrip("\n") == written.read_text().rstrip("\n")
+    assert "nbnd" in printed
