@@ -345,10 +345,10 @@ def _wait(settings: Any, ids: list[int], as_json: bool) -> None:
     jobs = [show_job(settings, job_id) for job_id in ids]
     if as_json:
         print_json(jobs[0] if len(jobs) == 1 else jobs)
-        return
-    from orion_cli.cli.commands import render_job
+    else:
+        from orion_cli.cli.commands import render_job
 
-    for job in jobs:
-        render_job(job)
+        for job in jobs:
+            render_job(job)
     if any(job["status"] != "completed" for job in jobs):
         raise typer.Exit(1)

@@ -109,7 +109,7 @@ def test_a_manual_retry_past_the_budget_does_not_count_beyond_it(
 ) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.3")
-    job_id = orion_json(
+    waited = orion(
         "submit",
         str(EXAMPLES / "Cu.cif"),
         "--engine",
@@ -121,7 +121,10 @@ def test_a_manual_retry_past_the_budget_does_not_count_beyond_it(
         "--retries",
         "1",
         "--wait",
-    )["id"]
+        "--json",
+        expect=1,  # --wait exits 1 when a job did not complete, with --json too
+    )
+    job_id = json.loads(waited.stdout)["id"]
     assert orion_json("show", str(job_id))["status"] == "failed"
     orion("retry", str(job_id))
     last = orion_json("show", str(job_id))["events"][-1]["message"]
