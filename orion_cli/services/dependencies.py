@@ -289,7 +289,6 @@ def cascade_failures(session: Session, settings: Settings, owner: str, at: datet
                 text += f" because job {origin} failed"
             if JobStatus(child.status).is_active and child.scheduler_job_id:
                 to_cancel.setdefault(child.scheduler, []).append(child.scheduler_job_id)
-            child.next_attempt_at = None
             jobs.append(child)
             texts.append(text)
             done.cancelled.append(child.id or 0)

@@ -483,10 +483,9 @@ def reconcile(
     for job in jobs:
         if job.status != before[id(job)]:
             changed[job.id or 0] = job.status
-            if job.status == JobStatus.FAILED.value:
-                schedule_retry(
-                    job, now, scf_retry=bool(job.on_scf_fail) and scf_retry_due(session, job)
-                )
+    failed = [job for job in jobs if job.id in changed and job.status == JobStatus.FAILED.value]
+    scf = [bool(job.on_scf_fail) and scf_retry_due(session, job) for job in failed]
+    schedule_retry(session, failed, now, source="poll", scf_retry=scf)
     return changed
 
 
