@@ -340,6 +340,61 @@ def cascade_committed(session: Session, settings: Settings, at: datetime, report
         report.changed[job_id] = JobStatus.CANCELLED.value
 
 
+def settle_never_satisfied(session: Session, settings: Settings, at: datetime, report: Any) -> None:
+    """Cancel the queued jobs the scheduler reports ``DependencyNeverSatisfied``, if orion
+    cannot tell of a retry that would let them run; commit.
+
+    Runs after the cascade, which has already cancelled (naming the parent) the jobs whose
+    orion parent ended for good. A job with a parent still queued, running or due a retry
+    is left alone: the retry re-points it. Any other job waits for something orion does not
+    follow (a job it was adopted with, or an attempt of a parent since superseded): it gets
+    a warning note and is cancelled(dependency_failed) saying so, not left pending for ever.
+    """
+    from orion_cli.db.models import Job as JobRow
+    from orion_cli.schedulers import scheduler_for
+    from orion_cli.services.lifecycle import note_many, transition_many
+
+    found, report.never_satisfied = report.never_satisfied, {}
+    for name, ids in found.items():
+        parents = parent_states(session, ids)
+        jobs = [
+            job
+            for job in (session.get(JobRow, job_id) for job_id in ids)
+            if job is not None
+            and job.status == JobStatus.QUEUED.value
+            and all(state.done for state in parents.get(job.id or 0, []))
+        ]
+        if not jobs:
+            continue
+        text = (
+            f"{name} reports DependencyNeverSatisfied: a job it waits for that orion does not "
+            "follow ended without success"
+        )
+        try:
+            note_many(session, [(job, f"warning: {text}") for job in jobs], source="poll", at=at)
+            transition_many(
+                session,
+                jobs,
+                JobStatus.CANCELLED,
+                source="poll",
+                at=at,
+                reason=FailureReason.DEPENDENCY_FAILED,
+                message=f"{text}; cancelled (`orion retry` submits it again)",
+            )
+            session.commit()
+        except Exception as exc:  # noqa: BLE001 - reported; the next poll tries again
+            session.rollback()
+            report.errors.append(f"cancelling jobs that can never start: {exc}"[:400])
+            continue
+        for job in jobs:
+            report.changed[job.id or 0] = JobStatus.CANCELLED.value
+            report.notes.append(f"job {job.id}: cancelled, {text}")
+        try:
+            scheduler_for(settings, name).cancel([job.scheduler_job_id or "" for job in jobs])
+        except OrionError as exc:
+            report.errors.append(f"cancelling {name} jobs {ids}: {exc.one_line()} — cancel by hand")
+
+
 def _blocked_children(session: Session, owner: str) -> list[tuple[Job, Job]]:
     """The user's waiting jobs with an ``afterok`` parent that ended for good (one per child)."""
     from sqlalchemy.orm import aliased

@@ -58,6 +58,8 @@ class PollReport:
     overlapped: bool = False
     #: wall time of the cycle (lock to commit)
     duration_s: float = 0.0
+    #: queued jobs the scheduler says can never start (DependencyNeverSatisfied), per backend
+    never_satisfied: dict[str, list[int]] = field(default_factory=dict)
 
 
 #: notes on one job per cycle beyond this are counted, not kept
@@ -590,7 +592,7 @@ def _query_allowed(settings: Settings, scheduler_name: str) -> float | None:
 def _poll_all(session: Session, settings: Settings, now: datetime, report: PollReport) -> None:
     from sqlalchemy.exc import OperationalError
 
-    from orion_cli.services.dependencies import cascade_committed
+    from orion_cli.services.dependencies import cascade_committed, settle_never_satisfied
 
     for name, group in _jobs_by_scheduler(session, now).items():
         asked_s_ago = _query_allowed(settings, name)
@@ -615,6 +617,7 @@ def _poll_all(session: Session, settings: Settings, now: datetime, report: PollR
                 " — its remaining jobs were left unchanged"
             )
     cascade_committed(session, settings, now, report)  # after retries: a retried parent waits
+    settle_never_satisfied(session, settings, now, report)  # after the cascade: see there
 
 
 WATCHED_COLUMNS = (
@@ -665,6 +668,11 @@ def _unchanged(row: Row[Any], info: JobInfo | None) -> bool:
     return info.status is JobStatus.QUEUED and same
 
 
+def _never_satisfied(info: JobInfo | None) -> bool:
+    """SLURM's pending reason for a job whose dependency failed: it will never start."""
+    return info is not None and info.pending_reason == "DependencyNeverSatisfied"
+
+
 def _poll_group(
     session: Session,
     settings: Settings,
@@ -706,6 +714,9 @@ def _poll_group(
         report.scheduler_calls += 1
         report.checked += len(active)
         closer = [r.id for r in active if not _unchanged(r, infos.get(r.scheduler_job_id or ""))]
+        stuck = [r.id for r in active if _never_satisfied(infos.get(r.scheduler_job_id or ""))]
+        if stuck:
+            report.never_satisfied.setdefault(rows[0].scheduler, []).extend(stuck)
         _reconcile_committed(session, closer, infos, now, settings.lost_grace_s, report)
         looked_at = set(closer)
         due_ids += [
