@@ -350,6 +350,31 @@ def _set_resources(job: Job, resources: Resources) -> None:
             setattr(job, name, value)
 
 
+def record_times(
+    session: Session, times: Sequence[tuple[Job, datetime | None, datetime | None]]
+) -> None:
+    """Set when the jobs' current attempts really started and ended (as the jobs wrote it),
+    on the job rows and on their attempt rows; the poll that noticed came later.
+
+    A start is set on a running or ended job, an end on an ended one only.
+    """
+    items = []
+    for job, started, ended in times:
+        status = JobStatus(job.status)
+        start = started if status is JobStatus.RUNNING or status.is_final else None
+        end = ended if status.is_final else None
+        if start or end:
+            items.append((job, start, end))
+    current = _current_attempts(session, [job for job, _, _ in items]) if items else {}
+    for job, start, end in items:
+        row = current.get((job.id or 0, job.attempt))
+        for target in (job, row) if row is not None else (job,):
+            if start:
+                target.started_at = start
+            if end:
+                target.finished_at = end
+
+
 def _note_row(
     job: Job, source: str, message: str, at: datetime, reason: FailureReason | None = None
 ) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from orion_cli.jobdir import RESULT_FILE, JobFileError, read_events, read_result
 from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import JobInfo
 from orion_cli.services.group import check_role
-from orion_cli.services.lifecycle import note_many, transition_many
+from orion_cli.services.lifecycle import note_many, record_times, transition_many
 from orion_cli.services.recovery import recover_unsubmitted
 from orion_cli.services.retry import adopt_or_resubmit, schedule_retry
 from orion_cli.services.scf_retry import retry_due as scf_retry_due
@@ -83,14 +83,9 @@ class JobNotes:
             _, old_started, old_ended = self.times.get(id(job), (job, None, None))
             self.times[id(job)] = (job, started or old_started, ended or old_ended)
 
-    def apply_times(self) -> None:
-        """Set true start and end times on the jobs that reached those states."""
-        for job, started, ended in self.times.values():
-            status = JobStatus(job.status)
-            if started and (status is JobStatus.RUNNING or status.is_final):
-                job.started_at = started
-            if ended and status.is_final:
-                job.finished_at = ended
+    def apply_times(self, session: Session) -> None:
+        """Set true start and end times on the jobs (and attempts) that reached those states."""
+        record_times(session, list(self.times.values()))
 
     def add(self, job: Job, text: str) -> None:
         self.by_job.setdefault(id(job), (job, []))[1].append(text)
@@ -478,7 +473,7 @@ def reconcile(
                 notes.add(job, clean_text(text, 400))
                 report.errors.append(f"job {job.id}: {clean_text(text, 400)}")
     moves.apply(session, now)
-    notes.apply_times()
+    notes.apply_times(session)
     notes.write(session, now)
     report.requeue.update({job.id or 0: why for job, why in moves.requeued.values()})
     changed: dict[int, str] = {}
