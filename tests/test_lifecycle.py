@@ -43,7 +43,7 @@ def test_timeout_is_retried_with_double_walltime_after_backoff(
     orion_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The scheduler's TIMEOUT is injected here to keep this fast (a real one takes ~90 s and
-    is produced in test_slow_slurm.py); the retry itself goes through the real local backend."""
+    is produced in test_timeouts_slurm.py); the retry itself goes through the real local backend."""
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     job_id = submit("--engine", "mock", "-p", "duration_s=30", "--walltime", "1h")
     first = orion_json("show", str(job_id))["scheduler_job_id"]
