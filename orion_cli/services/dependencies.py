@@ -346,9 +346,12 @@ def settle_never_satisfied(session: Session, settings: Settings, at: datetime, r
 
     Runs after the cascade, which has already cancelled (naming the parent) the jobs whose
     orion parent ended for good. A job with a parent still queued, running or due a retry
-    is left alone: the retry re-points it. Any other job waits for something orion does not
-    follow (a job it was adopted with, or an attempt of a parent since superseded): it gets
-    a warning note and is cancelled(dependency_failed) saying so, not left pending for ever.
+    is left alone: the retry re-points it. A job whose orion parents have all completed
+    waits in the scheduler for something else (an attempt since superseded, a packed task
+    that failed after the parent's own job): its dependency is cleared and it starts. A
+    job with no orion parent waits for a job orion does not follow (an adopted job's own
+    ``--dependency``): it gets a warning note and is cancelled(dependency_failed) saying
+    so, not left pending for ever.
     """
     from orion_cli.db.models import Job as JobRow
     from orion_cli.schedulers import scheduler_for
@@ -364,6 +367,10 @@ def settle_never_satisfied(session: Session, settings: Settings, at: datetime, r
             and job.status == JobStatus.QUEUED.value
             and all(state.done for state in parents.get(job.id or 0, []))
         ]
+        released = [job for job in jobs if parents.get(job.id or 0)]
+        if released:
+            _clear_dependencies(session, scheduler_for(settings, name), released, at, report)
+        jobs = [job for job in jobs if not parents.get(job.id or 0)]
         if not jobs:
             continue
         text = (
@@ -393,6 +400,30 @@ def settle_never_satisfied(session: Session, settings: Settings, at: datetime, r
             scheduler_for(settings, name).cancel([job.scheduler_job_id or "" for job in jobs])
         except OrionError as exc:
             report.errors.append(f"cancelling {name} jobs {ids}: {exc.one_line()} — cancel by hand")
+
+
+def _clear_dependencies(
+    session: Session, scheduler: Any, jobs: Sequence[Job], at: datetime, report: Any
+) -> None:
+    """Let jobs whose orion parents have all completed start: clear their scheduler
+    dependency (which can never be met), with a note; commit."""
+    from orion_cli.services.lifecycle import note_many
+
+    notes = []
+    for job in jobs:
+        try:
+            scheduler.set_dependency([job.scheduler_job_id or ""], ())
+        except OrionError as exc:
+            report.errors.append(f"job {job.id}: clearing its dependency: {exc.one_line()}")
+            continue
+        text = (
+            f"its parents completed, yet {job.scheduler} reported DependencyNeverSatisfied "
+            "(it waited for an earlier attempt or task): dependency cleared, it starts now"
+        )
+        notes.append((job, text))
+        report.notes.append(f"job {job.id}: {text}")
+    note_many(session, notes, source="poll", at=at)
+    session.commit()
 
 
 def _blocked_children(session: Session, owner: str) -> list[tuple[Job, Job]]:

@@ -256,3 +256,29 @@ def test_dependency_never_satisfied_outside_orion_is_cancelled_with_a_warning(
     assert any(n.startswith("warning:") and "DependencyNeverSatisfied" in n for n in notes)
     assert "DependencyNeverSatisfied" in job["events"][-1]["message"]
     assert _squeue(waiting) == ""
+
+
+@pytest.mark.slurm
+def test_a_child_whose_parents_completed_is_let_run_when_slurm_says_never(
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SLURM's dependency of a child points at a job that failed, while its orion parent
+    completed (what a superseded attempt or a failed packed task leaves): cleared, it runs."""
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    parent = submit("--engine", "mock", "-p", "duration_s=0", "--hold")
+    child = submit("--engine", "mock", "-p", "duration_s=0", "--after", str(parent))
+    foreign = _sbatch("-H", "--wrap", "true")
+    try:
+        child_sid = orion_json("show", str(child))["scheduler_job_id"]
+        subprocess.run(
+            ["scontrol", "update", f"JobId={child_sid}", f"Dependency=afterok:{foreign}"],
+            check=True,
+        )
+        subprocess.run(["scancel", foreign], check=True)
+        orion("release", str(parent))
+        jobs = {job["id"]: job for job in poll_until_final([parent, child], 90)}
+    finally:
+        subprocess.run(["scancel", foreign], capture_output=True)
+    assert jobs[parent]["status"] == "completed"
+    assert jobs[child]["status"] == "completed", jobs[child]["events"]
+    assert any("dependency cleared" in (e["message"] or "") for e in jobs[child]["events"])
