@@ -174,9 +174,9 @@ def _listing(scenario: Scenario) -> dict[int, dict[str, Any]]:
     return {row["id"]: row for row in orion_json("ls", "-n", "1000")}
 
 
-def _shows(scenario: Scenario) -> dict[int, dict[str, Any]]:
-    """Every job of the scenario in full (`orion show`), kept for its test's assertions."""
-    scenario.jobs = {i: orion_json("show", str(i)) for i in scenario.all_ids()}
+def _shows(scenario: Scenario, ids: list[int] | None = None) -> dict[int, dict[str, Any]]:
+    """The scenario's jobs (default: all) in full (`orion show`), kept for its assertions."""
+    scenario.jobs.update({i: orion_json("show", str(i)) for i in ids or scenario.all_ids()})
     return scenario.jobs
 
 
@@ -478,12 +478,14 @@ def _step_packing(scenario: Scenario) -> bool:
         os.kill(pid, signal.SIGKILL)
         seen["kill"] = True
     scenario.urgent = not (seen.get("scancel") and seen.get("kill"))
-    timed_settled = any(jobs[i]["attempt"] == 2 for i in ids["timed"])
-    if not (timed_settled and all(jobs[i]["status"] in FINAL for i in cancelled + killed)):
+    timed = ids["timed"]
+    if not seen.get("timed") and any(jobs[i]["attempt"] == 2 for i in timed):
+        shown = _shows(scenario, timed)  # then what is left of it makes room for the others
+        orion("cancel", *[str(i) for i in timed if shown[i]["status"] not in FINAL], expect=None)
+        seen["timed"] = True
+    if not (seen.get("timed") and all(jobs[i]["status"] in FINAL for i in cancelled + killed)):
         return False
-    jobs = _shows(scenario)
-    left = [str(i) for i in ids["timed"] if jobs[i]["status"] not in FINAL]
-    orion("cancel", *left, expect=None)
+    _shows(scenario, cancelled + killed)
     return True
 
 
