@@ -1,6 +1,6 @@
 """Packed arrays (``orion submit --pack``) end to end on the local backend: the same batch
 scripts as SLURM, run as background processes. The real-SLURM failure cases (a real TIMEOUT,
-scancel, kill -9 of the runner) are in test_packing_slurm.py."""
+scancel, kill -9 of the runner) are in test_timeouts_slurm.py."""
 
 from __future__ import annotations
 

@@ -157,7 +157,7 @@ def _poll_until_none_active(timeout_s: float = 60) -> list:  # type: ignore[type
         if not [j for j in orion_json("ls", "-n", "1000") if j["status"] in ("queued", "running")]:
             return results
         assert time.monotonic() < deadline
-        time.sleep(1)
+        time.sleep(0.5)
 
 
 def test_every_poison_is_confined_to_its_job(backend: str, tmp_path: Path) -> None:

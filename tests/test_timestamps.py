@@ -39,6 +39,11 @@ def test_a_job_noticed_late_keeps_its_own_start_and_end(
     stamp = datetime.fromisoformat
     assert stamp(job["started_at"]) == stamp(started)
     assert stamp(job["finished_at"]) == stamp(finished)
+    [attempt] = job["attempts"]  # the attempt's record has the same true times
+    assert (stamp(attempt["started_at"]), stamp(attempt["finished_at"])) == (
+        stamp(started),
+        stamp(finished),
+    )
     assert job["run_s"] == pytest.approx(
         (stamp(finished) - stamp(started)).total_seconds(), abs=1e-3
     )

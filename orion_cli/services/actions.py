@@ -53,8 +53,6 @@ def _cancel(settings: Settings, selection: Selection, with_dependents: bool) -> 
                 report.skip(job.id or 0, why, f"job {job.id} is already {job.status}")
         jobs += _dependents(session, jobs, with_dependents, report)
         active = [job for job in jobs if JobStatus(job.status).is_active and job.scheduler_job_id]
-        for job in jobs:
-            job.next_attempt_at = None
         # recorded first: the write locks the rows until the commit, so a poll that sees the
         # scheduler's CANCELLED meanwhile waits, then finds the jobs cancelled here
         if jobs:

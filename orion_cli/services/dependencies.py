@@ -289,7 +289,6 @@ def cascade_failures(session: Session, settings: Settings, owner: str, at: datet
                 text += f" because job {origin} failed"
             if JobStatus(child.status).is_active and child.scheduler_job_id:
                 to_cancel.setdefault(child.scheduler, []).append(child.scheduler_job_id)
-            child.next_attempt_at = None
             jobs.append(child)
             texts.append(text)
             done.cancelled.append(child.id or 0)
@@ -339,6 +338,92 @@ def cascade_committed(session: Session, settings: Settings, at: datetime, report
     report.errors.extend(done.errors)
     for job_id in done.cancelled:
         report.changed[job_id] = JobStatus.CANCELLED.value
+
+
+def settle_never_satisfied(session: Session, settings: Settings, at: datetime, report: Any) -> None:
+    """Cancel the queued jobs the scheduler reports ``DependencyNeverSatisfied``, if orion
+    cannot tell of a retry that would let them run; commit.
+
+    Runs after the cascade, which has already cancelled (naming the parent) the jobs whose
+    orion parent ended for good. A job with a parent still queued, running or due a retry
+    is left alone: the retry re-points it. A job whose orion parents have all completed
+    waits in the scheduler for something else (an attempt since superseded, a packed task
+    that failed after the parent's own job): its dependency is cleared and it starts. A
+    job with no orion parent waits for a job orion does not follow (an adopted job's own
+    ``--dependency``): it gets a warning note and is cancelled(dependency_failed) saying
+    so, not left pending for ever.
+    """
+    from orion_cli.db.models import Job as JobRow
+    from orion_cli.schedulers import scheduler_for
+    from orion_cli.services.lifecycle import note_many, transition_many
+
+    found, report.never_satisfied = report.never_satisfied, {}
+    for name, ids in found.items():
+        parents = parent_states(session, ids)
+        jobs = [
+            job
+            for job in (session.get(JobRow, job_id) for job_id in ids)
+            if job is not None
+            and job.status == JobStatus.QUEUED.value
+            and all(state.done for state in parents.get(job.id or 0, []))
+        ]
+        released = [job for job in jobs if parents.get(job.id or 0)]
+        if released:
+            _clear_dependencies(session, scheduler_for(settings, name), released, at, report)
+        jobs = [job for job in jobs if not parents.get(job.id or 0)]
+        if not jobs:
+            continue
+        text = (
+            f"{name} reports DependencyNeverSatisfied: a job it waits for that orion does not "
+            "follow ended without success"
+        )
+        try:
+            note_many(session, [(job, f"warning: {text}") for job in jobs], source="poll", at=at)
+            transition_many(
+                session,
+                jobs,
+                JobStatus.CANCELLED,
+                source="poll",
+                at=at,
+                reason=FailureReason.DEPENDENCY_FAILED,
+                message=f"{text}; cancelled (`orion retry` submits it again)",
+            )
+            session.commit()
+        except Exception as exc:  # noqa: BLE001 - reported; the next poll tries again
+            session.rollback()
+            report.errors.append(f"cancelling jobs that can never start: {exc}"[:400])
+            continue
+        for job in jobs:
+            report.changed[job.id or 0] = JobStatus.CANCELLED.value
+            report.notes.append(f"job {job.id}: cancelled, {text}")
+        try:
+            scheduler_for(settings, name).cancel([job.scheduler_job_id or "" for job in jobs])
+        except OrionError as exc:
+            report.errors.append(f"cancelling {name} jobs {ids}: {exc.one_line()} — cancel by hand")
+
+
+def _clear_dependencies(
+    session: Session, scheduler: Any, jobs: Sequence[Job], at: datetime, report: Any
+) -> None:
+    """Let jobs whose orion parents have all completed start: clear their scheduler
+    dependency (which can never be met), with a note; commit."""
+    from orion_cli.services.lifecycle import note_many
+
+    notes = []
+    for job in jobs:
+        try:
+            scheduler.set_dependency([job.scheduler_job_id or ""], ())
+        except OrionError as exc:
+            report.errors.append(f"job {job.id}: clearing its dependency: {exc.one_line()}")
+            continue
+        text = (
+            f"its parents completed, yet {job.scheduler} reported DependencyNeverSatisfied "
+            "(it waited for an earlier attempt or task): dependency cleared, it starts now"
+        )
+        notes.append((job, text))
+        report.notes.append(f"job {job.id}: {text}")
+    note_many(session, notes, source="poll", at=at)
+    session.commit()
 
 
 def _blocked_children(session: Session, owner: str) -> list[tuple[Job, Job]]:

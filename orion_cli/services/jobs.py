@@ -77,6 +77,7 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
                 "raw_state": a.raw_state,
                 "message": a.message,
                 "submitted_at": a.submitted_at.isoformat() if a.submitted_at else None,
+                "started_at": a.started_at.isoformat() if a.started_at else None,
                 "finished_at": a.finished_at.isoformat() if a.finished_at else None,
             }
             for a in attempts

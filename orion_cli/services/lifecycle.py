@@ -1,7 +1,11 @@
-"""The one function that changes jobs' status, and writes the events that say so.
+"""The one place where a job's lifecycle changes, with the events that say so.
 
-It also keeps each job's attempt history in step. It takes many jobs at once so that
-bulk submission and big poll cycles write their events with one multi-row INSERT.
+Whatever an attempt touches changes here: the status (:func:`transition_many`, checked
+against the table in :mod:`orion_cli.states`), the attempt number, row, resources and
+scheduler job id (:func:`submitted`, :func:`start_attempt`, :func:`attempt_refused`), a
+changed failure reason, "submit outcome unknown" and "retry due at T"
+(:func:`set_retry_due`). The functions take many jobs at once where a poll or a bulk
+submit needs it, so that their events go in with one multi-row INSERT.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sqlmodel import Session, col, select
 from orion_cli.db.models import Job, JobAttempt, JobEvent, now_utc
 from orion_cli.errors import IllegalTransition, RaceLost
 from orion_cli.identity import current_user
+from orion_cli.resources import Resources
 from orion_cli.states import FailureReason, JobStatus, can_transition
 
 
@@ -234,6 +239,142 @@ def submit_outcome_settled(
     session.execute(insert(JobEvent), [_note_row(job, source, message, at)])
 
 
+def set_retry_due(
+    session: Session,
+    plans: Sequence[tuple[Job, datetime | None]],
+    *,
+    source: str,
+    at: datetime | None = None,
+) -> None:
+    """Schedule (a time) or clear (None) the next attempt of failed jobs.
+
+    Each change gets a note event saying when the retry is due, or that the one that was
+    due is no longer pending; a job whose due time does not change is not touched.
+    """
+    at = at or now_utc()
+    rows = []
+    for job, due in plans:
+        old = job.next_attempt_at
+        if (old and _as_utc(old)) == (due and _as_utc(due)):
+            continue
+        job.next_attempt_at, job.updated_at = due, at
+        session.add(job)
+        when = _as_utc(due or old)  # type: ignore[arg-type]  # not both None: compared above
+        text = (
+            f"retry due at {when:%Y-%m-%d %H:%M:%S} UTC (attempt {job.attempt + 1})"
+            if due is not None
+            else f"the retry due at {when:%Y-%m-%d %H:%M:%S} UTC is not pending any more"
+        )
+        rows.append(_note_row(job, source, text, at))
+    if rows:
+        session.execute(insert(JobEvent), rows)
+
+
+def _as_utc(at: datetime) -> datetime:
+    """SQLite gives naive datetimes back for UTC columns; read them as UTC."""
+    from datetime import UTC
+
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def submitted(
+    session: Session,
+    jobs: Sequence[Job],
+    scheduler_job_ids: Sequence[str],
+    *,
+    source: str,
+    message: str | Sequence[str | None] | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Record that the scheduler took the jobs' current attempt: their scheduler job ids,
+    queued, with an event and the attempt row (the scheduler's state stays unset until it
+    reports one)."""
+    for job, scheduler_job_id in zip(jobs, scheduler_job_ids, strict=True):
+        job.scheduler_job_id = scheduler_job_id
+    transition_many(session, jobs, JobStatus.QUEUED, source=source, message=message, at=at)
+
+
+def start_attempt(
+    session: Session,
+    job: Job,
+    attempt: int,
+    resources: Resources,
+    scheduler_job_id: str,
+    *,
+    source: str,
+    message: str,
+    at: datetime | None = None,
+) -> None:
+    """Record a failed or cancelled job's next attempt, which the scheduler took: its
+    number and resources, then :func:`submitted` (its pending retry is cleared)."""
+    job.attempt = attempt
+    _set_resources(job, resources)
+    submitted(session, [job], [scheduler_job_id], source=source, message=message, at=at)
+
+
+def attempt_refused(
+    session: Session,
+    job: Job,
+    attempt: int,
+    resources: Resources,
+    message: str,
+    *,
+    source: str,
+    at: datetime | None = None,
+) -> None:
+    """Record an attempt the scheduler refused: it counts (number, resources, its own
+    attempt row failed with submit_error); the job stays failed, now for submit_error."""
+    at = at or now_utc()
+    job.attempt = attempt
+    _set_resources(job, resources)
+    session.add(
+        JobAttempt(
+            job_id=job.id or 0,
+            attempt=attempt,
+            walltime_s=job.walltime_s,
+            mem_mb=job.mem_mb,
+            status=JobStatus.FAILED.value,
+            reason=FailureReason.SUBMIT_ERROR.value,
+            message=message,
+            finished_at=at,
+        )
+    )
+    job.scheduler_job_id = None
+    change_reason(session, job, FailureReason.SUBMIT_ERROR, message, source=source, at=at)
+
+
+def _set_resources(job: Job, resources: Resources) -> None:
+    """Write ``resources`` into the job row, assigning only what differs (no needless UPDATE)."""
+    for name, value in resources.row().items():
+        if getattr(job, name) != value:
+            setattr(job, name, value)
+
+
+def record_times(
+    session: Session, times: Sequence[tuple[Job, datetime | None, datetime | None]]
+) -> None:
+    """Set when the jobs' current attempts really started and ended (as the jobs wrote it),
+    on the job rows and on their attempt rows; the poll that noticed came later.
+
+    A start is set on a running or ended job, an end on an ended one only.
+    """
+    items = []
+    for job, started, ended in times:
+        status = JobStatus(job.status)
+        start = started if status is JobStatus.RUNNING or status.is_final else None
+        end = ended if status.is_final else None
+        if start or end:
+            items.append((job, start, end))
+    current = _current_attempts(session, [job for job, _, _ in items]) if items else {}
+    for job, start, end in items:
+        row = current.get((job.id or 0, job.attempt))
+        for target in (job, row) if row is not None else (job,):
+            if start:
+                target.started_at = start
+            if end:
+                target.finished_at = end
+
+
 def _note_row(
     job: Job, source: str, message: str, at: datetime, reason: FailureReason | None = None
 ) -> dict[str, Any]:
@@ -291,6 +432,8 @@ def _apply(
     """Set the job's own fields for the move ``old`` → ``new``."""
     job.status = new.value
     job.failure_reason = reason.value if reason else None
+    if job.next_attempt_at is not None:  # any move ends a pending retry (set_retry_due)
+        job.next_attempt_at = None
     if message and new is JobStatus.FAILED:
         job.error_message = message
     if new is JobStatus.QUEUED and old is JobStatus.RUNNING:  # requeued: same attempt, again
@@ -303,7 +446,6 @@ def _apply(
         job.submit_unknown_since = None
         if old is not JobStatus.CREATED:  # a new attempt starts from scratch
             job.finished_at = None
-            job.next_attempt_at = None
             job.error_message = None
             job.exit_code = None
             job.exit_signal = None

@@ -215,8 +215,7 @@ def _requeue_array(
             reason=FailureReason.SUBMIT_ERROR,
             message=f"not started in its packed task; resubmitting it failed: {exc.one_line()}",
         )
-        for job in jobs:
-            schedule_retry(job, now)
+        schedule_retry(session, jobs, now, source="poll")
         return f"jobs {first.id}..: resubmitting the unstarted failed: {exc.one_line()}"
     task_of = {index: task for task, group in enumerate(groups) for index in group}
     new_ids = [f"{array_id}_{task_of[job.array_index or 0]}" for job in jobs]

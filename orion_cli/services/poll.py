@@ -38,7 +38,7 @@ from orion_cli.jobdir import RESULT_FILE, JobFileError, read_events, read_result
 from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import JobInfo
 from orion_cli.services.group import check_role
-from orion_cli.services.lifecycle import note_many, transition_many
+from orion_cli.services.lifecycle import note_many, record_times, transition_many
 from orion_cli.services.recovery import recover_unsubmitted
 from orion_cli.services.retry import adopt_or_resubmit, schedule_retry
 from orion_cli.services.scf_retry import retry_due as scf_retry_due
@@ -58,6 +58,8 @@ class PollReport:
     overlapped: bool = False
     #: wall time of the cycle (lock to commit)
     duration_s: float = 0.0
+    #: queued jobs the scheduler says can never start (DependencyNeverSatisfied), per backend
+    never_satisfied: dict[str, list[int]] = field(default_factory=dict)
 
 
 #: notes on one job per cycle beyond this are counted, not kept
@@ -81,14 +83,9 @@ class JobNotes:
             _, old_started, old_ended = self.times.get(id(job), (job, None, None))
             self.times[id(job)] = (job, started or old_started, ended or old_ended)
 
-    def apply_times(self) -> None:
-        """Set true start and end times on the jobs that reached those states."""
-        for job, started, ended in self.times.values():
-            status = JobStatus(job.status)
-            if started and (status is JobStatus.RUNNING or status.is_final):
-                job.started_at = started
-            if ended and status.is_final:
-                job.finished_at = ended
+    def apply_times(self, session: Session) -> None:
+        """Set true start and end times on the jobs (and attempts) that reached those states."""
+        record_times(session, list(self.times.values()))
 
     def add(self, job: Job, text: str) -> None:
         self.by_job.setdefault(id(job), (job, []))[1].append(text)
@@ -476,17 +473,16 @@ def reconcile(
                 notes.add(job, clean_text(text, 400))
                 report.errors.append(f"job {job.id}: {clean_text(text, 400)}")
     moves.apply(session, now)
-    notes.apply_times()
+    notes.apply_times(session)
     notes.write(session, now)
     report.requeue.update({job.id or 0: why for job, why in moves.requeued.values()})
     changed: dict[int, str] = {}
     for job in jobs:
         if job.status != before[id(job)]:
             changed[job.id or 0] = job.status
-            if job.status == JobStatus.FAILED.value:
-                schedule_retry(
-                    job, now, scf_retry=bool(job.on_scf_fail) and scf_retry_due(session, job)
-                )
+    failed = [job for job in jobs if job.id in changed and job.status == JobStatus.FAILED.value]
+    scf = [bool(job.on_scf_fail) and scf_retry_due(session, job) for job in failed]
+    schedule_retry(session, failed, now, source="poll", scf_retry=scf)
     return changed
 
 
@@ -591,7 +587,7 @@ def _query_allowed(settings: Settings, scheduler_name: str) -> float | None:
 def _poll_all(session: Session, settings: Settings, now: datetime, report: PollReport) -> None:
     from sqlalchemy.exc import OperationalError
 
-    from orion_cli.services.dependencies import cascade_committed
+    from orion_cli.services.dependencies import cascade_committed, settle_never_satisfied
 
     for name, group in _jobs_by_scheduler(session, now).items():
         asked_s_ago = _query_allowed(settings, name)
@@ -616,6 +612,7 @@ def _poll_all(session: Session, settings: Settings, now: datetime, report: PollR
                 " — its remaining jobs were left unchanged"
             )
     cascade_committed(session, settings, now, report)  # after retries: a retried parent waits
+    settle_never_satisfied(session, settings, now, report)  # after the cascade: see there
 
 
 WATCHED_COLUMNS = (
@@ -666,6 +663,11 @@ def _unchanged(row: Row[Any], info: JobInfo | None) -> bool:
     return info.status is JobStatus.QUEUED and same
 
 
+def _never_satisfied(info: JobInfo | None) -> bool:
+    """SLURM's pending reason for a job whose dependency failed: it will never start."""
+    return info is not None and info.pending_reason == "DependencyNeverSatisfied"
+
+
 def _poll_group(
     session: Session,
     settings: Settings,
@@ -707,6 +709,9 @@ def _poll_group(
         report.scheduler_calls += 1
         report.checked += len(active)
         closer = [r.id for r in active if not _unchanged(r, infos.get(r.scheduler_job_id or ""))]
+        stuck = [r.id for r in active if _never_satisfied(infos.get(r.scheduler_job_id or ""))]
+        if stuck:
+            report.never_satisfied.setdefault(rows[0].scheduler, []).extend(stuck)
         _reconcile_committed(session, closer, infos, now, settings.lost_grace_s, report)
         looked_at = set(closer)
         due_ids += [

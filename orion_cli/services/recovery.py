@@ -17,7 +17,7 @@ from orion_cli.db.models import Job
 from orion_cli.db.session import instance_id
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused, UsageError
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
-from orion_cli.services.lifecycle import transition
+from orion_cli.services.lifecycle import submitted, transition
 from orion_cli.services.retry import schedule_retry
 from orion_cli.states import FailureReason, JobStatus
 
@@ -92,18 +92,19 @@ def _recover_group(
                     reason=FailureReason.SUBMIT_ERROR,
                     message=exc.one_line(),
                 )
-                schedule_retry(job, now, final=isinstance(exc, SubmitRefused))
+            schedule_retry(
+                session, group, now, source="recovery", final=isinstance(exc, SubmitRefused)
+            )
             return f"{name}*: {exc.one_line()}"
-    for job in group:
-        task = (job.array_index or 0) // max(job.pack, 1)  # packed: jobs i*pack.. in task i
-        job.scheduler_job_id = f"{scheduler_job_id}_{task}" if is_array else scheduler_job_id
-        transition(
-            session,
-            job,
-            JobStatus.QUEUED,
-            source="recovery",
-            at=now,
-            message=f"{how} {job.scheduler} job {job.scheduler_job_id} after an interrupted submit",
-        )
+    tasks = [(job.array_index or 0) // max(job.pack, 1) for job in group]  # packed: i*pack..
+    sids = [f"{scheduler_job_id}_{task}" if is_array else scheduler_job_id for task in tasks]
+    submitted(
+        session,
+        group,
+        sids,
+        source="recovery",
+        at=now,
+        message=[f"{how} {first.scheduler} job {sid} after an interrupted submit" for sid in sids],
+    )
     ids = f"jobs {first.id}-{group[-1].id}" if is_array else f"job {first.id}"
     return f"{ids}: {how} {first.scheduler} job {scheduler_job_id}"

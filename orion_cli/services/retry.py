@@ -1,7 +1,8 @@
 """Retries by policy: which failures come back, with what resources, and when.
 
 A failed attempt with a retryable reason (timeout, out of memory, node failure, lost,
-submit error) gets ``next_attempt_at``; the poller then submits the next attempt with
+submit error) is due for a retry (:func:`schedule_retry`, written by
+:func:`~orion_cli.services.lifecycle.set_retry_due`); the poller then submits the next attempt with
 ``sbatch --begin`` carrying the exponential back-off (60 s, 120 s, 240 s by default), so
 nothing sleeps. TIMEOUT doubles the walltime (capped by the partition's MaxTime),
 OUT_OF_MEMORY doubles the memory; NODE_FAIL and LOST keep the resources.
@@ -10,6 +11,7 @@ OUT_OF_MEMORY doubles the memory; NODE_FAIL and LOST keep the resources.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,13 +29,14 @@ from orion_cli.limits import MAX_MEM_MB, MAX_RETRY_DELAY_S, MAX_WALLTIME_S
 from orion_cli.resources import Resources
 from orion_cli.schedulers.base import SubmitOptions
 from orion_cli.services.lifecycle import (
-    change_reason,
+    attempt_refused,
     claim,
+    set_retry_due,
+    start_attempt,
     submit_outcome_settled,
     submit_outcome_unknown,
-    transition,
 )
-from orion_cli.states import RETRYABLE_REASONS, FailureReason, JobStatus
+from orion_cli.states import RETRYABLE_REASONS, FailureReason
 from orion_cli.taskfile import ensure_made
 
 DEFAULT_BASE_MEM_MB = 2048
@@ -103,24 +106,43 @@ def _escalated(job: Job, scheduler: Any) -> Escalation:
     return escalate(Resources.of(job), reason, _partition_max_s(scheduler, job.partition))
 
 
-def schedule_retry(job: Job, now: datetime, final: bool = False, scf_retry: bool = False) -> bool:
-    """Mark a just-failed job for an automatic retry if its reason and budget allow.
+def retry_due(
+    job: Job, now: datetime, final: bool = False, scf_retry: bool = False
+) -> datetime | None:
+    """When a just-failed job's next attempt is due, or None if it is not retried.
 
     ``final``: the scheduler refused the job for good (SubmitRefused): never retried.
     ``scf_retry``: its SCF did not converge and ``--on-scf-fail`` asks for one retry, now.
     """
     if scf_retry and not final:
-        job.next_attempt_at = now
-        return True
+        return now
     reason = FailureReason(job.failure_reason) if job.failure_reason else None
     if final or reason not in RETRYABLE_REASONS or job.attempt > job.max_retries:
-        job.next_attempt_at = None
-        return False
+        return None
     wait_s = (
         backoff_s(job.retry_delay_s, job.attempt) if reason is FailureReason.SUBMIT_ERROR else 0
     )  # the scheduler holds the next attempt back with --begin
-    job.next_attempt_at = now + timedelta(seconds=wait_s)
-    return True
+    return now + timedelta(seconds=wait_s)
+
+
+def schedule_retry(
+    session: Session,
+    jobs: Sequence[Job],
+    now: datetime,
+    *,
+    source: str,
+    final: bool = False,
+    scf_retry: Sequence[bool] = (),
+) -> list[bool]:
+    """Decide for just-failed ``jobs`` whether and when they are retried, and record it.
+
+    ``scf_retry``: per job, whether ``--on-scf-fail`` asks for its retry. Returns, per
+    job, whether a retry is due.
+    """
+    scf = list(scf_retry) or [False] * len(jobs)
+    plans = [(job, retry_due(job, now, final, s)) for job, s in zip(jobs, scf, strict=True)]
+    set_retry_due(session, plans, source=source, at=now)
+    return [due is not None for _, due in plans]
 
 
 def _partition_max_s(scheduler: Any, partition: str) -> int | None:
@@ -143,13 +165,12 @@ def adopt_or_resubmit(
         prefix = job_name_prefix(job.id or 0, instance_id(session))
         found = scheduler.find_by_name([prefix]).get(prefix)
         if found and found not in known:
-            _set_resources(job, _escalated(job, scheduler).resources)
-            job.attempt += 1
-            job.scheduler_job_id = found
-            transition(
+            start_attempt(
                 session,
                 job,
-                JobStatus.QUEUED,
+                job.attempt + 1,
+                _escalated(job, scheduler).resources,
+                found,
                 source="recovery",
                 at=now,
                 message=f"found {job.scheduler} job {found} after an unanswered sbatch",
@@ -234,19 +255,16 @@ def resubmit(
         job_file = read_json(workdir / JOB_FILE) or {}
         write_json_atomic(workdir / JOB_FILE, {**job_file, "attempt": attempt})
     begin = now + timedelta(seconds=delay_s) if delay_s else None
-    previous = (job.attempt, Resources.of(job))
-    job.attempt = attempt
-    _set_resources(job, res.resources)
     script, options = workdir / SCRIPT_NAME, SubmitOptions(begin=begin, after=after)
     if job.script:
         from orion_cli.services.scripts import script_submission
 
-        script, options = script_submission(job, spec.instance, begin=begin, after=after)
+        script, options = script_submission(
+            job, spec.instance, begin=begin, after=after, attempt=attempt, resources=res.resources
+        )
     try:
-        job.scheduler_job_id = scheduler.submit(script, options)
-    except SubmitOutcomeUnknown as exc:
-        job.attempt = previous[0]  # as if not tried: looked up first
-        _set_resources(job, previous[1])
+        scheduler_job_id = scheduler.submit(script, options)
+    except SubmitOutcomeUnknown as exc:  # the attempt is not counted: looked up first
         submit_outcome_unknown(
             session,
             job,
@@ -257,7 +275,7 @@ def resubmit(
         )
         return f"job {job.id}: attempt {attempt}: {exc.one_line()}"
     except SchedulerError as exc:
-        return _resubmit_failed(session, job, exc, now)
+        return _resubmit_failed(session, job, exc, now, attempt, res.resources)
     when = f", begins after {delay_s} s" if delay_s else ""
     which = (
         f"attempt {attempt} (orion retry)"
@@ -268,12 +286,14 @@ def resubmit(
     )
     message = (
         f"{which} after {reason or 'request'}: "
-        f"{res.note}{when}{changed}; {job.scheduler} job {job.scheduler_job_id}"
+        f"{res.note}{when}{changed}; {job.scheduler} job {scheduler_job_id}"
     )
-    transition(
+    start_attempt(
         session,
         job,
-        JobStatus.QUEUED,
+        attempt,
+        res.resources,
+        scheduler_job_id,
         source="user" if manual else "retry",
         message=message,
         at=now,
@@ -282,31 +302,30 @@ def resubmit(
     return f"job {job.id}: {message}" + "".join(f"; {line}" for line in repointed)
 
 
-def _set_resources(job: Job, resources: Resources) -> None:
-    """Write ``resources`` into the job row, assigning only what differs (no needless UPDATE)."""
-    for name, value in resources.row().items():
-        if getattr(job, name) != value:
-            setattr(job, name, value)
+def _resubmit_failed(
+    session: Session,
+    job: Job,
+    exc: SchedulerError,
+    now: datetime,
+    attempt: int | None = None,
+    resources: Resources | None = None,
+) -> str:
+    """Record an attempt that the scheduler refused; the job stays failed(submit_error).
 
-
-def _resubmit_failed(session: Session, job: Job, exc: SchedulerError, now: datetime) -> str:
-    """Record an attempt that the scheduler refused; the job stays failed(submit_error)."""
+    Without ``attempt`` (the attempt could not even be prepared) the current one is recorded.
+    """
     text = exc.one_line()
-    session.add(
-        JobAttempt(
-            job_id=job.id or 0,
-            attempt=job.attempt,
-            walltime_s=job.walltime_s,
-            mem_mb=job.mem_mb,
-            status=JobStatus.FAILED.value,
-            reason=FailureReason.SUBMIT_ERROR.value,
-            message=text,
-            finished_at=now,
-        )
+    attempt_refused(
+        session,
+        job,
+        attempt or job.attempt,
+        resources or Resources.of(job),
+        text,
+        source="retry",
+        at=now,
     )
-    job.scheduler_job_id = None
-    change_reason(session, job, FailureReason.SUBMIT_ERROR, text, source="retry", at=now)
-    scheduled = schedule_retry(job, now, final=isinstance(exc, SubmitRefused))
-    session.add(job)
+    [scheduled] = schedule_retry(
+        session, [job], now, source="retry", final=isinstance(exc, SubmitRefused)
+    )
     tail = f"; next try at {job.next_attempt_at:%H:%M:%S}" if scheduled else "; no retries left"
     return f"job {job.id}: attempt {job.attempt} not submitted: {text}{tail}"

@@ -196,27 +196,32 @@ def script_submission(
     hold: bool = False,
     begin: datetime | None = None,
     after: tuple[tuple[str, str], ...] = (),
+    attempt: int | None = None,
+    resources: Resources | None = None,
 ) -> tuple[Path, SubmitOptions]:
-    """The script copy and the sbatch options of the job's current attempt.
+    """The script copy and the sbatch options of an attempt (default: the job's current one).
 
-    Pure but for nothing: reads only the row (``job.script``, resources, attempt).
+    Pure: reads only the row (``job.script``, resources, attempt) and the arguments.
+    ``attempt``/``resources``: those of a retry not recorded yet.
     """
     script = job.script or {}
     workdir = Path(job.workdir)
+    attempt = attempt or job.attempt
+    walltime_s, mem_mb = (resources or job).walltime_s, (resources or job).mem_mb
     spec = BatchSpec(
         orion_id=job.id or 0,
         name=job.name,
         workdir=workdir,
         python="",
-        resources=Resources(walltime_s=job.walltime_s),
-        attempt=job.attempt,
+        resources=Resources(walltime_s=walltime_s),
+        attempt=attempt,
         instance=instance,
     )  # the name and output path need no more
     extra = [f"--job-name={slurm_job_name(spec)}", *script.get("options", [])]
-    if job.walltime_s != script.get("own_time"):  # a flag, orion's default or a retry's
-        extra.append(f"--time={format_walltime(job.walltime_s)}")
-    if job.mem_mb and job.mem_mb != script.get("own_mem_mb"):
-        extra.append(f"--mem={job.mem_mb}M")
+    if walltime_s != script.get("own_time"):  # a flag, orion's default or a retry's
+        extra.append(f"--time={format_walltime(walltime_s)}")
+    if mem_mb and mem_mb != script.get("own_mem_mb"):
+        extra.append(f"--mem={mem_mb}M")
     output = slurm_filename(spec.output_path)
     if not script.get("own_output") and output is not None:
         extra.append(f"--output={output}")
@@ -225,7 +230,7 @@ def script_submission(
             script.get("export"),
             {
                 "ORION_JOB_ID": str(job.id),
-                "ORION_ATTEMPT": str(job.attempt),
+                "ORION_ATTEMPT": str(attempt),
                 "ORION_JOB_DIR": str(workdir),
             },
         )

@@ -501,14 +501,12 @@ def _record(
 def _queued(
     session: Session, jobs: list[Job], scheduler_job_ids: list[str], scheduler_name: str
 ) -> None:
-    from orion_cli.services.lifecycle import transition_many
+    from orion_cli.services.lifecycle import submitted
 
-    for job, scheduler_job_id in zip(jobs, scheduler_job_ids, strict=True):
-        job.scheduler_job_id = scheduler_job_id  # raw_state stays unset until squeue says
-    transition_many(
+    submitted(
         session,
         jobs,
-        JobStatus.QUEUED,
+        scheduler_job_ids,
         source="submit",
         message=[f"{scheduler_name} job {sid}" for sid in scheduler_job_ids],
     )
@@ -532,7 +530,7 @@ def _refused(session: Session, jobs: list[Job], exc: SchedulerError, result: Sub
         message=exc.one_line(),
     )
     final = isinstance(exc, SubmitRefused)
-    retrying = [schedule_retry(job, now, final=final) for job in jobs][-1]
+    retrying = schedule_retry(session, jobs, now, source="submit", final=final)[-1]
     first, last = jobs[0].id, jobs[-1].id
     which = f"job {first}" if len(jobs) == 1 else f"jobs {first}-{last}"
     if final:  # the hint already says it is not retried

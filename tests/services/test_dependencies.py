@@ -152,40 +152,6 @@ def test_retried_parent_repoints_its_child_local(
     assert run_times("local", orion_home, jobs[child]["scheduler_job_id"])[0] >= parent_end
 
 
-@pytest.mark.slurm
-@pytest.mark.postgres
-def test_child_waits_for_a_parent_retried_after_timeout(
-    orion_home: Path, slurm: None, postgres_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Real TIMEOUT: the child is re-pointed at attempt 2 and runs after it (about 3 min)."""
-    monkeypatch.setenv("ORION_DATABASE_URL", postgres_url)
-    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
-    monkeypatch.setenv("ORION_SOFT_MARGIN_S", "0")
-    orion("db", "upgrade")
-    parent = submit(
-        "--engine",
-        "mock",
-        "-p",
-        "duration_s=75",
-        "--walltime",
-        "1m",
-        "--retries",
-        "1",
-        "--retry-delay",
-        "1s",
-    )
-    child = submit("--engine", "mock", "-p", "duration_s=0", "--after", str(parent))
-    jobs = {job["id"]: job for job in poll_until_final([parent, child], 420)}
-    assert (jobs[parent]["status"], jobs[parent]["attempt"]) == ("completed", 2)
-    assert jobs[parent]["attempts"][0]["reason"] == "timeout"
-    assert jobs[child]["status"] == "completed"
-    new_sid = jobs[parent]["scheduler_job_id"]
-    assert (
-        run_times("slurm", orion_home, jobs[child]["scheduler_job_id"])[0]
-        >= run_times("slurm", orion_home, new_sid)[1]
-    )
-
-
 def _job_count() -> int:
     return len(orion_json("ls", "--all-users"))
 
@@ -223,3 +189,96 @@ def test_bad_dependencies_exit_2_and_write_nothing(
     assert "belongs to someone-else" in result.stderr
     assert _job_count() == before
     orion("submit", CU, "--engine", "emt", "--after-any", str(parent))  # allowed: any outcome
+
+
+def _squeue(*scheduler_job_ids: str) -> str:
+    return subprocess.run(
+        ["squeue", "-h", "-j", ",".join(scheduler_job_ids), "-o", "%i %T %r"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+@pytest.mark.slurm
+def test_parent_scancelled_outside_orion_cancels_its_child(
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SLURM leaves the child pending (DependencyNeverSatisfied); the poller cancels it."""
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    parent = submit("--engine", "mock", "-p", "duration_s=0", "--hold")
+    child = submit("--engine", "mock", "-p", "duration_s=0", "--after", str(parent))
+    parent_sid = orion_json("show", str(parent))["scheduler_job_id"]
+    subprocess.run(["scancel", parent_sid], check=True)
+    jobs = {job["id"]: job for job in poll_until_final([parent, child], 60)}
+    assert (jobs[parent]["status"], jobs[parent]["failure_reason"]) == (
+        "cancelled",
+        "cancelled_externally",
+    )
+    assert (jobs[child]["status"], jobs[child]["failure_reason"]) == (
+        "cancelled",
+        "dependency_failed",
+    )
+    assert f"parent job {parent} cancelled" in jobs[child]["events"][-1]["message"]
+    assert _squeue(jobs[child]["scheduler_job_id"]) == ""
+
+
+def _sbatch(*args: str) -> str:
+    return subprocess.run(
+        ["sbatch", "--parsable", "--chdir=/tmp", "--output=/dev/null", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+@pytest.mark.slurm
+def test_dependency_never_satisfied_outside_orion_is_cancelled_with_a_warning(
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An adopted job waits for a job orion does not know, which is cancelled: SLURM says
+    DependencyNeverSatisfied, so the poller cancels it, saying why, instead of waiting for ever."""
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    foreign = _sbatch("-H", "--wrap", "true")
+    waiting = _sbatch(f"--dependency=afterok:{foreign}", "--wrap", "true")
+    try:
+        [line] = orion("adopt", waiting).stdout.splitlines()
+        job_id = int(line.split(":")[0])
+        subprocess.run(["scancel", foreign], check=True)
+        deadline = time.monotonic() + 30
+        while "DependencyNeverSatisfied" not in _squeue(waiting):  # SLURM's own verdict first
+            assert time.monotonic() < deadline, _squeue(waiting)
+            time.sleep(0.5)
+        [job] = poll_until_final([job_id], 30)
+    finally:
+        subprocess.run(["scancel", foreign, waiting], capture_output=True)  # if it failed
+    assert (job["status"], job["failure_reason"]) == ("cancelled", "dependency_failed")
+    notes = [e["message"] for e in job["events"] if e["from"] == e["to"]]
+    assert any(n.startswith("warning:") and "DependencyNeverSatisfied" in n for n in notes)
+    assert "DependencyNeverSatisfied" in job["events"][-1]["message"]
+    assert _squeue(waiting) == ""
+
+
+@pytest.mark.slurm
+def test_a_child_whose_parents_completed_is_let_run_when_slurm_says_never(
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SLURM's dependency of a child points at a job that failed, while its orion parent
+    completed (what a superseded attempt or a failed packed task leaves): cleared, it runs."""
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    parent = submit("--engine", "mock", "-p", "duration_s=0", "--hold")
+    child = submit("--engine", "mock", "-p", "duration_s=0", "--after", str(parent))
+    foreign = _sbatch("-H", "--wrap", "true")
+    try:
+        child_sid = orion_json("show", str(child))["scheduler_job_id"]
+        subprocess.run(
+            ["scontrol", "update", f"JobId={child_sid}", f"Dependency=afterok:{foreign}"],
+            check=True,
+        )
+        subprocess.run(["scancel", foreign], check=True)
+        orion("release", str(parent))
+        jobs = {job["id"]: job for job in poll_until_final([parent, child], 90)}
+    finally:
+        subprocess.run(["scancel", foreign], capture_output=True)
+    assert jobs[parent]["status"] == "completed"
+    assert jobs[child]["status"] == "completed", jobs[child]["events"]
+    assert any("dependency cleared" in (e["message"] or "") for e in jobs[child]["events"])

@@ -3,6 +3,7 @@ only the scheduler's own words."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,14 @@ def test_a_refused_retry_changes_the_reason_with_an_event(
     job = orion_json("show", str(job_id))
     assert (job["status"], job["failure_reason"]) == ("failed", "submit_error")
     events = _events(job_id)
-    failed = [e for e in events if e.to_status == "failed"]
+    failed = [e for e in events if e.to_status == "failed" and e.reason]
     assert [e.reason for e in failed] == ["timeout", "submit_error"]
     assert failed[-1].from_status == "failed"  # a note: the status stays, the reason changes
     assert "Socket timed out" in (failed[-1].message or "")
+    due = [e.message or "" for e in events if (e.message or "").startswith("retry due at")]
+    assert [text[text.rindex("(") :] for text in due] == ["(attempt 2)", "(attempt 3)"]
+    next_at = datetime.fromisoformat(job["next_attempt_at"]).astimezone(UTC)
+    assert due[-1] == f"retry due at {next_at:%Y-%m-%d %H:%M:%S} UTC (attempt 3)"
     orion("cancel", str(job_id))
+    cancelled = orion_json("show", str(job_id))
+    assert (cancelled["status"], cancelled["next_attempt_at"]) == ("cancelled", None)
