@@ -97,6 +97,13 @@ def test_example_study_relax_energy_and_eos_match_ase(backend: str, tmp_path: Pa
     assert fit["v0_a3"] == pytest.approx(v0, rel=1e-7)
     assert fit["b_gpa"] == pytest.approx(b * EV_PER_A3_IN_GPA, rel=1e-6)
 
+    rows = {
+        r["id"]: r
+        for r in json.loads(orion("results", "--study", str(every[0]), "-f", "json").stdout)
+    }
+    assert sorted(rows) == sorted(every)
+    assert rows[energy["id"]]["volume_a3"] == pytest.approx(reference.get_volume(), rel=1e-9)
+
     graph = orion_json("workflow", "show", str(study["study_id"]))
     assert graph["status"] == "completed" and graph["counts"] == {"completed": 8}
     by_step = {s["step"]: s for s in graph["steps"]}
