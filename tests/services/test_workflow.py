@@ -15,16 +15,16 @@ STUDIES = Path(__file__).resolve().parents[2] / "examples" / "studies"
 EV_PER_A3_IN_GPA = 160.21766208
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(("sqlite", "local"), id="sqlite-local"),
-        pytest.param(
-            ("postgres", "slurm"),
-            id="postgres-slurm",
-            marks=[pytest.mark.postgres, pytest.mark.slurm],
-        ),
-    ]
+LOCAL = pytest.param(("sqlite", "local"), id="sqlite-local")
+POSTGRES_LOCAL = pytest.param(
+    ("postgres", "local"), id="postgres-local", marks=pytest.mark.postgres
 )
+POSTGRES_SLURM = pytest.param(
+    ("postgres", "slurm"), id="postgres-slurm", marks=[pytest.mark.postgres, pytest.mark.slurm]
+)
+
+
+@pytest.fixture
 def backend(
     request: pytest.FixtureRequest, orion_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
@@ -35,7 +35,7 @@ def backend(
     if scheduler == "slurm":
         request.getfixturevalue("slurm")
     monkeypatch.setenv("ORION_SCHEDULER", scheduler)
-    return scheduler
+    return str(scheduler)
 
 
 def _rattled_cu(tmp_path: Path) -> Path:
@@ -53,6 +53,7 @@ def _submit(*args: str) -> list[dict]:
     return json.loads(result.stdout)
 
 
+@pytest.mark.parametrize("backend", [LOCAL, POSTGRES_SLURM], indirect=True)
 def test_example_study_relax_energy_and_eos_match_ase(backend: str, tmp_path: Path) -> None:
     """examples/studies/cu-relax-eos.toml: relax → energy from:relax, 5 scaled cells → fit."""
     from ase.calculators.emt import EMT
@@ -144,6 +145,9 @@ seed = [1, 2]
 """
 
 
+# the re-pointing of SLURM dependencies at new attempts is tested on the real cluster in
+# tests/services/test_dependencies.py; here the local backend runs the jobs (it waits the same)
+@pytest.mark.parametrize("backend", [LOCAL, POSTGRES_LOCAL], indirect=True)
 def test_retry_failed_reruns_only_the_failed_part(backend: str, tmp_path: Path) -> None:
     path = tmp_path / "failing.toml"
     path.write_text(FAILING)
@@ -179,6 +183,9 @@ def test_retry_failed_reruns_only_the_failed_part(backend: str, tmp_path: Path) 
     assert {j["status"] for j in again.values()} == {"completed"}, again
     assert [again[i]["attempt"] for i in (first, middle, last)] == [2, 2, 2]
     assert [again[i]["attempt"] for i in steps["side"]] == [1, 1]  # completed: not rerun
+    # re-wired: each rerun child started after its parent's NEW attempt ended
+    assert again[middle]["started_at"] >= again[first]["finished_at"]
+    assert again[last]["started_at"] >= again[middle]["finished_at"]
     assert again[first]["parameters"]["fail"] is False
     assert again[middle]["parameters"] == jobs[middle]["parameters"]  # -p: the failed only
     nothing = orion("workflow", "retry", str(study["study_id"]), "--failed")
