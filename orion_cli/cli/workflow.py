@@ -170,6 +170,10 @@ def retry(
             help="Rerun the failed jobs with this engine parameter changed: key=value.",
         ),
     ] = None,
+    step: Annotated[
+        list[str] | None,
+        typer.Option("--step", help="Only the failures of this step (repeatable)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Rerun the failed part of a study; completed steps are kept, not rerun."""
@@ -183,6 +187,9 @@ def retry(
     if not failed:
         raise UsageError("say what to rerun", f"write orion workflow retry {study_id} --failed")
     report = retry_failed(
-        load_settings(), parse_job_id(study_id), parse_param_pairs(param or []) or None
+        load_settings(),
+        parse_job_id(study_id),
+        parse_param_pairs(param or []) or None,
+        tuple(step or ()),
     )
     finish(report, as_json, f"study {study_id} --failed")

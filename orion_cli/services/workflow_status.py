@@ -137,27 +137,49 @@ def study_graph(settings: Settings, ident: int) -> dict[str, Any]:
     }
 
 
-def _to_retry(jobs: Sequence[Job]) -> tuple[list[Job], list[Job], list[Job]]:
-    """(failed for good, cancelled because of a failure above, failed with a retry due)."""
-    failed = [j for j in jobs if j.status == JobStatus.FAILED.value and j.next_attempt_at is None]
+def _to_retry(
+    session: Session, jobs: Sequence[Job], steps: Sequence[str]
+) -> tuple[list[Job], list[Job], list[Job]]:
+    """(failed for good, cancelled dependency_failed below those, failed with a retry due).
+
+    ``steps``: only the failed jobs of these steps (all when empty). A job cancelled because
+    a parent was cancelled by hand is not below a failure: it is left alone.
+    """
+    from orion_cli.services.dependencies import descendants
+
+    known = {_step_of(job) for job in jobs}
+    for step in steps:
+        if step not in known:
+            raise UsageError(
+                f"--step {step}: no such step in this study",
+                f"its steps: {', '.join(sorted(known))}",
+            )
+    chosen = [job for job in jobs if not steps or _step_of(job) in steps]
+    failed = [j for j in chosen if j.status == JobStatus.FAILED.value and j.next_attempt_at is None]
+    under = set(descendants(session, [job.id or 0 for job in failed]))
     below = [
         j
         for j in jobs
-        if j.status == JobStatus.CANCELLED.value
+        if j.id in under
+        and j.status == JobStatus.CANCELLED.value
         and j.failure_reason == FailureReason.DEPENDENCY_FAILED.value
     ]
-    pending = [j for j in jobs if j.status == JobStatus.FAILED.value and j not in failed]
+    pending = [j for j in chosen if j.status == JobStatus.FAILED.value and j not in failed]
     return failed, below, pending
 
 
 def retry_failed(
-    settings: Settings, ident: int, changes: Mapping[str, Any] | None = None
+    settings: Settings,
+    ident: int,
+    changes: Mapping[str, Any] | None = None,
+    steps: Sequence[str] = (),
 ) -> BulkReport:
     """Rerun the study's failed jobs and those cancelled because of them; nothing else.
 
     Parents go first (ids grow down the graph), so each rerun child waits for its parents'
     new attempts. ``changes`` (``-p``) apply to the jobs that failed themselves, checked by
-    their engine before anything is submitted.
+    their engine before anything is submitted. ``steps``: only the failures of these steps
+    (and what they cancelled).
     """
     from orion_cli.db.session import session_scope
     from orion_cli.services.actions import retry
@@ -165,7 +187,7 @@ def retry_failed(
     from orion_cli.services.reparam import checked
 
     with session_scope(settings.resolved_database_url) as session:
-        failed, below, pending = _to_retry(_study_jobs(session, settings, ident))
+        failed, below, pending = _to_retry(session, _study_jobs(session, settings, ident), steps)
         for job in failed if changes else ():  # every -p is checked before any submission
             try:
                 checked(settings, job.engine, job.parameters or {}, changes or {})

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import EXAMPLES
 from tests.helpers import orion, orion_json, poll_until_final
+from tests.services.test_dependencies import run_times
 
 STUDIES = Path(__file__).resolve().parents[2] / "examples" / "studies"
 EV_PER_A3_IN_GPA = 160.21766208
@@ -79,6 +80,10 @@ def test_example_study_relax_energy_and_eos_match_ase(backend: str, tmp_path: Pa
     assert relax["result"]["energy_ev"] == pytest.approx(relaxed_ev, abs=1e-8)
     assert energy["result"]["energy_ev"] == pytest.approx(relaxed_ev, abs=1e-8)
     assert energy["structure_source"] == f"from:{relax['id']}"
+    assert (energy["study_step"], jobs[steps["points"][1]]["sweep_point"]) == (
+        "energy",
+        {"scale": 0.97},
+    )
     start = read(structure)
     start.calc = EMT()
     assert energy["result"]["energy_ev"] < start.get_potential_energy() - 1e-3  # moved
@@ -142,13 +147,24 @@ engine = "mock"
 params = { duration_s = 0.2 }
 [steps.side.sweep]
 seed = [1, 2]
+
+[steps.other]
+engine = "mock"
+params = { fail = true, duration_s = 0.2 }
+
+[steps.after_other]
+engine = "mock"
+needs = ["other"]
+params = { duration_s = 0.2 }
 """
 
 
 # the re-pointing of SLURM dependencies at new attempts is tested on the real cluster in
 # tests/services/test_dependencies.py; here the local backend runs the jobs (it waits the same)
 @pytest.mark.parametrize("backend", [LOCAL, POSTGRES_LOCAL], indirect=True)
-def test_retry_failed_reruns_only_the_failed_part(backend: str, tmp_path: Path) -> None:
+def test_retry_failed_reruns_only_the_failed_part(
+    backend: str, orion_home: Path, tmp_path: Path
+) -> None:
     path = tmp_path / "failing.toml"
     path.write_text(FAILING)
     [study] = _submit(str(path), str(EXAMPLES / "Cu.cif"))
@@ -177,15 +193,28 @@ def test_retry_failed_reruns_only_the_failed_part(backend: str, tmp_path: Path) 
     bad = orion("workflow", "retry", str(study["study_id"]), "--failed", "-p", "colour=1", expect=2)
     assert "colour" in bad.stderr and orion_json("show", str(first))["attempt"] == 1
 
-    result = orion("workflow", "retry", str(study["study_id"]), "--failed", "-p", "fail=false")
+    nope = orion("workflow", "retry", str(study["study_id"]), "--failed", "--step", "x", expect=2)
+    assert "--step x: no such step" in nope.stderr
+
+    retry = ("workflow", "retry", str(study["study_id"]), "--failed", "-p", "fail=false")
+    result = orion(*retry, "--step", "first")
     assert f"3 retried ({first}, {middle}, {last})" in result.stderr
     again = {j["id"]: j for j in poll_until_final(every, timeout_s=600)}
+    other, after_other = steps["other"][0], steps["after_other"][0]
+    assert [again[other]["status"], again[after_other]["status"]] == ["failed", "cancelled"]
+    assert orion(*retry).stderr.strip().endswith(f"2 retried ({other}, {after_other})")
+    again = {j["id"]: j for j in poll_until_final(every, timeout_s=600)}
     assert {j["status"] for j in again.values()} == {"completed"}, again
-    assert [again[i]["attempt"] for i in (first, middle, last)] == [2, 2, 2]
+    assert [again[i]["attempt"] for i in (first, middle, last, other)] == [2, 2, 2, 2]
     assert [again[i]["attempt"] for i in steps["side"]] == [1, 1]  # completed: not rerun
-    # re-wired: each rerun child started after its parent's NEW attempt ended
-    assert again[middle]["started_at"] >= again[first]["finished_at"]
-    assert again[last]["started_at"] >= again[middle]["finished_at"]
+    # re-wired: each rerun child started after its parent's NEW attempt ended, as the
+    # scheduler itself recorded the times (the poller's finished_at may be when it looked)
+    started, ended = {}, {}
+    for job_id in (first, middle, last):
+        started[job_id], ended[job_id] = run_times(
+            backend, orion_home, again[job_id]["scheduler_job_id"]
+        )
+    assert started[middle] >= ended[first] and started[last] >= ended[middle]
     assert again[first]["parameters"]["fail"] is False
     assert again[middle]["parameters"] == jobs[middle]["parameters"]  # -p: the failed only
     nothing = orion("workflow", "retry", str(study["study_id"]), "--failed")
