@@ -55,15 +55,17 @@ def submit(
     if as_json:
         print_json([vars(study) for study in studies])
     for study in studies:
+        which = f"study {study.study_id} ({study.name})" if study.study_id else study.name
         for line in study.errors:
-            message(f"error: study {study.study_id}: {line}")
+            message(f"error: {which}: {line}")
         for line in study.notes:
-            message(f"study {study.study_id}: {line}")
-        if not as_json:
+            message(f"{which}: {line}")
+        if not as_json and study.study_id:
             steps = "; ".join(f"{name} {_ids(ids)}" for name, ids in study.steps.items())
-            message(f"study {study.study_id} ({study.name}): {steps}")
-    if not as_json and studies:
-        message(f"follow it: orion workflow show {studies[0].study_id}")
+            message(f"{which}: {steps}")
+    recorded = [study.study_id for study in studies if study.study_id]
+    if not as_json and recorded:
+        message(f"follow it: orion workflow show {recorded[0]}")
     if any(study.errors for study in studies):
         raise typer.Exit(1)
 

@@ -105,10 +105,19 @@ def submit_workflow(settings: Settings, request: WorkflowRequest) -> list[StudyS
             )
     _ready_database(settings)  # after every check: a bad file leaves no database file
     _check_active_limit(settings, sum(len(p.items) for plan in plans for p in plan.values()))
-    return [
-        _record_and_send(settings, plan, scheduler, frame)
-        for frame, plan in zip(frames, plans, strict=True)
-    ]
+    studies = []
+    for frame, plan in zip(frames, plans, strict=True):
+        try:
+            studies.append(_record_and_send(settings, plan, scheduler, frame))
+        except OSError as exc:  # a file system refusal stops this study, not the next one
+            studies.append(
+                StudySubmitted(
+                    frame.source,
+                    frame.name,
+                    errors=[f"not recorded (nothing of it was kept): {type(exc).__name__}: {exc}"],
+                )
+            )
+    return studies
 
 
 def _plan_study(

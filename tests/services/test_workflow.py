@@ -237,7 +237,7 @@ def test_a_study_is_recorded_in_one_transaction(
         "[steps.b.sweep]\nseed = [1, 2, 3]\n"
     )
     result = orion("workflow", "submit", str(path), str(EXAMPLES / "Cu.cif"), expect=1)
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output and "not recorded" in result.stderr
     assert [job["id"] for job in orion_json("ls")] == held["ids"]
     assert sorted(p.name for p in base.iterdir()) == sorted([*before, "arrays"])
 
