@@ -180,7 +180,7 @@ def _plan_step(
 def _resources(flow: Workflow, step: Step) -> dict[str, Any]:
     """The step's resources, checked as a queue's are (names and types)."""
     from orion_cli.services.queues import check_queue_table
-    from orion_cli.units import parse_walltime_s
+    from orion_cli.units import parse_mem_mb, parse_walltime_s
 
     try:
         values = check_queue_table(step.name, step.resources, _where(flow, step))
@@ -188,6 +188,11 @@ def _resources(flow: Workflow, step: Step) -> dict[str, Any]:
         raise UsageError(exc.message, exc.hint) from None
     if step.walltime:
         values["walltime_s"] = parse_walltime_s(step.walltime, _where(flow, step, "walltime"))
+    if step.mem:
+        try:
+            values["mem_mb"] = parse_mem_mb(step.mem)
+        except UsageError as exc:
+            raise UsageError(f"{_where(flow, step, 'mem')}: {exc.message}", exc.hint) from None
     return values
 
 

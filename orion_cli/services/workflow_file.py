@@ -48,6 +48,7 @@ STEP_KEYS = (
     "sweep",
     "queue",
     "walltime",
+    "mem",
     "retries",
 )
 #: a sweep of the lattice (every cell vector times the factor, atoms scaled with it)
@@ -70,6 +71,7 @@ class Step:
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # (key, values), in file order
     resources: dict[str, Any] = field(default_factory=dict)  # Resources field names
     walltime: str = ""  # as --walltime takes it ("30m", "1:00:00")
+    mem: str = ""  # as --mem takes it ("4G")
     queue: str = ""
     retries: int | None = None
 
@@ -197,11 +199,8 @@ def _step(path: Path, name: str, table: Any, names: list[str], engines: Sequence
             f"line; this step starts from {structure_from}'s final structure",
             'drop structure = "from:..." or the scale sweep',
         )
-    walltime = table.get("walltime", "")
-    if not isinstance(walltime, str):
-        raise UsageError(f"{where}:walltime: must be a string", 'write e.g. walltime = "30m"')
-    if walltime and "walltime_s" in table:
-        raise UsageError(f"{where}:walltime: given twice (walltime_s too)", "keep one of them")
+    walltime = _text(where, table, "walltime", "walltime_s", '"30m"')
+    mem = _text(where, table, "mem", "mem_mb", '"4G"')
     queue = table.get("queue", "")
     if not isinstance(queue, str):
         raise UsageError(f"{where}:queue: must be a string", 'write e.g. queue = "short"')
@@ -219,9 +218,20 @@ def _step(path: Path, name: str, table: Any, names: list[str], engines: Sequence
         sweep,
         resources,
         walltime,
+        mem,
         queue,
         retries,
     )
+
+
+def _text(where: str, table: Mapping[str, Any], key: str, other: str, example: str) -> str:
+    """A value written as the command line takes it (``walltime = "30m"``), not twice."""
+    value = table.get(key, "")
+    if not isinstance(value, str):
+        raise UsageError(f"{where}:{key}: must be a string", f"write e.g. {key} = {example}")
+    if value and other in table:
+        raise UsageError(f"{where}:{key}: given twice ({other} too)", "keep one of them")
+    return value
 
 
 def _step_list(where: str, key: str, value: Any, name: str, names: list[str]) -> tuple[str, ...]:

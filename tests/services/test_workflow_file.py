@@ -33,6 +33,33 @@ def test_example_file_reads_in_dependency_order() -> None:
     assert flow.step("relax").walltime == "10m"
 
 
+def test_qe_example_reads() -> None:
+    flow = read_workflow(STUDIES / "si-relax-scf-ecut.toml", ENGINES)
+    assert [p["ecutwfc_ry"] for p in flow.step("scf").points()] == [20, 30, 40]
+    assert flow.step("scf").structure_from == "relax" and flow.step("relax").resources == {
+        "ntasks": 2
+    }
+
+
+def test_resources_reach_the_jobs(
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    path = _file(
+        tmp_path,
+        '[steps.a]\nengine = "mock"\nmem = "2G"\nwalltime = "20m"\nretries = 0\n'
+        '[steps.b]\nengine = "mock"\nneeds = ["a"]\nwalltime_s = 90\npriority = 3\n',
+    )
+    out = orion("workflow", "submit", str(path), str(EXAMPLES / "Cu.cif"), "--hold", "--json")
+    import json
+
+    [study] = json.loads(out.stdout)
+    a, b = (json.loads(orion("show", str(study["steps"][s][0]), "--json").stdout) for s in "ab")
+    assert (a["mem_mb"], a["walltime_s"], a["max_retries"]) == (2048, 1200, 0)
+    assert (b["walltime_s"], b["priority"], b["held"]) == (90, 3, True)
+    orion("cancel", str(a["id"]), str(b["id"]))
+
+
 def test_children_listed_first_come_after_their_parents(tmp_path: Path) -> None:
     path = _file(
         tmp_path,
@@ -92,6 +119,7 @@ BAD = [
         "study.toml:a:sweep.seed: seed is in params too",
     ),
     ('title = "x"\n[steps.a]\nengine = "emt"\n', "study.toml:title: unknown key"),
+    ('[steps.a]\nengine = "emt"\nmem = "2G"\nmem_mb = 10\n', "study.toml:a:mem: given twice"),
     ("", "study.toml: no steps"),
     ("[steps.a\n", "study.toml: not a valid TOML file"),
 ]
@@ -109,6 +137,7 @@ CHECKED_LATER = [  # by the engine, the resource resolver, the hand-off: all bef
     ('[steps.a]\nengine = "emt"\n[steps.a.sweep]\nfmax_ev_per_a = [0.05, -1]\n', "study.toml:a: "),
     ('[steps.a]\nengine = "emt"\nntasks = "many"\n', "study.toml:a:"),
     ('[steps.a]\nengine = "emt"\nwalltime = "soon"\n', "study.toml:a:walltime"),
+    ('[steps.a]\nengine = "emt"\nmem = "lots"\n', "study.toml:a:mem: memory 'lots'"),
     (
         '[steps.a]\nengine = "emt"\n[steps.a.sweep]\nfmax_ev_per_a = [0.05, 0.02]\n'
         '[steps.b]\nengine = "emt"\nneeds = ["a"]\nstructure = "from:a"\n',
