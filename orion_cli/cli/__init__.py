@@ -53,6 +53,7 @@ from orion_cli.cli import (  # noqa: E402,F401  (registers the commands)
     study,
     submit,
     watch,
+    workflow,
 )
 
 

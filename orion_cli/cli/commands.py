@@ -120,6 +120,8 @@ def render_job(job: dict[str, Any]) -> None:
         "structure_source",
         "structure_from_id",
         "study_id",
+        "study_step",
+        "sweep_point",
         "scheduler",
         "scheduler_job_id",
         "pack",

@@ -21,7 +21,9 @@ def results(
     tag: Annotated[
         list[str] | None, typer.Option(help="Your jobs with this tag (repeatable: any of them).")
     ] = None,
-    study: Annotated[int | None, typer.Option(help="Your jobs of this study (orion eos).")] = None,
+    study: Annotated[
+        int | None, typer.Option(help="Your jobs of this study (orion eos, orion workflow).")
+    ] = None,
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="table, csv, json or extxyz.")
     ] = "table",

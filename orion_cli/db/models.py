@@ -93,6 +93,10 @@ class Job(SQLModel, table=True):
     removed_at: datetime | None = Field(default=None, index=True)
     #: the study (eos, workflow) the job belongs to: the id of the study's first job
     study_id: int | None = Field(default=None, index=True)
+    #: the workflow step (``orion workflow``) the job belongs to, and its values of the
+    #: step's sweep ({"scale": 0.98}); None outside a workflow
+    study_step: str | None = None
+    sweep_point: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     #: start from this job's final structure, read on the node from its result.json
     structure_from_id: int | None = None
     #: ``--on-scf-fail``: {"change": {key: value}, "applied_at_attempt": N or None}; the one

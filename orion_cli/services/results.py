@@ -120,12 +120,16 @@ def input_format(source: str) -> str | None:
 
     >>> input_format("/x/Cu.cif"), input_format("/x/frames.xyz@3"), input_format("POSCAR.Al")
     ('cif', 'extxyz', 'vasp')
+    >>> input_format("/x/Cu.cif@scale=0.98"), input_format("from:12")  # scaled; hand-off
+    ('extxyz', 'extxyz')
     """
     from orion_cli.services.inputs import ASE_FORMAT
 
+    if source.startswith("from:"):  # submit --from, a workflow's from:STEP
+        return "extxyz"  # the parent's structure, stored as extended XYZ at submit
     path, _, frame = source.rpartition("@")
-    if path and frame.isdigit():
-        return "extxyz"  # one frame of a multi-frame file is stored as extended XYZ
+    if path and (frame.isdigit() or frame.startswith("scale=")):
+        return "extxyz"  # one frame of a multi-frame file, a scaled cell: extended XYZ
     name = Path(source).name
     if name.upper().startswith(("POSCAR", "CONTCAR")) or name.lower().endswith(".vasp"):
         return "vasp"

@@ -392,26 +392,44 @@ def _submit_chunk(
         jobs, script = _record(session, settings, r, params, chunk)
         add_edges(session, jobs, links)
         session.commit()  # the rows exist before the scheduler hears of the jobs
-        options = SubmitOptions(hold=r.hold, after=links.after)
-        try:
-            if len(jobs) == 1:
-                ids = [scheduler.submit(script, options)]
-            else:
-                size = max(r.pack_size, 1)  # packed: jobs i*size.. run in task i
-                array_id = scheduler.submit_array(
-                    script, -(-len(jobs) // size), options, r.throttle
-                )
-                ids = [f"{array_id}_{(job.array_index or 0) // size}" for job in jobs]
-        except SubmitOutcomeUnknown as exc:
-            which = f"jobs {jobs[0].id}-{jobs[-1].id}" if len(jobs) > 1 else f"job {jobs[0].id}"
-            result.errors.append(f"{which}: {exc.one_line()}")
-            return  # left `created`: recovery adopts or submits them, never both
-        except SchedulerError as exc:
-            _refused(session, jobs, exc, result)
-            return
-        _queued(session, jobs, ids, r.scheduler)
-        result.ids.extend(job.id or 0 for job in jobs)
-        result.scheduler_job_ids.extend(ids)
+        send(
+            session,
+            r,
+            jobs,
+            script,
+            scheduler,
+            SubmitOptions(hold=r.hold, after=links.after),
+            result,
+        )
+
+
+def send(
+    session: Session,
+    r: SubmitRequest,
+    jobs: list[Job],
+    script: Path,
+    scheduler: Scheduler,
+    options: SubmitOptions,
+    result: Submitted,
+) -> None:
+    """Submit recorded (committed) ``jobs``, one job or one array, and record the outcome."""
+    try:
+        if len(jobs) == 1:
+            ids = [scheduler.submit(script, options)]
+        else:
+            size = max(r.pack_size, 1)  # packed: jobs i*size.. run in task i
+            array_id = scheduler.submit_array(script, -(-len(jobs) // size), options, r.throttle)
+            ids = [f"{array_id}_{(job.array_index or 0) // size}" for job in jobs]
+    except SubmitOutcomeUnknown as exc:
+        which = f"jobs {jobs[0].id}-{jobs[-1].id}" if len(jobs) > 1 else f"job {jobs[0].id}"
+        result.errors.append(f"{which}: {exc.one_line()}")
+        return  # left `created`: recovery adopts or submits them, never both
+    except SchedulerError as exc:
+        _refused(session, jobs, exc, result)
+        return
+    _queued(session, jobs, ids, r.scheduler)
+    result.ids.extend(job.id or 0 for job in jobs)
+    result.scheduler_job_ids.extend(ids)
 
 
 def _record(
@@ -436,7 +454,7 @@ def _record(
                 name=item.name,
                 owner=owner,
                 engine=r.engine,
-                parameters=params,
+                parameters=item.inputs.params,  # the same for all but a workflow's sweep
                 tag=r.tag,
                 structure_source=item.source,
                 formula=item.formula,
