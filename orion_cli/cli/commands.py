@@ -196,6 +196,8 @@ def render_job(job: dict[str, Any]) -> None:
         for key in ("energy_ev", "converged", "error"):
             if result.get(key) is not None:
                 say(f"    {key:15} {result[key]}")
+        if isinstance((result.get("extras") or {}).get("answer"), str):  # a study's outcome
+            say(f"    {'answer':15} {result['extras']['answer']}")
         for key, value in (result.get("extras") or {}).items() if job.get("script") else ():
             say(f"    {key:15} {value}")  # `orion progress --result key=value` of a script
         if result.get("forces_ev_per_a"):
