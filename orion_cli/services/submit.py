@@ -245,8 +245,9 @@ def _submit(
         item.inputs.structure_from = handoff.result_path  # type: ignore[union-attr]
         item.source = f"from:{handoff.parent_id}"  # type: ignore[union-attr]
     if handoff and r.structure_scales:  # the node scales the parent's final cell
-        for item, scale in zip(staged, r.structure_scales, strict=True):
+        for n, (item, scale) in enumerate(zip(staged, r.structure_scales, strict=True)):
             item.inputs.structure_scale = scale
+            item.name = str(n)  # named NAME-0, NAME-1, ... below, as orion eos names points
     if len(staged) > 1 and chunk == 1:
         chunk = scheduler.max_array_size()  # one multi-frame file: many jobs after all
     if r.name:

@@ -90,6 +90,49 @@ def test_qe_cutoff_convergence_of_si(
     assert answer in study and "param.ecutwfc_ry" in study and "param.jobs" not in study
 
 
+def test_emt_relaxation_threshold_sweep_given_as_a_param_range(
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The brief form `-p KEY=start:stop:step` with a decreasing float range, on EMT: each
+    value's energy is the one ASE's BFGS gives by hand with that force threshold."""
+    from ase.calculators.emt import EMT
+    from ase.io import read, write
+    from ase.optimize import BFGS
+
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
+    distorted = read(EXAMPLES / "Cu.cif")
+    distorted.positions[0] += (0.2, 0.1, 0.0)
+    write(tmp_path / "d.xyz", distorted, format="extxyz")
+    out = orion_json(
+        "converge",
+        str(tmp_path / "d.xyz"),
+        "-e",
+        "emt",
+        "-p",
+        "relax=true",
+        "-p",
+        "fmax_ev_per_a=0.5:0.01:-0.07",
+        "--tol",
+        "0.5",
+        "--wait",
+    )
+    values = [0.5, 0.43, 0.36, 0.29, 0.22, 0.15, 0.08, 0.01]
+    assert out["parameter"] == "fmax_ev_per_a" and out["values"] == pytest.approx(values)
+    energies = []
+    for fmax in out["values"]:
+        atoms = distorted.copy()
+        atoms.calc = EMT()
+        BFGS(atoms, logfile=None).run(fmax=fmax, steps=200)
+        energies.append(atoms.get_potential_energy())
+    extras = out["result"]["extras"]
+    assert extras["energies_ev"] == pytest.approx(energies, abs=1e-8)
+    within = [abs(1000 * (e - energies[-1]) / 4) <= 0.5 for e in energies]
+    first = next(n for n in range(len(values)) if all(within[n:]))
+    assert extras["converged_value"] == pytest.approx(values[first])
+    assert 0 < first < len(values) - 1  # neither the first value nor none
+
+
 @pytest.mark.parametrize(
     ("args", "text"),
     [

@@ -123,6 +123,7 @@ def test_eos_relax_first_scales_the_relaxed_cell(
     points = [orion_json("show", str(i)) for i in out["points"]]
     assert all(p["structure_from_id"] == out["relax"] for p in points)
     assert all(p["study_id"] == out["relax"] for p in points)
+    assert [p["name"] for p in points] == [f"strained-eos-{n}" for n in range(5)]
 
     relaxed = strained.copy()  # the same relaxation and study, by hand
     relaxed.calc = EMT()
