@@ -91,10 +91,11 @@ def test_qe_cutoff_convergence_of_si(
 
 
 def test_emt_relaxation_threshold_sweep_given_as_a_param_range(
-    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The brief form `-p KEY=start:stop:step` with a decreasing float range, on EMT: each
-    value's energy is the one ASE's BFGS gives by hand with that force threshold."""
+    """The form `-p KEY=start:stop:step` with a decreasing float range, on EMT, on each
+    database: each value's energy is the one ASE's BFGS gives by hand with that force
+    threshold, and `orion results --study` says the answer."""
     from ase.calculators.emt import EMT
     from ase.io import read, write
     from ase.optimize import BFGS
@@ -131,6 +132,8 @@ def test_emt_relaxation_threshold_sweep_given_as_a_param_range(
     first = next(n for n in range(len(values)) if all(within[n:]))
     assert extras["converged_value"] == pytest.approx(values[first])
     assert 0 < first < len(values) - 1  # neither the first value nor none
+    study = orion("results", "--study", str(out["study_id"])).stdout
+    assert f"job {out['analysis']}: fmax_ev_per_a converged at {values[first]}" in study
 
 
 @pytest.mark.parametrize(
