@@ -3,7 +3,8 @@
 ``orion submit --from 12`` records in the child's ``job.json`` where job 12's
 ``result.json`` is. When the child starts (after job 12 completed: ``--from`` implies
 ``--after``), the runner reads that file — never the database — checks it as untrusted
-input, and lets the engine write its input files again from the final structure.
+input, and lets the engine write its input files again from the final structure (scaled
+by ``structure_scale`` when ``orion eos --relax-first`` asked for a lattice factor).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def take_parent_structure(workdir: Path, job: dict[str, Any]) -> dict[str, Any]:
         raise HandoffError(f"the parent's {path} cannot be used: {why}")
     atoms = read(io.StringIO(checked.final_structure), format="extxyz", index=-1)
     assert not isinstance(atoms, list)
+    scale = float(job.get("structure_scale", 1.0))
+    if scale != 1.0:  # orion eos --relax-first: a scaled copy of the relaxed cell
+        atoms.set_cell(atoms.cell * scale, scale_atoms=True)
     write(workdir / HANDOFF_FILE, atoms, format="extxyz")
     spec = get_engine(job["engine"]).prepare(
         atoms, job.get("params", {}), workdir, job.get("engine_settings", {})

@@ -13,7 +13,9 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -120,7 +122,7 @@ def _run_command(
     out_path = workdir / (spec.stdout_name or "engine.out")
     tracker = tracker_for(str(job.get("engine", "")), job.get("params") or {})
     interval_s = float(os.environ.get("ORION_PROGRESS_INTERVAL_S") or PROGRESS_INTERVAL_S)
-    with out_path.open("wb") as out:
+    with _own_mpi_session_dir(env, spec.mpi and not prefix), out_path.open("wb") as out:
         process = subprocess.Popen(argv, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=env)
         if tracker is None:
             return process.wait()
@@ -133,6 +135,24 @@ def _run_command(
                 continue
             follow.read()
             return code
+
+
+@contextmanager
+def _own_mpi_session_dir(env: dict[str, str], singleton: bool) -> Iterator[None]:
+    """Give a single-rank MPI program (an Open MPI singleton) a session directory of its own.
+
+    Open MPI 4 makes ``$TMPDIR/ompi.<host>.<uid>`` for every singleton of a user on a node
+    and removes it when the last one ends; singletons starting together (an array's tasks
+    on one node) race on it and one dies in MPI_Init ("mkdir ... File exists"). Each run
+    gets a private base directory instead, removed afterwards; a base set by the user wins.
+    Other MPI libraries ignore the variable.
+    """
+    if not singleton or "OMPI_MCA_orte_tmpdir_base" in env:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="orion-mpi-") as base:
+        env["OMPI_MCA_orte_tmpdir_base"] = base
+        yield
 
 
 PROGRESS_INTERVAL_S = 2.0  # how often the runner reads the engine's output while it runs

@@ -35,6 +35,8 @@ class JobInputs:
     attempt: int = 1
     #: the parent's result.json whose final structure replaces ``structure`` on the node
     structure_from: str = ""
+    #: with ``structure_from``: the lattice factor applied to the parent's final cell
+    structure_scale: float = 1.0
 
 
 def task_line(workdir: Path, inputs: JobInputs) -> str:
@@ -76,6 +78,8 @@ def prepare(workdir: Path, inputs: JobInputs) -> dict[str, Any]:
     }
     if inputs.structure_from:  # read on the node when the job starts (orion_cli.handoff)
         job.update(structure_from=inputs.structure_from, engine_settings=inputs.engine_settings)
+        if inputs.structure_scale != 1.0:
+            job.update(structure_scale=inputs.structure_scale)
     return job
 
 

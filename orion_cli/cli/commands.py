@@ -198,6 +198,14 @@ def render_job(job: dict[str, Any]) -> None:
         for key in ("energy_ev", "converged", "error"):
             if result.get(key) is not None:
                 say(f"    {key:15} {result[key]}")
+        extras = result.get("extras") or {}
+        if isinstance(extras.get("answer"), str):  # a study's outcome (orion eos, converge)
+            say(f"    {'answer':15} {extras['answer']}")
+        for value, diff in zip(  # orion converge: each value against the last
+            extras.get("values") or [], extras.get("differences_mev_per_atom") or [], strict=False
+        ):
+            shown = "failed" if diff is None else f"{diff:+.3f} meV/atom"
+            say(f"    {extras['parameter'] + ' ' + str(value):15} {shown}")
         for key, value in (result.get("extras") or {}).items() if job.get("script") else ():
             say(f"    {key:15} {value}")  # `orion progress --result key=value` of a script
         if result.get("forces_ev_per_a"):

@@ -37,7 +37,7 @@ def results(
     from orion_cli.config import load_settings
     from orion_cli.errors import UsageError
     from orion_cli.identity import current_user
-    from orion_cli.services.results import Selection, table_rows, write_results
+    from orion_cli.services.results import Selection, answers, table_rows, write_results
 
     settings = load_settings()
     selection = Selection(
@@ -46,6 +46,8 @@ def results(
     if fmt == "table" and output is None:
         header, rows = table_rows(settings, selection)
         table(f"{len(rows)} jobs", header, rows)
+        for job_id, answer in answers(settings, selection):  # a study's outcome, in words
+            typer.echo(f"job {job_id}: {answer}")
         return
     if fmt == "table":
         raise UsageError("--format table is for the terminal", "use csv, json or extxyz with -o")
@@ -64,52 +66,90 @@ def results(
     message(f"wrote {count} jobs to {output}")
 
 
+def _base_request(
+    engine: str,
+    param: list[str] | None,
+    params_file: Path | None,
+    name: str,
+    tag: str,
+    scheduler: str,
+    resources: dict[str, Any],
+) -> Any:
+    """The SubmitRequest every job of a study shares (no structures yet)."""
+    from orion_cli.cli.submit import _params
+    from orion_cli.services.submit import SubmitRequest
+    from orion_cli.units import parse_walltime_s
+
+    walltime = resources.pop("walltime", "")
+    if walltime:
+        resources["walltime_s"] = parse_walltime_s(walltime, "--walltime")
+    return SubmitRequest(
+        structures=[],
+        engine=engine,
+        params=_params(param or [], params_file),
+        name=name,
+        tag=tag,
+        scheduler=scheduler,
+        resources={k: v for k, v in resources.items() if v not in (None, "")},
+    )
+
+
+ParamOpt = Annotated[
+    list[str] | None, typer.Option("--param", "-p", help="Engine parameter key=value.")
+]
+ParamsFileOpt = Annotated[
+    Path | None, typer.Option("--params", help="TOML/JSON file of engine parameters.")
+]
+WalltimeOpt = Annotated[str, typer.Option(help="Time limit of each job.")]
+PartitionOpt = Annotated[str, typer.Option(help="SLURM partition.")]
+SchedulerOpt = Annotated[str, typer.Option(help="slurm or local.")]
+TagOpt = Annotated[str, typer.Option(help="A label for the study's jobs.")]
+NameOpt = Annotated[str, typer.Option(help="Study name (default: file name).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
 @app.command()
 @handle_errors
 def eos(
     structure: Annotated[Path, typer.Argument(help="One periodic structure (CIF, POSCAR, ...).")],
     engine: Annotated[str, typer.Option("--engine", "-e", help="Engine of the points.")],
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="Engine parameter key=value.")
-    ] = None,
+    param: ParamOpt = None,
+    params_file: ParamsFileOpt = None,
     points: Annotated[int, typer.Option(help="Number of volumes.")] = 7,
     strain: Annotated[float, typer.Option(help="Largest lattice strain (0.05 = ±5 %).")] = 0.05,
     form: Annotated[str, typer.Option("--eos", help="E(V) form (ase.eos).")] = "birchmurnaghan",
-    name: Annotated[str, typer.Option(help="Study name (default: file name).")] = "",
-    tag: Annotated[str, typer.Option(help="A label for the study's jobs.")] = "",
-    walltime: Annotated[str, typer.Option(help="Time limit of each point.")] = "",
-    partition: Annotated[str, typer.Option(help="SLURM partition.")] = "",
+    relax_first: Annotated[
+        bool,
+        typer.Option(
+            "--relax-first",
+            help="Relax atoms and cell first (emt, ase, qe, lammps); scale the relaxed cell.",
+        ),
+    ] = False,
+    name: NameOpt = "",
+    tag: TagOpt = "",
+    walltime: WalltimeOpt = "",
+    partition: PartitionOpt = "",
     ntasks: Annotated[int | None, typer.Option()] = None,
-    scheduler: Annotated[str, typer.Option(help="slurm or local.")] = "",
+    scheduler: SchedulerOpt = "",
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the fit ends.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Equation of state: scaled cells as one array, then a Birch–Murnaghan fit after them."""
     from orion_cli.cli.output import print_json
     from orion_cli.config import load_settings
     from orion_cli.services.eos import submit_eos
-    from orion_cli.services.submit import SubmitRequest
-    from orion_cli.units import parse_param_pairs, parse_walltime_s
 
     settings = load_settings()
-    base = SubmitRequest(
-        structures=[],
-        engine=engine,
-        params=parse_param_pairs(param or []),
-        name=name,
-        tag=tag,
-        scheduler=scheduler,
-        resources={
-            k: v
-            for k, v in {
-                "partition": partition or None,
-                "ntasks": ntasks,
-                "walltime_s": parse_walltime_s(walltime, "--walltime") if walltime else None,
-            }.items()
-            if v is not None
-        },
+    base = _base_request(
+        engine,
+        param,
+        params_file,
+        name,
+        tag,
+        scheduler,
+        {"partition": partition, "ntasks": ntasks, "walltime": walltime},
     )
-    done = submit_eos(settings, structure, base, points, strain, form)
+    done = submit_eos(settings, structure, base, points, strain, form, relax_first)
     for line in done.errors:
         message(f"error: {line}")
     fit = _wait_for(settings, done.fit_id) if wait and done.fit_id else None
@@ -117,6 +157,7 @@ def eos(
         print_json(
             {
                 "study_id": done.study_id,
+                "relax": done.relax_id,
                 "points": done.point_ids,
                 "fit": done.fit_id,
                 "scales": done.scales,
@@ -125,8 +166,9 @@ def eos(
             }
         )
     else:
+        relax = f"relax {done.relax_id}; " if done.relax_id else ""
         message(
-            f"study {done.study_id}: points {', '.join(map(str, done.point_ids))}; "
+            f"study {done.study_id}: {relax}points {', '.join(map(str, done.point_ids))}; "
             f"fit {done.fit_id} (orion show {done.fit_id}; "
             f"orion results --study {done.study_id})"
         )
@@ -134,6 +176,88 @@ def eos(
             _print_fit(fit)
     if done.errors or (fit is not None and fit["status"] != "completed"):
         raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def converge(
+    structure: Annotated[Path, typer.Argument(help="One structure (CIF, POSCAR, ...).")],
+    engine: Annotated[str, typer.Option("--engine", "-e", help="Engine of the sweep.")],
+    sweep: Annotated[
+        str,
+        typer.Option(
+            "--sweep",
+            "-s",
+            help="The swept parameter, least to most accurate: ecutwfc_ry=20:60:10 "
+            "(start:stop:step), ecutwfc_ry=20,30,40 or kpoints=2x2x2,4x4x4,6x6x6.",
+        ),
+    ] = "",
+    param: ParamOpt = None,
+    params_file: ParamsFileOpt = None,
+    tol: Annotated[
+        float, typer.Option(help="Converged within this of the last value (meV/atom).")
+    ] = 1.0,
+    name: NameOpt = "",
+    tag: TagOpt = "",
+    walltime: WalltimeOpt = "",
+    partition: PartitionOpt = "",
+    ntasks: Annotated[int | None, typer.Option()] = None,
+    scheduler: SchedulerOpt = "",
+    wait: Annotated[bool, typer.Option("--wait", help="Poll until the analysis ends.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Convergence test: one job per value of a parameter as one array, then the analysis."""
+    from orion_cli.cli.output import print_json
+    from orion_cli.config import load_settings
+    from orion_cli.errors import UsageError
+    from orion_cli.services.converge import SWEEP_HINT, submit_converge
+
+    settings = load_settings()
+    if not sweep:  # -p key=start:stop:step (a range can be nothing else) is the sweep too
+        ranges = [p for p in param or [] if ":" in p.partition("=")[2]]
+        if len(ranges) != 1:
+            raise UsageError("no swept parameter given", SWEEP_HINT)
+        sweep, param = ranges[0], [p for p in param or [] if p != ranges[0]]
+    base = _base_request(
+        engine,
+        param,
+        params_file,
+        name,
+        tag,
+        scheduler,
+        {"partition": partition, "ntasks": ntasks, "walltime": walltime},
+    )
+    done = submit_converge(settings, structure, base, sweep, tol)
+    for line in done.errors:
+        message(f"error: {line}")
+    analysis = _wait_for(settings, done.analysis_id) if wait and done.analysis_id else None
+    if as_json:
+        print_json(
+            {
+                "study_id": done.study_id,
+                "jobs": done.job_ids,
+                "analysis": done.analysis_id,
+                "parameter": done.parameter,
+                "values": done.values,
+                "errors": done.errors,
+                "result": (analysis or {}).get("result"),
+            }
+        )
+    else:
+        message(
+            f"study {done.study_id}: {done.parameter} = "
+            + ", ".join(map(_shown, done.values))
+            + f" as jobs {', '.join(map(str, done.job_ids))}; analysis {done.analysis_id} "
+            f"(orion show {done.analysis_id}; orion results --study {done.study_id})"
+        )
+        if analysis is not None:
+            _print_answer(analysis)
+    if done.errors or (analysis is not None and analysis["status"] != "completed"):
+        raise typer.Exit(1)
+
+
+def _shown(value: Any) -> str:
+    return "x".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _wait_for(settings: Settings, job_id: int) -> dict[str, Any]:
@@ -155,3 +279,14 @@ def _print_fit(job: dict[str, Any]) -> None:
         f"B = {extras['b_gpa']:.2f} GPa   ({len(extras['jobs_used'])} points, "
         f"{extras['eos']}; plot: {job['workdir']}/eos.png)"
     )
+
+
+def _print_answer(job: dict[str, Any]) -> None:
+    extras = (job.get("result") or {}).get("extras") or {}
+    if job["status"] != "completed" or "answer" not in extras:
+        message(f"analysis job {job['id']}: {job['status']} {job.get('error_message') or ''}")
+        return
+    for value, diff in zip(extras["values"], extras["differences_mev_per_atom"], strict=True):
+        shown = "failed" if diff is None else f"{diff:+10.3f} meV/atom"
+        typer.echo(f"  {extras['parameter']} = {_shown(value):>10}  {shown}")
+    typer.echo(f"{extras['answer']} (plot: {job['workdir']}/convergence.png)")

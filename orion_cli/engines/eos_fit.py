@@ -1,7 +1,8 @@
 """The equation-of-state fit step of ``orion eos``: runs on the node after the points.
 
 It reads the points' ``result.json`` from their job directories (siblings of its own, named
-by orion id: never the database), fits E(V) with ASE's ``EquationOfState``
+by orion id: never the database; a point that started from a relaxed parent, ``--relax-first``,
+gives its volume from the structure it ran with), fits E(V) with ASE's ``EquationOfState``
 (Birch–Murnaghan by default) and writes ``eos-output.json`` and ``eos.png``. Points that
 failed are left out; at least :data:`MIN_POINTS` energies are needed.
 """
@@ -101,6 +102,8 @@ class EosFitEngine:
                     "jobs_used": used,
                     "jobs_missing": missing,
                     "eos": params.get("eos", "birchmurnaghan"),
+                    "answer": f"V0 = {fit['v0_a3']:.4f} Å³, E0 = {fit['e0_ev']:.6f} eV, "
+                    f"B = {fit['b_gpa']:.2f} GPa ({len(used)} points)",
                 }
             )
         )
@@ -130,10 +133,27 @@ def read_points(
         if checked is None or checked.error or checked.energy_ev is None:
             missing.append(job_id)
             continue
-        volumes.append(float(volume))
+        volumes.append(_ran_volume(workdir.parent / str(job_id)) or float(volume))
         energies.append(float(checked.energy_ev))
         used.append(job_id)
     return volumes, energies, used, missing
+
+
+def _ran_volume(point_dir: Path) -> float | None:
+    """The volume a point started from its parent's structure ran with (``--relax-first``).
+
+    Its cell is known only on the node: the relaxed cell times the point's lattice factor.
+    """
+    from orion_cli.handoff import HANDOFF_FILE
+
+    path = point_dir / HANDOFF_FILE
+    if not path.is_file():
+        return None
+    from ase.io import read
+
+    atoms = read(path, format="extxyz", index=-1)
+    assert not isinstance(atoms, list)
+    return float(atoms.get_volume())
 
 
 def fit_eos(

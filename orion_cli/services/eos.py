@@ -5,6 +5,11 @@ The structure's cell is scaled to ``points`` lattice factors ``1 - strain … 1 
 step (engine ``eos``, :mod:`orion_cli.engines.eos_fit`) waits for all of them
 (``--after-any``: a failed point is left out of the fit rather than cancelling it). All
 jobs carry the study's id, the id of its first point: ``orion results --study ID``.
+
+``--relax-first`` puts a relaxation of atoms and cell before the points (:data:`RELAX_FIRST`
+says how, per engine); the points start from its final structure (``--from``), each scaling
+that relaxed cell by its own factor on the compute node (:mod:`orion_cli.handoff`). The
+study's id is then the relaxation's.
 """
 
 from __future__ import annotations
@@ -12,13 +17,13 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orion_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
-    from orion_cli.services.submit import SubmitRequest
+    from orion_cli.services.submit import SubmitRequest, Submitted
 
 MAX_POINTS = 101
 
@@ -28,6 +33,7 @@ class EosSubmitted:
     study_id: int | None = None
     point_ids: list[int] = field(default_factory=list)
     fit_id: int | None = None
+    relax_id: int | None = None
     scales: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -57,8 +63,12 @@ def submit_eos(
     points: int,
     strain: float,
     eos: str = "birchmurnaghan",
+    relax_first: bool = False,
 ) -> EosSubmitted:
-    """Submit the scaled cells as one array, then the fit step after them."""
+    """Submit the scaled cells as one array, then the fit step after them.
+
+    ``relax_first``: a relaxation (cell and atoms) first; the points scale its final cell.
+    """
     from ase.io import write
 
     from orion_cli.engines.eos_fit import EOS_KINDS
@@ -66,6 +76,8 @@ def submit_eos(
     from orion_cli.services.submit import submit
 
     scales = lattice_scales(points, strain)
+    if relax_first:
+        relax_params(base.engine, base.params)  # an engine that cannot relax: refused now
     if eos not in EOS_KINDS:
         raise UsageError(f"--eos {eos}: unknown form", f"use one of: {', '.join(EOS_KINDS)}")
     frames = read_frames(structure)
@@ -91,14 +103,19 @@ def submit_eos(
         path = Path(scratch) / f"{name}-eos.extxyz"
         write(path, cells, format="extxyz")
         volumes = [float(cell.get_volume()) for cell in cells]
-        submitted = submit(settings, replace(base, structures=[path], name=""))
+        if relax_first:
+            submitted = _relax_then_points(settings, structure, base, path, name, scales, done)
+        else:
+            submitted = submit(settings, replace(base, structures=[path], name=""))
     done.errors += submitted.errors
     done.point_ids = submitted.ids
     if len(submitted.ids) != points:
         done.errors.append("not every point was submitted: the fit step was not submitted")
         return done
-    done.study_id = submitted.ids[0]
-    _set_study(settings, submitted.ids, done.study_id)
+    done.study_id = done.relax_id or submitted.ids[0]
+    set_study(
+        settings, [*([done.relax_id] if done.relax_id else []), *submitted.ids], done.study_id
+    )
     fit = submit(
         settings,
         replace(
@@ -111,13 +128,7 @@ def submit_eos(
             after_any=submitted.ids,
             study_id=done.study_id,
             hold=False,
-            resources={
-                **base.resources,
-                "ntasks": 1,
-                "nodes": 1,
-                "cpus_per_task": 1,
-                "walltime_s": min(base.resources.get("walltime_s") or 900, 900),
-            },
+            resources=analysis_resources(base),
             throttle=None,
         ),
     )
@@ -126,7 +137,85 @@ def submit_eos(
     return done
 
 
-def _set_study(settings: Settings, ids: list[int], study_id: int) -> None:
+#: what makes each engine relax atoms and cell (``--relax-first``); others are refused
+RELAX_FIRST: dict[str, dict[str, Any]] = {
+    "emt": {"relax": True, "relax_cell": True},
+    "ase": {"relax": True, "relax_cell": True},
+    "qe": {"calculation": "vc-relax"},
+    "lammps": {"task": "minimize", "relax_box": "iso"},
+}
+
+
+def relax_params(engine: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The relaxation's parameters: the study's, with the engine's relax keys over them.
+
+    >>> relax_params("qe", {"ecutwfc_ry": 30})
+    {'ecutwfc_ry': 30, 'calculation': 'vc-relax'}
+    >>> relax_params("lammps", {"relax_box": "aniso"})["relax_box"]
+    'aniso'
+    """
+    if engine not in RELAX_FIRST:
+        raise UsageError(
+            f"--relax-first: engine '{engine}' has no relaxation orion can hand on",
+            f"use {', '.join(RELAX_FIRST)}, or relax yourself and give orion eos the result",
+        )
+    relax = dict(RELAX_FIRST[engine])
+    if engine == "lammps" and params.get("relax_box", "none") != "none":
+        relax["relax_box"] = params["relax_box"]  # the user's choice of cell relaxation
+    return {**params, **relax}
+
+
+def _relax_then_points(
+    settings: Settings,
+    structure: Path,
+    base: SubmitRequest,
+    cells: Path,
+    name: str,
+    scales: list[float],
+    done: EosSubmitted,
+) -> Submitted:
+    """Check the points (a dry run), submit the relaxation, then the points from it."""
+    from orion_cli.services.submit import Submitted, submit
+
+    submit(settings, replace(base, structures=[cells], name="", dry_run=True))
+    relax = submit(
+        settings,
+        replace(
+            base,
+            structures=[structure],
+            name=f"{name}-relax",
+            params=relax_params(base.engine, base.params),
+        ),
+    )
+    if not relax.ids:
+        return Submitted([], [], [], errors=[*relax.errors, "the relaxation was not submitted"])
+    done.relax_id = relax.ids[0]
+    points = submit(
+        settings,
+        replace(
+            base,
+            structures=[],
+            name=f"{name}-eos",
+            structure_from=done.relax_id,
+            structure_scales=scales,
+        ),
+    )
+    return replace(points, errors=relax.errors + points.errors)
+
+
+def analysis_resources(base: SubmitRequest) -> dict[str, object]:
+    """One task on one CPU for at most 15 minutes: a study's fit or analysis step."""
+    return {
+        **base.resources,
+        "ntasks": 1,
+        "nodes": 1,
+        "cpus_per_task": 1,
+        "walltime_s": min(base.resources.get("walltime_s") or 900, 900),
+    }
+
+
+def set_study(settings: Settings, ids: list[int], study_id: int) -> None:
+    """Mark jobs ``ids`` as the study ``study_id``'s (its first job's id)."""
     from sqlalchemy import update
     from sqlmodel import col
 

@@ -26,6 +26,8 @@ FORMATS = ("table", "csv", "json", "extxyz")
 EV_PER_A3_IN_GPA = 160.21766208  # 1 eV/Å³ in GPa (ase.units.GPa = 1 / this)
 PAGE = 1000
 PARAM_PREFIX = "param."  # swept parameters' columns: never confused with a result's
+#: engines of a study's analysis step (orion eos, orion converge): their result says the answer
+ANALYSIS_ENGINES = ("eos", "converge")
 VOIGT = ("xx", "yy", "zz", "yz", "xz", "xy")
 COLUMNS = (
     "id",
@@ -94,8 +96,10 @@ def swept_keys(session: Session, selection: Selection) -> list[str]:
     values: dict[str, set[str]] = {}
     present: dict[str, int] = {}
     seen = 0
-    query = _query(selection).options(load_only(Job.id, Job.parameters))  # type: ignore[arg-type]
+    query = _query(selection).options(load_only(Job.id, Job.engine, Job.parameters))  # type: ignore[arg-type]
     for job, _ in session.exec(query):
+        if job.engine in ANALYSIS_ENGINES:  # a study's fit: its parameters are not swept
+            continue
         seen += 1
         for key, value in (job.parameters or {}).items():
             values.setdefault(key, set()).add(json.dumps(value, sort_keys=True))
@@ -312,3 +316,19 @@ def table_rows(settings: Settings, selection: Selection) -> tuple[list[str], lis
 
 def _num(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def answers(settings: Settings, selection: Selection) -> list[tuple[int, str]]:
+    """(job id, answer) of the selected analysis steps that have one (the study's outcome)."""
+    from sqlmodel import col
+
+    from orion_cli.db.models import Job
+    from orion_cli.db.session import session_scope
+
+    with session_scope(settings.resolved_database_url) as session:
+        query = _query(selection).where(col(Job.engine).in_(ANALYSIS_ENGINES))
+        return [
+            (job.id, result.extras["answer"])
+            for job, result in session.exec(query)
+            if result is not None and isinstance((result.extras or {}).get("answer"), str)
+        ]

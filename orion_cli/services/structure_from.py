@@ -93,6 +93,30 @@ def prepared_from(settings: Settings, request: SubmitRequest) -> Iterator[Handof
     request.name = request.name or handoff.parent_name
     with tempfile.TemporaryDirectory(prefix="orion-from-") as scratch:
         path = Path(scratch) / f"from-{handoff.parent_id}.xyz"
-        path.write_text(handoff.structure_text)
+        path.write_text(_scaled(handoff.structure_text, request.structure_scales))
         request.structures = [path]
         yield handoff
+
+
+def _scaled(text: str, scales: list[float]) -> str:
+    """``text`` (one extended-XYZ frame) as it is, or once per lattice factor in ``scales``.
+
+    The node scales the parent's *final* cell the same way (:mod:`orion_cli.handoff`); these
+    frames are what the jobs are checked and prepared with at submit time.
+    """
+    if not scales:
+        return text
+    import io
+
+    from ase.io import read, write
+
+    atoms = read(io.StringIO(text), format="extxyz", index=0)
+    assert not isinstance(atoms, list)
+    frames = []
+    for scale in scales:
+        frame = atoms.copy()
+        frame.set_cell(atoms.cell * scale, scale_atoms=True)
+        frames.append(frame)
+    out = io.StringIO()
+    write(out, frames, format="extxyz")
+    return out.getvalue()

@@ -74,6 +74,10 @@ class SubmitRequest:
     on_scf_fail: list[str] = field(default_factory=list)  # --on-scf-fail key=value words
     scf_policy: dict[str, Any] | None = None  # resolved from on_scf_fail (services/scf_retry)
     structure_from: int | None = None  # start from this job's final structure (--from)
+    #: one job per set on the one structure, each set's parameters over ``params`` (converge)
+    param_sets: list[dict[str, Any]] = field(default_factory=list)
+    #: with ``structure_from``: one job per lattice factor of the parent's final cell (eos)
+    structure_scales: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -215,6 +219,10 @@ def _submit(
     engine = get_engine(r.engine)
     engine_settings = settings.engine_settings(r.engine)
     params = engine.check(engine_params(r.params, r.engine, engine_names()), engine_settings)
+    sets = [
+        engine.check(engine_params({**r.params, **one}, r.engine, engine_names()), engine_settings)
+        for one in r.param_sets
+    ]
     r.scf_policy = checked_policy(engine, params, r.on_scf_fail, engine_settings)
     _site(settings, r.engine, r.queue)  # a bad set-up line fails before any structure is read
     paths = expand_inputs(r.structures)
@@ -234,9 +242,15 @@ def _submit(
         if not r.dry_run:
             _prepare_database(settings)  # while the reader reads: imports, a server's connection
         staged = stager.collect()
+    if sets:
+        staged = _one_job_per_set(staged, sets, r.param_sets)
     for item in staged if handoff else ():  # the node takes the parent's final structure
         item.inputs.structure_from = handoff.result_path  # type: ignore[union-attr]
         item.source = f"from:{handoff.parent_id}"  # type: ignore[union-attr]
+    if handoff and r.structure_scales:  # the node scales the parent's final cell
+        for n, (item, scale) in enumerate(zip(staged, r.structure_scales, strict=True)):
+            item.inputs.structure_scale = scale
+            item.name = str(n)  # named NAME-0, NAME-1, ... below, as orion eos names points
     if len(staged) > 1 and chunk == 1:
         chunk = scheduler.max_array_size()  # one multi-frame file: many jobs after all
     if r.name:
@@ -256,6 +270,50 @@ def _submit(
     for start in range(0, len(staged), chunk):
         _submit_chunk(settings, r, params, staged[start : start + chunk], scheduler, result, links)
     return result
+
+
+def _one_job_per_set(
+    staged: list[Staged], sets: list[dict[str, Any]], given: list[dict[str, Any]]
+) -> list[Staged]:
+    """The one staged structure once per (checked) parameter set, named after what was given.
+
+    Each set is prepared in a scratch directory, as staging did for the structure.
+    """
+    import io
+    import tempfile
+
+    from ase.io import read
+
+    from orion_cli.engines.registry import get_engine
+
+    if len(staged) != 1:
+        raise UsageError(
+            f"a parameter sweep takes one structure; this input holds {len(staged)}",
+            "give a file with a single structure",
+        )
+    [item] = staged
+    atoms = read(io.StringIO(item.inputs.structure), format="extxyz", index=0)
+    assert not isinstance(atoms, list)
+    engine = get_engine(item.inputs.engine)
+    out = []
+    with tempfile.TemporaryDirectory(prefix="orion-sweep-") as scratch:
+        for params, one in zip(sets, given, strict=True):
+            engine.prepare(atoms, params, Path(scratch), item.inputs.engine_settings)
+            inputs = replace(item.inputs, params=params)
+            out.append(replace(item, name=f"{item.name}-{set_label(one)}", inputs=inputs))
+    return out
+
+
+def set_label(params: dict[str, Any]) -> str:
+    """A job-name suffix for a parameter set.
+
+    >>> set_label({"ecutwfc_ry": 30}), set_label({"kpoints": [4, 4, 2]})
+    ('ecutwfc_ry-30', 'kpoints-4x4x2')
+    """
+    return "-".join(
+        f"{key}-" + ("x".join(map(str, value)) if isinstance(value, list) else str(value))
+        for key, value in params.items()
+    )
 
 
 def _pack_size(settings: Settings, r: SubmitRequest, n_jobs: int) -> int:

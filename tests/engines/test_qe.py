@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,9 @@ from ase.build import bulk
 
 from orion_cli.engines.qe import QeEngine, choose_pseudopotentials
 from orion_cli.errors import UsageError
+from tests.conftest import EXAMPLES, need
 from tests.engines.conftest import RunEngine
+from tests.helpers import orion_json, poll_until_final
 
 FAST_SI = {"ecutwfc_ry": 15, "kpoints": [2, 2, 2], "smearing": "none", "conv_thr_ry": 1e-8}
 
@@ -174,3 +178,40 @@ def test_kpoints_and_kspacing_together_are_refused() -> None:
         2,
         2,
     ]
+
+
+@pytest.mark.engines
+def test_single_rank_pw_x_has_its_own_open_mpi_session_directory(
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Single-rank pw.x runs as an Open MPI singleton, which makes its session directory
+    ``$TMPDIR/ompi.<host>.<uid>``, shared by every such process of the user on the node:
+    array tasks starting together raced on it (`mkdir ... File exists`, engine_error for
+    1 of 5 jobs of a cutoff sweep). Here a file stands where that directory would go, so
+    that a job that uses the shared one fails every time instead of now and then."""
+    import socket
+
+    need(shutil.which("pw.x") is not None, "pw.x (Debian quantum-espresso)")
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    (shared / f"ompi.{socket.gethostname().split('.')[0]}.{os.getuid()}").write_text("")
+    monkeypatch.setenv("TMPDIR", str(shared))
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    job_id = orion_json(
+        "submit",
+        str(EXAMPLES / "Si.cif"),
+        "--engine",
+        "qe",
+        "-p",
+        "ecutwfc_ry=12",
+        "-p",
+        "kpoints=1,1,1",
+        "-p",
+        "smearing=none",
+    )["id"]
+    [job] = poll_until_final([job_id], timeout_s=120)
+    assert job["status"] == "completed", (Path(job["workdir"]) / "pw.out").read_text()[:600]
+    assert [p.name for p in shared.iterdir()] == [
+        f"ompi.{socket.gethostname().split('.')[0]}.{os.getuid()}"
+    ]  # cleaned up

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, need
 from tests.helpers import orion, orion_json, poll_until_final
 
 
@@ -67,3 +68,33 @@ def test_from_needs_a_final_structure(orion_home: Path, monkeypatch: pytest.Monk
     )
     assert "either structure files or --from" in both.stderr
     assert len(orion_json("ls")) == 1
+
+
+@pytest.mark.engines
+def test_qe_relax_then_scf(
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real pw.x: the scf child's pw.in holds the positions pw.x itself printed last."""
+    from ase.io import read, write
+
+    need(shutil.which("pw.x") is not None, "pw.x (Debian quantum-espresso)")
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    distorted = read(EXAMPLES / "Si.cif")
+    distorted.positions[0] += (0.12, 0.05, -0.04)
+    write(tmp_path / "si.xyz", distorted, format="extxyz")
+    fixed = ["-p", "ecutwfc_ry=16", "-p", "kpoints=2,2,2", "-p", "smearing=none"]
+    relax = orion_json(
+        "submit", str(tmp_path / "si.xyz"), "--engine", "qe", "-p", "calculation=relax", *fixed
+    )["id"]
+    scf = orion_json("submit", "--engine", "qe", "--from", str(relax), *fixed)["id"]
+    jobs = {j["id"]: j for j in poll_until_final([relax, scf], timeout_s=180)}
+    assert jobs[relax]["status"] == "completed", jobs[relax]["error_message"]
+    assert jobs[scf]["status"] == "completed", jobs[scf]["error_message"]
+
+    by_pw = read(Path(jobs[relax]["workdir"]) / "pw.out", format="espresso-out", index=-1)
+    child = read(Path(jobs[scf]["workdir"]) / "pw.in", format="espresso-in")
+    assert child.positions == pytest.approx(by_pw.positions, abs=1e-5)
+    assert child.cell.array == pytest.approx(by_pw.cell.array, abs=1e-6)
+    assert abs(child.positions - distorted.positions).max() > 0.01  # it did move
+    assert jobs[scf]["result"]["energy_ev"] == pytest.approx(by_pw.get_potential_energy(), abs=2e-3)
