@@ -203,3 +203,51 @@ def test_since_and_all_users_filter_as_ls_does(local: Path) -> None:
     assert orion_json("stats", "--since", "7d")["jobs"] == 1
     assert orion_json("stats", "--all-users")["jobs"] == 3
     assert orion_json("ls", "--count", "--since", "7d")["total"] == 1  # the same rule as ls
+
+
+def test_study_selects_the_jobs_of_one_eos(local: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import orion_cli.api as api
+
+    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
+    other = orion_json("submit", CU, "-e", "emt")["ids"]
+    study = orion_json("eos", CU, "--engine", "emt", "--points", "5", "--wait")
+    members = [*study["points"], study["fit"]]
+    poll_until_final(other)
+    got = orion_json("stats", "--study", str(study["study_id"]), "--by", "engine")
+    jobs = [orion_json("show", str(i)) for i in members]
+    assert_matches(got, reference(jobs))
+    assert {g["key"] for g in got["groups"]} == {"emt", "eos"}
+    # the Python API selects the same jobs
+    assert [j.id for j in api.jobs(study=study["study_id"])] == members
+    from_api = api.stats(study=study["study_id"], by="engine").as_dict()
+    assert from_api == {key: value for key, value in got.items() if key != "plot"}
+    assert [a.info["orion_id"] for a in api.results(study=study["study_id"])] == [
+        i for i in members if orion_json("show", str(i))["result"]["energy_ev"] is not None
+    ]
+
+
+@pytest.mark.slurm
+def test_stats_by_partition_on_the_real_cluster(
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real queue waits and partitions; a submit sbatch refuses counts as submit_error."""
+    import orion_cli.api as api
+    from orion_cli.errors import SubmitFailed
+
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    debug = orion_json("submit", CU, CU, "-e", "emt", "--partition", "debug", "--tag", "p")["ids"]
+    long = orion_json("submit", CU, "-e", "emt", "--partition", "long", "--tag", "p")["ids"]
+    with pytest.raises(SubmitFailed) as refused:
+        api.submit(CU, engine="emt", constraint="no-such-feature", tag="p")
+    assert refused.value.ids == [] and "Invalid feature specification" in refused.value.message
+    assert api.wait(debug + long, timeout_s=240)
+    jobs = [orion_json("show", str(j.id)) for j in api.jobs(tag="p")]
+    assert len(jobs) == 4
+    got = orion_json("stats", "--tag", "p", "--by", "partition")
+    assert_matches(got, reference(jobs))
+    assert got["failure_reasons"] == {"submit_error": 1}
+    groups = {g["key"]: g for g in got["groups"]}
+    assert {"debug", "long"} <= set(groups) == {j["partition"] or "-" for j in jobs}
+    for key, group in groups.items():
+        assert_matches(group, reference([j for j in jobs if (j["partition"] or "-") == key]))
+    assert groups["debug"]["jobs"] == 2 and groups["long"]["jobs"] == 1
