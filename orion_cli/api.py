@@ -41,6 +41,7 @@ __all__ = [
     "cancel",
     "jobs",
     "poll",
+    "result_rows",
     "results",
     "show",
     "stats",
@@ -432,6 +433,27 @@ def results(
     chosen, tags = _selected(ids, tag, study)
     selection = Selection(chosen, tags, study, current_user())
     return result_atoms(_settings(), selection, all_jobs)
+
+
+def result_rows(
+    ids: int | Iterable[int] | None = None,
+    *,
+    tag: str | Sequence[str] | None = None,
+    study: int | None = None,
+) -> list[dict[str, Any]]:
+    """One dict per job, as ``orion results -f json`` prints them: id, name, formula,
+    status, engine, natoms, energy_ev, energy_per_atom_ev, max_force_ev_per_a,
+    pressure_gpa, volume_a3, stress_gpa and the swept parameters (``param.<key>``).
+
+    >>> import pandas as pd                                            # doctest: +SKIP
+    >>> pd.DataFrame(result_rows(tag="cu-scan"))[["id", "energy_ev"]]  # doctest: +SKIP
+    """
+    from orion_cli.identity import current_user
+    from orion_cli.services.results import Selection
+    from orion_cli.services.results import result_rows as rows_of
+
+    chosen, tags = _selected(ids, tag, study)
+    return rows_of(_settings(), Selection(chosen, tags, study, current_user()))
 
 
 def poll() -> PollReport:

@@ -120,6 +120,13 @@ def test_api_mixes_paths_and_atoms_params_and_resources(orion_home: Path, monkey
         )
         np.testing.assert_allclose(atoms.positions, by_hand.positions, atol=1e-6)
         np.testing.assert_allclose(atoms.get_forces(), by_hand.get_forces(), atol=1e-6)
+    rows = api.result_rows(ids)  # the rows `orion results -f json` prints
+    assert [r["id"] for r in rows] == ids
+    for row, atoms in zip(rows, relaxed, strict=True):
+        assert row["energy_ev"] == pytest.approx(atoms.get_potential_energy(), abs=1e-12)
+        largest = np.linalg.norm(atoms.get_forces(), axis=1).max()
+        assert row["max_force_ev_per_a"] == pytest.approx(largest, abs=1e-9)
+        assert row["natoms"] == len(atoms) and row["engine"] == "emt"
     job = api.show(ids[1])
     assert job["mem_mb"] == 500 and job["parameters"]["fmax_ev_per_a"] == 0.05
     assert Path(job["structure_source"].rsplit("@", 1)[0]).is_file()  # the Atoms, kept
@@ -159,11 +166,17 @@ def test_api_errors_are_exceptions_and_write_nothing(orion_home: Path, monkeypat
     assert not list(orion_home.rglob("*.extxyz"))  # no Atoms file kept for a refused submit
     assert api.jobs() == []
     held = api.submit(cu, engine="emt", hold=True)
+    child = api.submit(cu, engine="emt", after=held, name="child")
+    assert [p["id"] for p in api.show(child[0])["parents"]] == held
+    report = api.poll()
+    assert report.errors == [] and report.checked == 2  # both are active, both looked at
     assert api.cancel(held) == held
     assert api.cancel(held) == []  # already cancelled: nothing to do, no error
     with pytest.raises(OrionError):
         api.cancel([999])
-    assert api.wait(held) is False  # cancelled, not completed
+    assert api.wait(held + child, timeout_s=60) is False  # cancelled, not completed
+    job = api.show(child[0])  # the poll cancelled the child whose parent was cancelled
+    assert (job["status"], job["failure_reason"]) == ("cancelled", "dependency_failed")
     assert orion("ls", "--count").exit_code == 0
 
 

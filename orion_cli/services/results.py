@@ -156,6 +156,16 @@ def job_rows(
         yield _row(job, result, swept)
 
 
+def result_rows(settings: Settings, selection: Selection) -> list[dict[str, Any]]:
+    """The selected jobs' rows, as ``orion results -f json`` prints them."""
+    from orion_cli.db.session import session_scope
+
+    with session_scope(settings.resolved_database_url) as session:
+        check_selection(session, selection)
+        swept = swept_keys(session, selection)
+        return [row for row, _ in job_rows(session, selection, swept)]
+
+
 def result_atoms(settings: Settings, selection: Selection, all_jobs: bool = False) -> list[Any]:
     """The selected jobs as ``ase.Atoms`` with their results attached, in id order.
 
