@@ -34,15 +34,28 @@ def emt_by_hand(atoms: Any) -> tuple[float, Any, Any]:
     return atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
 
 
-@pytest.fixture(params=["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+@pytest.fixture(
+    params=[
+        pytest.param(("sqlite", "local"), id="sqlite-local"),
+        pytest.param(
+            ("postgres", "slurm"),
+            id="postgres-slurm",
+            marks=[pytest.mark.postgres, pytest.mark.slurm],
+        ),
+    ]
+)
 def scheduler(
     request: pytest.FixtureRequest, orion_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
-    if request.param == "slurm":
+    database, name = request.param
+    if database == "postgres":
+        monkeypatch.setenv("ORION_DATABASE_URL", request.getfixturevalue("postgres_url"))
+        orion("db", "upgrade")
+    if name == "slurm":
         request.getfixturevalue("slurm")
-    monkeypatch.setenv("ORION_SCHEDULER", request.param)
+    monkeypatch.setenv("ORION_SCHEDULER", name)
     monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
-    return str(request.param)
+    return str(name)
 
 
 def test_readme_snippet_runs_and_matches_ase_emt(scheduler: str) -> None:
@@ -54,7 +67,10 @@ def test_readme_snippet_runs_and_matches_ase_emt(scheduler: str) -> None:
         exec(compile(readme_snippet(), "README.md#python-api", "exec"), namespace)  # noqa: S102
     structures, ids = namespace["structures"], namespace["ids"]
     assert len(ids) == len(structures) == 3
-    done = namespace["orion"].results(ids)
+    api = namespace["orion"]
+    states = [(i, api.show(i)["status"], api.show(i)["raw_state"]) for i in ids]
+    assert all(state == "completed" for _, state, _ in states), states  # a busy cluster: queued
+    done = api.results(ids)
     assert [a.info["orion_id"] for a in done] == ids
     for atoms, given in zip(done, structures, strict=True):
         energy, forces, stress = emt_by_hand(given)

@@ -34,7 +34,8 @@ def stats(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Success rate, failure reasons, queue wait and run time (p50/p90/max) and core-hours."""
+    """Success rate, failure reasons, queue wait and run time (p50/p90/max) and core-hours
+    of your jobs, overall and by engine, partition or tag."""
     from orion_cli.config import load_settings
     from orion_cli.identity import current_user
     from orion_cli.services.stats import StatsFilter, check_by, collect
