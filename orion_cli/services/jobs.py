@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -106,8 +106,6 @@ def seconds_between(start: datetime | None, end: datetime | None) -> float | Non
     """
     if start is None or end is None:
         return None
-    from datetime import UTC
-
     aware = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end)]
     return round((aware[1] - aware[0]).total_seconds(), 3)
 

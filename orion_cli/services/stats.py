@@ -42,7 +42,7 @@ class StatsFilter:
     since_s: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built 100,000 times, frozen's __init__ is 3x slower
 class JobFacts:
     """What the statistics need of one job."""
 
