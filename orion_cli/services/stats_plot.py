@@ -62,7 +62,7 @@ def write_plot(stats: Stats, path: Path) -> None:
     figure.suptitle(
         f"{stats.total.jobs} jobs by {stats.by}"
         + (
-            f": {rate * 100:.0f} % of {stats.total.ended} ended jobs completed"
+            f": {rate * 100:.1f}% of {stats.total.ended} ended jobs completed"
             if rate is not None
             else ""
         )
@@ -72,7 +72,11 @@ def write_plot(stats: Stats, path: Path) -> None:
     unit, scale = _unit(longest)
     positions = list(range(1, len(labels) + 1))
     if any(runs):
-        runs_ax.boxplot([[v / scale for v in r] for r in runs], positions=positions)
+        runs_ax.boxplot(
+            [[v / scale for v in r] for r in runs],
+            positions=positions,
+            flierprops={"markersize": 3, "alpha": 0.5},
+        )
     else:
         runs_ax.text(0.5, 0.5, "no finished runs yet", ha="center", va="center")
     runs_ax.set_xticks(positions, labels)
@@ -86,7 +90,8 @@ def write_plot(stats: Stats, path: Path) -> None:
     outcome_ax.set_xticks(positions, labels)
     outcome_ax.set_ylabel("jobs")
     outcome_ax.set_title("outcomes")
-    outcome_ax.legend(loc="upper right", fontsize="small")
+    outcome_ax.set_ylim(0, max(bottom, default=0) * 1.3 or 1)  # room for the legend
+    outcome_ax.legend(loc="upper right", fontsize="small", ncols=2)
     if len(labels) > 4 or max(map(len, labels), default=0) > 10:
         for ax in (runs_ax, outcome_ax):
             ax.tick_params(axis="x", labelrotation=30)
