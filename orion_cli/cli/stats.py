@@ -23,7 +23,9 @@ def stats(
     study: Annotated[int | None, typer.Option(help="Jobs of this study (orion eos).")] = None,
     engine: Annotated[str, typer.Option(help="Jobs of this engine.")] = "",
     since: Annotated[str, typer.Option(help="Only jobs created within: 7d, 12h, 90m.")] = "",
-    by: Annotated[str, typer.Option(help="Group by engine, partition or tag.")] = "engine",
+    by: Annotated[
+        str, typer.Option(help="Group by engine, partition, tag or user (with --all-users).")
+    ] = "engine",
     plot: Annotated[
         Path | None,
         typer.Option(help="Also draw run times and outcomes into this PNG file."),

@@ -1,5 +1,5 @@
 """How your jobs went: success rate, failure reasons, queue wait and run time percentiles,
-core-hours, overall and by engine, partition or tag (``orion stats``, ``orion_cli.api``).
+core-hours, overall and by engine, partition, tag or user (``orion stats``, ``orion_cli.api``).
 
 The jobs are those ``orion ls`` lists with the same filters (yours unless every user's is
 asked for; removed jobs left out). The numbers are computed from the job rows exactly as
@@ -25,7 +25,7 @@ from typing import Any
 from orion_cli.config import Settings
 from orion_cli.errors import UsageError
 
-GROUPINGS = ("engine", "partition", "tag")
+GROUPINGS = ("engine", "partition", "tag", "user")
 #: the group of jobs without a tag (``--by tag``) or partition (``--by partition``)
 NONE_GROUP = "-"
 ACTIVE = ("created", "queued", "running")
@@ -56,6 +56,7 @@ class JobFacts:
     run_s: float | None
     cores: int
     retry_pending: bool = False
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def summarize(facts: Sequence[JobFacts], key: str) -> GroupStats:
 
 
 def group_keys(job: JobFacts, by: str) -> tuple[str, ...]:
-    """The groups a job counts in: its engine, its partition, or each of its tags.
+    """The groups a job counts in: its engine, partition or owner, or each of its tags.
 
     >>> group_keys(JobFacts(1, "queued", None, "emt", "", ("a", "b"), None, None, 1), "tag")
     ('a', 'b')
@@ -195,6 +196,8 @@ def group_keys(job: JobFacts, by: str) -> tuple[str, ...]:
         return (job.engine,)
     if by == "partition":
         return (job.partition or NONE_GROUP,)
+    if by == "user":
+        return (job.owner,)
     return job.tags or (NONE_GROUP,)
 
 
@@ -255,6 +258,7 @@ def collect(settings: Settings, flt: StatsFilter, by: str = "engine") -> Stats:
                 col(Job.ntasks),
                 col(Job.cpus_per_task),
                 col(Job.next_attempt_at),
+                col(Job.owner),
             )
             .where(*where)
             .order_by(col(Job.id))
@@ -283,6 +287,7 @@ def collect(settings: Settings, flt: StatsFilter, by: str = "engine") -> Stats:
             run_s=seconds_between(started, finished),
             cores=(ntasks or 1) * (cpus or 1),
             retry_pending=status == "failed" and next_at is not None,
+            owner=owner,
         )
         for (
             job_id,
@@ -296,6 +301,7 @@ def collect(settings: Settings, flt: StatsFilter, by: str = "engine") -> Stats:
             ntasks,
             cpus,
             next_at,
+            owner,
         ) in rows
     ]
     present = {(job_id, attempt) for job_id, attempt, _ in attempts}

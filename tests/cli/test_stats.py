@@ -190,6 +190,7 @@ def test_since_and_all_users_filter_as_ls_does(local: Path) -> None:
 
     from orion_cli.config import load_settings
     from orion_cli.db.session import get_engine
+    from orion_cli.identity import current_user
 
     old, other, mine = (orion_json("submit", CU, "-e", "mock", "--hold")["ids"][0] for _ in "abc")
     orion("cancel", str(old), str(other), str(mine))
@@ -202,6 +203,8 @@ def test_since_and_all_users_filter_as_ls_does(local: Path) -> None:
     assert orion_json("stats")["jobs"] == 2  # old and mine
     assert orion_json("stats", "--since", "7d")["jobs"] == 1
     assert orion_json("stats", "--all-users")["jobs"] == 3
+    by_user = orion_json("stats", "--all-users", "--by", "user")["groups"]
+    assert {g["key"]: g["jobs"] for g in by_user} == {current_user(): 2, "someone-else": 1}
     assert orion_json("ls", "--count", "--since", "7d")["total"] == 1  # the same rule as ls
 
 
