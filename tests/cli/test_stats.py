@@ -254,3 +254,22 @@ def test_stats_by_partition_on_the_real_cluster(
     for key, group in groups.items():
         assert_matches(group, reference([j for j in jobs if (j["partition"] or "-") == key]))
     assert groups["debug"]["jobs"] == 2 and groups["long"]["jobs"] == 1
+
+
+def test_a_retried_job_has_its_new_attempts_times(local: Path) -> None:
+    """A new attempt starts afresh: until it runs, it has no start (no negative queue wait
+    from the previous attempt's start), and afterwards its own times."""
+    (job_id,) = orion_json(
+        "submit", CU, "-e", "mock", "-p", "duration_s=0.2", "-p", "fail=true", "--retries", "0"
+    )["ids"]
+    (first,) = poll_until_final([job_id])
+    assert first["status"] == "failed" and first["queue_wait_s"] >= 0
+    orion("retry", str(job_id), "-p", "fail=false")
+    again = orion_json("show", str(job_id))
+    assert again["status"] == "queued" and again["attempt"] == 2
+    assert again["started_at"] is None and again["queue_wait_s"] is None, again["started_at"]
+    assert orion_json("stats")["queue_wait_s"]["count"] == 0
+    (done,) = poll_until_final([job_id])
+    assert done["status"] == "completed"
+    assert done["started_at"] > first["finished_at"]  # the second attempt's own start
+    assert 0 <= done["queue_wait_s"] and 0 < done["run_s"] < 30
