@@ -143,6 +143,14 @@ def test_api_mixes_paths_and_atoms_params_and_resources(orion_home: Path, monkey
         largest = np.linalg.norm(atoms.get_forces(), axis=1).max()
         assert row["max_force_ev_per_a"] == pytest.approx(largest, abs=1e-9)
         assert row["natoms"] == len(atoms) and row["engine"] == "emt"
+    # a single point on the relaxed structure of job ids[1], started after it (--from)
+    child = api.submit(None, engine="emt", from_job=ids[1])
+    assert api.wait(child, timeout_s=120)
+    (point,) = api.results(child)
+    assert point.info["name"] == "rattled"  # named after its parent
+    energy, forces, _ = emt_by_hand(relaxed[1])
+    assert point.get_potential_energy() == pytest.approx(energy, abs=1e-6)
+    np.testing.assert_allclose(point.get_forces(), forces, atol=1e-6)
     job = api.show(ids[1])
     assert job["mem_mb"] == 500 and job["parameters"]["fmax_ev_per_a"] == 0.05
     assert Path(job["structure_source"].rsplit("@", 1)[0]).is_file()  # the Atoms, kept

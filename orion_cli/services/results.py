@@ -120,9 +120,13 @@ def input_format(source: str) -> str | None:
 
     >>> input_format("/x/Cu.cif"), input_format("/x/frames.xyz@3"), input_format("POSCAR.Al")
     ('cif', 'extxyz', 'vasp')
+    >>> input_format("from:12")  # orion submit --from 12: the parent's structure, as extxyz
+    'extxyz'
     """
     from orion_cli.services.inputs import ASE_FORMAT
 
+    if source.startswith("from:"):
+        return "extxyz"
     path, _, frame = source.rpartition("@")
     if path and frame.isdigit():
         return "extxyz"  # one frame of a multi-frame file is stored as extended XYZ
