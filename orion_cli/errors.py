@@ -66,6 +66,18 @@ class SubmitRefused(SchedulerError):
     """The scheduler refused a submission for a reason a retry cannot change."""
 
 
+class SubmitFailed(SchedulerError):
+    """The scheduler refused some or all jobs of a submit (orion_cli.api); ``ids`` holds
+    the jobs that were submitted all the same (the refused ones are failed, submit_error)."""
+
+    def __init__(self, message: str, ids: list[int] | None = None) -> None:
+        super().__init__(message, "`orion ls -s failed` lists the refused jobs")
+        self.ids = list(ids or [])
+
+    def __reduce__(self) -> tuple[type, tuple[str, list[int]]]:  # type: ignore[override]
+        return type(self), (self.message, self.ids)
+
+
 class EngineError(OrionError):
     """An engine cannot prepare or parse a calculation."""
 

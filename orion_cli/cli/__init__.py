@@ -50,6 +50,7 @@ from orion_cli.cli import (  # noqa: E402,F401  (registers the commands)
     monitor,
     queues,
     scripts,
+    stats,
     study,
     submit,
     watch,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -41,8 +41,8 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
     with session_scope(settings.resolved_database_url) as session:
         job = _get(session, job_id)
         data = job.model_dump(exclude={"input_structure", "events_offset"})
-        data["queue_wait_s"] = _seconds_between(job.submitted_at, job.started_at)
-        data["run_s"] = _seconds_between(job.started_at, job.finished_at)
+        data["queue_wait_s"] = seconds_between(job.submitted_at, job.started_at)
+        data["run_s"] = seconds_between(job.started_at, job.finished_at)
         for key, value in data.items():
             if isinstance(value, datetime):
                 data[key] = value.isoformat()
@@ -98,17 +98,15 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
         return data
 
 
-def _seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
     """Seconds from ``start`` to ``end`` (SQLite returns naive UTC), None if either is unknown.
 
     >>> from datetime import UTC
-    >>> _seconds_between(datetime(2026, 1, 1, 10), datetime(2026, 1, 1, 10, 1, tzinfo=UTC))
+    >>> seconds_between(datetime(2026, 1, 1, 10), datetime(2026, 1, 1, 10, 1, tzinfo=UTC))
     60.0
     """
     if start is None or end is None:
         return None
-    from datetime import UTC
-
     aware = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end)]
     return round((aware[1] - aware[0]).total_seconds(), 3)
 

@@ -46,6 +46,8 @@ class JobFilter:
     offset: int = 0
     #: only this user's jobs; None lists every user's (``--all-users``)
     owner: str | None = None
+    #: only the jobs of this study (``orion eos``: the id of its first job)
+    study_id: int | None = None
 
 
 @dataclass
@@ -77,6 +79,9 @@ def build_query(flt: JobFilter, placeholder: str, now: datetime) -> tuple[str, s
     if flt.engine:
         where.append(f"engine = {placeholder}")
         params.append(flt.engine)
+    if flt.study_id is not None:
+        where.append(f"study_id = {placeholder}")
+        params.append(flt.study_id)
     if flt.tags:
         where.append(
             f"id IN (SELECT job_id FROM job_tag WHERE tag IN "

@@ -144,19 +144,64 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def job_rows(
-    session: Session, selection: Selection, swept: Sequence[str]
-) -> Iterator[tuple[dict[str, Any], Any]]:
-    """Yield (row, ase.Atoms or None) per selected job, a page of jobs at a time."""
+def _jobs(session: Session, selection: Selection) -> Iterator[tuple[Any, Any]]:
+    """Yield (job, result or None) per selected job, a page of jobs at a time."""
     offset = 0
     while True:
         page = session.exec(_query(selection).offset(offset).limit(PAGE)).all()
         if not page:
             return
-        for job, result in page:
-            yield _row(job, result, swept)
+        yield from page
         offset += PAGE
         session.expunge_all()
+
+
+def job_rows(
+    session: Session, selection: Selection, swept: Sequence[str]
+) -> Iterator[tuple[dict[str, Any], Any]]:
+    """Yield (row, ase.Atoms or None) per selected job, a page of jobs at a time."""
+    for job, result in _jobs(session, selection):
+        yield _row(job, result, swept)
+
+
+def result_rows(settings: Settings, selection: Selection) -> list[dict[str, Any]]:
+    """The selected jobs' rows, as ``orion results -f json`` prints them."""
+    from orion_cli.db.session import session_scope
+
+    with session_scope(settings.resolved_database_url) as session:
+        check_selection(session, selection)
+        swept = swept_keys(session, selection)
+        return [row for row, _ in job_rows(session, selection, swept)]
+
+
+def result_atoms(settings: Settings, selection: Selection, all_jobs: bool = False) -> list[Any]:
+    """The selected jobs as ``ase.Atoms`` with their results attached, in id order.
+
+    As ``orion results -f extxyz`` writes them: the final structure (else the input one),
+    a SinglePointCalculator with energy, forces and stress, and ``info`` holding
+    ``orion_id``, ``name``, ``status``, the swept parameters (``param.<key>``), and here
+    also ``engine``, ``params`` (all engine parameters) and ``tag``. Only completed jobs
+    with an energy, unless ``all_jobs`` (then the others come without a calculator and
+    with ``failure_reason``).
+    """
+    from orion_cli.db.session import session_scope
+
+    found = []
+    with session_scope(settings.resolved_database_url) as session:
+        check_selection(session, selection)
+        swept = swept_keys(session, selection)
+        for job, result in _jobs(session, selection):
+            row, atoms = _row(job, result, swept)
+            done = job.status == "completed" and row["energy_ev"] is not None
+            if atoms is None or not (done or all_jobs):
+                continue
+            atoms.info.update(
+                {"engine": job.engine, "params": dict(job.parameters or {}), "tag": job.tag}
+            )
+            if job.failure_reason:
+                atoms.info["failure_reason"] = job.failure_reason
+            found.append(atoms)
+    return found
 
 
 def _row(job: Any, result: Any, swept: Sequence[str]) -> tuple[dict[str, Any], Any]:
