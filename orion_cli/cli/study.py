@@ -79,6 +79,10 @@ def eos(
     partition: Annotated[str, typer.Option(help="SLURM partition.")] = "",
     ntasks: Annotated[int | None, typer.Option()] = None,
     scheduler: Annotated[str, typer.Option(help="slurm or local.")] = "",
+    hold: Annotated[
+        bool,
+        typer.Option("--hold", help="Submit the points held; `orion release --study ID` starts."),
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the fit ends.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -89,6 +93,13 @@ def eos(
     from orion_cli.services.submit import SubmitRequest
     from orion_cli.units import parse_param_pairs, parse_walltime_s
 
+    if hold and wait:
+        from orion_cli.errors import UsageError
+
+        raise UsageError(
+            "--hold with --wait would wait for ever",
+            "drop --wait; start the study with `orion release --study ID`, then `orion wait`",
+        )
     settings = load_settings()
     base = SubmitRequest(
         structures=[],
@@ -97,6 +108,7 @@ def eos(
         name=name,
         tag=tag,
         scheduler=scheduler,
+        hold=hold,
         resources={
             k: v
             for k, v in {
