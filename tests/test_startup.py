@@ -84,3 +84,18 @@ def test_completion_on_tab_loads_no_heavy_module() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["--study"]
     assert out.stderr.strip() == ""
+
+
+def test_version_is_the_one_installed_and_declared() -> None:
+    """`orion --version` prints the version pip installed, which is pyproject.toml's."""
+    import tomllib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    out = subprocess.run(
+        [sys.executable, "-m", "orion_cli", "--version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stderr == ""
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text())["project"]["version"]
+    assert out.stdout == f"orion {version('orion-cli')}\n" == f"orion {declared}\n"
