@@ -17,11 +17,11 @@ if TYPE_CHECKING:
 @app.command()
 @handle_errors
 def results(
-    job_ids: Annotated[list[int] | None, typer.Argument(help="orion job ids")] = None,
+    job_ids: Annotated[list[str] | None, typer.Argument(help="orion job ids")] = None,
     tag: Annotated[
         list[str] | None, typer.Option(help="Your jobs with this tag (repeatable: any of them).")
     ] = None,
-    study: Annotated[int | None, typer.Option(help="Your jobs of this study (orion eos).")] = None,
+    study: Annotated[str, typer.Option(help="Your jobs of this study (orion eos).")] = "",
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="table, csv, json or extxyz.")
     ] = "table",
@@ -35,11 +35,15 @@ def results(
     from orion_cli.config import load_settings
     from orion_cli.errors import UsageError
     from orion_cli.identity import current_user
+    from orion_cli.jobids import parse_job_ids, parse_study_id
     from orion_cli.services.results import Selection, table_rows, write_results
 
     settings = load_settings()
     selection = Selection(
-        tuple(job_ids or ()), tuple(t for t in tag or () if t), study, current_user()
+        tuple(parse_job_ids(job_ids)),  # strictly: int() reads "1_0" as job 10
+        tuple(t for t in tag or () if t),
+        parse_study_id(study) if study else None,
+        current_user(),
     )
     if fmt == "table" and output is None:
         header, rows = table_rows(settings, selection)

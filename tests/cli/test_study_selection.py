@@ -119,3 +119,13 @@ def test_a_bad_study_id_is_one_line_and_changes_nothing(typed: str, local: Path)
         ], (command, lines)
     assert set(shown(jobs, "status")) == {"queued"}
     orion("cancel", "--study", str(jobs[0]))
+
+
+@pytest.mark.parametrize("args", [["1_0"], ["--study", "0_1"]])
+def test_results_reads_ids_and_study_ids_strictly(args: list[str], local: Path) -> None:
+    """`orion results 1_0` showed job 10 (click's int() reads "1_0" as ten)."""
+    held_study()
+    held_study()  # jobs 1..12: job 10 and study 1 exist
+    line = orion("results", *args, expect=2).stderr.strip()
+    assert line.startswith("error: ") and "'" + args[-1] + "' is not" in line, line
+    orion("cancel", "--status", "queued")
