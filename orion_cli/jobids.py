@@ -49,6 +49,24 @@ def parse_job_ids(texts: list[str] | None) -> list[int]:
     return list(dict.fromkeys(parse_job_id(text) for text in texts or []))
 
 
+def parse_study_id(text: str) -> int:
+    """Read a ``--study`` id as strictly as a job id (a study's id is its first job's).
+
+    >>> parse_study_id("12")
+    12
+    >>> parse_study_id("1_2")
+    Traceback (most recent call last):
+    ...
+    orion_cli.errors.UsageError: --study '1_2' is not a study id
+    """
+    if _ORION_ID.fullmatch(text) and int(text) > 0:
+        return int(text)
+    raise UsageError(
+        f"--study '{text}' is not a study id",
+        "a study id is a whole number such as 12: the one `orion eos` printed ('study 12: ...')",
+    )
+
+
 def check_slurm_id(text: str) -> str:
     """Check a scheduler job id as typed for ``--slurm-id`` (``1234``, ``1234_5``; the
     local scheduler's ``L12_3``).

@@ -123,10 +123,10 @@ def _run_command(
     tracker = tracker_for(str(job.get("engine", "")), job.get("params") or {})
     interval_s = float(os.environ.get("ORION_PROGRESS_INTERVAL_S") or PROGRESS_INTERVAL_S)
     with _own_mpi_session_dir(env, spec.mpi and not prefix), out_path.open("wb") as out:
+        follow = None if tracker is None else _Follow(workdir / tracker.file_name, tracker, report)
         process = subprocess.Popen(argv, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=env)
-        if tracker is None:
+        if follow is None:
             return process.wait()
-        follow = _Follow(workdir / tracker.file_name, tracker, report)
         while True:
             try:
                 code = process.wait(timeout=interval_s)
@@ -159,15 +159,32 @@ PROGRESS_INTERVAL_S = 2.0  # how often the runner reads the engine's output whil
 PROGRESS_READ_BYTES = 1 << 20  # at most this much new output read per look
 
 
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
 class _Follow:
-    """Read what an output file gained since the last look; report a changed step."""
+    """Read what an output file gained since the last look; report a changed step.
+
+    A file already there before the engine starts (an earlier attempt's OSZICAR) is not
+    read until the engine has rewritten it.
+    """
 
     def __init__(self, path: Path, tracker: Any, report: Callable[[str, float], None]) -> None:
         self.path, self.tracker, self.report = path, tracker, report
         self.offset = 0
         self.last_step = ""
+        self.stale = _file_stamp(path)
 
     def read(self) -> None:
+        if self.stale is not None:
+            if _file_stamp(self.path) == self.stale:
+                return
+            self.stale = None
         try:
             with self.path.open("rb") as handle:
                 handle.seek(self.offset)

@@ -59,9 +59,10 @@ def run_in_pty(
     pid, fd = pty.fork()
     if pid == 0:  # the child: set the size on its own terminal before orion starts
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-        os.environ.pop("COLUMNS", None)
-        os.environ.pop("LINES", None)
-        os.execv(sys.executable, [sys.executable, "-m", "orion_cli", *args])
+        # an explicit environment: readline (loaded in pytest) exports COLUMNS=80 and LINES
+        # into the C environment behind os.environ's back, and execv would pass them on
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+        os.execve(sys.executable, [sys.executable, "-m", "orion_cli", *args], env)
     started = time.monotonic()
     pending = sorted(keys or [])
     out = b""

@@ -65,3 +65,37 @@ def test_progress_console_script_skips_typer(tmp_path) -> None:  # noqa: ANN001
     )
     assert out.stdout.strip() == ""
     assert '"step":"SCF step"' in (tmp_path / "events.jsonl").read_text()
+
+
+def test_completion_on_tab_loads_no_heavy_module() -> None:
+    """Each TAB runs `orion` with _ORION_COMPLETE set: it must start as fast as --help."""
+    code = (
+        "import os, sys\n"
+        "os.environ.update(_ORION_COMPLETE='complete_bash', COMP_WORDS='orion cancel --stu',"
+        " COMP_CWORD='2')\n"
+        "sys.argv = ['orion']\n"
+        "from orion_cli.entry import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["--study"]
+    assert out.stderr.strip() == ""
+
+
+def test_version_is_the_one_installed_and_declared() -> None:
+    """`orion --version` prints the version pip installed, which is pyproject.toml's."""
+    import tomllib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    out = subprocess.run(
+        [sys.executable, "-m", "orion_cli", "--version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stderr == ""
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text())["project"]["version"]
+    assert out.stdout == f"orion {version('orion-cli')}\n" == f"orion {declared}\n"

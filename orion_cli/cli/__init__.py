@@ -14,7 +14,10 @@ app = typer.Typer(
     help="Submit, track and parse materials-science calculations on SLURM (or locally).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # --install-completion / --show-completion, and the _ORION_COMPLETE protocol behind
+    # them (Typer registers its completion classes only when this is on). Free at start-up:
+    # typer.main imports typer.completion and shellingham whether or not it is on.
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 _state = {"debug": False}

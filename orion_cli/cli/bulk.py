@@ -1,4 +1,5 @@
-"""``orion cancel | retry | hold | release | priority``: by ids, ``--tag`` or ``--status``."""
+"""``orion cancel | retry | hold | release | priority | rm``: by ids, ``--tag``, ``--study``
+or ``--status``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from orion_cli.cli.jobargs import (
     JsonOpt,
     SlurmIdOpt,
     StatusOpt,
+    StudyOpt,
     TagOpt,
     finish,
     selection,
@@ -26,6 +28,7 @@ def cancel(
     job_ids: IdsArg = None,
     slurm_id: SlurmIdOpt = None,
     tag: TagOpt = None,
+    study: StudyOpt = None,
     status: StatusOpt = None,
     with_dependents: Annotated[
         bool, typer.Option("--with-dependents", help="Also cancel every job waiting for these.")
@@ -36,7 +39,7 @@ def cancel(
     from orion_cli.config import load_settings
     from orion_cli.services.actions import cancel as run
 
-    chosen = selection(job_ids, slurm_id, tag, status)
+    chosen = selection(job_ids, slurm_id, tag, status, study)
     finish(run(load_settings(), chosen, with_dependents), as_json, chosen.describe())
 
 
@@ -46,6 +49,7 @@ def retry(
     job_ids: IdsArg = None,
     slurm_id: SlurmIdOpt = None,
     tag: TagOpt = None,
+    study: StudyOpt = None,
     status: StatusOpt = None,
     param: Annotated[
         list[str] | None,
@@ -63,7 +67,7 @@ def retry(
     from orion_cli.units import parse_param_pairs
 
     changes = parse_param_pairs(param or [])
-    chosen = selection(job_ids, slurm_id, tag, status)
+    chosen = selection(job_ids, slurm_id, tag, status, study)
     finish(run(load_settings(), chosen, changes or None), as_json, chosen.describe())
 
 
@@ -73,6 +77,7 @@ def hold(
     job_ids: IdsArg = None,
     slurm_id: SlurmIdOpt = None,
     tag: TagOpt = None,
+    study: StudyOpt = None,
     status: StatusOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -80,7 +85,7 @@ def hold(
     from orion_cli.config import load_settings
     from orion_cli.services.actions import control
 
-    chosen = selection(job_ids, slurm_id, tag, status)
+    chosen = selection(job_ids, slurm_id, tag, status, study)
     finish(control(load_settings(), chosen, "hold"), as_json, chosen.describe())
 
 
@@ -90,6 +95,7 @@ def release(
     job_ids: IdsArg = None,
     slurm_id: SlurmIdOpt = None,
     tag: TagOpt = None,
+    study: StudyOpt = None,
     status: StatusOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -97,7 +103,7 @@ def release(
     from orion_cli.config import load_settings
     from orion_cli.services.actions import control
 
-    chosen = selection(job_ids, slurm_id, tag, status)
+    chosen = selection(job_ids, slurm_id, tag, status, study)
     finish(control(load_settings(), chosen, "release"), as_json, chosen.describe())
 
 
@@ -108,6 +114,7 @@ def priority(
     job_ids: IdsArg = None,
     slurm_id: SlurmIdOpt = None,
     tag: TagOpt = None,
+    study: StudyOpt = None,
     status: StatusOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -120,7 +127,7 @@ def priority(
             f"priority '{value}' is not a whole number",
             "use 0..20 (20 = most urgent), then the job ids",
         )
-    chosen = selection(job_ids, slurm_id, tag, status)
+    chosen = selection(job_ids, slurm_id, tag, status, study)
     finish(
         control(load_settings(), chosen, "priority", priority=int(value)),
         as_json,
@@ -134,6 +141,7 @@ def remove(
     job_ids: IdsArg = None,
     slurm_id: SlurmIdOpt = None,
     tag: TagOpt = None,
+    study: StudyOpt = None,
     status: StatusOpt = None,
     keep_results: Annotated[
         bool,
@@ -153,7 +161,7 @@ def remove(
     from orion_cli.services.remove import human_size, plan, remove
 
     settings = load_settings()
-    chosen = selection(job_ids, slurm_id, tag, status)
+    chosen = selection(job_ids, slurm_id, tag, status, study)
     todo = plan(settings, chosen, keep_results)
     if todo.job_ids and not yes:
         what = "directories" if keep_results else "directories and records"

@@ -1,4 +1,5 @@
-"""Arguments that name jobs: strict orion ids, ``--slurm-id``, ``--tag``, ``--status``."""
+"""Arguments that name jobs: strict orion ids, ``--slurm-id``, ``--tag``, ``--study``,
+``--status``."""
 
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ SlurmIdOpt = Annotated[
 TagOpt = Annotated[
     list[str] | None, typer.Option("--tag", help="Jobs with this tag (repeatable: any of them).")
 ]
+StudyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--study",
+        help="Jobs of this study: the id `orion eos` printed (repeatable: any of them).",
+        show_default=False,
+    ),
+]
 StatusOpt = Annotated[
     list[str] | None, typer.Option("--status", "-s", help="Jobs with this status (repeatable).")
 ]
@@ -37,9 +46,10 @@ def selection(
     slurm_ids: list[str] | None,
     tags: list[str] | None,
     statuses: list[str] | None,
+    studies: list[str] | None = None,
 ) -> Selection:
     """Build the selection from the command line, reading every id strictly."""
-    from orion_cli.jobids import check_slurm_id, parse_job_ids
+    from orion_cli.jobids import check_slurm_id, parse_job_ids, parse_study_id
     from orion_cli.services.bulk import Selection
 
     return Selection(
@@ -47,6 +57,7 @@ def selection(
         tuple(map(check_slurm_id, slurm_ids or ())),
         tuple(t for t in tags or () if t),
         tuple(statuses or ()),
+        tuple(dict.fromkeys(map(parse_study_id, studies or ()))),
     )
 
 

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from orion_cli.cli import app
-from orion_cli.cli.jobargs import IdsArg, JsonOpt, SlurmIdOpt, StatusOpt, TagOpt, selection
+from orion_cli.cli.jobargs import (
+    IdsArg,
+    JsonOpt,
+    SlurmIdOpt,
+    StatusOpt,
+    StudyOpt,
+    TagOpt,
+    selection,
+)
 from orion_cli.cli.output import age, handle_errors, message, print_json
 
 if TYPE_CHECKING:
@@ -108,6 +116,7 @@ def wait(
     job_ids: IdsArg = None,
     slurm_id: SlurmIdOpt = None,
     tag: TagOpt = None,
+    study: StudyOpt = None,
     status: StatusOpt = None,
     timeout: Annotated[
         str, typer.Option(help="Give up after this long: 90s, 30m, 2h (exit 1).")
@@ -125,7 +134,7 @@ def wait(
 
     timeout_s = parse_walltime_s(timeout, "--timeout") if timeout else None
     settings = load_settings()
-    chosen = selection(job_ids, slurm_id, tag, status)
+    chosen = selection(job_ids, slurm_id, tag, status, study)
     ids = select_ids(settings, chosen)
     if not ids:
         message(f"no jobs of yours match {chosen.describe()}; nothing to wait for")

@@ -170,8 +170,14 @@ def table(
     from rich.table import Table
     from rich.text import Text
 
-    tbl = Table(title=title, title_justify="left", box=None, pad_edge=False, highlight=False)
     console = Console(highlight=False)
+    shown = fitting_columns(columns, cells, keep, console.width)
+    if len(shown) < len(columns):
+        hidden = [c for i, c in enumerate(columns) if i not in shown]
+        title += f" (narrow terminal: {', '.join(hidden)} hidden)"
+        columns = [columns[i] for i in shown]
+        cells = [[row[i] for i in shown] for row in cells]
+    tbl = Table(title=title, title_justify="left", box=None, pad_edge=False, highlight=False)
     for column, width in zip(columns, fit_widths(columns, cells, keep, console.width), strict=True):
         tbl.add_column(column, no_wrap=True, min_width=width, max_width=width)
     for row in cells:
@@ -182,6 +188,32 @@ def table(
             ]
         )
     console.print(tbl)
+
+
+def fitting_columns(
+    columns: Sequence[str], cells: Sequence[Sequence[str]], keep: Sequence[str], total: int
+) -> list[int]:
+    """The indices of the columns that fit a terminal ``total`` wide (as :func:`fit_widths`
+    lays them out): the rightmost cut-able column goes first, then the rightmost kept one;
+    the first column (the id) always stays.
+
+    >>> cols, row = ["id", "name", "status", "age"], [["12", "Cu", "queued", "3s"]]
+    >>> fitting_columns(cols, row, ["id", "status", "age"], 80)
+    [0, 1, 2, 3]
+    >>> fitting_columns(cols, row, ["id", "status", "age"], 12), fitting_columns(cols, row, [], 1)
+    ([0, 2], [0])
+    """
+    shown = list(range(len(columns)))
+
+    def width() -> int:
+        names = [columns[i] for i in shown]
+        rows = [[row[i] for i in shown] for row in cells]
+        return sum(fit_widths(names, rows, keep, total)) + 2 * (len(shown) - 1)
+
+    while len(shown) > 1 and width() > total:
+        flexible = [i for i in shown[1:] if columns[i] not in keep]
+        shown.remove(flexible[-1] if flexible else shown[-1])
+    return shown
 
 
 def fit_widths(

@@ -17,13 +17,13 @@ if TYPE_CHECKING:
 @app.command()
 @handle_errors
 def results(
-    job_ids: Annotated[list[int] | None, typer.Argument(help="orion job ids")] = None,
+    job_ids: Annotated[list[str] | None, typer.Argument(help="orion job ids")] = None,
     tag: Annotated[
         list[str] | None, typer.Option(help="Your jobs with this tag (repeatable: any of them).")
     ] = None,
     study: Annotated[
-        int | None, typer.Option(help="Your jobs of this study (orion eos, orion workflow).")
-    ] = None,
+        str, typer.Option(help="Your jobs of this study (eos, converge, workflow).")
+    ] = "",
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="table, csv, json or extxyz.")
     ] = "table",
@@ -37,11 +37,15 @@ def results(
     from orion_cli.config import load_settings
     from orion_cli.errors import UsageError
     from orion_cli.identity import current_user
+    from orion_cli.jobids import parse_job_ids, parse_study_id
     from orion_cli.services.results import Selection, answers, table_rows, write_results
 
     settings = load_settings()
     selection = Selection(
-        tuple(job_ids or ()), tuple(t for t in tag or () if t), study, current_user()
+        tuple(parse_job_ids(job_ids)),  # strictly: int() reads "1_0" as job 10
+        tuple(t for t in tag or () if t),
+        parse_study_id(study) if study else None,
+        current_user(),
     )
     if fmt == "table" and output is None:
         header, rows = table_rows(settings, selection)
@@ -131,6 +135,10 @@ def eos(
     partition: PartitionOpt = "",
     ntasks: Annotated[int | None, typer.Option()] = None,
     scheduler: SchedulerOpt = "",
+    hold: Annotated[
+        bool,
+        typer.Option("--hold", help="Submit the points held; `orion release --study ID` starts."),
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the fit ends.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -139,6 +147,13 @@ def eos(
     from orion_cli.config import load_settings
     from orion_cli.services.eos import submit_eos
 
+    if hold and wait:
+        from orion_cli.errors import UsageError
+
+        raise UsageError(
+            "--hold with --wait would wait for ever",
+            "drop --wait; start the study with `orion release --study ID`, then `orion wait`",
+        )
     settings = load_settings()
     base = _base_request(
         engine,
@@ -149,6 +164,7 @@ def eos(
         scheduler,
         {"partition": partition, "ntasks": ntasks, "walltime": walltime},
     )
+    base.hold = hold
     done = submit_eos(settings, structure, base, points, strain, form, relax_first)
     for line in done.errors:
         message(f"error: {line}")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from orion_cli.cli import app
-from orion_cli.cli.jobargs import IdsArg, SlurmIdOpt, StatusOpt, TagOpt, selection
+from orion_cli.cli.jobargs import IdsArg, SlurmIdOpt, StatusOpt, StudyOpt, TagOpt, selection
 from orion_cli.cli.monitor import counts_line, freshness_lines
 from orion_cli.cli.output import age, handle_errors, message, visible
 
@@ -158,6 +158,7 @@ def watch(
     job_ids: IdsArg = None,
     slurm_id: SlurmIdOpt = None,
     tag: TagOpt = None,
+    study: StudyOpt = None,
     status: StatusOpt = None,
     interval: Annotated[
         float,
@@ -174,14 +175,15 @@ def watch(
     from orion_cli.services.watching import default_ids
 
     settings = load_settings()
-    named = bool(job_ids or slurm_id or tag or status)
-    ids = (
-        select_ids(settings, selection(job_ids, slurm_id, tag, status))
-        if named
-        else default_ids(settings)
-    )
+    chosen = selection(job_ids, slurm_id, tag, status, study)
+    named = bool(job_ids or slurm_id or tag or status or study)
+    ids = select_ids(settings, chosen) if named else default_ids(settings)
     if not ids:
-        message("no jobs to watch (orion submit adds some)")
+        message(
+            f"no jobs of yours match {chosen.describe()}; nothing to watch"
+            if named
+            else "no jobs to watch (orion submit adds some)"
+        )
         return
     try:
         if sys.stdout.isatty():

@@ -17,7 +17,6 @@ from urllib.parse import quote
 from orion_cli.db import CORE_TABLES, KNOWN_REVISIONS
 from orion_cli.errors import DatabaseError, ForeignDatabaseError
 
-HEADER = b"SQLite format 3\x00"
 #: sqlite3 result codes that mean the file is damaged or is not a database at all
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
 PRIVATE_FILE_MODE, PRIVATE_DIR_MODE = 0o600, 0o700
@@ -68,13 +67,12 @@ def inspect(path: Path) -> FileState:
         raise DatabaseError(f"cannot read database file {path}: {exc.strerror}") from None
     if size == 0:
         return FileState.EMPTY
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(len(HEADER))
-    except OSError as exc:
-        raise DatabaseError(f"cannot read database file {path}: {exc.strerror}") from None
-    if header != HEADER or size < 100:
+    if size < 100:  # shorter than SQLite's file header
         raise corrupt_error(path)
+    # The file is read only through SQLite, never opened by Python itself: closing any other
+    # descriptor of it would drop the locks this process's pooled connections hold on it
+    # (POSIX), and another process closing its last connection would then delete the WAL
+    # under them ("disk I/O error" in a long-lived `orion watch`, `wait` or notebook).
     try:
         conn = read_only_connection(path)
         try:

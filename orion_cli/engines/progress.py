@@ -3,7 +3,8 @@
 The in-job runner feeds each new chunk of the output file to a tracker and writes a
 ``progress`` event when the step text changes. QE: SCF iteration and estimated accuracy,
 ionic step of ``ion_steps``, "convergence has been achieved". LAMMPS: thermo step of the
-run's total.
+run's total. VASP: OSZICAR's electronic steps (of NELM) with their energy change dE, and
+its ionic steps (of NSW).
 """
 
 from __future__ import annotations
@@ -186,13 +187,111 @@ class LammpsProgress(LineTracker):
         )
 
 
-TRACKERS: dict[str, type[QeProgress] | type[LammpsProgress]] = {
+#: an electronic step: "DAV:   5    -0.548546701358E+03   -0.83356E+00 ..." (N, E, dE first;
+#: the algorithm is DAV, RMM, CG, SDA, ...; later columns may run into each other)
+_VASP_ELECTRONIC = re.compile(r"^\s*([A-Z]{2,3})\s*:\s*(\d+)\s+(\S+)\s+(\S+)")
+#: the end of an ionic step: "   1 F= -.52636024E+03 E0= -.52636024E+03  d E =-.526360E+03"
+#: (molecular dynamics: "   1 T=   300. E= ... F= ... E0= ...")
+_VASP_IONIC = re.compile(r"^\s*(\d+)\s+(?:T=.*?)?F=\s*(\S+)\s+E0=\s*(\S+)")
+
+
+def _number(text: str) -> float | None:
+    """A finite float, or None (VASP prints ``*****`` when a field overflows)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+class VaspProgress(LineTracker):
+    r"""Follow VASP's OSZICAR: electronic steps of NELM with dE, ionic steps of NSW.
+
+    >>> t = VaspProgress({"calculation": "relax", "ion_steps": 10, "electron_maxstep": 60,
+    ...                   "ediff_ev": 1e-6})
+    >>> t.feed("DAV:   1     0.450724605593E+04    0.45072E+04   -0.17777E+05 16576\n")
+    (5.0, 'ionic step 1 of at most 10: electronic step 1 of at most 60, dE 4.5e+03 eV')
+    >>> t.feed("RMM:  18    -0.526360235093E+03   -0.10063E-05   -0.36187E-06 10717\n"
+    ...        "   1 F= -.52636024E+03 E0= -.52636024E+03  d E =-.526360E+03  mag= 0.0000\n")
+    (14.0, 'ionic step 1 of at most 10 done after 18 electronic steps, E0 -526.36024 eV')
+    """
+
+    file_name = "OSZICAR"
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.relax = params.get("calculation", "scf") != "scf"
+        self.ion_steps = int(params.get("ion_steps") or 50)
+        self.electron_maxstep = int(params.get("electron_maxstep") or 60)
+        self.ediff_ev = float(params.get("ediff_ev") or 1e-4)
+        self.electronic = 0  # the current electronic step (0: none yet in this ionic step)
+        self.delta_ev: float | None = None
+        self.first_delta_ev: float | None = None
+        self.ionic_done = 0
+        self.ionic_electronic = 0  # electronic steps of the last ionic step done
+        self.scf_best = 0.0
+        self.e0_ev: float | None = None
+
+    def line(self, line: str) -> None:
+        if m := _VASP_ELECTRONIC.match(line):
+            if self.electronic == 0 or int(m[2]) < self.electronic:
+                self.first_delta_ev, self.scf_best = None, 0.0  # a new ionic step's SCF
+            self.electronic = int(m[2])
+            self.delta_ev = _number(m[4])
+            if self.first_delta_ev is None and self.delta_ev:
+                self.first_delta_ev = abs(self.delta_ev)
+        elif m := _VASP_IONIC.match(line):
+            self.ionic_done = int(m[1])
+            self.ionic_electronic, self.electronic = self.electronic, 0
+            self.e0_ev = _number(m[3])
+
+    def _scf_fraction(self) -> float:
+        """How far the SCF is: |dE| from its first value down to EDIFF, on a log scale
+        (the furthest it got in this SCF: dE jumps up and down from step to step)."""
+        first, now = self.first_delta_ev, self.delta_ev
+        if not first or not now or first <= self.ediff_ev:
+            return self.scf_best
+        done = math.log10(first / abs(now)) / math.log10(first / self.ediff_ev)
+        self.scf_best = max(self.scf_best, min(max(done, 0.0), 1.0))
+        return self.scf_best
+
+    def state(self) -> tuple[float, str] | None:
+        if self.electronic:
+            scf = f"electronic step {self.electronic} of at most {self.electron_maxstep}"
+            if self.delta_ev is not None:
+                scf += f", dE {self.delta_ev:.1e} eV"
+            if not self.relax:
+                return START_PCT + (END_PCT - START_PCT) * self._scf_fraction(), scf
+            step = self.ionic_done + 1
+            fraction = min((self.ionic_done + self._scf_fraction()) / self.ion_steps, 1.0)
+            return (
+                START_PCT + (END_PCT - START_PCT) * fraction,
+                f"ionic step {step} of at most {self.ion_steps}: {scf}",
+            )
+        if not self.ionic_done:
+            return None
+        energy = "" if self.e0_ev is None else f", E0 {self.e0_ev:.5f} eV"
+        scf = f"after {self.ionic_electronic} electronic steps{energy}"
+        if self.ionic_electronic >= self.electron_maxstep:
+            scf += f" (NELM = {self.electron_maxstep} reached: check convergence)"
+        if not self.relax:
+            return END_PCT, f"SCF done {scf}"
+        fraction = min(self.ionic_done / self.ion_steps, 1.0)
+        return (
+            START_PCT + (END_PCT - START_PCT) * fraction,
+            f"ionic step {self.ionic_done} of at most {self.ion_steps} done {scf}",
+        )
+
+
+Tracker = QeProgress | LammpsProgress | VaspProgress
+TRACKERS: dict[str, type[Tracker]] = {
     "qe": QeProgress,
     "lammps": LammpsProgress,
+    "vasp": VaspProgress,
 }
 
 
-def tracker_for(engine: str, params: Mapping[str, Any]) -> QeProgress | LammpsProgress | None:
+def tracker_for(engine: str, params: Mapping[str, Any]) -> Tracker | None:
     """The progress tracker for ``engine``'s output, or None when it has none."""
     kind = TRACKERS.get(engine)
     return kind(params) if kind else None

@@ -1,4 +1,4 @@
-"""Act on many jobs at once: pick them by id, SLURM id, tag or status; report every one.
+"""Act on many jobs at once: pick them by id, SLURM id, tag, study or status; report each.
 
 An action (cancel, retry, hold, release, priority, rm) is done on the jobs where it makes
 sense and the others are reported ("3 cancelled, 2 already finished"), never refused all
@@ -25,20 +25,22 @@ SHOWN_IDS = 8  # ids named per group in a summary line
 
 @dataclass(frozen=True)
 class Selection:
-    """Which jobs a bulk command names: ids and SLURM ids, narrowed by tag and status."""
+    """Which jobs a bulk command names: ids and SLURM ids, narrowed by tag, study, status."""
 
     ids: tuple[int, ...] = ()
     slurm_ids: tuple[str, ...] = ()
     #: jobs with any of these tags
     tags: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
+    #: jobs of any of these studies (a study's id is its first job's, as `orion eos` prints)
+    studies: tuple[int, ...] = ()
 
     def check(self) -> None:
         """Refuse an empty selection and unknown statuses (nothing is read or written)."""
-        if not (self.ids or self.slurm_ids or self.tags or self.statuses):
+        if not (self.ids or self.slurm_ids or self.tags or self.statuses or self.studies):
             raise UsageError(
                 "no jobs named",
-                "give job ids, --slurm-id, --tag or --status (`orion ls` lists jobs)",
+                "give job ids, --slurm-id, --tag, --study or --status (`orion ls` lists jobs)",
             )
         for status in self.statuses:
             if status not in JobStatus.__members__.values():
@@ -50,11 +52,12 @@ class Selection:
     def describe(self) -> str:
         """Say which jobs were asked for, for 'nothing matched'.
 
-        >>> Selection(tags=("screen", "b"), statuses=("failed",)).describe()
-        '--tag screen --tag b --status failed'
+        >>> Selection(tags=("screen", "b"), statuses=("failed",), studies=(7,)).describe()
+        '--tag screen --tag b --study 7 --status failed'
         """
         parts = [*map(str, self.ids), *(f"--slurm-id {s}" for s in self.slurm_ids)]
         parts += [f"--tag {tag}" for tag in self.tags]
+        parts += [f"--study {study}" for study in self.studies]
         parts += [f"--status {s}" for s in self.statuses]
         return " ".join(parts)
 
@@ -154,9 +157,9 @@ def again_on_race(work: Callable[[], T], tries: int = 3) -> T:
 def resolve(session: Session, selection: Selection, report: BulkReport, verb: str) -> list[Job]:
     """The user's jobs that ``selection`` names, oldest first; others go into ``report``.
 
-    Named ids that do not exist or belong to another user are refused; ``--tag`` and
-    ``--status`` narrow named ids, or else pick among the user's own jobs. Jobs removed by
-    ``orion rm`` are left out of filters and skipped when named.
+    Named ids that do not exist or belong to another user are refused; ``--tag``,
+    ``--study`` and ``--status`` narrow named ids, or else pick among the user's own jobs.
+    Jobs removed by ``orion rm`` are left out of filters and skipped when named.
     """
     from orion_cli.services.group import check_role
 
@@ -182,6 +185,8 @@ def resolve(session: Session, selection: Selection, report: BulkReport, verb: st
         query = select(Job).where(Job.owner == me, col(Job.removed_at).is_(None))
         if selection.tags:
             query = query.where(with_any_tag(selection.tags))
+        if selection.studies:
+            query = query.where(col(Job.study_id).in_(selection.studies))
         if selection.statuses:
             query = query.where(col(Job.status).in_(selection.statuses))
         jobs = {job.id or 0: job for job in session.exec(query.order_by(col(Job.id)))}
@@ -191,6 +196,8 @@ def resolve(session: Session, selection: Selection, report: BulkReport, verb: st
         if tagged is not None and job_id not in tagged:
             continue
         if selection.statuses and job.status not in selection.statuses:
+            continue
+        if selection.studies and job.study_id not in selection.studies:
             continue
         if job.owner != me:
             report.refuse(

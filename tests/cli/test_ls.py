@@ -156,3 +156,21 @@ def test_status_list_with_commas_and_since_named_in_errors(local: Path) -> None:
     assert "walltime" not in bad.output
     assert "unknown status 'done'" in orion("ls", "-s", "failed,done", expect=2).output
     orion("cancel", str(held[1]))
+
+
+@pytest.mark.parametrize("columns", [40, 24, 12])
+def test_ls_keeps_the_id_column_on_a_narrow_terminal(local: Path, columns: int) -> None:
+    """Too narrow for every column: the rightmost go (said in the title), the id stays whole."""
+    ids = orion_json(
+        "submit", *[CU] * 11, "-e", "mock", "--hold", "--name", "a-long-name-for-a-job"
+    )["ids"]
+    code, out = run_in_pty(["ls"], columns=columns)
+    assert code == 0 and "Traceback" not in out, out
+    lines = [ANSI.sub("", line).rstrip() for line in out.splitlines()]
+    header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["id"])
+    rows = lines[header + 1 : header + 1 + len(ids)]
+    assert sorted(int(row.split()[0]) for row in rows) == sorted(ids), lines
+    assert all(len(line) <= columns for line in lines[header : header + 1 + len(ids)]), lines
+    title = "".join(lines[:header]).replace(" ", "")  # wrapped at the terminal's width
+    assert title.startswith("jobs1-11of11(narrowterminal:") and "hidden" in title, lines
+    orion("cancel", *map(str, ids))
