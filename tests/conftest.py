@@ -93,6 +93,35 @@ def slurm() -> None:
     need(shutil.which("sbatch") is not None, "SLURM (scripts/slurm-up.sh)")
 
 
+SQLITE_LOCAL = pytest.param(("sqlite", "local"), id="sqlite-local")
+POSTGRES_LOCAL = pytest.param(
+    ("postgres", "local"), id="postgres-local", marks=pytest.mark.postgres
+)
+POSTGRES_SLURM = pytest.param(
+    ("postgres", "slurm"), id="postgres-slurm", marks=[pytest.mark.postgres, pytest.mark.slurm]
+)
+#: the two ends of what orion supports: a laptop, and a cluster's group database
+BACKENDS = [SQLITE_LOCAL, POSTGRES_SLURM]
+
+
+def use_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point orion at ``request.param`` = (database, scheduler), as a user does: a fresh
+    PostgreSQL database (upgraded) or the home's SQLite file; the local scheduler or the real
+    cluster. Returns the scheduler's name. For a module's ``backend`` fixture with
+    ``params=BACKENDS``, or ``indirect`` parametrization."""
+    from tests.helpers import orion
+
+    database, scheduler = request.param
+    if database == "postgres":
+        monkeypatch.setenv("ORION_DATABASE_URL", request.getfixturevalue("postgres_url"))
+        orion("db", "upgrade")
+    if scheduler == "slurm":
+        request.getfixturevalue("slurm")
+    monkeypatch.setenv("ORION_SCHEDULER", scheduler)
+    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
+    return str(scheduler)
+
+
 @pytest.fixture
 def cli() -> CliRunner:
     return CliRunner()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLES, REPO
+from tests.conftest import BACKENDS, EXAMPLES, REPO, use_backend
 from tests.helpers import orion, orion_json
 
 
@@ -34,28 +34,11 @@ def emt_by_hand(atoms: Any) -> tuple[float, Any, Any]:
     return atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(("sqlite", "local"), id="sqlite-local"),
-        pytest.param(
-            ("postgres", "slurm"),
-            id="postgres-slurm",
-            marks=[pytest.mark.postgres, pytest.mark.slurm],
-        ),
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 def scheduler(
     request: pytest.FixtureRequest, orion_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
-    database, name = request.param
-    if database == "postgres":
-        monkeypatch.setenv("ORION_DATABASE_URL", request.getfixturevalue("postgres_url"))
-        orion("db", "upgrade")
-    if name == "slurm":
-        request.getfixturevalue("slurm")
-    monkeypatch.setenv("ORION_SCHEDULER", name)
-    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
-    return str(name)
+    return use_backend(request, monkeypatch)
 
 
 def test_readme_snippet_runs_and_matches_ase_emt(scheduler: str) -> None:

@@ -10,31 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES
+from tests.conftest import BACKENDS, EXAMPLES, use_backend
 from tests.helpers import orion, orion_json, poll_until_final
 
-COMBOS = [
-    pytest.param(("sqlite", "local"), id="sqlite-local"),
-    pytest.param(
-        ("postgres", "slurm"), id="postgres-slurm", marks=[pytest.mark.postgres, pytest.mark.slurm]
-    ),
-]
 
-
-@pytest.fixture(params=COMBOS)
+@pytest.fixture(params=BACKENDS)
 def backend(
     request: pytest.FixtureRequest, orion_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
-    database, scheduler = request.param
-    if database == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        monkeypatch.setenv("ORION_DATABASE_URL", url)
-        orion("db", "upgrade")
-    if scheduler == "slurm":
-        request.getfixturevalue("slurm")
-    monkeypatch.setenv("ORION_SCHEDULER", scheduler)
-    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
-    return scheduler
+    return use_backend(request, monkeypatch)
 
 
 def emt_reference(path: Path, relax: bool) -> tuple[float, list[list[float]]]:

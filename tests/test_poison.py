@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES
+from tests.conftest import BACKENDS, EXAMPLES, use_backend
 from tests.helpers import orion, orion_json
 
 
@@ -125,27 +125,11 @@ def local(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return database_url
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(("sqlite", "local"), id="sqlite-local"),
-        pytest.param(
-            ("postgres", "slurm"),
-            id="postgres-slurm",
-            marks=[pytest.mark.postgres, pytest.mark.slurm],
-        ),
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 def backend(
     request: pytest.FixtureRequest, orion_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
-    database, scheduler = request.param
-    if database == "postgres":
-        monkeypatch.setenv("ORION_DATABASE_URL", request.getfixturevalue("postgres_url"))
-        orion("db", "upgrade")
-    if scheduler == "slurm":
-        request.getfixturevalue("slurm")
-    monkeypatch.setenv("ORION_SCHEDULER", scheduler)
-    return scheduler
+    return use_backend(request, monkeypatch)
 
 
 def _poll_until_none_active(timeout_s: float = 60) -> list:  # type: ignore[type-arg]

@@ -15,30 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES
+from tests.conftest import BACKENDS, EXAMPLES, use_backend
 from tests.helpers import orion, orion_json, poll_until_final
 
 CU = str(EXAMPLES / "Cu.cif")
-COMBOS = [
-    pytest.param(("sqlite", "local"), id="sqlite-local"),
-    pytest.param(
-        ("postgres", "slurm"), id="postgres-slurm", marks=[pytest.mark.postgres, pytest.mark.slurm]
-    ),
-]
 
 
-@pytest.fixture(params=COMBOS)
+@pytest.fixture(params=BACKENDS)
 def backend(
     request: pytest.FixtureRequest, orion_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
-    database, scheduler = request.param
-    if database == "postgres":
-        monkeypatch.setenv("ORION_DATABASE_URL", request.getfixturevalue("postgres_url"))
-        orion("db", "upgrade")
-    if scheduler == "slurm":
-        request.getfixturevalue("slurm")
-    monkeypatch.setenv("ORION_SCHEDULER", scheduler)
-    return scheduler
+    return use_backend(request, monkeypatch)
 
 
 def submit(*args: str) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, POSTGRES_LOCAL, POSTGRES_SLURM, SQLITE_LOCAL, use_backend
 from tests.helpers import orion, orion_json, poll_until_final
 from tests.services.test_dependencies import run_times
 
@@ -16,27 +16,11 @@ STUDIES = Path(__file__).resolve().parents[2] / "examples" / "studies"
 EV_PER_A3_IN_GPA = 160.21766208
 
 
-LOCAL = pytest.param(("sqlite", "local"), id="sqlite-local")
-POSTGRES_LOCAL = pytest.param(
-    ("postgres", "local"), id="postgres-local", marks=pytest.mark.postgres
-)
-POSTGRES_SLURM = pytest.param(
-    ("postgres", "slurm"), id="postgres-slurm", marks=[pytest.mark.postgres, pytest.mark.slurm]
-)
-
-
 @pytest.fixture
 def backend(
     request: pytest.FixtureRequest, orion_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
-    database, scheduler = request.param
-    if database == "postgres":
-        monkeypatch.setenv("ORION_DATABASE_URL", request.getfixturevalue("postgres_url"))
-        orion("db", "upgrade")
-    if scheduler == "slurm":
-        request.getfixturevalue("slurm")
-    monkeypatch.setenv("ORION_SCHEDULER", scheduler)
-    return str(scheduler)
+    return use_backend(request, monkeypatch)
 
 
 def _rattled_cu(tmp_path: Path) -> Path:
@@ -54,7 +38,7 @@ def _submit(*args: str) -> list[dict]:
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("backend", [LOCAL, POSTGRES_SLURM], indirect=True)
+@pytest.mark.parametrize("backend", [SQLITE_LOCAL, POSTGRES_SLURM], indirect=True)
 def test_example_study_relax_energy_and_eos_match_ase(backend: str, tmp_path: Path) -> None:
     """examples/studies/cu-relax-eos.toml: relax → energy from:relax, 5 scaled cells → fit."""
     from ase.calculators.emt import EMT
@@ -161,7 +145,7 @@ params = { duration_s = 0.2 }
 
 # the re-pointing of SLURM dependencies at new attempts is tested on the real cluster in
 # tests/services/test_dependencies.py; here the local backend runs the jobs (it waits the same)
-@pytest.mark.parametrize("backend", [LOCAL, POSTGRES_LOCAL], indirect=True)
+@pytest.mark.parametrize("backend", [SQLITE_LOCAL, POSTGRES_LOCAL], indirect=True)
 def test_retry_failed_reruns_only_the_failed_part(
     backend: str, orion_home: Path, tmp_path: Path
 ) -> None:
