@@ -82,7 +82,7 @@ def scenarios(
     wanted = {
         item.name.removeprefix("test_").split("[")[0]
         for item in request.session.items
-        if item.module is sys.modules[__name__]
+        if getattr(item, "module", None) is sys.modules[__name__]  # doctests have none
     }
     with pytest.MonkeyPatch.context() as patch:
         for key in list(os.environ):
