@@ -175,6 +175,7 @@ def environment(home: Path, slurm: bool) -> dict[str, str]:
         COLUMNS="160",
         PYTHONUNBUFFERED="1",
         ORION_MIN_QUERY_INTERVAL_S="0",
+        ORION_WAIT_INTERVAL_S="0.5",
     )
     env.pop("XDG_DATA_HOME", None)
     env.pop("XDG_CONFIG_HOME", None)

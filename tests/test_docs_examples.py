@@ -7,6 +7,7 @@ to write a page's blocks.
 from __future__ import annotations
 
 import difflib
+import getpass
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -85,7 +86,31 @@ def test_the_executed_pages_have_blocks() -> None:
     assert counted["docs/tutorials/first-job.md"] >= 3
 
 
-if __name__ == "__main__":  # print the real output of a page's commands
+def fill(page: Path) -> None:
+    """Write the real output under the commands of the page's blocks that show none yet."""
+    text = page.read_text()
+    with tempfile.TemporaryDirectory(prefix="d", dir="/tmp") as tmp:
+        home, cwd = fresh_home(Path(tmp))
+        env = environment(home, slurm="slurm" in page_markers(page))
+        for block in blocks(page):
+            if block.skip:
+                continue
+            empty = all(not c.expected for c in block.commands)
+            shown = []
+            for command in block.commands:
+                code, output = run(command, cwd, env)
+                output = output.replace(str(home), "~").replace(getpass.getuser(), "ann")
+                shown += [f"$ {command.line}", *output.rstrip().splitlines()]
+            if empty:
+                old = "\n".join(f"$ {c.line}" for c in block.commands)
+                text = text.replace(f"```console\n{old}\n```", "```console\n" + "\n".join(shown) + "\n```", 1)
+    page.write_text(text)
+
+
+if __name__ == "__main__" and sys.argv[1] == "--fill":
+    for name in sys.argv[2:]:
+        fill((REPO / name).resolve())
+elif __name__ == "__main__":  # print the real output of a page's commands
     for name in sys.argv[1:]:
         page = (REPO / name).resolve()
         with tempfile.TemporaryDirectory(prefix="d", dir="/tmp") as tmp:
