@@ -106,7 +106,11 @@ def job_directory() -> str:
     """The files and limits of the job-directory contract, from the modules that use them."""
     kib = 1024
     rows = [
-        (jobdir.JOB_FILE, "orion, at submit (or the array task, from its line)", "the job's inputs"),
+        (
+            jobdir.JOB_FILE,
+            "orion, at submit (or the array task, from its line)",
+            "the job's inputs",
+        ),
         (jobdir.EVENTS_FILE, "the job", "one JSON object a line, appended"),
         (jobdir.RESULT_FILE, "the job", "the parsed result of the latest attempt"),
         (batch.TASKS_FILE, "orion, at submit", "an array's jobs, a line each"),
@@ -127,7 +131,13 @@ def job_directory() -> str:
         ("an error text", f"{ingest.MAX_TEXT_CHARS} characters", "cut"),
         ("an attempt number", f"{ingest.MAX_ATTEMPT:,}", "line skipped / job fails"),
     ]
-    lines += ["", "## Limits the poller enforces", "", "| what | at most | beyond |", "|---|---|---|"]
+    lines += [
+        "",
+        "## Limits the poller enforces",
+        "",
+        "| what | at most | beyond |",
+        "|---|---|---|",
+    ]
     lines += [f"| {what} | {most} | {beyond} |" for what, most, beyond in limits_rows]
     return "\n".join(lines) + "\n"
 

@@ -11,7 +11,8 @@ The convention (CONTRIBUTING.md, "Executed documentation"):
   which holds the files of ``examples/structures`` and ``examples/params`` and a copy of
   ``examples/``. The local scheduler runs the jobs, unless the page holds
   ``<!-- docs-test: slurm -->`` (then the real cluster, and the test is marked ``slurm``).
-  ``<!-- docs-test: engines -->`` marks a page that needs pw.x or lmp.
+  ``<!-- docs-test: engines -->`` marks a page that needs pw.x or lmp, and
+  ``<!-- docs-test: slow -->`` one whose commands take a minute or more (marked ``slow``).
 - ``<!-- docs-test: skip REASON -->`` on the line before a block leaves that block out.
 - In the shown output, a line ``...`` stands for any number of lines and ``...`` inside a
   line for any text. Dates, times, durations, ages, the home directory (shown as ``~``) and
@@ -104,7 +105,7 @@ def blocks(page: Path) -> list[Block]:
 
 
 def page_markers(page: Path) -> set[str]:
-    return set(re.findall(r"<!-- docs-test: (slurm|engines) -->", page.read_text()))
+    return set(re.findall(r"<!-- docs-test: (slurm|engines|slow) -->", page.read_text()))
 
 
 _VOLATILE = [

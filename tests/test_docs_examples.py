@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import difflib
 import getpass
+import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
-import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -76,7 +76,9 @@ def test_command_blocks_of_executed_pages_are_console_blocks() -> None:
             kind, body = match.group(1), match.group(2)
             if kind in ("console", "toml", "python", "yaml", "json", "text", "crontab"):
                 continue
-            commands = [line for line in body.splitlines() if line.lstrip("$ ").startswith("orion ")]
+            commands = [
+                line for line in body.splitlines() if line.lstrip("$ ").startswith("orion ")
+            ]
             assert not commands, f"{page.relative_to(REPO)}: orion commands in a ```{kind} block"
 
 
@@ -103,7 +105,9 @@ def fill(page: Path) -> None:
                 shown += [f"$ {command.line}", *output.rstrip().splitlines()]
             if empty:
                 old = "\n".join(f"$ {c.line}" for c in block.commands)
-                text = text.replace(f"```console\n{old}\n```", "```console\n" + "\n".join(shown) + "\n```", 1)
+                text = text.replace(
+                    f"```console\n{old}\n```", "```console\n" + "\n".join(shown) + "\n```", 1
+                )
     page.write_text(text)
 
 
@@ -117,7 +121,10 @@ elif __name__ == "__main__":  # print the real output of a page's commands
             home, cwd = fresh_home(Path(tmp))
             env = environment(home, slurm="slurm" in page_markers(page))
             for block in blocks(page):
-                print(f"## {name}:{block.line_no}" + (f" (skipped: {block.skip})" if block.skip else ""))
+                print(
+                    f"## {name}:{block.line_no}"
+                    + (f" (skipped: {block.skip})" if block.skip else "")
+                )
                 if block.skip:
                     continue
                 for command in block.commands:
