@@ -72,7 +72,7 @@ class Settings:
     setup: list[str] = field(default_factory=list)
     env: dict[str, Any] = field(default_factory=dict)
     engines: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: named queues: ``[queues.NAME]`` tables (orion_cli.services.queues)
+    #: named queues: ``[queues.NAME]`` tables (orion_cli.queues)
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: where each ``[queues.NAME]`` table was last set
     queue_sources: dict[str, str] = field(default_factory=dict)
@@ -158,7 +158,7 @@ def coerce_setting(name: str, value: Any, origin: str) -> Any:
 
 
 def _apply_queues(settings: Settings, value: Any, origin: str) -> None:
-    from orion_cli.services.queues import check_queue_table
+    from orion_cli.queues import check_queue_table
 
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
         raise ConfigError(

@@ -1,11 +1,11 @@
 """Pure: what a job asks of the scheduler, as one value object.
 
 Settings and flags stay flat (``walltime_s`` in ``orion.toml``, ``--walltime`` on the
-command line); :func:`orion_cli.services.queues.resolve_resources` turns them, with a
+command line); :func:`orion_cli.queues.resolve_resources` turns them, with a
 named queue's values in between, into one :class:`Resources`. From there on the job row
 (:meth:`Resources.row` / :meth:`Resources.of`), the batch script
-(:func:`orion_cli.batch.sbatch_lines`), retries (:func:`orion_cli.services.retry.escalate`)
-and packed resubmissions all use it.
+(:func:`orion_cli.batch.sbatch_lines`), retries
+(:func:`orion_cli.services.lifecycle.retry.escalate`) and packed resubmissions all use it.
 
 A new field is one edit here (with its flag in the metadata), its column (models.py and a
 migration), its command-line option and its ``#SBATCH`` line.

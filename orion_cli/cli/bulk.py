@@ -37,7 +37,7 @@ def cancel(
 ) -> None:
     """Cancel jobs that have not ended yet (the others are reported, not refused)."""
     from orion_cli.config import load_settings
-    from orion_cli.services.actions import cancel as run
+    from orion_cli.services.actions.apply import cancel as run
 
     chosen = selection(job_ids, slurm_id, tag, status, study)
     finish(run(load_settings(), chosen, with_dependents), as_json, chosen.describe())
@@ -63,7 +63,7 @@ def retry(
 ) -> None:
     """Submit a new attempt of failed or cancelled jobs now (more walltime after a timeout)."""
     from orion_cli.config import load_settings
-    from orion_cli.services.actions import retry as run
+    from orion_cli.services.actions.apply import retry as run
     from orion_cli.units import parse_param_pairs
 
     changes = parse_param_pairs(param or [])
@@ -83,7 +83,7 @@ def hold(
 ) -> None:
     """Keep queued jobs from starting until `orion release`."""
     from orion_cli.config import load_settings
-    from orion_cli.services.actions import control
+    from orion_cli.services.actions.apply import control
 
     chosen = selection(job_ids, slurm_id, tag, status, study)
     finish(control(load_settings(), chosen, "hold"), as_json, chosen.describe())
@@ -101,7 +101,7 @@ def release(
 ) -> None:
     """Let held jobs start."""
     from orion_cli.config import load_settings
-    from orion_cli.services.actions import control
+    from orion_cli.services.actions.apply import control
 
     chosen = selection(job_ids, slurm_id, tag, status, study)
     finish(control(load_settings(), chosen, "release"), as_json, chosen.describe())
@@ -120,7 +120,7 @@ def priority(
 ) -> None:
     """Change the priority of queued jobs."""
     from orion_cli.config import load_settings
-    from orion_cli.services.actions import control
+    from orion_cli.services.actions.apply import control
 
     if not value.isascii() or not value.isdigit():
         raise UsageError(
@@ -158,7 +158,7 @@ def remove(
 
     from orion_cli.cli.output import message
     from orion_cli.config import load_settings
-    from orion_cli.services.remove import human_size, plan, remove
+    from orion_cli.services.actions.remove import human_size, plan, remove
 
     settings = load_settings()
     chosen = selection(job_ids, slurm_id, tag, status, study)

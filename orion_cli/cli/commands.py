@@ -36,7 +36,7 @@ def poll(
 ) -> None:
     """Reconcile the scheduler and job directories into the database (cron runs this)."""
     from orion_cli.config import load_settings
-    from orion_cli.services.poll import poll as run_poll
+    from orion_cli.services.lifecycle.poll import poll as run_poll
 
     settings = load_settings()
     if metrics is not None and not metrics.is_dir():
@@ -47,7 +47,7 @@ def poll(
     report = run_poll(settings)
     if metrics is not None and not report.overlapped:
         from orion_cli.identity import current_user
-        from orion_cli.services.metrics import textfile_in, write_textfile
+        from orion_cli.services.queries.metrics import textfile_in, write_textfile
 
         write_textfile(settings, textfile_in(metrics, current_user()))
     if report.overlapped:  # normal under cron: not an error, and cron must not mail
@@ -252,8 +252,8 @@ def show(
     """Show everything about one job, including its result and events."""
     from orion_cli.cli.monitor import say_freshness
     from orion_cli.config import load_settings
-    from orion_cli.services.freshness import read_stamp
-    from orion_cli.services.jobs import show_job
+    from orion_cli.services.lifecycle.freshness import read_stamp
+    from orion_cli.services.queries.show import show_job
 
     settings = load_settings()
     job = show_job(settings, one_job_id(settings, job_id, slurm_id))
@@ -277,7 +277,7 @@ def audit(
 ) -> None:
     """Who did what to which job, newest first (submit, cancel, retry, hold, poll, ...)."""
     from orion_cli.config import load_settings
-    from orion_cli.services.jobs import audit_events
+    from orion_cli.services.queries.show import audit_events
     from orion_cli.units import parse_walltime_s
 
     rows = audit_events(
@@ -314,7 +314,7 @@ def audit(
 def doctor(as_json: JsonOpt = False) -> None:
     """Check database, schema, scheduler and engines; exit 1 if something is broken."""
     from orion_cli.config import load_settings
-    from orion_cli.services.doctor import run_checks
+    from orion_cli.services.admin.doctor import run_checks
 
     checks = run_checks(load_settings())
     if as_json:
@@ -406,7 +406,7 @@ def db_grant(
     row-level security then lets each change only their own jobs.
     """
     from orion_cli.config import load_settings
-    from orion_cli.services.group import grant
+    from orion_cli.services.admin.group import grant
 
     lines = grant(load_settings().resolved_database_url, users)
     if as_json:

@@ -10,7 +10,7 @@ import typer
 from orion_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from orion_cli.services.bulk import BulkReport, Selection
+    from orion_cli.services.queries.selection import BulkReport, Selection
 
 IdsArg = Annotated[
     list[str] | None,
@@ -50,7 +50,7 @@ def selection(
 ) -> Selection:
     """Build the selection from the command line, reading every id strictly."""
     from orion_cli.jobids import check_slurm_id, parse_job_ids, parse_study_id
-    from orion_cli.services.bulk import Selection
+    from orion_cli.services.queries.selection import Selection
 
     return Selection(
         tuple(parse_job_ids(ids)),
@@ -71,7 +71,7 @@ def one_job_id(settings: Any, job_id: str, slurm_id: str) -> int:
         )
     if job_id:
         return parse_job_id(job_id)
-    from orion_cli.services.jobs import job_id_for
+    from orion_cli.services.queries.show import job_id_for
 
     return job_id_for(settings, check_slurm_id(slurm_id))
 

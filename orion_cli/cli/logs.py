@@ -43,7 +43,7 @@ def logs(
 ) -> None:
     """Print a job's output (stdout and stderr share one file), or its engine's output."""
     from orion_cli.config import load_settings
-    from orion_cli.services.logs import job_status, log_target
+    from orion_cli.services.queries.logs import job_status, log_target
     from orion_cli.states import JobStatus
 
     settings = load_settings()

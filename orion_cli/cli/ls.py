@@ -55,7 +55,7 @@ def list_cmd(
     from orion_cli.cli.monitor import say_freshness
     from orion_cli.config import load_settings
     from orion_cli.identity import current_user
-    from orion_cli.services.listing import JobFilter, list_jobs
+    from orion_cli.services.queries.listing import JobFilter, list_jobs
     from orion_cli.units import parse_walltime_s
 
     since_s = parse_walltime_s(since, "--since") if since else None
@@ -74,7 +74,7 @@ def list_cmd(
     active = any(listing.counts.get(s) for s in ("created", "queued", "running"))
     if count:
         if as_json:
-            from orion_cli.services.freshness import read_stamp
+            from orion_cli.services.lifecycle.freshness import read_stamp
 
             print_json(
                 {

@@ -28,7 +28,7 @@ def metrics(
     import sys
 
     from orion_cli.config import load_settings
-    from orion_cli.services.metrics import collect, render, write_textfile
+    from orion_cli.services.queries.metrics import collect, render, write_textfile
 
     settings = load_settings()
     if textfile is None:

@@ -29,7 +29,7 @@ PER_JOB_LINES = 20
 
 def freshness_lines(settings: Settings, active: bool) -> tuple[str, str | None]:
     """(when the poller last succeeded, a warning with the cron line when it is stale)."""
-    from orion_cli.services.freshness import cron_line, read_stamp
+    from orion_cli.services.lifecycle.freshness import cron_line, read_stamp
 
     stamp = read_stamp(settings)
     age_s = stamp.ok_age_s()
@@ -81,7 +81,7 @@ def counts_line(states: list[dict[str, Any]]) -> str:
 
 def wait_and_report(settings: Settings, ids: list[int], timeout_s: float | None) -> Any:
     """Wait for ``ids``, saying on stderr what changes; return the outcome."""
-    from orion_cli.services.waiting import wait_for
+    from orion_cli.services.queries.waiting import wait_for
 
     last: dict[int, str] = {}
     last_counts = [""]
@@ -129,7 +129,7 @@ def wait(
     `orion wait` in scripts cost the controller no more than one cron poller.
     """
     from orion_cli.config import load_settings
-    from orion_cli.services.waiting import iso, select_ids
+    from orion_cli.services.queries.waiting import iso, select_ids
     from orion_cli.units import parse_walltime_s
 
     timeout_s = parse_walltime_s(timeout, "--timeout") if timeout else None

@@ -15,7 +15,7 @@ from orion_cli.cli.output import handle_errors, message, print_json, table
 def queues(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List the named queues (--queue NAME) of orion.toml and the user config."""
     from orion_cli.config import load_settings
-    from orion_cli.services.queues import queue_rows
+    from orion_cli.queues import queue_rows
 
     settings = load_settings()
     if as_json:

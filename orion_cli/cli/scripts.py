@@ -29,8 +29,8 @@ def submit_script_command(
     settings: Any, script: Path, args: list[str], given: dict[str, Any]
 ) -> None:
     """``orion submit --script``: ``given`` holds the submit command's parsed options."""
-    from orion_cli.services.depgraph import parse_ids
-    from orion_cli.services.scripts import ScriptRequest, submit_script
+    from orion_cli.services.lifecycle.depgraph import parse_ids
+    from orion_cli.services.submission.scripts import ScriptRequest, submit_script
     from orion_cli.units import parse_mem_mb, parse_walltime_s
 
     for key, flag in _ENGINE_ONLY.items():
@@ -130,7 +130,7 @@ def script_lines(job: dict[str, Any]) -> list[tuple[str, str]]:
     """What ``orion show`` prints of a script job: its path, the copy, arguments, options."""
     import shlex
 
-    from orion_cli.services.scripts import SCRIPT_COPY
+    from orion_cli.services.submission.scripts import SCRIPT_COPY
 
     script = job["script"]
     lines = [("script", script.get("path") or "(not kept by SLURM)")]
@@ -176,7 +176,7 @@ def adopt(
     """Track SLURM jobs you submitted with plain sbatch: orion poll reconciles them from now on."""
     from orion_cli.config import load_settings
     from orion_cli.limits import check_bound, check_text
-    from orion_cli.services.adopt import adopt as adopt_jobs
+    from orion_cli.services.submission.adopt import adopt as adopt_jobs
 
     check_bound("max_retries", retries)
     check_text(tag, "--tag")

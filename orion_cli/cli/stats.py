@@ -11,7 +11,7 @@ from orion_cli.cli import app
 from orion_cli.cli.output import handle_errors, message, print_json, table
 
 if TYPE_CHECKING:
-    from orion_cli.services.stats import Durations, GroupStats, Stats
+    from orion_cli.services.queries.stats import Durations, GroupStats, Stats
 
 
 @app.command()
@@ -40,13 +40,13 @@ def stats(
     of your jobs, overall and by engine, partition or tag."""
     from orion_cli.config import load_settings
     from orion_cli.identity import current_user
-    from orion_cli.services.stats import StatsFilter, check_by, collect
+    from orion_cli.services.queries.stats import StatsFilter, check_by, collect
     from orion_cli.units import parse_walltime_s
 
     since_s = parse_walltime_s(since, "--since") if since else None
     check_by(by)
     if plot is not None:
-        from orion_cli.services.stats_plot import check_plot_path
+        from orion_cli.services.queries.stats_plot import check_plot_path
 
         check_plot_path(plot)
     flt = StatsFilter(
@@ -58,7 +58,7 @@ def stats(
     )
     result = collect(load_settings(), flt, by)
     if plot is not None and result.total.jobs:
-        from orion_cli.services.stats_plot import write_plot
+        from orion_cli.services.queries.stats_plot import write_plot
 
         write_plot(result, plot)
     if as_json:

@@ -38,7 +38,7 @@ def results(
     from orion_cli.errors import UsageError
     from orion_cli.identity import current_user
     from orion_cli.jobids import parse_job_ids, parse_study_id
-    from orion_cli.services.results import Selection, answers, table_rows, write_results
+    from orion_cli.services.queries.results import Selection, answers, table_rows, write_results
 
     settings = load_settings()
     selection = Selection(
@@ -81,7 +81,7 @@ def _base_request(
 ) -> Any:
     """The SubmitRequest every job of a study shares (no structures yet)."""
     from orion_cli.cli.submit import _params
-    from orion_cli.services.submit import SubmitRequest
+    from orion_cli.services.submission.submit import SubmitRequest
     from orion_cli.units import parse_walltime_s
 
     walltime = resources.pop("walltime", "")
@@ -145,7 +145,7 @@ def eos(
     """Equation of state: scaled cells as one array, then a Birch–Murnaghan fit after them."""
     from orion_cli.cli.output import print_json
     from orion_cli.config import load_settings
-    from orion_cli.services.eos import submit_eos
+    from orion_cli.services.studies.eos import submit_eos
 
     if hold and wait:
         from orion_cli.errors import UsageError
@@ -226,7 +226,7 @@ def converge(
     from orion_cli.cli.output import print_json
     from orion_cli.config import load_settings
     from orion_cli.errors import UsageError
-    from orion_cli.services.converge import SWEEP_HINT, submit_converge
+    from orion_cli.services.studies.converge import SWEEP_HINT, submit_converge
 
     settings = load_settings()
     if not sweep:  # -p key=start:stop:step (a range can be nothing else) is the sweep too
@@ -277,8 +277,8 @@ def _shown(value: Any) -> str:
 
 
 def _wait_for(settings: Settings, job_id: int) -> dict[str, Any]:
-    from orion_cli.services.jobs import show_job
-    from orion_cli.services.waiting import wait_for
+    from orion_cli.services.queries.show import show_job
+    from orion_cli.services.queries.waiting import wait_for
 
     wait_for(settings, [job_id])
     return show_job(settings, job_id)

@@ -239,10 +239,10 @@ def submit(
 ) -> None:
     """Submit one job per structure file."""
     from orion_cli.config import load_settings
-    from orion_cli.services.depgraph import parse_ids
-    from orion_cli.services.packing import parse_estimate_s
-    from orion_cli.services.submit import SubmitRequest
-    from orion_cli.services.submit import submit as submit_jobs
+    from orion_cli.services.lifecycle.depgraph import parse_ids
+    from orion_cli.services.submission.packing import parse_estimate_s
+    from orion_cli.services.submission.submit import SubmitRequest
+    from orion_cli.services.submission.submit import submit as submit_jobs
     from orion_cli.units import parse_mem_mb, parse_walltime_s
 
     settings = load_settings()
@@ -339,7 +339,7 @@ def _resources(**given: Any) -> dict[str, Any]:
 def _wait(settings: Any, ids: list[int], as_json: bool) -> None:
     """Wait as `orion wait` does (the same loop), then print the jobs."""
     from orion_cli.cli.monitor import wait_and_report
-    from orion_cli.services.jobs import show_job
+    from orion_cli.services.queries.show import show_job
 
     wait_and_report(settings, ids, None)
     jobs = [show_job(settings, job_id) for job_id in ids]

@@ -46,7 +46,7 @@ def submit(
     """Check the whole file first, then record each study in one go and submit its steps."""
     from orion_cli.cli.output import print_json
     from orion_cli.config import load_settings
-    from orion_cli.services.workflow import WorkflowRequest, submit_workflow
+    from orion_cli.services.studies.workflow import WorkflowRequest, submit_workflow
 
     request = WorkflowRequest(
         workflow_file, list(structures or []), scheduler, tuple(tag or ()), hold
@@ -86,7 +86,7 @@ def show(
     from orion_cli.cli.output import print_json
     from orion_cli.config import load_settings
     from orion_cli.jobids import parse_job_id
-    from orion_cli.services.workflow_status import study_graph
+    from orion_cli.services.studies.workflow_status import study_graph
 
     graph = study_graph(load_settings(), parse_job_id(study_id))
     if as_json:
@@ -183,7 +183,7 @@ def retry(
     from orion_cli.config import load_settings
     from orion_cli.errors import UsageError
     from orion_cli.jobids import parse_job_id
-    from orion_cli.services.workflow_status import retry_failed
+    from orion_cli.services.studies.workflow_status import retry_failed
     from orion_cli.units import parse_param_pairs
 
     if not failed:

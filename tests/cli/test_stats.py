@@ -135,7 +135,7 @@ def test_stats_agree_with_show_on_both_databases(database_url: str, local: Path)
 def test_stats_plot_is_a_real_png(local: Path, tmp_path: Path) -> None:
     from matplotlib.image import imread
 
-    from orion_cli.services.stats_plot import HEIGHT_PX, WIDTH_PX
+    from orion_cli.services.queries.stats_plot import HEIGHT_PX, WIDTH_PX
 
     ids = orion_json("submit", CU, "-e", "emt")["ids"]
     ids += orion_json(
