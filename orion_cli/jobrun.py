@@ -3,6 +3,18 @@
 ``python -m orion_cli.jobrun <workdir>`` reads ``job.json``, runs the engine, writes
 events and ``result.json`` into the job directory, and exits 0 (result stored) or
 3 (the engine failed). It never connects to the database.
+
+Packed tasks: many calculations, one after the other, in one process.
+
+``python -m orion_cli.jobrun --pack <tasks.jsonl> <packs-K.jsonl> <i>`` runs the jobs that
+line *i + 1* of the packs file lists. Python, ASE and the engines are imported once for
+the whole task; each job still gets its own directory, events and ``result.json``, exactly
+as when it runs alone, so that the poller tracks each on its own.
+
+When the soft time limit arrives (SIGUSR1), the running calculation stops as it would
+alone (its result says so: the poller fails it with ``timeout`` and retries it by policy)
+and no further calculation starts. The poller finds the jobs that never started (no
+``started`` event) and submits them again as a new packed task, with no attempt spent.
 """
 
 from __future__ import annotations
@@ -14,13 +26,19 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from orion_cli.engines.base import Result, RunSpec
+from orion_cli.engines.progress import tracker_for
+from orion_cli.engines.registry import get_engine
+from orion_cli.handoff import take_parent_structure
 from orion_cli.jobdir import JOB_FILE, RESULT_FILE, append_event, read_json, write_json_atomic
+from orion_cli.taskfile import CANCEL_MARKER, materialize, read_packs, read_task, read_tasks
 
 EXIT_ENGINE_FAILED = 3
 
@@ -107,7 +125,6 @@ def _run_command(
 
     Returns the exit code, or minus the signal number when a signal killed it.
     """
-    from orion_cli.engines.progress import tracker_for
 
     prefix = launch_prefix(
         job.get("launcher", "auto"),
@@ -238,9 +255,6 @@ def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
 
 
 def _run_job(workdir: Path, pack: PackSignal | None = None) -> int:
-    from orion_cli.engines.base import Result, RunSpec
-    from orion_cli.engines.registry import get_engine
-
     job = read_json(workdir / JOB_FILE)
     if not isinstance(job, dict):
         print(f"orion jobrun: {workdir / JOB_FILE} is missing or unreadable", file=sys.stderr)
@@ -269,8 +283,6 @@ def _run_job(workdir: Path, pack: PackSignal | None = None) -> int:
     params = job.get("params", {})
     try:
         if job.get("structure_from"):  # --from: the parent's final structure, from its files
-            from orion_cli.handoff import take_parent_structure
-
             job = take_parent_structure(workdir, job)
         engine = get_engine(job["engine"])
         spec = RunSpec.from_json(job.get("run_spec") or {})
@@ -313,8 +325,6 @@ def _run_job(workdir: Path, pack: PackSignal | None = None) -> int:
 
 def run_task(tasks: Path, index: int) -> int:
     """Run array task ``index``: make its job directory from its line of ``tasks``, then run."""
-    from orion_cli.taskfile import read_task
-
     found = read_task(tasks, index)
     if found is None:
         print(f"orion jobrun: {tasks} has no line for task {index}", file=sys.stderr)
@@ -328,9 +338,6 @@ def run_task(tasks: Path, index: int) -> int:
 
 def made(workdir: Path, inputs: Any) -> bool:
     """Make an array job's directory from its line; a failure becomes the job's result."""
-    from orion_cli.engines.base import Result
-    from orion_cli.taskfile import materialize
-
     try:
         materialize(workdir, inputs)
     except Exception as exc:  # noqa: BLE001 - becomes the job's error, seen by the poller
@@ -345,6 +352,51 @@ def made(workdir: Path, inputs: Any) -> bool:
     return True
 
 
+def run_pack(tasks: Path, packs: Path, task: int) -> int:
+    """Run packed task ``task``; return 0 once every job ran or the soft limit stopped it.
+
+    Each job's own outcome is in its own directory; the task's exit code only says whether
+    the pack itself could be read (2 when not).
+    """
+    stop = PackSignal()
+    signal.signal(signal.SIGUSR1, stop)
+    try:
+        groups = read_packs(packs)
+        indices = groups[task]
+        lines = read_tasks(tasks, indices)
+    except (OSError, ValueError, IndexError) as exc:
+        print(f"orion jobrun: cannot read packed task {task} of {packs}: {exc}", file=sys.stderr)
+        return 2
+    started_s = time.monotonic()
+    ran = 0
+    for index in indices:
+        if stop.stopped:
+            break
+        found = lines.get(index)
+        if found is None:
+            print(f"orion jobrun: {tasks} has no line {index}", file=sys.stderr)
+            continue
+        workdir, inputs = found
+        if (workdir / CANCEL_MARKER).exists():
+            continue  # cancelled with orion cancel while it waited in the pack
+        ran += 1
+        if made(workdir, inputs) and (workdir / JOB_FILE).exists():
+            os.chdir(workdir)
+            run_job(workdir, stop)
+    left = len(indices) - ran
+    print(
+        f"orion jobrun: packed task {task}: ran {ran} of {len(indices)} calculations in "
+        f"{time.monotonic() - started_s:.1f} s"
+        + (
+            f"; soft time limit reached, {left} left for orion poll to submit again"
+            if stop.stopped and left
+            else ""
+        ),
+        file=sys.stderr,
+    )
+    return 0
+
+
 USAGE = (
     "usage: python -m orion_cli.jobrun <job directory>\n"
     "       python -m orion_cli.jobrun --task <tasks.jsonl> <array task index>\n"
@@ -355,8 +407,6 @@ USAGE = (
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) == 4 and args[0] == "--pack" and args[3].isdigit():
-        from orion_cli.packrun import run_pack
-
         return run_pack(Path(args[1]), Path(args[2]), int(args[3]))
     if len(args) == 3 and args[0] == "--task" and args[2].isdigit():
         return run_task(Path(args[1]), int(args[2]))

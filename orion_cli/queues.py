@@ -33,7 +33,9 @@ from orion_cli.resources import (
     RESOURCE_KINDS,
     Resources,
     check_sbatch_arg,
+    coerce_value,
 )
+from orion_cli.site import setup_lines
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
@@ -50,9 +52,6 @@ def check_queue_table(name: str, table: Mapping[str, Any], where: str) -> dict[s
     >>> check_queue_table("short", {"walltime_s": "1800", "partition": "debug"}, "t")
     {'walltime_s': 1800, 'partition': 'debug'}
     """
-    from orion_cli.config import coerce_setting
-    from orion_cli.site import setup_lines
-
     if not _QUEUE_NAME.fullmatch(name):
         raise ConfigError(
             f"{where}: '{name}' is not a queue name",
@@ -67,7 +66,7 @@ def check_queue_table(name: str, table: Mapping[str, Any], where: str) -> dict[s
         if key == "setup":
             checked[key] = setup_lines(value, f"{where} setup")
         else:
-            checked[key] = coerce_setting(key, value, where)
+            checked[key] = coerce_value(key, RESOURCE_KINDS[key], value, where)
     return checked
 
 

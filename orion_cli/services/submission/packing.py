@@ -2,7 +2,7 @@
 
 Submit writes, beside the array's ``tasks.jsonl`` (a line per job, as for any array),
 ``packs-0.jsonl``: a line per array task listing the jobs it runs one after the other
-(:mod:`orion_cli.packrun`). Every job keeps its own row, directory, events and result;
+(:func:`orion_cli.jobrun.run_pack`). Every job keeps its own row, directory, events and result;
 its ``scheduler_job_id`` is its task's (``<array>_<task>``), shared with its pack.
 
 When a packed task ends, the poller settles each of its jobs on its own: a job with a
