@@ -11,13 +11,20 @@ from typing import Any
 
 from sqlmodel import Session
 
+from orion_cli.batch import nice_for_priority
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, now_utc
+from orion_cli.db.session import session_scope
 from orion_cli.errors import OrionError, SchedulerError, UsageError
+from orion_cli.identity import current_user
 from orion_cli.schedulers import scheduler_for
+from orion_cli.services.lifecycle.dependencies import children_of, descendants
+from orion_cli.services.lifecycle.reparam import checked
+from orion_cli.services.lifecycle.retry import resubmit
 from orion_cli.services.lifecycle.state import note_many, transition_many
 from orion_cli.services.queries.selection import BulkReport, Selection, again_on_race, resolve
 from orion_cli.states import JobStatus
+from orion_cli.taskfile import CANCEL_MARKER
 
 
 def _cancellable(job: Job) -> bool:
@@ -36,7 +43,6 @@ def cancel(settings: Settings, selection: Selection, with_dependents: bool = Fal
 
 
 def _cancel(settings: Settings, selection: Selection, with_dependents: bool) -> BulkReport:
-    from orion_cli.db.session import session_scope
 
     report = BulkReport("cancelled", hint="nothing to cancel")
     with session_scope(settings.resolved_database_url) as session:
@@ -82,8 +88,6 @@ def _dependents(
     session: Session, jobs: list[Job], with_dependents: bool, report: BulkReport
 ) -> list[Job]:
     """The user's not-ended jobs waiting for ``jobs`` (to cancel too), or a note naming them."""
-    from orion_cli.identity import current_user
-    from orion_cli.services.lifecycle.dependencies import children_of, descendants
 
     ids = [job.id or 0 for job in jobs]
     if not ids:
@@ -134,8 +138,6 @@ def _cancel_in_pack(job: Job) -> None:
     """Cancel one job of a packed task that goes on for the others: its task skips it."""
     from pathlib import Path
 
-    from orion_cli.taskfile import CANCEL_MARKER
-
     workdir = Path(job.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / CANCEL_MARKER).touch()
@@ -157,10 +159,8 @@ def retry(
     with a poller never takes the record of another job's submission with it, and one job the
     scheduler refuses does not stop the others.
     """
-    from orion_cli.db.session import session_scope
 
     selection.check()
-    from orion_cli.services.lifecycle.reparam import checked
 
     report = BulkReport("retried", hint="only failed or cancelled jobs can be retried")
     new_params: dict[int, dict[str, Any]] = {}
@@ -210,8 +210,6 @@ def retry(
 
 
 def _retry_one(settings: Settings, job_id: int, params: dict[str, Any] | None = None) -> str:
-    from orion_cli.db.session import session_scope
-    from orion_cli.services.lifecycle.retry import resubmit
 
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(Job, job_id)
@@ -229,7 +227,6 @@ def control(
 ) -> BulkReport:
     """Hold, release or re-prioritise the named queued jobs (``action``: hold | release |
     priority); jobs not queued are reported, a scheduler's refusal is reported per group."""
-    from orion_cli.db.session import session_scope
 
     selection.check()
     if priority is not None and not 0 <= priority <= 20:
@@ -263,7 +260,6 @@ def control(
 def _control_group(
     settings: Settings, name: str, group: list[Job], action: str, priority: int | None
 ) -> None:
-    from orion_cli.batch import nice_for_priority
 
     scheduler = scheduler_for(settings, name)
     ids = [job.scheduler_job_id or "" for job in group]

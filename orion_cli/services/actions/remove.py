@@ -21,6 +21,7 @@ from sqlmodel import delete
 
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobResult, now_utc
+from orion_cli.db.session import session_scope
 from orion_cli.services.lifecycle.state import note_many
 from orion_cli.services.queries.selection import BulkReport, Selection, resolve
 from orion_cli.states import JobStatus
@@ -41,7 +42,6 @@ def _finished(job: Job) -> bool:
 
 def plan(settings: Settings, selection: Selection, keep_results: bool) -> RemovePlan:
     """Pick the finished jobs of ``selection``; report the others (nothing is changed)."""
-    from orion_cli.db.session import session_scope
 
     selection.check()
     report = BulkReport("removed", hint="only finished jobs can be removed (cancel them first)")
@@ -96,7 +96,6 @@ def remove(settings: Settings, to_remove: RemovePlan, keep_results: bool) -> Bul
     A job whose directory cannot be deleted (outside orion's job root, a symbolic link, not
     yours, an I/O error) is reported and its record left alone; the others go on.
     """
-    from orion_cli.db.session import session_scope
 
     report = to_remove.report
     root = settings.work_root_path.resolve()

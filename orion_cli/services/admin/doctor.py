@@ -7,8 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orion_cli.config import Settings
+from orion_cli.config import Settings, config_files
+from orion_cli.db.session import (
+    SCHEMA_HEAD,
+    check_server_schema,
+    current_revision,
+    get_engine,
+    ready_engine,
+    sqlite_path,
+)
+from orion_cli.db.sqlite_file import quick_check, writable_problem
+from orion_cli.db.urls import redact, scrub
 from orion_cli.errors import OrionError
+from orion_cli.schedulers import default_scheduler_name, scheduler_for, slurm_backend
 
 
 @dataclass(frozen=True)
@@ -20,9 +31,6 @@ class Check:
 
 def _database_checks(settings: Settings) -> list[Check]:
     from sqlalchemy.exc import SQLAlchemyError
-
-    from orion_cli.db.session import SCHEMA_HEAD, current_revision, ready_engine, sqlite_path
-    from orion_cli.db.urls import redact, scrub
 
     url = settings.resolved_database_url
     shown = redact(url)
@@ -50,7 +58,6 @@ def _database_checks(settings: Settings) -> list[Check]:
 
 
 def _schema_problem(url: str, engine: Any, revision: str | None) -> str:
-    from orion_cli.db.session import SCHEMA_HEAD, check_server_schema
 
     try:
         check_server_schema(url, engine, revision)  # another application's database?
@@ -61,13 +68,11 @@ def _schema_problem(url: str, engine: Any, revision: str | None) -> str:
 
 def _server_engine(url: str) -> Any:
     """An engine on a database server, its schema not checked (doctor reports on it)."""
-    from orion_cli.db.session import get_engine
 
     return get_engine(url)
 
 
 def _sqlite_file_checks(path: Path) -> list[Check]:
-    from orion_cli.db.sqlite_file import quick_check, writable_problem
 
     checks = []
     if path.is_file() and path.stat().st_size:
@@ -113,7 +118,6 @@ def _server_writable(engine: Any) -> Check:
 
 
 def _config_check() -> Check:
-    from orion_cli.config import config_files
 
     paths = [str(p) for p in config_files()]
     env = sorted(k for k in os.environ if k.startswith("ORION_"))
@@ -124,7 +128,6 @@ def _config_check() -> Check:
 
 
 def _scheduler_name(settings: Settings, checks: list[Check]) -> str | None:
-    from orion_cli.schedulers import default_scheduler_name
 
     if settings.scheduler != "auto":
         return settings.scheduler
@@ -137,7 +140,6 @@ def _scheduler_name(settings: Settings, checks: list[Check]) -> str | None:
 
 def run_checks(settings: Settings) -> list[Check]:
     from orion_cli.engines.registry import engine_names, get_engine
-    from orion_cli.schedulers import scheduler_for
 
     checks = [_config_check(), *_database_checks(settings)]
     name = _scheduler_name(settings, checks)
@@ -148,8 +150,6 @@ def run_checks(settings: Settings) -> list[Check]:
             ok, detail = False, exc.one_line()
         checks.append(Check(f"scheduler {name}", ok, detail))
     if name == "slurm":
-        from orion_cli.schedulers import slurm_backend
-
         try:
             backend, why = slurm_backend(settings.slurm_backend)
             checks.append(Check("slurm backend", True, f"{backend}: {why}"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from orion_cli.db.session import ready_engine, translated_errors
 from orion_cli.errors import UsageError
 
 #: what a member may do per table; row-level security narrows it to their own jobs
@@ -45,8 +46,6 @@ def grant_statements(role: str, database: str, quote: Any) -> list[str]:
 def grant(url: str, roles: list[str]) -> list[str]:
     """Create each missing login role and grant it orion's tables; one line per role."""
     from sqlalchemy import text
-
-    from orion_cli.db.session import ready_engine, translated_errors
 
     for role in roles:
         if not ROLE_NAME.fullmatch(role):

@@ -25,8 +25,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orion_cli.db.models import Job, JobDependency
+from orion_cli.db.models import Job as JobRow
+from orion_cli.db.session import ready_engine, session_scope
 from orion_cli.errors import OrionError, UsageError
+from orion_cli.identity import current_user
+from orion_cli.schedulers import scheduler_for
 from orion_cli.services.lifecycle.depgraph import AFTER_ANY, AFTER_OK, ParentState, dependency_state
+from orion_cli.services.lifecycle.state import note_many, transition_many
 from orion_cli.states import FailureReason, JobStatus
 
 if TYPE_CHECKING:
@@ -79,9 +85,6 @@ def check_links(
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
         first = (list(after) + list(after_any))[0]
         raise UsageError(f"--after: no job with id {first}", "`orion ls` lists the jobs")
-    from orion_cli.db.models import Job
-    from orion_cli.db.session import ready_engine, session_scope
-    from orion_cli.identity import current_user
 
     ready_engine(url)
     me = current_user()
@@ -136,8 +139,6 @@ def add_edges(session: Session, children: Sequence[Job], links: Links) -> None:
     """Record the edges of newly inserted ``children`` (same transaction as their rows)."""
     from sqlalchemy import insert
 
-    from orion_cli.db.models import JobDependency
-
     rows = [
         {"child_id": child.id, "parent_id": parent_id, "kind": kind}
         for child in children
@@ -150,8 +151,6 @@ def add_edges(session: Session, children: Sequence[Job], links: Links) -> None:
 def parent_states(session: Session, child_ids: Sequence[int]) -> dict[int, list[ParentState]]:
     """Each child's parents as :class:`ParentState`, in one query."""
     from sqlmodel import col, select
-
-    from orion_cli.db.models import Job, JobDependency
 
     found: dict[int, list[ParentState]] = {}
     if not child_ids:
@@ -172,7 +171,6 @@ def waits_for(session: Session, job: Job) -> tuple[tuple[str, str], ...]:
 
     Raises UsageError when a parent blocks it or has no attempt in the scheduler now.
     """
-    from orion_cli.db.models import Job as JobRow
 
     waits: list[tuple[str, str]] = []
     for state in parent_states(session, [job.id or 0]).get(job.id or 0, []):
@@ -197,8 +195,6 @@ def waits_for(session: Session, job: Job) -> tuple[tuple[str, str], ...]:
 def children_of(session: Session, parent_ids: Sequence[int]) -> list[tuple[int, int, str]]:
     """Edges (child, parent, kind) leaving ``parent_ids``."""
     from sqlmodel import col, select
-
-    from orion_cli.db.models import JobDependency
 
     if not parent_ids:
         return []
@@ -232,8 +228,6 @@ def repoint_children(session: Session, scheduler: Any, parent: Job) -> list[str]
     the parents' current attempts. A child that cannot be re-pointed is noted; the
     parent's retry stands either way.
     """
-    from orion_cli.db.models import Job as JobRow
-    from orion_cli.services.lifecycle.state import note_many
 
     notes: list[tuple[Job, str]] = []
     lines = []
@@ -269,8 +263,6 @@ def cascade_failures(session: Session, settings: Settings, owner: str, at: datet
     Runs to a fixed point, so grandchildren follow in the same call. The rows are changed
     first; the scheduler is then asked to cancel the ones it knows, one call per backend.
     """
-    from orion_cli.schedulers import scheduler_for
-    from orion_cli.services.lifecycle.state import transition_many
 
     done = Cascade()
     root: dict[int, int] = {}  # child → the job whose failure started it
@@ -321,8 +313,6 @@ def cascade_committed(session: Session, settings: Settings, at: datetime, report
     """
     from sqlalchemy.exc import OperationalError
 
-    from orion_cli.identity import current_user
-
     try:
         done = cascade_failures(session, settings, current_user(), at)
         session.commit()
@@ -353,9 +343,6 @@ def settle_never_satisfied(session: Session, settings: Settings, at: datetime, r
     ``--dependency``): it gets a warning note and is cancelled(dependency_failed) saying
     so, not left pending for ever.
     """
-    from orion_cli.db.models import Job as JobRow
-    from orion_cli.schedulers import scheduler_for
-    from orion_cli.services.lifecycle.state import note_many, transition_many
 
     found, report.never_satisfied = report.never_satisfied, {}
     for name, ids in found.items():
@@ -407,7 +394,6 @@ def _clear_dependencies(
 ) -> None:
     """Let jobs whose orion parents have all completed start: clear their scheduler
     dependency (which can never be met), with a note; commit."""
-    from orion_cli.services.lifecycle.state import note_many
 
     notes = []
     for job in jobs:
@@ -430,8 +416,6 @@ def _blocked_children(session: Session, owner: str) -> list[tuple[Job, Job]]:
     """The user's waiting jobs with an ``afterok`` parent that ended for good (one per child)."""
     from sqlalchemy.orm import aliased
     from sqlmodel import col, select
-
-    from orion_cli.db.models import Job, JobDependency
 
     parent = aliased(Job)
     waiting = col(Job.status).in_([JobStatus.CREATED.value, JobStatus.QUEUED.value]) | (
@@ -459,9 +443,6 @@ def _blocked_children(session: Session, owner: str) -> list[tuple[Job, Job]]:
 def links_of(session: Session, job: Job) -> dict[str, Any]:
     """Parents and children of ``job`` with their statuses, and what it waits for (show)."""
     from sqlmodel import col, select
-
-    from orion_cli.db.models import Job as JobRow
-    from orion_cli.db.models import JobDependency
 
     def brief(other: Job, kind: str) -> dict[str, Any]:
         return {

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orion_cli.config import Settings
+from orion_cli.db.urls import passwords
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,6 @@ def cron_line(settings: Settings) -> str:
     poller finds the same ``orion.toml`` and database (a password in a URL is left out:
     put it in ``~/.pgpass``).
     """
-    from orion_cli.db.urls import passwords
 
     env = []
     for key in sorted(os.environ):

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobResult, now_utc
+from orion_cli.db.session import database_error, ready_engine, session_scope
 from orion_cli.errors import OrionError
 from orion_cli.identity import current_user
 from orion_cli.ingest import (
@@ -38,10 +39,14 @@ from orion_cli.jobdir import RESULT_FILE, JobFileError, read_events, read_result
 from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import JobInfo
 from orion_cli.services.admin.group import check_role
+from orion_cli.services.lifecycle.dependencies import cascade_committed, settle_never_satisfied
+from orion_cli.services.lifecycle.freshness import record_cycle
+from orion_cli.services.lifecycle.policy import schedule_retry
 from orion_cli.services.lifecycle.recovery import recover_unsubmitted
-from orion_cli.services.lifecycle.retry import adopt_or_resubmit, schedule_retry
+from orion_cli.services.lifecycle.retry import adopt_or_resubmit
 from orion_cli.services.lifecycle.scf_retry import retry_due as scf_retry_due
 from orion_cli.services.lifecycle.state import note_many, record_times, transition_many
+from orion_cli.services.submission.packing import requeue_packed
 from orion_cli.states import FailureReason, JobStatus, can_transition
 
 
@@ -539,9 +544,6 @@ def poll(settings: Settings, now: datetime | None = None) -> PollReport:
 
     from sqlalchemy.exc import OperationalError
 
-    from orion_cli.db.session import database_error, ready_engine, session_scope
-    from orion_cli.services.lifecycle.freshness import record_cycle
-
     report = PollReport()
     now = now or now_utc()
     url = settings.resolved_database_url
@@ -586,8 +588,6 @@ def _query_allowed(settings: Settings, scheduler_name: str) -> float | None:
 
 def _poll_all(session: Session, settings: Settings, now: datetime, report: PollReport) -> None:
     from sqlalchemy.exc import OperationalError
-
-    from orion_cli.services.lifecycle.dependencies import cascade_committed, settle_never_satisfied
 
     for name, group in _jobs_by_scheduler(session, now).items():
         asked_s_ago = _query_allowed(settings, name)
@@ -773,8 +773,6 @@ def _requeue_committed(
 ) -> None:
     """Submit again, as new packed tasks, the jobs their packed tasks never started."""
     from sqlalchemy.exc import OperationalError
-
-    from orion_cli.services.submission.packing import requeue_packed
 
     why, report.requeue = report.requeue, {}
     try:

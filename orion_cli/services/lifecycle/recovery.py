@@ -15,11 +15,12 @@ from sqlmodel import Session
 from orion_cli.batch import ARRAY_SCRIPT_NAME, SCRIPT_NAME, job_name_prefix
 from orion_cli.db.models import Job
 from orion_cli.db.session import instance_id
-from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused, UsageError
+from orion_cli.errors import UsageError
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
-from orion_cli.services.lifecycle.retry import schedule_retry
-from orion_cli.services.lifecycle.state import submitted, transition
-from orion_cli.states import FailureReason, JobStatus
+from orion_cli.services.lifecycle import dispatch
+from orion_cli.services.lifecycle.dependencies import waits_for
+from orion_cli.services.lifecycle.state import submitted
+from orion_cli.services.submission.scripts import script_submission
 
 
 def recover_unsubmitted(
@@ -60,42 +61,24 @@ def _recover_group(
     )
     how = "found"
     if scheduler_job_id is None:
-        from orion_cli.services.lifecycle.dependencies import waits_for
-
         try:
             options = SubmitOptions(hold=first.held, after=waits_for(session, first))
         except UsageError as exc:
             return f"{name}*: {exc.one_line()}; submitted once its parents allow"
         if first.script:  # a user's own script: its copy, with orion's sbatch options
-            from orion_cli.services.submission.scripts import script_submission
-
             script, options = script_submission(
                 first, instance_id(session), hold=first.held, after=options.after
             )
-        try:
-            if is_array:
-                n_tasks = max(job.array_index or 0 for job in group) // max(first.pack, 1) + 1
-                scheduler_job_id = scheduler.submit_array(script, n_tasks, options)
-            else:
-                scheduler_job_id = scheduler.submit(script, options)
-            how = "submitted"
-        except SubmitOutcomeUnknown as exc:
-            return f"{name}*: {exc.one_line()}; looked up again next poll"
-        except SchedulerError as exc:
-            for job in group:
-                transition(
-                    session,
-                    job,
-                    JobStatus.FAILED,
-                    source="recovery",
-                    at=now,
-                    reason=FailureReason.SUBMIT_ERROR,
-                    message=exc.one_line(),
-                )
-            schedule_retry(
-                session, group, now, source="recovery", final=isinstance(exc, SubmitRefused)
-            )
-            return f"{name}*: {exc.one_line()}"
+        n_tasks = max(job.array_index or 0 for job in group) // max(first.pack, 1) + 1
+        answer = dispatch.send(
+            scheduler, dispatch.Attempt(script, options, n_tasks if is_array else 0)
+        )
+        if answer.unknown:
+            return f"{name}*: {answer.line()}; looked up again next poll"
+        if not answer.accepted:
+            dispatch.record_refused(session, group, answer, now, source="recovery")
+            return f"{name}*: {answer.line()}"
+        scheduler_job_id, how = answer.scheduler_job_id, "submitted"
     tasks = [(job.array_index or 0) // max(job.pack, 1) for job in group]  # packed: i*pack..
     sids = [f"{scheduler_job_id}_{task}" if is_array else scheduler_job_id for task in tasks]
     submitted(

@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from orion_cli.config import Settings
+from orion_cli.engines.passthrough import engine_params
+from orion_cli.engines.registry import engine_names, get_engine
 from orion_cli.errors import UsageError
+from orion_cli.jobdir import JOB_FILE, read_json, write_json_atomic
+from orion_cli.services.queries.results import _atoms as stored_atoms
+from orion_cli.services.queries.results import input_format
 
 
 def _drop_leaf(table: dict[str, Any], path: list[str]) -> None:
@@ -82,8 +87,6 @@ def checked(
     settings: Settings, engine_name: str, stored: Mapping[str, Any], changes: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The job's new parameters, checked by its engine (UsageError names a bad one)."""
-    from orion_cli.engines.passthrough import engine_params
-    from orion_cli.engines.registry import engine_names, get_engine
 
     engine = get_engine(engine_name)
     new = engine.check(
@@ -100,10 +103,6 @@ def checked(
 
 def rewrite_inputs(settings: Settings, job: Any, new: dict[str, Any]) -> str:
     """Write the job's inputs again with ``new`` parameters; return what changed."""
-    from orion_cli.engines.registry import get_engine
-    from orion_cli.jobdir import JOB_FILE, read_json, write_json_atomic
-    from orion_cli.services.queries.results import _atoms as stored_atoms
-    from orion_cli.services.queries.results import input_format
 
     workdir = Path(job.workdir)
     job_file = read_json(workdir / JOB_FILE) or {}

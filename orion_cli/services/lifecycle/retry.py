@@ -11,8 +11,6 @@ OUT_OF_MEMORY doubles the memory; NODE_FAIL and LOST keep the resources.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,126 +21,29 @@ from orion_cli.batch import SCRIPT_NAME, BatchSpec, job_name_prefix, render_scri
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt
 from orion_cli.db.session import instance_id
-from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused
+from orion_cli.errors import SchedulerError, SubmitRefused
 from orion_cli.jobdir import JOB_FILE, RESULT_FILE, read_json, write_json_atomic
-from orion_cli.limits import MAX_MEM_MB, MAX_RETRY_DELAY_S, MAX_WALLTIME_S
 from orion_cli.resources import Resources
 from orion_cli.schedulers.base import SubmitOptions
+from orion_cli.services.lifecycle import dispatch
+from orion_cli.services.lifecycle.dependencies import repoint_children, waits_for
+from orion_cli.services.lifecycle.policy import Escalation, backoff_s, escalate, schedule_retry
+from orion_cli.services.lifecycle.reparam import rewrite_inputs
+from orion_cli.services.lifecycle.scf_retry import apply_change
 from orion_cli.services.lifecycle.state import (
     attempt_refused,
     claim,
-    set_retry_due,
     start_attempt,
     submit_outcome_settled,
-    submit_outcome_unknown,
 )
-from orion_cli.states import RETRYABLE_REASONS, FailureReason
+from orion_cli.services.lifecycle.user_script import script_submission
+from orion_cli.states import FailureReason
 from orion_cli.taskfile import ensure_made
-
-DEFAULT_BASE_MEM_MB = 2048
-
-
-def backoff_s(base_s: int, failed_attempt: int) -> int:
-    """Delay before the attempt after ``failed_attempt``: base, 2×base, 4×base, ... ≤ 30 days.
-
-    The cap keeps ``now + delay`` a valid date however many retries are allowed.
-
-    >>> [backoff_s(60, n) for n in (1, 2, 3)], backoff_s(60, 100) == MAX_RETRY_DELAY_S
-    ([60, 120, 240], True)
-    """
-    return min(base_s * 2 ** max(0, failed_attempt - 1), MAX_RETRY_DELAY_S)
-
-
-@dataclass(frozen=True)
-class Escalation:
-    """The resources of the next attempt, and a note saying what changed."""
-
-    resources: Resources
-    note: str = ""
-
-
-def escalate(
-    resources: Resources, reason: FailureReason | None, max_walltime_s: int | None
-) -> Escalation:
-    """Resources for the next attempt after a failure with ``reason``.
-
-    Everything else the job asked for (GPUs, constraint, extra sbatch options...) is kept.
-
-    >>> escalate(Resources(walltime_s=3600), FailureReason.TIMEOUT, None).note
-    'walltime 3600 s → 7200 s'
-    >>> escalate(Resources(walltime_s=3600), FailureReason.TIMEOUT, 5000).resources.walltime_s
-    5000
-    >>> escalate(Resources(mem_mb=1000), FailureReason.OUT_OF_MEMORY, None).resources.mem_mb
-    2000
-    >>> escalate(Resources(mem_per_cpu_mb=500), FailureReason.OUT_OF_MEMORY, None).note
-    'memory per CPU 500 MB → 1000 MB'
-    >>> escalate(Resources(), FailureReason.NODE_FAIL, None).note
-    'same resources'
-    """
-    if reason is FailureReason.TIMEOUT:
-        walltime_s = resources.walltime_s
-        new = min(walltime_s * 2, max_walltime_s or MAX_WALLTIME_S, MAX_WALLTIME_S)
-        note = f"walltime {walltime_s} s → {new} s"
-        if new == walltime_s:
-            note += " (already at the partition's MaxTime)"
-        return Escalation(replace(resources, walltime_s=new), note)
-    if reason is FailureReason.OUT_OF_MEMORY and resources.mem_per_cpu_mb:
-        old_mb = resources.mem_per_cpu_mb
-        new_mb = min(2 * old_mb, MAX_MEM_MB)
-        return Escalation(
-            replace(resources, mem_per_cpu_mb=new_mb), f"memory per CPU {old_mb} MB → {new_mb} MB"
-        )
-    if reason is FailureReason.OUT_OF_MEMORY:
-        mem_mb = resources.mem_mb
-        new_mb = min(2 * (mem_mb or DEFAULT_BASE_MEM_MB), MAX_MEM_MB)
-        return Escalation(
-            replace(resources, mem_mb=new_mb), f"memory {mem_mb or 'default'} MB → {new_mb} MB"
-        )
-    return Escalation(resources, "same resources")
 
 
 def _escalated(job: Job, scheduler: Any) -> Escalation:
     reason = FailureReason(job.failure_reason) if job.failure_reason else None
     return escalate(Resources.of(job), reason, _partition_max_s(scheduler, job.partition))
-
-
-def retry_due(
-    job: Job, now: datetime, final: bool = False, scf_retry: bool = False
-) -> datetime | None:
-    """When a just-failed job's next attempt is due, or None if it is not retried.
-
-    ``final``: the scheduler refused the job for good (SubmitRefused): never retried.
-    ``scf_retry``: its SCF did not converge and ``--on-scf-fail`` asks for one retry, now.
-    """
-    if scf_retry and not final:
-        return now
-    reason = FailureReason(job.failure_reason) if job.failure_reason else None
-    if final or reason not in RETRYABLE_REASONS or job.attempt > job.max_retries:
-        return None
-    wait_s = (
-        backoff_s(job.retry_delay_s, job.attempt) if reason is FailureReason.SUBMIT_ERROR else 0
-    )  # the scheduler holds the next attempt back with --begin
-    return now + timedelta(seconds=wait_s)
-
-
-def schedule_retry(
-    session: Session,
-    jobs: Sequence[Job],
-    now: datetime,
-    *,
-    source: str,
-    final: bool = False,
-    scf_retry: Sequence[bool] = (),
-) -> list[bool]:
-    """Decide for just-failed ``jobs`` whether and when they are retried, and record it.
-
-    ``scf_retry``: per job, whether ``--on-scf-fail`` asks for its retry. Returns, per
-    job, whether a retry is due.
-    """
-    scf = list(scf_retry) or [False] * len(jobs)
-    plans = [(job, retry_due(job, now, final, s)) for job, s in zip(jobs, scf, strict=True)]
-    set_retry_due(session, plans, source=source, at=now)
-    return [due is not None for _, due in plans]
 
 
 def _partition_max_s(scheduler: Any, partition: str) -> int | None:
@@ -200,8 +101,6 @@ def resubmit(
 
     ``params``: the attempt runs with these (checked) engine parameters (retry -p).
     """
-    from orion_cli.services.lifecycle.dependencies import repoint_children, waits_for
-    from orion_cli.services.lifecycle.scf_retry import apply_change
 
     claim(session, job, now)  # nobody else submits this attempt while we do
     after = waits_for(session, job)  # its parents' current attempts (UsageError: blocked)
@@ -224,8 +123,6 @@ def resubmit(
         )
     changed = ""
     if params is not None:
-        from orion_cli.services.lifecycle.reparam import rewrite_inputs
-
         changed = f"; parameters: {rewrite_inputs(settings, job, params)}"
     old_result = workdir / RESULT_FILE
     if old_result.exists():
@@ -259,25 +156,18 @@ def resubmit(
     begin = now + timedelta(seconds=delay_s) if delay_s else None
     script, options = workdir / SCRIPT_NAME, SubmitOptions(begin=begin, after=after)
     if job.script:
-        from orion_cli.services.submission.scripts import script_submission
-
         script, options = script_submission(
             job, spec.instance, begin=begin, after=after, attempt=attempt, resources=res.resources
         )
-    try:
-        scheduler_job_id = scheduler.submit(script, options)
-    except SubmitOutcomeUnknown as exc:  # the attempt is not counted: looked up first
-        submit_outcome_unknown(
-            session,
-            job,
-            now + timedelta(seconds=settings.submit_grace_s),
-            source="retry",
-            message=exc.one_line(),
-            at=now,
+    answer = dispatch.send(scheduler, dispatch.Attempt(script, options))
+    if answer.unknown:  # the attempt is not counted: looked up by name first
+        dispatch.record_unknown(
+            session, [job], answer, now, settings.submit_grace_s, source="retry"
         )
-        return f"job {job.id}: attempt {attempt}: {exc.one_line()}"
-    except SchedulerError as exc:
-        return _resubmit_failed(session, job, exc, now, attempt, res.resources)
+        return f"job {job.id}: attempt {attempt}: {answer.line()}"
+    if answer.error is not None:
+        return _resubmit_failed(session, job, answer.error, now, attempt, res.resources)
+    scheduler_job_id = answer.scheduler_job_id
     when = f", begins after {delay_s} s" if delay_s else ""
     which = (
         f"attempt {attempt} (orion retry)"

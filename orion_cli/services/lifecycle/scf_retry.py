@@ -14,7 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orion_cli.db.models import JobResult
+from orion_cli.engines.registry import get_engine
 from orion_cli.errors import UsageError
+from orion_cli.jobdir import JOB_FILE, read_json, write_json_atomic
+from orion_cli.states import FailureReason
+from orion_cli.units import parse_param_value
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -30,7 +35,6 @@ def parse_pairs(pairs: list[str]) -> dict[str, Any]:
     >>> parse_pairs(["mixing_beta=0.3", "electrons.mixing_mode=local-TF"])
     {'mixing_beta': 0.3, 'electrons.mixing_mode': 'local-TF'}
     """
-    from orion_cli.units import parse_param_value
 
     change: dict[str, Any] = {}
     for pair in pairs:
@@ -67,9 +71,6 @@ def retry_due(session: Session, job: Job) -> bool:
     """Tell whether ``job`` just failed of an unconverged SCF and has its one retry left."""
     from sqlmodel import select
 
-    from orion_cli.db.models import JobResult
-    from orion_cli.states import FailureReason
-
     policy = job.on_scf_fail
     if (
         not policy
@@ -87,8 +88,6 @@ def retry_due(session: Session, job: Job) -> bool:
 
 def apply_change(session: Session, job: Job, workdir: Path, attempt: int) -> str | None:
     """Before submitting ``attempt``: apply the policy's change if due; say what changed."""
-    from orion_cli.engines.registry import get_engine
-    from orion_cli.jobdir import JOB_FILE, read_json, write_json_atomic
 
     if not retry_due(session, job):
         return None

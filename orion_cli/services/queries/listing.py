@@ -13,8 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orion_cli.config import Settings
+from orion_cli.db import SCHEMA_HEAD
+from orion_cli.db.session import database_error, ready_engine
+from orion_cli.db.sqlite_file import read_only_connection
 from orion_cli.db.urls import check_url
 from orion_cli.errors import DatabaseError, UsageError
+from orion_cli.services.lifecycle.depgraph import ParentState, dependency_state
 from orion_cli.states import JobStatus
 
 COLUMNS = (
@@ -110,8 +114,6 @@ def _connect(url: str) -> tuple[Any, str]:
     if url.startswith("sqlite:///"):
         from pathlib import Path
 
-        from orion_cli.db.sqlite_file import read_only_connection
-
         return read_only_connection(Path(url[len("sqlite:///") :])), "?"
     import psycopg
 
@@ -153,7 +155,6 @@ def list_jobs(settings: Settings, flt: JobFilter, fall_back: bool = True) -> Lis
 
 def _query(conn: Any, placeholder: str, flt: JobFilter) -> Listing | None:
     """Run the listing query, or return None when the schema is not the one orion needs."""
-    from orion_cli.db import SCHEMA_HEAD
 
     cursor = conn.cursor()
     try:
@@ -217,7 +218,6 @@ def _add_energies(cursor: Any, placeholder: str, rows: list[dict[str, Any]]) -> 
 
 def _add_dependency_states(cursor: Any, placeholder: str, rows: list[dict[str, Any]]) -> None:
     """Say for each row what it waits for (``waiting on 2 parents``), with one more query."""
-    from orion_cli.services.lifecycle.depgraph import ParentState, dependency_state
 
     if not rows:
         return
@@ -240,7 +240,6 @@ def _add_dependency_states(cursor: Any, placeholder: str, rows: list[dict[str, A
 def _prepare_then_list(
     settings: Settings, flt: JobFilter, error: Exception | None, fall_back: bool
 ) -> Listing:
-    from orion_cli.db.session import database_error, ready_engine
 
     url = settings.resolved_database_url
     if not fall_back:  # the full path found the database ready, yet the quick one failed

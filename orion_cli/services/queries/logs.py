@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orion_cli.config import Settings
+from orion_cli.db.models import Job, JobAttempt
+from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
+from orion_cli.taskfile import array_tasks_file
 
 #: the file each engine writes of its own (mock, emt and ase write none)
 ENGINE_OUTPUT = {"qe": "pw.out", "lammps": "log.lammps", "vasp": "OUTCAR"}
@@ -41,8 +44,6 @@ def output_path(
     PosixPath('/w/i/14/attempt-2.out')
     """
     if ran_as_array_task and array_name and array_index is not None:
-        from orion_cli.taskfile import array_tasks_file
-
         return array_tasks_file(workdir, array_name).parent / f"task-{array_index}.out"
     return workdir / f"attempt-{attempt}.out"
 
@@ -52,9 +53,6 @@ def log_target(
 ) -> LogTarget:
     """Find the file ``orion logs`` shows; refuse in one line when there is none."""
     from sqlmodel import select
-
-    from orion_cli.db.models import Job, JobAttempt
-    from orion_cli.db.session import session_scope
 
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(Job, job_id)
@@ -97,8 +95,6 @@ def log_target(
 
 def job_status(settings: Settings, job_id: int) -> str:
     """The job's status now (``--follow`` stops once it is final)."""
-    from orion_cli.db.models import Job
-    from orion_cli.db.session import session_scope
 
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(Job, job_id)

@@ -18,6 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from orion_cli.config import Settings
+from orion_cli.db.models import Job, JobAttempt, JobEvent
+from orion_cli.db.session import session_scope
+from orion_cli.errors import UsageError
+from orion_cli.identity import current_user
+from orion_cli.services.lifecycle.freshness import read_stamp, write_atomically
 
 #: seconds: 10 s, 1 min, 5 min, 15 min, 1 h, 4 h, 12 h, 1 d, 3 d
 BUCKETS_S = (10.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 43200.0, 86400.0, 259200.0)
@@ -63,11 +68,6 @@ def collect(settings: Settings) -> Metrics:
     """Read this user's jobs, events and attempts (three queries) and the poller's stamp."""
     from sqlalchemy import select as sa_select
     from sqlmodel import col, select
-
-    from orion_cli.db.models import Job, JobAttempt, JobEvent
-    from orion_cli.db.session import session_scope
-    from orion_cli.identity import current_user
-    from orion_cli.services.lifecycle.freshness import read_stamp
 
     me = current_user()
     data = Metrics(user=me)
@@ -236,9 +236,6 @@ def render(data: Metrics) -> str:
 def write_textfile(settings: Settings, path: Path) -> Metrics:
     """Collect and write the metrics to ``path`` atomically (mode 0644, for node_exporter)."""
     import os
-
-    from orion_cli.errors import UsageError
-    from orion_cli.services.lifecycle.freshness import write_atomically
 
     if path.suffix != ".prom":
         raise UsageError(

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from orion_cli.db.models import Job, JobResult, with_any_tag
+from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
+from orion_cli.services.submission.inputs import ASE_FORMAT
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -56,16 +59,12 @@ class Selection:
 def _query(selection: Selection) -> Any:
     from sqlmodel import col, select
 
-    from orion_cli.db.models import Job, JobResult
-
     query = select(Job, JobResult).join(JobResult, col(JobResult.job_id) == Job.id, isouter=True)
     if selection.ids:
         query = query.where(col(Job.id).in_(list(selection.ids)))
     else:
         query = query.where(col(Job.owner) == selection.owner)
         if selection.tags:
-            from orion_cli.db.models import with_any_tag
-
             query = query.where(with_any_tag(selection.tags))
         if selection.study_id is not None:
             query = query.where(col(Job.study_id) == selection.study_id)
@@ -75,8 +74,6 @@ def _query(selection: Selection) -> Any:
 def check_selection(session: Session, selection: Selection) -> None:
     """Refuse an empty selection and ids that name no job (UsageError, exit 2)."""
     from sqlmodel import col, select
-
-    from orion_cli.db.models import Job
 
     if not selection.ids and not selection.tags and selection.study_id is None:
         raise UsageError("no jobs selected", "give job ids, --tag TAG or --study ID")
@@ -90,8 +87,6 @@ def check_selection(session: Session, selection: Selection) -> None:
 def swept_keys(session: Session, selection: Selection) -> list[str]:
     """Parameters whose values differ between the selected jobs (the swept ones)."""
     from sqlalchemy.orm import load_only
-
-    from orion_cli.db.models import Job
 
     values: dict[str, set[str]] = {}
     present: dict[str, int] = {}
@@ -127,7 +122,6 @@ def input_format(source: str) -> str | None:
     >>> input_format("/x/Cu.cif@scale=0.98"), input_format("from:12")  # scaled; hand-off
     ('extxyz', 'extxyz')
     """
-    from orion_cli.services.submission.inputs import ASE_FORMAT
 
     if source.startswith("from:"):  # submit --from, a workflow's from:STEP
         return "extxyz"  # the parent's structure, stored as extended XYZ at submit
@@ -166,7 +160,6 @@ def job_rows(
 
 def result_rows(settings: Settings, selection: Selection) -> list[dict[str, Any]]:
     """The selected jobs' rows, as ``orion results -f json`` prints them."""
-    from orion_cli.db.session import session_scope
 
     with session_scope(settings.resolved_database_url) as session:
         check_selection(session, selection)
@@ -184,7 +177,6 @@ def result_atoms(settings: Settings, selection: Selection, all_jobs: bool = Fals
     with an energy, unless ``all_jobs`` (then the others come without a calculator and
     with ``failure_reason``).
     """
-    from orion_cli.db.session import session_scope
 
     found = []
     with session_scope(settings.resolved_database_url) as session:
@@ -258,7 +250,6 @@ def _row(job: Any, result: Any, swept: Sequence[str]) -> tuple[dict[str, Any], A
 
 def write_results(settings: Settings, selection: Selection, fmt: str, out: IO[str]) -> int:
     """Write the selected jobs' results to ``out`` in ``fmt``; return the number of jobs."""
-    from orion_cli.db.session import session_scope
 
     if fmt not in FORMATS or fmt == "table":
         raise UsageError(f"unknown format '{fmt}'", f"use one of: {', '.join(FORMATS)}")
@@ -336,7 +327,6 @@ TABLE_HEADER = (
 
 def table_rows(settings: Settings, selection: Selection) -> tuple[list[str], list[list[str]]]:
     """The header and rows of the results table (``orion results``' default format)."""
-    from orion_cli.db.session import session_scope
 
     with session_scope(settings.resolved_database_url) as session:
         check_selection(session, selection)
@@ -366,9 +356,6 @@ def _num(value: float | None, digits: int) -> str:
 def answers(settings: Settings, selection: Selection) -> list[tuple[int, str]]:
     """(job id, answer) of the selected analysis steps that have one (the study's outcome)."""
     from sqlmodel import col
-
-    from orion_cli.db.models import Job
-    from orion_cli.db.session import session_scope
 
     with session_scope(settings.resolved_database_url) as session:
         query = _query(selection).where(col(Job.engine).in_(ANALYSIS_ENGINES))

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from orion_cli.db.models import Job, JobTag, with_any_tag
 from orion_cli.errors import OrionError, RaceLost, UsageError
 from orion_cli.identity import current_user
+from orion_cli.services.admin.group import check_role
 from orion_cli.states import JobStatus
 
 T = TypeVar("T")
@@ -161,7 +162,6 @@ def resolve(session: Session, selection: Selection, report: BulkReport, verb: st
     ``--study`` and ``--status`` narrow named ids, or else pick among the user's own jobs.
     Jobs removed by ``orion rm`` are left out of filters and skipped when named.
     """
-    from orion_cli.services.admin.group import check_role
 
     me = current_user()
     check_role(session, me)

@@ -9,7 +9,10 @@ from sqlmodel import Session, col, select
 
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt, JobEvent, JobResult, JobTag, now_utc
+from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
+from orion_cli.services.lifecycle.dependencies import links_of
+from orion_cli.services.queries.derived import derived_quantities
 
 
 def _get(session: Session, job_id: int) -> Job:
@@ -21,7 +24,6 @@ def _get(session: Session, job_id: int) -> Job:
 
 def job_id_for(settings: Settings, scheduler_job_id: str) -> int:
     """The orion id of the job the scheduler knows as ``scheduler_job_id`` (``103_29``)."""
-    from orion_cli.db.session import session_scope
 
     with session_scope(settings.resolved_database_url) as session:
         job = session.exec(
@@ -36,7 +38,6 @@ def job_id_for(settings: Settings, scheduler_job_id: str) -> int:
 
 
 def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
-    from orion_cli.db.session import session_scope
 
     with session_scope(settings.resolved_database_url) as session:
         job = _get(session, job_id)
@@ -50,13 +51,10 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
             session.exec(select(JobTag.tag).where(JobTag.job_id == job_id).order_by(col(JobTag.id)))
         )
         result = session.exec(select(JobResult).where(JobResult.job_id == job_id)).first()
-        from orion_cli.services.lifecycle.dependencies import links_of
 
         data.update(links_of(session, job))
         data["result"] = None
         if result is not None:
-            from orion_cli.services.queries.derived import derived_quantities
-
             data["result"] = result.model_dump(exclude={"id", "job_id", "created_at"})
             # computed from the stored result: volume, pressure, final cell
             data["result"]["derived"] = derived_quantities(data["result"])
@@ -119,8 +117,6 @@ def audit_events(
     ``user`` keeps the actions whose actor or job owner is that user.
     """
     from datetime import timedelta
-
-    from orion_cli.db.session import session_scope
 
     query = select(JobEvent, Job.name, Job.owner).join(Job, col(Job.id) == JobEvent.job_id)
     if user:

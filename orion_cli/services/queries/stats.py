@@ -23,7 +23,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orion_cli.config import Settings
+from orion_cli.db.models import Job, JobAttempt, JobTag, with_any_tag
+from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
+from orion_cli.services.queries.show import seconds_between
 
 GROUPINGS = ("engine", "partition", "tag", "user")
 #: the group of jobs without a tag (``--by tag``) or partition (``--by partition``)
@@ -226,10 +229,6 @@ def collect(settings: Settings, flt: StatsFilter, by: str = "engine") -> Stats:
     """Read the filtered jobs, their tags and attempts (three queries), and compute."""
     from sqlalchemy import select as sa_select
     from sqlmodel import col, select
-
-    from orion_cli.db.models import Job, JobAttempt, JobTag, with_any_tag
-    from orion_cli.db.session import session_scope
-    from orion_cli.services.queries.show import seconds_between
 
     check_by(by)
     where: list[Any] = [col(Job.removed_at).is_(None)]

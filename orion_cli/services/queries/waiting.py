@@ -17,8 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orion_cli.config import Settings
+from orion_cli.db.models import Job
+from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
-from orion_cli.services.queries.selection import BulkReport, Selection
+from orion_cli.services.lifecycle.poll import poll
+from orion_cli.services.queries.selection import BulkReport, Selection, resolve
 
 #: columns of a job's state the waiting loop reads (one query per round for all jobs)
 STATE_COLUMNS = (
@@ -67,8 +70,6 @@ class WaitOutcome:
 
 def select_ids(settings: Settings, selection: Selection) -> list[int]:
     """The ids of the user's jobs a selection names; an unknown or foreign id is exit 2."""
-    from orion_cli.db.session import session_scope
-    from orion_cli.services.queries.selection import resolve
 
     selection.check()
     report = BulkReport("waited for")
@@ -88,9 +89,6 @@ def select_ids(settings: Settings, selection: Selection) -> list[int]:
 def read_states(settings: Settings, ids: Sequence[int]) -> list[dict[str, Any]]:
     """The current state of each job in ``ids`` (in that order), one query per 5,000 ids."""
     from sqlmodel import col, select
-
-    from orion_cli.db.models import Job
-    from orion_cli.db.session import session_scope
 
     columns = [getattr(Job, name) for name in STATE_COLUMNS]
     by_id: dict[int, dict[str, Any]] = {}
@@ -126,7 +124,6 @@ def wait_for(
     sleep: Callable[[float], None] = time.sleep,
 ) -> WaitOutcome:
     """Poll and read the jobs' states until all have ended or ``timeout_s`` has passed."""
-    from orion_cli.services.lifecycle.poll import poll
 
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     outcome = WaitOutcome(states=[])

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from orion_cli.config import Settings
+from orion_cli.db.models import Job, JobEvent
+from orion_cli.db.session import session_scope
+from orion_cli.identity import current_user
 from orion_cli.services.lifecycle.freshness import PollStamp, read_stamp
 from orion_cli.services.queries.waiting import has_ended, read_states
 
@@ -34,10 +37,6 @@ def default_ids(settings: Settings) -> list[int]:
     """The user's newest jobs (not removed), oldest first."""
     from sqlmodel import col, select
 
-    from orion_cli.db.models import Job
-    from orion_cli.db.session import session_scope
-    from orion_cli.identity import current_user
-
     with session_scope(settings.resolved_database_url) as session:
         ids = session.exec(
             select(Job.id)
@@ -53,9 +52,6 @@ def newest_events(
 ) -> list[dict[str, Any]]:
     """The newest status changes and notes of these jobs, newest first."""
     from sqlmodel import col, select
-
-    from orion_cli.db.models import JobEvent
-    from orion_cli.db.session import session_scope
 
     if not ids:
         return []

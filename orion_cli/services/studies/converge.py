@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orion_cli.errors import UsageError
+from orion_cli.services.studies.eos import analysis_resources, set_study
+from orion_cli.services.submission.inputs import read_frames
+from orion_cli.services.submission.submit import submit
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
@@ -110,9 +113,6 @@ def submit_converge(
     settings: Settings, structure: Path, base: SubmitRequest, sweep: str, tol_mev_per_atom: float
 ) -> ConvergeSubmitted:
     """Submit one job per value as one array, then the analysis step after them."""
-    from orion_cli.services.studies.eos import analysis_resources, set_study
-    from orion_cli.services.submission.inputs import read_frames
-    from orion_cli.services.submission.submit import submit
 
     key, values = parse_sweep(sweep)
     if key in base.params:

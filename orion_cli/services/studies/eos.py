@@ -19,7 +19,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orion_cli.db.models import Job
+from orion_cli.db.session import session_scope
+from orion_cli.engines.eos_fit import EOS_KINDS
 from orion_cli.errors import UsageError
+from orion_cli.services.submission.inputs import read_frames
+from orion_cli.services.submission.submit import Submitted, submit
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
@@ -70,10 +75,6 @@ def submit_eos(
     ``relax_first``: a relaxation (cell and atoms) first; the points scale its final cell.
     """
     from ase.io import write
-
-    from orion_cli.engines.eos_fit import EOS_KINDS
-    from orion_cli.services.submission.inputs import read_frames
-    from orion_cli.services.submission.submit import submit
 
     scales = lattice_scales(points, strain)
     if relax_first:
@@ -175,7 +176,6 @@ def _relax_then_points(
     done: EosSubmitted,
 ) -> Submitted:
     """Check the points (a dry run), submit the relaxation, then the points from it."""
-    from orion_cli.services.submission.submit import Submitted, submit
 
     submit(settings, replace(base, structures=[cells], name="", dry_run=True))
     relax = submit(
@@ -218,9 +218,6 @@ def set_study(settings: Settings, ids: list[int], study_id: int) -> None:
     """Mark jobs ``ids`` as the study ``study_id``'s (its first job's id)."""
     from sqlalchemy import update
     from sqlmodel import col
-
-    from orion_cli.db.models import Job
-    from orion_cli.db.session import session_scope
 
     with session_scope(settings.resolved_database_url) as session:
         session.execute(update(Job).where(col(Job.id).in_(ids)).values(study_id=study_id))

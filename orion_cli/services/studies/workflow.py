@@ -21,9 +21,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orion_cli.db.session import session_scope
+from orion_cli.engines.passthrough import engine_params
+from orion_cli.engines.registry import engine_names, get_engine
 from orion_cli.errors import ConfigError, UsageError
+from orion_cli.jobdir import RESULT_FILE
+from orion_cli.queues import check_queue_table
+from orion_cli.schedulers import scheduler_for
+from orion_cli.schedulers.base import SubmitOptions
+from orion_cli.services.lifecycle.dependencies import Links, add_edges, waits_for
 from orion_cli.services.lifecycle.depgraph import AFTER_ANY, AFTER_OK
 from orion_cli.services.studies.workflow_file import SCALE, Step, Workflow, read_workflow
+from orion_cli.services.submission.inputs import expand_inputs, extxyz_text, read_frames
+from orion_cli.services.submission.staging import Staged
+from orion_cli.services.submission.submit import (
+    SubmitRequest,
+    Submitted,
+    _check_active_limit,
+    _ready_database,
+    _record,
+    _resolved,
+    _site,
+    check_partition,
+    send,
+)
+from orion_cli.taskfile import JobInputs
+from orion_cli.units import parse_mem_mb, parse_walltime_s
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -76,14 +99,6 @@ class _Planned:
 
 def submit_workflow(settings: Settings, request: WorkflowRequest) -> list[StudySubmitted]:
     """Check everything, then record and submit one study per structure frame."""
-    from orion_cli.engines.registry import engine_names
-    from orion_cli.schedulers import scheduler_for
-    from orion_cli.services.submission.inputs import expand_inputs, read_frames
-    from orion_cli.services.submission.submit import (
-        _check_active_limit,
-        _check_partition,
-        _ready_database,
-    )
 
     flow = read_workflow(request.path, engine_names())
     if not request.structures:
@@ -98,7 +113,7 @@ def submit_workflow(settings: Settings, request: WorkflowRequest) -> list[StudyS
     largest = scheduler.max_array_size()
     for planned in plans[0].values():
         try:
-            _check_partition(scheduler, planned.request.resolved.partition)
+            check_partition(scheduler, planned.request.resolved.partition)
         except UsageError as exc:
             raise UsageError(f"{_where(flow, planned.step)}: {exc.message}", exc.hint) from None
         if len(planned.items) > largest:
@@ -146,7 +161,6 @@ def _plan_step(
     earlier: dict[str, _Planned],
 ) -> _Planned:
     """Check one step for one structure; stage its jobs' inputs (nothing written outside /tmp)."""
-    from orion_cli.services.submission.submit import SubmitRequest, _resolved, _site
 
     r = SubmitRequest(
         structures=[Path(frame.source)],
@@ -183,8 +197,6 @@ def _plan_step(
 
 def _resources(flow: Workflow, step: Step) -> dict[str, Any]:
     """The step's resources, checked as a queue's are (names and types)."""
-    from orion_cli.queues import check_queue_table
-    from orion_cli.units import parse_mem_mb, parse_walltime_s
 
     try:
         values = check_queue_table(step.name, step.resources, _where(flow, step))
@@ -241,11 +253,6 @@ def _staged(
     params_list: list[dict[str, Any]],
 ) -> list[Staged]:
     """Check each job's parameters with the engine and let it prepare the job in scratch."""
-    from orion_cli.engines.passthrough import engine_params
-    from orion_cli.engines.registry import engine_names, get_engine
-    from orion_cli.services.submission.inputs import extxyz_text
-    from orion_cli.services.submission.staging import Staged
-    from orion_cli.taskfile import JobInputs
 
     engine = get_engine(step.engine)
     engine_settings = dict(settings.engine_settings(step.engine))
@@ -287,10 +294,6 @@ def _record_and_send(
     settings: Settings, plan: dict[str, _Planned], scheduler: Scheduler, frame: Frame
 ) -> StudySubmitted:
     """Record the study in one transaction, then submit its steps, parents first."""
-    from orion_cli.db.session import session_scope
-    from orion_cli.schedulers.base import SubmitOptions
-    from orion_cli.services.lifecycle.dependencies import waits_for
-    from orion_cli.services.submission.submit import Submitted, send
 
     done = StudySubmitted(frame.source, frame.name)
     with session_scope(settings.resolved_database_url) as session:
@@ -332,9 +335,6 @@ def _remove_made(plan: dict[str, _Planned]) -> None:
 
 def _record_study(session: Session, settings: Settings, plan: dict[str, _Planned]) -> None:
     """Insert every step's jobs and edges (no commit): the caller's one transaction."""
-    from orion_cli.jobdir import RESULT_FILE
-    from orion_cli.services.lifecycle.dependencies import Links, add_edges
-    from orion_cli.services.submission.submit import _record
 
     study_id: int | None = None
     for planned in plan.values():

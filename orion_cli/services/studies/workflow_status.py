@@ -11,8 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from orion_cli.db.models import Job, JobDependency
+from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
+from orion_cli.identity import current_user
+from orion_cli.services.actions.apply import retry
+from orion_cli.services.lifecycle.dependencies import descendants, parent_states
 from orion_cli.services.lifecycle.depgraph import AFTER_ANY, dependency_state
+from orion_cli.services.lifecycle.reparam import checked
+from orion_cli.services.queries.selection import BulkReport, Selection
 from orion_cli.states import FailureReason, JobStatus
 
 if TYPE_CHECKING:
@@ -31,9 +38,6 @@ SHOWN_JOBS = 12
 def _study_jobs(session: Session, settings: Settings, ident: int) -> list[Job]:
     """The user's jobs of the study that ``ident`` (a study id or any of its jobs) names."""
     from sqlmodel import col, select
-
-    from orion_cli.db.models import Job
-    from orion_cli.identity import current_user
 
     me = current_user()
     job = session.get(Job, ident)
@@ -76,10 +80,6 @@ def _reason(job: Job, parents: Sequence[Any]) -> str:
 def study_graph(settings: Settings, ident: int) -> dict[str, Any]:
     """The study as steps (parents before children) with their jobs, statuses and reasons."""
     from sqlmodel import col, select
-
-    from orion_cli.db.models import JobDependency
-    from orion_cli.db.session import session_scope
-    from orion_cli.services.lifecycle.dependencies import parent_states
 
     with session_scope(settings.resolved_database_url) as session:
         jobs = _study_jobs(session, settings, ident)
@@ -145,7 +145,6 @@ def _to_retry(
     ``steps``: only the failed jobs of these steps (all when empty). A job cancelled because
     a parent was cancelled by hand is not below a failure: it is left alone.
     """
-    from orion_cli.services.lifecycle.dependencies import descendants
 
     known = {_step_of(job) for job in jobs}
     for step in steps:
@@ -181,10 +180,6 @@ def retry_failed(
     their engine before anything is submitted. ``steps``: only the failures of these steps
     (and what they cancelled).
     """
-    from orion_cli.db.session import session_scope
-    from orion_cli.services.actions.apply import retry
-    from orion_cli.services.lifecycle.reparam import checked
-    from orion_cli.services.queries.selection import BulkReport, Selection
 
     with session_scope(settings.resolved_database_url) as session:
         failed, below, pending = _to_retry(session, _study_jobs(session, settings, ident), steps)

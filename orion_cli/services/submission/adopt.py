@@ -16,11 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orion_cli.config import Settings
+from orion_cli.db.models import Job, JobAttempt, add_tags, insert_jobs
+from orion_cli.db.session import instance_id, ready_engine, session_scope
 from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
 from orion_cli.runner import Runner, run
+from orion_cli.sbatch_header import parse_header
 from orion_cli.schedulers import slurm_adopt as a
 from orion_cli.schedulers.slurm_commands import JOB_ID
+from orion_cli.services.admin.group import check_role
+from orion_cli.services.lifecycle.state import transition_many
+from orion_cli.services.submission.scripts import SCRIPT_COPY
 from orion_cli.states import JobStatus
 
 
@@ -57,8 +63,6 @@ def _refusal(session: Any, found: a.ForeignJob, me: str) -> str | None:
     """Why ``found`` cannot be adopted by ``me`` (None: it can)."""
     from sqlmodel import col, select
 
-    from orion_cli.db.models import Job, JobAttempt
-
     sid = found.scheduler_job_id
     if found.user and found.user != me:
         return f"job {sid} belongs to {found.user}, not to you ({me})"
@@ -84,7 +88,6 @@ def _refusal(session: Any, found: a.ForeignJob, me: str) -> str | None:
 def _row(
     settings: Settings, found: a.ForeignJob, script: str, retries: int, tag: str
 ) -> dict[str, Any]:
-    from orion_cli.sbatch_header import parse_header
 
     try:
         header = parse_header(script).options if script else {}
@@ -143,11 +146,6 @@ def adopt(
     settings: Settings, job_ids: list[str], retries: int = 0, tag: str = "", runner: Runner = run
 ) -> Adopted:
     """Record each SLURM job of ``job_ids``; refusals go to ``errors``, one line each."""
-    from orion_cli.db.models import add_tags, insert_jobs
-    from orion_cli.db.session import instance_id, ready_engine, session_scope
-    from orion_cli.services.admin.group import check_role
-    from orion_cli.services.lifecycle.state import transition_many
-    from orion_cli.services.submission.scripts import SCRIPT_COPY
 
     done = Adopted()
     ready_engine(settings.resolved_database_url)

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orion_cli.errors import UsageError
-from orion_cli.services.submission.physical import MIN_DISTANCE_A
+from orion_cli.limits import printable
+from orion_cli.services.submission.physical import MIN_DISTANCE_A, check_atoms
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -78,7 +79,6 @@ def default_name(path: Path) -> str:
     >>> default_name(Path("a/Si.cif")), default_name(Path("POSCAR.Al"))
     ('Si', 'POSCAR.Al')
     """
-    from orion_cli.limits import printable
 
     return printable(path.stem if path.suffix.lower() in STRUCTURE_SUFFIXES else path.name)
 
@@ -189,7 +189,6 @@ def read_frames(
     Each frame is checked (:func:`~orion_cli.services.submission.physical.check_atoms`): finite
     numbers, a cell with volume, no two atoms closer than ``min_distance_a`` (None: any).
     """
-    from orion_cli.services.submission.physical import check_atoms
 
     given = source if isinstance(source, StructureInput) else StructureInput(source)
     path = given.path
@@ -241,7 +240,6 @@ def read_frames(
 
 def frame_name(atoms: Atoms, default: str) -> str:
     """The job name of a frame: its ``name=`` or ``label=`` (extxyz info), else ``default``."""
-    from orion_cli.limits import printable
 
     for key in ("name", "label"):
         value = atoms.info.get(key)

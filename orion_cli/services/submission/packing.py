@@ -20,8 +20,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orion_cli.batch import packs_file_name
+from orion_cli.batch import BatchSpec, array_first_id, packs_file_name, render_array_script
+from orion_cli.db.session import instance_id
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, UsageError
+from orion_cli.resources import Resources
+from orion_cli.schedulers.base import SubmitOptions
+from orion_cli.services.lifecycle.policy import schedule_retry
+from orion_cli.services.lifecycle.state import requeue_many, transition_many
+from orion_cli.states import FailureReason, JobStatus
+from orion_cli.taskfile import array_tasks_file, pack_groups, read_packs, write_packs
+from orion_cli.units import parse_walltime_s
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -56,8 +64,6 @@ def parse_estimate_s(text: str) -> float:
     (10.0, 0.05, 0.05)
     """
     import re
-
-    from orion_cli.units import parse_walltime_s
 
     match = re.fullmatch(r"(\d*\.\d+|\d+)\s*(ms|s)?", text.strip())
     if match:
@@ -119,7 +125,6 @@ def resolve_pack(
 
 def write_packed(array_dir: Path, n_jobs: int, size: int) -> list[int]:
     """Write ``packs-0.jsonl`` for an array of ``n_jobs``; return each job's task index."""
-    from orion_cli.taskfile import pack_groups, write_packs
 
     groups = pack_groups(n_jobs, size)
     write_packs(array_dir / packs_file_name(0), groups)
@@ -128,7 +133,6 @@ def write_packed(array_dir: Path, n_jobs: int, size: int) -> list[int]:
 
 def packed_tasks(array_dir: Path, round_: int = 0) -> dict[int, int]:
     """Map each job's line index to its task in packs round ``round_`` of an array."""
-    from orion_cli.taskfile import read_packs
 
     groups = read_packs(array_dir / packs_file_name(round_))
     return {index: task for task, group in enumerate(groups) for index in group}
@@ -172,14 +176,6 @@ def _requeue_array(
     why: dict[int, str],
     now: datetime,
 ) -> str:
-    from orion_cli.batch import BatchSpec, render_array_script
-    from orion_cli.db.session import instance_id
-    from orion_cli.resources import Resources
-    from orion_cli.schedulers.base import SubmitOptions
-    from orion_cli.services.lifecycle.retry import schedule_retry
-    from orion_cli.services.lifecycle.state import requeue_many, transition_many
-    from orion_cli.states import FailureReason, JobStatus
-    from orion_cli.taskfile import array_tasks_file, pack_groups, write_packs
 
     jobs = sorted(jobs, key=lambda job: job.array_index or 0)
     first = jobs[0]
@@ -232,6 +228,5 @@ def _requeue_array(
 
 
 def _array_first_id(job: Job) -> int:
-    from orion_cli.batch import array_first_id
 
     return array_first_id(job.array_name or "") if job.array_name else job.id or 0

@@ -18,30 +18,31 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orion_cli.batch import BatchSpec, nice_for_priority, slurm_filename, slurm_job_name
+from orion_cli.batch import nice_for_priority
 from orion_cli.config import Settings
-from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, UsageError
+from orion_cli.db.models import add_tags, insert_jobs
+from orion_cli.db.session import instance_id, ready_engine, session_scope
+from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
 from orion_cli.limits import check_bound, check_text
-from orion_cli.resources import Resources
 from orion_cli.sbatch_header import (
     check_script_text,
-    export_option,
     header_resources,
     parse_header,
 )
-from orion_cli.schedulers.base import SubmitOptions
-from orion_cli.services.submission.submit import Submitted
-from orion_cli.units import format_walltime
+from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, scheduler_for
+from orion_cli.schedulers.slurm_commands import sbatch_argv
+from orion_cli.services.admin.group import check_role
+from orion_cli.services.lifecycle import dispatch
+from orion_cli.services.lifecycle.dependencies import add_edges, check_links
+from orion_cli.services.lifecycle.user_script import SCRIPT_COPY, script_submission
+from orion_cli.services.submission.submit import Submitted, check_partition, queued, refused
 
 #: the engine column of a script job (not an engine of the registry)
 SCRIPT_ENGINE = "script"
-#: the copy of the script as submitted, in the job directory
-SCRIPT_COPY = "submitted.sbatch"
 #: a larger file is not a batch script
 MAX_SCRIPT_BYTES = 1024 * 1024
 
@@ -189,71 +190,8 @@ def _checked(settings: Settings, r: ScriptRequest) -> tuple[str, dict[str, Any]]
     return text, row
 
 
-def script_submission(
-    job: Any,
-    instance: str,
-    *,
-    hold: bool = False,
-    begin: datetime | None = None,
-    after: tuple[tuple[str, str], ...] = (),
-    attempt: int | None = None,
-    resources: Resources | None = None,
-) -> tuple[Path, SubmitOptions]:
-    """The script copy and the sbatch options of an attempt (default: the job's current one).
-
-    Pure: reads only the row (``job.script``, resources, attempt) and the arguments.
-    ``attempt``/``resources``: those of a retry not recorded yet.
-    """
-    script = job.script or {}
-    workdir = Path(job.workdir)
-    attempt = attempt or job.attempt
-    walltime_s, mem_mb = (resources or job).walltime_s, (resources or job).mem_mb
-    spec = BatchSpec(
-        orion_id=job.id or 0,
-        name=job.name,
-        workdir=workdir,
-        python="",
-        resources=Resources(walltime_s=walltime_s),
-        attempt=attempt,
-        instance=instance,
-    )  # the name and output path need no more
-    extra = [f"--job-name={slurm_job_name(spec)}", *script.get("options", [])]
-    if walltime_s != script.get("own_time"):  # a flag, orion's default or a retry's
-        extra.append(f"--time={format_walltime(walltime_s)}")
-    if mem_mb and mem_mb != script.get("own_mem_mb"):
-        extra.append(f"--mem={mem_mb}M")
-    output = slurm_filename(spec.output_path)
-    if not script.get("own_output") and output is not None:
-        extra.append(f"--output={output}")
-    extra.append(
-        export_option(
-            script.get("export"),
-            {
-                "ORION_JOB_ID": str(job.id),
-                "ORION_ATTEMPT": str(attempt),
-                "ORION_JOB_DIR": str(workdir),
-            },
-        )
-    )
-    chdir = "" if script.get("own_chdir") else str(script.get("submit_dir") or workdir)
-    return workdir / SCRIPT_COPY, SubmitOptions(
-        hold=hold,
-        begin=begin,
-        after=after,
-        chdir=chdir,
-        extra_args=tuple(extra),
-        script_args=tuple(script.get("args", [])),
-    )
-
-
 def submit_script(settings: Settings, r: ScriptRequest) -> Submitted:
     """Check everything, record the job with a copy of the script, then submit the copy."""
-    from orion_cli.db.models import add_tags, insert_jobs
-    from orion_cli.db.session import instance_id, ready_engine, session_scope
-    from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, scheduler_for
-    from orion_cli.services.admin.group import check_role
-    from orion_cli.services.lifecycle.dependencies import add_edges, check_links
-    from orion_cli.services.submission.submit import _check_partition, _queued, _refused
 
     text, row = _checked(settings, r)
     name = r.scheduler or settings.scheduler
@@ -261,7 +199,7 @@ def submit_script(settings: Settings, r: ScriptRequest) -> Submitted:
     if name not in SCHEDULER_NAMES:
         raise UsageError(f"unknown scheduler '{name}'", f"use one of: {', '.join(SCHEDULER_NAMES)}")
     scheduler = scheduler_for(settings, name)
-    _check_partition(scheduler, row["partition"])
+    check_partition(scheduler, row["partition"])
     links = check_links(settings, r.after, r.after_any, name)
     base_dir = settings.work_root_path
     if "," in str(base_dir):  # sbatch --export splits its list at commas
@@ -287,17 +225,15 @@ def submit_script(settings: Settings, r: ScriptRequest) -> Submitted:
         add_edges(session, [job], links)
         session.commit()  # the row exists before the scheduler hears of the job
         script, options = script_submission(job, instance, hold=r.hold, after=links.after)
-        try:
-            scheduler_job_id = scheduler.submit(script, options)
-        except SubmitOutcomeUnknown as exc:
-            result.errors.append(f"job {job.id}: {exc.one_line()}")
-            return result
-        except SchedulerError as exc:
-            _refused(session, [job], exc, result)
-            return result
-        _queued(session, [job], [scheduler_job_id], name)
-        result.ids.append(job.id or 0)
-        result.scheduler_job_ids.append(scheduler_job_id)
+        answer = dispatch.send(scheduler, dispatch.Attempt(script, options))
+        if answer.unknown:
+            result.errors.append(f"job {job.id}: {answer.line()}")
+        elif not answer.accepted:
+            refused(session, [job], answer, result)
+        else:
+            queued(session, [job], [answer.scheduler_job_id], name)
+            result.ids.append(job.id or 0)
+            result.scheduler_job_ids.append(answer.scheduler_job_id)
     return result
 
 
@@ -305,8 +241,6 @@ def _dry_run(row: dict[str, Any], base_dir: Path, after: tuple[tuple[str, str], 
     """The sbatch command a submit would run (``<id>`` for the job's id), as one line."""
     import shlex
     from types import SimpleNamespace
-
-    from orion_cli.schedulers.slurm_commands import sbatch_argv
 
     job = SimpleNamespace(**row, id="<id>", attempt=1, workdir=str(base_dir / "<id>"))
     script, options = script_submission(job, "<database id>", hold=row["held"], after=after)

@@ -21,7 +21,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from orion_cli.engines.registry import get_engine
 from orion_cli.errors import UsageError
+from orion_cli.services.submission.inputs import extxyz_text, read_frames
 from orion_cli.services.submission.physical import MIN_DISTANCE_A
 from orion_cli.taskfile import JobInputs
 
@@ -72,8 +74,6 @@ def stage_paths(
     Nothing outside a scratch directory is written; a bad file raises a UsageError naming it.
     ``on_path()`` is called after each path.
     """
-    from orion_cli.engines.registry import get_engine
-    from orion_cli.services.submission.inputs import extxyz_text, read_frames
 
     engine = get_engine(task.engine)
     staged: list[Staged] = []

@@ -14,8 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orion_cli.db.models import Job, JobResult
+from orion_cli.db.session import ready_engine, session_scope
 from orion_cli.errors import UsageError
 from orion_cli.jobdir import RESULT_FILE
+from orion_cli.services.queries.results import _atoms, input_format
+from orion_cli.services.submission.inputs import extxyz_text
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
@@ -40,10 +44,6 @@ def parent_structure(settings: Settings, parent_id: int) -> Handoff:
         raise UsageError(f"--from: no job with id {parent_id}", "`orion ls` lists the jobs")
     from sqlmodel import select
 
-    from orion_cli.db.models import Job, JobResult
-    from orion_cli.db.session import ready_engine, session_scope
-    from orion_cli.services.queries.results import _atoms, input_format
-
     ready_engine(url)
     with session_scope(url) as session:
         parent = session.get(Job, parent_id)
@@ -66,7 +66,6 @@ def parent_structure(settings: Settings, parent_id: int) -> Handoff:
                 f"--from: job {parent_id} has no structure orion can read",
                 "submit the child from a structure file instead",
             )
-        from orion_cli.services.submission.inputs import extxyz_text
 
         return Handoff(
             parent_id, parent.name, str(Path(parent.workdir) / RESULT_FILE), extxyz_text(atoms)

@@ -26,15 +26,30 @@ from orion_cli.batch import (
     render_script,
 )
 from orion_cli.config import Settings
-from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused, UsageError
+from orion_cli.db.models import Job, add_tags, insert_jobs, now_utc
+from orion_cli.db.session import instance_id, ready_engine, session_scope
+from orion_cli.engines.passthrough import engine_params
+from orion_cli.engines.registry import engine_names, get_engine
+from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
 from orion_cli.limits import check_bound, check_text
+from orion_cli.queues import queue_table, resolve_resources
 from orion_cli.resources import Resources
 from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, scheduler_for
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.services.admin.group import check_role
+from orion_cli.services.lifecycle import dispatch
+from orion_cli.services.lifecycle.dependencies import add_edges, check_links
+from orion_cli.services.lifecycle.scf_retry import checked_policy
+from orion_cli.services.lifecycle.state import submitted
+from orion_cli.services.submission.inputs import expand_inputs
+from orion_cli.services.submission.packing import resolve_pack, write_packed
+from orion_cli.services.submission.physical import MIN_DISTANCE_A
+from orion_cli.services.submission.staging import StageTask, staging
+from orion_cli.services.submission.structure_from import prepared_from
 from orion_cli.site import SiteSetup, site_setup
-from orion_cli.states import FailureReason, JobStatus
+from orion_cli.states import JobStatus
+from orion_cli.taskfile import TASKS_FILE, materialize, prepare, task_line
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -102,7 +117,6 @@ def _resolved(request: SubmitRequest, settings: Settings) -> SubmitRequest:
     A value given as a flag is named by its flag; one from a setting by its origin
     (``ORION_ACCOUNT``, the path of ``orion.toml``), so that the error says what to fix.
     """
-    from orion_cli.queues import resolve_resources
 
     r = request
     r.scheduler = r.scheduler or settings.scheduler
@@ -140,7 +154,7 @@ def _resolved(request: SubmitRequest, settings: Settings) -> SubmitRequest:
     return r
 
 
-def _check_partition(scheduler: Scheduler, partition: str) -> None:
+def check_partition(scheduler: Scheduler, partition: str) -> None:
     if not partition:
         return
     known = scheduler.partitions()
@@ -154,7 +168,6 @@ def _check_partition(scheduler: Scheduler, partition: str) -> None:
 
 def _site(settings: Settings, engine: str, queue: str = "") -> SiteSetup:
     """The job's site set-up: global settings, the queue's, ``[engines.<engine>]`` (checked)."""
-    from orion_cli.queues import queue_table
 
     setup = [*settings.setup, *queue_table(settings, queue).get("setup", [])]
     return site_setup(
@@ -196,7 +209,6 @@ def submit(
     """
     if request.structure_from is None:
         return _submit(settings, request, progress, None)
-    from orion_cli.services.submission.structure_from import prepared_from
 
     with prepared_from(settings, request) as handoff:
         return _submit(settings, request, progress, handoff)
@@ -205,13 +217,6 @@ def submit(
 def _submit(
     settings: Settings, request: SubmitRequest, progress: ProgressFn | None, handoff: Handoff | None
 ) -> Submitted:
-    from orion_cli.engines.passthrough import engine_params
-    from orion_cli.engines.registry import engine_names, get_engine
-    from orion_cli.services.lifecycle.dependencies import check_links
-    from orion_cli.services.lifecycle.scf_retry import checked_policy
-    from orion_cli.services.submission.inputs import expand_inputs
-    from orion_cli.services.submission.physical import MIN_DISTANCE_A
-    from orion_cli.services.submission.staging import StageTask, staging
 
     report = progress or (lambda stage, done, total: None)
     r = _resolved(request, settings)
@@ -237,7 +242,7 @@ def _submit(
     )
     with staging(task, paths, report) as stager:
         scheduler = scheduler_for(settings, r.scheduler)
-        _check_partition(scheduler, r.resolved.partition)
+        check_partition(scheduler, r.resolved.partition)
         chunk = scheduler.max_array_size() if len(paths) > 1 else 1
         if not r.dry_run:
             _prepare_database(settings)  # while the reader reads: imports, a server's connection
@@ -284,8 +289,6 @@ def _one_job_per_set(
 
     from ase.io import read
 
-    from orion_cli.engines.registry import get_engine
-
     if len(staged) != 1:
         raise UsageError(
             f"a parameter sweep takes one structure; this input holds {len(staged)}",
@@ -318,8 +321,6 @@ def set_label(params: dict[str, Any]) -> str:
 
 def _pack_size(settings: Settings, r: SubmitRequest, n_jobs: int) -> int:
     """Calculations per array task (``--pack``); 0 when not packed or only one job."""
-    from orion_cli.engines.registry import get_engine
-    from orion_cli.services.submission.packing import resolve_pack
 
     res = r.resolved
     size = resolve_pack(
@@ -350,9 +351,6 @@ def _check_active_limit(settings: Settings, n_jobs: int) -> None:
     """Refuse a submit that would take the user past ``max_active_jobs_per_user``."""
     from sqlmodel import col, func, select
 
-    from orion_cli.db.models import Job
-    from orion_cli.db.session import session_scope
-
     limit = settings.max_active_jobs_per_user
     if not limit:
         return
@@ -378,7 +376,6 @@ def _prepare_database(settings: Settings) -> None:
     A SQLite file is not touched here: it is created only once every input has passed.
     """
     import orion_cli.db.models  # noqa: F401
-    from orion_cli.db.session import ready_engine
 
     url = settings.resolved_database_url
     if not url.startswith("sqlite"):
@@ -387,7 +384,6 @@ def _prepare_database(settings: Settings) -> None:
 
 def _ready_database(settings: Settings) -> None:
     """Open the database (a new SQLite file gets the current schema) before any row."""
-    from orion_cli.db.session import ready_engine
 
     ready_engine(settings.resolved_database_url)
 
@@ -416,8 +412,6 @@ def _engine_inputs(first: Staged, max_bytes: int = 64 * 1024) -> dict[str, str]:
     A structure handed over from a parent is not known yet: nothing is shown for it."""
     import tempfile
 
-    from orion_cli.taskfile import prepare
-
     if first.inputs.structure_from:
         return {}
     with tempfile.TemporaryDirectory(prefix="orion-dry-run-") as scratch:
@@ -443,8 +437,6 @@ def _submit_chunk(
     links: Links,
 ) -> None:
     """Record the chunk's rows in one transaction, then submit it (one job or one array)."""
-    from orion_cli.db.session import session_scope
-    from orion_cli.services.lifecycle.dependencies import add_edges
 
     with session_scope(settings.resolved_database_url) as session:
         jobs, script = _record(session, settings, r, params, chunk)
@@ -471,23 +463,22 @@ def send(
     result: Submitted,
 ) -> None:
     """Submit recorded (committed) ``jobs``, one job or one array, and record the outcome."""
-    try:
-        if len(jobs) == 1:
-            ids = [scheduler.submit(script, options)]
-        else:
-            size = max(r.pack_size, 1)  # packed: jobs i*size.. run in task i
-            array_id = scheduler.submit_array(script, -(-len(jobs) // size), options, r.throttle)
-            ids = [f"{array_id}_{(job.array_index or 0) // size}" for job in jobs]
-    except SubmitOutcomeUnknown as exc:
-        which = f"jobs {jobs[0].id}-{jobs[-1].id}" if len(jobs) > 1 else f"job {jobs[0].id}"
-        result.errors.append(f"{which}: {exc.one_line()}")
-        return  # left `created`: recovery adopts or submits them, never both
-    except SchedulerError as exc:
-        _refused(session, jobs, exc, result)
-        return
-    _queued(session, jobs, ids, r.scheduler)
-    result.ids.extend(job.id or 0 for job in jobs)
-    result.scheduler_job_ids.extend(ids)
+    size = max(r.pack_size, 1)  # packed: jobs i*size.. run in task i
+    n_tasks = -(-len(jobs) // size) if len(jobs) > 1 else 0
+    answer = dispatch.send(scheduler, dispatch.Attempt(script, options, n_tasks, r.throttle))
+    if answer.unknown:  # left `created`: recovery adopts or submits them, never both
+        result.errors.append(f"{dispatch.which_jobs(jobs)}: {answer.line()}")
+    elif not answer.accepted:
+        refused(session, jobs, answer, result)
+    else:
+        ids = (
+            dispatch.task_ids(answer.scheduler_job_id, [(j.array_index or 0) // size for j in jobs])
+            if n_tasks
+            else [answer.scheduler_job_id]
+        )
+        queued(session, jobs, ids, r.scheduler)
+        result.ids.extend(job.id or 0 for job in jobs)
+        result.scheduler_job_ids.extend(ids)
 
 
 def _record(
@@ -498,9 +489,6 @@ def _record(
     chunk: list[Staged],
 ) -> tuple[list[Job], Path]:
     """Write the rows, move the staged directories into place, write the batch script."""
-    from orion_cli.db.models import add_tags, insert_jobs
-    from orion_cli.db.session import instance_id
-    from orion_cli.taskfile import TASKS_FILE, materialize, task_line
 
     owner = current_user()
     check_role(session, owner)
@@ -565,8 +553,6 @@ def _record(
     script = array_dir / ARRAY_SCRIPT_NAME
     n_tasks, packs_round = len(jobs), None
     if r.pack_size:
-        from orion_cli.services.submission.packing import write_packed
-
         n_tasks, packs_round = write_packed(array_dir, len(jobs), r.pack_size)[-1] + 1, 0
     script.write_text(
         render_array_script(replace(spec, name="array"), array_dir, n_tasks, packs_round)
@@ -574,11 +560,10 @@ def _record(
     return jobs, script
 
 
-def _queued(
+def queued(
     session: Session, jobs: list[Job], scheduler_job_ids: list[str], scheduler_name: str
 ) -> None:
-    from orion_cli.services.lifecycle.state import submitted
-
+    """Record a first submit the scheduler accepted."""
     submitted(
         session,
         jobs,
@@ -588,33 +573,16 @@ def _queued(
     )
 
 
-def _refused(session: Session, jobs: list[Job], exc: SchedulerError, result: Submitted) -> None:
-    """The scheduler said no: the jobs fail with submit_error, retried by policy unless the
-    refusal is final (the request cannot be met on this cluster)."""
-    from orion_cli.db.models import now_utc
-    from orion_cli.services.lifecycle.retry import schedule_retry
-    from orion_cli.services.lifecycle.state import transition_many
-
-    now = now_utc()
-    transition_many(
-        session,
-        jobs,
-        JobStatus.FAILED,
-        source="submit",
-        at=now,
-        reason=FailureReason.SUBMIT_ERROR,
-        message=exc.one_line(),
-    )
-    final = isinstance(exc, SubmitRefused)
-    retrying = schedule_retry(session, jobs, now, source="submit", final=final)[-1]
-    first, last = jobs[0].id, jobs[-1].id
-    which = f"job {first}" if len(jobs) == 1 else f"jobs {first}-{last}"
-    if final:  # the hint already says it is not retried
-        result.errors.append(f"{which}: {exc.one_line()}")
+def refused(session: Session, jobs: list[Job], answer: dispatch.Answer, result: Submitted) -> None:
+    """The scheduler said no to a first submit: say whether and when it is retried."""
+    retrying = dispatch.record_refused(session, jobs, answer, now_utc(), source="submit")
+    which = dispatch.which_jobs(jobs)
+    if answer.final:  # the hint already says it is not retried
+        result.errors.append(f"{which}: {answer.line()}")
         return
     retry = (
         f"orion poll retries after {jobs[0].retry_delay_s} s"
         if retrying
         else "no retries configured"
     )
-    result.errors.append(f"{which}: {exc.one_line()} ({retry}; `orion cancel` stops that)")
+    result.errors.append(f"{which}: {answer.line()} ({retry}; `orion cancel` stops that)")
