@@ -33,7 +33,12 @@ from orion_cli.sbatch_header import (
     header_resources,
     parse_header,
 )
-from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, scheduler_for
+from orion_cli.schedulers import (
+    SCHEDULER_NAMES,
+    default_scheduler_name,
+    known_scheduler,
+    scheduler_for,
+)
 from orion_cli.schedulers.slurm_commands import sbatch_argv
 from orion_cli.services.admin.group import check_role
 from orion_cli.services.lifecycle import dispatch
@@ -196,7 +201,7 @@ def submit_script(settings: Settings, r: ScriptRequest) -> Submitted:
     text, row = _checked(settings, r)
     name = r.scheduler or settings.scheduler
     name = default_scheduler_name() if name == "auto" else name
-    if name not in SCHEDULER_NAMES:
+    if not known_scheduler(name):
         raise UsageError(f"unknown scheduler '{name}'", f"use one of: {', '.join(SCHEDULER_NAMES)}")
     scheduler = scheduler_for(settings, name)
     check_partition(scheduler, row["partition"])

@@ -35,7 +35,12 @@ from orion_cli.identity import current_user
 from orion_cli.limits import check_bound, check_text
 from orion_cli.queues import queue_table, resolve_resources
 from orion_cli.resources import Resources
-from orion_cli.schedulers import SCHEDULER_NAMES, default_scheduler_name, scheduler_for
+from orion_cli.schedulers import (
+    SCHEDULER_NAMES,
+    default_scheduler_name,
+    known_scheduler,
+    scheduler_for,
+)
 from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.services.admin.group import check_role
 from orion_cli.services.lifecycle import dispatch
@@ -122,7 +127,7 @@ def _resolved(request: SubmitRequest, settings: Settings) -> SubmitRequest:
     r.scheduler = r.scheduler or settings.scheduler
     if r.scheduler == "auto":
         r.scheduler = default_scheduler_name()
-    if r.scheduler not in SCHEDULER_NAMES:
+    if not known_scheduler(r.scheduler):
         raise UsageError(
             f"unknown scheduler '{r.scheduler}'", f"use one of: {', '.join(SCHEDULER_NAMES)}"
         )
