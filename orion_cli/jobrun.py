@@ -230,6 +230,30 @@ def exit_text(program: str, returncode: int) -> str:
     return f"{program} was killed by signal {-returncode} ({name})"
 
 
+def attempt_of(job: Any) -> int:
+    """The attempt a job directory is prepared for: its ``job.json`` says, nothing else.
+
+    A packed or array task serves jobs at different attempts (a retried job can land in a
+    requeued pack), so no task-wide variable may decide it.
+
+    >>> attempt_of({"attempt": 2}), attempt_of({}), attempt_of(None)
+    (2, 1, 1)
+    """
+    value = job.get("attempt", 1) if isinstance(job, dict) else 1
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
+def finished(workdir: Path) -> bool:
+    """Whether ``result.json`` already holds the result of the attempt ``job.json`` asks for.
+
+    A packed task that SLURM requeues (preemption, node failure) runs its line again: the
+    jobs it finished keep their result instead of running a second time.
+    """
+    result = read_json(workdir / RESULT_FILE)
+    job = read_json(workdir / JOB_FILE)
+    return isinstance(result, dict) and result.get("attempt") == attempt_of(job)
+
+
 def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
     """Run the job prepared in ``workdir``; return the process exit code.
 
@@ -239,10 +263,7 @@ def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
     """
     names = ("ORION_JOB_DIR", "ORION_ATTEMPT")
     saved = {name: os.environ.get(name) for name in names}
-    job = read_json(workdir / JOB_FILE)
-    attempt = os.environ.get("ORION_ATTEMPT") or (
-        str(job.get("attempt", 1)) if isinstance(job, dict) else "1"
-    )
+    attempt = attempt_of(read_json(workdir / JOB_FILE))
     os.environ.update(ORION_JOB_DIR=str(workdir), ORION_ATTEMPT=str(attempt))
     try:
         return _run_job(workdir, pack)
@@ -259,7 +280,7 @@ def _run_job(workdir: Path, pack: PackSignal | None = None) -> int:
     if not isinstance(job, dict):
         print(f"orion jobrun: {workdir / JOB_FILE} is missing or unreadable", file=sys.stderr)
         return 2
-    attempt = int(os.environ.get("ORION_ATTEMPT") or job.get("attempt", 1))
+    attempt = attempt_of(job)
     soft = _SoftLimit(workdir, attempt)
     if pack is None:
         signal.signal(signal.SIGUSR1, soft)
@@ -341,7 +362,7 @@ def made(workdir: Path, inputs: Any) -> bool:
     try:
         materialize(workdir, inputs)
     except Exception as exc:  # noqa: BLE001 - becomes the job's error, seen by the poller
-        attempt = int(os.environ.get("ORION_ATTEMPT") or inputs.attempt)
+        attempt = int(inputs.attempt)
         error = f"preparing the inputs failed: {type(exc).__name__}: {exc}"
         workdir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(
@@ -380,6 +401,9 @@ def run_pack(tasks: Path, packs: Path, task: int) -> int:
         if (workdir / CANCEL_MARKER).exists():
             continue  # cancelled with orion cancel while it waited in the pack
         ran += 1
+        if finished(workdir):
+            print(f"orion jobrun: {workdir} has its result already: not run again", file=sys.stderr)
+            continue
         if made(workdir, inputs) and (workdir / JOB_FILE).exists():
             os.chdir(workdir)
             run_job(workdir, stop)

@@ -227,11 +227,21 @@ def _runner_args(job: ScriptedJob) -> list[str]:
     raise SchedulerError(f"{job.script} does not run orion_cli.jobrun")
 
 
+def _exports(script: Path) -> dict[str, str]:
+    """The variables the batch script exports (``export NAME=value`` lines)."""
+    found = {}
+    for line in script.read_text().splitlines():
+        if line.startswith("export ") and "=" in line and "$" not in line:
+            name, _, value = shlex.split(line[len("export ") :])[0].partition("=")
+            found[name] = value
+    return found
+
+
 def _run_in_process(job: ScriptedJob) -> int:
     """Run the job's runner here, restoring the directory, signal handler and environment."""
     saved_env, saved_cwd = dict(os.environ), Path.cwd()
     saved_handler = signal.getsignal(signal.SIGUSR1)
-    os.environ["SLURM_JOB_ID"] = job.job_id
+    os.environ.update(_exports(job.script), SLURM_JOB_ID=job.job_id)
     if job.task is not None:
         os.environ.update(
             SLURM_ARRAY_JOB_ID=job.job_id.split("_")[0], SLURM_ARRAY_TASK_ID=str(job.task)

@@ -43,10 +43,10 @@ from orion_cli.services.lifecycle.dependencies import cascade_committed, settle_
 from orion_cli.services.lifecycle.freshness import record_cycle
 from orion_cli.services.lifecycle.policy import schedule_retry
 from orion_cli.services.lifecycle.recovery import recover_unsubmitted
+from orion_cli.services.lifecycle.requeue import requeue_packed
 from orion_cli.services.lifecycle.retry import adopt_or_resubmit
 from orion_cli.services.lifecycle.scf_retry import retry_due as scf_retry_due
 from orion_cli.services.lifecycle.state import note_many, record_times, transition_many
-from orion_cli.services.submission.packing import requeue_packed
 from orion_cli.states import FailureReason, JobStatus, can_transition
 
 
@@ -303,12 +303,18 @@ def _finish_packed(
 
     Its result decides, whatever became of the task (a later job may have been killed); the
     job that was running when the task ended fails as :func:`_finish` says; a job that
-    never started is planned for resubmission in a new packed task.
+    never started is planned for resubmission in a new packed task, unless the task was
+    cancelled (``scancel``): then it is cancelled too.
     """
     result = _store_result(session, job, existing)
     if result is not None and not result.error:
         moves.move(job, JobStatus.COMPLETED)
-    elif result is None and not started and job.status == JobStatus.QUEUED.value:
+    elif (
+        result is None
+        and not started
+        and job.status == JobStatus.QUEUED.value
+        and info.status is not JobStatus.CANCELLED  # scancel: final, as for any array
+    ):
         moves.requeue(
             job, f"packed task {job.scheduler_job_id} ended ({info.raw_state}) before it started"
         )

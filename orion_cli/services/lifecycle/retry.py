@@ -112,6 +112,11 @@ def resubmit(
     )
     res = _escalated(job, scheduler)
     workdir = Path(job.workdir)
+    if not workdir.parent.is_dir() or (not workdir.is_dir() and not job.array_name):
+        gone = SubmitRefused(
+            f"job directory {workdir} is gone", "submit the structure again (orion submit)"
+        )  # a scratch clean-up: no later attempt can find its inputs
+        return _resubmit_failed(session, job, gone, now)
     try:
         ensure_made(workdir, job.array_name, job.array_index)  # an array task that never ran
     except Exception as exc:  # noqa: BLE001 - recorded on the attempt; the poll goes on

@@ -412,6 +412,7 @@ def requeue_many(
         current = _current_attempts(session, jobs)
         for job, sid in zip(jobs, scheduler_job_ids, strict=True):
             job.scheduler_job_id, job.raw_state, job.missing_since = sid, None, None
+            job.submit_unknown_since = job.next_attempt_at = None  # answered, or found
             job.updated_at = at
             row = current.get((job.id or 0, job.attempt))
             if row is not None:

@@ -8,34 +8,23 @@ its ``scheduler_job_id`` is its task's (``<array>_<task>``), shared with its pac
 When a packed task ends, the poller settles each of its jobs on its own: a job with a
 result is completed (or failed by its result); the job that was running fails with the
 scheduler's reason (timeout, node failure...) and is retried by policy; a job that never
-started is no failure: :func:`requeue_packed` submits it again in a new packed task
-(``packs-<round>.jsonl``), its attempt unchanged.
+started is no failure: :func:`orion_cli.services.lifecycle.requeue.requeue_packed` submits
+it again in a new packed task (``packs-<round>.jsonl``), its attempt unchanged.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orion_cli.batch import BatchSpec, array_first_id, packs_file_name, render_array_script
-from orion_cli.db.session import instance_id
-from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, UsageError
-from orion_cli.resources import Resources
-from orion_cli.schedulers.base import SubmitOptions
-from orion_cli.services.lifecycle.policy import schedule_retry
-from orion_cli.services.lifecycle.state import requeue_many, transition_many
-from orion_cli.states import FailureReason, JobStatus
-from orion_cli.taskfile import array_tasks_file, pack_groups, read_packs, write_packs
+from orion_cli.batch import packs_file_name
+from orion_cli.errors import UsageError
+from orion_cli.taskfile import pack_groups, read_packs, write_packs
 from orion_cli.units import parse_walltime_s
 
 if TYPE_CHECKING:
-    from sqlmodel import Session
-
-    from orion_cli.config import Settings
-    from orion_cli.db.models import Job
+    pass
 
 #: most calculations one packed task may run (a pack file line stays small)
 MAX_PACK = 100_000
@@ -136,97 +125,3 @@ def packed_tasks(array_dir: Path, round_: int = 0) -> dict[int, int]:
 
     groups = read_packs(array_dir / packs_file_name(round_))
     return {index: task for task, group in enumerate(groups) for index in group}
-
-
-def _next_round(array_dir: Path) -> int:
-    rounds = [
-        int(p.stem.split("-")[1])
-        for p in array_dir.glob("packs-*.jsonl")
-        if p.stem.split("-")[1].isdigit()
-    ]
-    return max(rounds, default=-1) + 1
-
-
-def requeue_packed(
-    session: Session,
-    settings: Settings,
-    scheduler: Any,
-    jobs: list[Job],
-    why: dict[int, str],
-    now: datetime,
-) -> list[str]:
-    """Submit again, as new packed tasks, jobs whose packed task ended before they started.
-
-    One new array per original array; the jobs stay queued with the same attempt and
-    get their new task's id. A refusal fails them with submit_error (retried by policy).
-    """
-    by_array: dict[str, list[Job]] = defaultdict(list)
-    for job in jobs:
-        by_array[job.array_name or ""].append(job)
-    return [
-        _requeue_array(session, settings, scheduler, group, why, now) for group in by_array.values()
-    ]
-
-
-def _requeue_array(
-    session: Session,
-    settings: Settings,
-    scheduler: Any,
-    jobs: list[Job],
-    why: dict[int, str],
-    now: datetime,
-) -> str:
-
-    jobs = sorted(jobs, key=lambda job: job.array_index or 0)
-    first = jobs[0]
-    array_dir = array_tasks_file(Path(first.workdir), first.array_name or "").parent
-    round_ = _next_round(array_dir)
-    groups = [
-        [jobs[i].array_index or 0 for i in group]
-        for group in pack_groups(len(jobs), max(first.pack, 1))
-    ]
-    write_packs(array_dir / packs_file_name(round_), groups)
-    site = first.site or {}
-    spec = BatchSpec(
-        orion_id=_array_first_id(first),
-        name="array",
-        workdir=array_dir,
-        python=str(site.get("python") or "python3"),
-        setup_lines=tuple(site.get("setup") or ()),
-        resources=Resources.of(first),
-        soft_margin_s=first.soft_margin_s,
-        instance=instance_id(session),
-    )
-    script = array_dir / f"array-{round_}.sh"
-    script.write_text(render_array_script(spec, array_dir, len(groups), round_))
-    try:
-        array_id = scheduler.submit_array(script, len(groups), SubmitOptions())
-    except (SchedulerError, SubmitOutcomeUnknown) as exc:
-        transition_many(
-            session,
-            jobs,
-            JobStatus.FAILED,
-            source="poll",
-            at=now,
-            reason=FailureReason.SUBMIT_ERROR,
-            message=f"not started in its packed task; resubmitting it failed: {exc.one_line()}",
-        )
-        schedule_retry(session, jobs, now, source="poll")
-        return f"jobs {first.id}..: resubmitting the unstarted failed: {exc.one_line()}"
-    task_of = {index: task for task, group in enumerate(groups) for index in group}
-    new_ids = [f"{array_id}_{task_of[job.array_index or 0]}" for job in jobs]
-    messages = [
-        f"not started: {why.get(job.id or 0, 'its packed task ended')}; submitted "
-        f"again in packed task {sid} (no attempt spent)"
-        for job, sid in zip(jobs, new_ids, strict=True)
-    ]
-    requeue_many(session, jobs, new_ids, source="poll", message=messages, at=now)
-    return (
-        f"jobs {', '.join(str(job.id) for job in jobs[:5])}{'...' if len(jobs) > 5 else ''}"
-        f": not started in their packed task, submitted again as array {array_id}"
-    )
-
-
-def _array_first_id(job: Job) -> int:
-
-    return array_first_id(job.array_name or "") if job.array_name else job.id or 0
