@@ -14,7 +14,7 @@ from pathlib import Path
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused
 from orion_cli.runner import TIMEOUT_RC, CommandResult, Runner, run
 from orion_cli.schedulers import slurm_commands as c
-from orion_cli.schedulers.base import JobInfo, SubmitOptions
+from orion_cli.schedulers.base import JobInfo, SubmitOptions, partition_names
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class SlurmCli:
         self.runner = runner
         self.find_window_s = find_window_s
         self._max_array_size: int | None = None
+        self._partitions: dict[str, int | None] | None = None
 
     def _run(
         self, argv: Sequence[str], hint: str = HINT_DOWN, input_text: str | None = None
@@ -191,15 +192,20 @@ class SlurmCli:
         return {name: found[name] for name in wanted if name in found}
 
     def partitions(self) -> dict[str, int | None]:
-        """List partitions with their maximum walltime in seconds (None: unlimited)."""
-        return c.parse_partitions(self._run(c.sinfo_partitions_argv()).stdout)
+        """List partitions with their maximum walltime in seconds (None: unlimited).
+
+        Asked once per instance (one poll, one command): 1,000 timed-out jobs cost one sinfo.
+        """
+        if self._partitions is None:
+            self._partitions = c.parse_partitions(self._run(c.sinfo_partitions_argv()).stdout)
+        return dict(self._partitions)
 
     def check(self) -> tuple[bool, str]:
         """Tell whether sbatch exists and the controller answers, in one line."""
         if shutil.which("sbatch") is None:
             return False, "slurm: sbatch is not on PATH"
         try:
-            names = sorted(self.partitions())
+            names = partition_names(self.partitions())
         except SchedulerError as error:
             return False, f"slurm: {error.one_line()}"
         return True, f"slurm: controller answers, partitions: {', '.join(names) or 'none'}"

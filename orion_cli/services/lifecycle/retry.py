@@ -24,7 +24,7 @@ from orion_cli.db.session import instance_id
 from orion_cli.errors import SchedulerError, SubmitRefused
 from orion_cli.jobdir import JOB_FILE, RESULT_FILE, read_json, write_json_atomic
 from orion_cli.resources import Resources
-from orion_cli.schedulers.base import SubmitOptions
+from orion_cli.schedulers.base import DEFAULT_PARTITION, SubmitOptions, partition_names
 from orion_cli.services.lifecycle import dispatch
 from orion_cli.services.lifecycle.dependencies import repoint_children, waits_for
 from orion_cli.services.lifecycle.policy import Escalation, backoff_s, escalate, schedule_retry
@@ -43,14 +43,21 @@ from orion_cli.taskfile import ensure_made
 
 def _escalated(job: Job, scheduler: Any) -> Escalation:
     reason = FailureReason(job.failure_reason) if job.failure_reason else None
-    return escalate(Resources.of(job), reason, _partition_max_s(scheduler, job.partition))
+    limit_s = (
+        _partition_max_s(scheduler, job.partition) if reason is FailureReason.TIMEOUT else None
+    )
+    return escalate(Resources.of(job), reason, limit_s)
 
 
 def _partition_max_s(scheduler: Any, partition: str) -> int | None:
+    """The longest walltime the job's partition allows (no partition named: the default's).
+
+    Without the default's limit (a backend that cannot tell) the longest of all partitions.
+    """
     limits: dict[str, int | None] = scheduler.partitions()
-    if partition in limits:
-        return limits[partition]
-    values = list(limits.values())
+    if (partition or DEFAULT_PARTITION) in limits:
+        return limits[partition or DEFAULT_PARTITION]
+    values = [limits[name] for name in partition_names(limits)]
     return None if not values or None in values else max(v for v in values if v is not None)
 
 

@@ -41,7 +41,7 @@ from orion_cli.schedulers import (
     known_scheduler,
     scheduler_for,
 )
-from orion_cli.schedulers.base import Scheduler, SubmitOptions
+from orion_cli.schedulers.base import Scheduler, SubmitOptions, partition_names
 from orion_cli.services.admin.group import check_role
 from orion_cli.services.lifecycle import dispatch
 from orion_cli.services.lifecycle.dependencies import add_edges, check_links
@@ -163,10 +163,11 @@ def check_partition(scheduler: Scheduler, partition: str) -> None:
     if not partition:
         return
     known = scheduler.partitions()
-    if known and partition not in known:  # a backend without partitions ({}) takes any
+    names = partition_names(known)
+    if names and partition not in names:  # a backend without partitions ({}) takes any
         raise UsageError(
             f"partition '{partition}' does not exist on this cluster "
-            f"(sinfo lists: {', '.join(sorted(known)) or 'none'})",
+            f"(sinfo lists: {', '.join(names)})",
             "pick one of those with --partition or set partition in orion.toml",
         )
 
