@@ -99,14 +99,19 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
 def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
     """Seconds from ``start`` to ``end`` (SQLite returns naive UTC), None if either is unknown.
 
+    Never negative: ``submitted_at`` is the login node's clock, ``started_at`` the compute
+    node's; when they disagree by more than the wait, the wait is 0.
+
     >>> from datetime import UTC
     >>> seconds_between(datetime(2026, 1, 1, 10), datetime(2026, 1, 1, 10, 1, tzinfo=UTC))
     60.0
+    >>> seconds_between(datetime(2026, 1, 1, 10, 0, 2), datetime(2026, 1, 1, 10))
+    0.0
     """
     if start is None or end is None:
         return None
     aware = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end)]
-    return round((aware[1] - aware[0]).total_seconds(), 3)
+    return max(0.0, round((aware[1] - aware[0]).total_seconds(), 3))
 
 
 def audit_events(
