@@ -36,6 +36,7 @@ from orion_cli.resources import (
     coerce_value,
 )
 from orion_cli.site import setup_lines
+from orion_cli.units import format_walltime
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
@@ -133,7 +134,6 @@ def _check(name: str, value: Any, origin: str) -> None:
 
 def queue_rows(settings: Settings) -> list[list[str]]:
     """One row per named queue: name, partition, qos, account, priority, walltime, other."""
-    from orion_cli.units import format_walltime
 
     rows = []
     for name in sorted(settings.queues):

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from orion_cli.cli import app
 from orion_cli.cli.jobargs import (
     IdsArg,
     JsonOpt,
@@ -18,8 +17,11 @@ from orion_cli.cli.jobargs import (
     finish,
     selection,
 )
-from orion_cli.cli.output import handle_errors
+from orion_cli.cli.output import handle_errors, message
+from orion_cli.cli.root import app
+from orion_cli.config import load_settings
 from orion_cli.errors import UsageError
+from orion_cli.units import parse_param_pairs
 
 
 @app.command()
@@ -36,7 +38,6 @@ def cancel(
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel jobs that have not ended yet (the others are reported, not refused)."""
-    from orion_cli.config import load_settings
     from orion_cli.services.actions.apply import cancel as run
 
     chosen = selection(job_ids, slurm_id, tag, status, study)
@@ -62,9 +63,7 @@ def retry(
     as_json: JsonOpt = False,
 ) -> None:
     """Submit a new attempt of failed or cancelled jobs now (more walltime after a timeout)."""
-    from orion_cli.config import load_settings
     from orion_cli.services.actions.apply import retry as run
-    from orion_cli.units import parse_param_pairs
 
     changes = parse_param_pairs(param or [])
     chosen = selection(job_ids, slurm_id, tag, status, study)
@@ -82,7 +81,6 @@ def hold(
     as_json: JsonOpt = False,
 ) -> None:
     """Keep queued jobs from starting until `orion release`."""
-    from orion_cli.config import load_settings
     from orion_cli.services.actions.apply import control
 
     chosen = selection(job_ids, slurm_id, tag, status, study)
@@ -100,7 +98,6 @@ def release(
     as_json: JsonOpt = False,
 ) -> None:
     """Let held jobs start."""
-    from orion_cli.config import load_settings
     from orion_cli.services.actions.apply import control
 
     chosen = selection(job_ids, slurm_id, tag, status, study)
@@ -119,7 +116,6 @@ def priority(
     as_json: JsonOpt = False,
 ) -> None:
     """Change the priority of queued jobs."""
-    from orion_cli.config import load_settings
     from orion_cli.services.actions.apply import control
 
     if not value.isascii() or not value.isdigit():
@@ -156,8 +152,6 @@ def remove(
     """Delete finished jobs' directories and hide their records (events are kept)."""
     import sys
 
-    from orion_cli.cli.output import message
-    from orion_cli.config import load_settings
     from orion_cli.services.actions.remove import human_size, plan, remove
 
     settings = load_settings()

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orion_cli.cli import app
 from orion_cli.cli.jobargs import IdsArg, SlurmIdOpt, StatusOpt, StudyOpt, TagOpt, selection
 from orion_cli.cli.monitor import counts_line, freshness_lines
 from orion_cli.cli.output import age, handle_errors, message, visible
+from orion_cli.cli.root import app
+from orion_cli.config import load_settings
+from orion_cli.errors import OrionError
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
@@ -139,7 +141,6 @@ class Keys:
 
 def _poll_if_due(settings: Settings, last: list[float]) -> str:
     """Run a poll cycle when min_query_interval_s (at least 2 s) has passed; return an error."""
-    from orion_cli.errors import OrionError
     from orion_cli.services.lifecycle.poll import poll
 
     if time.monotonic() - last[0] < max(settings.min_query_interval_s, 2.0):
@@ -170,7 +171,7 @@ def watch(
     Polls itself at most once per min_query_interval_s; q or Ctrl-C quits. Not on a
     terminal it prints a line when something changed and ends when all jobs have ended.
     """
-    from orion_cli.config import load_settings
+
     from orion_cli.services.queries.waiting import select_ids
     from orion_cli.services.queries.watching import default_ids
 

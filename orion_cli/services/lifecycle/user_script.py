@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from orion_cli.batch import BatchSpec, slurm_filename, slurm_job_name
+from orion_cli.jobdir import SCRIPT_COPY
 from orion_cli.resources import Resources
 from orion_cli.sbatch_header import export_option
 from orion_cli.schedulers.base import SubmitOptions
 from orion_cli.units import format_walltime
-
-#: the copy of the script as submitted, in the job directory
-SCRIPT_COPY = "submitted.sbatch"
 
 
 def script_submission(

@@ -20,13 +20,13 @@ from orion_cli.db.models import Job, JobAttempt, add_tags, insert_jobs
 from orion_cli.db.session import instance_id, ready_engine, session_scope
 from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
+from orion_cli.jobdir import SCRIPT_COPY
 from orion_cli.runner import Runner, run
 from orion_cli.sbatch_header import parse_header
 from orion_cli.schedulers import slurm_adopt as a
 from orion_cli.schedulers.slurm_commands import JOB_ID
 from orion_cli.services.admin.group import check_role
 from orion_cli.services.lifecycle.state import transition_many
-from orion_cli.services.submission.scripts import SCRIPT_COPY
 from orion_cli.states import JobStatus
 
 
