@@ -33,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from orion_cli.engines.base import Result, RunSpec
+from orion_cli.engines.base import ProgressFn, Result, RunSpec
 from orion_cli.engines.progress import tracker_for
 from orion_cli.engines.registry import get_engine
 from orion_cli.handoff import take_parent_structure
@@ -301,29 +301,8 @@ def _run_job(workdir: Path, pack: PackSignal | None = None) -> int:
             workdir, "progress", attempt=attempt, step=step, progress_pct=round(progress_pct, 1)
         )
 
-    params = job.get("params", {})
     try:
-        if job.get("structure_from"):  # --from: the parent's final structure, from its files
-            job = take_parent_structure(workdir, job)
-        engine = get_engine(job["engine"])
-        spec = RunSpec.from_json(job.get("run_spec") or {})
-        soft.engine, soft.in_process = engine, not spec.command
-        prepare_attempt = getattr(engine, "prepare_attempt", None)
-        if prepare_attempt is not None:  # qe: stop and restart files; emt/ase: trajectory
-            prepare_attempt(workdir, attempt)
-        if spec.command:
-            report("Running " + spec.command[0], 5.0)
-            returncode = _run_command(workdir, job, spec, report)
-            result = engine.parse(workdir, params)
-            if returncode < 0:  # killed (the OOM killer, kill -9): say so even if parsed
-                result.extras["signal"] = -returncode
-                killed = exit_text(spec.command[0], returncode)
-                result.error = f"{killed}; {result.error}" if result.error else killed
-            elif returncode != 0 and not result.error:
-                result.error = exit_text(spec.command[0], returncode)
-        else:
-            engine.run(workdir, params, report)
-            result = engine.parse(workdir, params)
+        result = _engine_result(workdir, job, attempt, soft, report)
     except SoftLimitReached as exc:
         result = Result(error=str(exc))
     except Exception as exc:  # noqa: BLE001 - any engine failure becomes the job's error
@@ -331,7 +310,42 @@ def _run_job(workdir: Path, pack: PackSignal | None = None) -> int:
     soft.in_process = False
     if pack is not None:
         pack.current = None  # a signal from now on stops the pack, not this finished job
-    if soft.reached:
+    return _record_outcome(workdir, attempt, result, soft.reached, report)
+
+
+def _engine_result(
+    workdir: Path, job: dict[str, Any], attempt: int, soft: _SoftLimit, report: ProgressFn
+) -> Result:
+    """Run the engine (its program, or in this process) and parse what it left."""
+    params = job.get("params", {})
+    if job.get("structure_from"):  # --from: the parent's final structure, from its files
+        job = take_parent_structure(workdir, job)
+    engine = get_engine(job["engine"])
+    spec = RunSpec.from_json(job.get("run_spec") or {})
+    soft.engine, soft.in_process = engine, not spec.command
+    prepare_attempt = getattr(engine, "prepare_attempt", None)
+    if prepare_attempt is not None:  # qe: stop and restart files; emt/ase: trajectory
+        prepare_attempt(workdir, attempt)
+    if not spec.command:
+        engine.run(workdir, params, report)
+        return engine.parse(workdir, params)
+    report("Running " + spec.command[0], 5.0)
+    returncode = _run_command(workdir, job, spec, report)
+    result = engine.parse(workdir, params)
+    if returncode < 0:  # killed (the OOM killer, kill -9): say so even if parsed
+        result.extras["signal"] = -returncode
+        killed = exit_text(spec.command[0], returncode)
+        result.error = f"{killed}; {result.error}" if result.error else killed
+    elif returncode != 0 and not result.error:
+        result.error = exit_text(spec.command[0], returncode)
+    return result
+
+
+def _record_outcome(
+    workdir: Path, attempt: int, result: Result, soft_reached: bool, report: ProgressFn
+) -> int:
+    """Write ``result.json`` and the last event; return the runner's exit code."""
+    if soft_reached:
         result.extras["soft_limit_reached"] = True
         if not result.error:  # finished in the margin: the result stands
             append_event(workdir, "soft_limit_ok", attempt=attempt)

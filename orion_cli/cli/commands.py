@@ -53,6 +53,13 @@ def poll(
     report = run_poll(settings)
     if metrics is not None and not report.overlapped:
         write_textfile(settings, textfile_in(metrics, current_user()))
+    _print_poll(report, as_json, quiet)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+def _print_poll(report: Any, as_json: bool, quiet: bool) -> None:
+    """What one poll did: JSON, only the errors (cron), or a line per change and note."""
     if report.overlapped:  # normal under cron: not an error, and cron must not mail
         if not quiet:
             message("another orion poll is running; this one did nothing")
@@ -90,11 +97,8 @@ def poll(
         message(f"checked {report.checked} active jobs, {len(report.changed)} changed")
         for line in report.errors:
             message(f"error: {line}")
-    if report.errors:
-        raise typer.Exit(1)
 
 
-#: fields `show` prints only when set (a 0 or False says nothing)
 @app.command()
 @handle_errors
 def show(

@@ -259,16 +259,28 @@ def submit(
         done = submit_jobs(settings, request, report)
     show_notes(done.notes)
     if dry_run:
-        if as_json:
-            print_json(
-                {"scripts": done.scripts, "inputs": done.inputs, "inputs_of": done.inputs_of}
-            )
-            return
-        typer.echo("\n".join(done.scripts), nl=False)
-        for file_name, text in done.inputs.items():
-            typer.echo(f"# --- {file_name} (engine input of {done.inputs_of}) ---")
-            typer.echo(text, nl=not text.endswith("\n"))
+        _print_dry_run(done, as_json)
         return
+    _print_submitted(done, as_json, wait)
+    if wait and done.ids:
+        wait_and_show(settings, done.ids, as_json)
+    if done.errors:
+        raise typer.Exit(1)
+
+
+def _print_dry_run(done: Any, as_json: bool) -> None:
+    """The batch scripts and the first job's engine input files a submit would write."""
+    if as_json:
+        print_json({"scripts": done.scripts, "inputs": done.inputs, "inputs_of": done.inputs_of})
+        return
+    typer.echo("\n".join(done.scripts), nl=False)
+    for file_name, text in done.inputs.items():
+        typer.echo(f"# --- {file_name} (engine input of {done.inputs_of}) ---")
+        typer.echo(text, nl=not text.endswith("\n"))
+
+
+def _print_submitted(done: Any, as_json: bool, wait: bool) -> None:
+    """Errors on stderr; the new ids (one a line, or JSON unless --wait prints the jobs)."""
     for line in done.errors:
         message(f"error: {line}")
     if as_json and not wait:
@@ -283,10 +295,6 @@ def submit(
     elif not as_json:
         for job_id in done.ids:
             typer.echo(job_id)
-    if wait and done.ids:
-        wait_and_show(settings, done.ids, as_json)
-    if done.errors:
-        raise typer.Exit(1)
 
 
 def _resources(**given: Any) -> dict[str, Any]:

@@ -86,7 +86,7 @@ class SlurmCli:
         Array tasks are reported one by one (``123_4``); asking for ``123`` reports its tasks.
         sacct is asked about whole arrays, so its answer may be longer than the question.
         """
-        ids = _checked_ids(job_ids)
+        ids = checked_ids(job_ids)
         if not ids:
             return {}
         jobs = self._squeue(ids)
@@ -127,7 +127,7 @@ class SlurmCli:
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel ``job_ids`` with one scancel call; finished or unknown jobs are no error."""
-        ids = _checked_ids(job_ids)
+        ids = checked_ids(job_ids)
         if ids:
             self._run(c.scancel_argv(ids))
 
@@ -137,13 +137,13 @@ class SlurmCli:
         Running jobs are left alone; an unknown or finished job raises SchedulerError with
         SLURM's message (the other ids of the call are still held).
         """
-        ids = _checked_ids(job_ids)
+        ids = checked_ids(job_ids)
         if ids:
             self._run(c.scontrol_argv("uhold", ids), HINT_IDS)
 
     def release(self, job_ids: Sequence[str]) -> None:
         """Let held jobs start (``scontrol release``); errors as for :meth:`hold`."""
-        ids = _checked_ids(job_ids)
+        ids = checked_ids(job_ids)
         if ids:
             self._run(c.scontrol_argv("release", ids), HINT_IDS)
 
@@ -152,7 +152,7 @@ class SlurmCli:
 
         An array task's id stands for its whole array (every task has the same dependency).
         """
-        ids = list(dict.fromkeys(c.array_job_id(job_id) for job_id in _checked_ids(job_ids)))
+        ids = list(dict.fromkeys(c.array_job_id(job_id) for job_id in checked_ids(job_ids)))
         if ids:
             self._run(c.set_dependency_argv(ids, after), HINT_IDS)
 
@@ -162,7 +162,7 @@ class SlurmCli:
         Slurm 22.05 releases a held job whose Nice changes, so the held ones (one squeue call)
         are held again in the same scontrol session. Negative values need an operator.
         """
-        ids = _checked_ids(job_ids)
+        ids = checked_ids(job_ids)
         if not ids:
             return
         held = {
@@ -211,7 +211,7 @@ class SlurmCli:
         return True, f"slurm: controller answers, partitions: {', '.join(names) or 'none'}"
 
 
-def _checked_ids(job_ids: Sequence[str]) -> list[str]:
+def checked_ids(job_ids: Sequence[str]) -> list[str]:
     """Return the ids in order without duplicates; raise SchedulerError on a malformed one."""
     ids = list(dict.fromkeys(str(job_id).strip() for job_id in job_ids))
     bad = [job_id for job_id in ids if not c.JOB_ID.match(job_id)]

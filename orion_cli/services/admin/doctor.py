@@ -18,6 +18,7 @@ from orion_cli.db.session import (
 )
 from orion_cli.db.sqlite_file import quick_check, writable_problem
 from orion_cli.db.urls import redact, scrub
+from orion_cli.engines import registry
 from orion_cli.errors import OrionError
 from orion_cli.schedulers import default_scheduler_name, scheduler_for, slurm_backend
 
@@ -139,8 +140,6 @@ def _scheduler_name(settings: Settings, checks: list[Check]) -> str | None:
 
 
 def run_checks(settings: Settings) -> list[Check]:
-    from orion_cli.engines.registry import engine_names, get_engine
-
     checks = [_config_check(), *_database_checks(settings)]
     name = _scheduler_name(settings, checks)
     if name is not None:
@@ -166,9 +165,9 @@ def run_checks(settings: Settings) -> list[Check]:
             "job directories", writable, f"{work_root} {'writable' if writable else 'not writable'}"
         )
     )
-    for engine_name in engine_names():
+    for engine_name in registry.engine_names():
         try:
-            found, detail = get_engine(engine_name).binary_status(
+            found, detail = registry.get_engine(engine_name).binary_status(
                 settings.engine_settings(engine_name)
             )
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not break doctor

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobResult, now_utc
+from orion_cli.db.roles import check_role
 from orion_cli.db.session import database_error, ready_engine, session_scope
 from orion_cli.errors import OrionError
 from orion_cli.identity import current_user
@@ -38,7 +39,6 @@ from orion_cli.ingest import (
 from orion_cli.jobdir import RESULT_FILE, JobFileError, read_events, read_result
 from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import JobInfo
-from orion_cli.services.admin.group import check_role
 from orion_cli.services.lifecycle.dependencies import cascade_committed, settle_never_satisfied
 from orion_cli.services.lifecycle.freshness import record_cycle
 from orion_cli.services.lifecycle.policy import schedule_retry

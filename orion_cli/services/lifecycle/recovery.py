@@ -20,7 +20,7 @@ from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.services.lifecycle import dispatch
 from orion_cli.services.lifecycle.dependencies import waits_for
 from orion_cli.services.lifecycle.state import submitted
-from orion_cli.services.submission.scripts import script_submission
+from orion_cli.services.lifecycle.user_script import script_submission
 
 
 def recover_unsubmitted(

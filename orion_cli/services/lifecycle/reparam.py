@@ -19,8 +19,7 @@ from orion_cli.engines.passthrough import engine_params
 from orion_cli.engines.registry import engine_names, get_engine
 from orion_cli.errors import UsageError
 from orion_cli.jobdir import JOB_FILE, read_json, write_json_atomic
-from orion_cli.services.queries.results import _atoms as stored_atoms
-from orion_cli.services.queries.results import input_format
+from orion_cli.services.structures import input_format, stored_atoms
 
 
 def _drop_leaf(table: dict[str, Any], path: list[str]) -> None:

@@ -11,6 +11,7 @@ OUT_OF_MEMORY doubles the memory; NODE_FAIL and LOST keep the resources.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,17 @@ def adopt_or_resubmit(
     return resubmit(session, settings, job, scheduler, now)
 
 
+@dataclass(frozen=True)
+class NextAttempt:
+    """What the next attempt of a job runs with, decided once before it is sent."""
+
+    number: int
+    escalation: Escalation
+    delay_s: int
+    scf_note: str | None = None
+    changed: str = ""  # retry -p: the parameters changed
+
+
 def resubmit(
     session: Session,
     settings: Settings,
@@ -108,45 +120,97 @@ def resubmit(
 
     ``params``: the attempt runs with these (checked) engine parameters (retry -p).
     """
-
     claim(session, job, now)  # nobody else submits this attempt while we do
     after = waits_for(session, job)  # its parents' current attempts (UsageError: blocked)
-    reason = FailureReason(job.failure_reason) if job.failure_reason else None
-    delay_s = (
-        0
-        if manual or reason is FailureReason.SUBMIT_ERROR
-        else backoff_s(job.retry_delay_s, job.attempt)
+    unusable = _unusable_directory(job)
+    if unusable is not None:
+        return _resubmit_failed(session, job, unusable, now)
+    nxt = _next_attempt(session, settings, job, scheduler, manual, params)
+    begin = now + timedelta(seconds=nxt.delay_s) if nxt.delay_s else None
+    answer = dispatch.send(scheduler, _attempt(session, job, nxt, begin, after))
+    if answer.unknown:  # the attempt is not counted: looked up by name first
+        grace_s = settings.submit_grace_s
+        dispatch.record_unknown(session, [job], answer, now, grace_s, source="retry")
+        return f"job {job.id}: attempt {nxt.number}: {answer.line()}"
+    if answer.error is not None:
+        resources = nxt.escalation.resources
+        return _resubmit_failed(session, job, answer.error, now, nxt.number, resources)
+    message = _started_message(job, nxt, manual, answer.scheduler_job_id)
+    start_attempt(
+        session,
+        job,
+        nxt.number,
+        nxt.escalation.resources,
+        answer.scheduler_job_id,
+        source="user" if manual else "retry",
+        message=message,
+        at=now,
     )
-    res = _escalated(job, scheduler)
+    repointed = repoint_children(session, scheduler, job)
+    return f"job {job.id}: {message}" + "".join(f"; {line}" for line in repointed)
+
+
+def _unusable_directory(job: Job) -> SchedulerError | None:
+    """Why the job's directory cannot hold another attempt (None: it can)."""
     workdir = Path(job.workdir)
     if not workdir.parent.is_dir() or (not workdir.is_dir() and not job.array_name):
-        gone = SubmitRefused(
+        return SubmitRefused(  # a scratch clean-up: no later attempt can find the inputs
             f"job directory {workdir} is gone", "submit the structure again (orion submit)"
-        )  # a scratch clean-up: no later attempt can find its inputs
-        return _resubmit_failed(session, job, gone, now)
+        )
     try:
         ensure_made(workdir, job.array_name, job.array_index)  # an array task that never ran
     except Exception as exc:  # noqa: BLE001 - recorded on the attempt; the poll goes on
-        return _resubmit_failed(
-            session,
-            job,
-            SchedulerError(f"cannot make job directory {workdir}: {type(exc).__name__}: {exc}"),
-            now,
-        )
+        return SchedulerError(f"cannot make job directory {workdir}: {type(exc).__name__}: {exc}")
+    return None
+
+
+def _next_attempt(
+    session: Session,
+    settings: Settings,
+    job: Job,
+    scheduler: Any,
+    manual: bool,
+    params: dict[str, Any] | None,
+) -> NextAttempt:
+    """Decide the next attempt and prepare its inputs: parameters, SCF change, old result."""
+    workdir = Path(job.workdir)
+    reason = FailureReason(job.failure_reason) if job.failure_reason else None
+    immediate = manual or reason is FailureReason.SUBMIT_ERROR
+    delay_s = 0 if immediate else backoff_s(job.retry_delay_s, job.attempt)
     changed = ""
     if params is not None:
         changed = f"; parameters: {rewrite_inputs(settings, job, params)}"
     old_result = workdir / RESULT_FILE
     if old_result.exists():
         old_result.replace(workdir / f"result-attempt-{job.attempt}.json")
-    attempt = job.attempt + 1
-    scf_note = (
-        apply_change(session, job, workdir, attempt)
-        if reason is FailureReason.ENGINE_ERROR
-        else None
-    )
-    if scf_note:
-        delay_s, res = 0, Escalation(Resources.of(job), scf_note)  # same resources
+    number = job.attempt + 1
+    scf_note = None
+    if reason is FailureReason.ENGINE_ERROR:
+        scf_note = apply_change(session, job, workdir, number)
+    if scf_note:  # the same resources, at once
+        return NextAttempt(number, Escalation(Resources.of(job), scf_note), 0, scf_note, changed)
+    return NextAttempt(number, _escalated(job, scheduler), delay_s, None, changed)
+
+
+def _attempt(
+    session: Session,
+    job: Job,
+    nxt: NextAttempt,
+    begin: datetime | None,
+    after: tuple[tuple[str, str], ...],
+) -> dispatch.Attempt:
+    """What to send: orion's job.sh (rewritten for this attempt) or the user's script copy."""
+    workdir, instance = Path(job.workdir), instance_id(session)
+    if job.script:  # a user's own script is submitted as it was, with orion's options
+        script, options = script_submission(
+            job,
+            instance,
+            begin=begin,
+            after=after,
+            attempt=nxt.number,
+            resources=nxt.escalation.resources,
+        )
+        return dispatch.Attempt(script, options)
     site = job.site or {}  # what the first attempt ran (jobs from before 0004: none)
     spec = BatchSpec(
         orion_id=job.id or 0,
@@ -154,56 +218,31 @@ def resubmit(
         workdir=workdir,
         python=str(site.get("python") or sys.executable),
         setup_lines=tuple(site.get("setup") or ()),
-        resources=res.resources,
-        attempt=attempt,
+        resources=nxt.escalation.resources,
+        attempt=nxt.number,
         soft_margin_s=job.soft_margin_s,
-        instance=instance_id(session),
+        instance=instance,
     )
-    if (
-        not job.script
-    ):  # a user's own script (services/submission/scripts.py) is submitted as it was
-        (workdir / SCRIPT_NAME).write_text(render_script(spec))
-        job_file = read_json(workdir / JOB_FILE) or {}
-        write_json_atomic(workdir / JOB_FILE, {**job_file, "attempt": attempt})
-    begin = now + timedelta(seconds=delay_s) if delay_s else None
-    script, options = workdir / SCRIPT_NAME, SubmitOptions(begin=begin, after=after)
-    if job.script:
-        script, options = script_submission(
-            job, spec.instance, begin=begin, after=after, attempt=attempt, resources=res.resources
-        )
-    answer = dispatch.send(scheduler, dispatch.Attempt(script, options))
-    if answer.unknown:  # the attempt is not counted: looked up by name first
-        dispatch.record_unknown(
-            session, [job], answer, now, settings.submit_grace_s, source="retry"
-        )
-        return f"job {job.id}: attempt {attempt}: {answer.line()}"
-    if answer.error is not None:
-        return _resubmit_failed(session, job, answer.error, now, attempt, res.resources)
-    scheduler_job_id = answer.scheduler_job_id
-    when = f", begins after {delay_s} s" if delay_s else ""
+    (workdir / SCRIPT_NAME).write_text(render_script(spec))
+    job_file = read_json(workdir / JOB_FILE) or {}
+    write_json_atomic(workdir / JOB_FILE, {**job_file, "attempt": nxt.number})
+    return dispatch.Attempt(workdir / SCRIPT_NAME, SubmitOptions(begin=begin, after=after))
+
+
+def _started_message(job: Job, nxt: NextAttempt, manual: bool, scheduler_job_id: str) -> str:
+    reason = job.failure_reason or "request"
+    when = f", begins after {nxt.delay_s} s" if nxt.delay_s else ""
     which = (
-        f"attempt {attempt} (orion retry)"
+        f"attempt {nxt.number} (orion retry)"
         if manual  # outside the automatic budget
-        else f"attempt {attempt} (--on-scf-fail)"
-        if scf_note
-        else f"attempt {attempt} of {job.max_retries + 1}"
+        else f"attempt {nxt.number} (--on-scf-fail)"
+        if nxt.scf_note
+        else f"attempt {nxt.number} of {job.max_retries + 1}"
     )
-    message = (
-        f"{which} after {reason or 'request'}: "
-        f"{res.note}{when}{changed}; {job.scheduler} job {scheduler_job_id}"
+    return (
+        f"{which} after {reason}: {nxt.escalation.note}{when}{nxt.changed}; "
+        f"{job.scheduler} job {scheduler_job_id}"
     )
-    start_attempt(
-        session,
-        job,
-        attempt,
-        res.resources,
-        scheduler_job_id,
-        source="user" if manual else "retry",
-        message=message,
-        at=now,
-    )
-    repointed = repoint_children(session, scheduler, job)
-    return f"job {job.id}: {message}" + "".join(f"; {line}" for line in repointed)
 
 
 def _resubmit_failed(

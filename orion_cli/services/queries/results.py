@@ -7,18 +7,16 @@ Rows are produced a page of jobs at a time, so that a study of 100,000 jobs stre
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from orion_cli.db.models import Job, JobResult, with_any_tag
 from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
-from orion_cli.services.submission.inputs import ASE_FORMAT
+from orion_cli.services.structures import input_format, stored_atoms
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -102,38 +100,6 @@ def swept_keys(session: Session, selection: Selection) -> list[str]:
     return sorted(key for key, found in values.items() if len(found) > 1 or present[key] < seen)
 
 
-def _atoms(text: str | None, fmt: str | None = "extxyz") -> Any:
-    """Read one structure from its stored text; None when there is none or it is unreadable."""
-    if not text or fmt is None:
-        return None
-    from ase.io import read
-
-    try:
-        return read(io.StringIO(text), format=fmt)
-    except Exception:  # noqa: BLE001 - a row without a structure, not a failed export
-        return None
-
-
-def input_format(source: str) -> str | None:
-    """The ASE format of a job's stored input text, from where it came from.
-
-    >>> input_format("/x/Cu.cif"), input_format("/x/frames.xyz@3"), input_format("POSCAR.Al")
-    ('cif', 'extxyz', 'vasp')
-    >>> input_format("/x/Cu.cif@scale=0.98"), input_format("from:12")  # scaled; hand-off
-    ('extxyz', 'extxyz')
-    """
-
-    if source.startswith("from:"):  # submit --from, a workflow's from:STEP
-        return "extxyz"  # the parent's structure, stored as extended XYZ at submit
-    path, _, frame = source.rpartition("@")
-    if path and (frame.isdigit() or frame.startswith("scale=")):
-        return "extxyz"  # one frame of a multi-frame file, a scaled cell: extended XYZ
-    name = Path(source).name
-    if name.upper().startswith(("POSCAR", "CONTCAR")) or name.lower().endswith(".vasp"):
-        return "vasp"
-    return ASE_FORMAT.get(Path(source).suffix.lower())
-
-
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
@@ -197,7 +163,7 @@ def result_atoms(settings: Settings, selection: Selection, all_jobs: bool = Fals
 
 
 def _row(job: Any, result: Any, swept: Sequence[str]) -> tuple[dict[str, Any], Any]:
-    atoms = _atoms(result.final_structure if result is not None else None) or _atoms(
+    atoms = stored_atoms(result.final_structure if result is not None else None) or stored_atoms(
         job.input_structure, input_format(job.structure_source)
     )
     energy = _finite(result.energy_ev) if result is not None else None

@@ -14,9 +14,9 @@ from typing import TypeVar
 from sqlmodel import Session, col, select
 
 from orion_cli.db.models import Job, JobTag, with_any_tag
+from orion_cli.db.roles import check_role
 from orion_cli.errors import OrionError, RaceLost, UsageError
 from orion_cli.identity import current_user
-from orion_cli.services.admin.group import check_role
 from orion_cli.states import JobStatus
 
 T = TypeVar("T")
@@ -165,39 +165,16 @@ def resolve(session: Session, selection: Selection, report: BulkReport, verb: st
 
     me = current_user()
     check_role(session, me)
-    named = selection.ids or selection.slurm_ids
-    jobs: dict[int, Job] = {}
-    if named:
-        found = _by_ids(session, selection.ids)
-        for job_id in selection.ids:
-            if job_id not in found:
-                report.refuse(job_id, "not found", f"no job with id {job_id}")
-        by_slurm = _by_slurm_ids(session, selection.slurm_ids)
-        for slurm_id in selection.slurm_ids:
-            if slurm_id not in by_slurm:
-                raise UsageError(
-                    f"no job has scheduler id {slurm_id}",
-                    "`orion ls` shows each job's scheduler id",
-                )
-        for job in [*found.values(), *by_slurm.values()]:
-            jobs[job.id or 0] = job
-    else:
-        query = select(Job).where(Job.owner == me, col(Job.removed_at).is_(None))
-        if selection.tags:
-            query = query.where(with_any_tag(selection.tags))
-        if selection.studies:
-            query = query.where(col(Job.study_id).in_(selection.studies))
-        if selection.statuses:
-            query = query.where(col(Job.status).in_(selection.statuses))
-        jobs = {job.id or 0: job for job in session.exec(query.order_by(col(Job.id)))}
+    named = bool(selection.ids or selection.slurm_ids)
+    jobs = _named(session, selection, report) if named else _filtered(session, selection, me)
     tagged = _tagged(session, list(jobs), selection.tags) if named and selection.tags else None
     chosen = []
     for job_id, job in sorted(jobs.items()):
-        if tagged is not None and job_id not in tagged:
-            continue
-        if selection.statuses and job.status not in selection.statuses:
-            continue
-        if selection.studies and job.study_id not in selection.studies:
+        if (
+            (tagged is not None and job_id not in tagged)
+            or (selection.statuses and job.status not in selection.statuses)
+            or (selection.studies and job.study_id not in selection.studies)
+        ):
             continue
         if job.owner != me:
             report.refuse(
@@ -210,6 +187,34 @@ def resolve(session: Session, selection: Selection, report: BulkReport, verb: st
         else:
             chosen.append(job)
     return chosen
+
+
+def _named(session: Session, selection: Selection, report: BulkReport) -> dict[int, Job]:
+    """The jobs named by orion id or scheduler id; an unknown orion id is refused."""
+    found = _by_ids(session, selection.ids)
+    for job_id in selection.ids:
+        if job_id not in found:
+            report.refuse(job_id, "not found", f"no job with id {job_id}")
+    by_slurm = _by_slurm_ids(session, selection.slurm_ids)
+    for slurm_id in selection.slurm_ids:
+        if slurm_id not in by_slurm:
+            raise UsageError(
+                f"no job has scheduler id {slurm_id}",
+                "`orion ls` shows each job's scheduler id",
+            )
+    return {job.id or 0: job for job in [*found.values(), *by_slurm.values()]}
+
+
+def _filtered(session: Session, selection: Selection, me: str) -> dict[int, Job]:
+    """The user's own jobs (not removed) that the tag, study and status filters pick."""
+    query = select(Job).where(Job.owner == me, col(Job.removed_at).is_(None))
+    if selection.tags:
+        query = query.where(with_any_tag(selection.tags))
+    if selection.studies:
+        query = query.where(col(Job.study_id).in_(selection.studies))
+    if selection.statuses:
+        query = query.where(col(Job.status).in_(selection.statuses))
+    return {job.id or 0: job for job in session.exec(query.order_by(col(Job.id)))}
 
 
 def _tagged(session: Session, ids: list[int], tags: tuple[str, ...]) -> set[int]:

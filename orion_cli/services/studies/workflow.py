@@ -9,8 +9,9 @@ submitted in dependency order, each child waiting for its parents' scheduler job
 whose parent the scheduler refused stays ``created``: ``orion poll`` submits it once the
 parent's retry is queued, or cancels it (dependency_failed) when the parent fails for good.
 
-The rows go through the submit service's own pieces (:func:`~orion_cli.services.submission.submit
-._record`, :func:`~orion_cli.services.submission.submit.send`), so a workflow's job is the same job
+The rows go through the submit service's own public pieces
+(:func:`~orion_cli.services.submission.submit.record_jobs`,
+:func:`~orion_cli.services.submission.submit.send`), so a workflow's job is the same job
 ``orion submit`` makes. All jobs carry the study's id (its first job's) and their step.
 """
 
@@ -31,18 +32,19 @@ from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import SubmitOptions
 from orion_cli.services.lifecycle.dependencies import Links, add_edges, waits_for
 from orion_cli.services.lifecycle.depgraph import AFTER_ANY, AFTER_OK
+from orion_cli.services.structures import extxyz_text
 from orion_cli.services.studies.workflow_file import SCALE, Step, Workflow, read_workflow
-from orion_cli.services.submission.inputs import expand_inputs, extxyz_text, read_frames
+from orion_cli.services.submission.inputs import expand_inputs, read_frames
 from orion_cli.services.submission.staging import Staged
 from orion_cli.services.submission.submit import (
     SubmitRequest,
     Submitted,
-    _check_active_limit,
-    _ready_database,
-    _record,
-    _resolved,
-    _site,
+    check_active_limit,
     check_partition,
+    job_site,
+    ready_database,
+    record_jobs,
+    resolve_request,
     send,
 )
 from orion_cli.taskfile import JobInputs
@@ -122,8 +124,8 @@ def submit_workflow(settings: Settings, request: WorkflowRequest) -> list[StudyS
                 f"this scheduler takes at most {largest} in one array",
                 "sweep fewer values",
             )
-    _ready_database(settings)  # after every check: a bad file leaves no database file
-    _check_active_limit(settings, sum(len(p.items) for plan in plans for p in plan.values()))
+    ready_database(settings)  # after every check: a bad file leaves no database file
+    check_active_limit(settings, sum(len(p.items) for plan in plans for p in plan.values()))
     studies = []
     for frame, plan in zip(frames, plans, strict=True):
         try:
@@ -174,8 +176,8 @@ def _plan_step(
         name=f"{frame.name}-{step.name}",
     )
     try:
-        r = _resolved(r, settings)
-        _site(settings, r.engine, r.queue)
+        r = resolve_request(r, settings)
+        job_site(settings, r.engine, r.queue)
     except (UsageError, ConfigError) as exc:
         raise UsageError(f"{_where(flow, step)}: {exc.message}", exc.hint) from None
     base = frame.atoms
@@ -351,7 +353,7 @@ def _record_study(session: Session, settings: Settings, plan: dict[str, _Planned
             for item in planned.items:
                 item.inputs.params = {**item.inputs.params, "jobs": ids}
         r.study_id = study_id
-        jobs, script = _record(session, settings, r, {}, planned.items)
+        jobs, script = record_jobs(session, settings, r, {}, planned.items)
         planned.jobs, planned.script = jobs, script
         study_id = study_id or jobs[0].id
         for job, point in zip(jobs, planned.points, strict=True):

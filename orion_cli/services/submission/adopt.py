@@ -17,6 +17,7 @@ from typing import Any
 
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt, add_tags, insert_jobs
+from orion_cli.db.roles import check_role
 from orion_cli.db.session import instance_id, ready_engine, session_scope
 from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
@@ -25,7 +26,6 @@ from orion_cli.runner import Runner, run
 from orion_cli.sbatch_header import parse_header
 from orion_cli.schedulers import slurm_adopt as a
 from orion_cli.schedulers.slurm_commands import JOB_ID
-from orion_cli.services.admin.group import check_role
 from orion_cli.services.lifecycle.state import transition_many
 from orion_cli.states import JobStatus
 

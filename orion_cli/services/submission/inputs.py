@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from orion_cli.errors import UsageError
 from orion_cli.limits import printable
+from orion_cli.services.structures import ASE_FORMAT, extxyz_text
 from orion_cli.services.submission.physical import MIN_DISTANCE_A, check_atoms
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ STRUCTURE_SUFFIXES = frozenset(
 STRUCTURE_NAMES = ("POSCAR", "CONTCAR")
 #: formats that can hold many frames: one job per frame
 MULTI_FRAME_SUFFIXES = frozenset({".xyz", ".extxyz", ".traj"})
-ASE_FORMAT = {".xyz": "extxyz", ".extxyz": "extxyz", ".traj": "traj", ".cif": "cif"}
 #: ASE formats of engine outputs: their last frame is the structure meant (relaxed, final)
 OUTPUT_FORMATS = frozenset(
     {
@@ -331,12 +331,3 @@ def _read_text(path: Path) -> str:
             f"'{path}' is not a text structure file",
             "give a CIF, POSCAR/CONTCAR, xyz/extxyz or traj file",
         ) from None
-
-
-def extxyz_text(atoms: Atoms) -> str:
-    """Write ``atoms`` as extended-XYZ text (how job inputs carry a structure)."""
-    from ase.io import write
-
-    buffer = io.StringIO()
-    write(buffer, atoms, format="extxyz")
-    return buffer.getvalue()

@@ -24,6 +24,7 @@ from typing import Any
 from orion_cli.batch import nice_for_priority
 from orion_cli.config import Settings
 from orion_cli.db.models import add_tags, insert_jobs
+from orion_cli.db.roles import check_role
 from orion_cli.db.session import instance_id, ready_engine, session_scope
 from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
@@ -40,7 +41,6 @@ from orion_cli.schedulers import (
     scheduler_for,
 )
 from orion_cli.schedulers.slurm_commands import sbatch_argv
-from orion_cli.services.admin.group import check_role
 from orion_cli.services.lifecycle import dispatch
 from orion_cli.services.lifecycle.dependencies import add_edges, check_links
 from orion_cli.services.lifecycle.user_script import SCRIPT_COPY, script_submission

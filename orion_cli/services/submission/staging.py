@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from orion_cli.engines.registry import get_engine
 from orion_cli.errors import UsageError
-from orion_cli.services.submission.inputs import extxyz_text, read_frames
+from orion_cli.services.structures import extxyz_text
+from orion_cli.services.submission.inputs import read_frames
 from orion_cli.services.submission.physical import MIN_DISTANCE_A
 from orion_cli.taskfile import JobInputs
 

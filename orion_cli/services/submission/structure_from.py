@@ -18,8 +18,7 @@ from orion_cli.db.models import Job, JobResult
 from orion_cli.db.session import ready_engine, session_scope
 from orion_cli.errors import UsageError
 from orion_cli.jobdir import RESULT_FILE
-from orion_cli.services.queries.results import _atoms, input_format
-from orion_cli.services.submission.inputs import extxyz_text
+from orion_cli.services.structures import extxyz_text, input_format, stored_atoms
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
@@ -58,7 +57,7 @@ def parent_structure(settings: Settings, parent_id: int) -> Handoff:
                 f"{parent.structure_source or 'STRUCTURE'} ...",
             )
         text = result.final_structure if result is not None and result.final_structure else None
-        atoms = _atoms(text) or _atoms(
+        atoms = stored_atoms(text) or stored_atoms(
             parent.input_structure, input_format(parent.structure_source)
         )
         if atoms is None or not parent.workdir:

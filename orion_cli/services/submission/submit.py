@@ -27,6 +27,7 @@ from orion_cli.batch import (
 )
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, add_tags, insert_jobs, now_utc
+from orion_cli.db.roles import check_role
 from orion_cli.db.session import instance_id, ready_engine, session_scope
 from orion_cli.engines.passthrough import engine_params
 from orion_cli.engines.registry import engine_names, get_engine
@@ -42,7 +43,6 @@ from orion_cli.schedulers import (
     scheduler_for,
 )
 from orion_cli.schedulers.base import Scheduler, SubmitOptions, partition_names
-from orion_cli.services.admin.group import check_role
 from orion_cli.services.lifecycle import dispatch
 from orion_cli.services.lifecycle.dependencies import add_edges, check_links
 from orion_cli.services.lifecycle.scf_retry import checked_policy
@@ -76,7 +76,7 @@ class SubmitRequest:
     #: given); a named queue's values and the settings fill the rest
     resources: dict[str, Any] = field(default_factory=dict)
     queue: str = ""  # --queue: a [queues.NAME] table
-    resolved: Resources = field(default_factory=Resources)  # set by _resolved
+    resolved: Resources = field(default_factory=Resources)  # set by resolve_request
     max_retries: int | None = None
     retry_delay_s: int | None = None
     hold: bool = False
@@ -116,7 +116,7 @@ class Submitted:
 _POLICY_FROM_SETTINGS = {"max_retries": "--retries", "retry_delay_s": "--retry-delay"}
 
 
-def _resolved(request: SubmitRequest, settings: Settings) -> SubmitRequest:
+def resolve_request(request: SubmitRequest, settings: Settings) -> SubmitRequest:
     """Fill unset request fields from the queue and settings; check every value.
 
     A value given as a flag is named by its flag; one from a setting by its origin
@@ -172,7 +172,7 @@ def check_partition(scheduler: Scheduler, partition: str) -> None:
         )
 
 
-def _site(settings: Settings, engine: str, queue: str = "") -> SiteSetup:
+def job_site(settings: Settings, engine: str, queue: str = "") -> SiteSetup:
     """The job's site set-up: global settings, the queue's, ``[engines.<engine>]`` (checked)."""
 
     setup = [*settings.setup, *queue_table(settings, queue).get("setup", [])]
@@ -187,7 +187,7 @@ def _site(settings: Settings, engine: str, queue: str = "") -> SiteSetup:
 def _batch_spec(
     job_id: int, name: str, workdir: Path, r: SubmitRequest, settings: Settings, instance: str = ""
 ) -> BatchSpec:
-    site = _site(settings, r.engine, r.queue)
+    site = job_site(settings, r.engine, r.queue)
     return BatchSpec(
         instance=instance,
         setup_lines=site.lines,
@@ -225,7 +225,7 @@ def _submit(
 ) -> Submitted:
 
     report = progress or (lambda stage, done, total: None)
-    r = _resolved(request, settings)
+    r = resolve_request(request, settings)
     links = check_links(settings, r.after, r.after_any, r.scheduler)
     engine = get_engine(r.engine)
     engine_settings = settings.engine_settings(r.engine)
@@ -235,7 +235,7 @@ def _submit(
         for one in r.param_sets
     ]
     r.scf_policy = checked_policy(engine, params, r.on_scf_fail, engine_settings)
-    _site(settings, r.engine, r.queue)  # a bad set-up line fails before any structure is read
+    job_site(settings, r.engine, r.queue)  # a bad set-up line fails before any structure is read
     paths = expand_inputs(r.structures)
 
     task = StageTask(
@@ -275,8 +275,8 @@ def _submit(
         shown = _dry_run(settings, r, [item.name for item in staged], chunk)
         inputs = _engine_inputs(staged[0])
         return replace(shown, notes=notes, inputs=inputs, inputs_of=staged[0].name)
-    _ready_database(settings)  # after every input was checked: a bad one leaves no file
-    _check_active_limit(settings, len(staged))
+    ready_database(settings)  # after every input was checked: a bad one leaves no file
+    check_active_limit(settings, len(staged))
     result = Submitted([], [], [], notes=notes)
     for start in range(0, len(staged), chunk):
         _submit_chunk(settings, r, params, staged[start : start + chunk], scheduler, result, links)
@@ -353,7 +353,7 @@ def _check_array_size(settings: Settings, n_jobs: int) -> None:
         )
 
 
-def _check_active_limit(settings: Settings, n_jobs: int) -> None:
+def check_active_limit(settings: Settings, n_jobs: int) -> None:
     """Refuse a submit that would take the user past ``max_active_jobs_per_user``."""
     from sqlmodel import col, func, select
 
@@ -388,7 +388,7 @@ def _prepare_database(settings: Settings) -> None:
         ready_engine(url)
 
 
-def _ready_database(settings: Settings) -> None:
+def ready_database(settings: Settings) -> None:
     """Open the database (a new SQLite file gets the current schema) before any row."""
 
     ready_engine(settings.resolved_database_url)
@@ -445,7 +445,7 @@ def _submit_chunk(
     """Record the chunk's rows in one transaction, then submit it (one job or one array)."""
 
     with session_scope(settings.resolved_database_url) as session:
-        jobs, script = _record(session, settings, r, params, chunk)
+        jobs, script = record_jobs(session, settings, r, params, chunk)
         add_edges(session, jobs, links)
         session.commit()  # the rows exist before the scheduler hears of the jobs
         send(
@@ -487,7 +487,7 @@ def send(
         result.scheduler_job_ids.extend(ids)
 
 
-def _record(
+def record_jobs(
     session: Session,
     settings: Settings,
     r: SubmitRequest,
@@ -498,7 +498,7 @@ def _record(
 
     owner = current_user()
     check_role(session, owner)
-    site = _site(settings, r.engine, r.queue).to_json()
+    site = job_site(settings, r.engine, r.queue).to_json()
     jobs = insert_jobs(
         session,
         [
