@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from orion_cli.cli.help import arrange
 from orion_cli.cli import (  # noqa: F401  (registers the commands)
     bulk,
     commands,
@@ -18,6 +17,7 @@ from orion_cli.cli import (  # noqa: F401  (registers the commands)
     watch,
     workflow,
 )
+from orion_cli.cli.help import arrange
 from orion_cli.cli.root import app as app
 from orion_cli.cli.root import debug_enabled as debug_enabled
 
