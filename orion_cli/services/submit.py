@@ -27,6 +27,7 @@ from orion_cli.batch import (
 )
 from orion_cli.config import Settings
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused, UsageError
+from orion_cli.frozen import freeze
 from orion_cli.identity import current_user
 from orion_cli.limits import check_bound, check_text
 from orion_cli.resources import Resources
@@ -78,6 +79,8 @@ class SubmitRequest:
     param_sets: list[dict[str, Any]] = field(default_factory=list)
     #: with ``structure_from``: one job per lattice factor of the parent's final cell (eos)
     structure_scales: list[float] = field(default_factory=list)
+    #: --strict: a cutoff below the pseudopotentials' suggestion is an error, not a warning
+    strict: bool = False
 
 
 @dataclass
@@ -243,7 +246,7 @@ def _submit(
             _prepare_database(settings)  # while the reader reads: imports, a server's connection
         staged = stager.collect()
     if sets:
-        staged = _one_job_per_set(staged, sets, r.param_sets)
+        staged = _one_job_per_set(staged, sets, r.param_sets, dict(engine_settings))
     for item in staged if handoff else ():  # the node takes the parent's final structure
         item.inputs.structure_from = handoff.result_path  # type: ignore[union-attr]
         item.source = f"from:{handoff.parent_id}"  # type: ignore[union-attr]
@@ -260,6 +263,7 @@ def _submit(
     r.pack_size = _pack_size(settings, r, len(staged))
     chunk *= max(r.pack_size, 1)  # max_array_size counts array tasks, not packed jobs
     notes = list(dict.fromkeys(item.note for item in staged if item.note))
+    notes += _frozen_notes(staged, r.strict)
     if r.dry_run:  # every check above ran, as for a real submit; nothing is written
         shown = _dry_run(settings, r, [item.name for item in staged], chunk)
         inputs = _engine_inputs(staged[0])
@@ -273,7 +277,10 @@ def _submit(
 
 
 def _one_job_per_set(
-    staged: list[Staged], sets: list[dict[str, Any]], given: list[dict[str, Any]]
+    staged: list[Staged],
+    sets: list[dict[str, Any]],
+    given: list[dict[str, Any]],
+    settings: dict[str, Any],
 ) -> list[Staged]:
     """The one staged structure once per (checked) parameter set, named after what was given.
 
@@ -298,10 +305,35 @@ def _one_job_per_set(
     out = []
     with tempfile.TemporaryDirectory(prefix="orion-sweep-") as scratch:
         for params, one in zip(sets, given, strict=True):
-            engine.prepare(atoms, params, Path(scratch), item.inputs.engine_settings)
-            inputs = replace(item.inputs, params=params)
-            out.append(replace(item, name=f"{item.name}-{set_label(one)}", inputs=inputs))
+            frozen = freeze(engine, atoms, params, settings, Path(scratch))
+            inputs = replace(
+                item.inputs,
+                params=frozen.params,
+                engine_settings=frozen.settings,
+                frozen=frozen.record(),
+            )
+            out.append(
+                replace(
+                    item,
+                    name=f"{item.name}-{set_label(one)}",
+                    inputs=inputs,
+                    notes=frozen.notes,
+                    warnings=frozen.warnings,
+                )
+            )
     return out
+
+
+def _frozen_notes(staged: list[Staged], strict: bool) -> list[str]:
+    """What freezing said (each line once): choices, then warnings; ``--strict`` refuses."""
+    warnings = list(dict.fromkeys(w for item in staged for w in item.warnings))
+    if strict and warnings:
+        raise UsageError(
+            f"{warnings[0]}" + (f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""),
+            "raise the cutoff, or submit without --strict to run it anyway",
+        )
+    notes = list(dict.fromkeys(n for item in staged for n in item.notes))
+    return notes + [f"warning: {w}" for w in warnings]
 
 
 def set_label(params: dict[str, Any]) -> str:
@@ -513,6 +545,8 @@ def _record(
                 owner=owner,
                 engine=r.engine,
                 parameters=item.inputs.params,  # the same for all but a workflow's sweep
+                frozen=item.inputs.frozen or None,
+                calc_key=(item.inputs.frozen or {}).get("key") or None,
                 tag=r.tag,
                 structure_source=item.source,
                 formula=item.formula,

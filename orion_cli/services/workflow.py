@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orion_cli.errors import ConfigError, UsageError
+from orion_cli.frozen import freeze
 from orion_cli.services.depgraph import AFTER_ANY, AFTER_OK
 from orion_cli.services.workflow_file import SCALE, Step, Workflow, read_workflow
 
@@ -252,7 +253,7 @@ def _staged(
                 params = engine.check(
                     engine_params(raw, step.engine, engine_names()), engine_settings
                 )
-                engine.prepare(atoms, params, Path(scratch), engine_settings)
+                frozen = freeze(engine, atoms, params, engine_settings, Path(scratch))
             except UsageError as exc:
                 raise UsageError(f"{_where(flow, step)}: {exc.message}", exc.hint) from None
             plain = not point.get(SCALE) and not step.structure_from
@@ -268,12 +269,15 @@ def _staged(
                     text,
                     JobInputs(
                         engine=step.engine,
-                        params=params,
+                        params=frozen.params,
                         structure=structure,
                         launcher=engine_settings.get("launcher", settings.launcher),
                         ntasks=r.resolved.ntasks,
-                        engine_settings=engine_settings,
+                        engine_settings=frozen.settings,
+                        frozen=frozen.record(),
                     ),
+                    notes=frozen.notes,
+                    warnings=frozen.warnings,
                 )
             )
     return items
