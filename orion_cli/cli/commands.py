@@ -10,6 +10,7 @@ import typer
 from orion_cli.cli import app
 from orion_cli.cli.jobargs import one_job_id
 from orion_cli.cli.output import handle_errors, message, print_json, table, visible
+from orion_cli.cli.submit import frozen_show_lines
 from orion_cli.errors import UsageError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -168,6 +169,8 @@ def render_job(job: dict[str, Any]) -> None:
             say(f"  {key:17} {value}")
     else:
         say(f"  {'parameters':17} {job['parameters']}")
+        for label, value in frozen_show_lines(job):
+            say(f"  {label:17} {value}")
     scf = job.get("on_scf_fail") or {}
     if scf.get("change"):
         when = (

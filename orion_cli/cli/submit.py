@@ -83,6 +83,32 @@ def _read_params_file(path: Path) -> dict[str, Any]:
     return params
 
 
+def frozen_file_lines(record: dict[str, Any] | None) -> list[str]:
+    """One line per file the engine reads: role, name, sha256 (show, --dry-run)."""
+    files = (record or {}).get("files") or []
+    return [f"input {f['role']}: {f['name']} sha256 {f['sha256']}" for f in files]
+
+
+def frozen_show_lines(job: dict[str, Any]) -> list[tuple[str, str]]:
+    """``orion show``: what the job was frozen with at submit, as (label, value) lines."""
+    record = job.get("frozen") or {}
+    derived = {k: v for k, v in (record.get("derived") or {}).items() if v is not None}
+    lines = [("derived", " ".join(f"{k}={v}" for k, v in derived.items()))] if derived else []
+    lines += [
+        ("input files" if n == 0 else "", line.removeprefix("input "))
+        for n, line in enumerate(frozen_file_lines(record))
+    ]
+    if record.get("code_version"):
+        lines.append(("code version", str(record["code_version"])))
+    if job.get("calc_key"):
+        lines.append(("calculation key", str(job["calc_key"])))
+    if job.get("reused_from"):
+        lines.append(("reused from", f"job {job['reused_from']}"))
+    if job.get("reuse_invalid"):
+        lines.append(("reuse", "invalidated (orion reuse invalidate)"))
+    return lines
+
+
 #: notes printed one by one; more are summed up in one line
 MAX_NOTES_SHOWN = 5
 
@@ -234,6 +260,12 @@ def submit(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the batch script, write nothing.")
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="A cutoff below the pseudopotentials' suggestion is an error."
+        ),
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the jobs end.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -294,19 +326,29 @@ def submit(
         max_retries=retries,
         pack=pack,
         on_scf_fail=on_scf_fail or [],
+        strict=strict,
         estimate_s=parse_estimate_s(estimate) if estimate else None,
         retry_delay_s=parse_walltime_s(retry_delay, "--retry-delay") if retry_delay else None,
     )
     with progress_bar() as report:
         done = submit_jobs(settings, request, report)
     show_notes(done.notes)
+    for line in done.frozen_notes:
+        message(line if line.startswith("warning: ") else f"note: {line}")
     if dry_run:
         if as_json:
             print_json(
-                {"scripts": done.scripts, "inputs": done.inputs, "inputs_of": done.inputs_of}
+                {
+                    "scripts": done.scripts,
+                    "inputs": done.inputs,
+                    "inputs_of": done.inputs_of,
+                    "frozen": done.frozen,
+                }
             )
             return
         typer.echo("\n".join(done.scripts), nl=False)
+        for line in frozen_file_lines(done.frozen):
+            typer.echo(f"# {line}")
         for file_name, text in done.inputs.items():
             typer.echo(f"# --- {file_name} (engine input of {done.inputs_of}) ---")
             typer.echo(text, nl=not text.endswith("\n"))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from orion_cli.engines import _command
 from orion_cli.engines.qe_pseudo import DEBIAN_DIR, Choice, choose, family_table, read_upf_header
 from orion_cli.errors import UsageError
+from orion_cli.frozen import sha256_file
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -109,8 +110,9 @@ def frozen_inputs(
     for element, choice in plan.choices.items():
         header = read_upf_header(choice.path)
         notes.append(
-            f"pseudopotential {element}: {choice.path.name} ({choice.why}; "
-            f"{header.pseudo_type or 'type unknown'}, {header.functional or 'functional unknown'})"
+            f"pseudopotential {element}: {choice.path.name} sha256 {sha256_file(choice.path)[:12]} "
+            f"({choice.why}; {header.pseudo_type or 'type unknown'}, "
+            f"{header.functional or 'functional unknown'})"
             + (
                 f" — choose with -p pseudo.{element}=FILE or -p pseudo_family=NAME"
                 if choice.why == "default rule"

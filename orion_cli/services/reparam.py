@@ -169,9 +169,9 @@ def _same_files(job: Any, files: Any) -> None:
     before = {f["role"]: f for f in (job.frozen or {}).get("files") or []}
     for now in files:
         old = before.get(now.role)
-        if old and old.get("path") == now.path and old.get("sha256") != now.sha256:
+        if now.path and old and old.get("path") == now.path and old.get("sha256") != now.sha256:
             raise UsageError(
-                f"job {job.id}: {now.path} changed since submit (sha256 {old['sha256'][:12]}… "
+                f"{now.path} changed since submit (sha256 {old['sha256'][:12]}… "
                 f"→ {now.sha256[:12]}…)",
                 "restore the file, or submit a new job with the new file",
             )

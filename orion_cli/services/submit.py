@@ -93,6 +93,10 @@ class Submitted:
     #: a dry run: the engine's input files of the first job (file name -> text)
     inputs: dict[str, str] = field(default_factory=dict)
     inputs_of: str = ""
+    #: what freezing the inputs said (pseudopotentials chosen, cutoff warnings), each once
+    frozen_notes: list[str] = field(default_factory=list)
+    #: the first job's frozen record (shown by --dry-run)
+    frozen: dict[str, Any] = field(default_factory=dict)
 
 
 #: request fields filled from settings when not given, with their flag; all are checked
@@ -263,14 +267,21 @@ def _submit(
     r.pack_size = _pack_size(settings, r, len(staged))
     chunk *= max(r.pack_size, 1)  # max_array_size counts array tasks, not packed jobs
     notes = list(dict.fromkeys(item.note for item in staged if item.note))
-    notes += _frozen_notes(staged, r.strict)
+    frozen_notes = _frozen_notes(staged, r.strict)
     if r.dry_run:  # every check above ran, as for a real submit; nothing is written
         shown = _dry_run(settings, r, [item.name for item in staged], chunk)
         inputs = _engine_inputs(staged[0])
-        return replace(shown, notes=notes, inputs=inputs, inputs_of=staged[0].name)
+        return replace(
+            shown,
+            notes=notes,
+            inputs=inputs,
+            inputs_of=staged[0].name,
+            frozen_notes=frozen_notes,
+            frozen=staged[0].inputs.frozen,
+        )
     _ready_database(settings)  # after every input was checked: a bad one leaves no file
     _check_active_limit(settings, len(staged))
-    result = Submitted([], [], [], notes=notes)
+    result = Submitted([], [], [], notes=notes, frozen_notes=frozen_notes)
     for start in range(0, len(staged), chunk):
         _submit_chunk(settings, r, params, staged[start : start + chunk], scheduler, result, links)
     return result
