@@ -52,6 +52,7 @@ from orion_cli.cli import (  # noqa: E402,F401  (registers the commands)
     metrics,
     monitor,
     queues,
+    reuse,
     scripts,
     stats,
     study,

@@ -260,6 +260,20 @@ def submit(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the batch script, write nothing.")
     ] = False,
+    reuse: Annotated[
+        bool,
+        typer.Option(
+            "--reuse",
+            help="Take the result of an identical completed (or running) job instead of "
+            "computing it again (same calculation key).",
+        ),
+    ] = False,
+    reuse_loose: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-loose", help="As --reuse, ignoring the engine's code version (pw.x upgrade)."
+        ),
+    ] = False,
     strict: Annotated[
         bool,
         typer.Option(
@@ -327,6 +341,7 @@ def submit(
         pack=pack,
         on_scf_fail=on_scf_fail or [],
         strict=strict,
+        reuse="loose" if reuse_loose else "strict" if reuse else "",
         estimate_s=parse_estimate_s(estimate) if estimate else None,
         retry_delay_s=parse_walltime_s(retry_delay, "--retry-delay") if retry_delay else None,
     )

@@ -110,6 +110,8 @@ class Job(SQLModel, table=True):
     frozen: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     #: sha256 of the canonical frozen record (orion_cli.frozen.calculation_key)
     calc_key: str | None = Field(default=None, index=True)
+    #: the key without the engine's code version (``--reuse=loose``)
+    loose_key: str | None = Field(default=None, index=True)
     #: completed at once with the result of this job (``--reuse``)
     reused_from: int | None = None
     #: set by ``orion reuse invalidate``: this job's result is never reused

@@ -144,17 +144,19 @@ def _cutoff_warnings(
 ) -> list[str]:
     """A cutoff below the family's recommendation (else the UPF's suggestion)."""
     family_wfc, family_rho = choice.cutoffs_ry
-    source = choice.why if family_wfc or family_rho else f"{choice.path.name} suggests"
+    name_ = choice.path.name
+    source = (
+        f"that {choice.why} recommends for {name_}"
+        if family_wfc or family_rho
+        else f"that {name_} suggests"
+    )
     out = []
     for name, value, suggested in (
         ("ecutwfc_ry", float(params["ecutwfc_ry"]), family_wfc or header.wfc_cutoff_ry),
         ("ecutrho_ry", plan.ecutrho_ry, family_rho or header.rho_cutoff_ry),
     ):
         if suggested and value < float(suggested) - 1e-9:
-            out.append(
-                f"{name}={value:g} is below the {float(suggested):g} Ry {source} "
-                f"for {choice.path.name}"
-            )
+            out.append(f"{name}={value:g} is below the {round(float(suggested), 1):g} Ry {source}")
     return out
 
 

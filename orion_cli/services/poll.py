@@ -41,6 +41,7 @@ from orion_cli.services.group import check_role
 from orion_cli.services.lifecycle import note_many, record_times, transition_many
 from orion_cli.services.recovery import recover_unsubmitted
 from orion_cli.services.retry import adopt_or_resubmit, schedule_retry
+from orion_cli.services.reuse import settle_waiters
 from orion_cli.services.scf_retry import retry_due as scf_retry_due
 from orion_cli.states import FailureReason, JobStatus, can_transition
 
@@ -589,6 +590,7 @@ def _poll_all(session: Session, settings: Settings, now: datetime, report: PollR
 
     from orion_cli.services.dependencies import cascade_committed, settle_never_satisfied
 
+    report.notes += settle_waiters(session, now)  # --reuse: jobs waiting for an identical one
     for name, group in _jobs_by_scheduler(session, now).items():
         asked_s_ago = _query_allowed(settings, name)
         if asked_s_ago is not None:
@@ -639,6 +641,9 @@ def _jobs_by_scheduler(session: Session, now: datetime) -> dict[str, list[Row[An
         .where(  # never another user's job: see poll()
             col(Job.status).in_(watched)
             | ((col(Job.status) == JobStatus.FAILED.value) & (col(Job.next_attempt_at) <= now))
+        )
+        .where(  # a job waiting for an identical one (--reuse) has no scheduler job
+            (col(Job.status) != JobStatus.CREATED.value) | col(Job.reused_from).is_(None)
         )
     ).all()
     groups: dict[str, list[Row[Any]]] = defaultdict(list)

@@ -81,6 +81,8 @@ class SubmitRequest:
     structure_scales: list[float] = field(default_factory=list)
     #: --strict: a cutoff below the pseudopotentials' suggestion is an error, not a warning
     strict: bool = False
+    #: --reuse: off, strict or loose ("" = the setting); services/reuse.py
+    reuse: str = ""
 
 
 @dataclass
@@ -134,6 +136,11 @@ def _resolved(request: SubmitRequest, settings: Settings) -> SubmitRequest:
         settings.sources.get("soft_margin_s", "the settings"),
     )
     check_text(r.name, "--name")
+    from orion_cli.services.reuse_mode import check_mode
+
+    r.reuse = check_mode(
+        r.reuse or settings.reuse, "--reuse" if r.reuse else settings.sources.get("reuse", "reuse")
+    )
     # several tags, in order, each once; an empty --tag "" means none, as it always did
     r.tags = tuple(dict.fromkeys(t for t in (r.tags or (r.tag,)) if t))
     r.tag = r.tags[0] if r.tags else ""
@@ -282,9 +289,40 @@ def _submit(
     _ready_database(settings)  # after every input was checked: a bad one leaves no file
     _check_active_limit(settings, len(staged))
     result = Submitted([], [], [], notes=notes, frozen_notes=frozen_notes)
+    if r.reuse != "off":
+        staged = _reuse_matches(settings, r, params, staged, result, links)
     for start in range(0, len(staged), chunk):
         _submit_chunk(settings, r, params, staged[start : start + chunk], scheduler, result, links)
     return result
+
+
+def _reuse_matches(
+    settings: Settings,
+    r: SubmitRequest,
+    params: dict[str, Any],
+    staged: list[Staged],
+    result: Submitted,
+    links: Links,
+) -> list[Staged]:
+    """Record the jobs ``--reuse`` serves from an identical one; return those left to submit."""
+    from orion_cli.db.session import session_scope
+    from orion_cli.services.dependencies import add_edges
+    from orion_cli.services.reuse import find_source, take
+
+    left = []
+    with session_scope(settings.resolved_database_url) as session:
+        for item in staged:
+            source = find_source(session, item.inputs.frozen or {}, r.reuse)
+            if source is None:
+                left.append(item)
+                continue
+            jobs, _ = _record(session, settings, r, params, [item])
+            add_edges(session, jobs, links)
+            session.commit()  # the row exists before its result or wait is recorded
+            result.frozen_notes.append(take(session, jobs[0], source))
+            session.commit()
+            result.ids.append(jobs[0].id or 0)
+    return left
 
 
 def _one_job_per_set(
@@ -558,6 +596,7 @@ def _record(
                 parameters=item.inputs.params,  # the same for all but a workflow's sweep
                 frozen=item.inputs.frozen or None,
                 calc_key=(item.inputs.frozen or {}).get("key") or None,
+                loose_key=(item.inputs.frozen or {}).get("loose_key") or None,
                 tag=r.tag,
                 structure_source=item.source,
                 formula=item.formula,
