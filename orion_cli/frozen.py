@@ -154,44 +154,54 @@ def _scratch_root() -> str | None:
 
 
 def canonical_structure(atoms: Atoms) -> dict[str, Any]:
-    """The structure as the key sees it: atoms sorted, wrapped, rounded to 1e-6 Å."""
+    """The structure as the key sees it, independent of how a file wrote it.
+
+    A periodic cell is its lengths (Å) and angles (°) with fractional positions wrapped
+    into it (a CIF's cell is oriented otherwise than a POSCAR's); anything else keeps its
+    Cartesian positions. Lengths are rounded to 1e-6 Å, fractions to 1e-7; atoms sorted.
+    """
     import numpy as np
 
     pbc = [bool(p) for p in atoms.pbc]
-    cell = np.asarray(atoms.cell)
-    positions = np.asarray(atoms.positions, dtype=float)
-    if any(pbc) and abs(np.linalg.det(cell)) > 1e-12:
-        scaled = np.linalg.solve(cell.T, positions.T).T
-        for axis, periodic in enumerate(pbc):
-            if periodic:
-                scaled[:, axis] = np.round(scaled[:, axis], 8) % 1.0
-        positions = scaled @ cell
+    periodic = all(pbc) and atoms.cell.rank == 3
+    if periodic:
+        scaled = np.round(atoms.get_scaled_positions(wrap=False), 7) % 1.0
+        positions = [[_rounded(x, 7) for x in row] for row in scaled]
+        cell: list[Any] = [_rounded(x) for x in atoms.cell.cellpar()]
+    else:
+        positions = [[_rounded(x) for x in row] for row in atoms.positions]
+        cell = [[_rounded(x) for x in row] for row in np.asarray(atoms.cell)]
+    magmoms = atoms.get_initial_magnetic_moments()
+    charges = atoms.get_initial_charges()
     rows = sorted(
         zip(
             atoms.numbers.tolist(),
-            [[_rounded(x) for x in row] for row in positions],
-            [_rounded(m) for m in atoms.get_initial_magnetic_moments().ravel()],
-            [_rounded(q) for q in atoms.get_initial_charges()],
-            strict=False,
+            positions,
+            [_rounded(m) for m in magmoms]
+            if magmoms.ndim == 1
+            else [",".join(_rounded(x) for x in m) for m in magmoms],
+            [_rounded(q) for q in charges],
+            strict=True,
         )
     )
     return {
         "numbers": [row[0] for row in rows],
-        "positions_a": [row[1] for row in rows],
-        "magmoms": [row[2] for row in rows] if atoms.get_initial_magnetic_moments().any() else [],
-        "charges": [row[3] for row in rows] if atoms.get_initial_charges().any() else [],
-        "cell_a": [[_rounded(x) for x in row] for row in cell],
+        "positions": [row[1] for row in rows],
+        "magmoms": [row[2] for row in rows] if magmoms.any() else [],
+        "charges": [row[3] for row in rows] if charges.any() else [],
+        "cell": cell,
+        "fractional": periodic,
         "pbc": pbc,
     }
 
 
-def _rounded(value: float) -> str:
-    """A number as fixed text with KEY_DECIMALS decimals; -0 is 0.
+def _rounded(value: float, decimals: int = KEY_DECIMALS) -> str:
+    """A number as fixed text with ``decimals`` decimals; -0 is 0.
 
     >>> _rounded(1.0000000004), _rounded(-1e-9)
     ('1.000000', '0.000000')
     """
-    text = f"{float(value):.{KEY_DECIMALS}f}"
+    text = f"{float(value):.{decimals}f}"
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
