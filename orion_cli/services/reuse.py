@@ -49,8 +49,8 @@ class Source:
 def find_source(session: Session, record: dict[str, Any], mode: str) -> Source | None:
     """The job whose result a job with frozen ``record`` may take under ``mode``, if any.
 
-    A completed job with a stored result (the newest) wins over an active one (the oldest,
-    preferring one that computes itself over one that waits). This is the function a study
+    A completed job with a stored result wins over an active one; among each, a job that
+    computed (computes) itself over one that took (waits for) another's result. This is the function a study
     calls per point before submitting it.
     """
     if mode == "off" or not record.get("key"):
@@ -68,7 +68,9 @@ def find_source(session: Session, record: dict[str, Any], mode: str) -> Source |
         usable.join(JobResult, col(JobResult.job_id) == col(Job.id))
         .where(col(Job.status) == JobStatus.COMPLETED.value)
         .where(col(JobResult.error).is_(None))
-        .order_by(col(Job.finished_at).desc(), col(Job.id).desc())
+        .order_by(  # the job that computed it, not a copy; the newest
+            col(Job.reused_from).is_not(None), col(Job.finished_at).desc(), col(Job.id).desc()
+        )
     ).first()
     if done is not None:
         return Source(done.id or 0, done.status, loose)
