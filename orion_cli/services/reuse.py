@@ -50,8 +50,8 @@ def find_source(session: Session, record: dict[str, Any], mode: str) -> Source |
     """The job whose result a job with frozen ``record`` may take under ``mode``, if any.
 
     A completed job with a stored result wins over an active one; among each, a job that
-    computed (computes) itself over one that took (waits for) another's result. This is the function a study
-    calls per point before submitting it.
+    computed (computes) itself over one that took (waits for) another's result. A study
+    may call this per point to see which points are done.
     """
     if mode == "off" or not record.get("key"):
         return None
