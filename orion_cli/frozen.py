@@ -219,6 +219,12 @@ def calculation_key(frozen: Frozen, atoms: Atoms, loose: bool = False) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def unkeyed(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record of a job whose inputs are known only when it starts (a parent's final
+    structure, other jobs' results): no key, so never reused."""
+    return {**record, "key": None, "loose_key": None}
+
+
 def job_settings(job: Any, job_file: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """The engine settings a job was frozen with: its row's record, else its ``job.json``."""
     record = getattr(job, "frozen", None) or {}

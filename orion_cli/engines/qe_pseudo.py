@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orion_cli.engines._command import setting_mapping
 from orion_cli.errors import UsageError
 
 DEBIAN_DIR = "/usr/share/espresso/pseudo"
@@ -177,8 +178,8 @@ def choose(
         return Choice(_file(pseudo_dir, str(explicit), origin), origin)
     if params.get("pseudo_family"):
         return _from_family(element, str(params["pseudo_family"]), settings, "-p pseudo_family")
-    configured = settings.get("pseudopotentials") or {}
-    if isinstance(configured, Mapping) and configured.get(element):
+    configured = setting_mapping(settings, "qe", "pseudopotentials")  # a table or "Si=f,..."
+    if configured.get(element):
         name = str(configured[element])
         origin = "[engines.qe] pseudopotentials"
         return Choice(_file(pseudo_dir, name, origin), origin)

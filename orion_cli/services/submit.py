@@ -27,7 +27,7 @@ from orion_cli.batch import (
 )
 from orion_cli.config import Settings
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused, UsageError
-from orion_cli.frozen import freeze
+from orion_cli.frozen import freeze, unkeyed
 from orion_cli.identity import current_user
 from orion_cli.limits import check_bound, check_text
 from orion_cli.resources import Resources
@@ -261,6 +261,8 @@ def _submit(
     for item in staged if handoff else ():  # the node takes the parent's final structure
         item.inputs.structure_from = handoff.result_path  # type: ignore[union-attr]
         item.source = f"from:{handoff.parent_id}"  # type: ignore[union-attr]
+        # its structure is known only when it starts: no key, never reused
+        item.inputs.frozen = unkeyed(item.inputs.frozen)
     if handoff and r.structure_scales:  # the node scales the parent's final cell
         for n, (item, scale) in enumerate(zip(staged, r.structure_scales, strict=True)):
             item.inputs.structure_scale = scale

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orion_cli.errors import ConfigError, UsageError
-from orion_cli.frozen import freeze
+from orion_cli.frozen import freeze, unkeyed
 from orion_cli.services.depgraph import AFTER_ANY, AFTER_OK
 from orion_cli.services.workflow_file import SCALE, Step, Workflow, read_workflow
 
@@ -345,11 +345,13 @@ def _record_study(session: Session, settings: Settings, plan: dict[str, _Planned
             for item in planned.items:
                 item.inputs.structure_from = str(Path(parent.workdir) / RESULT_FILE)
                 item.source = f"from:{parent.id}"
+                item.inputs.frozen = unkeyed(item.inputs.frozen)  # structure known at start
         if step.engine == EOS_ENGINE:
             swept = next(n for n in step.parents if any(SCALE in p for p in plan[n].points))
             ids = [job.id for job in plan[swept].jobs]
             for item in planned.items:
                 item.inputs.params = {**item.inputs.params, "jobs": ids}
+                item.inputs.frozen = unkeyed(item.inputs.frozen)  # its inputs are results
         r.study_id = study_id
         jobs, script = _record(session, settings, r, {}, planned.items)
         planned.jobs, planned.script = jobs, script
