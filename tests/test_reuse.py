@@ -6,6 +6,7 @@ energy reference is ASE's EMT run by hand.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -54,6 +55,10 @@ def test_two_identical_submissions_make_one_slurm_job(
     reference.calc = EMT()
     assert b["result"]["energy_ev"] == pytest.approx(reference.get_potential_energy(), abs=1e-9)
     assert b["result"]["energy_ev"] == a["result"]["energy_ev"]
+    copied = json.loads((Path(b["workdir"]) / "result.json").read_text())  # studies read it
+    assert (
+        copied["energy_ev"] == a["result"]["energy_ev"] and copied["extras"]["reused_from"] == first
+    )
     # once completed, a third is completed at once: no poll, no scheduler job
     third = orion_json("submit", CU, "-e", "emt", "--reuse")["id"]
     c = orion_json("show", str(third))

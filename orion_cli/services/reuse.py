@@ -20,13 +20,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from orion_cli.db.models import Job, JobResult, now_utc
+from orion_cli.engines.base import Result
 from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
+from orion_cli.jobdir import RESULT_FILE, write_json_atomic
 from orion_cli.services.lifecycle import note_many, transition
 from orion_cli.states import JobStatus
 
@@ -129,6 +132,18 @@ def _copy_result(session: Session, job: Job, source_id: int) -> None:
         error=None,
     )
     session.add(copy)
+    if job.workdir and Path(job.workdir).is_dir():  # a study's analysis reads result.json
+        write_json_atomic(
+            Path(job.workdir) / RESULT_FILE,
+            Result(
+                energy_ev=copy.energy_ev,
+                forces_ev_per_a=copy.forces_ev_per_a,
+                stress_ev_per_a3=copy.stress_ev_per_a3,
+                final_structure=copy.final_structure,
+                converged=copy.converged,
+                extras=copy.extras,
+            ).to_json(),
+        )
 
 
 def settle_waiters(session: Session, now: datetime) -> list[str]:
