@@ -44,13 +44,13 @@ def test_retry_elsewhere_runs_the_pseudopotential_of_attempt_one(
     job_id = orion_json(
         "submit", SI, "--engine", "qe", *tiny, "-p", "electron_maxstep=1", "--retries", "0"
     )["id"]
-    (failed,) = poll_until_final([job_id], timeout_s=300)
+    (failed,) = poll_until_final([job_id], timeout_s=900)
     assert failed["status"] == "failed", failed["error_message"]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # no orion.toml here: the rule would pick a PBE file
     orion("retry", str(job_id), "-p", "electron_maxstep=100")
-    (done,) = poll_until_final([job_id], timeout_s=300)
+    (done,) = poll_until_final([job_id], timeout_s=900)
     assert (done["status"], done["attempt"]) == ("completed", 2), done["error_message"]
     workdir = Path(done["workdir"])
     first, second = _physics(workdir / "pw-attempt-1.out"), _physics(workdir / "pw.out")

@@ -43,7 +43,7 @@ def test_two_identical_submissions_make_one_slurm_job(
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     first = orion_json("submit", CU, "-e", "emt", "--reuse")["id"]
     second = orion_json("submit", CU, "-e", "emt", "--reuse")["id"]
-    a, b = poll_until_final([first, second], timeout_s=300)
+    a, b = poll_until_final([first, second], timeout_s=900)
     assert (a["status"], b["status"]) == ("completed", "completed"), b["events"]
     assert b["reused_from"] == first and b["scheduler_job_id"] is None
     assert [x["scheduler_job_id"] for x in b["attempts"]] == [None]
@@ -69,7 +69,7 @@ def test_two_identical_submissions_make_one_slurm_job(
     fourth = orion_json("submit", CU, "-e", "emt", "--reuse")["id"]
     d = orion_json("show", str(fourth))
     assert d["reused_from"] is None and d["scheduler_job_id"], d
-    poll_until_final([fourth], timeout_s=300)
+    poll_until_final([fourth], timeout_s=900)
     events = orion_json("show", str(first))["events"]
     assert any("not to be reused" in (e["message"] or "") for e in events)
 
