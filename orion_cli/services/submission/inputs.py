@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from orion_cli.errors import UsageError
 from orion_cli.limits import printable
 from orion_cli.services.structures import ASE_FORMAT, extxyz_text
+from orion_cli.services.submission.cif import read_large_cif
 from orion_cli.services.submission.physical import MIN_DISTANCE_A, check_atoms
 
 if TYPE_CHECKING:
@@ -47,6 +48,10 @@ STRUCTURE_SUFFIXES = frozenset(
 )
 STRUCTURE_NAMES = ("POSCAR", "CONTCAR")
 #: formats that can hold many frames: one job per frame
+#: larger structure files are refused before parsing (a 1 GB file took 6.4 GB of memory)
+MAX_STRUCTURE_FILE_BYTES = 512 * 2**20
+#: the head of a text structure file that is checked for NUL bytes before it is read
+SNIFF_BYTES = 64 * 1024
 MULTI_FRAME_SUFFIXES = frozenset({".xyz", ".extxyz", ".traj"})
 #: ASE formats of engine outputs: their last frame is the structure meant (relaxed, final)
 OUTPUT_FORMATS = frozenset(
@@ -271,6 +276,7 @@ def _read_all(path: Path, everything: bool) -> tuple[str, str, list[Atoms]]:
 
     suffix = path.suffix.lower()
     fmt = ASE_FORMAT.get(suffix, "")
+    _check_size_and_content(path, text_format=bool(fmt) and fmt != "traj")
     text = _read_text(path) if fmt and fmt != "traj" else ""
     try:  # a text format orion names is parsed from the text read once (one open per file)
         fmt = fmt or filetype(str(path))
@@ -280,7 +286,9 @@ def _read_all(path: Path, everything: bool) -> tuple[str, str, list[Atoms]]:
             ":" if everything or suffix in MULTI_FRAME_SUFFIXES or fmt in OUTPUT_FORMATS else 0
         )
         source_arg: Any = io.StringIO(text) if text and fmt in ASE_FORMAT.values() else path
-        loaded = read(source_arg, index=index, format=fmt)
+        large = read_large_cif(text, path) if fmt == "cif" and text else None
+        loaded = large[slice(None) if index == ":" else slice(0, 1)] if large else None
+        loaded = loaded or read(source_arg, index=index, format=fmt)
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - ASE raises many kinds for bad files
@@ -313,6 +321,26 @@ def _select(numbered: list[tuple[int, Atoms]], given: StructureInput) -> list[tu
             f"'{given}': the index selects no frame ('{given.path}' has {count})", INDEX_HINT
         )
     return chosen
+
+
+def _check_size_and_content(path: Path, text_format: bool) -> None:
+    """Refuse, before parsing, a file over the size limit or a text file holding NUL bytes."""
+    size_bytes = path.stat().st_size
+    if size_bytes > MAX_STRUCTURE_FILE_BYTES:
+        raise UsageError(
+            f"'{path}' is {size_bytes / 2**20:,.0f} MiB; orion reads structure files of up to "
+            f"{MAX_STRUCTURE_FILE_BYTES // 2**20} MiB",
+            "give a smaller file (e.g. only the frames you need)",
+        )
+    if text_format:
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+        if b"\0" in head:
+            raise UsageError(
+                f"'{path}' holds NUL bytes in its first {SNIFF_BYTES // 1024} KiB: "
+                f"it is not a {path.suffix.lstrip('.')} text file",
+                "give a CIF, POSCAR/CONTCAR, xyz/extxyz or traj file",
+            )
 
 
 def _text_or_nothing(path: Path) -> str:
