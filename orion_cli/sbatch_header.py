@@ -231,3 +231,42 @@ def export_option(own: str | None, env: dict[str, str]) -> str:
     if own.upper() == "NONE":
         return f"--export={mine}"
     return f"--export={own},{mine}"
+
+
+#: slurmctld refuses a longer option value ("Pathname of a file, directory or other parameter
+#: too long"): 1024 characters, 4096 (PATH_MAX) for paths; measured with ``sbatch --test-only``
+#: on Slurm 22.05 (--comment/--job-name/--wckey of 1025 refused, --output of 4097 refused)
+MAX_OPTION_CHARS = 1024
+MAX_PATH_OPTION_CHARS = 4096
+_PATH_OPTIONS = frozenset({"output", "error", "input", "chdir"})
+
+
+def check_sbatch_accepts(text: str, options: dict[str, str], where: str) -> None:
+    """Refuse what sbatch refuses every time: DOS line breaks, no ``#!``, an over-long option.
+
+    Such a script can never run, so it is refused at submit rather than recorded and retried.
+
+    >>> check_sbatch_accepts("#!/bin/sh\\n", {"comment": "x" * 1024}, "s")
+    >>> check_sbatch_accepts("echo hi\\n", {}, "s")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    orion_cli.errors.UsageError: s does not start with '#!' ...
+    """
+    if "\r\n" in text:
+        raise UsageError(
+            f"{where} has DOS line breaks (\\r\\n), which sbatch refuses",
+            "convert it to Unix line breaks: dos2unix <script> (or sed -i 's/\\r$//' <script>)",
+        )
+    if not text.startswith("#!"):
+        raise UsageError(
+            f"{where} does not start with '#!' (sbatch needs the interpreter on the first line)",
+            "make its first line e.g. #!/bin/bash",
+        )
+    for key, value in options.items():
+        limit = MAX_PATH_OPTION_CHARS if key in _PATH_OPTIONS else MAX_OPTION_CHARS
+        if len(value) > limit:
+            raise UsageError(
+                f"{where}: #SBATCH --{key} is {len(value):,} characters; SLURM accepts "
+                f"at most {limit:,}",
+                f"shorten the value of --{key}",
+            )

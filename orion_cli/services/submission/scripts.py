@@ -30,6 +30,7 @@ from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
 from orion_cli.limits import check_bound, check_text
 from orion_cli.sbatch_header import (
+    check_sbatch_accepts,
     check_script_text,
     header_resources,
     parse_header,
@@ -130,6 +131,7 @@ def _checked(settings: Settings, r: ScriptRequest) -> tuple[str, dict[str, Any]]
     text = read_script(path)
     where = f"script '{path}'"
     header = parse_header(text, where)
+    check_sbatch_accepts(text, header.options, where)
     if header.get("array") is not None:
         raise UsageError(
             f"{where} is a job array (#SBATCH --array)",
