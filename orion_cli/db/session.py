@@ -235,6 +235,7 @@ def ready_engine(url: str) -> Engine:
     the schema, a corrupt or foreign one is refused unchanged. On PostgreSQL nothing is
     ever created here (``orion db upgrade`` does that).
     """
+    check_url(url)  # before any file is made for it (a URL option is no file name)
     path = sqlite_path(url)
     with translated_errors(url):
         if path is not None and files.inspect(path) is files.FileState.MISSING:

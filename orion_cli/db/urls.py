@@ -135,6 +135,7 @@ def check_url(url: str, parse: bool = True) -> None:
     orion_cli.errors.ConfigError: database URL 'postgresql://u:***@h:notaport/db' cannot be read: port 'notaport' is not a number
     """  # noqa: E501
     if _is_file_url(url):
+        _check_sqlite_url(url)
         return
     if not url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         raise ConfigError(
@@ -163,3 +164,34 @@ def check_url(url: str, parse: bool = True) -> None:
         else:
             why = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)
         raise ConfigError(f"database URL '{redact(url)}' cannot be read: {why}", FIX_HINT) from None
+
+
+def _check_sqlite_url(url: str) -> None:
+    """Accept only ``sqlite:///relative.db`` and ``sqlite:////absolute.db``.
+
+    SQLAlchemy takes more (``sqlite:relative`` fails inside it, ``?uri=true`` makes every
+    derived file name a URI option, ``?mode=ro`` opens read-write anyway), and an in-memory
+    database forgets every job when orion exits.
+
+    >>> _check_sqlite_url("sqlite:////home/ann/orion.db")
+    >>> _check_sqlite_url("sqlite:///x.db?mode=ro")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    orion_cli.errors.ConfigError: database URL 'sqlite:///x.db?mode=ro' is not a form orion reads: options after '?' are not supported ...
+    """  # noqa: E501
+    path = url.removeprefix("sqlite:///")
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        why = "an in-memory database forgets every job when orion exits"
+    elif not url.startswith("sqlite:///") or not path:
+        why = "a SQLite URL is sqlite:/// followed by the path of the database file"
+    elif "?" in url:
+        why = "options after '?' are not supported (orion opens the file itself)"
+    elif path.startswith("file:"):
+        why = "'file:' URIs are not supported"
+    else:
+        return
+    raise ConfigError(
+        f"database URL '{url}' is not a form orion reads: {why}",
+        "write sqlite:///relative/orion.db or sqlite:////absolute/orion.db in "
+        "ORION_DATABASE_URL (or database_url in orion.toml)",
+    )
