@@ -123,7 +123,7 @@ def job_directory() -> str:
         (
             f"`{jobdir.EVENTS_FILE}` read per job and poll cycle",
             f"{jobdir.MAX_EVENT_BYTES_PER_CYCLE // kib // kib} MiB",
-            "the rest in later cycles",
+            "more: its first and last half, the middle skipped (noted)",
         ),
         (f"`{jobdir.RESULT_FILE}`", f"{jobdir.MAX_RESULT_BYTES // kib // kib} MiB", "job fails"),
         ("an event name", f"{ingest.MAX_EVENT_NAME_CHARS} characters", "line skipped"),

@@ -113,10 +113,12 @@ def read_events(
 ) -> EventBatch:
     """Read complete event lines after byte ``offset``; a half-written last line waits.
 
-    At most ``max_bytes`` are read (never fewer than a whole line of ``max_line_bytes``,
-    so every call gets on); the rest is read by later calls from the returned offset. A
-    line that is not JSON, or longer than ``max_line_bytes``, is skipped with a warning.
-    The records are returned as parsed, unchecked: see ``ingest``.
+    At most ``max_bytes`` are read (never fewer than two whole lines of ``max_line_bytes``,
+    so every call gets on). When more than that was written since ``offset``, the first and
+    the last half are read and the lines between skipped with a warning: the start and the
+    end of an attempt, the newest step and their times are what the poller needs. A line
+    that is not JSON, or longer than ``max_line_bytes``, is skipped with a warning. The
+    records are returned as parsed, unchecked: see ``ingest``.
 
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp())
@@ -130,7 +132,7 @@ def read_events(
     except FileNotFoundError:
         return EventBatch([], offset)
     warnings: list[str] = []
-    max_bytes = max(max_bytes, max_line_bytes + 1)
+    half = max(max_bytes, 2 * (max_line_bytes + 1)) // 2
     with os.fdopen(fd, "rb") as handle:
         size = os.fstat(fd).st_size
         if offset > size:  # the file was replaced or truncated: read it again from the start
@@ -139,16 +141,36 @@ def read_events(
                 "read again from the start"
             )
             offset = 0
-        start = max(offset - 1, 0)  # one byte back: was the last read stopped mid-line?
-        handle.seek(start)
-        data = handle.read(max_bytes + (offset - start))
+        if size - offset <= 2 * half:
+            events, end = _read_lines(handle, offset, 2 * half, max_line_bytes, warnings)
+            return EventBatch(events, end, warnings)
+        head, head_end = _read_lines(handle, offset, half, max_line_bytes, warnings)
+        tail, end = _read_lines(handle, size - half, half, max_line_bytes, warnings)
+    warnings.append(
+        f"{EVENTS_FILE} grew by {size - offset:,} bytes since the last poll (more than "
+        f"{2 * half:,} per cycle): read its first and last {half:,} bytes, skipped the "
+        f"{size - half - head_end:,} bytes between"
+    )
+    return EventBatch(head + tail, end, warnings)
+
+
+def _read_lines(
+    handle: Any, offset: int, max_bytes: int, max_line_bytes: int, warnings: list[str]
+) -> tuple[list[Any], int]:
+    """Parse the complete lines in ``max_bytes`` from ``offset``; return them and the new offset.
+
+    A line begun before ``offset`` (cut there) is dropped up to its end.
+    """
+    start = max(offset - 1, 0)  # one byte back: does ``offset`` fall mid-line?
+    handle.seek(start)
+    data = handle.read(max_bytes + (offset - start))
     mid_line = offset > 0 and data[:1] != b"\n"
     data = data[offset - start :]
     position = 0
-    if mid_line:  # the rest of a line skipped as too long: drop it up to its end
+    if mid_line:  # the rest of a line skipped as too long (or cut off): drop it up to its end
         newline = data.find(b"\n")
         if newline < 0:
-            return EventBatch([], offset + len(data), warnings)
+            return [], offset + len(data)
         position = newline + 1
     end = data.rfind(b"\n") + 1
     events: list[Any] = []
@@ -171,7 +193,7 @@ def read_events(
             f"{EVENTS_FILE} (at byte {offset + end})"
         )
         end = len(data)
-    return EventBatch(events, offset + end, warnings)
+    return events, offset + end
 
 
 def _no_constant(name: str) -> Any:
