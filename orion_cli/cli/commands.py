@@ -39,6 +39,14 @@ def poll(
             "DIR/orion-<user>.prom (node_exporter textfile directory).",
         ),
     ] = None,
+    confirm_lost: Annotated[
+        bool,
+        typer.Option(
+            "--confirm-lost",
+            help="Let local jobs that are all missing at once be declared lost (normally "
+            "taken for a wrong ORION_HOME and left alone).",
+        ),
+    ] = False,
 ) -> None:
     """Reconcile the scheduler and job directories into the database (cron runs this)."""
     from orion_cli.services.lifecycle.poll import poll as run_poll
@@ -50,7 +58,7 @@ def poll(
             f"--metrics directory '{metrics}' does not exist",
             "give node_exporter's --collector.textfile.directory",
         )
-    report = run_poll(settings)
+    report = run_poll(settings, confirm_lost=confirm_lost)
     if metrics is not None and not report.overlapped:
         write_textfile(settings, textfile_in(metrics, current_user()))
     _print_poll(report, as_json, quiet)

@@ -540,12 +540,13 @@ def poller_lock(engine: Engine, settings: Settings) -> Iterator[bool]:
         lock.release()
 
 
-def poll(settings: Settings, now: datetime | None = None) -> PollReport:
+def poll(settings: Settings, now: datetime | None = None, confirm_lost: bool = False) -> PollReport:
     """Run one reconcile cycle for this user's jobs that need the poller.
 
     Only the jobs of the Unix user running it: a poller never queries, ingests, retries or
     recovers another user's job, so it never runs another user's files as itself. On a
-    group database every user runs their own poller (cron).
+    group database every user runs their own poller (cron). ``confirm_lost``: local jobs
+    that are all missing at once may be declared lost (see :func:`suspect_wrong_home`).
     """
     import time
 
@@ -562,7 +563,7 @@ def poll(settings: Settings, now: datetime | None = None) -> PollReport:
                 return report
             with session_scope(url) as session:
                 check_role(session, current_user())
-                _poll_all(session, settings, now, report)
+                _poll_all(session, settings, now, report, confirm_lost)
             report.duration_s = time.monotonic() - started
             # still under the lock: the stamp says when the poller last succeeded
             record_cycle(settings, now_utc(), report.duration_s, len(report.errors), report.checked)
@@ -593,7 +594,9 @@ def _query_allowed(settings: Settings, scheduler_name: str) -> float | None:
     return None
 
 
-def _poll_all(session: Session, settings: Settings, now: datetime, report: PollReport) -> None:
+def _poll_all(
+    session: Session, settings: Settings, now: datetime, report: PollReport, confirm_lost: bool
+) -> None:
     from sqlalchemy.exc import OperationalError
 
     report.notes += settle_waiters(session, now)  # --reuse: jobs waiting for an identical one
@@ -607,7 +610,7 @@ def _poll_all(session: Session, settings: Settings, now: datetime, report: PollR
             continue
         try:
             scheduler = scheduler_for(settings, name)
-            _poll_group(session, settings, scheduler, group, now, report)
+            _poll_group(session, settings, scheduler, group, now, report, confirm_lost)
         except OrionError as exc:
             session.rollback()
             report.errors.append(f"{name}: {exc.one_line()} — its jobs were left unchanged")
@@ -686,6 +689,7 @@ def _poll_group(
     rows: list[Row[Any]],
     now: datetime,
     report: PollReport,
+    confirm_lost: bool = False,
 ) -> None:
     """Recover, reconcile and retry one scheduler's jobs, committing each step.
 
@@ -719,6 +723,8 @@ def _poll_group(
         infos = scheduler.query([r.scheduler_job_id for r in active if r.scheduler_job_id])
         report.scheduler_calls += 1
         report.checked += len(active)
+        if not confirm_lost:
+            active = suspect_wrong_home(scheduler, active, infos, report)
         closer = [r.id for r in active if not _unchanged(r, infos.get(r.scheduler_job_id or ""))]
         stuck = [r.id for r in active if _never_satisfied(infos.get(r.scheduler_job_id or ""))]
         if stuck:
@@ -734,6 +740,36 @@ def _poll_group(
         _requeue_committed(session, settings, scheduler, now, report)
     for job_id in due_ids:  # retries that are due, including failures found just now
         _retry_committed(session, settings, scheduler, job_id, now, report)
+
+
+#: this many local jobs or more all missing at once: the wrong ORION_HOME, not lost jobs
+MASS_MISSING_MIN_JOBS = 2
+
+
+def suspect_wrong_home(
+    scheduler: Any, active: list[Row[Any]], infos: Mapping[str, JobInfo], report: PollReport
+) -> list[Row[Any]]:
+    """``active`` without its local jobs when every one of them is missing at once.
+
+    The local scheduler keeps its jobs under ``ORION_HOME``: polled from another home, all
+    of them look gone, and declaring them lost would run every one again (800 held jobs were
+    once). So when all active local jobs (at least :data:`MASS_MISSING_MIN_JOBS`) are unknown
+    to it, none is touched and the poll reports an error; ``orion poll --confirm-lost``
+    lets them be declared lost after the grace period. One job missing among others is lost
+    as usual.
+    """
+    tracked = [row for row in active if row.scheduler_job_id]
+    if getattr(scheduler, "name", "") != "local" or len(tracked) < MASS_MISSING_MIN_JOBS:
+        return active
+    if any(row.scheduler_job_id in infos for row in tracked):
+        return active
+    where = getattr(scheduler, "jobs_dir", "its state directory")
+    report.errors.append(
+        f"local: none of the {len(tracked)} active local jobs is known in {where} — is "
+        "ORION_HOME the one they were submitted from? They were left unchanged; if they "
+        "really are gone, `orion poll --confirm-lost` declares them lost"
+    )
+    return [row for row in active if not row.scheduler_job_id]
 
 
 def _reconcile_committed(

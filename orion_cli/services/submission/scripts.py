@@ -30,6 +30,7 @@ from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
 from orion_cli.limits import check_bound, check_text
 from orion_cli.sbatch_header import (
+    ScriptHeader,
     check_sbatch_accepts,
     check_script_text,
     header_resources,
@@ -125,11 +126,8 @@ def _flag_options(r: ScriptRequest) -> list[str]:
     return options
 
 
-def _checked(settings: Settings, r: ScriptRequest) -> tuple[str, dict[str, Any]]:
-    """Read and check the script and the flags; return its text and the job row's values."""
-    path = r.script.expanduser().absolute()
-    text = read_script(path)
-    where = f"script '{path}'"
+def _checked_header(text: str, where: str) -> ScriptHeader:
+    """The script's ``#SBATCH`` options; UsageError for what sbatch refuses and for arrays."""
     header = parse_header(text, where)
     check_sbatch_accepts(text, header.options, where)
     if header.get("array") is not None:
@@ -137,6 +135,15 @@ def _checked(settings: Settings, r: ScriptRequest) -> tuple[str, dict[str, Any]]
             f"{where} is a job array (#SBATCH --array)",
             "submit each task as its own script; arrays are not tracked yet",
         )
+    return header
+
+
+def _checked(settings: Settings, r: ScriptRequest) -> tuple[str, dict[str, Any]]:
+    """Read and check the script and the flags; return its text and the job row's values."""
+    path = r.script.expanduser().absolute()
+    text = read_script(path)
+    where = f"script '{path}'"
+    header = _checked_header(text, where)
     res = header_resources(header, where)
     for flag, value in (
         ("--name", r.name),
