@@ -158,7 +158,7 @@ def audit(
         ["time", "actor", "source", "job", "owner", "action", "message"],
         [
             (
-                r["at"][:19].replace("T", " "),
+                r["at"] if "unreadable" in r["at"] else r["at"][:19].replace("T", " "),
                 r["actor"] or "-",
                 r["source"],
                 f"{r['job_id']} {r['job_name']}",

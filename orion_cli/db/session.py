@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from orion_cli.db import KNOWN_REVISIONS, ORION_TABLES, SCHEMA_HEAD
 from orion_cli.db import sqlite_file as files
+from orion_cli.db.pg_times import clamp_infinite_times
 from orion_cli.db.urls import check_url, normalize_url, redact, scrub
 from orion_cli.errors import DatabaseError, ForeignDatabaseError, OrionError
 from orion_cli.runner import COMMAND_TIMEOUT_S
@@ -46,7 +47,9 @@ def get_engine(url: str) -> Engine:
         return engine
     # psycopg parses each distinct statement text once; pages of 100 rows repeat the
     # same text, where one page of 1,000 rows costs ~0.1 s of parsing per bulk insert
-    return create_engine(url, pool_pre_ping=True, insertmanyvalues_page_size=100)
+    engine = create_engine(url, pool_pre_ping=True, insertmanyvalues_page_size=100)
+    event.listen(engine, "connect", clamp_infinite_times)  # a member's 'infinity' rows
+    return engine
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt, JobEvent, JobResult, JobTag, now_utc
+from orion_cli.db.pg_times import shown_time
 from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
 from orion_cli.services.lifecycle.dependencies import links_of
@@ -46,7 +47,7 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
         data["run_s"] = seconds_between(job.started_at, job.finished_at)
         for key, value in data.items():
             if isinstance(value, datetime):
-                data[key] = value.isoformat()
+                data[key] = shown_time(value)
         data["tags"] = list(
             session.exec(select(JobTag.tag).where(JobTag.job_id == job_id).order_by(col(JobTag.id)))
         )
@@ -74,15 +75,15 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
                 "mem_mb": a.mem_mb,
                 "raw_state": a.raw_state,
                 "message": a.message,
-                "submitted_at": a.submitted_at.isoformat() if a.submitted_at else None,
-                "started_at": a.started_at.isoformat() if a.started_at else None,
-                "finished_at": a.finished_at.isoformat() if a.finished_at else None,
+                "submitted_at": shown_time(a.submitted_at),
+                "started_at": shown_time(a.started_at),
+                "finished_at": shown_time(a.finished_at),
             }
             for a in attempts
         ]
         data["events"] = [
             {
-                "at": e.at.isoformat(),
+                "at": shown_time(e.at),
                 "from": e.from_status,
                 "to": e.to_status,
                 "reason": e.reason,
@@ -132,7 +133,7 @@ def audit_events(
     with session_scope(settings.resolved_database_url) as session:
         return [
             {
-                "at": e.at.isoformat(),
+                "at": shown_time(e.at),
                 "job_id": e.job_id,
                 "job_name": name,
                 "owner": owner,
