@@ -287,8 +287,11 @@ def _read_all(path: Path, everything: bool) -> tuple[str, str, list[Atoms]]:
         )
         source_arg: Any = io.StringIO(text) if text and fmt in ASE_FORMAT.values() else path
         large = read_large_cif(text, path) if fmt == "cif" and text else None
-        loaded = large[slice(None) if index == ":" else slice(0, 1)] if large else None
-        loaded = loaded or read(source_arg, index=index, format=fmt)
+        loaded: Any = (
+            large[slice(None) if index == ":" else slice(0, 1)]
+            if large
+            else read(source_arg, index=index, format=fmt)
+        )
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - ASE raises many kinds for bad files
