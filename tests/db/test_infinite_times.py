@@ -45,4 +45,5 @@ def test_infinite_event_and_job_times_are_read(
         assert "Traceback" not in result.output
     assert "infinity (unreadable time)" in orion("show", str(job_id)).output
     assert "infinity (unreadable time)" in orion("audit").output
-    assert orion_json("show", str(job_id))["id"] == job_id
+    shown = orion_json("show", str(job_id))
+    assert shown["submitted_at"].endswith("(unreadable time)") and shown["queue_wait_s"] is None

@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt, JobEvent, JobResult, JobTag, now_utc
-from orion_cli.db.pg_times import shown_time
+from orion_cli.db.pg_times import is_unreadable, shown_time
 from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
 from orion_cli.services.lifecycle.dependencies import links_of
@@ -108,8 +108,11 @@ def seconds_between(start: datetime | None, end: datetime | None) -> float | Non
     60.0
     >>> seconds_between(datetime(2026, 1, 1, 10, 0, 2), datetime(2026, 1, 1, 10))
     0.0
+    >>> from orion_cli.db.pg_times import UNREADABLE_AFTER  # what 'infinity' is read as
+    >>> seconds_between(datetime(2026, 1, 1, 10), UNREADABLE_AFTER) is None
+    True
     """
-    if start is None or end is None:
+    if start is None or end is None or is_unreadable(start) or is_unreadable(end):
         return None
     aware = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end)]
     return max(0.0, round((aware[1] - aware[0]).total_seconds(), 3))
