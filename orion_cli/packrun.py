@@ -34,11 +34,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from orion_cli.batch import SLOTS_VARIABLE
 from orion_cli.jobdir import JOB_FILE, RESULT_FILE, append_event, write_json_atomic
 from orion_cli.jobrun import PackSignal, SoftLimitReached, made, run_job
 from orion_cli.taskfile import CANCEL_MARKER, JobInputs, read_packs, read_tasks
 
-SLOTS_VARIABLE = "ORION_PACK_SLOTS"
 SLOT_VARIABLE = "ORION_PACK_SLOT"
 
 

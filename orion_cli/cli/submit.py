@@ -202,6 +202,13 @@ def submit(
     estimate: Annotated[
         str, typer.Option(help="Time one calculation takes, for --pack auto: 10s, 2m.")
     ] = "",
+    pack_tasks: Annotated[
+        int | None,
+        typer.Option(
+            help="Pack into K array tasks (default with --pack auto: one per idle core, "
+            "fewer if the walltime allows)."
+        ),
+    ] = None,
     allow_close_atoms: Annotated[
         bool,
         typer.Option(
@@ -240,7 +247,7 @@ def submit(
     """Submit one job per structure file."""
     from orion_cli.config import load_settings
     from orion_cli.services.depgraph import parse_ids
-    from orion_cli.services.packing import parse_estimate_s
+    from orion_cli.services.packing import parse_estimate_s, parse_pack_tasks
     from orion_cli.services.submit import SubmitRequest
     from orion_cli.services.submit import submit as submit_jobs
     from orion_cli.units import parse_mem_mb, parse_walltime_s
@@ -293,6 +300,7 @@ def submit(
         allow_close_atoms=allow_close_atoms,
         max_retries=retries,
         pack=pack,
+        pack_tasks=parse_pack_tasks(pack_tasks),
         on_scf_fail=on_scf_fail or [],
         estimate_s=parse_estimate_s(estimate) if estimate else None,
         retry_delay_s=parse_walltime_s(retry_delay, "--retry-delay") if retry_delay else None,
