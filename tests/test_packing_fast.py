@@ -190,3 +190,52 @@ def test_packed_emt_through_orion_completes_with_ase_energies(
         assert job["result"]["energy_ev"] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)  # type: ignore[attr-defined]
     logs = orion("logs", str(out["ids"][0])).output
     assert "finished" in logs or "completed" in logs
+
+
+def test_poll_counts_a_packed_result_while_its_task_runs(orion_home: Path, tmp_path: Path) -> None:
+    import time
+
+    from ase.io import write
+
+    write(tmp_path / "many.extxyz", _frames(3), format="extxyz")
+    ids = orion_json(
+        "submit", str(tmp_path / "many.extxyz"), "-e", "mock", "-p", "duration_s=3",
+        "--pack", "3", "--scheduler", "local",
+    )["ids"]  # fmt: skip
+    first = Path(orion_json("show", str(ids[0]))["workdir"], "result.json")
+    deadline = time.monotonic() + 120
+    while not first.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    orion("poll")
+    jobs = [orion_json("show", str(job_id)) for job_id in ids]
+    assert jobs[0]["status"] == "completed" and jobs[0]["result"]["energy_ev"] < 0
+    assert jobs[2]["status"] in ("queued", "running")  # its task still runs: 6 s to go
+    assert not Path(jobs[2]["workdir"], "result.json").exists()
+    final = poll_until_final(ids)
+    assert [job["status"] for job in final] == ["completed"] * 3
+    assert [e["to"] for e in final[0]["events"]].count("completed") == 1  # counted once
+
+
+@pytest.mark.slurm
+def test_wait_on_a_pack_ends_with_its_results_not_the_query_interval(
+    orion_home: Path, tmp_path: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from ase.io import write
+
+    from orion_cli.config import load_settings
+    from orion_cli.services.waiting import wait_for
+
+    write(tmp_path / "many.extxyz", _frames(4), format="extxyz")
+    monkeypatch.setenv("ORION_MIN_QUERY_INTERVAL_S", "600")
+    ids = orion_json(
+        "submit", str(tmp_path / "many.extxyz"), "-e", "mock", "-p", "duration_s=0.2",
+        "--pack", "4", "--scheduler", "slurm",
+    )["ids"]  # fmt: skip
+    start = time.monotonic()
+    outcome = wait_for(load_settings(), ids, timeout_s=300)
+    assert outcome.all_completed, outcome.states
+    assert outcome.scheduler_calls <= 1  # squeue at most once in the 600 s interval
+    assert time.monotonic() - start < 300

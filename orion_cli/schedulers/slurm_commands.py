@@ -380,7 +380,7 @@ def sinfo_idle_cpus_argv(partition: str = "") -> list[str]:
 def parse_idle_cpus(stdout: str) -> int:
     """Sum the idle CPUs of ``sinfo -N -o '%N|%C'``; a node in two partitions counts once.
 
-    >>> parse_idle_cpus("vm|1/1/0/2\nvm|1/1/0/2\nn2|0/4/0/4\n")
+    >>> parse_idle_cpus("vm|1/1/0/2\\nvm|1/1/0/2\\nn2|0/4/0/4\\n")
     5
     """
     idle: dict[str, int] = {}
