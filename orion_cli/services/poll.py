@@ -893,9 +893,17 @@ def _settle_packed_committed(
 
 
 def _settle_packed(session: Session, jobs: list[Job], now: datetime) -> set[int]:
-    """Store and complete, in one batch, the jobs whose current attempt has a good result."""
+    """Store and complete, in one batch, the jobs whose current attempt has a good result.
+
+    A job still queued in the database goes straight to completed (it started and ended
+    between two polls; its events give the times). New result rows go in as one bulk
+    insert; a job that has a row already (an earlier attempt's) updates it.
+    """
+    from sqlalchemy import insert
+
     moves, notes = Moves(), JobNotes()
     results = _stored_results(session, jobs)
+    rows: list[dict[str, Any]] = []
     done: set[int] = set()
     for job in jobs:
         if not JobStatus(job.status).is_active:
@@ -904,15 +912,34 @@ def _settle_packed(session: Session, jobs: list[Job], now: datetime) -> set[int]
         if checked is None or checked.error:
             continue
         notes.saw_times(job, _ingest_events(job, notes))
-        _store_result(session, job, results.get(job.id or 0), checked)
-        if job.status == JobStatus.QUEUED.value:
-            moves.move(job, JobStatus.RUNNING)
+        if job.id in results:
+            _store_result(session, job, results[job.id or 0], checked)
+        else:
+            rows.append(_result_row(job, checked, now))
         moves.move(job, JobStatus.COMPLETED)
         done.add(job.id or 0)
     moves.apply(session, now)
+    if rows:
+        session.execute(insert(JobResult), rows)
     notes.apply_times(session)
     notes.write(session, now)
     return done
+
+
+def _result_row(job: Job, checked: CheckedResult, now: datetime) -> dict[str, Any]:
+    """A new ``job_result`` row for a bulk insert."""
+    return {
+        "job_id": job.id,
+        "attempt": job.attempt,
+        "energy_ev": checked.energy_ev,
+        "forces_ev_per_a": checked.forces_ev_per_a,
+        "stress_ev_per_a3": checked.stress_ev_per_a3,
+        "final_structure": checked.final_structure,
+        "converged": checked.converged,
+        "extras": checked.extras,
+        "error": checked.error,
+        "created_at": now,
+    }
 
 
 def _load_ids(session: Session, ids: list[int]) -> list[Job]:
