@@ -250,8 +250,8 @@ def main() -> None:
                 + (
                     "- | - | - | - | hyperqueue not installed |"
                     if hq_s is None
-                    else f"{args.hq_jobs} | {hq_s:.1f} | {args.hq_jobs} | {args.hq_jobs / hq_s:.1f} | "
-                    "one Python process per task |"
+                    else f"{args.hq_jobs} | {hq_s:.1f} | {args.hq_jobs} | "
+                    f"{args.hq_jobs / hq_s:.1f} | one Python process per task |"
                 )
             )
     print(f"load after: {os.getloadavg()}", file=sys.stderr)
