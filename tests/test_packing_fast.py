@@ -188,8 +188,8 @@ def test_packed_emt_through_orion_completes_with_ase_energies(
         atoms.calc = EMT()  # type: ignore[attr-defined]
         assert job["status"] == "completed"
         assert job["result"]["energy_ev"] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)  # type: ignore[attr-defined]
-    logs = orion("logs", str(out["ids"][0])).output
-    assert "finished" in logs or "completed" in logs
+    logs = orion("logs", str(out["ids"][4])).output  # line 4 ran in packed task 1
+    assert "task-1.out" in logs and "packed task 1: ran 3 of 3 calculations" in logs
 
 
 def test_poll_counts_a_packed_result_while_its_task_runs(orion_home: Path, tmp_path: Path) -> None:
