@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
@@ -243,6 +244,8 @@ class InMemory:
             result = Result(error=str(exc))
         except Exception as exc:  # noqa: BLE001 - any engine failure becomes the job's error
             result = Result(error=f"{type(exc).__name__}: {exc}")
+            print(f"orion jobrun: job {workdir.name} failed:", file=sys.stderr)
+            traceback.print_exc()  # into the task's output: what `orion logs` shows
         soft.computing = False
         self.stop.current = None
         finish(workdir, attempt, result, soft.reached)

@@ -102,9 +102,14 @@ def test_fast_path_failure_is_the_jobs_error_and_the_pack_goes_on(tmp_path: Path
     frames = _frames(2)
     frames[0].symbols[0] = "U"  # type: ignore[attr-defined] - EMT has no uranium
     _write_pack(tmp_path, "emt", {}, frames)
-    _run_pack(tmp_path)
+    run = _run_pack(tmp_path)
     failed = json.loads((tmp_path / "jobs" / "0" / "result.json").read_text())
     assert "U" in failed["error"]
+    assert "job 0 failed:\nTraceback" in run.stderr  # the task's output: orion logs
+    assert sorted(p.name for p in (tmp_path / "jobs" / "0").iterdir()) == [
+        "events.jsonl",
+        "result.json",
+    ]
     assert _events(tmp_path / "jobs" / "0")[-1]["event"] == "failed"
     assert json.loads((tmp_path / "jobs" / "1" / "result.json").read_text())["error"] is None
 
