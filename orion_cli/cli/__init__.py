@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 
 from orion_cli import __version__
+from orion_cli.cli.help import PanelGroup, arrange
 
 app = typer.Typer(
     name="orion",
+    cls=PanelGroup,
     help="Submit, track and parse materials-science calculations on SLURM (or locally).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -59,6 +61,8 @@ from orion_cli.cli import (  # noqa: E402,F401  (registers the commands)
     watch,
     workflow,
 )
+
+arrange(app)
 
 
 def main() -> None:
