@@ -244,3 +244,15 @@ def test_wait_on_a_pack_ends_with_its_results_not_the_query_interval(
     assert outcome.all_completed, outcome.states
     assert outcome.scheduler_calls <= 1  # squeue at most once in the 600 s interval
     assert time.monotonic() - start < 300
+
+
+def test_submit_wait_on_many_jobs_ends_with_the_counts(orion_home: Path, tmp_path: Path) -> None:
+    from ase.io import write
+
+    write(tmp_path / "many.extxyz", _frames(21), format="extxyz")
+    result = orion(
+        "submit", str(tmp_path / "many.extxyz"), "-e", "mock", "-p", "duration_s=0",
+        "--pack-tasks", "2", "--scheduler", "local", "--wait",
+    )  # fmt: skip
+    assert result.output.strip().splitlines()[-1] == "21 completed"
+    assert "energy_ev" not in result.output  # no job rendered one by one
