@@ -121,25 +121,28 @@ def count_completed(env: dict[str, str], n: int) -> int:
     return len(rows)
 
 
-def task_times(env: dict[str, str]) -> tuple[int, float]:
-    """Packed tasks and the sum of their runners' own seconds (from their output files)."""
-    workdir = json.loads(
+def task_times(env: dict[str, str]) -> tuple[int, float, float]:
+    """Packed tasks, the sum of their runners' own seconds (from their output files), and
+    how long the first job waited in SLURM's queue (other users' jobs on a shared node)."""
+    first = json.loads(
         subprocess.run(
             [ORION, "show", "1", "--json"], env=env, capture_output=True, text=True
         ).stdout
-    )["workdir"]
+    )
+    workdir = first["workdir"]
     tasks, seconds = 0, 0.0
     for out in Path(workdir).parent.glob("arrays/*/task-*.out"):
         for match in re.finditer(r"ran \d+ of \d+ calculations in ([\d.]+) s", out.read_text()):
             tasks += 1
             seconds += float(match[1])
-    return tasks, seconds
+    return tasks, seconds, float(first.get("queue_wait_s") or 0.0)
 
 
 def orion_packed(
     home: Path, structures: Path, n: int, database_url: str | None
-) -> tuple[float, int, int, float]:
-    """End to end seconds, completed jobs, tasks, runner seconds summed over the tasks."""
+) -> tuple[float, int, int, float, float]:
+    """End to end seconds, completed jobs, tasks, runner seconds summed over the tasks,
+    the first job's queue wait."""
     env = orion_env(home, database_url)
     start = time.perf_counter()
     subprocess.run(
@@ -149,8 +152,8 @@ def orion_packed(
         check=False,
     )
     seconds = time.perf_counter() - start
-    tasks, runner_s = task_times(env)
-    return seconds, count_completed(env, n), tasks, runner_s
+    tasks, runner_s, queue_s = task_times(env)
+    return seconds, count_completed(env, n), tasks, runner_s, queue_s
 
 
 def ingest(home: Path, structures: Path, n: int, database_url: str | None) -> tuple[float, int]:
@@ -226,11 +229,14 @@ def main() -> None:
                 f"{n / loop_s:.0f} | loop alone {inner_s:.1f} s, {1e3 * inner_s / n:.2f} ms/calc |"
             )
             home = base / f"orion-{n}"
-            seconds, done, tasks, runner_s = orion_packed(home, structures, n, args.postgres_url)
+            seconds, done, tasks, runner_s, queue_s = orion_packed(
+                home, structures, n, args.postgres_url
+            )
             per_core_ms = 1e3 * runner_s / max(done, 1)
             rows.append(
                 f"| orion --pack auto | {n} | {tasks} | {seconds:.1f} | {done} | "
-                f"{done / seconds:.0f} | {seconds / loop_s:.2f}× the loop; in-task "
+                f"{done / seconds:.0f} | {seconds / loop_s:.2f}× the loop (first task queued "
+                f"{queue_s:.1f} s); in-task "
                 f"{per_core_ms:.2f} ms/calc ({per_core_ms / (1e3 * inner_s / n):.2f}× the loop's) |"
             )
             print(rows[-2], rows[-1], sep="\n", file=sys.stderr)
