@@ -197,7 +197,7 @@ def test_packed_emt_through_orion_completes_with_ase_energies(
     assert "task-1.out" in logs and "packed task 1: ran 3 of 3 calculations" in logs
 
 
-def test_poll_counts_a_packed_result_while_its_task_runs(orion_home: Path, tmp_path: Path) -> None:
+def test_poll_counts_a_packed_result_while_its_task_runs(database_url: str, tmp_path: Path) -> None:
     import time
 
     from ase.io import write
