@@ -205,8 +205,8 @@ def submit(
     pack_tasks: Annotated[
         int | None,
         typer.Option(
-            help="Pack into K array tasks (default with --pack auto: one per idle core, "
-            "fewer if the walltime allows)."
+            help="Pack into K array tasks, more if a task's share would not fit the "
+            "walltime (--pack auto alone: K = the idle CPUs)."
         ),
     ] = None,
     allow_close_atoms: Annotated[
