@@ -231,7 +231,7 @@ SLOTS_VARIABLE = "ORION_PACK_SLOTS"
 
 
 def slot_lines(gpus: int) -> list[str]:
-    """A packed task with several GPUs runs a slot per GPU side by side (orion_cli.packrun).
+    """A packed task with several GPUs runs a slot per GPU side by side (orion_cli.jobrun).
 
     >>> slot_lines(0), slot_lines(1), slot_lines(4)
     ([], [], ['export ORION_PACK_SLOTS=4'])
@@ -277,7 +277,7 @@ def render_array_script(
             *lines,
             f"# orion jobs {spec.orion_id}.. as one array of {n_tasks} tasks"
             + (" (packed)" if packs_round is not None else ""),
-            "export ORION_ATTEMPT=1",
+            # no ORION_ATTEMPT here: each job's attempt is in its own job.json
             *slot_lines(spec.resources.gpus if packs_round is not None else 0),
             *_site_lines(spec),
             *_own_output(

@@ -231,7 +231,7 @@ def test_wait_on_a_pack_ends_with_its_results_not_the_query_interval(
     from ase.io import write
 
     from orion_cli.config import load_settings
-    from orion_cli.services.waiting import wait_for
+    from orion_cli.services.queries.waiting import wait_for
 
     write(tmp_path / "many.extxyz", _frames(4), format="extxyz")
     monkeypatch.setenv("ORION_MIN_QUERY_INTERVAL_S", "600")

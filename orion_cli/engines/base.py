@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from orion_cli.errors import UsageError
+from orion_cli.limits import bad_character
+
 if TYPE_CHECKING:
     from ase import Atoms
 
@@ -127,7 +130,7 @@ class Engine(Protocol):
     # (qe: clear stale stop files, continue from restart files; emt/ase: keep the previous
     # attempt's files, continue an interrupted relaxation from its trajectory).
     #
-    # In-process engines may also offer the fast path of a packed task (orion_cli.packrun):
+    # In-process engines may also offer the fast path of a packed task (orion_cli.jobrun):
     # Optional: ``compute(atoms, params, workdir, report, session) -> Result`` runs on a
     # structure already in memory (parsed once from the task's line) and returns the result,
     # which the runner writes once; ``workdir`` exists for files the engine must keep (a
@@ -164,7 +167,6 @@ def check_known_params(
     >>> check_known_params("mock", p, {"steps": 20.0})
     {'steps': 20}
     """
-    from orion_cli.errors import UsageError
 
     names = {p.name for p in declared}
     unknown = sorted(set(params) - names)
@@ -187,7 +189,6 @@ def check_known_params(
 
 def check_param_value(engine_name: str, param: EngineParam, value: Any) -> Any:
     """Return ``value`` checked against the type of ``param``'s default (see above)."""
-    from orion_cli.errors import UsageError
 
     what = f"engine '{engine_name}': {param.name}={_short(value)}"
     _check_inside(what, value)
@@ -225,9 +226,6 @@ def _check_inside(what: str, value: Any) -> None:
     Iterative, so a value nested as deep as JSON allows cannot exhaust the stack.
     """
     import math
-
-    from orion_cli.errors import UsageError
-    from orion_cli.limits import bad_character
 
     pending = [value]
     while pending:
