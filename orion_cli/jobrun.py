@@ -265,15 +265,18 @@ def attempt_of(job: Any) -> int:
     return value if isinstance(value, int) and value >= 1 else 1
 
 
-def finished(workdir: Path) -> bool:
-    """Whether ``result.json`` already holds the result of the attempt ``job.json`` asks for.
+def finished(workdir: Path, line_attempt: int = 1) -> bool:
+    """Whether ``result.json`` already holds the result of the attempt ``job.json`` asks for
+    (the task line's ``line_attempt`` when there is no ``job.json``: the packed fast path
+    writes none).
 
     A packed task that SLURM requeues (preemption, node failure) runs its line again: the
     jobs it finished keep their result instead of running a second time.
     """
     result = read_json(workdir / RESULT_FILE)
     job = read_json(workdir / JOB_FILE)
-    return isinstance(result, dict) and result.get("attempt") == attempt_of(job)
+    wanted = attempt_of(job) if isinstance(job, dict) else line_attempt
+    return isinstance(result, dict) and result.get("attempt") == wanted
 
 
 def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
@@ -473,7 +476,7 @@ def _run_all(
         if (workdir / CANCEL_MARKER).exists():
             continue  # cancelled with orion cancel while it waited in the pack
         ran += 1
-        if finished(workdir):
+        if finished(workdir, int(inputs.attempt)):
             print(f"orion jobrun: {workdir} has its result already: not run again", file=sys.stderr)
         elif runner.takes(workdir, inputs):
             runner.run(workdir, inputs)

@@ -256,3 +256,19 @@ def test_submit_wait_on_many_jobs_ends_with_the_counts(orion_home: Path, tmp_pat
     )  # fmt: skip
     assert result.output.strip().splitlines()[-1] == "21 completed"
     assert "energy_ev" not in result.output  # no job rendered one by one
+
+
+def test_a_retried_fast_path_job_in_a_pack_runs_its_new_attempt(tmp_path: Path) -> None:
+    """A job whose first attempt took the fast path has no job.json: in a pack again at
+    attempt 2 (its line says so) its attempt-1 result does not pass for attempt 2's."""
+    _write_pack(tmp_path, "emt", {}, _frames(1))
+    _run_pack(tmp_path)
+    workdir = tmp_path / "jobs" / "0"
+    assert json.loads((workdir / "result.json").read_text())["attempt"] == 1
+    line = json.loads((tmp_path / "tasks.jsonl").read_text())
+    line["attempt"] = 2
+    (tmp_path / "tasks.jsonl").write_text(json.dumps(line) + "\n")
+    _run_pack(tmp_path)
+    result = json.loads((workdir / "result.json").read_text())
+    assert result["attempt"] == 2 and result["error"] is None
+    assert [e["attempt"] for e in _events(workdir) if e["event"] == "started"] == [1, 2]
