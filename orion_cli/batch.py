@@ -226,6 +226,19 @@ def packs_file_name(round_: int) -> str:
     return f"packs-{round_}.jsonl"
 
 
+#: set in a packed task's script with ``--gpus N`` (N > 1): the runner's number of slots
+SLOTS_VARIABLE = "ORION_PACK_SLOTS"
+
+
+def slot_lines(gpus: int) -> list[str]:
+    """A packed task with several GPUs runs a slot per GPU side by side (orion_cli.jobrun).
+
+    >>> slot_lines(0), slot_lines(1), slot_lines(4)
+    ([], [], ['export ORION_PACK_SLOTS=4'])
+    """
+    return [f"export {SLOTS_VARIABLE}={gpus}"] if gpus > 1 else []
+
+
 def render_array_script(
     spec: BatchSpec, array_dir: Path, n_tasks: int, packs_round: int | None = None
 ) -> str:
@@ -265,6 +278,7 @@ def render_array_script(
             f"# orion jobs {spec.orion_id}.. as one array of {n_tasks} tasks"
             + (" (packed)" if packs_round is not None else ""),
             # no ORION_ATTEMPT here: each job's attempt is in its own job.json
+            *slot_lines(spec.resources.gpus if packs_round is not None else 0),
             *_site_lines(spec),
             *_own_output(
                 array_dir, f"{q(str(array_dir))}/" + task_out.replace("%a", "$SLURM_ARRAY_TASK_ID")

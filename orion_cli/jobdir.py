@@ -225,10 +225,10 @@ def read_result(path: Path) -> Any | None:
         raise JobFileError(f"{path.name} is not JSON ({exc})") from None
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, indent: int | None = 1) -> None:
     """Write JSON through a temporary file and rename, so readers never see half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
+    tmp.write_text(json.dumps(data, indent=indent, separators=None if indent else (",", ":")))
     os.replace(tmp, path)
 
 

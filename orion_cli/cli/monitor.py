@@ -172,7 +172,16 @@ def wait_and_show(settings: Settings, ids: list[int], as_json: bool) -> None:
     """Wait as ``orion wait`` does (the same loop), then print the jobs (``submit --wait``)."""
     from orion_cli.services.queries.show import show_job
 
-    wait_and_report(settings, ids, None)
+    outcome = wait_and_report(settings, ids, None)
+    if len(ids) > PER_JOB_LINES:  # a big submit: the counts, as `orion wait` prints them
+        summary = counts_line(outcome.states)
+        if as_json:
+            print_json({"ids": ids, "all_completed": outcome.all_completed, "summary": summary})
+        else:
+            message(summary)
+        if not outcome.all_completed:
+            raise typer.Exit(1)
+        return
     jobs = [show_job(settings, job_id) for job_id in ids]
     if as_json:
         print_json(jobs[0] if len(jobs) == 1 else jobs)

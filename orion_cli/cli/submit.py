@@ -165,6 +165,13 @@ def submit(
     estimate: Annotated[
         str, typer.Option(help="Time one calculation takes, for --pack auto: 10s, 2m.")
     ] = "",
+    pack_tasks: Annotated[
+        int | None,
+        typer.Option(
+            help="Pack into K array tasks, more if a task's share would not fit the "
+            "walltime (--pack auto alone: K = the idle CPUs)."
+        ),
+    ] = None,
     allow_close_atoms: Annotated[
         bool,
         typer.Option(
@@ -222,22 +229,14 @@ def submit(
 ) -> None:
     """Submit one job per structure file."""
     from orion_cli.services.lifecycle.depgraph import parse_ids
-    from orion_cli.services.submission.packing import parse_estimate_s
+    from orion_cli.services.submission.packing import parse_estimate_s, parse_pack_tasks
     from orion_cli.services.submission.submit import SubmitRequest
 
     settings = load_settings()
     if script is not None:
         submit_script_command(settings, script, structures or [], locals())
         return
-    if not engine:
-        raise UsageError(
-            "no engine given", "write e.g. orion submit Si.cif --engine qe, or --script run.sbatch"
-        )
-    if soft_limit:
-        raise UsageError(
-            "--soft-limit is for --script jobs",
-            "orion's engine jobs get a soft limit already (soft_margin_s)",
-        )
+    _check_engine_job(engine, soft_limit)
     request = SubmitRequest(
         after=parse_ids(after or [], "--after"),
         after_any=parse_ids(after_any or [], "--after-any"),
@@ -271,6 +270,7 @@ def submit(
         allow_close_atoms=allow_close_atoms,
         max_retries=retries,
         pack=pack,
+        pack_tasks=parse_pack_tasks(pack_tasks),
         on_scf_fail=on_scf_fail or [],
         strict=strict,
         reuse="loose" if reuse_loose else "strict" if reuse else "",
@@ -286,6 +286,19 @@ def submit(
         wait_and_show(settings, done.ids, as_json)
     if done.errors:
         raise typer.Exit(1)
+
+
+def _check_engine_job(engine: str, soft_limit: str) -> None:
+    """An engine job names its engine and takes no --soft-limit (a --script job's option)."""
+    if not engine:
+        raise UsageError(
+            "no engine given", "write e.g. orion submit Si.cif --engine qe, or --script run.sbatch"
+        )
+    if soft_limit:
+        raise UsageError(
+            "--soft-limit is for --script jobs",
+            "orion's engine jobs get a soft limit already (soft_margin_s)",
+        )
 
 
 def _submitted(settings: Any, request: Any) -> Any:

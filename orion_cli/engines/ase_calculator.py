@@ -12,6 +12,7 @@ import importlib
 import inspect
 import re
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,6 +21,7 @@ from orion_cli.engines._ase_run import (
     AseFiles,
     check_periodic,
     check_relax_params,
+    compute_in_memory,
     parse_output,
     prepare_attempt,
     run_calculation,
@@ -152,6 +154,32 @@ class AseEngine:
         atoms = starting_atoms(FILES, workdir, report)
         atoms.calc = load_calculator_class(params["calculator"])(**(params.get("calc") or {}))
         run_calculation(atoms, params, workdir, FILES, report)
+
+    def session(self) -> AbstractContextManager[dict[str, Any]]:
+        """What a packed task keeps between its calculations: the calculators it made."""
+        return nullcontext({})
+
+    def compute(
+        self,
+        atoms: Atoms,
+        params: Mapping[str, Any],
+        workdir: Path,
+        report: ProgressFn,
+        session: Any,
+    ) -> Result:
+        """Run on ``atoms`` in memory; one calculator per (class, keywords) for the whole
+        packed task, so a machine-learned potential loads its model once."""
+        import json
+
+        keywords = dict(params.get("calc") or {})
+        key = json.dumps([params["calculator"], keywords], sort_keys=True)
+        calculators = session if isinstance(session, dict) else {}
+        if key not in calculators:
+            calculators[key] = load_calculator_class(params["calculator"])(**keywords)
+        atoms.calc = calculators[key]
+        result = compute_in_memory(self.name, atoms, params, workdir, FILES, report)
+        result.extras["calculator"] = params.get("calculator")
+        return result
 
     def prepare_attempt(self, workdir: Path, attempt: int) -> None:
         """A retry keeps the earlier attempt's files and continues an interrupted relaxation."""

@@ -317,6 +317,10 @@ class LocalScheduler:
         """The local backend has no partitions: an empty dict."""
         return {}
 
+    def idle_cpus(self, partition: str = "") -> int:
+        """The machine's CPUs: the local backend starts every job at once."""
+        return os.cpu_count() or 1
+
     def check(self) -> tuple[bool, str]:
         """Tell whether bash is available to run batch scripts."""
         if shutil.which("bash") is None:

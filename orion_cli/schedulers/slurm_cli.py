@@ -200,6 +200,10 @@ class SlurmCli:
             self._partitions = c.parse_partitions(self._run(c.sinfo_partitions_argv()).stdout)
         return dict(self._partitions)
 
+    def idle_cpus(self, partition: str = "") -> int:
+        """CPUs idle now on the partition's nodes (``--pack auto`` spreads over them)."""
+        return c.parse_idle_cpus(self._run(c.sinfo_idle_cpus_argv(partition)).stdout)
+
     def check(self) -> tuple[bool, str]:
         """Tell whether sbatch exists and the controller answers, in one line."""
         if shutil.which("sbatch") is None:

@@ -375,6 +375,26 @@ def match_names(records: Iterable[tuple[str, str]], wanted: Sequence[str]) -> di
     return {key: found[key] for key in wanted if key in found}
 
 
+def sinfo_idle_cpus_argv(partition: str = "") -> list[str]:
+    """Build the sinfo command listing every node's CPUs (allocated/idle/other/total)."""
+    return ["sinfo", "-h", "-N", "-o", "%N|%C", *(["-p", partition] if partition else [])]
+
+
+def parse_idle_cpus(stdout: str) -> int:
+    """Sum the idle CPUs of ``sinfo -N -o '%N|%C'``; a node in two partitions counts once.
+
+    >>> parse_idle_cpus("vm|1/1/0/2\\nvm|1/1/0/2\\nn2|0/4/0/4\\n")
+    5
+    """
+    idle: dict[str, int] = {}
+    for line in stdout.splitlines():
+        node, sep, cpus = line.strip().partition("|")
+        fields = cpus.split("/")
+        if sep and node and len(fields) == 4 and fields[1].isdigit():
+            idle[node] = int(fields[1])
+    return sum(idle.values())
+
+
 def parse_partitions(stdout: str) -> dict[str, int | None]:
     """Parse ``sinfo -o '%P|%l'`` into partition name → max walltime in s (None: unlimited).
 

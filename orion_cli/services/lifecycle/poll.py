@@ -223,8 +223,14 @@ def _read_checked_result(job: Job) -> CheckedResult | None:
         )
 
 
-def _store_result(session: Session, job: Job, existing: JobResult | None) -> JobResult | None:
-    checked = _read_checked_result(job) if job.workdir else None
+def _store_result(
+    session: Session,
+    job: Job,
+    existing: JobResult | None,
+    checked: CheckedResult | None = None,
+) -> JobResult | None:
+    if checked is None:
+        checked = _read_checked_result(job) if job.workdir else None
     if checked is None:
         return None
     row = existing or JobResult(job_id=job.id or 0)
@@ -597,7 +603,9 @@ def _poll_all(session: Session, settings: Settings, now: datetime, report: PollR
     from sqlalchemy.exc import OperationalError
 
     report.notes += settle_waiters(session, now)  # --reuse: jobs waiting for an identical one
-    for name, group in _jobs_by_scheduler(session, now).items():
+    for name, all_rows in _jobs_by_scheduler(session, now).items():
+        settled = _settle_packed_committed(session, all_rows, now, report)
+        group = [row for row in all_rows if row.id not in settled]
         asked_s_ago = _query_allowed(settings, name)
         if asked_s_ago is not None:
             report.notes.append(
@@ -630,6 +638,8 @@ WATCHED_COLUMNS = (
     col(Job.scheduler_job_id),
     col(Job.raw_state),
     col(Job.missing_since),
+    col(Job.pack),
+    col(Job.workdir),
 )
 LOAD_CHUNK = 5000  # ids per IN (...) list: well inside SQLite's and PostgreSQL's limits
 
@@ -852,6 +862,93 @@ def _record_error(session: Session, job_id: int, exc: Exception, report: PollRep
             session.commit()
     except Exception:  # noqa: BLE001 - the error is in the report either way
         session.rollback()
+
+
+def _settle_packed_committed(
+    session: Session, rows: list[Row[Any]], now: datetime, report: PollReport
+) -> set[int]:
+    """Complete the packed jobs that wrote a good result, without asking the scheduler.
+
+    A packed job's own result decides its outcome whatever becomes of its task (see
+    :func:`_finish_packed`), so a result the runner has written (``result.json`` appears
+    whole, by rename) is counted as soon as it is there, between two scheduler queries;
+    a job without one, or with an error, waits for the scheduler's word. Returns the ids
+    completed (committed).
+    """
+    from sqlalchemy.exc import OperationalError
+
+    active = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+    ids = [
+        row.id
+        for row in rows
+        if row.pack
+        and row.status in active
+        and row.workdir
+        and os.path.exists(os.path.join(row.workdir, RESULT_FILE))
+    ]
+    if not ids:
+        return set()
+    try:
+        done = _settle_packed(session, _load_ids(session, ids), now)
+        session.commit()
+    except OperationalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the scheduler's report settles them instead
+        session.rollback()
+        report.errors.append(f"packed results: {type(exc).__name__}: {clean_text(str(exc), 400)}")
+        return set()
+    report.changed.update(dict.fromkeys(done, JobStatus.COMPLETED.value))
+    return done
+
+
+def _settle_packed(session: Session, jobs: list[Job], now: datetime) -> set[int]:
+    """Store and complete, in one batch, the jobs whose current attempt has a good result.
+
+    A job still queued in the database goes straight to completed (it started and ended
+    between two polls; its events give the times). New result rows go in as one bulk
+    insert; a job that has a row already (an earlier attempt's) updates it.
+    """
+    from sqlalchemy import insert
+
+    moves, notes = Moves(), JobNotes()
+    results = _stored_results(session, jobs)
+    rows: list[dict[str, Any]] = []
+    done: set[int] = set()
+    for job in jobs:
+        if not JobStatus(job.status).is_active:
+            continue  # changed since the rows were read (a cancel)
+        checked = _read_checked_result(job)
+        if checked is None or checked.error:
+            continue
+        notes.saw_times(job, _ingest_events(job, notes))
+        if job.id in results:
+            _store_result(session, job, results[job.id or 0], checked)
+        else:
+            rows.append(_result_row(job, checked, now))
+        moves.move(job, JobStatus.COMPLETED)
+        done.add(job.id or 0)
+    moves.apply(session, now)
+    if rows:
+        session.execute(insert(JobResult), rows)
+    notes.apply_times(session)
+    notes.write(session, now)
+    return done
+
+
+def _result_row(job: Job, checked: CheckedResult, now: datetime) -> dict[str, Any]:
+    """A new ``job_result`` row for a bulk insert."""
+    return {
+        "job_id": job.id,
+        "attempt": job.attempt,
+        "energy_ev": checked.energy_ev,
+        "forces_ev_per_a": checked.forces_ev_per_a,
+        "stress_ev_per_a3": checked.stress_ev_per_a3,
+        "final_structure": checked.final_structure,
+        "converged": checked.converged,
+        "extras": checked.extras,
+        "error": checked.error,
+        "created_at": now,
+    }
 
 
 def _load_ids(session: Session, ids: list[int]) -> list[Job]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orion_cli.config import Settings
-from orion_cli.db.models import Job, JobAttempt
+from orion_cli.db.models import Job, JobAttempt, JobEvent
 from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
 from orion_cli.taskfile import array_tasks_file
@@ -52,7 +52,7 @@ def log_target(
     settings: Settings, job_id: int, attempt: int | None, engine_output: bool
 ) -> LogTarget:
     """Find the file ``orion logs`` shows; refuse in one line when there is none."""
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(Job, job_id)
@@ -90,7 +90,36 @@ def log_target(
             and (first is None or first.scheduler_job_id is None or "_" in first.scheduler_job_id)
         )
         path = output_path(workdir, wanted, job.array_name, job.array_index, as_task)
+        if as_task and job.pack:
+            sid = job.scheduler_job_id or ""
+            moved = session.exec(
+                select(JobEvent.id)
+                .where(JobEvent.job_id == job_id)
+                .where(col(JobEvent.message).contains(f"again in packed task {sid}"))
+            ).first()
+            path = packed_output_path(path.parent, sid, path, later_round=moved is not None)
         return LogTarget(job_id, wanted, path, job.status)
+
+
+def packed_output_path(
+    array_dir: Path, scheduler_job_id: str, default: Path, later_round: bool = False
+) -> Path:
+    """The output of the packed task that ran a job: ``task-<task>.out`` (its pack's task,
+    not its line), or, for a job resubmitted in a later round, the newest
+    ``task-<round>-<task>.out``.
+
+    >>> packed_output_path(Path("/w/arrays/1"), "77_3", Path("/w/arrays/1/task-40.out"))
+    PosixPath('/w/arrays/1/task-3.out')
+    """
+    task = scheduler_job_id.rpartition("_")[2]
+    if not task.isdigit():
+        return default
+    if not later_round:
+        return array_dir / f"task-{task}.out"
+    later = sorted(
+        array_dir.glob(f"task-*-{task}.out"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    return later[0] if later else array_dir / f"task-{task}.out"
 
 
 def job_status(settings: Settings, job_id: int) -> str:

@@ -31,7 +31,7 @@ from orion_cli.db.roles import check_role
 from orion_cli.db.session import instance_id, ready_engine, session_scope
 from orion_cli.engines.passthrough import engine_params
 from orion_cli.engines.registry import engine_names, get_engine
-from orion_cli.errors import UsageError
+from orion_cli.errors import SchedulerError, UsageError
 from orion_cli.frozen import freeze, unkeyed
 from orion_cli.identity import current_user
 from orion_cli.limits import check_bound, check_text
@@ -51,7 +51,7 @@ from orion_cli.services.lifecycle.reuse import find_source, take
 from orion_cli.services.lifecycle.scf_retry import checked_policy
 from orion_cli.services.lifecycle.state import submitted
 from orion_cli.services.submission.inputs import expand_inputs
-from orion_cli.services.submission.packing import resolve_pack, write_packed
+from orion_cli.services.submission.packing import resolve_pack, spread_pack, write_packed
 from orion_cli.services.submission.physical import MIN_DISTANCE_A
 from orion_cli.services.submission.staging import StageTask, staging
 from orion_cli.services.submission.structure_from import prepared_from
@@ -91,6 +91,7 @@ class SubmitRequest:
     pack: str = ""  # --pack: "", "auto" or a count (services/submission/packing.py)
     estimate_s: float | None = None  # --estimate: seconds per calculation, for --pack auto
     pack_size: int = 0  # resolved from pack: calculations per array task, 0 = not packed
+    pack_tasks: int | None = None  # --pack-tasks: spread the pack over this many tasks
     after: list[int] = field(default_factory=list)  # parents: start after they completed
     after_any: list[int] = field(default_factory=list)  # parents: start after they ended
     study_id: int | None = None
@@ -277,7 +278,7 @@ def _submit(
         for item in staged:
             item.name = r.name if len(staged) == 1 else f"{r.name}-{item.name}"
     _check_array_size(settings, len(staged))
-    r.pack_size = _pack_size(settings, r, len(staged))
+    r.pack_size = _pack_size(settings, r, scheduler, len(staged))
     chunk *= max(r.pack_size, 1)  # max_array_size counts array tasks, not packed jobs
     notes = list(dict.fromkeys(item.note for item in staged if item.note))
     frozen_notes = _frozen_notes(staged, r.strict)
@@ -419,12 +420,17 @@ def set_label(params: dict[str, Any]) -> str:
     )
 
 
-def _pack_size(settings: Settings, r: SubmitRequest, n_jobs: int) -> int:
+def _pack_size(settings: Settings, r: SubmitRequest, scheduler: Any, n_jobs: int) -> int:
     """Calculations per array task (``--pack``); 0 when not packed or only one job."""
-
     res = r.resolved
+    pack = r.pack or ("auto" if r.pack_tasks else "")
+    if r.pack_tasks and pack != "auto":
+        raise UsageError(
+            f"--pack {pack} and --pack-tasks {r.pack_tasks} both say how to split the jobs",
+            "give one of them (--pack-tasks K packs into K tasks)",
+        )
     size = resolve_pack(
-        r.pack,
+        pack,
         r.estimate_s,
         get_engine(r.engine),
         res.walltime_s,
@@ -433,7 +439,19 @@ def _pack_size(settings: Settings, r: SubmitRequest, n_jobs: int) -> int:
         res.ntasks,
         n_jobs,
     )
+    if size and n_jobs > 1 and pack == "auto":
+        size = spread_pack(size, n_jobs, r.pack_tasks or _idle_slots(scheduler, res))
     return size if n_jobs > 1 else 0
+
+
+def _idle_slots(scheduler: Any, res: Resources) -> int:
+    """How many packed tasks the idle CPUs take now (1 when the scheduler cannot say)."""
+    idle_cpus = getattr(scheduler, "idle_cpus", None)
+    try:
+        idle = int(idle_cpus(res.partition)) if idle_cpus is not None else 1
+    except SchedulerError:
+        idle = 1
+    return max(1, idle // max(res.cpus_per_task * res.ntasks, 1))
 
 
 def _check_array_size(settings: Settings, n_jobs: int) -> None:
