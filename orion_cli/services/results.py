@@ -119,6 +119,11 @@ def _atoms(text: str | None, fmt: str | None = "extxyz") -> Any:
         return None
 
 
+def stored_atoms(text: str | None, source: str) -> Any:
+    """A job's stored input structure (``input_structure`` read as its source says)."""
+    return _atoms(text, input_format(source))
+
+
 def input_format(source: str) -> str | None:
     """The ASE format of a job's stored input text, from where it came from.
 
@@ -213,6 +218,9 @@ def _row(job: Any, result: Any, swept: Sequence[str]) -> tuple[dict[str, Any], A
     forces = result.forces_ev_per_a if result is not None else None
     stress = result.stress_ev_per_a3 if result is not None else None
     volume = float(atoms.get_volume()) if atoms is not None and atoms.cell.rank == 3 else None
+    fitted_v0 = (result.extras or {}).get("v0_a3") if result is not None else None
+    if job.engine == "eos" and isinstance(fitted_v0, int | float):
+        volume = float(fitted_v0)  # an EOS fit's row: its V0 beside its E0, not the input cell
     row: dict[str, Any] = {
         "id": job.id,
         "name": job.name,

@@ -28,7 +28,7 @@ _STEP_STATUS_ORDER = ("failed", "cancelled", "running", "queued", "created", "co
 SHOWN_JOBS = 12
 
 
-def _study_jobs(session: Session, settings: Settings, ident: int) -> list[Job]:
+def study_jobs(session: Session, settings: Settings, ident: int) -> list[Job]:
     """The user's jobs of the study that ``ident`` (a study id or any of its jobs) names."""
     from sqlmodel import col, select
 
@@ -82,7 +82,7 @@ def study_graph(settings: Settings, ident: int) -> dict[str, Any]:
     from orion_cli.services.dependencies import parent_states
 
     with session_scope(settings.resolved_database_url) as session:
-        jobs = _study_jobs(session, settings, ident)
+        jobs = study_jobs(session, settings, ident)
         ids = [job.id or 0 for job in jobs]
         states = parent_states(session, ids)
         edges = session.exec(
@@ -187,7 +187,7 @@ def retry_failed(
     from orion_cli.services.reparam import checked
 
     with session_scope(settings.resolved_database_url) as session:
-        failed, below, pending = _to_retry(session, _study_jobs(session, settings, ident), steps)
+        failed, below, pending = _to_retry(session, study_jobs(session, settings, ident), steps)
         for job in failed if changes else ():  # every -p is checked before any submission
             try:
                 checked(settings, job.engine, job.parameters or {}, changes or {})
