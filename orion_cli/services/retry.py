@@ -23,10 +23,11 @@ from orion_cli.batch import SCRIPT_NAME, BatchSpec, job_name_prefix, render_scri
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt
 from orion_cli.db.session import instance_id
-from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused
+from orion_cli.errors import OrionError, SchedulerError, SubmitOutcomeUnknown, SubmitRefused
 from orion_cli.jobdir import JOB_FILE, RESULT_FILE, read_json, write_json_atomic
 from orion_cli.limits import MAX_MEM_MB, MAX_RETRY_DELAY_S, MAX_WALLTIME_S
 from orion_cli.resources import Resources
+from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import SubmitOptions
 from orion_cli.services.lifecycle import (
     attempt_refused,
@@ -36,7 +37,7 @@ from orion_cli.services.lifecycle import (
     submit_outcome_settled,
     submit_outcome_unknown,
 )
-from orion_cli.states import RETRYABLE_REASONS, FailureReason
+from orion_cli.states import RETRYABLE_REASONS, FailureReason, JobStatus
 from orion_cli.taskfile import ensure_made
 
 DEFAULT_BASE_MEM_MB = 2048
@@ -195,10 +196,14 @@ def resubmit(
     *,
     manual: bool = False,
     params: dict[str, Any] | None = None,
+    refresh: str = "",
 ) -> str:
     """Submit the next attempt of a failed or cancelled job; return a line saying what happened.
 
     ``params``: the attempt runs with these (checked) engine parameters (retry -p).
+    ``refresh``: why a completed analysis step (eos fit, converge) runs again.
+    After the attempt is submitted, the job's completed analysis steps are rerun after it
+    (:func:`refresh_analyses`), so that a study's answer includes the retried point.
     """
     from orion_cli.services.dependencies import repoint_children, waits_for
     from orion_cli.services.scf_retry import apply_change
@@ -278,14 +283,18 @@ def resubmit(
         return _resubmit_failed(session, job, exc, now, attempt, res.resources)
     when = f", begins after {delay_s} s" if delay_s else ""
     which = (
-        f"attempt {attempt} (orion retry)"
+        f"attempt {attempt} (refresh: {refresh})"
+        if refresh
+        else f"attempt {attempt} (orion retry)"
         if manual  # outside the automatic budget
         else f"attempt {attempt} (--on-scf-fail)"
         if scf_note
         else f"attempt {attempt} of {job.max_retries + 1}"
     )
     message = (
-        f"{which} after {reason or 'request'}: "
+        f"{which}{when}; {job.scheduler} job {scheduler_job_id}"
+        if refresh
+        else f"{which} after {reason or 'request'}: "
         f"{res.note}{when}{changed}; {job.scheduler} job {scheduler_job_id}"
     )
     start_attempt(
@@ -299,7 +308,63 @@ def resubmit(
         at=now,
     )
     repointed = repoint_children(session, scheduler, job)
+    repointed += refresh_analyses(session, settings, scheduler, job, now)
     return f"job {job.id}: {message}" + "".join(f"; {line}" for line in repointed)
+
+
+#: engines that analyse other jobs of a study (their parents): rerun when a parent is retried
+ANALYSIS_ENGINES = ("eos", "converge")
+
+
+def refresh_analyses(
+    session: Session, settings: Settings, scheduler: Any, point: Job, now: datetime
+) -> list[str]:
+    """Rerun the completed analysis steps that read ``point``, after its new attempt.
+
+    Each waits (afterany) for the point's new scheduler job and reads every point again, so
+    the study's stored answer is recomputed when the point ends. One that cannot be rerun
+    is noted on it; the point's retry stands either way.
+    """
+    from orion_cli.services.dependencies import children_of
+    from orion_cli.services.lifecycle import note_many
+
+    lines = []
+    for child_id, _, _ in children_of(session, [point.id or 0]):
+        child = session.get(Job, child_id)
+        if (
+            child is None
+            or child.engine not in ANALYSIS_ENGINES
+            or child.status != JobStatus.COMPLETED.value
+        ):
+            continue
+        why = f"job {point.id} retried (attempt {point.attempt})"
+        try:
+            lines.append(
+                resubmit(
+                    session,
+                    settings,
+                    child,
+                    scheduler_for_job(settings, child, scheduler),
+                    now,
+                    manual=True,
+                    refresh=why,
+                )
+            )
+        except OrionError as exc:
+            note_many(
+                session,
+                [(child, f"warning: not rerun after {why}: {exc.one_line()}")],
+                source="retry",
+                at=now,
+            )
+    return lines
+
+
+def scheduler_for_job(settings: Settings, job: Job, scheduler: Any) -> Any:
+    """The scheduler backend of ``job``: ``scheduler`` when it is that backend."""
+    if getattr(scheduler, "name", None) == job.scheduler:
+        return scheduler
+    return scheduler_for(settings, job.scheduler)
 
 
 def _resubmit_failed(
