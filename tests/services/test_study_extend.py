@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKENDS, EXAMPLES, use_backend
+from tests.conftest import BACKENDS, EXAMPLES, need, use_backend
 from tests.helpers import orion, orion_json, poll_until_final
 
 EV_PER_A3_IN_GPA = 160.21766208
@@ -193,3 +193,32 @@ def test_a_retried_point_refreshes_the_completed_fit(backend: str) -> None:
     }
     assert rows[fit_id]["volume_a3"] == pytest.approx(extras["v0_a3"])  # issue 26 #11: V0
     assert rows[point]["volume_a3"] == pytest.approx(_by_hand_eos([out["scales"][2]])[0][0])
+
+
+@pytest.mark.slurm
+@pytest.mark.engines
+def test_extending_a_qe_cutoff_sweep_on_slurm(
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slurm: None
+) -> None:
+    """Si with pw.x: 12 and 16 Ry, then --extend to 12:24:4: SLURM runs 20 and 24 Ry only
+    (sacct lists two tasks), and the analysis' energies are pw.x's own, run by hand."""
+    from tests.services.test_converge import by_hand_energy_ev
+
+    need(shutil.which("pw.x") is not None, "pw.x (Debian quantum-espresso)")
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
+    common = ["converge", str(EXAMPLES / "Si.cif"), "-e", "qe", "-p", "kpoints=2,2,2"]
+    common += ["-p", "smearing=none", "--tol", "20", "--walltime", "5m"]
+    first = orion_json(*common, "--sweep", "ecutwfc_ry=12,16", "--wait")
+    out = orion_json(
+        *common, "--sweep", "ecutwfc_ry=12:24:4", "--extend", str(first["study_id"]), "--wait"
+    )
+    assert out["values"] == [12, 16, 20, 24] and out["reused"] == first["jobs"]
+    new_jobs = [orion_json("show", str(i)) for i in out["jobs"][2:]]
+    assert len(_scheduler_tasks("slurm", new_jobs)) == 2
+    energies = [
+        by_hand_energy_ev(Path(orion_json("show", str(i))["workdir"]), tmp_path / str(i))
+        for i in out["jobs"]
+    ]
+    assert out["result"]["extras"]["energies_ev"] == pytest.approx(energies, abs=1e-6)
