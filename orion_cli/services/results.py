@@ -381,7 +381,17 @@ def answers(settings: Settings, selection: Selection) -> list[tuple[int, str]]:
     with session_scope(settings.resolved_database_url) as session:
         query = _query(selection).where(col(Job.engine).in_(ANALYSIS_ENGINES))
         return [
-            (job.id, result.extras["answer"])
+            (job.id, result.extras["answer"] + _superseded(result.extras))
             for job, result in session.exec(query)
             if result is not None and isinstance((result.extras or {}).get("answer"), str)
         ]
+
+
+def _superseded(extras: dict[str, Any]) -> str:
+    """`` (superseded by job N)`` for an analysis an ``--extend`` replaced.
+
+    >>> _superseded({"superseded_by": 12}), _superseded({})
+    (' (superseded by job 12)', '')
+    """
+    newer = extras.get("superseded_by")
+    return f" (superseded by job {newer})" if isinstance(newer, int) else ""

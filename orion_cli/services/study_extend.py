@@ -133,8 +133,11 @@ def _same_structure(before: Atoms, atoms: Atoms) -> bool:
 
 
 def supersede(settings: Settings, old_analysis_id: int, new_analysis_id: int, what: str) -> None:
-    """Note on the old analysis step that ``new_analysis_id`` now answers for the study."""
-    from orion_cli.db.models import Job
+    """Note on the old analysis step that ``new_analysis_id`` now answers for the study;
+    its stored answer says so too (``orion results`` prints it beside the answer)."""
+    from sqlmodel import select
+
+    from orion_cli.db.models import Job, JobResult
     from orion_cli.db.session import session_scope
     from orion_cli.services.lifecycle import note_many
 
@@ -142,6 +145,10 @@ def supersede(settings: Settings, old_analysis_id: int, new_analysis_id: int, wh
         old = session.get(Job, old_analysis_id)
         if old is None:
             return
+        result = session.exec(select(JobResult).where(JobResult.job_id == old.id)).first()
+        if result is not None:
+            result.extras = {**(result.extras or {}), "superseded_by": new_analysis_id}
+            session.add(result)
         note_many(
             session,
             [(old, f"superseded by analysis job {new_analysis_id} (--extend: {what})")],

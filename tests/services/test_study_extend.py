@@ -92,6 +92,10 @@ def test_extending_a_converge_range_runs_only_the_new_values(backend: str, tmp_p
     old_analysis = [j for j in before if j["engine"] == "converge"][0]["id"]
     events = " ".join(orion("show", str(old_analysis)).stdout.split())  # unwrapped
     assert f"superseded by analysis job {out['analysis']}" in events
+    answers = orion("results", "--study", str(study)).stdout
+    assert f"job {old_analysis}: fmax_ev_per_a not converged" in answers
+    assert f"(superseded by job {out['analysis']})" in answers
+    assert f"job {out['analysis']}: fmax_ev_per_a converged at" in answers
 
 
 def test_extend_refuses_another_calculation(orion_home: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
