@@ -7,6 +7,7 @@ real SLURM cluster."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -189,6 +190,7 @@ def test_a_retried_point_refreshes_the_completed_fit(backend: str) -> None:
     _assert_fit_is_ase(extras, out["scales"])
     shown = " ".join(orion("show", str(fit_id)).stdout.split())
     assert "completed → queued" in shown and "refresh" in shown
+    assert re.search(r"→ completed \[poll, [^]]+\] answer updated: V0 = ", shown), shown
     study_rows = orion("results", "--study", str(study)).stdout
     assert f"V0 = {extras['v0_a3']:.4f} Å³" in study_rows and "(7 points)" in study_rows
     rows = {
