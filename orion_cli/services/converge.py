@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orion_cli.errors import UsageError
+from orion_cli.services.study_extend import supersede
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
@@ -121,17 +122,11 @@ def submit_converge(
     ``extend``: a study to extend; only its values not completed yet are submitted.
     """
     from orion_cli.services.eos import set_study
-    from orion_cli.services.inputs import read_frames
-    from orion_cli.services.submit import submit
+    from orion_cli.services.submit import Submitted, submit
 
     key, values = parse_sweep(sweep)
     _check_request(key, base, tol_mev_per_atom)
-    frames = read_frames(structure)
-    if len(frames) != 1:
-        raise UsageError(
-            f"'{structure}' holds {len(frames)} structures; a convergence test needs one",
-            "give a file with a single structure",
-        )
+    frames = [_one_structure(structure)]
     prior = _prior(settings, extend, base, key, values, frames[0].atoms)
     done = ConvergeSubmitted(parameter=key, values=values)
     reused = {_key(v): job_id for job_id, v in (prior.done if prior else [])}
@@ -142,10 +137,10 @@ def submit_converge(
             replace(base, structures=[structure], name="", param_sets=[{key: v} for v in todo]),
         )
         if todo
-        else None
+        else Submitted([], [], [])
     )
-    new_ids = submitted.ids if submitted else []
-    done.errors += submitted.errors if submitted else []
+    new_ids = submitted.ids
+    done.errors += submitted.errors
     if len(new_ids) != len(todo):
         done.errors.append("not every value was submitted: the analysis step was not submitted")
         done.job_ids = new_ids
@@ -158,10 +153,21 @@ def submit_converge(
     done.reused_ids = [ids[_key(v)] for v in done.values if _key(v) in reused]
     _submit_analysis(settings, base, structure, frames[0], done, key, tol_mev_per_atom, new_ids)
     if prior and done.analysis_id:
-        from orion_cli.services.study_extend import supersede
-
         supersede(settings, prior.analysis_id, done.analysis_id, f"{len(todo)} new values")
     return done
+
+
+def _one_structure(structure: Path) -> Any:
+    """The file's one structure (a convergence test needs exactly one)."""
+    from orion_cli.services.inputs import read_frames
+
+    frames = read_frames(structure)
+    if len(frames) != 1:
+        raise UsageError(
+            f"'{structure}' holds {len(frames)} structures; a convergence test needs one",
+            "give a file with a single structure",
+        )
+    return frames[0]
 
 
 def _check_request(key: str, base: SubmitRequest, tol_mev_per_atom: float) -> None:

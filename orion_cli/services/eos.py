@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orion_cli.errors import UsageError
-from orion_cli.services.study_extend import same_volume
+from orion_cli.services.study_extend import same_volume, supersede
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
@@ -75,28 +75,14 @@ def submit_eos(
     ``extend``: a study to extend; only the volumes it has not completed are submitted, and
     the new fit covers its completed points and the new ones.
     """
-    from orion_cli.engines.eos_fit import EOS_KINDS
-
     scales = lattice_scales(points, strain)
-    if relax_first:
-        relax_params(base.engine, base.params)  # an engine that cannot relax: refused now
-        if extend is not None:
-            raise UsageError(
-                "--extend with --relax-first: the new points would scale another relaxed cell",
-                "extend without --relax-first, giving the relaxed structure",
-            )
-    if eos not in EOS_KINDS:
-        raise UsageError(f"--eos {eos}: unknown form", f"use one of: {', '.join(EOS_KINDS)}")
+    _check_options(base, eos, relax_first, extend)
     frame = _one_periodic(structure)
     atoms = frame.atoms
     cells = [_scaled_cell(atoms, scale) for scale in scales]
     prior = _prior(settings, extend, base, atoms) if extend is not None else None
     done_volumes = [(i, v) for i, v in prior.done] if prior else []
-    todo = [
-        n
-        for n, cell in enumerate(cells)
-        if not any(same_volume(cell.get_volume(), v) for _, v in done_volumes)
-    ]
+    todo = _not_done(cells, [v for _, v in done_volumes])
     done = EosSubmitted(scales=[scales[n] for n in todo])
     name = base.name or frame.name
     submitted = _submit_points(settings, structure, base, name, cells, todo, relax_first, done)
@@ -114,10 +100,31 @@ def submit_eos(
     done.reused_ids = [i for i, _ in done_volumes]
     _submit_fit(settings, structure, base, name, atoms, eos, fit_points, submitted.ids, done)
     if prior and done.fit_id:
-        from orion_cli.services.study_extend import supersede
-
         supersede(settings, prior.analysis_id, done.fit_id, f"{len(todo)} new points")
     return done
+
+
+def _check_options(base: SubmitRequest, eos: str, relax_first: bool, extend: int | None) -> None:
+    from orion_cli.engines.eos_fit import EOS_KINDS
+
+    if relax_first:
+        relax_params(base.engine, base.params)  # an engine that cannot relax: refused now
+        if extend is not None:
+            raise UsageError(
+                "--extend with --relax-first: the new points would scale another relaxed cell",
+                "extend without --relax-first, giving the relaxed structure",
+            )
+    if eos not in EOS_KINDS:
+        raise UsageError(f"--eos {eos}: unknown form", f"use one of: {', '.join(EOS_KINDS)}")
+
+
+def _not_done(cells: list[Any], volumes_done: list[float]) -> list[int]:
+    """Indices of the cells whose volume no completed point has."""
+    return [
+        n
+        for n, cell in enumerate(cells)
+        if not any(same_volume(cell.get_volume(), v) for v in volumes_done)
+    ]
 
 
 def _one_periodic(structure: Path) -> Any:
