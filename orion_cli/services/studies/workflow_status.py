@@ -231,7 +231,7 @@ def retry_failed(
             if job.id not in plan.changed:
                 continue
             try:
-                checked(settings, job.engine, job.parameters or {}, changes or {})
+                checked(settings, job, job.parameters or {}, changes or {})
             except UsageError as exc:
                 raise UsageError(f"job {job.id}: {exc.message}", exc.hint) from None
         own, pending = plan.changed, plan.pending
