@@ -86,7 +86,8 @@ def transition_table() -> str:
 
     >>> print(transition_table())
     from       to                                   when
-    created    queued, failed, cancelled            sbatch answered / refused / orion cancel
+    created    queued, completed, failed, cancelled sbatch answered / reused (--reuse) /
+                                                    refused / orion cancel
     queued     running, completed, failed,          started / ended between two polls /
                cancelled                            scheduler or engine failure / cancelled
     running    queued, completed, failed, cancelled requeued by the scheduler / ended /
@@ -127,7 +128,7 @@ def transition_table() -> str:
 
 
 _WHEN = {
-    JobStatus.CREATED: "sbatch answered / refused / orion cancel",
+    JobStatus.CREATED: "sbatch answered / reused (--reuse) / refused / orion cancel",
     JobStatus.QUEUED: "started / ended between two polls / scheduler or engine failure / cancelled",
     JobStatus.RUNNING: "requeued by the scheduler / ended / failure (reason below) / cancelled",
     JobStatus.COMPLETED: "a study's analysis rerun after a point was retried (refresh)",
