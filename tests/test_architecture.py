@@ -21,8 +21,6 @@ OVER_BUDGET = {
     "api.py::submit": 69,
     "services/submission/scripts.py::_checked": 67,
     "services/queries/metrics.py::render": 64,
-    "services/studies/workflow_file.py::_step": 63,
-    "services/studies/eos.py::submit_eos": 62,
 }
 
 

@@ -110,6 +110,13 @@ SchedulerOpt = Annotated[str, typer.Option(help="slurm or local.")]
 TagOpt = Annotated[str, typer.Option(help="A label for the study's jobs.")]
 NameOpt = Annotated[str, typer.Option(help="Study name (default: file name).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ExtendOpt = Annotated[
+    str,
+    typer.Option(
+        "--extend",
+        help="Extend this study: compute only what it has not completed, then analyse all.",
+    ),
+]
 
 
 @app.command()
@@ -140,6 +147,7 @@ def eos(
         typer.Option("--hold", help="Submit the points held; `orion release --study ID` starts."),
     ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the fit ends.")] = False,
+    extend: ExtendOpt = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Equation of state: scaled cells as one array, then a Birch–Murnaghan fit after them."""
@@ -161,7 +169,9 @@ def eos(
         {"partition": partition, "ntasks": ntasks, "walltime": walltime},
     )
     base.hold = hold
-    done = submit_eos(settings, structure, base, points, strain, form, relax_first)
+    done = submit_eos(
+        settings, structure, base, points, strain, form, relax_first, _study_arg(extend)
+    )
     for line in done.errors:
         message(f"error: {line}")
     fit = _wait_for(settings, done.fit_id) if wait and done.fit_id else None
@@ -173,6 +183,7 @@ def eos(
                 "points": done.point_ids,
                 "fit": done.fit_id,
                 "scales": done.scales,
+                "reused": done.reused_ids,
                 "errors": done.errors,
                 "result": (fit or {}).get("result"),
             }
@@ -180,7 +191,8 @@ def eos(
     else:
         relax = f"relax {done.relax_id}; " if done.relax_id else ""
         message(
-            f"study {done.study_id}: {relax}points {', '.join(map(str, done.point_ids))}; "
+            f"study {done.study_id}: {relax}points {', '.join(map(str, done.point_ids)) or '-'}"
+            f"{_reused(done.reused_ids)}; "
             f"fit {done.fit_id} (orion show {done.fit_id}; "
             f"orion results --study {done.study_id})"
         )
@@ -216,9 +228,13 @@ def converge(
     ntasks: Annotated[int | None, typer.Option()] = None,
     scheduler: SchedulerOpt = "",
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the analysis ends.")] = False,
+    extend: ExtendOpt = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Convergence test: one job per value of a parameter as one array, then the analysis."""
+    """Convergence test: one job per value of a parameter as one array, then the analysis.
+
+    With --wait it exits 1 when the answer is "not converged", naming the range to try next.
+    """
     from orion_cli.services.studies.converge import SWEEP_HINT, submit_converge
 
     settings = load_settings()
@@ -236,7 +252,7 @@ def converge(
         scheduler,
         {"partition": partition, "ntasks": ntasks, "walltime": walltime},
     )
-    done = submit_converge(settings, structure, base, sweep, tol)
+    done = submit_converge(settings, structure, base, sweep, tol, _study_arg(extend))
     for line in done.errors:
         message(f"error: {line}")
     analysis = _wait_for(settings, done.analysis_id) if wait and done.analysis_id else None
@@ -248,6 +264,7 @@ def converge(
                 "analysis": done.analysis_id,
                 "parameter": done.parameter,
                 "values": done.values,
+                "reused": done.reused_ids,
                 "errors": done.errors,
                 "result": (analysis or {}).get("result"),
             }
@@ -256,13 +273,41 @@ def converge(
         message(
             f"study {done.study_id}: {done.parameter} = "
             + ", ".join(map(_shown, done.values))
-            + f" as jobs {', '.join(map(str, done.job_ids))}; analysis {done.analysis_id} "
+            + f" as jobs {', '.join(map(str, done.job_ids))}{_reused(done.reused_ids)}; "
+            f"analysis {done.analysis_id} "
             f"(orion show {done.analysis_id}; orion results --study {done.study_id})"
         )
         if analysis is not None:
             _print_answer(analysis)
-    if done.errors or (analysis is not None and analysis["status"] != "completed"):
+    unconverged = _next_sweep(analysis)
+    if unconverged and not as_json:
+        message(
+            f"not converged: try next `orion converge {structure} --extend {done.study_id} "
+            f"--sweep {unconverged}` (and the same --engine and -p)"
+        )
+    if done.errors or unconverged or (analysis is not None and analysis["status"] != "completed"):
         raise typer.Exit(1)
+
+
+def _study_arg(text: str) -> int | None:
+    """``--extend``'s study id, parsed strictly (``1_0`` is not study 10)."""
+    from orion_cli.jobids import parse_study_id
+
+    return parse_study_id(text) if text else None
+
+
+def _reused(ids: list[int]) -> str:
+    return f" (already done, reused: {', '.join(map(str, ids))})" if ids else ""
+
+
+def _next_sweep(analysis: dict[str, Any] | None) -> str:
+    """The range an unconverged analysis says to try next; '' when converged or not run."""
+    if analysis is None or analysis["status"] != "completed":
+        return ""
+    extras = (analysis.get("result") or {}).get("extras") or {}
+    if extras.get("converged_index") is not None:
+        return ""
+    return str(extras.get("next_sweep") or "a longer range")
 
 
 def _shown(value: Any) -> str:
@@ -283,11 +328,7 @@ def _print_fit(job: dict[str, Any]) -> None:
     if job["status"] != "completed" or "v0_a3" not in extras:
         message(f"fit job {job['id']}: {job['status']} {job.get('error_message') or ''}")
         return
-    typer.echo(
-        f"V0 = {extras['v0_a3']:.4f} Å³   E0 = {extras['e0_ev']:.6f} eV   "
-        f"B = {extras['b_gpa']:.2f} GPa   ({len(extras['jobs_used'])} points, "
-        f"{extras['eos']}; plot: {job['workdir']}/eos.png)"
-    )
+    typer.echo(f"{extras['answer']}  [{extras['eos']}; plot: {job['workdir']}/eos.png]")
 
 
 def _print_answer(job: dict[str, Any]) -> None:

@@ -44,7 +44,7 @@ from orion_cli.services.lifecycle.freshness import record_cycle
 from orion_cli.services.lifecycle.policy import schedule_retry
 from orion_cli.services.lifecycle.recovery import recover_unsubmitted
 from orion_cli.services.lifecycle.requeue import requeue_packed
-from orion_cli.services.lifecycle.retry import adopt_or_resubmit
+from orion_cli.services.lifecycle.retry import ANALYSIS_ENGINES, adopt_or_resubmit
 from orion_cli.services.lifecycle.reuse import settle_waiters
 from orion_cli.services.lifecycle.scf_retry import retry_due as scf_retry_due
 from orion_cli.services.lifecycle.state import note_many, record_times, transition_many
@@ -280,7 +280,8 @@ def _finish(
             reason = FailureReason.TIMEOUT  # stopped cleanly at the soft limit: needs more time
         moves.move(job, JobStatus.FAILED, reason=reason, message=result.error)
     elif status is JobStatus.COMPLETED and (result is not None or job.script is not None):
-        moves.move(job, JobStatus.COMPLETED)  # a user's script writes no result: exit 0 says
+        # a user's script writes no result: exit 0 says; a refreshed analysis says its answer
+        moves.move(job, JobStatus.COMPLETED, message=refreshed_answer(job, result))
     elif status is JobStatus.COMPLETED:
         moves.move(
             job,
@@ -296,6 +297,14 @@ def _finish(
         if job.exit_signal:
             detail += f", killed by signal {job.exit_signal}"
         moves.move(job, JobStatus.FAILED, reason=why, message=detail)
+
+
+def refreshed_answer(job: Job, result: JobResult | None) -> str | None:
+    """``answer updated: ...`` when a study's analysis step completes a rerun (refresh)."""
+    answer = (result.extras or {}).get("answer") if result is not None else None
+    if job.attempt > 1 and job.engine in ANALYSIS_ENGINES and isinstance(answer, str):
+        return f"answer updated: {answer}"
+    return None
 
 
 def _finish_packed(

@@ -22,23 +22,25 @@ from orion_cli.batch import SCRIPT_NAME, BatchSpec, job_name_prefix, render_scri
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt
 from orion_cli.db.session import instance_id
-from orion_cli.errors import SchedulerError, SubmitRefused
+from orion_cli.errors import OrionError, SchedulerError, SubmitRefused
 from orion_cli.jobdir import JOB_FILE, RESULT_FILE, read_json, write_json_atomic
 from orion_cli.resources import Resources
+from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import DEFAULT_PARTITION, SubmitOptions, partition_names
 from orion_cli.services.lifecycle import dispatch
-from orion_cli.services.lifecycle.dependencies import repoint_children, waits_for
+from orion_cli.services.lifecycle.dependencies import children_of, repoint_children, waits_for
 from orion_cli.services.lifecycle.policy import Escalation, backoff_s, escalate, schedule_retry
 from orion_cli.services.lifecycle.reparam import rewrite_inputs
 from orion_cli.services.lifecycle.scf_retry import apply_change
 from orion_cli.services.lifecycle.state import (
     attempt_refused,
     claim,
+    note_many,
     start_attempt,
     submit_outcome_settled,
 )
 from orion_cli.services.lifecycle.user_script import script_submission
-from orion_cli.states import FailureReason
+from orion_cli.states import FailureReason, JobStatus
 from orion_cli.taskfile import ensure_made
 
 
@@ -115,10 +117,14 @@ def resubmit(
     *,
     manual: bool = False,
     params: dict[str, Any] | None = None,
+    refresh: str = "",
 ) -> str:
     """Submit the next attempt of a failed or cancelled job; return a line saying what happened.
 
     ``params``: the attempt runs with these (checked) engine parameters (retry -p).
+    ``refresh``: why a completed analysis step (eos fit, converge) runs again.
+    After the attempt is submitted, the job's completed analysis steps are rerun after it
+    (:func:`refresh_analyses`), so that a study's answer includes the retried point.
     """
     claim(session, job, now)  # nobody else submits this attempt while we do
     after = waits_for(session, job)  # its parents' current attempts (UsageError: blocked)
@@ -135,7 +141,7 @@ def resubmit(
     if answer.error is not None:
         resources = nxt.escalation.resources
         return _resubmit_failed(session, job, answer.error, now, nxt.number, resources)
-    message = _started_message(job, nxt, manual, answer.scheduler_job_id)
+    message = _started_message(job, nxt, manual, answer.scheduler_job_id, refresh)
     start_attempt(
         session,
         job,
@@ -147,6 +153,7 @@ def resubmit(
         at=now,
     )
     repointed = repoint_children(session, scheduler, job)
+    repointed += refresh_analyses(session, settings, scheduler, job, now)
     return f"job {job.id}: {message}" + "".join(f"; {line}" for line in repointed)
 
 
@@ -229,9 +236,14 @@ def _attempt(
     return dispatch.Attempt(workdir / SCRIPT_NAME, SubmitOptions(begin=begin, after=after))
 
 
-def _started_message(job: Job, nxt: NextAttempt, manual: bool, scheduler_job_id: str) -> str:
+def _started_message(
+    job: Job, nxt: NextAttempt, manual: bool, scheduler_job_id: str, refresh: str = ""
+) -> str:
     reason = job.failure_reason or "request"
     when = f", begins after {nxt.delay_s} s" if nxt.delay_s else ""
+    if refresh:
+        job_line = f"{job.scheduler} job {scheduler_job_id}"
+        return f"attempt {nxt.number} (refresh: {refresh}){when}; {job_line}"
     which = (
         f"attempt {nxt.number} (orion retry)"
         if manual  # outside the automatic budget
@@ -243,6 +255,58 @@ def _started_message(job: Job, nxt: NextAttempt, manual: bool, scheduler_job_id:
         f"{which} after {reason}: {nxt.escalation.note}{when}{nxt.changed}; "
         f"{job.scheduler} job {scheduler_job_id}"
     )
+
+
+#: engines that analyse other jobs of a study (their parents): rerun when a parent is retried
+ANALYSIS_ENGINES = ("eos", "converge")
+
+
+def refresh_analyses(
+    session: Session, settings: Settings, scheduler: Any, point: Job, now: datetime
+) -> list[str]:
+    """Rerun the completed analysis steps that read ``point``, after its new attempt.
+
+    Each waits (afterany) for the point's new scheduler job and reads every point again, so
+    the study's stored answer is recomputed when the point ends. One that cannot be rerun
+    is noted on it; the point's retry stands either way.
+    """
+    lines = []
+    for child_id, _, _ in children_of(session, [point.id or 0]):
+        child = session.get(Job, child_id)
+        if (
+            child is None
+            or child.engine not in ANALYSIS_ENGINES
+            or child.status != JobStatus.COMPLETED.value
+        ):
+            continue
+        why = f"job {point.id} retried (attempt {point.attempt})"
+        try:
+            lines.append(
+                resubmit(
+                    session,
+                    settings,
+                    child,
+                    scheduler_for_job(settings, child, scheduler),
+                    now,
+                    manual=True,
+                    refresh=why,
+                )
+            )
+        except OrionError as exc:
+            note_many(
+                session,
+                [(child, f"warning: not rerun after {why}: {exc.one_line()}")],
+                source="retry",
+                at=now,
+            )
+    return lines
+
+
+def scheduler_for_job(settings: Settings, job: Job, scheduler: Any) -> Any:
+    """The scheduler backend of ``job``: ``scheduler`` when it is that backend."""
+    if getattr(scheduler, "name", None) == job.scheduler:
+        return scheduler
+    return scheduler_for(settings, job.scheduler)
 
 
 def _resubmit_failed(

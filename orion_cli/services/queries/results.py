@@ -173,6 +173,9 @@ def _row(job: Any, result: Any, swept: Sequence[str]) -> tuple[dict[str, Any], A
     forces = result.forces_ev_per_a if result is not None else None
     stress = result.stress_ev_per_a3 if result is not None else None
     volume = float(atoms.get_volume()) if atoms is not None and atoms.cell.rank == 3 else None
+    fitted_v0 = (result.extras or {}).get("v0_a3") if result is not None else None
+    if job.engine == "eos" and isinstance(fitted_v0, int | float):
+        volume = float(fitted_v0)  # an EOS fit's row: its V0 beside its E0, not the input cell
     row: dict[str, Any] = {
         "id": job.id,
         "name": job.name,
@@ -352,7 +355,17 @@ def answers(settings: Settings, selection: Selection) -> list[tuple[int, str]]:
     with session_scope(settings.resolved_database_url) as session:
         query = _query(selection).where(col(Job.engine).in_(ANALYSIS_ENGINES))
         return [
-            (job.id, result.extras["answer"])
+            (job.id, result.extras["answer"] + _superseded(result.extras))
             for job, result in session.exec(query)
             if result is not None and isinstance((result.extras or {}).get("answer"), str)
         ]
+
+
+def _superseded(extras: dict[str, Any]) -> str:
+    """`` (superseded by job N)`` for an analysis an ``--extend`` replaced.
+
+    >>> _superseded({"superseded_by": 12}), _superseded({})
+    (' (superseded by job 12)', '')
+    """
+    newer = extras.get("superseded_by")
+    return f" (superseded by job {newer})" if isinstance(newer, int) else ""

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orion_cli.db.session import session_scope
+from orion_cli.engines.eos_fit import cubic_lattice
 from orion_cli.engines.passthrough import engine_params
 from orion_cli.engines.registry import engine_names, get_engine
 from orion_cli.errors import ConfigError, UsageError
@@ -242,6 +243,8 @@ def _point_params(
         **params,
         "jobs": list(range(1, len(points.items) + 1)),
         "volumes_a3": [float(a.get_volume()) for a in points.atoms],
+        "n_atoms": len(points.atoms[0]),
+        **cubic_lattice(points.atoms[0]),
     }
 
 
@@ -348,9 +351,12 @@ def _record_study(session: Session, settings: Settings, plan: dict[str, _Planned
         if step.structure_from:
             parent = plan[step.structure_from].jobs[0]
             r.structure_from = parent.id
-            for item in planned.items:
+            for item, point in zip(planned.items, planned.points, strict=True):
                 item.inputs.structure_from = str(Path(parent.workdir) / RESULT_FILE)
                 item.source = f"from:{parent.id}"
+                if point.get(SCALE) is not None:  # the node scales the parent's final cell
+                    item.inputs.structure_scale = float(point[SCALE])
+                    item.source += f"@{SCALE}={point[SCALE]}"
                 item.inputs.frozen = unkeyed(item.inputs.frozen)  # structure known at start
         if step.engine == EOS_ENGINE:
             swept = next(n for n in step.parents if any(SCALE in p for p in plan[n].points))

@@ -13,6 +13,8 @@ A workflow is a set of named steps::
 
     [steps.points]
     engine = "emt"
+    needs = ["relax"]
+    structure = "from:relax"  # each point scales the relaxed cell, on the node
     sweep = { scale = [0.96, 0.98, 1.0, 1.02, 1.04] }
 
     [steps.fit]
@@ -193,12 +195,6 @@ def _step(path: Path, name: str, table: Any, names: list[str], engines: Sequence
         )
     structure_from = _structure_from(where, table.get("structure", ""), needs, needs_any)
     sweep = _sweep(where, table.get("sweep", {}), params)
-    if structure_from and any(key == SCALE for key, _ in sweep):
-        raise UsageError(
-            f"{where}:sweep.scale: a scale sweep scales the structure given on the command "
-            f"line; this step starts from {structure_from}'s final structure",
-            'drop structure = "from:..." or the scale sweep',
-        )
     walltime = _text(where, table, "walltime", "walltime_s", '"30m"')
     mem = _text(where, table, "mem", "mem_mb", '"4G"')
     queue = table.get("queue", "")
