@@ -216,7 +216,9 @@ def test_extending_a_qe_cutoff_sweep_on_slurm(
     monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
     common = ["converge", str(EXAMPLES / "Si.cif"), "-e", "qe", "-p", "kpoints=2,2,2"]
     common += ["-p", "smearing=none", "--tol", "20", "--walltime", "5m"]
-    first = orion_json(*common, "--sweep", "ecutwfc_ry=12,16", "--wait")
+    # 12 and 16 Ry differ by more than 20 meV/atom: not converged, exit 1, which --extend is for
+    shown = orion(*common, "--sweep", "ecutwfc_ry=12,16", "--wait", "--json", expect=1)
+    first = json.loads(shown.stdout)
     out = orion_json(
         *common, "--sweep", "ecutwfc_ry=12:24:4", "--extend", str(first["study_id"]), "--wait"
     )
