@@ -2,7 +2,8 @@
 # Set orion up on this machine (idempotent; re-running is cheap).
 #
 #   scripts/setup.sh             Python virtual environment .venv with orion and its test tools.
-#                                Enough for the embedded defaults: SQLite + local scheduler.
+#                                Enough for the embedded defaults: SQLite, and SLURM where
+#                                sbatch is on PATH (else the local scheduler).
 #   scripts/setup.sh --services  Also, as root on Debian: the engines (Quantum ESPRESSO, LAMMPS),
 #                                PostgreSQL started, and a real one-node SLURM cluster with
 #                                accounting (scripts/slurm-up.sh) -- what the test suite needs.
@@ -15,7 +16,7 @@ services=0
 for arg in "$@"; do
   case "$arg" in
     --services) services=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg (use --services or nothing)" >&2; exit 2 ;;
   esac
 done
@@ -29,7 +30,11 @@ log "installing orion into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
 
-[ "$services" = 1 ] || { log "done: .venv/bin/orion is ready (SQLite + local scheduler)"; exit 0; }
+ready() {  # what a plain `orion submit` uses here: SLURM where sbatch is on PATH
+  log "done: .venv/bin/orion is ready: $(.venv/bin/python -c \
+    'from orion_cli.config import load_settings; from orion_cli.services.doctor import defaults_line; print(defaults_line(load_settings()))')"
+}
+[ "$services" = 1 ] || { ready; exit 0; }
 
 [ "$(id -u)" = 0 ] || { echo "setup.sh --services needs root (apt-get, daemons)" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
@@ -57,4 +62,5 @@ pg_isready -h 127.0.0.1 -p 5432 >/dev/null || { echo "PostgreSQL did not come up
 
 log "bringing up the one-node SLURM cluster"
 bash scripts/slurm-up.sh
-log "done: engines, PostgreSQL and SLURM are ready"
+log "engines, PostgreSQL and SLURM are up"
+ready

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from orion_cli.cli import app
-from orion_cli.cli.output import age, handle_errors, print_json, table
+from orion_cli.cli.output import age, count_of, handle_errors, print_json, table
 
 STATUS_ORDER = ("created", "queued", "running", "completed", "failed", "cancelled")
 
@@ -106,8 +106,21 @@ def list_cmd(
         )
         return
     _print_rows(rows, flt.offset, listing.total, page, all_users)
-    typer.echo(f"{listing.total} jobs: {counts_text(listing.counts)}")
+    typer.echo(f"{count_of(listing.total, 'job')}: {counts_text(listing.counts)}")
     say_freshness(settings, active)
+
+
+def progress_cell(row: dict[str, Any]) -> str:
+    """The progress column: a failed or cancelled job's last step is not shown as current.
+
+    >>> progress_cell({"status": "running", "progress_pct": 5.0, "current_step": "pw.x"})
+    '5% pw.x'
+    >>> progress_cell({"status": "failed", "progress_pct": 5.0, "current_step": "pw.x"})
+    '-'
+    """
+    if row["status"] in ("failed", "cancelled"):
+        return "-"
+    return f"{row['progress_pct']:.0f}% {row['current_step']}".strip()
 
 
 def _print_rows(
@@ -129,7 +142,7 @@ def _print_rows(
                 r["status"]
                 + (f" ({r['failure_reason']})" if r["failure_reason"] else "")
                 + (f"; {r['dependency']}" if r.get("dependency") else ""),
-                f"{r['progress_pct']:.0f}% {r['current_step']}".strip(),
+                progress_cell(r),
                 _energy(r),
                 r["scheduler_job_id"] or "-",
                 age((now - datetime.fromisoformat(r["created_at"])).total_seconds()),

@@ -168,7 +168,8 @@ def submit(
     queue: Annotated[
         str,
         typer.Option(
-            help="A named queue from the config ([queues.NAME]; orion queues lists them)."
+            help="A named queue from the config (a \\[queues.NAME] table; "
+            "`orion queues` lists them)."
         ),
     ] = "",
     account: Annotated[str, typer.Option()] = "",

@@ -12,7 +12,7 @@ import typer
 from orion_cli.cli import app
 from orion_cli.cli.jobargs import IdsArg, SlurmIdOpt, StatusOpt, StudyOpt, TagOpt, selection
 from orion_cli.cli.monitor import counts_line, freshness_lines
-from orion_cli.cli.output import age, handle_errors, message, visible
+from orion_cli.cli.output import age, count_of, handle_errors, message, visible
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
@@ -68,7 +68,10 @@ def render(snap: Snapshot, settings: Settings, error: str) -> Any:
     now = datetime.now(UTC)
     fresh, _ = freshness_lines(settings, active=False)
     parts: list[Any] = [
-        Text(f"orion watch — {len(snap.states)} jobs: {counts_line(snap.states)}", style="bold"),
+        Text(
+            f"orion watch — {count_of(len(snap.states), 'job')}: {counts_line(snap.states)}",
+            style="bold",
+        ),
         Text(f"{fresh} · q quits", style="dim"),
     ]
     if error:

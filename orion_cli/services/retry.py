@@ -141,7 +141,13 @@ def schedule_retry(
     """
     scf = list(scf_retry) or [False] * len(jobs)
     plans = [(job, retry_due(job, now, final, s)) for job, s in zip(jobs, scf, strict=True)]
-    set_retry_due(session, plans, source=source, at=now)
+    holds = [
+        0
+        if s or job.failure_reason == FailureReason.SUBMIT_ERROR.value
+        else backoff_s(job.retry_delay_s, job.attempt)
+        for job, s in zip(jobs, scf, strict=True)
+    ]  # what resubmit() gives sbatch --begin
+    set_retry_due(session, plans, source=source, at=now, backoff_s=holds)
     return [due is not None for _, due in plans]
 
 
@@ -284,8 +290,9 @@ def resubmit(
         if scf_note
         else f"attempt {attempt} of {job.max_retries + 1}"
     )
+    why = reason.value if reason else "the job was cancelled" if job.status == "cancelled" else ""
     message = (
-        f"{which} after {reason or 'request'}: "
+        f"{which}{' after ' + why if why else ''}: "
         f"{res.note}{when}{changed}; {job.scheduler} job {scheduler_job_id}"
     )
     start_attempt(
