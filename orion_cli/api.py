@@ -21,13 +21,14 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from orion_cli.errors import UsageError
+from orion_cli.errors import OrionError, UsageError
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -52,6 +53,23 @@ __all__ = [
 #: where ``submit`` keeps the structures given as ``Atoms`` (under ``work_root``)
 API_INPUTS_DIR = "api-inputs"
 _PAGE = 1000
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _hinted(func: F) -> F:
+    """Make an error's text the CLI's one line (message — hint): ``str(exc)`` shows the fix."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except OrionError as exc:
+            exc.args = (exc.one_line(),)
+            raise
+
+    return cast(F, wrapper)
 
 
 def _settings() -> Settings:
@@ -139,6 +157,7 @@ def _write_atoms(settings: Settings, frames: list[Atoms]) -> Path:
     return path
 
 
+@_hinted
 def submit(
     structures: Any,
     engine: str,
@@ -332,6 +351,7 @@ class JobRow:
     dependency: str
 
 
+@_hinted
 def jobs(
     *,
     tag: str | Sequence[str] | None = None,
@@ -378,6 +398,7 @@ def jobs(
     ]
 
 
+@_hinted
 def show(job_id: int) -> dict[str, Any]:
     """Everything about one job, as ``orion show --json`` prints it (result, events...)."""
     from orion_cli.services.jobs import show_job
@@ -394,6 +415,7 @@ def _selected(
     return chosen, tags
 
 
+@_hinted
 def wait(
     ids: int | Iterable[int] | None = None,
     *,
@@ -417,6 +439,7 @@ def wait(
     return wait_for(settings, job_ids, timeout_s).all_completed
 
 
+@_hinted
 def results(
     ids: int | Iterable[int] | None = None,
     *,
@@ -440,6 +463,7 @@ def results(
     return result_atoms(_settings(), selection, all_jobs)
 
 
+@_hinted
 def result_rows(
     ids: int | Iterable[int] | None = None,
     *,
@@ -461,6 +485,7 @@ def result_rows(
     return rows_of(_settings(), Selection(chosen, tags, study, current_user()))
 
 
+@_hinted
 def poll() -> PollReport:
     """Run one poll cycle, as ``orion poll`` (cron) does; return what it did.
 
@@ -472,6 +497,7 @@ def poll() -> PollReport:
     return run_poll(_settings())
 
 
+@_hinted
 def cancel(
     ids: int | Iterable[int] | None = None,
     *,
@@ -495,6 +521,7 @@ def cancel(
     return list(report.done)
 
 
+@_hinted
 def stats(
     *,
     tag: str | Sequence[str] | None = None,

@@ -22,10 +22,6 @@ class OrionError(Exception):
         """Keep the hint when the error crosses a process boundary (staging workers)."""
         return type(self), (self.message, self.hint)
 
-    def __str__(self) -> str:
-        """The message with its hint, as the CLI prints it (the Python API shows this)."""
-        return self.one_line()
-
     def one_line(self) -> str:
         """Render as the single line the CLI prints.
 

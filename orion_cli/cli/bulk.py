@@ -3,23 +3,32 @@ or ``--status``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from orion_cli.cli import app
 from orion_cli.cli.jobargs import (
+    GpusOpt,
     IdsArg,
     JsonOpt,
+    MemOpt,
+    PartitionOpt,
     SlurmIdOpt,
     StatusOpt,
     StudyOpt,
     TagOpt,
+    WalltimeOpt,
+    YesOpt,
     finish,
+    resource_changes,
     selection,
 )
 from orion_cli.cli.output import handle_errors
 from orion_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from orion_cli.services.bulk import Selection
 
 
 @app.command()
@@ -59,16 +68,54 @@ def retry(
             help="Run the new attempt with this engine parameter changed: key=value (repeatable).",
         ),
     ] = None,
+    walltime: WalltimeOpt = "",
+    mem: MemOpt = "",
+    partition: PartitionOpt = "",
+    gpus: GpusOpt = None,
+    yes: YesOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Submit a new attempt of failed or cancelled jobs now (more walltime after a timeout)."""
+    """Submit a new attempt of failed or cancelled jobs now (more walltime after a timeout).
+
+    --walltime/--mem/--partition/--gpus change the new attempt's resources (recorded with it).
+    A job that failed in the engine itself fails the same way again unless something changes:
+    without -p or a resource option, orion asks first (--yes does not ask).
+    """
     from orion_cli.config import load_settings
     from orion_cli.services.actions import retry as run
     from orion_cli.units import parse_param_pairs
 
     changes = parse_param_pairs(param or [])
+    resources = resource_changes(walltime, mem, partition, gpus)
     chosen = selection(job_ids, slurm_id, tag, status, study)
-    finish(run(load_settings(), chosen, changes or None), as_json, chosen.describe())
+    settings = load_settings()
+    if not changes and not resources and not yes:
+        confirm_same_failure(settings, chosen)
+    finish(run(settings, chosen, changes or None, resources), as_json, chosen.describe())
+
+
+def confirm_same_failure(settings: Any, chosen: Selection) -> None:
+    """Ask before retrying, unchanged, jobs whose engine failed (it would fail the same way)."""
+    import sys
+
+    from orion_cli.cli.output import message
+    from orion_cli.services.actions import would_fail_again
+
+    doomed = would_fail_again(settings, chosen)
+    if not doomed:
+        return
+    first_id, error = doomed[0]
+    which = f"job {first_id}" if len(doomed) == 1 else f"{len(doomed)} jobs (e.g. {first_id})"
+    question = (
+        f"{which} failed in the engine ({error[:120] or 'engine_error'}); retried unchanged, "
+        "it will fail the same way"
+    )
+    fix = f"change something with -p KEY=VALUE (`orion show {first_id}` suggests what), or --yes"
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question}: not retried", fix)
+    if not typer.confirm(f"{question}. Retry anyway?", err=True):
+        message("nothing retried")
+        raise typer.Exit(1)
 
 
 @app.command()

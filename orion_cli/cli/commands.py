@@ -148,6 +148,7 @@ def render_job(job: dict[str, Any]) -> None:
         "current_step",
         "workdir",
         "error_message",
+        "hint",
         "created_at",
         "submitted_at",
         "started_at",

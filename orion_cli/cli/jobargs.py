@@ -93,3 +93,38 @@ def finish(report: BulkReport, as_json: bool, selection_text: str = "") -> None:
     message(report.summary())
     if report.exit_code():
         raise typer.Exit(report.exit_code())
+
+
+# ---- resource options shared by submit-like commands, retry and move ----------------------
+
+WalltimeOpt = Annotated[str, typer.Option(help="Time limit: 90m, 2h, 1:30:00 or seconds.")]
+MemOpt = Annotated[str, typer.Option(help="Memory per node: 4G, 500M.")]
+PartitionOpt = Annotated[str, typer.Option(help="SLURM partition (queue).")]
+GpusOpt = Annotated[int | None, typer.Option(help="GPUs per node (sbatch --gres=gpu:N).")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def resource_changes(walltime: str, mem: str, partition: str, gpus: int | None) -> dict[str, Any]:
+    """The resource fields a command line changes (empty: none), read strictly.
+
+    >>> resource_changes("4h", "8G", "long", 1)
+    {'walltime_s': 14400, 'mem_mb': 8192, 'partition': 'long', 'gpus': 1}
+    >>> resource_changes("", "", "", None)
+    {}
+    """
+    from orion_cli.limits import check_bound
+    from orion_cli.units import parse_mem_mb, parse_walltime_s
+
+    changes: dict[str, Any] = {}
+    if walltime:
+        changes["walltime_s"] = parse_walltime_s(walltime, "--walltime")
+    if mem:
+        changes["mem_mb"] = parse_mem_mb(mem)
+    if partition:
+        changes["partition"] = partition
+    if gpus is not None:
+        changes["gpus"] = gpus
+    for key, value in changes.items():
+        if key != "partition":
+            check_bound(key, value)
+    return changes

@@ -136,7 +136,9 @@ def _step_node(under: Tree, step: dict[str, Any]) -> Tree:
     jobs = step["jobs"]
     shown = jobs if len(jobs) <= 12 else [j for j in jobs if j["status"] != "completed"]
     for job in shown:
-        node.add(_job_line(job))
+        line = node.add(_job_line(job))
+        if job.get("hint"):
+            line.add(f"hint: {escape(job['hint'])}")
     if len(shown) < len(jobs):
         node.add(f"… and {len(jobs) - len(shown)} completed")
     return node

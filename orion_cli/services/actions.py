@@ -17,7 +17,7 @@ from orion_cli.errors import OrionError, SchedulerError, UsageError
 from orion_cli.schedulers import scheduler_for
 from orion_cli.services.bulk import BulkReport, Selection, again_on_race, resolve
 from orion_cli.services.lifecycle import note_many, transition_many
-from orion_cli.states import JobStatus
+from orion_cli.states import FailureReason, JobStatus
 
 
 def _cancellable(job: Job) -> bool:
@@ -148,8 +148,26 @@ def _by_scheduler(jobs: list[Job]) -> dict[str, list[Job]]:
     return groups
 
 
+def would_fail_again(settings: Settings, selection: Selection) -> list[tuple[int, str]]:
+    """The selected jobs that failed in the engine itself (id, its error): deterministic, so
+    a retry with the same parameters fails the same way."""
+    from orion_cli.db.session import session_scope
+
+    selection.check()
+    with session_scope(settings.resolved_database_url) as session:
+        return [
+            (job.id or 0, job.error_message or "")
+            for job in resolve(session, selection, BulkReport("checked"), "retry")
+            if job.status == JobStatus.FAILED.value
+            and job.failure_reason == FailureReason.ENGINE_ERROR.value
+        ]
+
+
 def retry(
-    settings: Settings, selection: Selection, changes: dict[str, Any] | None = None
+    settings: Settings,
+    selection: Selection,
+    changes: dict[str, Any] | None = None,
+    resources: dict[str, Any] | None = None,
 ) -> BulkReport:
     """Submit a new attempt of each named failed or cancelled job now, whatever the reason.
 
@@ -198,7 +216,7 @@ def retry(
             report.notes.append(
                 again_on_race(
                     lambda job_id=job_id: _retry_one(  # type: ignore[misc]
-                        settings, job_id, new_params.get(job_id)
+                        settings, job_id, new_params.get(job_id), resources
                     )
                 )
             )
@@ -209,7 +227,12 @@ def retry(
     return report
 
 
-def _retry_one(settings: Settings, job_id: int, params: dict[str, Any] | None = None) -> str:
+def _retry_one(
+    settings: Settings,
+    job_id: int,
+    params: dict[str, Any] | None = None,
+    resources: dict[str, Any] | None = None,
+) -> str:
     from orion_cli.db.session import session_scope
     from orion_cli.services.retry import resubmit
 
@@ -218,7 +241,28 @@ def _retry_one(settings: Settings, job_id: int, params: dict[str, Any] | None = 
         if job is None or job.status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
             raise UsageError(f"job {job_id} changed meanwhile", "see `orion show`")
         scheduler = scheduler_for(settings, job.scheduler)
-        return resubmit(session, settings, job, scheduler, now_utc(), manual=True, params=params)
+        check_partition(scheduler, (resources or {}).get("partition", ""))
+        return resubmit(
+            session,
+            settings,
+            job,
+            scheduler,
+            now_utc(),
+            manual=True,
+            params=params,
+            resources=resources,
+        )
+
+
+def check_partition(scheduler: Any, partition: str) -> None:
+    """Refuse a partition the cluster does not have (a backend without partitions takes any)."""
+    known = scheduler.partitions() if partition else {}
+    if known and partition not in known:
+        raise UsageError(
+            f"partition '{partition}' does not exist on this cluster "
+            f"(sinfo lists: {', '.join(sorted(known))})",
+            "pick one of those with --partition",
+        )
 
 
 PAST = {"hold": "held", "release": "released", "priority": "re-prioritised"}

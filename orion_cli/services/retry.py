@@ -101,6 +101,37 @@ def escalate(
     return Escalation(resources, "same resources")
 
 
+def with_changes(escalation: Escalation, changes: dict[str, Any]) -> Escalation:
+    """The user's resource changes (``orion retry --walltime 4h``) over the policy's.
+
+    >>> with_changes(Escalation(Resources(walltime_s=60), "walltime 30 s → 60 s"),
+    ...              {"walltime_s": 14400, "partition": "long"}).note
+    'walltime 60 s → 14400 s, partition (default) → long (asked)'
+    >>> with_changes(Escalation(Resources(), "same resources"), {}).note
+    'same resources'
+    """
+    old = escalation.resources
+    changed = {k: v for k, v in changes.items() if getattr(old, k) != v}
+    if not changed:
+        return escalation
+    parts = []
+    for key, value in changed.items():
+        unit = " s" if key == "walltime_s" else " MB" if key.endswith("_mb") else ""
+        name = key.removesuffix("_s").removesuffix("_mb").replace("_", " ")
+        was = getattr(old, key)
+        parts.append(
+            f"{name} {was if was not in ('', 0) else '(default)'}{unit if was else ''}"
+            f" → {value}{unit}"
+        )
+    policy = escalation.note
+    kept = policy not in ("", "same resources") and not any(
+        policy.startswith(part.split(" ")[0]) for part in parts
+    )  # e.g. a timeout's doubled walltime stays when only the partition is changed
+    return Escalation(
+        replace(old, **changed), (f"{policy}, " if kept else "") + ", ".join(parts) + " (asked)"
+    )
+
+
 def _escalated(job: Job, scheduler: Any) -> Escalation:
     reason = FailureReason(job.failure_reason) if job.failure_reason else None
     return escalate(Resources.of(job), reason, _partition_max_s(scheduler, job.partition))
@@ -201,10 +232,12 @@ def resubmit(
     *,
     manual: bool = False,
     params: dict[str, Any] | None = None,
+    resources: dict[str, Any] | None = None,
 ) -> str:
     """Submit the next attempt of a failed or cancelled job; return a line saying what happened.
 
     ``params``: the attempt runs with these (checked) engine parameters (retry -p).
+    ``resources``: Resources fields the user changed (retry --walltime ...), over the escalation.
     """
     from orion_cli.services.dependencies import repoint_children, waits_for
     from orion_cli.services.scf_retry import apply_change
@@ -217,7 +250,7 @@ def resubmit(
         if manual or reason is FailureReason.SUBMIT_ERROR
         else backoff_s(job.retry_delay_s, job.attempt)
     )
-    res = _escalated(job, scheduler)
+    res = with_changes(_escalated(job, scheduler), resources or {})
     workdir = Path(job.workdir)
     try:
         ensure_made(workdir, job.array_name, job.array_index)  # an array task that never ran

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from orion_cli.errors import UsageError
 from orion_cli.services.depgraph import AFTER_ANY, dependency_state
+from orion_cli.services.jobs import failure_hint
 from orion_cli.states import FailureReason, JobStatus
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ def study_graph(settings: Settings, ident: int) -> dict[str, Any]:
                 "scheduler_job_id": job.scheduler_job_id,
                 "sweep": job.sweep_point or {},
                 "reason": _reason(job, states.get(job.id or 0, [])),
+                "hint": failure_hint(job),
             }
         )
         if job.structure_from_id in step_of:

@@ -38,7 +38,9 @@ def test_setup_ends_with_the_scheduler_a_submit_will_use(
 
     assert defaults_line(load_settings()).startswith("SQLite + SLURM (sbatch is on PATH)")
     monkeypatch.setenv("ORION_SCHEDULER", "local")
-    assert defaults_line(load_settings()) == "SQLite + the local scheduler (jobs run on this machine)"
+    assert (
+        defaults_line(load_settings()) == "SQLite + the local scheduler (jobs run on this machine)"
+    )
     script = (REPO / "scripts" / "setup.sh").read_text()
     assert "(SQLite + local scheduler)" not in script and "defaults_line" in script
 
@@ -63,7 +65,9 @@ def test_retry_note_says_when_the_attempt_can_begin(
     orion("poll")
     events = orion_json("show", str(job_id))["events"]
     note = next(e["message"] for e in events if (e["message"] or "").startswith("retry due at"))
-    due, begins = re.search(r"retry due at (\S+ \S+) UTC \(attempt 2, begins after 60 s, at (\S+) UTC", note).groups()  # noqa: E501
+    due, begins = re.search(
+        r"retry due at (\S+ \S+) UTC \(attempt 2, begins after 60 s, at (\S+) UTC", note
+    ).groups()  # noqa: E501
     due_at = datetime.fromisoformat(due)
     assert (due_at + timedelta(seconds=60)).strftime("%H:%M:%S") == begins
     assert "after timeout" in events[-1]["message"] and "begins after 60 s" in events[-1]["message"]
@@ -74,7 +78,9 @@ def test_cancelled_job_retry_says_why_and_plural_is_right(
     orion_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
-    job_id = int(orion_json("submit", CU, "--engine", "mock", "-p", "duration_s=60", "--hold")["id"])
+    job_id = int(
+        orion_json("submit", CU, "--engine", "mock", "-p", "duration_s=60", "--hold")["id"]
+    )
     orion("cancel", str(job_id))
     orion("retry", str(job_id), "--yes")
     last = orion_json("show", str(job_id))["events"][-1]["message"]
@@ -97,5 +103,7 @@ def test_failed_job_progress_column_is_not_a_running_step(
     job_id = int(orion_json("submit", CU, "--engine", "mock", "-p", "fail=true")["id"])
     (job,) = poll_until_final([job_id])
     assert job["status"] == "failed" and job["current_step"]  # the step it failed in is kept
-    row = next(line for line in orion("ls").stdout.splitlines() if line.strip().startswith(str(job_id)))
+    row = next(
+        line for line in orion("ls").stdout.splitlines() if line.strip().startswith(str(job_id))
+    )
     assert job["current_step"] not in row
