@@ -120,6 +120,27 @@ def confirm_same_failure(settings: Any, chosen: Selection) -> None:
 
 @app.command()
 @handle_errors
+def move(
+    job_ids: IdsArg = None,
+    slurm_id: SlurmIdOpt = None,
+    tag: TagOpt = None,
+    study: StudyOpt = None,
+    status: StatusOpt = None,
+    partition: Annotated[str, typer.Option(help="The partition to move them to.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Move queued jobs to another partition (same job, no attempt spent, nothing run twice)."""
+    from orion_cli.config import load_settings
+    from orion_cli.services.actions import move as run
+
+    if not partition:
+        raise UsageError("say where to: --partition NAME", "`sinfo -s` lists the partitions")
+    chosen = selection(job_ids, slurm_id, tag, status, study)
+    finish(run(load_settings(), chosen, partition), as_json, chosen.describe())
+
+
+@app.command()
+@handle_errors
 def hold(
     job_ids: IdsArg = None,
     slurm_id: SlurmIdOpt = None,

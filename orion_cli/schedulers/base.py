@@ -113,6 +113,13 @@ class Scheduler(Protocol):
         """
         ...
 
+    def set_partition(self, job_ids: Sequence[str], partition: str) -> None:
+        """Move pending jobs to another partition, keeping their ids (``orion move``).
+
+        A job that is no longer pending is refused (SchedulerError): nothing runs twice.
+        """
+        ...
+
     def set_dependency(self, job_ids: Sequence[str], after: Sequence[tuple[str, str]]) -> None:
         """Replace the dependencies of pending jobs by ``after`` (empty: none).
 

@@ -293,6 +293,10 @@ class LocalScheduler:
 
         self._control(job_ids, release_one)
 
+    def set_partition(self, job_ids: Sequence[str], partition: str) -> None:
+        """Nothing to move: the local backend has no partitions (it ignores them at submit)."""
+        self._control(job_ids, lambda job_id, record: None)
+
     def set_nice(self, job_ids: Sequence[str], nice: int) -> None:
         """Record the nice value (the local backend starts jobs at once: it changes nothing)."""
         self._control(job_ids, lambda job_id, record: self._write(job_id, {**record, "nice": nice}))

@@ -155,6 +155,14 @@ class SlurmCli:
         if ids:
             self._run(c.set_dependency_argv(ids, after), HINT_IDS)
 
+    def set_partition(self, job_ids: Sequence[str], partition: str) -> None:
+        """Move pending jobs to ``partition`` (``scontrol update``); the job keeps its id and
+        its place in the user's history. A job that started meanwhile is refused by SLURM
+        ("Job is no longer pending execution"): nothing runs twice."""
+        ids = _checked_ids(job_ids)
+        if ids:
+            self._run(c.set_partition_argv(ids, partition), HINT_IDS)
+
     def set_nice(self, job_ids: Sequence[str], nice: int) -> None:
         """Set the jobs' Nice (higher = later); held jobs stay held.
 

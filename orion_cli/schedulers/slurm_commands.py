@@ -158,6 +158,15 @@ def scontrol_argv(action: str, job_ids: Sequence[str]) -> list[str]:
     return ["scontrol", action, ",".join(job_ids)]
 
 
+def set_partition_argv(job_ids: Sequence[str], partition: str) -> list[str]:
+    """Build ``scontrol update JobId=<ids> Partition=<p>``: SLURM moves pending jobs only.
+
+    >>> set_partition_argv(["20", "21_3"], "long")
+    ['scontrol', 'update', 'JobId=20,21_3', 'Partition=long']
+    """
+    return ["scontrol", "update", f"JobId={','.join(job_ids)}", f"Partition={partition}"]
+
+
 def set_nice_input(job_ids: Sequence[str], nice: int, held: dict[str, str]) -> str:
     """Build the stdin of one ``scontrol`` session: set Nice, then hold again the held jobs.
 

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, now_utc
 from orion_cli.errors import OrionError, SchedulerError, UsageError
+from orion_cli.limits import check_text
 from orion_cli.schedulers import scheduler_for
 from orion_cli.services.bulk import BulkReport, Selection, again_on_race, resolve
 from orion_cli.services.lifecycle import note_many, transition_many
@@ -300,6 +301,50 @@ def control(
                 continue
             done.extend(group)
         _record(session, done, action, priority)
+        report.done = [job.id or 0 for job in done]
+    return report
+
+
+def move(settings: Settings, selection: Selection, partition: str) -> BulkReport:
+    """Move queued jobs to ``partition`` in place: same scheduler job, no attempt spent.
+
+    The scheduler refuses a job that started meanwhile; its row is then left as it was.
+    Jobs packed into one array task move together (the task is what the scheduler moves).
+    """
+    from orion_cli.db.session import session_scope
+
+    selection.check()
+    check_text(partition, "--partition")
+    report = BulkReport("moved", hint="only queued jobs can be moved")
+    with session_scope(settings.resolved_database_url) as session:
+        jobs = []
+        for job in resolve(session, selection, report, "move"):
+            if job.status == JobStatus.QUEUED.value and job.scheduler_job_id:
+                jobs.append(job)
+            else:
+                report.skip(
+                    job.id or 0, f"not queued ({job.status})", f"job {job.id} is {job.status}"
+                )
+        done = []
+        for name, group in _by_scheduler(jobs).items():
+            scheduler = scheduler_for(settings, name)
+            try:
+                check_partition(scheduler, partition)
+                scheduler.set_partition([job.scheduler_job_id or "" for job in group], partition)
+            except (SchedulerError, UsageError) as exc:
+                report.trouble |= isinstance(exc, SchedulerError)
+                for job in group:
+                    report.refuse(job.id or 0, exc.one_line(), f"job {job.id}: {exc.message}")
+                continue
+            done.extend(group)
+        notes = []
+        for job in done:
+            notes.append(
+                (job, f"orion move: partition {job.partition or '(default)'} → {partition}")
+            )
+            job.partition = partition
+            session.add(job)
+        note_many(session, notes, source="user")
         report.done = [job.id or 0 for job in done]
     return report
 
