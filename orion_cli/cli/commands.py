@@ -111,6 +111,8 @@ def render_job(job: dict[str, Any]) -> None:
 
     status = job["status"] + (f" ({job['failure_reason']})" if job["failure_reason"] else "")
     status += f"; {job['dependency']}" if job.get("dependency") else ""
+    if job.get("held") and job["status"] == "queued":
+        status += f"; held (`orion release {job['id']}` lets it start)"
     say((f"job {job['id']}", "bold"), f" {job['name']}: {status}")
     if job.get("tags"):
         say(f"  {'tags':17} {', '.join(job['tags'])}")

@@ -140,6 +140,7 @@ def _print_rows(
                 *([r["owner"]] if all_users else []),
                 r["engine"],
                 r["status"]
+                + (" (held)" if r.get("held") and r["status"] == "queued" else "")
                 + (f" ({r['failure_reason']})" if r["failure_reason"] else "")
                 + (f"; {r['dependency']}" if r.get("dependency") else ""),
                 progress_cell(r),

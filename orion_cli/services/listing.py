@@ -32,6 +32,7 @@ COLUMNS = (
     "attempt",
     "created_at",
     "formula",
+    "held",
 )
 
 
@@ -173,6 +174,8 @@ def _query(conn: Any, placeholder: str, flt: JobFilter) -> Listing | None:
         return Listing([], total, counts)
     cursor.execute(select, params)
     rows = [dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        row["held"] = bool(row["held"])  # SQLite stores 0/1
     for row in rows:
         row["created_at"] = _as_utc(row["created_at"]).isoformat()
     _add_dependency_states(cursor, placeholder, rows)
