@@ -107,3 +107,16 @@ def test_failed_job_progress_column_is_not_a_running_step(
         line for line in orion("ls").stdout.splitlines() if line.strip().startswith(str(job_id))
     )
     assert job["current_step"] not in row
+
+
+def test_short_walltime_keeps_a_scaled_soft_stop_and_says_so(orion_home: Path) -> None:
+    out = orion(
+        "submit", CU, "--engine", "emt", "--walltime", "2m", "--scheduler", "slurm", "--dry-run"
+    )
+    assert "#SBATCH --signal=B:USR1@30" in out.stdout
+    assert "soft-stop margin (soft_margin_s = 300 s)" in out.stderr
+    assert "30 s before the limit" in out.stderr
+    long = orion(
+        "submit", CU, "--engine", "emt", "--walltime", "1h", "--scheduler", "slurm", "--dry-run"
+    )
+    assert "#SBATCH --signal=B:USR1@300" in long.stdout and "soft-stop" not in long.stderr
