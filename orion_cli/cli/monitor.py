@@ -43,7 +43,8 @@ def freshness_lines(settings: Settings, active: bool) -> tuple[str, str | None]:
     if not active or (age_s is not None and age_s <= settings.poll_stale_s):
         return line, None
     return line, (
-        "warning: the statuses shown may be out of date: run `orion poll`, or let "
+        "warning: the statuses shown may be out of date: run `orion poll`, keep "
+        "`orion poll --loop 60` running (screen/tmux, or a systemd user unit), or let "
         f"cron run it every 2 minutes (crontab -e):\n  {cron_line(settings)}"
     )
 

@@ -95,10 +95,19 @@ def log_target(
         return LogTarget(job_id, wanted, path, job.status)
 
 
-def job_status(settings: Settings, job_id: int) -> str:
-    """The job's status now (``--follow`` stops once it is final)."""
+def job_status(settings: Settings, job_id: int, poll_first: bool = False) -> str:
+    """The job's status now (``--follow`` stops once it is final).
+
+    ``poll_first``: run a poll cycle first, as ``orion wait`` does (the scheduler is asked
+    at most once per ``min_query_interval_s``, whoever polls), so that ``--follow`` ends
+    when the job does, with or without cron.
+    """
     from orion_cli.db.models import Job
     from orion_cli.db.session import session_scope
+    from orion_cli.services.poll import poll
+
+    if poll_first:
+        poll(settings)
 
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(Job, job_id)
