@@ -47,6 +47,7 @@ def root(
 from orion_cli.cli import (  # noqa: E402,F401  (registers the commands)
     bulk,
     commands,
+    files,
     logs,
     ls,
     metrics,

@@ -30,6 +30,14 @@ def results(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file.")
     ] = None,
+    trajectory: Annotated[
+        bool,
+        typer.Option(
+            "--trajectory",
+            help="With -f extxyz: every frame of each job's trajectory (attempts stitched), "
+            "not only the final structure.",
+        ),
+    ] = False,
 ) -> None:
     """Energies, forces, stress, volumes (and swept parameters) of many jobs at once."""
     import sys
@@ -47,6 +55,9 @@ def results(
         parse_study_id(study) if study else None,
         current_user(),
     )
+    if trajectory:
+        _trajectories(settings, selection, fmt, output)
+        return
     if fmt == "table" and output is None:
         header, rows = table_rows(settings, selection)
         table(f"{len(rows)} jobs", header, rows)
@@ -68,6 +79,24 @@ def results(
     finally:
         partial.unlink(missing_ok=True)
     message(f"wrote {count} jobs to {output}")
+
+
+def _trajectories(settings: Settings, selection: Any, fmt: str, output: Path | None) -> None:
+    """``orion results -f extxyz --trajectory [-o FILE]``."""
+    import sys
+
+    from orion_cli.errors import UsageError
+    from orion_cli.services.files import write_trajectories
+
+    if fmt != "extxyz":
+        raise UsageError("--trajectory writes extended XYZ", "add -f extxyz")
+    frames, jobs, skipped = write_trajectories(
+        settings, selection, output if output is not None else sys.stdout
+    )
+    for line in skipped[:10]:
+        message(f"skipped: {line}")
+    where = f" to {output}" if output is not None else ""
+    message(f"wrote {frames} frames of {jobs} jobs{where}")
 
 
 def _base_request(

@@ -156,6 +156,11 @@ def _jobs(session: Session, selection: Selection) -> Iterator[tuple[Any, Any]]:
         session.expunge_all()
 
 
+def selected_jobs(session: Session, selection: Selection) -> Iterator[tuple[Any, Any]]:
+    """Yield (job, result or None) per selected job, a page at a time."""
+    return _jobs(session, selection)
+
+
 def job_rows(
     session: Session, selection: Selection, swept: Sequence[str]
 ) -> Iterator[tuple[dict[str, Any], Any]]:
