@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from orion_cli.batch import BatchSpec, slurm_job_name
 from orion_cli.config import Settings
 from orion_cli.errors import UsageError
+from orion_cli.sbatch_header import expand_output
 
 #: the file each engine writes of its own (mock, emt and ase write none)
 ENGINE_OUTPUT = {"qe": "pw.out", "lammps": "log.lammps", "vasp": "OUTCAR"}
@@ -54,7 +57,7 @@ def log_target(
     from sqlmodel import select
 
     from orion_cli.db.models import Job, JobAttempt
-    from orion_cli.db.session import session_scope
+    from orion_cli.db.session import instance_id, session_scope
 
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(Job, job_id)
@@ -92,7 +95,39 @@ def log_target(
             and (first is None or first.scheduler_job_id is None or "_" in first.scheduler_job_id)
         )
         path = output_path(workdir, wanted, job.array_name, job.array_index, as_task)
+        if (job.script or {}).get("own_output"):
+            row = session.exec(
+                select(JobAttempt)
+                .where(JobAttempt.job_id == job_id)
+                .where(JobAttempt.attempt == wanted)
+            ).first()
+            sid = (row.scheduler_job_id if row else None) or job.scheduler_job_id or ""
+            path = script_output(job, wanted, sid, instance_id(session))
         return LogTarget(job_id, wanted, path, job.status)
+
+
+def script_output(job: Any, attempt: int, scheduler_job_id: str, instance: str) -> Path:
+    """Where a script's own ``#SBATCH --output`` sends an attempt's output: for an adopted
+    job's first attempt the path SLURM reported, else the pattern expanded as SLURM does
+    (``%j`` = that attempt's job id, ``%x`` = the job name it was given) in its directory."""
+    script = job.script or {}
+    if script.get("adopted") and attempt == 1 and script.get("stdout"):
+        return Path(script["stdout"])
+    header = script.get("header") or {}
+    name = (
+        job.name
+        if script.get("adopted") and attempt == 1
+        else slurm_job_name(
+            BatchSpec(job.id or 0, job.name, Path(job.workdir), "", instance=instance)
+        )
+    )
+    return expand_output(
+        header.get("output") or "slurm-%j.out",
+        scheduler_job_id,
+        name,
+        job.owner,
+        Path(header.get("chdir") or script.get("submit_dir") or job.workdir),
+    )
 
 
 def job_status(settings: Settings, job_id: int, poll_first: bool = False) -> str:
