@@ -13,7 +13,9 @@ from orion_cli.cli.jobargs import (
     IdsArg,
     JsonOpt,
     MemOpt,
+    NameOpt,
     PartitionOpt,
+    SinceOpt,
     SlurmIdOpt,
     StatusOpt,
     StudyOpt,
@@ -39,6 +41,8 @@ def cancel(
     tag: TagOpt = None,
     study: StudyOpt = None,
     status: StatusOpt = None,
+    name: NameOpt = None,
+    since: SinceOpt = "",
     with_dependents: Annotated[
         bool, typer.Option("--with-dependents", help="Also cancel every job waiting for these.")
     ] = False,
@@ -48,7 +52,7 @@ def cancel(
     from orion_cli.config import load_settings
     from orion_cli.services.actions import cancel as run
 
-    chosen = selection(job_ids, slurm_id, tag, status, study)
+    chosen = selection(job_ids, slurm_id, tag, status, study, name, since)
     finish(run(load_settings(), chosen, with_dependents), as_json, chosen.describe())
 
 
@@ -60,6 +64,8 @@ def retry(
     tag: TagOpt = None,
     study: StudyOpt = None,
     status: StatusOpt = None,
+    name: NameOpt = None,
+    since: SinceOpt = "",
     param: Annotated[
         list[str] | None,
         typer.Option(
@@ -87,7 +93,7 @@ def retry(
 
     changes = parse_param_pairs(param or [])
     resources = resource_changes(walltime, mem, partition, gpus)
-    chosen = selection(job_ids, slurm_id, tag, status, study)
+    chosen = selection(job_ids, slurm_id, tag, status, study, name, since)
     settings = load_settings()
     if not changes and not resources and not yes:
         confirm_same_failure(settings, chosen)
@@ -126,6 +132,8 @@ def move(
     tag: TagOpt = None,
     study: StudyOpt = None,
     status: StatusOpt = None,
+    name: NameOpt = None,
+    since: SinceOpt = "",
     partition: Annotated[str, typer.Option(help="The partition to move them to.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
@@ -135,7 +143,7 @@ def move(
 
     if not partition:
         raise UsageError("say where to: --partition NAME", "`sinfo -s` lists the partitions")
-    chosen = selection(job_ids, slurm_id, tag, status, study)
+    chosen = selection(job_ids, slurm_id, tag, status, study, name, since)
     finish(run(load_settings(), chosen, partition), as_json, chosen.describe())
 
 
@@ -147,13 +155,15 @@ def hold(
     tag: TagOpt = None,
     study: StudyOpt = None,
     status: StatusOpt = None,
+    name: NameOpt = None,
+    since: SinceOpt = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Keep queued jobs from starting until `orion release`."""
     from orion_cli.config import load_settings
     from orion_cli.services.actions import control
 
-    chosen = selection(job_ids, slurm_id, tag, status, study)
+    chosen = selection(job_ids, slurm_id, tag, status, study, name, since)
     finish(control(load_settings(), chosen, "hold"), as_json, chosen.describe())
 
 
@@ -165,13 +175,15 @@ def release(
     tag: TagOpt = None,
     study: StudyOpt = None,
     status: StatusOpt = None,
+    name: NameOpt = None,
+    since: SinceOpt = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Let held jobs start."""
     from orion_cli.config import load_settings
     from orion_cli.services.actions import control
 
-    chosen = selection(job_ids, slurm_id, tag, status, study)
+    chosen = selection(job_ids, slurm_id, tag, status, study, name, since)
     finish(control(load_settings(), chosen, "release"), as_json, chosen.describe())
 
 
@@ -184,6 +196,8 @@ def priority(
     tag: TagOpt = None,
     study: StudyOpt = None,
     status: StatusOpt = None,
+    name: NameOpt = None,
+    since: SinceOpt = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Change the priority of queued jobs."""
@@ -195,7 +209,7 @@ def priority(
             f"priority '{value}' is not a whole number",
             "use 0..20 (20 = most urgent), then the job ids",
         )
-    chosen = selection(job_ids, slurm_id, tag, status, study)
+    chosen = selection(job_ids, slurm_id, tag, status, study, name, since)
     finish(
         control(load_settings(), chosen, "priority", priority=int(value)),
         as_json,
@@ -211,6 +225,8 @@ def remove(
     tag: TagOpt = None,
     study: StudyOpt = None,
     status: StatusOpt = None,
+    name: NameOpt = None,
+    since: SinceOpt = "",
     keep_results: Annotated[
         bool,
         typer.Option(
@@ -229,7 +245,7 @@ def remove(
     from orion_cli.services.remove import human_size, plan, remove
 
     settings = load_settings()
-    chosen = selection(job_ids, slurm_id, tag, status, study)
+    chosen = selection(job_ids, slurm_id, tag, status, study, name, since)
     todo = plan(settings, chosen, keep_results)
     if todo.job_ids and not yes:
         what = "directories" if keep_results else "directories and records"

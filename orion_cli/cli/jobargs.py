@@ -38,6 +38,13 @@ StudyOpt = Annotated[
 StatusOpt = Annotated[
     list[str] | None, typer.Option("--status", "-s", help="Jobs with this status (repeatable).")
 ]
+NameOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--name", help="Jobs with this name; * matches anything: 'si-*' (repeatable: any of them)."
+    ),
+]
+SinceOpt = Annotated[str, typer.Option(help="Only jobs created within: 2h, 3d, 90m.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -47,17 +54,23 @@ def selection(
     tags: list[str] | None,
     statuses: list[str] | None,
     studies: list[str] | None = None,
+    names: list[str] | None = None,
+    since: str = "",
 ) -> Selection:
     """Build the selection from the command line, reading every id strictly."""
     from orion_cli.jobids import check_slurm_id, parse_job_ids, parse_study_id
+    from orion_cli.limits import check_text
     from orion_cli.services.bulk import Selection
+    from orion_cli.units import parse_walltime_s
 
     return Selection(
         tuple(parse_job_ids(ids)),
         tuple(map(check_slurm_id, slurm_ids or ())),
         tuple(t for t in tags or () if t),
-        tuple(statuses or ()),
+        tuple(s.strip() for value in statuses or () for s in value.split(",") if s.strip()),
         tuple(dict.fromkeys(map(parse_study_id, studies or ()))),
+        tuple(check_text(n, "--name") for n in names or () if n),
+        parse_walltime_s(since, "--since") if since else None,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from orion_cli.cli import app
+from orion_cli.cli.jobargs import NameOpt, SinceOpt, StudyOpt
 from orion_cli.cli.output import age, count_of, handle_errors, print_json, table
 
 STATUS_ORDER = ("created", "queued", "running", "completed", "failed", "cancelled")
@@ -39,7 +40,9 @@ def list_cmd(
     tag: Annotated[
         list[str] | None, typer.Option(help="Jobs with this tag (repeatable: any of them).")
     ] = None,
-    since: Annotated[str, typer.Option(help="Only jobs created within: 2h, 3d, 90m.")] = "",
+    since: SinceOpt = "",
+    study: StudyOpt = None,
+    name: NameOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Jobs per page.")] = 50,
     page: Annotated[int, typer.Option(min=1, help="Page number (1 = newest).")] = 1,
     count: Annotated[
@@ -55,6 +58,8 @@ def list_cmd(
     from orion_cli.cli.monitor import say_freshness
     from orion_cli.config import load_settings
     from orion_cli.identity import current_user
+    from orion_cli.jobids import parse_study_id
+    from orion_cli.limits import check_text
     from orion_cli.services.listing import JobFilter, list_jobs
     from orion_cli.units import parse_walltime_s
 
@@ -68,6 +73,8 @@ def list_cmd(
         0 if count else limit,
         (page - 1) * limit,
         owner=None if all_users else current_user(),
+        study_ids=tuple(dict.fromkeys(map(parse_study_id, study or ()))),
+        names=tuple(check_text(n, "--name") for n in name or () if n),
     )
     settings = load_settings()
     listing = list_jobs(settings, flt)
@@ -96,7 +103,7 @@ def list_cmd(
         print_json(rows)
         return
     if not rows:
-        filtered = bool(status or engine or tag or since)
+        filtered = bool(status or engine or tag or since or study or name)
         typer.echo(
             "no jobs match these filters"
             if filtered and not listing.total

@@ -11,6 +11,8 @@ from orion_cli.cli import app
 from orion_cli.cli.jobargs import (
     IdsArg,
     JsonOpt,
+    NameOpt,
+    SinceOpt,
     SlurmIdOpt,
     StatusOpt,
     StudyOpt,
@@ -119,6 +121,8 @@ def wait(
     tag: TagOpt = None,
     study: StudyOpt = None,
     status: StatusOpt = None,
+    name: NameOpt = None,
+    since: SinceOpt = "",
     timeout: Annotated[
         str, typer.Option(help="Give up after this long: 90s, 30m, 2h (exit 1).")
     ] = "",
@@ -135,7 +139,7 @@ def wait(
 
     timeout_s = parse_walltime_s(timeout, "--timeout") if timeout else None
     settings = load_settings()
-    chosen = selection(job_ids, slurm_id, tag, status, study)
+    chosen = selection(job_ids, slurm_id, tag, status, study, name, since)
     ids = select_ids(settings, chosen)
     if not ids:
         message(f"no jobs of yours match {chosen.describe()}; nothing to wait for")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from orion_cli.cli import app
+from orion_cli.cli.jobargs import NameOpt, StatusOpt, selection
 from orion_cli.cli.output import handle_errors, message, print_json, table
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ def stats(
     study: Annotated[int | None, typer.Option(help="Jobs of this study (orion eos).")] = None,
     engine: Annotated[str, typer.Option(help="Jobs of this engine.")] = "",
     since: Annotated[str, typer.Option(help="Only jobs created within: 7d, 12h, 90m.")] = "",
+    name: NameOpt = None,
+    status: StatusOpt = None,
     by: Annotated[
         str, typer.Option(help="Group by engine, partition, tag or user (with --all-users).")
     ] = "engine",
@@ -49,12 +52,15 @@ def stats(
         from orion_cli.services.stats_plot import check_plot_path
 
         check_plot_path(plot)
+    common = selection(None, None, None, status, None, name)  # read strictly
     flt = StatsFilter(
         owner=None if all_users else current_user(),
         tags=tuple(t for t in tag or () if t),
         study_id=study,
         engine=engine,
         since_s=since_s,
+        names=common.names,
+        statuses=common.statuses,
     )
     result = collect(load_settings(), flt, by)
     if plot is not None and result.total.jobs:
@@ -65,7 +71,7 @@ def stats(
         print_json({**result.as_dict(), "plot": str(plot) if plot and result.total.jobs else None})
         return
     if not result.total.jobs:
-        filtered = bool(tag or study is not None or engine or since)
+        filtered = bool(tag or study is not None or engine or since or name or status)
         typer.echo(
             "no jobs match these filters" if filtered else "no jobs yet (orion submit adds some)"
         )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orion_cli.cli import app
+from orion_cli.cli import app, jobargs
 from orion_cli.cli.output import handle_errors, message, table
 
 if TYPE_CHECKING:
@@ -21,9 +21,10 @@ def results(
     tag: Annotated[
         list[str] | None, typer.Option(help="Your jobs with this tag (repeatable: any of them).")
     ] = None,
-    study: Annotated[
-        str, typer.Option(help="Your jobs of this study (eos, converge, workflow).")
-    ] = "",
+    study: jobargs.StudyOpt = None,
+    status: jobargs.StatusOpt = None,
+    name: jobargs.NameOpt = None,
+    since: jobargs.SinceOpt = "",
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="table, csv, json or extxyz.")
     ] = "table",
@@ -45,36 +46,40 @@ def results(
     from orion_cli.config import load_settings
     from orion_cli.errors import UsageError
     from orion_cli.identity import current_user
-    from orion_cli.jobids import parse_job_ids, parse_study_id
     from orion_cli.services.results import Selection, answers, table_rows, write_results
 
     settings = load_settings()
-    selection = Selection(
-        tuple(parse_job_ids(job_ids)),  # strictly: int() reads "1_0" as job 10
-        tuple(t for t in tag or () if t),
-        parse_study_id(study) if study else None,
+    common = jobargs.selection(job_ids, None, tag, status, study, name, since)  # read strictly
+    chosen = Selection(
+        common.ids,
+        common.tags,
+        None,
         current_user(),
+        statuses=common.statuses,
+        studies=common.studies,
+        names=common.names,
+        since_s=common.since_s,
     )
     if trajectory:
-        _trajectories(settings, selection, fmt, output)
+        _trajectories(settings, chosen, fmt, output)
         return
     if fmt == "table" and output is None:
-        header, rows = table_rows(settings, selection)
+        header, rows = table_rows(settings, chosen)
         table(f"{len(rows)} jobs", header, rows)
-        for job_id, answer in answers(settings, selection):  # a study's outcome, in words
+        for job_id, answer in answers(settings, chosen):  # a study's outcome, in words
             typer.echo(f"job {job_id}: {answer}")
         return
     if fmt == "table":
         raise UsageError("--format table is for the terminal", "use csv, json or extxyz with -o")
     if output is None:
-        write_results(settings, selection, fmt, sys.stdout)
+        write_results(settings, chosen, fmt, sys.stdout)
         return
     if output.is_dir():
         raise UsageError(f"'{output}' is a directory", "give a file name with -o")
     partial = output.with_name(output.name + ".part")
     try:
         with partial.open("w", encoding="utf-8", newline="") as out:
-            count = write_results(settings, selection, fmt, out)
+            count = write_results(settings, chosen, fmt, out)
         partial.replace(output)  # a failed export leaves no half-written file behind
     finally:
         partial.unlink(missing_ok=True)

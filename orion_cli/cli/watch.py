@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from orion_cli.cli import app
-from orion_cli.cli.jobargs import IdsArg, SlurmIdOpt, StatusOpt, StudyOpt, TagOpt, selection
+from orion_cli.cli.jobargs import (
+    IdsArg,
+    NameOpt,
+    SinceOpt,
+    SlurmIdOpt,
+    StatusOpt,
+    StudyOpt,
+    TagOpt,
+    selection,
+)
 from orion_cli.cli.monitor import counts_line, freshness_lines
 from orion_cli.cli.output import age, count_of, handle_errors, message, visible
 
@@ -163,6 +172,8 @@ def watch(
     tag: TagOpt = None,
     study: StudyOpt = None,
     status: StatusOpt = None,
+    name: NameOpt = None,
+    since: SinceOpt = "",
     interval: Annotated[
         float,
         typer.Option(min=0.2, help="Seconds between screen updates (plain lines: between lines)."),
@@ -178,7 +189,7 @@ def watch(
     from orion_cli.services.watching import default_ids
 
     settings = load_settings()
-    chosen = selection(job_ids, slurm_id, tag, status, study)
+    chosen = selection(job_ids, slurm_id, tag, status, study, name, since)
     named = bool(job_ids or slurm_id or tag or status or study)
     ids = select_ids(settings, chosen) if named else default_ids(settings)
     if not ids:

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import TypeVar
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from orion_cli.db.models import Job, JobTag, with_any_tag
+from orion_cli.db.models import Job, JobTag, now_utc, with_any_tag
 from orion_cli.errors import OrionError, RaceLost, UsageError
 from orion_cli.identity import current_user
+from orion_cli.jobids import name_pattern
 from orion_cli.states import JobStatus
 
 T = TypeVar("T")
@@ -34,13 +38,19 @@ class Selection:
     statuses: tuple[str, ...] = ()
     #: jobs of any of these studies (a study's id is its first job's, as `orion eos` prints)
     studies: tuple[int, ...] = ()
+    #: jobs named any of these (``*`` matches any characters: ``--name 'si-*'``)
+    names: tuple[str, ...] = ()
+    #: only jobs created within this many seconds
+    since_s: int | None = None
 
     def check(self) -> None:
         """Refuse an empty selection and unknown statuses (nothing is read or written)."""
-        if not (self.ids or self.slurm_ids or self.tags or self.statuses or self.studies):
+        narrowing = self.tags or self.statuses or self.studies or self.names or self.since_s
+        if not (self.ids or self.slurm_ids or narrowing):
             raise UsageError(
                 "no jobs named",
-                "give job ids, --slurm-id, --tag, --study or --status (`orion ls` lists jobs)",
+                "give job ids, --slurm-id, --tag, --study, --status, --name or --since "
+                "(`orion ls` lists jobs)",
             )
         for status in self.statuses:
             if status not in JobStatus.__members__.values():
@@ -59,7 +69,24 @@ class Selection:
         parts += [f"--tag {tag}" for tag in self.tags]
         parts += [f"--study {study}" for study in self.studies]
         parts += [f"--status {s}" for s in self.statuses]
+        parts += [f"--name {n}" for n in self.names]
+        parts += [f"--since {self.since_s}s"] if self.since_s else []
         return " ".join(parts)
+
+    def keeps(self, job: Job, now: datetime) -> bool:
+        """Whether ``job`` passes the name and age filters (the query applies them too).
+
+        >>> from datetime import UTC
+        >>> job = Job(name="si-eos-3", engine="emt", created_at=datetime(2026, 1, 1, tzinfo=UTC))
+        >>> Selection(names=("si-*",)).keeps(job, datetime(2026, 1, 2, tzinfo=UTC))
+        True
+        >>> Selection(since_s=3600).keeps(job, datetime(2026, 1, 2, tzinfo=UTC))
+        False
+        """
+        if self.names and not any(fnmatchcase(job.name, n) for n in self.names):
+            return False
+        created = job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=UTC)
+        return self.since_s is None or created >= now - timedelta(seconds=self.since_s)
 
 
 def id_list(ids: list[int]) -> str:
@@ -165,6 +192,7 @@ def resolve(session: Session, selection: Selection, report: BulkReport, verb: st
 
     me = current_user()
     check_role(session, me)
+    now = now_utc()
     named = selection.ids or selection.slurm_ids
     jobs: dict[int, Job] = {}
     if named:
@@ -189,6 +217,12 @@ def resolve(session: Session, selection: Selection, report: BulkReport, verb: st
             query = query.where(col(Job.study_id).in_(selection.studies))
         if selection.statuses:
             query = query.where(col(Job.status).in_(selection.statuses))
+        if selection.since_s is not None:
+            query = query.where(col(Job.created_at) >= now - timedelta(seconds=selection.since_s))
+        if selection.names:
+            query = query.where(
+                or_(*(col(Job.name).like(name_pattern(n), escape="\\") for n in selection.names))
+            )
         jobs = {job.id or 0: job for job in session.exec(query.order_by(col(Job.id)))}
     tagged = _tagged(session, list(jobs), selection.tags) if named and selection.tags else None
     chosen = []
@@ -198,6 +232,8 @@ def resolve(session: Session, selection: Selection, report: BulkReport, verb: st
         if selection.statuses and job.status not in selection.statuses:
             continue
         if selection.studies and job.study_id not in selection.studies:
+            continue
+        if not selection.keeps(job, now):
             continue
         if job.owner != me:
             report.refuse(

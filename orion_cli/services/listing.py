@@ -15,6 +15,7 @@ from typing import Any
 from orion_cli.config import Settings
 from orion_cli.db.urls import check_url
 from orion_cli.errors import DatabaseError, UsageError
+from orion_cli.jobids import name_pattern
 from orion_cli.states import JobStatus
 
 COLUMNS = (
@@ -49,6 +50,9 @@ class JobFilter:
     owner: str | None = None
     #: only the jobs of this study (``orion eos``: the id of its first job)
     study_id: int | None = None
+    #: only jobs of any of these studies, and named like any of these (``*`` wildcards)
+    study_ids: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -83,6 +87,13 @@ def build_query(flt: JobFilter, placeholder: str, now: datetime) -> tuple[str, s
     if flt.study_id is not None:
         where.append(f"study_id = {placeholder}")
         params.append(flt.study_id)
+    if flt.study_ids:
+        where.append(f"study_id IN ({', '.join([placeholder] * len(flt.study_ids))})")
+        params.extend(flt.study_ids)
+    if flt.names:
+        likes = " OR ".join([f"name LIKE {placeholder} ESCAPE '\\'"] * len(flt.names))
+        where.append(f"({likes})")
+        params.extend(name_pattern(name) for name in flt.names)
     if flt.tags:
         where.append(
             f"id IN (SELECT job_id FROM job_tag WHERE tag IN "

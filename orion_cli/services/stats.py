@@ -40,6 +40,9 @@ class StatsFilter:
     study_id: int | None = None
     engine: str = ""
     since_s: int | None = None
+    #: jobs named like any of these (``*`` wildcards) and in any of these statuses
+    names: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)  # not frozen: built 100,000 times, frozen's __init__ is 3x slower
@@ -224,11 +227,13 @@ def check_by(by: str) -> None:
 
 def collect(settings: Settings, flt: StatsFilter, by: str = "engine") -> Stats:
     """Read the filtered jobs, their tags and attempts (three queries), and compute."""
+    from sqlalchemy import or_
     from sqlalchemy import select as sa_select
     from sqlmodel import col, select
 
     from orion_cli.db.models import Job, JobAttempt, JobTag, with_any_tag
     from orion_cli.db.session import session_scope
+    from orion_cli.jobids import name_pattern
     from orion_cli.services.jobs import seconds_between
 
     check_by(by)
@@ -243,6 +248,10 @@ def collect(settings: Settings, flt: StatsFilter, by: str = "engine") -> Stats:
         where.append(with_any_tag(flt.tags))
     if flt.since_s is not None:
         where.append(col(Job.created_at) >= datetime.now(UTC) - timedelta(seconds=flt.since_s))
+    if flt.names:
+        where.append(or_(*(col(Job.name).like(name_pattern(n), escape="\\") for n in flt.names)))
+    if flt.statuses:
+        where.append(col(Job.status).in_(flt.statuses))
     chosen = select(Job.id).where(*where)
     with session_scope(settings.resolved_database_url) as session:
         rows = session.execute(
