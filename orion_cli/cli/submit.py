@@ -221,9 +221,19 @@ def submit(
         typer.Option("--after-any", help="Start after these jobs ended, however: ID[,ID...]."),
     ] = None,
     structure_from: Annotated[
-        int | None,
-        typer.Option("--from", help="Start from this job's final structure (implies --after)."),
+        list[str] | None,
+        typer.Option(
+            "--from",
+            help="Start from this job's final structure (implies --after); several: one job "
+            "each, ID[,ID...] or repeated.",
+        ),
     ] = None,
+    from_tag: Annotated[
+        str,
+        typer.Option(
+            "--from-tag", help="As --from, for each of your completed jobs with this tag."
+        ),
+    ] = "",
     on_scf_fail: Annotated[
         list[str] | None,
         typer.Option(
@@ -243,7 +253,6 @@ def submit(
     from orion_cli.services.depgraph import parse_ids
     from orion_cli.services.packing import parse_estimate_s
     from orion_cli.services.submit import SubmitRequest
-    from orion_cli.services.submit import submit as submit_jobs
     from orion_cli.units import parse_mem_mb, parse_walltime_s
 
     settings = load_settings()
@@ -261,11 +270,16 @@ def submit(
             "--soft-limit is for --script jobs",
             "orion's engine jobs get a soft limit already (soft_margin_s)",
         )
-    request = SubmitRequest(
+    parents = parse_ids(structure_from or [], "--from")
+    if from_tag:
+        from orion_cli.services.structure_from import tagged_parents
+
+        parents += [p for p in tagged_parents(settings, from_tag) if p not in parents]
+    build = lambda parent: SubmitRequest(  # noqa: E731 - one request per --from parent
         after=parse_ids(after or [], "--after"),
         after_any=parse_ids(after_any or [], "--after-any"),
         structures=[Path(item) for item in structures or []],
-        structure_from=structure_from,
+        structure_from=parent,
         engine=engine,
         params=_params(param or [], params),
         name=name,
@@ -299,7 +313,7 @@ def submit(
         retry_delay_s=parse_walltime_s(retry_delay, "--retry-delay") if retry_delay else None,
     )
     with progress_bar() as report:
-        done = submit_jobs(settings, request, report)
+        done = _submit_each(settings, build, parents, report)
     show_notes(done.notes)
     if dry_run:
         if as_json:
@@ -330,6 +344,34 @@ def submit(
         _wait(settings, done.ids, as_json)
     if done.errors:
         raise typer.Exit(1)
+
+
+def _submit_each(settings: Any, build: Any, parents: list[int], report: Any) -> Any:
+    """Submit the request; with several --from parents, one request each (a parent that
+    cannot be used is an error line, the others go on)."""
+    from orion_cli.errors import OrionError
+    from orion_cli.services.submit import submit as submit_jobs
+
+    if len(parents) <= 1:
+        return submit_jobs(settings, build(parents[0] if parents else None), report)
+    done = None
+    for parent in parents:
+        try:
+            one = submit_jobs(settings, build(parent), report)
+        except OrionError as exc:
+            if done is None:
+                raise
+            done.errors.append(f"--from {parent}: {exc.one_line()}")
+            continue
+        if done is None:
+            done = one
+            continue
+        done.ids += one.ids
+        done.scheduler_job_ids += one.scheduler_job_ids
+        done.scripts += one.scripts
+        done.errors += one.errors
+        done.notes += [n for n in one.notes if n not in done.notes]
+    return done
 
 
 def _resources(**given: Any) -> dict[str, Any]:

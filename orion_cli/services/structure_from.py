@@ -120,3 +120,28 @@ def _scaled(text: str, scales: list[float]) -> str:
     out = io.StringIO()
     write(out, frames, format="extxyz")
     return out.getvalue()
+
+
+def tagged_parents(settings: Settings, tag: str) -> list[int]:
+    """``--from-tag T``: your completed jobs with tag ``T``, oldest first (none: UsageError)."""
+    from sqlmodel import col, select
+
+    from orion_cli.db.models import Job, with_any_tag
+    from orion_cli.db.session import session_scope
+    from orion_cli.identity import current_user
+
+    with session_scope(settings.resolved_database_url) as session:
+        ids = list(
+            session.exec(
+                select(Job.id)
+                .where(col(Job.owner) == current_user(), col(Job.removed_at).is_(None))
+                .where(col(Job.status) == "completed", with_any_tag((tag,)))
+                .order_by(col(Job.id))
+            )
+        )
+    if not ids:
+        raise UsageError(
+            f"--from-tag {tag}: none of your completed jobs has this tag",
+            "`orion ls --tag TAG` lists them",
+        )
+    return [i for i in ids if i is not None]

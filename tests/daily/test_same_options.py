@@ -46,3 +46,37 @@ def test_name_selects_the_same_jobs_everywhere(three_jobs: dict[str, int]) -> No
 def test_ls_takes_study_and_name_and_says_when_nothing_matches(three_jobs: dict[str, int]) -> None:
     assert "no jobs match these filters" in orion("ls", "--name", "nothing*").stdout
     assert "no jobs match these filters" in orion("ls", "--study", str(three_jobs["cu-x"])).stdout
+
+
+def test_from_several_parents_and_from_tag(
+    orion_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    parents = [
+        int(
+            orion_json(
+                "submit",
+                CU,
+                "--engine",
+                "emt",
+                "-p",
+                "relax_cell=true",
+                "--tag",
+                "screen",
+                "--name",
+                n,
+            )["id"]
+        )
+        for n in ("a", "b")
+    ]
+    poll_until_final(parents)
+    two = orion("submit", "--engine", "emt", "--from", f"{parents[0]},{parents[1]}").stdout
+    children = [int(line) for line in two.split()]
+    assert [orion_json("show", str(c))["structure_from_id"] for c in children] == parents
+    tagged = orion("submit", "--engine", "emt", "--from-tag", "screen", "--tag", "tight").stdout
+    again = [int(line) for line in tagged.split()]
+    assert [orion_json("show", str(c))["structure_from_id"] for c in again] == parents
+    done = poll_until_final(children + again)
+    assert all(job["status"] == "completed" for job in done)
+    none = orion("submit", "--engine", "emt", "--from-tag", "nosuch", expect=2)
+    assert "--from-tag nosuch: none of your completed jobs has this tag" in none.stderr
