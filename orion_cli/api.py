@@ -40,14 +40,18 @@ if TYPE_CHECKING:
 __all__ = [
     "JobRow",
     "cancel",
+    "converge",
+    "eos",
     "jobs",
     "poll",
     "result_rows",
     "results",
+    "retry",
     "show",
     "stats",
     "submit",
     "wait",
+    "workflow",
 ]
 
 #: where ``submit`` keeps the structures given as ``Atoms`` (under ``work_root``)
@@ -545,3 +549,187 @@ def stats(
         since_s=_seconds(since, "since"),
     )
     return collect(_settings(), flt, by)
+
+
+@_hinted
+def retry(
+    ids: int | Iterable[int] | None = None,
+    *,
+    tag: str | Sequence[str] | None = None,
+    study: int | None = None,
+    params: dict[str, Any] | None = None,
+    walltime: str | float | None = None,
+    mem: str | int | None = None,
+    partition: str | None = None,
+    gpus: int | None = None,
+    **engine_params: Any,
+) -> list[int]:
+    """Submit a new attempt of failed or cancelled jobs (as ``orion retry``); return the ids.
+
+    Engine parameters change as keywords or ``params={...}`` (``orion retry -p``); the
+    resources as on the command line (``walltime="4h"``, ``mem="8G"``). A job that failed in
+    its engine, retried with nothing changed, fails the same way: a warning says so.
+    """
+    from orion_cli.services.actions import retry as run_retry
+    from orion_cli.services.actions import would_fail_again
+    from orion_cli.services.bulk import Selection
+
+    chosen, tags = _selected(ids, tag, study)
+    selection = Selection(ids=chosen, tags=tags, studies=(study,) if study is not None else ())
+    settings = _settings()
+    changes = {**(params or {}), **engine_params}
+    resources = {
+        key: value
+        for key, value in {
+            "walltime_s": _seconds(walltime, "walltime"),
+            "mem_mb": _mem_mb(mem),
+            "partition": partition,
+            "gpus": gpus,
+        }.items()
+        if value is not None
+    }
+    if not changes and not resources:
+        for job_id, error in would_fail_again(settings, selection):
+            warnings.warn(
+                f"job {job_id} failed in its engine ({error[:120]}); retried "
+                "unchanged it will fail the same way",
+                stacklevel=3,
+            )
+    report = run_retry(settings, selection, changes or None, resources)
+    if report.refused or report.trouble or not report.done:
+        if not report.done:
+            raise report.failure()
+        warnings.warn(report.summary(), stacklevel=3)
+    return list(report.done)
+
+
+def _study_base(
+    engine: str,
+    params: dict[str, Any],
+    name: str,
+    tag: str | Sequence[str] | None,
+    scheduler: str,
+    hold: bool,
+    resources: dict[str, Any],
+) -> Any:
+    """The request every job of a study (eos, converge) starts from, as the CLI builds it."""
+    from orion_cli.services.submit import SubmitRequest
+
+    return SubmitRequest(
+        structures=[],
+        engine=engine,
+        params=params,
+        name=name,
+        scheduler=scheduler,
+        resources={
+            "walltime_s": _seconds(resources.get("walltime"), "walltime"),
+            "mem_mb": _mem_mb(resources.get("mem")),
+            **{k: resources[k] for k in ("partition", "ntasks") if resources.get(k) is not None},
+        },
+        hold=hold,
+        tags=_tags(tag),
+    )
+
+
+def _one_structure(settings: Settings, structure: Any) -> Path:
+    """A study's one structure: a path as it is, an ``Atoms`` written as the API keeps them."""
+    if isinstance(structure, str | Path):
+        return Path(structure)
+    paths, frames = _split_structures(structure)
+    if len(paths) + len(frames) != 1:
+        raise UsageError("a study takes one structure", "give one Atoms or one path")
+    return paths[0] if paths else _write_atoms(settings, frames)
+
+
+@_hinted
+def eos(
+    structure: Any,
+    engine: str,
+    *,
+    points: int = 7,
+    strain: float = 0.05,
+    form: str = "birchmurnaghan",
+    relax_first: bool = False,
+    params: dict[str, Any] | None = None,
+    name: str = "",
+    tag: str | Sequence[str] | None = None,
+    scheduler: str = "",
+    hold: bool = False,
+    walltime: str | float | None = None,
+    mem: str | int | None = None,
+    partition: str | None = None,
+    ntasks: int | None = None,
+    **engine_params: Any,
+) -> Any:
+    """Submit an equation of state (as ``orion eos``); return its ``study_id``,
+    ``point_ids``, ``fit_id`` (``wait([fit_id])`` then ``show(fit_id)["result"]``)."""
+    from orion_cli.services.eos import submit_eos
+
+    settings = _settings()
+    base = _study_base(
+        engine,
+        {**(params or {}), **engine_params},
+        name,
+        tag,
+        scheduler,
+        hold,
+        {"walltime": walltime, "mem": mem, "partition": partition, "ntasks": ntasks},
+    )
+    path = _one_structure(settings, structure)
+    return submit_eos(settings, path, base, points, strain, form, relax_first)
+
+
+@_hinted
+def converge(
+    structure: Any,
+    engine: str,
+    sweep: str,
+    *,
+    tol_mev_per_atom: float = 1.0,
+    params: dict[str, Any] | None = None,
+    name: str = "",
+    tag: str | Sequence[str] | None = None,
+    scheduler: str = "",
+    hold: bool = False,
+    walltime: str | float | None = None,
+    mem: str | int | None = None,
+    partition: str | None = None,
+    ntasks: int | None = None,
+    **engine_params: Any,
+) -> Any:
+    """Submit a convergence sweep (as ``orion converge``, ``sweep="ecutwfc_ry=30:60:10"``);
+    return its ``study_id``, ``job_ids``, ``analysis_id``."""
+    from orion_cli.services.converge import submit_converge
+
+    settings = _settings()
+    base = _study_base(
+        engine,
+        {**(params or {}), **engine_params},
+        name,
+        tag,
+        scheduler,
+        hold,
+        {"walltime": walltime, "mem": mem, "partition": partition, "ntasks": ntasks},
+    )
+    path = _one_structure(settings, structure)
+    return submit_converge(settings, path, base, sweep, tol_mev_per_atom)
+
+
+@_hinted
+def workflow(
+    path: str | Path,
+    structures: Any,
+    *,
+    tag: str | Sequence[str] | None = None,
+    scheduler: str = "",
+    hold: bool = False,
+) -> list[Any]:
+    """Submit a workflow file for each structure (as ``orion workflow submit``); return one
+    ``StudySubmitted`` per structure (``study_id``, ``steps``: step name → job ids)."""
+    from orion_cli.services.workflow import WorkflowRequest, submit_workflow
+
+    settings = _settings()
+    paths, frames = _split_structures(structures)
+    written = [str(_write_atoms(settings, [atoms])) for atoms in frames]
+    request = WorkflowRequest(Path(path), [*map(str, paths), *written], scheduler, _tags(tag), hold)
+    return submit_workflow(settings, request)
