@@ -157,6 +157,17 @@ class BulkReport:
         hint = None if self.refused else self.hint
         return OrionError(text, hint) if self.trouble else UsageError(text, hint)
 
+    def merge(self, other: BulkReport) -> None:
+        """Add what ``other`` did (the same action on other jobs) to this report."""
+        self.done += other.done
+        self.notes += other.notes
+        self.trouble |= other.trouble
+        self.sentences.update(other.sentences)
+        for why, ids in other.skipped.items():
+            self.skipped.setdefault(why, []).extend(ids)
+        for problem, ids in other.refused.items():
+            self.refused.setdefault(problem, []).extend(ids)
+
     def as_dict(self) -> dict[str, object]:
         return {
             self.verb: self.done,

@@ -217,3 +217,25 @@ def retry_failed(
             report.refused.setdefault(why, []).extend(ids)
         report.sentences.update(one.sentences)
     return report
+
+
+def tagged_studies(settings: Settings, tags: tuple[str, ...]) -> list[int]:
+    """The studies (ids) of your jobs with any of ``tags``, oldest first; none: UsageError."""
+    from sqlmodel import col, select
+
+    from orion_cli.db.models import Job, with_any_tag
+    from orion_cli.db.session import session_scope
+    from orion_cli.identity import current_user
+
+    with session_scope(settings.resolved_database_url) as session:
+        found = session.exec(
+            select(Job.study_id)
+            .where(col(Job.owner) == current_user(), col(Job.removed_at).is_(None))
+            .where(col(Job.study_id).is_not(None), with_any_tag(tags))
+            .distinct()
+        ).all()
+    if not found:
+        raise UsageError(
+            f"no study has a job tagged {', '.join(tags)}", "`orion ls --tag T` lists the jobs"
+        )
+    return sorted(i for i in found if i is not None)
