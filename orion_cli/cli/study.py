@@ -109,25 +109,33 @@ def _base_request(
     param: list[str] | None,
     params_file: Path | None,
     name: str,
-    tag: str,
+    tag: str | list[str] | None,
     scheduler: str,
     resources: dict[str, Any],
 ) -> Any:
     """The SubmitRequest every job of a study shares (no structures yet)."""
     from orion_cli.cli.submit import _params
     from orion_cli.services.submit import SubmitRequest
-    from orion_cli.units import parse_walltime_s
+    from orion_cli.units import parse_mem_mb, parse_walltime_s
 
     walltime = resources.pop("walltime", "")
     if walltime:
         resources["walltime_s"] = parse_walltime_s(walltime, "--walltime")
+    policy = {k: resources.pop(k, None) for k in ("queue", "retries", "on_scf_fail", "mem")}
+    if policy["mem"]:
+        resources["mem_mb"] = parse_mem_mb(policy["mem"])
+    tags = tuple(t for t in (tag if isinstance(tag, list | tuple) else [tag]) if t)
     return SubmitRequest(
         structures=[],
         engine=engine,
         params=_params(param or [], params_file),
         name=name,
-        tag=tag,
+        tag=tags[0] if tags else "",
+        tags=tags,
         scheduler=scheduler,
+        queue=policy["queue"] or "",
+        max_retries=policy["retries"],
+        on_scf_fail=list(policy["on_scf_fail"] or []),
         resources={k: v for k, v in resources.items() if v not in (None, "")},
     )
 
@@ -141,7 +149,17 @@ ParamsFileOpt = Annotated[
 WalltimeOpt = Annotated[str, typer.Option(help="Time limit of each job.")]
 PartitionOpt = Annotated[str, typer.Option(help="SLURM partition.")]
 SchedulerOpt = Annotated[str, typer.Option(help="slurm or local.")]
-TagOpt = Annotated[str, typer.Option(help="A label for the study's jobs.")]
+TagOpt = Annotated[
+    list[str] | None, typer.Option("--tag", help="A label for the study's jobs (repeatable).")
+]
+QueueOpt = Annotated[str, typer.Option(help="A named queue from the config (`orion queues`).")]
+RetriesOpt = Annotated[
+    int | None, typer.Option(help="Automatic retries after timeout/OOM/node failure (default 3).")
+]
+OnScfFailOpt = Annotated[
+    list[str] | None,
+    typer.Option("--on-scf-fail", help="qe: retry once after an unconverged SCF with key=value."),
+]
 NameOpt = Annotated[str, typer.Option(help="Study name (default: file name).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -164,10 +182,14 @@ def eos(
         ),
     ] = False,
     name: NameOpt = "",
-    tag: TagOpt = "",
+    tag: TagOpt = None,
     walltime: WalltimeOpt = "",
     partition: PartitionOpt = "",
     ntasks: Annotated[int | None, typer.Option()] = None,
+    mem: jobargs.MemOpt = "",
+    queue: QueueOpt = "",
+    retries: RetriesOpt = None,
+    on_scf_fail: OnScfFailOpt = None,
     scheduler: SchedulerOpt = "",
     hold: Annotated[
         bool,
@@ -196,7 +218,15 @@ def eos(
         name,
         tag,
         scheduler,
-        {"partition": partition, "ntasks": ntasks, "walltime": walltime},
+        {
+            "partition": partition,
+            "ntasks": ntasks,
+            "walltime": walltime,
+            "mem": mem,
+            "queue": queue,
+            "retries": retries,
+            "on_scf_fail": on_scf_fail,
+        },
     )
     base.hold = hold
     done = submit_eos(settings, structure, base, points, strain, form, relax_first)
@@ -248,11 +278,19 @@ def converge(
         float, typer.Option(help="Converged within this of the last value (meV/atom).")
     ] = 1.0,
     name: NameOpt = "",
-    tag: TagOpt = "",
+    tag: TagOpt = None,
     walltime: WalltimeOpt = "",
     partition: PartitionOpt = "",
     ntasks: Annotated[int | None, typer.Option()] = None,
+    mem: jobargs.MemOpt = "",
+    queue: QueueOpt = "",
+    retries: RetriesOpt = None,
+    on_scf_fail: OnScfFailOpt = None,
     scheduler: SchedulerOpt = "",
+    hold: Annotated[
+        bool,
+        typer.Option("--hold", help="Submit the jobs held; `orion release --study ID` starts."),
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the analysis ends.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -275,8 +313,22 @@ def converge(
         name,
         tag,
         scheduler,
-        {"partition": partition, "ntasks": ntasks, "walltime": walltime},
+        {
+            "partition": partition,
+            "ntasks": ntasks,
+            "walltime": walltime,
+            "mem": mem,
+            "queue": queue,
+            "retries": retries,
+            "on_scf_fail": on_scf_fail,
+        },
     )
+    if hold and wait:
+        raise UsageError(
+            "--hold with --wait would wait for ever",
+            "drop --wait; start the study with `orion release --study ID`, then `orion wait`",
+        )
+    base.hold = hold
     done = submit_converge(settings, structure, base, sweep, tol)
     for line in done.errors:
         message(f"error: {line}")

@@ -160,6 +160,7 @@ def submit_converge(
             after_any=submitted.ids,
             study_id=done.study_id,
             hold=False,
+            on_scf_fail=[],  # the analysis has no SCF
             resources=analysis_resources(base),
             throttle=None,
         ),

@@ -80,3 +80,44 @@ def test_from_several_parents_and_from_tag(
     assert all(job["status"] == "completed" for job in done)
     none = orion("submit", "--engine", "emt", "--from-tag", "nosuch", expect=2)
     assert "--from-tag nosuch: none of your completed jobs has this tag" in none.stderr
+
+
+def test_studies_take_the_resource_and_retry_options(
+    orion_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    out = orion_json(
+        "eos",
+        CU,
+        "-e",
+        "emt",
+        "--points",
+        "5",
+        "--mem",
+        "300M",
+        "--retries",
+        "1",
+        "--tag",
+        "a",
+        "--tag",
+        "b",
+    )
+    point = orion_json("show", str(out["points"][0]))
+    assert (point["mem_mb"], point["max_retries"], point["tags"]) == (300, 1, ["a", "b"])
+    held = orion_json(
+        "converge",
+        CU,
+        "-e",
+        "emt",
+        "--sweep",
+        "fmax_ev_per_a=0.1,0.05",
+        "-p",
+        "relax=true",
+        "--hold",
+    )
+    jobs = [orion_json("show", str(i)) for i in held["jobs"]]
+    assert all(j["held"] for j in jobs)
+    orion("release", "--study", str(held["study_id"]))
+    no_scf = orion("eos", CU, "-e", "emt", "--on-scf-fail", "mixing_beta=0.3", expect=2)
+    assert "engine 'emt' has none" in no_scf.stderr
+    assert orion("wait", "--study", str(out["study_id"]), "--study", str(held["study_id"]))
