@@ -127,7 +127,7 @@ def _poll_loop(settings: Any, interval: str, quiet: bool) -> None:
         elif report and report.overlapped and not quiet:
             message(f"{now} another orion poll is running; this cycle did nothing")
         elif report and report.changed and not quiet:
-            changes = ", ".join(f"{i} {s}" for i, s in report.changed.items())
+            changes = ", ".join(f"job {i} {s}" for i, s in report.changed.items())
             message(f"{now} checked {report.checked} active jobs: {changes}")
 
     if not quiet:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from orion_cli.cli import app, jobargs
-from orion_cli.cli.output import handle_errors, message, table
+from orion_cli.cli.output import count_of, handle_errors, message, table
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
@@ -101,7 +101,7 @@ def _trajectories(settings: Settings, selection: Any, fmt: str, output: Path | N
     for line in skipped[:10]:
         message(f"skipped: {line}")
     where = f" to {output}" if output is not None else ""
-    message(f"wrote {frames} frames of {jobs} jobs{where}")
+    message(f"wrote {frames} frames of {count_of(jobs, 'job')}{where}")
 
 
 def _base_request(

@@ -33,4 +33,9 @@ def test_held_job_is_shown_held_until_released(
     assert "held" not in next(
         line for line in orion("ls").stdout.splitlines() if f" {sid} " in line
     )
+    orion("hold", str(job_id))
+    orion("cancel", str(job_id))
+    orion("retry", str(job_id))  # a retry is never held: it says so
+    again = orion_json("show", str(job_id))
+    assert (again["attempt"], again["held"]) == (2, False)
     orion("cancel", str(job_id))

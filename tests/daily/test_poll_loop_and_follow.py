@@ -53,7 +53,7 @@ def test_poll_loop_finishes_jobs_and_stops_cleanly(local: Path, stop: signal.Sig
     assert loop.returncode == 0, err
     assert "polling every 1 s" in err
     assert f"stopped by {stop.name} after" in err
-    assert f"{job_id} completed" in err
+    assert f"job {job_id} completed" in err
     assert "Traceback" not in err
 
 
