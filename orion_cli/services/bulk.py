@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
@@ -221,19 +221,7 @@ def resolve(session: Session, selection: Selection, report: BulkReport, verb: st
         for job in [*found.values(), *by_slurm.values()]:
             jobs[job.id or 0] = job
     else:
-        query = select(Job).where(Job.owner == me, col(Job.removed_at).is_(None))
-        if selection.tags:
-            query = query.where(with_any_tag(selection.tags))
-        if selection.studies:
-            query = query.where(col(Job.study_id).in_(selection.studies))
-        if selection.statuses:
-            query = query.where(col(Job.status).in_(selection.statuses))
-        if selection.since_s is not None:
-            query = query.where(col(Job.created_at) >= now - timedelta(seconds=selection.since_s))
-        if selection.names:
-            query = query.where(
-                or_(*(col(Job.name).like(name_pattern(n), escape="\\") for n in selection.names))
-            )
+        query = _filtered(selection, me, now)
         jobs = {job.id or 0: job for job in session.exec(query.order_by(col(Job.id)))}
     tagged = _tagged(session, list(jobs), selection.tags) if named and selection.tags else None
     chosen = []
@@ -257,6 +245,23 @@ def resolve(session: Session, selection: Selection, report: BulkReport, verb: st
         else:
             chosen.append(job)
     return chosen
+
+
+def _filtered(selection: Selection, me: str, now: datetime) -> Any:
+    """The query for ``me``'s jobs that the filters of ``selection`` pick (no ids named)."""
+    query = select(Job).where(Job.owner == me, col(Job.removed_at).is_(None))
+    if selection.tags:
+        query = query.where(with_any_tag(selection.tags))
+    if selection.studies:
+        query = query.where(col(Job.study_id).in_(selection.studies))
+    if selection.statuses:
+        query = query.where(col(Job.status).in_(selection.statuses))
+    if selection.since_s is not None:
+        query = query.where(col(Job.created_at) >= now - timedelta(seconds=selection.since_s))
+    if selection.names:
+        likes = (col(Job.name).like(name_pattern(n), escape="\\") for n in selection.names)
+        query = query.where(or_(*likes))
+    return query
 
 
 def _tagged(session: Session, ids: list[int], tags: tuple[str, ...]) -> set[int]:

@@ -96,14 +96,22 @@ def log_target(
         )
         path = output_path(workdir, wanted, job.array_name, job.array_index, as_task)
         if (job.script or {}).get("own_output"):
-            row = session.exec(
-                select(JobAttempt)
-                .where(JobAttempt.job_id == job_id)
-                .where(JobAttempt.attempt == wanted)
-            ).first()
-            sid = (row.scheduler_job_id if row else None) or job.scheduler_job_id or ""
-            path = script_output(job, wanted, sid, instance_id(session))
+            path = script_output(
+                job, wanted, _attempt_job_id(session, job, wanted), instance_id(session)
+            )
         return LogTarget(job_id, wanted, path, job.status)
+
+
+def _attempt_job_id(session: Any, job: Any, attempt: int) -> str:
+    """The scheduler's id of ``attempt`` of ``job`` (its current one when not recorded)."""
+    from sqlmodel import select
+
+    from orion_cli.db.models import JobAttempt
+
+    row = session.exec(
+        select(JobAttempt).where(JobAttempt.job_id == job.id).where(JobAttempt.attempt == attempt)
+    ).first()
+    return (row.scheduler_job_id if row else None) or job.scheduler_job_id or ""
 
 
 def script_output(job: Any, attempt: int, scheduler_job_id: str, instance: str) -> Path:
