@@ -69,7 +69,7 @@ def test_retry_with_new_resources_is_what_slurm_runs(on_slurm: None) -> None:
         "04:00:00",
         "300M",
     )
-    (done,) = poll_until_final([job_id], timeout_s=180)
+    (done,) = poll_until_final([job_id], timeout_s=900)
     assert done["status"] == "completed"
 
 
@@ -95,7 +95,7 @@ def test_move_a_queued_job_keeps_its_slurm_job_and_runs_once(on_slurm: None) -> 
     assert (after["scheduler_job_id"], after["attempt"], after["partition"]) == (sid, 1, "long")
     assert after["events"][-1]["message"] == "orion move: partition debug → long"
     orion("release", str(job_id))
-    (done,) = poll_until_final([job_id], timeout_s=180)
+    (done,) = poll_until_final([job_id], timeout_s=900)
     assert (done["status"], done["attempt"], len(done["attempts"])) == ("completed", 1, 1)
     assert sacct(sid, "Partition,State") == "long|COMPLETED"
     again = orion("move", str(job_id), "--partition", "debug", expect=None)
