@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from ase import Atoms
 
     from orion_cli.config import Settings
-    from orion_cli.services.poll import PollReport
-    from orion_cli.services.stats import Stats
+    from orion_cli.services.lifecycle.poll import PollReport
+    from orion_cli.services.queries.stats import Stats
 
 __all__ = [
     "JobRow",
@@ -218,9 +218,9 @@ def submit(
     >>> ids = submit(bulk("Cu", cubic=True), engine="emt", walltime="10m")   # doctest: +SKIP
     >>> ids = submit(["Si.cif", "runs/*/pw.out"], "qe", ecutwfc_ry=40, ntasks=4)  # doctest: +SKIP
     """
-    from orion_cli.services.packing import parse_estimate_s
-    from orion_cli.services.submit import SubmitRequest
-    from orion_cli.services.submit import submit as submit_jobs
+    from orion_cli.services.submission.packing import parse_estimate_s
+    from orion_cli.services.submission.submit import SubmitRequest
+    from orion_cli.services.submission.submit import submit as submit_jobs
 
     settings = _settings()
     paths: list[Path] = []
@@ -371,7 +371,7 @@ def jobs(
     [(1, 'completed'), (2, 'running')]
     """
     from orion_cli.identity import current_user
-    from orion_cli.services.listing import JobFilter, list_jobs
+    from orion_cli.services.queries.listing import JobFilter, list_jobs
 
     statuses = (status,) if isinstance(status, str) else tuple(status or ())
     settings = _settings()
@@ -405,7 +405,7 @@ def jobs(
 @_hinted
 def show(job_id: int) -> dict[str, Any]:
     """Everything about one job, as ``orion show --json`` prints it (result, events...)."""
-    from orion_cli.services.jobs import show_job
+    from orion_cli.services.queries.show import show_job
 
     return show_job(_settings(), _ids(job_id, "job_id")[0])
 
@@ -432,8 +432,8 @@ def wait(
     asked no more often than ``min_query_interval_s``. False when one failed, was
     cancelled, or ``timeout_s`` passed first.
     """
-    from orion_cli.services.bulk import Selection
-    from orion_cli.services.waiting import select_ids, wait_for
+    from orion_cli.services.queries.selection import Selection
+    from orion_cli.services.queries.waiting import select_ids, wait_for
 
     chosen, tags = _selected(ids, tag, None)
     settings = _settings()
@@ -460,7 +460,7 @@ def results(
     final one of a relaxation, else the input.
     """
     from orion_cli.identity import current_user
-    from orion_cli.services.results import Selection, result_atoms
+    from orion_cli.services.queries.results import Selection, result_atoms
 
     chosen, tags = _selected(ids, tag, study)
     selection = Selection(chosen, tags, study, current_user())
@@ -482,8 +482,8 @@ def result_rows(
     >>> pd.DataFrame(result_rows(tag="cu-scan"))[["id", "energy_ev"]]  # doctest: +SKIP
     """
     from orion_cli.identity import current_user
-    from orion_cli.services.results import Selection
-    from orion_cli.services.results import result_rows as rows_of
+    from orion_cli.services.queries.results import Selection
+    from orion_cli.services.queries.results import result_rows as rows_of
 
     chosen, tags = _selected(ids, tag, study)
     return rows_of(_settings(), Selection(chosen, tags, study, current_user()))
@@ -496,7 +496,7 @@ def poll() -> PollReport:
     The report has ``checked`` (jobs looked at), ``changed`` ({job id: new status}),
     ``errors`` and ``overlapped`` (another poller was running: nothing done).
     """
-    from orion_cli.services.poll import poll as run_poll
+    from orion_cli.services.lifecycle.poll import poll as run_poll
 
     return run_poll(_settings())
 
@@ -513,8 +513,8 @@ def cancel(
     Jobs that already ended are left alone. An id that is not a job of yours raises
     ``UsageError`` when nothing could be cancelled, else gives a warning.
     """
-    from orion_cli.services.actions import cancel as run_cancel
-    from orion_cli.services.bulk import Selection
+    from orion_cli.services.actions.apply import cancel as run_cancel
+    from orion_cli.services.queries.selection import Selection
 
     chosen, tags = _selected(ids, tag, None)
     report = run_cancel(_settings(), Selection(ids=chosen, tags=tags), with_dependents)
@@ -539,7 +539,7 @@ def stats(
     partition or tag) with success rate, failure reasons, queue wait and run time
     percentiles and core-hours; ``.as_dict()`` is what ``orion stats --json`` prints."""
     from orion_cli.identity import current_user
-    from orion_cli.services.stats import StatsFilter, collect
+    from orion_cli.services.queries.stats import StatsFilter, collect
 
     flt = StatsFilter(
         owner=None if all_users else current_user(),
@@ -570,9 +570,9 @@ def retry(
     resources as on the command line (``walltime="4h"``, ``mem="8G"``). A job that failed in
     its engine, retried with nothing changed, fails the same way: a warning says so.
     """
-    from orion_cli.services.actions import retry as run_retry
-    from orion_cli.services.actions import would_fail_again
-    from orion_cli.services.bulk import Selection
+    from orion_cli.services.actions.apply import retry as run_retry
+    from orion_cli.services.actions.apply import would_fail_again
+    from orion_cli.services.queries.selection import Selection
 
     chosen, tags = _selected(ids, tag, study)
     selection = Selection(ids=chosen, tags=tags, studies=(study,) if study is not None else ())
@@ -613,7 +613,7 @@ def _study_base(
     resources: dict[str, Any],
 ) -> Any:
     """The request every job of a study (eos, converge) starts from, as the CLI builds it."""
-    from orion_cli.services.submit import SubmitRequest
+    from orion_cli.services.submission.submit import SubmitRequest
 
     return SubmitRequest(
         structures=[],
@@ -663,7 +663,7 @@ def eos(
 ) -> Any:
     """Submit an equation of state (as ``orion eos``); return its ``study_id``,
     ``point_ids``, ``fit_id`` (``wait([fit_id])`` then ``show(fit_id)["result"]``)."""
-    from orion_cli.services.eos import submit_eos
+    from orion_cli.services.studies.eos import submit_eos
 
     settings = _settings()
     base = _study_base(
@@ -699,7 +699,7 @@ def converge(
 ) -> Any:
     """Submit a convergence sweep (as ``orion converge``, ``sweep="ecutwfc_ry=30:60:10"``);
     return its ``study_id``, ``job_ids``, ``analysis_id``."""
-    from orion_cli.services.converge import submit_converge
+    from orion_cli.services.studies.converge import submit_converge
 
     settings = _settings()
     base = _study_base(
@@ -726,7 +726,7 @@ def workflow(
 ) -> list[Any]:
     """Submit a workflow file for each structure (as ``orion workflow submit``); return one
     ``StudySubmitted`` per structure (``study_id``, ``steps``: step name → job ids)."""
-    from orion_cli.services.workflow import WorkflowRequest, submit_workflow
+    from orion_cli.services.studies.workflow import WorkflowRequest, submit_workflow
 
     settings = _settings()
     paths, frames = _split_structures(structures)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from orion_cli.batch import TASKS_FILE as TASKS_FILE
+from orion_cli.batch import array_first_id
+from orion_cli.engines.registry import get_engine
 from orion_cli.jobdir import JOB_FILE, write_json_atomic
 
 #: left in a packed job's directory by ``orion cancel``: its task skips it (the others run)
@@ -62,8 +64,6 @@ def prepare(workdir: Path, inputs: JobInputs) -> dict[str, Any]:
 
     from ase.io import read
 
-    from orion_cli.engines.registry import get_engine
-
     atoms = read(io.StringIO(inputs.structure), format="extxyz", index=0)
     assert not isinstance(atoms, list)
     engine = get_engine(inputs.engine)
@@ -102,7 +102,6 @@ def array_tasks_file(workdir: Path, array_name: str) -> Path:
     >>> array_tasks_file(Path("/w/ab12cd/14"), "orion-array-12-ab12cd-")
     PosixPath('/w/ab12cd/arrays/12/tasks.jsonl')
     """
-    from orion_cli.batch import array_first_id
 
     return workdir.parent / "arrays" / str(array_first_id(array_name)) / TASKS_FILE
 

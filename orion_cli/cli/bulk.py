@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orion_cli.cli import app
 from orion_cli.cli.jobargs import (
     GpusOpt,
     IdsArg,
@@ -26,11 +25,14 @@ from orion_cli.cli.jobargs import (
     resource_changes,
     selection,
 )
-from orion_cli.cli.output import handle_errors
+from orion_cli.cli.output import handle_errors, message
+from orion_cli.cli.root import app
+from orion_cli.config import load_settings
 from orion_cli.errors import UsageError
+from orion_cli.units import parse_param_pairs
 
 if TYPE_CHECKING:
-    from orion_cli.services.bulk import Selection
+    from orion_cli.services.queries.selection import Selection
 
 
 @app.command()
@@ -49,8 +51,7 @@ def cancel(
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel jobs that have not ended yet (the others are reported, not refused)."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.actions import cancel as run
+    from orion_cli.services.actions.apply import cancel as run
 
     chosen = selection(job_ids, slurm_id, tag, status, study, name, since)
     finish(run(load_settings(), chosen, with_dependents), as_json, chosen.describe())
@@ -87,9 +88,7 @@ def retry(
     A job that failed in the engine itself fails the same way again unless something changes:
     without -p or a resource option, orion asks first (--yes does not ask).
     """
-    from orion_cli.config import load_settings
-    from orion_cli.services.actions import retry as run
-    from orion_cli.units import parse_param_pairs
+    from orion_cli.services.actions.apply import retry as run
 
     changes = parse_param_pairs(param or [])
     resources = resource_changes(walltime, mem, partition, gpus)
@@ -105,7 +104,7 @@ def confirm_same_failure(settings: Any, chosen: Selection) -> None:
     import sys
 
     from orion_cli.cli.output import message
-    from orion_cli.services.actions import would_fail_again
+    from orion_cli.services.actions.apply import would_fail_again
 
     doomed = would_fail_again(settings, chosen)
     if not doomed:
@@ -139,7 +138,7 @@ def move(
 ) -> None:
     """Move queued jobs to another partition (same job, no attempt spent, nothing run twice)."""
     from orion_cli.config import load_settings
-    from orion_cli.services.actions import move as run
+    from orion_cli.services.actions.apply import move as run
 
     if not partition:
         raise UsageError("say where to: --partition NAME", "`sinfo -s` lists the partitions")
@@ -160,8 +159,7 @@ def hold(
     as_json: JsonOpt = False,
 ) -> None:
     """Keep queued jobs from starting until `orion release`."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.actions import control
+    from orion_cli.services.actions.apply import control
 
     chosen = selection(job_ids, slurm_id, tag, status, study, name, since)
     finish(control(load_settings(), chosen, "hold"), as_json, chosen.describe())
@@ -180,8 +178,7 @@ def release(
     as_json: JsonOpt = False,
 ) -> None:
     """Let held jobs start."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.actions import control
+    from orion_cli.services.actions.apply import control
 
     chosen = selection(job_ids, slurm_id, tag, status, study, name, since)
     finish(control(load_settings(), chosen, "release"), as_json, chosen.describe())
@@ -201,8 +198,7 @@ def priority(
     as_json: JsonOpt = False,
 ) -> None:
     """Change the priority of queued jobs."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.actions import control
+    from orion_cli.services.actions.apply import control
 
     if not value.isascii() or not value.isdigit():
         raise UsageError(
@@ -240,9 +236,7 @@ def remove(
     """Delete finished jobs' directories and hide their records (events are kept)."""
     import sys
 
-    from orion_cli.cli.output import message
-    from orion_cli.config import load_settings
-    from orion_cli.services.remove import human_size, plan, remove
+    from orion_cli.services.actions.remove import human_size, plan, remove
 
     settings = load_settings()
     chosen = selection(job_ids, slurm_id, tag, status, study, name, since)

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from orion_cli.cli import app
 from orion_cli.cli.jobargs import one_job_id
 from orion_cli.cli.output import handle_errors, message, print_json, table, visible
+from orion_cli.cli.root import app
 from orion_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from orion_cli.services.files import JobFiles
+    from orion_cli.services.queries.files import JobFiles
 
 
 @app.command()
@@ -24,7 +24,7 @@ def path(
 ) -> None:
     """Print a job's directory, alone on stdout: cd "$(orion path 12)"."""
     from orion_cli.config import load_settings
-    from orion_cli.services.files import job_files
+    from orion_cli.services.queries.files import job_files
 
     settings = load_settings()
     typer.echo(str(job_files(settings, one_job_id(settings, job_id, slurm_id)).workdir))
@@ -50,7 +50,7 @@ def files(
 ) -> None:
     """List a job's files (the directory, names and sizes), or write its trajectory."""
     from orion_cli.config import load_settings
-    from orion_cli.services.files import job_files
+    from orion_cli.services.queries.files import job_files
 
     settings = load_settings()
     found = job_files(settings, one_job_id(settings, job_id, slurm_id))
@@ -100,7 +100,7 @@ def _size(size_bytes: int) -> str:
 def _write_trajectory(found: JobFiles, output: Path | None) -> None:
     import sys
 
-    from orion_cli.services.files import stitched_frames, write_frames
+    from orion_cli.services.queries.files import stitched_frames, write_frames
 
     frames = stitched_frames(found)
     if output is None:

@@ -7,10 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from orion_cli.cli.output import fail, message, print_json
 from orion_cli.errors import UsageError
+from orion_cli.jobids import check_slurm_id, parse_job_id, parse_job_ids, parse_study_id
+from orion_cli.limits import check_bound, check_text
+from orion_cli.units import parse_mem_mb, parse_walltime_s
 
 if TYPE_CHECKING:
-    from orion_cli.services.bulk import BulkReport, Selection
+    from orion_cli.services.queries.selection import BulkReport, Selection
 
 IdsArg = Annotated[
     list[str] | None,
@@ -58,10 +62,7 @@ def selection(
     since: str = "",
 ) -> Selection:
     """Build the selection from the command line, reading every id strictly."""
-    from orion_cli.jobids import check_slurm_id, parse_job_ids, parse_study_id
-    from orion_cli.limits import check_text
-    from orion_cli.services.bulk import Selection
-    from orion_cli.units import parse_walltime_s
+    from orion_cli.services.queries.selection import Selection
 
     return Selection(
         tuple(parse_job_ids(ids)),
@@ -76,7 +77,7 @@ def selection(
 
 def one_job_id(settings: Any, job_id: str, slurm_id: str) -> int:
     """The one job a command names by orion id or by ``--slurm-id``."""
-    from orion_cli.jobids import check_slurm_id, parse_job_id
+    from orion_cli.services.queries.show import job_id_for
 
     if bool(job_id) == bool(slurm_id):
         raise UsageError(
@@ -84,14 +85,12 @@ def one_job_id(settings: Any, job_id: str, slurm_id: str) -> int:
         )
     if job_id:
         return parse_job_id(job_id)
-    from orion_cli.services.jobs import job_id_for
 
     return job_id_for(settings, check_slurm_id(slurm_id))
 
 
 def finish(report: BulkReport, as_json: bool, selection_text: str = "") -> None:
     """Print what a bulk action did (one summary line) and exit with its code."""
-    from orion_cli.cli.output import fail, message, print_json
 
     if as_json:
         print_json(report.as_dict())
@@ -125,8 +124,7 @@ def resource_changes(walltime: str, mem: str, partition: str, gpus: int | None) 
     >>> resource_changes("", "", "", None)
     {}
     """
-    from orion_cli.limits import check_bound
-    from orion_cli.units import parse_mem_mb, parse_walltime_s
+    from orion_cli.units import parse_walltime_s
 
     changes: dict[str, Any] = {}
     if walltime:

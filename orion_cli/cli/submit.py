@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,9 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from orion_cli.cli import app
+from orion_cli.cli.monitor import wait_and_show
 from orion_cli.cli.output import handle_errors, message, print_json
+from orion_cli.cli.params import read_params
+from orion_cli.cli.root import app
+from orion_cli.cli.scripts import submit_script_command
+from orion_cli.config import load_settings
 from orion_cli.errors import UsageError
+from orion_cli.units import parse_mem_mb, parse_walltime_s
 
 
 @contextmanager
@@ -39,48 +43,6 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
     finally:
         if "bar" in state:
             state["bar"].stop()
-
-
-def _params(pairs: list[str], params_file: Path | None) -> dict[str, Any]:
-    from orion_cli.units import parse_param_pairs
-
-    params: dict[str, Any] = {}
-    if params_file is not None:
-        params = _read_params_file(params_file)
-    params.update(parse_param_pairs(pairs))
-    return params
-
-
-def _read_params_file(path: Path) -> dict[str, Any]:
-    """Read a TOML or JSON table of parameters; every way it can be wrong is one UsageError."""
-    fix = "use a TOML or JSON file of key = value pairs"
-    if path.is_dir():
-        raise UsageError(f"params file '{path}' is a directory", "give the path of a file")
-    if not path.is_file():
-        raise UsageError(f"params file '{path}' does not exist", "check the path")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"params file '{path}' is not a UTF-8 text file", fix) from None
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read params file '{path}': {exc.strerror}", "check its permissions"
-        ) from None
-    try:
-        if path.suffix == ".json":
-            params = json.loads(text)
-        else:
-            import tomllib
-
-            params = tomllib.loads(text)
-    except RecursionError:
-        raise UsageError(f"params file '{path}' is nested too deeply", fix) from None
-    except ValueError as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"cannot read parameters from '{path}': {detail}", fix) from None
-    if not isinstance(params, dict):
-        raise UsageError(f"'{path}' must hold a table of key = value pairs", fix)
-    return params
 
 
 #: notes printed one by one; more are summed up in one line
@@ -249,16 +211,12 @@ def submit(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Submit one job per structure file."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.depgraph import parse_ids
-    from orion_cli.services.packing import parse_estimate_s
-    from orion_cli.services.submit import SubmitRequest
-    from orion_cli.units import parse_mem_mb, parse_walltime_s
+    from orion_cli.services.lifecycle.depgraph import parse_ids
+    from orion_cli.services.submission.packing import parse_estimate_s
+    from orion_cli.services.submission.submit import SubmitRequest
 
     settings = load_settings()
     if script is not None:
-        from orion_cli.cli.scripts import submit_script_command
-
         submit_script_command(settings, script, structures or [], locals())
         return
     if not engine:
@@ -272,7 +230,7 @@ def submit(
         )
     parents = parse_ids(structure_from or [], "--from")
     if from_tag:
-        from orion_cli.services.structure_from import tagged_parents
+        from orion_cli.services.submission.structure_from import tagged_parents
 
         parents += [p for p in tagged_parents(settings, from_tag) if p not in parents]
     build = lambda parent: SubmitRequest(  # noqa: E731 - one request per --from parent
@@ -281,7 +239,7 @@ def submit(
         structures=[Path(item) for item in structures or []],
         structure_from=parent,
         engine=engine,
-        params=_params(param or [], params),
+        params=read_params(param or [], params),
         name=name,
         scheduler=scheduler,
         queue=queue,
@@ -316,16 +274,28 @@ def submit(
         done = _submit_each(settings, build, parents, report)
     show_notes(done.notes)
     if dry_run:
-        if as_json:
-            print_json(
-                {"scripts": done.scripts, "inputs": done.inputs, "inputs_of": done.inputs_of}
-            )
-            return
-        typer.echo("\n".join(done.scripts), nl=False)
-        for file_name, text in done.inputs.items():
-            typer.echo(f"# --- {file_name} (engine input of {done.inputs_of}) ---")
-            typer.echo(text, nl=not text.endswith("\n"))
+        _print_dry_run(done, as_json)
         return
+    _print_submitted(done, as_json, wait)
+    if wait and done.ids:
+        wait_and_show(settings, done.ids, as_json)
+    if done.errors:
+        raise typer.Exit(1)
+
+
+def _print_dry_run(done: Any, as_json: bool) -> None:
+    """The batch scripts and the first job's engine input files a submit would write."""
+    if as_json:
+        print_json({"scripts": done.scripts, "inputs": done.inputs, "inputs_of": done.inputs_of})
+        return
+    typer.echo("\n".join(done.scripts), nl=False)
+    for file_name, text in done.inputs.items():
+        typer.echo(f"# --- {file_name} (engine input of {done.inputs_of}) ---")
+        typer.echo(text, nl=not text.endswith("\n"))
+
+
+def _print_submitted(done: Any, as_json: bool, wait: bool) -> None:
+    """Errors on stderr; the new ids (one a line, or JSON unless --wait prints the jobs)."""
     for line in done.errors:
         message(f"error: {line}")
     if as_json and not wait:
@@ -340,10 +310,6 @@ def submit(
     elif not as_json:
         for job_id in done.ids:
             typer.echo(job_id)
-    if wait and done.ids:
-        _wait(settings, done.ids, as_json)
-    if done.errors:
-        raise typer.Exit(1)
 
 
 def _submit_each(settings: Any, build: Any, parents: list[int], report: Any) -> Any:
@@ -377,21 +343,3 @@ def _submit_each(settings: Any, build: Any, parents: list[int], report: Any) -> 
 def _resources(**given: Any) -> dict[str, Any]:
     """The resources given on the command line (None: not given)."""
     return {key: value for key, value in given.items() if value is not None}
-
-
-def _wait(settings: Any, ids: list[int], as_json: bool) -> None:
-    """Wait as `orion wait` does (the same loop), then print the jobs."""
-    from orion_cli.cli.monitor import wait_and_report
-    from orion_cli.services.jobs import show_job
-
-    wait_and_report(settings, ids, None)
-    jobs = [show_job(settings, job_id) for job_id in ids]
-    if as_json:
-        print_json(jobs[0] if len(jobs) == 1 else jobs)
-    else:
-        from orion_cli.cli.commands import render_job
-
-        for job in jobs:
-            render_job(job)
-    if any(job["status"] != "completed" for job in jobs):
-        raise typer.Exit(1)

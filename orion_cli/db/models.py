@@ -100,7 +100,7 @@ class Job(SQLModel, table=True):
     #: start from this job's final structure, read on the node from its result.json
     structure_from_id: int | None = None
     #: ``--on-scf-fail``: {"change": {key: value}, "applied_at_attempt": N or None}; the one
-    #: retry after an unconverged SCF runs with ``change`` (services/scf_retry.py)
+    #: retry after an unconverged SCF runs with ``change`` (services/lifecycle/scf_retry.py)
     on_scf_fail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     #: a user's own batch script (``orion submit --script``, ``orion adopt``): its path,
     #: arguments, submit directory, ``#SBATCH`` options and what orion adds; None otherwise

@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from orion_cli.engines import _command
 from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
 from orion_cli.engines.passthrough import check_scalar, gather_table, refuse_named
+from orion_cli.engines.qe_input import INPUT_NAME as INPUT_NAME
+from orion_cli.engines.qe_input import pw_input_data as pw_input_data
+from orion_cli.engines.qe_retry import checked_change, describe, rewrite_input
 from orion_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from ase import Atoms
 
 DEFAULT_PSEUDO_DIR = "/usr/share/espresso/pseudo"
-INPUT_NAME = "pw.in"
 OUTPUT_NAME = "pw.out"
 STOP_FILE = "orion.EXIT"  # <prefix>.EXIT
 
@@ -224,16 +226,12 @@ class QeEngine:
         self, params: Mapping[str, Any], change: Mapping[str, Any], settings: Mapping[str, Any]
     ) -> dict[str, Any]:
         """``--on-scf-fail``: the parameters of the retry after an unconverged SCF (checked)."""
-        from orion_cli.engines.qe_retry import checked_change
-
         return checked_change(self, params, change, settings)
 
     def apply_scf_retry(
         self, workdir: Path, old: Mapping[str, Any], new: Mapping[str, Any], failed_attempt: int
     ) -> str:
         """Rewrite pw.in for the retry (the failed one kept); say what changed."""
-        from orion_cli.engines.qe_retry import describe, rewrite_input
-
         rewrite_input(workdir, old, new, failed_attempt)
         return describe(old, new)
 
@@ -300,43 +298,6 @@ def check_raw_input(raw: Mapping[str, Any], settings: Mapping[str, Any]) -> dict
             check_scalar("qe", where, value)
             section[name] = value
     return checked
-
-
-def pw_input_data(params: Mapping[str, Any], pseudo_dir: Path) -> dict[str, dict[str, Any]]:
-    """Map orion parameters onto pw.x namelists; raw ``input`` keys are added last."""
-    calculation = params["calculation"]
-    control: dict[str, Any] = {
-        "calculation": calculation,
-        "prefix": "orion",
-        "outdir": "./out",
-        "pseudo_dir": str(pseudo_dir),
-        "tprnfor": True,
-        "tstress": True,
-    }
-    if calculation != "scf":
-        control["nstep"] = int(params["ion_steps"])
-        control["forc_conv_thr"] = float(params["force_conv_thr_ry_per_bohr"])
-    system: dict[str, Any] = {"ecutwfc": float(params["ecutwfc_ry"])}
-    if params["ecutrho_ry"] is not None:
-        system["ecutrho"] = float(params["ecutrho_ry"])
-    if params["smearing"] == "none":
-        system["occupations"] = "fixed"
-    else:
-        system.update(
-            occupations="smearing", smearing=params["smearing"], degauss=float(params["degauss_ry"])
-        )
-    if params["spin"]:
-        system["nspin"] = 2
-    electrons = {
-        "conv_thr": float(params["conv_thr_ry"]),
-        "electron_maxstep": int(params["electron_maxstep"]),
-        "mixing_beta": float(params["mixing_beta"]),
-    }
-    cell = {"press": float(params["press_kbar"])} if calculation == "vc-relax" else {}
-    data = {"control": control, "system": system, "electrons": electrons, "ions": {}, "cell": cell}
-    for namelist, keys in (params.get("input") or {}).items():
-        data[namelist].update(keys)
-    return data
 
 
 def choose_pseudopotentials(

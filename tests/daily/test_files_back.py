@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from ase.io import read
 
-from orion_cli.services.files import dump_steps
+from orion_cli.services.queries.files import dump_steps
 from tests.conftest import EXAMPLES, need
 from tests.engines.test_ase_restart import runner_pid
 from tests.engines.test_lammps_restart import MD, steps_logged

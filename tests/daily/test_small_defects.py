@@ -34,7 +34,7 @@ def test_setup_ends_with_the_scheduler_a_submit_will_use(
     orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from orion_cli.config import load_settings
-    from orion_cli.services.doctor import defaults_line
+    from orion_cli.services.admin.doctor import defaults_line
 
     assert defaults_line(load_settings()).startswith("SQLite + SLURM (sbatch is on PATH)")
     monkeypatch.setenv("ORION_SCHEDULER", "local")
