@@ -141,8 +141,8 @@ def resubmit(
         dispatch.record_unknown(session, [job], answer, now, grace_s, source="retry")
         return f"job {job.id}: attempt {nxt.number}: {answer.line()}"
     if answer.error is not None:
-        resources = nxt.escalation.resources
-        return _resubmit_failed(session, job, answer.error, now, nxt.number, resources)
+        used = nxt.escalation.resources
+        return _resubmit_failed(session, job, answer.error, now, nxt.number, used)
     message = _started_message(job, nxt, manual, answer.scheduler_job_id)
     start_attempt(
         session,
