@@ -228,11 +228,7 @@ def submit(
             "--soft-limit is for --script jobs",
             "orion's engine jobs get a soft limit already (soft_margin_s)",
         )
-    parents = parse_ids(structure_from or [], "--from")
-    if from_tag:
-        from orion_cli.services.submission.structure_from import tagged_parents
-
-        parents += [p for p in tagged_parents(settings, from_tag) if p not in parents]
+    parents = _parents(settings, parse_ids(structure_from or [], "--from"), from_tag)
     build = lambda parent: SubmitRequest(  # noqa: E731 - one request per --from parent
         after=parse_ids(after or [], "--after"),
         after_any=parse_ids(after_any or [], "--after-any"),
@@ -312,11 +308,19 @@ def _print_submitted(done: Any, as_json: bool, wait: bool) -> None:
             typer.echo(job_id)
 
 
+def _parents(settings: Any, given: list[int], from_tag: str) -> list[int]:
+    """The --from parents: those given, then each completed job of ``--from-tag``."""
+    from orion_cli.services.submission.structure_from import tagged_parents
+
+    tagged = tagged_parents(settings, from_tag) if from_tag else []
+    return given + [p for p in tagged if p not in given]
+
+
 def _submit_each(settings: Any, build: Any, parents: list[int], report: Any) -> Any:
     """Submit the request; with several --from parents, one request each (a parent that
     cannot be used is an error line, the others go on)."""
     from orion_cli.errors import OrionError
-    from orion_cli.services.submit import submit as submit_jobs
+    from orion_cli.services.submission.submit import submit as submit_jobs
 
     if len(parents) <= 1:
         return submit_jobs(settings, build(parents[0] if parents else None), report)

@@ -154,7 +154,6 @@ def _by_scheduler(jobs: list[Job]) -> dict[str, list[Job]]:
 def would_fail_again(settings: Settings, selection: Selection) -> list[tuple[int, str]]:
     """The selected jobs that failed in the engine itself (id, its error): deterministic, so
     a retry with the same parameters fails the same way."""
-    from orion_cli.db.session import session_scope
 
     selection.check()
     with session_scope(settings.resolved_database_url) as session:
@@ -308,7 +307,6 @@ def move(settings: Settings, selection: Selection, partition: str) -> BulkReport
     The scheduler refuses a job that started meanwhile; its row is then left as it was.
     Jobs packed into one array task move together (the task is what the scheduler moves).
     """
-    from orion_cli.db.session import session_scope
 
     selection.check()
     check_text(partition, "--partition")

@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from orion_cli.config import Settings
+from orion_cli.db.models import Job
+from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
 from orion_cli.jobdir import attempt_parts
+from orion_cli.services.queries.results import check_selection, selected_jobs
 
 #: what each engine's trajectory is: (file name, ASE format)
 TRAJECTORY = {"lammps": ("traj.dump", "lammps-dump-text"), "qe": ("pw.out", "espresso-out")}
@@ -37,8 +40,6 @@ class JobFiles:
 
 def job_files(settings: Settings, job_id: int) -> JobFiles:
     """Where a job's files are and which they are; one line when there are none."""
-    from orion_cli.db.models import Job
-    from orion_cli.db.session import session_scope
 
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(Job, job_id)
@@ -70,8 +71,6 @@ def write_trajectories(settings: Settings, selection: Any, out: Any) -> tuple[in
     """``orion results -f extxyz --trajectory``: every selected job's stitched trajectory,
     each frame tagged ``orion_id``/``name``. Returns (frames, jobs, why others were skipped);
     a job without a trajectory is skipped, the others are written."""
-    from orion_cli.db.session import session_scope
-    from orion_cli.services.queries.results import check_selection, selected_jobs
 
     frames: list[Any] = []
     jobs, skipped = 0, []

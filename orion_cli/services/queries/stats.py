@@ -229,13 +229,11 @@ def check_by(by: str) -> None:
         raise UsageError(f"cannot group by '{by}'", f"use --by {' | '.join(GROUPINGS)}")
 
 
-def collect(settings: Settings, flt: StatsFilter, by: str = "engine") -> Stats:
-    """Read the filtered jobs, their tags and attempts (three queries), and compute."""
+def _conditions(flt: StatsFilter) -> list[Any]:
+    """The WHERE conditions of ``flt`` on the jobs table (removed jobs left out)."""
     from sqlalchemy import or_
-    from sqlalchemy import select as sa_select
-    from sqlmodel import col, select
+    from sqlmodel import col
 
-    check_by(by)
     where: list[Any] = [col(Job.removed_at).is_(None)]
     if flt.owner is not None:
         where.append(col(Job.owner) == flt.owner)
@@ -251,6 +249,16 @@ def collect(settings: Settings, flt: StatsFilter, by: str = "engine") -> Stats:
         where.append(or_(*(col(Job.name).like(name_pattern(n), escape="\\") for n in flt.names)))
     if flt.statuses:
         where.append(col(Job.status).in_(flt.statuses))
+    return where
+
+
+def collect(settings: Settings, flt: StatsFilter, by: str = "engine") -> Stats:
+    """Read the filtered jobs, their tags and attempts (three queries), and compute."""
+    from sqlalchemy import select as sa_select
+    from sqlmodel import col, select
+
+    check_by(by)
+    where = _conditions(flt)
     chosen = select(Job.id).where(*where)
     with session_scope(settings.resolved_database_url) as session:
         rows = session.execute(

@@ -96,11 +96,9 @@ def submit_eos(
     done = EosSubmitted(scales=scales)
     name = base.name or frames[0].name
     with tempfile.TemporaryDirectory(prefix="orion-eos-") as scratch:
-        cells = []
-        for scale in scales:
-            cell = atoms.copy()
+        cells = [atoms.copy() for _ in scales]
+        for cell, scale in zip(cells, scales, strict=True):
             cell.set_cell(atoms.cell * scale, scale_atoms=True)
-            cells.append(cell)
         path = Path(scratch) / f"{name}-eos.extxyz"
         write(path, cells, format="extxyz")
         volumes = [float(cell.get_volume()) for cell in cells]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from orion_cli.db.models import Job, JobDependency
+from orion_cli.db.models import Job, JobDependency, with_any_tag
 from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
@@ -217,10 +217,6 @@ def retry_failed(
 def tagged_studies(settings: Settings, tags: tuple[str, ...]) -> list[int]:
     """The studies (ids) of your jobs with any of ``tags``, oldest first; none: UsageError."""
     from sqlmodel import col, select
-
-    from orion_cli.db.models import Job, with_any_tag
-    from orion_cli.db.session import session_scope
-    from orion_cli.identity import current_user
 
     with session_scope(settings.resolved_database_url) as session:
         found = session.exec(

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orion_cli.db.models import Job, JobResult
+from orion_cli.db.models import Job, JobResult, with_any_tag
 from orion_cli.db.session import ready_engine, session_scope
 from orion_cli.errors import UsageError
+from orion_cli.identity import current_user
 from orion_cli.jobdir import RESULT_FILE
 from orion_cli.services.structures import extxyz_text, input_format, stored_atoms
 
@@ -123,10 +124,6 @@ def _scaled(text: str, scales: list[float]) -> str:
 def tagged_parents(settings: Settings, tag: str) -> list[int]:
     """``--from-tag T``: your completed jobs with tag ``T``, oldest first (none: UsageError)."""
     from sqlmodel import col, select
-
-    from orion_cli.db.models import Job, with_any_tag
-    from orion_cli.db.session import session_scope
-    from orion_cli.identity import current_user
 
     with session_scope(settings.resolved_database_url) as session:
         ids = list(
