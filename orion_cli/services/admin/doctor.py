@@ -184,8 +184,6 @@ def defaults_line(settings: Settings) -> str:
 
     ``scheduler = auto`` is resolved as submit resolves it: SLURM where ``sbatch`` is on PATH.
     """
-    from orion_cli.schedulers import default_scheduler_name
-
     url = settings.resolved_database_url
     database = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
     try:
