@@ -61,6 +61,8 @@ class Settings:
     poll_stale_s: int = 900
     launcher: str = "auto"
     slurm_backend: str = "auto"
+    #: ``--reuse`` for every submit: off, strict or loose (services/lifecycle/reuse.py)
+    reuse: str = "off"
     #: mode of the per-database job root and job directories: "0700" private, "0750" to
     #: let the group read results (never writable by others)
     job_dir_mode: str = "0700"

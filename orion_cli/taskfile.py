@@ -39,6 +39,8 @@ class JobInputs:
     structure_from: str = ""
     #: with ``structure_from``: the lattice factor applied to the parent's final cell
     structure_scale: float = 1.0
+    #: what the job is, resolved at submit (orion_cli.frozen.Frozen.record)
+    frozen: dict[str, Any] = field(default_factory=dict)
 
 
 def task_line(workdir: Path, inputs: JobInputs) -> str:
@@ -75,9 +77,11 @@ def prepare(workdir: Path, inputs: JobInputs) -> dict[str, Any]:
         "ntasks": inputs.ntasks,
         "launcher": inputs.launcher,
         "run_spec": spec.to_json(),
+        "engine_settings": inputs.engine_settings,  # frozen at submit: retries read these
+        "frozen": inputs.frozen,
     }
     if inputs.structure_from:  # read on the node when the job starts (orion_cli.handoff)
-        job.update(structure_from=inputs.structure_from, engine_settings=inputs.engine_settings)
+        job.update(structure_from=inputs.structure_from)
         if inputs.structure_scale != 1.0:
             job.update(structure_scale=inputs.structure_scale)
     return job

@@ -11,6 +11,7 @@ from orion_cli.cli import (  # noqa: F401  (registers the commands)
     metrics,
     monitor,
     queues,
+    reuse,
     scripts,
     stats,
     study,

@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 PANELS: dict[str, tuple[str, ...]] = {
     "Submit and studies": ("submit", "eos", "converge", "workflow", "results"),
     "Watching": ("ls", "show", "watch", "logs", "wait", "stats", "path", "files"),
-    "Acting": ("cancel", "retry", "move", "hold", "release", "priority", "rm"),
+    "Acting": ("cancel", "retry", "move", "hold", "release", "priority", "rm", "reuse"),
     "Inside a job": ("progress",),
     "Scheduler and admin": (
         "poll",
@@ -105,6 +105,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "db": ("orion db upgrade", "orion db grant ann bob"),
     "db upgrade": ("orion db upgrade", "orion db upgrade --alongside-other-tables"),
     "db grant": ("orion db grant ann bob carol",),
+    "reuse": ("orion reuse invalidate 12",),
+    "reuse invalidate": ("orion reuse invalidate 12", "orion reuse invalidate --engine qe"),
     "audit": ("orion audit", "orion audit --user ann --since 2d"),
     "metrics": ("orion metrics", "orion metrics --textfile /var/lib/node_exporter/orion.prom"),
 }

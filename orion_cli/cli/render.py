@@ -103,6 +103,8 @@ def _how_it_runs(say: Say, job: dict[str, Any]) -> None:
             say(f"  {key:17} {value}")
     else:
         say(f"  {'parameters':17} {job['parameters']}")
+        for label, value in frozen_show_lines(job):
+            say(f"  {label:17} {value}")
     scf = job.get("on_scf_fail") or {}
     if scf.get("change"):
         applied = scf.get("applied_at_attempt")
@@ -203,4 +205,30 @@ def script_lines(job: dict[str, Any]) -> list[tuple[str, str]]:
         lines.append((label, " ".join(script["options"])))
     if script.get("adopted"):
         lines.append(("adopted", f"submitted without orion as {job['scheduler_job_id']}"))
+    return lines
+
+
+def frozen_file_lines(record: dict[str, Any] | None) -> list[str]:
+    """One line per file the engine reads: role, name, sha256 (show, --dry-run)."""
+    files = (record or {}).get("files") or []
+    return [f"input {f['role']}: {f['name']} sha256 {f['sha256']}" for f in files]
+
+
+def frozen_show_lines(job: dict[str, Any]) -> list[tuple[str, str]]:
+    """``orion show``: what the job was frozen with at submit, as (label, value) lines."""
+    record = job.get("frozen") or {}
+    derived = {k: v for k, v in (record.get("derived") or {}).items() if v is not None}
+    lines = [("derived", " ".join(f"{k}={v}" for k, v in derived.items()))] if derived else []
+    lines += [
+        ("input files" if n == 0 else "", line.removeprefix("input "))
+        for n, line in enumerate(frozen_file_lines(record))
+    ]
+    if record.get("code_version"):
+        lines.append(("code version", str(record["code_version"])))
+    if job.get("calc_key"):
+        lines.append(("calculation key", str(job["calc_key"])))
+    if job.get("reused_from"):
+        lines.append(("reused from", f"job {job['reused_from']}"))
+    if job.get("reuse_invalid"):
+        lines.append(("reuse", "invalidated (orion reuse invalidate)"))
     return lines

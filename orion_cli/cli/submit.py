@@ -12,6 +12,7 @@ import typer
 from orion_cli.cli.monitor import wait_and_show
 from orion_cli.cli.output import handle_errors, message, print_json
 from orion_cli.cli.params import read_params
+from orion_cli.cli.render import frozen_file_lines
 from orion_cli.cli.root import app
 from orion_cli.cli.scripts import submit_script_command
 from orion_cli.config import load_settings
@@ -207,6 +208,26 @@ def submit(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the batch script, write nothing.")
     ] = False,
+    reuse: Annotated[
+        bool,
+        typer.Option(
+            "--reuse",
+            help="Take the result of an identical completed (or running) job instead of "
+            "computing it again (same calculation key).",
+        ),
+    ] = False,
+    reuse_loose: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-loose", help="As --reuse, ignoring the engine's code version (pw.x upgrade)."
+        ),
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="A cutoff below the pseudopotentials' suggestion is an error."
+        ),
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the jobs end.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -263,12 +284,12 @@ def submit(
         max_retries=retries,
         pack=pack,
         on_scf_fail=on_scf_fail or [],
+        strict=strict,
+        reuse="loose" if reuse_loose else "strict" if reuse else "",
         estimate_s=parse_estimate_s(estimate) if estimate else None,
         retry_delay_s=parse_walltime_s(retry_delay, "--retry-delay") if retry_delay else None,
     )
-    with progress_bar() as report:
-        done = _submit_each(settings, build, parents, report)
-    show_notes(done.notes)
+    done = _submitted(settings, build, parents)
     if dry_run:
         _print_dry_run(done, as_json)
         return
@@ -279,12 +300,31 @@ def submit(
         raise typer.Exit(1)
 
 
+def _submitted(settings: Any, build: Any, parents: list[int]) -> Any:
+    """Submit with a progress bar; print the notes (chosen frames, frozen inputs, warnings)."""
+    with progress_bar() as report:
+        done = _submit_each(settings, build, parents, report)
+    show_notes(done.notes)
+    for line in done.frozen_notes:
+        message(line if line.startswith("warning: ") else f"note: {line}")
+    return done
+
+
 def _print_dry_run(done: Any, as_json: bool) -> None:
     """The batch scripts and the first job's engine input files a submit would write."""
     if as_json:
-        print_json({"scripts": done.scripts, "inputs": done.inputs, "inputs_of": done.inputs_of})
+        print_json(
+            {
+                "scripts": done.scripts,
+                "inputs": done.inputs,
+                "inputs_of": done.inputs_of,
+                "frozen": done.frozen,
+            }
+        )
         return
     typer.echo("\n".join(done.scripts), nl=False)
+    for line in frozen_file_lines(done.frozen):
+        typer.echo(f"# {line}")
     for file_name, text in done.inputs.items():
         typer.echo(f"# --- {file_name} (engine input of {done.inputs_of}) ---")
         typer.echo(text, nl=not text.endswith("\n"))
@@ -341,6 +381,7 @@ def _submit_each(settings: Any, build: Any, parents: list[int], report: Any) -> 
         done.scripts += one.scripts
         done.errors += one.errors
         done.notes += [n for n in one.notes if n not in done.notes]
+        done.frozen_notes += [n for n in one.frozen_notes if n not in done.frozen_notes]
     return done
 
 

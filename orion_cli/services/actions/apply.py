@@ -197,9 +197,7 @@ def retry(
                 )
             elif changes:  # -p: checked now, for every job, before anything is submitted
                 try:
-                    new_params[job.id or 0] = checked(
-                        settings, job.engine, job.parameters or {}, changes
-                    )
+                    new_params[job.id or 0] = checked(settings, job, job.parameters or {}, changes)
                     ids.append(job.id or 0)
                 except UsageError as exc:
                     report.refuse(job.id or 0, exc.one_line(), f"job {job.id}: {exc.one_line()}")

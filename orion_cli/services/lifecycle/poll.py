@@ -45,6 +45,7 @@ from orion_cli.services.lifecycle.policy import schedule_retry
 from orion_cli.services.lifecycle.recovery import recover_unsubmitted
 from orion_cli.services.lifecycle.requeue import requeue_packed
 from orion_cli.services.lifecycle.retry import adopt_or_resubmit
+from orion_cli.services.lifecycle.reuse import settle_waiters
 from orion_cli.services.lifecycle.scf_retry import retry_due as scf_retry_due
 from orion_cli.services.lifecycle.state import note_many, record_times, transition_many
 from orion_cli.states import FailureReason, JobStatus, can_transition
@@ -595,6 +596,7 @@ def _query_allowed(settings: Settings, scheduler_name: str) -> float | None:
 def _poll_all(session: Session, settings: Settings, now: datetime, report: PollReport) -> None:
     from sqlalchemy.exc import OperationalError
 
+    report.notes += settle_waiters(session, now)  # --reuse: jobs waiting for an identical one
     for name, group in _jobs_by_scheduler(session, now).items():
         asked_s_ago = _query_allowed(settings, name)
         if asked_s_ago is not None:
@@ -645,6 +647,9 @@ def _jobs_by_scheduler(session: Session, now: datetime) -> dict[str, list[Row[An
         .where(  # never another user's job: see poll()
             col(Job.status).in_(watched)
             | ((col(Job.status) == JobStatus.FAILED.value) & (col(Job.next_attempt_at) <= now))
+        )
+        .where(  # a job waiting for an identical one (--reuse) has no scheduler job
+            (col(Job.status) != JobStatus.CREATED.value) | col(Job.reused_from).is_(None)
         )
     ).all()
     groups: dict[str, list[Row[Any]]] = defaultdict(list)

@@ -18,6 +18,7 @@ from orion_cli.config import Settings
 from orion_cli.engines.passthrough import engine_params
 from orion_cli.engines.registry import engine_names, get_engine
 from orion_cli.errors import UsageError
+from orion_cli.frozen import freeze, job_settings
 from orion_cli.jobdir import JOB_FILE, read_json, write_json_atomic
 from orion_cli.services.structures import input_format, stored_atoms
 
@@ -82,15 +83,33 @@ def _flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def frozen_settings(job: Any) -> dict[str, Any]:
+    """The engine settings ``job`` was frozen with at submit; never the current config.
+
+    A job from before orion stored them (no record on the row, none in its ``job.json``)
+    cannot be rebuilt with other parameters: UsageError.
+    """
+    found = job_settings(job) if job.frozen else None
+    if found is None:
+        found = job_settings(job, read_json(Path(job.workdir) / JOB_FILE) or {})
+    if found is None:
+        raise UsageError(
+            f"job {job.id} was submitted before orion stored engine settings with each job, "
+            "so its inputs cannot be rebuilt with other parameters",
+            "retry it without -p, or submit it anew with the parameters you want",
+        )
+    return found
+
+
 def checked(
-    settings: Settings, engine_name: str, stored: Mapping[str, Any], changes: Mapping[str, Any]
+    settings: Settings, job: Any, stored: Mapping[str, Any], changes: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The job's new parameters, checked by its engine (UsageError names a bad one)."""
 
-    engine = get_engine(engine_name)
+    engine = get_engine(job.engine)
     new = engine.check(
-        engine_params(merged_params(stored, changes), engine_name, engine_names()),
-        settings.engine_settings(engine_name),
+        engine_params(merged_params(stored, changes), job.engine, engine_names()),
+        frozen_settings(job),
     )
     if new == dict(stored):
         raise UsageError(
@@ -101,19 +120,53 @@ def checked(
 
 
 def rewrite_inputs(settings: Settings, job: Any, new: dict[str, Any]) -> str:
-    """Write the job's inputs again with ``new`` parameters; return what changed."""
+    """Write the job's inputs again from its frozen record with ``new`` parameters.
+
+    The record is frozen again with the new parameters (the same files, unless the change
+    names other ones: a file whose contents changed since submit is refused); what
+    changed is returned for the attempt's event.
+    """
 
     workdir = Path(job.workdir)
     job_file = read_json(workdir / JOB_FILE) or {}
-    engine_settings = job_file.get("engine_settings") or settings.engine_settings(job.engine)
+    engine_settings = frozen_settings(job)
     atoms = stored_atoms(job.input_structure, input_format(job.structure_source))
     if atoms is None:
         raise UsageError(
             f"job {job.id}'s stored input structure cannot be read again",
             "submit it anew with the parameters you want",
         )
-    spec = get_engine(job.engine).prepare(atoms, new, workdir, engine_settings)
-    write_json_atomic(workdir / JOB_FILE, {**job_file, "params": new, "run_spec": spec.to_json()})
-    note = describe_changes(job.parameters or {}, new)
-    job.parameters = new
+    engine = get_engine(job.engine)
+    frozen = freeze(engine, atoms, new, engine_settings)
+    _same_files(job, frozen.files)
+    spec = engine.prepare(atoms, frozen.params, workdir, frozen.settings)
+    record = frozen.record()
+    write_json_atomic(
+        workdir / JOB_FILE,
+        {
+            **job_file,
+            "params": frozen.params,
+            "engine_settings": frozen.settings,
+            "frozen": record,
+            "run_spec": spec.to_json(),
+        },
+    )
+    note = describe_changes(
+        {**(job.parameters or {}), **((job.frozen or {}).get("derived") or {})},
+        {**frozen.params, **frozen.derived},
+    )
+    job.parameters, job.frozen, job.calc_key = frozen.params, record, frozen.key
     return note
+
+
+def _same_files(job: Any, files: Any) -> None:
+    """Refuse a retry whose input file (same role, same path) changed since submit."""
+    before = {f["role"]: f for f in (job.frozen or {}).get("files") or []}
+    for now in files:
+        old = before.get(now.role)
+        if now.path and old and old.get("path") == now.path and old.get("sha256") != now.sha256:
+            raise UsageError(
+                f"{now.path} changed since submit (sha256 {old['sha256'][:12]}… "
+                f"→ {now.sha256[:12]}…)",
+                "restore the file, or submit a new job with the new file",
+            )

@@ -44,6 +44,8 @@ COLUMNS = (
     "max_force_ev_per_a",
     "pressure_gpa",
     "volume_a3",
+    "input_files",
+    "calc_key",
 )
 
 
@@ -218,6 +220,8 @@ def _row(job: Any, result: Any, swept: Sequence[str]) -> tuple[dict[str, Any], A
         "pressure_gpa": -sum(stress[:3]) / 3 * EV_PER_A3_IN_GPA if stress else None,
         "volume_a3": volume,
         "stress_gpa": [s * EV_PER_A3_IN_GPA for s in stress] if stress else None,
+        "input_files": input_files_text(job.frozen),
+        "calc_key": job.calc_key,
     }
     for key in swept:
         row[PARAM_PREFIX + key] = (job.parameters or {}).get(key)
@@ -244,6 +248,17 @@ def _row(job: Any, result: Any, swept: Sequence[str]) -> tuple[dict[str, Any], A
             }
         )
     return row, atoms
+
+
+def input_files_text(record: dict[str, Any] | None, digits: int = 64) -> str:
+    """The outside files a job's engine read (pseudopotentials): ``name@sha256``, ``;`` between.
+
+    >>> input_files_text({"files": [{"name": "Si.UPF", "path": "/p/Si.UPF", "sha256": "ab12cd"}]},
+    ...                  digits=4)
+    'Si.UPF@ab12'
+    """
+    files = [f for f in (record or {}).get("files") or [] if f.get("path")]
+    return ";".join(f"{f.get('name')}@{str(f.get('sha256'))[:digits]}" for f in files)
 
 
 def write_results(settings: Settings, selection: Selection, fmt: str, out: IO[str]) -> int:
@@ -341,10 +356,21 @@ def table_rows(settings: Settings, selection: Selection) -> tuple[list[str], lis
                 _num(row["pressure_gpa"], 3),
                 _num(row["volume_a3"], 3),
                 *(str(_cell(row[PARAM_PREFIX + k])) for k in swept),
+                input_files_text(frozen, digits=12),
             ]
-            for row, _ in job_rows(session, selection, swept)
+            for (row, _), frozen in _with_records(session, selection, swept)
         ]
-    return [*TABLE_HEADER, *(PARAM_PREFIX + k for k in swept)], body
+    header = [*TABLE_HEADER, *(PARAM_PREFIX + k for k in swept), "inputs (sha256)"]
+    if not any(line[-1] for line in body):  # no engine read outside files: no column
+        header, body = header[:-1], [line[:-1] for line in body]
+    return header, body
+
+
+def _with_records(
+    session: Session, selection: Selection, swept: Sequence[str]
+) -> Iterator[tuple[tuple[dict[str, Any], Any], dict[str, Any] | None]]:
+    for job, result in _jobs(session, selection):
+        yield _row(job, result, swept), job.frozen
 
 
 def _num(value: float | None, digits: int) -> str:

@@ -80,7 +80,17 @@ def _number(text: str, word: str) -> int | float:
 
 
 def _value(text: str, word: str) -> Any:
-    """A number, or a k-point mesh ``AxBxC`` as a list of three positive integers."""
+    """A number, or a k-point mesh ``AxBxC`` (shifted: ``AxBxC+1x1x1``) as a list.
+
+    >>> _value("kpoints=...", "6x6x6+1x1x1")
+    [6, 6, 6, 1, 1, 1]
+    """
+    if "+" in word and "x" in word.lower():
+        mesh, _, shift = word.partition("+")
+        parts = shift.lower().split("x")
+        if len(parts) != 3 or not all(p.strip() in ("0", "1") for p in parts):
+            raise UsageError(f"--sweep '{text}': '{word}' has no 0/1 shift per axis", SWEEP_HINT)
+        return [*_value(text, mesh), *(int(p) for p in parts)]
     if "x" in word.lower():
         parts = word.lower().split("x")
         if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):

@@ -26,6 +26,7 @@ from orion_cli.db.session import session_scope
 from orion_cli.engines.passthrough import engine_params
 from orion_cli.engines.registry import engine_names, get_engine
 from orion_cli.errors import ConfigError, UsageError
+from orion_cli.frozen import freeze, unkeyed
 from orion_cli.jobdir import RESULT_FILE
 from orion_cli.queues import check_queue_table
 from orion_cli.schedulers import scheduler_for
@@ -285,7 +286,7 @@ def _staged(
                 params = engine.check(
                     engine_params(raw, step.engine, engine_names()), engine_settings
                 )
-                engine.prepare(atoms, params, Path(scratch), engine_settings)
+                frozen = freeze(engine, atoms, params, engine_settings, Path(scratch))
             except UsageError as exc:
                 raise UsageError(f"{_where(flow, step)}: {exc.message}", exc.hint) from None
             plain = not point.get(SCALE) and not step.structure_from
@@ -301,12 +302,15 @@ def _staged(
                     text,
                     JobInputs(
                         engine=step.engine,
-                        params=params,
+                        params=frozen.params,
                         structure=structure,
                         launcher=engine_settings.get("launcher", settings.launcher),
                         ntasks=r.resolved.ntasks,
-                        engine_settings=engine_settings,
+                        engine_settings=frozen.settings,
+                        frozen=frozen.record(),
                     ),
+                    notes=frozen.notes,
+                    warnings=frozen.warnings,
                 )
             )
     return items
@@ -367,11 +371,13 @@ def _record_study(session: Session, settings: Settings, plan: dict[str, _Planned
             for item in planned.items:
                 item.inputs.structure_from = str(Path(parent.workdir) / RESULT_FILE)
                 item.source = f"from:{parent.id}"
+                item.inputs.frozen = unkeyed(item.inputs.frozen)  # structure known at start
         if step.engine == EOS_ENGINE:
             swept = next(n for n in step.parents if any(SCALE in p for p in plan[n].points))
             ids = [job.id for job in plan[swept].jobs]
             for item in planned.items:
                 item.inputs.params = {**item.inputs.params, "jobs": ids}
+                item.inputs.frozen = unkeyed(item.inputs.frozen)  # its inputs are results
         r.study_id = study_id
         jobs, script = record_jobs(session, settings, r, {}, planned.items)
         planned.jobs, planned.script = jobs, script

@@ -187,7 +187,7 @@ def retry_failed(
         failed, below, pending = _to_retry(session, _study_jobs(session, settings, ident), steps)
         for job in failed if changes else ():  # every -p is checked before any submission
             try:
-                checked(settings, job.engine, job.parameters or {}, changes or {})
+                checked(settings, job, job.parameters or {}, changes or {})
             except UsageError as exc:
                 raise UsageError(f"job {job.id}: {exc.message}", exc.hint) from None
         own = {job.id for job in failed}

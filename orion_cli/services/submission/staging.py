@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from orion_cli.engines.registry import get_engine
 from orion_cli.errors import UsageError
+from orion_cli.frozen import freeze
 from orion_cli.services.structures import extxyz_text
 from orion_cli.services.submission.inputs import read_frames
 from orion_cli.services.submission.physical import MIN_DISTANCE_A
@@ -53,6 +54,9 @@ class Staged:
     text: str
     inputs: JobInputs
     note: str = ""
+    #: what freezing the inputs said: the pseudopotentials chosen, cutoffs below a suggestion
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,20 +86,23 @@ def stage_paths(
     with tempfile.TemporaryDirectory(prefix=prefix, dir=_scratch_root()) as scratch:
         for path in paths:
             for frame in read_frames(path, task.min_distance_a):
-                inputs = JobInputs(
-                    engine=task.engine,
-                    params=task.params,
-                    launcher=task.launcher,
-                    ntasks=task.ntasks,
-                    engine_settings=task.engine_settings,
-                    structure=frame.text if frame.is_extxyz else extxyz_text(frame.atoms),
-                )
                 # what makes the job directory later, on these atoms (read back from
                 # ``structure`` there): a bad element or a missing pseudopotential fails now
                 try:
-                    engine.prepare(frame.atoms, task.params, Path(scratch), task.engine_settings)
+                    frozen = freeze(
+                        engine, frame.atoms, task.params, task.engine_settings, Path(scratch)
+                    )
                 except UsageError as exc:  # name the input: a batch has many
                     raise UsageError(f"{frame.source}: {exc.message}", exc.hint) from None
+                inputs = JobInputs(
+                    engine=task.engine,
+                    params=frozen.params,
+                    launcher=task.launcher,
+                    ntasks=task.ntasks,
+                    engine_settings=frozen.settings,
+                    structure=frame.text if frame.is_extxyz else extxyz_text(frame.atoms),
+                    frozen=frozen.record(),
+                )
                 staged.append(
                     Staged(
                         frame.source,
@@ -104,6 +111,8 @@ def stage_paths(
                         frame.text,
                         inputs,
                         frame.note,
+                        frozen.notes,
+                        frozen.warnings,
                     )
                 )
             if on_path is not None:

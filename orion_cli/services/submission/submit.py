@@ -33,10 +33,12 @@ from orion_cli.db.session import instance_id, ready_engine, session_scope
 from orion_cli.engines.passthrough import engine_params
 from orion_cli.engines.registry import engine_names, get_engine
 from orion_cli.errors import UsageError
+from orion_cli.frozen import freeze, unkeyed
 from orion_cli.identity import current_user
 from orion_cli.limits import check_bound, check_text
 from orion_cli.queues import queue_table, resolve_resources
 from orion_cli.resources import Resources
+from orion_cli.reuse_mode import check_mode
 from orion_cli.schedulers import (
     SCHEDULER_NAMES,
     default_scheduler_name,
@@ -46,6 +48,7 @@ from orion_cli.schedulers import (
 from orion_cli.schedulers.base import Scheduler, SubmitOptions, partition_names
 from orion_cli.services.lifecycle import dispatch
 from orion_cli.services.lifecycle.dependencies import add_edges, check_links
+from orion_cli.services.lifecycle.reuse import find_source, take
 from orion_cli.services.lifecycle.scf_retry import checked_policy
 from orion_cli.services.lifecycle.state import submitted
 from orion_cli.services.submission.inputs import expand_inputs
@@ -99,6 +102,10 @@ class SubmitRequest:
     param_sets: list[dict[str, Any]] = field(default_factory=list)
     #: with ``structure_from``: one job per lattice factor of the parent's final cell (eos)
     structure_scales: list[float] = field(default_factory=list)
+    #: --strict: a cutoff below the pseudopotentials' suggestion is an error, not a warning
+    strict: bool = False
+    #: --reuse: off, strict or loose ("" = the setting); services/lifecycle/reuse.py
+    reuse: str = ""
 
 
 @dataclass
@@ -111,6 +118,10 @@ class Submitted:
     #: a dry run: the engine's input files of the first job (file name -> text)
     inputs: dict[str, str] = field(default_factory=dict)
     inputs_of: str = ""
+    #: what freezing the inputs said (pseudopotentials chosen, cutoff warnings), each once
+    frozen_notes: list[str] = field(default_factory=list)
+    #: the first job's frozen record (shown by --dry-run)
+    frozen: dict[str, Any] = field(default_factory=dict)
 
 
 #: request fields filled from settings when not given, with their flag; all are checked
@@ -147,6 +158,10 @@ def resolve_request(request: SubmitRequest, settings: Settings) -> SubmitRequest
         settings.sources.get("soft_margin_s", "the settings"),
     )
     check_text(r.name, "--name")
+
+    r.reuse = check_mode(
+        r.reuse or settings.reuse, "--reuse" if r.reuse else settings.sources.get("reuse", "reuse")
+    )
     # several tags, in order, each once; an empty --tag "" means none, as it always did
     r.tags = tuple(dict.fromkeys(t for t in (r.tags or (r.tag,)) if t))
     r.tag = r.tags[0] if r.tags else ""
@@ -255,14 +270,8 @@ def _submit(
             _prepare_database(settings)  # while the reader reads: imports, a server's connection
         staged = stager.collect()
     if sets:
-        staged = _one_job_per_set(staged, sets, r.param_sets)
-    for item in staged if handoff else ():  # the node takes the parent's final structure
-        item.inputs.structure_from = handoff.result_path  # type: ignore[union-attr]
-        item.source = f"from:{handoff.parent_id}"  # type: ignore[union-attr]
-    if handoff and r.structure_scales:  # the node scales the parent's final cell
-        for n, (item, scale) in enumerate(zip(staged, r.structure_scales, strict=True)):
-            item.inputs.structure_scale = scale
-            item.name = str(n)  # named NAME-0, NAME-1, ... below, as orion eos names points
+        staged = _one_job_per_set(staged, sets, r.param_sets, dict(engine_settings))
+    _from_parent(staged, r, handoff)
     if len(staged) > 1 and chunk == 1:
         chunk = scheduler.max_array_size()  # one multi-frame file: many jobs after all
     if r.name:
@@ -273,13 +282,15 @@ def _submit(
     chunk *= max(r.pack_size, 1)  # max_array_size counts array tasks, not packed jobs
     notes = list(dict.fromkeys(item.note for item in staged if item.note))
     notes += _short_walltime_note(settings.soft_margin_s, r.resolved.walltime_s)
+    frozen_notes = _frozen_notes(staged, r.strict)
     if r.dry_run:  # every check above ran, as for a real submit; nothing is written
         shown = _dry_run(settings, r, [item.name for item in staged], chunk)
-        inputs = _engine_inputs(staged[0])
-        return replace(shown, notes=notes, inputs=inputs, inputs_of=staged[0].name)
+        return _with_inputs(shown, staged[0], notes, frozen_notes)
     ready_database(settings)  # after every input was checked: a bad one leaves no file
     check_active_limit(settings, len(staged))
-    result = Submitted([], [], [], notes=notes)
+    result = Submitted([], [], [], notes=notes, frozen_notes=frozen_notes)
+    if r.reuse != "off":
+        staged = _reuse_matches(settings, r, params, staged, result, links)
     for start in range(0, len(staged), chunk):
         _submit_chunk(settings, r, params, staged[start : start + chunk], scheduler, result, links)
     return result
@@ -297,8 +308,66 @@ def _short_walltime_note(margin_s: int, walltime_s: int) -> list[str]:
     ]
 
 
+def _from_parent(staged: list[Staged], r: SubmitRequest, handoff: Handoff | None) -> None:
+    """``--from``: the node takes (and, for EOS points, scales) the parent's final structure."""
+    if handoff is None:
+        return
+    for item in staged:
+        item.inputs.structure_from = handoff.result_path
+        item.source = f"from:{handoff.parent_id}"
+        # its structure is known only when it starts: no key, never reused
+        item.inputs.frozen = unkeyed(item.inputs.frozen)
+    if r.structure_scales:  # the node scales the parent's final cell
+        for n, (item, scale) in enumerate(zip(staged, r.structure_scales, strict=True)):
+            item.inputs.structure_scale = scale
+            item.name = str(n)  # named NAME-0, NAME-1, ... below, as orion eos names points
+
+
+def _with_inputs(
+    shown: Submitted, first: Staged, notes: list[str], frozen_notes: list[str]
+) -> Submitted:
+    """A dry run's answer: the scripts, and the first job's engine inputs and frozen record."""
+    return replace(
+        shown,
+        notes=notes,
+        frozen_notes=frozen_notes,
+        inputs=_engine_inputs(first),
+        inputs_of=first.name,
+        frozen=first.inputs.frozen,
+    )
+
+
+def _reuse_matches(
+    settings: Settings,
+    r: SubmitRequest,
+    params: dict[str, Any],
+    staged: list[Staged],
+    result: Submitted,
+    links: Links,
+) -> list[Staged]:
+    """Record the jobs ``--reuse`` serves from an identical one; return those left to submit."""
+
+    left = []
+    with session_scope(settings.resolved_database_url) as session:
+        for item in staged:
+            source = find_source(session, item.inputs.frozen or {}, r.reuse)
+            if source is None:
+                left.append(item)
+                continue
+            jobs, _ = record_jobs(session, settings, r, params, [item])
+            add_edges(session, jobs, links)
+            session.commit()  # the row exists before its result or wait is recorded
+            result.frozen_notes.append(take(session, jobs[0], source))
+            session.commit()
+            result.ids.append(jobs[0].id or 0)
+    return left
+
+
 def _one_job_per_set(
-    staged: list[Staged], sets: list[dict[str, Any]], given: list[dict[str, Any]]
+    staged: list[Staged],
+    sets: list[dict[str, Any]],
+    given: list[dict[str, Any]],
+    settings: dict[str, Any],
 ) -> list[Staged]:
     """The one staged structure once per (checked) parameter set, named after what was given.
 
@@ -321,10 +390,35 @@ def _one_job_per_set(
     out = []
     with tempfile.TemporaryDirectory(prefix="orion-sweep-") as scratch:
         for params, one in zip(sets, given, strict=True):
-            engine.prepare(atoms, params, Path(scratch), item.inputs.engine_settings)
-            inputs = replace(item.inputs, params=params)
-            out.append(replace(item, name=f"{item.name}-{set_label(one)}", inputs=inputs))
+            frozen = freeze(engine, atoms, params, settings, Path(scratch))
+            inputs = replace(
+                item.inputs,
+                params=frozen.params,
+                engine_settings=frozen.settings,
+                frozen=frozen.record(),
+            )
+            out.append(
+                replace(
+                    item,
+                    name=f"{item.name}-{set_label(one)}",
+                    inputs=inputs,
+                    notes=frozen.notes,
+                    warnings=frozen.warnings,
+                )
+            )
     return out
+
+
+def _frozen_notes(staged: list[Staged], strict: bool) -> list[str]:
+    """What freezing said (each line once): choices, then warnings; ``--strict`` refuses."""
+    warnings = list(dict.fromkeys(w for item in staged for w in item.warnings))
+    if strict and warnings:
+        raise UsageError(
+            f"{warnings[0]}" + (f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""),
+            "raise the cutoff, or submit without --strict to run it anyway",
+        )
+    notes = list(dict.fromkeys(n for item in staged for n in item.notes))
+    return notes + [f"warning: {w}" for w in warnings]
 
 
 def set_label(params: dict[str, Any]) -> str:
@@ -501,6 +595,37 @@ def send(
         result.scheduler_job_ids.extend(ids)
 
 
+def _row(
+    item: Staged, r: SubmitRequest, owner: str, site: Any, size: int, settings: Settings
+) -> dict[str, Any]:
+    """One job row's values (the same for all of a chunk but the structure and inputs)."""
+    return dict(
+        name=item.name,
+        owner=owner,
+        engine=r.engine,
+        parameters=item.inputs.params,  # the same for all but a workflow's sweep
+        frozen=item.inputs.frozen or None,
+        calc_key=(item.inputs.frozen or {}).get("key") or None,
+        loose_key=(item.inputs.frozen or {}).get("loose_key") or None,
+        tag=r.tag,
+        structure_source=item.source,
+        formula=item.formula,
+        input_structure=item.text,
+        scheduler=r.scheduler,
+        queue=r.queue,
+        **r.resolved.row(),
+        max_retries=r.max_retries or 0,
+        retry_delay_s=r.retry_delay_s or 0,
+        soft_margin_s=settings.soft_margin_s,
+        held=r.hold,
+        site=site,
+        pack=r.pack_size if size > 1 else 0,
+        study_id=r.study_id,
+        structure_from_id=r.structure_from,
+        on_scf_fail=r.scf_policy,
+    )
+
+
 def record_jobs(
     session: Session,
     settings: Settings,
@@ -513,34 +638,8 @@ def record_jobs(
     owner = current_user()
     check_role(session, owner)
     site = job_site(settings, r.engine, r.queue).to_json()
-    jobs = insert_jobs(
-        session,
-        [
-            dict(
-                name=item.name,
-                owner=owner,
-                engine=r.engine,
-                parameters=item.inputs.params,  # the same for all but a workflow's sweep
-                tag=r.tag,
-                structure_source=item.source,
-                formula=item.formula,
-                input_structure=item.text,
-                scheduler=r.scheduler,
-                queue=r.queue,
-                **r.resolved.row(),
-                max_retries=r.max_retries or 0,
-                retry_delay_s=r.retry_delay_s or 0,
-                soft_margin_s=settings.soft_margin_s,
-                held=r.hold,
-                site=site,
-                pack=r.pack_size if len(chunk) > 1 else 0,
-                study_id=r.study_id,
-                structure_from_id=r.structure_from,
-                on_scf_fail=r.scf_policy,
-            )
-            for item in chunk
-        ],
-    )
+    rows = [_row(item, r, owner, site, len(chunk), settings) for item in chunk]
+    jobs = insert_jobs(session, rows)
     add_tags(session, jobs, r.tags)
     instance = instance_id(session)
     base = settings.work_root_path / instance
