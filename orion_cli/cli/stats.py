@@ -9,7 +9,7 @@ import typer
 
 from orion_cli.cli.jobargs import NameOpt, StatusOpt, selection
 from orion_cli.cli.ls import counts_text
-from orion_cli.cli.output import handle_errors, message, print_json, table
+from orion_cli.cli.output import count_of, handle_errors, message, print_json, table
 from orion_cli.cli.root import app
 from orion_cli.config import load_settings
 from orion_cli.identity import current_user
@@ -117,7 +117,7 @@ def _durations_line(label: str, d: Durations, what: str) -> str:
 def _print(result: Stats) -> None:
 
     total = result.total
-    typer.echo(f"{total.jobs} jobs: {counts_text(total.counts)}")
+    typer.echo(f"{count_of(total.jobs, 'job')}: {counts_text(total.counts)}")
     if total.success_rate is None:
         typer.echo("success rate: - (no job has ended yet)")
     else:
