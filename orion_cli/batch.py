@@ -147,12 +147,27 @@ def sbatch_lines(spec: BatchSpec) -> list[str]:
         options.append(("gres", f"gpu:{r.gpus}"))
     if r.constraints:
         options.append(("constraint", q(r.constraints)))
-    if 0 < spec.soft_margin_s < r.walltime_s:
-        options.append(("signal", f"B:USR1@{spec.soft_margin_s}"))
+    margin_s = soft_margin_for(spec.soft_margin_s, r.walltime_s)
+    if margin_s:
+        options.append(("signal", f"B:USR1@{margin_s}"))
     lines = [f"#SBATCH --{key}={value}" for key, value in options]
     if r.exclusive:
         lines.append("#SBATCH --exclusive")
     return lines + [sbatch_arg_line(arg, q) for arg in r.sbatch_args]
+
+
+def soft_margin_for(margin_s: int, walltime_s: int) -> int:
+    """The soft stop's margin for this walltime: a margin as long as the walltime would leave
+    no stop at all, so a short job gets a quarter of its walltime instead (0: no soft stop).
+
+    >>> soft_margin_for(300, 3600), soft_margin_for(300, 120), soft_margin_for(300, 300)
+    (300, 30, 75)
+    >>> soft_margin_for(0, 120), soft_margin_for(300, 3)
+    (0, 0)
+    """
+    if margin_s <= 0:
+        return 0
+    return margin_s if margin_s < walltime_s else walltime_s // 4
 
 
 def _site_lines(spec: BatchSpec) -> list[str]:

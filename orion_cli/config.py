@@ -262,7 +262,10 @@ def load_settings(flags: Mapping[str, Any] | None = None, cwd: Path | None = Non
     """Build settings from defaults, user config, project file, environment and flags."""
     settings = Settings()
     for path in config_files(cwd):
-        _apply(settings, _read_toml(path), str(path))
+        data = _read_toml(path)
+        _apply(settings, data, str(path))
+        if "work_root" in data:  # `work_root = "./runs"`: beside the file, from anywhere below
+            settings.work_root = anchored(settings.work_root, path.parent)
     env_values = {
         name: os.environ[f"ORION_{name.upper()}"]
         for name in SETTING_KEYS
@@ -271,8 +274,23 @@ def load_settings(flags: Mapping[str, Any] | None = None, cwd: Path | None = Non
     for name, value in env_values.items():
         _apply(settings, {name: value}, f"ORION_{name.upper()}")
     _apply(settings, {k: v for k, v in (flags or {}).items() if v is not None}, "command line")
+    if settings.work_root:  # from ORION_WORK_ROOT or a flag: the current directory's
+        settings.work_root = anchored(settings.work_root, cwd or Path.cwd())
     _check_job_dir_mode(settings)
     return settings
+
+
+def anchored(path: str, base: Path) -> str:
+    """``path`` (``~`` expanded) as an absolute path, a relative one taken from ``base``.
+
+    Job directories are stored with their full path: a relative work root would otherwise
+    move with the directory orion happens to run in.
+
+    >>> anchored("./runs", Path("/home/ann/project")), anchored("/scratch/ann", Path("/x"))
+    ('/home/ann/project/runs', '/scratch/ann')
+    """
+    expanded = Path(path).expanduser()
+    return str(expanded if expanded.is_absolute() else (base / expanded).resolve())
 
 
 def _check_job_dir_mode(settings: Settings) -> None:

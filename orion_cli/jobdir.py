@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -244,3 +245,20 @@ def read_json(path: Path) -> Any | None:
         return None if len(data) > MAX_RESULT_BYTES else json.loads(data)
     except (ValueError, RecursionError):
         return None
+
+
+def attempt_parts(names: list[str], name: str) -> list[str]:
+    """The parts of ``name`` among ``names``: each attempt's copy in order, then ``name``.
+
+    >>> attempt_parts(["traj.dump", "traj-attempt-2.dump", "traj-attempt-1.dump", "x"],
+    ...               "traj.dump")
+    ['traj-attempt-1.dump', 'traj-attempt-2.dump', 'traj.dump']
+    >>> attempt_parts(["pw.out"], "pw.out"), attempt_parts([], "traj.dump")
+    (['pw.out'], [])
+    """
+    stem, dot, ext = name.rpartition(".")
+    pattern = re.compile(
+        re.escape(stem if dot else name) + r"-attempt-(\d+)" + (re.escape(dot + ext) if dot else "")
+    )
+    numbered = sorted((int(m[1]), n) for n in names if (m := pattern.fullmatch(n)))
+    return [n for _, n in numbered] + ([name] if name in names else [])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from orion_cli.errors import UsageError
 from orion_cli.units import clock_s, parse_mem_mb
@@ -231,3 +232,32 @@ def export_option(own: str | None, env: dict[str, str]) -> str:
     if own.upper() == "NONE":
         return f"--export={mine}"
     return f"--export={own},{mine}"
+
+
+_PATTERN = re.compile(r"%(\d*)([%AaJjNnstux])")
+
+
+def expand_output(pattern: str, job_id: str, name: str, user: str, workdir: Path) -> Path:
+    """The file SLURM writes for ``#SBATCH --output=pattern`` (sbatch(1) "filename pattern").
+
+    A relative pattern is taken from the job's working directory. ``%j``/``%J`` job id,
+    ``%A`` array master id, ``%x`` job name, ``%u`` user, ``%%`` a percent sign; ``%N`` and
+    the others stay as they are (orion cannot know them).
+
+    >>> expand_output("plain-%j.out", "2323", "p", "ann", Path("/w"))
+    PosixPath('/w/plain-2323.out')
+    >>> expand_output("/s/%x.%u.%5j.log", "77", "run", "ann", Path("/w"))
+    PosixPath('/s/run.ann.00077.log')
+    """
+    values = {"j": job_id, "J": job_id, "A": job_id.split("_")[0], "x": name, "u": user}
+
+    def one(match: re.Match[str]) -> str:
+        width, key = match.groups()
+        if key == "%":
+            return "%"
+        if key not in values:
+            return match.group(0)
+        return values[key].zfill(int(width)) if width else values[key]
+
+    path = Path(_PATTERN.sub(one, pattern)).expanduser()
+    return path if path.is_absolute() else workdir / path

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from orion_cli.cli.jobargs import one_job_id
+from orion_cli.cli.monitor import freshness_lines
 from orion_cli.cli.output import handle_errors, message, visible
 from orion_cli.cli.root import app
 from orion_cli.config import load_settings
@@ -53,8 +54,12 @@ def logs(
     message(
         f"==> {target.path} (job {target.job_id}, attempt {target.attempt}, {target.status}) <=="
     )
-    offset, looks = 0, 0
     status = target.status
+    if not follow:  # --follow polls by itself
+        _, stale = freshness_lines(settings, JobStatus(status).is_active or status == "created")
+        for line in (stale or "").split("\n") if stale else ():
+            message(line)
+    offset, looks = 0, 0
     while True:
         offset += _print_new(target.path, offset)
         if not follow or JobStatus(status).is_final:
@@ -62,7 +67,7 @@ def logs(
         time.sleep(FOLLOW_INTERVAL_S)
         looks += 1
         if looks % STATUS_EVERY == 0:
-            status = job_status(settings, target.job_id)
+            status = job_status(settings, target.job_id, poll_first=True)
     if offset == 0 and not target.path.exists():
         message(
             f"{target.path} does not exist yet"

@@ -51,6 +51,7 @@ FIELDS = (
     "current_step",
     "workdir",
     "error_message",
+    "hint",
     "created_at",
     "submitted_at",
     "started_at",
@@ -77,6 +78,8 @@ def render_job(job: dict[str, Any]) -> None:
 
     status = job["status"] + (f" ({job['failure_reason']})" if job["failure_reason"] else "")
     status += f"; {job['dependency']}" if job.get("dependency") else ""
+    if job.get("held") and job["status"] == "queued":
+        status += f"; held (`orion release {job['id']}` lets it start)"
     say((f"job {job['id']}", "bold"), f" {job['name']}: {status}")
     for section in (_fields, _how_it_runs, _links, _result, _attempts, _events):
         section(say, job)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from orion_cli.errors import SchedulerError
-from orion_cli.schedulers.base import JobInfo, SubmitOptions
+from orion_cli.schedulers.base import JobInfo, JobTimes, SubmitOptions
 from orion_cli.schedulers.local_launch import (
     alive,
     expand_filename,
@@ -292,6 +292,14 @@ class LocalScheduler:
                 self._start(job_id, record)
 
         self._control(job_ids, release_one)
+
+    def times(self, job_ids: Sequence[str]) -> dict[str, JobTimes]:
+        """Nothing beyond what the jobs write: the local backend keeps no start/end record."""
+        return {}
+
+    def set_partition(self, job_ids: Sequence[str], partition: str) -> None:
+        """Nothing to move: the local backend has no partitions (it ignores them at submit)."""
+        self._control(job_ids, lambda job_id, record: None)
 
     def set_nice(self, job_ids: Sequence[str], nice: int) -> None:
         """Record the nice value (the local backend starts jobs at once: it changes nothing)."""

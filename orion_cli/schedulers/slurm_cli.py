@@ -14,7 +14,7 @@ from pathlib import Path
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused
 from orion_cli.runner import TIMEOUT_RC, CommandResult, Runner, run
 from orion_cli.schedulers import slurm_commands as c
-from orion_cli.schedulers.base import JobInfo, SubmitOptions, partition_names
+from orion_cli.schedulers.base import JobInfo, JobTimes, SubmitOptions, partition_names
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,19 @@ class SlurmCli:
         c.settle_collapsed_arrays(ids, jobs)
         return c.only_asked(ids, jobs)
 
+    def times(self, job_ids: Sequence[str]) -> dict[str, JobTimes]:
+        """When the jobs really started and ended: squeue (the controller's record), then
+        sacct for the jobs it has forgotten; a job neither knows is left out."""
+        ids = checked_ids(job_ids)
+        if not ids:
+            return {}
+        result = self.runner(c.squeue_times_argv(ids))
+        found = c.parse_times(result.stdout) if result.ok else {}
+        missing = [job_id for job_id in ids if job_id not in found]
+        if missing:
+            found.update(c.parse_times(self._sacct(c.sacct_times_argv(missing))))
+        return {job_id: found[job_id] for job_id in ids if job_id in found}
+
     def _squeue(self, ids: Sequence[str]) -> dict[str, JobInfo]:
         """Ask squeue about ``ids`` (empty when it knows none of them)."""
         result = self.runner(c.squeue_argv(ids))
@@ -155,6 +168,14 @@ class SlurmCli:
         ids = list(dict.fromkeys(c.array_job_id(job_id) for job_id in checked_ids(job_ids)))
         if ids:
             self._run(c.set_dependency_argv(ids, after), HINT_IDS)
+
+    def set_partition(self, job_ids: Sequence[str], partition: str) -> None:
+        """Move pending jobs to ``partition`` (``scontrol update``); the job keeps its id and
+        its place in the user's history. A job that started meanwhile is refused by SLURM
+        ("Job is no longer pending execution"): nothing runs twice."""
+        ids = checked_ids(job_ids)
+        if ids:
+            self._run(c.set_partition_argv(ids, partition), HINT_IDS)
 
     def set_nice(self, job_ids: Sequence[str], nice: int) -> None:
         """Set the jobs' Nice (higher = later); held jobs stay held.

@@ -126,6 +126,6 @@ def test_a_manual_retry_past_the_budget_does_not_count_beyond_it(
     )
     job_id = json.loads(waited.stdout)["id"]
     assert orion_json("show", str(job_id))["status"] == "failed"
-    orion("retry", str(job_id))
+    orion("retry", str(job_id), "--yes")
     last = orion_json("show", str(job_id))["events"][-1]["message"]
     assert last.startswith("attempt 2 (orion retry)"), last  # was "attempt 2 of 2"

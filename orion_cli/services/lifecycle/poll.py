@@ -744,6 +744,9 @@ def _poll_group(
             report.never_satisfied.setdefault(rows[0].scheduler, []).extend(stuck)
         _reconcile_committed(session, closer, infos, now, settings.lost_grace_s, report)
         looked_at = set(closer)
+        _script_times_committed(
+            session, scheduler, [i for i in report.changed if i in looked_at], report
+        )
         due_ids += [
             job_id
             for job_id, status in report.changed.items()
@@ -753,6 +756,40 @@ def _poll_group(
         _requeue_committed(session, settings, scheduler, now, report)
     for job_id in due_ids:  # retries that are due, including failures found just now
         _retry_committed(session, settings, scheduler, job_id, now, report)
+
+
+def _script_times_committed(
+    session: Session, scheduler: Any, changed_ids: list[int], report: PollReport
+) -> None:
+    """Give scripts and adopted jobs that started or ended this cycle the scheduler's own
+    times (they write none themselves; the poll noticed later). An adopted job's first
+    attempt also gets its real submit time. A failed lookup keeps the poll's times."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        jobs = [
+            job
+            for job in _load_ids(session, changed_ids)
+            if job.script and job.scheduler_job_id and job.status != JobStatus.QUEUED.value
+        ]
+        if not jobs:
+            return
+        times = scheduler.times([job.scheduler_job_id for job in jobs])
+        known = [
+            (job, times[job.scheduler_job_id or ""])
+            for job in jobs
+            if job.scheduler_job_id in times
+        ]
+        for job, t in known:
+            if (job.script or {}).get("adopted") and job.attempt == 1 and t.submitted_at:
+                job.submitted_at = t.submitted_at
+        record_times(session, [(job, t.started_at, t.finished_at) for job, t in known])
+        session.commit()
+    except OperationalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the poll's own times stay
+        session.rollback()
+        report.notes.append(f"job times not looked up: {type(exc).__name__}: {exc}"[:400])
 
 
 def _reconcile_committed(

@@ -29,7 +29,13 @@ from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import DEFAULT_PARTITION, SubmitOptions, partition_names
 from orion_cli.services.lifecycle import dispatch
 from orion_cli.services.lifecycle.dependencies import children_of, repoint_children, waits_for
-from orion_cli.services.lifecycle.policy import Escalation, backoff_s, escalate, schedule_retry
+from orion_cli.services.lifecycle.policy import (
+    Escalation,
+    backoff_s,
+    escalate,
+    schedule_retry,
+    with_changes,
+)
 from orion_cli.services.lifecycle.reparam import rewrite_inputs
 from orion_cli.services.lifecycle.scf_retry import apply_change
 from orion_cli.services.lifecycle.state import (
@@ -118,6 +124,7 @@ def resubmit(
     manual: bool = False,
     params: dict[str, Any] | None = None,
     refresh: str = "",
+    resources: dict[str, Any] | None = None,
 ) -> str:
     """Submit the next attempt of a failed or cancelled job; return a line saying what happened.
 
@@ -125,13 +132,14 @@ def resubmit(
     ``refresh``: why a completed analysis step (eos fit, converge) runs again.
     After the attempt is submitted, the job's completed analysis steps are rerun after it
     (:func:`refresh_analyses`), so that a study's answer includes the retried point.
+    ``resources``: Resources fields the user changed (retry --walltime ...), over the escalation.
     """
     claim(session, job, now)  # nobody else submits this attempt while we do
     after = waits_for(session, job)  # its parents' current attempts (UsageError: blocked)
     unusable = _unusable_directory(job)
     if unusable is not None:
         return _resubmit_failed(session, job, unusable, now)
-    nxt = _next_attempt(session, settings, job, scheduler, manual, params)
+    nxt = _next_attempt(session, settings, job, scheduler, manual, params, resources)
     begin = now + timedelta(seconds=nxt.delay_s) if nxt.delay_s else None
     answer = dispatch.send(scheduler, _attempt(session, job, nxt, begin, after))
     if answer.unknown:  # the attempt is not counted: looked up by name first
@@ -139,8 +147,8 @@ def resubmit(
         dispatch.record_unknown(session, [job], answer, now, grace_s, source="retry")
         return f"job {job.id}: attempt {nxt.number}: {answer.line()}"
     if answer.error is not None:
-        resources = nxt.escalation.resources
-        return _resubmit_failed(session, job, answer.error, now, nxt.number, resources)
+        used = nxt.escalation.resources
+        return _resubmit_failed(session, job, answer.error, now, nxt.number, used)
     message = _started_message(job, nxt, manual, answer.scheduler_job_id, refresh)
     start_attempt(
         session,
@@ -178,6 +186,7 @@ def _next_attempt(
     scheduler: Any,
     manual: bool,
     params: dict[str, Any] | None,
+    resources: dict[str, Any] | None = None,
 ) -> NextAttempt:
     """Decide the next attempt and prepare its inputs: parameters, SCF change, old result."""
     workdir = Path(job.workdir)
@@ -196,7 +205,8 @@ def _next_attempt(
         scf_note = apply_change(session, job, workdir, number)
     if scf_note:  # the same resources, at once
         return NextAttempt(number, Escalation(Resources.of(job), scf_note), 0, scf_note, changed)
-    return NextAttempt(number, _escalated(job, scheduler), delay_s, None, changed)
+    escalation = with_changes(_escalated(job, scheduler), resources or {})
+    return NextAttempt(number, escalation, delay_s, None, changed)
 
 
 def _attempt(
@@ -239,7 +249,7 @@ def _attempt(
 def _started_message(
     job: Job, nxt: NextAttempt, manual: bool, scheduler_job_id: str, refresh: str = ""
 ) -> str:
-    reason = job.failure_reason or "request"
+    reason = job.failure_reason or ("the job was cancelled" if job.status == "cancelled" else "")
     when = f", begins after {nxt.delay_s} s" if nxt.delay_s else ""
     if refresh:
         job_line = f"{job.scheduler} job {scheduler_job_id}"
@@ -252,7 +262,7 @@ def _started_message(
         else f"attempt {nxt.number} of {job.max_retries + 1}"
     )
     return (
-        f"{which} after {reason}: {nxt.escalation.note}{when}{nxt.changed}; "
+        f"{which}{' after ' + reason if reason else ''}: {nxt.escalation.note}{when}{nxt.changed}; "
         f"{job.scheduler} job {scheduler_job_id}"
     )
 

@@ -13,10 +13,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from orion_cli.db.models import Job, JobResult, with_any_tag
+from orion_cli.db.models import Job, JobResult, now_utc, with_any_tag
 from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
+from orion_cli.jobids import name_pattern
 from orion_cli.services.structures import input_format, stored_atoms
+from orion_cli.states import JobStatus
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -54,12 +56,29 @@ class Selection:
     tags: tuple[str, ...] = ()
     study_id: int | None = None
     owner: str = ""
+    #: narrowing, as everywhere: statuses, studies, names (``*`` wildcards), age
+    statuses: tuple[str, ...] = ()
+    studies: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
+    since_s: int | None = None
 
 
 def _query(selection: Selection) -> Any:
+    from datetime import timedelta
+
+    from sqlalchemy import or_
     from sqlmodel import col, select
 
     query = select(Job, JobResult).join(JobResult, col(JobResult.job_id) == Job.id, isouter=True)
+    if selection.statuses:
+        query = query.where(col(Job.status).in_(selection.statuses))
+    if selection.studies:
+        query = query.where(col(Job.study_id).in_(selection.studies))
+    if selection.names:
+        likes = (col(Job.name).like(name_pattern(n), escape="\\") for n in selection.names)
+        query = query.where(or_(*likes))
+    if selection.since_s is not None:
+        query = query.where(col(Job.created_at) >= now_utc() - timedelta(seconds=selection.since_s))
     if selection.ids:
         query = query.where(col(Job.id).in_(list(selection.ids)))
     else:
@@ -75,8 +94,16 @@ def check_selection(session: Session, selection: Selection) -> None:
     """Refuse an empty selection and ids that name no job (UsageError, exit 2)."""
     from sqlmodel import col, select
 
-    if not selection.ids and not selection.tags and selection.study_id is None:
-        raise UsageError("no jobs selected", "give job ids, --tag TAG or --study ID")
+    narrowing = selection.tags or selection.studies or selection.statuses or selection.names
+    if not (selection.ids or narrowing or selection.since_s) and selection.study_id is None:
+        raise UsageError(
+            "no jobs selected", "give job ids, --tag, --study, --status, --name or --since"
+        )
+    for status in selection.statuses:
+        if status not in JobStatus.__members__.values():
+            raise UsageError(
+                f"unknown status '{status}'", f"use one of: {', '.join(s.value for s in JobStatus)}"
+            )
     if selection.ids:
         found = set(session.exec(select(Job.id).where(col(Job.id).in_(list(selection.ids)))))
         missing = [i for i in selection.ids if i not in found]
@@ -116,6 +143,11 @@ def _jobs(session: Session, selection: Selection) -> Iterator[tuple[Any, Any]]:
         yield from page
         offset += PAGE
         session.expunge_all()
+
+
+def selected_jobs(session: Session, selection: Selection) -> Iterator[tuple[Any, Any]]:
+    """Yield (job, result or None) per selected job, a page at a time."""
+    return _jobs(session, selection)
 
 
 def job_rows(

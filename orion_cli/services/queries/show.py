@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt, JobEvent, JobResult, JobTag, now_utc
 from orion_cli.db.session import session_scope
+from orion_cli.engines.hints import remedy
 from orion_cli.errors import UsageError
 from orion_cli.services.lifecycle.dependencies import links_of
 from orion_cli.services.queries.derived import derived_quantities
@@ -42,6 +43,7 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
     with session_scope(settings.resolved_database_url) as session:
         job = _get(session, job_id)
         data = job.model_dump(exclude={"input_structure", "events_offset"})
+        data["hint"] = failure_hint(job)
         data["queue_wait_s"] = seconds_between(job.submitted_at, job.started_at)
         data["run_s"] = seconds_between(job.started_at, job.finished_at)
         for key, value in data.items():
@@ -94,6 +96,13 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
             for e in events
         ]
         return data
+
+
+def failure_hint(job: Any) -> str | None:
+    """The usual remedy for a job that failed in its engine (None: none known, or not failed)."""
+    if job.status != "failed" or job.failure_reason != "engine_error":
+        return None
+    return remedy(job.engine, job.error_message, job.id or "ID")
 
 
 def seconds_between(start: datetime | None, end: datetime | None) -> float | None:

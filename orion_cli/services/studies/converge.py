@@ -261,6 +261,7 @@ def _submit_analysis(
             after_any=new_ids,
             study_id=done.study_id,
             hold=False,
+            on_scf_fail=[],  # the analysis has no SCF
             resources=analysis_resources(base),
             throttle=None,
         ),

@@ -74,6 +74,8 @@ class WorkflowRequest:
     scheduler: str = ""
     tags: tuple[str, ...] = ()
     hold: bool = False
+    #: check everything and say what would be submitted; write nothing
+    dry_run: bool = False
 
 
 @dataclass
@@ -126,6 +128,8 @@ def submit_workflow(settings: Settings, request: WorkflowRequest) -> list[StudyS
                 f"this scheduler takes at most {largest} in one array",
                 "sweep fewer values",
             )
+    if request.dry_run:
+        return [_described(frame, plan) for frame, plan in zip(frames, plans, strict=True)]
     ready_database(settings)  # after every check: a bad file leaves no database file
     check_active_limit(settings, sum(len(p.items) for plan in plans for p in plan.values()))
     studies = []
@@ -141,6 +145,22 @@ def submit_workflow(settings: Settings, request: WorkflowRequest) -> list[StudyS
                 )
             )
     return studies
+
+
+def _described(frame: Frame, plan: dict[str, _Planned]) -> StudySubmitted:
+    """What a dry run would submit for one structure: each step's jobs, in words."""
+    done = StudySubmitted(frame.source, frame.name)
+    for name, planned in plan.items():
+        step, r = planned.step, planned.request
+        waits = [*step.needs, *(f"{n} (any outcome)" for n in step.needs_any)]
+        done.notes.append(
+            f"step {name}: {len(planned.items)} {step.engine} job(s)"
+            + (f" after {', '.join(waits)}" if waits else "")
+            + (f", from {step.structure_from}'s final structure" if step.structure_from else "")
+            + f", walltime {r.resolved.walltime_s} s"
+            + (f", {', '.join(item.name for item in planned.items[:6])}" if planned.items else "")
+        )
+    return done
 
 
 def _plan_study(

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orion_cli.db.models import Job, JobDependency
+from orion_cli.db.models import Job, JobDependency, with_any_tag
 from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
@@ -21,6 +21,7 @@ from orion_cli.services.lifecycle.dependencies import descendants, parent_states
 from orion_cli.services.lifecycle.depgraph import AFTER_ANY, dependency_state
 from orion_cli.services.lifecycle.reparam import checked
 from orion_cli.services.queries.selection import BulkReport, Selection
+from orion_cli.services.queries.show import failure_hint
 from orion_cli.states import FailureReason, JobStatus
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ def study_graph(settings: Settings, ident: int) -> dict[str, Any]:
                 "scheduler_job_id": job.scheduler_job_id,
                 "sweep": job.sweep_point or {},
                 "reason": _reason(job, states.get(job.id or 0, [])),
+                "hint": failure_hint(job),
             }
         )
         if job.structure_from_id in step_of:
@@ -256,3 +258,21 @@ def retry_failed(
             report.refused.setdefault(why, []).extend(ids)
         report.sentences.update(one.sentences)
     return report
+
+
+def tagged_studies(settings: Settings, tags: tuple[str, ...]) -> list[int]:
+    """The studies (ids) of your jobs with any of ``tags``, oldest first; none: UsageError."""
+    from sqlmodel import col, select
+
+    with session_scope(settings.resolved_database_url) as session:
+        found = session.exec(
+            select(Job.study_id)
+            .where(col(Job.owner) == current_user(), col(Job.removed_at).is_(None))
+            .where(col(Job.study_id).is_not(None), with_any_tag(tags))
+            .distinct()
+        ).all()
+    if not found:
+        raise UsageError(
+            f"no study has a job tagged {', '.join(tags)}", "`orion ls --tag T` lists the jobs"
+        )
+    return sorted(i for i in found if i is not None)

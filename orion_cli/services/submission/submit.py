@@ -24,6 +24,7 @@ from orion_cli.batch import (
     array_name_prefix,
     render_array_script,
     render_script,
+    soft_margin_for,
 )
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, add_tags, insert_jobs, now_utc
@@ -281,6 +282,7 @@ def _submit(
     r.pack_size = _pack_size(settings, r, scheduler, len(staged))
     chunk *= max(r.pack_size, 1)  # max_array_size counts array tasks, not packed jobs
     notes = list(dict.fromkeys(item.note for item in staged if item.note))
+    notes += _short_walltime_note(settings.soft_margin_s, r.resolved.walltime_s)
     frozen_notes = _frozen_notes(staged, r.strict)
     if r.dry_run:  # every check above ran, as for a real submit; nothing is written
         shown = _dry_run(settings, r, [item.name for item in staged], chunk)
@@ -293,6 +295,18 @@ def _submit(
     for start in range(0, len(staged), chunk):
         _submit_chunk(settings, r, params, staged[start : start + chunk], scheduler, result, links)
     return result
+
+
+def _short_walltime_note(margin_s: int, walltime_s: int) -> list[str]:
+    """Say so when the soft stop's margin is scaled down for a short walltime."""
+    scaled_s = soft_margin_for(margin_s, walltime_s)
+    if scaled_s == margin_s or margin_s <= 0:
+        return []
+    when = f"{scaled_s} s before the limit" if scaled_s else "never (the walltime is too short)"
+    return [
+        f"the walltime ({walltime_s} s) is not longer than the soft-stop margin "
+        f"(soft_margin_s = {margin_s} s): the clean-stop signal comes {when}"
+    ]
 
 
 def _from_parent(staged: list[Staged], r: SubmitRequest, handoff: Handoff | None) -> None:
