@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from orion_cli.errors import UsageError
 from orion_cli.ingest import MAX_STEP_CHARS, BadRecord, check_result
 from orion_cli.jobdir import RESULT_FILE, append_event, read_json
+from orion_cli.outfile import write_output
 
 #: result keys that are fields of result.json; any other key goes to its ``extras``
 TOP_LEVEL_KEYS = ("energy_ev", "converged")
@@ -135,7 +135,5 @@ def report_result(workdir: Path, attempt: int, values: dict[str, Any]) -> dict[s
             raise UsageError(
                 f"result not written: {exc}", "energy_ev is a number, converged true or false"
             ) from None
-        tmp = workdir / f".{RESULT_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, workdir / RESULT_FILE)
+        write_output(workdir / RESULT_FILE, json.dumps(data, indent=1))
     return data

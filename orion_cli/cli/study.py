@@ -38,6 +38,7 @@ def results(
     from orion_cli.errors import UsageError
     from orion_cli.identity import current_user
     from orion_cli.jobids import parse_job_ids, parse_study_id
+    from orion_cli.outfile import open_output
     from orion_cli.services.results import Selection, answers, table_rows, write_results
 
     settings = load_settings()
@@ -58,15 +59,8 @@ def results(
     if output is None:
         write_results(settings, selection, fmt, sys.stdout)
         return
-    if output.is_dir():
-        raise UsageError(f"'{output}' is a directory", "give a file name with -o")
-    partial = output.with_name(output.name + ".part")
-    try:
-        with partial.open("w", encoding="utf-8", newline="") as out:
-            count = write_results(settings, selection, fmt, out)
-        partial.replace(output)  # a failed export leaves no half-written file behind
-    finally:
-        partial.unlink(missing_ok=True)
+    with open_output(output) as out:  # never through a planted link, never over a device
+        count = write_results(settings, selection, fmt, out)
     message(f"wrote {count} jobs to {output}")
 
 

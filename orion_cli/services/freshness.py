@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orion_cli.config import Settings
+from orion_cli.outfile import write_output
 
 
 @dataclass(frozen=True)
@@ -72,15 +73,10 @@ def record_cycle(
     write_atomically(stamp_path(settings), json.dumps(asdict(stamp)) + "\n")
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
+def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` through the one safe writer (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_output(path, text, mode)
 
 
 def cron_line(settings: Settings) -> str:

@@ -6,10 +6,10 @@ no display, no global state). The picture is ``WIDTH_PX`` × ``HEIGHT_PX``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from orion_cli.errors import UsageError
+from orion_cli.outfile import open_output
 from orion_cli.services.stats import Stats
 
 WIDTH_IN, HEIGHT_IN, DPI = 10.0, 4.5, 100
@@ -96,12 +96,8 @@ def write_plot(stats: Stats, path: Path) -> None:
         for ax in (runs_ax, outcome_ax):
             ax.tick_params(axis="x", labelrotation=30)
     figure.tight_layout()
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        figure.savefig(partial, format="png", dpi=DPI)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with open_output(path, binary=True) as out:
+        figure.savefig(out, format="png", dpi=DPI)
 
 
 def _outcome_count(counts: dict[str, int], outcome: str) -> int:
