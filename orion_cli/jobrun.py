@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any
 
 from orion_cli.jobdir import JOB_FILE, RESULT_FILE, append_event, read_json, write_json_atomic
+from orion_cli.workroot import check_job_dir
 
 EXIT_ENGINE_FAILED = 3
 
@@ -241,6 +242,10 @@ def _run_job(workdir: Path, pack: PackSignal | None = None) -> int:
     from orion_cli.engines.base import Result, RunSpec
     from orion_cli.engines.registry import get_engine
 
+    refused = check_job_dir(workdir, workdir / JOB_FILE)
+    if refused:  # a planted job.json would run its command as this user
+        print(f"orion jobrun: not run: {refused}", file=sys.stderr)
+        return 2
     job = read_json(workdir / JOB_FILE)
     if not isinstance(job, dict):
         print(f"orion jobrun: {workdir / JOB_FILE} is missing or unreadable", file=sys.stderr)

@@ -35,6 +35,7 @@ from orion_cli.schedulers.base import Scheduler, SubmitOptions
 from orion_cli.services.group import check_role
 from orion_cli.site import SiteSetup, site_setup
 from orion_cli.states import FailureReason, JobStatus
+from orion_cli.workroot import job_base
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -535,10 +536,7 @@ def _record(
     )
     add_tags(session, jobs, r.tags)
     instance = instance_id(session)
-    base = settings.work_root_path / instance
-    base.mkdir(parents=True, exist_ok=True)
-    if base.stat().st_uid == os.getuid():  # no other user reads or enters the job dirs
-        os.chmod(base, settings.job_dir_mode_bits)
+    base = job_base(settings.work_root_path, instance, settings.job_dir_mode_bits)
     spec = _batch_spec(jobs[0].id or 0, jobs[0].name, base, r, settings, instance)
     for job in jobs:
         job.workdir = str(base / str(job.id))
