@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from orion_cli.errors import UsageError
 
@@ -53,6 +53,17 @@ def _target_kind(path: Path) -> str:
     raise UsageError(f"'{path}' is a block device; orion does not write to it", "give a file")
 
 
+def check_output_path(path: Path) -> None:
+    """Refuse early (before any work) a path :func:`open_output` could not write."""
+    if str(path) == "-" or _target_kind(path) == "stream":
+        return
+    parent = path.parent
+    if not parent.is_dir():
+        raise _refusal(path, FileNotFoundError(errno.ENOENT, "No such file or directory"))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise _refusal(path, PermissionError(errno.EACCES, "Permission denied"))
+
+
 def _refusal(path: Path, exc: OSError) -> UsageError:
     """One line for an OS error on ``path`` (the hint says what to do)."""
     if exc.errno == errno.ENOENT and path.parent.is_dir():  # /proc: no new files there
@@ -76,7 +87,9 @@ def _refusal(path: Path, exc: OSError) -> UsageError:
 
 
 @contextmanager
-def open_output(path: Path | str, mode: int | None = None, binary: bool = False) -> Iterator[IO]:  # type: ignore[type-arg]
+def open_output(
+    path: Path | str, mode: int | None = None, binary: bool = False
+) -> Iterator[IO[Any]]:
     """Yield a file object for ``path``; on a clean exit the file is complete and in place.
 
     ``mode`` is the final permission bits of a regular file (default: 0666 less the umask).
@@ -95,18 +108,20 @@ def open_output(path: Path | str, mode: int | None = None, binary: bool = False)
         raise _refusal(path, exc) from None
     try:
         os.fchmod(fd, DEFAULT_MODE & ~_umask() if mode is None else mode)
-        with os.fdopen(fd, "wb" if binary else "w", **_text_args(binary)) as handle:
+        with _fdopen(fd, binary) as handle:
             yield handle
         _replace(Path(tmp), path)
     finally:
         Path(tmp).unlink(missing_ok=True)
 
 
-def _text_args(binary: bool) -> dict[str, str]:
-    return {} if binary else {"encoding": "utf-8", "newline": ""}
+def _fdopen(fd: int, binary: bool) -> IO[Any]:
+    if binary:
+        return os.fdopen(fd, "wb")
+    return os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 
-def _stream(path: Path, binary: bool) -> Iterator[IO]:  # type: ignore[type-arg]
+def _stream(path: Path, binary: bool) -> Iterator[IO[Any]]:
     """Write into a device, FIFO or socket as it is (opened without creating anything)."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
@@ -115,7 +130,7 @@ def _stream(path: Path, binary: bool) -> Iterator[IO]:  # type: ignore[type-arg]
     if stat.S_ISREG(os.fstat(fd).st_mode) or stat.S_ISDIR(os.fstat(fd).st_mode):
         os.close(fd)  # swapped for a file since we looked: do not truncate someone's file
         raise UsageError(f"'{path}' changed while orion opened it", "try again")
-    with os.fdopen(fd, "wb" if binary else "w", **_text_args(binary)) as handle:
+    with _fdopen(fd, binary) as handle:
         yield handle
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES
-from tests.test_group_database import Group, _submit_held, group
+from tests.test_group_database import Group, group
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slurm]
 __all__ = ["group"]  # the fixture, imported for pytest
@@ -101,3 +101,25 @@ def test_b1_jobrun_refuses_a_job_directory_it_does_not_own(group: Group, shared:
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "belongs to orionbob, not to orionann" in done.stderr
     assert not marker.exists()
+
+
+def test_b16_output_where_a_member_may_not_write_is_one_line(group: Group, shared: Path) -> None:
+    """Ann writes results, a plot and metrics into Bob's private directory and over Bob's
+    file in a sticky directory: PermissionError tracebacks before."""
+    assert _submit(group.ann, "--tag", "t").returncode == 0
+    private = shared / "bob-only"
+    private.mkdir(mode=0o700)
+    shutil.chown(private, "orionbob", "orionbob")
+    bobs = shared / "bobs.prom"
+    bobs.write_text("bob's\n")
+    shutil.chown(bobs, "orionbob", "orionbob")
+    for args in (
+        ["results", "--tag", "t", "-f", "csv", "-o", str(private / "x.csv")],
+        ["stats", "--plot", str(private / "x.png")],
+        ["metrics", "--textfile", str(bobs)],
+    ):
+        done = group.ann.orion(*args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "cannot write" in done.stderr and "internal error" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert bobs.read_text() == "bob's\n"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 import threading
 from pathlib import Path
 
@@ -142,27 +141,3 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
     assert target.read_text() == "old\n" and os.listdir(tmp_path) == ["out.txt"]
     write_output(target, "new\n", 0o640)
     assert target.read_text() == "new\n" and stat.S_IMODE(target.stat().st_mode) == 0o640
-
-
-def test_an_unwritable_place_is_one_line_for_a_user(tmp_path: Path) -> None:
-    from tests.test_group_database import _interpreter_for
-
-    need(os.geteuid() == 0, "root (runs a step as nobody)")
-    python, path = _interpreter_for("nobody")
-    private = tmp_path / "private"
-    private.mkdir(mode=0o700)
-    code = (
-        "import sys; from pathlib import Path; from orion_cli.errors import OrionError\n"
-        "from orion_cli.outfile import write_output\n"
-        "try: write_output(Path(sys.argv[1]), 'x')\n"
-        "except OrionError as e: print(e.one_line()); sys.exit(e.exit_code)\n"
-    )
-    done = subprocess.run(
-        ["runuser", "-u", "nobody", "--", python, "-c", code, str(private / "x.csv")],
-        env={"PYTHONPATH": path, "PATH": os.environ["PATH"]},
-        cwd="/",
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 2, done.stderr
-    assert done.stdout.startswith(f"cannot write '{private / 'x.csv'}': permission denied")

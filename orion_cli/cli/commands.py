@@ -44,6 +44,12 @@ def poll(
             f"--metrics directory '{metrics}' does not exist",
             "give node_exporter's --collector.textfile.directory",
         )
+    if metrics is not None:  # refused before the cycle, not after its work
+        from orion_cli.identity import current_user
+        from orion_cli.outfile import check_output_path
+        from orion_cli.services.metrics import textfile_in
+
+        check_output_path(textfile_in(metrics, current_user()))
     report = run_poll(settings)
     if metrics is not None and not report.overlapped:
         from orion_cli.identity import current_user

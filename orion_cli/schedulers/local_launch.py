@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from orion_cli.errors import SchedulerError
+from orion_cli.runner import job_environment
 
 # $0 = script, $1 = job dir, $2 = seconds to wait before starting (SubmitOptions.begin),
 # $3 = slot dir ("" = no throttle), $4 = number of slots, then the script's own arguments;
@@ -120,7 +121,7 @@ def launch(
     proc = subprocess.Popen(
         argv,
         cwd=cwd or script.parent,
-        env={**os.environ, **env},
+        env={**job_environment(os.environ), **env},  # no database URL in a job
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orion_cli.errors import UsageError
-from orion_cli.outfile import open_output
+from orion_cli.outfile import check_output_path, open_output
 from orion_cli.services.stats import Stats
 
 WIDTH_IN, HEIGHT_IN, DPI = 10.0, 4.5, 100
@@ -28,11 +28,7 @@ def check_plot_path(path: Path) -> None:
     """Refuse a plot path that cannot be written, before anything is computed."""
     if path.suffix.lower() != ".png":
         raise UsageError(f"plot file '{path}' does not end in .png", "write e.g. --plot stats.png")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"directory '{parent}' does not exist", "create it or give another path")
-    if path.is_dir():
-        raise UsageError(f"'{path}' is a directory", "give a file name ending in .png")
+    check_output_path(path)
 
 
 def _unit(max_s: float) -> tuple[str, float]:
