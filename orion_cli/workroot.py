@@ -56,7 +56,7 @@ def job_base(work_root: Path, instance: str, mode: int) -> Path:
     """
     base = work_root / instance
     try:
-        work_root.mkdir(parents=True, exist_ok=True)
+        work_root.mkdir(mode=0o755, parents=True, exist_ok=True)  # never 0777 under umask 0
         _check(work_root, "work root", sticky_ok=True)
         base.mkdir(mode=0o700, exist_ok=True)
         _check(base, "job directory", sticky_ok=False)
