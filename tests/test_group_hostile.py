@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.conftest import EXAMPLES
@@ -36,6 +37,12 @@ def shared() -> Iterator[Path]:
 def _instance(group: Group) -> str:
     ((instance,),) = group.admin_sql("SELECT value FROM orion_meta WHERE key = 'instance_id'")
     return str(instance)
+
+
+def _submit_held(member) -> int:  # type: ignore[no-untyped-def]
+    done = _submit(member, "--json")
+    assert done.returncode == 0, done.stderr
+    return int(json.loads(done.stdout)["id"])
 
 
 def _submit(member, *extra: str, **env: str):  # type: ignore[no-untyped-def]
@@ -123,3 +130,72 @@ def test_b16_output_where_a_member_may_not_write_is_one_line(group: Group, share
         assert "cannot write" in done.stderr and "internal error" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
     assert bobs.read_text() == "bob's\n"
+
+
+def _copy_own_job_sql(source_id: int, first: int, last: int) -> str:
+    """SQL that inserts copies of job ``source_id`` with explicit ids first..last."""
+    return (
+        "INSERT INTO job SELECT (jsonb_populate_record(NULL::job, to_jsonb(j) "
+        "|| jsonb_build_object('id', g))).* FROM job j, generate_series"
+        f"({first}, {last}) g WHERE j.id = {source_id}"
+    )
+
+
+def test_b5_squatted_ids_do_not_stop_another_members_submit(group: Group) -> None:
+    bob_job = _submit_held(group.bob)
+    group.bob.sql(_copy_own_job_sql(bob_job, bob_job + 1, bob_job + 50))
+    assert group.admin_sql("SELECT count(*) FROM job WHERE owner = 'orionbob'") == [(51,)]
+    done = _submit(group.ann, "--json")
+    assert done.returncode == 0, done.stderr  # IntegrityError (job_pkey) before
+    event_id = group.admin_sql("SELECT max(id) FROM job_event")[0][0]
+    group.bob.sql(
+        "INSERT INTO job_event (id, job_id, to_status, source, attempt, at, actor) "
+        "SELECT g, %s, 'queued', 'user', 1, now(), 'orionbob' FROM generate_series(%s::int, %s::int) g",
+        (bob_job, event_id + 1, event_id + 30),
+    )
+    cancel = group.ann.orion("cancel", str(json.loads(done.stdout)["id"]))
+    assert cancel.returncode == 0, cancel.stderr  # its event: job_event_pkey before
+
+
+def test_b6_a_members_own_events_cannot_forge_or_crash_the_audit(group: Group) -> None:
+    bob_job = _submit_held(group.bob)
+    for status, source in (("pwned", "poll"), ("cancelled", "hacker")):
+        with pytest.raises(psycopg.errors.CheckViolation):
+            group.bob.sql(
+                "INSERT INTO job_event (job_id, from_status, to_status, source, attempt, at,"
+                " actor) VALUES (%s, 'queued', %s, %s, 1, 'infinity', 'orionbob')",
+                (bob_job, status, source),
+            )
+    with pytest.raises(psycopg.errors.CheckViolation):
+        group.bob.sql("UPDATE job SET status = 'pwned' WHERE id = %s", (bob_job,))
+    group.bob.sql(
+        "INSERT INTO job_event (job_id, from_status, to_status, source, attempt, at, actor)"
+        " VALUES (%s, 'queued', 'cancelled', 'user', 1, 'infinity', 'orionbob'),"
+        " (%s, 'queued', 'cancelled', 'poll', 1, '9999-12-31', 'orionbob')",
+        (bob_job, bob_job),
+    )
+    years = group.admin_sql(
+        "SELECT DISTINCT extract(year FROM at)::int FROM job_event WHERE job_id = %s", (bob_job,)
+    )
+    assert years == [(group.admin_sql("SELECT extract(year FROM now())::int")[0][0],)]
+    deep = "[" * 5000 + "]" * 5000
+    group.bob.sql("UPDATE job SET parameters = %s::json WHERE id = %s", (deep, bob_job))
+    for args in (
+        ["audit"],
+        ["stats", "--all-users"],
+        ["show", str(bob_job)],
+        ["ls", "--all-users"],
+    ):
+        done = group.ann.orion(*args)
+        assert done.returncode == 0, (args, done.stderr)
+    assert "nested too deeply" in group.ann.orion("show", str(bob_job), "--json").stdout
+
+
+def test_b3_an_edge_to_another_members_parent_is_refused(group: Group) -> None:
+    ann_parent = _submit_held(group.ann)
+    bob_child = _submit_held(group.bob)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        group.bob.sql(
+            "INSERT INTO job_dependencies (child_id, parent_id, kind) VALUES (%s, %s, 'afterok')",
+            (bob_child, ann_parent),
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -29,7 +30,9 @@ def get_engine(url: str) -> Engine:
         path = sqlite_path(url)
         if path is not None:
             files.make_private_dir(path.parent)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(
+            url, connect_args={"timeout": 30}, json_deserializer=json_from_database
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -42,7 +45,28 @@ def get_engine(url: str) -> Engine:
         return engine
     # psycopg parses each distinct statement text once; pages of 100 rows repeat the
     # same text, where one page of 1,000 rows costs ~0.1 s of parsing per bulk insert
-    return create_engine(url, pool_pre_ping=True, insertmanyvalues_page_size=100)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        insertmanyvalues_page_size=100,
+        json_deserializer=json_from_database,
+    )
+
+
+#: what a JSON value that cannot be read becomes (a group member wrote it in their own row)
+UNREADABLE_JSON = {"unreadable": "nested too deeply; orion does not read it"}
+
+
+def json_from_database(text: str) -> object:
+    """Decode a JSON column; one nested too deeply for Python is replaced, not a crash.
+
+    >>> json_from_database('{"a": 1}'), json_from_database("[" * 5000 + "]" * 5000)
+    ({'a': 1}, {'unreadable': 'nested too deeply; orion does not read it'})
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return dict(UNREADABLE_JSON)
 
 
 def current_revision(engine: Engine) -> str | None:
