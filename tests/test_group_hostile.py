@@ -150,7 +150,8 @@ def test_b5_squatted_ids_do_not_stop_another_members_submit(group: Group) -> Non
     event_id = group.admin_sql("SELECT max(id) FROM job_event")[0][0]
     group.bob.sql(
         "INSERT INTO job_event (id, job_id, to_status, source, attempt, at, actor) "
-        "SELECT g, %s, 'queued', 'user', 1, now(), 'orionbob' FROM generate_series(%s::int, %s::int) g",
+        "SELECT g, %s, 'queued', 'user', 1, now(), 'orionbob' "
+        "FROM generate_series(%s::int, %s::int) g",
         (bob_job, event_id + 1, event_id + 30),
     )
     cancel = group.ann.orion("cancel", str(json.loads(done.stdout)["id"]))
@@ -199,3 +200,23 @@ def test_b3_an_edge_to_another_members_parent_is_refused(group: Group) -> None:
             "INSERT INTO job_dependencies (child_id, parent_id, kind) VALUES (%s, %s, 'afterok')",
             (bob_child, ann_parent),
         )
+
+
+def test_b7_a_row_claiming_your_slurm_id_does_not_answer_for_it(group: Group) -> None:
+    ann_job = _submit_held(group.ann)
+    ((slurm_id,),) = group.admin_sql("SELECT scheduler_job_id FROM job WHERE id = %s", (ann_job,))
+    bob_job = _submit_held(group.bob)
+    group.bob.sql("UPDATE job SET scheduler_job_id = %s WHERE id = %s", (slurm_id, bob_job))
+    shown = group.ann.orion("show", "--slurm-id", slurm_id, "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["id"] == ann_job, shown.stdout
+    cancel = group.ann.orion("cancel", "--slurm-id", slurm_id)
+    assert cancel.returncode == 0, cancel.stderr  # "belongs to orionbob" before
+    assert group.admin_sql("SELECT status FROM job WHERE id = %s", (ann_job,)) == [("cancelled",)]
+
+
+def test_b18_logs_of_another_members_job_is_one_line(group: Group) -> None:
+    ann_job = _submit_held(group.ann)
+    done = group.bob.orion("logs", str(ann_job))
+    assert done.returncode == 2, done.stderr
+    assert f"job {ann_job} belongs to orionann" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "internal error" not in done.stderr

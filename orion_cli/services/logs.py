@@ -13,6 +13,7 @@ from pathlib import Path
 
 from orion_cli.config import Settings
 from orion_cli.errors import UsageError
+from orion_cli.identity import current_user
 
 #: the file each engine writes of its own (mock, emt and ase write none)
 ENGINE_OUTPUT = {"qe": "pw.out", "lammps": "log.lammps", "vasp": "OUTCAR"}
@@ -60,6 +61,11 @@ def log_target(
         job = session.get(Job, job_id)
         if job is None:
             raise UsageError(f"no job with id {job_id}", "`orion ls` lists the jobs")
+        if job.owner != current_user():  # its files are its owner's, read with their rights
+            raise UsageError(
+                f"job {job_id} belongs to {job.owner}; orion logs shows only your own jobs",
+                "`orion show` tells its status and result",
+            )
         wanted = job.attempt if attempt is None else attempt
         if not 1 <= wanted <= job.attempt:
             raise UsageError(
