@@ -255,12 +255,20 @@ def resubmit(
         job_file = read_json(workdir / JOB_FILE) or {}
         write_json_atomic(workdir / JOB_FILE, {**job_file, "attempt": attempt})
     begin = now + timedelta(seconds=delay_s) if delay_s else None
-    script, options = workdir / SCRIPT_NAME, SubmitOptions(begin=begin, after=after)
+    # a held job stays held: its next attempt waits for `orion release` like the first
+    script = workdir / SCRIPT_NAME
+    options = SubmitOptions(hold=job.held, begin=begin, after=after)
     if job.script:
         from orion_cli.services.scripts import script_submission
 
         script, options = script_submission(
-            job, spec.instance, begin=begin, after=after, attempt=attempt, resources=res.resources
+            job,
+            spec.instance,
+            hold=job.held,
+            begin=begin,
+            after=after,
+            attempt=attempt,
+            resources=res.resources,
         )
     try:
         scheduler_job_id = scheduler.submit(script, options)
