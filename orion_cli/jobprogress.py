@@ -20,6 +20,7 @@ from orion_cli.errors import UsageError
 from orion_cli.ingest import MAX_STEP_CHARS, BadRecord, check_result
 from orion_cli.jobdir import RESULT_FILE, append_event, read_json
 from orion_cli.outfile import write_output
+from orion_cli.units import plain_float
 
 #: result keys that are fields of result.json; any other key goes to its ``extras``
 TOP_LEVEL_KEYS = ("energy_ev", "converged")
@@ -51,7 +52,7 @@ def parse_percent(text: str) -> float:
     (40.0, 12.5)
     """
     try:
-        value = float(text.strip().removesuffix("%"))
+        value = plain_float(text.strip().removesuffix("%"))  # not "1_0", not "٥٠"
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or not 0 <= value <= 100:
