@@ -220,3 +220,14 @@ def test_b18_logs_of_another_members_job_is_one_line(group: Group) -> None:
     assert done.returncode == 2, done.stderr
     assert f"job {ann_job} belongs to orionann" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "internal error" not in done.stderr
+
+
+def test_b23_scancel_permission_denied_is_not_called_an_outage(group: Group) -> None:
+    ann_job = _submit_held(group.ann)
+    ((slurm_id,),) = group.admin_sql("SELECT scheduler_job_id FROM job WHERE id = %s", (ann_job,))
+    bob_job = _submit_held(group.bob)
+    group.bob.sql("UPDATE job SET scheduler_job_id = %s WHERE id = %s", (slurm_id, bob_job))
+    done = group.bob.orion("cancel", str(bob_job))
+    assert "Access/permission denied" in done.stderr, done.stderr
+    assert "only on your own jobs" in done.stderr and "slurmctld running" not in done.stderr
+    assert group.admin_sql("SELECT status FROM job WHERE id = %s", (ann_job,)) == [("queued",)]
