@@ -60,3 +60,51 @@ def test_b12_b29_sweeps_are_refused_in_one_line(sweep: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse_sweep(sweep)
     assert len(caught.value.one_line()) < 200  # not a 300-digit count
+
+
+def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orion_cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,  # a FIFO made `orion ls` wait for ever before
+    )
+
+
+@pytest.mark.parametrize("args", [["ls"], ["ls", "--count"], ["poll"]])
+def test_b13_a_fifo_database_file_is_refused(orion_home: Path, tmp_path: Path, args: list[str]):  # type: ignore[no-untyped-def]
+    fifo = tmp_path / "fifo.db"
+    os.mkfifo(fifo)
+    done = _run(*args, ORION_DATABASE_URL=f"sqlite:///{fifo}")
+    assert done.returncode == 2, done.stderr
+    assert "is not a regular file" in done.stderr or "is a FIFO" in done.stderr
+
+
+def test_b25_a_fifo_or_device_as_params_or_workflow_file(orion_home: Path, tmp_path: Path) -> None:
+    from tests.conftest import EXAMPLES
+
+    fifo = tmp_path / "params.toml"
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, "a FIFO"), (Path("/dev/zero"), "a device")):
+        done = _run("submit", str(EXAMPLES / "Cu.cif"), "-e", "mock", "--params", str(path))
+        assert done.returncode == 2 and f"is {kind}, not a regular file" in done.stderr
+        done = _run("workflow", "submit", str(path), str(EXAMPLES / "Cu.cif"))
+        assert done.returncode == 2 and f"is {kind}, not a regular file" in done.stderr
+
+
+def test_b12_a_long_chain_and_deep_toml_are_not_a_recursion_error(tmp_path: Path) -> None:
+    from orion_cli.errors import UsageError
+    from orion_cli.services.workflow_file import read_workflow
+
+    chain = tmp_path / "chain.toml"
+    steps = [f'[steps.s{i}]\nengine = "mock"\nneeds = ["s{i - 1}"]\n' for i in range(1499, 0, -1)]
+    chain.write_text("".join(steps) + '[steps.s0]\nengine = "mock"\n')
+    flow = read_workflow(chain, ["mock"])
+    assert [s.name for s in flow.steps][:3] == ["s0", "s1", "s2"] and len(flow.steps) == 1500
+    deep = tmp_path / "deep.toml"
+    deep.write_text(
+        '[steps.a]\nengine = "mock"\nparams = { seed = ' + "[" * 5000 + "]" * 5000 + " }\n"
+    )
+    with pytest.raises(UsageError, match="nested too deeply"):
+        read_workflow(deep, ["mock"])

@@ -29,6 +29,7 @@ def get_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = sqlite_path(url)
         if path is not None:
+            _check_regular_file(path)
             files.make_private_dir(path.parent)
         engine = create_engine(
             url, connect_args={"timeout": 30}, json_deserializer=json_from_database
@@ -51,6 +52,24 @@ def get_engine(url: str) -> Engine:
         insertmanyvalues_page_size=100,
         json_deserializer=json_from_database,
     )
+
+
+def _check_regular_file(path: Path) -> None:
+    """A FIFO or device as the database file: refuse (``orion ls`` waited on a FIFO for ever)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # missing (created later) or unreadable (said when it is opened)
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device"
+        )
+        raise ForeignDatabaseError(
+            f"database file {path} is {kind}, not a regular file; orion does not open it",
+            "point ORION_DATABASE_URL at a file (sqlite:///path/orion.db)",
+        )
 
 
 #: what a JSON value that cannot be read becomes (a group member wrote it in their own row)
