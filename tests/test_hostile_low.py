@@ -108,3 +108,15 @@ def test_b12_a_long_chain_and_deep_toml_are_not_a_recursion_error(tmp_path: Path
     )
     with pytest.raises(UsageError, match="nested too deeply"):
         read_workflow(deep, ["mock"])
+
+
+def test_b20_the_cron_line_keeps_the_database_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orion_cli.config import Settings
+    from orion_cli.services.freshness import cron_line
+
+    monkeypatch.setenv("ORION_DATABASE_URL", "postgresql://ann:TopSecretZ@db.lab:5432/orion")
+    line = cron_line(Settings())
+    assert "ORION_DATABASE_URL=postgresql://ann@db.lab:5432/orion " in line
+    assert "TopSecretZ" not in line

@@ -83,17 +83,18 @@ def cron_line(settings: Settings) -> str:
     """A crontab line that runs this user's poller every 2 minutes with these settings.
 
     The working directory and the ``ORION_*`` variables of this shell go in, so that cron's
-    poller finds the same ``orion.toml`` and database (a password in a URL is left out:
-    put it in ``~/.pgpass``).
+    poller finds the same ``orion.toml`` and database. A password in the URL is left out
+    of the line (never the URL itself: cron would poll the default SQLite file): PostgreSQL
+    reads it from ``~/.pgpass``.
     """
-    from orion_cli.db.urls import passwords
+    from orion_cli.db.urls import passwords, without_password
 
     env = []
     for key in sorted(os.environ):
         if key.startswith("ORION_") and key not in ("ORION_DEBUG",):
             value = os.environ[key]
             if key == "ORION_DATABASE_URL" and passwords(value):
-                continue
+                value = without_password(value)
             env.append(f"{key}={shlex.quote(value)}")
     command = [*env, shlex.quote(sys.executable), "-m", "orion_cli", "poll", "--quiet"]
     return f"*/2 * * * * cd {shlex.quote(os.getcwd())} && {' '.join(command)}"
