@@ -120,3 +120,42 @@ def test_b20_the_cron_line_keeps_the_database_without_its_password(
     line = cron_line(Settings())
     assert "ORION_DATABASE_URL=postgresql://ann@db.lab:5432/orion " in line
     assert "TopSecretZ" not in line
+
+
+def test_b27_a_planted_project_file_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.skip("chown needs root")
+    nobody = pwd.getpwnam("nobody").pw_uid
+    shared = tmp_path / "shared"
+    project = shared / "project"
+    project.mkdir(parents=True)
+    planted = shared / "orion.toml"
+    planted.write_text('scheduler = "slurm"\n')
+    os.chown(planted, nobody, nobody)
+    env = {"ORION_HOME": str(tmp_path / "home"), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "orion_cli", "ls"],
+        env={**os.environ, **env},
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr  # exit 2 for everyone below it before
+    assert done.stderr.startswith(f"warning: config file {planted} belongs to nobody")
+    planted.unlink()
+    trusted_target = tmp_path / "root-owned.toml"
+    trusted_target.write_text('scheduler = "slurm"\n')
+    planted.symlink_to(trusted_target)
+    os.lchown(planted, nobody, nobody)  # a link someone else made, to a root-owned file
+    done = subprocess.run(
+        [sys.executable, "-m", "orion_cli", "ls"],
+        env={**os.environ, **env},
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "belongs to nobody" in done.stderr, done.stderr
