@@ -231,3 +231,11 @@ def test_b23_scancel_permission_denied_is_not_called_an_outage(group: Group) -> 
     assert "Access/permission denied" in done.stderr, done.stderr
     assert "only on your own jobs" in done.stderr and "slurmctld running" not in done.stderr
     assert group.admin_sql("SELECT status FROM job WHERE id = %s", (ann_job,)) == [("queued",)]
+
+
+def test_b19_db_grant_by_a_member_is_one_line(group: Group) -> None:
+    for roles in (["orionbob"], ["someoneelse"]):
+        done = group.bob.orion("db", "grant", *roles)
+        assert done.returncode == 2, (done.stdout, done.stderr)  # "granted" or a dump before
+        assert "only the admin who owns orion's tables (postgres) can grant" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
