@@ -159,3 +159,25 @@ def test_b27_a_planted_project_file_is_skipped_with_a_warning(tmp_path: Path) ->
         timeout=60,
     )
     assert done.returncode == 0 and "belongs to nobody" in done.stderr, done.stderr
+
+
+def test_b28_array_task_directories_are_private(
+    orion_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import stat
+
+    from tests.conftest import EXAMPLES
+    from tests.helpers import orion_json, poll_until_final
+
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    previous = os.umask(0o022)  # a usual umask: directories would be 0755
+    try:
+        cu = str(EXAMPLES / "Cu.cif")
+        jobs = orion_json("submit", cu, cu, "--engine", "mock", "-p", "duration_s=0")
+        ids = [job["id"] for job in jobs] if isinstance(jobs, list) else jobs["ids"]
+        finished = poll_until_final(ids)
+    finally:
+        os.umask(previous)
+    for job in finished:
+        assert job["status"] == "completed", job
+        assert stat.S_IMODE(Path(job["workdir"]).stat().st_mode) == 0o700, job["workdir"]
