@@ -181,3 +181,14 @@ def test_b28_array_task_directories_are_private(
     for job in finished:
         assert job["status"] == "completed", job
         assert stat.S_IMODE(Path(job["workdir"]).stat().st_mode) == 0o700, job["workdir"]
+
+
+def test_b16_a_poll_stamp_that_cannot_be_written_is_one_line(orion_home: Path) -> None:
+    from orion_cli.config import load_settings
+    from orion_cli.services.freshness import stamp_path
+
+    orion("ls")  # makes the database
+    stamp_path(load_settings()).mkdir(parents=True)  # the stamp cannot be written there
+    done = orion("poll", expect=None)
+    assert "internal error" not in done.stderr, done.stderr
+    assert "poll stamp not written" in done.stderr and done.exit_code == 1
