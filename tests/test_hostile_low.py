@@ -55,7 +55,7 @@ def test_b29_resources_take_only_ascii_digits(orion_home: Path, flag: str, value
 )
 def test_b12_b29_sweeps_are_refused_in_one_line(sweep: str) -> None:
     from orion_cli.errors import UsageError
-    from orion_cli.services.converge import parse_sweep
+    from orion_cli.services.studies.converge import parse_sweep
 
     with pytest.raises(UsageError) as caught:
         parse_sweep(sweep)
@@ -95,7 +95,7 @@ def test_b25_a_fifo_or_device_as_params_or_workflow_file(orion_home: Path, tmp_p
 
 def test_b12_a_long_chain_and_deep_toml_are_not_a_recursion_error(tmp_path: Path) -> None:
     from orion_cli.errors import UsageError
-    from orion_cli.services.workflow_file import read_workflow
+    from orion_cli.services.studies.workflow_file import read_workflow
 
     chain = tmp_path / "chain.toml"
     steps = [f'[steps.s{i}]\nengine = "mock"\nneeds = ["s{i - 1}"]\n' for i in range(1499, 0, -1)]
@@ -114,7 +114,7 @@ def test_b20_the_cron_line_keeps_the_database_without_its_password(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from orion_cli.config import Settings
-    from orion_cli.services.freshness import cron_line
+    from orion_cli.services.lifecycle.freshness import cron_line
 
     monkeypatch.setenv("ORION_DATABASE_URL", "postgresql://ann:TopSecretZ@db.lab:5432/orion")
     line = cron_line(Settings())
@@ -185,7 +185,7 @@ def test_b28_array_task_directories_are_private(
 
 def test_b16_a_poll_stamp_that_cannot_be_written_is_one_line(orion_home: Path) -> None:
     from orion_cli.config import load_settings
-    from orion_cli.services.freshness import stamp_path
+    from orion_cli.services.lifecycle.freshness import stamp_path
 
     orion("ls")  # makes the database
     stamp_path(load_settings()).mkdir(parents=True)  # the stamp cannot be written there
