@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from orion_cli.errors import OrionError, UsageError
+from orion_cli.outfile import open_output
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -137,7 +138,7 @@ def _write_atoms(settings: Settings, frames: list[Atoms]) -> Path:
     from ase.io import write
 
     directory = settings.work_root_path / API_INPUTS_DIR
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     copies = []
     for index, atoms in enumerate(frames):
         copy = atoms.copy()  # the caller's Atoms are left as they were
@@ -151,9 +152,11 @@ def _write_atoms(settings: Settings, frames: list[Atoms]) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     path = directory / f"atoms-{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**6}.extxyz"
     try:
-        write(path, copies, format="extxyz")
+        with open_output(path) as out:  # the one safe writer: no planted link followed
+            write(out, copies, format="extxyz")
+    except UsageError:
+        raise
     except Exception as exc:  # noqa: BLE001 - ASE raises many kinds (a constraint, a type)
-        path.unlink(missing_ok=True)
         raise UsageError(
             f"cannot write the Atoms as extended XYZ: {type(exc).__name__}: {exc}",
             "give plain ase.Atoms (positions, cell, pbc), or write them to a file yourself",

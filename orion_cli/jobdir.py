@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orion_cli.outfile import write_output
+
 EVENTS_FILE = "events.jsonl"
 RESULT_FILE = "result.json"
 JOB_FILE = "job.json"
@@ -228,9 +230,7 @@ def read_result(path: Path) -> Any | None:
 
 def write_json_atomic(path: Path, data: Any, indent: int | None = 1) -> None:
     """Write JSON through a temporary file and rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=indent, separators=None if indent else (",", ":")))
-    os.replace(tmp, path)
+    write_output(path, json.dumps(data, indent=indent, separators=None if indent else (",", ":")))
 
 
 def read_json(path: Path) -> Any | None:

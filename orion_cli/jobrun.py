@@ -60,6 +60,7 @@ from orion_cli.taskfile import (
     read_task,
     read_tasks,
 )
+from orion_cli.workroot import check_job_dir
 
 EXIT_ENGINE_FAILED = 3
 SLOT_VARIABLE = "ORION_PACK_SLOT"
@@ -301,6 +302,10 @@ def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
 
 
 def _run_job(workdir: Path, pack: PackSignal | None = None) -> int:
+    refused = check_job_dir(workdir, workdir / JOB_FILE)
+    if refused:  # a planted job.json would run its command as this user
+        print(f"orion jobrun: not run: {refused}", file=sys.stderr)
+        return 2
     job = read_json(workdir / JOB_FILE)
     if not isinstance(job, dict):
         print(f"orion jobrun: {workdir / JOB_FILE} is missing or unreadable", file=sys.stderr)

@@ -16,6 +16,7 @@ from orion_cli.config import load_settings
 from orion_cli.engines.registry import engine_names, get_engine
 from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
+from orion_cli.outfile import check_output_path
 from orion_cli.units import parse_walltime_s
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -69,6 +70,8 @@ def poll(
             f"--metrics directory '{metrics}' does not exist",
             "give node_exporter's --collector.textfile.directory",
         )
+    if metrics is not None:  # refused before the cycle, not after its work
+        check_output_path(textfile_in(metrics, current_user()))
     report = run_poll(settings)
     if metrics is not None and not report.overlapped:
         write_textfile(settings, textfile_in(metrics, current_user()))

@@ -17,6 +17,7 @@ from orion_cli.config import load_settings
 from orion_cli.states import JobStatus
 
 FOLLOW_INTERVAL_S = 1.0  # how often --follow looks at the file (no scheduler query)
+CHUNK_BYTES = 1 << 20  # read and print a large output a MiB at a time
 STATUS_EVERY = 5  # --follow reads the job's status from the database every N looks
 
 
@@ -51,6 +52,7 @@ def logs(
     target = log_target(
         settings, one_job_id(settings, job_id, slurm_id), attempt or None, engine_output
     )
+    _check_readable(target.path)  # refused in one line, before the header
     message(
         f"==> {target.path} (job {target.job_id}, attempt {target.attempt}, {target.status}) <=="
     )
@@ -79,13 +81,41 @@ def logs(
         )
 
 
-def _print_new(path: Path, offset: int) -> int:
+def _check_readable(path: Path) -> None:
+    import os
+
+    from orion_cli.errors import UsageError
+    from orion_cli.jobdir import JobFileError, open_regular
+
     try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            chunk = handle.read()
-    except (FileNotFoundError, IsADirectoryError):
+        os.close(open_regular(path))
+    except FileNotFoundError:
+        pass
+    except JobFileError as exc:
+        raise UsageError(str(exc), "orion logs prints only the job's own output file") from None
+
+
+def _print_new(path: Path, offset: int) -> int:
+    """Print what ``path`` holds after ``offset``, in bounded chunks; return how much.
+
+    Only a regular file is read: a link (to /etc/shadow), a FIFO (waits for ever) or a
+    device (/dev/zero never ends) is refused in one line, as the poller refuses them.
+    """
+    import os
+
+    from orion_cli.errors import UsageError
+    from orion_cli.jobdir import JobFileError, open_regular
+
+    try:
+        fd = open_regular(path)
+    except FileNotFoundError:
         return 0
-    if chunk:
-        _write(chunk)
-    return len(chunk)
+    except JobFileError as exc:
+        raise UsageError(str(exc), "orion logs prints only the job's own output file") from None
+    total = 0
+    with os.fdopen(fd, "rb") as handle:
+        handle.seek(offset)
+        while chunk := handle.read(CHUNK_BYTES):
+            _write(chunk)
+            total += len(chunk)
+    return total

@@ -14,6 +14,8 @@ from orion_cli.cli.root import app
 from orion_cli.config import load_settings
 from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
+from orion_cli.jobids import parse_study_id
+from orion_cli.outfile import open_output
 from orion_cli.units import parse_mem_mb, parse_walltime_s
 
 if TYPE_CHECKING:
@@ -77,15 +79,8 @@ def results(
     if output is None:
         write_results(settings, chosen, fmt, sys.stdout)
         return
-    if output.is_dir():
-        raise UsageError(f"'{output}' is a directory", "give a file name with -o")
-    partial = output.with_name(output.name + ".part")
-    try:
-        with partial.open("w", encoding="utf-8", newline="") as out:
-            count = write_results(settings, chosen, fmt, out)
-        partial.replace(output)  # a failed export leaves no half-written file behind
-    finally:
-        partial.unlink(missing_ok=True)
+    with open_output(output) as out:  # never through a planted link, never over a device
+        count = write_results(settings, chosen, fmt, out)
     message(f"wrote {count} jobs to {output}")
 
 
@@ -387,7 +382,6 @@ def converge(
 
 def _study_arg(text: str) -> int | None:
     """``--extend``'s study id, parsed strictly (``1_0`` is not study 10)."""
-    from orion_cli.jobids import parse_study_id
 
     return parse_study_id(text) if text else None
 

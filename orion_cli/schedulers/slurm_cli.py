@@ -19,6 +19,19 @@ from orion_cli.schedulers.base import JobInfo, JobTimes, SubmitOptions, partitio
 log = logging.getLogger(__name__)
 
 HINT_DOWN = "is slurmctld running? try `scontrol ping` (dev cluster: scripts/slurm-up.sh)"
+HINT_DENIED = "SLURM lets you act only on your own jobs (`squeue -j ID -o %u` shows its owner)"
+
+
+def _hint(result: CommandResult, hint: str) -> str:
+    """SLURM's "Access/permission denied" is not an outage: say whose job it is to ask.
+
+    >>> _hint(CommandResult(("scancel", "7"), 1, "", "error: Kill job error on job id 7: "
+    ...     "Access/permission denied", 0.0), HINT_DOWN) == HINT_DENIED
+    True
+    """
+    return HINT_DENIED if "permission denied" in result.stderr.lower() else hint
+
+
 HINT_IDS = "check the ids with `squeue --me -t all`; finished jobs cannot be held or changed"
 
 
@@ -52,7 +65,9 @@ class SlurmCli:
                 f"{hint}; not retried: the request cannot be met here",
             )
         if not result.ok:
-            raise SchedulerError(f"{argv[0]} failed: {c.error_summary(result)}", hint)
+            raise SchedulerError(
+                f"{argv[0]} failed: {c.error_summary(result)}", _hint(result, hint)
+            )
         return result
 
     def submit(self, script_path: Path, options: SubmitOptions | None = None) -> str:

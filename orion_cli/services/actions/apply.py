@@ -130,6 +130,7 @@ def _pack_runs_on(session: Session, job: Job, cancelling: set[int | None]) -> bo
     others = session.exec(
         select(Job.id)
         .where(Job.scheduler_job_id == job.scheduler_job_id)
+        .where(Job.owner == job.owner)  # another member's row may claim any scheduler id
         .where(col(Job.status).in_(active))
     ).all()
     return any(other not in cancelling for other in others)

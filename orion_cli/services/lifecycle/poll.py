@@ -580,7 +580,12 @@ def poll(settings: Settings, now: datetime | None = None) -> PollReport:
                 _poll_all(session, settings, now, report)
             report.duration_s = time.monotonic() - started
             # still under the lock: the stamp says when the poller last succeeded
-            record_cycle(settings, now_utc(), report.duration_s, len(report.errors), report.checked)
+            try:
+                record_cycle(
+                    settings, now_utc(), report.duration_s, len(report.errors), report.checked
+                )
+            except OrionError as exc:  # the cycle's work is committed; say the stamp is not
+                report.errors.append(f"poll stamp not written: {exc.one_line()}")
     except OperationalError as exc:  # the database went away mid-cycle
         raise database_error(url, exc) from None
     return report

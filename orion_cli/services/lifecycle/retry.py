@@ -222,6 +222,7 @@ def _attempt(
         script, options = script_submission(
             job,
             instance,
+            hold=job.held,  # a held job stays held: its next attempt waits for `orion release`
             begin=begin,
             after=after,
             attempt=nxt.number,
@@ -243,7 +244,8 @@ def _attempt(
     (workdir / SCRIPT_NAME).write_text(render_script(spec))
     job_file = read_json(workdir / JOB_FILE) or {}
     write_json_atomic(workdir / JOB_FILE, {**job_file, "attempt": nxt.number})
-    return dispatch.Attempt(workdir / SCRIPT_NAME, SubmitOptions(begin=begin, after=after))
+    options = SubmitOptions(hold=job.held, begin=begin, after=after)  # held stays held
+    return dispatch.Attempt(workdir / SCRIPT_NAME, options)
 
 
 def _started_message(

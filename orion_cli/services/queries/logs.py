@@ -17,6 +17,7 @@ from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt, JobEvent
 from orion_cli.db.session import instance_id, session_scope
 from orion_cli.errors import UsageError
+from orion_cli.identity import current_user
 from orion_cli.sbatch_header import expand_output
 from orion_cli.services.lifecycle.poll import poll
 from orion_cli.taskfile import array_tasks_file
@@ -62,6 +63,11 @@ def log_target(
         job = session.get(Job, job_id)
         if job is None:
             raise UsageError(f"no job with id {job_id}", "`orion ls` lists the jobs")
+        if job.owner != current_user():  # its files are its owner's, read with their rights
+            raise UsageError(
+                f"job {job_id} belongs to {job.owner}; orion logs shows only your own jobs",
+                "`orion show` tells its status and result",
+            )
         wanted = job.attempt if attempt is None else attempt
         if not 1 <= wanted <= job.attempt:
             raise UsageError(

@@ -205,7 +205,9 @@ def resolve(session: Session, selection: Selection, report: BulkReport, verb: st
     check_role(session, me)
     now = now_utc()
     named = bool(selection.ids or selection.slurm_ids)
-    jobs = _named(session, selection, report) if named else _filtered(session, selection, me, now)
+    jobs = (
+        _named(session, selection, report, me) if named else _filtered(session, selection, me, now)
+    )
     tagged = _tagged(session, list(jobs), selection.tags) if named and selection.tags else None
     chosen = []
     for job_id, job in sorted(jobs.items()):
@@ -230,13 +232,13 @@ def resolve(session: Session, selection: Selection, report: BulkReport, verb: st
     return chosen
 
 
-def _named(session: Session, selection: Selection, report: BulkReport) -> dict[int, Job]:
+def _named(session: Session, selection: Selection, report: BulkReport, me: str) -> dict[int, Job]:
     """The jobs named by orion id or scheduler id; an unknown orion id is refused."""
     found = _by_ids(session, selection.ids)
     for job_id in selection.ids:
         if job_id not in found:
             report.refuse(job_id, "not found", f"no job with id {job_id}")
-    by_slurm = _by_slurm_ids(session, selection.slurm_ids)
+    by_slurm = _by_slurm_ids(session, selection.slurm_ids, me)
     for slurm_id in selection.slurm_ids:
         if slurm_id not in by_slurm:
             raise UsageError(
@@ -288,11 +290,20 @@ def _by_ids(session: Session, ids: tuple[int, ...]) -> dict[int, Job]:
     return found
 
 
-def _by_slurm_ids(session: Session, slurm_ids: tuple[str, ...]) -> dict[str, Job]:
+def _by_slurm_ids(session: Session, slurm_ids: tuple[str, ...], me: str) -> dict[str, Job]:
+    """Each scheduler id's job: the caller's own first (another member may write a row
+    claiming any scheduler id), else the newest."""
     if not slurm_ids:
         return {}
-    rows = session.exec(select(Job).where(col(Job.scheduler_job_id).in_(slurm_ids)))
-    return {job.scheduler_job_id or "": job for job in rows}
+    rows = session.exec(
+        select(Job).where(col(Job.scheduler_job_id).in_(slurm_ids)).order_by(col(Job.id))
+    )
+    chosen: dict[str, Job] = {}
+    for job in rows:
+        key = job.scheduler_job_id or ""
+        if key not in chosen or job.owner == me or chosen[key].owner != me:
+            chosen[key] = job
+    return chosen
 
 
 def nothing_matched(selection: Selection, report: BulkReport) -> bool:

@@ -12,6 +12,7 @@ from orion_cli.db.models import Job, JobAttempt, JobEvent, JobResult, JobTag, no
 from orion_cli.db.session import session_scope
 from orion_cli.engines.hints import remedy
 from orion_cli.errors import UsageError
+from orion_cli.identity import current_user
 from orion_cli.services.lifecycle.dependencies import links_of
 from orion_cli.services.queries.derived import derived_quantities
 
@@ -24,11 +25,18 @@ def _get(session: Session, job_id: int) -> Job:
 
 
 def job_id_for(settings: Settings, scheduler_job_id: str) -> int:
-    """The orion id of the job the scheduler knows as ``scheduler_job_id`` (``103_29``)."""
+    """The orion id of the job the scheduler knows as ``scheduler_job_id`` (``103_29``).
 
+    The caller's own job comes first: on a group database another member may write a row
+    claiming any scheduler id.
+    """
+
+    me = current_user()
     with session_scope(settings.resolved_database_url) as session:
         job = session.exec(
-            select(Job).where(Job.scheduler_job_id == scheduler_job_id).order_by(col(Job.id).desc())
+            select(Job)
+            .where(Job.scheduler_job_id == scheduler_job_id)
+            .order_by((Job.owner == me).desc(), col(Job.id).desc())  # type: ignore[attr-defined]
         ).first()
         if job is None or job.id is None:
             raise UsageError(

@@ -19,6 +19,7 @@ from orion_cli.services.studies.eos import analysis_resources, set_study
 from orion_cli.services.studies.study_extend import checked_params, prior_study, supersede
 from orion_cli.services.submission.inputs import read_frames
 from orion_cli.services.submission.submit import Submitted, submit
+from orion_cli.units import plain_float
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
@@ -74,7 +75,7 @@ def parse_sweep(text: str) -> tuple[str, list[Any]]:
 
 def _number(text: str, word: str) -> int | float:
     try:
-        number = float(word)
+        number = plain_float(word)
     except ValueError:
         raise UsageError(f"--sweep '{text}': '{word}' is not a number", SWEEP_HINT) from None
     if not math.isfinite(number):
@@ -113,11 +114,12 @@ def _range(text: str, raw: str) -> list[int | float]:
             f"--sweep '{text}': step {step} does not go from {start} to {stop}",
             "e.g. 20:60:10, or 0.4:0.2:-0.1 for a value that is more accurate smaller",
         )
-    count = math.floor((stop - start) / step + 1e-9) + 1
-    if count > MAX_VALUES:
+    span = (stop - start) / step  # inf for -1e308:1e308: counted as too many, not overflow
+    if not math.isfinite(span) or span + 1 > MAX_VALUES:
         raise UsageError(
-            f"--sweep '{text}' gives {count} values; at most {MAX_VALUES}", "use a larger step"
+            f"--sweep '{text}' gives more than {MAX_VALUES} values", "use a larger step"
         )
+    count = math.floor(span + 1e-9) + 1
     whole = all(isinstance(x, int) for x in (start, stop, step))
     return [start + n * step if whole else round(start + n * step, 10) for n in range(count)]
 

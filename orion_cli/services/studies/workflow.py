@@ -346,7 +346,17 @@ def _record_and_send(
             sent = Submitted([], [], [])
             options = SubmitOptions(hold=planned.request.hold, after=after)
             assert planned.script is not None
-            send(session, planned.request, planned.jobs, planned.script, scheduler, options, sent)
+            try:
+                send(
+                    session, planned.request, planned.jobs, planned.script, scheduler, options, sent
+                )
+            except OSError as exc:  # the rows are committed: say so, never "nothing kept"
+                session.rollback()
+                done.errors.append(
+                    f"step {name}: recorded as study {done.study_id}, not submitted yet "
+                    f"({type(exc).__name__}: {exc}); `orion poll` submits it"
+                )
+                continue
             session.commit()
             done.errors += [f"step {name}: {line}" for line in sent.errors]
     return done

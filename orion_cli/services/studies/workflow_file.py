@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from orion_cli.errors import UsageError
+from orion_cli.inputfile import check_regular
 from orion_cli.resources import RESOURCE_FIELDS
 from orion_cli.services.lifecycle.depgraph import find_cycle
 
@@ -108,12 +109,13 @@ class Workflow:
 
 def read_workflow(path: Path, engines: Iterable[str]) -> Workflow:
     """Read and check ``path``; ``engines`` are the engine names orion knows."""
-    if not path.is_file():
-        raise UsageError(f"workflow file '{path}' does not exist", "check the path")
+    check_regular(path, "workflow file")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not a valid TOML file: {exc}", "fix the file") from None
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply", "write flat tables and lists") from None
     return parse_workflow(data, path, tuple(engines))
 
 

@@ -29,6 +29,7 @@ from orion_cli.schedulers import slurm_adopt as a
 from orion_cli.schedulers.slurm_commands import JOB_ID
 from orion_cli.services.lifecycle.state import transition_many
 from orion_cli.states import JobStatus
+from orion_cli.workroot import job_base
 
 
 @dataclass
@@ -178,7 +179,10 @@ def adopt(
                 continue
             job = insert_jobs(session, [_row(settings, found, script, retries, tag)])[0]
             add_tags(session, [job], (tag,))
-            workdir = settings.work_root_path / instance_id(session) / str(job.id)
+            base = job_base(
+                settings.work_root_path, instance_id(session), settings.job_dir_mode_bits
+            )
+            workdir = base / str(job.id)
             workdir.mkdir(parents=True, exist_ok=True)
             os.chmod(workdir, settings.job_dir_mode_bits)
             if script:

@@ -59,6 +59,7 @@ from orion_cli.services.submission.structure_from import prepared_from
 from orion_cli.site import SiteSetup, site_setup
 from orion_cli.states import JobStatus
 from orion_cli.taskfile import TASKS_FILE, materialize, prepare, task_line
+from orion_cli.workroot import job_base
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -660,10 +661,7 @@ def record_jobs(
     jobs = insert_jobs(session, rows)
     add_tags(session, jobs, r.tags)
     instance = instance_id(session)
-    base = settings.work_root_path / instance
-    base.mkdir(parents=True, exist_ok=True)
-    if base.stat().st_uid == os.getuid():  # no other user reads or enters the job dirs
-        os.chmod(base, settings.job_dir_mode_bits)
+    base = job_base(settings.work_root_path, instance, settings.job_dir_mode_bits)
     spec = _batch_spec(jobs[0].id or 0, jobs[0].name, base, r, settings, instance)
     for job in jobs:
         job.workdir = str(base / str(job.id))
