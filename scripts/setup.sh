@@ -28,6 +28,7 @@ PYTHON=${PYTHON:-python3}
 log "installing orion into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+[ "$services" = 1 ] && .venv/bin/python -m pip install -q -e '.[dev,ml]'  # MLIP engines: CPU torch, pinned
 
 [ "$services" = 1 ] || { log "done: .venv/bin/orion is ready (SQLite + local scheduler)"; exit 0; }
 
