@@ -47,6 +47,8 @@ INSTALL_HINT = "install the extra: pip install 'orion-cli[ml]'"
 DEVICES = ("auto", "cpu", "cuda")
 #: CUDA_VISIBLE_DEVICES values that hide every GPU
 NO_GPU_VALUES = ("", "-1", "NoDevFiles")
+#: endings that make a model value a file name, not a model name
+MODEL_SUFFIXES = (".pth", ".tar", ".pt", ".ckpt", ".model")
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def resolve_model(engine: str, package: MlipPackage, model: str) -> str:
             "it would be downloaded at run time, and compute nodes may have no network",
             f"download the file where there is network and give -p model=PATH (bundled: {bundled})",
         )
-    if os.sep in model or "." in path.suffix:
+    if os.sep in model or path.suffix.lower() in MODEL_SUFFIXES:
         raise UsageError(f"{engine}: model file {model} not found", "give the path of a file")
     raise UsageError(
         f"{engine}: unknown model '{model}'",
