@@ -25,9 +25,10 @@ from typing import Any
 
 
 def make_structures(path: Path, count: int) -> list[Any]:
-    """``count`` rattled, slightly strained 16-atom Si cells, written as one extxyz file."""
+    """``count`` rattled, slightly strained 16-atom Si cells, written as one extxyz file
+    and read back (float32 models: a digit less in a position can change the last bit)."""
     from ase.build import bulk
-    from ase.io import write
+    from ase.io import read, write
 
     frames = []
     for n in range(count):
@@ -35,7 +36,7 @@ def make_structures(path: Path, count: int) -> list[Any]:
         atoms.rattle(0.05, seed=n)
         frames.append(atoms)
     write(path, frames, format="extxyz")
-    return frames
+    return list(read(path, index=":", format="extxyz"))  # as orion reads them: same digits
 
 
 def plain_loop(frames: list[Any], threads: int) -> tuple[list[float], float, float]:

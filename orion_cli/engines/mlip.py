@@ -37,6 +37,13 @@ from orion_cli.engines._ase_run import (
     run_calculation,
     starting_atoms,
 )
+from orion_cli.engines.ase_md import (
+    MD_PARAMS,
+    check_md_params,
+    check_md_structure,
+    keep_previous_md,
+    run_md,
+)
 from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
 from orion_cli.errors import UsageError
 
@@ -78,6 +85,7 @@ def mlip_params(package: MlipPackage) -> tuple[EngineParam, ...]:
             "device", "auto", "where the model runs (auto: a visible GPU, else CPU)", "", DEVICES
         ),
         *RELAX_PARAMS,
+        *MD_PARAMS,
     )
 
 
@@ -305,6 +313,7 @@ class MlipEngine:
     def check(self, params: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
         merged = check_known_params(self.name, self.parameters, params)
         check_relax_params(self.name, merged)
+        check_md_params(self.name, merged)
         merged["model"] = resolve_model(self.name, self.package, merged["model"])
         return merged
 
@@ -317,6 +326,7 @@ class MlipEngine:
         from ase.io import write
 
         check_periodic(self.name, atoms, params)
+        check_md_structure(self.name, atoms, params)
         write(workdir / self.files.input, atoms, format="extxyz")
         return RunSpec()
 
@@ -348,31 +358,41 @@ class MlipEngine:
         atoms = starting_atoms(self.files, workdir, report)
         loaded.calculator.reset()
         atoms.calc = loaded.calculator
+        if params.get("task") == "md":
+            run_md(atoms, params, workdir, self.files, report)
         run_calculation(atoms, params, workdir, self.files, report)
 
     def prepare_attempt(self, workdir: Path, attempt: int) -> None:
         """A retry keeps the earlier attempt's files and continues an interrupted relaxation."""
         prepare_attempt(self.files, workdir, attempt)
+        keep_previous_md(self.files, workdir, attempt)
 
     def parse(self, workdir: Path, params: Mapping[str, Any]) -> Result:
         result = parse_output(self.name, workdir, params, self.files)
         record = read_run_record(workdir, self.files)
         if record:
             result.extras["model"] = record
-        magmoms = output_magmoms(workdir / self.files.output)
-        if magmoms is not None:
-            result.extras["magmoms_mu_b"] = magmoms
+        result.extras.update(output_extras(workdir / self.files.output))
+        if params.get("task") == "md" and result.error is None:
+            result.final_structure = (workdir / self.files.output).read_text()
         return result
 
 
-def output_magmoms(path: Path) -> list[float] | None:
-    """The magnetic moments a calculator wrote with the output structure (CHGNet), if any."""
+def output_extras(path: Path) -> dict[str, Any]:
+    """What the output structure carries besides energy and forces: CHGNet's magnetic
+    moments, the MD's step count and final temperature."""
     from ase.io import read
 
     try:
-        atoms = read(path, format="extxyz")
+        atoms: Any = read(path, format="extxyz")
     except Exception:  # noqa: BLE001 - no output: parse_output already says so
-        return None
+        return {}
+    found: dict[str, Any] = {}
     calc = getattr(atoms, "calc", None)
-    found = calc.results.get("magmoms") if calc is not None else None
-    return None if found is None else [round(float(m), 6) for m in found]
+    magmoms = calc.results.get("magmoms") if calc is not None else None
+    if magmoms is not None:
+        found["magmoms_mu_b"] = [round(float(m), 6) for m in magmoms]
+    if "orion_md_steps" in atoms.info:
+        found["md_steps"] = int(atoms.info["orion_md_steps"])
+        found["md_final_temperature_k"] = float(atoms.info["orion_md_final_temperature_k"])
+    return found

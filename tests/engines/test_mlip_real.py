@@ -37,12 +37,12 @@ def installed() -> None:
 
 def rattled_si(path: Path) -> Any:
     from ase.build import bulk
-    from ase.io import write
+    from ase.io import read, write
 
     atoms = bulk("Si", "diamond", 5.47, cubic=True)
     atoms.rattle(0.08, seed=7)
     write(path, atoms, format="extxyz")
-    return atoms
+    return read(path, format="extxyz")  # the digits orion reads
 
 
 def calculator_by_hand(engine: str, threads: int) -> Any:
@@ -98,7 +98,8 @@ def test_single_point_and_relaxations_equal_the_calculator_by_hand(
     atoms.calc = calc
     sp = jobs["sp"]["result"]
     assert sp["energy_ev"] == pytest.approx(atoms.get_potential_energy(), abs=1e-6)
-    assert sp["forces_ev_per_a"] == pytest.approx(atoms.get_forces().tolist(), abs=1e-6)
+    flat = [c for force in sp["forces_ev_per_a"] for c in force]
+    assert flat == pytest.approx(atoms.get_forces().ravel().tolist(), abs=1e-6)
     assert sp["stress_ev_per_a3"] == pytest.approx(atoms.get_stress().tolist(), abs=1e-6)
     if engine == "chgnet":
         assert sp["extras"]["magmoms_mu_b"] == pytest.approx(
@@ -216,3 +217,50 @@ def test_ase_engine_takes_a_model_file_and_records_its_sha256(
     atoms = start.copy()
     atoms.calc = calculator_by_hand("sevennet", 1)
     assert job["result"]["energy_ev"] == pytest.approx(atoms.get_potential_energy(), abs=1e-5)
+
+
+@pytest.mark.parametrize("ensemble", ["nvt", "npt"])
+def test_md_equals_ase_integrators_by_hand(installed: None, tmp_path: Path, ensemble: str) -> None:
+    """task=md in-process (engine.run as the job runs it) against the integrator by hand."""
+    import numpy as np
+    from ase import units
+    from ase.io.trajectory import Trajectory
+    from ase.md.langevin import Langevin
+    from ase.md.nose_hoover_chain import IsotropicMTKNPT
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    from orion_cli.engines.chgnet import ChgnetEngine
+
+    start = rattled_si(tmp_path / "si8.extxyz")
+    engine = ChgnetEngine()
+    params = engine.check(
+        {"task": "md", "ensemble": ensemble, "steps": 20, "temperature_k": 600.0, "seed": 3,
+         "traj_every": 5, "md_pressure_gpa": 1.0, "device": "cpu"}, {},
+    )  # fmt: skip
+    engine.prepare(start, params, tmp_path, {})
+    steps: list[str] = []
+    engine.run(tmp_path, params, lambda step, pct: steps.append(step))
+    result = engine.parse(tmp_path, params)
+    assert result.error is None and result.extras["md_steps"] == 20
+    assert "MD step 20/20, T = " in steps[-2] and len([s for s in steps if "MD step" in s]) == 20
+    assert len(Trajectory(str(tmp_path / "chgnet-md.traj"))) == 5  # steps 0, 5, ..., 20
+
+    import torch
+
+    atoms = start.copy()
+    atoms.calc = calculator_by_hand("chgnet", torch.get_num_threads())
+    rng = np.random.default_rng(3)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=600.0, rng=rng)
+    Stationary(atoms)
+    if ensemble == "nvt":
+        dyn: Any = Langevin(atoms, units.fs, temperature_K=600.0, friction=1 / (100 * units.fs),
+                            rng=rng)  # fmt: skip
+    else:
+        dyn = IsotropicMTKNPT(atoms, units.fs, temperature_K=600.0, pressure_au=1.0 * units.GPa,
+                              tdamp=100 * units.fs, pdamp=1000 * units.fs)  # fmt: skip
+    dyn.run(20)
+    assert result.energy_ev == pytest.approx(atoms.get_potential_energy(), abs=1e-5)
+    assert result.extras["md_final_temperature_k"] == pytest.approx(
+        atoms.get_temperature(), abs=1e-2
+    )
+    assert result.final_structure is not None
