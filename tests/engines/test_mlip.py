@@ -147,3 +147,26 @@ def test_a_missing_package_is_reported_with_the_install_line() -> None:
         False,
         "no-such-mlip is not installed — install the extra: pip install 'orion-cli[ml]'",
     )
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"task": "md", "relax": True}, "task=md runs from the structure as given"),
+        ({"task": "md", "steps": 0}, "steps=0 must be a positive number"),
+        ({"task": "md", "ensemble": "nve"}, "ensemble='nve' is not allowed"),
+        ({"task": "md", "timestep_fs": -1.0}, "timestep_fs=-1.0 must be a positive number"),
+    ],
+)
+def test_bad_md_parameters_are_refused(installed: None, params: dict, words: str) -> None:
+    with pytest.raises(UsageError, match=words):
+        ChgnetEngine().check(params, {})
+
+
+def test_npt_needs_a_crystal(installed: None, tmp_path: Path) -> None:
+    from ase.build import molecule
+
+    engine = ChgnetEngine()
+    params = engine.check({"task": "md", "ensemble": "npt"}, {})
+    with pytest.raises(UsageError, match="NPT needs a structure periodic"):
+        engine.prepare(molecule("H2O"), params, tmp_path, {})
