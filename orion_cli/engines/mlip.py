@@ -46,6 +46,7 @@ from orion_cli.engines.ase_md import (
 )
 from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
 from orion_cli.errors import UsageError
+from orion_cli.jobdir import write_json_atomic
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -281,7 +282,7 @@ def run_record_name(files: AseFiles) -> str:
 
 
 def write_run_record(workdir: Path, files: AseFiles, record: Mapping[str, Any]) -> None:
-    (workdir / run_record_name(files)).write_text(json.dumps(dict(record), indent=1) + "\n")
+    write_json_atomic(workdir / run_record_name(files), dict(record))
 
 
 def read_run_record(workdir: Path, files: AseFiles) -> dict[str, Any]:
