@@ -28,7 +28,7 @@ def _populate(home: Path, n_jobs: int, oversized_mb: int) -> None:
     from orion_cli.db.session import session_scope
     from orion_cli.identity import current_user
     from orion_cli.jobdir import append_event
-    from orion_cli.services.lifecycle import transition_many
+    from orion_cli.services.lifecycle.state import transition_many
 
     settings = load_settings()
     rows = []
@@ -70,7 +70,7 @@ def _queued():  # type: ignore[no-untyped-def]
 def _one_case(n_jobs: int, oversized_mb: int) -> dict[str, float]:
     from orion_cli.config import load_settings
     from orion_cli.schedulers.base import JobInfo
-    from orion_cli.services import poll as poll_module
+    from orion_cli.services.lifecycle import poll as poll_module
     from orion_cli.states import JobStatus
 
     home = Path(os.environ["ORION_HOME"])

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from ase import Atoms
 
     from orion_cli.config import Settings
-    from orion_cli.services.poll import PollReport
-    from orion_cli.services.stats import Stats
+    from orion_cli.services.lifecycle.poll import PollReport
+    from orion_cli.services.queries.stats import Stats
 
 __all__ = [
     "JobRow",
@@ -195,9 +195,9 @@ def submit(
     >>> ids = submit(bulk("Cu", cubic=True), engine="emt", walltime="10m")   # doctest: +SKIP
     >>> ids = submit(["Si.cif", "runs/*/pw.out"], "qe", ecutwfc_ry=40, ntasks=4)  # doctest: +SKIP
     """
-    from orion_cli.services.packing import parse_estimate_s
-    from orion_cli.services.submit import SubmitRequest
-    from orion_cli.services.submit import submit as submit_jobs
+    from orion_cli.services.submission.packing import parse_estimate_s
+    from orion_cli.services.submission.submit import SubmitRequest
+    from orion_cli.services.submission.submit import submit as submit_jobs
 
     settings = _settings()
     paths: list[Path] = []
@@ -347,7 +347,7 @@ def jobs(
     [(1, 'completed'), (2, 'running')]
     """
     from orion_cli.identity import current_user
-    from orion_cli.services.listing import JobFilter, list_jobs
+    from orion_cli.services.queries.listing import JobFilter, list_jobs
 
     statuses = (status,) if isinstance(status, str) else tuple(status or ())
     settings = _settings()
@@ -380,7 +380,7 @@ def jobs(
 
 def show(job_id: int) -> dict[str, Any]:
     """Everything about one job, as ``orion show --json`` prints it (result, events...)."""
-    from orion_cli.services.jobs import show_job
+    from orion_cli.services.queries.show import show_job
 
     return show_job(_settings(), _ids(job_id, "job_id")[0])
 
@@ -406,8 +406,8 @@ def wait(
     asked no more often than ``min_query_interval_s``. False when one failed, was
     cancelled, or ``timeout_s`` passed first.
     """
-    from orion_cli.services.bulk import Selection
-    from orion_cli.services.waiting import select_ids, wait_for
+    from orion_cli.services.queries.selection import Selection
+    from orion_cli.services.queries.waiting import select_ids, wait_for
 
     chosen, tags = _selected(ids, tag, None)
     settings = _settings()
@@ -433,7 +433,7 @@ def results(
     final one of a relaxation, else the input.
     """
     from orion_cli.identity import current_user
-    from orion_cli.services.results import Selection, result_atoms
+    from orion_cli.services.queries.results import Selection, result_atoms
 
     chosen, tags = _selected(ids, tag, study)
     selection = Selection(chosen, tags, study, current_user())
@@ -454,8 +454,8 @@ def result_rows(
     >>> pd.DataFrame(result_rows(tag="cu-scan"))[["id", "energy_ev"]]  # doctest: +SKIP
     """
     from orion_cli.identity import current_user
-    from orion_cli.services.results import Selection
-    from orion_cli.services.results import result_rows as rows_of
+    from orion_cli.services.queries.results import Selection
+    from orion_cli.services.queries.results import result_rows as rows_of
 
     chosen, tags = _selected(ids, tag, study)
     return rows_of(_settings(), Selection(chosen, tags, study, current_user()))
@@ -467,7 +467,7 @@ def poll() -> PollReport:
     The report has ``checked`` (jobs looked at), ``changed`` ({job id: new status}),
     ``errors`` and ``overlapped`` (another poller was running: nothing done).
     """
-    from orion_cli.services.poll import poll as run_poll
+    from orion_cli.services.lifecycle.poll import poll as run_poll
 
     return run_poll(_settings())
 
@@ -483,8 +483,8 @@ def cancel(
     Jobs that already ended are left alone. An id that is not a job of yours raises
     ``UsageError`` when nothing could be cancelled, else gives a warning.
     """
-    from orion_cli.services.actions import cancel as run_cancel
-    from orion_cli.services.bulk import Selection
+    from orion_cli.services.actions.apply import cancel as run_cancel
+    from orion_cli.services.queries.selection import Selection
 
     chosen, tags = _selected(ids, tag, None)
     report = run_cancel(_settings(), Selection(ids=chosen, tags=tags), with_dependents)
@@ -508,7 +508,7 @@ def stats(
     partition or tag) with success rate, failure reasons, queue wait and run time
     percentiles and core-hours; ``.as_dict()`` is what ``orion stats --json`` prints."""
     from orion_cli.identity import current_user
-    from orion_cli.services.stats import StatsFilter, collect
+    from orion_cli.services.queries.stats import StatsFilter, collect
 
     flt = StatsFilter(
         owner=None if all_users else current_user(),

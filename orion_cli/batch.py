@@ -264,7 +264,7 @@ def render_array_script(
             *lines,
             f"# orion jobs {spec.orion_id}.. as one array of {n_tasks} tasks"
             + (" (packed)" if packs_round is not None else ""),
-            "export ORION_ATTEMPT=1",
+            # no ORION_ATTEMPT here: each job's attempt is in its own job.json
             *_site_lines(spec),
             *_own_output(
                 array_dir, f"{q(str(array_dir))}/" + task_out.replace("%a", "$SLURM_ARRAY_TASK_ID")

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from orion_cli.errors import ConfigError
-from orion_cli.resources import RESOURCE_FIELDS, RESOURCE_KINDS, Resources
+from orion_cli.queues import check_queue_table
+from orion_cli.resources import RESOURCE_FIELDS, RESOURCE_KINDS, Resources, coerce_value
 
 PROJECT_FILE = "orion.toml"
 
@@ -60,6 +61,8 @@ class Settings:
     poll_stale_s: int = 900
     launcher: str = "auto"
     slurm_backend: str = "auto"
+    #: ``--reuse`` for every submit: off, strict or loose (services/lifecycle/reuse.py)
+    reuse: str = "off"
     #: mode of the per-database job root and job directories: "0700" private, "0750" to
     #: let the group read results (never writable by others)
     job_dir_mode: str = "0700"
@@ -72,7 +75,7 @@ class Settings:
     setup: list[str] = field(default_factory=list)
     env: dict[str, Any] = field(default_factory=dict)
     engines: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: named queues: ``[queues.NAME]`` tables (orion_cli.services.queues)
+    #: named queues: ``[queues.NAME]`` tables (orion_cli.queues)
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: where each ``[queues.NAME]`` table was last set
     queue_sources: dict[str, str] = field(default_factory=dict)
@@ -109,7 +112,6 @@ _TABLE_FIELDS = ("engines", "sources", "setup", "env", "resources", "queues", "q
 _SCALAR_FIELDS = {f.name: f for f in fields(Settings) if f.name not in _TABLE_FIELDS}
 #: every flat key a config file may hold
 SETTING_KEYS = (*_SCALAR_FIELDS, *RESOURCE_FIELDS)
-_BOOL_WORDS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 def _kind(name: str) -> type:
@@ -126,40 +128,10 @@ def coerce_setting(name: str, value: Any, origin: str) -> Any:
     >>> coerce_setting("sbatch_args", "--comment=a --requeue", "x")
     ('--comment=a', '--requeue')
     """
-    kind = _kind(name)
-    try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
-                return _BOOL_WORDS[value.strip().lower()]
-            raise TypeError
-        if kind is tuple:  # a list in a file; words in an ORION_* variable
-            items = value.split() if isinstance(value, str) else value
-            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-                raise TypeError
-            return tuple(items)
-        if kind is int and not isinstance(value, bool):
-            return int(value)
-        if kind is float:
-            return float(value)
-        if kind is str:
-            if not isinstance(value, str | int | float):
-                raise TypeError
-            return str(value)
-    except (TypeError, ValueError):
-        pass
-    kind_names: dict[type, str] = {bool: "true or false", tuple: "a list of strings"}
-    name_of = kind_names.get(kind, kind.__name__)
-    raise ConfigError(
-        f"{origin}: '{name}' must be {name_of}, got {value!r}",
-        f"fix '{name}' in {origin}",
-    )
+    return coerce_value(name, _kind(name), value, origin)
 
 
 def _apply_queues(settings: Settings, value: Any, origin: str) -> None:
-    from orion_cli.services.queues import check_queue_table
-
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
         raise ConfigError(
             f"{origin}: [queues] must hold tables like [queues.short]",

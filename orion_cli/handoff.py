@@ -13,6 +13,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+from orion_cli.engines.registry import get_engine
+from orion_cli.ingest import BadRecord, check_result
 from orion_cli.jobdir import JOB_FILE, read_result, write_json_atomic
 
 HANDOFF_FILE = "structure-from-parent.xyz"
@@ -25,9 +27,6 @@ class HandoffError(Exception):
 def take_parent_structure(workdir: Path, job: dict[str, Any]) -> dict[str, Any]:
     """Re-prepare the job in ``workdir`` from the parent's final structure; return job.json."""
     from ase.io import read, write
-
-    from orion_cli.engines.registry import get_engine
-    from orion_cli.ingest import BadRecord, check_result
 
     path = Path(job["structure_from"])
     try:

@@ -24,6 +24,8 @@ from typing import Any
 EVENTS_FILE = "events.jsonl"
 RESULT_FILE = "result.json"
 JOB_FILE = "job.json"
+#: the copy of a user's own batch script as submitted (``orion submit --script``)
+SCRIPT_COPY = "submitted.sbatch"
 
 #: one event line longer than this is skipped (the runner's lines are a few hundred bytes)
 MAX_EVENT_LINE_BYTES = 64 * 1024

@@ -3,6 +3,18 @@
 ``python -m orion_cli.jobrun <workdir>`` reads ``job.json``, runs the engine, writes
 events and ``result.json`` into the job directory, and exits 0 (result stored) or
 3 (the engine failed). It never connects to the database.
+
+Packed tasks: many calculations, one after the other, in one process.
+
+``python -m orion_cli.jobrun --pack <tasks.jsonl> <packs-K.jsonl> <i>`` runs the jobs that
+line *i + 1* of the packs file lists. Python, ASE and the engines are imported once for
+the whole task; each job still gets its own directory, events and ``result.json``, exactly
+as when it runs alone, so that the poller tracks each on its own.
+
+When the soft time limit arrives (SIGUSR1), the running calculation stops as it would
+alone (its result says so: the poller fails it with ``timeout`` and retries it by policy)
+and no further calculation starts. The poller finds the jobs that never started (no
+``started`` event) and submits them again as a new packed task, with no attempt spent.
 """
 
 from __future__ import annotations
@@ -14,13 +26,19 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from orion_cli.engines.base import ProgressFn, Result, RunSpec
+from orion_cli.engines.progress import tracker_for
+from orion_cli.engines.registry import get_engine
+from orion_cli.handoff import take_parent_structure
 from orion_cli.jobdir import JOB_FILE, RESULT_FILE, append_event, read_json, write_json_atomic
+from orion_cli.taskfile import CANCEL_MARKER, materialize, read_packs, read_task, read_tasks
 
 EXIT_ENGINE_FAILED = 3
 
@@ -107,7 +125,6 @@ def _run_command(
 
     Returns the exit code, or minus the signal number when a signal killed it.
     """
-    from orion_cli.engines.progress import tracker_for
 
     prefix = launch_prefix(
         job.get("launcher", "auto"),
@@ -213,6 +230,30 @@ def exit_text(program: str, returncode: int) -> str:
     return f"{program} was killed by signal {-returncode} ({name})"
 
 
+def attempt_of(job: Any) -> int:
+    """The attempt a job directory is prepared for: its ``job.json`` says, nothing else.
+
+    A packed or array task serves jobs at different attempts (a retried job can land in a
+    requeued pack), so no task-wide variable may decide it.
+
+    >>> attempt_of({"attempt": 2}), attempt_of({}), attempt_of(None)
+    (2, 1, 1)
+    """
+    value = job.get("attempt", 1) if isinstance(job, dict) else 1
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
+def finished(workdir: Path) -> bool:
+    """Whether ``result.json`` already holds the result of the attempt ``job.json`` asks for.
+
+    A packed task that SLURM requeues (preemption, node failure) runs its line again: the
+    jobs it finished keep their result instead of running a second time.
+    """
+    result = read_json(workdir / RESULT_FILE)
+    job = read_json(workdir / JOB_FILE)
+    return isinstance(result, dict) and result.get("attempt") == attempt_of(job)
+
+
 def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
     """Run the job prepared in ``workdir``; return the process exit code.
 
@@ -222,10 +263,7 @@ def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
     """
     names = ("ORION_JOB_DIR", "ORION_ATTEMPT")
     saved = {name: os.environ.get(name) for name in names}
-    job = read_json(workdir / JOB_FILE)
-    attempt = os.environ.get("ORION_ATTEMPT") or (
-        str(job.get("attempt", 1)) if isinstance(job, dict) else "1"
-    )
+    attempt = attempt_of(read_json(workdir / JOB_FILE))
     os.environ.update(ORION_JOB_DIR=str(workdir), ORION_ATTEMPT=str(attempt))
     try:
         return _run_job(workdir, pack)
@@ -238,14 +276,11 @@ def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
 
 
 def _run_job(workdir: Path, pack: PackSignal | None = None) -> int:
-    from orion_cli.engines.base import Result, RunSpec
-    from orion_cli.engines.registry import get_engine
-
     job = read_json(workdir / JOB_FILE)
     if not isinstance(job, dict):
         print(f"orion jobrun: {workdir / JOB_FILE} is missing or unreadable", file=sys.stderr)
         return 2
-    attempt = int(os.environ.get("ORION_ATTEMPT") or job.get("attempt", 1))
+    attempt = attempt_of(job)
     soft = _SoftLimit(workdir, attempt)
     if pack is None:
         signal.signal(signal.SIGUSR1, soft)
@@ -266,31 +301,8 @@ def _run_job(workdir: Path, pack: PackSignal | None = None) -> int:
             workdir, "progress", attempt=attempt, step=step, progress_pct=round(progress_pct, 1)
         )
 
-    params = job.get("params", {})
     try:
-        if job.get("structure_from"):  # --from: the parent's final structure, from its files
-            from orion_cli.handoff import take_parent_structure
-
-            job = take_parent_structure(workdir, job)
-        engine = get_engine(job["engine"])
-        spec = RunSpec.from_json(job.get("run_spec") or {})
-        soft.engine, soft.in_process = engine, not spec.command
-        prepare_attempt = getattr(engine, "prepare_attempt", None)
-        if prepare_attempt is not None:  # qe: stop and restart files; emt/ase: trajectory
-            prepare_attempt(workdir, attempt)
-        if spec.command:
-            report("Running " + spec.command[0], 5.0)
-            returncode = _run_command(workdir, job, spec, report)
-            result = engine.parse(workdir, params)
-            if returncode < 0:  # killed (the OOM killer, kill -9): say so even if parsed
-                result.extras["signal"] = -returncode
-                killed = exit_text(spec.command[0], returncode)
-                result.error = f"{killed}; {result.error}" if result.error else killed
-            elif returncode != 0 and not result.error:
-                result.error = exit_text(spec.command[0], returncode)
-        else:
-            engine.run(workdir, params, report)
-            result = engine.parse(workdir, params)
+        result = _engine_result(workdir, job, attempt, soft, report)
     except SoftLimitReached as exc:
         result = Result(error=str(exc))
     except Exception as exc:  # noqa: BLE001 - any engine failure becomes the job's error
@@ -298,7 +310,42 @@ def _run_job(workdir: Path, pack: PackSignal | None = None) -> int:
     soft.in_process = False
     if pack is not None:
         pack.current = None  # a signal from now on stops the pack, not this finished job
-    if soft.reached:
+    return _record_outcome(workdir, attempt, result, soft.reached, report)
+
+
+def _engine_result(
+    workdir: Path, job: dict[str, Any], attempt: int, soft: _SoftLimit, report: ProgressFn
+) -> Result:
+    """Run the engine (its program, or in this process) and parse what it left."""
+    params = job.get("params", {})
+    if job.get("structure_from"):  # --from: the parent's final structure, from its files
+        job = take_parent_structure(workdir, job)
+    engine = get_engine(job["engine"])
+    spec = RunSpec.from_json(job.get("run_spec") or {})
+    soft.engine, soft.in_process = engine, not spec.command
+    prepare_attempt = getattr(engine, "prepare_attempt", None)
+    if prepare_attempt is not None:  # qe: stop and restart files; emt/ase: trajectory
+        prepare_attempt(workdir, attempt)
+    if not spec.command:
+        engine.run(workdir, params, report)
+        return engine.parse(workdir, params)
+    report("Running " + spec.command[0], 5.0)
+    returncode = _run_command(workdir, job, spec, report)
+    result = engine.parse(workdir, params)
+    if returncode < 0:  # killed (the OOM killer, kill -9): say so even if parsed
+        result.extras["signal"] = -returncode
+        killed = exit_text(spec.command[0], returncode)
+        result.error = f"{killed}; {result.error}" if result.error else killed
+    elif returncode != 0 and not result.error:
+        result.error = exit_text(spec.command[0], returncode)
+    return result
+
+
+def _record_outcome(
+    workdir: Path, attempt: int, result: Result, soft_reached: bool, report: ProgressFn
+) -> int:
+    """Write ``result.json`` and the last event; return the runner's exit code."""
+    if soft_reached:
         result.extras["soft_limit_reached"] = True
         if not result.error:  # finished in the margin: the result stands
             append_event(workdir, "soft_limit_ok", attempt=attempt)
@@ -313,8 +360,6 @@ def _run_job(workdir: Path, pack: PackSignal | None = None) -> int:
 
 def run_task(tasks: Path, index: int) -> int:
     """Run array task ``index``: make its job directory from its line of ``tasks``, then run."""
-    from orion_cli.taskfile import read_task
-
     found = read_task(tasks, index)
     if found is None:
         print(f"orion jobrun: {tasks} has no line for task {index}", file=sys.stderr)
@@ -328,13 +373,10 @@ def run_task(tasks: Path, index: int) -> int:
 
 def made(workdir: Path, inputs: Any) -> bool:
     """Make an array job's directory from its line; a failure becomes the job's result."""
-    from orion_cli.engines.base import Result
-    from orion_cli.taskfile import materialize
-
     try:
         materialize(workdir, inputs)
     except Exception as exc:  # noqa: BLE001 - becomes the job's error, seen by the poller
-        attempt = int(os.environ.get("ORION_ATTEMPT") or inputs.attempt)
+        attempt = int(inputs.attempt)
         error = f"preparing the inputs failed: {type(exc).__name__}: {exc}"
         workdir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(
@@ -343,6 +385,54 @@ def made(workdir: Path, inputs: Any) -> bool:
         append_event(workdir, "failed", attempt=attempt, error=error)
         return False
     return True
+
+
+def run_pack(tasks: Path, packs: Path, task: int) -> int:
+    """Run packed task ``task``; return 0 once every job ran or the soft limit stopped it.
+
+    Each job's own outcome is in its own directory; the task's exit code only says whether
+    the pack itself could be read (2 when not).
+    """
+    stop = PackSignal()
+    signal.signal(signal.SIGUSR1, stop)
+    try:
+        groups = read_packs(packs)
+        indices = groups[task]
+        lines = read_tasks(tasks, indices)
+    except (OSError, ValueError, IndexError) as exc:
+        print(f"orion jobrun: cannot read packed task {task} of {packs}: {exc}", file=sys.stderr)
+        return 2
+    started_s = time.monotonic()
+    ran = 0
+    for index in indices:
+        if stop.stopped:
+            break
+        found = lines.get(index)
+        if found is None:
+            print(f"orion jobrun: {tasks} has no line {index}", file=sys.stderr)
+            continue
+        workdir, inputs = found
+        if (workdir / CANCEL_MARKER).exists():
+            continue  # cancelled with orion cancel while it waited in the pack
+        ran += 1
+        if finished(workdir):
+            print(f"orion jobrun: {workdir} has its result already: not run again", file=sys.stderr)
+            continue
+        if made(workdir, inputs) and (workdir / JOB_FILE).exists():
+            os.chdir(workdir)
+            run_job(workdir, stop)
+    left = len(indices) - ran
+    print(
+        f"orion jobrun: packed task {task}: ran {ran} of {len(indices)} calculations in "
+        f"{time.monotonic() - started_s:.1f} s"
+        + (
+            f"; soft time limit reached, {left} left for orion poll to submit again"
+            if stop.stopped and left
+            else ""
+        ),
+        file=sys.stderr,
+    )
+    return 0
 
 
 USAGE = (
@@ -355,8 +445,6 @@ USAGE = (
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) == 4 and args[0] == "--pack" and args[3].isdigit():
-        from orion_cli.packrun import run_pack
-
         return run_pack(Path(args[1]), Path(args[2]), int(args[3]))
     if len(args) == 3 and args[0] == "--task" and args[2].isdigit():
         return run_task(Path(args[1]), int(args[2]))

@@ -1,11 +1,11 @@
 """Pure: what a job asks of the scheduler, as one value object.
 
 Settings and flags stay flat (``walltime_s`` in ``orion.toml``, ``--walltime`` on the
-command line); :func:`orion_cli.services.queues.resolve_resources` turns them, with a
+command line); :func:`orion_cli.queues.resolve_resources` turns them, with a
 named queue's values in between, into one :class:`Resources`. From there on the job row
 (:meth:`Resources.row` / :meth:`Resources.of`), the batch script
-(:func:`orion_cli.batch.sbatch_lines`), retries (:func:`orion_cli.services.retry.escalate`)
-and packed resubmissions all use it.
+(:func:`orion_cli.batch.sbatch_lines`), retries
+(:func:`orion_cli.services.lifecycle.retry.escalate`) and packed resubmissions all use it.
 
 A new field is one edit here (with its flag in the metadata), its column (models.py and a
 migration), its command-line option and its ``#SBATCH`` line.
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from orion_cli.errors import UsageError
+from orion_cli.errors import ConfigError, UsageError
 from orion_cli.limits import bad_character, shown
 
 
@@ -105,6 +105,47 @@ OWN_OPTIONS = {
 }
 _OPTION = re.compile(r"--(?P<name>[A-Za-z][A-Za-z0-9-]*)(?:=(?P<value>.*))?", re.DOTALL)
 MAX_SBATCH_ARG_CHARS = 1000
+
+
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def coerce_value(name: str, kind: type, value: Any, origin: str) -> Any:
+    """Read ``value`` (from a file or an ORION_* variable) as ``kind``; words make a tuple.
+
+    >>> coerce_value("gpus", int, "2", "x"), coerce_value("exclusive", bool, "yes", "x")
+    (2, True)
+    >>> coerce_value("sbatch_args", tuple, "--comment=a --requeue", "x")
+    ('--comment=a', '--requeue')
+    """
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+                return _BOOL_WORDS[value.strip().lower()]
+            raise TypeError
+        if kind is tuple:  # a list in a file; words in an ORION_* variable
+            items = value.split() if isinstance(value, str) else value
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise TypeError
+            return tuple(items)
+        if kind is int and not isinstance(value, bool):
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is str:
+            if not isinstance(value, str | int | float):
+                raise TypeError
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    kind_names: dict[type, str] = {bool: "true or false", tuple: "a list of strings"}
+    name_of = kind_names.get(kind, kind.__name__)
+    raise ConfigError(
+        f"{origin}: '{name}' must be {name_of}, got {value!r}",
+        f"fix '{name}' in {origin}",
+    )
 
 
 def check_sbatch_arg(text: str, where: str = "--sbatch-arg") -> str:

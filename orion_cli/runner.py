@@ -14,6 +14,8 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 TIMEOUT_RC = 124  # like timeout(1): the command did not finish in time
+#: the longest any scheduler command (sbatch, scancel, ...) may take
+COMMAND_TIMEOUT_S = 60.0
 NOT_FOUND_RC = 127
 
 
@@ -40,12 +42,16 @@ class CommandResult:
 
 class Runner(Protocol):
     def __call__(
-        self, argv: Sequence[str], *, input_text: str | None = None, timeout_s: float = 60.0
+        self,
+        argv: Sequence[str],
+        *,
+        input_text: str | None = None,
+        timeout_s: float = COMMAND_TIMEOUT_S,
     ) -> CommandResult: ...
 
 
 def run(
-    argv: Sequence[str], *, input_text: str | None = None, timeout_s: float = 60.0
+    argv: Sequence[str], *, input_text: str | None = None, timeout_s: float = COMMAND_TIMEOUT_S
 ) -> CommandResult:
     """Run ``argv`` (no shell), capture its output; a missing program or a timeout is rc 127/124."""
     start = time.perf_counter()

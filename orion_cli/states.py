@@ -55,7 +55,8 @@ FINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CAN
 
 _S = JobStatus
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    _S.CREATED: frozenset({_S.QUEUED, _S.FAILED, _S.CANCELLED}),
+    # --reuse: a job identical to a completed one completes with its result, never submitted
+    _S.CREATED: frozenset({_S.QUEUED, _S.COMPLETED, _S.FAILED, _S.CANCELLED}),
     # a short job can finish between two polls: queued → completed/failed directly
     _S.QUEUED: frozenset({_S.RUNNING, _S.COMPLETED, _S.FAILED, _S.CANCELLED}),
     # the scheduler requeued it (node failure, preemption with requeue, scontrol requeue)

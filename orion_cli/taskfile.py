@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from orion_cli.batch import TASKS_FILE as TASKS_FILE
+from orion_cli.batch import array_first_id
+from orion_cli.engines.registry import get_engine
 from orion_cli.jobdir import JOB_FILE, write_json_atomic
 
 #: left in a packed job's directory by ``orion cancel``: its task skips it (the others run)
@@ -37,6 +39,8 @@ class JobInputs:
     structure_from: str = ""
     #: with ``structure_from``: the lattice factor applied to the parent's final cell
     structure_scale: float = 1.0
+    #: what the job is, resolved at submit (orion_cli.frozen.Frozen.record)
+    frozen: dict[str, Any] = field(default_factory=dict)
 
 
 def task_line(workdir: Path, inputs: JobInputs) -> str:
@@ -62,8 +66,6 @@ def prepare(workdir: Path, inputs: JobInputs) -> dict[str, Any]:
 
     from ase.io import read
 
-    from orion_cli.engines.registry import get_engine
-
     atoms = read(io.StringIO(inputs.structure), format="extxyz", index=0)
     assert not isinstance(atoms, list)
     engine = get_engine(inputs.engine)
@@ -75,9 +77,11 @@ def prepare(workdir: Path, inputs: JobInputs) -> dict[str, Any]:
         "ntasks": inputs.ntasks,
         "launcher": inputs.launcher,
         "run_spec": spec.to_json(),
+        "engine_settings": inputs.engine_settings,  # frozen at submit: retries read these
+        "frozen": inputs.frozen,
     }
     if inputs.structure_from:  # read on the node when the job starts (orion_cli.handoff)
-        job.update(structure_from=inputs.structure_from, engine_settings=inputs.engine_settings)
+        job.update(structure_from=inputs.structure_from)
         if inputs.structure_scale != 1.0:
             job.update(structure_scale=inputs.structure_scale)
     return job
@@ -102,7 +106,6 @@ def array_tasks_file(workdir: Path, array_name: str) -> Path:
     >>> array_tasks_file(Path("/w/ab12cd/14"), "orion-array-12-ab12cd-")
     PosixPath('/w/ab12cd/arrays/12/tasks.jsonl')
     """
-    from orion_cli.batch import array_first_id
 
     return workdir.parent / "arrays" / str(array_first_id(array_name)) / TASKS_FILE
 

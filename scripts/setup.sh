@@ -3,20 +3,24 @@
 #
 #   scripts/setup.sh             Python virtual environment .venv with orion and its test tools.
 #                                Enough for the embedded defaults: SQLite + local scheduler.
-#   scripts/setup.sh --services  Also, as root on Debian: the engines (Quantum ESPRESSO, LAMMPS),
-#                                PostgreSQL started, and a real one-node SLURM cluster with
-#                                accounting (scripts/slurm-up.sh) -- what the test suite needs.
+#   scripts/setup.sh --docs      Also the documentation tools (MkDocs, Material, mkdocstrings).
+#   scripts/setup.sh --services  Also, as root on Debian: the documentation tools, the engines
+#                                (Quantum ESPRESSO, LAMMPS; CHGNet, SevenNet on CPU torch), PostgreSQL started, and a real
+#                                one-node SLURM cluster with accounting (scripts/slurm-up.sh)
+#                                -- what the test suite needs.
 #
 # Environment: PYTHON (interpreter for the venv, default python3, must be >= 3.11).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 services=0
+docs=0
 for arg in "$@"; do
   case "$arg" in
-    --services) services=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown option $arg (use --services or nothing)" >&2; exit 2 ;;
+    --services) services=1; docs=1 ;;
+    --docs) docs=1 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $arg (use --docs, --services or nothing)" >&2; exit 2 ;;
   esac
 done
 log() { printf '[setup] %s\n' "$*"; }
@@ -28,7 +32,14 @@ PYTHON=${PYTHON:-python3}
 log "installing orion into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
-[ "$services" = 1 ] && .venv/bin/python -m pip install -q -e '.[dev,ml]'  # MLIP engines: CPU torch, pinned
+if [ "$services" = 1 ]; then
+  # the MLIP engines (chgnet, sevennet) too: torch pinned to its CPU build
+  log "installing the documentation tools and the MLIP engines into .venv"
+  .venv/bin/python -m pip install -q -e '.[dev,docs,ml]'
+elif [ "$docs" = 1 ]; then
+  log "installing the documentation tools into .venv"
+  .venv/bin/python -m pip install -q -e '.[dev,docs]'
+fi
 
 [ "$services" = 1 ] || { log "done: .venv/bin/orion is ready (SQLite + local scheduler)"; exit 0; }
 

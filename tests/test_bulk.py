@@ -12,8 +12,8 @@ from sqlalchemy import event
 from orion_cli.config import load_settings
 from orion_cli.db.session import get_engine
 from orion_cli.errors import UsageError
-from orion_cli.services.inputs import expand_inputs
-from orion_cli.services.poll import poll
+from orion_cli.services.lifecycle.poll import poll
+from orion_cli.services.submission.inputs import expand_inputs
 from tests.conftest import EXAMPLES
 from tests.helpers import orion, orion_json, poll_until_final
 
@@ -178,7 +178,7 @@ def test_array_submitted_before_a_crash_is_adopted_not_duplicated(
 def test_a_bad_file_among_many_stops_the_parallel_staging_and_leaves_nothing(
     orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orion_cli.services.staging import PARALLEL_MIN_INPUTS, worker_count
+    from orion_cli.services.submission.staging import PARALLEL_MIN_INPUTS, worker_count
 
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     paths = strained_copper(tmp_path / "set", PARALLEL_MIN_INPUTS + 6)
@@ -269,7 +269,7 @@ def test_a_task_cancelled_outside_orion_before_it_started_ends_cancelled_not_los
 def test_an_error_found_while_the_reader_reads_stops_it_and_writes_nothing(
     orion_home: Path, slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orion_cli.services.staging import PARALLEL_MIN_INPUTS
+    from orion_cli.services.submission.staging import PARALLEL_MIN_INPUTS
 
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     strained_copper(tmp_path / "set", PARALLEL_MIN_INPUTS + 6)

@@ -17,7 +17,7 @@ from orion_cli.config import load_settings
 from orion_cli.db.models import now_utc
 from orion_cli.schedulers.base import JobInfo
 from orion_cli.schedulers.local import LocalScheduler
-from orion_cli.services.poll import poll
+from orion_cli.services.lifecycle.poll import poll
 from orion_cli.states import FailureReason, JobStatus
 from tests.conftest import EXAMPLES
 from tests.helpers import orion, orion_json, poll_until_final

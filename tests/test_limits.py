@@ -28,7 +28,7 @@ from orion_cli.limits import (
     check_text,
 )
 from orion_cli.resources import Resources
-from orion_cli.services.retry import backoff_s, escalate
+from orion_cli.services.lifecycle.retry import backoff_s, escalate
 from orion_cli.states import FailureReason
 from tests.test_batch import batch_spec
 

@@ -510,14 +510,22 @@ def test_packing(scenarios: dict[str, Scenario]) -> None:
         assert jobs[i]["attempt"] == 1 and jobs[i]["scheduler_job_id"] != task
         assert any("no attempt spent" in (e["message"] or "") for e in jobs[i]["events"])
 
-    for key, reason in (("cancelled", "cancelled_externally"), ("killed", "exit_code")):
+    # scancel of the task cancels the jobs it had not started (as for any array: defect 1);
+    # a killed runner is no user's decision: its unstarted jobs are submitted again
+    for key, reason, rest in (
+        ("cancelled", "cancelled_externally", "cancelled"),
+        ("killed", "exit_code", "completed"),
+    ):
         pack = ids[key]
         assert jobs[pack[0]]["status"] == "completed"
         shot = jobs[pack[1]]
         assert shot["failure_reason"] == reason and shot["attempt"] == 1, shot["events"]
         for i in pack[2:]:
-            assert (jobs[i]["status"], jobs[i]["attempt"]) == ("completed", 1)
-            assert jobs[i]["scheduler_job_id"] != shot["scheduler_job_id"]
+            assert (jobs[i]["status"], jobs[i]["attempt"]) == (rest, 1)
+            if rest == "cancelled":
+                assert jobs[i]["failure_reason"] == "cancelled_externally"
+            else:
+                assert jobs[i]["scheduler_job_id"] != shot["scheduler_job_id"]
 
 
 #: each scenario: submit its jobs; one step per poll (act, and say whether it has settled).

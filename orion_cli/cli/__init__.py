@@ -2,49 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from typing import Annotated
-
-import typer
-
-from orion_cli import __version__
-
-app = typer.Typer(
-    name="orion",
-    help="Submit, track and parse materials-science calculations on SLURM (or locally).",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    # --install-completion / --show-completion, and the _ORION_COMPLETE protocol behind
-    # them (Typer registers its completion classes only when this is on). Free at start-up:
-    # typer.main imports typer.completion and shellingham whether or not it is on.
-    add_completion=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-_state = {"debug": False}
-
-
-def debug_enabled() -> bool:
-    return _state["debug"] or os.environ.get("ORION_DEBUG", "") not in ("", "0")
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"orion {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
-    ] = False,
-) -> None:
-    """orion: one command line for your calculations on the cluster."""
-    _state["debug"] = debug
-
-
-from orion_cli.cli import (  # noqa: E402,F401  (registers the commands)
+from orion_cli.cli import (  # noqa: F401  (registers the commands)
     bulk,
     commands,
     logs,
@@ -52,6 +10,7 @@ from orion_cli.cli import (  # noqa: E402,F401  (registers the commands)
     metrics,
     monitor,
     queues,
+    reuse,
     scripts,
     stats,
     study,
@@ -59,6 +18,11 @@ from orion_cli.cli import (  # noqa: E402,F401  (registers the commands)
     watch,
     workflow,
 )
+from orion_cli.cli.help import arrange
+from orion_cli.cli.root import app as app
+from orion_cli.cli.root import debug_enabled as debug_enabled
+
+arrange(app)
 
 
 def main() -> None:

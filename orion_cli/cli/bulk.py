@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from orion_cli.cli import app
 from orion_cli.cli.jobargs import (
     IdsArg,
     JsonOpt,
@@ -18,8 +17,11 @@ from orion_cli.cli.jobargs import (
     finish,
     selection,
 )
-from orion_cli.cli.output import handle_errors
+from orion_cli.cli.output import handle_errors, message
+from orion_cli.cli.root import app
+from orion_cli.config import load_settings
 from orion_cli.errors import UsageError
+from orion_cli.units import parse_param_pairs
 
 
 @app.command()
@@ -36,8 +38,7 @@ def cancel(
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel jobs that have not ended yet (the others are reported, not refused)."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.actions import cancel as run
+    from orion_cli.services.actions.apply import cancel as run
 
     chosen = selection(job_ids, slurm_id, tag, status, study)
     finish(run(load_settings(), chosen, with_dependents), as_json, chosen.describe())
@@ -62,9 +63,7 @@ def retry(
     as_json: JsonOpt = False,
 ) -> None:
     """Submit a new attempt of failed or cancelled jobs now (more walltime after a timeout)."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.actions import retry as run
-    from orion_cli.units import parse_param_pairs
+    from orion_cli.services.actions.apply import retry as run
 
     changes = parse_param_pairs(param or [])
     chosen = selection(job_ids, slurm_id, tag, status, study)
@@ -82,8 +81,7 @@ def hold(
     as_json: JsonOpt = False,
 ) -> None:
     """Keep queued jobs from starting until `orion release`."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.actions import control
+    from orion_cli.services.actions.apply import control
 
     chosen = selection(job_ids, slurm_id, tag, status, study)
     finish(control(load_settings(), chosen, "hold"), as_json, chosen.describe())
@@ -100,8 +98,7 @@ def release(
     as_json: JsonOpt = False,
 ) -> None:
     """Let held jobs start."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.actions import control
+    from orion_cli.services.actions.apply import control
 
     chosen = selection(job_ids, slurm_id, tag, status, study)
     finish(control(load_settings(), chosen, "release"), as_json, chosen.describe())
@@ -119,8 +116,7 @@ def priority(
     as_json: JsonOpt = False,
 ) -> None:
     """Change the priority of queued jobs."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.actions import control
+    from orion_cli.services.actions.apply import control
 
     if not value.isascii() or not value.isdigit():
         raise UsageError(
@@ -156,9 +152,7 @@ def remove(
     """Delete finished jobs' directories and hide their records (events are kept)."""
     import sys
 
-    from orion_cli.cli.output import message
-    from orion_cli.config import load_settings
-    from orion_cli.services.remove import human_size, plan, remove
+    from orion_cli.services.actions.remove import human_size, plan, remove
 
     settings = load_settings()
     chosen = selection(job_ids, slurm_id, tag, status, study)

@@ -7,10 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from orion_cli.cli import app
 from orion_cli.cli.jobargs import one_job_id
+from orion_cli.cli.monitor import say_freshness
 from orion_cli.cli.output import handle_errors, message, print_json, table, visible
+from orion_cli.cli.render import render_job
+from orion_cli.cli.root import app
+from orion_cli.config import load_settings
+from orion_cli.engines.registry import engine_names, get_engine
 from orion_cli.errors import UsageError
+from orion_cli.identity import current_user
+from orion_cli.units import parse_walltime_s
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
@@ -35,8 +41,8 @@ def poll(
     ] = None,
 ) -> None:
     """Reconcile the scheduler and job directories into the database (cron runs this)."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.poll import poll as run_poll
+    from orion_cli.services.lifecycle.poll import poll as run_poll
+    from orion_cli.services.queries.metrics import textfile_in, write_textfile
 
     settings = load_settings()
     if metrics is not None and not metrics.is_dir():
@@ -46,10 +52,14 @@ def poll(
         )
     report = run_poll(settings)
     if metrics is not None and not report.overlapped:
-        from orion_cli.identity import current_user
-        from orion_cli.services.metrics import textfile_in, write_textfile
-
         write_textfile(settings, textfile_in(metrics, current_user()))
+    _print_poll(report, as_json, quiet)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+def _print_poll(report: Any, as_json: bool, quiet: bool) -> None:
+    """What one poll did: JSON, only the errors (cron), or a line per change and note."""
     if report.overlapped:  # normal under cron: not an error, and cron must not mail
         if not quiet:
             message("another orion poll is running; this one did nothing")
@@ -87,169 +97,6 @@ def poll(
         message(f"checked {report.checked} active jobs, {len(report.changed)} changed")
         for line in report.errors:
             message(f"error: {line}")
-    if report.errors:
-        raise typer.Exit(1)
-
-
-#: fields `show` prints only when set (a 0 or False says nothing)
-_ONLY_WHEN_SET = frozenset({"pack", "mem_per_cpu_mb", "gpus", "exclusive", "account", "qos"})
-
-
-def render_job(job: dict[str, Any]) -> None:
-    """Print one job for a person; every value from users or files has its controls escaped."""
-    from rich.console import Console
-    from rich.text import Text
-
-    console = Console(highlight=False)
-
-    def say(*parts: str | tuple[str, str]) -> None:
-        console.print(
-            Text.assemble(
-                *((visible(p[0]), p[1]) if isinstance(p, tuple) else visible(p) for p in parts)
-            )
-        )
-
-    status = job["status"] + (f" ({job['failure_reason']})" if job["failure_reason"] else "")
-    status += f"; {job['dependency']}" if job.get("dependency") else ""
-    say((f"job {job['id']}", "bold"), f" {job['name']}: {status}")
-    if job.get("tags"):
-        say(f"  {'tags':17} {', '.join(job['tags'])}")
-    for key in (
-        "engine",
-        "formula",
-        "structure_source",
-        "structure_from_id",
-        "study_id",
-        "study_step",
-        "sweep_point",
-        "scheduler",
-        "scheduler_job_id",
-        "pack",
-        "raw_state",
-        "exit_code",
-        "exit_signal",
-        "removed_at",
-        "queue",
-        "partition",
-        "account",
-        "qos",
-        "walltime_s",
-        "nodes",
-        "ntasks",
-        "cpus_per_task",
-        "mem_mb",
-        "mem_per_cpu_mb",
-        "gpus",
-        "constraints",
-        "exclusive",
-        "priority",
-        "attempt",
-        "progress_pct",
-        "current_step",
-        "workdir",
-        "error_message",
-        "created_at",
-        "submitted_at",
-        "started_at",
-        "finished_at",
-        "queue_wait_s",
-        "run_s",
-    ):
-        if job.get(key) not in (None, "") and (key not in _ONLY_WHEN_SET or job[key]):
-            say(
-                f"  {key:17} {job[key]}" + (" calculations per array task" if key == "pack" else "")
-            )
-    for n, arg in enumerate(job.get("sbatch_args") or []):
-        say(f"  {'sbatch options' if n == 0 else '':17} {arg}")
-    if job.get("script"):
-        from orion_cli.cli.scripts import script_lines
-
-        for key, value in script_lines(job):
-            say(f"  {key:17} {value}")
-    else:
-        say(f"  {'parameters':17} {job['parameters']}")
-    scf = job.get("on_scf_fail") or {}
-    if scf.get("change"):
-        when = (
-            f"applied to attempt {scf['applied_at_attempt']}"
-            if scf.get("applied_at_attempt")
-            else "not used"
-        )
-        say(
-            f"  {'on scf fail':17} "
-            + " ".join(f"{k}={v}" for k, v in scf["change"].items())
-            + f" ({when})"
-        )
-    site = job.get("site") or {}
-    if site.get("python"):
-        say(f"  {'python':17} {site['python']}")
-    for n, line in enumerate(site.get("setup") or []):
-        say(f"  {'site set-up' if n == 0 else '':17} {line}")
-    for key in ("parents", "children"):
-        for n, other in enumerate(job.get(key) or []):
-            why = f" ({other['failure_reason']})" if other["failure_reason"] else ""
-            say(
-                f"  {key if n == 0 else '':17} {other['id']} {other['name']}: "
-                f"{other['status']}{why} [{other['kind']}]"
-            )
-    result = job.get("result")
-    if result:
-        say("  result:")
-        for key in ("energy_ev", "converged", "error"):
-            if result.get(key) is not None:
-                say(f"    {key:15} {result[key]}")
-        extras = result.get("extras") or {}
-        if isinstance(extras.get("answer"), str):  # a study's outcome (orion eos, converge)
-            say(f"    {'answer':15} {extras['answer']}")
-        for value, diff in zip(  # orion converge: each value against the last
-            extras.get("values") or [], extras.get("differences_mev_per_atom") or [], strict=False
-        ):
-            shown = "failed" if diff is None else f"{diff:+.3f} meV/atom"
-            say(f"    {extras['parameter'] + ' ' + str(value):15} {shown}")
-        for key, value in (result.get("extras") or {}).items() if job.get("script") else ():
-            say(f"    {key:15} {value}")  # `orion progress --result key=value` of a script
-        _render_model(say, extras.get("model"))
-        if result.get("forces_ev_per_a"):
-            fmax = max(sum(c * c for c in f) ** 0.5 for f in result["forces_ev_per_a"])
-            say(f"    {'max force':15} {fmax:.4f} eV/Å")
-        _render_derived(say, result.get("derived") or {}, bool(result.get("final_structure")))
-    if len(job.get("attempts", [])) > 1 or any(a["reason"] for a in job.get("attempts", [])):
-        say("  attempts:")
-        for a in job["attempts"]:
-            reason = f" ({a['reason']})" if a["reason"] else ""
-            say(
-                f"    #{a['attempt']} {a['scheduler_job_id'] or '-'} {a['status']}"
-                f"{reason} walltime {a['walltime_s']} s mem {a['mem_mb'] or '-'} MB"
-            )
-    say("  events:")
-    for event in job["events"]:
-        reason = f" ({event['reason']})" if event["reason"] else ""
-        move = "note" if event["from"] == event["to"] else f"{event['from']} → {event['to']}"
-        who = f"{event['source']}, {event['actor']}" if event.get("actor") else event["source"]
-        say(f"    {event['at']} {move}{reason} [{who}] {event['message'] or ''}")
-
-
-def _render_model(say: Any, model: Any) -> None:
-    """The machine-learned potential a result came from (package, model, file sha256)."""
-    if not isinstance(model, dict):
-        return
-    package = f"{model.get('package')} {model.get('package_version')}"
-    say(f"    {'model':15} {model.get('model')} ({package})")
-    say(f"    sha256 {model.get('model_sha256')}")  # 64 digits: one line in 80 columns
-    if model.get("device"):
-        threads = f", {model['torch_threads']} threads" if model.get("torch_threads") else ""
-        say(f"    {'device':15} {model['device']}{threads}")
-
-
-def _render_derived(say: Any, derived: dict[str, Any], final: bool) -> None:
-    """Volume, pressure and the (final) cell, computed from the stored result."""
-    if "volume_a3" in derived:
-        say(f"    {'volume':15} {derived['volume_a3']:.4f} Å³")
-    if "pressure_gpa" in derived:
-        say(f"    {'pressure':15} {derived['pressure_gpa']:.4f} GPa")
-    for n, row in enumerate(derived.get("cell_a") or []):
-        label = ("final cell (Å)" if final else "cell (Å)") if n == 0 else ""
-        say(f"    {label:15} {'abc'[n]}  " + "  ".join(f"{x:11.6f}" for x in row))
 
 
 @app.command()
@@ -263,10 +110,8 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show everything about one job, including its result and events."""
-    from orion_cli.cli.monitor import say_freshness
-    from orion_cli.config import load_settings
-    from orion_cli.services.freshness import read_stamp
-    from orion_cli.services.jobs import show_job
+    from orion_cli.services.lifecycle.freshness import read_stamp
+    from orion_cli.services.queries.show import show_job
 
     settings = load_settings()
     job = show_job(settings, one_job_id(settings, job_id, slurm_id))
@@ -289,9 +134,7 @@ def audit(
     as_json: JsonOpt = False,
 ) -> None:
     """Who did what to which job, newest first (submit, cancel, retry, hold, poll, ...)."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.jobs import audit_events
-    from orion_cli.units import parse_walltime_s
+    from orion_cli.services.queries.show import audit_events
 
     rows = audit_events(
         load_settings(), user, parse_walltime_s(since, "--since") if since else None, limit
@@ -326,8 +169,7 @@ def audit(
 @handle_errors
 def doctor(as_json: JsonOpt = False) -> None:
     """Check database, schema, scheduler and engines; exit 1 if something is broken."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.doctor import run_checks
+    from orion_cli.services.admin.doctor import run_checks
 
     checks = run_checks(load_settings())
     if as_json:
@@ -343,8 +185,6 @@ def doctor(as_json: JsonOpt = False) -> None:
 @handle_errors
 def engines(as_json: JsonOpt = False) -> None:
     """List installed engines, whether their program is found, and their parameters."""
-    from orion_cli.config import load_settings
-    from orion_cli.engines.registry import engine_names, get_engine
 
     settings = load_settings()
     data: list[dict[str, Any]] = []
@@ -396,7 +236,6 @@ def db_upgrade(
     ] = False,
 ) -> None:
     """Create or upgrade the database schema to the version this orion needs."""
-    from orion_cli.config import load_settings
     from orion_cli.db.session import redact, upgrade_url
 
     settings = load_settings()
@@ -418,8 +257,8 @@ def db_grant(
     Creates a login role named like each user where missing and grants orion's tables;
     row-level security then lets each change only their own jobs.
     """
-    from orion_cli.config import load_settings
-    from orion_cli.services.group import grant
+
+    from orion_cli.services.admin.group import grant
 
     lines = grant(load_settings().resolved_database_url, users)
     if as_json:

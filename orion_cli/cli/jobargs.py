@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from orion_cli.cli.output import fail, message, print_json
 from orion_cli.errors import UsageError
+from orion_cli.jobids import check_slurm_id, parse_job_id, parse_job_ids, parse_study_id
 
 if TYPE_CHECKING:
-    from orion_cli.services.bulk import BulkReport, Selection
+    from orion_cli.services.queries.selection import BulkReport, Selection
 
 IdsArg = Annotated[
     list[str] | None,
@@ -49,8 +51,7 @@ def selection(
     studies: list[str] | None = None,
 ) -> Selection:
     """Build the selection from the command line, reading every id strictly."""
-    from orion_cli.jobids import check_slurm_id, parse_job_ids, parse_study_id
-    from orion_cli.services.bulk import Selection
+    from orion_cli.services.queries.selection import Selection
 
     return Selection(
         tuple(parse_job_ids(ids)),
@@ -63,7 +64,7 @@ def selection(
 
 def one_job_id(settings: Any, job_id: str, slurm_id: str) -> int:
     """The one job a command names by orion id or by ``--slurm-id``."""
-    from orion_cli.jobids import check_slurm_id, parse_job_id
+    from orion_cli.services.queries.show import job_id_for
 
     if bool(job_id) == bool(slurm_id):
         raise UsageError(
@@ -71,14 +72,12 @@ def one_job_id(settings: Any, job_id: str, slurm_id: str) -> int:
         )
     if job_id:
         return parse_job_id(job_id)
-    from orion_cli.services.jobs import job_id_for
 
     return job_id_for(settings, check_slurm_id(slurm_id))
 
 
 def finish(report: BulkReport, as_json: bool, selection_text: str = "") -> None:
     """Print what a bulk action did (one summary line) and exit with its code."""
-    from orion_cli.cli.output import fail, message, print_json
 
     if as_json:
         print_json(report.as_dict())

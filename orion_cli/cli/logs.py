@@ -9,9 +9,11 @@ from typing import Annotated
 
 import typer
 
-from orion_cli.cli import app
 from orion_cli.cli.jobargs import one_job_id
 from orion_cli.cli.output import handle_errors, message, visible
+from orion_cli.cli.root import app
+from orion_cli.config import load_settings
+from orion_cli.states import JobStatus
 
 FOLLOW_INTERVAL_S = 1.0  # how often --follow looks at the file (no scheduler query)
 STATUS_EVERY = 5  # --follow reads the job's status from the database every N looks
@@ -42,9 +44,7 @@ def logs(
     attempt: Annotated[int, typer.Option(help="Which attempt, 1.. (default: the latest).")] = 0,
 ) -> None:
     """Print a job's output (stdout and stderr share one file), or its engine's output."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.logs import job_status, log_target
-    from orion_cli.states import JobStatus
+    from orion_cli.services.queries.logs import job_status, log_target
 
     settings = load_settings()
     target = log_target(

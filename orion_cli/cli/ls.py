@@ -7,8 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
-from orion_cli.cli import app
+from orion_cli.cli.monitor import say_freshness
 from orion_cli.cli.output import age, handle_errors, print_json, table
+from orion_cli.cli.root import app
+from orion_cli.config import load_settings
+from orion_cli.identity import current_user
+from orion_cli.units import parse_walltime_s
 
 STATUS_ORDER = ("created", "queued", "running", "completed", "failed", "cancelled")
 
@@ -52,11 +56,8 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List your jobs, newest first, a page at a time; counts by status at the foot."""
-    from orion_cli.cli.monitor import say_freshness
-    from orion_cli.config import load_settings
-    from orion_cli.identity import current_user
-    from orion_cli.services.listing import JobFilter, list_jobs
-    from orion_cli.units import parse_walltime_s
+    from orion_cli.services.lifecycle.freshness import read_stamp
+    from orion_cli.services.queries.listing import JobFilter, list_jobs
 
     since_s = parse_walltime_s(since, "--since") if since else None
     tags = tuple(t for t in tag or () if t)
@@ -74,8 +75,6 @@ def list_cmd(
     active = any(listing.counts.get(s) for s in ("created", "queued", "running"))
     if count:
         if as_json:
-            from orion_cli.services.freshness import read_stamp
-
             print_json(
                 {
                     "total": listing.total,

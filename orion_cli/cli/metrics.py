@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from orion_cli.cli import app
 from orion_cli.cli.output import handle_errors, message
+from orion_cli.cli.root import app
+from orion_cli.config import load_settings
 
 
 @app.command()
@@ -27,8 +28,7 @@ def metrics(
     histograms, core-hours and the poller's health, without per-job labels."""
     import sys
 
-    from orion_cli.config import load_settings
-    from orion_cli.services.metrics import collect, render, write_textfile
+    from orion_cli.services.queries.metrics import collect, render, write_textfile
 
     settings = load_settings()
     if textfile is None:

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orion_cli.cli import app
 from orion_cli.cli.jobargs import (
     IdsArg,
     JsonOpt,
@@ -18,6 +17,10 @@ from orion_cli.cli.jobargs import (
     selection,
 )
 from orion_cli.cli.output import age, handle_errors, message, print_json
+from orion_cli.cli.render import render_job
+from orion_cli.cli.root import app
+from orion_cli.config import load_settings
+from orion_cli.units import parse_walltime_s
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
@@ -29,7 +32,7 @@ PER_JOB_LINES = 20
 
 def freshness_lines(settings: Settings, active: bool) -> tuple[str, str | None]:
     """(when the poller last succeeded, a warning with the cron line when it is stale)."""
-    from orion_cli.services.freshness import cron_line, read_stamp
+    from orion_cli.services.lifecycle.freshness import cron_line, read_stamp
 
     stamp = read_stamp(settings)
     age_s = stamp.ok_age_s()
@@ -81,7 +84,7 @@ def counts_line(states: list[dict[str, Any]]) -> str:
 
 def wait_and_report(settings: Settings, ids: list[int], timeout_s: float | None) -> Any:
     """Wait for ``ids``, saying on stderr what changes; return the outcome."""
-    from orion_cli.services.waiting import wait_for
+    from orion_cli.services.queries.waiting import wait_for
 
     last: dict[int, str] = {}
     last_counts = [""]
@@ -128,9 +131,8 @@ def wait(
     Polls at the allowed rate (at most once per min_query_interval_s for SLURM), so many
     `orion wait` in scripts cost the controller no more than one cron poller.
     """
-    from orion_cli.config import load_settings
-    from orion_cli.services.waiting import iso, select_ids
-    from orion_cli.units import parse_walltime_s
+
+    from orion_cli.services.queries.waiting import iso, select_ids
 
     timeout_s = parse_walltime_s(timeout, "--timeout") if timeout else None
     settings = load_settings()
@@ -163,4 +165,19 @@ def wait(
     else:
         message(summary)
     if not outcome.all_completed:
+        raise typer.Exit(1)
+
+
+def wait_and_show(settings: Settings, ids: list[int], as_json: bool) -> None:
+    """Wait as ``orion wait`` does (the same loop), then print the jobs (``submit --wait``)."""
+    from orion_cli.services.queries.show import show_job
+
+    wait_and_report(settings, ids, None)
+    jobs = [show_job(settings, job_id) for job_id in ids]
+    if as_json:
+        print_json(jobs[0] if len(jobs) == 1 else jobs)
+    else:
+        for job in jobs:
+            render_job(job)
+    if any(job["status"] != "completed" for job in jobs):
         raise typer.Exit(1)

@@ -12,6 +12,9 @@ from typing import Any, TypeVar
 
 import typer
 
+from orion_cli.cli.root import debug_enabled
+from orion_cli.config import load_settings
+from orion_cli.db.urls import scrub
 from orion_cli.errors import OrionError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,12 +83,8 @@ def _scrubbed(text: str) -> str:
     """Remove the configured database password from an unexpected error's text."""
     import os
 
-    from orion_cli.db.urls import scrub
-
     url = os.environ.get("ORION_DATABASE_URL", "")
     try:
-        from orion_cli.config import load_settings
-
         url = load_settings().resolved_database_url
     except Exception:  # noqa: BLE001 - a broken config must not hide the first error
         pass
@@ -97,8 +96,6 @@ def handle_errors(func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from orion_cli.cli import debug_enabled
-
         try:
             return func(*args, **kwargs)
         except OrionError as exc:

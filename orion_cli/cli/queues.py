@@ -6,16 +6,16 @@ from typing import Annotated
 
 import typer
 
-from orion_cli.cli import app
 from orion_cli.cli.output import handle_errors, message, print_json, table
+from orion_cli.cli.root import app
+from orion_cli.config import load_settings
+from orion_cli.queues import queue_rows
 
 
 @app.command()
 @handle_errors
 def queues(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List the named queues (--queue NAME) of orion.toml and the user config."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.queues import queue_rows
 
     settings = load_settings()
     if as_json:

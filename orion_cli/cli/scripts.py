@@ -8,9 +8,20 @@ from typing import Annotated, Any
 
 import typer
 
-from orion_cli.cli import app
+from orion_cli.cli.monitor import wait_and_show
 from orion_cli.cli.output import handle_errors, message, print_json
+from orion_cli.cli.root import app
+from orion_cli.config import load_settings
 from orion_cli.errors import UsageError
+from orion_cli.jobprogress import (
+    job_context,
+    parse_pairs,
+    parse_percent,
+    report_progress,
+    report_result,
+)
+from orion_cli.limits import check_bound, check_text
+from orion_cli.units import parse_mem_mb, parse_walltime_s
 
 #: submit options an engine job takes and a script job does not
 _ENGINE_ONLY = {
@@ -29,9 +40,8 @@ def submit_script_command(
     settings: Any, script: Path, args: list[str], given: dict[str, Any]
 ) -> None:
     """``orion submit --script``: ``given`` holds the submit command's parsed options."""
-    from orion_cli.services.depgraph import parse_ids
-    from orion_cli.services.scripts import ScriptRequest, submit_script
-    from orion_cli.units import parse_mem_mb, parse_walltime_s
+    from orion_cli.services.lifecycle.depgraph import parse_ids
+    from orion_cli.services.submission.scripts import ScriptRequest, submit_script
 
     for key, flag in _ENGINE_ONLY.items():
         if given.get(key):
@@ -82,9 +92,7 @@ def submit_script_command(
         for job_id in done.ids:
             typer.echo(job_id)
     if given["wait"] and done.ids:
-        from orion_cli.cli.submit import _wait
-
-        _wait(settings, done.ids, given["as_json"])
+        wait_and_show(settings, done.ids, given["as_json"])
     if done.errors:
         raise typer.Exit(1)
 
@@ -108,14 +116,6 @@ def progress(
     """Report progress or results from inside a job orion submitted (no database needed)."""
     import os
 
-    from orion_cli.jobprogress import (
-        job_context,
-        parse_pairs,
-        parse_percent,
-        report_progress,
-        report_result,
-    )
-
     workdir, attempt = job_context(os.environ)
     items = words or []
     if result:
@@ -124,40 +124,6 @@ def progress(
     if not items:
         raise UsageError("no progress given", 'write e.g. orion progress 40 "SCF step 12"')
     report_progress(workdir, attempt, parse_percent(items[0]), " ".join(items[1:]))
-
-
-def script_lines(job: dict[str, Any]) -> list[tuple[str, str]]:
-    """What ``orion show`` prints of a script job: its path, the copy, arguments, options."""
-    import shlex
-
-    from orion_cli.services.scripts import SCRIPT_COPY
-
-    script = job["script"]
-    lines = [("script", script.get("path") or "(not kept by SLURM)")]
-    if job.get("workdir") and script.get("path"):
-        lines.append(("as submitted", str(Path(job["workdir"]) / SCRIPT_COPY)))
-    if script.get("args"):
-        lines.append(("arguments", shlex.join(script["args"])))
-    if script.get("submit_dir"):
-        lines.append(
-            (
-                "runs in",
-                script["submit_dir"]
-                if not script.get("own_chdir")
-                else f"its own #SBATCH --chdir={script['header'].get('chdir')}",
-            )
-        )
-    header = script.get("header") or {}
-    if header:
-        lines.append(
-            ("#SBATCH", " ".join(f"--{k}={v}" if v else f"--{k}" for k, v in header.items()))
-        )
-    if script.get("options"):
-        label = "a retry adds" if script.get("adopted") else "orion adds"
-        lines.append((label, " ".join(script["options"])))
-    if script.get("adopted"):
-        lines.append(("adopted", f"submitted without orion as {job['scheduler_job_id']}"))
-    return lines
 
 
 @app.command()
@@ -174,9 +140,7 @@ def adopt(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Track SLURM jobs you submitted with plain sbatch: orion poll reconciles them from now on."""
-    from orion_cli.config import load_settings
-    from orion_cli.limits import check_bound, check_text
-    from orion_cli.services.adopt import adopt as adopt_jobs
+    from orion_cli.services.submission.adopt import adopt as adopt_jobs
 
     check_bound("max_retries", retries)
     check_text(tag, "--tag")

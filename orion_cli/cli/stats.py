@@ -7,11 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from orion_cli.cli import app
+from orion_cli.cli.ls import counts_text
 from orion_cli.cli.output import handle_errors, message, print_json, table
+from orion_cli.cli.root import app
+from orion_cli.config import load_settings
+from orion_cli.identity import current_user
+from orion_cli.units import parse_walltime_s
 
 if TYPE_CHECKING:
-    from orion_cli.services.stats import Durations, GroupStats, Stats
+    from orion_cli.services.queries.stats import Durations, GroupStats, Stats
 
 
 @app.command()
@@ -38,16 +42,13 @@ def stats(
 ) -> None:
     """Success rate, failure reasons, queue wait and run time (p50/p90/max) and core-hours
     of your jobs, overall and by engine, partition or tag."""
-    from orion_cli.config import load_settings
-    from orion_cli.identity import current_user
-    from orion_cli.services.stats import StatsFilter, check_by, collect
-    from orion_cli.units import parse_walltime_s
+
+    from orion_cli.services.queries.stats import StatsFilter, check_by, collect
+    from orion_cli.services.queries.stats_plot import check_plot_path, write_plot
 
     since_s = parse_walltime_s(since, "--since") if since else None
     check_by(by)
     if plot is not None:
-        from orion_cli.services.stats_plot import check_plot_path
-
         check_plot_path(plot)
     flt = StatsFilter(
         owner=None if all_users else current_user(),
@@ -58,8 +59,6 @@ def stats(
     )
     result = collect(load_settings(), flt, by)
     if plot is not None and result.total.jobs:
-        from orion_cli.services.stats_plot import write_plot
-
         write_plot(result, plot)
     if as_json:
         print_json({**result.as_dict(), "plot": str(plot) if plot and result.total.jobs else None})
@@ -110,7 +109,6 @@ def _durations_line(label: str, d: Durations, what: str) -> str:
 
 
 def _print(result: Stats) -> None:
-    from orion_cli.cli.ls import counts_text
 
     total = result.total
     typer.echo(f"{total.jobs} jobs: {counts_text(total.counts)}")

@@ -7,8 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orion_cli.cli import app
-from orion_cli.cli.output import handle_errors, message, table
+from orion_cli.cli.output import handle_errors, message, print_json, table
+from orion_cli.cli.params import read_params
+from orion_cli.cli.root import app
+from orion_cli.config import load_settings
+from orion_cli.errors import UsageError
+from orion_cli.identity import current_user
+from orion_cli.jobids import parse_job_ids, parse_study_id
+from orion_cli.units import parse_walltime_s
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
@@ -34,11 +40,7 @@ def results(
     """Energies, forces, stress, volumes (and swept parameters) of many jobs at once."""
     import sys
 
-    from orion_cli.config import load_settings
-    from orion_cli.errors import UsageError
-    from orion_cli.identity import current_user
-    from orion_cli.jobids import parse_job_ids, parse_study_id
-    from orion_cli.services.results import Selection, answers, table_rows, write_results
+    from orion_cli.services.queries.results import Selection, answers, table_rows, write_results
 
     settings = load_settings()
     selection = Selection(
@@ -80,9 +82,7 @@ def _base_request(
     resources: dict[str, Any],
 ) -> Any:
     """The SubmitRequest every job of a study shares (no structures yet)."""
-    from orion_cli.cli.submit import _params
-    from orion_cli.services.submit import SubmitRequest
-    from orion_cli.units import parse_walltime_s
+    from orion_cli.services.submission.submit import SubmitRequest
 
     walltime = resources.pop("walltime", "")
     if walltime:
@@ -90,7 +90,7 @@ def _base_request(
     return SubmitRequest(
         structures=[],
         engine=engine,
-        params=_params(param or [], params_file),
+        params=read_params(param or [], params_file),
         name=name,
         tag=tag,
         scheduler=scheduler,
@@ -143,13 +143,9 @@ def eos(
     as_json: JsonOpt = False,
 ) -> None:
     """Equation of state: scaled cells as one array, then a Birch–Murnaghan fit after them."""
-    from orion_cli.cli.output import print_json
-    from orion_cli.config import load_settings
-    from orion_cli.services.eos import submit_eos
+    from orion_cli.services.studies.eos import submit_eos
 
     if hold and wait:
-        from orion_cli.errors import UsageError
-
         raise UsageError(
             "--hold with --wait would wait for ever",
             "drop --wait; start the study with `orion release --study ID`, then `orion wait`",
@@ -223,10 +219,7 @@ def converge(
     as_json: JsonOpt = False,
 ) -> None:
     """Convergence test: one job per value of a parameter as one array, then the analysis."""
-    from orion_cli.cli.output import print_json
-    from orion_cli.config import load_settings
-    from orion_cli.errors import UsageError
-    from orion_cli.services.converge import SWEEP_HINT, submit_converge
+    from orion_cli.services.studies.converge import SWEEP_HINT, submit_converge
 
     settings = load_settings()
     if not sweep:  # -p key=start:stop:step (a range can be nothing else) is the sweep too
@@ -277,8 +270,8 @@ def _shown(value: Any) -> str:
 
 
 def _wait_for(settings: Settings, job_id: int) -> dict[str, Any]:
-    from orion_cli.services.jobs import show_job
-    from orion_cli.services.waiting import wait_for
+    from orion_cli.services.queries.show import show_job
+    from orion_cli.services.queries.waiting import wait_for
 
     wait_for(settings, [job_id])
     return show_job(settings, job_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,9 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from orion_cli.cli import app
+from orion_cli.cli.monitor import wait_and_show
 from orion_cli.cli.output import handle_errors, message, print_json
+from orion_cli.cli.params import read_params
+from orion_cli.cli.render import frozen_file_lines
+from orion_cli.cli.root import app
+from orion_cli.cli.scripts import submit_script_command
+from orion_cli.config import load_settings
 from orion_cli.errors import UsageError
+from orion_cli.units import parse_mem_mb, parse_walltime_s
 
 
 @contextmanager
@@ -39,48 +44,6 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
     finally:
         if "bar" in state:
             state["bar"].stop()
-
-
-def _params(pairs: list[str], params_file: Path | None) -> dict[str, Any]:
-    from orion_cli.units import parse_param_pairs
-
-    params: dict[str, Any] = {}
-    if params_file is not None:
-        params = _read_params_file(params_file)
-    params.update(parse_param_pairs(pairs))
-    return params
-
-
-def _read_params_file(path: Path) -> dict[str, Any]:
-    """Read a TOML or JSON table of parameters; every way it can be wrong is one UsageError."""
-    fix = "use a TOML or JSON file of key = value pairs"
-    if path.is_dir():
-        raise UsageError(f"params file '{path}' is a directory", "give the path of a file")
-    if not path.is_file():
-        raise UsageError(f"params file '{path}' does not exist", "check the path")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"params file '{path}' is not a UTF-8 text file", fix) from None
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read params file '{path}': {exc.strerror}", "check its permissions"
-        ) from None
-    try:
-        if path.suffix == ".json":
-            params = json.loads(text)
-        else:
-            import tomllib
-
-            params = tomllib.loads(text)
-    except RecursionError:
-        raise UsageError(f"params file '{path}' is nested too deeply", fix) from None
-    except ValueError as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"cannot read parameters from '{path}': {detail}", fix) from None
-    if not isinstance(params, dict):
-        raise UsageError(f"'{path}' must hold a table of key = value pairs", fix)
-    return params
 
 
 #: notes printed one by one; more are summed up in one line
@@ -234,21 +197,36 @@ def submit(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the batch script, write nothing.")
     ] = False,
+    reuse: Annotated[
+        bool,
+        typer.Option(
+            "--reuse",
+            help="Take the result of an identical completed (or running) job instead of "
+            "computing it again (same calculation key).",
+        ),
+    ] = False,
+    reuse_loose: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-loose", help="As --reuse, ignoring the engine's code version (pw.x upgrade)."
+        ),
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="A cutoff below the pseudopotentials' suggestion is an error."
+        ),
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the jobs end.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Submit one job per structure file."""
-    from orion_cli.config import load_settings
-    from orion_cli.services.depgraph import parse_ids
-    from orion_cli.services.packing import parse_estimate_s
-    from orion_cli.services.submit import SubmitRequest
-    from orion_cli.services.submit import submit as submit_jobs
-    from orion_cli.units import parse_mem_mb, parse_walltime_s
+    from orion_cli.services.lifecycle.depgraph import parse_ids
+    from orion_cli.services.submission.packing import parse_estimate_s
+    from orion_cli.services.submission.submit import SubmitRequest
 
     settings = load_settings()
     if script is not None:
-        from orion_cli.cli.scripts import submit_script_command
-
         submit_script_command(settings, script, structures or [], locals())
         return
     if not engine:
@@ -266,7 +244,7 @@ def submit(
         structures=[Path(item) for item in structures or []],
         structure_from=structure_from,
         engine=engine,
-        params=_params(param or [], params),
+        params=read_params(param or [], params),
         name=name,
         scheduler=scheduler,
         queue=queue,
@@ -294,23 +272,56 @@ def submit(
         max_retries=retries,
         pack=pack,
         on_scf_fail=on_scf_fail or [],
+        strict=strict,
+        reuse="loose" if reuse_loose else "strict" if reuse else "",
         estimate_s=parse_estimate_s(estimate) if estimate else None,
         retry_delay_s=parse_walltime_s(retry_delay, "--retry-delay") if retry_delay else None,
     )
+    done = _submitted(settings, request)
+    if dry_run:
+        _print_dry_run(done, as_json)
+        return
+    _print_submitted(done, as_json, wait)
+    if wait and done.ids:
+        wait_and_show(settings, done.ids, as_json)
+    if done.errors:
+        raise typer.Exit(1)
+
+
+def _submitted(settings: Any, request: Any) -> Any:
+    """Submit with a progress bar; print the notes (chosen frames, frozen inputs, warnings)."""
+    from orion_cli.services.submission.submit import submit as submit_jobs
+
     with progress_bar() as report:
         done = submit_jobs(settings, request, report)
     show_notes(done.notes)
-    if dry_run:
-        if as_json:
-            print_json(
-                {"scripts": done.scripts, "inputs": done.inputs, "inputs_of": done.inputs_of}
-            )
-            return
-        typer.echo("\n".join(done.scripts), nl=False)
-        for file_name, text in done.inputs.items():
-            typer.echo(f"# --- {file_name} (engine input of {done.inputs_of}) ---")
-            typer.echo(text, nl=not text.endswith("\n"))
+    for line in done.frozen_notes:
+        message(line if line.startswith("warning: ") else f"note: {line}")
+    return done
+
+
+def _print_dry_run(done: Any, as_json: bool) -> None:
+    """The batch scripts and the first job's engine input files a submit would write."""
+    if as_json:
+        print_json(
+            {
+                "scripts": done.scripts,
+                "inputs": done.inputs,
+                "inputs_of": done.inputs_of,
+                "frozen": done.frozen,
+            }
+        )
         return
+    typer.echo("\n".join(done.scripts), nl=False)
+    for line in frozen_file_lines(done.frozen):
+        typer.echo(f"# {line}")
+    for file_name, text in done.inputs.items():
+        typer.echo(f"# --- {file_name} (engine input of {done.inputs_of}) ---")
+        typer.echo(text, nl=not text.endswith("\n"))
+
+
+def _print_submitted(done: Any, as_json: bool, wait: bool) -> None:
+    """Errors on stderr; the new ids (one a line, or JSON unless --wait prints the jobs)."""
     for line in done.errors:
         message(f"error: {line}")
     if as_json and not wait:
@@ -325,30 +336,8 @@ def submit(
     elif not as_json:
         for job_id in done.ids:
             typer.echo(job_id)
-    if wait and done.ids:
-        _wait(settings, done.ids, as_json)
-    if done.errors:
-        raise typer.Exit(1)
 
 
 def _resources(**given: Any) -> dict[str, Any]:
     """The resources given on the command line (None: not given)."""
     return {key: value for key, value in given.items() if value is not None}
-
-
-def _wait(settings: Any, ids: list[int], as_json: bool) -> None:
-    """Wait as `orion wait` does (the same loop), then print the jobs."""
-    from orion_cli.cli.monitor import wait_and_report
-    from orion_cli.services.jobs import show_job
-
-    wait_and_report(settings, ids, None)
-    jobs = [show_job(settings, job_id) for job_id in ids]
-    if as_json:
-        print_json(jobs[0] if len(jobs) == 1 else jobs)
-    else:
-        from orion_cli.cli.commands import render_job
-
-        for job in jobs:
-            render_job(job)
-    if any(job["status"] != "completed" for job in jobs):
-        raise typer.Exit(1)

@@ -9,14 +9,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orion_cli.cli import app
 from orion_cli.cli.jobargs import IdsArg, SlurmIdOpt, StatusOpt, StudyOpt, TagOpt, selection
 from orion_cli.cli.monitor import counts_line, freshness_lines
 from orion_cli.cli.output import age, handle_errors, message, visible
+from orion_cli.cli.root import app
+from orion_cli.config import load_settings
+from orion_cli.errors import OrionError
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
-    from orion_cli.services.watching import Snapshot
+    from orion_cli.services.queries.watching import Snapshot
 
 RUNNING_SHOWN = 10
 BAR_CHARS = 20
@@ -139,8 +141,7 @@ class Keys:
 
 def _poll_if_due(settings: Settings, last: list[float]) -> str:
     """Run a poll cycle when min_query_interval_s (at least 2 s) has passed; return an error."""
-    from orion_cli.errors import OrionError
-    from orion_cli.services.poll import poll
+    from orion_cli.services.lifecycle.poll import poll
 
     if time.monotonic() - last[0] < max(settings.min_query_interval_s, 2.0):
         return ""
@@ -170,9 +171,9 @@ def watch(
     Polls itself at most once per min_query_interval_s; q or Ctrl-C quits. Not on a
     terminal it prints a line when something changed and ends when all jobs have ended.
     """
-    from orion_cli.config import load_settings
-    from orion_cli.services.waiting import select_ids
-    from orion_cli.services.watching import default_ids
+
+    from orion_cli.services.queries.waiting import select_ids
+    from orion_cli.services.queries.watching import default_ids
 
     settings = load_settings()
     chosen = selection(job_ids, slurm_id, tag, status, study)
@@ -198,7 +199,7 @@ def _live(settings: Settings, ids: list[int], interval: float) -> None:
     from rich.console import Console
     from rich.live import Live
 
-    from orion_cli.services.watching import snapshot
+    from orion_cli.services.queries.watching import snapshot
 
     last = [float("-inf")]
     error = _poll_if_due(settings, last)
@@ -216,7 +217,7 @@ def _live(settings: Settings, ids: list[int], interval: float) -> None:
 
 
 def _plain(settings: Settings, ids: list[int], interval: float) -> None:
-    from orion_cli.services.watching import snapshot
+    from orion_cli.services.queries.watching import snapshot
 
     last = [float("-inf")]
     seen: set[tuple[int, str]] = set()

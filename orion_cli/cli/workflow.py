@@ -7,9 +7,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orion_cli.cli import app
-from orion_cli.cli.jobargs import JsonOpt
-from orion_cli.cli.output import handle_errors, message
+from orion_cli.cli.jobargs import JsonOpt, finish
+from orion_cli.cli.output import handle_errors, message, print_json
+from orion_cli.cli.root import app
+from orion_cli.config import load_settings
+from orion_cli.errors import UsageError
+from orion_cli.jobids import parse_job_id
+from orion_cli.units import parse_param_pairs
 
 if TYPE_CHECKING:
     from rich.tree import Tree
@@ -44,9 +48,7 @@ def submit(
     as_json: JsonOpt = False,
 ) -> None:
     """Check the whole file first, then record each study in one go and submit its steps."""
-    from orion_cli.cli.output import print_json
-    from orion_cli.config import load_settings
-    from orion_cli.services.workflow import WorkflowRequest, submit_workflow
+    from orion_cli.services.studies.workflow import WorkflowRequest, submit_workflow
 
     request = WorkflowRequest(
         workflow_file, list(structures or []), scheduler, tuple(tag or ()), hold
@@ -83,10 +85,7 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """The study's steps as a tree: each step's jobs, statuses and why they wait or failed."""
-    from orion_cli.cli.output import print_json
-    from orion_cli.config import load_settings
-    from orion_cli.jobids import parse_job_id
-    from orion_cli.services.workflow_status import study_graph
+    from orion_cli.services.studies.workflow_status import study_graph
 
     graph = study_graph(load_settings(), parse_job_id(study_id))
     if as_json:
@@ -179,12 +178,7 @@ def retry(
     as_json: JsonOpt = False,
 ) -> None:
     """Rerun the failed part of a study; completed steps are kept, not rerun."""
-    from orion_cli.cli.jobargs import finish
-    from orion_cli.config import load_settings
-    from orion_cli.errors import UsageError
-    from orion_cli.jobids import parse_job_id
-    from orion_cli.services.workflow_status import retry_failed
-    from orion_cli.units import parse_param_pairs
+    from orion_cli.services.studies.workflow_status import retry_failed
 
     if not failed:
         raise UsageError("say what to rerun", f"write orion workflow retry {study_id} --failed")

@@ -100,11 +100,22 @@ class Job(SQLModel, table=True):
     #: start from this job's final structure, read on the node from its result.json
     structure_from_id: int | None = None
     #: ``--on-scf-fail``: {"change": {key: value}, "applied_at_attempt": N or None}; the one
-    #: retry after an unconverged SCF runs with ``change`` (services/scf_retry.py)
+    #: retry after an unconverged SCF runs with ``change`` (services/lifecycle/scf_retry.py)
     on_scf_fail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     #: a user's own batch script (``orion submit --script``, ``orion adopt``): its path,
     #: arguments, submit directory, ``#SBATCH`` options and what orion adds; None otherwise
     script: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    #: what the job is, resolved at submit (orion_cli.frozen): parameters, engine settings,
+    #: derived values, each input file's sha256, code version, calculation key
+    frozen: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    #: sha256 of the canonical frozen record (orion_cli.frozen.calculation_key)
+    calc_key: str | None = Field(default=None, index=True)
+    #: the key without the engine's code version (``--reuse=loose``)
+    loose_key: str | None = Field(default=None, index=True)
+    #: completed at once with the result of this job (``--reuse``)
+    reused_from: int | None = None
+    #: set by ``orion reuse invalidate``: this job's result is never reused
+    reuse_invalid: bool = False
 
 
 class JobResult(SQLModel, table=True):

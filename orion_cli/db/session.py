@@ -15,10 +15,14 @@ from orion_cli.db import KNOWN_REVISIONS, ORION_TABLES, SCHEMA_HEAD
 from orion_cli.db import sqlite_file as files
 from orion_cli.db.urls import check_url, normalize_url, redact, scrub
 from orion_cli.errors import DatabaseError, ForeignDatabaseError, OrionError
+from orion_cli.runner import COMMAND_TIMEOUT_S
 
 __all__ = ["normalize_url", "redact"]  # re-exported: callers print URLs through this module
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: how long a writer waits for SQLite's write lock: longer than a scheduler command, since a
+#: retry holds the lock from its claim until sbatch answers (and a cancel across scancel)
+SQLITE_BUSY_TIMEOUT_S = COMMAND_TIMEOUT_S + 30
 
 
 @cache
@@ -29,7 +33,7 @@ def get_engine(url: str) -> Engine:
         path = sqlite_path(url)
         if path is not None:
             files.make_private_dir(path.parent)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):

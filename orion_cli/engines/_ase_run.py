@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from orion_cli.engines.base import EngineParam, ProgressFn, Result
 from orion_cli.errors import UsageError
+from orion_cli.jobdir import RESULT_FILE, read_json
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -128,7 +129,6 @@ def prepare_attempt(files: AseFiles, workdir: Path, attempt: int) -> None:
     reaching the soft limit (an engine error: this attempt then starts over from the
     input); an interrupted relaxation is continued from its trajectory's last frame.
     """
-    from orion_cli.jobdir import RESULT_FILE, read_json
 
     if attempt <= 1:
         return

@@ -68,14 +68,22 @@ def setting_mapping(settings: Mapping[str, Any], engine_name: str, key: str) -> 
     return {k.strip(): v.strip() for k, v in pairs}
 
 
-def check_kpoints(engine_name: str, params: Mapping[str, Any], merged: dict[str, Any]) -> None:
-    """Validate ``kpoints`` / ``kspacing_per_a``; an explicit grid switches the spacing off."""
+def check_kpoints(
+    engine_name: str, params: Mapping[str, Any], merged: dict[str, Any], shifts: bool = False
+) -> None:
+    """Validate ``kpoints`` / ``kspacing_per_a``; an explicit grid switches the spacing off.
+
+    With ``shifts`` (the engine has ``kpoints_shift``), six numbers are a grid and its shift.
+    """
     if params.get("kpoints") is not None and params.get("kspacing_per_a") is not None:
         raise UsageError(
             f"engine '{engine_name}': give either kpoints or kspacing_per_a, not both",
             "drop one of the two --param options",
         )
     grid = merged.get("kpoints")
+    if shifts:
+        _split_shift(engine_name, merged)
+        grid = merged.get("kpoints")
     if grid is not None:
         if not (
             isinstance(grid, Sequence)
@@ -83,13 +91,39 @@ def check_kpoints(engine_name: str, params: Mapping[str, Any], merged: dict[str,
             and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in grid)
         ):
             raise UsageError(
-                f"engine '{engine_name}': kpoints={grid!r} is not three positive integers",
-                "write e.g. --param kpoints=[4,4,4]",
+                f"engine '{engine_name}': kpoints={grid!r} is not three positive integers"
+                + (" (and three 0/1 shifts)" if shifts else ""),
+                "write e.g. --param kpoints=4,4,4" + (" or kpoints=6,6,6,1,1,1" if shifts else ""),
             )
         merged["kpoints"] = [int(n) for n in grid]
         merged["kspacing_per_a"] = None
     else:
         require_positive(engine_name, merged, "kspacing_per_a")
+
+
+def _split_shift(engine_name: str, merged: dict[str, Any]) -> None:
+    """``kpoints=[6,6,6,1,1,1]`` → grid and ``kpoints_shift``; each shift is 0 or 1."""
+    grid, shift = merged.get("kpoints"), merged.get("kpoints_shift")
+    if isinstance(grid, Sequence) and not isinstance(grid, str) and len(grid) == 6:
+        if shift is not None and list(shift) != list(grid[3:]):
+            raise UsageError(
+                f"engine '{engine_name}': kpoints={list(grid)} and kpoints_shift={shift} disagree",
+                "give the shift once",
+            )
+        merged["kpoints"], shift = list(grid[:3]), list(grid[3:])
+    if shift is None:
+        return
+    if not (
+        isinstance(shift, Sequence)
+        and not isinstance(shift, str)
+        and len(shift) == 3
+        and all(n in (0, 1) and not isinstance(n, bool) for n in shift)
+    ):
+        raise UsageError(
+            f"engine '{engine_name}': kpoints_shift={shift!r} is not three 0/1 values",
+            "write e.g. -p kpoints_shift=1,1,1 or -p kpoints=6,6,6,1,1,1",
+        )
+    merged["kpoints_shift"] = [int(n) for n in shift]
 
 
 def require_positive(engine_name: str, merged: Mapping[str, Any], *names: str) -> None:

@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from orion_cli.errors import UsageError
+from orion_cli.limits import bad_character
+
 if TYPE_CHECKING:
     from ase import Atoms
 
@@ -151,7 +154,6 @@ def check_known_params(
     >>> check_known_params("mock", p, {"steps": 20.0})
     {'steps': 20}
     """
-    from orion_cli.errors import UsageError
 
     names = {p.name for p in declared}
     unknown = sorted(set(params) - names)
@@ -174,7 +176,6 @@ def check_known_params(
 
 def check_param_value(engine_name: str, param: EngineParam, value: Any) -> Any:
     """Return ``value`` checked against the type of ``param``'s default (see above)."""
-    from orion_cli.errors import UsageError
 
     what = f"engine '{engine_name}': {param.name}={_short(value)}"
     _check_inside(what, value)
@@ -212,9 +213,6 @@ def _check_inside(what: str, value: Any) -> None:
     Iterative, so a value nested as deep as JSON allows cannot exhaust the stack.
     """
     import math
-
-    from orion_cli.errors import UsageError
-    from orion_cli.limits import bad_character
 
     pending = [value]
     while pending:

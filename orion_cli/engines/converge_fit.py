@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
 from orion_cli.errors import UsageError
+from orion_cli.ingest import check_result
+from orion_cli.jobdir import RESULT_FILE, read_result
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -99,8 +101,6 @@ class ConvergeEngine:
 
 def read_energies(workdir: Path, jobs: list[int]) -> list[float | None]:
     """Each job's energy (eV) from its result.json, checked as untrusted; None if it has none."""
-    from orion_cli.ingest import check_result
-    from orion_cli.jobdir import RESULT_FILE, read_result
 
     energies: list[float | None] = []
     for job_id in jobs:

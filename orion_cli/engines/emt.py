@@ -48,6 +48,12 @@ class EmtEngine:
     def binary_status(self, settings: Mapping[str, Any]) -> tuple[bool, str]:
         return True, "built in (ase.calculators.emt)"
 
+    def code_version(self, settings: Mapping[str, Any]) -> str:
+        """The calculator's package version, part of the calculation key."""
+        from importlib.metadata import version
+
+        return f"ase {version('ase')}"
+
     def prepare(
         self,
         atoms: Atoms,

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
 from orion_cli.errors import UsageError
+from orion_cli.handoff import HANDOFF_FILE
+from orion_cli.ingest import check_result
+from orion_cli.jobdir import RESULT_FILE, read_result
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -120,8 +123,6 @@ def read_points(
     workdir: Path, params: Mapping[str, Any]
 ) -> tuple[list[float], list[float], list[int], list[int]]:
     """The points' (volume, energy) from their result.json files, checked as untrusted."""
-    from orion_cli.ingest import check_result
-    from orion_cli.jobdir import RESULT_FILE, read_result
 
     volumes, energies, used, missing = [], [], [], []
     for job_id, volume in zip(params["jobs"], params["volumes_a3"], strict=True):
@@ -144,7 +145,6 @@ def _ran_volume(point_dir: Path) -> float | None:
 
     Its cell is known only on the node: the relaxed cell times the point's lattice factor.
     """
-    from orion_cli.handoff import HANDOFF_FILE
 
     path = point_dir / HANDOFF_FILE
     if not path.is_file():

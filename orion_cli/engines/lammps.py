@@ -26,6 +26,7 @@ from orion_cli.engines.lammps_input import (
     pair_commands,
     per_species,
 )
+from orion_cli.engines.lammps_restart import prepare_attempt, stopped_step
 from orion_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -200,13 +201,11 @@ class LammpsEngine:
 
     def prepare_attempt(self, workdir: Path, attempt: int) -> None:
         """Keep the previous attempt's files; continue from its restart file if it left one."""
-        from orion_cli.engines.lammps_restart import prepare_attempt
 
         prepare_attempt(workdir, attempt, dump_files(workdir))
 
     def parse(self, workdir: Path, params: Mapping[str, Any]) -> Result:
         """Read ``log.lammps`` and the final dump; a LAMMPS ERROR gives ``Result(error=...)``."""
-        from orion_cli.engines.lammps_restart import stopped_step
 
         log = _command.read_text(workdir / LOG_NAME)
         stdout = _command.read_text(workdir / STDOUT_NAME) or ""

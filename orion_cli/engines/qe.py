@@ -15,13 +15,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from orion_cli.engines import _command
 from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
 from orion_cli.engines.passthrough import check_scalar, gather_table, refuse_named
+from orion_cli.engines.qe_input import INPUT_NAME as INPUT_NAME
+from orion_cli.engines.qe_input import pw_input_data as pw_input_data
+from orion_cli.engines.qe_plan import check_pseudo_table, frozen_inputs, plan_inputs, pw_version
+from orion_cli.engines.qe_retry import checked_change, describe, rewrite_input
 from orion_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from ase import Atoms
 
 DEFAULT_PSEUDO_DIR = "/usr/share/espresso/pseudo"
-INPUT_NAME = "pw.in"
 OUTPUT_NAME = "pw.out"
 STOP_FILE = "orion.EXIT"  # <prefix>.EXIT
 
@@ -89,9 +92,30 @@ class QeEngine:
         EngineParam("calculation", "scf", "pw.x calculation", choices=("scf", "relax", "vc-relax")),
         EngineParam("ecutwfc_ry", 30.0, "plane-wave cutoff for wavefunctions", unit="Ry"),
         EngineParam(
-            "ecutrho_ry", None, "charge-density cutoff (pw.x default: 4 × ecutwfc_ry)", unit="Ry"
+            "ecutrho_ry",
+            None,
+            "charge-density cutoff (default: 8 × ecutwfc_ry with an ultrasoft or PAW "
+            "pseudopotential, else 4 ×; read from the UPF headers)",
+            unit="Ry",
         ),
-        EngineParam("kpoints", None, "Monkhorst-Pack grid [n1, n2, n3]; replaces kspacing_per_a"),
+        EngineParam(
+            "kpoints",
+            None,
+            "Monkhorst-Pack grid [n1, n2, n3], or [n1, n2, n3, s1, s2, s3] with a shift; "
+            "replaces kspacing_per_a",
+        ),
+        EngineParam("kpoints_shift", None, "shift of the grid per axis, 0 or 1: [1, 1, 1]"),
+        EngineParam(
+            "pseudo",
+            None,
+            "pseudopotential file per element: -p pseudo.Si=Si.pz-vbc.UPF (a name in "
+            "pseudo_dir, or a path)",
+        ),
+        EngineParam(
+            "pseudo_family",
+            None,
+            "named pseudopotential family: debian-pbe, debian-lda, or [engines.qe.families.NAME]",
+        ),
         EngineParam(
             "kspacing_per_a",
             0.25,
@@ -131,10 +155,13 @@ class QeEngine:
 
     def check(self, params: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
         """Return ``params`` completed with defaults; raise UsageError naming a bad one."""
-        params = gather_table(self.name, params, "input", NAMELISTS)
+        params = gather_table(
+            self.name, gather_table(self.name, params, "pseudo"), "input", NAMELISTS
+        )
         merged = check_known_params(self.name, self.parameters, params)
         merged["input"] = check_raw_input(merged["input"] or {}, settings)
-        _command.check_kpoints(self.name, params, merged)
+        merged["pseudo"] = check_pseudo_table(merged["pseudo"])
+        _command.check_kpoints(self.name, params, merged, shifts=True)
         _command.require_positive(
             self.name,
             merged,
@@ -153,6 +180,18 @@ class QeEngine:
         """Tell whether pw.x can run here, for ``orion engines``."""
         return _command.binary_status(self.name, settings, "pw.x")
 
+    def freeze(
+        self, atoms: Atoms, params: Mapping[str, Any], settings: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Resolve at submit what the job's answer depends on (see :mod:`orion_cli.frozen`)."""
+
+        return frozen_inputs(atoms, self.check(params, settings), settings)
+
+    def code_version(self, settings: Mapping[str, Any]) -> str:
+        """pw.x's banner version (``v.6.7MaX``), read once per process."""
+
+        return pw_version(_command.command_words(settings, "pw.x")[0])
+
     def prepare(
         self,
         atoms: Atoms,
@@ -164,26 +203,21 @@ class QeEngine:
         import ase.io
 
         params = self.check(params, settings)
-        pseudo_dir = _command.setting_path(settings, "pseudo_dir", DEFAULT_PSEUDO_DIR)
-        assert pseudo_dir is not None
-        pseudos = choose_pseudopotentials(
-            sorted(set(atoms.get_chemical_symbols())),
-            pseudo_dir,
-            _command.setting_mapping(settings, self.name, "pseudopotentials"),
-            str(settings.get("pseudo_functional") or "pbe"),
-        )
+        plan = plan_inputs(atoms, params, settings)
         structure = atoms.copy()
         if params["spin"] and not structure.get_initial_magnetic_moments().any():
             structure.set_initial_magnetic_moments([0.5] * len(structure))
-        kpoints = params["kpoints"] or _command.kpoint_grid(atoms, params["kspacing_per_a"])
         workdir.mkdir(parents=True, exist_ok=True)
         ase.io.write(
             workdir / INPUT_NAME,
             structure,
             format="espresso-in",
-            input_data=pw_input_data(params, pseudo_dir.resolve()),
-            pseudopotentials=pseudos,
-            kpts=tuple(kpoints),
+            input_data=pw_input_data(
+                {**params, "ecutrho_ry": plan.ecutrho_ry}, plan.pseudo_dir(workdir)
+            ),
+            pseudopotentials={el: path.name for el, path in plan.pseudos.items()},
+            kpts=tuple(plan.kpoints),
+            koffset=tuple(plan.kpoints_shift),
         )
         return RunSpec(
             command=(*_command.command_words(settings, "pw.x"), "-in", INPUT_NAME),
@@ -224,16 +258,12 @@ class QeEngine:
         self, params: Mapping[str, Any], change: Mapping[str, Any], settings: Mapping[str, Any]
     ) -> dict[str, Any]:
         """``--on-scf-fail``: the parameters of the retry after an unconverged SCF (checked)."""
-        from orion_cli.engines.qe_retry import checked_change
-
         return checked_change(self, params, change, settings)
 
     def apply_scf_retry(
         self, workdir: Path, old: Mapping[str, Any], new: Mapping[str, Any], failed_attempt: int
     ) -> str:
         """Rewrite pw.in for the retry (the failed one kept); say what changed."""
-        from orion_cli.engines.qe_retry import describe, rewrite_input
-
         rewrite_input(workdir, old, new, failed_attempt)
         return describe(old, new)
 
@@ -300,83 +330,6 @@ def check_raw_input(raw: Mapping[str, Any], settings: Mapping[str, Any]) -> dict
             check_scalar("qe", where, value)
             section[name] = value
     return checked
-
-
-def pw_input_data(params: Mapping[str, Any], pseudo_dir: Path) -> dict[str, dict[str, Any]]:
-    """Map orion parameters onto pw.x namelists; raw ``input`` keys are added last."""
-    calculation = params["calculation"]
-    control: dict[str, Any] = {
-        "calculation": calculation,
-        "prefix": "orion",
-        "outdir": "./out",
-        "pseudo_dir": str(pseudo_dir),
-        "tprnfor": True,
-        "tstress": True,
-    }
-    if calculation != "scf":
-        control["nstep"] = int(params["ion_steps"])
-        control["forc_conv_thr"] = float(params["force_conv_thr_ry_per_bohr"])
-    system: dict[str, Any] = {"ecutwfc": float(params["ecutwfc_ry"])}
-    if params["ecutrho_ry"] is not None:
-        system["ecutrho"] = float(params["ecutrho_ry"])
-    if params["smearing"] == "none":
-        system["occupations"] = "fixed"
-    else:
-        system.update(
-            occupations="smearing", smearing=params["smearing"], degauss=float(params["degauss_ry"])
-        )
-    if params["spin"]:
-        system["nspin"] = 2
-    electrons = {
-        "conv_thr": float(params["conv_thr_ry"]),
-        "electron_maxstep": int(params["electron_maxstep"]),
-        "mixing_beta": float(params["mixing_beta"]),
-    }
-    cell = {"press": float(params["press_kbar"])} if calculation == "vc-relax" else {}
-    data = {"control": control, "system": system, "electrons": electrons, "ions": {}, "cell": cell}
-    for namelist, keys in (params.get("input") or {}).items():
-        data[namelist].update(keys)
-    return data
-
-
-def choose_pseudopotentials(
-    elements: list[str], pseudo_dir: Path, configured: Mapping[str, str], functional: str
-) -> dict[str, str]:
-    """Pick one pseudopotential file per element: configured first, else the rule below.
-
-    Rule: files named ``<El>.*.upf`` or ``<El>_*.upf`` (any case); prefer names with
-    ``.<functional>-``, then not relativistic (``rel-``), then alphabetical.
-    """
-    if not pseudo_dir.is_dir():
-        raise UsageError(
-            f"pseudopotential directory {pseudo_dir} does not exist",
-            "set [engines.qe] pseudo_dir in orion.toml (or ORION_QE_PSEUDO_DIR)",
-        )
-    files = sorted(p.name for p in pseudo_dir.iterdir() if p.is_file())
-    chosen = {}
-    for element in elements:
-        if element in configured:
-            name = configured[element]
-            if not (pseudo_dir / name).is_file():
-                raise UsageError(
-                    f"pseudopotential {name} configured for {element} is not in {pseudo_dir}",
-                    "fix [engines.qe] pseudopotentials or pseudo_dir in orion.toml",
-                )
-            chosen[element] = name
-            continue
-        pattern = re.compile(rf"^{re.escape(element)}[._-].*\.upf$", re.I)
-        candidates = [name for name in files if pattern.match(name)]
-        if not candidates:
-            raise UsageError(
-                f"no pseudopotential for element {element} in {pseudo_dir}",
-                f"put a {element}.*.UPF file there or set [engines.qe] pseudopotentials = "
-                f'{{{element} = "<file>.UPF"}} (and pseudo_dir) in orion.toml',
-            )
-        chosen[element] = min(
-            candidates,
-            key=lambda n: (f".{functional.lower()}-" not in n.lower(), "rel-" in n.lower(), n),
-        )
-    return chosen
 
 
 def with_restart_mode(pw_in: str) -> str:

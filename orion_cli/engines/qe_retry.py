@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from orion_cli.engines.qe_input import INPUT_NAME, pw_input_data
 from orion_cli.errors import UsageError
 
 #: parameters that change cards or the species, not namelist keys: not changeable on a retry
@@ -64,8 +65,6 @@ def checked_change(
 
 def namelist_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[tuple[str, str], Any]:
     """(namelist, key) → new value (None: removed) between two parameter sets."""
-    from orion_cli.engines.qe import pw_input_data
-
     before, after = pw_input_data(old, Path(".")), pw_input_data(new, Path("."))
     changes: dict[tuple[str, str], Any] = {}
     for namelist in _NAMELIST_ORDER:
@@ -78,8 +77,6 @@ def namelist_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[tup
 
 def describe(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     """Say what changed in pw.x's words: ``electrons.mixing_beta 0.7 → 0.3``."""
-    from orion_cli.engines.qe import pw_input_data
-
     before = pw_input_data(old, Path("."))
     return ", ".join(
         f"{nl}.{key} {before.get(nl, {}).get(key, 'unset')} → {'unset' if value is None else value}"
@@ -161,8 +158,6 @@ def rewrite_input(
     workdir: Path, old: Mapping[str, Any], new: Mapping[str, Any], failed_attempt: int
 ) -> None:
     """Keep the failed attempt's pw.in as ``pw-attempt-N.in``; write the changed one."""
-    from orion_cli.engines.qe import INPUT_NAME
-
     path = workdir / INPUT_NAME
     text = path.read_text()
     (workdir / f"pw-attempt-{failed_attempt}.in").write_text(text)

@@ -22,6 +22,22 @@ if TYPE_CHECKING:
 
 SCHEDULER_NAMES = ("slurm", "local")
 SLURM_BACKENDS = ("auto", "cli", "pyslurm")
+#: the deterministic scheduler of orion's own tests (orion_cli.schedulers.scripted)
+TEST_SCHEDULER = "test"
+
+
+def test_scheduler_enabled() -> bool:
+    """Whether the test scheduler may be chosen (``ORION_TEST_SCHEDULER=1``, tests only)."""
+    return os.environ.get("ORION_TEST_SCHEDULER") == "1"
+
+
+def known_scheduler(name: str) -> bool:
+    """Whether ``name`` is a scheduler a job may record.
+
+    >>> known_scheduler("slurm"), known_scheduler("pbs")
+    (True, False)
+    """
+    return name in SCHEDULER_NAMES or (name == TEST_SCHEDULER and test_scheduler_enabled())
 
 
 #: where Slurm's tools look for the cluster's configuration when SLURM_CONF is not set
@@ -102,6 +118,10 @@ def get_scheduler(name: str, state_dir: Path, backend: str = "auto") -> Schedule
         from orion_cli.schedulers.local import LocalScheduler
 
         return LocalScheduler(state_dir)
+    if name == TEST_SCHEDULER and test_scheduler_enabled():
+        from orion_cli.schedulers.scripted import scripted_scheduler
+
+        return scripted_scheduler(state_dir)
     raise UsageError(f"unknown scheduler '{name}'", f"use one of: {', '.join(SCHEDULER_NAMES)}")
 
 

@@ -30,6 +30,19 @@ class JobInfo:
     name: str | None = None
 
 
+#: the key of :meth:`Scheduler.partitions` holding the default partition's limit
+DEFAULT_PARTITION = "*"
+
+
+def partition_names(limits: dict[str, int | None]) -> list[str]:
+    """The partitions' names, without the default's key.
+
+    >>> partition_names({"debug": 3600, "long": None, DEFAULT_PARTITION: 3600})
+    ['debug', 'long']
+    """
+    return sorted(name for name in limits if name != DEFAULT_PARTITION)
+
+
 @dataclass(frozen=True)
 class SubmitOptions:
     """Things decided at submit time that are not lines of the batch script."""
@@ -133,6 +146,9 @@ class Scheduler(Protocol):
 
     def partitions(self) -> dict[str, int | None]:
         """Map partition name to its maximum walltime in s (None: unlimited).
+
+        The key :data:`DEFAULT_PARTITION` (``*``, as sinfo marks it), when present, holds the
+        limit of the partition a job that names none runs in.
 
         Empty when the backend has no partitions (then any partition request is ignored).
         """

@@ -14,7 +14,7 @@ from pathlib import Path
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused
 from orion_cli.runner import TIMEOUT_RC, CommandResult, Runner, run
 from orion_cli.schedulers import slurm_commands as c
-from orion_cli.schedulers.base import JobInfo, SubmitOptions
+from orion_cli.schedulers.base import JobInfo, SubmitOptions, partition_names
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class SlurmCli:
         self.runner = runner
         self.find_window_s = find_window_s
         self._max_array_size: int | None = None
+        self._partitions: dict[str, int | None] | None = None
 
     def _run(
         self, argv: Sequence[str], hint: str = HINT_DOWN, input_text: str | None = None
@@ -85,7 +86,7 @@ class SlurmCli:
         Array tasks are reported one by one (``123_4``); asking for ``123`` reports its tasks.
         sacct is asked about whole arrays, so its answer may be longer than the question.
         """
-        ids = _checked_ids(job_ids)
+        ids = checked_ids(job_ids)
         if not ids:
             return {}
         jobs = self._squeue(ids)
@@ -126,7 +127,7 @@ class SlurmCli:
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel ``job_ids`` with one scancel call; finished or unknown jobs are no error."""
-        ids = _checked_ids(job_ids)
+        ids = checked_ids(job_ids)
         if ids:
             self._run(c.scancel_argv(ids))
 
@@ -136,13 +137,13 @@ class SlurmCli:
         Running jobs are left alone; an unknown or finished job raises SchedulerError with
         SLURM's message (the other ids of the call are still held).
         """
-        ids = _checked_ids(job_ids)
+        ids = checked_ids(job_ids)
         if ids:
             self._run(c.scontrol_argv("uhold", ids), HINT_IDS)
 
     def release(self, job_ids: Sequence[str]) -> None:
         """Let held jobs start (``scontrol release``); errors as for :meth:`hold`."""
-        ids = _checked_ids(job_ids)
+        ids = checked_ids(job_ids)
         if ids:
             self._run(c.scontrol_argv("release", ids), HINT_IDS)
 
@@ -151,7 +152,7 @@ class SlurmCli:
 
         An array task's id stands for its whole array (every task has the same dependency).
         """
-        ids = list(dict.fromkeys(c.array_job_id(job_id) for job_id in _checked_ids(job_ids)))
+        ids = list(dict.fromkeys(c.array_job_id(job_id) for job_id in checked_ids(job_ids)))
         if ids:
             self._run(c.set_dependency_argv(ids, after), HINT_IDS)
 
@@ -161,7 +162,7 @@ class SlurmCli:
         Slurm 22.05 releases a held job whose Nice changes, so the held ones (one squeue call)
         are held again in the same scontrol session. Negative values need an operator.
         """
-        ids = _checked_ids(job_ids)
+        ids = checked_ids(job_ids)
         if not ids:
             return
         held = {
@@ -191,21 +192,26 @@ class SlurmCli:
         return {name: found[name] for name in wanted if name in found}
 
     def partitions(self) -> dict[str, int | None]:
-        """List partitions with their maximum walltime in seconds (None: unlimited)."""
-        return c.parse_partitions(self._run(c.sinfo_partitions_argv()).stdout)
+        """List partitions with their maximum walltime in seconds (None: unlimited).
+
+        Asked once per instance (one poll, one command): 1,000 timed-out jobs cost one sinfo.
+        """
+        if self._partitions is None:
+            self._partitions = c.parse_partitions(self._run(c.sinfo_partitions_argv()).stdout)
+        return dict(self._partitions)
 
     def check(self) -> tuple[bool, str]:
         """Tell whether sbatch exists and the controller answers, in one line."""
         if shutil.which("sbatch") is None:
             return False, "slurm: sbatch is not on PATH"
         try:
-            names = sorted(self.partitions())
+            names = partition_names(self.partitions())
         except SchedulerError as error:
             return False, f"slurm: {error.one_line()}"
         return True, f"slurm: controller answers, partitions: {', '.join(names) or 'none'}"
 
 
-def _checked_ids(job_ids: Sequence[str]) -> list[str]:
+def checked_ids(job_ids: Sequence[str]) -> list[str]:
     """Return the ids in order without duplicates; raise SchedulerError on a malformed one."""
     ids = list(dict.fromkeys(str(job_id).strip() for job_id in job_ids))
     bad = [job_id for job_id in ids if not c.JOB_ID.match(job_id)]

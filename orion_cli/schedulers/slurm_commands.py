@@ -13,7 +13,7 @@ from pathlib import Path
 
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown
 from orion_cli.runner import CommandResult
-from orion_cli.schedulers.base import JobInfo, SubmitOptions
+from orion_cli.schedulers.base import DEFAULT_PARTITION, JobInfo, SubmitOptions
 from orion_cli.schedulers.slurm_states import (
     map_state,
     parse_slurm_time_s,
@@ -202,8 +202,11 @@ def sacct_names_argv(window_s: int) -> list[str]:
 
 
 def sinfo_partitions_argv() -> list[str]:
-    """Build the sinfo command listing every partition with its time limit."""
-    return ["sinfo", "-h", "-a", "-o", "%R|%l"]
+    """Build the sinfo command listing every partition with its time limit.
+
+    ``%P``, not ``%R``: only ``%P`` marks the default partition (``debug*``).
+    """
+    return ["sinfo", "-h", "-a", "-o", "%P|%l"]
 
 
 # ---------- parsers (pure) -----------------------------------------------------------------
@@ -373,12 +376,21 @@ def match_names(records: Iterable[tuple[str, str]], wanted: Sequence[str]) -> di
 
 
 def parse_partitions(stdout: str) -> dict[str, int | None]:
-    """Parse ``sinfo -o '%R|%l'`` into partition name → max walltime in s (None: unlimited)."""
+    """Parse ``sinfo -o '%P|%l'`` into partition name → max walltime in s (None: unlimited).
+
+    The default partition (``debug*``) is also given under :data:`DEFAULT_PARTITION`.
+
+    >>> parse_partitions("debug*|1:00:00\\nlong|2-00:00:00\\n")
+    {'debug': 3600, '*': 3600, 'long': 172800}
+    """
     partitions: dict[str, int | None] = {}
     for line in stdout.splitlines():
         name, sep, limit = line.strip().partition("|")
         if sep and name:
-            partitions[name] = parse_slurm_time_s(limit)
+            limit_s = parse_slurm_time_s(limit)
+            partitions[name.rstrip("*")] = limit_s
+            if name.endswith("*"):
+                partitions[DEFAULT_PARTITION] = limit_s
     return partitions
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from orion_cli.errors import SchedulerError
 from orion_cli.schedulers import slurm_commands as c
 from orion_cli.schedulers.base import JobInfo, SubmitOptions
-from orion_cli.schedulers.slurm_cli import HINT_DOWN, HINT_IDS, SlurmCli, _checked_ids
+from orion_cli.schedulers.slurm_cli import HINT_DOWN, HINT_IDS, SlurmCli, checked_ids
 from orion_cli.schedulers.slurm_states import parse_slurm_time_s
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ class SlurmPyslurm(SlurmCli):
 
     def query(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
         """Ask the controller once (Jobs.load), then accounting once for the ids it lacks."""
-        ids = _checked_ids(job_ids)
+        ids = checked_ids(job_ids)
         if not ids:
             return {}
         ps = import_pyslurm()
@@ -218,7 +218,7 @@ class SlurmPyslurm(SlurmCli):
         fallback: Callable[[list[str]], None],
     ) -> None:
         """Apply ``action`` to each plain id's pyslurm Job; task ids go to ``fallback`` (CLI)."""
-        ids = _checked_ids(job_ids)
+        ids = checked_ids(job_ids)
         tasks = [job_id for job_id in ids if "_" in job_id]
         if tasks:
             fallback(tasks)

@@ -30,7 +30,7 @@ MESSAGE = f"boom\r{ESC}[Kerased"
 def make_hostile_job(url: str) -> int:
     from orion_cli.db.models import Job, JobResult, now_utc
     from orion_cli.db.session import session_scope
-    from orion_cli.services.lifecycle import transition
+    from orion_cli.services.lifecycle.state import transition
     from orion_cli.states import JobStatus
 
     with session_scope(url) as session:

@@ -83,8 +83,8 @@ def test_watch_in_a_pipe_prints_lines_and_ends_with_the_jobs(local: Path) -> Non
 
 def test_retry_lines_say_when_the_next_attempt_is() -> None:
     from orion_cli.cli.watch import retry_lines
-    from orion_cli.services.freshness import PollStamp
-    from orion_cli.services.watching import Snapshot
+    from orion_cli.services.lifecycle.freshness import PollStamp
+    from orion_cli.services.queries.watching import Snapshot
 
     now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
     due = now + timedelta(seconds=90)

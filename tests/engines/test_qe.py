@@ -12,7 +12,8 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 
-from orion_cli.engines.qe import QeEngine, choose_pseudopotentials
+from orion_cli.engines.qe import QeEngine
+from orion_cli.engines.qe_pseudo import choose
 from orion_cli.errors import UsageError
 from tests.conftest import EXAMPLES, need
 from tests.engines.conftest import RunEngine
@@ -111,7 +112,7 @@ def test_missing_pseudopotential_names_element_and_fix(tmp_path: Path) -> None:
         QeEngine().prepare(atoms, {}, tmp_path / "job", {"pseudo_dir": str(tmp_path)})
 
     assert "element C " in info.value.message and str(tmp_path) in info.value.message
-    assert info.value.hint is not None and "pseudopotentials" in info.value.hint
+    assert info.value.hint is not None and "-p pseudo.C=FILE" in info.value.hint
 
 
 def test_pseudopotential_rule_prefers_functional_then_nonrelativistic(tmp_path: Path) -> None:
@@ -127,11 +128,19 @@ def test_pseudopotential_rule_prefers_functional_then_nonrelativistic(tmp_path: 
     ):
         (tmp_path / name).write_text("")
 
-    chosen = choose_pseudopotentials(["C", "S", "Si"], tmp_path, {}, "pbe")
-    configured = choose_pseudopotentials(["Si"], tmp_path, {"Si": "Si_r.upf"}, "pbe")
+    chosen = {el: choose(el, {}, {}, tmp_path) for el in ("C", "S", "Si")}
+    configured = choose("Si", {}, {"pseudopotentials": {"Si": "Si_r.upf"}}, tmp_path)
 
-    assert chosen == {"C": "C.pz-rrkjus.UPF", "S": "S.pbe-n.UPF", "Si": "Si.pbe-rrkj.UPF"}
-    assert configured == {"Si": "Si_r.upf"}
+    assert {el: c.path.name for el, c in chosen.items()} == {
+        "C": "C.pz-rrkjus.UPF",
+        "S": "S.pbe-n.UPF",
+        "Si": "Si.pbe-rrkj.UPF",
+    }
+    assert {c.why for c in chosen.values()} == {"default rule"}
+    assert (configured.path, configured.why) == (
+        tmp_path / "Si_r.upf",
+        "[engines.qe] pseudopotentials",
+    )
 
 
 def test_written_input_reads_back(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ def hand_written_pw_in(extra_system: str) -> str:
 /
 &SYSTEM
   ibrav = 0, nat = 2, ntyp = 1, ecutwfc = 15.0, occupations = 'fixed'
+  ecutrho = 120.0  ! 8 x ecutwfc: orion's dual for an ultrasoft pseudopotential
   {extra_system}
 /
 &ELECTRONS

@@ -21,7 +21,7 @@ import pytest
 from ase.build import bulk
 
 from orion_cli.engines.qe import QeEngine
-from orion_cli.services.inputs import extxyz_text
+from orion_cli.services.structures import extxyz_text
 from orion_cli.taskfile import JobInputs, materialize
 from tests.engines.conftest import require_binary
 

@@ -171,7 +171,9 @@ def test_slurm_submit_to_missing_partition_reports_slurms_message(tmp_path: Path
 @pytest.mark.slurm
 def test_slurm_partitions_lists_debug() -> None:
     scheduler = make_scheduler("slurm", Path("."))
-    assert "debug" in scheduler.partitions()
+    partitions = scheduler.partitions()
+    assert "debug" in partitions
+    assert partitions["*"] == partitions["debug"]  # debug is this cluster's default (sinfo %P)
 
 
 # ---------- job control, names, arrays --------------------------------------------------------

@@ -380,3 +380,26 @@ def test_find_by_name_asks_sacct_only_for_names_squeue_lacks() -> None:
     runner.calls.clear()
     assert SlurmCli(runner).find_by_name(["orion-1-"]) == {"orion-1-": "5"}
     assert [call[0] for call in runner.calls] == ["squeue"]
+
+
+def test_parse_partitions_marks_the_default() -> None:
+    """Defect 6: ``%P`` shows the default partition (``debug*``, real sinfo output)."""
+    assert sinfo_partitions_argv_field() == "%P|%l"
+    assert s.parse_partitions(sample("sinfo_partitions_default.txt")) == {
+        "debug": None,
+        "*": None,
+        "long": None,
+    }
+
+
+def sinfo_partitions_argv_field() -> str:
+    return s.sinfo_partitions_argv()[-1]
+
+
+def test_partitions_are_asked_once_per_scheduler_instance() -> None:
+    """Defect 5: a poll retrying many timed-out jobs runs one sinfo, not one per job."""
+    runner = ReplayRunner({"sinfo": ok("debug*|1:00:00\nlong|2-00:00:00\n")})
+    scheduler = SlurmCli(runner)
+    for _ in range(5):
+        assert scheduler.partitions()["*"] == 3600
+    assert [call[0] for call in runner.calls] == ["sinfo"]

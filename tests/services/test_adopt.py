@@ -10,7 +10,7 @@ import pytest
 from orion_cli.config import load_settings
 from orion_cli.runner import CommandResult
 from orion_cli.schedulers.slurm_adopt import parse_scontrol_job
-from orion_cli.services.adopt import adopt
+from orion_cli.services.submission.adopt import adopt
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -50,8 +50,10 @@ def test_captured_scontrol_line_is_read() -> None:
 def test_adopt_records_once_and_refuses_the_rest(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("orion_cli.services.adopt.current_user", lambda: "root")
-    monkeypatch.setattr("orion_cli.services.group.current_user", lambda: "root", raising=False)
+    monkeypatch.setattr("orion_cli.services.submission.adopt.current_user", lambda: "root")
+    monkeypatch.setattr(
+        "orion_cli.services.admin.group.current_user", lambda: "root", raising=False
+    )
     settings = load_settings()
     done = adopt(settings, ["1783"], runner=replay(PLAIN))
     assert len(done.ids) == 1 and done.errors == []
@@ -65,7 +67,7 @@ def test_adopt_records_once_and_refuses_the_rest(
     assert "job array" in array.errors[0]
     bad = adopt(settings, ["12_3", "x"], runner=replay(""))
     assert len(bad.errors) == 2 and all("not a SLURM job id" in e for e in bad.errors)
-    from orion_cli.services.jobs import show_job
+    from orion_cli.services.queries.show import show_job
 
     job = show_job(settings, done.ids[0])
     assert (job["status"], job["scheduler_job_id"], job["walltime_s"], job["mem_mb"]) == (

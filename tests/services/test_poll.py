@@ -16,9 +16,9 @@ from orion_cli.errors import IllegalTransition, SchedulerError
 from orion_cli.identity import current_user
 from orion_cli.jobdir import RESULT_FILE, append_event, write_json_atomic
 from orion_cli.schedulers.base import JobInfo
-from orion_cli.services import poll as poll_module
-from orion_cli.services.lifecycle import transition
-from orion_cli.services.poll import PollReport, reconcile
+from orion_cli.services.lifecycle import poll as poll_module
+from orion_cli.services.lifecycle.poll import PollReport, reconcile
+from orion_cli.services.lifecycle.state import transition
 from orion_cli.states import FailureReason, JobStatus
 
 

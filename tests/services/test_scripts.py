@@ -195,7 +195,7 @@ def test_what_orion_adds_to_sbatch_and_nothing_else(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
     from orion_cli.schedulers.slurm_commands import sbatch_argv
-    from orion_cli.services.scripts import script_submission
+    from orion_cli.services.submission.scripts import script_submission
 
     job = SimpleNamespace(
         id=7,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from orion_cli.services.staging import PARALLEL_MIN_INPUTS, remove_stale_scratch
+from orion_cli.services.submission.staging import PARALLEL_MIN_INPUTS, remove_stale_scratch
 from tests.conftest import EXAMPLES
 
 SHM = Path("/dev/shm")

@@ -19,9 +19,9 @@ from ase.build import bulk
 from ase.io import read, write
 
 from orion_cli.errors import UsageError
-from orion_cli.services import staging
-from orion_cli.services.inputs import StructureInput, expand_inputs, read_frames
-from orion_cli.services.staging import StageTask, stage_paths
+from orion_cli.services.submission import staging
+from orion_cli.services.submission.inputs import StructureInput, expand_inputs, read_frames
+from orion_cli.services.submission.staging import StageTask, stage_paths
 from tests.engines.conftest import require_binary
 from tests.helpers import orion
 

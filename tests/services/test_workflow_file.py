@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from orion_cli.errors import UsageError
-from orion_cli.services.workflow_file import read_workflow
+from orion_cli.services.studies.workflow_file import read_workflow
 from tests.conftest import EXAMPLES
 from tests.helpers import orion
 

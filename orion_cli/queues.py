@@ -1,0 +1,163 @@
+"""Named queues and the one resolver of a submit's resources.
+
+A site or user writes, in ``orion.toml`` or the user config::
+
+    [queues.short]
+    partition = "debug"
+    walltime_s = 1800
+    priority = 12
+
+    [queues.gpu]
+    partition = "gpu"
+    qos = "gpu"
+    gpus = 1
+    setup = ["module load cuda/12"]
+
+``orion submit --queue short`` takes those values; a flag given on the command line wins
+over the queue's value, which wins over the settings (``walltime_s`` at the top level,
+``ORION_WALLTIME_S``, the defaults). ``setup`` lines run after the global ones and before
+an engine's own (:mod:`orion_cli.site`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from orion_cli.errors import ConfigError, UsageError
+from orion_cli.limits import BOUNDS, check_bound, check_text
+from orion_cli.resources import (
+    RESOURCE_FIELDS,
+    RESOURCE_FLAGS,
+    RESOURCE_KINDS,
+    Resources,
+    check_sbatch_arg,
+    coerce_value,
+)
+from orion_cli.site import setup_lines
+from orion_cli.units import format_walltime
+
+if TYPE_CHECKING:
+    from orion_cli.config import Settings
+
+QUEUE_KEYS = (*RESOURCE_FIELDS, "setup")
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: counts whose 0 means "not asked" (no #SBATCH line): their bound applies from 1
+_ZERO_IS_UNSET = ("mem_mb", "mem_per_cpu_mb")
+
+
+def check_queue_table(name: str, table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Read one ``[queues.NAME]`` table: known keys, values of the right type.
+
+    >>> check_queue_table("short", {"walltime_s": "1800", "partition": "debug"}, "t")
+    {'walltime_s': 1800, 'partition': 'debug'}
+    """
+    if not _QUEUE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{where}: '{name}' is not a queue name",
+            "use letters, digits, '_', '.', '-' (at most 64)",
+        )
+    checked: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in QUEUE_KEYS:
+            raise ConfigError(
+                f"{where}: unknown key '{key}'", f"a queue may set: {', '.join(QUEUE_KEYS)}"
+            )
+        if key == "setup":
+            checked[key] = setup_lines(value, f"{where} setup")
+        else:
+            checked[key] = coerce_value(key, RESOURCE_KINDS[key], value, where)
+    return checked
+
+
+def queue_table(settings: Settings, queue: str) -> dict[str, Any]:
+    """The values of queue ``queue`` ({} for none); an unknown name is a usage error."""
+    if not queue:
+        return {}
+    if queue not in settings.queues:
+        known = ", ".join(sorted(settings.queues)) or "none are configured"
+        raise UsageError(
+            f"unknown queue '{queue}' (known: {known})",
+            "pick one of those, or add [queues." + queue + "] to orion.toml "
+            "(orion queues lists them)",
+        )
+    return settings.queues[queue]
+
+
+def resolve_resources(settings: Settings, queue: str, requested: Mapping[str, Any]) -> Resources:
+    """The resources of a submit: flags > queue ``queue`` > settings; every value checked.
+
+    ``requested`` holds the values given on the command line (absent or None: not given).
+    A value is named in an error by its flag, or by where it came from.
+    """
+    table = queue_table(settings, queue)
+    where_queue = f"[queues.{queue}] in {settings.queue_sources.get(queue, 'the configuration')}"
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    level: dict[str, int] = {}
+    for name in RESOURCE_FIELDS:
+        given = requested.get(name)
+        if given is not None:
+            values[name], origins[name], level[name] = given, "", 0
+        elif name in table:
+            values[name], origins[name], level[name] = table[name], where_queue, 1
+        else:
+            values[name] = getattr(settings.resources, name)
+            origins[name] = settings.sources.get(name, "the defaults")
+            level[name] = 2
+    if values["mem_mb"] and values["mem_per_cpu_mb"]:
+        if level["mem_mb"] == level["mem_per_cpu_mb"]:
+            raise UsageError(
+                "--mem and --mem-per-cpu exclude each other"
+                + (f" ({origins['mem_mb']} sets both)" if origins["mem_mb"] else ""),
+                "give memory per node (--mem) or per CPU (--mem-per-cpu), not both",
+            )
+        lower = "mem_mb" if level["mem_mb"] > level["mem_per_cpu_mb"] else "mem_per_cpu_mb"
+        values[lower] = 0  # the more specific choice replaces the other kind of memory
+    values["sbatch_args"] = tuple(values["sbatch_args"] or ())
+    for name in RESOURCE_FIELDS:
+        _check(name, values[name], origins[name])
+    return Resources(**values)
+
+
+def _check(name: str, value: Any, origin: str) -> None:
+    flag = RESOURCE_FLAGS[name]
+    if name == "sbatch_args":
+        for arg in value:
+            check_sbatch_arg(arg, flag if not origin else f"sbatch_args in {origin}")
+    elif RESOURCE_KINDS[name] is str:
+        check_text(value, flag, origin, name)
+    elif name in BOUNDS and not (name in _ZERO_IS_UNSET and not value):
+        check_bound(name, value, origin)
+
+
+def queue_rows(settings: Settings) -> list[list[str]]:
+    """One row per named queue: name, partition, qos, account, priority, walltime, other."""
+
+    rows = []
+    for name in sorted(settings.queues):
+        table = settings.queues[name]
+        shown_keys = ("partition", "qos", "account", "priority", "walltime_s", "setup")
+        other = ", ".join(f"{k}={_text(v)}" for k, v in table.items() if k not in shown_keys)
+        if table.get("setup"):
+            other = ", ".join(filter(None, [other, f"setup: {len(table['setup'])} lines"]))
+        rows.append(
+            [
+                name,
+                table.get("partition", ""),
+                table.get("qos", ""),
+                table.get("account", ""),
+                str(table.get("priority", "")),
+                format_walltime(table["walltime_s"]) if "walltime_s" in table else "",
+                other,
+                settings.queue_sources.get(name, ""),
+            ]
+        )
+    return rows
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return " ".join(map(str, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -1,0 +1,536 @@
+"""The one place where a job's lifecycle changes, with the events that say so.
+
+Whatever an attempt touches changes here: the status (:func:`transition_many`, checked
+against the table in :mod:`orion_cli.states`), the attempt number, row, resources and
+scheduler job id (:func:`submitted`, :func:`start_attempt`, :func:`attempt_refused`), a
+changed failure reason, "submit outcome unknown" and "retry due at T"
+(:func:`set_retry_due`). The functions take many jobs at once where a poll or a bulk
+submit needs it, so that their events go in with one multi-row INSERT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, insert, update
+from sqlmodel import Session, col, select
+
+from orion_cli.db.models import Job, JobAttempt, JobEvent, now_utc
+from orion_cli.errors import IllegalTransition, RaceLost
+from orion_cli.identity import current_user
+from orion_cli.resources import Resources
+from orion_cli.states import FailureReason, JobStatus, can_transition
+
+
+def transition(
+    session: Session,
+    job: Job,
+    new: JobStatus,
+    *,
+    source: str,
+    reason: FailureReason | None = None,
+    message: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Move one job to ``new``; see :func:`transition_many`."""
+    transition_many(session, [job], new, source=source, reason=reason, message=message, at=at)
+
+
+def transition_many(
+    session: Session,
+    jobs: Sequence[Job],
+    new: JobStatus,
+    *,
+    source: str,
+    reason: FailureReason | None = None,
+    message: str | Sequence[str | None] | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Move ``jobs`` to ``new`` (checked against the transition table), recording events.
+
+    ``message`` is one text for all jobs or one per job. The status write is a
+    compare-and-set: it names the status each job was read with, and raises RaceLost when
+    another orion process changed one of them meanwhile (the caller reads again).
+    """
+    at = at or now_utc()
+    actor = current_user()
+    olds = [JobStatus(job.status) for job in jobs]
+    for job, old in zip(jobs, olds, strict=True):
+        if not can_transition(old, new):
+            raise IllegalTransition(
+                f"job {job.id}: {old} → {new} is not allowed",
+                "this is a bug or a race between two orion processes; run `orion poll` again",
+            )
+    events: list[dict[str, Any]] = []
+    new_attempts: list[dict[str, Any]] = []
+    texts = [message] * len(jobs) if message is None or isinstance(message, str) else message
+    with session.no_autoflush:
+        _compare_and_set(session, jobs, olds, new)
+        current = _current_attempts(
+            session,
+            [job for job, old in zip(jobs, olds, strict=True) if _updates_attempt(old, new)],
+        )
+        for job, old, text in zip(jobs, olds, texts, strict=True):
+            _apply(job, old, new, reason, text, at)
+            events.append(
+                {
+                    "job_id": job.id,
+                    "from_status": old.value,
+                    "to_status": new.value,
+                    "reason": reason.value if reason else None,
+                    "source": source,
+                    "message": text,
+                    "attempt": job.attempt,
+                    "at": at,
+                    "actor": actor,
+                }
+            )
+            row = _track_attempt(current, job, old, new, reason, text, at)
+            if row is not None:
+                new_attempts.append(row)
+            session.add(job)
+    session.flush()  # job rows first: events and attempts refer to them
+    session.execute(insert(JobEvent), events)
+    if new_attempts:
+        session.execute(insert(JobAttempt), new_attempts)
+
+
+def _compare_and_set(
+    session: Session, jobs: Sequence[Job], olds: Sequence[JobStatus], new: JobStatus
+) -> None:
+    """Write the new status only where the row still has the status it was read with."""
+    rows = [
+        {"job_id": job.id, "old": old.value, "new": new.value}
+        for job, old in zip(jobs, olds, strict=True)
+        if job.id is not None
+    ]
+    if not rows:
+        return
+    table = Job.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("job_id"))
+        .where(table.c.status == bindparam("old"))
+        .values(status=bindparam("new"))
+    )
+    matched = session.execute(statement, rows).rowcount  # type: ignore[attr-defined]
+    if matched != len(rows):
+        raise RaceLost(
+            f"{len(rows) - matched} of {len(rows)} jobs changed status in another orion "
+            "process meanwhile",
+            "run the command again: it reads the jobs anew",
+        )
+
+
+def claim(session: Session, job: Job, at: datetime | None = None) -> None:
+    """Lock ``job`` for this transaction if it still has the status it was read with.
+
+    Called before an action with effects outside the database (sbatch): a second process
+    trying the same job waits for this transaction, then finds the status changed and
+    stops (RaceLost) instead of submitting the job a second time.
+    """
+    at = at or now_utc()
+    table = Job.__table__  # type: ignore[attr-defined]
+    matched = session.execute(
+        update(table)
+        .where(table.c.id == job.id)
+        .where(table.c.status == job.status)
+        .values(updated_at=at)
+    ).rowcount  # type: ignore[attr-defined]
+    if matched != 1:
+        raise RaceLost(
+            f"job {job.id} changed in another orion process meanwhile",
+            "run the command again: it reads the job anew",
+        )
+
+
+def note_many(
+    session: Session, notes: Sequence[tuple[Job, str]], *, source: str, at: datetime | None = None
+) -> None:
+    """Record a note on each job without changing its status (an event from X to X).
+
+    The poller notes what it skipped in a job's files or an error it met on that job; a
+    user's hold, release or priority change is noted for the audit trail.
+    """
+    if not notes:
+        return
+    at = at or now_utc()
+    session.execute(
+        insert(JobEvent),
+        [
+            {
+                "job_id": job.id,
+                "from_status": job.status,
+                "to_status": job.status,
+                "reason": None,
+                "source": source,
+                "message": text,
+                "attempt": job.attempt,
+                "at": at,
+                "actor": current_user(),
+            }
+            for job, text in notes
+        ],
+    )
+
+
+def change_reason(
+    session: Session,
+    job: Job,
+    reason: FailureReason,
+    message: str,
+    *,
+    source: str,
+    at: datetime | None = None,
+) -> None:
+    """Give a failed job a new failure reason (and message), with an event saying so.
+
+    A retry that sbatch refused: the job stays failed, now for ``submit_error``.
+    """
+    at = at or now_utc()
+    if job.failure_reason == reason.value and job.error_message == message:
+        return
+    job.failure_reason, job.error_message, job.updated_at = reason.value, message, at
+    session.add(job)
+    session.execute(insert(JobEvent), [_note_row(job, source, message, at, reason)])
+
+
+def submit_outcome_unknown(
+    session: Session,
+    job: Job,
+    retry_at: datetime,
+    *,
+    source: str,
+    message: str,
+    at: datetime | None = None,
+) -> None:
+    """Record that sbatch did not answer for the job's next attempt.
+
+    The scheduler may or may not have the job: the retry at ``retry_at`` first looks for
+    it by name (:func:`orion_cli.services.lifecycle.retry.adopt_or_resubmit`). The job keeps its
+    status; an event says what happened.
+    """
+    at = at or now_utc()
+    job.submit_unknown_since = job.submit_unknown_since or at
+    job.next_attempt_at, job.updated_at = retry_at, at
+    session.add(job)
+    session.execute(
+        insert(JobEvent),
+        [
+            _note_row(
+                job,
+                source,
+                f"submit outcome unknown: {message}; looked for by name at the next try",
+                at,
+            )
+        ],
+    )
+
+
+def submit_outcome_settled(
+    session: Session, job: Job, *, source: str, message: str, at: datetime | None = None
+) -> None:
+    """Clear the "submit outcome unknown" mark: the scheduler has no job from that sbatch."""
+    at = at or now_utc()
+    job.submit_unknown_since, job.updated_at = None, at
+    session.add(job)
+    session.execute(insert(JobEvent), [_note_row(job, source, message, at)])
+
+
+def set_retry_due(
+    session: Session,
+    plans: Sequence[tuple[Job, datetime | None]],
+    *,
+    source: str,
+    at: datetime | None = None,
+) -> None:
+    """Schedule (a time) or clear (None) the next attempt of failed jobs.
+
+    Each change gets a note event saying when the retry is due, or that the one that was
+    due is no longer pending; a job whose due time does not change is not touched.
+    """
+    at = at or now_utc()
+    rows = []
+    for job, due in plans:
+        old = job.next_attempt_at
+        if (old and _as_utc(old)) == (due and _as_utc(due)):
+            continue
+        job.next_attempt_at, job.updated_at = due, at
+        session.add(job)
+        when = _as_utc(due or old)  # type: ignore[arg-type]  # not both None: compared above
+        text = (
+            f"retry due at {when:%Y-%m-%d %H:%M:%S} UTC (attempt {job.attempt + 1})"
+            if due is not None
+            else f"the retry due at {when:%Y-%m-%d %H:%M:%S} UTC is not pending any more"
+        )
+        rows.append(_note_row(job, source, text, at))
+    if rows:
+        session.execute(insert(JobEvent), rows)
+
+
+def _as_utc(at: datetime) -> datetime:
+    """SQLite gives naive datetimes back for UTC columns; read them as UTC."""
+    from datetime import UTC
+
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def submitted(
+    session: Session,
+    jobs: Sequence[Job],
+    scheduler_job_ids: Sequence[str],
+    *,
+    source: str,
+    message: str | Sequence[str | None] | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Record that the scheduler took the jobs' current attempt: their scheduler job ids,
+    queued, with an event and the attempt row (the scheduler's state stays unset until it
+    reports one)."""
+    for job, scheduler_job_id in zip(jobs, scheduler_job_ids, strict=True):
+        job.scheduler_job_id = scheduler_job_id
+    transition_many(session, jobs, JobStatus.QUEUED, source=source, message=message, at=at)
+
+
+def start_attempt(
+    session: Session,
+    job: Job,
+    attempt: int,
+    resources: Resources,
+    scheduler_job_id: str,
+    *,
+    source: str,
+    message: str,
+    at: datetime | None = None,
+) -> None:
+    """Record a failed or cancelled job's next attempt, which the scheduler took: its
+    number and resources, then :func:`submitted` (its pending retry is cleared)."""
+    job.attempt = attempt
+    _set_resources(job, resources)
+    submitted(session, [job], [scheduler_job_id], source=source, message=message, at=at)
+
+
+def attempt_refused(
+    session: Session,
+    job: Job,
+    attempt: int,
+    resources: Resources,
+    message: str,
+    *,
+    source: str,
+    at: datetime | None = None,
+) -> None:
+    """Record an attempt the scheduler refused: it counts (number, resources, its own
+    attempt row failed with submit_error); the job stays failed, now for submit_error."""
+    at = at or now_utc()
+    job.attempt = attempt
+    _set_resources(job, resources)
+    session.add(
+        JobAttempt(
+            job_id=job.id or 0,
+            attempt=attempt,
+            walltime_s=job.walltime_s,
+            mem_mb=job.mem_mb,
+            status=JobStatus.FAILED.value,
+            reason=FailureReason.SUBMIT_ERROR.value,
+            message=message,
+            finished_at=at,
+        )
+    )
+    job.scheduler_job_id = None
+    change_reason(session, job, FailureReason.SUBMIT_ERROR, message, source=source, at=at)
+
+
+def _set_resources(job: Job, resources: Resources) -> None:
+    """Write ``resources`` into the job row, assigning only what differs (no needless UPDATE)."""
+    for name, value in resources.row().items():
+        if getattr(job, name) != value:
+            setattr(job, name, value)
+
+
+def record_times(
+    session: Session, times: Sequence[tuple[Job, datetime | None, datetime | None]]
+) -> None:
+    """Set when the jobs' current attempts really started and ended (as the jobs wrote it),
+    on the job rows and on their attempt rows; the poll that noticed came later.
+
+    A start is set on a running or ended job, an end on an ended one only.
+    """
+    items = []
+    for job, started, ended in times:
+        status = JobStatus(job.status)
+        start = started if status is JobStatus.RUNNING or status.is_final else None
+        end = ended if status.is_final else None
+        if start or end:
+            items.append((job, start, end))
+    current = _current_attempts(session, [job for job, _, _ in items]) if items else {}
+    for job, start, end in items:
+        row = current.get((job.id or 0, job.attempt))
+        for target in (job, row) if row is not None else (job,):
+            if start:
+                target.started_at = start
+            if end:
+                target.finished_at = end
+
+
+def _note_row(
+    job: Job, source: str, message: str, at: datetime, reason: FailureReason | None = None
+) -> dict[str, Any]:
+    return {
+        "job_id": job.id,
+        "from_status": job.status,
+        "to_status": job.status,
+        "reason": reason.value if reason else None,
+        "source": source,
+        "message": message,
+        "attempt": job.attempt,
+        "at": at,
+        "actor": current_user(),
+    }
+
+
+def requeue_many(
+    session: Session,
+    jobs: Sequence[Job],
+    scheduler_job_ids: Sequence[str],
+    *,
+    source: str,
+    message: Sequence[str],
+    at: datetime | None = None,
+) -> None:
+    """Give queued jobs that never started a new scheduler job, in the same attempt.
+
+    A packed task that ended before it started some of its jobs: they are submitted again
+    (no failure, no attempt spent). The attempt row follows the new scheduler job id; a
+    note event says why. The write is a compare-and-set on the queued status.
+    """
+    at = at or now_utc()
+    with session.no_autoflush:
+        _compare_and_set(session, jobs, [JobStatus.QUEUED] * len(jobs), JobStatus.QUEUED)
+        current = _current_attempts(session, jobs)
+        for job, sid in zip(jobs, scheduler_job_ids, strict=True):
+            job.scheduler_job_id, job.raw_state, job.missing_since = sid, None, None
+            job.submit_unknown_since = job.next_attempt_at = None  # answered, or found
+            job.updated_at = at
+            row = current.get((job.id or 0, job.attempt))
+            if row is not None:
+                row.scheduler_job_id = sid
+            session.add(job)
+    session.flush()
+    note_many(session, list(zip(jobs, message, strict=True)), source=source, at=at)
+
+
+def _apply(
+    job: Job,
+    old: JobStatus,
+    new: JobStatus,
+    reason: FailureReason | None,
+    message: str | None,
+    at: datetime,
+) -> None:
+    """Set the job's own fields for the move ``old`` → ``new``."""
+    job.status = new.value
+    job.failure_reason = reason.value if reason else None
+    if job.next_attempt_at is not None:  # any move ends a pending retry (set_retry_due)
+        job.next_attempt_at = None
+    if message and new is JobStatus.FAILED:
+        job.error_message = message
+    if new is JobStatus.QUEUED and old is JobStatus.RUNNING:  # requeued: same attempt, again
+        job.started_at = None
+        job.progress_pct = 0.0
+        job.current_step = ""
+    elif new is JobStatus.QUEUED:  # a new scheduler job: nothing heard from it yet
+        job.submitted_at = at
+        job.raw_state = None
+        job.submit_unknown_since = None
+        if old is not JobStatus.CREATED:  # a new attempt starts from scratch
+            job.started_at = None  # else queue wait = the old start - the new submit < 0
+            job.finished_at = None
+            job.error_message = None
+            job.exit_code = None
+            job.exit_signal = None
+            job.progress_pct = 0.0
+            job.current_step = ""
+    elif new is JobStatus.RUNNING:
+        job.started_at = job.started_at or at
+    elif new.is_final:
+        job.finished_at = at
+        if new is JobStatus.COMPLETED:
+            job.progress_pct = 100.0
+    job.updated_at = at
+
+
+ATTEMPT_CHUNK = 5000  # job ids per IN (...) list
+
+
+def _updates_attempt(old: JobStatus, new: JobStatus) -> bool:
+    """Whether the move ``old`` → ``new`` changes an existing attempt row.
+
+    >>> _updates_attempt(JobStatus.RUNNING, JobStatus.QUEUED)  # a requeue: same attempt
+    True
+    >>> _updates_attempt(JobStatus.FAILED, JobStatus.QUEUED)  # a retry: a new attempt row
+    False
+    """
+    if old is JobStatus.RUNNING and new is JobStatus.QUEUED:
+        return True
+    return not (old is JobStatus.FAILED and new is JobStatus.CANCELLED) and not (
+        old is JobStatus.CREATED or new is JobStatus.QUEUED
+    )
+
+
+def _current_attempts(session: Session, jobs: Sequence[Job]) -> dict[tuple[int, int], JobAttempt]:
+    """Load the current attempt rows of ``jobs`` with one query per few thousand jobs."""
+    wanted = {(job.id or 0, job.attempt) for job in jobs}
+    ids = sorted({job_id for job_id, _ in wanted})
+    rows: dict[tuple[int, int], JobAttempt] = {}
+    for start in range(0, len(ids), ATTEMPT_CHUNK):
+        chunk = ids[start : start + ATTEMPT_CHUNK]
+        for row in session.exec(select(JobAttempt).where(col(JobAttempt.job_id).in_(chunk))):
+            if (row.job_id, row.attempt) in wanted:
+                rows[(row.job_id, row.attempt)] = row
+    return rows
+
+
+def _track_attempt(
+    current: dict[tuple[int, int], JobAttempt],
+    job: Job,
+    old: JobStatus,
+    new: JobStatus,
+    reason: FailureReason | None,
+    message: str | None,
+    at: datetime,
+) -> dict[str, Any] | None:
+    """Update the job's current attempt row; return a new row's values where there is none."""
+    if old is JobStatus.FAILED and new is JobStatus.CANCELLED:
+        return None  # cancelling a pending retry: the failed attempt's record stands
+    final = new.is_final
+    values = {
+        "job_id": job.id,
+        "attempt": job.attempt,
+        "walltime_s": job.walltime_s,
+        "mem_mb": job.mem_mb,
+        "status": new.value,
+        "raw_state": job.raw_state,
+        "scheduler_job_id": job.scheduler_job_id if new is JobStatus.QUEUED else None,
+        "submitted_at": at if new is JobStatus.QUEUED else None,
+        "started_at": at if new is JobStatus.RUNNING else None,
+        "reason": reason.value if final and reason else None,
+        "message": message if final else None,
+        "finished_at": at if final else None,
+    }
+    if not _updates_attempt(old, new):  # created, or a new attempt queued: no row yet
+        return None if new is JobStatus.CANCELLED and old is JobStatus.CREATED else values
+    row = current.get((job.id or 0, job.attempt))
+    if row is None:
+        return values
+    row.status, row.raw_state = new.value, job.raw_state
+    if new is JobStatus.RUNNING:
+        row.started_at = at
+    if new is JobStatus.QUEUED:  # requeued by the scheduler
+        row.started_at = None
+    if final:
+        row.reason = reason.value if reason else None
+        row.message, row.finished_at = message, at
+    return None  # the row is in the session: the next flush writes it

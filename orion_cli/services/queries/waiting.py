@@ -1,0 +1,155 @@
+"""Wait for jobs to end: poll cycles at the allowed rate, then read the jobs' states.
+
+One loop for ``orion wait``, ``orion submit --wait`` and ``orion watch``: each round runs
+one poll cycle (which itself asks SLURM at most once per ``min_query_interval_s``, whoever
+else polls) and reads the jobs' states with one query. The pause between rounds grows from
+1 s to ``wait_interval_s`` and is never shorter than ``min_query_interval_s`` while a job is
+on a scheduler with a controller to spare: waiting on 1,000 jobs asks squeue as often as
+waiting on one, and never once a second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from orion_cli.config import Settings
+from orion_cli.db.models import Job
+from orion_cli.db.session import session_scope
+from orion_cli.errors import UsageError
+from orion_cli.services.lifecycle.poll import poll
+from orion_cli.services.queries.selection import BulkReport, Selection, resolve
+
+#: columns of a job's state the waiting loop reads (one query per round for all jobs)
+STATE_COLUMNS = (
+    "id",
+    "name",
+    "engine",
+    "status",
+    "failure_reason",
+    "progress_pct",
+    "current_step",
+    "next_attempt_at",
+    "attempt",
+    "scheduler",
+    "error_message",
+    "updated_at",
+)
+CHUNK = 5000
+
+
+def has_ended(state: dict[str, Any]) -> bool:
+    """A job has ended when it completed, was cancelled, or failed with no retry pending.
+
+    >>> has_ended({"status": "failed", "next_attempt_at": None})
+    True
+    >>> has_ended({"status": "failed", "next_attempt_at": "2026-01-01T00:00:00+00:00"})
+    False
+    """
+    if state["status"] == "failed":
+        return state["next_attempt_at"] is None
+    return state["status"] in ("completed", "cancelled")
+
+
+@dataclass
+class WaitOutcome:
+    states: list[dict[str, Any]]
+    timed_out: bool = False
+    rounds: int = 0
+    #: scheduler queries the poll cycles made (each at most once per min_query_interval_s)
+    scheduler_calls: int = 0
+    poll_errors: list[str] = field(default_factory=list)
+
+    @property
+    def all_completed(self) -> bool:
+        return not self.timed_out and all(s["status"] == "completed" for s in self.states)
+
+
+def select_ids(settings: Settings, selection: Selection) -> list[int]:
+    """The ids of the user's jobs a selection names; an unknown or foreign id is exit 2."""
+
+    selection.check()
+    report = BulkReport("waited for")
+    with session_scope(settings.resolved_database_url) as session:
+        jobs = resolve(session, selection, report, "wait for")
+    if report.refused:
+        problem, ids = next(iter(report.refused.items()))
+        raise UsageError(
+            report.sentences[ids[0]]
+            if len(ids) == 1
+            else f"jobs {', '.join(map(str, ids))}: {problem}",
+            "`orion ls` lists your jobs",
+        )
+    return [job.id for job in jobs if job.id is not None]
+
+
+def read_states(settings: Settings, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The current state of each job in ``ids`` (in that order), one query per 5,000 ids."""
+    from sqlmodel import col, select
+
+    columns = [getattr(Job, name) for name in STATE_COLUMNS]
+    by_id: dict[int, dict[str, Any]] = {}
+    with session_scope(settings.resolved_database_url) as session:
+        for start in range(0, len(ids), CHUNK):
+            chunk = list(ids[start : start + CHUNK])
+            for row in session.exec(select(*columns).where(col(Job.id).in_(chunk))):
+                by_id[row[0]] = dict(zip(STATE_COLUMNS, row, strict=True))
+    return [by_id[job_id] for job_id in ids if job_id in by_id]
+
+
+def pause_s(previous_s: float, settings: Settings, states: list[dict[str, Any]]) -> float:
+    """The next pause: doubling from 1 s up to wait_interval_s, never under the query limit.
+
+    >>> from orion_cli.config import Settings
+    >>> s = Settings(min_query_interval_s=10, wait_interval_s=30)
+    >>> pause_s(1, s, [{"scheduler": "slurm"}]), pause_s(1, s, [{"scheduler": "local"}])
+    (10, 2)
+    >>> pause_s(20, s, [{"scheduler": "slurm"}])
+    30
+    """
+    pause = min(previous_s * 2, max(settings.wait_interval_s, 1.0))
+    if any(s["scheduler"] != "local" for s in states):
+        pause = max(pause, settings.min_query_interval_s)
+    return pause
+
+
+def wait_for(
+    settings: Settings,
+    ids: Sequence[int],
+    timeout_s: float | None = None,
+    on_round: Callable[[list[dict[str, Any]]], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> WaitOutcome:
+    """Poll and read the jobs' states until all have ended or ``timeout_s`` has passed."""
+
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    outcome = WaitOutcome(states=[])
+    pause = 0.5
+    while True:
+        report = poll(settings)
+        outcome.rounds += 1
+        outcome.scheduler_calls += report.scheduler_calls
+        outcome.poll_errors = report.errors
+        outcome.states = read_states(settings, ids)
+        if on_round is not None:
+            on_round(outcome.states)
+        if all(has_ended(state) for state in outcome.states):
+            return outcome
+        pause = pause_s(pause, settings, outcome.states)
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                outcome.timed_out = True
+                return outcome
+            pause = min(pause, left)
+        sleep(pause)
+
+
+def iso(value: Any) -> Any:
+    """Datetimes as ISO text (UTC) for printing and JSON."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return value

@@ -1,0 +1,1 @@
+"""Studies of many jobs: eos, converge, workflow files and their status."""

@@ -1,0 +1,1 @@
+"""Turn a request into recorded, dispatched jobs: inputs, staging, packing, scripts, adopt."""

@@ -1,0 +1,42 @@
+"""The lifecycle through the deterministic scheduler: submit, run in-process, poll."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.services.lifecycle.conftest import Bench
+
+
+def test_a_kicked_job_completes_with_its_result(bench: Bench) -> None:
+    [job_id] = bench.submit().ids
+    [sid] = bench.scheduler.pending()
+    bench.poll()
+    assert bench.statuses() == [("queued", None)]
+    assert bench.scheduler.kick(sid) == 0
+    bench.poll()
+    [job] = bench.jobs()
+    assert (job.id, job.status, job.attempt) == (job_id, "completed", 1)
+    result = json.loads((Path(job.workdir) / "result.json").read_text())
+    assert result["attempt"] == 1 and result["energy_ev"] is not None
+
+
+def test_stats_never_report_a_negative_queue_wait(bench: Bench) -> None:
+    """Defect 9: the node's clock behind the login node's must not make waits negative."""
+    from datetime import timedelta
+
+    from orion_cli.db.models import Job
+    from orion_cli.db.session import session_scope
+    from orion_cli.services.queries.stats import StatsFilter, collect
+
+    bench.submit()
+    bench.scheduler.kick(bench.scheduler.pending()[0])
+    bench.poll()
+    with session_scope(bench.settings.resolved_database_url) as session:
+        job = session.get(Job, 1)
+        assert job is not None and job.started_at is not None
+        job.submitted_at = job.started_at + timedelta(seconds=2)  # the login node runs ahead
+        session.add(job)
+        session.commit()
+    stats = collect(bench.settings, StatsFilter(owner=None)).as_dict()
+    assert stats["queue_wait_s"]["max"] == 0.0
