@@ -8,7 +8,9 @@ threads.
 
 A loaded model is kept for the life of the process (:data:`MODELS`), keyed by engine,
 model and device: the calculations of a packed task share one load (~3 s for CHGNet,
-more than a small calculation costs).
+more than a small calculation costs). The engines also offer the in-process hook of a
+packed task (``session`` holding the models, ``compute`` on atoms in memory); the cache
+serves both paths.
 
 Nothing here imports torch at module level; ``orion engines`` finds the packages without
 importing them (:func:`package_status`).
@@ -22,6 +24,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -332,6 +335,36 @@ class MlipEngine:
         return RunSpec()
 
     def run(self, workdir: Path, params: Mapping[str, Any], report: ProgressFn) -> None:
+        self.calculate(starting_atoms, workdir, params, report, MODELS)
+
+    def session(self) -> AbstractContextManager[ModelCache]:
+        """What a packed task keeps between its calculations (the in-process runner's hook):
+        the loaded models, which are this process's (:data:`MODELS`) — one load a task."""
+        return nullcontext(MODELS)
+
+    def compute(
+        self,
+        atoms: Atoms,
+        params: Mapping[str, Any],
+        workdir: Path,
+        report: ProgressFn,
+        session: Any,
+    ) -> Result:
+        """Run on ``atoms`` in memory (a packed task's fast path; see ``Engine`` in base),
+        with the model the task's session holds; the result as :meth:`parse` gives it."""
+        models = session if isinstance(session, ModelCache) else MODELS
+        self.calculate(lambda _f, _w, _r: atoms, workdir, params, report, models)
+        return self.parse(workdir, params)
+
+    def calculate(
+        self,
+        start: Callable[[AseFiles, Path, ProgressFn], Atoms],
+        workdir: Path,
+        params: Mapping[str, Any],
+        report: ProgressFn,
+        models: ModelCache,
+    ) -> None:
+        """Load (or reuse) the model, record it, and run on the atoms ``start`` gives."""
         import torch
 
         report("Initializing", 0.0)
@@ -343,7 +376,7 @@ class MlipEngine:
         def load() -> LoadedModel:
             return LoadedModel(self.load(model, device), provenance(self.package, model))
 
-        loaded, load_s = MODELS.get((self.name, model, device), load)
+        loaded, load_s = models.get((self.name, model, device), load)
         report(f"Model {loaded.record['model']} " + ("loaded" if load_s else "reused"), 2.0)
         write_run_record(
             workdir,
@@ -353,10 +386,10 @@ class MlipEngine:
                 "device": device,
                 "torch_threads": threads,
                 "model_load_s": round(load_s, 3),
-                "model_loads_in_process": MODELS.loads,
+                "model_loads_in_process": models.loads,
             },
         )
-        atoms = starting_atoms(self.files, workdir, report)
+        atoms = start(self.files, workdir, report)
         loaded.calculator.reset()
         atoms.calc = loaded.calculator
         if params.get("task") == "md":

@@ -265,3 +265,38 @@ def test_md_equals_ase_integrators_by_hand(installed: None, tmp_path: Path, ense
         atoms.get_temperature(), abs=1e-2
     )
     assert result.final_structure is not None
+
+
+@pytest.mark.parametrize("engine_name", ["chgnet", "sevennet"])
+def test_packed_hook_computes_in_memory_with_the_sessions_model(
+    installed: None, tmp_path: Path, engine_name: str
+) -> None:
+    """compute() within one session(): the calculator by hand's values, one model load."""
+    from orion_cli.engines.chgnet import ChgnetEngine
+    from orion_cli.engines.mlip import ModelCache
+    from orion_cli.engines.sevennet import SevennetEngine
+
+    engine = ChgnetEngine() if engine_name == "chgnet" else SevennetEngine()
+    start = rattled_si(tmp_path / "si8.extxyz")
+    params = engine.check({"device": "cpu", "fmax_ev_per_a": FMAX_EV_PER_A}, {})
+    relax = {**params, "relax": True}
+    results = []
+    with engine.session() as session:
+        assert isinstance(session, ModelCache)
+        loads_before = session.loads
+        for n, run_params in enumerate((params, relax)):
+            workdir = tmp_path / f"job{n}"
+            workdir.mkdir()
+            results.append(
+                engine.compute(start.copy(), run_params, workdir, lambda *_: None, session)
+            )
+        assert session.loads - loads_before <= 1  # loaded once, or already by an earlier test
+    sp, relaxed = results
+    calc = calculator_by_hand(engine_name, sp.extras["model"]["torch_threads"])
+    atoms = start.copy()
+    atoms.calc = calc
+    assert sp.error is None
+    assert sp.energy_ev == pytest.approx(atoms.get_potential_energy(), abs=1e-6)
+    assert relaxed.extras["model"]["model_load_s"] == 0  # the second calculation reused it
+    assert relaxed.energy_ev == pytest.approx(bfgs_by_hand(start, calc, False), abs=1e-4)
+    assert relaxed.final_structure is not None
