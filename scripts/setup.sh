@@ -6,7 +6,7 @@
 #                                sbatch is on PATH (else the local scheduler).
 #   scripts/setup.sh --docs      Also the documentation tools (MkDocs, Material, mkdocstrings).
 #   scripts/setup.sh --services  Also, as root on Debian: the documentation tools, the engines
-#                                (Quantum ESPRESSO, LAMMPS), PostgreSQL started, and a real
+#                                (Quantum ESPRESSO, LAMMPS; CHGNet, SevenNet on CPU torch), PostgreSQL started, and a real
 #                                one-node SLURM cluster with accounting (scripts/slurm-up.sh)
 #                                -- what the test suite needs.
 #
@@ -33,7 +33,11 @@ PYTHON=${PYTHON:-python3}
 log "installing orion into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
-if [ "$docs" = 1 ]; then
+if [ "$services" = 1 ]; then
+  # the MLIP engines (chgnet, sevennet) too: torch pinned to its CPU build
+  log "installing the documentation tools and the MLIP engines into .venv"
+  .venv/bin/python -m pip install -q -e '.[dev,docs,ml]'
+elif [ "$docs" = 1 ]; then
   log "installing the documentation tools into .venv"
   .venv/bin/python -m pip install -q -e '.[dev,docs]'
 fi

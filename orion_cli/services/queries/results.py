@@ -47,6 +47,9 @@ COLUMNS = (
     "input_files",
     "calc_key",
 )
+#: the machine-learned potential of a row (``extras.model``): columns when a job has one
+MODEL_COLUMNS = ("package", "package_version", "model", "model_sha256")
+MLIP_ENGINES = ("chgnet", "sevennet")
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,17 @@ def swept_keys(session: Session, selection: Selection) -> list[str]:
             values.setdefault(key, set()).add(json.dumps(value, sort_keys=True))
             present[key] = present.get(key, 0) + 1
     return sorted(key for key, found in values.items() if len(found) > 1 or present[key] < seen)
+
+
+def with_models(session: Session, selection: Selection) -> tuple[str, ...]:
+    """:data:`MODEL_COLUMNS` when a selected job ran a machine-learned potential, else ()."""
+    from sqlalchemy.orm import load_only
+
+    query = _query(selection).options(load_only(Job.id, Job.engine, Job.parameters))  # type: ignore[arg-type]
+    for job, _ in session.exec(query):
+        if job.engine in MLIP_ENGINES or (job.parameters or {}).get("model_file"):
+            return MODEL_COLUMNS
+    return ()
 
 
 def _finite(value: float | None) -> float | None:
@@ -226,6 +240,9 @@ def _row(job: Any, result: Any, swept: Sequence[str]) -> tuple[dict[str, Any], A
         "input_files": input_files_text(job.frozen),
         "calc_key": job.calc_key,
     }
+    model = (result.extras or {}).get("model") if result is not None else None
+    if isinstance(model, dict):
+        row.update({key: model.get(key) for key in MODEL_COLUMNS})
     for key in swept:
         row[PARAM_PREFIX + key] = (job.parameters or {}).get(key)
     if atoms is not None and result is not None and energy is not None:
@@ -274,16 +291,24 @@ def write_results(settings: Settings, selection: Selection, fmt: str, out: IO[st
         swept = swept_keys(session, selection)
         rows = job_rows(session, selection, swept)
         if fmt == "csv":
-            return _write_csv(rows, swept, out)
+            return _write_csv(rows, swept, out, with_models(session, selection))
         if fmt == "json":
             return _write_json(rows, out)
         return _write_extxyz(rows, out)
 
 
 def _write_csv(
-    rows: Iterator[tuple[dict[str, Any], Any]], swept: Sequence[str], out: IO[str]
+    rows: Iterator[tuple[dict[str, Any], Any]],
+    swept: Sequence[str],
+    out: IO[str],
+    models: Sequence[str] = (),
 ) -> int:
-    header = [*COLUMNS, *(f"stress_{v}_gpa" for v in VOIGT), *(PARAM_PREFIX + k for k in swept)]
+    header = [
+        *COLUMNS,
+        *(f"stress_{v}_gpa" for v in VOIGT),
+        *models,
+        *(PARAM_PREFIX + k for k in swept),
+    ]
     writer = csv.writer(out)
     writer.writerow(header)
     count = 0
@@ -292,6 +317,7 @@ def _write_csv(
         writer.writerow(
             [_cell(row[c]) for c in COLUMNS]
             + [_cell(s) for s in stress]
+            + [_cell(row.get(k)) for k in models]
             + [_cell(row[PARAM_PREFIX + k]) for k in swept]
         )
         count += 1
@@ -347,6 +373,7 @@ def table_rows(settings: Settings, selection: Selection) -> tuple[list[str], lis
     with session_scope(settings.resolved_database_url) as session:
         check_selection(session, selection)
         swept = swept_keys(session, selection)
+        models = with_models(session, selection)
         body = [
             [
                 str(row["id"]),
@@ -358,12 +385,13 @@ def table_rows(settings: Settings, selection: Selection) -> tuple[list[str], lis
                 _num(row["max_force_ev_per_a"], 4),
                 _num(row["pressure_gpa"], 3),
                 _num(row["volume_a3"], 3),
+                *(_model_cell(row, k) for k in models),
                 *(str(_cell(row[PARAM_PREFIX + k])) for k in swept),
                 input_files_text(frozen, digits=12),
             ]
             for (row, _), frozen in _with_records(session, selection, swept)
         ]
-    header = [*TABLE_HEADER, *(PARAM_PREFIX + k for k in swept), "inputs (sha256)"]
+    header = [*TABLE_HEADER, *models, *(PARAM_PREFIX + k for k in swept), "inputs (sha256)"]
     if not any(line[-1] for line in body):  # no engine read outside files: no column
         header, body = header[:-1], [line[:-1] for line in body]
     return header, body
@@ -374,6 +402,14 @@ def _with_records(
 ) -> Iterator[tuple[tuple[dict[str, Any], Any], dict[str, Any] | None]]:
     for job, result in _jobs(session, selection):
         yield _row(job, result, swept), job.frozen
+
+
+def _model_cell(row: dict[str, Any], key: str) -> str:
+    """A model column of the table: the sha256 shortened to 12 digits (CSV/JSON: in full)."""
+    value = row.get(key)
+    if value is None:
+        return "-"
+    return str(value)[:12] if key == "model_sha256" else str(value)
 
 
 def _num(value: float | None, digits: int) -> str:
