@@ -166,6 +166,15 @@ ExtendOpt = Annotated[
     ),
 ]
 
+ReuseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--reuse",
+        help="Points identical to a completed (or running) job take its result (same "
+        "calculation key); only the others run.",
+    ),
+]
+
 
 @app.command()
 @handle_errors
@@ -200,6 +209,7 @@ def eos(
     ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the fit ends.")] = False,
     extend: ExtendOpt = "",
+    reuse: ReuseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Equation of state: scaled cells as one array, then a Birch–Murnaghan fit after them."""
@@ -229,6 +239,7 @@ def eos(
         },
     )
     base.hold = hold
+    base.reuse = "strict" if reuse else ""
     done = submit_eos(
         settings, structure, base, points, strain, form, relax_first, _study_arg(extend)
     )
@@ -321,6 +332,7 @@ def converge(
     ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the analysis ends.")] = False,
     extend: ExtendOpt = "",
+    reuse: ReuseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Convergence test: one job per value of a parameter as one array, then the analysis.
@@ -354,6 +366,7 @@ def converge(
             "drop --wait; start the study with `orion release --study ID`, then `orion wait`",
         )
     base.hold = hold
+    base.reuse = "strict" if reuse else ""
     done = submit_converge(settings, structure, base, sweep, tol, _study_arg(extend))
     for line in done.errors:
         message(f"error: {line}")

@@ -51,13 +51,32 @@ def submit(
     wait: Annotated[
         bool, typer.Option("--wait", help="Poll until every job ended, then show each study.")
     ] = False,
+    reuse: Annotated[
+        bool,
+        typer.Option(
+            "--reuse",
+            help="Take the result of an identical job (same calculation key) for every step "
+            "without its own reuse key; a from: child is reused when its parent was and its "
+            "own parameters are unchanged.",
+        ),
+    ] = False,
+    reuse_loose: Annotated[
+        bool,
+        typer.Option("--reuse-loose", help="As --reuse, ignoring the engines' code versions."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check the whole file first, then record each study in one go and submit its steps."""
     from orion_cli.services.studies.workflow import WorkflowRequest, submit_workflow
 
     request = WorkflowRequest(
-        workflow_file, list(structures or []), scheduler, tuple(tag or ()), hold, dry_run
+        workflow_file,
+        list(structures or []),
+        scheduler,
+        tuple(tag or ()),
+        hold,
+        dry_run,
+        reuse="loose" if reuse_loose else "strict" if reuse else "",
     )
     settings = load_settings()
     studies = submit_workflow(settings, request)

@@ -291,11 +291,26 @@ def _submit(
     ready_database(settings)  # after every input was checked: a bad one leaves no file
     check_active_limit(settings, len(staged))
     result = Submitted([], [], [], notes=notes, frozen_notes=frozen_notes)
+    reused: dict[int, int] = {}
     if r.reuse != "off":
-        staged = _reuse_matches(settings, r, params, staged, result, links)
+        staged, reused = _reuse_matches(settings, r, params, staged, result, links)
     for start in range(0, len(staged), chunk):
         _submit_chunk(settings, r, params, staged[start : start + chunk], scheduler, result, links)
+    result.ids = in_staged_order(reused, result.ids, len(staged))
     return result
+
+
+def in_staged_order(reused: dict[int, int], sent: list[int], n_left: int) -> list[int]:
+    """The ids in the order of the structures (a study pairs ids with its points); when
+    not every job left was accepted, the reused ones first.
+
+    >>> in_staged_order({1: 7}, [8, 9], 2), in_staged_order({1: 7}, [8], 2)
+    ([8, 7, 9], [7, 8])
+    """
+    if len(sent) != n_left:
+        return [*reused.values(), *sent]
+    rest = iter(sent)
+    return [reused[n] if n in reused else next(rest) for n in range(len(reused) + n_left)]
 
 
 def _short_walltime_note(margin_s: int, walltime_s: int) -> list[str]:
@@ -346,12 +361,14 @@ def _reuse_matches(
     staged: list[Staged],
     result: Submitted,
     links: Links,
-) -> list[Staged]:
-    """Record the jobs ``--reuse`` serves from an identical one; return those left to submit."""
+) -> tuple[list[Staged], dict[int, int]]:
+    """Record the jobs ``--reuse`` serves from an identical one; return those left to submit
+    and the reused jobs' ids by their place among ``staged``."""
 
     left = []
+    reused = {}
     with session_scope(settings.resolved_database_url) as session:
-        for item in staged:
+        for n, item in enumerate(staged):
             source = find_source(session, item.inputs.frozen or {}, r.reuse)
             if source is None:
                 left.append(item)
@@ -361,8 +378,8 @@ def _reuse_matches(
             session.commit()  # the row exists before its result or wait is recorded
             result.frozen_notes.append(take(session, jobs[0], source))
             session.commit()
-            result.ids.append(jobs[0].id or 0)
-    return left
+            reused[n] = jobs[0].id or 0
+    return left, reused
 
 
 def _one_job_per_set(
