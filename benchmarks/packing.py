@@ -1,20 +1,27 @@
-"""Packed against unpacked arrays, end to end on the real SLURM cluster, side by side in one run.
+"""Packed arrays against a plain Python loop, end to end on the real SLURM cluster, in one run.
 
-    .venv/bin/python benchmarks/packing.py --jobs 1000 --unpacked-jobs 1000
+    .venv/bin/python benchmarks/packing.py --jobs 1000,10000 --ingest-jobs 10000 --hq-jobs 40
 
-For N EMT single points of rattled 4-atom Cu cells, each row is the time from the start of
-``orion submit`` to the moment every result is in the database, with ``orion poll`` run in
-a loop as cron would at its minimum interval (``--poll-interval``, default orion's
-``min_query_interval_s``), and the results per second that gives. References:
+For N EMT single points of rattled 4-atom Cu cells (one multi-frame extended-XYZ file):
 
-* ``python loop``  the same N calculations in one Python process (ASE's EMT): the physical
-                   limit of this machine for this work;
-* ``orion --pack auto``  (EMT's estimate, 1 s, and the default walltime: one task here);
-* ``orion --pack P``     (``--pack-size``, default N/2: one task per core on a 2-core node);
-* ``orion unpacked``     one array task per calculation (``--unpacked-jobs`` of them; at
-                         about one task per second this one is slow: fewer give the rate).
+* ``python loop``: the same N calculations in one Python process, as a user would run them
+  (``python loop.py``: start-up, ``import ase``, read, EMT): the floor on one core. The
+  time inside the loop alone (after the imports) is printed beside it.
+* ``orion --pack auto``: ``orion submit many.extxyz -e emt --pack auto --wait`` from its
+  start until it returns with every result in the database (SQLite, or PostgreSQL with
+  ``--postgres-url``), with orion's default ``min_query_interval_s`` (10 s). ``--pack auto``
+  spreads the jobs over the idle CPUs.
+* ``in-task``: the runners' own time (their ``ran N of N calculations in S s`` lines,
+  summed over the tasks) ÷ N, against the loop's time ÷ N.
+* ``ingest``: N mock single points (``duration_s=0``) packed into two tasks; once SLURM
+  has run them (no orion poll meanwhile), the time of the one ``orion poll`` that stores
+  all N results.
+* ``hyperqueue``: the ``hyperqueue`` package's local cluster (two cores) running
+  ``--hq-jobs`` of the calculations as Python-function tasks (one Python process per task,
+  as HyperQueue runs them): its rate. Needs ``pip install hyperqueue`` in the venv of
+  ``--hq-python``; skipped when that Python has no ``hyperqueue``.
 
-Everything lives in a temporary directory (SQLite); the script cancels what it submitted.
+Everything lives in a temporary directory; the script cancels what it submitted.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -29,7 +37,45 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+PYTHON = str(REPO / ".venv" / "bin" / "python")
 ORION = str(REPO / ".venv" / "bin" / "orion")
+
+LOOP = """
+import sys, time
+start = time.perf_counter()
+from ase.calculators.emt import EMT
+from ase.io import read
+inner = time.perf_counter()
+for atoms in read(sys.argv[1], ":"):
+    atoms.calc = EMT()
+    atoms.get_potential_energy()
+    atoms.get_forces()
+print(time.perf_counter() - inner)
+"""
+
+HQ = """
+import sys, time
+from hyperqueue import Job
+from hyperqueue.cluster import LocalCluster, WorkerConfig
+
+def emt(seed):
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    atoms = bulk("Cu", cubic=True)
+    atoms.rattle(0.05, seed=seed)
+    atoms.calc = EMT()
+    return atoms.get_potential_energy(), atoms.get_forces()
+
+if __name__ == "__main__":
+    with LocalCluster(worker_config=WorkerConfig(cores=2)) as cluster:
+        client = cluster.client()
+        job = Job()
+        for seed in range(int(sys.argv[1])):
+            job.function(emt, args=(seed,))
+        start = time.perf_counter()
+        client.wait_for_jobs([client.submit(job)])
+        print(time.perf_counter() - start)
+"""
 
 
 def make_structures(path: Path, n: int) -> None:
@@ -44,116 +90,182 @@ def make_structures(path: Path, n: int) -> None:
     write(path, frames, format="extxyz")
 
 
-def python_loop(path: Path) -> float:
-    """Seconds for the plain loop: read every frame, EMT single point, energy and forces."""
-    from ase.calculators.emt import EMT
-    from ase.io import read
-
-    start = time.perf_counter()
-    for atoms in read(path, ":"):
-        atoms.calc = EMT()
-        atoms.get_potential_energy()
-        atoms.get_forces()
-    return time.perf_counter() - start
-
-
-def orion_end_to_end(
-    home: Path, structures: Path, poll_interval_s: float, timeout_s: float, *pack: str
-) -> tuple[float, int, int]:
-    """Seconds from submit to every result stored; the jobs completed; the array tasks."""
-    env = {
-        **os.environ,
-        "ORION_HOME": str(home),
-        "ORION_SCHEDULER": "slurm",
-        "ORION_MIN_QUERY_INTERVAL_S": str(int(poll_interval_s)),
-    }
-    env.pop("ORION_DATABASE_URL", None)
+def python_loop(path: Path) -> tuple[float, float]:
+    """Seconds for ``python loop.py`` as a whole, and for its loop alone."""
     start = time.perf_counter()
     out = subprocess.run(
-        [ORION, "submit", str(structures), "-e", "emt", "--json", *pack],
+        [PYTHON, "-c", LOOP, str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    return time.perf_counter() - start, float(out.strip())
+
+
+def orion_env(home: Path, database_url: str | None) -> dict[str, str]:
+    env = {**os.environ, "ORION_HOME": str(home), "ORION_SCHEDULER": "slurm"}
+    for key in ("ORION_DATABASE_URL", "ORION_MIN_QUERY_INTERVAL_S"):
+        env.pop(key, None)
+    if database_url:
+        env["ORION_DATABASE_URL"] = database_url
+        subprocess.run([ORION, "db", "upgrade"], env=env, capture_output=True, check=True)
+    return env
+
+
+def count_completed(env: dict[str, str], n: int) -> int:
+    out = subprocess.run(
+        [ORION, "ls", "--json", "--limit", str(n + 10), "-s", "completed"],
+        env=env,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rows = json.loads(out or "[]")
+    rows = rows.get("jobs", rows) if isinstance(rows, dict) else rows
+    return len(rows)
+
+
+def task_times(env: dict[str, str]) -> tuple[int, float, float]:
+    """Packed tasks, the sum of their runners' own seconds (from their output files), and
+    how long the first job waited in SLURM's queue (other users' jobs on a shared node)."""
+    first = json.loads(
+        subprocess.run(
+            [ORION, "show", "1", "--json"], env=env, capture_output=True, text=True
+        ).stdout
+    )
+    workdir = first["workdir"]
+    tasks, seconds = 0, 0.0
+    for out in Path(workdir).parent.glob("arrays/*/task-*.out"):
+        for match in re.finditer(r"ran \d+ of \d+ calculations in ([\d.]+) s", out.read_text()):
+            tasks += 1
+            seconds += float(match[1])
+    return tasks, seconds, float(first.get("queue_wait_s") or 0.0)
+
+
+def orion_packed(
+    home: Path, structures: Path, n: int, database_url: str | None
+) -> tuple[float, int, int, float, float]:
+    """End to end seconds, completed jobs, tasks, runner seconds summed over the tasks,
+    the first job's queue wait."""
+    env = orion_env(home, database_url)
+    start = time.perf_counter()
+    subprocess.run(
+        [ORION, "submit", str(structures), "-e", "emt", "--pack", "auto", "--wait"],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    tasks, runner_s, queue_s = task_times(env)
+    return seconds, count_completed(env, n), tasks, runner_s, queue_s
+
+
+def ingest(home: Path, structures: Path, n: int, database_url: str | None) -> tuple[float, int]:
+    """Seconds of the one poll that stores N finished packed results; how many it stored."""
+    env = orion_env(home, database_url)
+    out = subprocess.run(
+        [ORION, "submit", str(structures), "-e", "mock", "-p", "duration_s=0"]
+        + ["--pack-tasks", "2", "--json"],
         env=env,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    submitted = json.loads(out)
-    ids = submitted["ids"]
-    tasks = len(set(submitted["scheduler_job_ids"]))
-    deadline = start + timeout_s
-    completed = 0
-    while time.perf_counter() < deadline:
-        subprocess.run([ORION, "poll"], env=env, capture_output=True, check=False)
-        listed = subprocess.run(
-            [
-                ORION,
-                "ls",
-                "--json",
-                "--limit",
-                str(len(ids) + 10),
-                "-s",
-                "completed",
-                "-s",
-                "failed",
-                "-s",
-                "cancelled",
-            ],
+    array = json.loads(out)["scheduler_job_ids"][0].split("_")[0]
+    deadline = time.monotonic() + 1800
+    while subprocess.run(["squeue", "-h", "-j", array], capture_output=True, text=True).stdout:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"array {array} still running after 30 min")
+        time.sleep(1)
+    env["ORION_MIN_QUERY_INTERVAL_S"] = "0"
+    start = time.perf_counter()
+    subprocess.run([ORION, "poll"], env=env, capture_output=True, check=False)
+    return time.perf_counter() - start, count_completed(env, n)
+
+
+def hyperqueue(hq_python: str, n: int) -> float | None:
+    """Seconds HyperQueue's local cluster takes for ``n`` Python-function tasks."""
+    if subprocess.run([hq_python, "-c", "import hyperqueue"], capture_output=True).returncode:
+        return None
+    site = subprocess.run(
+        [PYTHON, "-c", "import ase, os; print(os.path.dirname(os.path.dirname(ase.__file__)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(hq_python).parent}:{os.environ['PATH']}",  # tasks run `python`
+        "PYTHONPATH": site,  # ASE from orion's venv
+    }
+    with tempfile.TemporaryDirectory(prefix="orion-hq-") as tmp:
+        script = Path(tmp, "hq_emt.py")
+        script.write_text(HQ)
+        out = subprocess.run(
+            [hq_python, str(script), str(n)],
+            cwd=tmp,
             env=env,
             capture_output=True,
             text=True,
+            check=True,
         ).stdout
-        rows = json.loads(listed or "[]")
-        rows = rows.get("jobs", rows) if isinstance(rows, dict) else rows
-        completed = sum(1 for row in rows if row["status"] == "completed")
-        if len(rows) >= len(ids):
-            return time.perf_counter() - start, completed, tasks
-        time.sleep(poll_interval_s)
-    subprocess.run([ORION, "cancel", *map(str, ids)], env=env, capture_output=True)
-    return float("nan"), completed, tasks
+    return float(out.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument(
-        "--unpacked-jobs",
-        type=int,
-        default=None,
-        help="calculations for the unpacked row (default --jobs)",
-    )
-    parser.add_argument("--pack-size", type=int, default=None, help="default: jobs / 2")
-    parser.add_argument(
-        "--poll-interval",
-        type=float,
-        default=10.0,
-        help="seconds between polls (orion's min_query_interval_s: 10)",
-    )
-    parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--jobs", default="1000,10000", help="comma-separated N")
+    parser.add_argument("--ingest-jobs", type=int, default=10000, help="0: skip")
+    parser.add_argument("--hq-jobs", type=int, default=40, help="0: skip")
+    parser.add_argument("--hq-python", default="/tmp/hq-venv/bin/python")
+    parser.add_argument("--postgres-url", default=None, help="an empty database: PostgreSQL rows")
     args = parser.parse_args()
-    n, n_unpacked = args.jobs, args.unpacked_jobs or args.jobs
-    pack_size = args.pack_size or -(-n // 2)
-    rows = []
+    print(f"load before: {os.getloadavg()}", file=sys.stderr)
+    rows: list[str] = []
     with tempfile.TemporaryDirectory(prefix="orion-pack-bench-") as tmp:
         base = Path(tmp)
-        make_structures(base / "many.extxyz", n)
-        make_structures(base / "unpacked.extxyz", n_unpacked)
-        seconds = python_loop(base / "many.extxyz")
-        rows.append(("python loop (one process)", n, 1, seconds, n))
-        for label, structures, count, pack in (
-            ("orion --pack auto", "many.extxyz", n, ("--pack", "auto")),
-            (f"orion --pack {pack_size}", "many.extxyz", n, ("--pack", str(pack_size))),
-            ("orion unpacked", "unpacked.extxyz", n_unpacked, ()),
-        ):
-            home = base / label.replace(" ", "_")
-            seconds, done, tasks = orion_end_to_end(
-                home, base / structures, args.poll_interval, args.timeout, *pack
+        for n in (int(word) for word in args.jobs.split(",")):
+            structures = base / f"many-{n}.extxyz"
+            make_structures(structures, n)
+            loop_s, inner_s = python_loop(structures)
+            rows.append(
+                f"| python loop, one process | {n} | 1 | {loop_s:.1f} | {n} | "
+                f"{n / loop_s:.0f} | loop alone {inner_s:.1f} s, {1e3 * inner_s / n:.2f} ms/calc |"
             )
-            rows.append((label, count, tasks, seconds, done))
-            print(f"{label}: {seconds:.1f} s", file=sys.stderr)
-    print(f"EMT single points, end to end (poll every {args.poll_interval:g} s)\n")
-    print("| run | calculations | array tasks | seconds | completed | results/s |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for label, count, tasks, seconds, done in rows:
-        print(f"| {label} | {count} | {tasks} | {seconds:.1f} | {done} | {done / seconds:.1f} |")
+            home = base / f"orion-{n}"
+            seconds, done, tasks, runner_s, queue_s = orion_packed(
+                home, structures, n, args.postgres_url
+            )
+            per_core_ms = 1e3 * runner_s / max(done, 1)
+            rows.append(
+                f"| orion --pack auto | {n} | {tasks} | {seconds:.1f} | {done} | "
+                f"{done / seconds:.0f} | {seconds / loop_s:.2f}× the loop (first task queued "
+                f"{queue_s:.1f} s); in-task "
+                f"{per_core_ms:.2f} ms/calc ({per_core_ms / (1e3 * inner_s / n):.2f}× the loop's) |"
+            )
+            print(rows[-2], rows[-1], sep="\n", file=sys.stderr)
+        if args.ingest_jobs:
+            structures = base / "ingest.extxyz"
+            make_structures(structures, args.ingest_jobs)
+            seconds, done = ingest(base / "ingest", structures, args.ingest_jobs, args.postgres_url)
+            rows.append(
+                f"| ingest: one orion poll | {args.ingest_jobs} | 2 | {seconds:.1f} | "
+                f"{done} | {done / seconds:.0f} | mock results, stored in one cycle |"
+            )
+            print(rows[-1], file=sys.stderr)
+        if args.hq_jobs:
+            hq_s = hyperqueue(args.hq_python, args.hq_jobs)
+            rows.append(
+                f"| HyperQueue local cluster, Python-function tasks | {args.hq_jobs} | "
+                + (
+                    "- | - | - | - | hyperqueue not installed |"
+                    if hq_s is None
+                    else f"{args.hq_jobs} | {hq_s:.1f} | {args.hq_jobs} | "
+                    f"{args.hq_jobs / hq_s:.1f} | one Python process per task |"
+                )
+            )
+    print(f"load after: {os.getloadavg()}", file=sys.stderr)
+    database = "PostgreSQL" if args.postgres_url else "SQLite"
+    print(f"EMT single points end to end, {database}, min_query_interval_s 10 (default)\n")
+    print("| run | calculations | tasks | seconds | completed | results/s | note |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -21,13 +21,15 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from orion_cli.errors import UsageError
+from orion_cli.errors import OrionError, UsageError
+from orion_cli.outfile import open_output
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -39,19 +41,40 @@ if TYPE_CHECKING:
 __all__ = [
     "JobRow",
     "cancel",
+    "converge",
+    "eos",
     "jobs",
     "poll",
     "result_rows",
     "results",
+    "retry",
     "show",
     "stats",
     "submit",
     "wait",
+    "workflow",
 ]
 
 #: where ``submit`` keeps the structures given as ``Atoms`` (under ``work_root``)
 API_INPUTS_DIR = "api-inputs"
 _PAGE = 1000
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _hinted(func: F) -> F:
+    """Make an error's text the CLI's one line (message — hint): ``str(exc)`` shows the fix."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except OrionError as exc:
+            exc.args = (exc.one_line(),)
+            raise
+
+    return cast(F, wrapper)
 
 
 def _settings() -> Settings:
@@ -115,7 +138,7 @@ def _write_atoms(settings: Settings, frames: list[Atoms]) -> Path:
     from ase.io import write
 
     directory = settings.work_root_path / API_INPUTS_DIR
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     copies = []
     for index, atoms in enumerate(frames):
         copy = atoms.copy()  # the caller's Atoms are left as they were
@@ -129,9 +152,11 @@ def _write_atoms(settings: Settings, frames: list[Atoms]) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     path = directory / f"atoms-{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**6}.extxyz"
     try:
-        write(path, copies, format="extxyz")
+        with open_output(path) as out:  # the one safe writer: no planted link followed
+            write(out, copies, format="extxyz")
+    except UsageError:
+        raise
     except Exception as exc:  # noqa: BLE001 - ASE raises many kinds (a constraint, a type)
-        path.unlink(missing_ok=True)
         raise UsageError(
             f"cannot write the Atoms as extended XYZ: {type(exc).__name__}: {exc}",
             "give plain ase.Atoms (positions, cell, pbc), or write them to a file yourself",
@@ -139,6 +164,7 @@ def _write_atoms(settings: Settings, frames: list[Atoms]) -> Path:
     return path
 
 
+@_hinted
 def submit(
     structures: Any,
     engine: str,
@@ -332,6 +358,7 @@ class JobRow:
     dependency: str
 
 
+@_hinted
 def jobs(
     *,
     tag: str | Sequence[str] | None = None,
@@ -378,6 +405,7 @@ def jobs(
     ]
 
 
+@_hinted
 def show(job_id: int) -> dict[str, Any]:
     """Everything about one job, as ``orion show --json`` prints it (result, events...)."""
     from orion_cli.services.queries.show import show_job
@@ -394,6 +422,7 @@ def _selected(
     return chosen, tags
 
 
+@_hinted
 def wait(
     ids: int | Iterable[int] | None = None,
     *,
@@ -417,6 +446,7 @@ def wait(
     return wait_for(settings, job_ids, timeout_s).all_completed
 
 
+@_hinted
 def results(
     ids: int | Iterable[int] | None = None,
     *,
@@ -440,6 +470,7 @@ def results(
     return result_atoms(_settings(), selection, all_jobs)
 
 
+@_hinted
 def result_rows(
     ids: int | Iterable[int] | None = None,
     *,
@@ -461,6 +492,7 @@ def result_rows(
     return rows_of(_settings(), Selection(chosen, tags, study, current_user()))
 
 
+@_hinted
 def poll() -> PollReport:
     """Run one poll cycle, as ``orion poll`` (cron) does; return what it did.
 
@@ -472,6 +504,7 @@ def poll() -> PollReport:
     return run_poll(_settings())
 
 
+@_hinted
 def cancel(
     ids: int | Iterable[int] | None = None,
     *,
@@ -495,6 +528,7 @@ def cancel(
     return list(report.done)
 
 
+@_hinted
 def stats(
     *,
     tag: str | Sequence[str] | None = None,
@@ -518,3 +552,187 @@ def stats(
         since_s=_seconds(since, "since"),
     )
     return collect(_settings(), flt, by)
+
+
+@_hinted
+def retry(
+    ids: int | Iterable[int] | None = None,
+    *,
+    tag: str | Sequence[str] | None = None,
+    study: int | None = None,
+    params: dict[str, Any] | None = None,
+    walltime: str | float | None = None,
+    mem: str | int | None = None,
+    partition: str | None = None,
+    gpus: int | None = None,
+    **engine_params: Any,
+) -> list[int]:
+    """Submit a new attempt of failed or cancelled jobs (as ``orion retry``); return the ids.
+
+    Engine parameters change as keywords or ``params={...}`` (``orion retry -p``); the
+    resources as on the command line (``walltime="4h"``, ``mem="8G"``). A job that failed in
+    its engine, retried with nothing changed, fails the same way: a warning says so.
+    """
+    from orion_cli.services.actions.apply import retry as run_retry
+    from orion_cli.services.actions.apply import would_fail_again
+    from orion_cli.services.queries.selection import Selection
+
+    chosen, tags = _selected(ids, tag, study)
+    selection = Selection(ids=chosen, tags=tags, studies=(study,) if study is not None else ())
+    settings = _settings()
+    changes = {**(params or {}), **engine_params}
+    resources = {
+        key: value
+        for key, value in {
+            "walltime_s": _seconds(walltime, "walltime"),
+            "mem_mb": _mem_mb(mem),
+            "partition": partition,
+            "gpus": gpus,
+        }.items()
+        if value is not None
+    }
+    if not changes and not resources:
+        for job_id, error in would_fail_again(settings, selection):
+            warnings.warn(
+                f"job {job_id} failed in its engine ({error[:120]}); retried "
+                "unchanged it will fail the same way",
+                stacklevel=3,
+            )
+    report = run_retry(settings, selection, changes or None, resources)
+    if report.refused or report.trouble or not report.done:
+        if not report.done:
+            raise report.failure()
+        warnings.warn(report.summary(), stacklevel=3)
+    return list(report.done)
+
+
+def _study_base(
+    engine: str,
+    params: dict[str, Any],
+    name: str,
+    tag: str | Sequence[str] | None,
+    scheduler: str,
+    hold: bool,
+    resources: dict[str, Any],
+) -> Any:
+    """The request every job of a study (eos, converge) starts from, as the CLI builds it."""
+    from orion_cli.services.submission.submit import SubmitRequest
+
+    return SubmitRequest(
+        structures=[],
+        engine=engine,
+        params=params,
+        name=name,
+        scheduler=scheduler,
+        resources={
+            "walltime_s": _seconds(resources.get("walltime"), "walltime"),
+            "mem_mb": _mem_mb(resources.get("mem")),
+            **{k: resources[k] for k in ("partition", "ntasks") if resources.get(k) is not None},
+        },
+        hold=hold,
+        tags=_tags(tag),
+    )
+
+
+def _one_structure(settings: Settings, structure: Any) -> Path:
+    """A study's one structure: a path as it is, an ``Atoms`` written as the API keeps them."""
+    if isinstance(structure, str | Path):
+        return Path(structure)
+    paths, frames = _split_structures(structure)
+    if len(paths) + len(frames) != 1:
+        raise UsageError("a study takes one structure", "give one Atoms or one path")
+    return paths[0] if paths else _write_atoms(settings, frames)
+
+
+@_hinted
+def eos(
+    structure: Any,
+    engine: str,
+    *,
+    points: int = 7,
+    strain: float = 0.05,
+    form: str = "birchmurnaghan",
+    relax_first: bool = False,
+    params: dict[str, Any] | None = None,
+    name: str = "",
+    tag: str | Sequence[str] | None = None,
+    scheduler: str = "",
+    hold: bool = False,
+    walltime: str | float | None = None,
+    mem: str | int | None = None,
+    partition: str | None = None,
+    ntasks: int | None = None,
+    **engine_params: Any,
+) -> Any:
+    """Submit an equation of state (as ``orion eos``); return its ``study_id``,
+    ``point_ids``, ``fit_id`` (``wait([fit_id])`` then ``show(fit_id)["result"]``)."""
+    from orion_cli.services.studies.eos import submit_eos
+
+    settings = _settings()
+    base = _study_base(
+        engine,
+        {**(params or {}), **engine_params},
+        name,
+        tag,
+        scheduler,
+        hold,
+        {"walltime": walltime, "mem": mem, "partition": partition, "ntasks": ntasks},
+    )
+    path = _one_structure(settings, structure)
+    return submit_eos(settings, path, base, points, strain, form, relax_first)
+
+
+@_hinted
+def converge(
+    structure: Any,
+    engine: str,
+    sweep: str,
+    *,
+    tol_mev_per_atom: float = 1.0,
+    params: dict[str, Any] | None = None,
+    name: str = "",
+    tag: str | Sequence[str] | None = None,
+    scheduler: str = "",
+    hold: bool = False,
+    walltime: str | float | None = None,
+    mem: str | int | None = None,
+    partition: str | None = None,
+    ntasks: int | None = None,
+    **engine_params: Any,
+) -> Any:
+    """Submit a convergence sweep (as ``orion converge``, ``sweep="ecutwfc_ry=30:60:10"``);
+    return its ``study_id``, ``job_ids``, ``analysis_id``."""
+    from orion_cli.services.studies.converge import submit_converge
+
+    settings = _settings()
+    base = _study_base(
+        engine,
+        {**(params or {}), **engine_params},
+        name,
+        tag,
+        scheduler,
+        hold,
+        {"walltime": walltime, "mem": mem, "partition": partition, "ntasks": ntasks},
+    )
+    path = _one_structure(settings, structure)
+    return submit_converge(settings, path, base, sweep, tol_mev_per_atom)
+
+
+@_hinted
+def workflow(
+    path: str | Path,
+    structures: Any,
+    *,
+    tag: str | Sequence[str] | None = None,
+    scheduler: str = "",
+    hold: bool = False,
+) -> list[Any]:
+    """Submit a workflow file for each structure (as ``orion workflow submit``); return one
+    ``StudySubmitted`` per structure (``study_id``, ``steps``: step name → job ids)."""
+    from orion_cli.services.studies.workflow import WorkflowRequest, submit_workflow
+
+    settings = _settings()
+    paths, frames = _split_structures(structures)
+    written = [str(_write_atoms(settings, [atoms])) for atoms in frames]
+    request = WorkflowRequest(Path(path), [*map(str, paths), *written], scheduler, _tags(tag), hold)
+    return submit_workflow(settings, request)

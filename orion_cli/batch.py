@@ -147,12 +147,27 @@ def sbatch_lines(spec: BatchSpec) -> list[str]:
         options.append(("gres", f"gpu:{r.gpus}"))
     if r.constraints:
         options.append(("constraint", q(r.constraints)))
-    if 0 < spec.soft_margin_s < r.walltime_s:
-        options.append(("signal", f"B:USR1@{spec.soft_margin_s}"))
+    margin_s = soft_margin_for(spec.soft_margin_s, r.walltime_s)
+    if margin_s:
+        options.append(("signal", f"B:USR1@{margin_s}"))
     lines = [f"#SBATCH --{key}={value}" for key, value in options]
     if r.exclusive:
         lines.append("#SBATCH --exclusive")
     return lines + [sbatch_arg_line(arg, q) for arg in r.sbatch_args]
+
+
+def soft_margin_for(margin_s: int, walltime_s: int) -> int:
+    """The soft stop's margin for this walltime: a margin as long as the walltime would leave
+    no stop at all, so a short job gets a quarter of its walltime instead (0: no soft stop).
+
+    >>> soft_margin_for(300, 3600), soft_margin_for(300, 120), soft_margin_for(300, 300)
+    (300, 30, 75)
+    >>> soft_margin_for(0, 120), soft_margin_for(300, 3)
+    (0, 0)
+    """
+    if margin_s <= 0:
+        return 0
+    return margin_s if margin_s < walltime_s else walltime_s // 4
 
 
 def _site_lines(spec: BatchSpec) -> list[str]:
@@ -226,6 +241,19 @@ def packs_file_name(round_: int) -> str:
     return f"packs-{round_}.jsonl"
 
 
+#: set in a packed task's script with ``--gpus N`` (N > 1): the runner's number of slots
+SLOTS_VARIABLE = "ORION_PACK_SLOTS"
+
+
+def slot_lines(gpus: int) -> list[str]:
+    """A packed task with several GPUs runs a slot per GPU side by side (orion_cli.jobrun).
+
+    >>> slot_lines(0), slot_lines(1), slot_lines(4)
+    ([], [], ['export ORION_PACK_SLOTS=4'])
+    """
+    return [f"export {SLOTS_VARIABLE}={gpus}"] if gpus > 1 else []
+
+
 def render_array_script(
     spec: BatchSpec, array_dir: Path, n_tasks: int, packs_round: int | None = None
 ) -> str:
@@ -265,6 +293,7 @@ def render_array_script(
             f"# orion jobs {spec.orion_id}.. as one array of {n_tasks} tasks"
             + (" (packed)" if packs_round is not None else ""),
             # no ORION_ATTEMPT here: each job's attempt is in its own job.json
+            *slot_lines(spec.resources.gpus if packs_round is not None else 0),
             *_site_lines(spec),
             *_own_output(
                 array_dir, f"{q(str(array_dir))}/" + task_out.replace("%a", "$SLURM_ARRAY_TASK_ID")

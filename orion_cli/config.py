@@ -9,6 +9,7 @@ user config dir). Engine settings live in ``[engines.<name>]`` tables and in
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -234,12 +235,14 @@ def check_trusted(path: Path) -> None:
 
     st = path.stat()
     uid = os.getuid()
-    if st.st_uid not in (uid, 0):
+    for owner_uid in (path.lstat().st_uid, st.st_uid):  # a link is trusted only if both are
+        if owner_uid in (uid, 0):
+            continue
         try:
-            owner = pwd.getpwuid(st.st_uid).pw_name
+            owner = pwd.getpwuid(owner_uid).pw_name
         except KeyError:
-            owner = f"uid {st.st_uid}"
-        raise ConfigError(
+            owner = f"uid {owner_uid}"
+        raise ForeignConfig(
             f"config file {path} belongs to {owner}, not to you or root; orion does not read it",
             "remove it, or work in a directory below your home",
         )
@@ -251,10 +254,26 @@ def check_trusted(path: Path) -> None:
         )
 
 
+class ForeignConfig(ConfigError):
+    """A config file another user wrote (or links to): skipped with a warning."""
+
+
 def config_files(cwd: Path | None = None) -> list[Path]:
-    """The configuration files in effect, lowest precedence first (user file, project file)."""
+    """The configuration files in effect, lowest precedence first (user file, project file).
+
+    A project file another user planted in a shared ancestor directory is left out with a
+    warning: refusing it would let any member stop orion for everyone below it.
+    """
     user_file = user_config_file()
     project_file = find_project_file(cwd or Path.cwd())
+    if project_file is not None:
+        try:
+            check_trusted(project_file)
+        except ForeignConfig as exc:
+            print(f"warning: {exc.one_line()}", file=sys.stderr)
+            project_file = None
+        except (ConfigError, OSError):
+            pass  # the user's own file with a bad mode: refused when it is read
     return [p for p in (user_file if user_file.is_file() else None, project_file) if p]
 
 
@@ -262,7 +281,10 @@ def load_settings(flags: Mapping[str, Any] | None = None, cwd: Path | None = Non
     """Build settings from defaults, user config, project file, environment and flags."""
     settings = Settings()
     for path in config_files(cwd):
-        _apply(settings, _read_toml(path), str(path))
+        data = _read_toml(path)
+        _apply(settings, data, str(path))
+        if "work_root" in data:  # `work_root = "./runs"`: beside the file, from anywhere below
+            settings.work_root = anchored(settings.work_root, path.parent)
     env_values = {
         name: os.environ[f"ORION_{name.upper()}"]
         for name in SETTING_KEYS
@@ -271,8 +293,23 @@ def load_settings(flags: Mapping[str, Any] | None = None, cwd: Path | None = Non
     for name, value in env_values.items():
         _apply(settings, {name: value}, f"ORION_{name.upper()}")
     _apply(settings, {k: v for k, v in (flags or {}).items() if v is not None}, "command line")
+    if settings.work_root:  # from ORION_WORK_ROOT or a flag: the current directory's
+        settings.work_root = anchored(settings.work_root, cwd or Path.cwd())
     _check_job_dir_mode(settings)
     return settings
+
+
+def anchored(path: str, base: Path) -> str:
+    """``path`` (``~`` expanded) as an absolute path, a relative one taken from ``base``.
+
+    Job directories are stored with their full path: a relative work root would otherwise
+    move with the directory orion happens to run in.
+
+    >>> anchored("./runs", Path("/home/ann/project")), anchored("/scratch/ann", Path("/x"))
+    ('/home/ann/project/runs', '/scratch/ann')
+    """
+    expanded = Path(path).expanduser()
+    return str(expanded if expanded.is_absolute() else (base / expanded).resolve())
 
 
 def _check_job_dir_mode(settings: Settings) -> None:

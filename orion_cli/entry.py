@@ -42,6 +42,13 @@ def fast_progress(args: list[str]) -> int | None:
     except OrionError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # an unwritable or full job directory: one line, never a traceback
+        if result:  # a result that was not written is an error the script should see
+            print(f"error: orion progress --result was not written: {exc}", file=sys.stderr)
+            return 1
+        # a progress note is advisory: a `set -e` job script must not die of it
+        print(f"warning: orion progress not recorded: {exc}", file=sys.stderr)
+    return 0
     return 0
 
 

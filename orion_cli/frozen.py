@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -223,6 +223,37 @@ def unkeyed(record: Mapping[str, Any]) -> dict[str, Any]:
     """The record of a job whose inputs are known only when it starts (a parent's final
     structure, other jobs' results): no key, so never reused."""
     return {**record, "key": None, "loose_key": None}
+
+
+def chained(record: Mapping[str, Any], parents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The record of a job whose inputs are its parents' results (a ``from:`` structure, a
+    fit of points): keyed by its own record (as planned on the input structure) and its
+    parents' keys, in order. A parent without a key leaves it without one.
+
+    Same parents (same keys) and same own parameters give the same key: the job is reused
+    exactly when its parents were and its own inputs did not change.
+
+    >>> a = {"key": "k", "loose_key": "l"}
+    >>> chained(a, [{"key": "p", "loose_key": "q"}])["key"] == chained(a, [{"key": "p"}])["key"]
+    True
+    >>> chained(a, [{"key": None}])["key"] is None
+    True
+    """
+    if not record.get("key") or not all(p.get("key") for p in parents):
+        return unkeyed(record)
+    return {
+        **record,
+        "key": _chain(record["key"], [p["key"] for p in parents]),
+        "loose_key": _chain(
+            record.get("loose_key") or "", [p.get("loose_key") or "" for p in parents]
+        ),
+        "parent_keys": [p["key"] for p in parents],
+    }
+
+
+def _chain(own: str, parents: Sequence[str]) -> str:
+    text = json.dumps({"own": own, "parents": list(parents)}, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def job_settings(job: Any, job_file: Mapping[str, Any] | None = None) -> dict[str, Any] | None:

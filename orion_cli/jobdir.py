@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from orion_cli.outfile import write_output
 
 EVENTS_FILE = "events.jsonl"
 RESULT_FILE = "result.json"
@@ -247,11 +250,9 @@ def read_result(path: Path) -> Any | None:
         raise JobFileError(f"{path.name} is not JSON ({exc})") from None
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, indent: int | None = 1) -> None:
     """Write JSON through a temporary file and rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    write_output(path, json.dumps(data, indent=indent, separators=None if indent else (",", ":")))
 
 
 def read_json(path: Path) -> Any | None:
@@ -266,3 +267,20 @@ def read_json(path: Path) -> Any | None:
         return None if len(data) > MAX_RESULT_BYTES else json.loads(data)
     except (ValueError, RecursionError):
         return None
+
+
+def attempt_parts(names: list[str], name: str) -> list[str]:
+    """The parts of ``name`` among ``names``: each attempt's copy in order, then ``name``.
+
+    >>> attempt_parts(["traj.dump", "traj-attempt-2.dump", "traj-attempt-1.dump", "x"],
+    ...               "traj.dump")
+    ['traj-attempt-1.dump', 'traj-attempt-2.dump', 'traj.dump']
+    >>> attempt_parts(["pw.out"], "pw.out"), attempt_parts([], "traj.dump")
+    (['pw.out'], [])
+    """
+    stem, dot, ext = name.rpartition(".")
+    pattern = re.compile(
+        re.escape(stem if dot else name) + r"-attempt-(\d+)" + (re.escape(dot + ext) if dot else "")
+    )
+    numbered = sorted((int(m[1]), n) for n in names if (m := pattern.fullmatch(n)))
+    return [n for _, n in numbered] + ([name] if name in names else [])

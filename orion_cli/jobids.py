@@ -80,3 +80,13 @@ def check_slurm_id(text: str) -> str:
             "use a job id such as 1234, or 1234_5 for an array task",
         )
     return text
+
+
+def name_pattern(name: str) -> str:
+    """A ``--name`` with ``*`` wildcards as an SQL LIKE pattern (``\\`` escapes).
+
+    >>> name_pattern("si-*"), name_pattern("a_b%")
+    ('si-%', 'a\\\\_b\\\\%')
+    """
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")

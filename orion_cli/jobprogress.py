@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 from orion_cli.errors import UsageError
 from orion_cli.ingest import MAX_STEP_CHARS, BadRecord, check_result
 from orion_cli.jobdir import RESULT_FILE, append_event, read_json
+from orion_cli.outfile import write_output
+from orion_cli.units import plain_float
 
 #: result keys that are fields of result.json; any other key goes to its ``extras``
 TOP_LEVEL_KEYS = ("energy_ev", "converged")
@@ -51,7 +52,7 @@ def parse_percent(text: str) -> float:
     (40.0, 12.5)
     """
     try:
-        value = float(text.strip().removesuffix("%"))
+        value = plain_float(text.strip().removesuffix("%"))  # not "1_0", not "٥٠"
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or not 0 <= value <= 100:
@@ -135,7 +136,5 @@ def report_result(workdir: Path, attempt: int, values: dict[str, Any]) -> dict[s
             raise UsageError(
                 f"result not written: {exc}", "energy_ev is a number, converged true or false"
             ) from None
-        tmp = workdir / f".{RESULT_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, workdir / RESULT_FILE)
+        write_output(workdir / RESULT_FILE, json.dumps(data, indent=1))
     return data

@@ -6,9 +6,10 @@ Schedulers receive a :class:`Runner`; tests may pass one that replays captured o
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,6 +51,20 @@ class Runner(Protocol):
     ) -> CommandResult: ...
 
 
+#: never handed to a scheduler command: sbatch exports its environment into the job (and
+#: slurmctld stores it); compute nodes never open the database
+SECRET_VARIABLES = ("ORION_DATABASE_URL", "PGPASSWORD")
+
+
+def job_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without the variables that hold database credentials.
+
+    >>> job_environment({"PATH": "/bin", "ORION_DATABASE_URL": "postgresql://u:pw@h/db"})
+    {'PATH': '/bin'}
+    """
+    return {k: v for k, v in environ.items() if k not in SECRET_VARIABLES}
+
+
 def run(
     argv: Sequence[str], *, input_text: str | None = None, timeout_s: float = COMMAND_TIMEOUT_S
 ) -> CommandResult:
@@ -63,6 +78,7 @@ def run(
             text=True,
             timeout=timeout_s,
             check=False,
+            env=job_environment(os.environ),
         )
         result = CommandResult(
             tuple(argv), proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - start

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from orion_cli.errors import UsageError
 from orion_cli.units import clock_s, parse_mem_mb
@@ -55,7 +56,46 @@ _SHORT_FLAGS = {
     "v": "verbose",
     "W": "wait",
 }
+#: sbatch's long options (``sbatch --help`` and sbatch(1) of Slurm 22.05); sbatch takes any
+#: unambiguous prefix of one (getopt_long), so ``--arr=1-3`` is ``--array=1-3``
+LONG_OPTIONS = frozenset(
+    """account acctg-freq array batch bb bbf begin chdir cluster-constraint clusters comment
+    constraint container contiguous core-spec cores-per-socket cpu-freq cpus-per-gpu
+    cpus-per-task deadline delay-boot dependency distribution error exclude exclusive export
+    export-file extra-node-info get-user-env gid gpu-bind gpu-freq gpus gpus-per-node
+    gpus-per-socket gpus-per-task gres gres-flags help hint hold ignore-pbs input job-name
+    kill-on-invalid-dep licenses mail-type mail-user mcs-label mem mem-bind mem-per-cpu
+    mem-per-gpu mincpus network nice no-kill no-requeue nodefile nodelist nodes ntasks
+    ntasks-per-core ntasks-per-gpu ntasks-per-node ntasks-per-socket open-mode output
+    overcommit oversubscribe parsable partition power priority profile propagate qos quiet
+    reboot requeue reservation signal sockets-per-node spread-job switches test-only
+    thread-spec threads-per-core time time-min tmp uid usage use-min-nodes verbose version
+    wait wait-all-nodes wckey wrap""".split()
+)
 _LONG = re.compile(r"[a-z][a-z0-9-]*")
+
+
+def long_option(name: str) -> str:
+    """The sbatch option ``--name`` stands for: itself, or the one option it abbreviates.
+
+    >>> long_option("arr"), long_option("mem"), long_option("out"), long_option("x-made-up")
+    ('array', 'mem', 'output', 'x-made-up')
+    >>> long_option("gpus-per")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    orion_cli.errors.UsageError: '--gpus-per' is ambiguous in sbatch (gpus-per-node, ...
+    """
+    if name in LONG_OPTIONS:
+        return name
+    matches = sorted(option for option in LONG_OPTIONS if option.startswith(name))
+    if len(matches) > 1:
+        raise UsageError(
+            f"'--{name}' is ambiguous in sbatch ({', '.join(matches)})",
+            "write the whole option name",
+        )
+    return matches[0] if matches else name
+
+
 #: binary files are refused: a NUL byte in the first 8 KiB
 _PROBE_BYTES = 8192
 
@@ -118,7 +158,7 @@ def _read_words(words: list[str], options: dict[str, str], bad: str, fix: str) -
                 raise UsageError(f"{bad} has the malformed option '{word}'", fix)
             if not sep and index < len(words) and not words[index].startswith("-"):
                 value, index = words[index], index + 1
-            options[key] = value
+            options[long_option(key)] = value  # --arr is --array to sbatch
         elif word.startswith("-") and len(word) >= 2 and word[1] in _SHORT:
             value = word[2:]
             if not value:
@@ -270,3 +310,32 @@ def check_sbatch_accepts(text: str, options: dict[str, str], where: str) -> None
                 f"at most {limit:,}",
                 f"shorten the value of --{key}",
             )
+
+
+_PATTERN = re.compile(r"%(\d*)([%AaJjNnstux])")
+
+
+def expand_output(pattern: str, job_id: str, name: str, user: str, workdir: Path) -> Path:
+    """The file SLURM writes for ``#SBATCH --output=pattern`` (sbatch(1) "filename pattern").
+
+    A relative pattern is taken from the job's working directory. ``%j``/``%J`` job id,
+    ``%A`` array master id, ``%x`` job name, ``%u`` user, ``%%`` a percent sign; ``%N`` and
+    the others stay as they are (orion cannot know them).
+
+    >>> expand_output("plain-%j.out", "2323", "p", "ann", Path("/w"))
+    PosixPath('/w/plain-2323.out')
+    >>> expand_output("/s/%x.%u.%5j.log", "77", "run", "ann", Path("/w"))
+    PosixPath('/s/run.ann.00077.log')
+    """
+    values = {"j": job_id, "J": job_id, "A": job_id.split("_")[0], "x": name, "u": user}
+
+    def one(match: re.Match[str]) -> str:
+        width, key = match.groups()
+        if key == "%":
+            return "%"
+        if key not in values:
+            return match.group(0)
+        return values[key].zfill(int(width)) if width else values[key]
+
+    path = Path(_PATTERN.sub(one, pattern)).expanduser()
+    return path if path.is_absolute() else workdir / path

@@ -61,7 +61,8 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     _S.QUEUED: frozenset({_S.RUNNING, _S.COMPLETED, _S.FAILED, _S.CANCELLED}),
     # the scheduler requeued it (node failure, preemption with requeue, scontrol requeue)
     _S.RUNNING: frozenset({_S.QUEUED, _S.COMPLETED, _S.FAILED, _S.CANCELLED}),
-    _S.COMPLETED: frozenset(),
+    # a study's analysis step (eos fit, converge) rerun because one of its points was retried
+    _S.COMPLETED: frozenset({_S.QUEUED}),
     # a retry (automatic or `orion retry`) submits a new attempt of the same job
     _S.FAILED: frozenset({_S.QUEUED, _S.CANCELLED}),
     _S.CANCELLED: frozenset({_S.QUEUED}),
@@ -85,12 +86,14 @@ def transition_table() -> str:
 
     >>> print(transition_table())
     from       to                                   when
-    created    queued, failed, cancelled            sbatch answered / refused / orion cancel
+    created    queued, completed, failed, cancelled sbatch answered / reused (--reuse) /
+                                                    refused / orion cancel
     queued     running, completed, failed,          started / ended between two polls /
                cancelled                            scheduler or engine failure / cancelled
     running    queued, completed, failed, cancelled requeued by the scheduler / ended /
                                                     failure (reason below) / cancelled
-    completed  -                                    final
+    completed  queued                               a study's analysis rerun after a point
+                                                    was retried (refresh)
     failed     queued, cancelled                    a retry (automatic or orion retry) /
                                                     orion cancel of a pending retry
     cancelled  queued                               orion retry
@@ -125,10 +128,10 @@ def transition_table() -> str:
 
 
 _WHEN = {
-    JobStatus.CREATED: "sbatch answered / refused / orion cancel",
+    JobStatus.CREATED: "sbatch answered / reused (--reuse) / refused / orion cancel",
     JobStatus.QUEUED: "started / ended between two polls / scheduler or engine failure / cancelled",
     JobStatus.RUNNING: "requeued by the scheduler / ended / failure (reason below) / cancelled",
-    JobStatus.COMPLETED: "final",
+    JobStatus.COMPLETED: "a study's analysis rerun after a point was retried (refresh)",
     JobStatus.FAILED: "a retry (automatic or orion retry) / orion cancel of a pending retry",
     JobStatus.CANCELLED: "orion retry",
 }

@@ -95,7 +95,7 @@ def materialize(workdir: Path, inputs: JobInputs) -> bool:
     """
     if (workdir / JOB_FILE).exists():
         return False
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as a single job's
     write_json_atomic(workdir / JOB_FILE, prepare(workdir, inputs))
     return True
 

@@ -8,11 +8,13 @@ from typing import Any
 
 from orion_cli.errors import UsageError
 
-_DURATION = re.compile(r"^(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>s|sec|m|min|h|hr|d)?$", re.IGNORECASE)
+_DURATION = re.compile(
+    r"^(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>s|sec|m|min|h|hr|d)?$", re.IGNORECASE | re.ASCII
+)
 _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
 
 
-_CLOCK = re.compile(r"(?:(?P<days>\d+)-)?(?P<clock>\d+(?::\d+){0,2})")
+_CLOCK = re.compile(r"(?:(?P<days>\d+)-)?(?P<clock>\d+(?::\d+){0,2})", re.ASCII)
 
 
 def clock_s(text: str, bare_unit_s: int = 60) -> int | None:
@@ -87,7 +89,26 @@ def format_walltime(seconds: int) -> str:
     return f"{days}-{text}" if days else text
 
 
-_MEM = re.compile(r"^(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)(?:i?B)?$", re.IGNORECASE)
+_MEM = re.compile(r"^(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)(?:i?B)?$", re.IGNORECASE | re.ASCII)
+#: a number as people write it: ASCII digits, no ``_`` (Python's float() takes "1_0", "٥٠")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+
+
+def plain_float(text: str) -> float:
+    """``float(text)`` for a plainly written number only; else ValueError.
+
+    >>> plain_float("12.5"), plain_float("-1e3")
+    (12.5, -1000.0)
+    >>> plain_float("1_0")
+    Traceback (most recent call last):
+    ...
+    ValueError: '1_0' is not a plain number
+    """
+    if not _PLAIN_NUMBER.fullmatch(text.strip()):
+        raise ValueError(f"{text!r} is not a plain number")
+    return float(text)
+
+
 _UNIT_MB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
 
 

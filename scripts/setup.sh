@@ -2,10 +2,11 @@
 # Set orion up on this machine (idempotent; re-running is cheap).
 #
 #   scripts/setup.sh             Python virtual environment .venv with orion and its test tools.
-#                                Enough for the embedded defaults: SQLite + local scheduler.
+#                                Enough for the embedded defaults: SQLite, and SLURM where
+#                                sbatch is on PATH (else the local scheduler).
 #   scripts/setup.sh --docs      Also the documentation tools (MkDocs, Material, mkdocstrings).
 #   scripts/setup.sh --services  Also, as root on Debian: the documentation tools, the engines
-#                                (Quantum ESPRESSO, LAMMPS), PostgreSQL started, and a real
+#                                (Quantum ESPRESSO, LAMMPS; CHGNet, SevenNet on CPU torch), PostgreSQL started, and a real
 #                                one-node SLURM cluster with accounting (scripts/slurm-up.sh)
 #                                -- what the test suite needs.
 #
@@ -32,12 +33,20 @@ PYTHON=${PYTHON:-python3}
 log "installing orion into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
-if [ "$docs" = 1 ]; then
+if [ "$services" = 1 ]; then
+  # the MLIP engines (chgnet, sevennet) too: torch pinned to its CPU build
+  log "installing the documentation tools and the MLIP engines into .venv"
+  .venv/bin/python -m pip install -q -e '.[dev,docs,ml]'
+elif [ "$docs" = 1 ]; then
   log "installing the documentation tools into .venv"
   .venv/bin/python -m pip install -q -e '.[dev,docs]'
 fi
 
-[ "$services" = 1 ] || { log "done: .venv/bin/orion is ready (SQLite + local scheduler)"; exit 0; }
+ready() {  # what a plain `orion submit` uses here: SLURM where sbatch is on PATH
+  log "done: .venv/bin/orion is ready: $(.venv/bin/python -c \
+    'from orion_cli.config import load_settings; from orion_cli.services.admin.doctor import defaults_line; print(defaults_line(load_settings()))')"
+}
+[ "$services" = 1 ] || { ready; exit 0; }
 
 [ "$(id -u)" = 0 ] || { echo "setup.sh --services needs root (apt-get, daemons)" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
@@ -65,4 +74,5 @@ pg_isready -h 127.0.0.1 -p 5432 >/dev/null || { echo "PostgreSQL did not come up
 
 log "bringing up the one-node SLURM cluster"
 bash scripts/slurm-up.sh
-log "done: engines, PostgreSQL and SLURM are ready"
+log "engines, PostgreSQL and SLURM are up"
+ready

@@ -105,7 +105,7 @@ def blocks(page: Path) -> list[Block]:
 
 
 def page_markers(page: Path) -> set[str]:
-    return set(re.findall(r"<!-- docs-test: (slurm|engines|slow) -->", page.read_text()))
+    return set(re.findall(r"<!-- docs-test: (slurm|engines|slow|mlip) -->", page.read_text()))
 
 
 _VOLATILE = [

@@ -1,4 +1,4 @@
-"""orion_cli.api: the README's notebook snippet run as written (local backend and the real
+"""orion_cli.api: the Python API page's notebook snippet run as written (local backend and the real
 SLURM cluster), energies compared with ASE's EMT run here on the same Atoms; errors as
 exceptions; nothing written on a mistake; a cheap import."""
 
@@ -19,10 +19,9 @@ from tests.helpers import orion, orion_json
 
 
 def readme_snippet() -> str:
-    text = (REPO / "README.md").read_text()
-    section = text.split("## Python API", 1)[1]
+    section = (REPO / "docs" / "how-to" / "python-api.md").read_text()
     match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert match, "README's Python API section has no python block"
+    assert match, "docs/how-to/python-api.md has no python block"
     return match[1]
 
 
@@ -47,7 +46,7 @@ def test_readme_snippet_runs_and_matches_ase_emt(scheduler: str) -> None:
     namespace: dict[str, Any] = {}
     out = io.StringIO()
     with redirect_stdout(out):
-        exec(compile(readme_snippet(), "README.md#python-api", "exec"), namespace)  # noqa: S102
+        exec(compile(readme_snippet(), "docs/how-to/python-api.md", "exec"), namespace)  # noqa: S102
     structures, ids = namespace["structures"], namespace["ids"]
     assert len(ids) == len(structures) == 3
     api = namespace["orion"]

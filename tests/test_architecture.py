@@ -20,10 +20,7 @@ OVER_BUDGET = {
     "services/queries/stats.py::collect": 83,
     "api.py::submit": 69,
     "services/submission/scripts.py::_checked": 67,
-    "cli/submit.py::submit": 66,
     "services/queries/metrics.py::render": 64,
-    "services/studies/workflow_file.py::_step": 63,
-    "services/studies/eos.py::submit_eos": 62,
 }
 
 

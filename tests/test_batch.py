@@ -43,8 +43,9 @@ def test_optional_lines_are_left_out_when_unset() -> None:
         assert option not in text
 
 
-def test_soft_limit_signal_only_when_shorter_than_walltime() -> None:
-    assert "--signal" not in render_script(spec(walltime_s=60, soft_margin_s=300))
+def test_soft_limit_signal_scaled_down_for_short_walltimes() -> None:
+    assert "#SBATCH --signal=B:USR1@15\n" in render_script(spec(walltime_s=60, soft_margin_s=300))
+    assert "--signal" not in render_script(spec(walltime_s=60, soft_margin_s=0))
     assert "#SBATCH --signal=B:USR1@300" in render_script(spec(walltime_s=3600))
 
 

@@ -40,7 +40,7 @@ def test_every_study_example_is_tested() -> None:
 
 def test_emt_examples(orion_home: Path, tmp_path: Path) -> None:
     out = run_example("eos-cu-emt.sh", orion_home, tmp_path)
-    assert "V0 = " in out and "B = " in out
+    assert "V0 = " in out and "B0 = " in out and "B′ = " in out and "a0 = " in out
     assert len(list(csv.DictReader((tmp_path / "eos-cu.csv").open()))) == 8
     out = run_example("relax-then-scf.sh", orion_home, tmp_path)
     assert "structure_from_id" in out or "parents" in out

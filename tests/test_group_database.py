@@ -268,9 +268,9 @@ def test_a_planted_config_is_refused(group: Group, tmp_path: Path) -> None:
         done = group.ann.orion(
             "submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock", "--dry-run", cwd=project
         )
-        assert done.returncode == 2, done.stdout
-        assert f"config file {planted} belongs to orionbob" in done.stderr
-        assert len(done.stderr.splitlines()) == 1
+        assert done.returncode == 0, done.stderr  # skipped: Bob cannot stop Ann's orion
+        assert f"warning: config file {planted} belongs to orionbob" in done.stderr
+        assert not marker.exists()
         shutil.chown(planted, "orionann", "orionann")
         planted.chmod(0o666)
         done = group.ann.orion("doctor", cwd=project)

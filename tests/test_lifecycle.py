@@ -82,7 +82,7 @@ def test_engine_error_is_not_retried_until_the_user_asks(
     assert (job["status"], job["failure_reason"], job["attempt"]) == ("failed", "engine_error", 1)
     orion("poll")
     assert orion_json("show", str(job_id))["attempt"] == 1
-    orion("retry", str(job_id))
+    orion("retry", str(job_id), "--yes")
     (job,) = poll_until_final([job_id])
     assert (job["status"], job["attempt"], len(job["attempts"])) == ("failed", 2, 2)
     assert (Path(job["workdir"]) / "result-attempt-1.json").exists()

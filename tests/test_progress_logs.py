@@ -137,7 +137,7 @@ def test_logs_of_array_tasks_and_attempts(
     first = orion("logs", str(ids[1]))
     assert f"==> {task_out} (job {ids[1]}, attempt 1, failed) <==" in first.stderr
     assert first.stdout == task_out.read_text()
-    orion("retry", str(ids[1]))
+    orion("retry", str(ids[1]), "--yes")
     poll_until_final([ids[1]])
     second = orion("logs", str(ids[1]))
     attempt_out = Path(jobs[1]["workdir"]) / "attempt-2.out"

@@ -177,7 +177,7 @@ def test_a_retry_runs_the_lines_stored_with_the_job(
     workdir = Path(job["workdir"])
     (workdir / "setup-ran.txt").unlink()
 
-    orion("retry", str(job_id))
+    orion("retry", str(job_id), "--yes")
     (job,) = poll_until_final([job_id])
 
     assert job["attempt"] == 2

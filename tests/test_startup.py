@@ -3,7 +3,17 @@
 import subprocess
 import sys
 
-HEAVY = ("ase", "pymatgen", "sqlalchemy", "sqlmodel", "pyslurm", "numpy", "alembic", "scipy")
+HEAVY = (
+    "ase",
+    "pymatgen",
+    "sqlalchemy",
+    "sqlmodel",
+    "pyslurm",
+    "numpy",
+    "alembic",
+    "scipy",
+    "torch",
+)
 
 
 def test_cli_import_and_help_load_no_heavy_module() -> None:

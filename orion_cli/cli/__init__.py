@@ -5,6 +5,7 @@ from __future__ import annotations
 from orion_cli.cli import (  # noqa: F401  (registers the commands)
     bulk,
     commands,
+    files,
     logs,
     ls,
     metrics,

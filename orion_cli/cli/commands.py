@@ -16,6 +16,7 @@ from orion_cli.config import load_settings
 from orion_cli.engines.registry import engine_names, get_engine
 from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
+from orion_cli.outfile import check_output_path
 from orion_cli.units import parse_walltime_s
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -47,23 +48,70 @@ def poll(
             "taken for a wrong ORION_HOME and left alone).",
         ),
     ] = False,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop",
+            help="Keep polling every INTERVAL (default 60 s) until SIGTERM or Ctrl-C: for a "
+            "screen/tmux session or a systemd user unit where cron is not allowed.",
+        ),
+    ] = False,
+    interval: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[INTERVAL]", help="With --loop: 60, 90s, 2m...", show_default=False
+        ),
+    ] = None,
 ) -> None:
     """Reconcile the scheduler and job directories into the database (cron runs this)."""
     from orion_cli.services.lifecycle.poll import poll as run_poll
     from orion_cli.services.queries.metrics import textfile_in, write_textfile
 
     settings = load_settings()
+    if interval is not None and not loop:
+        raise UsageError(f"'{interval}' given without --loop", "use `orion poll --loop INTERVAL`")
+    if loop:
+        _poll_loop(settings, interval or "60", quiet)
+        return
     if metrics is not None and not metrics.is_dir():
         raise UsageError(
             f"--metrics directory '{metrics}' does not exist",
             "give node_exporter's --collector.textfile.directory",
         )
+    if metrics is not None:  # refused before the cycle, not after its work
+        check_output_path(textfile_in(metrics, current_user()))
     report = run_poll(settings, confirm_lost=confirm_lost)
     if metrics is not None and not report.overlapped:
         write_textfile(settings, textfile_in(metrics, current_user()))
     _print_poll(report, as_json, quiet)
     if report.errors:
         raise typer.Exit(1)
+
+
+def _poll_loop(settings: Any, interval: str, quiet: bool) -> None:
+    """``orion poll --loop``: one line per cycle that changed something (errors always)."""
+    from datetime import datetime
+
+    from orion_cli.services.lifecycle.poll_loop import poll_loop
+
+    interval_s = parse_walltime_s(interval, "--loop interval")
+
+    def said(report: Any, error: str) -> None:
+        now = datetime.now().strftime("%H:%M:%S")
+        if error or (report and report.errors):
+            for line in [error] if error else report.errors:
+                message(f"{now} error: {line}")
+        elif report and report.overlapped and not quiet:
+            message(f"{now} another orion poll is running; this cycle did nothing")
+        elif report and report.changed and not quiet:
+            changes = ", ".join(f"job {i} {s}" for i, s in report.changed.items())
+            message(f"{now} checked {report.checked} active jobs: {changes}")
+
+    if not quiet:
+        message(f"polling every {interval_s} s; stop with Ctrl-C or SIGTERM")
+    outcome = poll_loop(settings, interval_s, said)
+    if not quiet:
+        message(f"stopped by {outcome.stopped_by or 'request'} after {outcome.cycles} cycles")
 
 
 def _print_poll(report: Any, as_json: bool, quiet: bool) -> None:

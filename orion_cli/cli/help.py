@@ -13,8 +13,8 @@ from typer.core import TyperGroup
 #: panel title → its commands, in the order ``orion --help`` shows them
 PANELS: dict[str, tuple[str, ...]] = {
     "Submit and studies": ("submit", "eos", "converge", "workflow", "results"),
-    "Watching": ("ls", "show", "watch", "logs", "wait", "stats"),
-    "Acting": ("cancel", "retry", "hold", "release", "priority", "rm", "reuse"),
+    "Watching": ("ls", "show", "watch", "logs", "wait", "stats", "path", "files"),
+    "Acting": ("cancel", "retry", "move", "hold", "release", "priority", "rm", "reuse"),
     "Inside a job": ("progress",),
     "Scheduler and admin": (
         "poll",
@@ -77,7 +77,14 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "orion cancel --tag screen-1 --status queued",
         "orion cancel 12 --with-dependents",
     ),
-    "retry": ("orion retry 12", "orion retry --tag screen-1 --status failed -p mixing_beta=0.3"),
+    "retry": (
+        "orion retry 12",
+        "orion retry --tag screen-1 --status failed -p mixing_beta=0.3",
+        "orion retry 12 --walltime 4h --partition long   # more time, another partition",
+    ),
+    "move": ("orion move 12 --partition long", "orion move --tag screen-1 --partition debug"),
+    "path": ('cd "$(orion path 12)"',),
+    "files": ("orion files 12", "orion files 12 --trajectory -o traj.extxyz"),
     "hold": ("orion hold 12", "orion hold --study 12"),
     "release": ("orion release 12", "orion release --study 12"),
     "priority": ("orion priority 20 12 13", "orion priority 5 --tag background"),
@@ -89,6 +96,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "poll": (
         "orion poll",
         "* * * * * $HOME/.local/bin/orion poll --quiet   # crontab -e: every minute",
+        "orion poll --loop 2m   # without cron: in screen/tmux, stop with Ctrl-C",
     ),
     "adopt": ("orion adopt 1234 1235",),
     "queues": ("orion queues", "orion queues --json"),

@@ -10,6 +10,8 @@ import typer
 from orion_cli.cli.output import fail, message, print_json
 from orion_cli.errors import UsageError
 from orion_cli.jobids import check_slurm_id, parse_job_id, parse_job_ids, parse_study_id
+from orion_cli.limits import check_bound, check_text
+from orion_cli.units import parse_mem_mb, parse_walltime_s
 
 if TYPE_CHECKING:
     from orion_cli.services.queries.selection import BulkReport, Selection
@@ -40,6 +42,13 @@ StudyOpt = Annotated[
 StatusOpt = Annotated[
     list[str] | None, typer.Option("--status", "-s", help="Jobs with this status (repeatable).")
 ]
+NameOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--name", help="Jobs with this name; * matches anything: 'si-*' (repeatable: any of them)."
+    ),
+]
+SinceOpt = Annotated[str, typer.Option(help="Only jobs created within: 2h, 3d, 90m.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -49,6 +58,8 @@ def selection(
     tags: list[str] | None,
     statuses: list[str] | None,
     studies: list[str] | None = None,
+    names: list[str] | None = None,
+    since: str = "",
 ) -> Selection:
     """Build the selection from the command line, reading every id strictly."""
     from orion_cli.services.queries.selection import Selection
@@ -57,8 +68,10 @@ def selection(
         tuple(parse_job_ids(ids)),
         tuple(map(check_slurm_id, slurm_ids or ())),
         tuple(t for t in tags or () if t),
-        tuple(statuses or ()),
+        tuple(s.strip() for value in statuses or () for s in value.split(",") if s.strip()),
         tuple(dict.fromkeys(map(parse_study_id, studies or ()))),
+        tuple(check_text(n, "--name") for n in names or () if n),
+        parse_walltime_s(since, "--since") if since else None,
     )
 
 
@@ -92,3 +105,37 @@ def finish(report: BulkReport, as_json: bool, selection_text: str = "") -> None:
     message(report.summary())
     if report.exit_code():
         raise typer.Exit(report.exit_code())
+
+
+# ---- resource options shared by submit-like commands, retry and move ----------------------
+
+WalltimeOpt = Annotated[str, typer.Option(help="Time limit: 90m, 2h, 1:30:00 or seconds.")]
+MemOpt = Annotated[str, typer.Option(help="Memory per node: 4G, 500M.")]
+PartitionOpt = Annotated[str, typer.Option(help="SLURM partition (queue).")]
+GpusOpt = Annotated[int | None, typer.Option(help="GPUs per node (sbatch --gres=gpu:N).")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def resource_changes(walltime: str, mem: str, partition: str, gpus: int | None) -> dict[str, Any]:
+    """The resource fields a command line changes (empty: none), read strictly.
+
+    >>> resource_changes("4h", "8G", "long", 1)
+    {'walltime_s': 14400, 'mem_mb': 8192, 'partition': 'long', 'gpus': 1}
+    >>> resource_changes("", "", "", None)
+    {}
+    """
+    from orion_cli.units import parse_walltime_s
+
+    changes: dict[str, Any] = {}
+    if walltime:
+        changes["walltime_s"] = parse_walltime_s(walltime, "--walltime")
+    if mem:
+        changes["mem_mb"] = parse_mem_mb(mem)
+    if partition:
+        changes["partition"] = partition
+    if gpus is not None:
+        changes["gpus"] = gpus
+    for key, value in changes.items():
+        if key != "partition":
+            check_bound(key, value)
+    return changes

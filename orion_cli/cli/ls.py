@@ -7,11 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
+from orion_cli.cli.jobargs import NameOpt, SinceOpt, StudyOpt
 from orion_cli.cli.monitor import say_freshness
-from orion_cli.cli.output import age, handle_errors, print_json, table
+from orion_cli.cli.output import age, count_of, handle_errors, print_json, table
 from orion_cli.cli.root import app
 from orion_cli.config import load_settings
 from orion_cli.identity import current_user
+from orion_cli.jobids import parse_study_id
+from orion_cli.limits import check_text
 from orion_cli.units import parse_walltime_s
 
 STATUS_ORDER = ("created", "queued", "running", "completed", "failed", "cancelled")
@@ -43,7 +46,9 @@ def list_cmd(
     tag: Annotated[
         list[str] | None, typer.Option(help="Jobs with this tag (repeatable: any of them).")
     ] = None,
-    since: Annotated[str, typer.Option(help="Only jobs created within: 2h, 3d, 90m.")] = "",
+    since: SinceOpt = "",
+    study: StudyOpt = None,
+    name: NameOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Jobs per page.")] = 50,
     page: Annotated[int, typer.Option(min=1, help="Page number (1 = newest).")] = 1,
     count: Annotated[
@@ -69,6 +74,8 @@ def list_cmd(
         0 if count else limit,
         (page - 1) * limit,
         owner=None if all_users else current_user(),
+        study_ids=tuple(dict.fromkeys(map(parse_study_id, study or ()))),
+        names=tuple(check_text(n, "--name") for n in name or () if n),
     )
     settings = load_settings()
     listing = list_jobs(settings, flt)
@@ -95,7 +102,7 @@ def list_cmd(
         print_json(rows)
         return
     if not rows:
-        filtered = bool(status or engine or tag or since)
+        filtered = bool(status or engine or tag or since or study or name)
         typer.echo(
             "no jobs match these filters"
             if filtered and not listing.total
@@ -105,8 +112,21 @@ def list_cmd(
         )
         return
     _print_rows(rows, flt.offset, listing.total, page, all_users)
-    typer.echo(f"{listing.total} jobs: {counts_text(listing.counts)}")
+    typer.echo(f"{count_of(listing.total, 'job')}: {counts_text(listing.counts)}")
     say_freshness(settings, active)
+
+
+def progress_cell(row: dict[str, Any]) -> str:
+    """The progress column: a failed or cancelled job's last step is not shown as current.
+
+    >>> progress_cell({"status": "running", "progress_pct": 5.0, "current_step": "pw.x"})
+    '5% pw.x'
+    >>> progress_cell({"status": "failed", "progress_pct": 5.0, "current_step": "pw.x"})
+    '-'
+    """
+    if row["status"] in ("failed", "cancelled"):
+        return "-"
+    return f"{row['progress_pct']:.0f}% {row['current_step']}".strip()
 
 
 def _print_rows(
@@ -126,9 +146,10 @@ def _print_rows(
                 *([r["owner"]] if all_users else []),
                 r["engine"],
                 r["status"]
+                + (" (held)" if r.get("held") and r["status"] == "queued" else "")
                 + (f" ({r['failure_reason']})" if r["failure_reason"] else "")
                 + (f"; {r['dependency']}" if r.get("dependency") else ""),
-                f"{r['progress_pct']:.0f}% {r['current_step']}".strip(),
+                progress_cell(r),
                 _energy(r),
                 r["scheduler_job_id"] or "-",
                 age((now - datetime.fromisoformat(r["created_at"])).total_seconds()),

@@ -10,6 +10,8 @@ import typer
 from orion_cli.cli.jobargs import (
     IdsArg,
     JsonOpt,
+    NameOpt,
+    SinceOpt,
     SlurmIdOpt,
     StatusOpt,
     StudyOpt,
@@ -46,7 +48,8 @@ def freshness_lines(settings: Settings, active: bool) -> tuple[str, str | None]:
     if not active or (age_s is not None and age_s <= settings.poll_stale_s):
         return line, None
     return line, (
-        "warning: the statuses shown may be out of date: run `orion poll`, or let "
+        "warning: the statuses shown may be out of date: run `orion poll`, keep "
+        "`orion poll --loop 60` running (screen/tmux, or a systemd user unit), or let "
         f"cron run it every 2 minutes (crontab -e):\n  {cron_line(settings)}"
     )
 
@@ -121,6 +124,8 @@ def wait(
     tag: TagOpt = None,
     study: StudyOpt = None,
     status: StatusOpt = None,
+    name: NameOpt = None,
+    since: SinceOpt = "",
     timeout: Annotated[
         str, typer.Option(help="Give up after this long: 90s, 30m, 2h (exit 1).")
     ] = "",
@@ -136,7 +141,7 @@ def wait(
 
     timeout_s = parse_walltime_s(timeout, "--timeout") if timeout else None
     settings = load_settings()
-    chosen = selection(job_ids, slurm_id, tag, status, study)
+    chosen = selection(job_ids, slurm_id, tag, status, study, name, since)
     ids = select_ids(settings, chosen)
     if not ids:
         message(f"no jobs of yours match {chosen.describe()}; nothing to wait for")
@@ -172,7 +177,16 @@ def wait_and_show(settings: Settings, ids: list[int], as_json: bool) -> None:
     """Wait as ``orion wait`` does (the same loop), then print the jobs (``submit --wait``)."""
     from orion_cli.services.queries.show import show_job
 
-    wait_and_report(settings, ids, None)
+    outcome = wait_and_report(settings, ids, None)
+    if len(ids) > PER_JOB_LINES:  # a big submit: the counts, as `orion wait` prints them
+        summary = counts_line(outcome.states)
+        if as_json:
+            print_json({"ids": ids, "all_completed": outcome.all_completed, "summary": summary})
+        else:
+            message(summary)
+        if not outcome.all_completed:
+            raise typer.Exit(1)
+        return
     jobs = [show_job(settings, job_id) for job_id in ids]
     if as_json:
         print_json(jobs[0] if len(jobs) == 1 else jobs)

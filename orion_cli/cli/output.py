@@ -238,6 +238,15 @@ def fit_widths(
     return widths
 
 
+def count_of(n: int, noun: str) -> str:
+    """``n`` and the noun, plural when ``n`` is not 1.
+
+    >>> count_of(1, "job"), count_of(3, "job"), count_of(0, "job")
+    ('1 job', '3 jobs', '0 jobs')
+    """
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def age(seconds: float) -> str:
     """Format an age compactly.
 

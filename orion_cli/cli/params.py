@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from orion_cli.errors import UsageError
+from orion_cli.inputfile import check_regular
 from orion_cli.units import parse_param_pairs
 
 
@@ -23,10 +24,7 @@ def read_params(pairs: list[str], params_file: Path | None) -> dict[str, Any]:
 def read_params_file(path: Path) -> dict[str, Any]:
     """Read a TOML or JSON table of parameters; every way it can be wrong is one UsageError."""
     fix = "use a TOML or JSON file of key = value pairs"
-    if path.is_dir():
-        raise UsageError(f"params file '{path}' is a directory", "give the path of a file")
-    if not path.is_file():
-        raise UsageError(f"params file '{path}' does not exist", "check the path")
+    check_regular(path, "params file")  # a FIFO or /dev/zero: one line, no hang
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:

@@ -51,6 +51,7 @@ FIELDS = (
     "current_step",
     "workdir",
     "error_message",
+    "hint",
     "created_at",
     "submitted_at",
     "started_at",
@@ -77,6 +78,8 @@ def render_job(job: dict[str, Any]) -> None:
 
     status = job["status"] + (f" ({job['failure_reason']})" if job["failure_reason"] else "")
     status += f"; {job['dependency']}" if job.get("dependency") else ""
+    if job.get("held") and job["status"] == "queued":
+        status += f"; held (`orion release {job['id']}` lets it start)"
     say((f"job {job['id']}", "bold"), f" {job['name']}: {status}")
     for section in (_fields, _how_it_runs, _links, _result, _attempts, _events):
         section(say, job)
@@ -143,10 +146,23 @@ def _result(say: Say, job: dict[str, Any]) -> None:
         say(f"    {extras['parameter'] + ' ' + str(value):15} {shown}")
     for key, value in extras.items() if job.get("script") else ():
         say(f"    {key:15} {value}")  # `orion progress --result key=value` of a script
+    _model(say, extras.get("model"))
     if result.get("forces_ev_per_a"):
         fmax = max(sum(c * c for c in f) ** 0.5 for f in result["forces_ev_per_a"])
         say(f"    {'max force':15} {fmax:.4f} eV/Å")
     _derived(say, result.get("derived") or {}, bool(result.get("final_structure")))
+
+
+def _model(say: Say, model: Any) -> None:
+    """The machine-learned potential a result came from (package, model, file sha256)."""
+    if not isinstance(model, dict):
+        return
+    package = f"{model.get('package')} {model.get('package_version')}"
+    say(f"    {'model':15} {model.get('model')} ({package})")
+    say(f"    sha256 {model.get('model_sha256')}")  # 64 digits: one line in 80 columns
+    if model.get("device"):
+        threads = f", {model['torch_threads']} threads" if model.get("torch_threads") else ""
+        say(f"    {'device':15} {model['device']}{threads}")
 
 
 def _derived(say: Say, derived: dict[str, Any], final: bool) -> None:

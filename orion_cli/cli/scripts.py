@@ -32,6 +32,7 @@ _ENGINE_ONLY = {
     "estimate": "--estimate",
     "throttle": "--throttle",
     "structure_from": "--from",
+    "from_tag": "--from-tag",
     "allow_close_atoms": "--allow-close-atoms",
 }
 

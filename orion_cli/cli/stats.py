@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from orion_cli.cli.jobargs import NameOpt, StatusOpt, selection
 from orion_cli.cli.ls import counts_text
-from orion_cli.cli.output import handle_errors, message, print_json, table
+from orion_cli.cli.output import count_of, handle_errors, message, print_json, table
 from orion_cli.cli.root import app
 from orion_cli.config import load_settings
 from orion_cli.identity import current_user
@@ -27,6 +28,8 @@ def stats(
     study: Annotated[int | None, typer.Option(help="Jobs of this study (orion eos).")] = None,
     engine: Annotated[str, typer.Option(help="Jobs of this engine.")] = "",
     since: Annotated[str, typer.Option(help="Only jobs created within: 7d, 12h, 90m.")] = "",
+    name: NameOpt = None,
+    status: StatusOpt = None,
     by: Annotated[
         str, typer.Option(help="Group by engine, partition, tag or user (with --all-users).")
     ] = "engine",
@@ -50,12 +53,15 @@ def stats(
     check_by(by)
     if plot is not None:
         check_plot_path(plot)
+    common = selection(None, None, None, status, None, name)  # read strictly
     flt = StatsFilter(
         owner=None if all_users else current_user(),
         tags=tuple(t for t in tag or () if t),
         study_id=study,
         engine=engine,
         since_s=since_s,
+        names=common.names,
+        statuses=common.statuses,
     )
     result = collect(load_settings(), flt, by)
     if plot is not None and result.total.jobs:
@@ -64,7 +70,7 @@ def stats(
         print_json({**result.as_dict(), "plot": str(plot) if plot and result.total.jobs else None})
         return
     if not result.total.jobs:
-        filtered = bool(tag or study is not None or engine or since)
+        filtered = bool(tag or study is not None or engine or since or name or status)
         typer.echo(
             "no jobs match these filters" if filtered else "no jobs yet (orion submit adds some)"
         )
@@ -111,7 +117,7 @@ def _durations_line(label: str, d: Durations, what: str) -> str:
 def _print(result: Stats) -> None:
 
     total = result.total
-    typer.echo(f"{total.jobs} jobs: {counts_text(total.counts)}")
+    typer.echo(f"{count_of(total.jobs, 'job')}: {counts_text(total.counts)}")
     if total.success_rate is None:
         typer.echo("success rate: - (no job has ended yet)")
     else:

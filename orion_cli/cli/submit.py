@@ -131,7 +131,8 @@ def submit(
     queue: Annotated[
         str,
         typer.Option(
-            help="A named queue from the config ([queues.NAME]; orion queues lists them)."
+            help="A named queue from the config (a \\[queues.NAME] table; "
+            "`orion queues` lists them)."
         ),
     ] = "",
     account: Annotated[str, typer.Option()] = "",
@@ -165,6 +166,13 @@ def submit(
     estimate: Annotated[
         str, typer.Option(help="Time one calculation takes, for --pack auto: 10s, 2m.")
     ] = "",
+    pack_tasks: Annotated[
+        int | None,
+        typer.Option(
+            help="Pack into K array tasks, more if a task's share would not fit the "
+            "walltime (--pack auto alone: K = the idle CPUs)."
+        ),
+    ] = None,
     allow_close_atoms: Annotated[
         bool,
         typer.Option(
@@ -183,9 +191,19 @@ def submit(
         typer.Option("--after-any", help="Start after these jobs ended, however: ID[,ID...]."),
     ] = None,
     structure_from: Annotated[
-        int | None,
-        typer.Option("--from", help="Start from this job's final structure (implies --after)."),
+        list[str] | None,
+        typer.Option(
+            "--from",
+            help="Start from this job's final structure (implies --after); several: one job "
+            "each, ID[,ID...] or repeated.",
+        ),
     ] = None,
+    from_tag: Annotated[
+        str,
+        typer.Option(
+            "--from-tag", help="As --from, for each of your completed jobs with this tag."
+        ),
+    ] = "",
     on_scf_fail: Annotated[
         list[str] | None,
         typer.Option(
@@ -222,27 +240,20 @@ def submit(
 ) -> None:
     """Submit one job per structure file."""
     from orion_cli.services.lifecycle.depgraph import parse_ids
-    from orion_cli.services.submission.packing import parse_estimate_s
+    from orion_cli.services.submission.packing import parse_estimate_s, parse_pack_tasks
     from orion_cli.services.submission.submit import SubmitRequest
 
     settings = load_settings()
     if script is not None:
         submit_script_command(settings, script, structures or [], locals())
         return
-    if not engine:
-        raise UsageError(
-            "no engine given", "write e.g. orion submit Si.cif --engine qe, or --script run.sbatch"
-        )
-    if soft_limit:
-        raise UsageError(
-            "--soft-limit is for --script jobs",
-            "orion's engine jobs get a soft limit already (soft_margin_s)",
-        )
-    request = SubmitRequest(
+    _check_engine_job(engine, soft_limit)
+    parents = _parents(settings, parse_ids(structure_from or [], "--from"), from_tag)
+    build = lambda parent: SubmitRequest(  # noqa: E731 - one request per --from parent
         after=parse_ids(after or [], "--after"),
         after_any=parse_ids(after_any or [], "--after-any"),
         structures=[Path(item) for item in structures or []],
-        structure_from=structure_from,
+        structure_from=parent,
         engine=engine,
         params=read_params(param or [], params),
         name=name,
@@ -271,13 +282,14 @@ def submit(
         allow_close_atoms=allow_close_atoms,
         max_retries=retries,
         pack=pack,
+        pack_tasks=parse_pack_tasks(pack_tasks),
         on_scf_fail=on_scf_fail or [],
         strict=strict,
         reuse="loose" if reuse_loose else "strict" if reuse else "",
         estimate_s=parse_estimate_s(estimate) if estimate else None,
         retry_delay_s=parse_walltime_s(retry_delay, "--retry-delay") if retry_delay else None,
     )
-    done = _submitted(settings, request)
+    done = _submitted(settings, build, parents)
     if dry_run:
         _print_dry_run(done, as_json)
         return
@@ -288,12 +300,23 @@ def submit(
         raise typer.Exit(1)
 
 
-def _submitted(settings: Any, request: Any) -> Any:
-    """Submit with a progress bar; print the notes (chosen frames, frozen inputs, warnings)."""
-    from orion_cli.services.submission.submit import submit as submit_jobs
+def _check_engine_job(engine: str, soft_limit: str) -> None:
+    """An engine job names its engine and takes no --soft-limit (a --script job's option)."""
+    if not engine:
+        raise UsageError(
+            "no engine given", "write e.g. orion submit Si.cif --engine qe, or --script run.sbatch"
+        )
+    if soft_limit:
+        raise UsageError(
+            "--soft-limit is for --script jobs",
+            "orion's engine jobs get a soft limit already (soft_margin_s)",
+        )
 
+
+def _submitted(settings: Any, build: Any, parents: list[int]) -> Any:
+    """Submit with a progress bar; print the notes (chosen frames, frozen inputs, warnings)."""
     with progress_bar() as report:
-        done = submit_jobs(settings, request, report)
+        done = _submit_each(settings, build, parents, report)
     show_notes(done.notes)
     for line in done.frozen_notes:
         message(line if line.startswith("warning: ") else f"note: {line}")
@@ -336,6 +359,43 @@ def _print_submitted(done: Any, as_json: bool, wait: bool) -> None:
     elif not as_json:
         for job_id in done.ids:
             typer.echo(job_id)
+
+
+def _parents(settings: Any, given: list[int], from_tag: str) -> list[int]:
+    """The --from parents: those given, then each completed job of ``--from-tag``."""
+    from orion_cli.services.submission.structure_from import tagged_parents
+
+    tagged = tagged_parents(settings, from_tag) if from_tag else []
+    return given + [p for p in tagged if p not in given]
+
+
+def _submit_each(settings: Any, build: Any, parents: list[int], report: Any) -> Any:
+    """Submit the request; with several --from parents, one request each (a parent that
+    cannot be used is an error line, the others go on)."""
+    from orion_cli.errors import OrionError
+    from orion_cli.services.submission.submit import submit as submit_jobs
+
+    if len(parents) <= 1:
+        return submit_jobs(settings, build(parents[0] if parents else None), report)
+    done = None
+    for parent in parents:
+        try:
+            one = submit_jobs(settings, build(parent), report)
+        except OrionError as exc:
+            if done is None:
+                raise
+            done.errors.append(f"--from {parent}: {exc.one_line()}")
+            continue
+        if done is None:
+            done = one
+            continue
+        done.ids += one.ids
+        done.scheduler_job_ids += one.scheduler_job_ids
+        done.scripts += one.scripts
+        done.errors += one.errors
+        done.notes += [n for n in one.notes if n not in done.notes]
+        done.frozen_notes += [n for n in one.frozen_notes if n not in done.frozen_notes]
+    return done
 
 
 def _resources(**given: Any) -> dict[str, Any]:

@@ -9,9 +9,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orion_cli.cli.jobargs import IdsArg, SlurmIdOpt, StatusOpt, StudyOpt, TagOpt, selection
+from orion_cli.cli.jobargs import (
+    IdsArg,
+    NameOpt,
+    SinceOpt,
+    SlurmIdOpt,
+    StatusOpt,
+    StudyOpt,
+    TagOpt,
+    selection,
+)
 from orion_cli.cli.monitor import counts_line, freshness_lines
-from orion_cli.cli.output import age, handle_errors, message, visible
+from orion_cli.cli.output import age, count_of, handle_errors, message, visible
 from orion_cli.cli.root import app
 from orion_cli.config import load_settings
 from orion_cli.errors import OrionError
@@ -70,7 +79,10 @@ def render(snap: Snapshot, settings: Settings, error: str) -> Any:
     now = datetime.now(UTC)
     fresh, _ = freshness_lines(settings, active=False)
     parts: list[Any] = [
-        Text(f"orion watch — {len(snap.states)} jobs: {counts_line(snap.states)}", style="bold"),
+        Text(
+            f"orion watch — {count_of(len(snap.states), 'job')}: {counts_line(snap.states)}",
+            style="bold",
+        ),
         Text(f"{fresh} · q quits", style="dim"),
     ]
     if error:
@@ -161,6 +173,8 @@ def watch(
     tag: TagOpt = None,
     study: StudyOpt = None,
     status: StatusOpt = None,
+    name: NameOpt = None,
+    since: SinceOpt = "",
     interval: Annotated[
         float,
         typer.Option(min=0.2, help="Seconds between screen updates (plain lines: between lines)."),
@@ -176,7 +190,7 @@ def watch(
     from orion_cli.services.queries.watching import default_ids
 
     settings = load_settings()
-    chosen = selection(job_ids, slurm_id, tag, status, study)
+    chosen = selection(job_ids, slurm_id, tag, status, study, name, since)
     named = bool(job_ids or slurm_id or tag or status or study)
     ids = select_ids(settings, chosen) if named else default_ids(settings)
     if not ids:

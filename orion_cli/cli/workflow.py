@@ -45,15 +45,47 @@ def submit(
     ] = None,
     scheduler: Annotated[str, typer.Option(help="slurm or local.")] = "",
     hold: Annotated[bool, typer.Option("--hold", help="Submit held (orion release).")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check everything, say what would run; write nothing.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Poll until every job ended, then show each study.")
+    ] = False,
+    reuse: Annotated[
+        bool,
+        typer.Option(
+            "--reuse",
+            help="Take the result of an identical job (same calculation key) for every step "
+            "without its own reuse key; a from: child is reused when its parent was and its "
+            "own parameters are unchanged.",
+        ),
+    ] = False,
+    reuse_loose: Annotated[
+        bool,
+        typer.Option("--reuse-loose", help="As --reuse, ignoring the engines' code versions."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check the whole file first, then record each study in one go and submit its steps."""
     from orion_cli.services.studies.workflow import WorkflowRequest, submit_workflow
 
     request = WorkflowRequest(
-        workflow_file, list(structures or []), scheduler, tuple(tag or ()), hold
+        workflow_file,
+        list(structures or []),
+        scheduler,
+        tuple(tag or ()),
+        hold,
+        dry_run,
+        reuse="loose" if reuse_loose else "strict" if reuse else "",
     )
-    studies = submit_workflow(load_settings(), request)
+    settings = load_settings()
+    studies = submit_workflow(settings, request)
+    if dry_run:
+        for study in studies:
+            message(f"{study.name} (nothing submitted):")
+            for line in study.notes:
+                message(f"  {line}")
+        return
     if as_json:
         print_json([vars(study) for study in studies])
     for study in studies:
@@ -66,9 +98,28 @@ def submit(
             steps = "; ".join(f"{name} {_ids(ids)}" for name, ids in study.steps.items())
             message(f"{which}: {steps}")
     recorded = [study.study_id for study in studies if study.study_id]
-    if not as_json and recorded:
+    if not as_json and recorded and not wait:
         message(f"follow it: orion workflow show {recorded[0]}")
+    if wait and recorded:
+        _wait_and_show(settings, studies, recorded, as_json)
     if any(study.errors for study in studies):
+        raise typer.Exit(1)
+
+
+def _wait_and_show(settings: Any, studies: list[Any], recorded: list[int], quiet: bool) -> None:
+    """``workflow submit --wait``: wait as `orion wait` does, then each study's tree; exit 1
+    when a job did not complete."""
+    from orion_cli.cli.monitor import wait_and_report
+    from orion_cli.services.studies.workflow_status import study_graph
+
+    ids = [job_id for study in studies for step in study.steps.values() for job_id in step]
+    outcome = wait_and_report(settings, ids, None)
+    if not quiet:
+        from rich.console import Console
+
+        for study_id in recorded:
+            Console().print(render_tree(study_graph(settings, study_id)))
+    if not outcome.all_completed:
         raise typer.Exit(1)
 
 
@@ -135,7 +186,9 @@ def _step_node(under: Tree, step: dict[str, Any]) -> Tree:
     jobs = step["jobs"]
     shown = jobs if len(jobs) <= 12 else [j for j in jobs if j["status"] != "completed"]
     for job in shown:
-        node.add(_job_line(job))
+        line = node.add(_job_line(job))
+        if job.get("hint"):
+            line.add(f"hint: {escape(job['hint'])}")
     if len(shown) < len(jobs):
         node.add(f"… and {len(jobs) - len(shown)} completed")
     return node
@@ -158,7 +211,13 @@ def _job_line(job: dict[str, Any]) -> str:
 @workflow_app.command("retry")
 @handle_errors
 def retry(
-    study_id: Annotated[str, typer.Argument(help="A study id (or any job of the study).")],
+    study_id: Annotated[
+        str, typer.Argument(help="A study id (or any job of the study).", show_default=False)
+    ] = "",
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="Every study with a job of this tag (repeatable)."),
+    ] = None,
     failed: Annotated[
         bool,
         typer.Option("--failed", help="Rerun what failed and what was cancelled because of it."),
@@ -178,14 +237,20 @@ def retry(
     as_json: JsonOpt = False,
 ) -> None:
     """Rerun the failed part of a study; completed steps are kept, not rerun."""
-    from orion_cli.services.studies.workflow_status import retry_failed
+    from orion_cli.services.studies.workflow_status import retry_failed, tagged_studies
 
     if not failed:
-        raise UsageError("say what to rerun", f"write orion workflow retry {study_id} --failed")
-    report = retry_failed(
-        load_settings(),
-        parse_job_id(study_id),
-        parse_param_pairs(param or []) or None,
-        tuple(step or ()),
-    )
-    finish(report, as_json, f"study {study_id} --failed")
+        raise UsageError(
+            "say what to rerun", f"write orion workflow retry {study_id or '--tag T'} --failed"
+        )
+    settings = load_settings()
+    if bool(study_id) == bool(tag):
+        raise UsageError("name the studies: a study id or --tag", "`orion ls --tag T` lists them")
+    ids = [parse_job_id(study_id)] if study_id else tagged_studies(settings, tuple(tag or ()))
+    changes = parse_param_pairs(param or []) or None
+    reports = [retry_failed(settings, one, changes, tuple(step or ())) for one in ids]
+    report = reports[0]
+    for other in reports[1:]:  # one summary for every study
+        report.merge(other)
+    which = f"study {study_id}" if study_id else f"{len(ids)} studies tagged {', '.join(tag or ())}"
+    finish(report, as_json, f"{which} --failed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -33,8 +34,13 @@ def get_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = sqlite_path(url)
         if path is not None:
+            _check_regular_file(path)
             files.make_private_dir(path.parent)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S},
+            json_deserializer=json_from_database,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -47,9 +53,48 @@ def get_engine(url: str) -> Engine:
         return engine
     # psycopg parses each distinct statement text once; pages of 100 rows repeat the
     # same text, where one page of 1,000 rows costs ~0.1 s of parsing per bulk insert
-    engine = create_engine(url, pool_pre_ping=True, insertmanyvalues_page_size=100)
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        insertmanyvalues_page_size=100,
+        json_deserializer=json_from_database,
+    )
     event.listen(engine, "connect", clamp_infinite_times)  # a member's 'infinity' rows
     return engine
+
+
+def _check_regular_file(path: Path) -> None:
+    """A FIFO or device as the database file: refuse (``orion ls`` waited on a FIFO for ever)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # missing (created later) or unreadable (said when it is opened)
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device"
+        )
+        raise ForeignDatabaseError(
+            f"database file {path} is {kind}, not a regular file; orion does not open it",
+            "point ORION_DATABASE_URL at a file (sqlite:///path/orion.db)",
+        )
+
+
+#: what a JSON value that cannot be read becomes (a group member wrote it in their own row)
+UNREADABLE_JSON = {"unreadable": "nested too deeply; orion does not read it"}
+
+
+def json_from_database(text: str) -> object:
+    """Decode a JSON column; one nested too deeply for Python is replaced, not a crash.
+
+    >>> json_from_database('{"a": 1}'), json_from_database("[" * 5000 + "]" * 5000)
+    ({'a': 1}, {'unreadable': 'nested too deeply; orion does not read it'})
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return dict(UNREADABLE_JSON)
 
 
 def current_revision(engine: Engine) -> str | None:

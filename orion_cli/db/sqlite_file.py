@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from enum import Enum
 from pathlib import Path
 from urllib.parse import quote
@@ -48,7 +49,16 @@ def is_corrupt(exc: BaseException) -> bool:
 
 
 def read_only_connection(path: Path) -> sqlite3.Connection:
-    """Open ``path`` read-only; the file is never created or changed."""
+    """Open ``path`` read-only; the file is never created or changed (nor a FIFO waited on)."""
+    try:
+        regular = stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        regular = True  # missing or unreadable: sqlite3 says so
+    if not regular:
+        raise ForeignDatabaseError(
+            f"database file {path} is not a regular file; orion does not open it",
+            "point ORION_DATABASE_URL at a file (sqlite:///path/orion.db)",
+        )
     return sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro", uri=True, timeout=30)
 
 
@@ -60,11 +70,17 @@ def inspect(path: Path) -> FileState:
     (exit 2). Neither changes the file.
     """
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except FileNotFoundError:
         return FileState.MISSING
     except OSError as exc:
         raise DatabaseError(f"cannot read database file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would make the reader wait for ever
+        raise ForeignDatabaseError(
+            f"database file {path} is not a regular file; orion does not open it",
+            "point ORION_DATABASE_URL at a file (sqlite:///path/orion.db)",
+        )
+    size = st.st_size
     if size == 0:
         return FileState.EMPTY
     if size < 100:  # shorter than SQLite's file header

@@ -100,6 +100,23 @@ def _fallback_redact(url: str) -> str:
     return f"{scheme}://{shown}{host}"
 
 
+def without_password(url: str) -> str:
+    """``url`` with its password removed (not masked): what a crontab line may hold.
+
+    >>> without_password("postgresql://ann:secret@db.lab/orion?sslmode=require&password=x")
+    'postgresql://ann@db.lab/orion?sslmode=require'
+    """
+    from sqlalchemy.engine import URL, make_url
+
+    parsed = make_url(url)
+    hidden = [key for key in parsed.query if "password" in key.lower()]
+    parsed = parsed.difference_update_query(hidden)
+    bare = URL.create(
+        parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database
+    ).update_query_dict(dict(parsed.query))
+    return bare.render_as_string(hide_password=False)
+
+
 def redact(url: str) -> str:
     """Return ``url`` fit to print: no password, in no form.
 

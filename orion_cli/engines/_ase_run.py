@@ -195,25 +195,24 @@ def run_calculation(
 ) -> None:
     """Relax if asked (every step to the trajectory), compute energy/forces (stress where
     periodic), write the output file."""
-    from ase.calculators.calculator import PropertyNotImplementedError
     from ase.io import write
-    from ase.io.trajectory import Trajectory
-    from ase.optimize import BFGS
+
+    compute_properties(atoms, params, workdir, files, report)
+    write(workdir / files.output, atoms, format="extxyz")
+
+
+def compute_properties(
+    atoms: Atoms, params: Mapping[str, Any], workdir: Path, files: AseFiles, report: ProgressFn
+) -> None:
+    """Relax if asked (trajectory and log in ``workdir``), then energy, forces and stress
+    (where periodic); the results stay on ``atoms.calc``, steps and convergence in
+    ``atoms.info``."""
+    from ase.calculators.calculator import PropertyNotImplementedError
 
     steps = 0
     converged = True
     if params["relax"] or params.get("relax_cell"):
-        max_steps = int(params["max_steps"])
-        optimizer = BFGS(relax_target(atoms, params), logfile=str(workdir / files.log))
-
-        def progress() -> None:
-            report("Relaxing", min(95.0, 100.0 * optimizer.nsteps / max_steps))
-
-        optimizer.attach(progress, interval=5)
-        with Trajectory(str(workdir / files.trajectory), "w", atoms) as trajectory:
-            optimizer.attach(trajectory.write, interval=1)
-            converged = bool(optimizer.run(fmax=float(params["fmax_ev_per_a"]), steps=max_steps))
-        steps = optimizer.nsteps
+        steps, converged = _relax(atoms, params, workdir, files, report)
     report("Analyzing", 95.0)
     atoms.get_potential_energy()
     atoms.get_forces()
@@ -224,7 +223,52 @@ def run_calculation(
             pass  # a calculator without stress: no stress in the result
     atoms.info["orion_relax_steps"] = steps
     atoms.info["orion_converged"] = converged
-    write(workdir / files.output, atoms, format="extxyz")
+
+
+def _relax(
+    atoms: Atoms, params: Mapping[str, Any], workdir: Path, files: AseFiles, report: ProgressFn
+) -> tuple[int, bool]:
+    """BFGS to ``fmax_ev_per_a``; every step to the trajectory; return (steps, converged)."""
+    from ase.io.trajectory import Trajectory
+    from ase.optimize import BFGS
+
+    max_steps = int(params["max_steps"])
+    optimizer = BFGS(relax_target(atoms, params), logfile=str(workdir / files.log))
+
+    def progress() -> None:
+        report("Relaxing", min(95.0, 100.0 * optimizer.nsteps / max_steps))
+
+    optimizer.attach(progress, interval=5)
+    with Trajectory(str(workdir / files.trajectory), "w", atoms) as trajectory:
+        optimizer.attach(trajectory.write, interval=1)
+        converged = bool(optimizer.run(fmax=float(params["fmax_ev_per_a"]), steps=max_steps))
+    return optimizer.nsteps, converged
+
+
+def compute_in_memory(
+    engine: str,
+    atoms: Atoms,
+    params: Mapping[str, Any],
+    workdir: Path,
+    files: AseFiles,
+    report: ProgressFn,
+) -> Result:
+    """Run on a structure already in memory and return its result; no file is read back.
+
+    Only a relaxation writes into ``workdir`` (its trajectory and log); its final
+    structure goes into the result as extended-XYZ text, as :func:`parse_output` gives it.
+    """
+    compute_properties(atoms, params, workdir, files, report)
+    final = None
+    if params.get("relax") or params.get("relax_cell"):
+        import io
+
+        from ase.io import write
+
+        text = io.StringIO()
+        write(text, atoms, format="extxyz")
+        final = text.getvalue()
+    return result_of(engine, atoms, params, final)
 
 
 def parse_output(engine: str, workdir: Path, params: Mapping[str, Any], files: AseFiles) -> Result:
@@ -235,15 +279,23 @@ def parse_output(engine: str, workdir: Path, params: Mapping[str, Any], files: A
     if not path.exists():
         return Result(error=f"{engine}: {files.output} missing (the run did not finish)")
     atoms = cast("Atoms", read(path, format="extxyz"))
+    relaxing = bool(params.get("relax") or params.get("relax_cell"))
+    return result_of(engine, atoms, params, path.read_text() if relaxing else None)
+
+
+def result_of(
+    engine: str, atoms: Atoms, params: Mapping[str, Any], final_structure: str | None
+) -> Result:
+    """The result of a finished calculation on ``atoms`` (its calculator holds the values);
+    an unconverged relaxation is an error."""
     calc = atoms.calc
     stress = calc.results.get("stress") if calc else None
     converged = bool(atoms.info.get("orion_converged", True))
-    relaxing = bool(params.get("relax") or params.get("relax_cell"))
     result = Result(
         energy_ev=float(atoms.get_potential_energy()),
         forces_ev_per_a=atoms.get_forces().round(8).tolist(),
         stress_ev_per_a3=[float(x) for x in stress] if stress is not None else None,
-        final_structure=path.read_text() if relaxing else None,
+        final_structure=final_structure,
         converged=converged,
         extras={
             "relax_steps": int(atoms.info.get("orion_relax_steps", 0)),

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import re
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
+from importlib.metadata import packages_distributions
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,12 +23,21 @@ from orion_cli.engines._ase_run import (
     AseFiles,
     check_periodic,
     check_relax_params,
+    compute_in_memory,
     parse_output,
     prepare_attempt,
     run_calculation,
     starting_atoms,
 )
 from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
+from orion_cli.engines.mlip import (
+    MODELS,
+    LoadedModel,
+    distribution_version,
+    read_run_record,
+    sha256_of,
+    write_run_record,
+)
 from orion_cli.engines.passthrough import check_scalar, gather_table
 from orion_cli.errors import UsageError
 
@@ -107,6 +119,16 @@ class AseEngine:
             None,
             "calculator keyword arguments: -p calc.sigma=3.4, or [ase.calc] in --params",
         ),
+        EngineParam(
+            "model_file",
+            None,
+            "a model file passed to the calculator (an MLIP's weights); its sha256 is recorded",
+        ),
+        EngineParam(
+            "model_keyword",
+            "model_paths",
+            "the calculator keyword that takes model_file (MACE: model_paths)",
+        ),
         *RELAX_PARAMS,
     )
 
@@ -126,7 +148,12 @@ class AseEngine:
                 check_scalar(self.name, f"calc.{key}", value, lists=True)
         check_relax_params(self.name, merged)
         factory = load_calculator_class(merged["calculator"])
-        check_keywords(merged["calculator"], factory, keywords)
+        if merged["model_file"] is not None:
+            merged["model_file"] = resolve_model_file(merged["model_file"])
+            keywords_used = {**keywords, merged["model_keyword"]: merged["model_file"]}
+        check_keywords(
+            merged["calculator"], factory, keywords_used if merged["model_file"] else keywords
+        )
         merged["calc"] = keywords
         return merged
 
@@ -150,8 +177,46 @@ class AseEngine:
 
         report("Initializing", 0.0)
         atoms = starting_atoms(FILES, workdir, report)
-        atoms.calc = load_calculator_class(params["calculator"])(**(params.get("calc") or {}))
+        if params.get("model_file"):
+            loaded = model_calculator(params)
+            write_run_record(workdir, FILES, loaded.record)
+            loaded.calculator.reset()
+            atoms.calc = loaded.calculator
+        else:
+            atoms.calc = load_calculator_class(params["calculator"])(**(params.get("calc") or {}))
         run_calculation(atoms, params, workdir, FILES, report)
+
+    def session(self) -> AbstractContextManager[dict[str, Any]]:
+        """What a packed task keeps between its calculations: the calculators it made."""
+        return nullcontext({})
+
+    def compute(
+        self,
+        atoms: Atoms,
+        params: Mapping[str, Any],
+        workdir: Path,
+        report: ProgressFn,
+        session: Any,
+    ) -> Result:
+        """Run on ``atoms`` in memory; one calculator per (class, keywords) for the whole
+        packed task, so a machine-learned potential loads its model once."""
+        record: dict[str, Any] = {}
+        if params.get("model_file"):  # loaded once per process (model_calculator's cache)
+            loaded = model_calculator(params)
+            loaded.calculator.reset()
+            atoms.calc, record = loaded.calculator, dict(loaded.record)
+        else:
+            keywords = dict(params.get("calc") or {})
+            key = json.dumps([params["calculator"], keywords], sort_keys=True)
+            calculators = session if isinstance(session, dict) else {}
+            if key not in calculators:
+                calculators[key] = load_calculator_class(params["calculator"])(**keywords)
+            atoms.calc = calculators[key]
+        result = compute_in_memory(self.name, atoms, params, workdir, FILES, report)
+        result.extras["calculator"] = params.get("calculator")
+        if record:
+            result.extras["model"] = record
+        return result
 
     def prepare_attempt(self, workdir: Path, attempt: int) -> None:
         """A retry keeps the earlier attempt's files and continues an interrupted relaxation."""
@@ -160,4 +225,41 @@ class AseEngine:
     def parse(self, workdir: Path, params: Mapping[str, Any]) -> Result:
         result = parse_output(self.name, workdir, params, FILES)
         result.extras["calculator"] = params.get("calculator")
+        record = read_run_record(workdir, FILES)
+        if params.get("model_file") and record:
+            result.extras["model"] = record
         return result
+
+
+def resolve_model_file(value: Any) -> str:
+    """The model file's absolute path, fixed at submit (the job runs in its own directory)."""
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        raise UsageError(
+            f"ase: model_file {value} not found",
+            "give the path of a model file you have (e.g. a MACE .model)",
+        )
+    return str(path.resolve())
+
+
+def model_calculator(params: Mapping[str, Any]) -> LoadedModel:
+    """The calculator holding ``model_file``, loaded once per process (a packed task)."""
+    path = str(params["model_file"])
+    keywords = {**(params.get("calc") or {}), str(params["model_keyword"]): path}
+    key = ("ase", str(params["calculator"]), json.dumps(keywords, sort_keys=True))
+
+    def load() -> LoadedModel:
+        module = str(params["calculator"]).replace(":", ".").split(".")[0]
+        package = (packages_distributions().get(module) or [module])[0]
+        record = {
+            "package": package,
+            "package_version": distribution_version(package),
+            "model": Path(path).name,
+            "model_file": path,
+            "model_sha256": sha256_of(Path(path)),
+        }
+        return LoadedModel(load_calculator_class(params["calculator"])(**keywords), record)
+
+    loaded, load_s = MODELS.get(key, load)
+    counts = {"model_load_s": round(load_s, 3), "model_loads_in_process": MODELS.loads}
+    return LoadedModel(loaded.calculator, {**loaded.record, **counts})

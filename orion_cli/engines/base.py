@@ -129,6 +129,19 @@ class Engine(Protocol):
     # Optional: ``prepare_attempt(workdir, attempt)`` runs on the node before every attempt
     # (qe: clear stale stop files, continue from restart files; emt/ase: keep the previous
     # attempt's files, continue an interrupted relaxation from its trajectory).
+    #
+    # In-process engines may also offer the fast path of a packed task (orion_cli.jobrun):
+    # Optional: ``compute(atoms, params, workdir, report, session) -> Result`` runs on a
+    # structure already in memory (parsed once from the task's line) and returns the result,
+    # which the runner writes once; ``workdir`` exists for files the engine must keep (a
+    # relaxation's trajectory). No input file is written and nothing is read back. A first
+    # attempt of a job whose directory does not exist yet takes this path; anything else
+    # (a retry, a --from job) goes through prepare/run/parse as when the job runs alone.
+    # Optional: ``session() -> AbstractContextManager[Any]`` is entered once per packed task
+    # (per GPU slot), before the first calculation of this engine, and left when the task
+    # ends; what it yields is passed to every ``compute`` as ``session``. Load a model there
+    # (or lazily into a dict it yields, keyed by the parameters that choose the model), and
+    # every calculation of the task reuses it. Without ``session``, ``compute`` gets None.
 
 
 #: integer parameters are step counts, seeds, iteration limits: 32-bit in every engine's code

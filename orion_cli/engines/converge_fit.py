@@ -142,7 +142,8 @@ def converged_value(
         f"{_shown(values[-1])} from there on"
         if index is not None
         else f"{parameter} not converged: no value before {_shown(values[-1])} is within "
-        f"{tol_mev_per_atom:g} meV/atom of it; extend the range"
+        f"{tol_mev_per_atom:g} meV/atom of it; extend the range: --sweep "
+        f"{next_sweep(parameter, values)}"
     )
     return {
         "parameter": parameter,
@@ -152,8 +153,35 @@ def converged_value(
         "tol_mev_per_atom": tol_mev_per_atom,
         "converged_index": index,
         "converged_value": value,
+        "next_sweep": None if index is not None else next_sweep(parameter, values),
         "answer": answer,
     }
+
+
+def next_sweep(parameter: str, values: list[Any]) -> str:
+    """The range to try after an unconverged sweep: as many values again, beyond the last,
+    with the last step (meshes: the last step per direction, three more meshes).
+
+    >>> next_sweep("ecutwfc_ry", [15, 20, 25, 30, 35, 40])
+    'ecutwfc_ry=45:70:5'
+    >>> next_sweep("kspacing_per_a", [0.4, 0.3])
+    'kspacing_per_a=0.2:0.1:-0.1'
+    >>> next_sweep("kpoints", [[2, 2, 2], [4, 4, 4], [6, 6, 6]])
+    'kpoints=8x8x8,10x10x10,12x12x12'
+    """
+    last, before = values[-1], values[-2]
+    if isinstance(last, list):
+        step = [max(a - b, 1) for a, b in zip(last, before, strict=True)]
+        meshes = [[a + n * d for a, d in zip(last, step, strict=True)] for n in (1, 2, 3)]
+        return f"{parameter}=" + ",".join(_shown(m) for m in meshes)
+    step = last - before
+    count = len(values)
+    if isinstance(step, float) and step < 0:  # a spacing: stop before it reaches zero
+        count = min(count, max(1, int(round(last / -step)) - 1))
+    start, stop = last + step, last + count * step
+    if isinstance(step, float) or isinstance(last, float):
+        start, stop, step = (round(x, 10) for x in (start, stop, step))
+    return f"{parameter}={start}:{stop}:{step}"
 
 
 def _shown(value: Any) -> str:

@@ -11,6 +11,7 @@ from orion_cli.engines._ase_run import (
     AseFiles,
     check_periodic,
     check_relax_params,
+    compute_in_memory,
     parse_output,
     prepare_attempt,
     run_calculation,
@@ -80,6 +81,20 @@ class EmtEngine:
         atoms = starting_atoms(FILES, workdir, report)
         atoms.calc = EMT()
         run_calculation(atoms, params, workdir, FILES, report)
+
+    def compute(
+        self,
+        atoms: Atoms,
+        params: Mapping[str, Any],
+        workdir: Path,
+        report: ProgressFn,
+        session: Any,
+    ) -> Result:
+        """Run on ``atoms`` in memory (a packed task's fast path); see ``Engine`` in base."""
+        from ase.calculators.emt import EMT
+
+        atoms.calc = EMT()  # cheap to make; a fresh one keeps no state between structures
+        return compute_in_memory(self.name, atoms, params, workdir, FILES, report)
 
     def prepare_attempt(self, workdir: Path, attempt: int) -> None:
         """A retry keeps the earlier attempt's files and continues an interrupted relaxation."""

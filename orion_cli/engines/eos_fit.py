@@ -48,6 +48,9 @@ class EosFitEngine:
         EngineParam("jobs", None, "orion ids of the points, in order"),
         EngineParam("volumes_a3", None, "cell volume of each point", "Å³"),
         EngineParam("eos", "birchmurnaghan", "the E(V) form (ase.eos)", choices=EOS_KINDS),
+        EngineParam("n_atoms", None, "atoms in the cell (for V0 per atom)"),
+        EngineParam("lattice", "", "cubic Bravais lattice of the cell (CUB, FCC, BCC) or ''"),
+        EngineParam("a_per_cbrt_volume", None, "conventional a / V^(1/3) of a cubic cell"),
     )
 
     def check(self, params: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,7 +98,9 @@ class EosFitEngine:
                 f"{MIN_POINTS}"
             )
         report("Fitting", 50.0)
-        fit = fit_eos(volumes, energies, params.get("eos", "birchmurnaghan"), workdir / PLOT_FILE)
+        kind = params.get("eos", "birchmurnaghan")
+        fit: dict[str, Any] = fit_eos(volumes, energies, kind, workdir / PLOT_FILE)
+        fit.update(cell_answers(fit["v0_a3"], params))
         (workdir / OUTPUT_FILE).write_text(
             json.dumps(
                 {
@@ -104,9 +109,8 @@ class EosFitEngine:
                     "energies_ev": energies,
                     "jobs_used": used,
                     "jobs_missing": missing,
-                    "eos": params.get("eos", "birchmurnaghan"),
-                    "answer": f"V0 = {fit['v0_a3']:.4f} Å³, E0 = {fit['e0_ev']:.6f} eV, "
-                    f"B = {fit['b_gpa']:.2f} GPa ({len(used)} points)",
+                    "eos": kind,
+                    "answer": answer_text(fit, len(used)),
                 }
             )
         )
@@ -159,20 +163,104 @@ def _ran_volume(point_dir: Path) -> float | None:
 def fit_eos(
     volumes: list[float], energies: list[float], kind: str, plot_path: Path | None
 ) -> dict[str, float]:
-    """Fit E(V) with ASE; return V0 (Å³), E0 (eV), B (GPa); draw the fit to ``plot_path``."""
+    """Fit E(V) with ASE; return V0 (Å³), E0 (eV), B0 (GPa), B′ and the RMS residual (meV).
+
+    The fit is drawn to ``plot_path`` (labels kept inside the image).
+    """
+    import numpy as np
     from ase.eos import EquationOfState
 
     eos = EquationOfState(volumes, energies, eos=kind)
-    v0, e0, b = eos.fit()
-    if not all(math.isfinite(x) for x in (v0, e0, b)):
+    v0, e0, b = eos.fit(warn=False)
+    energy = _fitted_energy(eos)
+    residuals = np.asarray(energies) - energy(np.asarray(volumes))
+    b_prime = _b_prime(eos, energy, float(v0))
+    if not all(math.isfinite(x) for x in (v0, e0, b, b_prime)):
         raise RuntimeError("the fit did not converge (are the points around the minimum?)")
     if plot_path is not None:
-        import matplotlib
+        plot_fit(eos, plot_path)
+    return {
+        "v0_a3": float(v0),
+        "e0_ev": float(e0),
+        "b_gpa": float(b) * EV_PER_A3_IN_GPA,
+        "b_prime": float(b_prime),
+        "rms_residual_mev": 1000 * float(np.sqrt(np.mean(residuals**2))),
+    }
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        ax = eos.plot(show=False)
-        ax.figure.savefig(plot_path, dpi=120)
-        plt.close(ax.figure)
-    return {"v0_a3": float(v0), "e0_ev": float(e0), "b_gpa": float(b) * EV_PER_A3_IN_GPA}
+def _fitted_energy(eos: Any) -> Any:
+    """The fitted E(V) as a function of volumes (ASE keeps it differently per form)."""
+    if eos.eos_string == "sj":
+        return lambda v: eos.fit0(v ** (-1 / 3))
+    return lambda v: eos.func(v, *eos.eos_parameters)
+
+
+def _b_prime(eos: Any, energy: Any, v0: float) -> float:
+    """dB/dP at V0: the form's own parameter where it has one, else from the fitted curve.
+
+    With B = V E'' and P = -E': B′ = -(E'' + V E''') / E'' (central differences).
+    """
+    if eos.eos_string not in ("sj", "p3"):
+        return float(eos.eos_parameters[2])
+    h = 1e-3 * v0
+    e = [float(energy(v0 + k * h)) for k in (-2, -1, 0, 1, 2)]
+    second = (e[3] - 2 * e[2] + e[1]) / h**2
+    third = (e[4] - 2 * e[3] + 2 * e[1] - e[0]) / (2 * h**3)
+    return -(second + v0 * third) / second
+
+
+def cell_answers(v0_a3: float, params: Mapping[str, Any]) -> dict[str, Any]:
+    """V0 per atom and, for a cubic cell, the conventional lattice constant at V0.
+
+    >>> cell_answers(40.0, {"n_atoms": 2, "lattice": "FCC", "a_per_cbrt_volume": 4 ** (1 / 3)})
+    {'v0_per_atom_a3': 20.0, 'lattice': 'FCC', 'a0_a': 5.428835233189813}
+    >>> cell_answers(40.0, {})
+    {}
+    """
+    found: dict[str, Any] = {}
+    if params.get("n_atoms"):
+        found["v0_per_atom_a3"] = v0_a3 / params["n_atoms"]
+    if params.get("lattice") and params.get("a_per_cbrt_volume"):
+        found["lattice"] = params["lattice"]
+        found["a0_a"] = params["a_per_cbrt_volume"] * v0_a3 ** (1 / 3)
+    return found
+
+
+def cubic_lattice(atoms: Atoms) -> dict[str, Any]:
+    """For a cubic cell (simple, face- or body-centred, in any setting): its Bravais lattice
+    and conventional a / V^(1/3), which turn a fitted V0 into a0; else nothing."""
+    try:
+        lattice = atoms.cell.get_bravais_lattice(eps=1e-4)
+    except (ValueError, RuntimeError):  # a cell ASE cannot classify: no lattice constant
+        return {}
+    if lattice.name not in ("CUB", "FCC", "BCC"):
+        return {}
+    return {
+        "lattice": lattice.name,
+        "a_per_cbrt_volume": float(lattice.a) / float(atoms.get_volume()) ** (1 / 3),
+    }
+
+
+def answer_text(fit: Mapping[str, Any], n_points: int) -> str:
+    """The fit in one line, as ``orion eos --wait`` and ``orion results`` print it."""
+    per_atom = f" ({fit['v0_per_atom_a3']:.4f} Å³/atom)" if "v0_per_atom_a3" in fit else ""
+    a0 = f", a0 = {fit['a0_a']:.4f} Å ({fit['lattice'].lower()})" if "a0_a" in fit else ""
+    return (
+        f"V0 = {fit['v0_a3']:.4f} Å³{per_atom}{a0}, E0 = {fit['e0_ev']:.6f} eV, "
+        f"B0 = {fit['b_gpa']:.2f} GPa, B′ = {fit['b_prime']:.2f}, "
+        f"RMS residual {fit['rms_residual_mev']:.3f} meV ({n_points} points)"
+    )
+
+
+def plot_fit(eos: Any, path: Path) -> None:
+    """ASE's plot of the fit, laid out so that long tick labels (-277.94 eV) do not push the
+    axis label off the image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = eos.plot(show=False)
+    ax.figure.tight_layout()
+    ax.figure.savefig(path, dpi=120)
+    plt.close(ax.figure)

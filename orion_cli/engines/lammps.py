@@ -28,6 +28,7 @@ from orion_cli.engines.lammps_input import (
 )
 from orion_cli.engines.lammps_restart import prepare_attempt, stopped_step
 from orion_cli.errors import UsageError
+from orion_cli.jobdir import attempt_parts
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -245,10 +246,12 @@ def lammps_error(log: str | None, stdout: str) -> str | None:
 
 
 def dump_files(workdir: Path) -> list[str]:
-    """Name the files the script's ``dump`` commands wrote (orion's trajectory and the user's)."""
+    """Name the files the script's ``dump`` commands wrote (orion's trajectory and the user's),
+    each with the parts earlier attempts of a continued run left (``traj-attempt-1.dump``)."""
     script = _command.read_text(workdir / SCRIPT_NAME) or ""
     names = re.findall(r"^\s*dump\s+\S+\s+\S+\s+\S+\s+\S+\s+(\S+)", script, re.M)
-    return [name for name in dict.fromkeys(names) if (workdir / name).is_file()]
+    present = sorted(p.name for p in workdir.iterdir() if p.is_file())
+    return [part for name in dict.fromkeys(names) for part in attempt_parts(present, name)]
 
 
 def thermo_rows(log: str) -> list[list[float]]:

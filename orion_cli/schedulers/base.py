@@ -44,6 +44,16 @@ def partition_names(limits: dict[str, int | None]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class JobTimes:
+    """When the scheduler says a job was submitted, started and ended (UTC; None: not
+    (yet) so). For jobs that write no times of their own (``--script``, adopted)."""
+
+    submitted_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
 class SubmitOptions:
     """Things decided at submit time that are not lines of the batch script."""
 
@@ -123,6 +133,21 @@ class Scheduler(Protocol):
         """Set the jobs' nice value (higher = starts later among the user's jobs).
 
         Held jobs stay held. Errors as for :meth:`hold`.
+        """
+        ...
+
+    def times(self, job_ids: Sequence[str]) -> dict[str, JobTimes]:
+        """Map job id to when it really started and ended (UTC; None: not yet / not known).
+
+        For jobs that write no times of their own (``--script``, adopted). A job the
+        scheduler does not know is left out; an empty answer is never an error.
+        """
+        ...
+
+    def set_partition(self, job_ids: Sequence[str], partition: str) -> None:
+        """Move pending jobs to another partition, keeping their ids (``orion move``).
+
+        A job that is no longer pending is refused (SchedulerError): nothing runs twice.
         """
         ...
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from orion_cli.errors import SchedulerError
-from orion_cli.schedulers.base import JobInfo, SubmitOptions
+from orion_cli.schedulers.base import JobInfo, JobTimes, SubmitOptions
 from orion_cli.schedulers.local_launch import (
     alive,
     expand_filename,
@@ -293,6 +293,14 @@ class LocalScheduler:
 
         self._control(job_ids, release_one)
 
+    def times(self, job_ids: Sequence[str]) -> dict[str, JobTimes]:
+        """Nothing beyond what the jobs write: the local backend keeps no start/end record."""
+        return {}
+
+    def set_partition(self, job_ids: Sequence[str], partition: str) -> None:
+        """Nothing to move: the local backend has no partitions (it ignores them at submit)."""
+        self._control(job_ids, lambda job_id, record: None)
+
     def set_nice(self, job_ids: Sequence[str], nice: int) -> None:
         """Record the nice value (the local backend starts jobs at once: it changes nothing)."""
         self._control(job_ids, lambda job_id, record: self._write(job_id, {**record, "nice": nice}))
@@ -316,6 +324,10 @@ class LocalScheduler:
     def partitions(self) -> dict[str, int | None]:
         """The local backend has no partitions: an empty dict."""
         return {}
+
+    def idle_cpus(self, partition: str = "") -> int:
+        """The machine's CPUs: the local backend starts every job at once."""
+        return os.cpu_count() or 1
 
     def check(self) -> tuple[bool, str]:
         """Tell whether bash is available to run batch scripts."""

@@ -13,7 +13,9 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from orion_cli.errors import SchedulerError
+from orion_cli.errors import SchedulerError, UsageError
+from orion_cli.runner import job_environment
+from orion_cli.sbatch_header import long_option
 
 # $0 = script, $1 = job dir, $2 = seconds to wait before starting (SubmitOptions.begin),
 # $3 = slot dir ("" = no throttle), $4 = number of slots, then the script's own arguments;
@@ -38,11 +40,18 @@ _WRAPPER = (
 # the launcher backgrounds the wrapper and exits at once: the wrapper is re-parented to init
 # (no zombie), and its process group (= launcher pid) survives for cancel
 _LAUNCHER = 'o=$1 e=$2; shift 2; sh -c "$0" "$@" </dev/null >>"$o" 2>>"$e" & echo $!'
-_SBATCH_LINE = re.compile(
-    r"^#SBATCH\s+(?:--(output|error|job-name|chdir|export)=|-([oeJD])\s*)(.*\S)"
-)
+_SBATCH_LINE = re.compile(r"^#SBATCH\s+(?:--([a-z][a-z0-9-]*)=|-([oeJD])\s*)(.*\S)")
 _SHORT_OPTION = {"o": "output", "e": "error", "J": "job-name", "D": "chdir"}
+_READ = ("output", "error", "job-name", "chdir", "export")
 NO_ARRAY_INDEX = "4294967294"  # what sbatch puts for %a outside arrays
+
+
+def _long(name: str) -> str:
+    """sbatch's option for an abbreviation (``--out`` is ``--output``); "" if ambiguous."""
+    try:
+        return long_option(name)
+    except UsageError:
+        return ""
 
 
 def read_sbatch_options(script_text: str) -> dict[str, str]:
@@ -57,8 +66,9 @@ def read_sbatch_options(script_text: str) -> dict[str, str]:
             break  # sbatch stops reading #SBATCH lines at the first command
         match = _SBATCH_LINE.match(line)
         if match:
-            key = match.group(1) or _SHORT_OPTION[match.group(2)]
-            options[key] = shlex.split(match.group(3))[0] if match.group(3) else ""
+            key = _long(match.group(1)) if match.group(1) else _SHORT_OPTION[match.group(2)]
+            if key in _READ:
+                options[key] = shlex.split(match.group(3))[0] if match.group(3) else ""
     return options
 
 
@@ -120,7 +130,7 @@ def launch(
     proc = subprocess.Popen(
         argv,
         cwd=cwd or script.parent,
-        env={**os.environ, **env},
+        env={**job_environment(os.environ), **env},  # no database URL in a job
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from orion_cli import jobrun
 from orion_cli.errors import SchedulerError
-from orion_cli.schedulers.base import JobInfo, SubmitOptions
+from orion_cli.schedulers.base import JobInfo, JobTimes, SubmitOptions
 from orion_cli.schedulers.slurm_commands import make_job_info, match_names
 
 NAME = "test"
@@ -53,6 +53,7 @@ class ScriptedJob:
     held: bool = False
     nice: int = 0
     after: tuple[tuple[str, str], ...] = ()
+    partition: str = ""  # set by `orion move` (the submit's own is in options)
 
 
 @dataclass
@@ -160,6 +161,17 @@ class ScriptedScheduler:
 
     def set_dependency(self, job_ids: Sequence[str], after: Sequence[tuple[str, str]]) -> None:
         self._set(job_ids, after=tuple(after))
+
+    def set_partition(self, job_ids: Sequence[str], partition: str) -> None:
+        """As ``scontrol update``: a job that is no longer pending is refused."""
+        started = [j.job_id for w in job_ids for j in self._each(w) if j.state != "PENDING"]
+        if started:
+            raise SchedulerError(f"job {started[0]} is no longer pending: not moved")
+        self._set(job_ids, partition=partition)
+
+    def times(self, job_ids: Sequence[str]) -> dict[str, JobTimes]:
+        """No start/end record beyond what the jobs write (as the local backend)."""
+        return {}
 
     def find_by_name(self, names: Sequence[str]) -> dict[str, str]:
         self.calls["find_by_name"] += 1

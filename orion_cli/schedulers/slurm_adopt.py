@@ -52,6 +52,8 @@ class ForeignJob:
     workdir: str = ""
     script_path: str = ""
     array: bool = False
+    #: the job's stdout file as SLURM resolved it (scontrol's StdOut; sacct has none)
+    stdout_path: str = ""
 
 
 def scontrol_job_argv(job_id: str) -> list[str]:
@@ -123,6 +125,7 @@ def parse_scontrol_job(stdout: str) -> ForeignJob | None:
         workdir=kv.get("WorkDir", ""),
         script_path=kv.get("Command", "") if kv.get("BatchFlag") == "1" else "",
         array="ArrayJobId" in kv,
+        stdout_path=kv.get("StdOut", ""),
     )
 
 

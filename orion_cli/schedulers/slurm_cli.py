@@ -14,11 +14,24 @@ from pathlib import Path
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown, SubmitRefused
 from orion_cli.runner import TIMEOUT_RC, CommandResult, Runner, run
 from orion_cli.schedulers import slurm_commands as c
-from orion_cli.schedulers.base import JobInfo, SubmitOptions, partition_names
+from orion_cli.schedulers.base import JobInfo, JobTimes, SubmitOptions, partition_names
 
 log = logging.getLogger(__name__)
 
 HINT_DOWN = "is slurmctld running? try `scontrol ping` (dev cluster: scripts/slurm-up.sh)"
+HINT_DENIED = "SLURM lets you act only on your own jobs (`squeue -j ID -o %u` shows its owner)"
+
+
+def _hint(result: CommandResult, hint: str) -> str:
+    """SLURM's "Access/permission denied" is not an outage: say whose job it is to ask.
+
+    >>> _hint(CommandResult(("scancel", "7"), 1, "", "error: Kill job error on job id 7: "
+    ...     "Access/permission denied", 0.0), HINT_DOWN) == HINT_DENIED
+    True
+    """
+    return HINT_DENIED if "permission denied" in result.stderr.lower() else hint
+
+
 HINT_IDS = "check the ids with `squeue --me -t all`; finished jobs cannot be held or changed"
 
 
@@ -52,7 +65,9 @@ class SlurmCli:
                 f"{hint}; not retried: the request cannot be met here",
             )
         if not result.ok:
-            raise SchedulerError(f"{argv[0]} failed: {c.error_summary(result)}", hint)
+            raise SchedulerError(
+                f"{argv[0]} failed: {c.error_summary(result)}", _hint(result, hint)
+            )
         return result
 
     def submit(self, script_path: Path, options: SubmitOptions | None = None) -> str:
@@ -105,6 +120,19 @@ class SlurmCli:
         c.settle_collapsed_arrays(ids, jobs)
         return c.only_asked(ids, jobs)
 
+    def times(self, job_ids: Sequence[str]) -> dict[str, JobTimes]:
+        """When the jobs really started and ended: squeue (the controller's record), then
+        sacct for the jobs it has forgotten; a job neither knows is left out."""
+        ids = checked_ids(job_ids)
+        if not ids:
+            return {}
+        result = self.runner(c.squeue_times_argv(ids))
+        found = c.parse_times(result.stdout) if result.ok else {}
+        missing = [job_id for job_id in ids if job_id not in found]
+        if missing:
+            found.update(c.parse_times(self._sacct(c.sacct_times_argv(missing))))
+        return {job_id: found[job_id] for job_id in ids if job_id in found}
+
     def _squeue(self, ids: Sequence[str]) -> dict[str, JobInfo]:
         """Ask squeue about ``ids`` (empty when it knows none of them)."""
         result = self.runner(c.squeue_argv(ids))
@@ -156,6 +184,14 @@ class SlurmCli:
         if ids:
             self._run(c.set_dependency_argv(ids, after), HINT_IDS)
 
+    def set_partition(self, job_ids: Sequence[str], partition: str) -> None:
+        """Move pending jobs to ``partition`` (``scontrol update``); the job keeps its id and
+        its place in the user's history. A job that started meanwhile is refused by SLURM
+        ("Job is no longer pending execution"): nothing runs twice."""
+        ids = checked_ids(job_ids)
+        if ids:
+            self._run(c.set_partition_argv(ids, partition), HINT_IDS)
+
     def set_nice(self, job_ids: Sequence[str], nice: int) -> None:
         """Set the jobs' Nice (higher = later); held jobs stay held.
 
@@ -199,6 +235,10 @@ class SlurmCli:
         if self._partitions is None:
             self._partitions = c.parse_partitions(self._run(c.sinfo_partitions_argv()).stdout)
         return dict(self._partitions)
+
+    def idle_cpus(self, partition: str = "") -> int:
+        """CPUs idle now on the partition's nodes (``--pack auto`` spreads over them)."""
+        return c.parse_idle_cpus(self._run(c.sinfo_idle_cpus_argv(partition)).stdout)
 
     def check(self) -> tuple[bool, str]:
         """Tell whether sbatch exists and the controller answers, in one line."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown
 from orion_cli.runner import CommandResult
-from orion_cli.schedulers.base import DEFAULT_PARTITION, JobInfo, SubmitOptions
+from orion_cli.schedulers.base import DEFAULT_PARTITION, JobInfo, JobTimes, SubmitOptions
 from orion_cli.schedulers.slurm_states import (
     map_state,
     parse_slurm_time_s,
@@ -156,6 +157,15 @@ def sbatch_array_argv(
 def scontrol_argv(action: str, job_ids: Sequence[str]) -> list[str]:
     """Build ``scontrol uhold|hold|release <ids>`` (one call, comma-separated ids)."""
     return ["scontrol", action, ",".join(job_ids)]
+
+
+def set_partition_argv(job_ids: Sequence[str], partition: str) -> list[str]:
+    """Build ``scontrol update JobId=<ids> Partition=<p>``: SLURM moves pending jobs only.
+
+    >>> set_partition_argv(["20", "21_3"], "long")
+    ['scontrol', 'update', 'JobId=20,21_3', 'Partition=long']
+    """
+    return ["scontrol", "update", f"JobId={','.join(job_ids)}", f"Partition={partition}"]
 
 
 def set_nice_input(job_ids: Sequence[str], nice: int, held: dict[str, str]) -> str:
@@ -375,6 +385,26 @@ def match_names(records: Iterable[tuple[str, str]], wanted: Sequence[str]) -> di
     return {key: found[key] for key in wanted if key in found}
 
 
+def sinfo_idle_cpus_argv(partition: str = "") -> list[str]:
+    """Build the sinfo command listing every node's CPUs (allocated/idle/other/total)."""
+    return ["sinfo", "-h", "-N", "-o", "%N|%C", *(["-p", partition] if partition else [])]
+
+
+def parse_idle_cpus(stdout: str) -> int:
+    """Sum the idle CPUs of ``sinfo -N -o '%N|%C'``; a node in two partitions counts once.
+
+    >>> parse_idle_cpus("vm|1/1/0/2\\nvm|1/1/0/2\\nn2|0/4/0/4\\n")
+    5
+    """
+    idle: dict[str, int] = {}
+    for line in stdout.splitlines():
+        node, sep, cpus = line.strip().partition("|")
+        fields = cpus.split("/")
+        if sep and node and len(fields) == 4 and fields[1].isdigit():
+            idle[node] = int(fields[1])
+    return sum(idle.values())
+
+
 def parse_partitions(stdout: str) -> dict[str, int | None]:
     """Parse ``sinfo -o '%P|%l'`` into partition name → max walltime in s (None: unlimited).
 
@@ -450,3 +480,59 @@ def is_unknown_job_error(result: CommandResult) -> bool:
 def is_accounting_disabled(result: CommandResult) -> bool:
     """Tell whether sacct failed because the cluster keeps no accounting."""
     return not result.ok and "accounting storage is disabled" in result.stderr.lower()
+
+
+# ---------- true submit, start and end times (scripts and adopted jobs) ---------------------
+
+#: squeue: id, state, submit, start, end (sacct: JobID,State,Submit,Start,End)
+TIMES_FORMAT = "%i|%T|%V|%S|%e"
+
+
+def squeue_times_argv(job_ids: Sequence[str]) -> list[str]:
+    """Build squeue's question for the jobs' times (the controller's own record)."""
+    return ["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-o", TIMES_FORMAT]
+
+
+def sacct_times_argv(job_ids: Sequence[str]) -> list[str]:
+    """Build sacct's question for the same, for jobs the controller has forgotten."""
+    fields = "JobID,State,Submit,Start,End"
+    return ["sacct", "-X", "-n", "-P", "-o", fields, "-j", ",".join(job_ids)]
+
+
+def _slurm_time(text: str) -> datetime | None:
+    """A SLURM timestamp (the controller's local time) in UTC; None for N/A, Unknown, None.
+
+    >>> _slurm_time("2026-12-07T01:52:19").tzinfo is not None, _slurm_time("Unknown")
+    (True, None)
+    """
+    try:
+        return datetime.fromisoformat(text.strip()).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def parse_times(stdout: str) -> dict[str, JobTimes]:
+    """Map job id to its :class:`JobTimes` from :data:`TIMES_FORMAT` lines (squeue or sacct).
+
+    A start counts once the job runs or ended, an end once it ended: a pending job's
+    start and a running job's end are SLURM's forecasts. A job cancelled before it
+    started has no start (squeue gives the cancel time, sacct ``None``).
+
+    >>> times = parse_times("84|PENDING|2026-12-07T01:52:28|2026-12-07T03:03:00|"
+    ...                     "2026-12-07T03:05:00\\n")
+    >>> times["84"].submitted_at.minute, times["84"].started_at, times["84"].finished_at
+    (52, None, None)
+    """
+    found: dict[str, JobTimes] = {}
+    for line in stdout.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 5 or not JOB_ID.match(fields[0]):
+            continue
+        status, _ = map_state(fields[1])
+        submitted, start, end = (_slurm_time(text) for text in fields[2:])
+        if not (status is JobStatus.RUNNING or status.is_final) or (
+            status is JobStatus.CANCELLED and start == end
+        ):
+            start = None
+        found[fields[0]] = JobTimes(submitted, start, end if status.is_final else None)
+    return found

@@ -9,12 +9,14 @@ below), :meth:`find_by_name`, :meth:`partitions` and :meth:`max_array_size`.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from orion_cli.errors import SchedulerError
+from orion_cli.runner import job_environment
 from orion_cli.schedulers import slurm_commands as c
 from orion_cli.schedulers.base import JobInfo, SubmitOptions
 from orion_cli.schedulers.slurm_cli import HINT_DOWN, HINT_IDS, SlurmCli, checked_ids
@@ -134,6 +136,7 @@ class SlurmPyslurm(SlurmCli):
             script=str(script_path), working_directory=str(script_path.parent)
         )
         desc.load_sbatch_options()  # the #SBATCH header, as sbatch reads it
+        desc.environment = job_environment(os.environ)  # never the database URL
         _integer_options(desc)
         if options.hold:
             desc.priority = 0

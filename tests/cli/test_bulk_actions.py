@@ -116,7 +116,7 @@ def test_bulk_hold_release_priority_and_retry(local: Path, tmp_path: Path) -> No
     assert all("orion release" in [e["message"] for e in j["events"]] for j in jobs)
     failing = submit(CU, "--engine", "mock", "-p", "fail=true", "--tag", "t", "--retries", "0")
     poll_until_final(failing)
-    result = orion("retry", "--tag", "t")
+    result = orion("retry", "--tag", "t", "--yes")
     assert result.stderr.strip().splitlines()[-1] == (
         f"1 retried ({failing[0]}), 3 not retryable (completed) "
         f"({', '.join(map(str, sorted(done + queued)))})"

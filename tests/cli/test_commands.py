@@ -26,7 +26,8 @@ def test_engines_lists_every_engine_with_parameters(orion_home: Path) -> None:
     from orion_cli.engines.lammps import LammpsEngine
 
     task = next(p for p in LammpsEngine.parameters if p.name == "task")
-    line = next(x for x in text.splitlines() if x.split()[:1] == ["task"])
+    lammps = text[text.index(" lammps ") :]  # chgnet and sevennet have a task parameter too
+    line = next(x for x in lammps.splitlines() if x.split()[:1] == ["task"])
     assert line.endswith(f"(one of: {', '.join(task.choices)})"), line
 
 
@@ -126,6 +127,6 @@ def test_a_manual_retry_past_the_budget_does_not_count_beyond_it(
     )
     job_id = json.loads(waited.stdout)["id"]
     assert orion_json("show", str(job_id))["status"] == "failed"
-    orion("retry", str(job_id))
+    orion("retry", str(job_id), "--yes")
     last = orion_json("show", str(job_id))["events"][-1]["message"]
     assert last.startswith("attempt 2 (orion retry)"), last  # was "attempt 2 of 2"

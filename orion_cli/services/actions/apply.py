@@ -17,13 +17,14 @@ from orion_cli.db.models import Job, now_utc
 from orion_cli.db.session import session_scope
 from orion_cli.errors import OrionError, SchedulerError, UsageError
 from orion_cli.identity import current_user
+from orion_cli.limits import check_text
 from orion_cli.schedulers import scheduler_for
 from orion_cli.services.lifecycle.dependencies import children_of, descendants
 from orion_cli.services.lifecycle.reparam import checked
 from orion_cli.services.lifecycle.retry import resubmit
 from orion_cli.services.lifecycle.state import note_many, transition_many
 from orion_cli.services.queries.selection import BulkReport, Selection, again_on_race, resolve
-from orion_cli.states import JobStatus
+from orion_cli.states import FailureReason, JobStatus
 from orion_cli.taskfile import CANCEL_MARKER
 
 
@@ -129,6 +130,7 @@ def _pack_runs_on(session: Session, job: Job, cancelling: set[int | None]) -> bo
     others = session.exec(
         select(Job.id)
         .where(Job.scheduler_job_id == job.scheduler_job_id)
+        .where(Job.owner == job.owner)  # another member's row may claim any scheduler id
         .where(col(Job.status).in_(active))
     ).all()
     return any(other not in cancelling for other in others)
@@ -150,8 +152,25 @@ def _by_scheduler(jobs: list[Job]) -> dict[str, list[Job]]:
     return groups
 
 
+def would_fail_again(settings: Settings, selection: Selection) -> list[tuple[int, str]]:
+    """The selected jobs that failed in the engine itself (id, its error): deterministic, so
+    a retry with the same parameters fails the same way."""
+
+    selection.check()
+    with session_scope(settings.resolved_database_url) as session:
+        return [
+            (job.id or 0, job.error_message or "")
+            for job in resolve(session, selection, BulkReport("checked"), "retry")
+            if job.status == JobStatus.FAILED.value
+            and job.failure_reason == FailureReason.ENGINE_ERROR.value
+        ]
+
+
 def retry(
-    settings: Settings, selection: Selection, changes: dict[str, Any] | None = None
+    settings: Settings,
+    selection: Selection,
+    changes: dict[str, Any] | None = None,
+    resources: dict[str, Any] | None = None,
 ) -> BulkReport:
     """Submit a new attempt of each named failed or cancelled job now, whatever the reason.
 
@@ -196,7 +215,7 @@ def retry(
             report.notes.append(
                 again_on_race(
                     lambda job_id=job_id: _retry_one(  # type: ignore[misc]
-                        settings, job_id, new_params.get(job_id)
+                        settings, job_id, new_params.get(job_id), resources
                     )
                 )
             )
@@ -207,14 +226,40 @@ def retry(
     return report
 
 
-def _retry_one(settings: Settings, job_id: int, params: dict[str, Any] | None = None) -> str:
+def _retry_one(
+    settings: Settings,
+    job_id: int,
+    params: dict[str, Any] | None = None,
+    resources: dict[str, Any] | None = None,
+) -> str:
 
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(Job, job_id)
         if job is None or job.status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
             raise UsageError(f"job {job_id} changed meanwhile", "see `orion show`")
         scheduler = scheduler_for(settings, job.scheduler)
-        return resubmit(session, settings, job, scheduler, now_utc(), manual=True, params=params)
+        check_partition(scheduler, (resources or {}).get("partition", ""))
+        return resubmit(
+            session,
+            settings,
+            job,
+            scheduler,
+            now_utc(),
+            manual=True,
+            params=params,
+            resources=resources,
+        )
+
+
+def check_partition(scheduler: Any, partition: str) -> None:
+    """Refuse a partition the cluster does not have (a backend without partitions takes any)."""
+    known = scheduler.partitions() if partition else {}
+    if known and partition not in known:
+        raise UsageError(
+            f"partition '{partition}' does not exist on this cluster "
+            f"(sinfo lists: {', '.join(sorted(known))})",
+            "pick one of those with --partition",
+        )
 
 
 PAST = {"hold": "held", "release": "released", "priority": "re-prioritised"}
@@ -251,6 +296,49 @@ def control(
                 continue
             done.extend(group)
         _record(session, done, action, priority)
+        report.done = [job.id or 0 for job in done]
+    return report
+
+
+def move(settings: Settings, selection: Selection, partition: str) -> BulkReport:
+    """Move queued jobs to ``partition`` in place: same scheduler job, no attempt spent.
+
+    The scheduler refuses a job that started meanwhile; its row is then left as it was.
+    Jobs packed into one array task move together (the task is what the scheduler moves).
+    """
+
+    selection.check()
+    check_text(partition, "--partition")
+    report = BulkReport("moved", hint="only queued jobs can be moved")
+    with session_scope(settings.resolved_database_url) as session:
+        jobs = []
+        for job in resolve(session, selection, report, "move"):
+            if job.status == JobStatus.QUEUED.value and job.scheduler_job_id:
+                jobs.append(job)
+            else:
+                report.skip(
+                    job.id or 0, f"not queued ({job.status})", f"job {job.id} is {job.status}"
+                )
+        done = []
+        for name, group in _by_scheduler(jobs).items():
+            scheduler = scheduler_for(settings, name)
+            try:
+                check_partition(scheduler, partition)
+                scheduler.set_partition([job.scheduler_job_id or "" for job in group], partition)
+            except (SchedulerError, UsageError) as exc:
+                report.trouble |= isinstance(exc, SchedulerError)
+                for job in group:
+                    report.refuse(job.id or 0, exc.one_line(), f"job {job.id}: {exc.message}")
+                continue
+            done.extend(group)
+        notes = []
+        for job in done:
+            notes.append(
+                (job, f"orion move: partition {job.partition or '(default)'} → {partition}")
+            )
+            job.partition = partition
+            session.add(job)
+        note_many(session, notes, source="user")
         report.done = [job.id or 0 for job in done]
     return report
 

@@ -177,3 +177,24 @@ def run_checks(settings: Settings) -> list[Check]:
             Check(f"engine {engine_name}", True, detail if found else f"not usable here: {detail}")
         )
     return checks
+
+
+def defaults_line(settings: Settings) -> str:
+    """The database and scheduler a plain ``orion submit`` uses here (``setup.sh`` ends with it).
+
+    ``scheduler = auto`` is resolved as submit resolves it: SLURM where ``sbatch`` is on PATH.
+    """
+    url = settings.resolved_database_url
+    database = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
+    try:
+        name = default_scheduler_name() if settings.scheduler == "auto" else settings.scheduler
+    except OrionError as exc:
+        return f"{database}; no scheduler usable: {exc.one_line()}"
+    how = {
+        "slurm": "SLURM (sbatch is on PATH)",
+        "pyslurm": "SLURM through pyslurm",
+        "local": "the local scheduler (jobs run on this machine)",
+    }.get(name, name)
+    if name == "local":
+        return f"{database} + {how}"
+    return f"{database} + {how}; ORION_SCHEDULER=local runs jobs on this machine instead"

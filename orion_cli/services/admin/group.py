@@ -63,6 +63,18 @@ def grant(url: str, roles: list[str]) -> list[str]:
     lines = []
     with translated_errors(url), engine.begin() as conn:
         database = conn.execute(text("SELECT current_database()")).scalar_one()
+        me, owner, superuser = conn.execute(
+            text(
+                "SELECT current_user, pg_get_userbyid(c.relowner), r.rolsuper "
+                "FROM pg_class c, pg_roles r WHERE c.relname = 'job' "
+                "AND c.relnamespace = 'public'::regnamespace AND r.rolname = current_user"
+            )
+        ).one()
+        if me != owner and not superuser:  # a member: PostgreSQL would grant nothing
+            raise UsageError(
+                f"only the admin who owns orion's tables ({owner}) can grant; you are {me}",
+                f"ask {owner} to run `orion db grant {' '.join(roles)}`",
+            )
         for role in roles:
             exists = conn.execute(
                 text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}

@@ -235,6 +235,8 @@ def repoint_children(session: Session, scheduler: Any, parent: Job) -> list[str]
         child = session.get(JobRow, child_id)
         if child is None or child.status != JobStatus.QUEUED.value or not child.scheduler_job_id:
             continue
+        if child.owner != parent.owner:  # a planted edge: never act on another's job
+            continue
         try:
             after = waits_for(session, child)
             scheduler.set_dependency([child.scheduler_job_id], after)

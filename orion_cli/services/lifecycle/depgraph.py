@@ -103,25 +103,22 @@ def find_cycle(edges: Mapping[str, Sequence[str]]) -> list[str] | None:
     ['a', 'b', 'c', 'a']
     """
     state: dict[str, int] = {}  # 1: on the current path, 2: done
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for needed in edges.get(node, ()):
-            if state.get(needed) == 1:
+    for start in edges:
+        if start in state:
+            continue
+        # depth-first without recursion: a 1,500-step chain must not hit Python's limit
+        path = [start]
+        todo = [iter(edges.get(start, ()))]
+        state[start] = 1
+        while todo:
+            needed = next(todo[-1], None)
+            if needed is None:
+                state[path.pop()] = 2
+                todo.pop()
+            elif state.get(needed) == 1:
                 return [*path[path.index(needed) :], needed]
-            if needed not in state:
-                found = visit(needed)
-                if found:
-                    return found
-        path.pop()
-        state[node] = 2
-        return None
-
-    for node in edges:
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
+            elif needed not in state:
+                state[needed] = 1
+                path.append(needed)
+                todo.append(iter(edges.get(needed, ())))
     return None

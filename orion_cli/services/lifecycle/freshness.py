@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from orion_cli.config import Settings
-from orion_cli.db.urls import passwords
+from orion_cli.db.urls import passwords, without_password
+from orion_cli.outfile import write_output
 
 
 @dataclass(frozen=True)
@@ -73,31 +74,26 @@ def record_cycle(
     write_atomically(stamp_path(settings), json.dumps(asdict(stamp)) + "\n")
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
+def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` through the one safe writer (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_output(path, text, mode)
 
 
 def cron_line(settings: Settings) -> str:
     """A crontab line that runs this user's poller every 2 minutes with these settings.
 
     The working directory and the ``ORION_*`` variables of this shell go in, so that cron's
-    poller finds the same ``orion.toml`` and database (a password in a URL is left out:
-    put it in ``~/.pgpass``).
+    poller finds the same ``orion.toml`` and database. A password in the URL is left out
+    of the line (never the URL itself: cron would poll the default SQLite file): PostgreSQL
+    reads it from ``~/.pgpass``.
     """
-
     env = []
     for key in sorted(os.environ):
         if key.startswith("ORION_") and key not in ("ORION_DEBUG",):
             value = os.environ[key]
             if key == "ORION_DATABASE_URL" and passwords(value):
-                continue
+                value = without_password(value)
             env.append(f"{key}={shlex.quote(value)}")
     command = [*env, shlex.quote(sys.executable), "-m", "orion_cli", "poll", "--quiet"]
     return f"*/2 * * * * cd {shlex.quote(os.getcwd())} && {' '.join(command)}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session
 
@@ -80,6 +81,37 @@ def escalate(
     return Escalation(resources, "same resources")
 
 
+def with_changes(escalation: Escalation, changes: dict[str, Any]) -> Escalation:
+    """The user's resource changes (``orion retry --walltime 4h``) over the policy's.
+
+    >>> with_changes(Escalation(Resources(walltime_s=60), "walltime 30 s → 60 s"),
+    ...              {"walltime_s": 14400, "partition": "long"}).note
+    'walltime 60 s → 14400 s, partition (default) → long (asked)'
+    >>> with_changes(Escalation(Resources(), "same resources"), {}).note
+    'same resources'
+    """
+    old = escalation.resources
+    changed = {k: v for k, v in changes.items() if getattr(old, k) != v}
+    if not changed:
+        return escalation
+    parts = []
+    for key, value in changed.items():
+        unit = " s" if key == "walltime_s" else " MB" if key.endswith("_mb") else ""
+        name = key.removesuffix("_s").removesuffix("_mb").replace("_", " ")
+        was = getattr(old, key)
+        parts.append(
+            f"{name} {was if was not in ('', 0) else '(default)'}{unit if was else ''}"
+            f" → {value}{unit}"
+        )
+    policy = escalation.note
+    kept = policy not in ("", "same resources") and not any(
+        policy.startswith(part.split(" ")[0]) for part in parts
+    )  # e.g. a timeout's doubled walltime stays when only the partition is changed
+    return Escalation(
+        replace(old, **changed), (f"{policy}, " if kept else "") + ", ".join(parts) + " (asked)"
+    )
+
+
 def retry_due(
     job: Job, now: datetime, final: bool = False, scf_retry: bool = False
 ) -> datetime | None:
@@ -115,5 +147,11 @@ def schedule_retry(
     """
     scf = list(scf_retry) or [False] * len(jobs)
     plans = [(job, retry_due(job, now, final, s)) for job, s in zip(jobs, scf, strict=True)]
-    set_retry_due(session, plans, source=source, at=now)
+    holds = [
+        0
+        if s or job.failure_reason == FailureReason.SUBMIT_ERROR.value
+        else backoff_s(job.retry_delay_s, job.attempt)
+        for job, s in zip(jobs, scf, strict=True)
+    ]  # what resubmit() gives sbatch --begin
+    set_retry_due(session, plans, source=source, at=now, backoff_s=holds)
     return [due is not None for _, due in plans]

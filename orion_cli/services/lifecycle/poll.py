@@ -44,7 +44,7 @@ from orion_cli.services.lifecycle.freshness import record_cycle
 from orion_cli.services.lifecycle.policy import schedule_retry
 from orion_cli.services.lifecycle.recovery import recover_unsubmitted
 from orion_cli.services.lifecycle.requeue import requeue_packed
-from orion_cli.services.lifecycle.retry import adopt_or_resubmit
+from orion_cli.services.lifecycle.retry import ANALYSIS_ENGINES, adopt_or_resubmit
 from orion_cli.services.lifecycle.reuse import settle_waiters
 from orion_cli.services.lifecycle.scf_retry import retry_due as scf_retry_due
 from orion_cli.services.lifecycle.state import note_many, record_times, transition_many
@@ -223,8 +223,14 @@ def _read_checked_result(job: Job) -> CheckedResult | None:
         )
 
 
-def _store_result(session: Session, job: Job, existing: JobResult | None) -> JobResult | None:
-    checked = _read_checked_result(job) if job.workdir else None
+def _store_result(
+    session: Session,
+    job: Job,
+    existing: JobResult | None,
+    checked: CheckedResult | None = None,
+) -> JobResult | None:
+    if checked is None:
+        checked = _read_checked_result(job) if job.workdir else None
     if checked is None:
         return None
     row = existing or JobResult(job_id=job.id or 0)
@@ -274,7 +280,8 @@ def _finish(
             reason = FailureReason.TIMEOUT  # stopped cleanly at the soft limit: needs more time
         moves.move(job, JobStatus.FAILED, reason=reason, message=result.error)
     elif status is JobStatus.COMPLETED and (result is not None or job.script is not None):
-        moves.move(job, JobStatus.COMPLETED)  # a user's script writes no result: exit 0 says
+        # a user's script writes no result: exit 0 says; a refreshed analysis says its answer
+        moves.move(job, JobStatus.COMPLETED, message=refreshed_answer(job, result))
     elif status is JobStatus.COMPLETED:
         moves.move(
             job,
@@ -290,6 +297,14 @@ def _finish(
         if job.exit_signal:
             detail += f", killed by signal {job.exit_signal}"
         moves.move(job, JobStatus.FAILED, reason=why, message=detail)
+
+
+def refreshed_answer(job: Job, result: JobResult | None) -> str | None:
+    """``answer updated: ...`` when a study's analysis step completes a rerun (refresh)."""
+    answer = (result.extras or {}).get("answer") if result is not None else None
+    if job.attempt > 1 and job.engine in ANALYSIS_ENGINES and isinstance(answer, str):
+        return f"answer updated: {answer}"
+    return None
 
 
 def _finish_packed(
@@ -566,7 +581,12 @@ def poll(settings: Settings, now: datetime | None = None, confirm_lost: bool = F
                 _poll_all(session, settings, now, report, confirm_lost)
             report.duration_s = time.monotonic() - started
             # still under the lock: the stamp says when the poller last succeeded
-            record_cycle(settings, now_utc(), report.duration_s, len(report.errors), report.checked)
+            try:
+                record_cycle(
+                    settings, now_utc(), report.duration_s, len(report.errors), report.checked
+                )
+            except OrionError as exc:  # the cycle's work is committed; say the stamp is not
+                report.errors.append(f"poll stamp not written: {exc.one_line()}")
     except OperationalError as exc:  # the database went away mid-cycle
         raise database_error(url, exc) from None
     return report
@@ -600,7 +620,9 @@ def _poll_all(
     from sqlalchemy.exc import OperationalError
 
     report.notes += settle_waiters(session, now)  # --reuse: jobs waiting for an identical one
-    for name, group in _jobs_by_scheduler(session, now).items():
+    for name, all_rows in _jobs_by_scheduler(session, now).items():
+        settled = _settle_packed_committed(session, all_rows, now, report)
+        group = [row for row in all_rows if row.id not in settled]
         asked_s_ago = _query_allowed(settings, name)
         if asked_s_ago is not None:
             report.notes.append(
@@ -633,6 +655,8 @@ WATCHED_COLUMNS = (
     col(Job.scheduler_job_id),
     col(Job.raw_state),
     col(Job.missing_since),
+    col(Job.pack),
+    col(Job.workdir),
 )
 LOAD_CHUNK = 5000  # ids per IN (...) list: well inside SQLite's and PostgreSQL's limits
 
@@ -731,6 +755,9 @@ def _poll_group(
             report.never_satisfied.setdefault(rows[0].scheduler, []).extend(stuck)
         _reconcile_committed(session, closer, infos, now, settings.lost_grace_s, report)
         looked_at = set(closer)
+        _script_times_committed(
+            session, scheduler, [i for i in report.changed if i in looked_at], report
+        )
         due_ids += [
             job_id
             for job_id, status in report.changed.items()
@@ -770,6 +797,40 @@ def suspect_wrong_home(
         "really are gone, `orion poll --confirm-lost` declares them lost"
     )
     return [row for row in active if not row.scheduler_job_id]
+
+
+def _script_times_committed(
+    session: Session, scheduler: Any, changed_ids: list[int], report: PollReport
+) -> None:
+    """Give scripts and adopted jobs that started or ended this cycle the scheduler's own
+    times (they write none themselves; the poll noticed later). An adopted job's first
+    attempt also gets its real submit time. A failed lookup keeps the poll's times."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        jobs = [
+            job
+            for job in _load_ids(session, changed_ids)
+            if job.script and job.scheduler_job_id and job.status != JobStatus.QUEUED.value
+        ]
+        if not jobs:
+            return
+        times = scheduler.times([job.scheduler_job_id for job in jobs])
+        known = [
+            (job, times[job.scheduler_job_id or ""])
+            for job in jobs
+            if job.scheduler_job_id in times
+        ]
+        for job, t in known:
+            if (job.script or {}).get("adopted") and job.attempt == 1 and t.submitted_at:
+                job.submitted_at = t.submitted_at
+        record_times(session, [(job, t.started_at, t.finished_at) for job, t in known])
+        session.commit()
+    except OperationalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the poll's own times stay
+        session.rollback()
+        report.notes.append(f"job times not looked up: {type(exc).__name__}: {exc}"[:400])
 
 
 def _reconcile_committed(
@@ -888,6 +949,93 @@ def _record_error(session: Session, job_id: int, exc: Exception, report: PollRep
             session.commit()
     except Exception:  # noqa: BLE001 - the error is in the report either way
         session.rollback()
+
+
+def _settle_packed_committed(
+    session: Session, rows: list[Row[Any]], now: datetime, report: PollReport
+) -> set[int]:
+    """Complete the packed jobs that wrote a good result, without asking the scheduler.
+
+    A packed job's own result decides its outcome whatever becomes of its task (see
+    :func:`_finish_packed`), so a result the runner has written (``result.json`` appears
+    whole, by rename) is counted as soon as it is there, between two scheduler queries;
+    a job without one, or with an error, waits for the scheduler's word. Returns the ids
+    completed (committed).
+    """
+    from sqlalchemy.exc import OperationalError
+
+    active = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+    ids = [
+        row.id
+        for row in rows
+        if row.pack
+        and row.status in active
+        and row.workdir
+        and os.path.exists(os.path.join(row.workdir, RESULT_FILE))
+    ]
+    if not ids:
+        return set()
+    try:
+        done = _settle_packed(session, _load_ids(session, ids), now)
+        session.commit()
+    except OperationalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the scheduler's report settles them instead
+        session.rollback()
+        report.errors.append(f"packed results: {type(exc).__name__}: {clean_text(str(exc), 400)}")
+        return set()
+    report.changed.update(dict.fromkeys(done, JobStatus.COMPLETED.value))
+    return done
+
+
+def _settle_packed(session: Session, jobs: list[Job], now: datetime) -> set[int]:
+    """Store and complete, in one batch, the jobs whose current attempt has a good result.
+
+    A job still queued in the database goes straight to completed (it started and ended
+    between two polls; its events give the times). New result rows go in as one bulk
+    insert; a job that has a row already (an earlier attempt's) updates it.
+    """
+    from sqlalchemy import insert
+
+    moves, notes = Moves(), JobNotes()
+    results = _stored_results(session, jobs)
+    rows: list[dict[str, Any]] = []
+    done: set[int] = set()
+    for job in jobs:
+        if not JobStatus(job.status).is_active:
+            continue  # changed since the rows were read (a cancel)
+        checked = _read_checked_result(job)
+        if checked is None or checked.error:
+            continue
+        notes.saw_times(job, _ingest_events(job, notes))
+        if job.id in results:
+            _store_result(session, job, results[job.id or 0], checked)
+        else:
+            rows.append(_result_row(job, checked, now))
+        moves.move(job, JobStatus.COMPLETED)
+        done.add(job.id or 0)
+    moves.apply(session, now)
+    if rows:
+        session.execute(insert(JobResult), rows)
+    notes.apply_times(session)
+    notes.write(session, now)
+    return done
+
+
+def _result_row(job: Job, checked: CheckedResult, now: datetime) -> dict[str, Any]:
+    """A new ``job_result`` row for a bulk insert."""
+    return {
+        "job_id": job.id,
+        "attempt": job.attempt,
+        "energy_ev": checked.energy_ev,
+        "forces_ev_per_a": checked.forces_ev_per_a,
+        "stress_ev_per_a3": checked.stress_ev_per_a3,
+        "final_structure": checked.final_structure,
+        "converged": checked.converged,
+        "extras": checked.extras,
+        "error": checked.error,
+        "created_at": now,
+    }
 
 
 def _load_ids(session: Session, ids: list[int]) -> list[Job]:

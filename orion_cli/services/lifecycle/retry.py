@@ -22,23 +22,31 @@ from orion_cli.batch import SCRIPT_NAME, BatchSpec, job_name_prefix, render_scri
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt
 from orion_cli.db.session import instance_id
-from orion_cli.errors import SchedulerError, SubmitRefused
+from orion_cli.errors import OrionError, SchedulerError, SubmitRefused
 from orion_cli.jobdir import JOB_FILE, RESULT_FILE, read_json, write_json_atomic
 from orion_cli.resources import Resources
+from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import DEFAULT_PARTITION, SubmitOptions, partition_names
 from orion_cli.services.lifecycle import dispatch
-from orion_cli.services.lifecycle.dependencies import repoint_children, waits_for
-from orion_cli.services.lifecycle.policy import Escalation, backoff_s, escalate, schedule_retry
+from orion_cli.services.lifecycle.dependencies import children_of, repoint_children, waits_for
+from orion_cli.services.lifecycle.policy import (
+    Escalation,
+    backoff_s,
+    escalate,
+    schedule_retry,
+    with_changes,
+)
 from orion_cli.services.lifecycle.reparam import rewrite_inputs
 from orion_cli.services.lifecycle.scf_retry import apply_change
 from orion_cli.services.lifecycle.state import (
     attempt_refused,
     claim,
+    note_many,
     start_attempt,
     submit_outcome_settled,
 )
 from orion_cli.services.lifecycle.user_script import script_submission
-from orion_cli.states import FailureReason
+from orion_cli.states import FailureReason, JobStatus
 from orion_cli.taskfile import ensure_made
 
 
@@ -115,17 +123,23 @@ def resubmit(
     *,
     manual: bool = False,
     params: dict[str, Any] | None = None,
+    refresh: str = "",
+    resources: dict[str, Any] | None = None,
 ) -> str:
     """Submit the next attempt of a failed or cancelled job; return a line saying what happened.
 
     ``params``: the attempt runs with these (checked) engine parameters (retry -p).
+    ``refresh``: why a completed analysis step (eos fit, converge) runs again.
+    After the attempt is submitted, the job's completed analysis steps are rerun after it
+    (:func:`refresh_analyses`), so that a study's answer includes the retried point.
+    ``resources``: Resources fields the user changed (retry --walltime ...), over the escalation.
     """
     claim(session, job, now)  # nobody else submits this attempt while we do
     after = waits_for(session, job)  # its parents' current attempts (UsageError: blocked)
     unusable = _unusable_directory(job)
     if unusable is not None:
         return _resubmit_failed(session, job, unusable, now)
-    nxt = _next_attempt(session, settings, job, scheduler, manual, params)
+    nxt = _next_attempt(session, settings, job, scheduler, manual, params, resources)
     begin = now + timedelta(seconds=nxt.delay_s) if nxt.delay_s else None
     answer = dispatch.send(scheduler, _attempt(session, job, nxt, begin, after))
     if answer.unknown:  # the attempt is not counted: looked up by name first
@@ -133,9 +147,9 @@ def resubmit(
         dispatch.record_unknown(session, [job], answer, now, grace_s, source="retry")
         return f"job {job.id}: attempt {nxt.number}: {answer.line()}"
     if answer.error is not None:
-        resources = nxt.escalation.resources
-        return _resubmit_failed(session, job, answer.error, now, nxt.number, resources)
-    message = _started_message(job, nxt, manual, answer.scheduler_job_id)
+        used = nxt.escalation.resources
+        return _resubmit_failed(session, job, answer.error, now, nxt.number, used)
+    message = _started_message(job, nxt, manual, answer.scheduler_job_id, refresh)
     start_attempt(
         session,
         job,
@@ -147,6 +161,7 @@ def resubmit(
         at=now,
     )
     repointed = repoint_children(session, scheduler, job)
+    repointed += refresh_analyses(session, settings, scheduler, job, now)
     return f"job {job.id}: {message}" + "".join(f"; {line}" for line in repointed)
 
 
@@ -171,6 +186,7 @@ def _next_attempt(
     scheduler: Any,
     manual: bool,
     params: dict[str, Any] | None,
+    resources: dict[str, Any] | None = None,
 ) -> NextAttempt:
     """Decide the next attempt and prepare its inputs: parameters, SCF change, old result."""
     workdir = Path(job.workdir)
@@ -189,7 +205,8 @@ def _next_attempt(
         scf_note = apply_change(session, job, workdir, number)
     if scf_note:  # the same resources, at once
         return NextAttempt(number, Escalation(Resources.of(job), scf_note), 0, scf_note, changed)
-    return NextAttempt(number, _escalated(job, scheduler), delay_s, None, changed)
+    escalation = with_changes(_escalated(job, scheduler), resources or {})
+    return NextAttempt(number, escalation, delay_s, None, changed)
 
 
 def _attempt(
@@ -205,6 +222,7 @@ def _attempt(
         script, options = script_submission(
             job,
             instance,
+            hold=job.held,  # a held job stays held: its next attempt waits for `orion release`
             begin=begin,
             after=after,
             attempt=nxt.number,
@@ -226,12 +244,18 @@ def _attempt(
     (workdir / SCRIPT_NAME).write_text(render_script(spec))
     job_file = read_json(workdir / JOB_FILE) or {}
     write_json_atomic(workdir / JOB_FILE, {**job_file, "attempt": nxt.number})
-    return dispatch.Attempt(workdir / SCRIPT_NAME, SubmitOptions(begin=begin, after=after))
+    options = SubmitOptions(hold=job.held, begin=begin, after=after)  # held stays held
+    return dispatch.Attempt(workdir / SCRIPT_NAME, options)
 
 
-def _started_message(job: Job, nxt: NextAttempt, manual: bool, scheduler_job_id: str) -> str:
-    reason = job.failure_reason or "request"
+def _started_message(
+    job: Job, nxt: NextAttempt, manual: bool, scheduler_job_id: str, refresh: str = ""
+) -> str:
+    reason = job.failure_reason or ("the job was cancelled" if job.status == "cancelled" else "")
     when = f", begins after {nxt.delay_s} s" if nxt.delay_s else ""
+    if refresh:
+        job_line = f"{job.scheduler} job {scheduler_job_id}"
+        return f"attempt {nxt.number} (refresh: {refresh}){when}; {job_line}"
     which = (
         f"attempt {nxt.number} (orion retry)"
         if manual  # outside the automatic budget
@@ -240,9 +264,61 @@ def _started_message(job: Job, nxt: NextAttempt, manual: bool, scheduler_job_id:
         else f"attempt {nxt.number} of {job.max_retries + 1}"
     )
     return (
-        f"{which} after {reason}: {nxt.escalation.note}{when}{nxt.changed}; "
+        f"{which}{' after ' + reason if reason else ''}: {nxt.escalation.note}{when}{nxt.changed}; "
         f"{job.scheduler} job {scheduler_job_id}"
     )
+
+
+#: engines that analyse other jobs of a study (their parents): rerun when a parent is retried
+ANALYSIS_ENGINES = ("eos", "converge")
+
+
+def refresh_analyses(
+    session: Session, settings: Settings, scheduler: Any, point: Job, now: datetime
+) -> list[str]:
+    """Rerun the completed analysis steps that read ``point``, after its new attempt.
+
+    Each waits (afterany) for the point's new scheduler job and reads every point again, so
+    the study's stored answer is recomputed when the point ends. One that cannot be rerun
+    is noted on it; the point's retry stands either way.
+    """
+    lines = []
+    for child_id, _, _ in children_of(session, [point.id or 0]):
+        child = session.get(Job, child_id)
+        if (
+            child is None
+            or child.engine not in ANALYSIS_ENGINES
+            or child.status != JobStatus.COMPLETED.value
+        ):
+            continue
+        why = f"job {point.id} retried (attempt {point.attempt})"
+        try:
+            lines.append(
+                resubmit(
+                    session,
+                    settings,
+                    child,
+                    scheduler_for_job(settings, child, scheduler),
+                    now,
+                    manual=True,
+                    refresh=why,
+                )
+            )
+        except OrionError as exc:
+            note_many(
+                session,
+                [(child, f"warning: not rerun after {why}: {exc.one_line()}")],
+                source="retry",
+                at=now,
+            )
+    return lines
+
+
+def scheduler_for_job(settings: Settings, job: Job, scheduler: Any) -> Any:
+    """The scheduler backend of ``job``: ``scheduler`` when it is that backend."""
+    if getattr(scheduler, "name", None) == job.scheduler:
+        return scheduler
+    return scheduler_for(settings, job.scheduler)
 
 
 def _resubmit_failed(

@@ -11,7 +11,7 @@ submit needs it, so that their events go in with one multi-row INSERT.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, insert, update
@@ -245,23 +245,32 @@ def set_retry_due(
     *,
     source: str,
     at: datetime | None = None,
+    backoff_s: Sequence[int] = (),
 ) -> None:
     """Schedule (a time) or clear (None) the next attempt of failed jobs.
 
     Each change gets a note event saying when the retry is due, or that the one that was
     due is no longer pending; a job whose due time does not change is not touched.
+    ``backoff_s``: per plan, how long the scheduler then holds the attempt back (--begin),
+    so that the note says when it can begin, not only when it is submitted.
     """
     at = at or now_utc()
     rows = []
-    for job, due in plans:
+    holds = list(backoff_s) or [0] * len(plans)
+    for (job, due), hold_s in zip(plans, holds, strict=True):
         old = job.next_attempt_at
         if (old and _as_utc(old)) == (due and _as_utc(due)):
             continue
         job.next_attempt_at, job.updated_at = due, at
         session.add(job)
         when = _as_utc(due or old)  # type: ignore[arg-type]  # not both None: compared above
+        begins = (
+            f", begins after {hold_s} s, at {when + timedelta(seconds=hold_s):%H:%M:%S} UTC"
+            if hold_s
+            else ""
+        )
         text = (
-            f"retry due at {when:%Y-%m-%d %H:%M:%S} UTC (attempt {job.attempt + 1})"
+            f"retry due at {when:%Y-%m-%d %H:%M:%S} UTC (attempt {job.attempt + 1}{begins})"
             if due is not None
             else f"the retry due at {when:%Y-%m-%d %H:%M:%S} UTC is not pending any more"
         )
@@ -446,6 +455,7 @@ def _apply(
         job.raw_state = None
         job.submit_unknown_since = None
         if old is not JobStatus.CREATED:  # a new attempt starts from scratch
+            job.held = False  # a retry is never submitted held (a submit --hold was)
             job.started_at = None  # else queue wait = the old start - the new submit < 0
             job.finished_at = None
             job.error_message = None

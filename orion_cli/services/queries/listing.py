@@ -18,6 +18,7 @@ from orion_cli.db.session import database_error, ready_engine
 from orion_cli.db.sqlite_file import read_only_connection
 from orion_cli.db.urls import check_url
 from orion_cli.errors import DatabaseError, UsageError
+from orion_cli.jobids import name_pattern
 from orion_cli.services.lifecycle.depgraph import ParentState, dependency_state
 from orion_cli.states import JobStatus
 
@@ -36,6 +37,7 @@ COLUMNS = (
     "attempt",
     "created_at",
     "formula",
+    "held",
 )
 
 
@@ -52,6 +54,9 @@ class JobFilter:
     owner: str | None = None
     #: only the jobs of this study (``orion eos``: the id of its first job)
     study_id: int | None = None
+    #: only jobs of any of these studies, and named like any of these (``*`` wildcards)
+    study_ids: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -86,6 +91,13 @@ def build_query(flt: JobFilter, placeholder: str, now: datetime) -> tuple[str, s
     if flt.study_id is not None:
         where.append(f"study_id = {placeholder}")
         params.append(flt.study_id)
+    if flt.study_ids:
+        where.append(f"study_id IN ({', '.join([placeholder] * len(flt.study_ids))})")
+        params.extend(flt.study_ids)
+    if flt.names:
+        likes = " OR ".join([f"name LIKE {placeholder} ESCAPE '\\'"] * len(flt.names))
+        where.append(f"({likes})")
+        params.extend(name_pattern(name) for name in flt.names)
     if flt.tags:
         where.append(
             f"id IN (SELECT job_id FROM job_tag WHERE tag IN "
@@ -174,6 +186,8 @@ def _query(conn: Any, placeholder: str, flt: JobFilter) -> Listing | None:
         return Listing([], total, counts)
     cursor.execute(select, params)
     rows = [dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        row["held"] = bool(row["held"])  # SQLite stores 0/1
     for row in rows:
         row["created_at"] = _as_utc(row["created_at"]).isoformat()
     _add_dependency_states(cursor, placeholder, rows)

@@ -235,8 +235,6 @@ def render(data: Metrics) -> str:
 
 def write_textfile(settings: Settings, path: Path) -> Metrics:
     """Collect and write the metrics to ``path`` atomically (mode 0644, for node_exporter)."""
-    import os
-
     if path.suffix != ".prom":
         raise UsageError(
             f"metrics file '{path}' does not end in .prom",
@@ -248,8 +246,7 @@ def write_textfile(settings: Settings, path: Path) -> Metrics:
             "give node_exporter's --collector.textfile.directory",
         )
     data = collect(settings)
-    write_atomically(path, render(data))
-    os.chmod(path, 0o644)
+    write_atomically(path, render(data), 0o644)  # fchmod on the new file, never by path
     return data
 
 

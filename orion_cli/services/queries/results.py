@@ -13,10 +13,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from orion_cli.db.models import Job, JobResult, with_any_tag
+from orion_cli.db.models import Job, JobResult, now_utc, with_any_tag
 from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
+from orion_cli.jobids import name_pattern
 from orion_cli.services.structures import input_format, stored_atoms
+from orion_cli.states import JobStatus
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -45,6 +47,9 @@ COLUMNS = (
     "input_files",
     "calc_key",
 )
+#: the machine-learned potential of a row (``extras.model``): columns when a job has one
+MODEL_COLUMNS = ("package", "package_version", "model", "model_sha256")
+MLIP_ENGINES = ("chgnet", "sevennet")
 
 
 @dataclass(frozen=True)
@@ -54,12 +59,29 @@ class Selection:
     tags: tuple[str, ...] = ()
     study_id: int | None = None
     owner: str = ""
+    #: narrowing, as everywhere: statuses, studies, names (``*`` wildcards), age
+    statuses: tuple[str, ...] = ()
+    studies: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
+    since_s: int | None = None
 
 
 def _query(selection: Selection) -> Any:
+    from datetime import timedelta
+
+    from sqlalchemy import or_
     from sqlmodel import col, select
 
     query = select(Job, JobResult).join(JobResult, col(JobResult.job_id) == Job.id, isouter=True)
+    if selection.statuses:
+        query = query.where(col(Job.status).in_(selection.statuses))
+    if selection.studies:
+        query = query.where(col(Job.study_id).in_(selection.studies))
+    if selection.names:
+        likes = (col(Job.name).like(name_pattern(n), escape="\\") for n in selection.names)
+        query = query.where(or_(*likes))
+    if selection.since_s is not None:
+        query = query.where(col(Job.created_at) >= now_utc() - timedelta(seconds=selection.since_s))
     if selection.ids:
         query = query.where(col(Job.id).in_(list(selection.ids)))
     else:
@@ -75,8 +97,16 @@ def check_selection(session: Session, selection: Selection) -> None:
     """Refuse an empty selection and ids that name no job (UsageError, exit 2)."""
     from sqlmodel import col, select
 
-    if not selection.ids and not selection.tags and selection.study_id is None:
-        raise UsageError("no jobs selected", "give job ids, --tag TAG or --study ID")
+    narrowing = selection.tags or selection.studies or selection.statuses or selection.names
+    if not (selection.ids or narrowing or selection.since_s) and selection.study_id is None:
+        raise UsageError(
+            "no jobs selected", "give job ids, --tag, --study, --status, --name or --since"
+        )
+    for status in selection.statuses:
+        if status not in JobStatus.__members__.values():
+            raise UsageError(
+                f"unknown status '{status}'", f"use one of: {', '.join(s.value for s in JobStatus)}"
+            )
     if selection.ids:
         found = set(session.exec(select(Job.id).where(col(Job.id).in_(list(selection.ids)))))
         missing = [i for i in selection.ids if i not in found]
@@ -102,6 +132,17 @@ def swept_keys(session: Session, selection: Selection) -> list[str]:
     return sorted(key for key, found in values.items() if len(found) > 1 or present[key] < seen)
 
 
+def with_models(session: Session, selection: Selection) -> tuple[str, ...]:
+    """:data:`MODEL_COLUMNS` when a selected job ran a machine-learned potential, else ()."""
+    from sqlalchemy.orm import load_only
+
+    query = _query(selection).options(load_only(Job.id, Job.engine, Job.parameters))  # type: ignore[arg-type]
+    for job, _ in session.exec(query):
+        if job.engine in MLIP_ENGINES or (job.parameters or {}).get("model_file"):
+            return MODEL_COLUMNS
+    return ()
+
+
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
@@ -116,6 +157,11 @@ def _jobs(session: Session, selection: Selection) -> Iterator[tuple[Any, Any]]:
         yield from page
         offset += PAGE
         session.expunge_all()
+
+
+def selected_jobs(session: Session, selection: Selection) -> Iterator[tuple[Any, Any]]:
+    """Yield (job, result or None) per selected job, a page at a time."""
+    return _jobs(session, selection)
 
 
 def job_rows(
@@ -173,6 +219,9 @@ def _row(job: Any, result: Any, swept: Sequence[str]) -> tuple[dict[str, Any], A
     forces = result.forces_ev_per_a if result is not None else None
     stress = result.stress_ev_per_a3 if result is not None else None
     volume = float(atoms.get_volume()) if atoms is not None and atoms.cell.rank == 3 else None
+    fitted_v0 = (result.extras or {}).get("v0_a3") if result is not None else None
+    if job.engine == "eos" and isinstance(fitted_v0, int | float):
+        volume = float(fitted_v0)  # an EOS fit's row: its V0 beside its E0, not the input cell
     row: dict[str, Any] = {
         "id": job.id,
         "name": job.name,
@@ -191,6 +240,9 @@ def _row(job: Any, result: Any, swept: Sequence[str]) -> tuple[dict[str, Any], A
         "input_files": input_files_text(job.frozen),
         "calc_key": job.calc_key,
     }
+    model = (result.extras or {}).get("model") if result is not None else None
+    if isinstance(model, dict):
+        row.update({key: model.get(key) for key in MODEL_COLUMNS})
     for key in swept:
         row[PARAM_PREFIX + key] = (job.parameters or {}).get(key)
     if atoms is not None and result is not None and energy is not None:
@@ -239,16 +291,24 @@ def write_results(settings: Settings, selection: Selection, fmt: str, out: IO[st
         swept = swept_keys(session, selection)
         rows = job_rows(session, selection, swept)
         if fmt == "csv":
-            return _write_csv(rows, swept, out)
+            return _write_csv(rows, swept, out, with_models(session, selection))
         if fmt == "json":
             return _write_json(rows, out)
         return _write_extxyz(rows, out)
 
 
 def _write_csv(
-    rows: Iterator[tuple[dict[str, Any], Any]], swept: Sequence[str], out: IO[str]
+    rows: Iterator[tuple[dict[str, Any], Any]],
+    swept: Sequence[str],
+    out: IO[str],
+    models: Sequence[str] = (),
 ) -> int:
-    header = [*COLUMNS, *(f"stress_{v}_gpa" for v in VOIGT), *(PARAM_PREFIX + k for k in swept)]
+    header = [
+        *COLUMNS,
+        *(f"stress_{v}_gpa" for v in VOIGT),
+        *models,
+        *(PARAM_PREFIX + k for k in swept),
+    ]
     writer = csv.writer(out)
     writer.writerow(header)
     count = 0
@@ -257,6 +317,7 @@ def _write_csv(
         writer.writerow(
             [_cell(row[c]) for c in COLUMNS]
             + [_cell(s) for s in stress]
+            + [_cell(row.get(k)) for k in models]
             + [_cell(row[PARAM_PREFIX + k]) for k in swept]
         )
         count += 1
@@ -312,6 +373,7 @@ def table_rows(settings: Settings, selection: Selection) -> tuple[list[str], lis
     with session_scope(settings.resolved_database_url) as session:
         check_selection(session, selection)
         swept = swept_keys(session, selection)
+        models = with_models(session, selection)
         body = [
             [
                 str(row["id"]),
@@ -323,12 +385,13 @@ def table_rows(settings: Settings, selection: Selection) -> tuple[list[str], lis
                 _num(row["max_force_ev_per_a"], 4),
                 _num(row["pressure_gpa"], 3),
                 _num(row["volume_a3"], 3),
+                *(_model_cell(row, k) for k in models),
                 *(str(_cell(row[PARAM_PREFIX + k])) for k in swept),
                 input_files_text(frozen, digits=12),
             ]
             for (row, _), frozen in _with_records(session, selection, swept)
         ]
-    header = [*TABLE_HEADER, *(PARAM_PREFIX + k for k in swept), "inputs (sha256)"]
+    header = [*TABLE_HEADER, *models, *(PARAM_PREFIX + k for k in swept), "inputs (sha256)"]
     if not any(line[-1] for line in body):  # no engine read outside files: no column
         header, body = header[:-1], [line[:-1] for line in body]
     return header, body
@@ -339,6 +402,14 @@ def _with_records(
 ) -> Iterator[tuple[tuple[dict[str, Any], Any], dict[str, Any] | None]]:
     for job, result in _jobs(session, selection):
         yield _row(job, result, swept), job.frozen
+
+
+def _model_cell(row: dict[str, Any], key: str) -> str:
+    """A model column of the table: the sha256 shortened to 12 digits (CSV/JSON: in full)."""
+    value = row.get(key)
+    if value is None:
+        return "-"
+    return str(value)[:12] if key == "model_sha256" else str(value)
 
 
 def _num(value: float | None, digits: int) -> str:
@@ -352,7 +423,17 @@ def answers(settings: Settings, selection: Selection) -> list[tuple[int, str]]:
     with session_scope(settings.resolved_database_url) as session:
         query = _query(selection).where(col(Job.engine).in_(ANALYSIS_ENGINES))
         return [
-            (job.id, result.extras["answer"])
+            (job.id, result.extras["answer"] + _superseded(result.extras))
             for job, result in session.exec(query)
             if result is not None and isinstance((result.extras or {}).get("answer"), str)
         ]
+
+
+def _superseded(extras: dict[str, Any]) -> str:
+    """`` (superseded by job N)`` for an analysis an ``--extend`` replaced.
+
+    >>> _superseded({"superseded_by": 12}), _superseded({})
+    (' (superseded by job 12)', '')
+    """
+    newer = extras.get("superseded_by")
+    return f" (superseded by job {newer})" if isinstance(newer, int) else ""

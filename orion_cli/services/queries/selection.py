@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import TypeVar
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from orion_cli.db.models import Job, JobTag, with_any_tag
+from orion_cli.db.models import Job, JobTag, now_utc, with_any_tag
 from orion_cli.db.roles import check_role
 from orion_cli.errors import OrionError, RaceLost, UsageError
 from orion_cli.identity import current_user
+from orion_cli.jobids import name_pattern
 from orion_cli.states import JobStatus
 
 T = TypeVar("T")
@@ -35,13 +39,19 @@ class Selection:
     statuses: tuple[str, ...] = ()
     #: jobs of any of these studies (a study's id is its first job's, as `orion eos` prints)
     studies: tuple[int, ...] = ()
+    #: jobs named any of these (``*`` matches any characters: ``--name 'si-*'``)
+    names: tuple[str, ...] = ()
+    #: only jobs created within this many seconds
+    since_s: int | None = None
 
     def check(self) -> None:
         """Refuse an empty selection and unknown statuses (nothing is read or written)."""
-        if not (self.ids or self.slurm_ids or self.tags or self.statuses or self.studies):
+        narrowing = self.tags or self.statuses or self.studies or self.names or self.since_s
+        if not (self.ids or self.slurm_ids or narrowing):
             raise UsageError(
                 "no jobs named",
-                "give job ids, --slurm-id, --tag, --study or --status (`orion ls` lists jobs)",
+                "give job ids, --slurm-id, --tag, --study, --status, --name or --since "
+                "(`orion ls` lists jobs)",
             )
         for status in self.statuses:
             if status not in JobStatus.__members__.values():
@@ -60,7 +70,24 @@ class Selection:
         parts += [f"--tag {tag}" for tag in self.tags]
         parts += [f"--study {study}" for study in self.studies]
         parts += [f"--status {s}" for s in self.statuses]
+        parts += [f"--name {n}" for n in self.names]
+        parts += [f"--since {self.since_s}s"] if self.since_s else []
         return " ".join(parts)
+
+    def keeps(self, job: Job, now: datetime) -> bool:
+        """Whether ``job`` passes the name and age filters (the query applies them too).
+
+        >>> from datetime import UTC
+        >>> job = Job(name="si-eos-3", engine="emt", created_at=datetime(2026, 1, 1, tzinfo=UTC))
+        >>> Selection(names=("si-*",)).keeps(job, datetime(2026, 1, 2, tzinfo=UTC))
+        True
+        >>> Selection(since_s=3600).keeps(job, datetime(2026, 1, 2, tzinfo=UTC))
+        False
+        """
+        if self.names and not any(fnmatchcase(job.name, n) for n in self.names):
+            return False
+        created = job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=UTC)
+        return self.since_s is None or created >= now - timedelta(seconds=self.since_s)
 
 
 def id_list(ids: list[int]) -> str:
@@ -131,6 +158,17 @@ class BulkReport:
         hint = None if self.refused else self.hint
         return OrionError(text, hint) if self.trouble else UsageError(text, hint)
 
+    def merge(self, other: BulkReport) -> None:
+        """Add what ``other`` did (the same action on other jobs) to this report."""
+        self.done += other.done
+        self.notes += other.notes
+        self.trouble |= other.trouble
+        self.sentences.update(other.sentences)
+        for why, ids in other.skipped.items():
+            self.skipped.setdefault(why, []).extend(ids)
+        for problem, ids in other.refused.items():
+            self.refused.setdefault(problem, []).extend(ids)
+
     def as_dict(self) -> dict[str, object]:
         return {
             self.verb: self.done,
@@ -165,8 +203,11 @@ def resolve(session: Session, selection: Selection, report: BulkReport, verb: st
 
     me = current_user()
     check_role(session, me)
+    now = now_utc()
     named = bool(selection.ids or selection.slurm_ids)
-    jobs = _named(session, selection, report) if named else _filtered(session, selection, me)
+    jobs = (
+        _named(session, selection, report, me) if named else _filtered(session, selection, me, now)
+    )
     tagged = _tagged(session, list(jobs), selection.tags) if named and selection.tags else None
     chosen = []
     for job_id, job in sorted(jobs.items()):
@@ -175,6 +216,8 @@ def resolve(session: Session, selection: Selection, report: BulkReport, verb: st
             or (selection.statuses and job.status not in selection.statuses)
             or (selection.studies and job.study_id not in selection.studies)
         ):
+            continue
+        if not selection.keeps(job, now):
             continue
         if job.owner != me:
             report.refuse(
@@ -189,13 +232,13 @@ def resolve(session: Session, selection: Selection, report: BulkReport, verb: st
     return chosen
 
 
-def _named(session: Session, selection: Selection, report: BulkReport) -> dict[int, Job]:
+def _named(session: Session, selection: Selection, report: BulkReport, me: str) -> dict[int, Job]:
     """The jobs named by orion id or scheduler id; an unknown orion id is refused."""
     found = _by_ids(session, selection.ids)
     for job_id in selection.ids:
         if job_id not in found:
             report.refuse(job_id, "not found", f"no job with id {job_id}")
-    by_slurm = _by_slurm_ids(session, selection.slurm_ids)
+    by_slurm = _by_slurm_ids(session, selection.slurm_ids, me)
     for slurm_id in selection.slurm_ids:
         if slurm_id not in by_slurm:
             raise UsageError(
@@ -205,8 +248,8 @@ def _named(session: Session, selection: Selection, report: BulkReport) -> dict[i
     return {job.id or 0: job for job in [*found.values(), *by_slurm.values()]}
 
 
-def _filtered(session: Session, selection: Selection, me: str) -> dict[int, Job]:
-    """The user's own jobs (not removed) that the tag, study and status filters pick."""
+def _filtered(session: Session, selection: Selection, me: str, now: datetime) -> dict[int, Job]:
+    """The user's own jobs (not removed) that the tag, study, status, name, since filters pick."""
     query = select(Job).where(Job.owner == me, col(Job.removed_at).is_(None))
     if selection.tags:
         query = query.where(with_any_tag(selection.tags))
@@ -214,6 +257,11 @@ def _filtered(session: Session, selection: Selection, me: str) -> dict[int, Job]
         query = query.where(col(Job.study_id).in_(selection.studies))
     if selection.statuses:
         query = query.where(col(Job.status).in_(selection.statuses))
+    if selection.since_s is not None:
+        query = query.where(col(Job.created_at) >= now - timedelta(seconds=selection.since_s))
+    if selection.names:
+        likes = (col(Job.name).like(name_pattern(n), escape="\\") for n in selection.names)
+        query = query.where(or_(*likes))
     return {job.id or 0: job for job in session.exec(query.order_by(col(Job.id)))}
 
 
@@ -242,11 +290,20 @@ def _by_ids(session: Session, ids: tuple[int, ...]) -> dict[int, Job]:
     return found
 
 
-def _by_slurm_ids(session: Session, slurm_ids: tuple[str, ...]) -> dict[str, Job]:
+def _by_slurm_ids(session: Session, slurm_ids: tuple[str, ...], me: str) -> dict[str, Job]:
+    """Each scheduler id's job: the caller's own first (another member may write a row
+    claiming any scheduler id), else the newest."""
     if not slurm_ids:
         return {}
-    rows = session.exec(select(Job).where(col(Job.scheduler_job_id).in_(slurm_ids)))
-    return {job.scheduler_job_id or "": job for job in rows}
+    rows = session.exec(
+        select(Job).where(col(Job.scheduler_job_id).in_(slurm_ids)).order_by(col(Job.id))
+    )
+    chosen: dict[str, Job] = {}
+    for job in rows:
+        key = job.scheduler_job_id or ""
+        if key not in chosen or job.owner == me or chosen[key].owner != me:
+            chosen[key] = job
+    return chosen
 
 
 def nothing_matched(selection: Selection, report: BulkReport) -> bool:

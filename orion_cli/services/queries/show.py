@@ -11,7 +11,9 @@ from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt, JobEvent, JobResult, JobTag, now_utc
 from orion_cli.db.pg_times import is_unreadable, shown_time
 from orion_cli.db.session import session_scope
+from orion_cli.engines.hints import remedy
 from orion_cli.errors import UsageError
+from orion_cli.identity import current_user
 from orion_cli.services.lifecycle.dependencies import links_of
 from orion_cli.services.queries.derived import derived_quantities
 
@@ -24,11 +26,18 @@ def _get(session: Session, job_id: int) -> Job:
 
 
 def job_id_for(settings: Settings, scheduler_job_id: str) -> int:
-    """The orion id of the job the scheduler knows as ``scheduler_job_id`` (``103_29``)."""
+    """The orion id of the job the scheduler knows as ``scheduler_job_id`` (``103_29``).
 
+    The caller's own job comes first: on a group database another member may write a row
+    claiming any scheduler id.
+    """
+
+    me = current_user()
     with session_scope(settings.resolved_database_url) as session:
         job = session.exec(
-            select(Job).where(Job.scheduler_job_id == scheduler_job_id).order_by(col(Job.id).desc())
+            select(Job)
+            .where(Job.scheduler_job_id == scheduler_job_id)
+            .order_by((Job.owner == me).desc(), col(Job.id).desc())  # type: ignore[attr-defined]
         ).first()
         if job is None or job.id is None:
             raise UsageError(
@@ -43,6 +52,7 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
     with session_scope(settings.resolved_database_url) as session:
         job = _get(session, job_id)
         data = job.model_dump(exclude={"input_structure", "events_offset"})
+        data["hint"] = failure_hint(job)
         data["queue_wait_s"] = seconds_between(job.submitted_at, job.started_at)
         data["run_s"] = seconds_between(job.started_at, job.finished_at)
         for key, value in data.items():
@@ -95,6 +105,13 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
             for e in events
         ]
         return data
+
+
+def failure_hint(job: Any) -> str | None:
+    """The usual remedy for a job that failed in its engine (None: none known, or not failed)."""
+    if job.status != "failed" or job.failure_reason != "engine_error":
+        return None
+    return remedy(job.engine, job.error_message, job.id or "ID")
 
 
 def seconds_between(start: datetime | None, end: datetime | None) -> float | None:

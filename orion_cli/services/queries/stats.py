@@ -26,6 +26,7 @@ from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt, JobTag, with_any_tag
 from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
+from orion_cli.jobids import name_pattern
 from orion_cli.services.queries.show import seconds_between
 
 GROUPINGS = ("engine", "partition", "tag", "user")
@@ -43,6 +44,9 @@ class StatsFilter:
     study_id: int | None = None
     engine: str = ""
     since_s: int | None = None
+    #: jobs named like any of these (``*`` wildcards) and in any of these statuses
+    names: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)  # not frozen: built 100,000 times, frozen's __init__ is 3x slower
@@ -225,12 +229,11 @@ def check_by(by: str) -> None:
         raise UsageError(f"cannot group by '{by}'", f"use --by {' | '.join(GROUPINGS)}")
 
 
-def collect(settings: Settings, flt: StatsFilter, by: str = "engine") -> Stats:
-    """Read the filtered jobs, their tags and attempts (three queries), and compute."""
-    from sqlalchemy import select as sa_select
-    from sqlmodel import col, select
+def _conditions(flt: StatsFilter) -> list[Any]:
+    """The WHERE conditions of ``flt`` on the jobs table (removed jobs left out)."""
+    from sqlalchemy import or_
+    from sqlmodel import col
 
-    check_by(by)
     where: list[Any] = [col(Job.removed_at).is_(None)]
     if flt.owner is not None:
         where.append(col(Job.owner) == flt.owner)
@@ -242,6 +245,20 @@ def collect(settings: Settings, flt: StatsFilter, by: str = "engine") -> Stats:
         where.append(with_any_tag(flt.tags))
     if flt.since_s is not None:
         where.append(col(Job.created_at) >= datetime.now(UTC) - timedelta(seconds=flt.since_s))
+    if flt.names:
+        where.append(or_(*(col(Job.name).like(name_pattern(n), escape="\\") for n in flt.names)))
+    if flt.statuses:
+        where.append(col(Job.status).in_(flt.statuses))
+    return where
+
+
+def collect(settings: Settings, flt: StatsFilter, by: str = "engine") -> Stats:
+    """Read the filtered jobs, their tags and attempts (three queries), and compute."""
+    from sqlalchemy import select as sa_select
+    from sqlmodel import col, select
+
+    check_by(by)
+    where = _conditions(flt)
     chosen = select(Job.id).where(*where)
     with session_scope(settings.resolved_database_url) as session:
         rows = session.execute(

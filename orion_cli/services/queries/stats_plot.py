@@ -6,10 +6,10 @@ no display, no global state). The picture is ``WIDTH_PX`` × ``HEIGHT_PX``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from orion_cli.errors import UsageError
+from orion_cli.outfile import check_output_path, open_output
 from orion_cli.services.queries.stats import Stats
 
 WIDTH_IN, HEIGHT_IN, DPI = 10.0, 4.5, 100
@@ -28,11 +28,7 @@ def check_plot_path(path: Path) -> None:
     """Refuse a plot path that cannot be written, before anything is computed."""
     if path.suffix.lower() != ".png":
         raise UsageError(f"plot file '{path}' does not end in .png", "write e.g. --plot stats.png")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"directory '{parent}' does not exist", "create it or give another path")
-    if path.is_dir():
-        raise UsageError(f"'{path}' is a directory", "give a file name ending in .png")
+    check_output_path(path)
 
 
 def _unit(max_s: float) -> tuple[str, float]:
@@ -96,12 +92,8 @@ def write_plot(stats: Stats, path: Path) -> None:
         for ax in (runs_ax, outcome_ax):
             ax.tick_params(axis="x", labelrotation=30)
     figure.tight_layout()
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        figure.savefig(partial, format="png", dpi=DPI)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with open_output(path, binary=True) as out:
+        figure.savefig(out, format="png", dpi=DPI)
 
 
 def _outcome_count(counts: dict[str, int], outcome: str) -> int:

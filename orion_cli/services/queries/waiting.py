@@ -37,8 +37,11 @@ STATE_COLUMNS = (
     "scheduler",
     "error_message",
     "updated_at",
+    "pack",
 )
 CHUNK = 5000
+#: seconds between the rounds of a wait on packed jobs (a round reads files, not squeue)
+PACKED_PAUSE_S = 0.5
 
 
 def has_ended(state: dict[str, Any]) -> bool:
@@ -103,14 +106,25 @@ def read_states(settings: Settings, ids: Sequence[int]) -> list[dict[str, Any]]:
 def pause_s(previous_s: float, settings: Settings, states: list[dict[str, Any]]) -> float:
     """The next pause: doubling from 1 s up to wait_interval_s, never under the query limit.
 
+    While only packed jobs are left, the pause stays at :data:`PACKED_PAUSE_S`: a poll
+    cycle then counts the results their runners wrote without asking the scheduler (it
+    still asks at most once per ``min_query_interval_s``), so waiting ends as soon as the
+    last result is there.
+
     >>> from orion_cli.config import Settings
     >>> s = Settings(min_query_interval_s=10, wait_interval_s=30)
-    >>> pause_s(1, s, [{"scheduler": "slurm"}]), pause_s(1, s, [{"scheduler": "local"}])
+    >>> q = {"status": "queued", "next_attempt_at": None, "pack": 0}
+    >>> pause_s(1, s, [{**q, "scheduler": "slurm"}]), pause_s(1, s, [{**q, "scheduler": "local"}])
     (10, 2)
-    >>> pause_s(20, s, [{"scheduler": "slurm"}])
+    >>> pause_s(20, s, [{**q, "scheduler": "slurm"}])
     30
+    >>> pause_s(4, s, [{**q, "scheduler": "slurm", "status": "running", "pack": 500}])
+    0.5
     """
     pause = min(previous_s * 2, max(settings.wait_interval_s, 1.0))
+    active = [s for s in states if not has_ended(s)]
+    if active and all(s["pack"] for s in active):
+        return min(pause, PACKED_PAUSE_S)  # results counted from their files: no squeue
     if any(s["scheduler"] != "local" for s in states):
         pause = max(pause, settings.min_query_interval_s)
     return pause

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from orion_cli.errors import UsageError
 from orion_cli.services.studies.eos import analysis_resources, set_study
+from orion_cli.services.studies.study_extend import checked_params, prior_study, supersede
 from orion_cli.services.submission.inputs import read_frames
-from orion_cli.services.submission.submit import submit
+from orion_cli.services.submission.submit import Submitted, submit
+from orion_cli.units import plain_float
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
@@ -35,6 +37,8 @@ class ConvergeSubmitted:
     parameter: str = ""
     values: list[Any] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: completed jobs of the extended study taken as they are (``--extend``)
+    reused_ids: list[int] = field(default_factory=list)
 
 
 def parse_sweep(text: str) -> tuple[str, list[Any]]:
@@ -71,7 +75,7 @@ def parse_sweep(text: str) -> tuple[str, list[Any]]:
 
 def _number(text: str, word: str) -> int | float:
     try:
-        number = float(word)
+        number = plain_float(word)
     except ValueError:
         raise UsageError(f"--sweep '{text}': '{word}' is not a number", SWEEP_HINT) from None
     if not math.isfinite(number):
@@ -110,21 +114,73 @@ def _range(text: str, raw: str) -> list[int | float]:
             f"--sweep '{text}': step {step} does not go from {start} to {stop}",
             "e.g. 20:60:10, or 0.4:0.2:-0.1 for a value that is more accurate smaller",
         )
-    count = math.floor((stop - start) / step + 1e-9) + 1
-    if count > MAX_VALUES:
+    span = (stop - start) / step  # inf for -1e308:1e308: counted as too many, not overflow
+    if not math.isfinite(span) or span + 1 > MAX_VALUES:
         raise UsageError(
-            f"--sweep '{text}' gives {count} values; at most {MAX_VALUES}", "use a larger step"
+            f"--sweep '{text}' gives more than {MAX_VALUES} values", "use a larger step"
         )
+    count = math.floor(span + 1e-9) + 1
     whole = all(isinstance(x, int) for x in (start, stop, step))
     return [start + n * step if whole else round(start + n * step, 10) for n in range(count)]
 
 
 def submit_converge(
-    settings: Settings, structure: Path, base: SubmitRequest, sweep: str, tol_mev_per_atom: float
+    settings: Settings,
+    structure: Path,
+    base: SubmitRequest,
+    sweep: str,
+    tol_mev_per_atom: float,
+    extend: int | None = None,
 ) -> ConvergeSubmitted:
-    """Submit one job per value as one array, then the analysis step after them."""
+    """Submit one job per value as one array, then the analysis step after them.
 
+    ``extend``: a study to extend; only its values not completed yet are submitted.
+    """
     key, values = parse_sweep(sweep)
+    _check_request(key, base, tol_mev_per_atom)
+    frames = [_one_structure(structure)]
+    prior = _prior(settings, extend, base, key, values, frames[0].atoms)
+    done = ConvergeSubmitted(parameter=key, values=values)
+    reused = {_key(v): job_id for job_id, v in (prior.done if prior else [])}
+    todo = [v for v in values if _key(v) not in reused]
+    submitted = (
+        submit(
+            settings,
+            replace(base, structures=[structure], name="", param_sets=[{key: v} for v in todo]),
+        )
+        if todo
+        else Submitted([], [], [])
+    )
+    new_ids = submitted.ids
+    done.errors += submitted.errors
+    if len(new_ids) != len(todo):
+        done.errors.append("not every value was submitted: the analysis step was not submitted")
+        done.job_ids = new_ids
+        return done
+    done.study_id = prior.study_id if prior else new_ids[0]
+    set_study(settings, new_ids, done.study_id)
+    ids = dict(reused) | dict(zip(map(_key, todo), new_ids, strict=True))
+    done.values = _in_order(values, [v for _, v in prior.done] if prior else [])
+    done.job_ids = [ids[_key(v)] for v in done.values]
+    done.reused_ids = [ids[_key(v)] for v in done.values if _key(v) in reused]
+    _submit_analysis(settings, base, structure, frames[0], done, key, tol_mev_per_atom, new_ids)
+    if prior and done.analysis_id:
+        supersede(settings, prior.analysis_id, done.analysis_id, f"{len(todo)} new values")
+    return done
+
+
+def _one_structure(structure: Path) -> Any:
+    """The file's one structure (a convergence test needs exactly one)."""
+    frames = read_frames(structure)
+    if len(frames) != 1:
+        raise UsageError(
+            f"'{structure}' holds {len(frames)} structures; a convergence test needs one",
+            "give a file with a single structure",
+        )
+    return frames[0]
+
+
+def _check_request(key: str, base: SubmitRequest, tol_mev_per_atom: float) -> None:
     if key in base.params:
         raise UsageError(
             f"'{key}' is both swept and fixed (--param {key}=...)", "give it only with --sweep"
@@ -133,25 +189,62 @@ def submit_converge(
         raise UsageError(f"--tol {tol_mev_per_atom}: must be positive", "use e.g. --tol 1")
     if base.engine in ("converge", "eos"):
         raise UsageError(f"--engine {base.engine} analyses studies", "use e.g. --engine qe")
-    frames = read_frames(structure)
-    if len(frames) != 1:
-        raise UsageError(
-            f"'{structure}' holds {len(frames)} structures; a convergence test needs one",
-            "give a file with a single structure",
-        )
-    done = ConvergeSubmitted(parameter=key, values=values)
-    name = base.name or frames[0].name
-    submitted = submit(
-        settings,
-        replace(base, structures=[structure], name="", param_sets=[{key: v} for v in values]),
-    )
-    done.errors += submitted.errors
-    done.job_ids = submitted.ids
-    if len(submitted.ids) != len(values):
-        done.errors.append("not every value was submitted: the analysis step was not submitted")
-        return done
-    done.study_id = submitted.ids[0]
-    set_study(settings, submitted.ids, done.study_id)
+
+
+def _prior(
+    settings: Settings,
+    extend: int | None,
+    base: SubmitRequest,
+    key: str,
+    values: list[Any],
+    atoms: Any,
+) -> Any:
+    """The study to extend (checked to be the same calculation), or None."""
+    if extend is None:
+        return None
+    params = checked_params(settings, base.engine, {**base.params, key: values[0]})
+    return prior_study(settings, extend, "converge", base.engine, params, atoms, swept=key)
+
+
+def _key(value: Any) -> str:
+    """A swept value as a comparable key: 40 and 40.0 are one value, meshes by their numbers.
+
+    >>> _key(40) == _key(40.0), _key([4, 4, 4])
+    (True, '4x4x4')
+    """
+    if isinstance(value, list):
+        return "x".join(str(int(v)) for v in value)
+    return repr(float(value))
+
+
+def _in_order(new: list[Any], old: list[Any]) -> list[Any]:
+    """Old and new values together, least to most accurate, as the new sweep goes.
+
+    >>> _in_order([45, 50], [15, 30, 45])
+    [15, 30, 45, 50]
+    >>> _in_order([0.2, 0.1], [0.3])
+    [0.3, 0.2, 0.1]
+    >>> _in_order([[8, 8, 8]], [[2, 2, 2], [4, 4, 4]])
+    [[2, 2, 2], [4, 4, 4], [8, 8, 8]]
+    """
+    merged = {_key(v): v for v in [*old, *new]}
+    if all(isinstance(v, list) for v in merged.values()):
+        return sorted(merged.values(), key=lambda m: (math.prod(m), m))
+    descending = len(new) > 1 and new[-1] < new[0]
+    return sorted(merged.values(), key=float, reverse=descending)
+
+
+def _submit_analysis(
+    settings: Settings,
+    base: SubmitRequest,
+    structure: Path,
+    frame: Any,
+    done: ConvergeSubmitted,
+    key: str,
+    tol_mev_per_atom: float,
+    new_ids: list[int],
+) -> None:
+    name = base.name or frame.name
     analysis = submit(
         settings,
         replace(
@@ -160,20 +253,20 @@ def submit_converge(
             engine="converge",
             name=f"{name}-converge-{key}",
             params={
-                "jobs": submitted.ids,
+                "jobs": done.job_ids,
                 "parameter": key,
-                "values": values,
-                "n_atoms": len(frames[0].atoms),
+                "values": done.values,
+                "n_atoms": len(frame.atoms),
                 "tol_mev_per_atom": tol_mev_per_atom,
             },
             after=[],
-            after_any=submitted.ids,
+            after_any=new_ids,
             study_id=done.study_id,
             hold=False,
+            on_scf_fail=[],  # the analysis has no SCF
             resources=analysis_resources(base),
             throttle=None,
         ),
     )
     done.errors += analysis.errors
     done.analysis_id = analysis.ids[0] if analysis.ids else None
-    return done

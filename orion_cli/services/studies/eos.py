@@ -21,8 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from orion_cli.db.models import Job
 from orion_cli.db.session import session_scope
-from orion_cli.engines.eos_fit import EOS_KINDS
+from orion_cli.engines.eos_fit import EOS_KINDS, cubic_lattice
 from orion_cli.errors import UsageError
+from orion_cli.services.studies.study_extend import (
+    checked_params,
+    prior_study,
+    same_volume,
+    supersede,
+)
 from orion_cli.services.submission.inputs import read_frames
 from orion_cli.services.submission.submit import Submitted, submit
 
@@ -41,6 +47,8 @@ class EosSubmitted:
     relax_id: int | None = None
     scales: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: completed points of the extended study taken as they are (``--extend``)
+    reused_ids: list[int] = field(default_factory=list)
 
 
 def lattice_scales(points: int, strain: float) -> list[float]:
@@ -69,18 +77,66 @@ def submit_eos(
     strain: float,
     eos: str = "birchmurnaghan",
     relax_first: bool = False,
+    extend: int | None = None,
 ) -> EosSubmitted:
     """Submit the scaled cells as one array, then the fit step after them.
 
     ``relax_first``: a relaxation (cell and atoms) first; the points scale its final cell.
+    ``extend``: a study to extend; only the volumes it has not completed are submitted, and
+    the new fit covers its completed points and the new ones.
     """
-    from ase.io import write
-
     scales = lattice_scales(points, strain)
+    _check_options(base, eos, relax_first, extend)
+    frame = _one_periodic(structure)
+    atoms = frame.atoms
+    cells = [_scaled_cell(atoms, scale) for scale in scales]
+    prior = _prior(settings, extend, base, atoms) if extend is not None else None
+    done_volumes = [(i, v) for i, v in prior.done] if prior else []
+    todo = _not_done(cells, [v for _, v in done_volumes])
+    done = EosSubmitted(scales=[scales[n] for n in todo])
+    name = base.name or frame.name
+    submitted = _submit_points(settings, structure, base, name, cells, todo, relax_first, done)
+    done.errors += submitted.errors
+    done.point_ids = submitted.ids
+    if len(submitted.ids) != len(todo):
+        done.errors.append("not every point was submitted: the fit step was not submitted")
+        return done
+    done.study_id = prior.study_id if prior else done.relax_id or submitted.ids[0]
+    set_study(
+        settings, [*([done.relax_id] if done.relax_id else []), *submitted.ids], done.study_id
+    )
+    new = [(i, float(cells[n].get_volume())) for i, n in zip(submitted.ids, todo, strict=True)]
+    fit_points = sorted([*done_volumes, *new], key=lambda point: point[1])
+    done.reused_ids = [i for i, _ in done_volumes]
+    _submit_fit(settings, structure, base, name, atoms, eos, fit_points, submitted.ids, done)
+    if prior and done.fit_id:
+        supersede(settings, prior.analysis_id, done.fit_id, f"{len(todo)} new points")
+    return done
+
+
+def _check_options(base: SubmitRequest, eos: str, relax_first: bool, extend: int | None) -> None:
     if relax_first:
         relax_params(base.engine, base.params)  # an engine that cannot relax: refused now
+        if extend is not None:
+            raise UsageError(
+                "--extend with --relax-first: the new points would scale another relaxed cell",
+                "extend without --relax-first, giving the relaxed structure",
+            )
     if eos not in EOS_KINDS:
         raise UsageError(f"--eos {eos}: unknown form", f"use one of: {', '.join(EOS_KINDS)}")
+
+
+def _not_done(cells: list[Any], volumes_done: list[float]) -> list[int]:
+    """Indices of the cells whose volume no completed point has."""
+    return [
+        n
+        for n, cell in enumerate(cells)
+        if not any(same_volume(cell.get_volume(), v) for v in volumes_done)
+    ]
+
+
+def _one_periodic(structure: Path) -> Any:
+    """The file's one structure, periodic in three dimensions (UsageError otherwise)."""
     frames = read_frames(structure)
     if len(frames) != 1:
         raise UsageError(
@@ -93,30 +149,56 @@ def submit_eos(
             f"'{structure}' is not periodic in three dimensions",
             "an equation of state needs a cell with a volume",
         )
-    done = EosSubmitted(scales=scales)
-    name = base.name or frames[0].name
+    return frames[0]
+
+
+def _scaled_cell(atoms: Any, scale: float) -> Any:
+    cell = atoms.copy()
+    cell.set_cell(atoms.cell * scale, scale_atoms=True)
+    return cell
+
+
+def _prior(settings: Settings, extend: int, base: SubmitRequest, atoms: Any) -> Any:
+    """The study to extend, checked to be the same calculation."""
+    params = checked_params(settings, base.engine, base.params)
+    return prior_study(settings, extend, "eos", base.engine, params, atoms)
+
+
+def _submit_points(
+    settings: Settings,
+    structure: Path,
+    base: SubmitRequest,
+    name: str,
+    cells: list[Any],
+    todo: list[int],
+    relax_first: bool,
+    done: EosSubmitted,
+) -> Submitted:
+    """The points not done yet as one array (after a relaxation with ``relax_first``)."""
+    from ase.io import write
+
+    if not todo:
+        return Submitted([], [], [])
     with tempfile.TemporaryDirectory(prefix="orion-eos-") as scratch:
-        cells = []
-        for scale in scales:
-            cell = atoms.copy()
-            cell.set_cell(atoms.cell * scale, scale_atoms=True)
-            cells.append(cell)
         path = Path(scratch) / f"{name}-eos.extxyz"
-        write(path, cells, format="extxyz")
-        volumes = [float(cell.get_volume()) for cell in cells]
+        write(path, [cells[n] for n in todo], format="extxyz")
         if relax_first:
-            submitted = _relax_then_points(settings, structure, base, path, name, scales, done)
-        else:
-            submitted = submit(settings, replace(base, structures=[path], name=""))
-    done.errors += submitted.errors
-    done.point_ids = submitted.ids
-    if len(submitted.ids) != points:
-        done.errors.append("not every point was submitted: the fit step was not submitted")
-        return done
-    done.study_id = done.relax_id or submitted.ids[0]
-    set_study(
-        settings, [*([done.relax_id] if done.relax_id else []), *submitted.ids], done.study_id
-    )
+            return _relax_then_points(settings, structure, base, path, name, done.scales, done)
+        return submit(settings, replace(base, structures=[path], name=""))
+
+
+def _submit_fit(
+    settings: Settings,
+    structure: Path,
+    base: SubmitRequest,
+    name: str,
+    atoms: Any,
+    eos: str,
+    fit_points: list[tuple[int, float]],
+    new_ids: list[int],
+    done: EosSubmitted,
+) -> None:
+    """The fit step over ``fit_points`` (job id, volume), after the new points end."""
     fit = submit(
         settings,
         replace(
@@ -124,18 +206,24 @@ def submit_eos(
             structures=[structure],
             engine="eos",
             name=f"{name}-eos-fit",
-            params={"jobs": submitted.ids, "volumes_a3": volumes, "eos": eos},
+            params={
+                "jobs": [i for i, _ in fit_points],
+                "volumes_a3": [v for _, v in fit_points],
+                "eos": eos,
+                "n_atoms": len(atoms),
+                **cubic_lattice(atoms),
+            },
             after=[],
-            after_any=submitted.ids,
+            after_any=new_ids,
             study_id=done.study_id,
             hold=False,
+            on_scf_fail=[],  # the analysis has no SCF
             resources=analysis_resources(base),
             throttle=None,
         ),
     )
     done.errors += fit.errors
     done.fit_id = fit.ids[0] if fit.ids else None
-    return done
 
 
 #: what makes each engine relax atoms and cell (``--relax-first``); others are refused
@@ -176,7 +264,6 @@ def _relax_then_points(
     done: EosSubmitted,
 ) -> Submitted:
     """Check the points (a dry run), submit the relaxation, then the points from it."""
-
     submit(settings, replace(base, structures=[cells], name="", dry_run=True))
     relax = submit(
         settings,

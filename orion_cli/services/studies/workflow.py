@@ -23,16 +23,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orion_cli.db.session import session_scope
+from orion_cli.engines.eos_fit import cubic_lattice
 from orion_cli.engines.passthrough import engine_params
 from orion_cli.engines.registry import engine_names, get_engine
 from orion_cli.errors import ConfigError, UsageError
-from orion_cli.frozen import freeze, unkeyed
+from orion_cli.frozen import chained, freeze
 from orion_cli.jobdir import RESULT_FILE
 from orion_cli.queues import check_queue_table
 from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import SubmitOptions
 from orion_cli.services.lifecycle.dependencies import Links, add_edges, waits_for
 from orion_cli.services.lifecycle.depgraph import AFTER_ANY, AFTER_OK
+from orion_cli.services.lifecycle.reuse import find_source, take
 from orion_cli.services.structures import extxyz_text
 from orion_cli.services.studies.workflow_file import SCALE, Step, Workflow, read_workflow
 from orion_cli.services.submission.inputs import expand_inputs, read_frames
@@ -73,6 +75,10 @@ class WorkflowRequest:
     scheduler: str = ""
     tags: tuple[str, ...] = ()
     hold: bool = False
+    #: check everything and say what would be submitted; write nothing
+    dry_run: bool = False
+    #: --reuse: off, strict or loose ("": the config's); a step's own ``reuse`` key wins
+    reuse: str = ""
 
 
 @dataclass
@@ -96,7 +102,8 @@ class _Planned:
     items: list[Staged]
     points: list[dict[str, Any]]
     atoms: list[Atoms]
-    jobs: list[Job] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)  # every job of the step, in point order
+    sent: list[Job] = field(default_factory=list)  # those the scheduler runs (not reused)
     script: Path | None = None
 
 
@@ -125,6 +132,8 @@ def submit_workflow(settings: Settings, request: WorkflowRequest) -> list[StudyS
                 f"this scheduler takes at most {largest} in one array",
                 "sweep fewer values",
             )
+    if request.dry_run:
+        return [_described(frame, plan) for frame, plan in zip(frames, plans, strict=True)]
     ready_database(settings)  # after every check: a bad file leaves no database file
     check_active_limit(settings, sum(len(p.items) for plan in plans for p in plan.values()))
     studies = []
@@ -140,6 +149,22 @@ def submit_workflow(settings: Settings, request: WorkflowRequest) -> list[StudyS
                 )
             )
     return studies
+
+
+def _described(frame: Frame, plan: dict[str, _Planned]) -> StudySubmitted:
+    """What a dry run would submit for one structure: each step's jobs, in words."""
+    done = StudySubmitted(frame.source, frame.name)
+    for name, planned in plan.items():
+        step, r = planned.step, planned.request
+        waits = [*step.needs, *(f"{n} (any outcome)" for n in step.needs_any)]
+        done.notes.append(
+            f"step {name}: {len(planned.items)} {step.engine} job(s)"
+            + (f" after {', '.join(waits)}" if waits else "")
+            + (f", from {step.structure_from}'s final structure" if step.structure_from else "")
+            + f", walltime {r.resolved.walltime_s} s"
+            + (f", {', '.join(item.name for item in planned.items[:6])}" if planned.items else "")
+        )
+    return done
 
 
 def _plan_study(
@@ -175,6 +200,7 @@ def _plan_step(
         hold=request.hold,
         tags=request.tags,
         name=f"{frame.name}-{step.name}",
+        reuse=step.reuse or request.reuse,
     )
     try:
         r = resolve_request(r, settings)
@@ -242,6 +268,8 @@ def _point_params(
         **params,
         "jobs": list(range(1, len(points.items) + 1)),
         "volumes_a3": [float(a.get_volume()) for a in points.atoms],
+        "n_atoms": len(points.atoms[0]),
+        **cubic_lattice(points.atoms[0]),
     }
 
 
@@ -312,8 +340,10 @@ def _record_and_send(
         done.study_id = next(iter(plan.values())).jobs[0].id
         for name, planned in plan.items():
             done.steps[name] = [job.id or 0 for job in planned.jobs]
+            if not planned.sent:  # every job reused (completed or waiting for its twin)
+                continue
             try:
-                after = waits_for(session, planned.jobs[0])
+                after = waits_for(session, planned.sent[0])
             except UsageError as exc:  # a parent the scheduler refused: poll submits it later
                 done.notes.append(
                     f"step {name}: not submitted yet ({exc.message}); `orion poll` submits "
@@ -323,10 +353,40 @@ def _record_and_send(
             sent = Submitted([], [], [])
             options = SubmitOptions(hold=planned.request.hold, after=after)
             assert planned.script is not None
-            send(session, planned.request, planned.jobs, planned.script, scheduler, options, sent)
+            try:
+                send(
+                    session, planned.request, planned.sent, planned.script, scheduler, options, sent
+                )
+            except OSError as exc:  # the rows are committed: say so, never "nothing kept"
+                session.rollback()
+                done.errors.append(
+                    f"step {name}: recorded as study {done.study_id}, not submitted yet "
+                    f"({type(exc).__name__}: {exc}); `orion poll` submits it"
+                )
+                continue
             session.commit()
             done.errors += [f"step {name}: {line}" for line in sent.errors]
     return done
+
+
+def _record_step(session: Session, settings: Settings, planned: _Planned) -> None:
+    """Record one step's jobs: those ``reuse`` serves one by one, the rest as one submit."""
+    r = planned.request
+    sources = [
+        find_source(session, item.inputs.frozen or {}, r.reuse) if r.reuse != "off" else None
+        for item in planned.items
+    ]
+    rest = [item for item, source in zip(planned.items, sources, strict=True) if source is None]
+    by_item: dict[int, Job] = {}
+    for n, (item, source) in enumerate(zip(planned.items, sources, strict=True)):
+        if source is not None:
+            [by_item[n]], _ = record_jobs(session, settings, r, {}, [item])
+            session.flush()
+            take(session, by_item[n], source)
+    if rest:
+        planned.sent, planned.script = record_jobs(session, settings, r, {}, rest)
+    sent = iter(planned.sent)
+    planned.jobs = [by_item[n] if n in by_item else next(sent) for n in range(len(sources))]
 
 
 def _remove_made(plan: dict[str, _Planned]) -> None:
@@ -336,7 +396,7 @@ def _remove_made(plan: dict[str, _Planned]) -> None:
     for planned in plan.values():
         if planned.script is not None:
             shutil.rmtree(planned.script.parent, ignore_errors=True)
-        planned.jobs, planned.script = [], None
+        planned.jobs, planned.sent, planned.script = [], [], None
 
 
 def _record_study(session: Session, settings: Settings, plan: dict[str, _Planned]) -> None:
@@ -348,19 +408,24 @@ def _record_study(session: Session, settings: Settings, plan: dict[str, _Planned
         if step.structure_from:
             parent = plan[step.structure_from].jobs[0]
             r.structure_from = parent.id
-            for item in planned.items:
+            for item, point in zip(planned.items, planned.points, strict=True):
                 item.inputs.structure_from = str(Path(parent.workdir) / RESULT_FILE)
                 item.source = f"from:{parent.id}"
-                item.inputs.frozen = unkeyed(item.inputs.frozen)  # structure known at start
+                if point.get(SCALE) is not None:  # the node scales the parent's final cell
+                    item.inputs.structure_scale = float(point[SCALE])
+                    item.source += f"@{SCALE}={point[SCALE]}"
+                # its structure is the parent's result: keyed by the parent's key
+                item.inputs.frozen = chained(item.inputs.frozen, [parent.frozen or {}])
         if step.engine == EOS_ENGINE:
             swept = next(n for n in step.parents if any(SCALE in p for p in plan[n].points))
             ids = [job.id for job in plan[swept].jobs]
+            points = [job.frozen or {} for job in plan[swept].jobs]
             for item in planned.items:
                 item.inputs.params = {**item.inputs.params, "jobs": ids}
-                item.inputs.frozen = unkeyed(item.inputs.frozen)  # its inputs are results
+                item.inputs.frozen = chained(item.inputs.frozen, points)  # inputs are results
         r.study_id = study_id
-        jobs, script = record_jobs(session, settings, r, {}, planned.items)
-        planned.jobs, planned.script = jobs, script
+        _record_step(session, settings, planned)
+        jobs = planned.jobs
         study_id = study_id or jobs[0].id
         for job, point in zip(jobs, planned.points, strict=True):
             job.study_id = study_id

@@ -13,6 +13,8 @@ A workflow is a set of named steps::
 
     [steps.points]
     engine = "emt"
+    needs = ["relax"]
+    structure = "from:relax"  # each point scales the relaxed cell, on the node
     sweep = { scale = [0.96, 0.98, 1.0, 1.02, 1.04] }
 
     [steps.fit]
@@ -35,7 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from orion_cli.errors import UsageError
+from orion_cli.inputfile import check_regular
 from orion_cli.resources import RESOURCE_FIELDS
+from orion_cli.reuse_mode import check_mode
 from orion_cli.services.lifecycle.depgraph import find_cycle
 
 #: a step's own keys; resource names (walltime_s, ntasks, partition, ...) are allowed too
@@ -50,6 +54,7 @@ STEP_KEYS = (
     "walltime",
     "mem",
     "retries",
+    "reuse",
 )
 #: a sweep of the lattice (every cell vector times the factor, atoms scaled with it)
 SCALE = "scale"
@@ -74,6 +79,7 @@ class Step:
     mem: str = ""  # as --mem takes it ("4G")
     queue: str = ""
     retries: int | None = None
+    reuse: str = ""  # "": the command line's or the config's; else off, strict or loose
 
     @property
     def parents(self) -> tuple[str, ...]:
@@ -106,12 +112,13 @@ class Workflow:
 
 def read_workflow(path: Path, engines: Iterable[str]) -> Workflow:
     """Read and check ``path``; ``engines`` are the engine names orion knows."""
-    if not path.is_file():
-        raise UsageError(f"workflow file '{path}' does not exist", "check the path")
+    check_regular(path, "workflow file")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not a valid TOML file: {exc}", "fix the file") from None
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply", "write flat tables and lists") from None
     return parse_workflow(data, path, tuple(engines))
 
 
@@ -160,20 +167,7 @@ def _ordered(steps: list[Step]) -> list[Step]:
 
 def _step(path: Path, name: str, table: Any, names: list[str], engines: Sequence[str]) -> Step:
     where = f"{path}:{name}"
-    if not _STEP_NAME.fullmatch(str(name)):
-        raise UsageError(
-            f"{where}: '{name}' is not a step name",
-            "start with a letter; use letters, digits, '_' and '-' (at most 64)",
-        )
-    if not isinstance(table, dict):
-        raise UsageError(f"{where}: a step must be a table", f'write [steps.{name}] engine = "..."')
-    for key in table:
-        if key not in STEP_KEYS and key not in RESOURCE_FIELDS:
-            raise UsageError(
-                f"{where}:{key}: unknown key",
-                f"a step may set: {', '.join(STEP_KEYS)}, "
-                f"or a resource ({', '.join(RESOURCE_FIELDS)})",
-            )
+    _check_table(where, name, table)
     engine = table.get("engine")
     if not isinstance(engine, str) or not engine:
         raise UsageError(f"{where}:engine: missing", f"name one of: {', '.join(engines)}")
@@ -193,12 +187,6 @@ def _step(path: Path, name: str, table: Any, names: list[str], engines: Sequence
         )
     structure_from = _structure_from(where, table.get("structure", ""), needs, needs_any)
     sweep = _sweep(where, table.get("sweep", {}), params)
-    if structure_from and any(key == SCALE for key, _ in sweep):
-        raise UsageError(
-            f"{where}:sweep.scale: a scale sweep scales the structure given on the command "
-            f"line; this step starts from {structure_from}'s final structure",
-            'drop structure = "from:..." or the scale sweep',
-        )
     walltime = _text(where, table, "walltime", "walltime_s", '"30m"')
     mem = _text(where, table, "mem", "mem_mb", '"4G"')
     queue = table.get("queue", "")
@@ -208,6 +196,9 @@ def _step(path: Path, name: str, table: Any, names: list[str], engines: Sequence
     if retries is not None and (not isinstance(retries, int) or isinstance(retries, bool)):
         raise UsageError(f"{where}:retries: must be a whole number", "write e.g. retries = 2")
     resources = {key: value for key, value in table.items() if key in RESOURCE_FIELDS}
+    reuse = table.get("reuse", "")
+    if not isinstance(reuse, str):
+        raise UsageError(f"{where}:reuse: must be a string", 'write reuse = "strict"')
     return Step(
         name,
         engine,
@@ -221,7 +212,26 @@ def _step(path: Path, name: str, table: Any, names: list[str], engines: Sequence
         mem,
         queue,
         retries,
+        check_mode(reuse, f"{where}:reuse") if reuse else "",
     )
+
+
+def _check_table(where: str, name: str, table: Any) -> None:
+    """The step's name and that its table holds only known keys."""
+    if not _STEP_NAME.fullmatch(str(name)):
+        raise UsageError(
+            f"{where}: '{name}' is not a step name",
+            "start with a letter; use letters, digits, '_' and '-' (at most 64)",
+        )
+    if not isinstance(table, dict):
+        raise UsageError(f"{where}: a step must be a table", f'write [steps.{name}] engine = "..."')
+    for key in table:
+        if key not in STEP_KEYS and key not in RESOURCE_FIELDS:
+            raise UsageError(
+                f"{where}:{key}: unknown key",
+                f"a step may set: {', '.join(STEP_KEYS)}, "
+                f"or a resource ({', '.join(RESOURCE_FIELDS)})",
+            )
 
 
 def _text(where: str, table: Mapping[str, Any], key: str, other: str, example: str) -> str:

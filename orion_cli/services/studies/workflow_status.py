@@ -9,9 +9,10 @@ grouped by engine.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orion_cli.db.models import Job, JobDependency
+from orion_cli.db.models import Job, JobDependency, with_any_tag
 from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
@@ -20,6 +21,7 @@ from orion_cli.services.lifecycle.dependencies import descendants, parent_states
 from orion_cli.services.lifecycle.depgraph import AFTER_ANY, dependency_state
 from orion_cli.services.lifecycle.reparam import checked
 from orion_cli.services.queries.selection import BulkReport, Selection
+from orion_cli.services.queries.show import failure_hint
 from orion_cli.states import FailureReason, JobStatus
 
 if TYPE_CHECKING:
@@ -35,7 +37,7 @@ _STEP_STATUS_ORDER = ("failed", "cancelled", "running", "queued", "created", "co
 SHOWN_JOBS = 12
 
 
-def _study_jobs(session: Session, settings: Settings, ident: int) -> list[Job]:
+def study_jobs(session: Session, settings: Settings, ident: int) -> list[Job]:
     """The user's jobs of the study that ``ident`` (a study id or any of its jobs) names."""
     from sqlmodel import col, select
 
@@ -82,7 +84,7 @@ def study_graph(settings: Settings, ident: int) -> dict[str, Any]:
     from sqlmodel import col, select
 
     with session_scope(settings.resolved_database_url) as session:
-        jobs = _study_jobs(session, settings, ident)
+        jobs = study_jobs(session, settings, ident)
         ids = [job.id or 0 for job in jobs]
         states = parent_states(session, ids)
         edges = session.exec(
@@ -105,6 +107,7 @@ def study_graph(settings: Settings, ident: int) -> dict[str, Any]:
                 "scheduler_job_id": job.scheduler_job_id,
                 "sweep": job.sweep_point or {},
                 "reason": _reason(job, states.get(job.id or 0, [])),
+                "hint": failure_hint(job),
             }
         )
         if job.structure_from_id in step_of:
@@ -137,13 +140,23 @@ def study_graph(settings: Settings, ident: int) -> dict[str, Any]:
     }
 
 
-def _to_retry(
-    session: Session, jobs: Sequence[Job], steps: Sequence[str]
-) -> tuple[list[Job], list[Job], list[Job]]:
-    """(failed for good, cancelled dependency_failed below those, failed with a retry due).
+@dataclass(frozen=True)
+class RetryPlan:
+    """What ``workflow retry --failed`` reruns, and which of it takes the ``-p`` changes."""
 
-    ``steps``: only the failed jobs of these steps (all when empty). A job cancelled because
-    a parent was cancelled by hand is not below a failure: it is left alone.
+    rerun: list[Job]  # parents before children (ids grow down the graph)
+    changed: set[int]  # ids of the jobs that rerun with -p
+    pending: list[Job]  # failed jobs whose automatic retry is already due
+
+
+def _to_retry(session: Session, jobs: Sequence[Job], steps: Sequence[str]) -> RetryPlan:
+    """The failed jobs (of ``steps``, or all), the cancelled or failed parents they need, and
+    the jobs cancelled (dependency_failed) below any of those.
+
+    With ``steps``, the step's own dependency_failed jobs are rerun too (with what they
+    need above them), and ``-p`` applies to every rerun job of those steps; without, to the
+    jobs that failed themselves. A job cancelled because a parent was cancelled by hand is
+    not below a failure: it is left alone unless a rerun job needs it.
     """
 
     known = {_step_of(job) for job in jobs}
@@ -154,17 +167,48 @@ def _to_retry(
                 f"its steps: {', '.join(sorted(known))}",
             )
     chosen = [job for job in jobs if not steps or _step_of(job) in steps]
-    failed = [j for j in chosen if j.status == JobStatus.FAILED.value and j.next_attempt_at is None]
-    under = set(descendants(session, [job.id or 0 for job in failed]))
-    below = [
-        j
-        for j in jobs
-        if j.id in under
-        and j.status == JobStatus.CANCELLED.value
-        and j.failure_reason == FailureReason.DEPENDENCY_FAILED.value
-    ]
+    failed = [j for j in chosen if _ended_for_good(j) and j.status == JobStatus.FAILED.value]
+    roots = failed + [j for j in chosen if steps and _dependency_failed(j)]
+    by_id = {job.id: job for job in jobs}
+    needed = _needed_parents(session, roots, by_id)
+    under = set(descendants(session, [job.id or 0 for job in roots + needed]))
+    below = [j for j in jobs if j.id in under and _dependency_failed(j)]
+    rerun = sorted({j.id: j for j in roots + needed + below}.values(), key=lambda j: j.id or 0)
+    changed = {j.id or 0 for j in rerun if (_step_of(j) in steps if steps else j in failed)}
     pending = [j for j in chosen if j.status == JobStatus.FAILED.value and j not in failed]
-    return failed, below, pending
+    return RetryPlan(rerun, changed, pending)
+
+
+def _ended_for_good(job: Job) -> bool:
+    """Failed with no retry due, or cancelled: nothing will run it again by itself."""
+    return job.status == JobStatus.CANCELLED.value or (
+        job.status == JobStatus.FAILED.value and job.next_attempt_at is None
+    )
+
+
+def _dependency_failed(job: Job) -> bool:
+    return (
+        job.status == JobStatus.CANCELLED.value
+        and job.failure_reason == FailureReason.DEPENDENCY_FAILED.value
+    )
+
+
+def _needed_parents(session: Session, roots: Sequence[Job], by_id: Mapping[Any, Job]) -> list[Job]:
+    """The parents, grandparents... of ``roots`` that ended for good (a cancelled EOS point
+    its fit needs, a failed relaxation a dependency_failed scf needs), up to completed ones."""
+    found: dict[int, Job] = {}
+    frontier = [job.id or 0 for job in roots]
+    while frontier:
+        parents = [
+            by_id[state.parent_id]
+            for states in parent_states(session, frontier).values()
+            for state in states
+            if state.parent_id in by_id and state.parent_id not in found
+        ]
+        new = [job for job in parents if _ended_for_good(job) and job not in roots]
+        found.update({job.id or 0: job for job in new})
+        frontier = [job.id or 0 for job in new]
+    return list(found.values())
 
 
 def retry_failed(
@@ -176,20 +220,24 @@ def retry_failed(
     """Rerun the study's failed jobs and those cancelled because of them; nothing else.
 
     Parents go first (ids grow down the graph), so each rerun child waits for its parents'
-    new attempts. ``changes`` (``-p``) apply to the jobs that failed themselves, checked by
-    their engine before anything is submitted. ``steps``: only the failures of these steps
-    (and what they cancelled).
+    new attempts; the cancelled or failed parents a rerun job needs are rerun too.
+    ``changes`` (``-p``) apply to the jobs that failed themselves, or with ``steps`` to
+    every rerun job of those steps; each is checked by its engine before anything is
+    submitted. ``steps``: only the failures of these steps, their dependency_failed jobs,
+    what those need and what they cancelled.
     """
 
     with session_scope(settings.resolved_database_url) as session:
-        failed, below, pending = _to_retry(session, _study_jobs(session, settings, ident), steps)
-        for job in failed if changes else ():  # every -p is checked before any submission
+        plan = _to_retry(session, study_jobs(session, settings, ident), steps)
+        for job in plan.rerun if changes else ():  # every -p is checked before any submission
+            if job.id not in plan.changed:
+                continue
             try:
                 checked(settings, job, job.parameters or {}, changes or {})
             except UsageError as exc:
                 raise UsageError(f"job {job.id}: {exc.message}", exc.hint) from None
-        own = {job.id for job in failed}
-        order = sorted([job.id or 0 for job in failed + below])
+        own, pending = plan.changed, plan.pending
+        order = [job.id or 0 for job in plan.rerun]
     report = BulkReport("retried", hint="nothing in this study failed")
     for job in pending:
         report.skip(
@@ -210,3 +258,21 @@ def retry_failed(
             report.refused.setdefault(why, []).extend(ids)
         report.sentences.update(one.sentences)
     return report
+
+
+def tagged_studies(settings: Settings, tags: tuple[str, ...]) -> list[int]:
+    """The studies (ids) of your jobs with any of ``tags``, oldest first; none: UsageError."""
+    from sqlmodel import col, select
+
+    with session_scope(settings.resolved_database_url) as session:
+        found = session.exec(
+            select(Job.study_id)
+            .where(col(Job.owner) == current_user(), col(Job.removed_at).is_(None))
+            .where(col(Job.study_id).is_not(None), with_any_tag(tags))
+            .distinct()
+        ).all()
+    if not found:
+        raise UsageError(
+            f"no study has a job tagged {', '.join(tags)}", "`orion ls --tag T` lists the jobs"
+        )
+    return sorted(i for i in found if i is not None)

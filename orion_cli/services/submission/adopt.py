@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from orion_cli.config import Settings
@@ -23,11 +24,12 @@ from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
 from orion_cli.jobdir import SCRIPT_COPY
 from orion_cli.runner import Runner, run
-from orion_cli.sbatch_header import parse_header
+from orion_cli.sbatch_header import expand_output, parse_header
 from orion_cli.schedulers import slurm_adopt as a
 from orion_cli.schedulers.slurm_commands import JOB_ID
 from orion_cli.services.lifecycle.state import transition_many
 from orion_cli.states import JobStatus
+from orion_cli.workroot import job_base
 
 
 @dataclass
@@ -138,7 +140,20 @@ def _row(
             "export": header.get("export"),
             "adopted": True,
             "kept": bool(script),
+            "stdout": found.stdout_path or str(_stdout(found, header.get("output"))),
         },
+    )
+
+
+def _stdout(found: a.ForeignJob, pattern: str | None) -> Path:
+    """Where the job writes its output when SLURM did not say (sacct): the script's
+    ``--output``, else SLURM's default ``slurm-%j.out``, in its working directory."""
+    return expand_output(
+        pattern or "slurm-%j.out",
+        found.scheduler_job_id,
+        found.name,
+        found.user,
+        Path(found.workdir or "."),
     )
 
 
@@ -164,7 +179,10 @@ def adopt(
                 continue
             job = insert_jobs(session, [_row(settings, found, script, retries, tag)])[0]
             add_tags(session, [job], (tag,))
-            workdir = settings.work_root_path / instance_id(session) / str(job.id)
+            base = job_base(
+                settings.work_root_path, instance_id(session), settings.job_dir_mode_bits
+            )
+            workdir = base / str(job.id)
             workdir.mkdir(parents=True, exist_ok=True)
             os.chmod(workdir, settings.job_dir_mode_bits)
             if script:

@@ -76,6 +76,26 @@ def auto_pack(estimate_s: float, walltime_s: int, soft_margin_s: int, n_jobs: in
     return max(1, math.ceil(n_jobs / n_tasks))
 
 
+def spread_pack(size: int, n_jobs: int, n_tasks: int) -> int:
+    """Calculations per task: at most ``size``, over at least ``n_tasks`` tasks if there
+    are jobs enough (``--pack auto`` fills the idle cores; ``--pack-tasks K``).
+
+    >>> spread_pack(1000, 1000, 2), spread_pack(250, 1000, 2), spread_pack(1000, 3, 8)
+    (500, 250, 1)
+    """
+    return max(1, min(size, math.ceil(n_jobs / max(1, min(n_tasks, n_jobs)))))
+
+
+def parse_pack_tasks(value: int | None) -> int | None:
+    """Check ``--pack-tasks``: a positive number of array tasks."""
+    if value is not None and not 1 <= value <= MAX_PACK:
+        raise UsageError(
+            f"--pack-tasks {value} is not a number of array tasks",
+            f"write --pack-tasks K with K from 1 to {MAX_PACK}",
+        )
+    return value
+
+
 def resolve_pack(
     pack: str,
     estimate_s: float | None,

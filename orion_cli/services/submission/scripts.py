@@ -47,6 +47,7 @@ from orion_cli.services.lifecycle import dispatch
 from orion_cli.services.lifecycle.dependencies import add_edges, check_links
 from orion_cli.services.lifecycle.user_script import SCRIPT_COPY, script_submission
 from orion_cli.services.submission.submit import Submitted, check_partition, queued, refused
+from orion_cli.workroot import job_base
 
 #: the engine column of a script job (not an engine of the registry)
 SCRIPT_ENGINE = "script"
@@ -231,7 +232,7 @@ def submit_script(settings: Settings, r: ScriptRequest) -> Submitted:
         job = insert_jobs(session, [dict(row, owner=owner, scheduler=name)])[0]
         add_tags(session, [job], r.tags or (r.tag,))
         instance = instance_id(session)
-        workdir = base_dir / instance / str(job.id)
+        workdir = job_base(base_dir, instance, settings.job_dir_mode_bits) / str(job.id)
         workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(workdir, settings.job_dir_mode_bits)
         (workdir / SCRIPT_COPY).write_text(text)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orion_cli.db.models import Job, JobResult
+from orion_cli.db.models import Job, JobResult, with_any_tag
 from orion_cli.db.session import ready_engine, session_scope
 from orion_cli.errors import UsageError
+from orion_cli.identity import current_user
 from orion_cli.jobdir import RESULT_FILE
 from orion_cli.services.structures import extxyz_text, input_format, stored_atoms
 
@@ -118,3 +119,24 @@ def _scaled(text: str, scales: list[float]) -> str:
     out = io.StringIO()
     write(out, frames, format="extxyz")
     return out.getvalue()
+
+
+def tagged_parents(settings: Settings, tag: str) -> list[int]:
+    """``--from-tag T``: your completed jobs with tag ``T``, oldest first (none: UsageError)."""
+    from sqlmodel import col, select
+
+    with session_scope(settings.resolved_database_url) as session:
+        ids = list(
+            session.exec(
+                select(Job.id)
+                .where(col(Job.owner) == current_user(), col(Job.removed_at).is_(None))
+                .where(col(Job.status) == "completed", with_any_tag((tag,)))
+                .order_by(col(Job.id))
+            )
+        )
+    if not ids:
+        raise UsageError(
+            f"--from-tag {tag}: none of your completed jobs has this tag",
+            "`orion ls --tag TAG` lists them",
+        )
+    return [i for i in ids if i is not None]

@@ -24,6 +24,7 @@ from orion_cli.batch import (
     array_name_prefix,
     render_array_script,
     render_script,
+    soft_margin_for,
 )
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, add_tags, insert_jobs, now_utc
@@ -31,7 +32,7 @@ from orion_cli.db.roles import check_role
 from orion_cli.db.session import instance_id, ready_engine, session_scope
 from orion_cli.engines.passthrough import engine_params
 from orion_cli.engines.registry import engine_names, get_engine
-from orion_cli.errors import UsageError
+from orion_cli.errors import SchedulerError, UsageError
 from orion_cli.frozen import freeze, unkeyed
 from orion_cli.identity import current_user
 from orion_cli.limits import check_bound, check_text
@@ -51,13 +52,14 @@ from orion_cli.services.lifecycle.reuse import find_source, take
 from orion_cli.services.lifecycle.scf_retry import checked_policy
 from orion_cli.services.lifecycle.state import submitted
 from orion_cli.services.submission.inputs import expand_inputs
-from orion_cli.services.submission.packing import resolve_pack, write_packed
+from orion_cli.services.submission.packing import resolve_pack, spread_pack, write_packed
 from orion_cli.services.submission.physical import MIN_DISTANCE_A
 from orion_cli.services.submission.staging import StageTask, staging
 from orion_cli.services.submission.structure_from import prepared_from
 from orion_cli.site import SiteSetup, site_setup
 from orion_cli.states import JobStatus
 from orion_cli.taskfile import TASKS_FILE, materialize, prepare, task_line
+from orion_cli.workroot import job_base
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -91,6 +93,7 @@ class SubmitRequest:
     pack: str = ""  # --pack: "", "auto" or a count (services/submission/packing.py)
     estimate_s: float | None = None  # --estimate: seconds per calculation, for --pack auto
     pack_size: int = 0  # resolved from pack: calculations per array task, 0 = not packed
+    pack_tasks: int | None = None  # --pack-tasks: spread the pack over this many tasks
     after: list[int] = field(default_factory=list)  # parents: start after they completed
     after_any: list[int] = field(default_factory=list)  # parents: start after they ended
     study_id: int | None = None
@@ -277,9 +280,10 @@ def _submit(
         for item in staged:
             item.name = r.name if len(staged) == 1 else f"{r.name}-{item.name}"
     _check_array_size(settings, len(staged))
-    r.pack_size = _pack_size(settings, r, len(staged))
+    r.pack_size = _pack_size(settings, r, scheduler, len(staged))
     chunk *= max(r.pack_size, 1)  # max_array_size counts array tasks, not packed jobs
     notes = list(dict.fromkeys(item.note for item in staged if item.note))
+    notes += _short_walltime_note(settings.soft_margin_s, r.resolved.walltime_s)
     frozen_notes = _frozen_notes(staged, r.strict)
     if r.dry_run:  # every check above ran, as for a real submit; nothing is written
         shown = _dry_run(settings, r, [item.name for item in staged], chunk)
@@ -287,11 +291,38 @@ def _submit(
     ready_database(settings)  # after every input was checked: a bad one leaves no file
     check_active_limit(settings, len(staged))
     result = Submitted([], [], [], notes=notes, frozen_notes=frozen_notes)
+    reused: dict[int, int] = {}
     if r.reuse != "off":
-        staged = _reuse_matches(settings, r, params, staged, result, links)
+        staged, reused = _reuse_matches(settings, r, params, staged, result, links)
     for start in range(0, len(staged), chunk):
         _submit_chunk(settings, r, params, staged[start : start + chunk], scheduler, result, links)
+    result.ids = in_staged_order(reused, result.ids, len(staged))
     return result
+
+
+def in_staged_order(reused: dict[int, int], sent: list[int], n_left: int) -> list[int]:
+    """The ids in the order of the structures (a study pairs ids with its points); when
+    not every job left was accepted, the reused ones first.
+
+    >>> in_staged_order({1: 7}, [8, 9], 2), in_staged_order({1: 7}, [8], 2)
+    ([8, 7, 9], [7, 8])
+    """
+    if len(sent) != n_left:
+        return [*reused.values(), *sent]
+    rest = iter(sent)
+    return [reused[n] if n in reused else next(rest) for n in range(len(reused) + n_left)]
+
+
+def _short_walltime_note(margin_s: int, walltime_s: int) -> list[str]:
+    """Say so when the soft stop's margin is scaled down for a short walltime."""
+    scaled_s = soft_margin_for(margin_s, walltime_s)
+    if scaled_s == margin_s or margin_s <= 0:
+        return []
+    when = f"{scaled_s} s before the limit" if scaled_s else "never (the walltime is too short)"
+    return [
+        f"the walltime ({walltime_s} s) is not longer than the soft-stop margin "
+        f"(soft_margin_s = {margin_s} s): the clean-stop signal comes {when}"
+    ]
 
 
 def _from_parent(staged: list[Staged], r: SubmitRequest, handoff: Handoff | None) -> None:
@@ -330,12 +361,14 @@ def _reuse_matches(
     staged: list[Staged],
     result: Submitted,
     links: Links,
-) -> list[Staged]:
-    """Record the jobs ``--reuse`` serves from an identical one; return those left to submit."""
+) -> tuple[list[Staged], dict[int, int]]:
+    """Record the jobs ``--reuse`` serves from an identical one; return those left to submit
+    and the reused jobs' ids by their place among ``staged``."""
 
     left = []
+    reused = {}
     with session_scope(settings.resolved_database_url) as session:
-        for item in staged:
+        for n, item in enumerate(staged):
             source = find_source(session, item.inputs.frozen or {}, r.reuse)
             if source is None:
                 left.append(item)
@@ -345,8 +378,8 @@ def _reuse_matches(
             session.commit()  # the row exists before its result or wait is recorded
             result.frozen_notes.append(take(session, jobs[0], source))
             session.commit()
-            result.ids.append(jobs[0].id or 0)
-    return left
+            reused[n] = jobs[0].id or 0
+    return left, reused
 
 
 def _one_job_per_set(
@@ -419,12 +452,17 @@ def set_label(params: dict[str, Any]) -> str:
     )
 
 
-def _pack_size(settings: Settings, r: SubmitRequest, n_jobs: int) -> int:
+def _pack_size(settings: Settings, r: SubmitRequest, scheduler: Any, n_jobs: int) -> int:
     """Calculations per array task (``--pack``); 0 when not packed or only one job."""
-
     res = r.resolved
+    pack = r.pack or ("auto" if r.pack_tasks else "")
+    if r.pack_tasks and pack != "auto":
+        raise UsageError(
+            f"--pack {pack} and --pack-tasks {r.pack_tasks} both say how to split the jobs",
+            "give one of them (--pack-tasks K packs into K tasks)",
+        )
     size = resolve_pack(
-        r.pack,
+        pack,
         r.estimate_s,
         get_engine(r.engine),
         res.walltime_s,
@@ -433,7 +471,19 @@ def _pack_size(settings: Settings, r: SubmitRequest, n_jobs: int) -> int:
         res.ntasks,
         n_jobs,
     )
+    if size and n_jobs > 1 and pack == "auto":
+        size = spread_pack(size, n_jobs, r.pack_tasks or _idle_slots(scheduler, res))
     return size if n_jobs > 1 else 0
+
+
+def _idle_slots(scheduler: Any, res: Resources) -> int:
+    """How many packed tasks the idle CPUs take now (1 when the scheduler cannot say)."""
+    idle_cpus = getattr(scheduler, "idle_cpus", None)
+    try:
+        idle = int(idle_cpus(res.partition)) if idle_cpus is not None else 1
+    except SchedulerError:
+        idle = 1
+    return max(1, idle // max(res.cpus_per_task * res.ntasks, 1))
 
 
 def _check_array_size(settings: Settings, n_jobs: int) -> None:
@@ -628,10 +678,7 @@ def record_jobs(
     jobs = insert_jobs(session, rows)
     add_tags(session, jobs, r.tags)
     instance = instance_id(session)
-    base = settings.work_root_path / instance
-    base.mkdir(parents=True, exist_ok=True)
-    if base.stat().st_uid == os.getuid():  # no other user reads or enters the job dirs
-        os.chmod(base, settings.job_dir_mode_bits)
+    base = job_base(settings.work_root_path, instance, settings.job_dir_mode_bits)
     spec = _batch_spec(jobs[0].id or 0, jobs[0].name, base, r, settings, instance)
     for job in jobs:
         job.workdir = str(base / str(job.id))

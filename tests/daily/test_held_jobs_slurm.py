@@ -1,0 +1,41 @@
+"""Issue 26 defect 4: a held job says so in ls and show (squeue: PENDING JobHeldUser)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES
+from tests.helpers import orion, orion_json
+
+pytestmark = pytest.mark.slurm
+
+
+def test_held_job_is_shown_held_until_released(
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    monkeypatch.setenv("COLUMNS", "200")
+    job_id = int(orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock", "--hold")["id"])
+    orion("poll")
+    sid = orion_json("show", str(job_id))["scheduler_job_id"]
+    reason = subprocess.run(
+        ["squeue", "-h", "-j", sid, "-o", "%T %r"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert reason == ["PENDING", "JobHeldUser"]
+    row = next(line for line in orion("ls").stdout.splitlines() if f" {sid} " in line)
+    assert "queued (held)" in row
+    assert "held (`orion release" in orion("show", str(job_id)).stdout
+    assert orion_json("ls")[0]["held"] is True
+    orion("release", str(job_id))
+    assert "held" not in next(
+        line for line in orion("ls").stdout.splitlines() if f" {sid} " in line
+    )
+    orion("hold", str(job_id))
+    orion("cancel", str(job_id))
+    orion("retry", str(job_id))  # a retry is never held: it says so
+    again = orion_json("show", str(job_id))
+    assert (again["attempt"], again["held"]) == (2, False)
+    orion("cancel", str(job_id))

@@ -1,0 +1,274 @@
+"""The packed task's fast path (in-process engines on structures in memory), GPU slots, and
+how ``--pack auto`` / ``--pack-tasks`` spread a submission over array tasks. The failure
+cases of packing (kill -9, soft limit, cancel) run through the fast path too: the mock
+engine computes in memory (test_packing.py, test_timeouts_slurm.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orion_cli.taskfile import JobInputs, task_line, write_packs
+from tests.helpers import orion, orion_json, poll_until_final
+
+
+def _frames(n: int) -> list[object]:
+    from ase.build import bulk
+
+    frames = []
+    for seed in range(n):
+        atoms = bulk("Cu", cubic=True)
+        atoms.rattle(0.05, seed=seed)
+        frames.append(atoms)
+    return frames
+
+
+def _write_pack(
+    root: Path, engine: str, params: dict[str, object], frames: list[object]
+) -> list[object]:
+    """A tasks file and a one-task packs file, as orion submit writes them; return the
+    structures as the jobs get them (extended XYZ keeps 8 decimals)."""
+    import io
+
+    from ase.io import read, write
+
+    from orion_cli.engines.registry import get_engine
+
+    checked = get_engine(engine).check(params, {})
+    lines = []
+    for n, atoms in enumerate(frames):
+        text = io.StringIO()
+        write(text, atoms, format="extxyz")
+        lines.append(task_line(root / "jobs" / str(n), JobInputs(engine, checked, text.getvalue())))
+    (root / "tasks.jsonl").write_text("".join(lines))
+    write_packs(root / "packs-0.jsonl", [list(range(len(frames)))])
+    return [read(io.StringIO(json.loads(line)["structure"]), format="extxyz") for line in lines]
+
+
+def _run_pack(root: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "orion_cli.jobrun", "--pack"]
+    return subprocess.run(
+        [*command, str(root / "tasks.jsonl"), str(root / "packs-0.jsonl"), "0"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+
+
+def _events(workdir: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (workdir / "events.jsonl").read_text().splitlines()]
+
+
+def test_fast_path_keeps_events_and_result_only_and_matches_ase(tmp_path: Path) -> None:
+    from ase.calculators.emt import EMT
+
+    frames = _write_pack(tmp_path, "emt", {}, _frames(3))
+    _run_pack(tmp_path)
+    for n, atoms in enumerate(frames):
+        workdir = tmp_path / "jobs" / str(n)
+        assert sorted(p.name for p in workdir.iterdir()) == ["events.jsonl", "result.json"]
+        assert [e["event"] for e in _events(workdir)] == ["started", "finished"]
+        result = json.loads((workdir / "result.json").read_text())
+        atoms.calc = EMT()  # type: ignore[attr-defined]
+        assert result["attempt"] == 1 and result["error"] is None
+        assert result["energy_ev"] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)  # type: ignore[attr-defined]
+        assert result["forces_ev_per_a"] == pytest.approx(atoms.get_forces(), abs=1e-8)  # type: ignore[attr-defined]
+
+
+def test_fast_path_relaxation_keeps_its_trajectory_and_final_structure(tmp_path: Path) -> None:
+    from ase.calculators.emt import EMT
+    from ase.optimize import BFGS
+
+    frames = _write_pack(tmp_path, "emt", {"relax": True}, _frames(1))
+    _run_pack(tmp_path)
+    workdir = tmp_path / "jobs" / "0"
+    assert {"emt-relax.traj", "emt-relax.log"} <= {p.name for p in workdir.iterdir()}
+    result = json.loads((workdir / "result.json").read_text())
+    reference = frames[0]
+    reference.calc = EMT()  # type: ignore[attr-defined]
+    BFGS(reference, logfile=None).run(fmax=0.05, steps=200)  # type: ignore[arg-type]
+    assert result["converged"] and result["final_structure"].startswith("4\n")
+    assert result["energy_ev"] == pytest.approx(reference.get_potential_energy(), abs=1e-6)  # type: ignore[attr-defined]
+
+
+def test_fast_path_failure_is_the_jobs_error_and_the_pack_goes_on(tmp_path: Path) -> None:
+    frames = _frames(2)
+    frames[0].symbols[0] = "U"  # type: ignore[attr-defined] - EMT has no uranium
+    _write_pack(tmp_path, "emt", {}, frames)
+    run = _run_pack(tmp_path)
+    failed = json.loads((tmp_path / "jobs" / "0" / "result.json").read_text())
+    assert "U" in failed["error"]
+    assert "job 0 failed:\nTraceback" in run.stderr  # the task's output: orion logs
+    assert sorted(p.name for p in (tmp_path / "jobs" / "0").iterdir()) == [
+        "events.jsonl",
+        "result.json",
+    ]
+    assert _events(tmp_path / "jobs" / "0")[-1]["event"] == "failed"
+    assert json.loads((tmp_path / "jobs" / "1" / "result.json").read_text())["error"] is None
+
+
+def test_ase_session_reuses_one_calculator_with_right_results(tmp_path: Path) -> None:
+    from ase.calculators.lj import LennardJones
+
+    from orion_cli.engines.ase_calculator import AseEngine
+
+    engine = AseEngine()
+    params = engine.check({"calculator": "ase.calculators.lj.LennardJones"}, {})
+    frames = _frames(2)
+    with engine.session() as session:
+        results = [engine.compute(a, params, tmp_path, lambda s, p: None, session) for a in frames]
+        assert len(session) == 1  # one calculator for both structures
+        assert frames[0].calc is frames[1].calc  # type: ignore[attr-defined]
+    for atoms, result in zip(_frames(2), results, strict=True):
+        atoms.calc = LennardJones()  # type: ignore[attr-defined]
+        assert result.energy_ev == pytest.approx(atoms.get_potential_energy(), abs=1e-9)  # type: ignore[attr-defined]
+
+
+def test_gpu_slots_run_side_by_side_one_gpu_each(tmp_path: Path) -> None:
+    """No GPU here: what each slot's environment says is what the test checks."""
+    _write_pack(tmp_path, "mock", {"duration_s": 0.0}, _frames(5))
+    run = _run_pack(tmp_path, ORION_PACK_SLOTS="2", CUDA_VISIBLE_DEVICES="3,5")
+    seen = []
+    for n in range(5):
+        events = _events(tmp_path / "jobs" / str(n))
+        assert [e["event"] for e in events] == ["started", "finished"]  # each ran once
+        seen.append((events[0]["slot"], events[0]["gpu"]))
+    assert seen == [(0, "3"), (1, "5"), (0, "3"), (1, "5"), (0, "3")]
+    assert "slot 0: ran 3 of 3" in run.stderr and "slot 1: ran 2 of 2" in run.stderr
+
+
+def test_gpus_make_slots_in_the_packed_script(orion_home: Path, tmp_path: Path) -> None:
+    from ase.io import write
+
+    write(tmp_path / "many.extxyz", _frames(4), format="extxyz")
+    args = ["submit", str(tmp_path / "many.extxyz"), "-e", "emt", "--scheduler", "local"]
+    packed = orion(*args, "--pack", "2", "--gpus", "2", "--dry-run").stdout
+    assert "export ORION_PACK_SLOTS=2" in packed
+    assert "ORION_PACK_SLOTS" not in orion(*args, "--gpus", "2", "--dry-run").stdout
+
+
+def test_pack_auto_spreads_over_idle_cores_or_pack_tasks(orion_home: Path, tmp_path: Path) -> None:
+    from ase.io import write
+
+    write(tmp_path / "many.extxyz", _frames(10), format="extxyz")
+    args = ["submit", str(tmp_path / "many.extxyz"), "-e", "emt", "--scheduler", "local"]
+    cores = min(os.cpu_count() or 1, 10)  # the local backend's idle CPUs
+    tasks = -(-10 // -(-10 // cores))
+    assert (
+        f"one array of {tasks} tasks (packed)" in orion(*args, "--pack", "auto", "--dry-run").stdout
+    )
+    assert "one array of 3 tasks (packed)" in orion(*args, "--pack-tasks", "3", "--dry-run").stdout
+    wrong = orion(*args, "--pack", "5", "--pack-tasks", "2", expect=2).output
+    assert "give one of them" in wrong and len(wrong.strip().splitlines()) == 1
+
+
+def test_packed_emt_through_orion_completes_with_ase_energies(
+    orion_home: Path, tmp_path: Path
+) -> None:
+    from ase.calculators.emt import EMT
+    from ase.io import read, write
+
+    write(tmp_path / "many.extxyz", _frames(6), format="extxyz")
+    frames = read(tmp_path / "many.extxyz", ":")  # as submitted (8 decimals)
+    out = orion_json(
+        "submit",
+        str(tmp_path / "many.extxyz"),
+        "-e",
+        "emt",
+        "--pack-tasks",
+        "2",
+        "--scheduler",
+        "local",
+    )
+    jobs = poll_until_final(out["ids"])
+    assert len({job["scheduler_job_id"] for job in jobs}) == 2
+    for job, atoms in zip(jobs, frames, strict=True):
+        atoms.calc = EMT()  # type: ignore[attr-defined]
+        assert job["status"] == "completed"
+        assert job["result"]["energy_ev"] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)  # type: ignore[attr-defined]
+    logs = orion("logs", str(out["ids"][4])).output  # line 4 ran in packed task 1
+    assert "task-1.out" in logs and "packed task 1: ran 3 of 3 calculations" in logs
+
+
+def test_poll_counts_a_packed_result_while_its_task_runs(database_url: str, tmp_path: Path) -> None:
+    import time
+
+    from ase.io import write
+
+    write(tmp_path / "many.extxyz", _frames(3), format="extxyz")
+    ids = orion_json(
+        "submit", str(tmp_path / "many.extxyz"), "-e", "mock", "-p", "duration_s=3",
+        "--pack", "3", "--scheduler", "local",
+    )["ids"]  # fmt: skip
+    first = Path(orion_json("show", str(ids[0]))["workdir"], "result.json")
+    deadline = time.monotonic() + 120
+    while not first.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    orion("poll")
+    jobs = [orion_json("show", str(job_id)) for job_id in ids]
+    assert jobs[0]["status"] == "completed" and jobs[0]["result"]["energy_ev"] < 0
+    assert jobs[2]["status"] in ("queued", "running")  # its task still runs: 6 s to go
+    assert not Path(jobs[2]["workdir"], "result.json").exists()
+    final = poll_until_final(ids)
+    assert [job["status"] for job in final] == ["completed"] * 3
+    assert [e["to"] for e in final[0]["events"]].count("completed") == 1  # counted once
+
+
+@pytest.mark.slurm
+def test_wait_on_a_pack_ends_with_its_results_not_the_query_interval(
+    orion_home: Path, tmp_path: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from ase.io import write
+
+    from orion_cli.config import load_settings
+    from orion_cli.services.queries.waiting import wait_for
+
+    write(tmp_path / "many.extxyz", _frames(4), format="extxyz")
+    monkeypatch.setenv("ORION_MIN_QUERY_INTERVAL_S", "600")
+    ids = orion_json(
+        "submit", str(tmp_path / "many.extxyz"), "-e", "mock", "-p", "duration_s=0.2",
+        "--pack", "4", "--scheduler", "slurm",
+    )["ids"]  # fmt: skip
+    start = time.monotonic()
+    outcome = wait_for(load_settings(), ids, timeout_s=300)
+    assert outcome.all_completed, outcome.states
+    assert outcome.scheduler_calls <= 1  # squeue at most once in the 600 s interval
+    assert time.monotonic() - start < 300
+
+
+def test_submit_wait_on_many_jobs_ends_with_the_counts(orion_home: Path, tmp_path: Path) -> None:
+    from ase.io import write
+
+    write(tmp_path / "many.extxyz", _frames(21), format="extxyz")
+    result = orion(
+        "submit", str(tmp_path / "many.extxyz"), "-e", "mock", "-p", "duration_s=0",
+        "--pack-tasks", "2", "--scheduler", "local", "--wait",
+    )  # fmt: skip
+    assert result.output.strip().splitlines()[-1] == "21 completed"
+    assert "energy_ev" not in result.output  # no job rendered one by one
+
+
+def test_a_retried_fast_path_job_in_a_pack_runs_its_new_attempt(tmp_path: Path) -> None:
+    """A job whose first attempt took the fast path has no job.json: in a pack again at
+    attempt 2 (its line says so) its attempt-1 result does not pass for attempt 2's."""
+    _write_pack(tmp_path, "emt", {}, _frames(1))
+    _run_pack(tmp_path)
+    workdir = tmp_path / "jobs" / "0"
+    assert json.loads((workdir / "result.json").read_text())["attempt"] == 1
+    line = json.loads((tmp_path / "tasks.jsonl").read_text())
+    line["attempt"] = 2
+    (tmp_path / "tasks.jsonl").write_text(json.dumps(line) + "\n")
+    _run_pack(tmp_path)
+    result = json.loads((workdir / "result.json").read_text())
+    assert result["attempt"] == 2 and result["error"] is None
+    assert [e["attempt"] for e in _events(workdir) if e["event"] == "started"] == [1, 2]
