@@ -58,6 +58,7 @@ def test_the_bash_script_completes_commands_and_options(env: dict[str, str]) -> 
     assert tab(script, ["orion", "subm"], env) == ["submit"]
     assert tab(script, ["orion", "cancel", "--stu"], env) == ["--study"]
     assert sorted(tab(script, ["orion", "wait", "--s"], env)) == [
+        "--since",
         "--slurm-id",
         "--status",
         "--study",
