@@ -35,7 +35,15 @@ def test_held_job_is_shown_held_until_released(
     )
     orion("hold", str(job_id))
     orion("cancel", str(job_id))
-    orion("retry", str(job_id))  # a retry is never held: it says so
+    retried = orion("retry", str(job_id))  # a held job's next attempt is held too: it says so
+    assert f"held, as the job was: orion release {job_id} starts it" in retried.stderr
     again = orion_json("show", str(job_id))
-    assert (again["attempt"], again["held"]) == (2, False)
+    assert (again["attempt"], again["held"]) == (2, True)
+    reason = subprocess.run(
+        ["squeue", "-h", "-j", again["scheduler_job_id"], "-o", "%T %r"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert reason == ["PENDING", "JobHeldUser"]
     orion("cancel", str(job_id))

@@ -263,9 +263,10 @@ def _started_message(
         if nxt.scf_note
         else f"attempt {nxt.number} of {job.max_retries + 1}"
     )
+    held = f" (held, as the job was: orion release {job.id} starts it)" if job.held else ""
     return (
         f"{which}{' after ' + reason if reason else ''}: {nxt.escalation.note}{when}{nxt.changed}; "
-        f"{job.scheduler} job {scheduler_job_id}"
+        f"{job.scheduler} job {scheduler_job_id}{held}"
     )
 
 

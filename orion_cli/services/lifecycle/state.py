@@ -455,7 +455,6 @@ def _apply(
         job.raw_state = None
         job.submit_unknown_since = None
         if old is not JobStatus.CREATED:  # a new attempt starts from scratch
-            job.held = False  # a retry is never submitted held (a submit --hold was)
             job.started_at = None  # else queue wait = the old start - the new submit < 0
             job.finished_at = None
             job.error_message = None
