@@ -63,6 +63,8 @@ def test_retry_with_new_resources_is_what_slurm_runs(on_slurm: None) -> None:
     )
     attempts = [(a["attempt"], a["walltime_s"], a["mem_mb"]) for a in job["attempts"]]
     assert attempts[0][:2] == (1, 600) and attempts[1] == (2, 14400, 300)
+    assert [a["resources"]["partition"] for a in job["attempts"]] == ["debug", "long"]
+    assert "partition long" in orion("show", str(job_id)).stdout
     asked = scontrol(job["scheduler_job_id"])
     assert (asked["Partition"], asked["TimeLimit"], asked["MinMemoryNode"]) == (
         "long",

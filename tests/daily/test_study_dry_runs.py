@@ -71,3 +71,18 @@ def test_workflow_on_scf_fail_and_bad_options_are_refused_before_anything(local:
     mem = orion("workflow", "submit", FLOW, CU, "--mem", "lots", expect=2)
     assert "lots" in mem.stderr
     assert not (local / "orion.db").exists()
+
+
+def test_retry_records_partition_and_gpus_in_the_attempt(local: Path) -> None:
+    job_id = orion_json("submit", CU, "--engine", "mock", "--hold", "--walltime", "10m")["id"]
+    orion("cancel", str(job_id))
+    orion("retry", str(job_id), "--partition", "long", "--gpus", "1", "--mem", "300M")
+    job = orion_json("show", str(job_id))
+    first, second = job["attempts"]
+    assert (first["resources"]["partition"], first["resources"]["gpus"]) == ("", 0)
+    assert second["resources"]["partition"] == "long" and second["resources"]["gpus"] == 1
+    assert (second["resources"]["mem_mb"], second["resources"]["walltime_s"]) == (300, 600)
+    shown = orion("show", str(job_id)).stdout
+    assert "#2 " in shown and "partition long gpus 1" in shown
+    assert "#1 " in shown and "partition -" not in shown
+    orion("cancel", str(job_id))
