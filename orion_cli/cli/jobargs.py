@@ -114,6 +114,21 @@ MemOpt = Annotated[str, typer.Option(help="Memory per node: 4G, 500M.")]
 PartitionOpt = Annotated[str, typer.Option(help="SLURM partition (queue).")]
 GpusOpt = Annotated[int | None, typer.Option(help="GPUs per node (sbatch --gres=gpu:N).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+NtasksOpt = Annotated[int | None, typer.Option(help="MPI tasks of each job.")]
+QueueOpt = Annotated[str, typer.Option(help="A named queue from the config (`orion queues`).")]
+RetriesOpt = Annotated[
+    int | None, typer.Option(help="Automatic retries after timeout/OOM/node failure (default 3).")
+]
+OnScfFailOpt = Annotated[
+    list[str] | None,
+    typer.Option("--on-scf-fail", help="qe: retry once after an unconverged SCF with key=value."),
+]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Check everything, print what would be submitted; write nothing."
+    ),
+]
 
 
 def resource_changes(walltime: str, mem: str, partition: str, gpus: int | None) -> dict[str, Any]:

@@ -183,9 +183,12 @@ def _attempts(say: Say, job: dict[str, Any]) -> None:
     say("  attempts:")
     for a in attempts:
         reason = f" ({a['reason']})" if a["reason"] else ""
+        asked = a.get("resources") or {}
+        where = f" partition {asked['partition']}" if asked.get("partition") else ""
+        where += f" gpus {asked['gpus']}" if asked.get("gpus") else ""
         say(
             f"    #{a['attempt']} {a['scheduler_job_id'] or '-'} {a['status']}"
-            f"{reason} walltime {a['walltime_s']} s mem {a['mem_mb'] or '-'} MB"
+            f"{reason} walltime {a['walltime_s']} s mem {a['mem_mb'] or '-'} MB{where}"
         )
 
 

@@ -142,19 +142,9 @@ ParamOpt = Annotated[
 ParamsFileOpt = Annotated[
     Path | None, typer.Option("--params", help="TOML/JSON file of engine parameters.")
 ]
-WalltimeOpt = Annotated[str, typer.Option(help="Time limit of each job.")]
-PartitionOpt = Annotated[str, typer.Option(help="SLURM partition.")]
 SchedulerOpt = Annotated[str, typer.Option(help="slurm or local.")]
 TagOpt = Annotated[
     list[str] | None, typer.Option("--tag", help="A label for the study's jobs (repeatable).")
-]
-QueueOpt = Annotated[str, typer.Option(help="A named queue from the config (`orion queues`).")]
-RetriesOpt = Annotated[
-    int | None, typer.Option(help="Automatic retries after timeout/OOM/node failure (default 3).")
-]
-OnScfFailOpt = Annotated[
-    list[str] | None,
-    typer.Option("--on-scf-fail", help="qe: retry once after an unconverged SCF with key=value."),
 ]
 NameOpt = Annotated[str, typer.Option(help="Study name (default: file name).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -195,13 +185,13 @@ def eos(
     ] = False,
     name: NameOpt = "",
     tag: TagOpt = None,
-    walltime: WalltimeOpt = "",
-    partition: PartitionOpt = "",
-    ntasks: Annotated[int | None, typer.Option()] = None,
+    walltime: jobargs.WalltimeOpt = "",
+    partition: jobargs.PartitionOpt = "",
+    ntasks: jobargs.NtasksOpt = None,
     mem: jobargs.MemOpt = "",
-    queue: QueueOpt = "",
-    retries: RetriesOpt = None,
-    on_scf_fail: OnScfFailOpt = None,
+    queue: jobargs.QueueOpt = "",
+    retries: jobargs.RetriesOpt = None,
+    on_scf_fail: jobargs.OnScfFailOpt = None,
     scheduler: SchedulerOpt = "",
     hold: Annotated[
         bool,
@@ -210,6 +200,7 @@ def eos(
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the fit ends.")] = False,
     extend: ExtendOpt = "",
     reuse: ReuseOpt = False,
+    dry_run: jobargs.DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Equation of state: scaled cells as one array, then a Birch–Murnaghan fit after them."""
@@ -238,27 +229,19 @@ def eos(
             "on_scf_fail": on_scf_fail,
         },
     )
-    base.hold = hold
+    base.hold, base.dry_run = hold, dry_run
     base.reuse = "strict" if reuse else ""
     done = submit_eos(
         settings, structure, base, points, strain, form, relax_first, _study_arg(extend)
     )
+    if dry_run:
+        _print_dry_run(done, as_json)
+        return
     for line in done.errors:
         message(f"error: {line}")
     fit = _wait_for(settings, done.fit_id) if wait and done.fit_id else None
     if as_json:
-        print_json(
-            {
-                "study_id": done.study_id,
-                "relax": done.relax_id,
-                "points": done.point_ids,
-                "fit": done.fit_id,
-                "scales": done.scales,
-                "reused": done.reused_ids,
-                "errors": done.errors,
-                "result": (fit or {}).get("result"),
-            }
-        )
+        print_json(_eos_json(done, fit))
     else:
         relax = f"relax {done.relax_id}; " if done.relax_id else ""
         message(
@@ -271,6 +254,20 @@ def eos(
             _print_fit(fit)
     if done.errors or (fit is not None and fit["status"] != "completed"):
         raise typer.Exit(1)
+
+
+def _eos_json(done: Any, fit: dict[str, Any] | None) -> dict[str, Any]:
+    """What ``orion eos --json`` prints."""
+    return {
+        "study_id": done.study_id,
+        "relax": done.relax_id,
+        "points": done.point_ids,
+        "fit": done.fit_id,
+        "scales": done.scales,
+        "reused": done.reused_ids,
+        "errors": done.errors,
+        "result": (fit or {}).get("result"),
+    }
 
 
 def _sweep_of(sweep: str, param: list[str], hint: str) -> tuple[str, list[str]]:
@@ -318,13 +315,13 @@ def converge(
     ] = 1.0,
     name: NameOpt = "",
     tag: TagOpt = None,
-    walltime: WalltimeOpt = "",
-    partition: PartitionOpt = "",
-    ntasks: Annotated[int | None, typer.Option()] = None,
+    walltime: jobargs.WalltimeOpt = "",
+    partition: jobargs.PartitionOpt = "",
+    ntasks: jobargs.NtasksOpt = None,
     mem: jobargs.MemOpt = "",
-    queue: QueueOpt = "",
-    retries: RetriesOpt = None,
-    on_scf_fail: OnScfFailOpt = None,
+    queue: jobargs.QueueOpt = "",
+    retries: jobargs.RetriesOpt = None,
+    on_scf_fail: jobargs.OnScfFailOpt = None,
     scheduler: SchedulerOpt = "",
     hold: Annotated[
         bool,
@@ -333,6 +330,7 @@ def converge(
     wait: Annotated[bool, typer.Option("--wait", help="Poll until the analysis ends.")] = False,
     extend: ExtendOpt = "",
     reuse: ReuseOpt = False,
+    dry_run: jobargs.DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Convergence test: one job per value of a parameter as one array, then the analysis.
@@ -365,9 +363,12 @@ def converge(
             "--hold with --wait would wait for ever",
             "drop --wait; start the study with `orion release --study ID`, then `orion wait`",
         )
-    base.hold = hold
+    base.hold, base.dry_run = hold, dry_run
     base.reuse = "strict" if reuse else ""
     done = submit_converge(settings, structure, base, sweep, tol, _study_arg(extend))
+    if dry_run:
+        _print_dry_run(done, as_json)
+        return
     for line in done.errors:
         message(f"error: {line}")
     analysis = _wait_for(settings, done.analysis_id) if wait and done.analysis_id else None
@@ -390,6 +391,20 @@ def converge(
             f"--sweep {unconverged}` (and the same --engine and -p)"
         )
     if done.errors or unconverged or (analysis is not None and analysis["status"] != "completed"):
+        raise typer.Exit(1)
+
+
+def _print_dry_run(done: Any, as_json: bool) -> None:
+    """A study's dry run: the batch scripts on stdout, what would run in words on stderr."""
+    for line in done.errors:
+        message(f"error: {line}")
+    if as_json:
+        print_json({"scripts": done.scripts, "notes": done.notes, "errors": done.errors})
+    else:
+        typer.echo("\n".join(done.scripts), nl=False)
+        for line in done.notes:
+            message(f"{line} (nothing submitted)")
+    if done.errors:
         raise typer.Exit(1)
 
 

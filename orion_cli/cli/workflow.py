@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from orion_cli.cli import jobargs
 from orion_cli.cli.jobargs import JsonOpt, finish
 from orion_cli.cli.output import handle_errors, message, print_json
 from orion_cli.cli.root import app
@@ -44,10 +45,15 @@ def submit(
         list[str] | None, typer.Option("--tag", help="A label for every job (repeatable).")
     ] = None,
     scheduler: Annotated[str, typer.Option(help="slurm or local.")] = "",
+    walltime: jobargs.WalltimeOpt = "",
+    mem: jobargs.MemOpt = "",
+    partition: jobargs.PartitionOpt = "",
+    ntasks: jobargs.NtasksOpt = None,
+    queue: jobargs.QueueOpt = "",
+    retries: jobargs.RetriesOpt = None,
+    on_scf_fail: jobargs.OnScfFailOpt = None,
     hold: Annotated[bool, typer.Option("--hold", help="Submit held (orion release).")] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Check everything, say what would run; write nothing.")
-    ] = False,
+    dry_run: jobargs.DryRunOpt = False,
     wait: Annotated[
         bool, typer.Option("--wait", help="Poll until every job ended, then show each study.")
     ] = False,
@@ -66,9 +72,15 @@ def submit(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check the whole file first, then record each study in one go and submit its steps."""
+    """Check the whole file first, then record each study in one go and submit its steps.
+
+    Resource and retry options apply to every step that does not set its own.
+    """
     from orion_cli.services.studies.workflow import WorkflowRequest, submit_workflow
 
+    resources = jobargs.resource_changes(walltime, mem, partition, None)
+    if ntasks is not None:
+        resources["ntasks"] = ntasks
     request = WorkflowRequest(
         workflow_file,
         list(structures or []),
@@ -77,6 +89,10 @@ def submit(
         hold,
         dry_run,
         reuse="loose" if reuse_loose else "strict" if reuse else "",
+        resources=resources,
+        queue=queue,
+        retries=retries,
+        on_scf_fail=tuple(on_scf_fail or ()),
     )
     settings = load_settings()
     studies = submit_workflow(settings, request)
@@ -86,6 +102,18 @@ def submit(
             for line in study.notes:
                 message(f"  {line}")
         return
+    _print_studies(studies, as_json)
+    recorded = [study.study_id for study in studies if study.study_id]
+    if not as_json and recorded and not wait:
+        message(f"follow it: orion workflow show {recorded[0]}")
+    if wait and recorded:
+        _wait_and_show(settings, studies, recorded, as_json)
+    if any(study.errors for study in studies):
+        raise typer.Exit(1)
+
+
+def _print_studies(studies: list[Any], as_json: bool) -> None:
+    """Each recorded study's errors, notes and (without --json) its steps' job ids."""
     if as_json:
         print_json([vars(study) for study in studies])
     for study in studies:
@@ -97,13 +125,6 @@ def submit(
         if not as_json and study.study_id:
             steps = "; ".join(f"{name} {_ids(ids)}" for name, ids in study.steps.items())
             message(f"{which}: {steps}")
-    recorded = [study.study_id for study in studies if study.study_id]
-    if not as_json and recorded and not wait:
-        message(f"follow it: orion workflow show {recorded[0]}")
-    if wait and recorded:
-        _wait_and_show(settings, studies, recorded, as_json)
-    if any(study.errors for study in studies):
-        raise typer.Exit(1)
 
 
 def _wait_and_show(settings: Any, studies: list[Any], recorded: list[int], quiet: bool) -> None:

@@ -5,7 +5,7 @@ version without importing it.
 """
 
 #: the newest migration in db/migrations/versions (a test checks they agree)
-SCHEMA_HEAD = "0015"
+SCHEMA_HEAD = "0016"
 #: every revision in db/migrations/versions, oldest first (a test checks they agree); a
 #: database stamped with any other revision belongs to another application or a newer orion
 KNOWN_REVISIONS = (
@@ -24,6 +24,7 @@ KNOWN_REVISIONS = (
     "0013",
     "0014",
     "0015",
+    "0016",
 )
 #: tables that every orion schema since 0001 has
 CORE_TABLES = frozenset({"job", "job_event", "job_result"})

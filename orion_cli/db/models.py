@@ -145,6 +145,8 @@ class JobAttempt(SQLModel, table=True):
     scheduler_job_id: str | None = None
     walltime_s: int
     mem_mb: int = 0
+    #: everything the attempt asked (orion_cli.resources field names); None before 0016
+    resources: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     status: str = "queued"
     reason: str | None = None
     raw_state: str | None = None

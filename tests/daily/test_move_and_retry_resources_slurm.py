@@ -63,12 +63,15 @@ def test_retry_with_new_resources_is_what_slurm_runs(on_slurm: None) -> None:
     )
     attempts = [(a["attempt"], a["walltime_s"], a["mem_mb"]) for a in job["attempts"]]
     assert attempts[0][:2] == (1, 600) and attempts[1] == (2, 14400, 300)
+    assert [a["resources"]["partition"] for a in job["attempts"]] == ["debug", "long"]
+    assert "partition long" in orion("show", str(job_id)).stdout
     asked = scontrol(job["scheduler_job_id"])
     assert (asked["Partition"], asked["TimeLimit"], asked["MinMemoryNode"]) == (
         "long",
         "04:00:00",
         "300M",
     )
+    orion("release", str(job_id))  # submitted --hold: its retry is held too
     (done,) = poll_until_final([job_id], timeout_s=900)
     assert done["status"] == "completed"
 

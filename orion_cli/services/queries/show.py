@@ -83,6 +83,7 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
                 "reason": a.reason,
                 "walltime_s": a.walltime_s,
                 "mem_mb": a.mem_mb,
+                "resources": a.resources,
                 "raw_state": a.raw_state,
                 "message": a.message,
                 "submitted_at": shown_time(a.submitted_at),

@@ -39,6 +39,9 @@ class ConvergeSubmitted:
     errors: list[str] = field(default_factory=list)
     #: completed jobs of the extended study taken as they are (``--extend``)
     reused_ids: list[int] = field(default_factory=list)
+    #: a dry run: the batch scripts that would be submitted, and what would run, in words
+    scripts: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def parse_sweep(text: str) -> tuple[str, list[Any]]:
@@ -153,6 +156,14 @@ def submit_converge(
     )
     new_ids = submitted.ids
     done.errors += submitted.errors
+    if base.dry_run:
+        done.scripts = submitted.scripts
+        shown = ", ".join("x".join(map(str, v)) if isinstance(v, list) else str(v) for v in todo)
+        done.notes = [
+            f"{len(todo)} {base.engine} job(s), {key} = {shown or '(all done already)'}, "
+            "then a converge analysis after them"
+        ]
+        return done
     if len(new_ids) != len(todo):
         done.errors.append("not every value was submitted: the analysis step was not submitted")
         done.job_ids = new_ids

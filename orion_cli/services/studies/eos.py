@@ -49,6 +49,9 @@ class EosSubmitted:
     errors: list[str] = field(default_factory=list)
     #: completed points of the extended study taken as they are (``--extend``)
     reused_ids: list[int] = field(default_factory=list)
+    #: a dry run: the batch scripts that would be submitted, and what would run, in words
+    scripts: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def lattice_scales(points: int, strain: float) -> list[float]:
@@ -98,6 +101,10 @@ def submit_eos(
     submitted = _submit_points(settings, structure, base, name, cells, todo, relax_first, done)
     done.errors += submitted.errors
     done.point_ids = submitted.ids
+    if base.dry_run:
+        done.scripts = submitted.scripts
+        done.notes = [_dry_run_note(base, done.scales, eos, relax_first)]
+        return done
     if len(submitted.ids) != len(todo):
         done.errors.append("not every point was submitted: the fit step was not submitted")
         return done
@@ -182,9 +189,25 @@ def _submit_points(
     with tempfile.TemporaryDirectory(prefix="orion-eos-") as scratch:
         path = Path(scratch) / f"{name}-eos.extxyz"
         write(path, [cells[n] for n in todo], format="extxyz")
-        if relax_first:
+        if relax_first and not base.dry_run:
             return _relax_then_points(settings, structure, base, path, name, done.scales, done)
-        return submit(settings, replace(base, structures=[path], name=""))
+        points = submit(settings, replace(base, structures=[path], name=""))
+    if not relax_first:
+        return points
+    params = relax_params(base.engine, base.params)
+    relax = submit(settings, replace(base, structures=[structure], params=params))
+    return replace(points, scripts=relax.scripts + points.scripts)
+
+
+def _dry_run_note(base: SubmitRequest, scales: list[float], eos: str, relax_first: bool) -> str:
+    """What an ``eos --dry-run`` would submit, in words."""
+    if not scales:
+        return "every point is done already; only a new fit would be submitted"
+    relax = f"a relaxation ({base.engine}), then " if relax_first else ""
+    return (
+        f"{relax}{len(scales)} {base.engine} point(s), lattice x {min(scales)} to "
+        f"{max(scales)}, then a fit ({eos}) after them"
+    )
 
 
 def _submit_fit(

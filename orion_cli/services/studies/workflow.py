@@ -35,6 +35,7 @@ from orion_cli.schedulers.base import SubmitOptions
 from orion_cli.services.lifecycle.dependencies import Links, add_edges, waits_for
 from orion_cli.services.lifecycle.depgraph import AFTER_ANY, AFTER_OK
 from orion_cli.services.lifecycle.reuse import find_source, take
+from orion_cli.services.lifecycle.scf_retry import checked_policy
 from orion_cli.services.structures import extxyz_text
 from orion_cli.services.studies.workflow_file import SCALE, Step, Workflow, read_workflow
 from orion_cli.services.submission.inputs import expand_inputs, read_frames
@@ -79,6 +80,12 @@ class WorkflowRequest:
     dry_run: bool = False
     #: --reuse: off, strict or loose ("": the config's); a step's own ``reuse`` key wins
     reuse: str = ""
+    #: the command line's defaults for every step that does not set its own: resources
+    #: (orion_cli.resources field names), a named queue, retries, --on-scf-fail words
+    resources: dict[str, Any] = field(default_factory=dict)
+    queue: str = ""
+    retries: int | None = None
+    on_scf_fail: tuple[str, ...] = ()
 
 
 @dataclass
@@ -111,6 +118,7 @@ def submit_workflow(settings: Settings, request: WorkflowRequest) -> list[StudyS
     """Check everything, then record and submit one study per structure frame."""
 
     flow = read_workflow(request.path, engine_names())
+    _check_on_scf_fail(flow, request.on_scf_fail)
     if not request.structures:
         raise UsageError(
             "no structure given",
@@ -149,6 +157,22 @@ def submit_workflow(settings: Settings, request: WorkflowRequest) -> list[StudyS
                 )
             )
     return studies
+
+
+def has_scf(engine: str) -> bool:
+    """Tell whether ``engine`` takes ``--on-scf-fail`` (it has an SCF to retry)."""
+    return getattr(get_engine(engine), "scf_retry_params", None) is not None
+
+
+def _check_on_scf_fail(flow: Workflow, pairs: tuple[str, ...]) -> None:
+    """``--on-scf-fail`` applies to the steps with an SCF; a file without one refuses it."""
+    if pairs and not any(has_scf(step.engine) for step in flow.steps):
+        engines = ", ".join(dict.fromkeys(step.engine for step in flow.steps))
+        raise UsageError(
+            f"--on-scf-fail is for engines with an SCF; no step of {flow.path} has one "
+            f"(engines: {engines})",
+            "drop --on-scf-fail, or use it with a qe step",
+        )
 
 
 def _described(frame: Frame, plan: dict[str, _Planned]) -> StudySubmitted:
@@ -194,9 +218,10 @@ def _plan_step(
         structures=[Path(frame.source)],
         engine=step.engine,
         scheduler=request.scheduler,
-        resources=_resources(flow, step),
-        queue=step.queue,
-        max_retries=step.retries,
+        resources={**request.resources, **_resources(flow, step)},
+        queue=step.queue or request.queue,
+        max_retries=request.retries if step.retries is None else step.retries,
+        on_scf_fail=list(request.on_scf_fail) if has_scf(step.engine) else [],
         hold=request.hold,
         tags=request.tags,
         name=f"{frame.name}-{step.name}",
@@ -205,6 +230,9 @@ def _plan_step(
     try:
         r = resolve_request(r, settings)
         job_site(settings, r.engine, r.queue)
+        r.scf_policy = checked_policy(
+            get_engine(r.engine), step.params, r.on_scf_fail, settings.engine_settings(r.engine)
+        )
     except (UsageError, ConfigError) as exc:
         raise UsageError(f"{_where(flow, step)}: {exc.message}", exc.hint) from None
     base = frame.atoms
