@@ -183,6 +183,7 @@ def test_a_retried_point_refreshes_the_completed_fit(backend: str) -> None:
     assert fit["result"]["extras"]["jobs_missing"] == [point]
     retried = " ".join(orion("retry", str(point)).stderr.split())
     assert f"job {fit_id}: attempt 2 (refresh: job {point} retried (attempt 2))" in retried
+    orion("release", str(point))  # cancelled while held (submitted --hold): its retry is held
     point_job, fit = poll_until_final([point, fit_id], timeout_s=300)
     assert point_job["status"] == fit["status"] == "completed" and fit["attempt"] == 2
     extras = fit["result"]["extras"]
