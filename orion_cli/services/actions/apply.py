@@ -277,14 +277,15 @@ def control(
     report = BulkReport(PAST[action], hint=f"only queued jobs can be given {action}")
     verb = "change the priority of" if action == "priority" else action
     with session_scope(settings.resolved_database_url) as session:
-        jobs = []
+        jobs, ended = [], []
         for job in resolve(session, selection, report, verb):
             if job.status == JobStatus.QUEUED.value and job.scheduler_job_id:
                 jobs.append(job)
-            else:
-                report.skip(
-                    job.id or 0, f"not queued ({job.status})", f"job {job.id} is {job.status}"
-                )
+                continue
+            report.skip(job.id or 0, f"not queued ({job.status})", f"job {job.id} is {job.status}")
+            if action == "release" and job.held and JobStatus(job.status).is_final:
+                ended.append(job)  # a retry of it would be held: released, it is not
+        _release_ended(session, ended)
         done = []
         for name, group in _by_scheduler(jobs).items():
             try:
@@ -341,6 +342,15 @@ def move(settings: Settings, selection: Selection, partition: str) -> BulkReport
         note_many(session, notes, source="user")
         report.done = [job.id or 0 for job in done]
     return report
+
+
+def _release_ended(session: Session, jobs: list[Job]) -> None:
+    """``orion release`` of an ended job that was held: its next attempt is not held."""
+    for job in jobs:
+        job.held = False
+        session.add(job)
+    text = "orion release: not held any more (a retry starts at once)"
+    note_many(session, [(job, text) for job in jobs], source="user")
 
 
 def _control_group(
