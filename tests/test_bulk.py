@@ -214,7 +214,9 @@ def test_array_tasks_make_their_own_directories_and_an_unstarted_one_can_be_retr
     orion("cancel", str(second))
     orion("retry", str(second))  # runs alone now: its directory is made before sbatch
     assert (workdirs[1] / "job.json").exists() and (workdirs[1] / "job.sh").exists()
-    orion("release", str(first))  # runs as array task 0: makes its directory on the node
+    # first runs as array task 0 and makes its directory on the node; second was held (the
+    # array was submitted --hold), so its retry is held too until released
+    orion("release", str(first), str(second))
     jobs = poll_until_final([first, second])
     assert [job["status"] for job in jobs] == ["completed", "completed"], [
         job["events"] for job in jobs
