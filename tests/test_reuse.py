@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,15 @@ from tests.conftest import EXAMPLES
 from tests.helpers import orion, orion_json, poll_until_final
 
 CU = str(EXAMPLES / "Cu.cif")
+
+
+def _slurm_jobs_listed(prefix: str, count: int, timeout_s: float = 60.0) -> list[str]:
+    """sacct's lines for ``prefix`` once it lists ``count`` of them (slurmdbd records a job a
+    moment after it ends; orion may have its result first)."""
+    deadline = time.monotonic() + timeout_s
+    while len(found := _slurm_jobs_named(prefix)) < count and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return found
 
 
 def _slurm_jobs_named(prefix: str) -> list[str]:
@@ -49,7 +59,7 @@ def test_two_identical_submissions_make_one_slurm_job(
     assert [x["scheduler_job_id"] for x in b["attempts"]] == [None]
     assert a["calc_key"] == b["calc_key"]
     instance = _instance(a["workdir"])
-    assert len(_slurm_jobs_named(job_name_prefix(first, instance))) == 1
+    assert len(_slurm_jobs_listed(job_name_prefix(first, instance), 1)) == 1
     assert _slurm_jobs_named(job_name_prefix(second, instance)) == []
     reference = read(CU)
     reference.calc = EMT()
