@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,15 @@ def _run(*args: str) -> dict:
     [study] = json.loads(orion("workflow", "submit", *args, "--json").stdout)
     assert not study["errors"], study
     return study
+
+
+def _slurm_lines_once(ids: list[int], instance: str, count: int) -> list[str]:
+    """``_slurm_lines`` once sacct lists ``count`` of them or 60 s passed (slurmdbd records
+    a job a moment after it ends; orion may have its result first)."""
+    deadline = time.monotonic() + 60.0
+    while len(found := _slurm_lines(ids, instance)) < count and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return found
 
 
 def _slurm_lines(ids: list[int], instance: str) -> list[str]:
@@ -125,9 +135,9 @@ def test_a_rerun_after_one_step_changed_runs_only_that_step_and_its_dependents(
 
     if backend == "slurm":
         instance = Path(done[first_ids[0]]["workdir"]).parent.name
-        assert len(_slurm_lines(first_ids, instance)) == 9  # 5 points are array tasks
+        assert len(_slurm_lines_once(first_ids, instance, 9)) == 9  # 5 points are array tasks
         second_ids = [i for ids in s2.values() for i in ids]
-        assert len(_slurm_lines(second_ids, instance)) == 6  # 5 points + the fit
+        assert len(_slurm_lines_once(second_ids, instance, 6)) == 6  # 5 points + the fit
         assert _slurm_lines(third_ids, instance) == []
     else:
         assert sum(1 for j in jobs.values() if j["scheduler_job_id"]) == 6
