@@ -164,6 +164,11 @@ def _write_atoms(settings: Settings, frames: list[Atoms]) -> Path:
     return path
 
 
+def _resource_values(**given: Any) -> dict[str, Any]:
+    """The resources a caller set (None: not given, the settings decide)."""
+    return {key: value for key, value in given.items() if value is not None}
+
+
 @_hinted
 def submit(
     structures: Any,
@@ -234,26 +239,22 @@ def submit(
     all_params = {**(params or {}), **engine_params}
     after_ids = list(dict.fromkeys(_ids(after, "after")))
     after_any_ids = list(dict.fromkeys(_ids(after_any, "after_any")))
-    resources = {
-        key: value
-        for key, value in {
-            "partition": partition,
-            "account": account,
-            "qos": qos,
-            "priority": priority,
-            "nodes": nodes,
-            "ntasks": ntasks,
-            "cpus_per_task": cpus_per_task,
-            "walltime_s": _seconds(walltime, "walltime"),
-            "mem_mb": _mem_mb(mem),
-            "mem_per_cpu_mb": _mem_mb(mem_per_cpu),
-            "gpus": gpus,
-            "constraints": constraint,
-            "exclusive": exclusive,
-            "sbatch_args": tuple(sbatch_args) if sbatch_args is not None else None,
-        }.items()
-        if value is not None
-    }
+    resources = _resource_values(
+        partition=partition,
+        account=account,
+        qos=qos,
+        priority=priority,
+        nodes=nodes,
+        ntasks=ntasks,
+        cpus_per_task=cpus_per_task,
+        walltime_s=_seconds(walltime, "walltime"),
+        mem_mb=_mem_mb(mem),
+        mem_per_cpu_mb=_mem_mb(mem_per_cpu),
+        gpus=gpus,
+        constraints=constraint,
+        exclusive=exclusive,
+        sbatch_args=tuple(sbatch_args) if sbatch_args is not None else None,
+    )
     request = SubmitRequest(
         structures=[],
         engine=engine,
