@@ -40,8 +40,13 @@ def energies_ry(text: str) -> list[float]:
 
 
 def run_attempt(workdir: Path, attempt: int, stop_after_ionic_steps: int = 0) -> int:
-    """Run one attempt; with ``stop_after_ionic_steps`` send SIGUSR1 once that many are done."""
-    env = {**os.environ, "ORION_ATTEMPT": str(attempt), "OMP_NUM_THREADS": "1"}
+    """Run one attempt; with ``stop_after_ionic_steps`` send SIGUSR1 once that many are done.
+
+    The attempt is set in ``job.json``, as orion's retry does: the runner reads it there.
+    """
+    job_file = workdir / "job.json"
+    job_file.write_text(json.dumps({**json.loads(job_file.read_text()), "attempt": attempt}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "orion_cli.jobrun", str(workdir)], cwd=workdir, env=env
     )

@@ -122,7 +122,7 @@ def test_pw_out_gives_its_last_frame_and_says_so(
 
     [first], said = submit_held(f"{pw_out}@0", "--engine", "qe")
     same_structure(stored_atoms(first), read(pw_out, index=0))
-    assert "note:" not in said and first["name"] == "pw.out-0"
+    assert "last frame" not in said and first["name"] == "pw.out-0"  # the frame was chosen
 
     every_other = submit_held(f"{pw_out}@::2", "--engine", "qe")[0]
     assert [job["name"] for job in every_other] == [f"pw.out-{i}" for i in range(0, len(frames), 2)]
