@@ -111,3 +111,54 @@ def test_our_own_imports_are_at_module_level(where: str) -> None:
                 if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("orion_cli"):
                     found.append(f"{name}:{node.lineno} {function.name}: {node.module}")
     assert not found, found
+
+
+#: a job's lifecycle columns: its status and what the scheduler says of it
+LIFECYCLE_COLUMNS = {
+    "status", "failure_reason", "attempt", "submitted_at", "started_at", "finished_at",
+    "next_attempt_at", "submit_unknown_since", "scheduler_job_id", "held",
+    "exit_code", "exit_signal", "raw_state", "missing_since", "progress_pct", "current_step",
+}  # fmt: skip
+#: where they are written: the one writer (and the places that only make objects of their own)
+WRITERS = ("services/lifecycle/state.py", "schedulers/", "db/")
+
+
+def _targets(target: ast.expr) -> list[ast.expr]:
+    """What one assignment target assigns to (``a, b.c = ...`` is ``a`` and ``b.c``)."""
+    if isinstance(target, ast.Tuple | ast.List):
+        return [t for element in target.elts for t in _targets(element)]
+    return _targets(target.value) if isinstance(target, ast.Starred) else [target]
+
+
+def _assigned_attributes(tree: ast.Module) -> list[tuple[int, str]]:
+    """Attributes assigned in ``tree`` (not those of ``self``: an object's own)."""
+    found = []
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = [t for target in node.targets for t in _targets(target)]
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        found += [
+            (t.lineno, t.attr)
+            for t in targets
+            if isinstance(t, ast.Attribute) and getattr(t.value, "id", "") != "self"
+        ]
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setattr":
+            name = node.args[1] if len(node.args) > 1 else None
+            if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                found.append((node.lineno, name.value))
+    return found
+
+
+def test_lifecycle_columns_have_one_writer() -> None:
+    """Status, times, attempt, held, exit code and signal, raw state, missing-since and
+    progress change only in services/lifecycle/state.py (transition, observe, set_held...)."""
+    found = [
+        f"{name}:{line} .{attr} ="
+        for name, tree in _modules()
+        if not name.startswith(WRITERS)
+        for line, attr in _assigned_attributes(tree)
+        if attr in LIFECYCLE_COLUMNS
+    ]
+    assert not found, found

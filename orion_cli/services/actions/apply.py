@@ -22,7 +22,7 @@ from orion_cli.schedulers import scheduler_for
 from orion_cli.services.lifecycle.dependencies import children_of, descendants
 from orion_cli.services.lifecycle.reparam import checked
 from orion_cli.services.lifecycle.retry import resubmit
-from orion_cli.services.lifecycle.state import note_many, transition_many
+from orion_cli.services.lifecycle.state import note_many, set_held, transition_many
 from orion_cli.services.queries.selection import BulkReport, Selection, again_on_race, resolve
 from orion_cli.states import FailureReason, JobStatus
 from orion_cli.taskfile import CANCEL_MARKER
@@ -346,9 +346,7 @@ def move(settings: Settings, selection: Selection, partition: str) -> BulkReport
 
 def _release_ended(session: Session, jobs: list[Job]) -> None:
     """``orion release`` of an ended job that was held: its next attempt is not held."""
-    for job in jobs:
-        job.held = False
-        session.add(job)
+    set_held(session, jobs, False)
     text = "orion release: not held any more (a retry starts at once)"
     note_many(session, [(job, text) for job in jobs], source="user")
 
@@ -368,11 +366,11 @@ def _control_group(
 
 
 def _record(session: Session, jobs: list[Job], action: str, priority: int | None) -> None:
-    for job in jobs:
-        if action == "priority":
+    if action == "priority":
+        for job in jobs:
             job.priority = priority or 0
-        else:
-            job.held = action == "hold"
-        session.add(job)
+            session.add(job)
+    else:
+        set_held(session, jobs, action == "hold")
     text = f"orion {action}" + (f" {priority}" if priority is not None else "")
     note_many(session, [(job, text) for job in jobs], source="user")

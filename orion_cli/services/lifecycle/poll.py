@@ -47,7 +47,7 @@ from orion_cli.services.lifecycle.requeue import requeue_packed
 from orion_cli.services.lifecycle.retry import ANALYSIS_ENGINES, adopt_or_resubmit
 from orion_cli.services.lifecycle.reuse import settle_waiters
 from orion_cli.services.lifecycle.scf_retry import retry_due as scf_retry_due
-from orion_cli.services.lifecycle.state import note_many, record_times, transition_many
+from orion_cli.services.lifecycle.state import note_many, observe, record_times, transition_many
 from orion_cli.states import FailureReason, JobStatus, can_transition
 
 
@@ -132,8 +132,7 @@ def _ingest_events(job: Job, notes: JobNotes) -> list[EventRecord]:
         job.events_offset = batch.offset
     for record in events:
         if record.event == "progress" and record.attempt == job.attempt:
-            job.progress_pct = record.progress_pct or 0.0
-            job.current_step = record.step or ""
+            observe(job, progress_pct=record.progress_pct or 0.0, current_step=record.step or "")
     return events
 
 
@@ -223,6 +222,17 @@ def _read_checked_result(job: Job) -> CheckedResult | None:
         )
 
 
+_RESULT_COLUMNS = (
+    "energy_ev",
+    "forces_ev_per_a",
+    "stress_ev_per_a3",
+    "final_structure",
+    "converged",
+    "error",
+    "extras",
+)
+
+
 def _store_result(
     session: Session,
     job: Job,
@@ -234,17 +244,9 @@ def _store_result(
     if checked is None:
         return None
     row = existing or JobResult(job_id=job.id or 0)
-    for key in (
-        "energy_ev",
-        "forces_ev_per_a",
-        "stress_ev_per_a3",
-        "final_structure",
-        "converged",
-        "error",
-        "extras",
-    ):
-        setattr(row, key, getattr(checked, key))
-    row.attempt = job.attempt
+    values = {key: getattr(checked, key) for key in _RESULT_COLUMNS}
+    for key, value in {**values, "attempt": job.attempt}.items():  # the attempt it is of
+        setattr(row, key, value)
     session.add(row)
     return row
 
@@ -256,12 +258,12 @@ def _finish(
     result = _store_result(session, job, existing)
     status = info.status if info else JobStatus.COMPLETED
     if info and info.exit_code is not None:
-        job.exit_code = info.exit_code
+        observe(job, exit_code=info.exit_code)
     killed_by = (info.signal if info else None) or (
         result.extras.get("signal") if result is not None else None
     )
     if isinstance(killed_by, int) and killed_by > 0:
-        job.exit_signal = killed_by
+        observe(job, exit_signal=killed_by)
     if status is JobStatus.CANCELLED:
         moves.move(
             job,
@@ -339,11 +341,8 @@ def _finish_packed(
 
 
 def _seen(job: Job, info: JobInfo) -> None:
-    """Record that the scheduler knows the job; assign only values that differ (no UPDATE)."""
-    if job.raw_state != info.raw_state:
-        job.raw_state = info.raw_state
-    if job.missing_since is not None:
-        job.missing_since = None
+    """Record that the scheduler knows the job (no UPDATE when nothing changed)."""
+    observe(job, raw_state=info.raw_state, missing_since=None)
 
 
 def waiting_arrays(infos: Mapping[str, JobInfo]) -> set[str]:
@@ -422,7 +421,7 @@ def reconcile_job(
             _finish(session, moves, job, info, existing)
         return
     if job.missing_since is None:
-        job.missing_since = now  # confirmed by sacct too; lost only after the grace period
+        observe(job, missing_since=now)  # sacct agrees; lost only after the grace period
         return
     if _dropped_before_start(job, waiting or set()):  # seen missing twice: not a hiccup
         moves.move(
@@ -823,7 +822,7 @@ def _script_times_committed(
         ]
         for job, t in known:
             if (job.script or {}).get("adopted") and job.attempt == 1 and t.submitted_at:
-                job.submitted_at = t.submitted_at
+                observe(job, submitted_at=t.submitted_at)  # SLURM's, not orion's
         record_times(session, [(job, t.started_at, t.finished_at) for job, t in known])
         session.commit()
     except OperationalError:

@@ -4,15 +4,18 @@ Whatever an attempt touches changes here: the status (:func:`transition_many`, c
 against the table in :mod:`orion_cli.states`), the attempt number, row, resources and
 scheduler job id (:func:`submitted`, :func:`start_attempt`, :func:`attempt_refused`), a
 changed failure reason, "submit outcome unknown" and "retry due at T"
-(:func:`set_retry_due`). The functions take many jobs at once where a poll or a bulk
-submit needs it, so that their events go in with one multi-row INSERT.
+(:func:`set_retry_due`), whether the job is held (:func:`set_held`), and what the scheduler
+or the job's own files say of it besides its status: exit code and signal, the scheduler's
+raw state, since when it is missing, progress (:func:`observe`). The functions take many
+jobs at once where a poll or a bulk submit needs it, so that their events go in with one
+multi-row INSERT.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
@@ -22,6 +25,41 @@ from orion_cli.errors import IllegalTransition, RaceLost
 from orion_cli.identity import current_user
 from orion_cli.resources import Resources
 from orion_cli.states import FailureReason, JobStatus, can_transition
+
+
+class Facts(TypedDict, total=False):
+    """What the scheduler or the job's own files say of a job, besides its status."""
+
+    exit_code: int | None
+    exit_signal: int | None
+    raw_state: str | None
+    missing_since: datetime | None
+    progress_pct: float
+    current_step: str
+    submitted_at: datetime  # an adopted job's: when SLURM took it, not when orion did
+
+
+def observe(job: Job, **facts: Unpack[Facts]) -> None:
+    """Record ``facts`` on ``job``; a value equal to the stored one is not assigned, so an
+    unchanged job issues no UPDATE at the next flush (a poll over 10,000 quiet jobs writes
+    nothing).
+
+    >>> job = Job(name="x", engine="emt", structure_path="x", workdir="x")
+    >>> observe(job, raw_state="RUNNING", progress_pct=40.0)
+    >>> (job.raw_state, job.progress_pct)
+    ('RUNNING', 40.0)
+    """
+    for name, value in facts.items():
+        if getattr(job, name) != value:
+            setattr(job, name, value)
+
+
+def set_held(session: Session, jobs: Sequence[Job], held: bool) -> None:
+    """Record that ``jobs`` are held (``orion hold``, ``submit --hold``) or not any more."""
+    for job in jobs:
+        if job.held != held:
+            job.held = held
+            session.add(job)
 
 
 def transition(
