@@ -17,10 +17,8 @@ MAX_BODY_LINES = 60
 #: functions still over the budget, with their body's length today. The list only shrinks:
 #: a function may not grow, and one that fits the budget must leave the list.
 OVER_BUDGET = {
-    "services/queries/stats.py::collect": 83,
     "api.py::submit": 69,
     "services/submission/scripts.py::_checked": 67,
-    "services/queries/metrics.py::render": 64,
 }
 
 

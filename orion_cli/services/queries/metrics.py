@@ -167,6 +167,12 @@ def _histograms(
 
 def render(data: Metrics) -> str:
     """The metrics in Prometheus' text exposition format (0.0.4)."""
+    lines = _job_families(data) + _poll_families(data)
+    return "\n".join(lines) + "\n"
+
+
+def _job_families(data: Metrics) -> list[str]:
+    """Jobs, transitions, retries, queue waits, run times and core-hours."""
     u = data.user
     lines = _family(
         "orion_jobs",
@@ -201,7 +207,7 @@ def render(data: Metrics) -> str:
     lines += _histograms(
         "orion_run_seconds", "From start to end, per finished job.", u, data.run_time
     )
-    lines += _family(
+    return lines + _family(
         "orion_core_hours_total",
         "counter",
         "Run time × tasks × CPUs per task, in hours.",
@@ -210,6 +216,11 @@ def render(data: Metrics) -> str:
             for e, h in sorted(data.core_hours.items())
         ],
     )
+
+
+def _poll_families(data: Metrics) -> list[str]:
+    """The last poll: when it succeeded, how long it took, its errors (when known)."""
+    u, lines = data.user, []
     if data.last_poll_ok is not None:
         lines += _family(
             "orion_last_successful_poll_timestamp_seconds",
@@ -230,7 +241,7 @@ def render(data: Metrics) -> str:
             "Errors (scheduler, database) in the last poll cycle.",
             [("orion_poll_errors", {"user": u}, data.poll_errors or 0)],
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write_textfile(settings: Settings, path: Path) -> Metrics:

@@ -252,6 +252,12 @@ def _conditions(flt: StatsFilter) -> list[Any]:
     return where
 
 
+_FACT_COLUMNS = (
+    "id", "status", "failure_reason", "engine", "partition", "submitted_at", "started_at",
+    "finished_at", "ntasks", "cpus_per_task", "next_attempt_at", "owner",
+)  # fmt: skip
+
+
 def collect(settings: Settings, flt: StatsFilter, by: str = "engine") -> Stats:
     """Read the filtered jobs, their tags and attempts (three queries), and compute."""
     from sqlalchemy import select as sa_select
@@ -260,25 +266,9 @@ def collect(settings: Settings, flt: StatsFilter, by: str = "engine") -> Stats:
     check_by(by)
     where = _conditions(flt)
     chosen = select(Job.id).where(*where)
+    columns = [col(getattr(Job, name)) for name in _FACT_COLUMNS]
     with session_scope(settings.resolved_database_url) as session:
-        rows = session.execute(
-            sa_select(
-                col(Job.id),
-                col(Job.status),
-                col(Job.failure_reason),
-                col(Job.engine),
-                col(Job.partition),
-                col(Job.submitted_at),
-                col(Job.started_at),
-                col(Job.finished_at),
-                col(Job.ntasks),
-                col(Job.cpus_per_task),
-                col(Job.next_attempt_at),
-                col(Job.owner),
-            )
-            .where(*where)
-            .order_by(col(Job.id))
-        ).all()
+        rows = session.execute(sa_select(*columns).where(*where).order_by(col(Job.id))).all()
         tags: dict[int, list[str]] = {}
         for job_id, tag in session.exec(
             select(JobTag.job_id, JobTag.tag)
@@ -291,39 +281,38 @@ def collect(settings: Settings, flt: StatsFilter, by: str = "engine") -> Stats:
                 col(JobAttempt.job_id).in_(chosen)
             )
         ).all()
-    facts = [
-        JobFacts(
-            id=job_id,
-            status=status,
-            failure_reason=reason,
-            engine=engine,
-            partition=partition or "",
-            tags=tuple(tags.get(job_id, ())),
-            queue_wait_s=seconds_between(submitted, started),
-            run_s=seconds_between(started, finished),
-            cores=(ntasks or 1) * (cpus or 1),
-            retry_pending=status == "failed" and next_at is not None,
-            owner=owner,
-        )
-        for (
-            job_id,
-            status,
-            reason,
-            engine,
-            partition,
-            submitted,
-            started,
-            finished,
-            ntasks,
-            cpus,
-            next_at,
-            owner,
-        ) in rows
-    ]
+    facts = [_facts(dict(zip(_FACT_COLUMNS, row, strict=True)), tags) for row in rows]
+    return compute(facts, by, retried_by_reason(attempts))
+
+
+def _facts(row: dict[str, Any], tags: dict[int, list[str]]) -> JobFacts:
+    return JobFacts(
+        id=row["id"],
+        status=row["status"],
+        failure_reason=row["failure_reason"],
+        engine=row["engine"],
+        partition=row["partition"] or "",
+        tags=tuple(tags.get(row["id"], ())),
+        queue_wait_s=seconds_between(row["submitted_at"], row["started_at"]),
+        run_s=seconds_between(row["started_at"], row["finished_at"]),
+        cores=(row["ntasks"] or 1) * (row["cpus_per_task"] or 1),
+        retry_pending=row["status"] == "failed" and row["next_attempt_at"] is not None,
+        owner=row["owner"],
+    )
+
+
+def retried_by_reason(attempts: Iterable[tuple[int, int, str | None]]) -> dict[str, int]:
+    """How many attempts were followed by another, by the reason they ended (most first).
+
+    >>> retried_by_reason([(1, 1, "timeout"), (1, 2, None), (2, 1, "oom"), (3, 1, None),
+    ...                    (3, 2, None)])
+    {'timeout': 1, 'request': 1}
+    """
+    attempts = list(attempts)
     present = {(job_id, attempt) for job_id, attempt, _ in attempts}
     retried = Counter(
         reason or "request"
         for job_id, attempt, reason in attempts
         if (job_id, attempt + 1) in present
     )
-    return compute(facts, by, dict(retried.most_common()))
+    return dict(retried.most_common())
