@@ -110,12 +110,19 @@ RESULT_POISONS = [
 ]
 
 
+def _runner_done(workdir: Path) -> bool:
+    """The runner wrote its last file: ``result.json``, then the finished or failed event."""
+    events = workdir / "events.jsonl"
+    if not (workdir / "result.json").exists() or not events.exists():
+        return False
+    lines = events.read_text().splitlines()
+    return bool(lines) and json.loads(lines[-1])["event"] in ("finished", "failed")
+
+
 def _wait_for_results(workdirs: list[Path], timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
-    while not all((d / "result.json").exists() for d in workdirs):
-        assert time.monotonic() < deadline, [
-            d for d in workdirs if not (d / "result.json").exists()
-        ]
+    while not all(_runner_done(d) for d in workdirs):
+        assert time.monotonic() < deadline, [d for d in workdirs if not _runner_done(d)]
         time.sleep(0.3)
 
 
@@ -155,7 +162,6 @@ def test_every_poison_is_confined_to_its_job(backend: str, tmp_path: Path) -> No
     assert len(jobs) == len(poisons) + 1
     workdirs = [Path(orion_json("show", str(job["id"]))["workdir"]) for job in jobs]
     _wait_for_results(workdirs)
-    time.sleep(0.5)  # the runner exits after writing result.json
     for (_, plant), workdir in zip(poisons, workdirs, strict=False):
         plant(workdir)
 
@@ -184,7 +190,6 @@ def test_a_result_too_big_is_not_copied_into_the_database(local: str, tmp_path: 
     )["id"]
     workdir = Path(orion_json("show", str(job_id))["workdir"])
     _wait_for_results([workdir])
-    time.sleep(0.5)
     _big_result(workdir)
     orion("poll")
     job = orion_json("show", str(job_id))
