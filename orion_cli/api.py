@@ -227,7 +227,7 @@ def submit(
     >>> ids = submit(["Si.cif", "runs/*/pw.out"], "qe", ecutwfc_ry=40, ntasks=4)  # doctest: +SKIP
     """
     from orion_cli.services.submission.packing import parse_estimate_s
-    from orion_cli.services.submission.submit import SubmitRequest
+    from orion_cli.services.submission.plan import SubmitRequest
     from orion_cli.services.submission.submit import submit as submit_jobs
 
     settings = _settings()
@@ -277,7 +277,7 @@ def submit(
         on_scf_fail=[f"{k}={_word(v)}" for k, v in (on_scf_fail or {}).items()],
     )
     written = _write_atoms(settings, frames) if frames else None
-    request.structures = [*paths, *([written] if written else [])]
+    request = replace(request, structures=[*paths, *([written] if written else [])])
     try:
         done = submit_jobs(settings, request)
     except BaseException:
@@ -617,7 +617,7 @@ def _study_base(
     resources: dict[str, Any],
 ) -> Any:
     """The request every job of a study (eos, converge) starts from, as the CLI builds it."""
-    from orion_cli.services.submission.submit import SubmitRequest
+    from orion_cli.services.submission.plan import SubmitRequest
 
     return SubmitRequest(
         structures=[],

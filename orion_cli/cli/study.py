@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -112,7 +113,7 @@ def _base_request(
     resources: dict[str, Any],
 ) -> Any:
     """The SubmitRequest every job of a study shares (no structures yet)."""
-    from orion_cli.services.submission.submit import SubmitRequest
+    from orion_cli.services.submission.plan import SubmitRequest
 
     walltime = resources.pop("walltime", "")
     if walltime:
@@ -229,8 +230,7 @@ def eos(
             "on_scf_fail": on_scf_fail,
         },
     )
-    base.hold, base.dry_run = hold, dry_run
-    base.reuse = "strict" if reuse else ""
+    base = replace(base, hold=hold, dry_run=dry_run, reuse="strict" if reuse else "")
     done = submit_eos(
         settings, structure, base, points, strain, form, relax_first, _study_arg(extend)
     )
@@ -363,8 +363,7 @@ def converge(
             "--hold with --wait would wait for ever",
             "drop --wait; start the study with `orion release --study ID`, then `orion wait`",
         )
-    base.hold, base.dry_run = hold, dry_run
-    base.reuse = "strict" if reuse else ""
+    base = replace(base, hold=hold, dry_run=dry_run, reuse="strict" if reuse else "")
     done = submit_converge(settings, structure, base, sweep, tol, _study_arg(extend))
     if dry_run:
         _print_dry_run(done, as_json)

@@ -241,7 +241,7 @@ def submit(
     """Submit one job per structure file."""
     from orion_cli.services.lifecycle.depgraph import parse_ids
     from orion_cli.services.submission.packing import parse_estimate_s, parse_pack_tasks
-    from orion_cli.services.submission.submit import SubmitRequest
+    from orion_cli.services.submission.plan import SubmitRequest
 
     settings = load_settings()
     if script is not None:

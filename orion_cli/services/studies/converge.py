@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from orion_cli.errors import UsageError
 from orion_cli.services.studies.eos import analysis_resources, set_study
-from orion_cli.services.studies.study_extend import checked_params, prior_study, supersede
+from orion_cli.services.studies.study_extend import prior_study, supersede
 from orion_cli.services.submission.inputs import read_frames
+from orion_cli.services.submission.plan import checked_params
 from orion_cli.services.submission.submit import Submitted, submit
 from orion_cli.units import plain_float
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
-    from orion_cli.services.submission.submit import SubmitRequest
+    from orion_cli.services.submission.plan import SubmitRequest
 
 MAX_VALUES = 30
 SWEEP_HINT = "write e.g. --sweep ecutwfc_ry=20:60:10, ecutwfc_ry=20,30,40 or kpoints=2x2x2,4x4x4"

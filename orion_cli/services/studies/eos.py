@@ -23,18 +23,15 @@ from orion_cli.db.models import Job
 from orion_cli.db.session import session_scope
 from orion_cli.engines.eos_fit import EOS_KINDS, cubic_lattice
 from orion_cli.errors import UsageError
-from orion_cli.services.studies.study_extend import (
-    checked_params,
-    prior_study,
-    same_volume,
-    supersede,
-)
+from orion_cli.services.studies.study_extend import prior_study, same_volume, supersede
 from orion_cli.services.submission.inputs import read_frames
+from orion_cli.services.submission.plan import checked_params
 from orion_cli.services.submission.submit import Submitted, submit
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
-    from orion_cli.services.submission.submit import SubmitRequest, Submitted
+    from orion_cli.services.submission.plan import SubmitRequest
+    from orion_cli.services.submission.submit import Submitted
 
 MAX_POINTS = 101
 

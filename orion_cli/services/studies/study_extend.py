@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from orion_cli.db.models import Job, JobResult
 from orion_cli.db.session import session_scope
-from orion_cli.engines.passthrough import engine_params
-from orion_cli.engines.registry import engine_names, get_engine
 from orion_cli.errors import UsageError
 from orion_cli.services.lifecycle.state import note_many
 from orion_cli.services.structures import input_format, stored_atoms
@@ -162,12 +160,3 @@ def same_volume(a: float, b: float) -> bool:
     (True, False)
     """
     return abs(a - b) <= SAME_VOLUME_REL * max(abs(a), abs(b))
-
-
-def checked_params(settings: Settings, engine: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """``params`` as the engine stores them (defaults filled, values normalised)."""
-    return dict(
-        get_engine(engine).check(
-            engine_params(dict(params), engine, engine_names()), settings.engine_settings(engine)
-        )
-    )

@@ -18,7 +18,7 @@ The rows go through the submit service's own public pieces
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,20 +35,23 @@ from orion_cli.schedulers.base import SubmitOptions
 from orion_cli.services.lifecycle.dependencies import Links, add_edges, waits_for
 from orion_cli.services.lifecycle.depgraph import AFTER_ANY, AFTER_OK
 from orion_cli.services.lifecycle.reuse import find_source, take
-from orion_cli.services.lifecycle.scf_retry import checked_policy
 from orion_cli.services.structures import extxyz_text
 from orion_cli.services.studies.workflow_file import SCALE, Step, Workflow, read_workflow
 from orion_cli.services.submission.inputs import expand_inputs, read_frames
+from orion_cli.services.submission.plan import (
+    SubmitPlan,
+    SubmitRequest,
+    job_site,
+    resolve_request,
+    with_scf_policy,
+)
 from orion_cli.services.submission.staging import Staged
 from orion_cli.services.submission.submit import (
-    SubmitRequest,
     Submitted,
     check_active_limit,
     check_partition,
-    job_site,
     ready_database,
     record_jobs,
-    resolve_request,
     send,
 )
 from orion_cli.taskfile import JobInputs
@@ -63,7 +66,6 @@ if TYPE_CHECKING:
     from orion_cli.schedulers.base import Scheduler
     from orion_cli.services.submission.inputs import Frame
     from orion_cli.services.submission.staging import Staged
-    from orion_cli.services.submission.submit import SubmitRequest
 
 #: the analysis engine that fits the energies of a parent step's scale sweep
 EOS_ENGINE = "eos"
@@ -105,7 +107,7 @@ class _Planned:
     """One step of one study, checked and staged, waiting to be recorded."""
 
     step: Step
-    request: SubmitRequest
+    plan: SubmitPlan  # a new plan once the study's id and the hand-off's parent are known
     items: list[Staged]
     points: list[dict[str, Any]]
     atoms: list[Atoms]
@@ -126,12 +128,12 @@ def submit_workflow(settings: Settings, request: WorkflowRequest) -> list[StudyS
         )
     frames = [frame for given in expand_inputs(request.structures) for frame in read_frames(given)]
     plans = [_plan_study(settings, flow, frame, request) for frame in frames]
-    first = next(iter(plans[0].values())).request
+    first = next(iter(plans[0].values())).plan
     scheduler = scheduler_for(settings, first.scheduler)
     largest = scheduler.max_array_size()
     for planned in plans[0].values():
         try:
-            check_partition(scheduler, planned.request.resolved.partition)
+            check_partition(scheduler, planned.plan.resources.partition)
         except UsageError as exc:
             raise UsageError(f"{_where(flow, planned.step)}: {exc.message}", exc.hint) from None
         if len(planned.items) > largest:
@@ -179,13 +181,13 @@ def _described(frame: Frame, plan: dict[str, _Planned]) -> StudySubmitted:
     """What a dry run would submit for one structure: each step's jobs, in words."""
     done = StudySubmitted(frame.source, frame.name)
     for name, planned in plan.items():
-        step, r = planned.step, planned.request
+        step = planned.step
         waits = [*step.needs, *(f"{n} (any outcome)" for n in step.needs_any)]
         done.notes.append(
             f"step {name}: {len(planned.items)} {step.engine} job(s)"
             + (f" after {', '.join(waits)}" if waits else "")
             + (f", from {step.structure_from}'s final structure" if step.structure_from else "")
-            + f", walltime {r.resolved.walltime_s} s"
+            + f", walltime {planned.plan.resources.walltime_s} s"
             + (f", {', '.join(item.name for item in planned.items[:6])}" if planned.items else "")
         )
     return done
@@ -228,11 +230,9 @@ def _plan_step(
         reuse=step.reuse or request.reuse,
     )
     try:
-        r = resolve_request(r, settings)
+        plan = resolve_request(r, settings)
         job_site(settings, r.engine, r.queue)
-        r.scf_policy = checked_policy(
-            get_engine(r.engine), step.params, r.on_scf_fail, settings.engine_settings(r.engine)
-        )
+        plan = with_scf_policy(plan, step.params, settings)  # each job's params: _staged
     except (UsageError, ConfigError) as exc:
         raise UsageError(f"{_where(flow, step)}: {exc.message}", exc.hint) from None
     base = frame.atoms
@@ -248,8 +248,8 @@ def _plan_step(
     points = step.points()
     atoms_list = [_scaled(base, point.get(SCALE)) for point in points]
     params_list = [_point_params(flow, step, point, earlier) for point in points]
-    items = _staged(settings, flow, step, frame, r, points, atoms_list, params_list)
-    return _Planned(step, r, items, points, atoms_list)
+    items = _staged(settings, flow, step, frame, plan, points, atoms_list, params_list)
+    return _Planned(step, plan, items, points, atoms_list)
 
 
 def _resources(flow: Workflow, step: Step) -> dict[str, Any]:
@@ -306,7 +306,7 @@ def _staged(
     flow: Workflow,
     step: Step,
     frame: Frame,
-    r: SubmitRequest,
+    plan: SubmitPlan,
     points: list[dict[str, Any]],
     atoms_list: list[Atoms],
     params_list: list[dict[str, Any]],
@@ -333,7 +333,7 @@ def _staged(
             items.append(
                 Staged(
                     source,
-                    f"{r.name}{suffix}",
+                    f"{plan.request.name}{suffix}",
                     atoms.get_chemical_formula(),
                     text,
                     JobInputs(
@@ -341,7 +341,7 @@ def _staged(
                         params=frozen.params,
                         structure=structure,
                         launcher=engine_settings.get("launcher", settings.launcher),
-                        ntasks=r.resolved.ntasks,
+                        ntasks=plan.resources.ntasks,
                         engine_settings=frozen.settings,
                         frozen=frozen.record(),
                     ),
@@ -379,12 +379,10 @@ def _record_and_send(
                 )
                 continue
             sent = Submitted([], [], [])
-            options = SubmitOptions(hold=planned.request.hold, after=after)
+            options = SubmitOptions(hold=planned.plan.request.hold, after=after)
             assert planned.script is not None
             try:
-                send(
-                    session, planned.request, planned.sent, planned.script, scheduler, options, sent
-                )
+                send(session, planned.plan, planned.sent, planned.script, scheduler, options, sent)
             except OSError as exc:  # the rows are committed: say so, never "nothing kept"
                 session.rollback()
                 done.errors.append(
@@ -399,20 +397,20 @@ def _record_and_send(
 
 def _record_step(session: Session, settings: Settings, planned: _Planned) -> None:
     """Record one step's jobs: those ``reuse`` serves one by one, the rest as one submit."""
-    r = planned.request
+    plan = planned.plan
     sources = [
-        find_source(session, item.inputs.frozen or {}, r.reuse) if r.reuse != "off" else None
+        find_source(session, item.inputs.frozen or {}, plan.reuse) if plan.reuse != "off" else None
         for item in planned.items
     ]
     rest = [item for item, source in zip(planned.items, sources, strict=True) if source is None]
     by_item: dict[int, Job] = {}
     for n, (item, source) in enumerate(zip(planned.items, sources, strict=True)):
         if source is not None:
-            [by_item[n]], _ = record_jobs(session, settings, r, {}, [item])
+            [by_item[n]], _ = record_jobs(session, settings, plan, [item])
             session.flush()
             take(session, by_item[n], source)
     if rest:
-        planned.sent, planned.script = record_jobs(session, settings, r, {}, rest)
+        planned.sent, planned.script = record_jobs(session, settings, plan, rest)
     sent = iter(planned.sent)
     planned.jobs = [by_item[n] if n in by_item else next(sent) for n in range(len(sources))]
 
@@ -432,10 +430,10 @@ def _record_study(session: Session, settings: Settings, plan: dict[str, _Planned
 
     study_id: int | None = None
     for planned in plan.values():
-        step, r = planned.step, planned.request
+        step = planned.step
         if step.structure_from:
             parent = plan[step.structure_from].jobs[0]
-            r.structure_from = parent.id
+            planned.plan = replace(planned.plan, structure_from=parent.id)
             for item, point in zip(planned.items, planned.points, strict=True):
                 item.inputs.structure_from = str(Path(parent.workdir) / RESULT_FILE)
                 item.source = f"from:{parent.id}"
@@ -451,7 +449,7 @@ def _record_study(session: Session, settings: Settings, plan: dict[str, _Planned
             for item in planned.items:
                 item.inputs.params = {**item.inputs.params, "jobs": ids}
                 item.inputs.frozen = chained(item.inputs.frozen, points)  # inputs are results
-        r.study_id = study_id
+        planned.plan = replace(planned.plan, study_id=study_id)
         _record_step(session, settings, planned)
         jobs = planned.jobs
         study_id = study_id or jobs[0].id

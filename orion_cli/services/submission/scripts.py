@@ -36,16 +36,12 @@ from orion_cli.sbatch_header import (
     header_resources,
     parse_header,
 )
-from orion_cli.schedulers import (
-    SCHEDULER_NAMES,
-    default_scheduler_name,
-    known_scheduler,
-    scheduler_for,
-)
+from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.slurm_commands import sbatch_argv
 from orion_cli.services.lifecycle import dispatch
 from orion_cli.services.lifecycle.dependencies import add_edges, check_links
 from orion_cli.services.lifecycle.user_script import SCRIPT_COPY, script_submission
+from orion_cli.services.submission.plan import scheduler_name
 from orion_cli.services.submission.submit import Submitted, check_partition, queued, refused
 from orion_cli.workroot import job_base
 
@@ -209,10 +205,7 @@ def submit_script(settings: Settings, r: ScriptRequest) -> Submitted:
     """Check everything, record the job with a copy of the script, then submit the copy."""
 
     text, row = _checked(settings, r)
-    name = r.scheduler or settings.scheduler
-    name = default_scheduler_name() if name == "auto" else name
-    if not known_scheduler(name):
-        raise UsageError(f"unknown scheduler '{name}'", f"use one of: {', '.join(SCHEDULER_NAMES)}")
+    name = scheduler_name(r.scheduler, settings)  # as a plan resolves it
     scheduler = scheduler_for(settings, name)
     check_partition(scheduler, row["partition"])
     links = check_links(settings, r.after, r.after_any, name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ from orion_cli.services.structures import extxyz_text, input_format, stored_atom
 
 if TYPE_CHECKING:
     from orion_cli.config import Settings
-    from orion_cli.services.submission.submit import SubmitRequest
+    from orion_cli.services.submission.plan import SubmitRequest
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,11 @@ def parent_structure(settings: Settings, parent_id: int) -> Handoff:
 
 
 @contextmanager
-def prepared_from(settings: Settings, request: SubmitRequest) -> Iterator[Handoff]:
-    """Turn ``--from ID`` into a submit of one structure file after job ID; yield the hand-off.
+def prepared_from(
+    settings: Settings, request: SubmitRequest
+) -> Iterator[tuple[Handoff, SubmitRequest]]:
+    """Turn ``--from ID`` into a submit of one structure file after job ID; yield the hand-off
+    and that submit's request (a new one: ``request`` is not changed).
 
     The parent's structure goes to a temporary file for the usual checks and staging.
     """
@@ -87,14 +90,18 @@ def prepared_from(settings: Settings, request: SubmitRequest) -> Iterator[Handof
             "--from ID starts the job from job ID's final structure",
         )
     handoff = parent_structure(settings, request.structure_from)
+    after = request.after
     if handoff.parent_id not in request.after + request.after_any:
-        request.after = [*request.after, handoff.parent_id]
-    request.name = request.name or handoff.parent_name
+        after = [*request.after, handoff.parent_id]
     with tempfile.TemporaryDirectory(prefix="orion-from-") as scratch:
         path = Path(scratch) / f"from-{handoff.parent_id}.xyz"
         path.write_text(_scaled(handoff.structure_text, request.structure_scales))
-        request.structures = [path]
-        yield handoff
+        yield (
+            handoff,
+            replace(
+                request, after=after, name=request.name or handoff.parent_name, structures=[path]
+            ),
+        )
 
 
 def _scaled(text: str, scales: list[float]) -> str:

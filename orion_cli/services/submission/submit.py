@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,33 +29,29 @@ from orion_cli.config import Settings
 from orion_cli.db.models import Job, add_tags, insert_jobs, now_utc
 from orion_cli.db.roles import check_role
 from orion_cli.db.session import instance_id, ready_engine, session_scope
-from orion_cli.engines.passthrough import engine_params
-from orion_cli.engines.registry import engine_names, get_engine
+from orion_cli.engines.registry import get_engine
 from orion_cli.errors import SchedulerError, UsageError
 from orion_cli.frozen import freeze, unkeyed
 from orion_cli.identity import current_user
-from orion_cli.limits import check_bound, check_text
-from orion_cli.queues import queue_table, resolve_resources
 from orion_cli.resources import Resources
-from orion_cli.reuse_mode import check_mode
-from orion_cli.schedulers import (
-    SCHEDULER_NAMES,
-    default_scheduler_name,
-    known_scheduler,
-    scheduler_for,
-)
+from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import Scheduler, SubmitOptions, partition_names
 from orion_cli.services.lifecycle import dispatch
 from orion_cli.services.lifecycle.dependencies import add_edges, check_links
 from orion_cli.services.lifecycle.reuse import find_source, take
-from orion_cli.services.lifecycle.scf_retry import checked_policy
 from orion_cli.services.lifecycle.state import submitted
 from orion_cli.services.submission.inputs import expand_inputs
 from orion_cli.services.submission.packing import resolve_pack, spread_pack, write_packed
 from orion_cli.services.submission.physical import MIN_DISTANCE_A
+from orion_cli.services.submission.plan import (
+    SubmitPlan,
+    SubmitRequest,
+    check_params,
+    job_site,
+    resolve_request,
+)
 from orion_cli.services.submission.staging import StageTask, staging
 from orion_cli.services.submission.structure_from import prepared_from
-from orion_cli.site import SiteSetup, site_setup
 from orion_cli.states import JobStatus
 from orion_cli.taskfile import TASKS_FILE, materialize, prepare, task_line
 from orion_cli.workroot import job_base
@@ -68,46 +63,6 @@ if TYPE_CHECKING:
     from orion_cli.services.lifecycle.dependencies import Links
     from orion_cli.services.submission.staging import Staged
     from orion_cli.services.submission.structure_from import Handoff
-
-
-@dataclass
-class SubmitRequest:
-    structures: list[Path]
-    engine: str
-    params: dict[str, Any] = field(default_factory=dict)
-    name: str = ""
-    scheduler: str = ""
-    #: resources given on the command line (orion_cli.resources field names; absent: not
-    #: given); a named queue's values and the settings fill the rest
-    resources: dict[str, Any] = field(default_factory=dict)
-    queue: str = ""  # --queue: a [queues.NAME] table
-    resolved: Resources = field(default_factory=Resources)  # set by resolve_request
-    max_retries: int | None = None
-    retry_delay_s: int | None = None
-    hold: bool = False
-    tag: str = ""  # one tag (eos); ``tags`` holds several (submit --tag a --tag b)
-    tags: tuple[str, ...] = ()
-    throttle: int | None = None
-    dry_run: bool = False
-    allow_close_atoms: bool = False
-    pack: str = ""  # --pack: "", "auto" or a count (services/submission/packing.py)
-    estimate_s: float | None = None  # --estimate: seconds per calculation, for --pack auto
-    pack_size: int = 0  # resolved from pack: calculations per array task, 0 = not packed
-    pack_tasks: int | None = None  # --pack-tasks: spread the pack over this many tasks
-    after: list[int] = field(default_factory=list)  # parents: start after they completed
-    after_any: list[int] = field(default_factory=list)  # parents: start after they ended
-    study_id: int | None = None
-    on_scf_fail: list[str] = field(default_factory=list)  # --on-scf-fail key=value words
-    scf_policy: dict[str, Any] | None = None  # resolved from on_scf_fail (services/scf_retry)
-    structure_from: int | None = None  # start from this job's final structure (--from)
-    #: one job per set on the one structure, each set's parameters over ``params`` (converge)
-    param_sets: list[dict[str, Any]] = field(default_factory=list)
-    #: with ``structure_from``: one job per lattice factor of the parent's final cell (eos)
-    structure_scales: list[float] = field(default_factory=list)
-    #: --strict: a cutoff below the pseudopotentials' suggestion is an error, not a warning
-    strict: bool = False
-    #: --reuse: off, strict or loose ("" = the setting); services/lifecycle/reuse.py
-    reuse: str = ""
 
 
 @dataclass
@@ -126,57 +81,6 @@ class Submitted:
     frozen: dict[str, Any] = field(default_factory=dict)
 
 
-#: request fields filled from settings when not given, with their flag; all are checked
-_POLICY_FROM_SETTINGS = {"max_retries": "--retries", "retry_delay_s": "--retry-delay"}
-
-
-def resolve_request(request: SubmitRequest, settings: Settings) -> SubmitRequest:
-    """Fill unset request fields from the queue and settings; check every value.
-
-    A value given as a flag is named by its flag; one from a setting by its origin
-    (``ORION_ACCOUNT``, the path of ``orion.toml``), so that the error says what to fix.
-    """
-
-    r = request
-    r.scheduler = r.scheduler or settings.scheduler
-    if r.scheduler == "auto":
-        r.scheduler = default_scheduler_name()
-    if not known_scheduler(r.scheduler):
-        raise UsageError(
-            f"unknown scheduler '{r.scheduler}'", f"use one of: {', '.join(SCHEDULER_NAMES)}"
-        )
-    r.resolved = resolve_resources(settings, r.queue, r.resources)
-    for key in _POLICY_FROM_SETTINGS:
-        if getattr(r, key) is None:
-            setattr(r, key, getattr(settings, key))
-            check_bound(key, getattr(r, key), settings.sources.get(key, "the defaults"))
-        else:
-            check_bound(key, getattr(r, key))
-    if r.throttle is not None:
-        check_bound("throttle", r.throttle)
-    check_bound(
-        "soft_margin_s",
-        settings.soft_margin_s,
-        settings.sources.get("soft_margin_s", "the settings"),
-    )
-    check_text(r.name, "--name")
-
-    r.reuse = check_mode(
-        r.reuse or settings.reuse, "--reuse" if r.reuse else settings.sources.get("reuse", "reuse")
-    )
-    # several tags, in order, each once; an empty --tag "" means none, as it always did
-    r.tags = tuple(dict.fromkeys(t for t in (r.tags or (r.tag,)) if t))
-    r.tag = r.tags[0] if r.tags else ""
-    for tag in r.tags:
-        check_text(tag, "--tag")
-    check_text(
-        settings.work_root, "", settings.sources.get("work_root", ""), "work_root", max_chars=4096
-    )
-    if not r.structures:
-        raise UsageError("no structure given", "write e.g. orion submit Si.cif --engine qe")
-    return r
-
-
 def check_partition(scheduler: Scheduler, partition: str) -> None:
     if not partition:
         return
@@ -190,22 +94,10 @@ def check_partition(scheduler: Scheduler, partition: str) -> None:
         )
 
 
-def job_site(settings: Settings, engine: str, queue: str = "") -> SiteSetup:
-    """The job's site set-up: global settings, the queue's, ``[engines.<engine>]`` (checked)."""
-
-    setup = [*settings.setup, *queue_table(settings, queue).get("setup", [])]
-    return site_setup(
-        {"python": settings.python, "setup": setup, "env": settings.env},
-        engine,
-        settings.engine_settings(engine),
-        sys.executable,
-    )
-
-
 def _batch_spec(
-    job_id: int, name: str, workdir: Path, r: SubmitRequest, settings: Settings, instance: str = ""
+    job_id: int, name: str, workdir: Path, plan: SubmitPlan, settings: Settings, instance: str = ""
 ) -> BatchSpec:
-    site = job_site(settings, r.engine, r.queue)
+    site = job_site(settings, plan.request.engine, plan.request.queue)
     return BatchSpec(
         instance=instance,
         setup_lines=site.lines,
@@ -213,7 +105,7 @@ def _batch_spec(
         name=name,
         workdir=workdir,
         python=site.python,
-        resources=r.resolved,
+        resources=plan.resources,
         soft_margin_s=settings.soft_margin_s,
     )
 
@@ -229,13 +121,15 @@ def submit(
     ``progress(stage, done, total)`` is called while preparing, for big batches. Structures
     are read and staged (see :mod:`orion_cli.services.submission.staging`) while this process gets
     the scheduler and the database ready. ``structure_from`` starts the job from another
-    job's final structure (:mod:`orion_cli.services.submission.structure_from`).
+    job's final structure (:mod:`orion_cli.services.submission.structure_from`). ``request``
+    is not changed: it is planned (:mod:`orion_cli.services.submission.plan`), and the plan
+    travels down.
     """
     if request.structure_from is None:
         return _submit(settings, request, progress, None)
 
-    with prepared_from(settings, request) as handoff:
-        return _submit(settings, request, progress, handoff)
+    with prepared_from(settings, request) as (handoff, from_parent):
+        return _submit(settings, from_parent, progress, handoff)
 
 
 def _submit(
@@ -243,59 +137,53 @@ def _submit(
 ) -> Submitted:
 
     report = progress or (lambda stage, done, total: None)
-    r = resolve_request(request, settings)
-    links = check_links(settings, r.after, r.after_any, r.scheduler)
-    engine = get_engine(r.engine)
-    engine_settings = settings.engine_settings(r.engine)
-    params = engine.check(engine_params(r.params, r.engine, engine_names()), engine_settings)
-    sets = [
-        engine.check(engine_params({**r.params, **one}, r.engine, engine_names()), engine_settings)
-        for one in r.param_sets
-    ]
-    r.scf_policy = checked_policy(engine, params, r.on_scf_fail, engine_settings)
-    job_site(settings, r.engine, r.queue)  # a bad set-up line fails before any structure is read
-    paths = expand_inputs(r.structures)
+    plan = resolve_request(request, settings)
+    links = check_links(settings, request.after, request.after_any, plan.scheduler)
+    plan = check_params(plan, settings)  # the parents first, as their errors always came
+    engine_settings = settings.engine_settings(request.engine)
+    paths = expand_inputs(request.structures)
 
     task = StageTask(
-        engine=r.engine,
-        params=params,
+        engine=request.engine,
+        params=plan.params,
         engine_settings=dict(engine_settings),
         launcher=engine_settings.get("launcher", settings.launcher),
-        ntasks=r.resolved.ntasks,
-        min_distance_a=None if r.allow_close_atoms else MIN_DISTANCE_A,
+        ntasks=plan.resources.ntasks,
+        min_distance_a=None if request.allow_close_atoms else MIN_DISTANCE_A,
     )
     with staging(task, paths, report) as stager:
-        scheduler = scheduler_for(settings, r.scheduler)
-        check_partition(scheduler, r.resolved.partition)
+        scheduler = scheduler_for(settings, plan.scheduler)
+        check_partition(scheduler, plan.resources.partition)
         chunk = scheduler.max_array_size() if len(paths) > 1 else 1
-        if not r.dry_run:
+        if not request.dry_run:
             _prepare_database(settings)  # while the reader reads: imports, a server's connection
         staged = stager.collect()
-    if sets:
-        staged = _one_job_per_set(staged, sets, r.param_sets, dict(engine_settings))
-    _from_parent(staged, r, handoff)
+    if plan.param_sets:
+        sets = list(plan.param_sets)
+        staged = _one_job_per_set(staged, sets, request.param_sets, dict(engine_settings))
+    _from_parent(staged, plan, handoff)
     if len(staged) > 1 and chunk == 1:
         chunk = scheduler.max_array_size()  # one multi-frame file: many jobs after all
-    if r.name:
+    if request.name:
         for item in staged:
-            item.name = r.name if len(staged) == 1 else f"{r.name}-{item.name}"
+            item.name = request.name if len(staged) == 1 else f"{request.name}-{item.name}"
     _check_array_size(settings, len(staged))
-    r.pack_size = _pack_size(settings, r, scheduler, len(staged))
-    chunk *= max(r.pack_size, 1)  # max_array_size counts array tasks, not packed jobs
+    plan = replace(plan, pack_size=_pack_size(settings, plan, scheduler, len(staged)))
+    chunk *= max(plan.pack_size, 1)  # max_array_size counts array tasks, not packed jobs
     notes = list(dict.fromkeys(item.note for item in staged if item.note))
-    notes += _short_walltime_note(settings.soft_margin_s, r.resolved.walltime_s)
-    frozen_notes = _frozen_notes(staged, r.strict)
-    if r.dry_run:  # every check above ran, as for a real submit; nothing is written
-        shown = _dry_run(settings, r, [item.name for item in staged], chunk)
+    notes += _short_walltime_note(settings.soft_margin_s, plan.resources.walltime_s)
+    frozen_notes = _frozen_notes(staged, request.strict)
+    if request.dry_run:  # every check above ran, as for a real submit; nothing is written
+        shown = _dry_run(settings, plan, [item.name for item in staged], chunk)
         return _with_inputs(shown, staged[0], notes, frozen_notes)
     ready_database(settings)  # after every input was checked: a bad one leaves no file
     check_active_limit(settings, len(staged))
     result = Submitted([], [], [], notes=notes, frozen_notes=frozen_notes)
     reused: dict[int, int] = {}
-    if r.reuse != "off":
-        staged, reused = _reuse_matches(settings, r, params, staged, result, links)
+    if plan.reuse != "off":
+        staged, reused = _reuse_matches(settings, plan, staged, result, links)
     for start in range(0, len(staged), chunk):
-        _submit_chunk(settings, r, params, staged[start : start + chunk], scheduler, result, links)
+        _submit_chunk(settings, plan, staged[start : start + chunk], scheduler, result, links)
     result.ids = in_staged_order(reused, result.ids, len(staged))
     return result
 
@@ -325,7 +213,7 @@ def _short_walltime_note(margin_s: int, walltime_s: int) -> list[str]:
     ]
 
 
-def _from_parent(staged: list[Staged], r: SubmitRequest, handoff: Handoff | None) -> None:
+def _from_parent(staged: list[Staged], plan: SubmitPlan, handoff: Handoff | None) -> None:
     """``--from``: the node takes (and, for EOS points, scales) the parent's final structure."""
     if handoff is None:
         return
@@ -334,8 +222,9 @@ def _from_parent(staged: list[Staged], r: SubmitRequest, handoff: Handoff | None
         item.source = f"from:{handoff.parent_id}"
         # its structure is known only when it starts: no key, never reused
         item.inputs.frozen = unkeyed(item.inputs.frozen)
-    if r.structure_scales:  # the node scales the parent's final cell
-        for n, (item, scale) in enumerate(zip(staged, r.structure_scales, strict=True)):
+    scales = plan.request.structure_scales
+    if scales:  # the node scales the parent's final cell
+        for n, (item, scale) in enumerate(zip(staged, scales, strict=True)):
             item.inputs.structure_scale = scale
             item.name = str(n)  # named NAME-0, NAME-1, ... below, as orion eos names points
 
@@ -356,8 +245,7 @@ def _with_inputs(
 
 def _reuse_matches(
     settings: Settings,
-    r: SubmitRequest,
-    params: dict[str, Any],
+    plan: SubmitPlan,
     staged: list[Staged],
     result: Submitted,
     links: Links,
@@ -369,11 +257,11 @@ def _reuse_matches(
     reused = {}
     with session_scope(settings.resolved_database_url) as session:
         for n, item in enumerate(staged):
-            source = find_source(session, item.inputs.frozen or {}, r.reuse)
+            source = find_source(session, item.inputs.frozen or {}, plan.reuse)
             if source is None:
                 left.append(item)
                 continue
-            jobs, _ = record_jobs(session, settings, r, params, [item])
+            jobs, _ = record_jobs(session, settings, plan, [item])
             add_edges(session, jobs, links)
             session.commit()  # the row exists before its result or wait is recorded
             result.frozen_notes.append(take(session, jobs[0], source))
@@ -452,9 +340,9 @@ def set_label(params: dict[str, Any]) -> str:
     )
 
 
-def _pack_size(settings: Settings, r: SubmitRequest, scheduler: Any, n_jobs: int) -> int:
+def _pack_size(settings: Settings, plan: SubmitPlan, scheduler: Any, n_jobs: int) -> int:
     """Calculations per array task (``--pack``); 0 when not packed or only one job."""
-    res = r.resolved
+    r, res = plan.request, plan.resources
     pack = r.pack or ("auto" if r.pack_tasks else "")
     if r.pack_tasks and pack != "auto":
         raise UsageError(
@@ -538,18 +426,18 @@ def ready_database(settings: Settings) -> None:
     ready_engine(settings.resolved_database_url)
 
 
-def _dry_run(settings: Settings, r: SubmitRequest, names: list[str], chunk: int) -> Submitted:
+def _dry_run(settings: Settings, plan: SubmitPlan, names: list[str], chunk: int) -> Submitted:
     """Render the scripts a submit of the checked jobs ``names`` would write, and no more."""
-    spec = _batch_spec(0, names[0], settings.work_root_path / "<id>", r, settings)
+    spec = _batch_spec(0, names[0], settings.work_root_path / "<id>", plan, settings)
     if len(names) == 1:
         return Submitted([], [], [render_script(spec)])
-    size = max(r.pack_size, 1)
+    size = max(plan.pack_size, 1)
     scripts = [
         render_array_script(
             spec,
             settings.work_root_path / "arrays" / "<id>",
             -(-min(chunk, len(names) - start) // size),
-            0 if r.pack_size else None,
+            0 if plan.pack_size else None,
         )
         for start in range(0, len(names), chunk)
     ]
@@ -579,8 +467,7 @@ def _engine_inputs(first: Staged, max_bytes: int = 64 * 1024) -> dict[str, str]:
 
 def _submit_chunk(
     settings: Settings,
-    r: SubmitRequest,
-    params: dict[str, Any],
+    plan: SubmitPlan,
     chunk: list[Staged],
     scheduler: Scheduler,
     result: Submitted,
@@ -589,23 +476,23 @@ def _submit_chunk(
     """Record the chunk's rows in one transaction, then submit it (one job or one array)."""
 
     with session_scope(settings.resolved_database_url) as session:
-        jobs, script = record_jobs(session, settings, r, params, chunk)
+        jobs, script = record_jobs(session, settings, plan, chunk)
         add_edges(session, jobs, links)
         session.commit()  # the rows exist before the scheduler hears of the jobs
         send(
             session,
-            r,
+            plan,
             jobs,
             script,
             scheduler,
-            SubmitOptions(hold=r.hold, after=links.after),
+            SubmitOptions(hold=plan.request.hold, after=links.after),
             result,
         )
 
 
 def send(
     session: Session,
-    r: SubmitRequest,
+    plan: SubmitPlan,
     jobs: list[Job],
     script: Path,
     scheduler: Scheduler,
@@ -613,9 +500,10 @@ def send(
     result: Submitted,
 ) -> None:
     """Submit recorded (committed) ``jobs``, one job or one array, and record the outcome."""
-    size = max(r.pack_size, 1)  # packed: jobs i*size.. run in task i
+    size = max(plan.pack_size, 1)  # packed: jobs i*size.. run in task i
     n_tasks = -(-len(jobs) // size) if len(jobs) > 1 else 0
-    answer = dispatch.send(scheduler, dispatch.Attempt(script, options, n_tasks, r.throttle))
+    attempt = dispatch.Attempt(script, options, n_tasks, plan.request.throttle)
+    answer = dispatch.send(scheduler, attempt)
     if answer.unknown:  # left `created`: recovery adopts or submits them, never both
         result.errors.append(f"{dispatch.which_jobs(jobs)}: {answer.line()}")
     elif not answer.accepted:
@@ -626,15 +514,16 @@ def send(
             if n_tasks
             else [answer.scheduler_job_id]
         )
-        queued(session, jobs, ids, r.scheduler)
+        queued(session, jobs, ids, plan.scheduler)
         result.ids.extend(job.id or 0 for job in jobs)
         result.scheduler_job_ids.extend(ids)
 
 
 def _row(
-    item: Staged, r: SubmitRequest, owner: str, site: Any, size: int, settings: Settings
+    item: Staged, plan: SubmitPlan, owner: str, site: Any, size: int, settings: Settings
 ) -> dict[str, Any]:
     """One job row's values (the same for all of a chunk but the structure and inputs)."""
+    r = plan.request
     return dict(
         name=item.name,
         owner=owner,
@@ -643,43 +532,42 @@ def _row(
         frozen=item.inputs.frozen or None,
         calc_key=(item.inputs.frozen or {}).get("key") or None,
         loose_key=(item.inputs.frozen or {}).get("loose_key") or None,
-        tag=r.tag,
+        tag=plan.tag,
         structure_source=item.source,
         formula=item.formula,
         input_structure=item.text,
-        scheduler=r.scheduler,
+        scheduler=plan.scheduler,
         queue=r.queue,
-        **r.resolved.row(),
-        max_retries=r.max_retries or 0,
-        retry_delay_s=r.retry_delay_s or 0,
+        **plan.resources.row(),
+        max_retries=plan.max_retries or 0,
+        retry_delay_s=plan.retry_delay_s or 0,
         soft_margin_s=settings.soft_margin_s,
         held=r.hold,
         site=site,
-        pack=r.pack_size if size > 1 else 0,
-        study_id=r.study_id,
-        structure_from_id=r.structure_from,
-        on_scf_fail=r.scf_policy,
+        pack=plan.pack_size if size > 1 else 0,
+        study_id=plan.study_id,
+        structure_from_id=plan.structure_from,
+        on_scf_fail=plan.scf_policy,
     )
 
 
 def record_jobs(
     session: Session,
     settings: Settings,
-    r: SubmitRequest,
-    params: dict[str, Any],
+    plan: SubmitPlan,
     chunk: list[Staged],
 ) -> tuple[list[Job], Path]:
     """Write the rows, move the staged directories into place, write the batch script."""
 
     owner = current_user()
     check_role(session, owner)
-    site = job_site(settings, r.engine, r.queue).to_json()
-    rows = [_row(item, r, owner, site, len(chunk), settings) for item in chunk]
+    site = job_site(settings, plan.request.engine, plan.request.queue).to_json()
+    rows = [_row(item, plan, owner, site, len(chunk), settings) for item in chunk]
     jobs = insert_jobs(session, rows)
-    add_tags(session, jobs, r.tags)
+    add_tags(session, jobs, plan.tags)
     instance = instance_id(session)
     base = job_base(settings.work_root_path, instance, settings.job_dir_mode_bits)
-    spec = _batch_spec(jobs[0].id or 0, jobs[0].name, base, r, settings, instance)
+    spec = _batch_spec(jobs[0].id or 0, jobs[0].name, base, plan, settings, instance)
     for job in jobs:
         job.workdir = str(base / str(job.id))
     if len(jobs) == 1:  # made now, on the login node: its inputs can be looked at at once
@@ -704,8 +592,8 @@ def record_jobs(
     )
     script = array_dir / ARRAY_SCRIPT_NAME
     n_tasks, packs_round = len(jobs), None
-    if r.pack_size:
-        n_tasks, packs_round = write_packed(array_dir, len(jobs), r.pack_size)[-1] + 1, 0
+    if plan.pack_size:
+        n_tasks, packs_round = write_packed(array_dir, len(jobs), plan.pack_size)[-1] + 1, 0
     script.write_text(
         render_array_script(replace(spec, name="array"), array_dir, n_tasks, packs_round)
     )
