@@ -108,8 +108,9 @@ class ResourceAsk:
     optional fields: a new field of :class:`Resources` needs no edit here, and the origin
     of each value (``""`` for a command-line flag, else e.g. ``script 'run.sbatch'`` or
     the path of ``orion.toml``) travels with it, so an error names what to fix. A name
-    absent is "not said"; the values keep the order they were given in
-    (:func:`orion_cli.batch.sbatch_options` writes them in that order).
+    absent is "not said". The names are checked here, the values by :func:`resolve`.
+    The values keep the order they were given in (:meth:`only` picks an order), and
+    :func:`orion_cli.batch.sbatch_options` writes them in that order.
     """
 
     values: Mapping[str, Any] = field(default_factory=dict)
