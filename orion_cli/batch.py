@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from orion_cli.resources import Resources, sbatch_arg_line
+from orion_cli.resources import RESOURCE_FIELDS, ResourceAsk, Resources, sbatch_arg_option
 from orion_cli.units import format_walltime
 
 SCRIPT_NAME = "job.sh"
@@ -111,6 +113,62 @@ def slurm_filename(path: Path) -> str | None:
     return None if "\\" in text else text.replace("%", "%%")
 
 
+#: each resource's sbatch option and how its value is written (quoted where a user's text)
+_OPTIONS: dict[str, tuple[str, Callable[[Any, Callable[[str], str]], str]]] = {
+    "partition": ("partition", lambda value, quote: quote(value)),
+    "account": ("account", lambda value, quote: quote(value)),
+    "qos": ("qos", lambda value, quote: quote(value)),
+    "priority": ("nice", lambda value, quote: str(nice_for_priority(value))),
+    "walltime_s": ("time", lambda value, quote: format_walltime(value)),
+    "nodes": ("nodes", lambda value, quote: str(value)),
+    "ntasks": ("ntasks", lambda value, quote: str(value)),
+    "cpus_per_task": ("cpus-per-task", lambda value, quote: str(value)),
+    "mem_mb": ("mem", lambda value, quote: f"{value}M"),
+    "mem_per_cpu_mb": ("mem-per-cpu", lambda value, quote: f"{value}M"),
+    "gpus": ("gres", lambda value, quote: f"gpu:{value}"),  # every SLURM with GPUs reads it
+    "constraints": ("constraint", lambda value, quote: quote(value)),
+}
+
+
+def sbatch_options(ask: ResourceAsk, quote: Callable[[str], str] = str) -> list[str]:
+    """The one builder of sbatch's resource options: one per value ``ask`` sets, in its order.
+
+    ``quote`` quotes a user's text for an ``#SBATCH`` line (:func:`sbatch_quote`); on
+    sbatch's command line (the default) a value needs no quoting.
+
+    >>> sbatch_options(ResourceAsk.of(partition="a b", priority=8, walltime_s=120, mem_mb=512))
+    ['--partition=a b', '--nice=200', '--time=00:02:00', '--mem=512M']
+    >>> sbatch_options(ResourceAsk.of(exclusive=True, sbatch_args=("--comment=a b",)), repr)
+    ['--exclusive', "--comment='a b'"]
+    """
+    options = []
+    for name, value in ask.values.items():
+        if name == "exclusive":
+            options.extend(["--exclusive"] if value else [])
+        elif name == "sbatch_args":
+            options.extend(sbatch_arg_option(arg, quote) for arg in value)
+        else:
+            option, write = _OPTIONS[name]
+            options.append(f"--{option}={write(value, quote)}")
+    return options
+
+
+#: the resources written before orion's own chdir/output lines (the order of ``job.sh``)
+_FIRST = ("walltime_s", "nodes", "ntasks", "cpus_per_task")
+_MIDDLE = (
+    "priority",
+    "partition",
+    "mem_mb",
+    "mem_per_cpu_mb",
+    "account",
+    "qos",
+    "gpus",
+    "constraints",
+)
+_LAST = ("exclusive", "sbatch_args")
+assert sorted((*_FIRST, *_MIDDLE, *_LAST)) == sorted(RESOURCE_FIELDS), "a resource has no line"
+
+
 def sbatch_lines(spec: BatchSpec) -> list[str]:
     """Return the ``#SBATCH`` directives for ``spec``; every user string is quoted for sbatch.
 
@@ -120,40 +178,23 @@ def sbatch_lines(spec: BatchSpec) -> list[str]:
     q = sbatch_quote
     r = spec.resources
     output = slurm_filename(spec.output_path) or "/dev/null"
-    options: list[tuple[str, str | int]] = [
-        ("job-name", q(slurm_job_name(spec))),
-        ("comment", q(f"orion:{spec.orion_id}:{spec.attempt}")),
-        ("time", format_walltime(r.walltime_s)),
-        ("nodes", r.nodes),
-        ("ntasks", r.ntasks),
-        ("cpus-per-task", r.cpus_per_task),
-        ("chdir", q(str(spec.workdir))),
-        ("output", q(output)),
-        ("error", q(output)),
+    ask = r.asked()
+    if not nice_for_priority(r.priority):
+        ask = ask.without("priority")  # nice 0 is sbatch's own default
+    options = [
+        f"--job-name={q(slurm_job_name(spec))}",
+        f"--comment={q(f'orion:{spec.orion_id}:{spec.attempt}')}",
+        *sbatch_options(ask.only(*_FIRST), q),
+        f"--chdir={q(str(spec.workdir))}",
+        f"--output={q(output)}",
+        f"--error={q(output)}",
+        *sbatch_options(ask.only(*_MIDDLE), q),
     ]
-    if nice_for_priority(r.priority):
-        options.append(("nice", nice_for_priority(r.priority)))
-    if r.partition:
-        options.append(("partition", q(r.partition)))
-    if r.mem_mb:
-        options.append(("mem", f"{r.mem_mb}M"))
-    if r.mem_per_cpu_mb:
-        options.append(("mem-per-cpu", f"{r.mem_per_cpu_mb}M"))
-    if r.account:
-        options.append(("account", q(r.account)))
-    if r.qos:
-        options.append(("qos", q(r.qos)))
-    if r.gpus:
-        options.append(("gres", f"gpu:{r.gpus}"))
-    if r.constraints:
-        options.append(("constraint", q(r.constraints)))
     margin_s = soft_margin_for(spec.soft_margin_s, r.walltime_s)
     if margin_s:
-        options.append(("signal", f"B:USR1@{margin_s}"))
-    lines = [f"#SBATCH --{key}={value}" for key, value in options]
-    if r.exclusive:
-        lines.append("#SBATCH --exclusive")
-    return lines + [sbatch_arg_line(arg, q) for arg in r.sbatch_args]
+        options.append(f"--signal=B:USR1@{margin_s}")
+    options += sbatch_options(ask.only(*_LAST), q)
+    return [f"#SBATCH {option}" for option in options]
 
 
 def soft_margin_for(margin_s: int, walltime_s: int) -> int:

@@ -1,4 +1,4 @@
-"""Named queues and the one resolver of a submit's resources.
+"""Named queues, and the layers of a submit's resources (resolved by ``resources.resolve``).
 
 A site or user writes, in ``orion.toml`` or the user config::
 
@@ -26,14 +26,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from orion_cli.errors import ConfigError, UsageError
-from orion_cli.limits import BOUNDS, check_bound, check_text
 from orion_cli.resources import (
     RESOURCE_FIELDS,
-    RESOURCE_FLAGS,
     RESOURCE_KINDS,
+    ResourceAsk,
     Resources,
-    check_sbatch_arg,
     coerce_value,
+    resolve,
 )
 from orion_cli.site import setup_lines
 from orion_cli.units import format_walltime
@@ -43,8 +42,6 @@ if TYPE_CHECKING:
 
 QUEUE_KEYS = (*RESOURCE_FIELDS, "setup")
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-#: counts whose 0 means "not asked" (no #SBATCH line): their bound applies from 1
-_ZERO_IS_UNSET = ("mem_mb", "mem_per_cpu_mb")
 
 
 def check_queue_table(name: str, table: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -85,51 +82,32 @@ def queue_table(settings: Settings, queue: str) -> dict[str, Any]:
     return settings.queues[queue]
 
 
-def resolve_resources(settings: Settings, queue: str, requested: Mapping[str, Any]) -> Resources:
+def settings_layer(settings: Settings, *names: str) -> ResourceAsk:
+    """The settings' resources (``names``; all by default), each named by where it was set."""
+    return ResourceAsk(
+        {name: getattr(settings.resources, name) for name in names or RESOURCE_FIELDS},
+        {name: settings.sources.get(name, "the defaults") for name in names or RESOURCE_FIELDS},
+    )
+
+
+def resolve_resources(
+    settings: Settings, queue: str, requested: Mapping[str, Any] | ResourceAsk
+) -> Resources:
     """The resources of a submit: flags > queue ``queue`` > settings; every value checked.
 
     ``requested`` holds the values given on the command line (absent or None: not given).
     A value is named in an error by its flag, or by where it came from.
     """
+    if not isinstance(requested, ResourceAsk):
+        requested = ResourceAsk.of(
+            **{name: value for name, value in requested.items() if name in RESOURCE_FIELDS}
+        )
     table = queue_table(settings, queue)
     where_queue = f"[queues.{queue}] in {settings.queue_sources.get(queue, 'the configuration')}"
-    values: dict[str, Any] = {}
-    origins: dict[str, str] = {}
-    level: dict[str, int] = {}
-    for name in RESOURCE_FIELDS:
-        given = requested.get(name)
-        if given is not None:
-            values[name], origins[name], level[name] = given, "", 0
-        elif name in table:
-            values[name], origins[name], level[name] = table[name], where_queue, 1
-        else:
-            values[name] = getattr(settings.resources, name)
-            origins[name] = settings.sources.get(name, "the defaults")
-            level[name] = 2
-    if values["mem_mb"] and values["mem_per_cpu_mb"]:
-        if level["mem_mb"] == level["mem_per_cpu_mb"]:
-            raise UsageError(
-                "--mem and --mem-per-cpu exclude each other"
-                + (f" ({origins['mem_mb']} sets both)" if origins["mem_mb"] else ""),
-                "give memory per node (--mem) or per CPU (--mem-per-cpu), not both",
-            )
-        lower = "mem_mb" if level["mem_mb"] > level["mem_per_cpu_mb"] else "mem_per_cpu_mb"
-        values[lower] = 0  # the more specific choice replaces the other kind of memory
-    values["sbatch_args"] = tuple(values["sbatch_args"] or ())
-    for name in RESOURCE_FIELDS:
-        _check(name, values[name], origins[name])
-    return Resources(**values)
-
-
-def _check(name: str, value: Any, origin: str) -> None:
-    flag = RESOURCE_FLAGS[name]
-    if name == "sbatch_args":
-        for arg in value:
-            check_sbatch_arg(arg, flag if not origin else f"sbatch_args in {origin}")
-    elif RESOURCE_KINDS[name] is str:
-        check_text(value, flag, origin, name)
-    elif name in BOUNDS and not (name in _ZERO_IS_UNSET and not value):
-        check_bound(name, value, origin)
+    queued = ResourceAsk.of(
+        where_queue, **{name: value for name, value in table.items() if name in RESOURCE_FIELDS}
+    )
+    return resolve(requested, queued, settings_layer(settings))
 
 
 def queue_rows(settings: Settings) -> list[list[str]]:

@@ -1,8 +1,10 @@
 """Pure: what a job asks of the scheduler, as one value object.
 
 Settings and flags stay flat (``walltime_s`` in ``orion.toml``, ``--walltime`` on the
-command line); :func:`orion_cli.queues.resolve_resources` turns them, with a
-named queue's values in between, into one :class:`Resources`. From there on the job row
+command line). Each source of resources (the flags, a script's ``#SBATCH`` lines, a named
+queue, the settings, SLURM's record of an adopted job) gives a partial :class:`ResourceAsk`;
+:func:`resolve` layers them and turns them into one :class:`Resources`, every value checked
+and named by where it came from. From there on the job row
 (:meth:`Resources.row` / :meth:`Resources.of`), the batch script
 (:func:`orion_cli.batch.sbatch_lines`), retries
 (:func:`orion_cli.services.lifecycle.retry.escalate`) and packed resubmissions all use it.
@@ -14,11 +16,13 @@ migration), its command-line option and its ``#SBATCH`` line.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any
 
 from orion_cli.errors import ConfigError, UsageError
-from orion_cli.limits import bad_character, shown
+from orion_cli.limits import BOUNDS, bad_character, check_bound, check_text, shown
 
 
 def _flag(name: str) -> Any:
@@ -68,12 +72,137 @@ class Resources:
         values["exclusive"] = bool(values["exclusive"])
         return cls(**values)
 
+    def asked(self) -> ResourceAsk:
+        """The values that ask for something: all but an empty one left at its default.
+
+        >>> Resources(partition="debug", priority=0).asked().names()[:5]
+        ('partition', 'priority', 'walltime_s', 'nodes', 'ntasks')
+        """
+        values = {}
+        for name in RESOURCE_FIELDS:
+            value = getattr(self, name)
+            if value or value != getattr(_DEFAULTS, name):
+                values[name] = value
+        return ResourceAsk(values)
+
 
 RESOURCE_FIELDS = tuple(f.name for f in fields(Resources))
 #: each field's command-line flag, to name it in errors
 RESOURCE_FLAGS = {f.name: f.metadata["flag"] for f in fields(Resources)}
 #: the kind of each field's value: str, int, bool or tuple
 RESOURCE_KINDS = {name: type(getattr(Resources(), name)) for name in RESOURCE_FIELDS}
+_DEFAULTS = Resources()
+#: the two kinds of memory: one set in a layer replaces the other kind below it
+_MEMORY_KINDS = (("mem_mb", "mem_per_cpu_mb"), ("mem_per_cpu_mb", "mem_mb"))
+#: counts whose 0 means "not asked" (no #SBATCH line): their bound applies from 1
+_ZERO_IS_UNSET = ("mem_mb", "mem_per_cpu_mb")
+
+
+@dataclass(frozen=True)
+class ResourceAsk:
+    """Part of a job's resources as one source gives them; each value with its origin.
+
+    The flags, a script's ``#SBATCH`` lines, a named queue, the settings and SLURM's record
+    of an adopted job each give one; :func:`resolve` layers them into :class:`Resources`.
+    A checked mapping keyed by :data:`RESOURCE_FIELDS` rather than a second list of
+    optional fields: a new field of :class:`Resources` needs no edit here, and the origin
+    of each value (``""`` for a command-line flag, else e.g. ``script 'run.sbatch'`` or
+    the path of ``orion.toml``) travels with it, so an error names what to fix. A name
+    absent is "not said". The names are checked here, the values by :func:`resolve`.
+    The values keep the order they were given in (:meth:`only` picks an order), and
+    :func:`orion_cli.batch.sbatch_options` writes them in that order.
+    """
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.values if name not in RESOURCE_KINDS]
+        if unknown or any(value is None for value in self.values.values()):
+            raise TypeError(f"not resource values: {dict(self.values)!r}")
+        origins = {name: self.origins.get(name, "") for name in self.values}
+        object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
+        object.__setattr__(self, "origins", MappingProxyType(origins))
+
+    @classmethod
+    def of(cls, origin: str = "", **values: Any) -> ResourceAsk:
+        """The values given (None: not given), all from ``origin`` ("" = the command line).
+
+        >>> ResourceAsk.of(nodes=2, partition=None).values
+        mappingproxy({'nodes': 2})
+        """
+        given = {name: value for name, value in values.items() if value is not None}
+        return cls(given, dict.fromkeys(given, origin))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.values)
+
+    def only(self, *names: str) -> ResourceAsk:
+        """The values of ``names`` that are set, in the order of ``names``."""
+        kept = [name for name in names if name in self.values]
+        return ResourceAsk({n: self.values[n] for n in kept}, self.origins)
+
+    def without(self, *names: str) -> ResourceAsk:
+        return self.only(*(name for name in self.values if name not in names))
+
+    def over(self, lower: ResourceAsk) -> ResourceAsk:
+        """This layer over ``lower``: each value set here wins.
+
+        Memory per node and per CPU exclude each other: one set here replaces the other
+        kind below (the more specific choice wins), as sbatch's own options do.
+
+        >>> ask = ResourceAsk.of(mem_mb=4096).over(ResourceAsk.of(mem_per_cpu_mb=2048, nodes=2))
+        >>> dict(ask.values)
+        {'mem_per_cpu_mb': 0, 'nodes': 2, 'mem_mb': 4096}
+        """
+        values = {**lower.values, **self.values}
+        origins = {**lower.origins, **self.origins}
+        for mine, other in _MEMORY_KINDS:
+            if self.values.get(mine) and other not in self.values and lower.values.get(other):
+                values[other], origins[other] = 0, self.origins[mine]
+        return ResourceAsk(values, origins)
+
+
+def resolve(*layers: ResourceAsk) -> Resources:
+    """The one resolver: ``layers`` (highest first) over the defaults, every value checked.
+
+    >>> flags = ResourceAsk.of(ntasks=8)
+    >>> header = ResourceAsk.of("script 'run.sbatch'", ntasks=4, walltime_s=600)
+    >>> r = resolve(flags, header, ResourceAsk.of("orion.toml", walltime_s=60, nodes=2))
+    >>> r.ntasks, r.walltime_s, r.nodes, r.partition
+    (8, 600, 2, '')
+    """
+    ask = ResourceAsk()
+    for layer in layers:
+        ask = ask.over(layer)
+    if ask.get("mem_mb") and ask.get("mem_per_cpu_mb"):  # both from one layer
+        origin = ask.origins["mem_mb"]
+        raise UsageError(
+            "--mem and --mem-per-cpu exclude each other"
+            + (f" ({origin} sets both)" if origin else ""),
+            "give memory per node (--mem) or per CPU (--mem-per-cpu), not both",
+        )
+    values = {name: ask.get(name, getattr(_DEFAULTS, name)) for name in RESOURCE_FIELDS}
+    values["sbatch_args"] = tuple(values["sbatch_args"] or ())
+    for name in RESOURCE_FIELDS:
+        _check(name, values[name], ask.origins.get(name, "the defaults"))
+    return Resources(**values)
+
+
+def _check(name: str, value: Any, origin: str) -> None:
+    """Check one value; an error names its flag ("" origin) or where it came from."""
+    flag = RESOURCE_FLAGS[name]
+    if name == "sbatch_args":
+        for arg in value:
+            check_sbatch_arg(arg, flag if not origin else f"sbatch_args in {origin}")
+    elif RESOURCE_KINDS[name] is str:
+        check_text(value, flag, origin, name)
+    elif name in BOUNDS and not (name in _ZERO_IS_UNSET and not value):
+        check_bound(name, value, origin)
+
 
 #: sbatch options orion writes itself, with what to use instead ("" : nothing, orion's own)
 OWN_OPTIONS = {
@@ -184,16 +313,16 @@ def check_sbatch_arg(text: str, where: str = "--sbatch-arg") -> str:
     return text
 
 
-def sbatch_arg_line(text: str, quote: Any) -> str:
-    """The ``#SBATCH`` line of a checked extra option; its value quoted for sbatch.
+def sbatch_arg_option(text: str, quote: Any) -> str:
+    """A checked extra option with its value quoted by ``quote`` (for an ``#SBATCH`` line).
 
-    >>> sbatch_arg_line("--comment=a b", repr)
-    "#SBATCH --comment='a b'"
-    >>> sbatch_arg_line("--requeue", repr)
-    '#SBATCH --requeue'
+    >>> sbatch_arg_option("--comment=a b", repr)
+    "--comment='a b'"
+    >>> sbatch_arg_option("--requeue", repr)
+    '--requeue'
     """
     match = _OPTION.fullmatch(text)
     assert match is not None, "checked by check_sbatch_arg"
     if match["value"] is None:
-        return f"#SBATCH --{match['name']}"
-    return f"#SBATCH --{match['name']}={quote(match['value'])}"
+        return f"--{match['name']}"
+    return f"--{match['name']}={quote(match['value'])}"

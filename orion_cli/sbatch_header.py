@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orion_cli.errors import UsageError
+from orion_cli.resources import ResourceAsk
 from orion_cli.units import clock_s, parse_mem_mb
 
 #: short options and the long option they stand for (sbatch(1)); all take a value
@@ -172,20 +173,6 @@ def _read_words(words: list[str], options: dict[str, str], bad: str, fix: str) -
             raise UsageError(f"{bad} has '{word}', which is not an sbatch option", fix)
 
 
-@dataclass(frozen=True)
-class HeaderResources:
-    """What the header asks for, in orion's units; None where it says nothing."""
-
-    walltime_s: int | None = None
-    mem_mb: int | None = None
-    nodes: int | None = None
-    ntasks: int | None = None
-    cpus_per_task: int | None = None
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-
-
 def _count(header: ScriptHeader, key: str, where: str) -> int | None:
     value = header.get(key)
     if value is None:
@@ -199,13 +186,13 @@ def _count(header: ScriptHeader, key: str, where: str) -> int | None:
     return int(first)
 
 
-def header_resources(header: ScriptHeader, where: str = "the script") -> HeaderResources:
-    """Convert the header's resource options; a value sbatch would refuse is a UsageError.
+def header_resources(header: ScriptHeader, where: str = "the script") -> ResourceAsk:
+    """What the header asks for, in orion's units, from ``where``; a value sbatch would
+    refuse is a UsageError.
 
-    >>> header_resources(parse_header("#SBATCH -t 1-02:00 --mem=4G -n 8 -p debug"))
-    ... # doctest: +NORMALIZE_WHITESPACE
-    HeaderResources(walltime_s=93600, mem_mb=4096, nodes=None, ntasks=8, cpus_per_task=None,
-                    partition='debug', account=None, qos=None)
+    >>> ask = header_resources(parse_header("#SBATCH -t 1-02:00 --mem=4G -n 8 -p debug"), "s")
+    >>> dict(ask.values), ask.origins["ntasks"]
+    ({'walltime_s': 93600, 'mem_mb': 4096, 'ntasks': 8, 'partition': 'debug'}, 's')
     """
     walltime_s = None
     if (time := header.get("time")) is not None:
@@ -223,7 +210,8 @@ def header_resources(header: ScriptHeader, where: str = "the script") -> HeaderR
             raise UsageError(
                 f"{where}: #SBATCH --mem={mem} is not a memory size", "write e.g. #SBATCH --mem=4G"
             ) from None
-    return HeaderResources(
+    return ResourceAsk.of(
+        where,
         walltime_s=walltime_s,
         mem_mb=mem_mb,
         nodes=_count(header, "nodes", where),

@@ -18,7 +18,6 @@ MAX_BODY_LINES = 60
 #: a function may not grow, and one that fits the budget must leave the list.
 OVER_BUDGET = {
     "api.py::submit": 69,
-    "services/submission/scripts.py::_checked": 67,
 }
 
 

@@ -21,6 +21,7 @@ from orion_cli.jobprogress import (
     report_result,
 )
 from orion_cli.limits import check_bound, check_text
+from orion_cli.resources import ResourceAsk
 from orion_cli.units import parse_mem_mb, parse_walltime_s
 
 #: submit options an engine job takes and a script job does not
@@ -49,7 +50,7 @@ def submit_script_command(
             raise UsageError(
                 f"{flag} does not go with --script", "your script says what to run; drop the option"
             )
-    walltime, retry_delay, soft = given["walltime"], given["retry_delay"], given["soft_limit"]
+    retry_delay, soft = given["retry_delay"], given["soft_limit"]
     request = ScriptRequest(
         script=script,
         args=list(args),
@@ -57,15 +58,7 @@ def submit_script_command(
         tag=(given["tag"] or [""])[0],
         tags=tuple(given["tag"] or ()),
         scheduler=given["scheduler"],
-        partition=given["partition"],
-        walltime_s=parse_walltime_s(walltime, "--walltime") if walltime else 0,
-        nodes=given["nodes"],
-        ntasks=given["ntasks"],
-        cpus_per_task=given["cpus_per_task"],
-        mem_mb=parse_mem_mb(given["mem"]) if given["mem"] else 0,
-        account=given["account"],
-        qos=given["qos"],
-        priority=given["priority"],
+        resources=_script_resources(given),
         max_retries=given["retries"],
         retry_delay_s=parse_walltime_s(retry_delay, "--retry-delay") if retry_delay else None,
         hold=given["hold"],
@@ -96,6 +89,23 @@ def submit_script_command(
         wait_and_show(settings, done.ids, given["as_json"])
     if done.errors:
         raise typer.Exit(1)
+
+
+def _script_resources(given: dict[str, Any]) -> ResourceAsk:
+    """The resources given as flags, in the order they are passed to sbatch (an empty
+    value or a count of 0 is not given: the script's line stays in force)."""
+    walltime = given["walltime"]
+    return ResourceAsk.of(
+        partition=given["partition"] or None,
+        account=given["account"] or None,
+        qos=given["qos"] or None,
+        nodes=given["nodes"] or None,
+        ntasks=given["ntasks"] or None,
+        cpus_per_task=given["cpus_per_task"] or None,
+        priority=given["priority"],
+        walltime_s=parse_walltime_s(walltime, "--walltime") if walltime else None,
+        mem_mb=parse_mem_mb(given["mem"]) if given["mem"] else None,
+    )
 
 
 @app.command()

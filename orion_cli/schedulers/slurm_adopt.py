@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
+from orion_cli.resources import ResourceAsk
 from orion_cli.units import clock_s
 
 #: sacct fields asked for, in this order
@@ -35,20 +37,14 @@ _MB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
 
 @dataclass(frozen=True)
 class ForeignJob:
-    """A job as SLURM reports it, in orion's units (0/"" where SLURM says nothing usable)."""
+    """A job as SLURM reports it ("" where SLURM says nothing usable)."""
 
     scheduler_job_id: str
     name: str
     user: str
     state: str
-    walltime_s: int = 0
-    mem_mb: int = 0
-    nodes: int = 1
-    ntasks: int = 1
-    cpus_per_task: int = 1
-    partition: str = ""
-    account: str = ""
-    qos: str = ""
+    #: what the job asked for, in orion's units; a value SLURM gave nothing usable for is unset
+    resources: ResourceAsk = ResourceAsk()
     workdir: str = ""
     script_path: str = ""
     array: bool = False
@@ -95,9 +91,19 @@ def mem_mb(text: str) -> int:
     return round(float(match.group(1)) * _MB[match.group(2).upper()])
 
 
-def _count(text: str) -> int:
+def _count(text: str) -> int | None:
     first = text.split("-")[0]
-    return int(first) if first.isdigit() and int(first) > 0 else 1
+    return int(first) if first.isdigit() and int(first) > 0 else None
+
+
+def slurm_resources(job_id: str, **values: Any) -> ResourceAsk:
+    """SLURM's answer for ``job_id`` as resources: 0 and "" (nothing usable) are unset.
+
+    >>> dict(slurm_resources("7", walltime_s=0, nodes=2, partition="").values)
+    {'nodes': 2}
+    """
+    given = {name: value for name, value in values.items() if value not in (0, "", None)}
+    return ResourceAsk.of(f"SLURM's record of job {job_id}", **given)
 
 
 def parse_scontrol_job(stdout: str) -> ForeignJob | None:
@@ -114,14 +120,17 @@ def parse_scontrol_job(stdout: str) -> ForeignJob | None:
         name=kv.get("JobName", ""),
         user=kv.get("UserId", "").split("(")[0],
         state=kv.get("JobState", ""),
-        walltime_s=clock_s(kv.get("TimeLimit", "")) or 0,
-        mem_mb=mem_mb(kv.get("MinMemoryNode", "")),
-        nodes=_count(kv.get("NumNodes", "")),
-        ntasks=_count(kv.get("NumTasks", "")),
-        cpus_per_task=_count(kv.get("CPUs/Task", "")),
-        partition=kv.get("Partition", ""),
-        account=kv.get("Account", ""),
-        qos=kv.get("QOS", ""),
+        resources=slurm_resources(
+            kv.get("JobId", ""),
+            walltime_s=clock_s(kv.get("TimeLimit", "")),
+            mem_mb=mem_mb(kv.get("MinMemoryNode", "")),
+            nodes=_count(kv.get("NumNodes", "")),
+            ntasks=_count(kv.get("NumTasks", "")),
+            cpus_per_task=_count(kv.get("CPUs/Task", "")),
+            partition=kv.get("Partition", ""),
+            account=kv.get("Account", ""),
+            qos=kv.get("QOS", ""),
+        ),
         workdir=kv.get("WorkDir", ""),
         script_path=kv.get("Command", "") if kv.get("BatchFlag") == "1" else "",
         array="ArrayJobId" in kv,
@@ -141,14 +150,16 @@ def parse_sacct_job(stdout: str, job_id: str) -> ForeignJob | None:
             name=row["JobName"],
             user=row["User"],
             state=row["State"],
-            walltime_s=clock_s(row["Timelimit"]) or 0,
-            mem_mb=mem_mb(row["ReqMem"]),
-            nodes=_count(row["NNodes"]),
-            ntasks=_count(row["NTasks"]),
-            cpus_per_task=1,
-            partition=row["Partition"],
-            account=row["Account"],
-            qos=row["QOS"],
+            resources=slurm_resources(
+                job_id,
+                walltime_s=clock_s(row["Timelimit"]),
+                mem_mb=mem_mb(row["ReqMem"]),
+                nodes=_count(row["NNodes"]),
+                ntasks=_count(row["NTasks"]),
+                partition=row["Partition"],
+                account=row["Account"],
+                qos=row["QOS"],
+            ),
             workdir=row["WorkDir"],
         )
     return None

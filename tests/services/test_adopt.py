@@ -41,7 +41,16 @@ def test_captured_scontrol_line_is_read() -> None:
         "root",
         "COMPLETED",
     )
-    assert (job.walltime_s, job.mem_mb, job.ntasks, job.partition) == (120, 200, 1, "debug")
+    assert dict(job.resources.values) == {
+        "walltime_s": 120,
+        "mem_mb": 200,
+        "nodes": 1,
+        "ntasks": 1,
+        "cpus_per_task": 1,
+        "partition": "debug",
+        "account": "root",
+        "qos": "normal",
+    }
     assert job.script_path == "/tmp/sc-adopt/plain.sbatch" and not job.array
     array = parse_scontrol_job(ARRAY)
     assert array is not None and array.array

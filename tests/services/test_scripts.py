@@ -288,3 +288,22 @@ def test_dry_run_prints_the_sbatch_command_and_writes_nothing(
     assert "--signal=B:USR1@120" in argv and f"--chdir={local}" in argv
     assert not any(a.startswith("--time") for a in argv)  # the script's own 5 minutes stand
     assert not orion_home.exists() or not any(orion_home.iterdir())
+
+
+def test_flags_go_to_sbatch_in_a_fixed_order_over_the_scripts_lines(
+    local: Path, orion_home: Path
+) -> None:
+    import shlex
+
+    header = "#SBATCH --time=00:05:00\n#SBATCH -p debug --mem=1G -N 1\n"
+    script = write_script(local / "run.sbatch", "true\n", header=header)
+    flags = ("--partition", "long", "--nodes", "2", "--priority", "8", "--mem", "2G")
+    argv = shlex.split(orion("submit", "--script", str(script), *flags, "--dry-run").stdout)
+    wanted = ("--partition", "--nodes", "--nice", "--time", "--mem")
+    # the flags win over the script's lines; its own --time=00:05:00 stands, so none is added
+    assert [a for a in argv if a.startswith(wanted)] == [
+        "--partition=long",
+        "--nodes=2",
+        "--nice=200",
+        "--mem=2048M",
+    ]

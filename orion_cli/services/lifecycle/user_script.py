@@ -10,12 +10,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orion_cli.batch import BatchSpec, slurm_filename, slurm_job_name
+from orion_cli.batch import BatchSpec, sbatch_options, slurm_filename, slurm_job_name
 from orion_cli.jobdir import SCRIPT_COPY
-from orion_cli.resources import Resources
+from orion_cli.resources import ResourceAsk, Resources
 from orion_cli.sbatch_header import export_option
 from orion_cli.schedulers.base import SubmitOptions
-from orion_cli.units import format_walltime
 
 
 def script_submission(
@@ -47,10 +46,12 @@ def script_submission(
         instance=instance,
     )  # the name and output path need no more
     extra = [f"--job-name={slurm_job_name(spec)}", *script.get("options", [])]
-    if walltime_s != script.get("own_time"):  # a flag, orion's default or a retry's
-        extra.append(f"--time={format_walltime(walltime_s)}")
-    if mem_mb and mem_mb != script.get("own_mem_mb"):
-        extra.append(f"--mem={mem_mb}M")
+    this_attempt = ResourceAsk.of(
+        # a flag, orion's default or a retry's; the script's own line otherwise
+        walltime_s=walltime_s if walltime_s != script.get("own_time") else None,
+        mem_mb=mem_mb if mem_mb and mem_mb != script.get("own_mem_mb") else None,
+    )
+    extra += sbatch_options(this_attempt)
     output = slurm_filename(spec.output_path)
     if not script.get("own_output") and output is not None:
         extra.append(f"--output={output}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orion_cli.batch import sbatch_options
 from orion_cli.config import Settings
 from orion_cli.db.models import Job, JobAttempt, add_tags, insert_jobs
 from orion_cli.db.roles import check_role
@@ -23,6 +24,8 @@ from orion_cli.db.session import instance_id, ready_engine, session_scope
 from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
 from orion_cli.jobdir import SCRIPT_COPY
+from orion_cli.queues import settings_layer
+from orion_cli.resources import Resources, resolve
 from orion_cli.runner import Runner, run
 from orion_cli.sbatch_header import expand_output, parse_header
 from orion_cli.schedulers import slurm_adopt as a
@@ -30,6 +33,9 @@ from orion_cli.schedulers.slurm_commands import JOB_ID
 from orion_cli.services.lifecycle.state import transition_many
 from orion_cli.states import JobStatus
 from orion_cli.workroot import job_base
+
+#: the resources a retry passes to sbatch with the kept script (time and memory: per attempt)
+_RESENT = ("partition", "account", "qos", "nodes", "ntasks", "cpus_per_task")
 
 
 @dataclass
@@ -87,26 +93,26 @@ def _refusal(session: Any, found: a.ForeignJob, me: str) -> str | None:
     return None
 
 
-def _row(
-    settings: Settings, found: a.ForeignJob, script: str, retries: int, tag: str
-) -> dict[str, Any]:
+def adopted_resources(settings: Settings, found: a.ForeignJob) -> Resources:
+    """The resources of ``found``: SLURM's answer over orion's default walltime, checked."""
+    return resolve(found.resources, settings_layer(settings, "walltime_s"))
 
+
+def _row(
+    settings: Settings,
+    found: a.ForeignJob,
+    resources: Resources,
+    script: str,
+    retries: int,
+    tag: str,
+) -> dict[str, Any]:
+    """The job row of ``found``: its resources from SLURM's answer (``resources``)."""
     try:
         header = parse_header(script).options if script else {}
     except UsageError:
         header = {}  # SLURM ran it: orion records its resources from SLURM, not the lines
-    options = [
-        f"--{key}={value}"
-        for key, value in (
-            ("partition", found.partition),
-            ("account", found.account),
-            ("qos", found.qos),
-            ("nodes", found.nodes),
-            ("ntasks", found.ntasks),
-            ("cpus-per-task", found.cpus_per_task),
-        )
-        if value
-    ]
+    # a retry resubmits the kept script with what SLURM granted, as sbatch options
+    resent = resources.asked().only(*_RESENT)
     return dict(
         name=found.name or f"slurm-{found.scheduler_job_id}",
         owner=current_user(),
@@ -116,14 +122,7 @@ def _row(
         scheduler="slurm",
         scheduler_job_id=found.scheduler_job_id,
         raw_state=found.state.split()[0],
-        partition=found.partition,
-        account=found.account,
-        qos=found.qos,
-        walltime_s=found.walltime_s or settings.resources.walltime_s,
-        mem_mb=found.mem_mb,
-        nodes=found.nodes,
-        ntasks=found.ntasks,
-        cpus_per_task=found.cpus_per_task,
+        **{name: getattr(resources, name) for name in (*_RESENT, "walltime_s", "mem_mb")},
         max_retries=retries if script else 0,
         retry_delay_s=settings.retry_delay_s,
         soft_margin_s=0,
@@ -132,7 +131,7 @@ def _row(
             "args": [],
             "submit_dir": found.workdir,
             "header": header,
-            "options": options,
+            "options": sbatch_options(resent),
             "own_time": None,
             "own_mem_mb": None,
             "own_output": True,
@@ -168,6 +167,7 @@ def adopt(
     for job_id in dict.fromkeys(job_ids):
         try:
             found, script = look_up(job_id.strip(), runner)
+            resources = adopted_resources(settings, found)
         except UsageError as exc:
             done.errors.append(exc.one_line())
             continue
@@ -177,7 +177,7 @@ def adopt(
             if why:
                 done.errors.append(f"{why} — nothing recorded")
                 continue
-            job = insert_jobs(session, [_row(settings, found, script, retries, tag)])[0]
+            job = insert_jobs(session, [_row(settings, found, resources, script, retries, tag)])[0]
             add_tags(session, [job], (tag,))
             base = job_base(
                 settings.work_root_path, instance_id(session), settings.job_dir_mode_bits

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orion_cli.batch import nice_for_priority
+from orion_cli.batch import sbatch_options
 from orion_cli.config import Settings
 from orion_cli.db.models import add_tags, insert_jobs
 from orion_cli.db.roles import check_role
@@ -29,6 +29,8 @@ from orion_cli.db.session import instance_id, ready_engine, session_scope
 from orion_cli.errors import UsageError
 from orion_cli.identity import current_user
 from orion_cli.limits import check_bound, check_text
+from orion_cli.queues import settings_layer
+from orion_cli.resources import ResourceAsk, resolve
 from orion_cli.sbatch_header import (
     ScriptHeader,
     check_sbatch_accepts,
@@ -53,7 +55,7 @@ MAX_SCRIPT_BYTES = 1024 * 1024
 
 @dataclass
 class ScriptRequest:
-    """What ``orion submit --script`` was given; unset resources (None/0/"") come from the
+    """What ``orion submit --script`` was given; the resources it does not set come from the
     script's ``#SBATCH`` lines."""
 
     script: Path
@@ -62,15 +64,8 @@ class ScriptRequest:
     tag: str = ""
     tags: tuple[str, ...] = ()  # every --tag; ``tag`` is the first
     scheduler: str = ""
-    partition: str = ""
-    walltime_s: int = 0
-    nodes: int | None = None
-    ntasks: int | None = None
-    cpus_per_task: int | None = None
-    mem_mb: int = 0
-    account: str = ""
-    qos: str = ""
-    priority: int | None = None
+    #: the resources given as flags (they override the script's lines)
+    resources: ResourceAsk = ResourceAsk()
     max_retries: int | None = None
     retry_delay_s: int | None = None
     hold: bool = False
@@ -104,23 +99,24 @@ def read_script(path: Path) -> str:
 def _flag_options(r: ScriptRequest) -> list[str]:
     """sbatch options for the resources given as flags (time and memory are added per
     attempt, see :func:`script_submission`)."""
-    options = [
-        f"--{key}={value}"
-        for key, value in (
-            ("partition", r.partition),
-            ("account", r.account),
-            ("qos", r.qos),
-            ("nodes", r.nodes),
-            ("ntasks", r.ntasks),
-            ("cpus-per-task", r.cpus_per_task),
-        )
-        if value
-    ]
-    if r.priority is not None:
-        options.append(f"--nice={nice_for_priority(r.priority)}")
+    options = sbatch_options(r.resources.without("walltime_s", "mem_mb"))
     if r.soft_limit_s:
         options.append(f"--signal=B:USR1@{r.soft_limit_s}")
     return options
+
+
+#: the resources a script job records (what flags and ``#SBATCH`` lines can set)
+_RECORDED = (
+    "partition",
+    "account",
+    "qos",
+    "walltime_s",
+    "mem_mb",
+    "nodes",
+    "ntasks",
+    "cpus_per_task",
+    "priority",
+)
 
 
 def _checked_header(text: str, where: str) -> ScriptHeader:
@@ -141,47 +137,24 @@ def _checked(settings: Settings, r: ScriptRequest) -> tuple[str, dict[str, Any]]
     text = read_script(path)
     where = f"script '{path}'"
     header = _checked_header(text, where)
-    res = header_resources(header, where)
-    for flag, value in (
-        ("--name", r.name),
-        ("--tag", r.tag),
-        ("--partition", r.partition),
-        ("--account", r.account),
-        ("--qos", r.qos),
-    ):
+    own = header_resources(header, where)
+    for flag, value in (("--name", r.name), ("--tag", r.tag)):
         check_text(value, flag)
-    walltime_s = r.walltime_s or res.walltime_s or settings.resources.walltime_s
+    # flags over the script's lines over orion's default walltime (passed when it has none)
+    resources = resolve(r.resources, own, settings_layer(settings, "walltime_s"))
     row: dict[str, Any] = dict(
         name=r.name or header.get("job-name") or path.stem,
         tag=r.tag,
         engine=SCRIPT_ENGINE,
         structure_source=str(path),
-        partition=r.partition or res.partition or "",
-        account=r.account or res.account or "",
-        qos=r.qos or res.qos or "",
-        walltime_s=walltime_s,
-        mem_mb=r.mem_mb or res.mem_mb or 0,
-        nodes=r.nodes or res.nodes or 1,
-        ntasks=r.ntasks or res.ntasks or 1,
-        cpus_per_task=r.cpus_per_task or res.cpus_per_task or 1,
-        priority=10 if r.priority is None else r.priority,
+        **{name: getattr(resources, name) for name in _RECORDED},
         max_retries=settings.max_retries if r.max_retries is None else r.max_retries,
         retry_delay_s=r.retry_delay_s or settings.retry_delay_s,
         soft_margin_s=r.soft_limit_s,
         held=r.hold,
     )
-    for key in (
-        "walltime_s",
-        "nodes",
-        "ntasks",
-        "cpus_per_task",
-        "priority",
-        "max_retries",
-        "retry_delay_s",
-    ):
-        check_bound(key, row[key], where if key in ("walltime_s",) else "")
-    if row["mem_mb"]:
-        check_bound("mem_mb", row["mem_mb"])
+    for key in ("max_retries", "retry_delay_s"):
+        check_bound(key, row[key])
     if r.soft_limit_s:
         check_bound("soft_margin_s", r.soft_limit_s)
     for value in r.args:
@@ -192,8 +165,8 @@ def _checked(settings: Settings, r: ScriptRequest) -> tuple[str, dict[str, Any]]
         "submit_dir": os.getcwd(),
         "header": header.options,
         "options": _flag_options(r),
-        "own_time": res.walltime_s,
-        "own_mem_mb": res.mem_mb,
+        "own_time": own.get("walltime_s"),
+        "own_mem_mb": own.get("mem_mb"),
         "own_output": header.get("output") is not None,
         "own_chdir": header.get("chdir") is not None,
         "export": header.get("export"),
