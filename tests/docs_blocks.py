@@ -117,11 +117,22 @@ _VOLATILE = [
 ]
 
 
+#: a float printed with all its digits: the last ones differ between CPUs (the order of a
+#: vectorised sum), so both sides are compared to 12 significant digits
+_LONG_FLOAT = re.compile(r"-?\d+\.\d{12,}(?:e[-+]?\d+)?")
+
+
+def _rounded(match: re.Match[str]) -> str:
+    return f"{float(match.group()):.12g}"
+
+
 def normalize(text: str, home: Path | None = None) -> list[str]:
     """Lines with what changes from run to run replaced, spaces collapsed.
 
     >>> normalize("job 1   done at 2026-11-30T11:02:41.5+00:00 after 3.2s  ")
     ['job 1 done at <time> after <dur>']
+    >>> normalize("energy_ev -0.02675507474316774") == normalize("energy_ev -0.02675507474315353")
+    True
     """
     if home is not None:
         text = text.replace(str(home), "~")
@@ -130,6 +141,7 @@ def normalize(text: str, home: Path | None = None) -> list[str]:
             text = re.sub(rf"\b{re.escape(user)}\b", "ann", text)
     for pattern, replacement in _VOLATILE:
         text = pattern.sub(replacement, text)
+    text = _LONG_FLOAT.sub(_rounded, text)
     lines = [" ".join(line.split()) for line in text.splitlines()]
     while lines and not lines[-1]:
         lines.pop()

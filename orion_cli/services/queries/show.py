@@ -51,7 +51,10 @@ def show_job(settings: Settings, job_id: int) -> dict[str, Any]:
 
     with session_scope(settings.resolved_database_url) as session:
         job = _get(session, job_id)
-        data = job.model_dump(exclude={"input_structure", "events_offset"})
+        dumped = job.model_dump(exclude={"input_structure", "events_offset"})
+        # the columns in the model's order (a row's dump follows the order its attributes
+        # were loaded in, which depends on what else this process did with it)
+        data = {name: dumped[name] for name in Job.model_fields if name in dumped}
         data["hint"] = failure_hint(job)
         data["queue_wait_s"] = seconds_between(job.submitted_at, job.started_at)
         data["run_s"] = seconds_between(job.started_at, job.finished_at)
