@@ -4,6 +4,7 @@ scancel, kill -9 of the runner) are in test_timeouts_slurm.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -41,12 +42,17 @@ def _runner_pid(home: Path, timeout_s: float = 30) -> int:
     raise AssertionError("the packed task never started")
 
 
-def _wait_running(job_id: int, timeout_s: float = 60) -> None:
+def _wait_started(job_id: int, timeout_s: float = 60) -> None:
+    """Until the runner's ``started`` event of the job is written: read from its directory
+    (not through a poll), so that the signal sent next lands while that job runs."""
+    events = Path(orion_json("show", str(job_id))["workdir"]) / "events.jsonl"
     deadline = time.monotonic() + timeout_s
-    while orion_json("show", str(job_id))["status"] != "running":
+    while not any(
+        json.loads(line).get("event") == "started"
+        for line in (events.read_text().splitlines() if events.exists() else [])
+    ):
         assert time.monotonic() < deadline
-        orion("poll", expect=None)
-        time.sleep(0.2)
+        time.sleep(0.02)
 
 
 def test_packed_emt_results_match_ase(database_url: str, tmp_path: Path) -> None:
@@ -85,7 +91,7 @@ def test_killed_runner_keeps_finished_and_resubmits_unstarted(
         "local",
     )["ids"]
     pid = _runner_pid(orion_home)
-    _wait_running(ids[1])
+    _wait_started(ids[1])
     os.kill(pid, signal.SIGKILL)
     jobs = poll_until_final(ids)
     assert jobs[0]["status"] == "completed"
@@ -115,7 +121,7 @@ def test_soft_limit_stops_the_pack_after_the_running_job(orion_home: Path, tmp_p
         "local",
     )["ids"]
     pid = _runner_pid(orion_home)
-    _wait_running(ids[1])
+    _wait_started(ids[1])
     os.kill(pid, signal.SIGUSR1)  # what sbatch --signal=B:USR1@margin sends
     jobs = poll_until_final(ids[2:])
     deadline = time.monotonic() + 60
