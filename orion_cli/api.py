@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from orion_cli.config import Settings
     from orion_cli.services.lifecycle.poll import PollReport
     from orion_cli.services.queries.stats import Stats
+    from orion_cli.services.submission.plan import SubmitRequest
 
 __all__ = [
     "JobRow",
@@ -228,7 +229,6 @@ def submit(
     """
     from orion_cli.services.submission.packing import parse_estimate_s
     from orion_cli.services.submission.plan import SubmitRequest
-    from orion_cli.services.submission.submit import submit as submit_jobs
 
     settings = _settings()
     paths: list[Path] = []
@@ -276,6 +276,17 @@ def submit(
         structure_from=from_job,
         on_scf_fail=[f"{k}={_word(v)}" for k, v in (on_scf_fail or {}).items()],
     )
+    return _submitted_ids(settings, request, paths, frames)
+
+
+def _submitted_ids(
+    settings: Settings, request: SubmitRequest, paths: list[Path], frames: list[Atoms]
+) -> list[int]:
+    """Submit ``request`` for ``paths`` and the in-memory ``frames`` (written to one file,
+    removed again when nothing was submitted); the ids, or SubmitFailed; notes as warnings."""
+    from orion_cli.errors import SubmitFailed
+    from orion_cli.services.submission.submit import submit as submit_jobs
+
     written = _write_atoms(settings, frames) if frames else None
     request = replace(request, structures=[*paths, *([written] if written else [])])
     try:
@@ -285,11 +296,9 @@ def submit(
             written.unlink(missing_ok=True)
         raise
     if done.errors:
-        from orion_cli.errors import SubmitFailed
-
         raise SubmitFailed("; ".join(done.errors), done.ids)
     for note in done.notes:
-        warnings.warn(note, stacklevel=2)
+        warnings.warn(note, stacklevel=2)  # stack: the caller of orion_cli.api.submit
     return done.ids
 
 

@@ -16,9 +16,7 @@ MAX_BODY_LINES = 60
 
 #: functions still over the budget, with their body's length today. The list only shrinks:
 #: a function may not grow, and one that fits the budget must leave the list.
-OVER_BUDGET = {
-    "api.py::submit": 69,
-}
+OVER_BUDGET: dict[str, int] = {}
 
 
 def _modules() -> list[tuple[str, ast.Module]]:

@@ -197,7 +197,10 @@ def test_packed_emt_through_orion_completes_with_ase_energies(
     assert "task-1.out" in logs and "packed task 1: ran 3 of 3 calculations" in logs
 
 
-def test_poll_counts_a_packed_result_while_its_task_runs(database_url: str, tmp_path: Path) -> None:
+def test_poll_counts_a_packed_result_while_its_task_runs(
+    database_url: str, orion_home: Path, tmp_path: Path
+) -> None:
+    import signal
     import time
 
     from ase.io import write
@@ -212,10 +215,18 @@ def test_poll_counts_a_packed_result_while_its_task_runs(database_url: str, tmp_
     while not first.exists():
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    orion("poll")
-    jobs = [orion_json("show", str(job_id)) for job_id in ids]
+    runner = subprocess.run(
+        ["pgrep", "-f", f"jobrun --pack {orion_home}"], capture_output=True, text=True
+    ).stdout.split()
+    assert len(runner) == 1, runner
+    os.kill(int(runner[0]), signal.SIGSTOP)  # the task runs on, frozen while we look
+    try:
+        orion("poll")
+        jobs = [orion_json("show", str(job_id)) for job_id in ids]
+    finally:
+        os.kill(int(runner[0]), signal.SIGCONT)
     assert jobs[0]["status"] == "completed" and jobs[0]["result"]["energy_ev"] < 0
-    assert jobs[2]["status"] in ("queued", "running")  # its task still runs: 6 s to go
+    assert jobs[2]["status"] == "queued"  # its task still runs (on job 2): not started
     assert not Path(jobs[2]["workdir"], "result.json").exists()
     final = poll_until_final(ids)
     assert [job["status"] for job in final] == ["completed"] * 3
