@@ -125,14 +125,16 @@ class Scheduler(Protocol):
         """
         ...
 
-    def release(self, job_ids: Sequence[str]) -> None:
-        """Let held jobs start; jobs not held are left alone. Errors as for :meth:`hold`."""
+    def release(self, job_ids: Sequence[str], nice: int | None = None) -> None:
+        """Let held jobs start, with ``nice`` when given (the priority set while they were
+        held); jobs not held are left alone. Errors as for :meth:`hold`."""
         ...
 
     def set_nice(self, job_ids: Sequence[str], nice: int) -> None:
         """Set the jobs' nice value (higher = starts later among the user's jobs).
 
-        Held jobs stay held. Errors as for :meth:`hold`.
+        Held jobs are left untouched (their nice is given to :meth:`release`): Slurm 22.05
+        releases a held job whose nice changes. Errors as for :meth:`hold`.
         """
         ...
 

@@ -284,10 +284,13 @@ class LocalScheduler:
 
         self._control(job_ids, hold_one)
 
-    def release(self, job_ids: Sequence[str]) -> None:
+    def release(self, job_ids: Sequence[str], nice: int | None = None) -> None:
         """Start held jobs now (or wait for their begin time); see Scheduler.release."""
 
         def release_one(job_id: str, record: dict[str, Any]) -> None:
+            if nice is not None:
+                record = {**record, "nice": nice}
+                self._write(job_id, record)
             if record["pid"] is None:
                 self._start(job_id, record)
 

@@ -153,11 +153,14 @@ class ScriptedScheduler:
     def hold(self, job_ids: Sequence[str]) -> None:
         self._set(job_ids, held=True)
 
-    def release(self, job_ids: Sequence[str]) -> None:
-        self._set(job_ids, held=False)
+    def release(self, job_ids: Sequence[str], nice: int | None = None) -> None:
+        self._set(job_ids, held=False, **({} if nice is None else {"nice": nice}))
 
     def set_nice(self, job_ids: Sequence[str], nice: int) -> None:
-        self._set(job_ids, nice=nice)
+        """As Slurm through orion: a held job's nice waits for its release."""
+        free = [w for w in job_ids if not any(j.held for j in self._each(w, missing_ok=True))]
+        if free:
+            self._set(free, nice=nice)
 
     def set_dependency(self, job_ids: Sequence[str], after: Sequence[tuple[str, str]]) -> None:
         self._set(job_ids, after=tuple(after))

@@ -169,11 +169,12 @@ class SlurmCli:
         if ids:
             self._run(c.scontrol_argv("uhold", ids), HINT_IDS)
 
-    def release(self, job_ids: Sequence[str]) -> None:
-        """Let held jobs start (``scontrol release``); errors as for :meth:`hold`."""
+    def release(self, job_ids: Sequence[str], nice: int | None = None) -> None:
+        """Let held jobs start (``scontrol release``, then their Nice in the same session);
+        errors as for :meth:`hold`."""
         ids = checked_ids(job_ids)
         if ids:
-            self._run(c.scontrol_argv("release", ids), HINT_IDS)
+            self._run(["scontrol"], HINT_IDS, input_text=c.release_input(ids, nice))
 
     def set_dependency(self, job_ids: Sequence[str], after: Sequence[tuple[str, str]]) -> None:
         """Replace the dependencies of pending jobs (``scontrol update Dependency=``).
@@ -193,21 +194,24 @@ class SlurmCli:
             self._run(c.set_partition_argv(ids, partition), HINT_IDS)
 
     def set_nice(self, job_ids: Sequence[str], nice: int) -> None:
-        """Set the jobs' Nice (higher = later); held jobs stay held.
+        """Set the Nice of the jobs that are not held (one squeue call finds the held ones).
 
-        Slurm 22.05 releases a held job whose Nice changes, so the held ones (one squeue call)
-        are held again in the same scontrol session. Negative values need an operator.
+        Slurm 22.05 releases a held job whose Nice changes, and a re-hold in the same
+        scontrol session came too late once (the job had run): held jobs are left alone and
+        get their Nice from :meth:`release`. Negative values need an operator.
         """
         ids = checked_ids(job_ids)
         if not ids:
             return
-        held = {
-            job_id: c.HELD_REASONS[info.pending_reason]
+        held = {  # a task's id and its array's: an array with a held task stays untouched
+            name
             for job_id, info in self._squeue(ids).items()
             if info.pending_reason in c.HELD_REASONS
-            and (job_id in ids or c.array_job_id(job_id) in ids)
+            for name in (job_id, c.array_job_id(job_id))
         }
-        self._run(["scontrol"], HINT_IDS, input_text=c.set_nice_input(ids, nice, held))
+        free = [job_id for job_id in ids if job_id not in held]
+        if free:
+            self._run(c.set_nice_argv(free, nice), HINT_IDS)
 
     def find_by_name(self, names: Sequence[str]) -> dict[str, str]:
         """Map each name (or ``orion-<id>-`` prefix) to the newest of the user's jobs with it.

@@ -29,7 +29,7 @@ SACCT_FIELDS = ("JobID", "State", "ExitCode", "Reason", "JobName")
 JOB_ID = re.compile(r"^\d+(_\d+)?$")
 # sacct -s: every state, so that jobs never eligible (held, then cancelled) are listed too
 SACCT_ALL_STATES = "PD,R,S,CD,CA,F,TO,OOM,NF,BF,DL,PR,RQ,RV"
-HELD_REASONS = {"JobHeldUser": "uhold", "JobHeldAdmin": "hold"}
+HELD_REASONS = frozenset({"JobHeldUser", "JobHeldAdmin"})
 
 
 def make_job_info(
@@ -168,18 +168,27 @@ def set_partition_argv(job_ids: Sequence[str], partition: str) -> list[str]:
     return ["scontrol", "update", f"JobId={','.join(job_ids)}", f"Partition={partition}"]
 
 
-def set_nice_input(job_ids: Sequence[str], nice: int, held: dict[str, str]) -> str:
-    """Build the stdin of one ``scontrol`` session: set Nice, then hold again the held jobs.
+def set_nice_argv(job_ids: Sequence[str], nice: int) -> list[str]:
+    """Build ``scontrol update JobId=<ids> Nice=<n>`` (only for jobs that are not held).
 
-    Slurm 22.05 releases a held job when its Nice changes; re-holding in the same session
-    (``held``: job id → ``uhold``/``hold``) leaves no time for the scheduler to start it.
-
-    >>> print(set_nice_input(["5", "6"], 10, {"6": "uhold"}), end="")
-    update JobId=5,6 Nice=10
-    uhold 6
+    >>> set_nice_argv(["5", "6_1"], 100)
+    ['scontrol', 'update', 'JobId=5,6_1', 'Nice=100']
     """
-    lines = [f"update JobId={','.join(job_ids)} Nice={nice}"]
-    lines += [f"{action} {job_id}" for job_id, action in held.items()]
+    return ["scontrol", "update", f"JobId={','.join(job_ids)}", f"Nice={nice}"]
+
+
+def release_input(job_ids: Sequence[str], nice: int | None) -> str:
+    """Build the stdin of one ``scontrol`` session: release, then set the Nice chosen while
+    the jobs were held (a held job's Nice is never changed: Slurm 22.05 would release it).
+
+    >>> print(release_input(["5", "6"], 100), end="")
+    release 5,6
+    update JobId=5,6 Nice=100
+    >>> release_input(["5"], None)
+    'release 5\n'
+    """
+    ids = ",".join(job_ids)
+    lines = [f"release {ids}"] + ([f"update JobId={ids} Nice={nice}"] if nice is not None else [])
     return "\n".join(lines) + "\n"
 
 

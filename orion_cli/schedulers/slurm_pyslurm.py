@@ -239,9 +239,11 @@ class SlurmPyslurm(SlurmCli):
         """Cancel the jobs (SIGKILL RPC); finished or unknown jobs are no error."""
         self._each(job_ids, lambda job: job.cancel(), super().cancel)
 
-    def release(self, job_ids: Sequence[str]) -> None:
-        """Release held jobs; see Scheduler.release."""
+    def release(self, job_ids: Sequence[str], nice: int | None = None) -> None:
+        """Release held jobs, then set their nice (scontrol); see Scheduler.release."""
         self._each(job_ids, lambda job: job.release(), super().release)
+        if nice is not None:
+            super().set_nice(job_ids, nice)
 
     # hold and set_nice stay with SlurmCli (scontrol): pyslurm 22.5.3's Job.hold(mode="user")
     # writes through a NULL pointer and kills the interpreter (SIGSEGV), and Job.hold() makes

@@ -47,3 +47,26 @@ def test_held_job_is_shown_held_until_released(
     ).stdout.split()
     assert reason == ["PENDING", "JobHeldUser"]
     orion("cancel", str(job_id))
+
+
+def _squeue(sid: str, fields: str) -> list[str]:
+    return subprocess.run(
+        ["squeue", "-h", "-j", sid, "-o", fields], capture_output=True, text=True, check=True
+    ).stdout.split()
+
+
+def test_priority_of_a_held_job_waits_for_its_release(
+    orion_home: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slurm 22.05 releases a held job whose Nice changes (CI saw one finish before the
+    re-hold of the same scontrol session): a held job's Nice is set when it is released."""
+    monkeypatch.setenv("ORION_SCHEDULER", "slurm")
+    job_id = int(orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock", "--hold")["id"])
+    sid = orion_json("show", str(job_id))["scheduler_job_id"]
+    done = orion("priority", "5", str(job_id))
+    assert "applied when it is released" in done.stdout + done.stderr
+    assert _squeue(sid, "%T %r %y") == ["PENDING", "JobHeldUser", "0"]
+    assert orion_json("show", str(job_id))["priority"] == 5
+    orion("release", str(job_id))
+    assert _squeue(sid, "%y") == ["500"]  # nice_for_priority(5)
+    orion("cancel", str(job_id))

@@ -208,7 +208,7 @@ def test_hold_and_set_nice_keep_a_pending_job_waiting(backend) -> None:
     try:
         scheduler.hold([job_id])
         assert scheduler.query([job_id])[job_id].pending_reason == "JobHeldUser"
-        scheduler.set_nice([job_id], 10)  # Slurm 22.05 may release it: set_nice holds it again
+        scheduler.set_nice([job_id], 10)  # Slurm 22.05 would release it: held jobs are left alone
         assert scheduler.query([job_id])[job_id].pending_reason == "JobHeldUser"
         scheduler.release([job_id])
         # SLURM says "None" until its scheduler's next pass, then the begin time again

@@ -330,7 +330,7 @@ def test_array_and_control_argv() -> None:
     argv = s.sbatch_array_argv(Path("/calc/a.sh"), 10, SubmitOptions(hold=True), throttle=2)
     assert argv == ["sbatch", "--parsable", "--chdir=/calc", "-H", "--array=0-9%2", "/calc/a.sh"]
     assert s.scontrol_argv("uhold", ["1", "2_3"]) == ["scontrol", "uhold", "1,2_3"]
-    assert s.set_nice_input(["1"], -5, {}) == "update JobId=1 Nice=-5\n"
+    assert s.set_nice_argv(["1"], -5) == ["scontrol", "update", "JobId=1", "Nice=-5"]
 
 
 def test_max_array_size_is_read_once_from_scontrol_config() -> None:
@@ -352,13 +352,26 @@ def test_job_control_errors_keep_slurms_words(name: str, verb: str) -> None:
         getattr(scheduler, verb)(["1"])
 
 
-def test_set_nice_holds_held_jobs_again_in_the_same_session() -> None:
+def test_set_nice_leaves_held_jobs_alone() -> None:
     runner = ReplayRunner({"squeue": ok(sample("arrays_squeue.txt")), "scontrol": ok("")})
     nice_held, done = ARRAY_IDS["nice_held"], ARRAY_IDS["array_done"]
+    assert A_SQUEUE[nice_held].pending_reason == "JobHeldUser"
     SlurmCli(runner).set_nice([nice_held, done], 5)
-    assert runner.calls[1] == ["scontrol"]
-    assert runner.inputs[1] == f"update JobId={nice_held},{done} Nice=5\nuhold {nice_held}\n"
-    assert A_SQUEUE[nice_held].pending_reason == "JobHeldUser"  # captured after set_nice
+    assert runner.calls[1] == ["scontrol", "update", f"JobId={done}", "Nice=5"]
+    assert len(runner.calls) == 2
+
+
+def test_set_nice_of_only_held_jobs_sends_nothing_to_scontrol() -> None:
+    runner = ReplayRunner({"squeue": ok(sample("arrays_squeue.txt")), "scontrol": ok("")})
+    SlurmCli(runner).set_nice([ARRAY_IDS["nice_held"]], 5)
+    assert [call[0] for call in runner.calls] == ["squeue"]
+
+
+def test_release_sets_the_nice_in_the_same_scontrol_session() -> None:
+    runner = ReplayRunner({"scontrol": ok("")})
+    SlurmCli(runner).release(["7", "8_2"], nice=300)
+    assert runner.calls == [["scontrol"]]
+    assert runner.inputs[0] == "release 7,8_2\nupdate JobId=7,8_2 Nice=300\n"
 
 
 def test_find_by_name_prefixes_are_exact_on_the_orion_id() -> None:

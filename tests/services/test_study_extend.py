@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -49,16 +50,24 @@ def _relaxed_energy(structure: Path, fmax: float) -> float:
 
 
 def _scheduler_tasks(backend: str, jobs: list[dict]) -> set[str]:
-    """The scheduler jobs (array tasks) that ran ``jobs``; on SLURM, each one sacct knows."""
+    """The scheduler jobs (array tasks) that ran ``jobs``; on SLURM, each one sacct knows.
+
+    slurmctld hands records to slurmdbd asynchronously (CI once saw a finished task missing
+    from sacct): sacct is asked again until it knows them all or 30 s have passed."""
     ids = {job["scheduler_job_id"] for job in jobs}
     if backend == "slurm":
         arrays = sorted({i.split("_")[0] for i in ids})
-        out = subprocess.run(
-            ["sacct", "-n", "-X", "-P", "-o", "JobID", "-j", ",".join(arrays)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
+        deadline = time.monotonic() + 30
+        while True:
+            out = subprocess.run(
+                ["sacct", "-n", "-X", "-P", "-o", "JobID", "-j", ",".join(arrays)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            if set(out) >= ids or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert set(out) == ids, (out, ids)  # SLURM ran exactly these tasks, no others
     return ids
 

@@ -23,7 +23,13 @@ from orion_cli.services.lifecycle.dependencies import children_of, descendants
 from orion_cli.services.lifecycle.reparam import checked
 from orion_cli.services.lifecycle.retry import resubmit
 from orion_cli.services.lifecycle.state import note_many, set_held, transition_many
-from orion_cli.services.queries.selection import BulkReport, Selection, again_on_race, resolve
+from orion_cli.services.queries.selection import (
+    BulkReport,
+    Selection,
+    again_on_race,
+    id_list,
+    resolve,
+)
 from orion_cli.states import FailureReason, JobStatus
 from orion_cli.taskfile import CANCEL_MARKER
 
@@ -298,6 +304,11 @@ def control(
             done.extend(group)
         _record(session, done, action, priority)
         report.done = [job.id or 0 for job in done]
+        held = [job.id or 0 for job in done if job.held]
+        if action == "priority" and held:
+            who = f"job {held[0]} is" if len(held) == 1 else f"jobs {id_list(held)} are"
+            it = "it is" if len(held) == 1 else "they are"
+            report.notes.append(f"{who} held: the priority is applied when {it} released")
     return report
 
 
@@ -359,8 +370,14 @@ def _control_group(
     ids = [job.scheduler_job_id or "" for job in group]
     if action == "hold":
         scheduler.hold(ids)
-    elif action == "release":
-        scheduler.release(ids)
+    elif action == "release":  # with the priority given while held (see Scheduler.set_nice)
+        by_nice: dict[int, list[str]] = {}
+        for job in group:
+            by_nice.setdefault(nice_for_priority(job.priority), []).append(
+                job.scheduler_job_id or ""
+            )
+        for nice, some in by_nice.items():
+            scheduler.release(some, nice)
     else:
         scheduler.set_nice(ids, nice_for_priority(priority or 0))
 

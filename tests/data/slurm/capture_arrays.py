@@ -66,7 +66,6 @@ def main() -> None:
     rc_file("control_hold_finished.stderr", done)
     unknown = sh(c.scontrol_argv("release", ["999999"]))
     rc_file("control_release_unknown.stderr", unknown)
-    sh(["scontrol"], c.set_nice_input([ids["nice_held"]], 7, {ids["nice_held"]: "uhold"}))
     time.sleep(2)
 
     all_ids = list(ids.values())
