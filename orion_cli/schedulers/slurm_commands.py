@@ -185,7 +185,7 @@ def release_input(job_ids: Sequence[str], nice: int | None) -> str:
     release 5,6
     update JobId=5,6 Nice=100
     >>> release_input(["5"], None)
-    'release 5\n'
+    'release 5\\n'
     """
     ids = ",".join(job_ids)
     lines = [f"release {ids}"] + ([f"update JobId={ids} Nice={nice}"] if nice is not None else [])
