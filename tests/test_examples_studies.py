@@ -23,7 +23,7 @@ def run_example(name: str, orion_home: Path, tmp_path: Path) -> str:
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "ORION_SCHEDULER": "local",
-        "ORION_WAIT_INTERVAL_S": "0.5",
+        "ORION_WAIT_INTERVAL_S": "0.2",
         "OMP_NUM_THREADS": "1",
     }
     done = subprocess.run(

@@ -31,7 +31,6 @@ def test_a_tool_inside_an_engine_job_reports_progress(
     wrapper.chmod(0o755)
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     monkeypatch.setenv("ORION_LAMMPS_BINARY", str(wrapper))
-    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
     job_id = orion_json(
         "submit", str(EXAMPLES / "Ar.xyz"), "--engine", "lammps", "--params", str(PARAMS)
     )["id"]

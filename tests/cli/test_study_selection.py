@@ -21,7 +21,6 @@ CU = str(EXAMPLES / "Cu.cif")
 @pytest.fixture
 def local(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
-    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
     return orion_home
 
 

@@ -101,7 +101,6 @@ def test_emt_relaxation_threshold_sweep_given_as_a_param_range(
     from ase.optimize import BFGS
 
     monkeypatch.setenv("ORION_SCHEDULER", "local")
-    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
     distorted = read(EXAMPLES / "Cu.cif")
     distorted.positions[0] += (0.2, 0.1, 0.0)
     write(tmp_path / "d.xyz", distorted, format="extxyz")

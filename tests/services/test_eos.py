@@ -21,7 +21,6 @@ def test_eos_of_cu_with_emt(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -
     from scipy.optimize import minimize_scalar
 
     monkeypatch.setenv("ORION_SCHEDULER", "local")
-    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
     out = orion_json(
         "eos",
         str(EXAMPLES / "Cu.cif"),
@@ -110,7 +109,6 @@ def test_eos_relax_first_scales_the_relaxed_cell(
     from ase.optimize import BFGS
 
     monkeypatch.setenv("ORION_SCHEDULER", "local")
-    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
     strained = read(EXAMPLES / "Cu.cif")
     strained.set_cell(strained.cell * 1.04, scale_atoms=True)
     strained.positions[0] += (0.08, 0.03, 0.0)

@@ -8,6 +8,7 @@ run their TemporaryDirectory cleanup.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -60,6 +61,27 @@ def scratch_dirs() -> dict[str, int]:
     return {p.name: int(m[1]) for p in SHM.iterdir() if (m := NAME.fullmatch(p.name))}
 
 
+def _frozen_stagers(root: int, before: set[str]) -> dict[str, int]:
+    """The scratch directories of ``root``'s readers/helpers, their processes stopped
+    (SIGSTOP) while their directories exist, so the kill that follows always lands mid-
+    staging (under load a helper once finished between being seen and the kill); {} if
+    none is staging now (the ones seen are let go)."""
+    seen = {
+        name: pid
+        for name, pid in scratch_dirs().items()
+        if name not in before and pid != root and descends_from(pid, root)
+    }
+    for pid in seen.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
+    staging = {n: pid for n, pid in seen.items() if (SHM / n).exists() and alive(pid)}
+    if not staging:
+        for pid in seen.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    return staging
+
+
 @pytest.mark.skipif(
     not SHM.is_dir() or not sys.platform.startswith("linux"),
     reason="parallel staging in /dev/shm is Linux-only",
@@ -84,11 +106,7 @@ def test_scratch_of_a_killed_submit_is_removed_by_the_next(
     try:
         deadline = time.monotonic() + 120
         while not mine and time.monotonic() < deadline:  # a reader/helper is staging
-            mine = {
-                n: pid
-                for n, pid in scratch_dirs().items()
-                if n not in before and pid != proc.pid and descends_from(pid, proc.pid)
-            }
+            mine = _frozen_stagers(proc.pid, before)
             time.sleep(0.01)
         assert mine, "the reader never started staging"
         proc.send_signal(sig)

@@ -110,7 +110,6 @@ def test_extending_a_converge_range_runs_only_the_new_values(backend: str, tmp_p
 
 def test_extend_refuses_another_calculation(orion_home: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("ORION_SCHEDULER", "local")
-    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
     structure = _distorted_cu(tmp_path)
     common = ["converge", str(structure), "-e", "emt", "--tol", "0.5"]
     orion(*common, "-p", "relax=true", "--sweep", "fmax_ev_per_a=0.5,0.3")
@@ -223,7 +222,6 @@ def test_extending_a_qe_cutoff_sweep_on_slurm(
     need(shutil.which("pw.x") is not None, "pw.x (Debian quantum-espresso)")
     monkeypatch.setenv("ORION_SCHEDULER", "slurm")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
     common = ["converge", str(EXAMPLES / "Si.cif"), "-e", "qe", "-p", "kpoints=2,2,2"]
     common += ["-p", "smearing=none", "--tol", "20", "--walltime", "5m"]
     # 12 and 16 Ry differ by more than 20 meV/atom: not converged, exit 1, which --extend is for

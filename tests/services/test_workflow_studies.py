@@ -101,7 +101,6 @@ def test_retry_p_with_step_reaches_the_steps_dependency_failed_jobs(
     failed; `-p KEY=V --step scf` must change the scf that is rerun, and rerun the relax it
     needs (with its own parameters) and the bands below it."""
     monkeypatch.setenv("ORION_SCHEDULER", "local")
-    monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
     path = tmp_path / "chain.toml"
     path.write_text(CHAIN)
     study = _submit(str(path), str(EXAMPLES / "Cu.cif"))

@@ -42,6 +42,7 @@ STATE_COLUMNS = (
 CHUNK = 5000
 #: seconds between the rounds of a wait on packed jobs (a round reads files, not squeue)
 PACKED_PAUSE_S = 0.5
+MIN_PAUSE_S = 0.1  # the shortest pause a wait_interval_s may ask for
 
 
 def has_ended(state: dict[str, Any]) -> bool:
@@ -121,7 +122,7 @@ def pause_s(previous_s: float, settings: Settings, states: list[dict[str, Any]])
     >>> pause_s(4, s, [{**q, "scheduler": "slurm", "status": "running", "pack": 500}])
     0.5
     """
-    pause = min(previous_s * 2, max(settings.wait_interval_s, 1.0))
+    pause = min(previous_s * 2, max(settings.wait_interval_s, MIN_PAUSE_S))
     active = [s for s in states if not has_ended(s)]
     if active and all(s["pack"] for s in active):
         return min(pause, PACKED_PAUSE_S)  # results counted from their files: no squeue
