@@ -1013,10 +1013,11 @@ def _settle_packed(session: Session, jobs: list[Job], now: datetime) -> set[int]
             rows.append(_result_row(job, checked, now))
         moves.move(job, JobStatus.COMPLETED)
         done.add(job.id or 0)
-    moves.apply(session, now)
-    if rows:
-        session.execute(insert(JobResult), rows)
-    notes.apply_times(session)
+    with session.no_autoflush:  # the job rows are written once, with their true times
+        moves.apply(session, now)
+        if rows:
+            session.execute(insert(JobResult), rows)
+        notes.apply_times(session)
     notes.write(session, now)
     return done
 

@@ -129,10 +129,11 @@ def transition_many(
             if row is not None:
                 new_attempts.append(row)
             session.add(job)
-    session.flush()  # job rows first: events and attempts refer to them
-    session.execute(insert(JobEvent), events)
-    if new_attempts:
-        session.execute(insert(JobAttempt), new_attempts)
+        # the status is written (compare-and-set); the rest of the job rows goes with the
+        # next flush, together with what the caller sets next (true start/end times)
+        session.execute(insert(JobEvent), events)
+        if new_attempts:
+            session.execute(insert(JobAttempt), new_attempts)
 
 
 def _compare_and_set(
@@ -413,7 +414,8 @@ def record_times(
         end = ended if status.is_final else None
         if start or end:
             items.append((job, start, end))
-    current = _current_attempts(session, [job for job, _, _ in items]) if items else {}
+    with session.no_autoflush:  # the moves just made are written with these times, once
+        current = _current_attempts(session, [job for job, _, _ in items]) if items else {}
     for job, start, end in items:
         row = current.get((job.id or 0, job.attempt))
         for target in (job, row) if row is not None else (job,):
