@@ -71,7 +71,7 @@ def results(
         return
     if fmt == "table" and output is None:
         header, rows = table_rows(settings, chosen)
-        table(f"{len(rows)} jobs", header, rows)
+        table(f"{len(rows)} job" + ("" if len(rows) == 1 else "s"), header, rows)
         for job_id, answer in answers(settings, chosen):  # a study's outcome, in words
             typer.echo(f"job {job_id}: {answer}")
         return

@@ -87,6 +87,7 @@ def test_cancelled_job_retry_says_why_and_plural_is_right(
     assert "after the job was cancelled" in last and "after request" not in last
     listing = orion("ls").stdout
     assert "1 job:" in listing and "1 jobs" not in listing
+    assert orion("results", str(job_id)).stdout.splitlines()[0] == "1 job"
     orion("cancel", str(job_id))
 
 
