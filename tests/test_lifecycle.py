@@ -178,10 +178,14 @@ def test_hold_release_and_priority(
     slurm_id = orion_json("show", str(job_id))["scheduler_job_id"]
     assert squeue_field(slurm_id, "%T|%r").startswith("PENDING|JobHeldUser")
     assert squeue_field(slurm_id, "%y") == "500"  # nice for priority 5
-    orion("priority", "20", str(job_id))
-    assert squeue_field(slurm_id, "%y") == "0"
+    orion("priority", "20", str(job_id))  # held: SLURM's nice waits for the release
+    assert squeue_field(slurm_id, "%T|%r|%y").startswith("PENDING|JobHeldUser|500")
     assert orion_json("show", str(job_id))["priority"] == 20
     orion("release", str(job_id))
+    shown = subprocess.run(  # scontrol knows the job whether it has started or ended
+        ["scontrol", "show", "job", slurm_id], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "Nice=0" in shown
     (job,) = poll_until_final([job_id])
     assert job["status"] == "completed"
     bad = orion("hold", str(job_id), expect=2)
