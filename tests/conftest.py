@@ -147,14 +147,3 @@ def empty_schema(engine) -> None:  # type: ignore[no-untyped-def]
     SQLModel.metadata.drop_all(engine)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under ``-n N --dist loadgroup`` the tests on the one-node SLURM cluster run one after
-    another on one worker (they count the cluster's jobs and share its two CPUs); the rest
-    spread over the other workers. Without xdist the mark does nothing."""
-    for item in items:
-        uses_slurm = "slurm" in getattr(item, "fixturenames", ())
-        if uses_slurm or item.get_closest_marker("slurm"):
-            item.add_marker(pytest.mark.xdist_group("slurm"))
