@@ -28,6 +28,7 @@ this module only needs the names of the engines.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import re
 import tomllib
@@ -155,13 +156,31 @@ def parse_workflow(data: Mapping[str, Any], path: Path, engines: Sequence[str]) 
 
 
 def _ordered(steps: list[Step]) -> list[Step]:
-    """Parents first; otherwise the file's order (Kahn's algorithm, stable)."""
+    """Parents first; otherwise the file's order: Kahn's algorithm taking, each time, the
+    earliest ready step in the file (a heap of file positions: 1,500 chained steps in
+    milliseconds, where rescanning for the first ready step took 28 s). The steps have
+    no cycle (checked before).
+
+    >>> names = lambda ss: [s.name for s in ss]
+    >>> names(_ordered([Step("c", "emt", needs=("b",)), Step("a", "emt"), Step("b", "emt")]))
+    ['a', 'b', 'c']
+    """
+    waiting = [len(set(step.parents)) for step in steps]
+    children: dict[str, list[int]] = {}
+    for i, step in enumerate(steps):
+        for parent in set(step.parents):
+            children.setdefault(parent, []).append(i)
+    ready = [i for i, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
     done: list[Step] = []
-    left = list(steps)
-    while left:
-        ready = next(s for s in left if all(p in {d.name for d in done} for p in s.parents))
-        done.append(ready)
-        left.remove(ready)
+    while ready:
+        step = steps[heapq.heappop(ready)]
+        done.append(step)
+        for child in children.get(step.name, []):
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(ready, child)
+    assert len(done) == len(steps), "a cycle passed find_cycle"
     return done
 
 
