@@ -36,6 +36,16 @@ def poll_until_final(job_ids: list[int], timeout_s: float = 90.0) -> list[dict[s
         time.sleep(0.5)
 
 
+def slurm_nice(scheduler_job_id: str) -> int:
+    """A SLURM job's Nice as ``scontrol show job`` gives it, pending, running or ended."""
+    import subprocess
+
+    words = subprocess.run(
+        ["scontrol", "show", "job", scheduler_job_id], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(next(w for w in words if w.startswith("Nice=")).split("=", 1)[1])
+
+
 def run_in_pty(
     args: list[str],
     columns: int = 80,

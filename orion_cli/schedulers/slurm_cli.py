@@ -173,7 +173,11 @@ class SlurmCli:
         """Let held jobs start (``scontrol release``, then their Nice in the same session);
         errors as for :meth:`hold`."""
         ids = checked_ids(job_ids)
-        if ids:
+        if not ids:
+            return
+        if nice is None:
+            self._run(c.scontrol_argv("release", ids), HINT_IDS)
+        else:
             self._run(["scontrol"], HINT_IDS, input_text=c.release_input(ids, nice))
 
     def set_dependency(self, job_ids: Sequence[str], after: Sequence[tuple[str, str]]) -> None:

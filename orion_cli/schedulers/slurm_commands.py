@@ -177,19 +177,16 @@ def set_nice_argv(job_ids: Sequence[str], nice: int) -> list[str]:
     return ["scontrol", "update", f"JobId={','.join(job_ids)}", f"Nice={nice}"]
 
 
-def release_input(job_ids: Sequence[str], nice: int | None) -> str:
+def release_input(job_ids: Sequence[str], nice: int) -> str:
     """Build the stdin of one ``scontrol`` session: release, then set the Nice chosen while
     the jobs were held (a held job's Nice is never changed: Slurm 22.05 would release it).
 
     >>> print(release_input(["5", "6"], 100), end="")
     release 5,6
     update JobId=5,6 Nice=100
-    >>> release_input(["5"], None)
-    'release 5\\n'
     """
     ids = ",".join(job_ids)
-    lines = [f"release {ids}"] + ([f"update JobId={ids} Nice={nice}"] if nice is not None else [])
-    return "\n".join(lines) + "\n"
+    return f"release {ids}\nupdate JobId={ids} Nice={nice}\n"
 
 
 def scontrol_config_argv() -> list[str]:

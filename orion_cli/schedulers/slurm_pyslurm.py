@@ -240,10 +240,11 @@ class SlurmPyslurm(SlurmCli):
         self._each(job_ids, lambda job: job.cancel(), super().cancel)
 
     def release(self, job_ids: Sequence[str], nice: int | None = None) -> None:
-        """Release held jobs, then set their nice (scontrol); see Scheduler.release."""
-        self._each(job_ids, lambda job: job.release(), super().release)
+        """Release held jobs; with a nice, one scontrol session releases and sets it."""
         if nice is not None:
-            super().set_nice(job_ids, nice)
+            super().release(job_ids, nice)
+            return
+        self._each(job_ids, lambda job: job.release(), super().release)
 
     # hold and set_nice stay with SlurmCli (scontrol): pyslurm 22.5.3's Job.hold(mode="user")
     # writes through a NULL pointer and kills the interpreter (SIGSEGV), and Job.hold() makes

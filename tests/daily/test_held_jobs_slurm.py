@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from orion_cli.batch import nice_for_priority
 from tests.conftest import EXAMPLES
-from tests.helpers import orion, orion_json
+from tests.helpers import orion, orion_json, slurm_nice
 
 pytestmark = pytest.mark.slurm
 
@@ -65,8 +66,9 @@ def test_priority_of_a_held_job_waits_for_its_release(
     sid = orion_json("show", str(job_id))["scheduler_job_id"]
     done = orion("priority", "5", str(job_id))
     assert "applied when it is released" in done.stdout + done.stderr
-    assert _squeue(sid, "%T %r %y") == ["PENDING", "JobHeldUser", "0"]
+    assert _squeue(sid, "%T %r") == ["PENDING", "JobHeldUser"]
+    assert slurm_nice(sid) == nice_for_priority(10)  # as submitted: the default priority
     assert orion_json("show", str(job_id))["priority"] == 5
     orion("release", str(job_id))
-    assert _squeue(sid, "%y") == ["500"]  # nice_for_priority(5)
+    assert slurm_nice(sid) == nice_for_priority(5)
     orion("cancel", str(job_id))

@@ -370,12 +370,11 @@ def _control_group(
     ids = [job.scheduler_job_id or "" for job in group]
     if action == "hold":
         scheduler.hold(ids)
-    elif action == "release":  # with the priority given while held (see Scheduler.set_nice)
-        by_nice: dict[int, list[str]] = {}
+    elif action == "release":  # a held job gets the priority given while it was held
+        by_nice: dict[int | None, list[str]] = {}
         for job in group:
-            by_nice.setdefault(nice_for_priority(job.priority), []).append(
-                job.scheduler_job_id or ""
-            )
+            nice = nice_for_priority(job.priority) if job.held else None
+            by_nice.setdefault(nice, []).append(job.scheduler_job_id or "")
         for nice, some in by_nice.items():
             scheduler.release(some, nice)
     else:
