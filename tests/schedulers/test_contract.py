@@ -277,15 +277,16 @@ def test_held_array_of_many_tasks_is_queried_in_one_answer(backend) -> None:
         assert {info.pending_reason for info in answer.values()} == {"JobHeldUser"}
         task7, task8 = f"{array_id}_7", f"{array_id}_8"
         scheduler.cancel([task7])
+        # SLURM drops a never-started task from the array: squeue and sacct forget it (under
+        # load CI once saw it listed for a moment first); the local backend keeps its record
+        local = scheduler.name == "local"
         after = poll(
             scheduler,
             [task7, task8],
-            lambda a: task7 not in a or a[task7].status.is_final,
-            timeout_s=10,
+            lambda a: a[task7].status.is_final if local else task7 not in a,
+            timeout_s=30,
         )
-        # SLURM drops a never-started task from the array at once: squeue and sacct forget it;
-        # the local backend keeps its record
-        if scheduler.name == "local":
+        if local:
             assert after[task7].status is JobStatus.CANCELLED
         else:
             assert task7 not in after
