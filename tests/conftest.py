@@ -102,6 +102,8 @@ def slurm() -> None:
 
 
 SQLITE_LOCAL = pytest.param(("sqlite", "local"), id="sqlite-local")
+#: the deterministic scheduler running every job it may start, in the test's process
+SQLITE_TEST = pytest.param(("sqlite", "test"), id="sqlite-test")
 POSTGRES_LOCAL = pytest.param(
     ("postgres", "local"), id="postgres-local", marks=pytest.mark.postgres
 )
@@ -110,6 +112,8 @@ POSTGRES_SLURM = pytest.param(
 )
 #: the two ends of what orion supports: a laptop, and a cluster's group database
 BACKENDS = [SQLITE_LOCAL, POSTGRES_SLURM]
+#: studies: their logic on the fast deterministic scheduler, the real path on SLURM
+STUDY_BACKENDS = [SQLITE_TEST, POSTGRES_SLURM]
 
 
 def use_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -125,8 +129,17 @@ def use_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         orion("db", "upgrade")
     if scheduler == "slurm":
         request.getfixturevalue("slurm")
+    if scheduler == "test":
+        use_test_scheduler(monkeypatch)
     monkeypatch.setenv("ORION_SCHEDULER", scheduler)
     return str(scheduler)
+
+
+def use_test_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run jobs with the deterministic scheduler in auto mode: each query first runs, in this
+    process, every job that may start (orion_cli/schedulers/scripted.py)."""
+    monkeypatch.setenv("ORION_TEST_SCHEDULER", "auto")
+    monkeypatch.setenv("ORION_SCHEDULER", "test")
 
 
 @pytest.fixture

@@ -27,8 +27,9 @@ TEST_SCHEDULER = "test"
 
 
 def test_scheduler_enabled() -> bool:
-    """Whether the test scheduler may be chosen (``ORION_TEST_SCHEDULER=1``, tests only)."""
-    return os.environ.get("ORION_TEST_SCHEDULER") == "1"
+    """Whether the test scheduler may be chosen (``ORION_TEST_SCHEDULER`` = ``1`` or
+    ``auto``, tests only)."""
+    return os.environ.get("ORION_TEST_SCHEDULER") in ("1", "auto")
 
 
 def known_scheduler(name: str) -> bool:

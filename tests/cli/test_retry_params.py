@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, use_test_scheduler
 from tests.helpers import orion, orion_json, poll_until_final
 
 CU = str(EXAMPLES / "Cu.cif")
@@ -16,7 +16,7 @@ CU = str(EXAMPLES / "Cu.cif")
 
 @pytest.fixture
 def local(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     return orion_home
 
 

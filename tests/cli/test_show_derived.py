@@ -16,6 +16,7 @@ from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS
 from ase.units import GPa
 
+from tests.conftest import use_test_scheduler
 from tests.helpers import orion, orion_json, poll_until_final
 
 
@@ -33,7 +34,7 @@ def by_hand(atoms, relax_pressure_gpa: float | None = None):  # type: ignore[no-
 def test_show_prints_volume_pressure_and_cell(
     orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     atoms = bulk("Cu", "fcc", a=3.5) * (2, 1, 1)  # compressed: a clear positive pressure
     atoms.rattle(0.02, seed=3)
     atoms.write(tmp_path / "Cu.extxyz", format="extxyz")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, use_test_scheduler
 from tests.helpers import orion, orion_json, poll_until_final
 
 CU = str(EXAMPLES / "Cu.cif")
@@ -17,7 +17,7 @@ CU = str(EXAMPLES / "Cu.cif")
 
 @pytest.fixture
 def local(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     return orion_home
 
 

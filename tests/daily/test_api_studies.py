@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, REPO
+from tests.conftest import EXAMPLES, REPO, use_test_scheduler
 from tests.helpers import orion_json
 
 
 @pytest.fixture
 def api(orion_home: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
     import orion_cli.api as orion
 

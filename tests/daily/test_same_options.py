@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, use_test_scheduler
 from tests.helpers import orion, orion_json, poll_until_final
 
 CU = str(EXAMPLES / "Cu.cif")
@@ -16,7 +16,7 @@ CU = str(EXAMPLES / "Cu.cif")
 
 @pytest.fixture
 def three_jobs(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     ids = {
         name: int(orion_json("submit", CU, "--engine", "emt", "--name", name)["id"])
         for name in ("si_a", "si-b", "cu-x")
@@ -51,7 +51,7 @@ def test_ls_takes_study_and_name_and_says_when_nothing_matches(three_jobs: dict[
 def test_from_several_parents_and_from_tag(
     orion_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     parents = [
         int(
             orion_json(
@@ -85,7 +85,7 @@ def test_from_several_parents_and_from_tag(
 def test_studies_take_the_resource_and_retry_options(
     orion_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     out = orion_json(
         "eos",
         CU,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, REPO
+from tests.conftest import EXAMPLES, REPO, use_test_scheduler
 from tests.helpers import orion, orion_json
 
 FLOW = str(REPO / "examples" / "studies" / "cu-relax-eos.toml")
@@ -16,7 +16,7 @@ CU = str(EXAMPLES / "Cu.cif")
 
 @pytest.fixture
 def local(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     monkeypatch.setenv("ORION_WAIT_INTERVAL_S", "0.5")
     return orion_home
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, need
+from tests.conftest import EXAMPLES, need, use_test_scheduler
 from tests.helpers import orion, orion_json, poll_until_final
 
 CUTOFFS_RY = [12, 16, 20, 24]
@@ -100,7 +100,7 @@ def test_emt_relaxation_threshold_sweep_given_as_a_param_range(
     from ase.io import read, write
     from ase.optimize import BFGS
 
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     distorted = read(EXAMPLES / "Cu.cif")
     distorted.positions[0] += (0.2, 0.1, 0.0)
     write(tmp_path / "d.xyz", distorted, format="extxyz")
@@ -153,7 +153,7 @@ def test_emt_relaxation_threshold_sweep_given_as_a_param_range(
 def test_converge_bad_input(
     orion_home: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], text: str
 ) -> None:
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     result = orion("converge", str(EXAMPLES / "Si.cif"), "--engine", "qe", *args, expect=2)
     assert text in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 2  # the problem and its fix, no traceback

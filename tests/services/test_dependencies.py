@@ -37,6 +37,12 @@ def run_times(backend: str, home: Path, scheduler_job_id: str) -> tuple[float, f
     if backend == "local":
         job_dir = home / "local-scheduler" / "local-jobs" / scheduler_job_id
         return (job_dir / "started").stat().st_mtime, (job_dir / "exit").stat().st_mtime
+    if backend == "test":
+        from orion_cli.schedulers.scripted import scripted_scheduler
+
+        ran = scripted_scheduler(home / "local-scheduler").jobs[scheduler_job_id].ran
+        assert ran is not None, f"test job {scheduler_job_id} never ran"
+        return ran[0].timestamp(), ran[1].timestamp()
     out = subprocess.run(
         ["sacct", "-j", scheduler_job_id, "-X", "-n", "-P", "-o", "Start,End"],
         capture_output=True,

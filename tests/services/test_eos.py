@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, use_test_scheduler
 from tests.helpers import orion, orion_json
 
 EV_PER_A3_IN_GPA = 160.21766208
@@ -20,7 +20,7 @@ def test_eos_of_cu_with_emt(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -
     from ase.io import read
     from scipy.optimize import minimize_scalar
 
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     out = orion_json(
         "eos",
         str(EXAMPLES / "Cu.cif"),
@@ -78,7 +78,7 @@ def test_eos_of_cu_with_emt(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_eos_bad_input(
     orion_home: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], text: str
 ) -> None:
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     engine = [] if "--engine" in args else ["--engine", "emt"]
     result = orion("eos", str(EXAMPLES / "Cu.cif"), *engine, *args, expect=2)
     assert text in result.stderr
@@ -91,7 +91,7 @@ def test_eos_refuses_a_molecule(
     from ase.build import molecule
     from ase.io import write
 
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     write(tmp_path / "h2o.xyz", molecule("H2O"), format="extxyz")
     result = orion("eos", str(tmp_path / "h2o.xyz"), "--engine", "emt", expect=2)
     assert "not periodic" in result.stderr
@@ -108,7 +108,7 @@ def test_eos_relax_first_scales_the_relaxed_cell(
     from ase.io import read, write
     from ase.optimize import BFGS
 
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     strained = read(EXAMPLES / "Cu.cif")
     strained.set_cell(strained.cell * 1.04, scale_atoms=True)
     strained.positions[0] += (0.08, 0.03, 0.0)
@@ -151,7 +151,7 @@ def test_eos_relax_first_scales_the_relaxed_cell(
 def test_eos_relax_first_refuses_engines_that_cannot_relax(
     orion_home: Path, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     result = orion("eos", str(EXAMPLES / "Cu.cif"), "--engine", engine, "--relax-first", expect=2)
     assert f"--relax-first: engine '{engine}' has no relaxation" in result.stderr
     assert "use emt, ase, qe, lammps" in result.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, need
+from tests.conftest import EXAMPLES, need, use_test_scheduler
 from tests.helpers import orion, orion_json, poll_until_final
 
 
@@ -19,7 +19,7 @@ def test_emt_relax_then_single_point(
     from ase.io import read, write
     from ase.optimize import BFGS
 
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     distorted = read(EXAMPLES / "Cu.cif")
     distorted.positions[0] += (0.15, 0.05, 0.0)
     write(tmp_path / "d.xyz", distorted, format="extxyz")
@@ -57,7 +57,7 @@ def test_emt_relax_then_single_point(
 
 
 def test_from_needs_a_final_structure(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     assert "no job with id 5" in orion("submit", "--engine", "emt", "--from", "5", expect=2).stderr
     single = orion_json("submit", str(EXAMPLES / "Cu.cif"), "--engine", "emt")["id"]
     poll_until_final([single])
@@ -78,7 +78,7 @@ def test_qe_relax_then_scf(
     from ase.io import read, write
 
     need(shutil.which("pw.x") is not None, "pw.x (Debian quantum-espresso)")
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     distorted = read(EXAMPLES / "Si.cif")
     distorted.positions[0] += (0.12, 0.05, -0.04)

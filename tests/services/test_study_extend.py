@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKENDS, EXAMPLES, need, use_backend
+from tests.conftest import EXAMPLES, STUDY_BACKENDS, need, use_backend
 from tests.helpers import orion, orion_json, poll_until_final
 
 EV_PER_A3_IN_GPA = 160.21766208
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=STUDY_BACKENDS)
 def backend(
     request: pytest.FixtureRequest, orion_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:

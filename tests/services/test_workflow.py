@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, POSTGRES_LOCAL, POSTGRES_SLURM, SQLITE_LOCAL, use_backend
+from tests.conftest import (
+    EXAMPLES,
+    POSTGRES_LOCAL,
+    POSTGRES_SLURM,
+    SQLITE_TEST,
+    use_backend,
+)
 from tests.helpers import orion, orion_json, poll_until_final
 from tests.services.test_dependencies import run_times
 
@@ -38,7 +44,7 @@ def _submit(*args: str) -> list[dict]:
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("backend", [SQLITE_LOCAL, POSTGRES_SLURM], indirect=True)
+@pytest.mark.parametrize("backend", [SQLITE_TEST, POSTGRES_SLURM], indirect=True)
 def test_example_study_relax_energy_and_eos_match_ase(backend: str, tmp_path: Path) -> None:
     """examples/studies/cu-relax-eos.toml: relax → energy from:relax, 5 scaled cells → fit."""
     from ase.calculators.emt import EMT
@@ -144,8 +150,9 @@ params = { duration_s = 0.2 }
 
 
 # the re-pointing of SLURM dependencies at new attempts is tested on the real cluster in
-# tests/services/test_dependencies.py; here the local backend runs the jobs (it waits the same)
-@pytest.mark.parametrize("backend", [SQLITE_LOCAL, POSTGRES_LOCAL], indirect=True)
+# tests/services/test_dependencies.py; here the test scheduler (SQLite) and the local backend
+# (PostgreSQL) run the jobs (they wait the same)
+@pytest.mark.parametrize("backend", [SQLITE_TEST, POSTGRES_LOCAL], indirect=True)
 def test_retry_failed_reruns_only_the_failed_part(
     backend: str, orion_home: Path, tmp_path: Path
 ) -> None:

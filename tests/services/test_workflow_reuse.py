@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from orion_cli.batch import array_name_prefix, job_name_prefix
-from tests.conftest import EXAMPLES, POSTGRES_SLURM, SQLITE_LOCAL, use_backend
+from tests.conftest import EXAMPLES, POSTGRES_SLURM, SQLITE_TEST, use_backend, use_test_scheduler
 from tests.helpers import orion, orion_json, poll_until_final
 
 CU = str(EXAMPLES / "Cu.cif")
@@ -50,7 +50,7 @@ engine = "emt"
 """
 
 
-@pytest.fixture(params=[SQLITE_LOCAL, SQLITE_SLURM, POSTGRES_SLURM])
+@pytest.fixture(params=[SQLITE_TEST, SQLITE_SLURM, POSTGRES_SLURM])
 def backend(
     request: pytest.FixtureRequest, orion_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
@@ -143,13 +143,16 @@ def test_a_rerun_after_one_step_changed_runs_only_that_step_and_its_dependents(
         assert sum(1 for j in jobs.values() if j["scheduler_job_id"]) == 6
 
 
-def test_a_step_may_ask_for_reuse_in_the_workflow_file(orion_home: Path, tmp_path: Path) -> None:
+def test_a_step_may_ask_for_reuse_in_the_workflow_file(
+    orion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``reuse = "strict"`` on one step: only that step is reused on a rerun without the flag."""
+    use_test_scheduler(monkeypatch)
     flow = _flow(tmp_path, 0.05, alone_reuse='reuse = "strict"')
-    first = _run(flow, CU, "--scheduler", "local")
+    first = _run(flow, CU, "--scheduler", "test")
     ids = [i for step in first["steps"].values() for i in step]
     poll_until_final(ids, timeout_s=300)
-    second = _run(flow, CU, "--scheduler", "local")
+    second = _run(flow, CU, "--scheduler", "test")
     reused = {
         step: [orion_json("show", str(i))["reused_from"] for i in job_ids]
         for step, job_ids in second["steps"].items()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKENDS, EXAMPLES, use_backend
+from tests.conftest import EXAMPLES, STUDY_BACKENDS, use_backend, use_test_scheduler
 from tests.helpers import orion, orion_json, poll_until_final
 
 STUDIES = Path(__file__).resolve().parents[2] / "examples" / "studies"
@@ -18,7 +18,7 @@ EV_PER_A3_IN_GPA = 160.21766208
 SCALES = (0.94, 0.97, 1.0, 1.03, 1.06)
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=STUDY_BACKENDS)
 def backend(
     request: pytest.FixtureRequest, orion_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
@@ -100,7 +100,7 @@ def test_retry_p_with_step_reaches_the_steps_dependency_failed_jobs(
     """Trial (Ge, round 3): the scf was cancelled (dependency_failed) because the relax
     failed; `-p KEY=V --step scf` must change the scf that is rerun, and rerun the relax it
     needs (with its own parameters) and the bands below it."""
-    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    use_test_scheduler(monkeypatch)
     path = tmp_path / "chain.toml"
     path.write_text(CHAIN)
     study = _submit(str(path), str(EXAMPLES / "Cu.cif"))

@@ -40,3 +40,32 @@ def test_stats_never_report_a_negative_queue_wait(bench: Bench) -> None:
         session.commit()
     stats = collect(bench.settings, StatsFilter(owner=None)).as_dict()
     assert stats["queue_wait_s"]["max"] == 0.0
+
+
+def test_auto_mode_runs_what_may_start_and_keeps_what_may_not(bench: Bench) -> None:
+    """``auto`` (the study tests' scheduler): a query runs every free job, then its children in
+    order; a held job waits for its release; a child of a failed parent is left pending with
+    SLURM's ``DependencyNeverSatisfied``, while an ``afterany`` child runs."""
+    bench.scheduler.auto = True
+    [ok] = bench.submit().ids
+    [bad] = bench.submit(params={"fail": True}).ids
+    [held] = bench.submit(hold=True).ids
+    [after_ok] = bench.submit(after=[ok]).ids
+    [after_bad] = bench.submit(after=[bad]).ids
+    [after_any] = bench.submit(after_any=[bad]).ids
+    ids = {job.id: job.scheduler_job_id for job in bench.jobs()}
+    assert bench.scheduler.pending() == [
+        ids[i] for i in (ok, bad, held, after_ok, after_bad, after_any)
+    ]
+    info = bench.scheduler.query(list(ids.values()))
+    assert [info[ids[i]].raw_state for i in (ok, bad, after_ok, after_any)] == [
+        "COMPLETED", "FAILED", "COMPLETED", "COMPLETED"
+    ]  # fmt: skip
+    assert [info[ids[i]].pending_reason for i in (held, after_bad)] == [
+        None,
+        "DependencyNeverSatisfied",
+    ]
+    ran = bench.scheduler.jobs
+    assert ran[ids[after_ok]].ran[0] >= ran[ids[ok]].ran[1]  # type: ignore[index]
+    bench.scheduler.release([ids[held]])
+    assert bench.scheduler.query([ids[held]])[ids[held]].raw_state == "COMPLETED"
