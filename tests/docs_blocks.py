@@ -109,11 +109,11 @@ def page_markers(page: Path) -> set[str]:
 
 
 _VOLATILE = [
+    (re.compile(r"/jobs/[0-9a-f]{6}\b"), "/jobs/<db>"),  # first: "94871d" is no duration
     (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(\+00:00| UTC)?"), "<time>"),
     (re.compile(r"\b\d\d:\d\d:\d\d\b"), "<time>"),
     (re.compile(r"\b\d+(\.\d+)?(ms|s|m|h|d)\b"), "<dur>"),
     (re.compile(r"\b(\w+_s|run time|queue wait)(\s+)\d+(\.\d+)?\b"), r"\1\2<n>"),
-    (re.compile(r"/jobs/[0-9a-f]{6}\b"), "/jobs/<db>"),
 ]
 
 
@@ -133,6 +133,8 @@ def normalize(text: str, home: Path | None = None) -> list[str]:
     ['job 1 done at <time> after <dur>']
     >>> normalize("energy_ev -0.02675507474316774") == normalize("energy_ev -0.02675507474315353")
     True
+    >>> normalize("plot: ~/jobs/94871d/6/eos.png")  # a database's directory, not a duration
+    ['plot: ~/jobs/<db>/6/eos.png']
     """
     if home is not None:
         text = text.replace(str(home), "~")
