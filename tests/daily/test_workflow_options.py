@@ -42,7 +42,8 @@ def test_wait_shows_the_finished_study(local: Path) -> None:
 def test_retry_by_tag_reruns_the_failures_of_every_tagged_study(local: Path) -> None:
     flow = Path("broken.toml")
     flow.write_text(
-        '[steps.a]\nengine = "mock"\nparams = { fail = true, duration_s = 0 }\nwalltime = "5m"\nretries = 0\n'
+        '[steps.a]\nengine = "mock"\nparams = { fail = true, duration_s = 0 }\n'
+        'walltime = "5m"\nretries = 0\n'
     )
     for _ in range(2):
         orion("workflow", "submit", str(flow), CU, "--tag", "g4", "--wait", expect=1)
