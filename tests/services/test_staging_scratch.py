@@ -42,6 +42,17 @@ def _state(pid: int) -> str:
         return "X"
 
 
+def _survivor(pid: int) -> str:
+    """What /proc says of a process that should be gone (state, parent, pending signals),
+    so that a failure here can be diagnosed from CI's log alone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "gone"
+    keep = ("Name:", "State:", "PPid:", "SigPnd:", "ShdPnd:", "SigBlk:")
+    return "; ".join(line.replace("\t", " ") for line in status if line.startswith(keep))
+
+
 def descends_from(pid: int, root: int) -> bool:
     """Whether process ``pid`` is ``root`` or below it (other developers' runs share /dev/shm)."""
     for _ in range(10):
@@ -114,7 +125,8 @@ def test_scratch_of_a_killed_submit_is_removed_by_the_next(
         deadline = time.monotonic() + 30
         while any(alive(pid) for pid in mine.values()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not any(alive(pid) for pid in mine.values()), "helpers outlived their parent"
+        survivors = {pid: _survivor(pid) for pid in mine.values() if alive(pid)}
+        assert not survivors, f"helpers outlived their parent: {survivors}"
         left = {n for n in mine if (SHM / n).exists()}
         assert left, "nothing was left behind: the kill came too late to test anything"
 
