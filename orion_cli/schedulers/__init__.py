@@ -24,12 +24,14 @@ SCHEDULER_NAMES = ("slurm", "local")
 SLURM_BACKENDS = ("auto", "cli", "pyslurm")
 #: the deterministic scheduler of orion's own tests (orion_cli.schedulers.scripted)
 TEST_SCHEDULER = "test"
+#: ``1``: the test scheduler may be chosen; ``auto``: and it runs every job that may start
+TEST_SCHEDULER_VARIABLE = "ORION_TEST_SCHEDULER"
 
 
 def test_scheduler_enabled() -> bool:
     """Whether the test scheduler may be chosen (``ORION_TEST_SCHEDULER`` = ``1`` or
     ``auto``, tests only)."""
-    return os.environ.get("ORION_TEST_SCHEDULER") in ("1", "auto")
+    return os.environ.get(TEST_SCHEDULER_VARIABLE) in ("1", "auto")
 
 
 def known_scheduler(name: str) -> bool:

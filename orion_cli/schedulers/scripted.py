@@ -39,12 +39,12 @@ from pathlib import Path
 
 from orion_cli import jobrun
 from orion_cli.errors import SchedulerError
+from orion_cli.schedulers import TEST_SCHEDULER_VARIABLE, test_scheduler_enabled
 from orion_cli.schedulers.base import JobInfo, JobTimes, SubmitOptions
 from orion_cli.schedulers.slurm_commands import make_job_info, match_names
+from orion_cli.schedulers.slurm_states import map_state
 
 NAME = "test"
-ENABLE_VARIABLE = "ORION_TEST_SCHEDULER"
-AUTO = "auto"
 
 
 @dataclass
@@ -176,7 +176,7 @@ class ScriptedScheduler:
         self.calls["cancel"] += 1
         for wanted in job_ids:
             for job in self._each(wanted, missing_ok=True):
-                if not make_job_info(job.job_id, job.state, "", "", (0, 0)).status.is_final:
+                if not map_state(job.state)[0].is_final:
                     job.state = "CANCELLED by 0"
 
     def check(self) -> tuple[bool, str]:
@@ -241,15 +241,16 @@ class ScriptedScheduler:
 
     def _waiting_for(self, job: ScriptedJob) -> str | None:
         """SLURM's pending reason of a job whose parents are not done (None: free to start)."""
+        if job.state != "PENDING":
+            return None
         reason = None
         for kind, parent in job.after:
             states = [p.state for p in self._each(parent, missing_ok=True)]
-            ended = [make_job_info(parent, s, "", "", (0, 0)).status.is_final for s in states]
-            if not all(ended):
-                reason = reason or "Dependency"
+            if not all(map_state(state)[0].is_final for state in states):
+                reason = "Dependency"
             elif kind == "afterok" and any(state != "COMPLETED" for state in states):
                 return "DependencyNeverSatisfied"
-        return reason if job.state == "PENDING" else None
+        return reason
 
     def _job(self, job_id: str) -> ScriptedJob:
         if job_id not in self.jobs:
@@ -322,16 +323,12 @@ def _run_in_process(job: ScriptedJob) -> int:
 _INSTANCES: dict[Path, ScriptedScheduler] = {}
 
 
-def enabled() -> bool:
-    return os.environ.get(ENABLE_VARIABLE) in ("1", AUTO)
-
-
 def scripted_scheduler(state_dir: Path) -> ScriptedScheduler:
     """The one test scheduler of ``state_dir`` (made on first use)."""
-    if not enabled():
+    if not test_scheduler_enabled():
         raise SchedulerError(
             f"scheduler '{NAME}' is for orion's own tests", "use --scheduler slurm or local"
         )
     scheduler = _INSTANCES.setdefault(Path(state_dir).resolve(), ScriptedScheduler())
-    scheduler.auto = scheduler.auto or os.environ.get(ENABLE_VARIABLE) == AUTO
+    scheduler.auto = scheduler.auto or os.environ.get(TEST_SCHEDULER_VARIABLE) == "auto"
     return scheduler

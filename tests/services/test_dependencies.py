@@ -38,9 +38,11 @@ def run_times(backend: str, home: Path, scheduler_job_id: str) -> tuple[float, f
         job_dir = home / "local-scheduler" / "local-jobs" / scheduler_job_id
         return (job_dir / "started").stat().st_mtime, (job_dir / "exit").stat().st_mtime
     if backend == "test":
-        from orion_cli.schedulers.scripted import scripted_scheduler
+        from orion_cli.config import load_settings
+        from orion_cli.schedulers import scheduler_for
 
-        ran = scripted_scheduler(home / "local-scheduler").jobs[scheduler_job_id].ran
+        scheduler = scheduler_for(load_settings(), "test")
+        ran = scheduler.jobs[scheduler_job_id].ran  # type: ignore[attr-defined]
         assert ran is not None, f"test job {scheduler_job_id} never ran"
         return ran[0].timestamp(), ran[1].timestamp()
     out = subprocess.run(
