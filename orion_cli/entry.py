@@ -49,7 +49,6 @@ def fast_progress(args: list[str]) -> int | None:
         # a progress note is advisory: a `set -e` job script must not die of it
         print(f"warning: orion progress not recorded: {exc}", file=sys.stderr)
     return 0
-    return 0
 
 
 def _number(word: str) -> bool:

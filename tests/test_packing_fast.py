@@ -207,7 +207,7 @@ def test_poll_counts_a_packed_result_while_its_task_runs(
 
     write(tmp_path / "many.extxyz", _frames(3), format="extxyz")
     ids = orion_json(
-        "submit", str(tmp_path / "many.extxyz"), "-e", "mock", "-p", "duration_s=3",
+        "submit", str(tmp_path / "many.extxyz"), "-e", "mock", "-p", "duration_s=1.5",
         "--pack", "3", "--scheduler", "local",
     )["ids"]  # fmt: skip
     first = Path(orion_json("show", str(ids[0]))["workdir"], "result.json")

@@ -8,6 +8,8 @@ by the user, each transition is recorded once, and neither process fails.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -52,6 +54,33 @@ def _start(*args: str) -> subprocess.Popen[str]:
     )
 
 
+def _fds(proc: subprocess.Popen[str]) -> list[str]:
+    """What the open file descriptors of ``proc`` point to (those that stay open to be read)."""
+    links = []
+    for fd in Path(f"/proc/{proc.pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            links.append(os.readlink(fd))
+    return links
+
+
+def _wait_blocked(proc: subprocess.Popen[str], timeout_s: float = 60) -> None:
+    """Wait until ``proc`` sits blocked on the database: it has a connection open (the
+    SQLite file, or a socket to PostgreSQL) and has slept without using CPU for 0.3 s."""
+    deadline = time.monotonic() + timeout_s
+    last, idle_since = "", time.monotonic()
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the process never blocked on the database"
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        state, cpu = fields[0], fields[11] + "/" + fields[12]  # state, utime/stime
+        connected = any(link.endswith(".db") or link.startswith("socket:") for link in _fds(proc))
+        if state != "S" or cpu != last or not connected:
+            last, idle_since = cpu, time.monotonic()
+        elif time.monotonic() - idle_since >= 0.3:
+            return
+        time.sleep(0.05)
+
+
 def _wait_started(workdir: Path, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while '"started"' not in (
@@ -73,10 +102,10 @@ def test_cancel_racing_a_poll_ends_cancelled_once(
     with write_lock(database_url, job_id):  # both read the job queued, then wait to write
         commands = {"poll": ("poll",), "cancel": ("cancel", str(job_id))}
         one = _start(*commands[first])
-        time.sleep(2.0)
+        _wait_blocked(one)
         two = _start(*commands["cancel" if first == "poll" else "poll"])
-        time.sleep(2.0)
-        assert one.poll() is None and two.poll() is None  # both blocked on the lock
+        _wait_blocked(two)
+        assert one.poll() is None  # both blocked on the lock
     outs = {
         name: (proc.wait(60), *proc.communicate())
         for name, proc in (("first", one), ("second", two))

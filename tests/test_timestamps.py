@@ -22,14 +22,14 @@ def test_a_job_noticed_late_keeps_its_own_start_and_end(
 ) -> None:
     monkeypatch.setenv("ORION_SCHEDULER", "local")
     job_id = orion_json(
-        "submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock", "-p", "duration_s=2"
+        "submit", str(EXAMPLES / "Cu.cif"), "--engine", "mock", "-p", "duration_s=0.5"
     )["id"]
     workdir = Path(orion_json("show", str(job_id))["workdir"])
     deadline = time.monotonic() + 60
     while not (workdir / "result.json").exists():
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    time.sleep(2.0)  # the poll comes well after the end
+    time.sleep(0.5)  # the poll comes well after the end (microsecond stamps)
     orion("poll")
     job = orion_json("show", str(job_id))
     assert job["status"] == "completed"
@@ -47,6 +47,6 @@ def test_a_job_noticed_late_keeps_its_own_start_and_end(
     assert job["run_s"] == pytest.approx(
         (stamp(finished) - stamp(started)).total_seconds(), abs=1e-3
     )
-    assert job["run_s"] >= 1.9 and job["queue_wait_s"] >= 0
+    assert job["run_s"] >= 0.45 and job["queue_wait_s"] >= 0
     polled = [e["at"] for e in job["events"] if e["to"] == "completed"][0]
-    assert (stamp(polled) - stamp(finished)).total_seconds() >= 1.9  # noticed later
+    assert (stamp(polled) - stamp(finished)).total_seconds() >= 0.45  # noticed later
