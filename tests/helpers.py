@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from typer.testing import CliRunner, Result
@@ -52,11 +53,13 @@ def run_in_pty(
     rows: int = 24,
     timeout_s: float = 60.0,
     keys: list[tuple[float, bytes]] | None = None,
+    key_when: tuple[Callable[[str], bool], bytes] | None = None,
 ) -> tuple[int, str]:
     """Run ``python -m orion_cli ARGS`` on a pseudo-terminal of a fixed size.
 
     Returns (exit code, everything it wrote, escapes included). ``keys`` are (seconds after
-    start, bytes) typed into the terminal, e.g. ``[(3.0, b"q")]``.
+    start, bytes) typed into the terminal, e.g. ``[(3.0, b"q")]``; ``key_when`` is (a test
+    of everything written so far, bytes): typed once the test passes.
     """
     import fcntl
     import os
@@ -80,6 +83,9 @@ def run_in_pty(
         now = time.monotonic() - started
         while pending and pending[0][0] <= now:
             os.write(fd, pending.pop(0)[1])
+        if key_when is not None and key_when[0](out.decode(errors="replace")):
+            os.write(fd, key_when[1])
+            key_when = None
         if now > timeout_s:
             os.kill(pid, 9)
         ready, _, _ = select.select([fd], [], [], 0.1)

@@ -25,6 +25,22 @@ def local(orion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return orion_home
 
 
+def _last_frame(out: str) -> str:
+    screen = ANSI.sub("", out)
+    return screen[screen.rindex("orion watch") :] if "orion watch" in screen else ""
+
+
+def _all_shown(out: str) -> bool:
+    """The frame shows all three jobs settled, the running one with a progress bar and a
+    step: the moment to press q (the assertions below read this frame)."""
+    last = _last_frame(out)
+    return (
+        "1 queued, 1 running, 1 failed" in last
+        and "running → failed" in last
+        and re.search(r"█*░+ +\d+% +\w", last) is not None
+    )
+
+
 def test_watch_live_view_on_a_100x30_terminal(local: Path) -> None:
     slow = orion_json("submit", CU, "-e", "mock", "-p", "duration_s=30", "--tag", "w")["id"]
     bad = orion_json(
@@ -44,12 +60,11 @@ def test_watch_live_view_on_a_100x30_terminal(local: Path) -> None:
     held = orion_json("submit", CU, "-e", "mock", "--hold", "--tag", "w")["id"]
     started = time.monotonic()
     code, out = run_in_pty(
-        ["watch", "--tag", "w"], columns=100, rows=30, keys=[(6.0, b"q")], timeout_s=30
+        ["watch", "--tag", "w"], columns=100, rows=30, key_when=(_all_shown, b"q"), timeout_s=30
     )
     assert code == 0 and time.monotonic() - started < 15, out
     assert "Traceback" not in out
-    screen = ANSI.sub("", out)
-    last = screen[screen.rindex("orion watch") :]  # the last frame drawn
+    last = _last_frame(out)
     shown = {i: orion_json("show", str(i)) for i in (slow, bad, held)}
     assert [shown[i]["status"] for i in (slow, bad, held)] == ["running", "failed", "queued"]
     reason = shown[bad]["failure_reason"]

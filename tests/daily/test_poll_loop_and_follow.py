@@ -64,7 +64,7 @@ def test_poll_loop_default_interval_and_bad_interval(local: Path) -> None:
 
 
 def test_logs_follow_ends_with_the_job_without_a_poller(local: Path) -> None:
-    job_id = int(orion_json("submit", CU, "--engine", "mock", "-p", "duration_s=2")["id"])
+    job_id = int(orion_json("submit", CU, "--engine", "mock", "-p", "duration_s=1")["id"])
     started = time.monotonic()
     follow = subprocess.run(
         [sys.executable, "-m", "orion_cli", "logs", str(job_id), "--follow"],

@@ -56,7 +56,7 @@ def run_times(backend: str, home: Path, scheduler_job_id: str) -> tuple[float, f
 
 
 def test_after_chain_runs_in_order(backend: str, orion_home: Path) -> None:
-    first = submit("--engine", "mock", "-p", "duration_s=2", "--name", "first")
+    first = submit("--engine", "mock", "-p", "duration_s=1", "--name", "first")
     second = submit("--engine", "emt", "--after", str(first), "--name", "second")
     third = submit("--engine", "mock", "-p", "duration_s=0.2", "--after", f"{second},{first}")
     shown = orion_json("show", str(third))
