@@ -215,8 +215,12 @@ def insert_jobs(session: Any, rows: list[dict[str, Any]]) -> list[Job]:
 
     Building SQLModel objects one by one validates every field and costs several times more
     than the insert itself; bulk submission of thousands of structures goes through here.
+    The INSERT returns the ids only and one SELECT of their range loads the rows: SQLAlchemy
+    compiles ``RETURNING`` of the whole 65-column entity in ~25 ms (once per process: every
+    ``orion submit`` paid it), the id alone in ~5 ms.
     """
     from sqlalchemy import insert
+    from sqlmodel import col, select
 
     defaults = {
         name: field.get_default(call_default_factory=True)
@@ -224,7 +228,12 @@ def insert_jobs(session: Any, rows: list[dict[str, Any]]) -> list[Job]:
         if name != "id"
     }
     full = [{**defaults, **row} for row in rows]
-    return list(session.scalars(insert(Job).returning(Job, sort_by_parameter_order=True), full))
+    ids = list(session.scalars(insert(Job).returning(Job.id, sort_by_parameter_order=True), full))
+    if not ids:
+        return []
+    span = select(Job).where(col(Job.id) >= min(ids), col(Job.id) <= max(ids))
+    loaded = {job.id: job for job in session.scalars(span)}  # others' rows in the span: unused
+    return [loaded[job_id] for job_id in ids]
 
 
 def add_tags(session: Any, jobs: list[Job], tags: Any) -> None:
