@@ -55,6 +55,16 @@ def _wait_started(job_id: int, timeout_s: float = 60) -> None:
         time.sleep(0.02)
 
 
+def _wait_asleep(pid: int, timeout_s: float = 60) -> None:
+    """Until process ``pid`` sleeps (state S in /proc): after a calculation's ``started``
+    event the runner only sleeps inside the engine, so a signal sent now lands during the
+    calculation and not in the instant between the event and its start."""
+    deadline = time.monotonic() + timeout_s
+    while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "S":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
 def test_packed_emt_results_match_ase(database_url: str, tmp_path: Path) -> None:
     from ase.calculators.emt import EMT
 
@@ -122,6 +132,7 @@ def test_soft_limit_stops_the_pack_after_the_running_job(orion_home: Path, tmp_p
     )["ids"]
     pid = _runner_pid(orion_home)
     _wait_started(ids[1])
+    _wait_asleep(pid)  # in the mock's sleep: inside the calculation, not before it
     os.kill(pid, signal.SIGUSR1)  # what sbatch --signal=B:USR1@margin sends
     jobs = poll_until_final(ids[2:])
     deadline = time.monotonic() + 60

@@ -228,7 +228,8 @@ def insert_jobs(session: Any, rows: list[dict[str, Any]]) -> list[Job]:
         if name != "id"
     }
     full = [{**defaults, **row} for row in rows]
-    ids = list(session.scalars(insert(Job).returning(Job.id, sort_by_parameter_order=True), full))
+    returning = insert(Job).returning(col(Job.id), sort_by_parameter_order=True)
+    ids: list[int] = list(session.scalars(returning, full))
     if not ids:
         return []
     span = select(Job).where(col(Job.id) >= min(ids), col(Job.id) <= max(ids))
