@@ -117,11 +117,22 @@ class _SoftLimit:
             return
         self.reached = True
         append_event(self.workdir, "soft_limit", attempt=self.attempt)
+        self._stop()
+
+    def _stop(self) -> None:
         if self.in_process:
             raise SoftLimitReached("stopped at the soft time limit (SIGUSR1 from the scheduler)")
         stop = getattr(self.engine, "request_stop", None)
         if stop is not None:
             stop(self.workdir)
+
+    def begin(self, engine: Any, in_process: bool) -> None:
+        """The calculation starts now. A signal that came since the ``started`` event (while
+        the engine was set up, or a pack imported ``ase.io``) was recorded with nothing to
+        stop yet: it stops the calculation here, before it runs to the hard limit."""
+        self.engine, self.in_process = engine, in_process
+        if self.reached:
+            self._stop()
 
 
 class PackSignal:
@@ -352,10 +363,10 @@ def _engine_result(
         job = take_parent_structure(workdir, job)
     engine = get_engine(job["engine"])
     spec = RunSpec.from_json(job.get("run_spec") or {})
-    soft.engine, soft.in_process = engine, not spec.command
     prepare_attempt = getattr(engine, "prepare_attempt", None)
     if prepare_attempt is not None:  # qe: stop and restart files; emt/ase: trajectory
         prepare_attempt(workdir, attempt)
+    soft.begin(engine, in_process=not spec.command)
     if not spec.command:
         engine.run(workdir, params, report)
         return engine.parse(workdir, params)
@@ -595,7 +606,7 @@ class InMemory:
             engine = self.engine(inputs.engine)
             session = self.session(inputs.engine, engine)
             atoms = read_structure(inputs.structure)
-            soft.in_process = True
+            soft.begin(engine, in_process=True)
             report = _Progress(workdir, attempt)
             result = engine.compute(atoms, inputs.params, workdir, report, session)
         except SoftLimitReached as exc:

@@ -283,3 +283,34 @@ def test_a_retried_fast_path_job_in_a_pack_runs_its_new_attempt(tmp_path: Path) 
     result = json.loads((workdir / "result.json").read_text())
     assert result["attempt"] == 2 and result["error"] is None
     assert [e["attempt"] for e in _events(workdir) if e["event"] == "started"] == [1, 2]
+
+
+def test_a_soft_limit_before_the_calculation_starts_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGUSR1 between a calculation's ``started`` event and its start (the first one of a
+    task imports ``ase.io`` there, up to seconds) stops that calculation and the pack: the
+    signal was recorded with nothing to interrupt yet, and the calculation then ran in full,
+    towards the hard limit, before orion would retry it."""
+    import signal
+
+    from orion_cli import jobrun
+
+    _write_pack(tmp_path, "mock", {"duration_s": 0}, _frames(2))
+    read = jobrun.read_structure
+
+    def read_then_signalled(text: str) -> object:
+        os.kill(os.getpid(), signal.SIGUSR1)  # the scheduler's soft limit, mid-read
+        return read(text)
+
+    monkeypatch.setattr(jobrun, "read_structure", read_then_signalled)
+    saved = signal.getsignal(signal.SIGUSR1)
+    try:
+        assert jobrun.run_pack(tmp_path / "tasks.jsonl", tmp_path / "packs-0.jsonl", 0) == 0
+    finally:
+        signal.signal(signal.SIGUSR1, saved)
+    first = tmp_path / "jobs" / "0"
+    result = json.loads((first / "result.json").read_text())
+    assert result["error"] == "stopped at the soft time limit (SIGUSR1 from the scheduler)"
+    assert [e["event"] for e in _events(first)] == ["started", "soft_limit", "failed"]
+    assert not (tmp_path / "jobs" / "1").exists()  # the pack stopped: left for orion poll
