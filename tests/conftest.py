@@ -25,11 +25,12 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
-#: the files whose tests take longest (``--durations``; SLURM's real time limits first),
-#: handed to the workers first: a long file picked up last keeps one worker busy after the
-#: others have finished (the fast layer: 2 min 48 s → see CONTRIBUTING, "Test speed")
+#: the files whose tests take longest without the SLURM node (``--durations``), handed to
+#: the workers first: a long file picked up last keeps one worker busy after the others have
+#: finished. Not tests/test_timeouts_slurm.py: its real time limits hold the test cluster's
+#: two CPUs for minutes, and SLURM tests started meanwhile (these files have some) queue
+#: behind them.
 LONGEST_FIRST = (
-    "tests/test_timeouts_slurm.py",
     "tests/test_examples_studies.py",
     "tests/engines/test_ase_restart.py",
     "tests/test_docs_examples.py",

@@ -119,7 +119,8 @@ def _runner_done(workdir: Path) -> bool:
     return bool(lines) and json.loads(lines[-1])["event"] in ("finished", "failed")
 
 
-def _wait_for_results(workdirs: list[Path], timeout_s: float = 120) -> None:
+def _wait_for_results(workdirs: list[Path], timeout_s: float = 300) -> None:
+    """Until every runner is done (on SLURM the array may queue behind other tests' jobs)."""
     deadline = time.monotonic() + timeout_s
     while not all(_runner_done(d) for d in workdirs):
         assert time.monotonic() < deadline, [d for d in workdirs if not _runner_done(d)]
