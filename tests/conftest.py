@@ -46,6 +46,7 @@ LONGEST_FIRST = (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the files of ``LONGEST_FIRST`` first, in that order; the rest as collected (a
     stable sort: the tests of a file keep their order)."""
+    assert all((REPO / name).is_file() for name in LONGEST_FIRST), "LONGEST_FIRST: a file moved"
     rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
@@ -163,8 +164,10 @@ def use_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
 def use_test_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run jobs with the deterministic scheduler in auto mode: each query first runs, in this
     process, every job that may start (orion_cli/schedulers/scripted.py)."""
-    monkeypatch.setenv("ORION_TEST_SCHEDULER", "auto")
-    monkeypatch.setenv("ORION_SCHEDULER", "test")
+    from orion_cli.schedulers import TEST_SCHEDULER, TEST_SCHEDULER_VARIABLE
+
+    monkeypatch.setenv(TEST_SCHEDULER_VARIABLE, "auto")
+    monkeypatch.setenv("ORION_SCHEDULER", TEST_SCHEDULER)
 
 
 @pytest.fixture

@@ -200,14 +200,19 @@ def environment(home: Path, slurm: bool) -> dict[str, str]:
 
 
 #: a line the shell would pass to ``orion`` word for word: no pipe, redirection, variable,
-#: glob, ``~`` or second command
-_PLAIN = re.compile(r"orion(?: [^|&;<>`$()*?~\\{}\[\]'\"]+)?")
+#: glob, ``~``, quote, comment or second command
+_PLAIN = re.compile(r"orion(?: [^|&;<>`$()*?~#\\{}\[\]'\"]+)?")
 
 
 def run(command: Command, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
     """Run one command line as the page's reader does: ``bash -c LINE`` in ``cwd`` with
     ``env``. A plain ``orion ARGS`` line runs the same command in this process instead
-    (see ``run_in_process``)."""
+    (see ``run_in_process``).
+
+    >>> [bool(_PLAIN.fullmatch(line)) for line in ("orion ls -n 5", "orion ls  # all",
+    ...     "orion show ~/x", "orion ls | head", "orion submit 'a b'")]
+    [True, False, False, False, False]
+    """
     line = EXIT.sub("", command.line)
     if _PLAIN.fullmatch(line):
         return run_in_process(line.split()[1:], cwd, env)
@@ -246,7 +251,9 @@ def run_in_process(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
             try:
                 main()
-            except SystemExit as exc:
+            except SystemExit as exc:  # as the interpreter does: a text is printed, exit 1
+                if isinstance(exc.code, str):
+                    print(exc.code, file=output)
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         os.environ.clear()

@@ -34,6 +34,12 @@ def test_scheduler_enabled() -> bool:
     return os.environ.get(TEST_SCHEDULER_VARIABLE) in ("1", "auto")
 
 
+def test_scheduler_auto() -> bool:
+    """Whether the test scheduler runs every job that may start (``ORION_TEST_SCHEDULER`` =
+    ``auto``)."""
+    return os.environ.get(TEST_SCHEDULER_VARIABLE) == "auto"
+
+
 def known_scheduler(name: str) -> bool:
     """Whether ``name`` is a scheduler a job may record.
 

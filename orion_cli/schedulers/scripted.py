@@ -39,7 +39,7 @@ from pathlib import Path
 
 from orion_cli import jobrun
 from orion_cli.errors import SchedulerError
-from orion_cli.schedulers import TEST_SCHEDULER_VARIABLE, test_scheduler_enabled
+from orion_cli.schedulers import test_scheduler_auto, test_scheduler_enabled
 from orion_cli.schedulers.base import JobInfo, JobTimes, SubmitOptions
 from orion_cli.schedulers.slurm_commands import make_job_info, match_names
 from orion_cli.schedulers.slurm_states import map_state
@@ -330,5 +330,5 @@ def scripted_scheduler(state_dir: Path) -> ScriptedScheduler:
             f"scheduler '{NAME}' is for orion's own tests", "use --scheduler slurm or local"
         )
     scheduler = _INSTANCES.setdefault(Path(state_dir).resolve(), ScriptedScheduler())
-    scheduler.auto = scheduler.auto or os.environ.get(TEST_SCHEDULER_VARIABLE) == "auto"
+    scheduler.auto = scheduler.auto or test_scheduler_auto()
     return scheduler
