@@ -127,10 +127,11 @@ def freeze(
         notes=tuple(resolved.get("notes", ())),
         warnings=tuple(resolved.get("warnings", ())),
     )
+    structure = canonical_structure(atoms)  # once for both keys
     return replace(
         base,
-        key=calculation_key(base, atoms),
-        loose_key=calculation_key(base, atoms, loose=True),
+        key=calculation_key(base, structure),
+        loose_key=calculation_key(base, structure, loose=True),
     )
 
 
@@ -205,14 +206,15 @@ def _rounded(value: float, decimals: int = KEY_DECIMALS) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
-def calculation_key(frozen: Frozen, atoms: Atoms, loose: bool = False) -> str:
-    """sha256 over the canonical frozen record (see the module docstring)."""
+def calculation_key(frozen: Frozen, structure: Mapping[str, Any], loose: bool = False) -> str:
+    """sha256 over the canonical frozen record (see the module docstring); ``structure``
+    is :func:`canonical_structure` of the job's atoms."""
     canonical = {
         "engine": frozen.engine,
         "format": FORMAT_VERSIONS.get(frozen.engine, DEFAULT_FORMAT_VERSION),
         "code_version": "" if loose else frozen.code_version,
         "params": {**frozen.params, **frozen.derived},
-        "structure": canonical_structure(atoms),
+        "structure": structure,
         "files": sorted([f.role, f.sha256] for f in frozen.files),
     }
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)

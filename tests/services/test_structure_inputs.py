@@ -261,3 +261,66 @@ def test_the_reader_process_stages_as_the_submitting_process(
     same_structure(
         stored_atoms({"structure": forked[-1].inputs.structure}), read(xdatcar, index=-1)
     )
+
+
+def test_one_many_frame_file_is_read_in_parts_as_when_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A single extxyz of many frames is split at frame boundaries and staged on every core:
+    the same jobs (names, sources, structures, keys) as one process reading it whole."""
+    from orion_cli.engines.emt import EmtEngine
+
+    path = tmp_path / "many.extxyz"
+    frames = moves(path, count=150, names=True)
+    frames[7].info["charge"] = 1  # frames of another shape among them
+    frames[9] = frames[9].repeat((1, 1, 2))
+    write(path, frames, format="extxyz")
+    task = StageTask("emt", EmtEngine().check({}, {}), {}, "auto", 1)
+    whole = stage_paths(task, [StructureInput(path)])
+    monkeypatch.setattr(staging, "worker_count", lambda n: 2 if n >= 64 else 0)
+    parts = staging.split_inputs([StructureInput(path)])
+    assert [(p.first, p.frames) for p in parts] == [
+        (0, 19),
+        *((19 + 19 * i, 19) for i in range(5)),
+        (114, 18),
+        (132, 18),
+    ]
+    with staging.staging(task, [StructureInput(path)], lambda *args: None) as stager:
+        assert stager.reader is not None and stager.workers == 2
+        split = stager.collect()
+    assert len(split) == 150
+    assert [(s.name, s.source, s.inputs.structure, s.inputs.frozen["key"]) for s in split] == [
+        (s.name, s.source, s.inputs.structure, s.inputs.frozen["key"]) for s in whole
+    ]
+    assert split[9].formula == "Cu8" and split[149].source == f"{path.resolve()}@149"
+    same_structure(stored_atoms({"structure": split[9].inputs.structure}), read(path, index=9))
+
+
+def test_a_bad_frame_of_a_file_read_in_parts_is_named(tmp_path: Path) -> None:
+    """The error names the frame's number in the whole file, not in its part."""
+    path = tmp_path / "many.extxyz"
+    frames = moves(path, count=200)
+    frames[170].positions[1] = frames[170].positions[0] + [0.1, 0, 0]  # 0.1 Å apart
+    write(path, frames, format="extxyz")
+    parts = staging.split_frames(StructureInput(path), 4)
+    assert [(p.first, p.frames) for p in parts] == [(0, 50), (50, 50), (100, 50), (150, 50)]
+    with pytest.raises(UsageError, match=f"'{path}' frame 170"):
+        read_frames(parts[3])
+    assert [f.source for f in read_frames(parts[1])][:2] == [
+        f"{path.resolve()}@50",
+        f"{path.resolve()}@51",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2\nc\nH 0 0 0\n",  # fewer atom lines than its count
+        "1\nc\nH 0 0 0\n\n1\nc\nH 0 0 0\n",  # a blank line between frames
+        "1.5\nc\nH 0 0 0\n",
+    ],
+)
+def test_a_file_of_another_shape_is_not_split(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "odd.xyz"
+    path.write_text(text * 100)
+    assert staging.split_frames(StructureInput(path), 4) == [StructureInput(path)]

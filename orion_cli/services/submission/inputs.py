@@ -14,7 +14,7 @@ from __future__ import annotations
 import glob
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,10 +109,17 @@ def parse_index(text: str) -> int | slice:
 
 @dataclass(frozen=True)
 class StructureInput:
-    """One structure file to read, and which frames of it (``index``: ASE syntax, "" = default)."""
+    """One structure file to read, and which frames of it (``index``: ASE syntax, "" = default).
+
+    A part of a multi-frame extended-XYZ file (:func:`split_frames`) carries its frames'
+    ``text``, the number of its ``first`` frame in the file, and how many ``frames`` it holds.
+    """
 
     path: Path
     index: str = ""
+    text: str = field(default="", repr=False)
+    first: int = 0
+    frames: int = 1
 
     def __str__(self) -> str:
         return f"{self.path}@{self.index}" if self.index else str(self.path)
@@ -198,9 +205,9 @@ def read_frames(
     given = source if isinstance(source, StructureInput) else StructureInput(source)
     path = given.path
     _check_readable(path)
-    fmt, text, frames = _read_all(path, everything=bool(given.index))
+    fmt, text, frames = _read_all(path, everything=bool(given.index), part=given.text)
     output = fmt in OUTPUT_FORMATS
-    numbered = list(enumerate(frames))
+    numbered = list(enumerate(frames, given.first))
     note = ""
     if given.index:
         numbered = _select(numbered, given)
@@ -210,7 +217,7 @@ def read_frames(
             f"'{path}' is an engine output ({fmt}): using its last frame, {len(frames) - 1} "
             f"of 0-{len(frames) - 1}; write '{path}@0' for the first, '{path}@:' for all"
         )
-    many = len(frames) > 1
+    many = len(frames) > 1 or bool(given.text)  # a part: frames of a many-frame file
     for index, atoms in numbered:
         check_atoms(atoms, f"'{path}'" + (f" frame {index}" if many else ""), min_distance_a)
     name = default_name(path)
@@ -243,6 +250,82 @@ def read_frames(
     ]
 
 
+#: an extended-XYZ file of at least this many frames is read in parts, side by side
+SPLIT_MIN_FRAMES = 64
+
+
+def split_frames(given: StructureInput, parts: int) -> list[StructureInput]:
+    """Split a many-frame extended-XYZ file into up to ``parts`` inputs of consecutive frames.
+
+    Only the frame boundaries are found (a frame is a count line, a comment line and that
+    many atom lines), so ASE is not needed here; each part is then parsed by ASE on its own
+    core. A selector, another format, a file of fewer than ``SPLIT_MIN_FRAMES`` frames, or
+    lines of another shape: the file is returned whole (ASE reads it and names any error).
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "many.xyz"
+    >>> _ = path.write_text("1\\n\\nH 0 0 0\\n" * 100)
+    >>> [(p.first, p.frames) for p in split_frames(StructureInput(path), 3)]
+    [(0, 34), (34, 33), (67, 33)]
+    >>> split_frames(StructureInput(path, "0:50"), 3) == [StructureInput(path, "0:50")]
+    True
+    """
+    path = given.path
+    if given.index or given.text or parts < 2 or ASE_FORMAT.get(path.suffix.lower()) != "extxyz":
+        return [given]
+    try:
+        _check_readable(path)
+        _check_size_and_content(path, text_format=True)
+        text = path.read_text()
+    except (UsageError, OSError, UnicodeDecodeError):
+        return [given]  # read whole: the usual path names the problem
+    starts = frame_offsets(text)
+    if starts is None or len(starts) - 1 < SPLIT_MIN_FRAMES:
+        return [given]
+    count = len(starts) - 1
+    size, extra = divmod(count, parts)
+    out, first = [], 0
+    for number in range(parts):
+        last = first + size + (1 if number < extra else 0)
+        out.append(
+            StructureInput(path, "", text[starts[first] : starts[last]], first, last - first)
+        )
+        first = last
+    return out
+
+
+def frame_offsets(text: str) -> list[int] | None:
+    """Where each frame of extended-XYZ ``text`` starts, then where the last ends; None when
+    a line is not where a frame says it is (a count that is not a whole number, too few
+    lines). Blank lines after the last frame are allowed.
+
+    >>> frame_offsets("1\\nc\\nH 0 0 0\\n2\\nc\\nH 0 0 0\\nH 1 0 0\\n\\n")
+    [0, 12, 32]
+    >>> frame_offsets("2\\nc\\nH 0 0 0\\n") is None, frame_offsets("x\\n") is None
+    (True, True)
+    """
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # what follows the last newline is no line
+    offsets: list[int] = []
+    position = line = 0
+    while line < len(lines):
+        if not lines[line].strip():
+            if any(rest.strip() for rest in lines[line:]):
+                return None
+            break
+        try:
+            natoms = int(lines[line])
+        except ValueError:
+            return None
+        if natoms < 1 or line + 2 + natoms > len(lines):
+            return None
+        offsets.append(position)
+        position += sum(len(lines[i]) + 1 for i in range(line, line + 2 + natoms))
+        line += 2 + natoms
+    return [*offsets, min(position, len(text))] if offsets else None
+
+
 def frame_name(atoms: Atoms, default: str) -> str:
     """The job name of a frame: its ``name=`` or ``label=`` (extxyz info), else ``default``."""
 
@@ -265,19 +348,21 @@ def _check_readable(path: Path) -> None:
         )
 
 
-def _read_all(path: Path, everything: bool) -> tuple[str, str, list[Atoms]]:
+def _read_all(path: Path, everything: bool, part: str = "") -> tuple[str, str, list[Atoms]]:
     """Return the file's ASE format, its text (for text formats orion names) and frames.
 
     ``everything``: every frame of any format (a selector picks among them); otherwise
-    every frame of trajectories and engine outputs, the first of other formats.
+    every frame of trajectories and engine outputs, the first of other formats. ``part``:
+    the text of some frames of an extended-XYZ file (:func:`split_frames` checked the file).
     """
     from ase.io import read
     from ase.io.formats import filetype
 
     suffix = path.suffix.lower()
     fmt = ASE_FORMAT.get(suffix, "")
-    _check_size_and_content(path, text_format=bool(fmt) and fmt != "traj")
-    text = _read_text(path) if fmt and fmt != "traj" else ""
+    if not part:
+        _check_size_and_content(path, text_format=bool(fmt) and fmt != "traj")
+    text = part or (_read_text(path) if fmt and fmt != "traj" else "")
     try:  # a text format orion names is parsed from the text read once (one open per file)
         fmt = fmt or filetype(str(path))
         if not text and fmt not in OUTPUT_FORMATS:

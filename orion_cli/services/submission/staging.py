@@ -25,7 +25,7 @@ from orion_cli.engines.registry import get_engine
 from orion_cli.errors import UsageError
 from orion_cli.frozen import freeze
 from orion_cli.services.structures import extxyz_text
-from orion_cli.services.submission.inputs import read_frames
+from orion_cli.services.submission.inputs import read_frames, split_frames
 from orion_cli.services.submission.physical import MIN_DISTANCE_A
 from orion_cli.taskfile import JobInputs
 
@@ -189,6 +189,19 @@ def worker_count(n_inputs: int) -> int:
     return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
 
 
+#: a many-frame file is read in this many parts per core (progress moves part by part)
+PARTS_PER_WORKER = 4
+
+
+def split_inputs(paths: list[StructureInput]) -> list[StructureInput]:
+    """A few many-frame extended-XYZ files become parts of frames, staged side by side
+    like separate files; many files are spread file by file as they are."""
+    workers = worker_count(PARALLEL_MIN_INPUTS)
+    if len(paths) >= PARALLEL_MIN_INPUTS or workers < 2:
+        return paths
+    return [part for given in paths for part in split_frames(given, PARTS_PER_WORKER * workers)]
+
+
 def chunks(paths: list[Item], n_chunks: int) -> list[list[Item]]:
     """Split ``paths`` into at most ``n_chunks`` consecutive, nearly equal chunks.
 
@@ -328,7 +341,8 @@ class Stager:
         global _done_paths
         self.task, self.paths, self.report = task, paths, report
         remove_stale_scratch()  # what earlier, killed submits left in memory
-        self.workers = worker_count(len(paths))
+        self.paths = paths = split_inputs(paths)
+        self.workers = worker_count(sum(given.frames for given in paths))
         self.reader: Child | None = None
         if self.workers:
             import multiprocessing
