@@ -289,11 +289,16 @@ def result_of(
     """The result of a finished calculation on ``atoms`` (its calculator holds the values);
     an unconverged relaxation is an error."""
     calc = atoms.calc
-    stress = calc.results.get("stress") if calc else None
+    results = calc.results if calc else {}
+    stress = results.get("stress")
     converged = bool(atoms.info.get("orion_converged", True))
+    # computed on these very atoms just before (or read from a file): taken as they are,
+    # not asked again (each ask compares the atoms with the calculator's copy)
+    energy = results["energy"] if "energy" in results else atoms.get_potential_energy()
+    forces = results["forces"] if "forces" in results else atoms.get_forces()
     result = Result(
-        energy_ev=float(atoms.get_potential_energy()),
-        forces_ev_per_a=atoms.get_forces().round(8).tolist(),
+        energy_ev=float(energy),
+        forces_ev_per_a=forces.round(8).tolist(),
         stress_ev_per_a3=[float(x) for x in stress] if stress is not None else None,
         final_structure=final_structure,
         converged=converged,
