@@ -293,6 +293,9 @@ def test_one_many_frame_file_is_read_in_parts_as_when_read_whole(
         (s.name, s.source, s.inputs.structure, s.inputs.frozen["key"]) for s in whole
     ]
     assert split[9].formula == "Cu8" and split[149].source == f"{path.resolve()}@149"
+    lines = path.read_text().splitlines(keepends=True)
+    assert split[0].inputs.structure == "".join(lines[:6])  # the file's own lines: 4 atoms
+    assert split[9].inputs.structure.startswith("8\n")
     same_structure(stored_atoms({"structure": split[9].inputs.structure}), read(path, index=9))
 
 

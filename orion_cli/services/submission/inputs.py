@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import io
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,6 +236,7 @@ def read_frames(
                 note,
             )
         ]
+    texts = _frame_texts(fmt, text, len(frames))
     return [
         Frame(
             f"{resolved}@{i}",
@@ -242,12 +244,22 @@ def read_frames(
                 atoms, name if len(numbered) == 1 and output and not given.index else f"{name}-{i}"
             ),
             atoms,
-            extxyz_text(atoms),
+            texts[i - given.first] if texts else extxyz_text(atoms),
             True,
             note,
         )
         for i, atoms in numbered
     ]
+
+
+def _frame_texts(fmt: str, text: str, count: int) -> list[str] | None:
+    """Each frame's own lines of an extended-XYZ ``text`` (kept as the job's structure, as
+    a one-frame file's text is); None when its frames cannot be told apart by their counts
+    (ASE's reading of them is then written out instead)."""
+    offsets = frame_offsets(text) if fmt == "extxyz" and text else None
+    if offsets is None or len(offsets) != count + 1:
+        return None
+    return [text[start:end] for start, end in itertools.pairwise(offsets)]
 
 
 #: an extended-XYZ file of at least this many frames is read in parts, side by side
