@@ -489,12 +489,13 @@ def _run_all(
             print(f"orion jobrun: {tasks} has no line {index}", file=sys.stderr)
             continue
         workdir, inputs = found
-        if (workdir / CANCEL_MARKER).exists():
+        fresh = not workdir.exists()  # one look: nothing of it yet, no mark, no result
+        if not fresh and (workdir / CANCEL_MARKER).exists():
             continue  # cancelled with orion cancel while it waited in the pack
         ran += 1
-        if finished(workdir, int(inputs.attempt)):
+        if not fresh and finished(workdir, int(inputs.attempt)):
             print(f"orion jobrun: {workdir} has its result already: not run again", file=sys.stderr)
-        elif runner.takes(workdir, inputs):
+        elif fresh and runner.takes(inputs):
             runner.run(workdir, inputs)
         elif made(workdir, inputs) and (workdir / JOB_FILE).exists():
             os.chdir(workdir)
@@ -569,8 +570,8 @@ class InMemory:
             self.engines[name] = get_engine(name)
         return self.engines[name]
 
-    def takes(self, workdir: Path, inputs: JobInputs) -> bool:
-        """A first attempt, not yet begun, of an engine that computes in memory.
+    def takes(self, inputs: JobInputs) -> bool:
+        """A first attempt (its directory not yet made) of an engine that computes in memory.
 
         The attempt is the task line's own (no task-wide variable decides it).
         """
@@ -578,12 +579,7 @@ class InMemory:
             engine = self.engine(inputs.engine)
         except Exception:  # noqa: BLE001 - the usual path reports an unknown engine
             return False
-        return (
-            hasattr(engine, "compute")
-            and not inputs.structure_from
-            and int(inputs.attempt) == 1
-            and not workdir.exists()
-        )
+        return hasattr(engine, "compute") and not inputs.structure_from and int(inputs.attempt) == 1
 
     def session(self, name: str, engine: Any) -> Any:
         """The engine's session for this task, entered at its first calculation."""

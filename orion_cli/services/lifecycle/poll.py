@@ -396,7 +396,7 @@ def reconcile_job(
     existing = (results or {}).get(job.id or 0)
     if info is not None:
         _seen(job, info)
-        if info.status is JobStatus.QUEUED and job.status == JobStatus.QUEUED.value:
+        if _not_begun(job, info):
             return
     notes = notes if notes is not None else JobNotes()
     events = _ingest_events(job, notes)
@@ -444,6 +444,22 @@ def reconcile_job(
             message=f"neither squeue nor sacct has known job {job.scheduler_job_id} "
             f"for {lost_grace_s} s",
         )
+
+
+def _not_begun(job: Job, info: JobInfo) -> bool:
+    """A queued job the scheduler still holds, or a queued packed job whose task still runs
+    others before it (no directory yet): nothing to read, nothing to write (one look, not
+    an open per job of a 10,000-job pack every cycle)."""
+    if job.status != JobStatus.QUEUED.value:
+        return False
+    if info.status is JobStatus.QUEUED:
+        return True
+    return (
+        bool(job.pack)
+        and not info.status.is_final
+        and bool(job.workdir)
+        and not os.path.isdir(job.workdir)
+    )
 
 
 def _stored_results(session: Session, jobs: list[Job]) -> dict[int, JobResult]:

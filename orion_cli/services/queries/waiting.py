@@ -42,6 +42,10 @@ STATE_COLUMNS = (
 CHUNK = 5000
 #: seconds between the rounds of a wait on packed jobs (a round reads files, not squeue)
 PACKED_PAUSE_S = 0.5
+#: while packed tasks run, the waiter pauses this many times as long as its last round took
+#: (a round over 10,000 jobs takes a good part of a second of CPU the tasks would use)
+PACKED_PAUSE_PER_ROUND = 2.0
+PACKED_MAX_PAUSE_S = 5.0
 MIN_PAUSE_S = 0.1  # the shortest pause a wait_interval_s may ask for
 
 
@@ -104,13 +108,16 @@ def read_states(settings: Settings, ids: Sequence[int]) -> list[dict[str, Any]]:
     return [by_id[job_id] for job_id in ids if job_id in by_id]
 
 
-def pause_s(previous_s: float, settings: Settings, states: list[dict[str, Any]]) -> float:
+def pause_s(
+    previous_s: float, settings: Settings, states: list[dict[str, Any]], round_s: float = 0.0
+) -> float:
     """The next pause: doubling from 1 s up to wait_interval_s, never under the query limit.
 
-    While only packed jobs are left, the pause stays at :data:`PACKED_PAUSE_S`: a poll
+    While only packed jobs are left, the pause is :data:`PACKED_PAUSE_S`, or twice the last
+    round's ``round_s`` when that is longer (up to :data:`PACKED_MAX_PAUSE_S`): a poll
     cycle then counts the results their runners wrote without asking the scheduler (it
-    still asks at most once per ``min_query_interval_s``), so waiting ends as soon as the
-    last result is there.
+    still asks at most once per ``min_query_interval_s``), so waiting ends soon after the
+    last result is there, and the waiter takes at most a third of a core from the tasks.
 
     >>> from orion_cli.config import Settings
     >>> s = Settings(min_query_interval_s=10, wait_interval_s=30)
@@ -119,13 +126,15 @@ def pause_s(previous_s: float, settings: Settings, states: list[dict[str, Any]])
     (10, 2)
     >>> pause_s(20, s, [{**q, "scheduler": "slurm"}])
     30
-    >>> pause_s(4, s, [{**q, "scheduler": "slurm", "status": "running", "pack": 500}])
-    0.5
+    >>> packed = [{**q, "scheduler": "slurm", "status": "running", "pack": 500}]
+    >>> pause_s(4, s, packed), pause_s(4, s, packed, round_s=0.6), pause_s(4, s, packed, 9.0)
+    (0.5, 1.2, 5.0)
     """
     pause = min(previous_s * 2, max(settings.wait_interval_s, MIN_PAUSE_S))
     active = [s for s in states if not has_ended(s)]
-    if active and all(s["pack"] for s in active):
-        return min(pause, PACKED_PAUSE_S)  # results counted from their files: no squeue
+    if active and all(s["pack"] for s in active):  # results counted from their files
+        paced_s = min(PACKED_PAUSE_PER_ROUND * round_s, PACKED_MAX_PAUSE_S)
+        return max(min(pause, PACKED_PAUSE_S), paced_s)
     if any(s["scheduler"] != "local" for s in states):
         pause = max(pause, settings.min_query_interval_s)
     return pause
@@ -144,6 +153,7 @@ def wait_for(
     outcome = WaitOutcome(states=[])
     pause = 0.5
     while True:
+        round_start_s = time.monotonic()
         report = poll(settings)
         outcome.rounds += 1
         outcome.scheduler_calls += report.scheduler_calls
@@ -153,7 +163,7 @@ def wait_for(
             on_round(outcome.states)
         if all(has_ended(state) for state in outcome.states):
             return outcome
-        pause = pause_s(pause, settings, outcome.states)
+        pause = pause_s(pause, settings, outcome.states, time.monotonic() - round_start_s)
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
