@@ -419,7 +419,7 @@ def made(workdir: Path, inputs: Any) -> bool:
     except Exception as exc:  # noqa: BLE001 - becomes the job's error, seen by the poller
         attempt = int(inputs.attempt)
         error = f"preparing the inputs failed: {type(exc).__name__}: {exc}"
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_json_atomic(
             workdir / RESULT_FILE, {"attempt": attempt, **Result(error=error).to_json()}
         )
@@ -591,7 +591,7 @@ class InMemory:
     def run(self, workdir: Path, inputs: JobInputs) -> None:
         """Run one job on the fast path; its outcome goes to its events and result."""
         attempt = int(inputs.attempt)
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as materialize's
         soft = _SoftLimit(workdir, attempt)
         self.stop.current = soft
         if self.stop.stopped:

@@ -50,7 +50,7 @@ def _write_pack(
     return [read(io.StringIO(json.loads(line)["structure"]), format="extxyz") for line in lines]
 
 
-def _run_pack(root: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _run_pack(root: Path, umask: int = -1, **env: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "orion_cli.jobrun", "--pack"]
     return subprocess.run(
         [*command, str(root / "tasks.jsonl"), str(root / "packs-0.jsonl"), "0"],
@@ -59,6 +59,7 @@ def _run_pack(root: Path, **env: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=300,
         check=True,
+        umask=umask,
     )
 
 
@@ -80,6 +81,19 @@ def test_fast_path_keeps_events_and_result_only_and_matches_ase(tmp_path: Path) 
         assert result["attempt"] == 1 and result["error"] is None
         assert result["energy_ev"] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)  # type: ignore[attr-defined]
         assert result["forces_ev_per_a"] == pytest.approx(atoms.get_forces(), abs=1e-8)  # type: ignore[attr-defined]
+
+
+def test_a_packed_job_directory_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Made on the node under umask 0, a packed job's directory is still the owner's alone
+    (as an array job's or a single job's): nobody else can plant a file in it."""
+    _write_pack(tmp_path, "emt", {}, _frames(2))
+    _run_pack(tmp_path, umask=0)
+    for n in range(2):
+        workdir = tmp_path / "jobs" / str(n)
+        assert (workdir.stat().st_mode & 0o777, (workdir / "result.json").exists()) == (
+            0o700,
+            True,
+        )
 
 
 def test_fast_path_relaxation_keeps_its_trajectory_and_final_structure(tmp_path: Path) -> None:
