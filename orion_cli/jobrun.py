@@ -55,6 +55,7 @@ from orion_cli.jobdir import JOB_FILE, RESULT_FILE, append_event, read_json, wri
 from orion_cli.taskfile import (
     CANCEL_MARKER,
     JobInputs,
+    bare_atoms,
     materialize,
     read_packs,
     read_task,
@@ -651,7 +652,11 @@ def finish(workdir: Path, attempt: int, result: Any, soft_limit_reached: bool) -
 
 
 def read_structure(text: str) -> Any:
-    """The structure of a task line (extended XYZ) as ASE atoms, parsed once."""
+    """The structure of a task line (extended XYZ) as ASE atoms, parsed once: a bare frame
+    without ``ase.io`` (see :func:`~orion_cli.taskfile.bare_atoms`), any other by ASE."""
+    atoms = bare_atoms(text)
+    if atoms is not None:
+        return atoms
     from ase.io import read
 
     return read(io.StringIO(text), format="extxyz", index=0)

@@ -10,6 +10,7 @@ single job is materialized at submit time, on the login node, from the same line
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -154,3 +155,75 @@ def read_tasks(path: Path, indices: list[int]) -> dict[int, tuple[Path, JobInput
                 if len(found) == len(wanted):
                     break
     return found
+
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_COMMENT = re.compile(r'\s*(?:\w+=(?:"[^"\\]*"|[^\s"=]+)\s*)*')
+_FIELD = re.compile(r'(\w+)=(?:"([^"\\]*)"|([^\s"=]+))')
+_ATOM = re.compile(rf"\s*([A-Z][a-z]?)\s+({_NUMBER})\s+({_NUMBER})\s+({_NUMBER})\s*")
+_LATTICE = re.compile(rf"\s*{_NUMBER}(?:\s+{_NUMBER}){{8}}\s*")
+_PBC = re.compile(r"\s*[TF]\s+[TF]\s+[TF]\s*")
+
+
+def bare_atoms(text: str) -> Any | None:
+    """The atoms of an extended-XYZ frame of the bare shape ASE writes for a structure
+    alone, read without ``ase.io``; None for any other frame (ASE's reader takes those).
+
+    The bare shape: a count line; a comment of exactly ``Lattice="<9 numbers>"``,
+    ``Properties=species:S:1:pos:R:3`` and ``pbc="<T|F> <T|F> <T|F>"``; one ``Symbol x y z``
+    line per atom. ``import ase.io`` costs a packed task 0.2-0.35 s on this machine
+    (SciPy's integrate and special, through ase.spacegroup), which an EMT task of a few
+    hundred single points otherwise never needs.
+
+    >>> atoms = bare_atoms('1\\nLattice="2 0 0 0 2 0 0 0 2" Properties=species:S:1:pos:R:3 '
+    ...                    'pbc="T T F"\\nCu 0.5 0 1e-1\\n')
+    >>> atoms.get_chemical_symbols(), atoms.positions.tolist(), atoms.pbc.tolist()
+    (['Cu'], [[0.5, 0.0, 0.1]], [True, True, False])
+    >>> bare_atoms('1\\nenergy=-1.0 Lattice="2 0 0 0 2 0 0 0 2" '
+    ...            'Properties=species:S:1:pos:R:3 pbc="T T T"\\nCu 0 0 0\\n') is None
+    True
+    """
+    lines = text.split("\n")
+    if not lines[0].strip().isdigit() or len(lines) < 2:
+        return None
+    natoms = int(lines[0])
+    if natoms < 1 or len(lines) < natoms + 2 or any(x.strip() for x in lines[natoms + 2 :]):
+        return None
+    fields = _bare_comment(lines[1])
+    if fields is None:
+        return None
+    atoms = [_ATOM.fullmatch(line) for line in lines[2 : natoms + 2]]
+    if not all(atoms):
+        return None
+    from ase import Atoms
+    from ase.data import atomic_numbers
+
+    symbols = [match[1] for match in atoms if match]
+    lattice = fields["Lattice"].split()
+    if not all(symbol in atomic_numbers for symbol in symbols):
+        return None
+    return Atoms(
+        symbols=symbols,
+        positions=[[float(match[i]) for i in (2, 3, 4)] for match in atoms if match],
+        cell=[[float(x) for x in lattice[row : row + 3]] for row in (0, 3, 6)],
+        pbc=[flag == "T" for flag in fields["pbc"].split()],
+    )
+
+
+def _bare_comment(line: str) -> dict[str, str] | None:
+    """The comment line's fields when they are exactly the bare shape's, else None."""
+    if not _COMMENT.fullmatch(line):
+        return None
+    fields: dict[str, str] = {}
+    for match in _FIELD.finditer(line):
+        if match[1] in fields:
+            return None
+        fields[match[1]] = match[2] if match[2] is not None else match[3]
+    if (
+        set(fields) != {"Lattice", "Properties", "pbc"}
+        or fields["Properties"] != "species:S:1:pos:R:3"
+        or not _LATTICE.fullmatch(fields["Lattice"])
+        or not _PBC.fullmatch(fields["pbc"])
+    ):
+        return None
+    return fields

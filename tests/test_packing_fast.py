@@ -328,3 +328,104 @@ def test_a_soft_limit_before_the_calculation_starts_stops_it(
     assert result["error"] == "stopped at the soft time limit (SIGUSR1 from the scheduler)"
     assert [e["event"] for e in _events(first)] == ["started", "soft_limit", "failed"]
     assert not (tmp_path / "jobs" / "1").exists()  # the pack stopped: left for orion poll
+
+
+def _ase_reads(text: str) -> object:
+    import io
+
+    from ase.io import read
+
+    return read(io.StringIO(text), format="extxyz", index=0)
+
+
+def test_a_bare_frame_is_read_as_ase_reads_it_without_ase_io() -> None:
+    """What ASE writes for a structure alone (and the same by hand: other spacing, tabs,
+    exponents) gives the atoms ASE's reader gives, to the last bit."""
+    import io
+
+    import numpy as np
+    from ase import Atoms
+    from ase.io import write
+
+    from orion_cli.jobrun import read_structure
+    from orion_cli.taskfile import bare_atoms
+
+    rng = np.random.default_rng(7)
+    texts = []
+    for n in range(40):
+        symbols = rng.choice(["H", "C", "O", "Cu", "Pt", "Au", "X"], size=1 + n % 5)
+        cell = rng.normal(size=(3, 3)) * 3 + np.eye(3) * 5
+        atoms = Atoms(symbols, positions=rng.normal(size=(len(symbols), 3)) * 4, cell=cell)
+        atoms.pbc = [bool(b) for b in rng.integers(0, 2, size=3)]
+        text = io.StringIO()
+        write(text, atoms, format="extxyz")
+        texts.append(text.getvalue())
+    texts.append(
+        '2\n  pbc="T F T"   Properties=species:S:1:pos:R:3 Lattice="4 0 0 0 4.5 0 -1e0 0 6.25E+0"\n'
+        "Cu\t0.5  -0.25 1e-3\n  O 1.  .5 -2.5e+1  \n"
+    )
+    for text in texts:
+        mine, theirs = bare_atoms(text), _ase_reads(text)
+        assert mine is not None, text
+        assert mine.get_chemical_symbols() == theirs.get_chemical_symbols()  # type: ignore[attr-defined]
+        assert np.array_equal(mine.positions, theirs.positions)  # type: ignore[attr-defined]
+        assert np.array_equal(mine.cell[:], theirs.cell[:])  # type: ignore[attr-defined]
+        assert mine.pbc.tolist() == theirs.pbc.tolist()  # type: ignore[attr-defined]
+        assert (mine.info, sorted(mine.arrays)) == (theirs.info, sorted(theirs.arrays))  # type: ignore[attr-defined]
+        assert read_structure(text).positions.tolist() == mine.positions.tolist()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '1\nLattice="3 0 0 0 3 0 0 0 3" Properties=species:S:1:pos:R:3 pbc="T T T" energy=-1.5\n'
+        "Cu 0 0 0\n",  # a value ASE keeps in info (and as the energy of a calculator)
+        '1\nLattice="3 0 0 0 3 0 0 0 3" Properties=species:S:1:pos:R:3:initial_magmoms:R:1 '
+        'pbc="T T T"\nFe 0 0 0 2.0\n',
+        '1\nProperties=species:S:1:pos:R:3 pbc="F F F"\nCu 0 0 0\n',  # no Lattice
+        '1\nLattice="3 0 0 0 3 0 0 0 3" Properties=species:S:1:pos:R:3 pbc="T T T"\ncu 0 0 0\n',
+        '1\nLattice="3 0 0 0 3 0 0 0 3" Properties=species:S:1:pos:R:3 pbc="T T T"\nCu 1_0 0 0\n',
+        '1\nLattice="3 0 0 0 3 0 0 0 3" Properties=species:S:1:pos:R:3 pbc="T T T"\nCu 0 0 0\nx\n',
+        '1\nLattice="3 0 0 0 3 0 0 0 3" Properties=species:S:1:pos:R:3 pbc=T\nCu 0 0 0\n',
+    ],
+)
+def test_any_other_frame_is_left_to_ase(text: str) -> None:
+    from orion_cli.jobrun import read_structure
+    from orion_cli.taskfile import bare_atoms
+
+    assert bare_atoms(text) is None
+    try:
+        theirs = _ase_reads(text)
+    except Exception:  # noqa: BLE001 - ASE refuses it: so does the runner, with ASE's words
+        with pytest.raises(Exception):  # noqa: B017
+            read_structure(text)
+        return
+    mine = read_structure(text)
+    assert mine.get_chemical_symbols() == theirs.get_chemical_symbols()  # type: ignore[attr-defined]
+    assert mine.info == theirs.info  # type: ignore[attr-defined]
+
+
+def test_a_pack_of_bare_frames_never_imports_ase_io(tmp_path: Path) -> None:
+    """The import ase.io would cost every packed EMT task is not made (SciPy's integrate)."""
+    _write_pack(tmp_path, "emt", {}, _frames(2))
+    probe = (
+        "import runpy, sys, atexit\n"
+        "atexit.register(lambda: print('ASE_IO', 'ase.io' in sys.modules, file=sys.stderr))\n"
+        "sys.argv = ['jobrun', '--pack'] + sys.argv[1:]\n"
+        "runpy.run_module('orion_cli.jobrun', run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            probe,
+            str(tmp_path / "tasks.jsonl"),
+            str(tmp_path / "packs-0.jsonl"),
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "ASE_IO False" in done.stderr, done.stderr
+    assert (tmp_path / "jobs" / "1" / "result.json").exists()
