@@ -429,3 +429,28 @@ def test_a_pack_of_bare_frames_never_imports_ase_io(tmp_path: Path) -> None:
     )
     assert "ASE_IO False" in done.stderr, done.stderr
     assert (tmp_path / "jobs" / "1" / "result.json").exists()
+
+
+def test_a_long_pause_of_a_pack_wait_ends_when_every_result_is_there(tmp_path: Path) -> None:
+    """Between two rounds the waiter looks every 0.5 s for the packed jobs' results: once
+    all are written (the tasks are done) the pause ends, however long it was to be."""
+    from orion_cli.services.queries.waiting import rest
+
+    files = [tmp_path / f"{n}.json" for n in range(3)]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 3 and not files[0].exists():  # the results land in the 3rd step
+            for path in files:
+                path.write_text("{}")
+
+    rest(4.0, [str(path) for path in files], sleep)
+    assert slept == [0.5, 0.5, 0.5]
+    slept.clear()
+    files[1].unlink()
+    rest(2.0, [str(path) for path in files], sleep)
+    assert slept == [0.5, 0.5, 0.5, 0.5]  # one still missing: the whole pause
+    slept.clear()
+    rest(4.0, [], sleep)
+    assert slept == [4.0]  # no packed job left: one sleep

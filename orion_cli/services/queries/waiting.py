@@ -10,6 +10,7 @@ waiting on one, and never once a second.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from orion_cli.config import Settings
 from orion_cli.db.models import Job
 from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
+from orion_cli.jobdir import RESULT_FILE
 from orion_cli.services.lifecycle.poll import poll
 from orion_cli.services.queries.selection import BulkReport, Selection, resolve
 
@@ -43,8 +45,9 @@ CHUNK = 5000
 #: seconds between the rounds of a wait on packed jobs (a round reads files, not squeue)
 PACKED_PAUSE_S = 0.5
 #: while packed tasks run, the waiter pauses this many times as long as its last round took
-#: (a round over 10,000 jobs takes a good part of a second of CPU the tasks would use)
-PACKED_PAUSE_PER_ROUND = 2.0
+#: (a round over 10,000 jobs takes a good part of a second of CPU the tasks would use);
+#: during the pause it looks for the last results every PACKED_PAUSE_S (see rest)
+PACKED_PAUSE_PER_ROUND = 4.0
 PACKED_MAX_PAUSE_S = 5.0
 MIN_PAUSE_S = 0.1  # the shortest pause a wait_interval_s may ask for
 
@@ -113,11 +116,11 @@ def pause_s(
 ) -> float:
     """The next pause: doubling from 1 s up to wait_interval_s, never under the query limit.
 
-    While only packed jobs are left, the pause is :data:`PACKED_PAUSE_S`, or twice the last
-    round's ``round_s`` when that is longer (up to :data:`PACKED_MAX_PAUSE_S`): a poll
+    While only packed jobs are left, the pause is :data:`PACKED_PAUSE_S`, or four times the
+    last round's ``round_s`` when that is longer (up to :data:`PACKED_MAX_PAUSE_S`): a poll
     cycle then counts the results their runners wrote without asking the scheduler (it
-    still asks at most once per ``min_query_interval_s``), so waiting ends soon after the
-    last result is there, and the waiter takes at most a third of a core from the tasks.
+    still asks at most once per ``min_query_interval_s``), and the waiter takes at most a
+    fifth of a core from the tasks; :func:`rest` ends the pause once every result is there.
 
     >>> from orion_cli.config import Settings
     >>> s = Settings(min_query_interval_s=10, wait_interval_s=30)
@@ -128,7 +131,7 @@ def pause_s(
     30
     >>> packed = [{**q, "scheduler": "slurm", "status": "running", "pack": 500}]
     >>> pause_s(4, s, packed), pause_s(4, s, packed, round_s=0.6), pause_s(4, s, packed, 9.0)
-    (0.5, 1.2, 5.0)
+    (0.5, 2.4, 5.0)
     """
     pause = min(previous_s * 2, max(settings.wait_interval_s, MIN_PAUSE_S))
     active = [s for s in states if not has_ended(s)]
@@ -138,6 +141,48 @@ def pause_s(
     if any(s["scheduler"] != "local" for s in states):
         pause = max(pause, settings.min_query_interval_s)
     return pause
+
+
+class ResultFiles:
+    """Where the active packed jobs of a wait leave their result files (read once)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.workdirs: dict[int, str] = {}
+
+    def waiting(self, states: list[dict[str, Any]]) -> list[str]:
+        """The result files of the packed jobs not yet ended."""
+        ids = [s["id"] for s in states if s["pack"] and not has_ended(s)]
+        unknown = [job_id for job_id in ids if job_id not in self.workdirs]
+        if unknown:
+            from sqlmodel import col, select
+
+            with session_scope(self.settings.resolved_database_url) as session:
+                for start in range(0, len(unknown), CHUNK):
+                    chunk = unknown[start : start + CHUNK]
+                    query = select(Job.id, Job.workdir).where(col(Job.id).in_(chunk))
+                    for job_id, workdir in session.exec(query):
+                        self.workdirs[job_id or 0] = workdir or ""
+        return [os.path.join(self.workdirs[i], RESULT_FILE) for i in ids if self.workdirs.get(i)]
+
+
+def rest(pause_s: float, result_files: list[str], sleep: Callable[[float], None]) -> None:
+    """Sleep ``pause_s``; while packed jobs are left, look every :data:`PACKED_PAUSE_S`
+    whether all of them have written their result (their tasks are done) and end the
+    rest then: a long pause between rounds never delays the last one.
+
+    A look stops at the first job without a result (one file check while they run).
+    """
+    if not result_files or pause_s <= PACKED_PAUSE_S:
+        sleep(pause_s)
+        return
+    left = pause_s
+    while left > 0:
+        step = min(PACKED_PAUSE_S, left)
+        sleep(step)
+        left -= step
+        if all(os.path.exists(path) for path in result_files):
+            return
 
 
 def wait_for(
@@ -152,6 +197,7 @@ def wait_for(
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     outcome = WaitOutcome(states=[])
     pause = 0.5
+    results = ResultFiles(settings)
     while True:
         round_start_s = time.monotonic()
         report = poll(settings)
@@ -170,7 +216,7 @@ def wait_for(
                 outcome.timed_out = True
                 return outcome
             pause = min(pause, left)
-        sleep(pause)
+        rest(pause, results.waiting(outcome.states), sleep)
 
 
 def iso(value: Any) -> Any:
