@@ -50,3 +50,40 @@ def test_a_job_noticed_late_keeps_its_own_start_and_end(
     assert job["run_s"] >= 0.45 and job["queue_wait_s"] >= 0
     polled = [e["at"] for e in job["events"] if e["to"] == "completed"][0]
     assert (stamp(polled) - stamp(finished)).total_seconds() >= 0.45  # noticed later
+
+
+def test_packed_jobs_counted_from_their_results_keep_their_own_times(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The poll that completes packed jobs from their result files (no scheduler asked)
+    writes each job's and attempt's start and end as the runner wrote them."""
+    from ase.build import bulk
+    from ase.io import write
+
+    monkeypatch.setenv("ORION_SCHEDULER", "local")
+    write(tmp_path / "three.extxyz", [bulk("Cu", cubic=True)] * 3, format="extxyz")
+    ids = orion_json(
+        "submit", str(tmp_path / "three.extxyz"), "-e", "mock", "-p", "duration_s=0.3",
+        "--pack", "3",
+    )["ids"]  # fmt: skip
+    workdirs = [Path(orion_json("show", str(job_id))["workdir"]) for job_id in ids]
+    deadline = time.monotonic() + 60
+    while not all((w / "result.json").exists() for w in workdirs):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(0.3)  # the poll comes after the ends
+    orion("poll")
+    stamp = datetime.fromisoformat
+    for job_id, workdir in zip(ids, workdirs, strict=True):
+        job = orion_json("show", str(job_id))
+        events = [json.loads(line) for line in (workdir / "events.jsonl").read_text().splitlines()]
+        started = stamp(next(e["time"] for e in events if e["event"] == "started"))
+        finished = stamp(next(e["time"] for e in events if e["event"] == "finished"))
+        [attempt] = job["attempts"]
+        assert (job["status"], stamp(job["started_at"]), stamp(job["finished_at"])) == (
+            "completed",
+            started,
+            finished,
+        )
+        assert (stamp(attempt["started_at"]), stamp(attempt["finished_at"])) == (started, finished)
+        assert job["run_s"] >= 0.25

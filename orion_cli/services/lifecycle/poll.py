@@ -93,6 +93,10 @@ class JobNotes:
         """Set true start and end times on the jobs (and attempts) that reached those states."""
         record_times(session, list(self.times.values()))
 
+    def by_job_id(self) -> dict[int, tuple[datetime | None, datetime | None]]:
+        """The times seen, by job id (to be written with the jobs' moves)."""
+        return {job.id or 0: (started, ended) for job, started, ended in self.times.values()}
+
     def add(self, job: Job, text: str) -> None:
         self.by_job.setdefault(id(job), (job, []))[1].append(text)
 
@@ -173,7 +177,12 @@ class Moves:
         self.plans.pop(id(job), None)
         self.requeued.pop(id(job), None)
 
-    def apply(self, session: Session, at: datetime) -> None:
+    def apply(
+        self,
+        session: Session,
+        at: datetime,
+        times: Mapping[int, tuple[datetime | None, datetime | None]] | None = None,
+    ) -> None:
         depth = max((len(steps) for _, steps in self.plans.values()), default=0)
         for step in range(depth):
             groups: dict[tuple[JobStatus, FailureReason | None], list[tuple[Job, str | None]]] = (
@@ -192,6 +201,7 @@ class Moves:
                     reason=reason,
                     message=[m for _, m in items],
                     at=at,
+                    times=times,
                 )
 
 
@@ -1030,10 +1040,9 @@ def _settle_packed(session: Session, jobs: list[Job], now: datetime) -> set[int]
         moves.move(job, JobStatus.COMPLETED)
         done.add(job.id or 0)
     with session.no_autoflush:  # the job rows are written once, with their true times
-        moves.apply(session, now)
+        moves.apply(session, now, notes.by_job_id())
         if rows:
             session.execute(insert(JobResult), rows)
-        notes.apply_times(session)
     notes.write(session, now)
     return done
 

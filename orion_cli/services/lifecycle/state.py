@@ -13,7 +13,7 @@ multi-row INSERT.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypedDict, Unpack
 
@@ -28,6 +28,10 @@ from orion_cli.errors import IllegalTransition, RaceLost
 from orion_cli.identity import current_user
 from orion_cli.resources import Resources
 from orion_cli.states import FailureReason, JobStatus, can_transition
+
+#: when an attempt really started and ended, as the job wrote it (None: not known)
+Times = tuple[datetime | None, datetime | None]
+NO_TIMES: Times = (None, None)
 
 
 class Facts(TypedDict, total=False):
@@ -88,12 +92,15 @@ def transition_many(
     reason: FailureReason | None = None,
     message: str | Sequence[str | None] | None = None,
     at: datetime | None = None,
+    times: Mapping[int, Times] | None = None,
 ) -> None:
     """Move ``jobs`` to ``new`` (checked against the transition table), recording events.
 
     ``message`` is one text for all jobs or one per job. The status write is a
     compare-and-set: it names the status each job was read with, and raises RaceLost when
     another orion process changed one of them meanwhile (the caller reads again).
+    ``times``: by job id, when its current attempt really started and ended (as the job
+    wrote it), written with the move instead of the poll's time (see :func:`record_times`).
     """
     at = at or now_utc()
     actor = current_user()
@@ -106,8 +113,9 @@ def transition_many(
             )
     texts = [message] * len(jobs) if message is None or isinstance(message, str) else message
     with session.no_autoflush:
+        known = times or {}
         changes = [
-            _changes(job, old, new, reason, text, at)
+            _changes(job, old, new, reason, text, at, known.get(job.id or 0, NO_TIMES))
             for job, old, text in zip(jobs, olds, texts, strict=True)
         ]
         _compare_and_set(session, jobs, olds, changes)
@@ -132,7 +140,9 @@ def transition_many(
                     "actor": actor,
                 }
             )
-            row = _track_attempt(current, job, old, new, reason, text, at)
+            row = _track_attempt(
+                current, job, old, new, reason, text, at, known.get(job.id or 0, NO_TIMES)
+            )
             if isinstance(row, tuple):
                 attempt_rows.append(row)
             elif row is not None:
@@ -548,8 +558,11 @@ def _changes(
     reason: FailureReason | None,
     message: str | None,
     at: datetime,
+    times: Times = (None, None),
 ) -> dict[str, Any]:
-    """The job's own fields for the move ``old`` → ``new`` (column name → new value)."""
+    """The job's own fields for the move ``old`` → ``new`` (column name → new value);
+    ``times``: the attempt's true start and end, where the job wrote them."""
+    start, end = times
     values: dict[str, Any] = {
         "status": new.value,
         "failure_reason": reason.value if reason else None,
@@ -573,9 +586,11 @@ def _changes(
                 current_step="",
             )
     elif new is JobStatus.RUNNING:
-        values["started_at"] = job.started_at or at
+        values["started_at"] = start or job.started_at or at
     elif new.is_final:
-        values["finished_at"] = at
+        values["finished_at"] = end or at
+        if start:
+            values["started_at"] = start
         if new is JobStatus.COMPLETED:
             values["progress_pct"] = 100.0
     values["updated_at"] = at
@@ -625,12 +640,15 @@ def _track_attempt(
     reason: FailureReason | None,
     message: str | None,
     at: datetime,
+    times: Times = (None, None),
 ) -> dict[str, Any] | tuple[int, dict[str, Any]] | None:
     """The job's attempt row for the move: a new row's values where there is none, else
     (its id, the values it changes)."""
     if old is JobStatus.FAILED and new is JobStatus.CANCELLED:
         return None  # cancelling a pending retry: the failed attempt's record stands
     final = new.is_final
+    start, end = times
+    started = (start or at) if new is JobStatus.RUNNING else (start if final else None)
     values = {
         "job_id": job.id,
         "attempt": job.attempt,
@@ -641,10 +659,10 @@ def _track_attempt(
         "raw_state": job.raw_state,
         "scheduler_job_id": job.scheduler_job_id if new is JobStatus.QUEUED else None,
         "submitted_at": at if new is JobStatus.QUEUED else None,
-        "started_at": at if new is JobStatus.RUNNING else None,
+        "started_at": started,
         "reason": reason.value if final and reason else None,
         "message": message if final else None,
-        "finished_at": at if final else None,
+        "finished_at": (end or at) if final else None,
     }
     if not _updates_attempt(old, new):  # created, or a new attempt queued: no row yet
         return None if new is JobStatus.CANCELLED and old is JobStatus.CREATED else values
@@ -652,10 +670,12 @@ def _track_attempt(
     if row_id is None:
         return values
     changed: dict[str, Any] = {"status": new.value, "raw_state": job.raw_state}
-    if new is JobStatus.RUNNING:
-        changed["started_at"] = at
+    if new is JobStatus.RUNNING or (final and start):
+        changed["started_at"] = started
     if new is JobStatus.QUEUED:  # requeued by the scheduler
         changed["started_at"] = None
     if final:
-        changed.update(reason=reason.value if reason else None, message=message, finished_at=at)
+        changed.update(
+            reason=reason.value if reason else None, message=message, finished_at=end or at
+        )
     return row_id, changed
