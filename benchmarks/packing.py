@@ -109,9 +109,11 @@ def orion_env(home: Path, database_url: str | None) -> dict[str, str]:
     return env
 
 
-def count_completed(env: dict[str, str], n: int) -> int:
+def count_completed(env: dict[str, str], n: int, tag: str = "") -> int:
+    """Completed jobs (``tag``: of that tag only; the PostgreSQL runs share one database)."""
     out = subprocess.run(
-        [ORION, "ls", "--json", "--limit", str(n + 10), "-s", "completed"],
+        [ORION, "ls", "--json", "--limit", str(n + 10), "-s", "completed"]
+        + (["--tag", tag] if tag else []),
         env=env,
         capture_output=True,
         text=True,
@@ -161,7 +163,7 @@ def ingest(home: Path, structures: Path, n: int, database_url: str | None) -> tu
     env = orion_env(home, database_url)
     out = subprocess.run(
         [ORION, "submit", str(structures), "-e", "mock", "-p", "duration_s=0"]
-        + ["--pack-tasks", "2", "--json"],
+        + ["--pack-tasks", "2", "--tag", "ingest", "--json"],
         env=env,
         capture_output=True,
         text=True,
@@ -176,7 +178,7 @@ def ingest(home: Path, structures: Path, n: int, database_url: str | None) -> tu
     env["ORION_MIN_QUERY_INTERVAL_S"] = "0"
     start = time.perf_counter()
     subprocess.run([ORION, "poll"], env=env, capture_output=True, check=False)
-    return time.perf_counter() - start, count_completed(env, n)
+    return time.perf_counter() - start, count_completed(env, n, "ingest")
 
 
 def hyperqueue(hq_python: str, n: int) -> float | None:
