@@ -171,17 +171,20 @@ def rest(pause_s: float, result_files: list[str], sleep: Callable[[float], None]
     whether all of them have written their result (their tasks are done) and end the
     rest then: a long pause between rounds never delays the last one.
 
-    A look stops at the first job without a result (one file check while they run).
+    A result file, once there, stays: each look goes on from the first file the last one
+    missed (one check while the tasks run, each file checked once when present).
     """
     if not result_files or pause_s <= PACKED_PAUSE_S:
         sleep(pause_s)
         return
-    left = pause_s
+    left, seen = pause_s, 0
     while left > 0:
         step = min(PACKED_PAUSE_S, left)
         sleep(step)
         left -= step
-        if all(os.path.exists(path) for path in result_files):
+        while seen < len(result_files) and os.path.exists(result_files[seen]):
+            seen += 1
+        if seen == len(result_files):
             return
 
 

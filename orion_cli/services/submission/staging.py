@@ -339,10 +339,10 @@ class Stager:
 
     def __init__(self, task: StageTask, paths: list[StructureInput], report: ProgressFn) -> None:
         global _done_paths
-        self.task, self.paths, self.report = task, paths, report
         remove_stale_scratch()  # what earlier, killed submits left in memory
-        self.paths = paths = split_inputs(paths)
-        self.workers = worker_count(sum(given.frames for given in paths))
+        self.task, self.report = task, report
+        self.paths = split_inputs(paths)  # a many-frame file: parts staged side by side
+        self.workers = worker_count(sum(given.frames for given in self.paths))
         self.reader: Child | None = None
         if self.workers:
             import multiprocessing
@@ -350,7 +350,9 @@ class Stager:
             # fork: the reader inherits the parsed settings and the engine registry, and
             # starts before this process has opened any database connection
             _done_paths = multiprocessing.get_context("fork").Value("i", 0)
-            self.reader = Child("orion-reader", partial(_read_all, task, paths, self.workers - 1))
+            self.reader = Child(
+                "orion-reader", partial(_read_all, task, self.paths, self.workers - 1)
+            )
 
     def collect(self) -> list[Staged]:
         total = len(self.paths)
