@@ -111,7 +111,13 @@ def job_directory() -> str:
             "orion, at submit (or the array task, from its line)",
             "the job's inputs",
         ),
-        (jobdir.EVENTS_FILE, "the job", "one JSON object a line, appended"),
+        (
+            jobdir.EVENTS_FILE,
+            "the job",
+            "one JSON object a line, appended; a packed calculation computed in memory "
+            f"appends its result as a `{jobdir.RESULT_EVENT}` line there instead of "
+            f"writing `{jobdir.RESULT_FILE}`",
+        ),
         (jobdir.RESULT_FILE, "the job", "the parsed result of the latest attempt"),
         (batch.TASKS_FILE, "orion, at submit", "an array's jobs, a line each"),
         (taskfile.CANCEL_MARKER, "orion cancel", "a packed job its task must skip"),

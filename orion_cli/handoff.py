@@ -15,7 +15,7 @@ from typing import Any
 
 from orion_cli.engines.registry import get_engine
 from orion_cli.ingest import BadRecord, check_result
-from orion_cli.jobdir import JOB_FILE, read_result, write_json_atomic
+from orion_cli.jobdir import JOB_FILE, read_outcome, write_json_atomic
 
 HANDOFF_FILE = "structure-from-parent.xyz"
 
@@ -30,7 +30,7 @@ def take_parent_structure(workdir: Path, job: dict[str, Any]) -> dict[str, Any]:
 
     path = Path(job["structure_from"])
     try:
-        data = read_result(path)
+        data = read_outcome(path.parent)  # result.json, or the result its events carry
         checked = check_result(data) if data is not None else None
     except (OSError, BadRecord, ValueError) as exc:
         raise HandoffError(f"cannot use the parent's {path}: {exc}") from None

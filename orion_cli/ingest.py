@@ -241,15 +241,3 @@ def check_result(data: Any) -> CheckedResult:
         extras=_finite_tree(extras, "extras"),
         error=None if error is None else clean_text(error, MAX_TEXT_CHARS),
     )
-
-
-def result_attempt(data: Any) -> int | None:
-    """The attempt a parsed result claims, or None when it names none usable.
-
-    >>> result_attempt({"attempt": 2}), result_attempt({"attempt": "x"}), result_attempt([])
-    (2, None, None)
-    """
-    if not isinstance(data, dict):
-        return None
-    value = data.get("attempt", 1)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -31,6 +31,7 @@ every N-th calculation of the pack.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import signal
@@ -51,7 +52,18 @@ from orion_cli.engines.base import ProgressFn, Result, RunSpec
 from orion_cli.engines.progress import tracker_for
 from orion_cli.engines.registry import get_engine
 from orion_cli.handoff import take_parent_structure
-from orion_cli.jobdir import JOB_FILE, RESULT_FILE, append_event, read_json, write_json_atomic
+from orion_cli.jobdir import (
+    JOB_FILE,
+    RESULT_FILE,
+    JobFileError,
+    append_event,
+    append_lines,
+    event_record,
+    read_json,
+    read_outcome,
+    result_line,
+    write_json_atomic,
+)
 from orion_cli.taskfile import (
     CANCEL_MARKER,
     JobInputs,
@@ -279,17 +291,19 @@ def attempt_of(job: Any) -> int:
 
 
 def finished(workdir: Path, line_attempt: int = 1) -> bool:
-    """Whether ``result.json`` already holds the result of the attempt ``job.json`` asks for
+    """Whether the job already has the result of the attempt ``job.json`` asks for
     (the task line's ``line_attempt`` when there is no ``job.json``: the packed fast path
     writes none).
 
     A packed task that SLURM requeues (preemption, node failure) runs its line again: the
     jobs it finished keep their result instead of running a second time.
     """
-    result = read_json(workdir / RESULT_FILE)
     job = read_json(workdir / JOB_FILE)
     wanted = attempt_of(job) if isinstance(job, dict) else line_attempt
-    return isinstance(result, dict) and result.get("attempt") == wanted
+    try:
+        return isinstance(read_outcome(workdir, wanted), dict)
+    except JobFileError:
+        return False
 
 
 def run_job(workdir: Path, pack: PackSignal | None = None) -> int:
@@ -639,16 +653,31 @@ class _Progress:
 
 
 def finish(workdir: Path, attempt: int, result: Any, soft_limit_reached: bool) -> None:
-    """Write the result once (compact), then the event that ends the attempt."""
+    """Write the result once, with the event that ends the attempt: one append of a
+    ``result`` line and the ``finished``/``failed`` line to ``events.jsonl`` (no
+    ``result.json``: a file and a rename fewer per calculation, see
+    :func:`~orion_cli.jobdir.read_outcome`); a result that does not fit an event line goes
+    to ``result.json`` first."""
+    lines = []
     if soft_limit_reached:
         result.extras["soft_limit_reached"] = True
         if not result.error:  # finished in the margin: the result stands
-            append_event(workdir, "soft_limit_ok", attempt=attempt)
-    write_json_atomic(workdir / RESULT_FILE, {"attempt": attempt, **result.to_json()}, None)
-    if result.error:
-        append_event(workdir, "failed", attempt=attempt, error=result.error)
+            lines.append(_line(event_record("soft_limit_ok", attempt=attempt)))
+    outcome = {"attempt": attempt, **result.to_json()}
+    carried = result_line(outcome)
+    if carried is None:
+        write_json_atomic(workdir / RESULT_FILE, outcome, None)
     else:
-        append_event(workdir, "finished", attempt=attempt, energy_ev=result.energy_ev)
+        lines.append(carried)
+    if result.error:
+        end = event_record("failed", attempt=attempt, error=result.error)
+    else:
+        end = event_record("finished", attempt=attempt, energy_ev=result.energy_ev)
+    append_lines(workdir, [*lines, _line(end)])
+
+
+def _line(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"))
 
 
 def read_structure(text: str) -> Any:

@@ -99,3 +99,19 @@ def run_in_pty(
             out += data
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+def job_result(workdir: Any) -> Any:
+    """A job's result as its runner left it, read by hand: ``result.json``, else the last
+    ``result`` line of ``events.jsonl`` (a packed calculation computed in memory writes no
+    ``result.json``); None when there is neither."""
+    from pathlib import Path
+
+    workdir = Path(workdir)
+    if (workdir / "result.json").exists():
+        return json.loads((workdir / "result.json").read_text())
+    if not (workdir / "events.jsonl").exists():
+        return None
+    lines = [json.loads(line) for line in (workdir / "events.jsonl").read_text().splitlines()]
+    results = [line["result"] for line in lines if line["event"] == "result"]
+    return results[-1] if results else None

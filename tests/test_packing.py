@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import orion, orion_json, poll_until_final
+from tests.helpers import job_result, orion, orion_json, poll_until_final
 
 
 def _structures(path: Path, n: int, element: str = "Cu") -> list[object]:
@@ -80,7 +80,7 @@ def test_packed_emt_results_match_ase(database_url: str, tmp_path: Path) -> None
         assert job["result"]["energy_ev"] == pytest.approx(
             atoms.get_potential_energy(), abs=1e-6
         )  # extxyz digits
-        assert Path(job["workdir"], "result.json").is_file()  # its own directory
+        assert job_result(job["workdir"])["error"] is None  # in its own directory
     assert "pack              3 calculations per array task" in orion("show", "1").stdout
 
 
@@ -165,7 +165,7 @@ def test_cancel_one_packed_job_leaves_the_others(orion_home: Path, tmp_path: Pat
     assert "runs on for the other jobs" in orion("cancel", str(ids[3])).output
     jobs = poll_until_final(ids)
     assert [job["status"] for job in jobs] == ["completed"] * 3 + ["cancelled"]
-    assert not Path(jobs[3]["workdir"], "result.json").exists()
+    assert job_result(jobs[3]["workdir"]) is None
 
 
 def test_pack_auto_fits_the_walltime(orion_home: Path, tmp_path: Path) -> None:

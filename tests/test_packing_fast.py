@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from orion_cli.taskfile import JobInputs, task_line, write_packs
-from tests.helpers import orion, orion_json, poll_until_final
+from tests.helpers import job_result, orion, orion_json, poll_until_final
 
 
 def _frames(n: int) -> list[object]:
@@ -74,9 +74,9 @@ def test_fast_path_keeps_events_and_result_only_and_matches_ase(tmp_path: Path) 
     _run_pack(tmp_path)
     for n, atoms in enumerate(frames):
         workdir = tmp_path / "jobs" / str(n)
-        assert sorted(p.name for p in workdir.iterdir()) == ["events.jsonl", "result.json"]
-        assert [e["event"] for e in _events(workdir)] == ["started", "finished"]
-        result = json.loads((workdir / "result.json").read_text())
+        assert sorted(p.name for p in workdir.iterdir()) == ["events.jsonl"]  # one file
+        assert [e["event"] for e in _events(workdir)] == ["started", "result", "finished"]
+        result = job_result(workdir)
         atoms.calc = EMT()  # type: ignore[attr-defined]
         assert result["attempt"] == 1 and result["error"] is None
         assert result["energy_ev"] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)  # type: ignore[attr-defined]
@@ -90,10 +90,7 @@ def test_a_packed_job_directory_is_private_whatever_the_umask(tmp_path: Path) ->
     _run_pack(tmp_path, umask=0)
     for n in range(2):
         workdir = tmp_path / "jobs" / str(n)
-        assert (workdir.stat().st_mode & 0o777, (workdir / "result.json").exists()) == (
-            0o700,
-            True,
-        )
+        assert (workdir.stat().st_mode & 0o777, job_result(workdir)["error"]) == (0o700, None)
 
 
 def test_fast_path_relaxation_keeps_its_trajectory_and_final_structure(tmp_path: Path) -> None:
@@ -104,7 +101,7 @@ def test_fast_path_relaxation_keeps_its_trajectory_and_final_structure(tmp_path:
     _run_pack(tmp_path)
     workdir = tmp_path / "jobs" / "0"
     assert {"emt-relax.traj", "emt-relax.log"} <= {p.name for p in workdir.iterdir()}
-    result = json.loads((workdir / "result.json").read_text())
+    result = job_result(workdir)
     reference = frames[0]
     reference.calc = EMT()  # type: ignore[attr-defined]
     BFGS(reference, logfile=None).run(fmax=0.05, steps=200)  # type: ignore[arg-type]
@@ -117,15 +114,12 @@ def test_fast_path_failure_is_the_jobs_error_and_the_pack_goes_on(tmp_path: Path
     frames[0].symbols[0] = "U"  # type: ignore[attr-defined] - EMT has no uranium
     _write_pack(tmp_path, "emt", {}, frames)
     run = _run_pack(tmp_path)
-    failed = json.loads((tmp_path / "jobs" / "0" / "result.json").read_text())
+    failed = job_result(tmp_path / "jobs" / "0")
     assert "U" in failed["error"]
     assert "job 0 failed:\nTraceback" in run.stderr  # the task's output: orion logs
-    assert sorted(p.name for p in (tmp_path / "jobs" / "0").iterdir()) == [
-        "events.jsonl",
-        "result.json",
-    ]
+    assert sorted(p.name for p in (tmp_path / "jobs" / "0").iterdir()) == ["events.jsonl"]
     assert _events(tmp_path / "jobs" / "0")[-1]["event"] == "failed"
-    assert json.loads((tmp_path / "jobs" / "1" / "result.json").read_text())["error"] is None
+    assert job_result(tmp_path / "jobs" / "1")["error"] is None
 
 
 def test_ase_session_reuses_one_calculator_with_right_results(tmp_path: Path) -> None:
@@ -152,7 +146,7 @@ def test_gpu_slots_run_side_by_side_one_gpu_each(tmp_path: Path) -> None:
     seen = []
     for n in range(5):
         events = _events(tmp_path / "jobs" / str(n))
-        assert [e["event"] for e in events] == ["started", "finished"]  # each ran once
+        assert [e["event"] for e in events] == ["started", "result", "finished"]  # ran once
         seen.append((events[0]["slot"], events[0]["gpu"]))
     assert seen == [(0, "3"), (1, "5"), (0, "3"), (1, "5"), (0, "3")]
     assert "slot 0: ran 3 of 3" in run.stderr and "slot 1: ran 2 of 2" in run.stderr
@@ -224,9 +218,9 @@ def test_poll_counts_a_packed_result_while_its_task_runs(
         "submit", str(tmp_path / "many.extxyz"), "-e", "mock", "-p", "duration_s=1.5",
         "--pack", "3", "--scheduler", "local",
     )["ids"]  # fmt: skip
-    first = Path(orion_json("show", str(ids[0]))["workdir"], "result.json")
+    first = Path(orion_json("show", str(ids[0]))["workdir"])
     deadline = time.monotonic() + 120
-    while not first.exists():
+    while job_result(first) is None:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     runner = subprocess.run(
@@ -241,7 +235,7 @@ def test_poll_counts_a_packed_result_while_its_task_runs(
         os.kill(int(runner[0]), signal.SIGCONT)
     assert jobs[0]["status"] == "completed" and jobs[0]["result"]["energy_ev"] < 0
     assert jobs[2]["status"] == "queued"  # its task still runs (on job 2): not started
-    assert not Path(jobs[2]["workdir"], "result.json").exists()
+    assert job_result(jobs[2]["workdir"]) is None
     final = poll_until_final(ids)
     assert [job["status"] for job in final] == ["completed"] * 3
     assert [e["to"] for e in final[0]["events"]].count("completed") == 1  # counted once
@@ -289,12 +283,12 @@ def test_a_retried_fast_path_job_in_a_pack_runs_its_new_attempt(tmp_path: Path) 
     _write_pack(tmp_path, "emt", {}, _frames(1))
     _run_pack(tmp_path)
     workdir = tmp_path / "jobs" / "0"
-    assert json.loads((workdir / "result.json").read_text())["attempt"] == 1
+    assert job_result(workdir)["attempt"] == 1
     line = json.loads((tmp_path / "tasks.jsonl").read_text())
     line["attempt"] = 2
     (tmp_path / "tasks.jsonl").write_text(json.dumps(line) + "\n")
     _run_pack(tmp_path)
-    result = json.loads((workdir / "result.json").read_text())
+    result = job_result(workdir)
     assert result["attempt"] == 2 and result["error"] is None
     assert [e["attempt"] for e in _events(workdir) if e["event"] == "started"] == [1, 2]
 
@@ -324,9 +318,9 @@ def test_a_soft_limit_before_the_calculation_starts_stops_it(
     finally:
         signal.signal(signal.SIGUSR1, saved)
     first = tmp_path / "jobs" / "0"
-    result = json.loads((first / "result.json").read_text())
+    result = job_result(first)
     assert result["error"] == "stopped at the soft time limit (SIGUSR1 from the scheduler)"
-    assert [e["event"] for e in _events(first)] == ["started", "soft_limit", "failed"]
+    assert [e["event"] for e in _events(first)] == ["started", "soft_limit", "result", "failed"]
     assert not (tmp_path / "jobs" / "1").exists()  # the pack stopped: left for orion poll
 
 
@@ -428,29 +422,34 @@ def test_a_pack_of_bare_frames_never_imports_ase_io(tmp_path: Path) -> None:
         timeout=300,
     )
     assert "ASE_IO False" in done.stderr, done.stderr
-    assert (tmp_path / "jobs" / "1" / "result.json").exists()
+    assert job_result(tmp_path / "jobs" / "1")["error"] is None
 
 
 def test_a_long_pause_of_a_pack_wait_ends_when_every_result_is_there(tmp_path: Path) -> None:
     """Between two rounds the waiter looks every 0.5 s for the packed jobs' results: once
     all are written (the tasks are done) the pause ends, however long it was to be."""
+    from orion_cli.jobdir import append_event
     from orion_cli.services.queries.waiting import rest
 
-    files = [tmp_path / f"{n}.json" for n in range(3)]
+    dirs = [tmp_path / str(n) for n in range(3)]
+    for workdir in dirs:
+        workdir.mkdir()
+        append_event(workdir, "started", attempt=1)
     slept: list[float] = []
 
     def sleep(seconds: float) -> None:
         slept.append(seconds)
-        if len(slept) == 3 and not files[0].exists():  # the results land in the 3rd step
-            for path in files:
-                path.write_text("{}")
+        if len(slept) == 3 and not (dirs[0] / "result.json").exists():  # in the 3rd step
+            (dirs[0] / "result.json").write_text("{}")
+            append_event(dirs[1], "failed", attempt=1, error="x" * 5000)
+            append_event(dirs[2], "finished", attempt=1)
 
-    rest(4.0, [str(path) for path in files], sleep)
+    rest(4.0, [str(path) for path in dirs], sleep)
     assert slept == [0.5, 0.5, 0.5]
     slept.clear()
-    files[1].unlink()
-    rest(2.0, [str(path) for path in files], sleep)
-    assert slept == [0.5, 0.5, 0.5, 0.5]  # one still missing: the whole pause
+    append_event(dirs[1], "started", attempt=2)  # one started again: not ended
+    rest(2.0, [str(path) for path in dirs], sleep)
+    assert slept == [0.5, 0.5, 0.5, 0.5]  # one still running: the whole pause
     slept.clear()
     rest(4.0, [], sleep)
     assert slept == [4.0]  # no packed job left: one sleep

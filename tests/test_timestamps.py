@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES
-from tests.helpers import orion, orion_json
+from tests.helpers import job_result, orion, orion_json
 
 
 def test_a_job_noticed_late_keeps_its_own_start_and_end(
@@ -26,7 +26,7 @@ def test_a_job_noticed_late_keeps_its_own_start_and_end(
     )["id"]
     workdir = Path(orion_json("show", str(job_id))["workdir"])
     deadline = time.monotonic() + 60
-    while not (workdir / "result.json").exists():
+    while job_result(workdir) is None:
         assert time.monotonic() < deadline
         time.sleep(0.2)
     time.sleep(0.5)  # the poll comes well after the end (microsecond stamps)
@@ -68,7 +68,7 @@ def test_packed_jobs_counted_from_their_results_keep_their_own_times(
     )["ids"]  # fmt: skip
     workdirs = [Path(orion_json("show", str(job_id))["workdir"]) for job_id in ids]
     deadline = time.monotonic() + 60
-    while not all((w / "result.json").exists() for w in workdirs):
+    while any(job_result(w) is None for w in workdirs):
         assert time.monotonic() < deadline
         time.sleep(0.2)
     time.sleep(0.3)  # the poll comes after the ends

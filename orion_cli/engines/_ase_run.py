@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from orion_cli.engines.base import EngineParam, ProgressFn, Result
 from orion_cli.errors import UsageError
-from orion_cli.jobdir import RESULT_FILE, read_json
+from orion_cli.jobdir import JobFileError, read_outcome
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -133,7 +133,10 @@ def prepare_attempt(files: AseFiles, workdir: Path, attempt: int) -> None:
     if attempt <= 1:
         return
     previous = attempt - 1
-    result = read_json(workdir / RESULT_FILE)
+    try:
+        result = read_outcome(workdir, previous)
+    except JobFileError:
+        result = None
     ended_itself = (
         isinstance(result, dict)
         and result.get("attempt") == previous
@@ -215,8 +218,10 @@ def compute_properties(
         steps, converged = _relax(atoms, params, workdir, files, report)
     report("Analyzing", 95.0)
     atoms.get_potential_energy()
-    atoms.get_forces()
-    if all(atoms.pbc):
+    done = atoms.calc.results  # what that calculation gave besides: not asked for again
+    if "forces" not in done:  # (each ask compares the atoms with the calculated ones)
+        atoms.get_forces()
+    if all(atoms.pbc) and "stress" not in done:
         try:
             atoms.get_stress()
         except PropertyNotImplementedError:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
 from orion_cli.errors import UsageError
 from orion_cli.ingest import check_result
-from orion_cli.jobdir import RESULT_FILE, read_result
+from orion_cli.jobdir import read_outcome
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -105,7 +105,7 @@ def read_energies(workdir: Path, jobs: list[int]) -> list[float | None]:
     energies: list[float | None] = []
     for job_id in jobs:
         try:
-            data = read_result(workdir.parent / str(job_id) / RESULT_FILE)
+            data = read_outcome(workdir.parent / str(job_id))
             checked = check_result(data) if data is not None else None
         except Exception:  # noqa: BLE001 - a job without a usable result is left out
             checked = None

@@ -19,7 +19,7 @@ from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, che
 from orion_cli.errors import UsageError
 from orion_cli.handoff import HANDOFF_FILE
 from orion_cli.ingest import check_result
-from orion_cli.jobdir import RESULT_FILE, read_result
+from orion_cli.jobdir import read_outcome
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -131,7 +131,7 @@ def read_points(
     volumes, energies, used, missing = [], [], [], []
     for job_id, volume in zip(params["jobs"], params["volumes_a3"], strict=True):
         try:
-            data = read_result(workdir.parent / str(job_id) / RESULT_FILE)
+            data = read_outcome(workdir.parent / str(job_id))
             checked = check_result(data) if data is not None else None
         except Exception:  # noqa: BLE001 - a point without a usable result is left out
             checked = None

@@ -34,9 +34,8 @@ from orion_cli.ingest import (
     check_events,
     check_result,
     clean_text,
-    result_attempt,
 )
-from orion_cli.jobdir import RESULT_FILE, JobFileError, read_events, read_result
+from orion_cli.jobdir import EVENTS_FILE, RESULT_FILE, JobFileError, read_events, read_outcome
 from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import JobInfo
 from orion_cli.services.lifecycle.dependencies import cascade_committed, settle_never_satisfied
@@ -212,7 +211,7 @@ def _read_checked_result(job: Job) -> CheckedResult | None:
     wrong type or not finite) is returned as an error result naming the problem.
     """
     try:
-        data = read_result(Path(job.workdir) / RESULT_FILE)
+        data = read_outcome(Path(job.workdir), job.attempt)
     except JobFileError as exc:
         return CheckedResult(attempt=job.attempt, error=f"unusable result: {exc}")
     except OSError as exc:
@@ -220,10 +219,7 @@ def _read_checked_result(job: Job) -> CheckedResult | None:
             attempt=job.attempt, error=f"cannot read {RESULT_FILE}: {exc.strerror}"
         )
     if data is None:
-        return None
-    attempt = result_attempt(data)
-    if attempt is not None and attempt != job.attempt:
-        return None  # an earlier attempt's result
+        return None  # none yet, or only an earlier attempt's
     try:
         return check_result(data)
     except BadRecord as exc:
@@ -444,7 +440,7 @@ def reconcile_job(
         return
     if now - job.missing_since < timedelta(seconds=lost_grace_s):
         return
-    if os.path.lexists(Path(job.workdir) / RESULT_FILE):
+    if _left_outcome(job):
         _finish(session, moves, job, None, existing)  # records purged; the job left its result
     else:
         moves.move(
@@ -454,6 +450,17 @@ def reconcile_job(
             message=f"neither squeue nor sacct has known job {job.scheduler_job_id} "
             f"for {lost_grace_s} s",
         )
+
+
+def _left_outcome(job: Job) -> bool:
+    """Whether the job left a result of its current attempt (one it may not be able to use
+    counts: :func:`_finish` says what is wrong with it)."""
+    if os.path.lexists(Path(job.workdir) / RESULT_FILE):
+        return True
+    try:
+        return read_outcome(Path(job.workdir), job.attempt) is not None
+    except (JobFileError, OSError):
+        return True
 
 
 def _not_begun(job: Job, info: JobInfo) -> bool:
@@ -983,7 +990,8 @@ def _settle_packed_committed(
 
     A packed job's own result decides its outcome whatever becomes of its task (see
     :func:`_finish_packed`), so a result the runner has written (``result.json`` appears
-    whole, by rename) is counted as soon as it is there, between two scheduler queries;
+    whole, by rename; a result line is appended whole) is counted as soon as it is there,
+    between two scheduler queries;
     a job without one, or with an error, waits for the scheduler's word. Returns the ids
     completed (committed).
     """
@@ -996,7 +1004,10 @@ def _settle_packed_committed(
         if row.pack
         and row.status in active
         and row.workdir
-        and os.path.exists(os.path.join(row.workdir, RESULT_FILE))
+        and (  # begun: a result comes as a file or as an event line (see read_outcome)
+            os.path.exists(os.path.join(row.workdir, EVENTS_FILE))
+            or os.path.exists(os.path.join(row.workdir, RESULT_FILE))
+        )
     ]
     if not ids:
         return set()

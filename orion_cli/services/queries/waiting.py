@@ -10,7 +10,6 @@ waiting on one, and never once a second.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from orion_cli.config import Settings
 from orion_cli.db.models import Job
 from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
-from orion_cli.jobdir import RESULT_FILE
+from orion_cli.jobdir import outcome_written
 from orion_cli.services.lifecycle.poll import poll
 from orion_cli.services.queries.selection import BulkReport, Selection, resolve
 
@@ -144,14 +143,15 @@ def pause_s(
 
 
 class ResultFiles:
-    """Where the active packed jobs of a wait leave their result files (read once)."""
+    """Where the active packed jobs of a wait leave their results: their directories (read
+    from the database once)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.workdirs: dict[int, str] = {}
 
     def waiting(self, states: list[dict[str, Any]]) -> list[str]:
-        """The result files of the packed jobs not yet ended."""
+        """The directories of the packed jobs not yet ended."""
         ids = [s["id"] for s in states if s["pack"] and not has_ended(s)]
         unknown = [job_id for job_id in ids if job_id not in self.workdirs]
         if unknown:
@@ -163,18 +163,23 @@ class ResultFiles:
                     query = select(Job.id, Job.workdir).where(col(Job.id).in_(chunk))
                     for job_id, workdir in session.exec(query):
                         self.workdirs[job_id or 0] = workdir or ""
-        return [os.path.join(self.workdirs[i], RESULT_FILE) for i in ids if self.workdirs.get(i)]
+        return [self.workdirs[i] for i in ids if self.workdirs.get(i)]
 
 
-def rest(pause_s: float, result_files: list[str], sleep: Callable[[float], None]) -> None:
+def rest(
+    pause_s: float,
+    workdirs: list[str],
+    sleep: Callable[[float], None],
+    ended: Callable[[str], bool] = outcome_written,
+) -> None:
     """Sleep ``pause_s``; while packed jobs are left, look every :data:`PACKED_PAUSE_S`
     whether all of them have written their result (their tasks are done) and end the
     rest then: a long pause between rounds never delays the last one.
 
-    A result file, once there, stays: each look goes on from the first file the last one
-    missed (one check while the tasks run, each file checked once when present).
+    A result, once there, stays: each look goes on from the first job the last one missed
+    (one check while the tasks run, each job checked once when it has ended).
     """
-    if not result_files or pause_s <= PACKED_PAUSE_S:
+    if not workdirs or pause_s <= PACKED_PAUSE_S:
         sleep(pause_s)
         return
     left, seen = pause_s, 0
@@ -182,9 +187,9 @@ def rest(pause_s: float, result_files: list[str], sleep: Callable[[float], None]
         step = min(PACKED_PAUSE_S, left)
         sleep(step)
         left -= step
-        while seen < len(result_files) and os.path.exists(result_files[seen]):
+        while seen < len(workdirs) and ended(workdirs[seen]):
             seen += 1
-        if seen == len(result_files):
+        if seen == len(workdirs):
             return
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown
 from orion_cli.jobdir import read_events
 from orion_cli.schedulers.scripted import Scripted
+from tests.helpers import job_result
 from tests.services.lifecycle.conftest import Bench
 
 
@@ -91,7 +91,7 @@ def test_retried_job_in_a_requeued_pack_keeps_its_attempt(bench: Bench) -> None:
     bench.poll()
     job = bench.jobs()[0]
     assert (job.status, job.attempt) == ("completed", 2), bench.events(job.id or 0)
-    result = json.loads((Path(job.workdir) / "result.json").read_text())
+    result = job_result(Path(job.workdir))
     assert result["attempt"] == 2
 
 
@@ -101,13 +101,13 @@ def test_a_requeued_pack_does_not_rerun_finished_calculations(bench: Bench) -> N
     [task] = bench.scheduler.pending()
     bench.scheduler.kick(task)
     first = bench.jobs()[0]
-    result_file = Path(first.workdir) / "result.json"
-    before = result_file.read_text()
+    events_file = Path(first.workdir) / "events.jsonl"
+    before = events_file.read_text()
     bench.scheduler.jobs[task].state = "PENDING"  # requeued by SLURM, same attempt
     bench.scheduler.kick(task)
-    assert result_file.read_text() == before
+    assert events_file.read_text() == before  # not started, no second result
     starts = [e for e in read_events(Path(first.workdir)).events if e["event"] == "started"]
-    assert len(starts) == 1
+    assert (len(starts), job_result(first.workdir)["attempt"]) == (1, 1)
 
 
 def test_a_retry_whose_job_directory_is_gone_stops(bench: Bench) -> None:

@@ -1,0 +1,119 @@
+"""A packed calculation computed in memory writes its result as an event line, not as
+``result.json`` (one file and one rename fewer per calculation): the poller stores it,
+checks it as it checks a file, and anything that reads a job's result finds it."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from orion_cli.engines.base import Result
+from orion_cli.jobdir import read_outcome
+from orion_cli.jobrun import finish
+from tests.helpers import job_result
+from tests.services.lifecycle.conftest import Bench
+
+
+def _lines(workdir: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (workdir / "events.jsonl").read_text().splitlines()]
+
+
+def test_a_packed_result_line_is_stored_as_the_jobs_result(bench: Bench) -> None:
+    from sqlmodel import select
+
+    from orion_cli.db.models import JobResult
+    from orion_cli.db.session import session_scope
+
+    bench.submit(2, pack="2")
+    [task] = bench.scheduler.pending()
+    bench.scheduler.kick(task)
+    bench.poll()
+    for job in bench.jobs():
+        workdir = Path(job.workdir)
+        assert sorted(p.name for p in workdir.iterdir()) == ["events.jsonl"]
+        assert [e["event"] for e in _lines(workdir)] == ["started", "result", "finished"]
+        assert job.status == "completed"
+        written = job_result(workdir)
+        with session_scope(bench.settings.resolved_database_url) as session:
+            stored = session.exec(select(JobResult).where(JobResult.job_id == job.id)).one()
+            assert (stored.energy_ev, stored.forces_ev_per_a) == (
+                written["energy_ev"],
+                written["forces_ev_per_a"],
+            )
+
+
+def _plant(workdir: Path, result_line: str) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "events.jsonl").write_text(
+        '{"event":"started","attempt":1}\n' + result_line + '\n{"event":"finished","attempt":1}\n'
+    )
+
+
+def test_a_result_line_is_checked_as_a_result_file_is(bench: Bench) -> None:
+    """A value of the wrong type fails the job with what is wrong; a line that is not JSON
+    (NaN, which the runner never writes there) is skipped with a note: no result."""
+    bench.submit(2, pack="2")
+    [task] = bench.scheduler.pending()
+    first, second = bench.jobs()
+    _plant(Path(first.workdir), '{"event":"result","attempt":1,"result":{"energy_ev":"low"}}')
+    _plant(Path(second.workdir), '{"event":"result","attempt":1,"result":{"energy_ev":NaN}}')
+    bench.scheduler.end(task, "COMPLETED")
+    bench.poll()
+    first, second = bench.jobs()
+    assert (first.status, first.failure_reason) == ("failed", "engine_error")
+    [why] = [e for e in bench.events(first.id or 0) if e.startswith("running->failed")]
+    assert "unusable" in why and "energy_ev" in why and "low" in why
+    assert (second.status, second.failure_reason) == ("failed", "engine_error")
+    [why] = [e for e in bench.events(second.id or 0) if e.startswith("running->failed")]
+    assert "without writing result.json" in why
+    assert any("not JSON" in line for line in bench.events(second.id or 0))
+
+
+def test_an_earlier_attempts_result_line_is_not_this_attempts(tmp_path: Path) -> None:
+    _plant(tmp_path, '{"event":"result","attempt":1,"result":{"attempt":1,"energy_ev":-1.0}}')
+    assert read_outcome(tmp_path, 2) is None
+    assert read_outcome(tmp_path, 1) == {"attempt": 1, "energy_ev": -1.0}
+
+
+def test_a_result_that_does_not_fit_an_event_line_goes_to_result_json(tmp_path: Path) -> None:
+    """NaN (event lines refuse it) and over 64 KiB: result.json as before, read the same."""
+    nan = tmp_path / "nan"
+    nan.mkdir()
+    finish(nan, 1, Result(energy_ev=math.nan), False)
+    assert [e["event"] for e in _lines(nan)] == ["finished"]
+    assert math.isnan(json.loads((nan / "result.json").read_text())["energy_ev"])
+    big = tmp_path / "big"
+    big.mkdir()
+    forces = [[0.123456789, -0.123456789, 0.5]] * 3000
+    finish(big, 1, Result(energy_ev=-1.0, forces_ev_per_a=forces), False)
+    assert [e["event"] for e in _lines(big)] == ["finished"]
+    assert read_outcome(big, 1)["forces_ev_per_a"] == forces
+    small = tmp_path / "small"
+    small.mkdir()
+    finish(small, 1, Result(energy_ev=-1.0, error=None), True)  # ended in the soft margin
+    assert [e["event"] for e in _lines(small)] == ["soft_limit_ok", "result", "finished"]
+    assert not (small / "result.json").exists()
+    assert read_outcome(small, 1)["extras"] == {"soft_limit_reached": True}
+
+
+def test_a_child_from_a_packed_parent_takes_its_final_structure(tmp_path: Path) -> None:
+    """``--from`` a packed relaxation not yet done: the child's runner reads the parent's
+    result from its events when the parent has no result.json."""
+    from ase.io import read
+
+    from orion_cli.handoff import HANDOFF_FILE, take_parent_structure
+
+    parent, child = tmp_path / "1", tmp_path / "2"
+    parent.mkdir()
+    child.mkdir()
+    structure = (
+        '2\nLattice="3.6 0.0 0.0 0.0 3.6 0.0 0.0 0.0 3.6" Properties=species:S:1:pos:R:3 '
+        'pbc="T T T"\nCu 0.0 0.0 0.0\nCu 1.8 1.8 0.0\n'
+    )
+    finish(parent, 1, Result(energy_ev=-1.0, final_structure=structure), False)
+    job = {"engine": "emt", "params": {"relax": False}, "structure_from": str(parent / "x.json")}
+    take_parent_structure(child, job)
+    handed = read(child / HANDOFF_FILE)
+    assert handed.get_chemical_symbols() == ["Cu", "Cu"]
+    assert handed.positions[1].tolist() == [1.8, 1.8, 0.0]
