@@ -107,15 +107,22 @@ def freeze(
     An engine may offer ``freeze(atoms, params, settings) -> dict`` with ``params``,
     ``settings``, ``derived``, ``files`` ({role: path}), ``notes`` and ``warnings``; without
     it the settings are kept as given and every file the engine writes is an input file.
+    An engine whose inputs are texts made from the structure offers ``input_texts(atoms,
+    params, settings) -> {name: bytes}`` (what its ``prepare`` writes): they are hashed in
+    memory, with the same record and key as the files would give.
     ``scratch``: a directory to prepare in (a fresh one inside it); else a temporary one.
     """
     hook = getattr(engine, "freeze", None)
     resolved: dict[str, Any] = dict(hook(atoms, params, settings)) if hook else {}
     frozen_params = dict(resolved.get("params", params))
     frozen_settings = dict(resolved.get("settings", settings))
-    with tempfile.TemporaryDirectory(prefix="freeze-", dir=scratch or _scratch_root()) as where:
-        engine.prepare(atoms, frozen_params, Path(where), frozen_settings)
-        files = _input_files(Path(where), resolved.get("files"))
+    texts = getattr(engine, "input_texts", None)
+    if texts is not None and resolved.get("files") is None:
+        files = _text_files(texts(atoms, frozen_params, frozen_settings))
+    else:
+        with tempfile.TemporaryDirectory(prefix="freeze-", dir=scratch or _scratch_root()) as at:
+            engine.prepare(atoms, frozen_params, Path(at), frozen_settings)
+            files = _input_files(Path(at), resolved.get("files"))
     version_of = getattr(engine, "code_version", None)
     base = Frozen(
         engine=engine.name,
@@ -146,6 +153,15 @@ def _input_files(prepared: Path, named: Mapping[str, Any] | None) -> tuple[Input
         InputFile(str(p.relative_to(prepared)), p.name, "", sha256_file(p))
         for p in sorted(prepared.rglob("*"))
         if p.is_file() and not p.is_symlink()
+    )
+
+
+def _text_files(texts: Mapping[str, bytes]) -> tuple[InputFile, ...]:
+    """The input files an engine would write, from their texts (as :func:`_input_files`
+    records every file of a prepared directory)."""
+    return tuple(
+        InputFile(str(path), path.name, "", hashlib.sha256(texts[str(path)]).hexdigest())
+        for path in sorted(Path(name) for name in texts)
     )
 
 

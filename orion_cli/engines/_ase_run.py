@@ -122,6 +122,24 @@ def relax_target(atoms: Atoms, params: Mapping[str, Any]) -> Any:
     return FrechetCellFilter(atoms, scalar_pressure=float(params.get("pressure_gpa", 0.0)) * GPa)
 
 
+def structure_texts(files: AseFiles, atoms: Atoms) -> dict[str, bytes]:
+    """The one input of an engine run by ASE: the structure as extended XYZ, as
+    ``ase.io.write`` puts it in ``files.input`` (frozen and hashed from this text)."""
+    import io
+
+    from ase.io import write
+
+    buffer = io.StringIO()
+    write(buffer, atoms, format="extxyz")
+    return {files.input: buffer.getvalue().encode()}
+
+
+def write_texts(workdir: Path, texts: Mapping[str, bytes]) -> None:
+    """Write an engine's input texts into the job directory."""
+    for name, data in texts.items():
+        (workdir / name).write_bytes(data)
+
+
 def prepare_attempt(files: AseFiles, workdir: Path, attempt: int) -> None:
     """Before attempt ``attempt`` (> 1): keep the previous one's files, set up a restart.
 

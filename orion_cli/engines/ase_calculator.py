@@ -28,6 +28,8 @@ from orion_cli.engines._ase_run import (
     prepare_attempt,
     run_calculation,
     starting_atoms,
+    structure_texts,
+    write_texts,
 )
 from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
 from orion_cli.engines.mlip import (
@@ -160,6 +162,13 @@ class AseEngine:
     def binary_status(self, settings: Mapping[str, Any]) -> tuple[bool, str]:
         return True, "built in (calculators imported from orion's Python)"
 
+    def input_texts(
+        self, atoms: Atoms, params: Mapping[str, Any], settings: Mapping[str, Any]
+    ) -> dict[str, bytes]:
+        """The checked structure as the input file's text (see ``freeze``)."""
+        check_periodic(self.name, atoms, params)
+        return structure_texts(FILES, atoms)
+
     def prepare(
         self,
         atoms: Atoms,
@@ -167,10 +176,7 @@ class AseEngine:
         workdir: Path,
         settings: Mapping[str, Any],
     ) -> RunSpec:
-        from ase.io import write
-
-        check_periodic(self.name, atoms, params)
-        write(workdir / FILES.input, atoms, format="extxyz")
+        write_texts(workdir, self.input_texts(atoms, params, settings))
         return RunSpec()
 
     def run(self, workdir: Path, params: Mapping[str, Any], report: ProgressFn) -> None:

@@ -17,6 +17,8 @@ from orion_cli.engines._ase_run import (
     prepare_attempt,
     run_calculation,
     starting_atoms,
+    structure_texts,
+    write_texts,
 )
 from orion_cli.engines.base import (
     EngineParam,
@@ -63,15 +65,10 @@ class EmtEngine:
         """The calculator's package version, part of the calculation key."""
         return ase_version()
 
-    def prepare(
-        self,
-        atoms: Atoms,
-        params: Mapping[str, Any],
-        workdir: Path,
-        settings: Mapping[str, Any],
-    ) -> RunSpec:
-        from ase.io import write
-
+    def input_texts(
+        self, atoms: Atoms, params: Mapping[str, Any], settings: Mapping[str, Any]
+    ) -> dict[str, bytes]:
+        """The checked structure as the input file's text (see ``freeze``)."""
         unsupported = sorted(set(atoms.get_chemical_symbols()) - EMT_ELEMENTS)
         if unsupported:
             raise UsageError(
@@ -79,7 +76,16 @@ class EmtEngine:
                 f"EMT covers {' '.join(sorted(EMT_ELEMENTS))}; use another engine (qe, lammps)",
             )
         check_periodic(self.name, atoms, params)
-        write(workdir / FILES.input, atoms, format="extxyz")
+        return structure_texts(FILES, atoms)
+
+    def prepare(
+        self,
+        atoms: Atoms,
+        params: Mapping[str, Any],
+        workdir: Path,
+        settings: Mapping[str, Any],
+    ) -> RunSpec:
+        write_texts(workdir, self.input_texts(atoms, params, settings))
         return RunSpec()
 
     def run(self, workdir: Path, params: Mapping[str, Any], report: ProgressFn) -> None:

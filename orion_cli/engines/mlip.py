@@ -39,6 +39,8 @@ from orion_cli.engines._ase_run import (
     prepare_attempt,
     run_calculation,
     starting_atoms,
+    structure_texts,
+    write_texts,
 )
 from orion_cli.engines.ase_md import (
     MD_PARAMS,
@@ -324,14 +326,18 @@ class MlipEngine:
     def binary_status(self, settings: Mapping[str, Any]) -> tuple[bool, str]:
         return package_status(self.package)
 
+    def input_texts(
+        self, atoms: Atoms, params: Mapping[str, Any], settings: Mapping[str, Any]
+    ) -> dict[str, bytes]:
+        """The checked structure as the input file's text (see ``freeze``)."""
+        check_periodic(self.name, atoms, params)
+        check_md_structure(self.name, atoms, params)
+        return structure_texts(self.files, atoms)
+
     def prepare(
         self, atoms: Atoms, params: Mapping[str, Any], workdir: Path, settings: Mapping[str, Any]
     ) -> RunSpec:
-        from ase.io import write
-
-        check_periodic(self.name, atoms, params)
-        check_md_structure(self.name, atoms, params)
-        write(workdir / self.files.input, atoms, format="extxyz")
+        write_texts(workdir, self.input_texts(atoms, params, settings))
         return RunSpec()
 
     def run(self, workdir: Path, params: Mapping[str, Any], report: ProgressFn) -> None:

@@ -64,9 +64,16 @@ class MockEngine:
         workdir: Path,
         settings: Mapping[str, Any],
     ) -> RunSpec:
-        data = {"symbols": atoms.get_chemical_symbols(), "params": dict(params)}
-        (workdir / INPUT_FILE).write_text(json.dumps(data))
+        for name, data in self.input_texts(atoms, params, settings).items():
+            (workdir / name).write_bytes(data)
         return RunSpec()
+
+    def input_texts(
+        self, atoms: Atoms, params: Mapping[str, Any], settings: Mapping[str, Any]
+    ) -> dict[str, bytes]:
+        """The input file's text (see ``freeze``)."""
+        data = {"symbols": atoms.get_chemical_symbols(), "params": dict(params)}
+        return {INPUT_FILE: json.dumps(data).encode()}
 
     def run(self, workdir: Path, params: Mapping[str, Any], report: ProgressFn) -> None:
         data = json.loads((workdir / INPUT_FILE).read_text())
