@@ -15,7 +15,8 @@ from typing import Any
 
 from orion_cli.engines.registry import get_engine
 from orion_cli.ingest import BadRecord, check_result
-from orion_cli.jobdir import JOB_FILE, read_outcome, write_json_atomic
+from orion_cli.jobdir import JOB_FILE, write_json_atomic
+from orion_cli.taskstream import read_outcome
 
 HANDOFF_FILE = "structure-from-parent.xyz"
 

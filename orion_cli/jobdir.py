@@ -26,10 +26,9 @@ from typing import Any
 from orion_cli.outfile import write_output
 
 EVENTS_FILE = "events.jsonl"
-#: the event line that carries a result in place of ``result.json`` (see :func:`read_outcome`)
+#: the event line that carries a result in place of ``result.json`` (see
+#: :func:`orion_cli.taskstream.read_outcome`)
 RESULT_EVENT = "result"
-#: bytes at the end of ``events.jsonl`` a waiter reads to see whether the job has ended
-ENDING_LOOK_BYTES = 4096
 RESULT_FILE = "result.json"
 JOB_FILE = "job.json"
 #: the copy of a user's own batch script as submitted (``orion submit --script``)
@@ -75,25 +74,26 @@ def append_lines(workdir: Path, lines: list[str]) -> None:
         os.close(fd)
 
 
-def result_line(outcome: dict[str, Any]) -> str | None:
-    """The ``result`` event line carrying ``outcome`` (a result with its attempt), or None
-    when it does not fit an event line: too long, or NaN/Infinity, which event lines refuse
+def result_record(outcome: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``result`` event carrying ``outcome`` (a result with its attempt), or None when
+    it does not fit an event line: too long, or NaN/Infinity, which event lines refuse
     (``result.json`` takes it then).
 
-    >>> result_line({"attempt": 1, "energy_ev": -1.5}).split(",", 1)[1]
-    '"event":"result","result":{"attempt":1,"energy_ev":-1.5}}'
-    >>> result_line({"attempt": 1, "energy_ev": float("nan")}) is None
+    >>> result_record({"attempt": 1, "energy_ev": -1.5})["result"]
+    {'attempt': 1, 'energy_ev': -1.5}
+    >>> result_record({"attempt": 1, "energy_ev": float("nan")}) is None
     True
     """
-    record = event_record(RESULT_EVENT, result=outcome)
+    record = event_record(RESULT_EVENT, attempt=outcome.get("attempt", 1), result=outcome)
     try:
         line = json.dumps(record, separators=(",", ":"), allow_nan=False)
     except ValueError:
         return None
-    return line if len(line.encode()) < MAX_EVENT_LINE_BYTES else None
+    # room for the stream's "job" field
+    return record if len(line.encode()) < MAX_EVENT_LINE_BYTES - 200 else None
 
 
-def _events_tail(workdir: Path) -> list[Any]:
+def events_tail(workdir: Path) -> list[Any]:
     """The last event lines of ``workdir``: enough for a result line and the line after it."""
     try:
         size = os.stat(workdir / EVENTS_FILE).st_size
@@ -101,31 +101,6 @@ def _events_tail(workdir: Path) -> list[Any]:
         return []
     span = 2 * (MAX_EVENT_LINE_BYTES + 1)
     return read_events(workdir, max(size - span, 0), max_bytes=span).events
-
-
-def read_outcome(workdir: Path, attempt: int | None = None) -> Any | None:
-    """The result of ``attempt`` (None: the latest) of the job in ``workdir``, unchecked.
-
-    ``result.json`` when it holds that attempt's; otherwise the ``result`` line the runner
-    appended to ``events.jsonl`` (a packed calculation computed in memory writes no
-    ``result.json``: one file fewer per calculation); None while there is none. Raises
-    JobFileError when a file is refused (see :func:`open_regular`).
-
-    >>> import tempfile
-    >>> d = Path(tempfile.mkdtemp())
-    >>> append_lines(d, [result_line({"attempt": 1, "energy_ev": -2.0})])
-    >>> read_outcome(d, 1), read_outcome(d, 2), read_outcome(d)
-    ({'attempt': 1, 'energy_ev': -2.0}, None, {'attempt': 1, 'energy_ev': -2.0})
-    """
-    data = read_result(workdir / RESULT_FILE)
-    if data is not None and (attempt is None or claimed_attempt(data) in (None, attempt)):
-        return data
-    for record in reversed(_events_tail(workdir)):
-        if not isinstance(record, dict) or record.get("event") != RESULT_EVENT:
-            continue
-        if attempt is None or claimed_attempt(record) == attempt:
-            return record.get("result")
-    return None
 
 
 def claimed_attempt(data: Any) -> int | None:
@@ -139,35 +114,6 @@ def claimed_attempt(data: Any) -> int | None:
         return None
     value = data.get("attempt", 1)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def outcome_written(workdir: str) -> bool:
-    """Whether the job in ``workdir`` has written its outcome: ``result.json``, or a last
-    event line that ends an attempt. A cheap look (the end of one file) for a waiter; the
-    poller reads and checks the outcome itself.
-
-    >>> import tempfile
-    >>> d = Path(tempfile.mkdtemp())
-    >>> _ = append_event(d, "started", attempt=1)
-    >>> before = outcome_written(str(d))
-    >>> _ = append_event(d, "finished", attempt=1)
-    >>> before, outcome_written(str(d))
-    (False, True)
-    """
-    if os.path.exists(os.path.join(workdir, RESULT_FILE)):
-        return True
-    try:
-        fd = open_regular(Path(workdir) / EVENTS_FILE)
-    except (OSError, JobFileError):
-        return False
-    with os.fdopen(fd, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        for look in (ENDING_LOOK_BYTES, MAX_EVENT_LINE_BYTES + 1):  # a long last line: more
-            handle.seek(max(size - look, 0))
-            lines = handle.read(look).rstrip(b"\n").rsplit(b"\n", 1)
-            if len(lines) > 1 or size <= look:
-                break
-    return any(b'"event":"%s"' % word in lines[-1][:120] for word in (b"finished", b"failed"))
 
 
 def open_regular(path: Path) -> int:

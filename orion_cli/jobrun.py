@@ -60,8 +60,7 @@ from orion_cli.jobdir import (
     append_lines,
     event_record,
     read_json,
-    read_outcome,
-    result_line,
+    result_record,
     write_json_atomic,
 )
 from orion_cli.taskfile import (
@@ -73,6 +72,7 @@ from orion_cli.taskfile import (
     read_task,
     read_tasks,
 )
+from orion_cli.taskstream import TaskStream, read_outcome, stream_path
 from orion_cli.workroot import check_job_dir
 
 EXIT_ENGINE_FAILED = 3
@@ -106,6 +106,24 @@ def launch_prefix(launcher: str, ntasks: int, is_root: bool, have_mpirun: bool) 
     return launcher.split()
 
 
+class Sink:
+    """Where one calculation's records go: its ``events.jsonl``, or (a packed task's fast
+    path) the task's stream (:mod:`orion_cli.taskstream`)."""
+
+    def __init__(self, workdir: Path, stream: TaskStream | None = None) -> None:
+        self.workdir, self.stream = workdir, stream
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        """Append ``records`` with one write."""
+        if self.stream is not None:
+            self.stream.write(self.workdir.name, records)
+        else:
+            append_lines(self.workdir, [json.dumps(r, separators=(",", ":")) for r in records])
+
+    def event(self, event: str, **fields: Any) -> None:
+        self.write([event_record(event, **fields)])
+
+
 class SoftLimitReached(Exception):
     """Raised inside an in-process engine when the soft time limit signal arrives."""
 
@@ -118,9 +136,10 @@ class _SoftLimit:
     pw.x's ``<prefix>.EXIT`` file) and finishes on its own terms.
     """
 
-    def __init__(self, workdir: Path, attempt: int) -> None:
+    def __init__(self, workdir: Path, attempt: int, sink: Sink | None = None) -> None:
         self.workdir = workdir
         self.attempt = attempt
+        self.sink = sink or Sink(workdir)
         self.reached = False
         self.engine: Any = None
         self.in_process = False
@@ -129,7 +148,7 @@ class _SoftLimit:
         if self.reached:
             return
         self.reached = True
-        append_event(self.workdir, "soft_limit", attempt=self.attempt)
+        self.sink.event("soft_limit", attempt=self.attempt)
         self._stop()
 
     def _stop(self) -> None:
@@ -466,7 +485,9 @@ def run_pack(tasks: Path, packs: Path, task: int) -> int:
         return 2
     started_s = time.monotonic()
     with ExitStack() as stack:
-        runner = InMemory(stack, stop, slot)
+        stream = TaskStream(stream_path(packs, task, slot))
+        stack.callback(stream.close)
+        runner = InMemory(stack, stop, slot, stream)
         ran = _run_all(indices, lines, tasks, stop, runner)
     left = len(indices) - ran
     name = f"packed task {task}" + (f" slot {slot}" if slot is not None else "")
@@ -508,7 +529,7 @@ def _run_all(
         if not fresh and (workdir / CANCEL_MARKER).exists():
             continue  # cancelled with orion cancel while it waited in the pack
         ran += 1
-        if not fresh and finished(workdir, int(inputs.attempt)):
+        if runner.ended(workdir, inputs) or (not fresh and finished(workdir, int(inputs.attempt))):
             print(f"orion jobrun: {workdir} has its result already: not run again", file=sys.stderr)
         elif fresh and runner.takes(inputs):
             runner.run(workdir, inputs)
@@ -571,8 +592,10 @@ def run_slots(command: list[str], tasks: Path, packs: Path, task: int, slots: in
 class InMemory:
     """The fast path: structure parsed once, engine run in memory, result written once."""
 
-    def __init__(self, stack: ExitStack, stop: PackSignal, slot: int | None) -> None:
-        self.stack, self.stop = stack, stop
+    def __init__(
+        self, stack: ExitStack, stop: PackSignal, slot: int | None, stream: TaskStream
+    ) -> None:
+        self.stack, self.stop, self.stream = stack, stop, stream
         self.engines: dict[str, Any] = {}
         self.sessions: dict[str, Any] = {}
         self.host = socket.gethostname()
@@ -596,6 +619,11 @@ class InMemory:
             return False
         return hasattr(engine, "compute") and not inputs.structure_from and int(inputs.attempt) == 1
 
+    def ended(self, workdir: Path, inputs: JobInputs) -> bool:
+        """Whether this task's stream holds the end of this attempt already (a requeued
+        task runs its line again)."""
+        return (workdir.name, int(inputs.attempt)) in self.stream.ended
+
     def session(self, name: str, engine: Any) -> Any:
         """The engine's session for this task, entered at its first calculation."""
         if name not in self.sessions:
@@ -604,21 +632,26 @@ class InMemory:
         return self.sessions[name]
 
     def run(self, workdir: Path, inputs: JobInputs) -> None:
-        """Run one job on the fast path; its outcome goes to its events and result."""
+        """Run one job on the fast path; its records and result go to the task's stream.
+
+        Its directory is made (private, as materialize's) only when the engine writes files
+        (a relaxation's trajectory and log, an ML potential's output)."""
         attempt = int(inputs.attempt)
-        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as materialize's
-        soft = _SoftLimit(workdir, attempt)
+        engine = self.engine(inputs.engine)
+        if writes_files(engine, inputs.params):
+            workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        sink = Sink(workdir, self.stream)
+        soft = _SoftLimit(workdir, attempt, sink)
         self.stop.current = soft
         if self.stop.stopped:
             return
-        append_event(workdir, "started", attempt=attempt, host=self.host, **self.where)
+        sink.event("started", attempt=attempt, host=self.host, **self.where)
         os.environ.update(ORION_JOB_DIR=str(workdir), ORION_ATTEMPT=str(attempt))
         try:
-            engine = self.engine(inputs.engine)
             session = self.session(inputs.engine, engine)
             atoms = read_structure(inputs.structure)
             soft.begin(engine, in_process=True)
-            report = _Progress(workdir, attempt)
+            report = _Progress(sink, attempt)
             result = engine.compute(atoms, inputs.params, workdir, report, session)
         except SoftLimitReached as exc:
             result = Result(error=str(exc))
@@ -628,56 +661,59 @@ class InMemory:
             traceback.print_exc()  # into the task's output: what `orion logs` shows
         soft.in_process = False
         self.stop.current = None
-        finish(workdir, attempt, result, soft.reached)
+        finish(workdir, attempt, result, soft.reached, sink)
+
+
+def writes_files(engine: Any, params: Any) -> bool:
+    """Whether the engine's in-memory calculation writes files (it needs its directory);
+    an engine that does not say is given one."""
+    says = getattr(engine, "writes_files", None)
+    return True if says is None else bool(says(params))
 
 
 class _Progress:
     """Progress events of a calculation, at most one a second and none in its first second
     (a single point of milliseconds is not worth an event line)."""
 
-    def __init__(self, workdir: Path, attempt: int) -> None:
-        self.workdir, self.attempt = workdir, attempt
+    def __init__(self, sink: Sink, attempt: int) -> None:
+        self.sink, self.attempt = sink, attempt
         self.next_s = time.monotonic() + 1.0
 
     def __call__(self, step: str, progress_pct: float) -> None:
         now_s = time.monotonic()
         if now_s >= self.next_s:
             self.next_s = now_s + 1.0
-            append_event(
-                self.workdir,
-                "progress",
-                attempt=self.attempt,
-                step=step,
-                progress_pct=round(progress_pct, 1),
+            self.sink.event(
+                "progress", attempt=self.attempt, step=step, progress_pct=round(progress_pct, 1)
             )
 
 
-def finish(workdir: Path, attempt: int, result: Any, soft_limit_reached: bool) -> None:
+def finish(
+    workdir: Path, attempt: int, result: Any, soft_limit_reached: bool, sink: Sink | None = None
+) -> None:
     """Write the result once, with the event that ends the attempt: one append of a
-    ``result`` line and the ``finished``/``failed`` line to ``events.jsonl`` (no
-    ``result.json``: a file and a rename fewer per calculation, see
-    :func:`~orion_cli.jobdir.read_outcome`); a result that does not fit an event line goes
-    to ``result.json`` first."""
-    lines = []
+    ``result`` line and the ``finished``/``failed`` line (to ``events.jsonl``, or the
+    task's stream: no ``result.json``, a file and a rename fewer per calculation, see
+    :func:`~orion_cli.taskstream.read_outcome`); a result that does not fit a line goes to
+    ``result.json`` in the job's directory first."""
+    sink = sink or Sink(workdir)
+    records = []
     if soft_limit_reached:
         result.extras["soft_limit_reached"] = True
         if not result.error:  # finished in the margin: the result stands
-            lines.append(_line(event_record("soft_limit_ok", attempt=attempt)))
+            records.append(event_record("soft_limit_ok", attempt=attempt))
     outcome = {"attempt": attempt, **result.to_json()}
-    carried = result_line(outcome)
+    carried = result_record(outcome)
     if carried is None:
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_json_atomic(workdir / RESULT_FILE, outcome, None)
     else:
-        lines.append(carried)
+        records.append(carried)
     if result.error:
-        end = event_record("failed", attempt=attempt, error=result.error)
+        records.append(event_record("failed", attempt=attempt, error=result.error))
     else:
-        end = event_record("finished", attempt=attempt, energy_ev=result.energy_ev)
-    append_lines(workdir, [*lines, _line(end)])
-
-
-def _line(record: dict[str, Any]) -> str:
-    return json.dumps(record, separators=(",", ":"))
+        records.append(event_record("finished", attempt=attempt, energy_ev=result.energy_ev))
+    sink.write(records)
 
 
 def read_structure(text: str) -> Any:

@@ -101,17 +101,34 @@ def run_in_pty(
     return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
 
 
-def job_result(workdir: Any) -> Any:
+def job_result(workdir: Any, streams: Any = None) -> Any:
     """A job's result as its runner left it, read by hand: ``result.json``, else the last
-    ``result`` line of ``events.jsonl`` (a packed calculation computed in memory writes no
-    ``result.json``); None when there is neither."""
+    ``result`` line among :func:`job_lines`; None when there is none."""
     from pathlib import Path
 
     workdir = Path(workdir)
     if (workdir / "result.json").exists():
         return json.loads((workdir / "result.json").read_text())
-    if not (workdir / "events.jsonl").exists():
-        return None
-    lines = [json.loads(line) for line in (workdir / "events.jsonl").read_text().splitlines()]
-    results = [line["result"] for line in lines if line["event"] == "result"]
+    results = [r["result"] for r in job_lines(workdir, streams) if r["event"] == "result"]
     return results[-1] if results else None
+
+
+def job_lines(workdir: Any, streams: Any = None) -> list[dict[str, Any]]:
+    """A job's event lines, read by hand, in time order: its lines in the streams of its
+    packed tasks (``stream-*.jsonl`` in ``streams``, by default in every array folder
+    beside the job's) and its own ``events.jsonl``."""
+    from pathlib import Path
+
+    workdir = Path(workdir)
+    where = Path(streams) if streams is not None else workdir.parent / "arrays"
+    pattern = "stream-*.jsonl" if streams is not None else "*/stream-*.jsonl"
+    lines = []
+    for stream in sorted(where.glob(pattern)):
+        for line in stream.read_text().splitlines():
+            record = json.loads(line)
+            if record["job"] == workdir.name:
+                lines.append(record)
+    if (workdir / "events.jsonl").exists():
+        text = (workdir / "events.jsonl").read_text()
+        lines += [json.loads(line) for line in text.splitlines()]
+    return sorted(lines, key=lambda record: record.get("time") or "")

@@ -4,7 +4,6 @@ scancel, kill -9 of the runner) are in test_timeouts_slurm.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import job_result, orion, orion_json, poll_until_final
+from tests.helpers import job_lines, job_result, orion, orion_json, poll_until_final
 
 
 def _structures(path: Path, n: int, element: str = "Cu") -> list[object]:
@@ -45,12 +44,9 @@ def _runner_pid(home: Path, timeout_s: float = 30) -> int:
 def _wait_started(job_id: int, timeout_s: float = 60) -> None:
     """Until the runner's ``started`` event of the job is written: read from its directory
     (not through a poll), so that the signal sent next lands while that job runs."""
-    events = Path(orion_json("show", str(job_id))["workdir"]) / "events.jsonl"
+    workdir = Path(orion_json("show", str(job_id))["workdir"])  # its lines: the task's stream
     deadline = time.monotonic() + timeout_s
-    while not any(
-        json.loads(line).get("event") == "started"
-        for line in (events.read_text().splitlines() if events.exists() else [])
-    ):
+    while not any(line.get("event") == "started" for line in job_lines(workdir)):
         assert time.monotonic() < deadline
         time.sleep(0.02)
 

@@ -9,12 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from orion_cli.taskfile import JobInputs, task_line, write_packs
-from tests.helpers import job_result, orion, orion_json, poll_until_final
+from tests.helpers import job_lines, job_result, orion, orion_json, poll_until_final
 
 
 def _frames(n: int) -> list[object]:
@@ -63,8 +65,13 @@ def _run_pack(root: Path, umask: int = -1, **env: str) -> subprocess.CompletedPr
     )
 
 
-def _events(workdir: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in (workdir / "events.jsonl").read_text().splitlines()]
+def _events(workdir: Path) -> list[dict[str, Any]]:
+    """A job's lines: in the task's stream (beside the tasks file) and its events.jsonl."""
+    return job_lines(workdir, workdir.parent.parent)
+
+
+def _result(workdir: Path) -> Any:
+    return job_result(workdir, workdir.parent.parent)
 
 
 def test_fast_path_keeps_events_and_result_only_and_matches_ase(tmp_path: Path) -> None:
@@ -74,9 +81,9 @@ def test_fast_path_keeps_events_and_result_only_and_matches_ase(tmp_path: Path) 
     _run_pack(tmp_path)
     for n, atoms in enumerate(frames):
         workdir = tmp_path / "jobs" / str(n)
-        assert sorted(p.name for p in workdir.iterdir()) == ["events.jsonl"]  # one file
+        assert not workdir.exists()  # its lines are in the task's stream: no directory
         assert [e["event"] for e in _events(workdir)] == ["started", "result", "finished"]
-        result = job_result(workdir)
+        result = _result(workdir)
         atoms.calc = EMT()  # type: ignore[attr-defined]
         assert result["attempt"] == 1 and result["error"] is None
         assert result["energy_ev"] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)  # type: ignore[attr-defined]
@@ -84,13 +91,15 @@ def test_fast_path_keeps_events_and_result_only_and_matches_ase(tmp_path: Path) 
 
 
 def test_a_packed_job_directory_is_private_whatever_the_umask(tmp_path: Path) -> None:
-    """Made on the node under umask 0, a packed job's directory is still the owner's alone
-    (as an array job's or a single job's): nobody else can plant a file in it."""
-    _write_pack(tmp_path, "emt", {}, _frames(2))
+    """Made on the node under umask 0, a packed job's directory (a relaxation keeps its
+    trajectory there) and the task's stream are still the owner's alone (as an array job's
+    or a single job's): nobody else can plant a file in them or a line in the stream."""
+    _write_pack(tmp_path, "emt", {"relax": True}, _frames(2))
     _run_pack(tmp_path, umask=0)
     for n in range(2):
         workdir = tmp_path / "jobs" / str(n)
-        assert (workdir.stat().st_mode & 0o777, job_result(workdir)["error"]) == (0o700, None)
+        assert (workdir.stat().st_mode & 0o777, _result(workdir)["error"]) == (0o700, None)
+    assert (tmp_path / "stream-0-0.jsonl").stat().st_mode & 0o777 == 0o600
 
 
 def test_fast_path_relaxation_keeps_its_trajectory_and_final_structure(tmp_path: Path) -> None:
@@ -101,7 +110,7 @@ def test_fast_path_relaxation_keeps_its_trajectory_and_final_structure(tmp_path:
     _run_pack(tmp_path)
     workdir = tmp_path / "jobs" / "0"
     assert {"emt-relax.traj", "emt-relax.log"} <= {p.name for p in workdir.iterdir()}
-    result = job_result(workdir)
+    result = _result(workdir)
     reference = frames[0]
     reference.calc = EMT()  # type: ignore[attr-defined]
     BFGS(reference, logfile=None).run(fmax=0.05, steps=200)  # type: ignore[arg-type]
@@ -114,12 +123,12 @@ def test_fast_path_failure_is_the_jobs_error_and_the_pack_goes_on(tmp_path: Path
     frames[0].symbols[0] = "U"  # type: ignore[attr-defined] - EMT has no uranium
     _write_pack(tmp_path, "emt", {}, frames)
     run = _run_pack(tmp_path)
-    failed = job_result(tmp_path / "jobs" / "0")
+    failed = _result(tmp_path / "jobs" / "0")
     assert "U" in failed["error"]
     assert "job 0 failed:\nTraceback" in run.stderr  # the task's output: orion logs
-    assert sorted(p.name for p in (tmp_path / "jobs" / "0").iterdir()) == ["events.jsonl"]
+    assert not (tmp_path / "jobs" / "0").exists()  # its log is the task's output
     assert _events(tmp_path / "jobs" / "0")[-1]["event"] == "failed"
-    assert job_result(tmp_path / "jobs" / "1")["error"] is None
+    assert _result(tmp_path / "jobs" / "1")["error"] is None
 
 
 def test_ase_session_reuses_one_calculator_with_right_results(tmp_path: Path) -> None:
@@ -209,7 +218,6 @@ def test_poll_counts_a_packed_result_while_its_task_runs(
     database_url: str, orion_home: Path, tmp_path: Path
 ) -> None:
     import signal
-    import time
 
     from ase.io import write
 
@@ -245,7 +253,6 @@ def test_poll_counts_a_packed_result_while_its_task_runs(
 def test_wait_on_a_pack_ends_with_its_results_not_the_query_interval(
     orion_home: Path, tmp_path: Path, slurm: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import time
 
     from ase.io import write
 
@@ -283,12 +290,12 @@ def test_a_retried_fast_path_job_in_a_pack_runs_its_new_attempt(tmp_path: Path) 
     _write_pack(tmp_path, "emt", {}, _frames(1))
     _run_pack(tmp_path)
     workdir = tmp_path / "jobs" / "0"
-    assert job_result(workdir)["attempt"] == 1
+    assert _result(workdir)["attempt"] == 1
     line = json.loads((tmp_path / "tasks.jsonl").read_text())
     line["attempt"] = 2
     (tmp_path / "tasks.jsonl").write_text(json.dumps(line) + "\n")
     _run_pack(tmp_path)
-    result = job_result(workdir)
+    result = _result(workdir)
     assert result["attempt"] == 2 and result["error"] is None
     assert [e["attempt"] for e in _events(workdir) if e["event"] == "started"] == [1, 2]
 
@@ -318,7 +325,7 @@ def test_a_soft_limit_before_the_calculation_starts_stops_it(
     finally:
         signal.signal(signal.SIGUSR1, saved)
     first = tmp_path / "jobs" / "0"
-    result = job_result(first)
+    result = _result(first)
     assert result["error"] == "stopped at the soft time limit (SIGUSR1 from the scheduler)"
     assert [e["event"] for e in _events(first)] == ["started", "soft_limit", "result", "failed"]
     assert not (tmp_path / "jobs" / "1").exists()  # the pack stopped: left for orion poll
@@ -422,19 +429,26 @@ def test_a_pack_of_bare_frames_never_imports_ase_io(tmp_path: Path) -> None:
         timeout=300,
     )
     assert "ASE_IO False" in done.stderr, done.stderr
-    assert job_result(tmp_path / "jobs" / "1")["error"] is None
+    assert _result(tmp_path / "jobs" / "1")["error"] is None
 
 
 def test_a_long_pause_of_a_pack_wait_ends_when_every_result_is_there(tmp_path: Path) -> None:
     """Between two rounds the waiter looks every 0.5 s for the packed jobs' results: once
-    all are written (the tasks are done) the pause ends, however long it was to be."""
-    from orion_cli.jobdir import append_event
+    all are written (the tasks are done) the pause ends, however long it was to be. A
+    result is a file, a last event line that ends the attempt, or an end in the stream."""
+    from orion_cli.jobdir import append_event, event_record
     from orion_cli.services.queries.waiting import rest
+    from orion_cli.taskstream import TaskStream
 
     dirs = [tmp_path / str(n) for n in range(3)]
     for workdir in dirs:
         workdir.mkdir()
         append_event(workdir, "started", attempt=1)
+    array = tmp_path / "arrays" / "1"
+    array.mkdir(parents=True)
+    stream = TaskStream(array / "stream-0-0.jsonl")
+    stream.write("7", [event_record("started", attempt=1)])
+    jobs = [(str(path), None) for path in dirs] + [(str(tmp_path / "7"), str(array))]
     slept: list[float] = []
 
     def sleep(seconds: float) -> None:
@@ -443,12 +457,13 @@ def test_a_long_pause_of_a_pack_wait_ends_when_every_result_is_there(tmp_path: P
             (dirs[0] / "result.json").write_text("{}")
             append_event(dirs[1], "failed", attempt=1, error="x" * 5000)
             append_event(dirs[2], "finished", attempt=1)
+            stream.write("7", [event_record("finished", attempt=1)])
 
-    rest(4.0, [str(path) for path in dirs], sleep)
+    rest(4.0, jobs, sleep)
     assert slept == [0.5, 0.5, 0.5]
     slept.clear()
     append_event(dirs[1], "started", attempt=2)  # one started again: not ended
-    rest(2.0, [str(path) for path in dirs], sleep)
+    rest(2.0, jobs, sleep)
     assert slept == [0.5, 0.5, 0.5, 0.5]  # one still running: the whole pause
     slept.clear()
     rest(4.0, [], sleep)

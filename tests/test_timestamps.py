@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES
-from tests.helpers import job_result, orion, orion_json
+from tests.helpers import job_lines, job_result, orion, orion_json
 
 
 def test_a_job_noticed_late_keeps_its_own_start_and_end(
@@ -76,7 +76,7 @@ def test_packed_jobs_counted_from_their_results_keep_their_own_times(
     stamp = datetime.fromisoformat
     for job_id, workdir in zip(ids, workdirs, strict=True):
         job = orion_json("show", str(job_id))
-        events = [json.loads(line) for line in (workdir / "events.jsonl").read_text().splitlines()]
+        events = job_lines(workdir)  # its packed task's stream: computed in memory
         started = stamp(next(e["time"] for e in events if e["event"] == "started"))
         finished = stamp(next(e["time"] for e in events if e["event"] == "finished"))
         [attempt] = job["attempts"]

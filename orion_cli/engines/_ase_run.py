@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from orion_cli.engines.base import EngineParam, ProgressFn, Result
 from orion_cli.errors import UsageError
-from orion_cli.jobdir import JobFileError, read_outcome
+from orion_cli.jobdir import JobFileError
+from orion_cli.taskstream import read_outcome
 
 if TYPE_CHECKING:
     from ase import Atoms

@@ -162,6 +162,10 @@ class AseEngine:
     def binary_status(self, settings: Mapping[str, Any]) -> tuple[bool, str]:
         return True, "built in (calculators imported from orion's Python)"
 
+    def writes_files(self, params: Mapping[str, Any]) -> bool:
+        """In memory (a packed task), only a relaxation writes files: its trajectory, log."""
+        return bool(params.get("relax") or params.get("relax_cell"))
+
     def input_texts(
         self, atoms: Atoms, params: Mapping[str, Any], settings: Mapping[str, Any]
     ) -> dict[str, bytes]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
 from orion_cli.errors import UsageError
 from orion_cli.ingest import check_result
-from orion_cli.jobdir import read_outcome
+from orion_cli.taskstream import read_outcome
 
 if TYPE_CHECKING:
     from ase import Atoms

@@ -65,6 +65,10 @@ class EmtEngine:
         """The calculator's package version, part of the calculation key."""
         return ase_version()
 
+    def writes_files(self, params: Mapping[str, Any]) -> bool:
+        """In memory (a packed task), only a relaxation writes files: its trajectory, log."""
+        return bool(params.get("relax") or params.get("relax_cell"))
+
     def input_texts(
         self, atoms: Atoms, params: Mapping[str, Any], settings: Mapping[str, Any]
     ) -> dict[str, bytes]:

@@ -19,7 +19,7 @@ from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, che
 from orion_cli.errors import UsageError
 from orion_cli.handoff import HANDOFF_FILE
 from orion_cli.ingest import check_result
-from orion_cli.jobdir import read_outcome
+from orion_cli.taskstream import read_outcome
 
 if TYPE_CHECKING:
     from ase import Atoms

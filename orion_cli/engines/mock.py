@@ -68,6 +68,10 @@ class MockEngine:
             (workdir / name).write_bytes(data)
         return RunSpec()
 
+    def writes_files(self, params: Mapping[str, Any]) -> bool:
+        """In memory (a packed task) it writes nothing."""
+        return False
+
     def input_texts(
         self, atoms: Atoms, params: Mapping[str, Any], settings: Mapping[str, Any]
     ) -> dict[str, bytes]:

@@ -35,7 +35,14 @@ from orion_cli.ingest import (
     check_result,
     clean_text,
 )
-from orion_cli.jobdir import EVENTS_FILE, RESULT_FILE, JobFileError, read_events, read_outcome
+from orion_cli.jobdir import (
+    EVENTS_FILE,
+    RESULT_EVENT,
+    RESULT_FILE,
+    JobFileError,
+    claimed_attempt,
+    read_events,
+)
 from orion_cli.schedulers import scheduler_for
 from orion_cli.schedulers.base import JobInfo
 from orion_cli.services.lifecycle.dependencies import cascade_committed, settle_never_satisfied
@@ -48,6 +55,8 @@ from orion_cli.services.lifecycle.reuse import settle_waiters
 from orion_cli.services.lifecycle.scf_retry import retry_due as scf_retry_due
 from orion_cli.services.lifecycle.state import note_many, observe, record_times, transition_many
 from orion_cli.states import FailureReason, JobStatus, can_transition
+from orion_cli.taskfile import array_tasks_file
+from orion_cli.taskstream import job_records, read_outcome, refresh, stream_records
 
 
 @dataclass
@@ -139,6 +148,34 @@ def _ingest_events(job: Job, notes: JobNotes) -> list[EventRecord]:
     return events
 
 
+def array_dir(job: Job | Row[Any]) -> Path | None:
+    """The folder of a packed job's array (its tasks' streams are there); None otherwise."""
+    if not (job.pack and job.array_name and job.workdir):
+        return None
+    return array_tasks_file(Path(job.workdir), job.array_name).parent
+
+
+def _streamed(job: Job) -> list[dict[str, Any]]:
+    """The current attempt's records of a packed job in its task's stream (its events when
+    it computed in memory); read whole each time: what they change is changed once."""
+    where = array_dir(job)
+    if where is None:
+        return []
+    records = job_records(Path(job.workdir), where)
+    return [r for r in records if claimed_attempt(r) == job.attempt]
+
+
+def _stream_events(job: Job, notes: JobNotes) -> list[EventRecord]:
+    """The checked stream events of the job's current attempt; progress applied."""
+    events, warnings = check_events(_streamed(job))
+    for text in warnings:
+        notes.add(job, text)
+    for record in events:
+        if record.event == "progress":
+            observe(job, progress_pct=record.progress_pct or 0.0, current_step=record.step or "")
+    return events
+
+
 class Moves:
     """Status changes decided in one cycle, applied together: one transition_many per
     (step, status, reason), so that 10,000 jobs ending at once cost a few statements, not
@@ -211,7 +248,7 @@ def _read_checked_result(job: Job) -> CheckedResult | None:
     wrong type or not finite) is returned as an error result naming the problem.
     """
     try:
-        data = read_outcome(Path(job.workdir), job.attempt)
+        data = read_outcome(Path(job.workdir), job.attempt, array_dir(job))
     except JobFileError as exc:
         return CheckedResult(attempt=job.attempt, error=f"unusable result: {exc}")
     except OSError as exc:
@@ -379,6 +416,7 @@ def _dropped_before_start(job: Job, waiting: set[str]) -> bool:
         and sid.split("_")[0] in waiting
         and bool(job.workdir)
         and not Path(job.workdir).exists()
+        and not _streamed(job)
     )
 
 
@@ -405,9 +443,10 @@ def reconcile_job(
         if _not_begun(job, info):
             return
     notes = notes if notes is not None else JobNotes()
-    events = _ingest_events(job, notes)
-    notes.saw_times(job, events)
-    started = any(e.event == "started" for e in events)
+    events = _ingest_events(job, notes)  # new lines of its events.jsonl
+    streamed = _stream_events(job, notes)  # all of its task's stream: each time
+    notes.saw_times(job, events + streamed)
+    started = any(e.event == "started" for e in events + streamed)
     if info is not None:
         if JobStatus(job.status) is JobStatus.QUEUED and (
             started or (info.status is JobStatus.RUNNING and not job.pack)
@@ -415,7 +454,7 @@ def reconcile_job(
             moves.move(job, JobStatus.RUNNING)
         elif (
             JobStatus(job.status) is JobStatus.RUNNING
-            and not started
+            and not any(e.event == "started" for e in events)  # not started again since
             and info.raw_state.split()[0] in REQUEUE_WORDS
         ):
             moves.move(
@@ -458,7 +497,7 @@ def _left_outcome(job: Job) -> bool:
     if os.path.lexists(Path(job.workdir) / RESULT_FILE):
         return True
     try:
-        return read_outcome(Path(job.workdir), job.attempt) is not None
+        return read_outcome(Path(job.workdir), job.attempt, array_dir(job)) is not None
     except (JobFileError, OSError):
         return True
 
@@ -476,6 +515,7 @@ def _not_begun(job: Job, info: JobInfo) -> bool:
         and not info.status.is_final
         and bool(job.workdir)
         and not os.path.isdir(job.workdir)
+        and not _streamed(job)
     )
 
 
@@ -610,6 +650,7 @@ def poll(settings: Settings, now: datetime | None = None, confirm_lost: bool = F
                 return report
             with session_scope(url) as session:
                 check_role(session, current_user())
+                refresh()  # the packed tasks' streams as they are now, read once a cycle
                 _poll_all(session, settings, now, report, confirm_lost)
             report.duration_s = time.monotonic() - started
             # still under the lock: the stamp says when the poller last succeeded
@@ -689,6 +730,7 @@ WATCHED_COLUMNS = (
     col(Job.missing_since),
     col(Job.pack),
     col(Job.workdir),
+    col(Job.array_name),
 )
 LOAD_CHUNK = 5000  # ids per IN (...) list: well inside SQLite's and PostgreSQL's limits
 
@@ -998,17 +1040,7 @@ def _settle_packed_committed(
     from sqlalchemy.exc import OperationalError
 
     active = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
-    ids = [
-        row.id
-        for row in rows
-        if row.pack
-        and row.status in active
-        and row.workdir
-        and (  # begun: a result comes as a file or as an event line (see read_outcome)
-            os.path.exists(os.path.join(row.workdir, EVENTS_FILE))
-            or os.path.exists(os.path.join(row.workdir, RESULT_FILE))
-        )
-    ]
+    ids = [row.id for row in rows if row.pack and row.status in active and _may_have_ended(row)]
     if not ids:
         return set()
     try:
@@ -1022,6 +1054,21 @@ def _settle_packed_committed(
         return set()
     report.changed.update(dict.fromkeys(done, JobStatus.COMPLETED.value))
     return done
+
+
+def _may_have_ended(row: Row[Any]) -> bool:
+    """Whether a packed job may have a result: a line of its end in its task's stream, or
+    (run from its own directory) its events or ``result.json`` (see read_outcome)."""
+    if not row.workdir:
+        return False
+    where = array_dir(row)
+    if where is not None:
+        records = stream_records(where).get(os.path.basename(row.workdir))
+        if records and any(r.get("event") == RESULT_EVENT for r in records):
+            return True
+    return os.path.exists(os.path.join(row.workdir, EVENTS_FILE)) or os.path.exists(
+        os.path.join(row.workdir, RESULT_FILE)
+    )
 
 
 def _settle_packed(session: Session, jobs: list[Job], now: datetime) -> set[int]:
@@ -1043,7 +1090,7 @@ def _settle_packed(session: Session, jobs: list[Job], now: datetime) -> set[int]
         checked = _read_checked_result(job)
         if checked is None or checked.error:
             continue
-        notes.saw_times(job, _ingest_events(job, notes))
+        notes.saw_times(job, _ingest_events(job, notes) + _stream_events(job, notes))
         if job.id in results:
             _store_result(session, job, results[job.id or 0], checked)
         else:

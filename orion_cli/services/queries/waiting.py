@@ -20,9 +20,9 @@ from orion_cli.config import Settings
 from orion_cli.db.models import Job
 from orion_cli.db.session import session_scope
 from orion_cli.errors import UsageError
-from orion_cli.jobdir import outcome_written
-from orion_cli.services.lifecycle.poll import poll
+from orion_cli.services.lifecycle.poll import array_dir, poll
 from orion_cli.services.queries.selection import BulkReport, Selection, resolve
+from orion_cli.taskstream import outcome_written, refresh
 
 #: columns of a job's state the waiting loop reads (one query per round for all jobs)
 STATE_COLUMNS = (
@@ -143,34 +143,37 @@ def pause_s(
 
 
 class ResultFiles:
-    """Where the active packed jobs of a wait leave their results: their directories (read
-    from the database once)."""
+    """Where the active packed jobs of a wait leave their results: their directories and
+    their arrays' folders, which hold the tasks' streams (read from the database once)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.workdirs: dict[int, str] = {}
+        self.workdirs: dict[int, tuple[str, str | None]] = {}
 
-    def waiting(self, states: list[dict[str, Any]]) -> list[str]:
-        """The directories of the packed jobs not yet ended."""
+    def waiting(self, states: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+        """(directory, array folder) of the packed jobs not yet ended."""
         ids = [s["id"] for s in states if s["pack"] and not has_ended(s)]
         unknown = [job_id for job_id in ids if job_id not in self.workdirs]
         if unknown:
-            from sqlmodel import col, select
+            from sqlalchemy import select
+            from sqlmodel import col
 
+            columns = (col(Job.id), col(Job.workdir), col(Job.pack), col(Job.array_name))
             with session_scope(self.settings.resolved_database_url) as session:
                 for start in range(0, len(unknown), CHUNK):
                     chunk = unknown[start : start + CHUNK]
-                    query = select(Job.id, Job.workdir).where(col(Job.id).in_(chunk))
-                    for job_id, workdir in session.exec(query):
-                        self.workdirs[job_id or 0] = workdir or ""
-        return [self.workdirs[i] for i in ids if self.workdirs.get(i)]
+                    query = select(*columns).where(col(Job.id).in_(chunk))
+                    for row in session.execute(query):
+                        where = array_dir(row)
+                        self.workdirs[row.id or 0] = (row.workdir, str(where) if where else None)
+        return [self.workdirs[i] for i in ids if self.workdirs.get(i, ("", None))[0]]
 
 
 def rest(
     pause_s: float,
-    workdirs: list[str],
+    workdirs: list[tuple[str, str | None]],
     sleep: Callable[[float], None],
-    ended: Callable[[str], bool] = outcome_written,
+    ended: Callable[[str, str | None], bool] = outcome_written,
 ) -> None:
     """Sleep ``pause_s``; while packed jobs are left, look every :data:`PACKED_PAUSE_S`
     whether all of them have written their result (their tasks are done) and end the
@@ -187,7 +190,8 @@ def rest(
         step = min(PACKED_PAUSE_S, left)
         sleep(step)
         left -= step
-        while seen < len(workdirs) and ended(workdirs[seen]):
+        refresh()  # what the tasks appended to their streams since the last look
+        while seen < len(workdirs) and ended(*workdirs[seen]):
             seen += 1
         if seen == len(workdirs):
             return

@@ -6,9 +6,8 @@ import shutil
 from pathlib import Path
 
 from orion_cli.errors import SchedulerError, SubmitOutcomeUnknown
-from orion_cli.jobdir import read_events
 from orion_cli.schedulers.scripted import Scripted
-from tests.helpers import job_result
+from tests.helpers import job_lines, job_result
 from tests.services.lifecycle.conftest import Bench
 
 
@@ -58,7 +57,7 @@ def test_packed_requeue_with_unknown_outcome_looks_up_before_resubmitting(bench:
     bench.poll()
     assert [j.status for j in bench.jobs()[:2]] == ["completed", "completed"]
     for job in bench.jobs()[:2]:
-        starts = [e for e in read_events(Path(job.workdir)).events if e["event"] == "started"]
+        starts = [e for e in job_lines(job.workdir) if e["event"] == "started"]
         assert len(starts) == 1  # ran once
 
 
@@ -101,12 +100,11 @@ def test_a_requeued_pack_does_not_rerun_finished_calculations(bench: Bench) -> N
     [task] = bench.scheduler.pending()
     bench.scheduler.kick(task)
     first = bench.jobs()[0]
-    events_file = Path(first.workdir) / "events.jsonl"
-    before = events_file.read_text()
+    before = job_lines(first.workdir)
     bench.scheduler.jobs[task].state = "PENDING"  # requeued by SLURM, same attempt
     bench.scheduler.kick(task)
-    assert events_file.read_text() == before  # not started, no second result
-    starts = [e for e in read_events(Path(first.workdir)).events if e["event"] == "started"]
+    assert job_lines(first.workdir) == before  # not started again, no second result
+    starts = [e for e in before if e["event"] == "started"]
     assert (len(starts), job_result(first.workdir)["attempt"]) == (1, 1)
 
 

@@ -1,5 +1,6 @@
-"""A packed calculation computed in memory writes its result as an event line, not as
-``result.json`` (one file and one rename fewer per calculation): the poller stores it,
+"""A packed calculation computed in memory writes its records and result as lines of its
+task's stream, not as a directory with ``events.jsonl`` and ``result.json``; a job run
+from its own directory may carry its result as an event line: the poller stores either,
 checks it as it checks a file, and anything that reads a job's result finds it."""
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ import math
 from pathlib import Path
 
 from orion_cli.engines.base import Result
-from orion_cli.jobdir import read_outcome
 from orion_cli.jobrun import finish
-from tests.helpers import job_result
+from orion_cli.taskstream import read_outcome
+from tests.helpers import job_lines, job_result
 from tests.services.lifecycle.conftest import Bench
 
 
@@ -31,8 +32,8 @@ def test_a_packed_result_line_is_stored_as_the_jobs_result(bench: Bench) -> None
     bench.poll()
     for job in bench.jobs():
         workdir = Path(job.workdir)
-        assert sorted(p.name for p in workdir.iterdir()) == ["events.jsonl"]
-        assert [e["event"] for e in _lines(workdir)] == ["started", "result", "finished"]
+        assert not workdir.exists()  # computed in memory: its lines are in the task's stream
+        assert [e["event"] for e in job_lines(workdir)] == ["started", "result", "finished"]
         assert job.status == "completed"
         written = job_result(workdir)
         with session_scope(bench.settings.resolved_database_url) as session:
