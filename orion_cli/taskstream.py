@@ -229,12 +229,15 @@ def job_records(workdir: Path, array_dir: Path | None = None) -> list[dict[str, 
     return found
 
 
-def read_outcome(workdir: Path, attempt: int | None = None, array_dir: Path | None = None) -> Any:
+def read_outcome(
+    workdir: Path, attempt: int | None = None, array_dir: Path | None = None, search: bool = True
+) -> Any:
     """The result of ``attempt`` (None: the latest) of the job in ``workdir``, unchecked.
 
     ``result.json`` when it holds that attempt's; otherwise the ``result`` line the runner
     wrote with the attempt's end: in the job's ``events.jsonl``, or in its packed task's
-    stream (``array_dir``: the array's folder, when known). None while there is none.
+    stream (``array_dir``: the array's folder, when known; else, unless ``search`` is
+    False, every array beside the job's directory). None while there is none.
     Raises JobFileError when a file is refused (see :func:`~orion_cli.jobdir.open_regular`).
 
     >>> import tempfile
@@ -251,7 +254,7 @@ def read_outcome(workdir: Path, attempt: int | None = None, array_dir: Path | No
     for record in reversed(own):
         if _is_result(record, attempt):
             return record.get("result")
-    if own and array_dir is None:
+    if array_dir is None and (own or not search):
         return None  # a job with its own events keeps its result there
     for record in reversed(job_records(workdir, array_dir)):
         if _is_result(record, attempt):

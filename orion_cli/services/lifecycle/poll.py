@@ -248,7 +248,7 @@ def _read_checked_result(job: Job) -> CheckedResult | None:
     wrong type or not finite) is returned as an error result naming the problem.
     """
     try:
-        data = read_outcome(Path(job.workdir), job.attempt, array_dir(job))
+        data = read_outcome(Path(job.workdir), job.attempt, array_dir(job), search=False)
     except JobFileError as exc:
         return CheckedResult(attempt=job.attempt, error=f"unusable result: {exc}")
     except OSError as exc:
@@ -497,7 +497,8 @@ def _left_outcome(job: Job) -> bool:
     if os.path.lexists(Path(job.workdir) / RESULT_FILE):
         return True
     try:
-        return read_outcome(Path(job.workdir), job.attempt, array_dir(job)) is not None
+        found = read_outcome(Path(job.workdir), job.attempt, array_dir(job), search=False)
+        return found is not None
     except (JobFileError, OSError):
         return True
 

@@ -118,3 +118,34 @@ def test_a_child_from_a_packed_parent_takes_its_final_structure(tmp_path: Path) 
     handed = read(child / HANDOFF_FILE)
     assert handed.get_chemical_symbols() == ["Cu", "Cu"]
     assert handed.positions[1].tolist() == [1.8, 1.8, 0.0]
+
+
+def test_a_stream_is_read_as_untrusted_as_a_job_file(bench: Bench) -> None:
+    """A FIFO or a link where a stream would be is not opened (no hang); lines that are not
+    records of a job are skipped; a result of the wrong type fails its job, naming it."""
+    import os
+
+    from orion_cli.services.lifecycle.poll import array_dir
+
+    bench.submit(2, pack="2")
+    [task] = bench.scheduler.pending()
+    first, second = bench.jobs()
+    where = array_dir(first)
+    assert where is not None
+    os.mkfifo(where / "stream-9-9.jsonl")
+    os.symlink("/dev/zero", where / "stream-9-8.jsonl")
+    name = Path(first.workdir).name
+    (where / "stream-0-0.jsonl").write_text(
+        "not json\n[1]\n"
+        f'{{"job":"{name}","event":"started","attempt":1}}\n'
+        f'{{"job":"{name}","event":"result","attempt":1,"result":{{"energy_ev":"low"}}}}\n'
+        f'{{"job":"{name}","event":"finished","attempt":1}}\n'
+    )
+    bench.scheduler.end(task, "COMPLETED")  # as if it ran: only those lines are there
+    report = bench.poll()
+    first, second = bench.jobs()
+    assert (first.status, first.failure_reason) == ("failed", "engine_error")
+    [why] = [e for e in bench.events(first.id or 0) if e.startswith("running->failed")]
+    assert "unusable" in why and "low" in why
+    assert (second.status, second.attempt) == ("queued", 1)  # never started: submitted again
+    assert not report.errors
