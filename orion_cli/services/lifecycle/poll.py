@@ -820,6 +820,7 @@ def _poll_group(
     due_ids = [row.id for row in by_status[JobStatus.FAILED.value]]
     if active:
         infos = scheduler.query([r.scheduler_job_id for r in active if r.scheduler_job_id])
+        refresh()  # streams read after the scheduler's answer: a task it says ended wrote all
         report.scheduler_calls += 1
         report.checked += len(active)
         if not confirm_lost:

@@ -149,3 +149,15 @@ def test_a_stream_is_read_as_untrusted_as_a_job_file(bench: Bench) -> None:
     assert "unusable" in why and "low" in why
     assert (second.status, second.attempt) == ("queued", 1)  # never started: submitted again
     assert not report.errors
+
+
+def test_a_task_that_ends_during_a_poll_is_read_after_the_schedulers_word(bench: Bench) -> None:
+    """The streams are read again once the scheduler has answered: a task that it reports
+    ended wrote all its lines before (seen on the real cluster: a poll read the streams,
+    the last calculation of a task ended, squeue said COMPLETED, and the job was failed as
+    'ended without writing result.json'; here, nothing read, it would be submitted again)."""
+    bench.submit(2, pack="2")
+    bench.scheduler.auto = True  # the test scheduler runs the task inside squeue's answer
+    bench.poll()
+    assert [job.status for job in bench.jobs()] == ["completed", "completed"]
+    assert bench.scheduler.calls["submit_array"] == 1  # nothing submitted again
