@@ -64,15 +64,12 @@ def plain_loop(frames: list[Any], threads: int) -> tuple[list[float], float, flo
 
 
 def task_rates(jobs: list[dict[str, Any]]) -> dict[str, float]:
-    """Calculations per second inside each packed task (first to last ``finished``)."""
+    """Calculations per second inside each packed task (first to last end): each job's
+    ``finished_at`` is the time its ``finished`` line was written on the node."""
     finished: dict[str, list[float]] = defaultdict(list)
     for job in jobs:
-        times = [
-            datetime.fromisoformat(line["time"]).timestamp()
-            for line in map(json.loads, (Path(job["workdir"]) / "events.jsonl").open())
-            if line["event"] == "finished"
-        ]
-        finished[str(job["scheduler_job_id"])].append(max(times))
+        end = datetime.fromisoformat(job["finished_at"]).timestamp()
+        finished[str(job["scheduler_job_id"])].append(end)
     return {
         task: (len(stamps) - 1) / (max(stamps) - min(stamps))
         for task, stamps in finished.items()

@@ -208,6 +208,9 @@ def _write_rows(
         groups.setdefault(tuple(sorted(values)), []).append(params)
     matched = 0
     for names, group in groups.items():
+        if len(group) >= BULK_MIN_ROWS and _bulk_capable(session, table, names, group):
+            matched += _update_from_arrays(session, table, names, group, old_statuses is not None)
+            continue
         statement = update(table).where(table.c.id == bindparam("b_id"))
         if old_statuses is not None:
             statement = statement.where(table.c.status == bindparam("b_old"))
@@ -219,6 +222,52 @@ def _write_rows(
             for name, value in values.items() if loaded is not None else ():
                 set_committed_value(loaded, name, value)
     return matched
+
+
+#: rows of one column set from which PostgreSQL gets one UPDATE with array parameters
+BULK_MIN_ROWS = 50
+#: values an array parameter carries as it is (a JSON value takes the executemany)
+_SCALARS = (str, int, float, bool, datetime, type(None))
+
+
+def _bulk_capable(
+    session: Session, table: Any, names: tuple[str, ...], group: list[dict[str, Any]]
+) -> bool:
+    """PostgreSQL, and only plain values (no JSON), in every column to be written."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    return all(isinstance(value, _SCALARS) for params in group for value in params.values())
+
+
+def _update_from_arrays(
+    session: Session,
+    table: Any,
+    names: tuple[str, ...],
+    group: list[dict[str, Any]],
+    compare: bool,
+) -> int:
+    """One ``UPDATE ... FROM unnest(arrays)`` for rows of one column set (PostgreSQL).
+
+    psycopg runs an executemany row by row (10,000 rows, 10,000 statements on the server);
+    here each column's values travel as one typed array: one statement, its text the same
+    whatever the number of rows."""
+    from sqlalchemy import text
+    from sqlalchemy.dialects import postgresql
+
+    dialect = postgresql.dialect()
+    columns = ["id", *(["status"] if compare else []), *names]
+    keys = ["b_id", *(["b_old"] if compare else []), *(f"v_{name}" for name in names)]
+    types = [table.c[name].type.compile(dialect=dialect) for name in columns]
+    arrays = ", ".join(f"CAST(:a{i} AS {kind}[])" for i, kind in enumerate(types))
+    given = ", ".join(f"c{i}" for i in range(len(columns)))
+    sets = ", ".join(f"{name} = v.c{i + len(columns) - len(names)}" for i, name in enumerate(names))
+    where = "job_table.id = v.c0" + (" AND job_table.status = v.c1" if compare else "")
+    statement = (
+        f"UPDATE {table.name} AS job_table SET {sets} "
+        f"FROM unnest({arrays}) AS v({given}) WHERE {where}"
+    )
+    params = {f"a{i}": [row[key] for row in group] for i, key in enumerate(keys)}
+    return int(session.execute(text(statement), params).rowcount)  # type: ignore[attr-defined]
 
 
 def claim(session: Session, job: Job, at: datetime | None = None) -> None:
