@@ -212,7 +212,7 @@ def hyperqueue(hq_python: str, n: int) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", default="1000,10000", help="comma-separated N")
+    parser.add_argument("--jobs", default="1000,10000", help='comma-separated N ("": none)')
     parser.add_argument("--ingest-jobs", type=int, default=10000, help="0: skip")
     parser.add_argument("--hq-jobs", type=int, default=40, help="0: skip")
     parser.add_argument("--hq-python", default="/tmp/hq-venv/bin/python")
@@ -222,7 +222,7 @@ def main() -> None:
     rows: list[str] = []
     with tempfile.TemporaryDirectory(prefix="orion-pack-bench-") as tmp:
         base = Path(tmp)
-        for n in (int(word) for word in args.jobs.split(",")):
+        for n in (int(word) for word in args.jobs.split(",") if word):
             structures = base / f"many-{n}.extxyz"
             make_structures(structures, n)
             loop_s, inner_s = python_loop(structures)

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ from orion_cli.services.lifecycle.scf_retry import retry_due as scf_retry_due
 from orion_cli.services.lifecycle.state import note_many, observe, record_times, transition_many
 from orion_cli.states import FailureReason, JobStatus, can_transition
 from orion_cli.taskfile import array_tasks_file
-from orion_cli.taskstream import job_records, read_outcome, refresh, stream_records
+from orion_cli.taskstream import read_outcome, refresh, stream_records
 
 
 @dataclass
@@ -152,7 +153,13 @@ def array_dir(job: Job | Row[Any]) -> Path | None:
     """The folder of a packed job's array (its tasks' streams are there); None otherwise."""
     if not (job.pack and job.array_name and job.workdir):
         return None
-    return array_tasks_file(Path(job.workdir), job.array_name).parent
+    return _array_folder(os.path.dirname(job.workdir), job.array_name)
+
+
+@lru_cache(maxsize=4096)
+def _array_folder(jobs_folder: str, array_name: str) -> Path:
+    """One path per array, not one per job of it (10,000 jobs, a few arrays)."""
+    return array_tasks_file(Path(jobs_folder, "job"), array_name).parent
 
 
 def _streamed(job: Job) -> list[dict[str, Any]]:
@@ -161,7 +168,7 @@ def _streamed(job: Job) -> list[dict[str, Any]]:
     where = array_dir(job)
     if where is None:
         return []
-    records = job_records(Path(job.workdir), where)
+    records = stream_records(where).get(os.path.basename(job.workdir), ())
     return [r for r in records if claimed_attempt(r) == job.attempt]
 
 
