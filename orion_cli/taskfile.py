@@ -214,6 +214,33 @@ def bare_atoms(text: str) -> Any | None:
     )
 
 
+def bare_text(atoms: Any) -> str | None:
+    """The extended XYZ ``ase.io.write`` gives for atoms that carry nothing but species,
+    positions, a cell and pbc, written without importing ``ase.io`` (compared with ASE's
+    writer, character for character, in the tests); None for any other atoms.
+
+    >>> from ase import Atoms
+    >>> print(bare_text(Atoms("H", positions=[[0, 0, -0.5]], cell=[2, 2, 2], pbc=True)), end="")
+    1
+    Lattice="2.0 0.0 0.0 0.0 2.0 0.0 0.0 0.0 2.0" Properties=species:S:1:pos:R:3 pbc="T T T"
+    H        0.00000000       0.00000000      -0.50000000
+    """
+    if set(atoms.arrays) != {"numbers", "positions"} or atoms.info or atoms.constraints:
+        return None
+    if atoms.calc is not None or not atoms.cell.any():
+        return None
+    lattice = " ".join(str(float(x)) for x in atoms.cell.array.flat)
+    pbc = " ".join("T" if flag else "F" for flag in atoms.pbc)
+    rows = [
+        f"{symbol:<2s} {x:16.8f} {y:16.8f} {z:16.8f}\n"
+        for symbol, (x, y, z) in zip(
+            atoms.get_chemical_symbols(), atoms.positions.tolist(), strict=True
+        )
+    ]
+    head = f'{len(atoms)}\nLattice="{lattice}" Properties=species:S:1:pos:R:3 pbc="{pbc}"\n'
+    return head + "".join(rows)
+
+
 def _bare_comment(line: str) -> dict[str, str] | None:
     """The comment line's fields when they are exactly the bare shape's, else None."""
     if not _COMMENT.fullmatch(line):

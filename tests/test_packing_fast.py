@@ -468,3 +468,88 @@ def test_a_long_pause_of_a_pack_wait_ends_when_every_result_is_there(tmp_path: P
     slept.clear()
     rest(4.0, [], sleep)
     assert slept == [4.0]  # no packed job left: one sleep
+
+
+def test_bare_atoms_are_written_as_ase_writes_them_without_ase_io() -> None:
+    """The frozen input text of an emt/ase/ML job is what ``ase.io.write`` gives: written by
+    hand for bare atoms (no ``import ase.io`` at submit), the same characters; anything
+    else (magnetic moments, info, a constraint, no cell) is left to ASE."""
+    import io
+
+    import numpy as np
+    from ase import Atoms
+    from ase.build import bulk, molecule
+    from ase.constraints import FixAtoms
+    from ase.io import write
+
+    from orion_cli.taskfile import bare_atoms, bare_text
+
+    def theirs(atoms: Atoms) -> str:
+        text = io.StringIO()
+        write(text, atoms, format="extxyz")
+        return text.getvalue()
+
+    rng = np.random.default_rng(11)
+    structures = [bulk("Cu", cubic=True), bulk("Si", "diamond", a=5.43), bulk("Mg")]
+    for n in range(60):
+        symbols = rng.choice(["H", "C", "O", "Cu", "Pt", "Au", "Og", "X"], size=1 + n % 6)
+        cell = rng.normal(size=(3, 3)) * 3 + np.eye(3) * 5
+        scale = 10.0 ** rng.integers(-3, 5)
+        atoms = Atoms(symbols, positions=rng.normal(size=(len(symbols), 3)) * scale, cell=cell)
+        atoms.pbc = [bool(b) for b in rng.integers(0, 2, size=3)]
+        structures.append(atoms)
+    structures.append(Atoms("H2", positions=[[-0.0, 0, 1e-12], [0, -1e-9, 0]], cell=[3, 4, 5]))
+    rattled = bulk("Cu", cubic=True)
+    rattled.rattle(0.05, seed=2)
+    structures.append(rattled)
+    for atoms in structures:
+        assert bare_text(atoms) == theirs(atoms), atoms
+        read_back = bare_atoms(theirs(atoms))  # and what a packed task reads back
+        assert read_back is not None and bare_text(read_back) == theirs(read_back)
+    magnetic = bulk("Fe")
+    magnetic.set_initial_magnetic_moments([2.0])
+    fixed = bulk("Cu", cubic=True)
+    fixed.set_constraint(FixAtoms(indices=[0]))
+    informed = bulk("Cu")
+    informed.info["energy"] = -1.0
+    for other in (magnetic, fixed, informed, molecule("H2O")):
+        assert bare_text(other) is None
+
+
+def test_staging_bare_frames_imports_neither_ase_io_nor_scipy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A packing submission's frames, bare as ASE writes them, are read, checked and frozen
+    without ``ase.io`` (0.46 s to import) or SciPy's spatial (0.31 s; small cells need no
+    tree), with the same frozen inputs as through ASE."""
+    from ase.io import write
+
+    write(tmp_path / "many.extxyz", _frames(80), format="extxyz")
+    script = f"""
+import sys
+from pathlib import Path
+from orion_cli.engines.registry import get_engine
+from orion_cli.services.submission.inputs import StructureInput, split_frames
+from orion_cli.services.submission.staging import StageTask, stage_paths
+task = StageTask("emt", get_engine("emt").check({{}}, {{}}), {{}}, "", 1)
+parts = split_frames(StructureInput(Path({str(tmp_path / "many.extxyz")!r}), frames=80), 2)
+staged = [s for part in parts for s in stage_paths(task, [part])]
+print(len(staged), "ase.io" in sys.modules, "scipy" in sys.modules)
+print(" ".join(s.inputs.frozen["key"] for s in staged))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    counts, keys = done.stdout.splitlines()
+    assert counts == "80 False False", done.stderr
+    from ase.io import read
+
+    from orion_cli.engines import _ase_run
+    from orion_cli.engines.registry import get_engine
+    from orion_cli.frozen import freeze
+
+    monkeypatch.setattr(_ase_run, "bare_text", lambda atoms: None)  # ASE writes the inputs
+    engine = get_engine("emt")
+    frames = read(tmp_path / "many.extxyz", ":")
+    by_ase = [freeze(engine, atoms, engine.check({}, {}), {}).key for atoms in frames]
+    assert keys.split() == by_ase  # as frozen from ASE's own reading and writing

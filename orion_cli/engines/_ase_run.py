@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 from orion_cli.engines.base import EngineParam, ProgressFn, Result
 from orion_cli.errors import UsageError
 from orion_cli.jobdir import JobFileError
+from orion_cli.taskfile import bare_text
 from orion_cli.taskstream import read_outcome
 
 if TYPE_CHECKING:
@@ -125,14 +126,18 @@ def relax_target(atoms: Atoms, params: Mapping[str, Any]) -> Any:
 
 def structure_texts(files: AseFiles, atoms: Atoms) -> dict[str, bytes]:
     """The one input of an engine run by ASE: the structure as extended XYZ, as
-    ``ase.io.write`` puts it in ``files.input`` (frozen and hashed from this text)."""
+    ``ase.io.write`` puts it in ``files.input`` (frozen and hashed from this text); bare
+    atoms are written without importing ``ase.io`` (:func:`~orion_cli.taskfile.bare_text`)."""
     import io
 
-    from ase.io import write
+    text = bare_text(atoms)
+    if text is None:
+        from ase.io import write
 
-    buffer = io.StringIO()
-    write(buffer, atoms, format="extxyz")
-    return {files.input: buffer.getvalue().encode()}
+        buffer = io.StringIO()
+        write(buffer, atoms, format="extxyz")
+        text = buffer.getvalue()
+    return {files.input: text.encode()}
 
 
 def write_texts(workdir: Path, texts: Mapping[str, bytes]) -> None:

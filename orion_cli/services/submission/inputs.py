@@ -24,6 +24,7 @@ from orion_cli.limits import printable
 from orion_cli.services.structures import ASE_FORMAT, extxyz_text
 from orion_cli.services.submission.cif import read_large_cif
 from orion_cli.services.submission.physical import MIN_DISTANCE_A, check_atoms
+from orion_cli.taskfile import bare_atoms
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -367,14 +368,18 @@ def _read_all(path: Path, everything: bool, part: str = "") -> tuple[str, str, l
     every frame of trajectories and engine outputs, the first of other formats. ``part``:
     the text of some frames of an extended-XYZ file (:func:`split_frames` checked the file).
     """
-    from ase.io import read
-    from ase.io.formats import filetype
-
     suffix = path.suffix.lower()
     fmt = ASE_FORMAT.get(suffix, "")
     if not part:
         _check_size_and_content(path, text_format=bool(fmt) and fmt != "traj")
     text = part or (_read_text(path) if fmt and fmt != "traj" else "")
+    if fmt == "extxyz" and text:  # bare frames: read without importing ase.io
+        bare = _bare_frames(text, everything or suffix in MULTI_FRAME_SUFFIXES)
+        if bare:
+            return fmt, text, bare
+    from ase.io import read
+    from ase.io.formats import filetype
+
     try:  # a text format orion names is parsed from the text read once (one open per file)
         fmt = fmt or filetype(str(path))
         if not text and fmt not in OUTPUT_FORMATS:
@@ -401,6 +406,18 @@ def _read_all(path: Path, everything: bool, part: str = "") -> tuple[str, str, l
     if not frames or any(len(atoms) == 0 for atoms in frames):
         raise UsageError(f"'{path}' holds no atoms", "check the file")
     return fmt, text, frames
+
+
+def _bare_frames(text: str, every: bool) -> list[Atoms] | None:
+    """The frames of extended-XYZ ``text`` (``every``: all, else the first) when each is of
+    the bare shape ASE writes for a structure alone (:func:`~orion_cli.taskfile.bare_atoms`:
+    the same atoms ASE reads); None when any is not, for ASE to read them all."""
+    offsets = frame_offsets(text)
+    if offsets is None:
+        return None
+    spans = list(itertools.pairwise(offsets))
+    frames = [bare_atoms(text[start:end]) for start, end in (spans if every else spans[:1])]
+    return None if any(atoms is None for atoms in frames) else frames  # type: ignore[return-value]
 
 
 def _select(numbered: list[tuple[int, Atoms]], given: StructureInput) -> list[tuple[int, Atoms]]:

@@ -93,7 +93,6 @@ def closest_pair(
     plane-spacing check, so only ``ceil(cutoff / spacing)`` image layers are needed.
     """
     import numpy as np
-    from scipy.spatial import cKDTree
 
     n_atoms = len(positions)
     points, owner = positions, np.arange(n_atoms)
@@ -115,6 +114,8 @@ def closest_pair(
         i = int(first[np.flatnonzero(counts > 1)[0]])
         j = int(np.flatnonzero((points[:n_atoms] == points[i]).all(axis=1))[1])
         return i, j, 0.0
+    from scipy.spatial import cKDTree  # a large cell only: the import is 0.3 s
+
     tree = cKDTree(points)
     distances, indices = tree.query(points[:n_atoms], k=2, distance_upper_bound=cutoff_a)
     near = np.flatnonzero(np.isfinite(distances[:, 1]))

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from orion_cli.engines.registry import get_engine
 from orion_cli.errors import UsageError
 from orion_cli.frozen import freeze
-from orion_cli.services.structures import extxyz_text
+from orion_cli.services.structures import ASE_FORMAT, extxyz_text
 from orion_cli.services.submission.inputs import read_frames, split_frames
 from orion_cli.services.submission.physical import MIN_DISTANCE_A
 from orion_cli.taskfile import JobInputs
@@ -308,11 +308,14 @@ def _read_all(task: StageTask, paths: list[StructureInput], helpers: int) -> lis
     """In the reader process: import ASE once, then fork ``helpers`` that share the import.
 
     ``import ase.io`` costs about a third of a second; paid once before forking, not once
-    per worker. The reader stages the first share itself; results come back in input order.
+    per worker — unless every input is extended XYZ, whose bare frames are read and written
+    without it (a frame of another shape imports it where it is read). The reader stages
+    the first share itself; results come back in input order.
     """
     import signal
 
-    import ase.io  # noqa: F401
+    if any(ASE_FORMAT.get(given.path.suffix.lower()) != "extxyz" for given in paths):
+        import ase.io  # noqa: F401
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(1)  # terminate() from the parent: stop the helpers too (finally)
