@@ -13,7 +13,17 @@ from typing import Any
 
 import typer.main
 
-from orion_cli import batch, config, ingest, jobdir, limits, resources, states, taskfile
+from orion_cli import (
+    batch,
+    config,
+    ingest,
+    jobdir,
+    limits,
+    resources,
+    states,
+    taskfile,
+    taskstream,
+)
 from orion_cli.cli import app
 from orion_cli.cli.help import EXAMPLES, PANELS
 
@@ -111,14 +121,15 @@ def job_directory() -> str:
             "orion, at submit (or the array task, from its line)",
             "the job's inputs",
         ),
-        (
-            jobdir.EVENTS_FILE,
-            "the job",
-            "one JSON object a line, appended; a packed calculation computed in memory "
-            f"appends its result as a `{jobdir.RESULT_EVENT}` line there instead of "
-            f"writing `{jobdir.RESULT_FILE}`",
-        ),
+        (jobdir.EVENTS_FILE, "the job", "one JSON object a line, appended"),
         (jobdir.RESULT_FILE, "the job", "the parsed result of the latest attempt"),
+        (
+            f"arrays/<id>/{taskstream.STREAM_PREFIX}<round>-<task>.jsonl",
+            "a packed task computing in memory",
+            "its calculations' event lines, each with `job` (the job's directory name), "
+            f"a result as a `{jobdir.RESULT_EVENT}` line: in place of their "
+            f"`{jobdir.EVENTS_FILE}` and `{jobdir.RESULT_FILE}`",
+        ),
         (batch.TASKS_FILE, "orion, at submit", "an array's jobs, a line each"),
         (taskfile.CANCEL_MARKER, "orion cancel", "a packed job its task must skip"),
     ]

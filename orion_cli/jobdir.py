@@ -2,8 +2,9 @@
 
 Compute nodes never open the database. The job runner appends JSON lines to
 ``events.jsonl`` and writes ``result.json`` (a packed calculation computed in memory
-appends its result as an event line instead: one file fewer per calculation); the poller
-reads them from the shared filesystem, remembering how many bytes it has already ingested.
+writes the same lines, its result as a ``result`` line, to its task's stream instead:
+:mod:`orion_cli.taskstream`); the poller reads them from the shared filesystem,
+remembering how many bytes it has already ingested.
 
 Everything the poller reads here is untrusted: a job (or whoever can write its directory)
 may leave a FIFO, a symlink to ``/dev/zero``, a gigabyte without a newline or lines that
@@ -64,14 +65,19 @@ def append_event(workdir: Path, event: str, **fields: Any) -> dict[str, Any]:
 
 def append_lines(workdir: Path, lines: list[str]) -> None:
     """Append ready JSON lines to ``events.jsonl`` with one write (one open, one close)."""
-    data = "".join(line + "\n" for line in lines).encode()
     fd = os.open(workdir / EVENTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        view = memoryview(data)
-        while view:  # a regular file takes it whole; a signal may cut a write short
-            view = view[os.write(fd, view) :]
+        write_all(fd, "".join(line + "\n" for line in lines).encode())
     finally:
         os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (a regular file takes it in one write; a signal may
+    cut one short)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def result_record(outcome: dict[str, Any]) -> dict[str, Any] | None:

@@ -39,6 +39,7 @@ from orion_cli.jobdir import (
     loads_untrusted,
     open_regular,
     read_result,
+    write_all,
 )
 
 STREAM_PREFIX = "stream-"
@@ -77,9 +78,7 @@ class TaskStream:
         if self.fd is None:
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
             self.fd = os.open(self.path, flags, 0o600)
-        view = memoryview(lines.encode())
-        while view:  # a regular file takes it whole; a signal may cut a write short
-            view = view[os.write(self.fd, view) :]
+        write_all(self.fd, lines.encode())
 
     def close(self) -> None:
         if self.fd is not None:

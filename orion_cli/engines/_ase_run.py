@@ -140,12 +140,6 @@ def structure_texts(files: AseFiles, atoms: Atoms) -> dict[str, bytes]:
     return {files.input: text.encode()}
 
 
-def write_texts(workdir: Path, texts: Mapping[str, bytes]) -> None:
-    """Write an engine's input texts into the job directory."""
-    for name, data in texts.items():
-        (workdir / name).write_bytes(data)
-
-
 def prepare_attempt(files: AseFiles, workdir: Path, attempt: int) -> None:
     """Before attempt ``attempt`` (> 1): keep the previous one's files, set up a restart.
 

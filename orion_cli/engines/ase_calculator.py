@@ -29,9 +29,15 @@ from orion_cli.engines._ase_run import (
     run_calculation,
     starting_atoms,
     structure_texts,
+)
+from orion_cli.engines.base import (
+    EngineParam,
+    ProgressFn,
+    Result,
+    RunSpec,
+    check_known_params,
     write_texts,
 )
-from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
 from orion_cli.engines.mlip import (
     MODELS,
     LoadedModel,

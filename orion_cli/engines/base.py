@@ -260,3 +260,12 @@ def _short(value: Any) -> str:
     """``repr`` of a parameter value, shortened for a one-line message."""
     text = repr(value)
     return text if len(text) <= 60 else f"{text[:60]}… ({len(text)} characters)"
+
+
+def write_texts(workdir: Path, texts: Mapping[str, bytes]) -> None:
+    """Write an engine's input texts (its ``input_texts``) into the job directory, each
+    through the safe-write helper (a planted link or FIFO is not written through)."""
+    from orion_cli.outfile import write_output
+
+    for name, data in texts.items():
+        write_output(workdir / name, data)

@@ -18,7 +18,6 @@ from orion_cli.engines._ase_run import (
     run_calculation,
     starting_atoms,
     structure_texts,
-    write_texts,
 )
 from orion_cli.engines.base import (
     EngineParam,
@@ -26,6 +25,7 @@ from orion_cli.engines.base import (
     Result,
     RunSpec,
     check_known_params,
+    write_texts,
 )
 from orion_cli.errors import UsageError
 

@@ -40,7 +40,6 @@ from orion_cli.engines._ase_run import (
     run_calculation,
     starting_atoms,
     structure_texts,
-    write_texts,
 )
 from orion_cli.engines.ase_md import (
     MD_PARAMS,
@@ -49,7 +48,14 @@ from orion_cli.engines.ase_md import (
     keep_previous_md,
     run_md,
 )
-from orion_cli.engines.base import EngineParam, ProgressFn, Result, RunSpec, check_known_params
+from orion_cli.engines.base import (
+    EngineParam,
+    ProgressFn,
+    Result,
+    RunSpec,
+    check_known_params,
+    write_texts,
+)
 from orion_cli.errors import UsageError
 from orion_cli.jobdir import write_json_atomic
 

@@ -20,6 +20,7 @@ from orion_cli.engines.base import (
     Result,
     RunSpec,
     check_known_params,
+    write_texts,
 )
 from orion_cli.errors import UsageError
 
@@ -64,8 +65,7 @@ class MockEngine:
         workdir: Path,
         settings: Mapping[str, Any],
     ) -> RunSpec:
-        for name, data in self.input_texts(atoms, params, settings).items():
-            (workdir / name).write_bytes(data)
+        write_texts(workdir, self.input_texts(atoms, params, settings))
         return RunSpec()
 
     def writes_files(self, params: Mapping[str, Any]) -> bool:

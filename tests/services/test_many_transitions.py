@@ -13,7 +13,7 @@ from orion_cli.db.models import Job, JobAttempt, now_utc
 from orion_cli.db.session import session_scope
 from orion_cli.errors import RaceLost
 from orion_cli.identity import current_user
-from orion_cli.services.lifecycle.state import transition_many
+from orion_cli.services.lifecycle.state import BULK_MIN_ROWS, transition_many
 from orion_cli.states import JobStatus
 
 
@@ -29,7 +29,11 @@ def _queued(url: str, n: int) -> list[int]:
         return [job.id or 0 for job in jobs]
 
 
-@pytest.mark.parametrize("n", [3, 120])
+#: few rows (an executemany) and enough for PostgreSQL's one UPDATE with array parameters
+SIZES = [3, BULK_MIN_ROWS + 70]
+
+
+@pytest.mark.parametrize("n", SIZES)
 def test_many_jobs_move_together_with_their_own_times(database_url: str, n: int) -> None:
     ids = _queued(database_url, n)
     start = now_utc()
@@ -45,7 +49,7 @@ def test_many_jobs_move_together_with_their_own_times(database_url: str, n: int)
         assert sorted(a.started_at for a in attempts if a.started_at) == [times[i][0] for i in ids]
 
 
-@pytest.mark.parametrize("n", [3, 120])
+@pytest.mark.parametrize("n", SIZES)
 def test_a_job_another_process_moved_is_a_race_and_nothing_is_written(
     database_url: str, n: int
 ) -> None:

@@ -415,9 +415,13 @@ def _bare_frames(text: str, every: bool) -> list[Atoms] | None:
     offsets = frame_offsets(text)
     if offsets is None:
         return None
-    spans = list(itertools.pairwise(offsets))
-    frames = [bare_atoms(text[start:end]) for start, end in (spans if every else spans[:1])]
-    return None if any(atoms is None for atoms in frames) else frames  # type: ignore[return-value]
+    frames = []
+    for start, end in itertools.islice(itertools.pairwise(offsets), None if every else 1):
+        atoms = bare_atoms(text[start:end])
+        if atoms is None:
+            return None
+        frames.append(atoms)
+    return frames
 
 
 def _select(numbered: list[tuple[int, Atoms]], given: StructureInput) -> list[tuple[int, Atoms]]:

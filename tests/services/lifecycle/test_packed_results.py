@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from orion_cli.engines.base import Result
+from orion_cli.jobdir import MAX_EVENT_LINE_BYTES
 from orion_cli.jobrun import finish
 from orion_cli.taskstream import read_outcome
 from tests.helpers import job_lines, job_result
@@ -87,6 +88,7 @@ def test_a_result_that_does_not_fit_an_event_line_goes_to_result_json(tmp_path: 
     big = tmp_path / "big"
     big.mkdir()
     forces = [[0.123456789, -0.123456789, 0.5]] * 3000
+    assert len(json.dumps(forces)) > MAX_EVENT_LINE_BYTES  # too long for an event line
     finish(big, 1, Result(energy_ev=-1.0, forces_ev_per_a=forces), False)
     assert [e["event"] for e in _lines(big)] == ["finished"]
     assert read_outcome(big, 1)["forces_ev_per_a"] == forces
