@@ -76,7 +76,7 @@ def test_packed_emt_results_match_ase(database_url: str, tmp_path: Path) -> None
         assert job["result"]["energy_ev"] == pytest.approx(
             atoms.get_potential_energy(), abs=1e-6
         )  # extxyz digits
-        assert job_result(job["workdir"])["error"] is None  # in its own directory
+        assert job_result(job["workdir"])["error"] is None  # its line in its task's stream
     assert "pack              3 calculations per array task" in orion("show", "1").stdout
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from orion_cli.errors import UsageError
 from orion_cli.limits import bad_character
+from orion_cli.outfile import write_output
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -265,7 +266,5 @@ def _short(value: Any) -> str:
 def write_texts(workdir: Path, texts: Mapping[str, bytes]) -> None:
     """Write an engine's input texts (its ``input_texts``) into the job directory, each
     through the safe-write helper (a planted link or FIFO is not written through)."""
-    from orion_cli.outfile import write_output
-
     for name, data in texts.items():
         write_output(workdir / name, data)

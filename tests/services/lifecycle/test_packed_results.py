@@ -163,3 +163,34 @@ def test_a_task_that_ends_during_a_poll_is_read_after_the_schedulers_word(bench:
     bench.poll()
     assert [job.status for job in bench.jobs()] == ["completed", "completed"]
     assert bench.scheduler.calls["submit_array"] == 1  # nothing submitted again
+
+
+def test_a_requeued_task_puts_its_running_calculation_back_in_the_queue(bench: Bench) -> None:
+    """SLURM requeues a packed task while a calculation runs (its ``started`` line is in the
+    stream for good): the job goes back to queued in the same attempt, then runs again and
+    is counted once."""
+    from orion_cli.jobdir import event_record
+    from orion_cli.services.lifecycle.poll import array_dir
+    from orion_cli.taskstream import TaskStream
+
+    bench.submit(2, pack="2")
+    [task] = bench.scheduler.pending()
+    first = bench.jobs()[0]
+    where = array_dir(first)
+    assert where is not None
+    stream = TaskStream(where / "stream-0-0.jsonl")
+    stream.write(Path(first.workdir).name, [event_record("started", attempt=1)])
+    stream.close()
+    bench.scheduler.jobs[task].state = "RUNNING"
+    bench.poll()
+    assert [job.status for job in bench.jobs()] == ["running", "queued"]
+    bench.scheduler.jobs[task].state = "PENDING"  # requeued by SLURM
+    bench.poll()
+    assert [job.status for job in bench.jobs()] == ["queued", "queued"]
+    assert bench.events(first.id or 0)[-1].startswith("running->queued: requeued by the scheduler")
+    bench.scheduler.kick(task)
+    bench.poll()
+    assert [(job.status, job.attempt) for job in bench.jobs()] == [("completed", 1)] * 2
+    lines = job_lines(first.workdir)
+    assert [e["event"] for e in lines] == ["started", "started", "result", "finished"]
+    assert sum("->completed:" in e for e in bench.events(first.id or 0)) == 1  # counted once
